@@ -1,0 +1,68 @@
+/* host.h — the one place for process-wide state: the Lua state, the loaded
+ * config, command-line options, limits and the swap accounting.  There is no
+ * other mutable global; bindings reach it through eh_lua_host(). */
+#ifndef EVALHOST_HOST_H
+#define EVALHOST_HOST_H
+
+#include <stdint.h>
+
+#include "evalhost/image.h"
+#include "evalhost/node.h"
+
+struct lua_State;
+
+#define EH_MAX_MODELS 16
+
+typedef enum eh_resume_mode { EH_RESUME_NO = 0, EH_RESUME_YES, EH_RESUME_FORCE } eh_resume_mode;
+typedef enum eh_log_level { EH_LOG_DEBUG = 0, EH_LOG_INFO, EH_LOG_WARN, EH_LOG_ERROR } eh_log_level;
+
+typedef struct eh_swap_stats {
+    int64_t count;          /* exchanges of the GPU between models (SPEC §3) */
+    int64_t moves;          /* individual load/unload moves */
+    int64_t bytes;          /* bytes moved host->device */
+    double seconds;         /* time spent in moves */
+} eh_swap_stats;
+
+typedef struct eh_model_stats {
+    char name[64];          /* the model's section name ("editor", "judge") */
+    int64_t loads, unloads, bytes;
+    double load_seconds, unload_seconds;
+} eh_model_stats;
+
+typedef struct eh_host {
+    struct lua_State *L;
+    const char *script_path;
+    const char *config_path;
+    eh_node *config;                /* owned; after --set overrides */
+    char *script_text_hash;         /* hex, owned (hash of the script file) */
+
+    eh_resume_mode resume;
+    int quiet;
+    int stderr_tty;                 /* progress bars only on a TTY */
+    int shard_index, shard_count;   /* 0/1 without sharding */
+    int local_rank;                 /* GPU index from LOCAL_RANK & co; -1 unknown */
+    eh_log_level log_level;
+    double start_time;              /* eh_clock() at start */
+
+    eh_image_limits image_limits;   /* from config image.* */
+
+    eh_swap_stats swaps;
+    eh_model_stats model_stats[EH_MAX_MODELS];
+    int n_model_stats;
+    const void *last_loaded;        /* model that last took the device (swap counting) */
+    int failures;                   /* data failures reported by scripts (exit code 1) */
+} eh_host;
+
+double eh_clock(void);              /* monotonic seconds */
+void eh_log(const eh_host *host, eh_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Swap accounting, called by the model module on every move. */
+eh_model_stats *eh_host_model_stats(eh_host *host, const char *name);
+void eh_host_note_load(eh_host *host, const void *model, const char *name, int64_t bytes, double seconds);
+void eh_host_note_unload(eh_host *host, const void *model, const char *name, double seconds);
+
+#endif

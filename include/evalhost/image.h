@@ -1,0 +1,66 @@
+/* image.h — decoded images (RGB8, or RGBA8 when asked), strict decoding by
+ * magic bytes, encoding and atomic saving.  Dimensions are checked against
+ * the limits from the header, before any pixel buffer is allocated. */
+#ifndef EVALHOST_IMAGE_H
+#define EVALHOST_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "evalhost/error.h"
+
+typedef struct eh_image {
+    int width, height;
+    int channels;           /* 3 (RGB) or 4 (RGBA) */
+    uint8_t *pixels;        /* row-major, width*channels bytes a row, owned */
+} eh_image;
+
+typedef struct eh_image_limits {
+    int64_t max_pixels;     /* width*height; default 64e6 (image.max_pixels) */
+    int max_side;           /* either side; default 65535 (image.max_side) */
+    size_t max_b64_len;     /* base64 text length; default 1 GiB (limits.max_b64_len) */
+    int keep_alpha;         /* 1: RGBA8 kept for sources with alpha; default 0 */
+} eh_image_limits;
+
+typedef enum eh_image_format {
+    EH_FMT_UNKNOWN = 0, EH_FMT_PNG, EH_FMT_JPEG, EH_FMT_BMP, EH_FMT_GIF, EH_FMT_WEBP,
+} eh_image_format;
+
+typedef enum eh_resize_filter {
+    EH_FILTER_BILINEAR = 0, EH_FILTER_BICUBIC, EH_FILTER_NEAREST, EH_FILTER_LANCZOS,
+} eh_resize_filter;
+
+eh_image_limits eh_image_default_limits(void);
+
+eh_image *eh_image_new(int width, int height, int channels, eh_error *err);  /* zeroed */
+void eh_image_free(eh_image *img);                 /* NULL is a no-op */
+eh_image *eh_image_clone(const eh_image *img, eh_error *err);
+
+eh_image_format eh_image_sniff(const void *bytes, size_t len);
+const char *eh_image_format_name(eh_image_format fmt);
+eh_image_format eh_image_format_from_path(const char *path);   /* by extension, for saving */
+
+/* limits may be NULL (defaults).  On failure NULL and err names the
+ * problem: "truncated JPEG", "not an image (first bytes 3c 68 74 6d)",
+ * "image 100000x100000 exceeds image.max_pixels (64000000)", ... */
+eh_image *eh_image_decode(const void *bytes, size_t len, const eh_image_limits *limits, eh_error *err);
+eh_image *eh_image_decode_b64(const char *text, size_t len, const eh_image_limits *limits, eh_error *err);
+eh_image *eh_image_load(const char *path, const eh_image_limits *limits, eh_error *err);
+
+eh_image *eh_image_resize(const eh_image *img, int width, int height, eh_resize_filter filter, eh_error *err);
+
+/* Encoders return a malloc'd buffer the caller frees. level: 0..9 (-1 default). */
+eh_status eh_image_encode_png(const eh_image *img, int level, uint8_t **out, size_t *out_len, eh_error *err);
+eh_status eh_image_encode_jpeg(const eh_image *img, int quality, uint8_t **out, size_t *out_len, eh_error *err);
+eh_status eh_image_encode(const eh_image *img, eh_image_format fmt, uint8_t **out, size_t *out_len, eh_error *err);
+
+/* Writes to "<path>.tmp.<pid>", fsyncs, renames; format from the extension
+ * (png when none).  sha256/hash not computed here. */
+eh_status eh_image_save(const eh_image *img, const char *path, eh_error *err);
+
+/* Float CHW planes in [0,1], malloc'd (3*w*h floats; alpha dropped). */
+float *eh_image_to_chw(const eh_image *img, eh_error *err);
+/* From float CHW in [0,1] (clamped), channels 3. */
+eh_image *eh_image_from_chw(const float *chw, int width, int height, eh_error *err);
+
+#endif

@@ -1,0 +1,45 @@
+/* lua_bind.h — what the Lua bindings (host/l_*.c) share: reaching the host
+ * from a lua_State, the one `nil, message` helper, the openers of each
+ * evalhost.* sub-table and cross-binding accessors. */
+#ifndef EVALHOST_LUA_BIND_H
+#define EVALHOST_LUA_BIND_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "evalhost/error.h"
+#include "evalhost/host.h"
+#include "evalhost/image.h"
+#include "evalhost/node.h"
+
+/* The host, stored in the registry under "evalhost.host". */
+eh_host *eh_lua_host(lua_State *L);
+
+/* Data failures: push nil and the message; return 2 (for `return eh_lua_fail(...)`). */
+int eh_lua_fail(lua_State *L, const eh_error *err);
+int eh_lua_failf(lua_State *L, const char *fmt, ...);
+
+/* Converts between eh_node and Lua values (l_node.c).  eh_lua_push_node
+ * pushes 1 value; eh_lua_to_node returns a new tree or NULL with err set
+ * (cycles, unsupported types). */
+void eh_lua_push_node(lua_State *L, const eh_node *n);
+eh_node *eh_lua_to_node(lua_State *L, int idx, eh_error *err);
+
+/* Image userdata (l_image.c): push takes ownership; check raises on a
+ * non-Image or closed Image. */
+void eh_lua_push_image(lua_State *L, eh_image *img);
+eh_image *eh_lua_check_image(lua_State *L, int idx);
+eh_image *eh_lua_to_image(lua_State *L, int idx);   /* NULL if not an open Image */
+
+/* Module openers: each pushes its table (1 value). */
+int eh_open_json(lua_State *L);
+int eh_open_image(lua_State *L);
+int eh_open_dataset(lua_State *L);
+int eh_open_model(lua_State *L);
+int eh_open_gpu(lua_State *L);
+int eh_open_progress(lua_State *L);  /* pushes the evalhost.progress function */
+int eh_open_tokenizer(lua_State *L);
+int eh_open_vlm(lua_State *L);
+int eh_open_journal(lua_State *L);
+
+#endif
