@@ -1,0 +1,353 @@
+-- The run's reports: JSON (the record), Markdown (the seed's layout) and a
+-- self-contained HTML page (tables, SVG histograms, image gallery; no
+-- network). Written to <out>/results/evaluation_report_<YYYYMMDD_HHMMSS>.*
+--
+-- JSON schema (README "Report format"):
+--   evalhost = {version}, run = {started, finished, script, schedule,
+--   config_path, out, run_key, shard, wall_seconds}, config, config_hash,
+--   dataset = {path, hash}, models = {editor, judge = info}, prompts,
+--   swaps = evalhost.swaps(), timings = {edit_seconds, score_seconds,
+--   swap_seconds, edit_per_item, score_per_item},
+--   categories = {[cat] = {n, failed, mean, std, median, min, max, ci95}},
+--   category_order = [cat...], overall = {... , pair_mean, category_mean},
+--   aggregate = "pairs"|"categories", stats_method,
+--   pairs = [{category, id, instruction, score, text, error, image,
+--             edit_seconds, score_seconds}],
+--   failures = [{category, id, stage, error}]
+-- Missing values are JSON null, never 0.
+local util = require "evalhost.util"
+
+local report = {}
+
+local SUMMARY_KEYS = { "n", "failed", "mean", "std", "median", "min", "max", "ci95" }
+
+local function json() return util.host().json end
+
+local function array(t)
+  return setmetatable(t, json().array_mt)
+end
+
+-- A field's text, or "" when it is missing (nil or JSON null).
+local function str(v)
+  if v == nil or v == json().null then return "" end
+  return tostring(v)
+end
+
+local function orNull(v)
+  if v == nil then return json().null end
+  return v
+end
+
+local function summary_out(s)
+  local t = {}
+  for _, k in ipairs(SUMMARY_KEYS) do t[k] = orNull(s[k]) end
+  if s.ci95 then t.ci95 = array({ s.ci95[1], s.ci95[2] }) end
+  if s.pair_mean ~= nil or s.category_mean ~= nil then
+    t.pair_mean, t.category_mean = orNull(s.pair_mean), orNull(s.category_mean)
+  end
+  return t
+end
+
+-- Assemble the report table from what a run collected (see schedule.finish).
+function report.build(r)
+  local categories = {}
+  for _, c in ipairs(r.stats.order) do categories[c] = summary_out(r.stats.categories[c]) end
+  local pairs_out, failures = array({}), array({})
+  for _, f in ipairs(r.extra_failures or {}) do
+    failures[#failures + 1] = { category = f.category, id = orNull(f.id), stage = f.stage, error = f.error }
+  end
+  for _, row in ipairs(r.rows) do
+    pairs_out[#pairs_out + 1] = {
+      category = row.category, id = row.id, instruction = orNull(row.instruction),
+      description = orNull(row.description),
+      score = orNull(row.score), text = orNull(row.text), error = orNull(row.error),
+      image = orNull(row.image), edit_seconds = orNull(row.edit_seconds),
+      score_seconds = orNull(row.score_seconds), index = orNull(row.index),
+    }
+    if row.error then
+      failures[#failures + 1] = { category = row.category, id = row.id, stage = row.failed_stage or "unknown", error = row.error }
+    end
+  end
+  local timings = {}
+  for k, v in pairs(r.timings) do timings[k] = v end
+  for _, k in ipairs({ "edit_seconds", "score_seconds", "swap_seconds", "edit_per_item", "score_per_item" }) do
+    timings[k] = orNull(timings[k])
+  end
+  return {
+    evalhost = { version = r.version },
+    run = r.run,
+    config = r.config,
+    config_hash = r.config_hash,
+    dataset = r.dataset,
+    models = r.models,
+    prompts = r.prompts,
+    swaps = r.swaps,
+    timings = timings,
+    categories = categories,
+    category_order = array(table.move(r.stats.order, 1, #r.stats.order, 1, {})),
+    overall = summary_out(r.stats.overall),
+    aggregate = r.stats.rule,
+    stats_method = r.stats_method,
+    pairs = pairs_out,
+    failures = failures,
+  }
+end
+
+------------------------------------------------------------------------
+-- Markdown
+------------------------------------------------------------------------
+
+local function val(v, d)
+  if v == json().null then return util.fmt(nil) end
+  return util.fmt(v, d)
+end
+
+local function ci(s)
+  if type(s.ci95) ~= "table" then return "—" end
+  return ("[%s, %s]"):format(util.fmt(s.ci95[1]), util.fmt(s.ci95[2]))
+end
+
+-- First n characters (not bytes) of a UTF-8 string, with an ellipsis.
+local function clip(s, n)
+  if type(s) ~= "string" then return "" end
+  local ok, len = pcall(utf8.len, s)
+  if not ok or not len or len <= n then return s end
+  return s:sub(1, utf8.offset(s, n + 1) - 1) .. "…"
+end
+report.clip = clip
+
+local function model_line(info)
+  if type(info) ~= "table" then return "—" end
+  return ("%s/%s on %s"):format(tostring(info.backend or "?"), tostring(info.name or "?"), tostring(info.device or "?"))
+end
+
+local STAT_HEAD = "| 类别 / category | n | 失败 / failed | 平均分 / mean | 标准差 / std | 中位数 / median | 最低分 / min | 最高分 / max | 95% CI |"
+local STAT_RULE = "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+
+local function stat_row(name, s)
+  return ("| %s | %d | %d | %s | %s | %s | %s | %s | %s |"):format(util.md_cell(name), s.n, s.failed,
+    val(s.mean, 3), val(s.std, 3), val(s.median), val(s.min), val(s.max), ci(s))
+end
+
+function report.markdown(rep)
+  local L = {}
+  local function add(fmt, ...) L[#L + 1] = select("#", ...) > 0 and fmt:format(...) or fmt end
+  local run, t, sw = rep.run, rep.timings, rep.swaps
+  add("# 图像编辑评估报告 / Image-edit evaluation report")
+  add("")
+  add("## 运行信息 / Run")
+  add("")
+  add("- 开始 / started: %s, 结束 / finished: %s", tostring(run.started), tostring(run.finished))
+  add("- 调度 / schedule: %s (`%s`)", tostring(run.schedule), tostring(run.script))
+  add("- 配置 / config: `%s` (hash `%s`)", tostring(run.config_path), tostring(rep.config_hash))
+  add("- 数据集 / dataset: `%s` (hash `%s`)", tostring(rep.dataset.path), tostring(rep.dataset.hash))
+  add("- 编辑模型 / editor: %s; 评测模型 / judge: %s", model_line(rep.models.editor), model_line(rep.models.judge))
+  add("- 模型交换 / swaps: %d (%s s, %.1f MB moved)", sw.count or 0, util.fmt(sw.seconds), (sw.bytes or 0) / 1e6)
+  add("- 用时 / timings: edit %s s (%s s/pair), score %s s (%s s/pair), swaps %s s",
+    val(t.edit_seconds), val(t.edit_per_item, 3), val(t.score_seconds), val(t.score_per_item, 3), val(t.swap_seconds))
+  add("- 汇总规则 / aggregate: %s; std = %s; CI = %s (B=%s, seed=%s)", rep.aggregate,
+    rep.stats_method.std, rep.stats_method.ci95, tostring(rep.stats_method.resamples), tostring(rep.stats_method.seed))
+  add("- evalhost %s", tostring(rep.evalhost.version))
+  add("")
+  add("## 各类别统计 / Per category")
+  add("")
+  add(STAT_HEAD)
+  add(STAT_RULE)
+  for _, c in ipairs(rep.category_order) do add(stat_row(c, rep.categories[c])) end
+  add(stat_row("**总体 / overall**", rep.overall))
+  add("")
+  add("## 失败 / Failures (%d)", #rep.failures)
+  add("")
+  if #rep.failures == 0 then
+    add("无 / none")
+  else
+    add("| 类别 / category | ID | 阶段 / stage | 原因 / reason |")
+    add("|---|---|---|---|")
+    for _, f in ipairs(rep.failures) do
+      add("| %s | %s | %s | %s |", util.md_cell(f.category), util.md_cell(f.id ~= json().null and f.id or "—"),
+        util.md_cell(f.stage), util.md_cell(f.error))
+    end
+  end
+  add("")
+  add("## 详细结果 / Per pair")
+  for _, c in ipairs(rep.category_order) do
+    add("")
+    add("### %s", c)
+    add("")
+    add("| ID | 指令 / instruction | 得分 / score | 图像 / image | 评语 / judge |")
+    add("|---|---|---:|---|---|")
+    for _, p in ipairs(rep.pairs) do
+      if p.category == c then
+        local score = p.score ~= json().null and util.fmt(p.score) or ("失败 / failed: " .. util.md_cell(p.error))
+        local img = p.image ~= json().null and ("[png](../%s)"):format(p.image) or "—"
+        local text = util.md_cell(clip(str(p.text), 160))
+        add("| %s | %s | %s | %s | %s |", util.md_cell(p.id), util.md_cell(str(p.instruction)),
+          score, img, text)
+      end
+    end
+  end
+  add("")
+  return table.concat(L, "\n")
+end
+
+------------------------------------------------------------------------
+-- HTML
+------------------------------------------------------------------------
+
+local H = util.html
+
+-- Histogram of scores in ten bins [0,1) ... [9,10] as an inline SVG.
+function report.histogram_svg(scores, title)
+  local bins = {}
+  for i = 1, 10 do bins[i] = 0 end
+  for _, s in ipairs(scores) do
+    local b = math.min(10, math.floor(s) + 1)
+    bins[b] = bins[b] + 1
+  end
+  local maxc = 1
+  for i = 1, 10 do maxc = math.max(maxc, bins[i]) end
+  local W, Ht, pad, bw = 320, 140, 20, 28
+  local out = { ('<svg class="hist" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s">')
+    :format(W, Ht, W, Ht, H(title)) }
+  out[#out + 1] = ('<text x="%d" y="14" font-size="12">%s</text>'):format(pad, H(title))
+  local base = Ht - pad
+  for i = 1, 10 do
+    local h = math.floor((base - 30) * bins[i] / maxc + 0.5)
+    local x = pad + (i - 1) * (bw + 1)
+    out[#out + 1] = ('<rect x="%d" y="%d" width="%d" height="%d" fill="#4a78c2"><title>%d–%d: %d</title></rect>')
+      :format(x, base - h, bw, h, i - 1, i, bins[i])
+    if bins[i] > 0 then
+      out[#out + 1] = ('<text x="%d" y="%d" font-size="10" text-anchor="middle">%d</text>'):format(x + bw // 2, base - h - 2, bins[i])
+    end
+    out[#out + 1] = ('<text x="%d" y="%d" font-size="10" text-anchor="middle">%d</text>'):format(x, base + 12, i - 1)
+  end
+  out[#out + 1] = ('<text x="%d" y="%d" font-size="10" text-anchor="middle">10</text>'):format(pad + 10 * (bw + 1), base + 12)
+  out[#out + 1] = ('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>'):format(pad, base, pad + 10 * (bw + 1), base)
+  out[#out + 1] = "</svg>"
+  return table.concat(out)
+end
+
+local CSS = [[
+body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:24px;color:#222;background:#fff}
+table{border-collapse:collapse;margin:8px 0 20px}th,td{border:1px solid #bbb;padding:4px 8px;text-align:right}
+th{background:#e8eef8}td.l,th.l{text-align:left}tr.overall td{font-weight:bold;background:#f4f4f4}
+.hists{display:flex;flex-wrap:wrap;gap:12px}.gallery{display:flex;flex-wrap:wrap;gap:12px}
+figure{border:1px solid #ccc;margin:0;padding:6px;width:410px;background:#fafafa}
+figure img{width:200px;height:auto;vertical-align:top}figcaption{font-size:13px}
+.fail{color:#b00020}.score{font-size:18px;font-weight:bold}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}
+]]
+
+local function stat_tr(name, s, class)
+  return ('<tr%s><td class="l">%s</td><td>%d</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>')
+    :format(class and (' class="%s"'):format(class) or "", H(name), s.n, s.failed, val(s.mean, 3), val(s.std, 3),
+      val(s.median), val(s.min), val(s.max), H(ci(s)))
+end
+
+-- opts.thumbnail(pair_row) -> original_data_url, edited_data_url (optional).
+function report.html(rep, opts)
+  opts = opts or {}
+  local L = {}
+  local function add(s) L[#L + 1] = s end
+  local run, sw, t = rep.run, rep.swaps, rep.timings
+  add('<!DOCTYPE html><html lang="zh"><head><meta charset="utf-8">')
+  add("<title>evalhost report — " .. H(run.schedule) .. "</title><style>" .. CSS .. "</style></head><body>")
+  add("<h1>图像编辑评估报告 / Image-edit evaluation report</h1>")
+  add('<dl class="run">')
+  local info = {
+    { "schedule", ("%s (%s)"):format(tostring(run.schedule), tostring(run.script)) },
+    { "finished", run.finished }, { "config", ("%s (hash %s)"):format(tostring(run.config_path), tostring(rep.config_hash)) },
+    { "dataset", ("%s (hash %s)"):format(tostring(rep.dataset.path), tostring(rep.dataset.hash)) },
+    { "editor", model_line(rep.models.editor) }, { "judge", model_line(rep.models.judge) },
+    { "swaps", ("%d (%s s)"):format(sw.count or 0, util.fmt(sw.seconds)) },
+    { "timings", ("edit %s s, score %s s, swaps %s s"):format(val(t.edit_seconds), val(t.score_seconds), val(t.swap_seconds)) },
+    { "aggregate", ("%s; std %s; CI %s"):format(rep.aggregate, rep.stats_method.std, rep.stats_method.ci95) },
+    { "evalhost", rep.evalhost.version },
+  }
+  for _, kv in ipairs(info) do add(("<dt>%s</dt><dd>%s</dd>"):format(H(kv[1]), H(kv[2]))) end
+  add("</dl>")
+
+  add('<h2>各类别统计 / Per category</h2><table id="categories"><thead><tr><th class="l">类别 / category</th><th>n</th>'
+    .. "<th>失败 / failed</th><th>mean</th><th>std</th><th>median</th><th>min</th><th>max</th><th>95% CI</th></tr></thead><tbody>")
+  for _, c in ipairs(rep.category_order) do add(stat_tr(c, rep.categories[c])) end
+  add(stat_tr("总体 / overall", rep.overall, "overall"))
+  add("</tbody></table>")
+
+  add('<h2>分数分布 / Score histograms</h2><div class="hists">')
+  local all = {}
+  for _, c in ipairs(rep.category_order) do
+    local xs = {}
+    for _, p in ipairs(rep.pairs) do
+      if p.category == c and type(p.score) == "number" then
+        xs[#xs + 1] = p.score
+        all[#all + 1] = p.score
+      end
+    end
+    add(report.histogram_svg(xs, c))
+  end
+  add(report.histogram_svg(all, "总体 / overall"))
+  add("</div>")
+
+  add(('<h2>失败 / Failures (%d)</h2>'):format(#rep.failures))
+  if #rep.failures > 0 then
+    add('<table id="failures"><thead><tr><th class="l">category</th><th class="l">id</th><th class="l">stage</th><th class="l">reason</th></tr></thead><tbody>')
+    for _, f in ipairs(rep.failures) do
+      add(('<tr><td class="l">%s</td><td class="l">%s</td><td class="l">%s</td><td class="l fail">%s</td></tr>')
+        :format(H(f.category), H(f.id ~= json().null and f.id or "—"), H(f.stage), H(f.error)))
+    end
+    add("</tbody></table>")
+  end
+
+  add('<h2>图像对比 / Gallery</h2>')
+  for _, c in ipairs(rep.category_order) do
+    add(('<h3>%s</h3><div class="gallery">'):format(H(c)))
+    for _, p in ipairs(rep.pairs) do
+      if p.category == c then
+        local orig, edited
+        if opts.thumbnail then orig, edited = opts.thumbnail(p) end
+        local function img(url, alt)
+          if not url then return ('<span class="fail">(%s: none)</span>'):format(alt) end
+          return ('<img src="%s" alt="%s">'):format(url, alt)
+        end
+        local score = type(p.score) == "number" and ('<span class="score">%s</span>'):format(util.fmt(p.score))
+          or ('<span class="fail">failed: %s</span>'):format(H(str(p.error)))
+        add(('<figure id="pair-%s-%s">%s %s<figcaption><b>%s</b> %s<br>%s<br><small>%s</small></figcaption></figure>')
+          :format(H(c), H(p.id), img(orig, "original"), img(edited, "edited"), H(p.id), score,
+            H(str(p.instruction)), H(clip(str(p.text), 300))))
+      end
+    end
+    add("</div>")
+  end
+  add("</body></html>")
+  return table.concat(L, "\n")
+end
+
+------------------------------------------------------------------------
+-- Files
+------------------------------------------------------------------------
+
+-- Writes the reports; returns an array of paths, or nil and a message.
+function report.write(rep, out, opts)
+  opts = opts or {}
+  local h = util.host()
+  local dir = util.join(out, "results")
+  local ok, err = h.fs.mkdir(dir)
+  if not ok then return nil, ("cannot create %s: %s"):format(dir, tostring(err)) end
+  local stem = util.join(dir, "evaluation_report_" .. (opts.stamp or os.date("%Y%m%d_%H%M%S")))
+  local files = {
+    { stem .. ".json", function() return h.json.encode(rep, { pretty = true }) end },
+    { stem .. ".md", function() return report.markdown(rep) end },
+  }
+  if opts.html ~= false then
+    files[#files + 1] = { stem .. ".html", function() return report.html(rep, opts) end }
+  end
+  local paths = {}
+  for _, f in ipairs(files) do
+    local data = f[2]()
+    ok, err = h.fs.write(f[1], data)
+    if not ok then return nil, ("cannot write %s: %s"):format(f[1], tostring(err)) end
+    paths[#paths + 1] = f[1]
+  end
+  return paths
+end
+
+return report

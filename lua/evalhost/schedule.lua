@@ -1,0 +1,568 @@
+-- What every schedule shares, so that a script reads as its order of work:
+--
+--   return schedule.main("two_stage", function(run)
+--     for _, cat in ipairs(run.categories) do
+--       run:edit_all(cat)      -- the editor is brought onto the GPU here
+--       run:score_all(cat)     -- ... and swapped for the judge here
+--     end
+--   end)
+--
+-- Residency is lazy: a step asks for its model and the run swaps only when
+-- the model on the GPU is the other one, so the order of the script's calls
+-- *is* the swap schedule (and a step skipped on resume costs no swap).
+--
+-- Every "is this step done?" goes through Run:done and every result through
+-- Run:record. Without a journal (evalhost.journal absent) results live in
+-- memory only; with one, both also go to the journal, so resume stays local
+-- to these two functions.
+local util = require "evalhost.util"
+local prompts_mod = require "evalhost.prompts"
+local stats = require "evalhost.stats"
+local report = require "evalhost.report"
+
+local schedule = {}
+
+local ROLES = {
+  editor = { "editor", "diffusion_model" },
+  judge = { "judge", "reward_model" },
+}
+local KEEP_BOTH = { auto = true, [true] = true, [false] = true }
+-- Free memory must exceed the second model's footprint by this factor before
+-- "auto" keeps both models resident (activations, fragmentation).
+local FIT_HEADROOM = 1.10
+
+local Run = {}
+Run.__index = Run
+
+local function log(level, fmt, ...) util.host().log(level, fmt, ...) end
+
+local function banner(text)
+  log("info", "%s", ("="):rep(60))
+  log("info", "%s", text)
+  log("info", "%s", ("="):rep(60))
+end
+schedule.banner = banner
+
+local function as_list(v)
+  if v == nil then return nil end
+  if type(v) == "table" then return v end
+  return { v }
+end
+
+-- The first section present among a role's names: section name, table.
+local function find_section(cfg, role)
+  for _, name in ipairs(ROLES[role]) do
+    if cfg[name] ~= nil then return name, cfg[name] end
+  end
+  return nil
+end
+
+------------------------------------------------------------------------
+-- Setting up: config, output folder, dataset, prompts, models.
+------------------------------------------------------------------------
+
+local function open_dataset(run, cfg)
+  local h = util.host()
+  local dcfg = cfg.dataset or {}
+  local bench = cfg.benchmark or {}
+  local path = bench.data_path or dcfg.path
+  if type(path) ~= "string" then
+    return nil, "config: no dataset path (benchmark.data_path or dataset.path)"
+  end
+  local opts = {}
+  for k, v in pairs(dcfg) do
+    if k ~= "path" then opts[k] = v end
+  end
+  local ds, err = h.dataset.open(path, opts)
+  if not ds then return nil, err end
+  run.dataset, run.dataset_path = ds, path
+  return true
+end
+
+-- benchmark.categories, in the config's order; unknown or unsafe names become
+-- failure lines and are skipped.
+local function select_categories(run, cfg)
+  local have, known = {}, run.dataset:categories()
+  for _, c in ipairs(known) do have[c] = true end
+  local wanted = as_list((cfg.benchmark or {}).categories) or known
+  local out, seen = {}, {}
+  for _, c in ipairs(wanted) do
+    c = tostring(c)
+    local ok, why = util.safe_component(c)
+    local err
+    if not have[c] then
+      err = ("unknown category %q (not in %s; it has: %s)"):format(c, run.dataset_path, table.concat(known, ", "))
+    elseif not ok then
+      err = ("category %q cannot name an output folder: %s"):format(c, why)
+    end
+    if err then
+      log("error", "%s", err)
+      run.failures[#run.failures + 1] = { category = c, stage = "data", error = err }
+    elseif not seen[c] then
+      out[#out + 1], seen[c] = c, true
+    end
+  end
+  run.categories = out
+end
+
+local function open_models(run, cfg, roles)
+  local h = util.host()
+  for _, role in ipairs(roles) do
+    local section, spec = find_section(cfg, role)
+    if not section then
+      return nil, ("config: no %s section (%s)"):format(role, table.concat(ROLES[role], " or "))
+    end
+    local m, err = h.model.open(spec, section)
+    if not m then return nil, ("config: %s: %s"):format(section, tostring(err)) end
+    run.models[role] = m
+    run.sections[role] = section
+  end
+  return true
+end
+
+local function open_journal(run)
+  local h = util.host()
+  local J = rawget(h, "journal")
+  if J == nil then
+    if (h.options or {}).resume ~= "no" and (h.options or {}).resume ~= nil then
+      log("warn", "--resume: this host has no journal; starting from the beginning")
+    end
+    return true
+  end
+  local j, err = J.open(run.out, run.run_key)
+  if not j then return nil, err end
+  run.journal = j
+  -- Replay finished steps into memory; the journal's entry shape is
+  -- {stage=, category=, id=, record=} (issue 8 owns it).
+  if j.entries then
+    for _, e in ipairs(j:entries() or {}) do
+      run:remember(e.stage, e.category, e.id, e.record or e)
+    end
+  end
+  return true
+end
+
+local function run_key(run, cfg)
+  local h = util.host()
+  local c = {}
+  for k, v in pairs(cfg) do c[k] = v end
+  if type(c.run) == "table" then
+    local r = {}
+    for k, v in pairs(c.run) do
+      if k ~= "out" then r[k] = v end
+    end
+    c.run = r
+  end
+  local script_hash = rawget(h, "script_path") and h.hash_file(h.script_path) or nil
+  return h.hash(util.canonical({
+    dataset = run.dataset_hash, config = c, script = script_hash, version = h.version,
+  }))
+end
+
+-- Everything a run needs, or nil and a config/data message (exit 1).
+function schedule.start(name, opts)
+  opts = opts or {}
+  local h = util.host()
+  local cfg = h.config or {}
+  local runcfg = cfg.run or {}
+  local repcfg = cfg.report or {}
+  local run = setmetatable({
+    name = name,
+    config = cfg,
+    out = runcfg.out or "outputs",
+    models = {},
+    sections = {},
+    steps = {},
+    failures = {},
+    load_errors = {},
+    timings = { edit_seconds = 0.0, score_seconds = 0.0, edited = 0, scored = 0 },
+    started = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    t0 = h.clock(),
+    made_dirs = {},
+    shard = h.shard and h.shard() or { index = 0, count = 1 },
+    aggregate = repcfg.aggregate or "pairs",
+    bootstrap = repcfg.bootstrap or {},
+    html = repcfg.html ~= false,
+  }, Run)
+
+  local keep = runcfg.keep_both
+  if keep == nil then keep = "auto" end
+  if not KEEP_BOTH[keep] then
+    return nil, ("config: run.keep_both must be auto, true or false, got %s"):format(tostring(keep))
+  end
+  run.keep_both = keep
+  if run.aggregate ~= "pairs" and run.aggregate ~= "categories" then
+    return nil, ("config: report.aggregate must be pairs or categories, got %s"):format(tostring(run.aggregate))
+  end
+
+  local ok, err = open_dataset(run, cfg)
+  if not ok then return nil, err end
+  run.dataset_hash = h.hash_file(run.dataset_path)
+  select_categories(run, cfg)
+
+  local p
+  p, err = prompts_mod.load(cfg.prompts)
+  if not p then return nil, err end
+  run.prompts = p
+
+  ok, err = open_models(run, cfg, opts.models or { "editor", "judge" })
+  if not ok then return nil, err end
+
+  run.run_key = run_key(run, cfg)
+  local mk, merr = h.fs.mkdir(util.join(run.out, "results"))
+  if not mk then return nil, ("output: cannot create %s: %s"):format(run.out, tostring(merr)) end
+  ok, err = open_journal(run)
+  if not ok then return nil, err end
+  return run
+end
+
+------------------------------------------------------------------------
+-- The two functions every step goes through (resume lives here).
+------------------------------------------------------------------------
+
+-- Store a step's result in memory only (used by replay and by record).
+function Run:remember(stage, cat, id, tbl)
+  local s = self.steps[stage] or {}
+  self.steps[stage] = s
+  s[cat] = s[cat] or {}
+  s[cat][id] = tbl
+end
+
+-- The record of a finished step, or nil when it still has to run.
+function Run:done(stage, cat, id)
+  local s = self.steps[stage]
+  return s and s[cat] and s[cat][id] or nil
+end
+
+function Run:record(stage, cat, id, tbl)
+  if self.journal then
+    local ok, err = self.journal:record(stage, cat, id, tbl)
+    if ok == nil and err then error(("journal: %s"):format(err), 0) end
+  end
+  self:remember(stage, cat, id, tbl)
+  return tbl
+end
+
+------------------------------------------------------------------------
+-- Models and the GPU.
+------------------------------------------------------------------------
+
+local function cuda_device(info)
+  local d = info and info.device
+  if type(d) ~= "string" then return nil end
+  if d == "cuda" then return "cuda:0" end
+  if d:match("^cuda:%d+$") then return d end
+  return nil
+end
+
+-- May `role` join the model already on the device without a swap?
+function Run:fits_beside(role, other)
+  if self.keep_both == true then return true end
+  if self.keep_both == false then return false end
+  local a, b = self.models[role], self.models[other]
+  local da, db = cuda_device(a:info()), cuda_device(b:info())
+  if not da or da ~= db then return false end
+  local mem = util.host().gpu.memory(tonumber(da:match("%d+$")))
+  local need = (a:footprint() or 0) * FIT_HEADROOM
+  local fits = mem and mem.free and mem.free >= need
+  log("info", "keep_both=auto: %s needs %.2f GB, %.2f GB free on %s: %s", role, need / 2 ^ 30,
+    (mem and mem.free or 0) / 2 ^ 30, da, fits and "keeping both resident" or "swapping")
+  return fits
+end
+
+-- The model for `role`, on the device; nil and a message when it cannot load.
+function Run:model(role)
+  local m = self.models[role]
+  if m == nil then error(("schedule: no %s model opened for this run"):format(role), 2) end
+  if self.load_errors[role] then return nil, self.load_errors[role] end
+  if m:state() == "device" then return m end
+  for other, om in pairs(self.models) do
+    if other ~= role and om:state() == "device" then
+      if self.resident_both == nil then self.resident_both = self:fits_beside(role, other) end
+      if not self.resident_both then om:unload() end
+    end
+  end
+  local ok, err = m:load()
+  if ok == nil and err then
+    self.load_errors[role] = ("%s: load failed: %s"):format(self.sections[role], tostring(err))
+    log("error", "%s", self.load_errors[role])
+    return nil, self.load_errors[role]
+  end
+  return m
+end
+
+------------------------------------------------------------------------
+-- Pairs and steps.
+------------------------------------------------------------------------
+
+-- The pairs of a category this process handles (every shard.count-th).
+function Run:pairs(cat)
+  local it, st, ctl = self.dataset:pairs(cat)
+  local shard = self.shard
+  return function()
+    while true do
+      local i, pair = it(st, ctl)
+      ctl = i
+      if i == nil then return nil end
+      if (i - 1) % shard.count == shard.index then return i, pair end
+    end
+  end
+end
+
+function Run:count(cat)
+  local n, shard = self.dataset:count(cat), self.shard
+  return (n - shard.index + shard.count - 1) // shard.count
+end
+
+local function pair_id(pair) return pair.id or ("#" .. tostring(pair.index)) end
+
+function Run:fail(stage, cat, pair, failed_stage, err)
+  local id = pair_id(pair)
+  log("warn", "[%s] %s: %s failed: %s (%s)", cat, id, failed_stage, tostring(err), self.dataset_path)
+  return self:record(stage, cat, id, { error = tostring(err), stage = failed_stage })
+end
+
+-- Run fn(pair) over a category's pairs under a progress bar.
+function Run:each(cat, label, fn)
+  local bar = util.host().progress(("[%s] %s"):format(cat, label), self:count(cat))
+  for _, pair in self:pairs(cat) do
+    fn(pair)
+    bar:tick()
+  end
+  bar:close()
+end
+
+-- Edit one pair and save the result; true when an edited image exists.
+function Run:edit(cat, pair)
+  local h = util.host()
+  local id = pair_id(pair)
+  local rec = self:done("edit", cat, id)
+  if rec then return rec.error == nil end
+  if pair.error then return self:fail("edit", cat, pair, "data", pair.error) and false end
+  local okid, why = util.safe_component(pair.id)
+  if not okid then return self:fail("edit", cat, pair, "data", "id: " .. why) and false end
+
+  local img, err = pair:image()
+  if not img then return self:fail("edit", cat, pair, "data", err) and false end
+  local editor
+  editor, err = self:model("editor")
+  if not editor then
+    img:close()
+    return self:fail("edit", cat, pair, "edit", err) and false
+  end
+  local t0 = h.clock()
+  local edited
+  edited, err = editor:edit(img, pair.instruction)
+  local dt = h.clock() - t0
+  img:close()
+  if not edited then return self:fail("edit", cat, pair, "edit", err) and false end
+  self.timings.edit_seconds = self.timings.edit_seconds + dt
+  self.timings.edited = self.timings.edited + 1
+
+  local dir = util.join(self.out, "images", cat)
+  if not self.made_dirs[dir] then
+    local ok, merr = h.fs.mkdir(dir)
+    if not ok then
+      edited:close()
+      return self:fail("edit", cat, pair, "save", merr) and false
+    end
+    self.made_dirs[dir] = true
+  end
+  local rel = util.join("images", cat, id .. ".png")
+  local ok, serr = edited:save(util.join(self.out, rel))
+  edited:close()
+  if not ok then return self:fail("edit", cat, pair, "save", serr) and false end
+  self:record("edit", cat, id, { image = rel, seconds = dt })
+  return true
+end
+
+local function valid_score(res)
+  if type(res) ~= "table" then return nil, "judge returned no result" end
+  local s = res.score
+  if type(s) ~= "number" or s ~= s then return nil, "judge reply has no score" end
+  if s < 0 or s > 10 then return nil, ("judge score %s is outside 0..10"):format(tostring(s)) end
+  return s
+end
+
+-- Score one edited pair; true when it has a score.
+function Run:score(cat, pair)
+  local h = util.host()
+  local id = pair_id(pair)
+  local rec = self:done("score", cat, id)
+  if rec then return rec.error == nil end
+  local e = self:done("edit", cat, id)
+  if e == nil or e.error then return false end -- nothing to score; the edit's failure is recorded
+
+  local system, user = self.prompts:render(cat, pair)
+  if not system then return self:fail("score", cat, pair, "prompt", user) and false end
+  local edited, err = h.image.load(util.join(self.out, e.image))
+  if not edited then return self:fail("score", cat, pair, "score", "edited image: " .. tostring(err)) and false end
+  local original
+  original, err = pair:image()
+  if not original then
+    edited:close()
+    return self:fail("score", cat, pair, "data", err) and false
+  end
+  local judge
+  judge, err = self:model("judge")
+  local res, dt
+  if judge then
+    local t0 = h.clock()
+    res, err = judge:score({
+      image = edited, original = original, instruction = pair.instruction,
+      description = pair.description, system_prompt = system, user_prompt = user,
+      category = cat, id = id,
+    })
+    dt = h.clock() - t0
+  end
+  edited:close()
+  original:close()
+  if not res then return self:fail("score", cat, pair, "score", err) and false end
+  local score
+  score, err = valid_score(res)
+  if not score then return self:fail("score", cat, pair, "score", err) and false end
+  self.timings.score_seconds = self.timings.score_seconds + dt
+  self.timings.scored = self.timings.scored + 1
+  self:record("score", cat, id, { score = score, text = res.text, seconds = dt })
+  return true
+end
+
+function Run:edit_all(cat)
+  self:each(cat, "编辑图像", function(pair) self:edit(cat, pair) end)
+end
+
+function Run:score_all(cat)
+  self:each(cat, "评分", function(pair) self:score(cat, pair) end)
+  self:log_category(cat)
+end
+
+-- The seed's per-category line: mean score, n, failures.
+function Run:log_category(cat)
+  local xs, failed = {}, 0
+  for _, pair in self:pairs(cat) do
+    local s = self:done("score", cat, pair_id(pair))
+    local e = self:done("edit", cat, pair_id(pair))
+    if s and s.score then
+      xs[#xs + 1] = s.score
+    elseif (s and s.error) or (e and e.error) then
+      failed = failed + 1
+    end
+  end
+  log("info", "[%s] 平均分: %s (n=%d, 失败 %d)", cat, util.fmt(stats.mean(xs), 3), #xs, failed)
+end
+
+------------------------------------------------------------------------
+-- Finishing: rows, statistics, reports, exit code.
+------------------------------------------------------------------------
+
+function Run:rows()
+  local rows = {}
+  for _, cat in ipairs(self.categories) do
+    for _, pair in self:pairs(cat) do
+      local id = pair_id(pair)
+      local e = self:done("edit", cat, id) or {}
+      local s = self:done("score", cat, id) or {}
+      local err, stage = e.error, e.stage
+      if not err then err, stage = s.error, s.stage end
+      if not err and not s.score then err, stage = "not scored", "schedule" end
+      rows[#rows + 1] = {
+        category = cat, id = id, index = pair.index, instruction = pair.instruction,
+        description = pair.description,
+        score = s.score, text = s.text, error = err, failed_stage = stage,
+        image = e.image, edit_seconds = e.seconds, score_seconds = s.seconds,
+      }
+    end
+  end
+  return rows
+end
+
+-- Thumbnails for the HTML gallery: original and edited, as data URLs.
+function Run:thumbnails(size)
+  local h = util.host()
+  local function thumb(img)
+    if not img then return nil end
+    local w, ht = img:size()
+    local scale = math.min(1, size / math.max(w, ht))
+    local t = img:resize(math.max(1, math.floor(w * scale + 0.5)), math.max(1, math.floor(ht * scale + 0.5)))
+    img:close()
+    if not t then return nil end
+    local bytes = t:jpeg(80)
+    t:close()
+    return bytes and ("data:image/jpeg;base64," .. util.base64(bytes)) or nil
+  end
+  return function(row)
+    local pair = type(row.index) == "number" and self.dataset:pair(row.category, row.index) or nil
+    local orig = pair and pair.error == nil and thumb((pair:image())) or nil
+    local edited = type(row.image) == "string" and thumb((h.image.load(util.join(self.out, row.image)))) or nil
+    return orig, edited
+  end
+end
+
+function Run:finish()
+  local h = util.host()
+  for _, m in pairs(self.models) do
+    if m:state() == "device" then m:unload() end
+  end
+  local rows = self:rows()
+  local agg = stats.aggregate(rows, {
+    rule = self.aggregate, order = self.categories,
+    resamples = self.bootstrap.resamples, seed = self.bootstrap.seed,
+  })
+  local swaps = h.swaps()
+  local t = self.timings
+  local models = {}
+  for role, m in pairs(self.models) do models[role] = m:info() end
+  local rep = report.build({
+    version = h.version,
+    run = {
+      started = self.started, finished = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+      script = rawget(h, "script_path") or self.name, schedule = self.name,
+      config_path = rawget(h, "config_path"), out = self.out, run_key = self.run_key,
+      shard = self.shard, wall_seconds = h.clock() - self.t0,
+    },
+    config = self.config,
+    config_hash = h.hash(util.canonical(self.config)),
+    dataset = { path = self.dataset_path, hash = self.dataset_hash },
+    models = models,
+    prompts = self.prompts:describe(self.categories, h.hash),
+    swaps = swaps,
+    timings = {
+      edit_seconds = t.edit_seconds, score_seconds = t.score_seconds, swap_seconds = swaps.seconds,
+      edit_per_item = t.edited > 0 and t.edit_seconds / t.edited or nil,
+      score_per_item = t.scored > 0 and t.score_seconds / t.scored or nil,
+    },
+    stats = agg,
+    stats_method = stats.method(self.bootstrap),
+    rows = rows,
+    extra_failures = self.failures,
+  })
+  local paths, err = report.write(rep, self.out, {
+    html = self.html,
+    thumbnail = self.html and self:thumbnails((self.config.report or {}).thumb or 192) or nil,
+  })
+  if not paths then error(("report: %s"):format(err), 0) end
+  self.dataset:close()
+  for _, m in pairs(self.models) do m:close() end
+
+  banner("评估完成 / evaluation finished")
+  log("info", "总体平均分 (%s): %s, n=%d, 失败 %d; 模型交换 %d 次 (%.2f s)",
+    self.aggregate, util.fmt(agg.overall.mean, 3), agg.overall.n, #rep.failures, swaps.count, swaps.seconds or 0)
+  for _, p in ipairs(paths) do log("info", "report: %s", p) end
+  self.report, self.report_paths = rep, paths
+  return #rep.failures > 0 and 1 or 0
+end
+
+-- Set up, run body(run), write the reports; the exit code (0 all scored, 1
+-- some pair or the setup failed). A script bug raises (exit 2).
+function schedule.main(name, body, opts)
+  local run, err = schedule.start(name, opts)
+  if not run then
+    log("error", "%s", err)
+    return 1
+  end
+  banner(("evalhost %s: %d 个类别, %d 对 / categories, pairs"):format(name, #run.categories, #run.dataset))
+  body(run)
+  return run:finish()
+end
+
+return schedule

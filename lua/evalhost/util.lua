@@ -1,0 +1,138 @@
+-- Small helpers the Lua library shares: access to the host table, paths,
+-- escaping, base64 and a canonical (sorted-key) serialisation for hashing.
+local util = {}
+
+-- The host preloads `evalhost`; specs run under plain lua5.4 and put a fake in
+-- _G before calling in, so look it up at call time, never at require time.
+function util.host()
+  local h = rawget(_G, "evalhost")
+  if h == nil then h = require "evalhost" end
+  return h
+end
+
+function util.join(...)
+  local parts = {}
+  for i = 1, select("#", ...) do
+    local p = select(i, ...)
+    if p ~= nil and p ~= "" then
+      if #parts > 0 then p = p:gsub("^/+", "") end
+      if i < select("#", ...) then p = p:gsub("/+$", "") end
+      parts[#parts + 1] = p
+    end
+  end
+  return table.concat(parts, "/")
+end
+
+function util.dirname(path)
+  local d = path:match("^(.*)/[^/]*$")
+  if d == nil then return "." end
+  if d == "" then return "/" end
+  return d
+end
+
+function util.is_absolute(path) return path:sub(1, 1) == "/" end
+
+-- A category or id becomes a path component: refuse anything that could
+-- leave the output folder or hide a file, whatever the dataset reader let by.
+function util.safe_component(s)
+  if type(s) ~= "string" or s == "" then return nil, "empty name" end
+  if s:find("[/\\%z]") then return nil, ("name %q contains a path separator"):format(s) end
+  if s:sub(1, 1) == "." then return nil, ("name %q starts with a dot"):format(s) end
+  return s
+end
+
+function util.sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    local ta, tb = type(a), type(b)
+    if ta ~= tb then return ta < tb end
+    return a < b
+  end)
+  return keys
+end
+
+local function is_array(t)
+  local n = #t
+  local count = 0
+  for _ in pairs(t) do count = count + 1 end
+  return count == n and (n > 0 or getmetatable(t) ~= nil)
+end
+
+-- Deterministic text for a value (sorted keys), so that hashing a config
+-- does not depend on Lua's table iteration order.
+function util.canonical(v)
+  local out = {}
+  local function emit(x)
+    local tx = type(x)
+    if tx == "table" then
+      if is_array(x) then
+        out[#out + 1] = "["
+        for i = 1, #x do
+          if i > 1 then out[#out + 1] = "," end
+          emit(x[i])
+        end
+        out[#out + 1] = "]"
+      else
+        out[#out + 1] = "{"
+        for i, k in ipairs(util.sorted_keys(x)) do
+          if i > 1 then out[#out + 1] = "," end
+          out[#out + 1] = ("%q:"):format(tostring(k))
+          emit(x[k])
+        end
+        out[#out + 1] = "}"
+      end
+    elseif tx == "string" then
+      out[#out + 1] = ("%q"):format(x)
+    elseif tx == "number" and math.type(x) == "float" then
+      out[#out + 1] = ("%.17g"):format(x)
+    else
+      out[#out + 1] = tostring(x)
+    end
+  end
+  emit(v)
+  return table.concat(out)
+end
+
+local html_escapes = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
+function util.html(s)
+  if s == nil then return "" end
+  return (tostring(s):gsub("[&<>\"']", html_escapes))
+end
+
+-- One Markdown table cell: pipes and line breaks would break the row.
+function util.md_cell(s)
+  if s == nil then return "" end
+  return (tostring(s):gsub("\\", "\\\\"):gsub("|", "\\|"):gsub("\r?\n", " "))
+end
+
+local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local b64 = {}
+for i = 1, 64 do b64[i - 1] = b64chars:sub(i, i) end
+
+function util.base64(data)
+  local out, n = {}, #data
+  for i = 1, n - 2, 3 do
+    local a, b, c = data:byte(i, i + 2)
+    local v = a << 16 | b << 8 | c
+    out[#out + 1] = b64[v >> 18] .. b64[v >> 12 & 63] .. b64[v >> 6 & 63] .. b64[v & 63]
+  end
+  local rest = n % 3
+  if rest == 1 then
+    local v = data:byte(n) << 16
+    out[#out + 1] = b64[v >> 18] .. b64[v >> 12 & 63] .. "=="
+  elseif rest == 2 then
+    local a, b = data:byte(n - 1, n)
+    local v = a << 16 | b << 8
+    out[#out + 1] = b64[v >> 18] .. b64[v >> 12 & 63] .. b64[v >> 6 & 63] .. "="
+  end
+  return table.concat(out)
+end
+
+-- Format a number for people: fixed decimals, "—" for a missing value.
+function util.fmt(x, decimals)
+  if x == nil or type(x) ~= "number" or x ~= x then return "—" end
+  return ("%." .. (decimals or 2) .. "f"):format(x)
+end
+
+return util
