@@ -1,0 +1,1426 @@
+/* image.c — strict decoding by magic bytes, encoding, resizing and atomic
+ * saving of RGB8/RGBA8 images.
+ *
+ * JPEG goes through TurboJPEG (EXIF orientation applied here, CMYK converted
+ * to RGB), PNG through our own chunk reader over libdeflate when it is built
+ * in (stb_image otherwise, and for interlaced or sub-byte PNGs), BMP and GIF
+ * through stb_image, WebP through libwebp.  Every decoder reads the
+ * dimensions from the header and checks them against eh_image_limits before
+ * it allocates the pixel buffer; every failure frees what it made and returns
+ * NULL with a message, so a caller never sees a partial image. */
+#include "evalhost/image.h"
+#include "evalhost/base64.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <turbojpeg.h>
+#include <webp/decode.h>
+#include <webp/encode.h>
+
+#ifdef EVALHOST_HAVE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
+
+/* stb is vendored code: its warnings are not ours to fix. */
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#pragma GCC diagnostic ignored "-Wpedantic"
+#endif
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_GIF
+#define STBI_NO_STDIO
+#define STBI_NO_LINEAR
+#define STBI_NO_HDR
+#include <stb_image.h>
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_WRITE_NO_STDIO
+#include <stb_image_write.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+#define EH_DEFAULT_MAX_PIXELS 64000000
+#define EH_DEFAULT_MAX_SIDE 65535
+#define EH_DEFAULT_MAX_B64 ((size_t)1 << 30)
+#define EH_DEFAULT_PNG_LEVEL 6
+#define EH_DEFAULT_JPEG_QUALITY 90
+
+eh_image_limits eh_image_default_limits(void)
+{
+    eh_image_limits l = {
+        .max_pixels = EH_DEFAULT_MAX_PIXELS,
+        .max_side = EH_DEFAULT_MAX_SIDE,
+        .max_b64_len = EH_DEFAULT_MAX_B64,
+        .keep_alpha = 0,
+    };
+    return l;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Allocation                                                               */
+
+static eh_image *image_alloc(int width, int height, int channels, int zero, eh_error *err)
+{
+    if (width <= 0 || height <= 0 || (channels != 3 && channels != 4)) {
+        eh_fail(err, EH_EINVAL, "image: bad geometry %dx%d with %d channels", width, height, channels);
+        return NULL;
+    }
+    size_t n = (size_t)width * (size_t)height;
+    if (n > SIZE_MAX / (size_t)channels) {
+        eh_fail(err, EH_ENOMEM, "image: %dx%d is too large to address", width, height);
+        return NULL;
+    }
+    n *= (size_t)channels;
+    eh_image *img = malloc(sizeof *img);
+    uint8_t *px = zero ? calloc(n, 1) : malloc(n);
+    if (!img || !px) {
+        free(img);
+        free(px);
+        eh_fail(err, EH_ENOMEM, "image: out of memory for %dx%dx%d", width, height, channels);
+        return NULL;
+    }
+    img->width = width;
+    img->height = height;
+    img->channels = channels;
+    img->pixels = px;
+    return img;
+}
+
+eh_image *eh_image_new(int width, int height, int channels, eh_error *err)
+{
+    return image_alloc(width, height, channels, 1, err);
+}
+
+void eh_image_free(eh_image *img)
+{
+    if (!img)
+        return;
+    free(img->pixels);
+    free(img);
+}
+
+static size_t image_bytes(const eh_image *img)
+{
+    return (size_t)img->width * (size_t)img->height * (size_t)img->channels;
+}
+
+eh_image *eh_image_clone(const eh_image *img, eh_error *err)
+{
+    eh_image *c = image_alloc(img->width, img->height, img->channels, 0, err);
+    if (c)
+        memcpy(c->pixels, img->pixels, image_bytes(img));
+    return c;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Formats                                                                  */
+
+eh_image_format eh_image_sniff(const void *bytes, size_t len)
+{
+    const uint8_t *b = bytes;
+    if (len >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0)
+        return EH_FMT_PNG;
+    if (len >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff)
+        return EH_FMT_JPEG;
+    if (len >= 6 && (memcmp(b, "GIF87a", 6) == 0 || memcmp(b, "GIF89a", 6) == 0))
+        return EH_FMT_GIF;
+    if (len >= 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0)
+        return EH_FMT_WEBP;
+    if (len >= 2 && b[0] == 'B' && b[1] == 'M')
+        return EH_FMT_BMP;
+    return EH_FMT_UNKNOWN;
+}
+
+const char *eh_image_format_name(eh_image_format fmt)
+{
+    switch (fmt) {
+    case EH_FMT_PNG: return "png";
+    case EH_FMT_JPEG: return "jpeg";
+    case EH_FMT_BMP: return "bmp";
+    case EH_FMT_GIF: return "gif";
+    case EH_FMT_WEBP: return "webp";
+    case EH_FMT_UNKNOWN: break;
+    }
+    return "unknown";
+}
+
+static int ext_is(const char *ext, const char *want)
+{
+    for (; *ext && *want; ext++, want++)
+        if ((*ext | 0x20) != *want)
+            return 0;
+    return *ext == '\0' && *want == '\0';
+}
+
+eh_image_format eh_image_format_from_path(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(slash ? slash : path, '.');
+    if (!dot)
+        return EH_FMT_UNKNOWN;
+    dot++;
+    if (ext_is(dot, "png"))
+        return EH_FMT_PNG;
+    if (ext_is(dot, "jpg") || ext_is(dot, "jpeg"))
+        return EH_FMT_JPEG;
+    if (ext_is(dot, "bmp"))
+        return EH_FMT_BMP;
+    if (ext_is(dot, "gif"))
+        return EH_FMT_GIF;
+    if (ext_is(dot, "webp"))
+        return EH_FMT_WEBP;
+    return EH_FMT_UNKNOWN;
+}
+
+/* The one place where header dimensions meet the configured limits. */
+static eh_status check_dims(int64_t w, int64_t h, const eh_image_limits *lim, eh_error *err)
+{
+    if (w <= 0 || h <= 0)
+        return eh_fail(err, EH_EINVAL, "image has no pixels (%lldx%lld in the header)", (long long)w, (long long)h);
+    if (w * h > lim->max_pixels)
+        return eh_fail(err, EH_ELIMIT, "image %lldx%lld exceeds image.max_pixels (%lld)",
+                       (long long)w, (long long)h, (long long)lim->max_pixels);
+    if (w > lim->max_side || h > lim->max_side)
+        return eh_fail(err, EH_ELIMIT, "image %lldx%lld exceeds image.max_side (%d)",
+                       (long long)w, (long long)h, lim->max_side);
+    return EH_OK;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* ------------------------------------------------------------------------ */
+/* JPEG                                                                     */
+
+/* What the markers before the scan tell us beyond TurboJPEG's header. */
+typedef struct jpeg_meta {
+    int orientation;        /* EXIF 1..8, 1 when absent or unreadable */
+    int adobe;              /* an APP14 "Adobe" marker: CMYK is stored inverted */
+} jpeg_meta;
+
+static int tiff_u16(const uint8_t *p, int le)
+{
+    return le ? p[0] | p[1] << 8 : p[0] << 8 | p[1];
+}
+
+static uint32_t tiff_u32(const uint8_t *p, int le)
+{
+    return le ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24
+              : be32(p);
+}
+
+/* Orientation tag (0x0112) of IFD0 in a TIFF block; 1 when absent or bad. */
+static int exif_orientation(const uint8_t *t, size_t n)
+{
+    if (n < 8)
+        return 1;
+    int le;
+    if (t[0] == 'I' && t[1] == 'I')
+        le = 1;
+    else if (t[0] == 'M' && t[1] == 'M')
+        le = 0;
+    else
+        return 1;
+    if (tiff_u16(t + 2, le) != 42)
+        return 1;
+    uint32_t ifd = tiff_u32(t + 4, le);
+    if (ifd > n || n - ifd < 2)
+        return 1;
+    int count = tiff_u16(t + ifd, le);
+    for (int k = 0; k < count; k++) {
+        size_t e = (size_t)ifd + 2 + (size_t)k * 12;
+        if (e + 12 > n)
+            break;
+        if (tiff_u16(t + e, le) == 0x0112) {
+            int type = tiff_u16(t + e + 2, le);
+            int v = type == 3 ? tiff_u16(t + e + 8, le) : type == 4 ? (int)tiff_u32(t + e + 8, le) : 1;
+            return v >= 1 && v <= 8 ? v : 1;
+        }
+    }
+    return 1;
+}
+
+static jpeg_meta jpeg_scan_markers(const uint8_t *p, size_t n)
+{
+    jpeg_meta m = {1, 0};
+    size_t i = 2;
+    while (i + 4 <= n) {
+        if (p[i] != 0xff)
+            break;
+        uint8_t marker = p[i + 1];
+        if (marker == 0xff) {           /* fill byte */
+            i++;
+            continue;
+        }
+        if (marker == 0xda || marker == 0xd9)   /* start of scan, end of image */
+            break;
+        if (marker == 0x01 || (marker >= 0xd0 && marker <= 0xd8)) {
+            i += 2;
+            continue;
+        }
+        size_t seg = (size_t)p[i + 2] << 8 | p[i + 3];
+        if (seg < 2 || i + 2 + seg > n)
+            break;
+        const uint8_t *d = p + i + 4;
+        size_t dn = seg - 2;
+        if (marker == 0xe1 && dn >= 6 && memcmp(d, "Exif\0\0", 6) == 0)
+            m.orientation = exif_orientation(d + 6, dn - 6);
+        else if (marker == 0xee && dn >= 5 && memcmp(d, "Adobe", 5) == 0)
+            m.adobe = 1;
+        i += 2 + seg;
+    }
+    return m;
+}
+
+/* Applies EXIF orientation o (2..8) the way Pillow's exif_transpose does;
+ * returns a new image (the input is left to the caller). */
+static eh_image *apply_orientation(const eh_image *src, int o, eh_error *err)
+{
+    int W = src->width, H = src->height, C = src->channels;
+    int swap = o >= 5;
+    eh_image *dst = image_alloc(swap ? H : W, swap ? W : H, C, 0, err);
+    if (!dst)
+        return NULL;
+    int ow = dst->width, oh = dst->height;
+    for (int y = 0; y < oh; y++) {
+        uint8_t *out = dst->pixels + (size_t)y * ow * C;
+        for (int x = 0; x < ow; x++) {
+            int sx, sy;
+            switch (o) {
+            case 2: sx = W - 1 - x; sy = y; break;
+            case 3: sx = W - 1 - x; sy = H - 1 - y; break;
+            case 4: sx = x; sy = H - 1 - y; break;
+            case 5: sx = y; sy = x; break;
+            case 6: sx = y; sy = H - 1 - x; break;
+            case 7: sx = W - 1 - y; sy = H - 1 - x; break;
+            default: sx = W - 1 - y; sy = x; break;    /* 8 */
+            }
+            memcpy(out + (size_t)x * C, src->pixels + ((size_t)sy * W + sx) * C, (size_t)C);
+        }
+    }
+    return dst;
+}
+
+/* a*b/255 rounded, as Pillow's MULDIV255 (so CMYK matches its conversion). */
+static uint8_t muldiv255(int a, int b)
+{
+    int t = a * b + 128;
+    return (uint8_t)((t + (t >> 8)) >> 8);
+}
+
+static eh_image *decode_jpeg(const uint8_t *b, size_t len, const eh_image_limits *lim, eh_error *err)
+{
+    if (len > ULONG_MAX) {
+        eh_fail(err, EH_ELIMIT, "JPEG of %zu bytes is too large", len);
+        return NULL;
+    }
+    tjhandle tj = tjInitDecompress();
+    if (!tj) {
+        eh_fail(err, EH_ENOMEM, "JPEG: cannot start the decoder (%s)", tjGetErrorStr2(NULL));
+        return NULL;
+    }
+    eh_image *img = NULL, *cmyk = NULL;
+    int w, h, subsamp, cs;
+    if (tjDecompressHeader3(tj, b, (unsigned long)len, &w, &h, &subsamp, &cs) != 0) {
+        eh_fail(err, EH_EINVAL, "bad JPEG header (%s)", tjGetErrorStr2(tj));
+        goto done;
+    }
+    if (check_dims(w, h, lim, err) != EH_OK)
+        goto done;
+    jpeg_meta meta = jpeg_scan_markers(b, len);
+    int is_cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
+    img = image_alloc(w, h, is_cmyk ? 4 : 3, 0, err);
+    if (!img)
+        goto done;
+    /* Any warning is a refusal: a warning means libjpeg filled in pixels it
+     * could not read, and a partial image must never pass for a real one. */
+    int flags = TJFLAG_STOPONWARNING;
+    if (tjDecompress2(tj, b, (unsigned long)len, img->pixels, w, 0, h,
+                      is_cmyk ? TJPF_CMYK : TJPF_RGB, flags) != 0) {
+        const char *why = tjGetErrorStr2(tj);
+        if (strstr(why, "Premature end"))
+            eh_fail(err, EH_EINVAL, "truncated JPEG (%s)", why);
+        else
+            eh_fail(err, EH_EINVAL, "corrupt JPEG (%s)", why);
+        eh_image_free(img);
+        img = NULL;
+        goto done;
+    }
+    if (is_cmyk) {
+        /* Pillow's cmyk2rgb on the un-inverted values: R = (255-C)(255-K)/255. */
+        cmyk = img;
+        img = image_alloc(w, h, 3, 0, err);
+        if (!img)
+            goto done;
+        size_t n = (size_t)w * h;
+        const uint8_t *s = cmyk->pixels;
+        uint8_t *o = img->pixels;
+        for (size_t i = 0; i < n; i++, s += 4, o += 3) {
+            int c = s[0], m = s[1], y = s[2], k = s[3];
+            if (!meta.adobe) {
+                c = 255 - c; m = 255 - m; y = 255 - y; k = 255 - k;
+            }
+            o[0] = muldiv255(c, k);
+            o[1] = muldiv255(m, k);
+            o[2] = muldiv255(y, k);
+        }
+    }
+    if (meta.orientation != 1) {
+        eh_image *r = apply_orientation(img, meta.orientation, err);
+        eh_image_free(img);
+        img = r;
+    }
+done:
+    eh_image_free(cmyk);
+    tjDestroy(tj);
+    return img;
+}
+
+/* ------------------------------------------------------------------------ */
+/* PNG (fast path: non-interlaced 8/16-bit over libdeflate)                 */
+
+#ifdef EVALHOST_HAVE_LIBDEFLATE
+
+static uint8_t paeth(int a, int b, int c)
+{
+    int p = a + b - c;
+    int pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
+    return (uint8_t)(pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
+}
+
+/* Undoes one row's filter: out[i] = in[i] + predictor.  prior is the row
+ * above (already unfiltered) or NULL for the first row; in and out may be
+ * the same buffer. */
+static int unfilter_row(int ft, const uint8_t *in, uint8_t *out, const uint8_t *prior, size_t n, size_t bpp)
+{
+    size_t i;
+    switch (ft) {
+    case 0:
+        if (in != out)
+            memcpy(out, in, n);
+        return 0;
+    case 1:
+        if (in != out)
+            memcpy(out, in, bpp);
+        for (i = bpp; i < n; i++)
+            out[i] = (uint8_t)(in[i] + out[i - bpp]);
+        return 0;
+    case 2:
+        if (!prior) {
+            if (in != out)
+                memcpy(out, in, n);
+        } else {
+            for (i = 0; i < n; i++)
+                out[i] = (uint8_t)(in[i] + prior[i]);
+        }
+        return 0;
+    case 3:
+        if (!prior) {
+            if (in != out)
+                memcpy(out, in, bpp);
+            for (i = bpp; i < n; i++)
+                out[i] = (uint8_t)(in[i] + (out[i - bpp] >> 1));
+        } else {
+            for (i = 0; i < bpp; i++)
+                out[i] = (uint8_t)(in[i] + (prior[i] >> 1));
+            for (; i < n; i++)
+                out[i] = (uint8_t)(in[i] + ((out[i - bpp] + prior[i]) >> 1));
+        }
+        return 0;
+    case 4:
+        if (!prior) {       /* Paeth with a zero row above is Sub */
+            if (in != out)
+                memcpy(out, in, bpp);
+            for (i = bpp; i < n; i++)
+                out[i] = (uint8_t)(in[i] + out[i - bpp]);
+        } else {
+            for (i = 0; i < bpp; i++)
+                out[i] = (uint8_t)(in[i] + prior[i]);
+            for (; i < n; i++)
+                out[i] = (uint8_t)(in[i] + paeth(out[i - bpp], prior[i], prior[i - bpp]));
+        }
+        return 0;
+    }
+    return -1;
+}
+
+typedef struct png_info {
+    uint32_t w, h;
+    int depth, ct, interlace;
+    const uint8_t *plte;
+    size_t plte_n;              /* entries */
+    const uint8_t *trns;
+    size_t trns_n;              /* bytes */
+    const uint8_t *idat;        /* the first IDAT's data */
+    size_t idat_len;            /* sum over all IDAT chunks */
+    int idat_chunks;
+} png_info;
+
+/* Walks the chunks: header, palette, transparency and where the image data
+ * lies.  EH_OK, or an error naming the defect. */
+static eh_status png_read_chunks(const uint8_t *b, size_t len, png_info *pi, eh_error *err)
+{
+    memset(pi, 0, sizeof *pi);
+    size_t i = 8;
+    int seen_ihdr = 0, seen_iend = 0;
+    while (i < len) {
+        if (len - i < 12)
+            return eh_fail(err, EH_EINVAL, "truncated PNG (chunk header cut at byte %zu)", i);
+        uint32_t n = be32(b + i);
+        const uint8_t *type = b + i + 4, *d = b + i + 8;
+        if (n > len - i - 12)
+            return eh_fail(err, EH_EINVAL, "truncated PNG (chunk %.4s of %u bytes runs past the end at byte %zu)",
+                           (const char *)type, n, len);
+        if (!seen_ihdr) {
+            if (memcmp(type, "IHDR", 4) != 0 || n != 13)
+                return eh_fail(err, EH_EINVAL, "corrupt PNG (first chunk is not IHDR)");
+            pi->w = be32(d);
+            pi->h = be32(d + 4);
+            pi->depth = d[8];
+            pi->ct = d[9];
+            pi->interlace = d[12];
+            seen_ihdr = 1;
+        } else if (memcmp(type, "IDAT", 4) == 0) {
+            if (!pi->idat)
+                pi->idat = d;
+            pi->idat_len += n;
+            pi->idat_chunks++;
+        } else if (memcmp(type, "PLTE", 4) == 0) {
+            pi->plte = d;
+            pi->plte_n = n / 3;
+        } else if (memcmp(type, "tRNS", 4) == 0) {
+            pi->trns = d;
+            pi->trns_n = n;
+        } else if (memcmp(type, "IEND", 4) == 0) {
+            seen_iend = 1;
+            break;
+        }
+        i += 12 + (size_t)n;
+    }
+    if (!seen_ihdr)
+        return eh_fail(err, EH_EINVAL, "truncated PNG (no IHDR)");
+    if (!seen_iend)
+        return eh_fail(err, EH_EINVAL, "truncated PNG (no IEND chunk)");
+    if (!pi->idat)
+        return eh_fail(err, EH_EINVAL, "corrupt PNG (no IDAT chunk)");
+    return EH_OK;
+}
+
+static int png_samples(int ct)
+{
+    switch (ct) {
+    case 0: return 1;
+    case 2: return 3;
+    case 3: return 1;
+    case 4: return 2;
+    case 6: return 4;
+    }
+    return 0;
+}
+
+/* Converts one unfiltered row to RGB8/RGBA8.  16-bit samples keep their high
+ * byte (what libpng's strip_16 and stb do). */
+static void png_convert_row(const png_info *pi, const uint8_t *in, uint8_t *out, int oc)
+{
+    size_t w = pi->w;
+    int step = pi->depth == 16 ? 2 : 1;
+    switch (pi->ct) {
+    case 0:
+        for (size_t x = 0; x < w; x++, in += step, out += oc) {
+            out[0] = out[1] = out[2] = in[0];
+            if (oc == 4)
+                out[3] = 255;
+        }
+        break;
+    case 4:
+        for (size_t x = 0; x < w; x++, in += 2 * step, out += oc) {
+            out[0] = out[1] = out[2] = in[0];
+            if (oc == 4)
+                out[3] = in[step];
+        }
+        break;
+    case 2:
+        for (size_t x = 0; x < w; x++, in += 3 * step, out += oc) {
+            out[0] = in[0];
+            out[1] = in[step];
+            out[2] = in[2 * step];
+            if (oc == 4)
+                out[3] = 255;
+        }
+        break;
+    case 6:
+        for (size_t x = 0; x < w; x++, in += 4 * step, out += oc) {
+            out[0] = in[0];
+            out[1] = in[step];
+            out[2] = in[2 * step];
+            if (oc == 4)
+                out[3] = in[3 * step];
+        }
+        break;
+    case 3:
+        for (size_t x = 0; x < w; x++, out += oc) {
+            size_t k = in[x];
+            if (k < pi->plte_n) {
+                memcpy(out, pi->plte + 3 * k, 3);
+            } else {
+                out[0] = out[1] = out[2] = 0;   /* out-of-range index: black, as libpng */
+            }
+            if (oc == 4)
+                out[3] = k < pi->trns_n ? pi->trns[k] : 255;
+        }
+        break;
+    }
+}
+
+/* Returns 1 (and *out set, or NULL with err) when it handled the PNG, 0 when
+ * the image needs the general decoder (interlaced, sub-byte depths, colour
+ * keys kept as alpha). */
+static int decode_png_fast(const uint8_t *b, size_t len, const eh_image_limits *lim, eh_image **out, eh_error *err)
+{
+    *out = NULL;
+    png_info pi;
+    if (png_read_chunks(b, len, &pi, err) != EH_OK)
+        return 1;
+    if (check_dims(pi.w, pi.h, lim, err) != EH_OK)
+        return 1;
+    int ns = png_samples(pi.ct);
+    if (!ns || (pi.depth != 8 && pi.depth != 16 && pi.depth != 1 && pi.depth != 2 && pi.depth != 4)) {
+        eh_fail(err, EH_EINVAL, "corrupt PNG (colour type %d with bit depth %d)", pi.ct, pi.depth);
+        return 1;
+    }
+    if (pi.interlace || pi.depth < 8 || (pi.ct == 3 && pi.depth != 8))
+        return 0;
+    if (lim->keep_alpha && pi.trns && (pi.ct == 0 || pi.ct == 2))
+        return 0;
+    if (pi.ct == 3 && !pi.plte) {
+        eh_fail(err, EH_EINVAL, "corrupt PNG (palette image without PLTE)");
+        return 1;
+    }
+    int oc = lim->keep_alpha && (pi.ct == 4 || pi.ct == 6 || (pi.ct == 3 && pi.trns)) ? 4 : 3;
+    size_t bpp = (size_t)ns * (size_t)(pi.depth / 8);
+    size_t rowbytes = (size_t)pi.w * bpp;
+    size_t stride = rowbytes + 1;
+    size_t raw_n = stride * pi.h;
+
+    eh_image *img = image_alloc((int)pi.w, (int)pi.h, oc, 0, err);
+    uint8_t *raw = malloc(raw_n);
+    uint8_t *joined = NULL;
+    struct libdeflate_decompressor *dec = libdeflate_alloc_decompressor();
+    if (!img || !raw || !dec) {
+        if (img)
+            eh_fail(err, EH_ENOMEM, "PNG: out of memory for %zu bytes of image data", raw_n);
+        goto fail;
+    }
+    const uint8_t *z = pi.idat;
+    if (pi.idat_chunks > 1) {
+        /* The zlib stream is split over chunks: join it (compressed, small). */
+        joined = malloc(pi.idat_len);
+        if (!joined) {
+            eh_fail(err, EH_ENOMEM, "PNG: out of memory for %zu bytes of IDAT", pi.idat_len);
+            goto fail;
+        }
+        size_t o = 0, i = 8;
+        while (o < pi.idat_len) {
+            uint32_t n = be32(b + i);
+            if (memcmp(b + i + 4, "IDAT", 4) == 0) {
+                memcpy(joined + o, b + i + 8, n);
+                o += n;
+            }
+            i += 12 + (size_t)n;
+        }
+        z = joined;
+    }
+    size_t got = 0;
+    enum libdeflate_result r = libdeflate_zlib_decompress(dec, z, pi.idat_len, raw, raw_n, &got);
+    if (r == LIBDEFLATE_BAD_DATA) {
+        eh_fail(err, EH_EINVAL, "corrupt PNG (bad compressed image data)");
+        goto fail;
+    }
+    /* INSUFFICIENT_SPACE: more data than the rows need; like libpng, ignore the excess. */
+    if (r == LIBDEFLATE_SUCCESS && got < raw_n) {
+        eh_fail(err, EH_EINVAL, "truncated PNG (image data ends after %zu of %zu bytes)", got, raw_n);
+        goto fail;
+    }
+    uint8_t *prev = NULL;
+    int direct = pi.ct == 2 && pi.depth == 8;     /* unfilter straight into the image */
+    size_t out_stride = (size_t)pi.w * (size_t)oc;
+    for (uint32_t y = 0; y < pi.h; y++) {
+        uint8_t *row = raw + (size_t)y * stride;
+        uint8_t *dst = direct ? img->pixels + (size_t)y * out_stride : row + 1;
+        if (unfilter_row(row[0], row + 1, dst, prev, rowbytes, bpp) != 0) {
+            eh_fail(err, EH_EINVAL, "corrupt PNG (filter type %d in row %u)", row[0], y);
+            goto fail;
+        }
+        if (!direct)
+            png_convert_row(&pi, dst, img->pixels + (size_t)y * out_stride, oc);
+        prev = dst;
+    }
+    libdeflate_free_decompressor(dec);
+    free(joined);
+    free(raw);
+    *out = img;
+    return 1;
+fail:
+    libdeflate_free_decompressor(dec);
+    free(joined);
+    free(raw);
+    eh_image_free(img);
+    return 1;
+}
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* stb (PNG fallback, BMP, GIF) and WebP                                    */
+
+static eh_image *decode_stb(const uint8_t *b, size_t len, eh_image_format fmt, const eh_image_limits *lim, eh_error *err)
+{
+    const char *name = fmt == EH_FMT_PNG ? "PNG" : fmt == EH_FMT_GIF ? "GIF" : "BMP";
+    if (len > INT_MAX) {
+        eh_fail(err, EH_ELIMIT, "%s of %zu bytes is too large", name, len);
+        return NULL;
+    }
+    int w, h, comp;
+    if (!stbi_info_from_memory(b, (int)len, &w, &h, &comp)) {
+        eh_fail(err, EH_EINVAL, "bad %s header (%s)", name, stbi_failure_reason());
+        return NULL;
+    }
+    if (check_dims(w, h, lim, err) != EH_OK)
+        return NULL;
+    int want = lim->keep_alpha && (comp == 2 || comp == 4) ? 4 : 3;
+    int w2, h2, c2;
+    uint8_t *px = stbi_load_from_memory(b, (int)len, &w2, &h2, &c2, want);
+    if (!px) {
+        const char *why = stbi_failure_reason();
+        int trunc = why && (strstr(why, "unexpected end") || strstr(why, "no IEND") || strstr(why, "outofdata")
+                            || strstr(why, "truncated"));
+        eh_fail(err, EH_EINVAL, "%s %s (%s)", trunc ? "truncated" : "corrupt", name, why ? why : "?");
+        return NULL;
+    }
+    if (w2 != w || h2 != h) {
+        stbi_image_free(px);
+        eh_fail(err, EH_EINVAL, "corrupt %s (header says %dx%d, data %dx%d)", name, w, h, w2, h2);
+        return NULL;
+    }
+    eh_image *img = malloc(sizeof *img);
+    if (!img) {
+        stbi_image_free(px);
+        eh_fail(err, EH_ENOMEM, "image: out of memory");
+        return NULL;
+    }
+    img->width = w;
+    img->height = h;
+    img->channels = want;
+    img->pixels = px;       /* stb allocates with malloc (STBI_MALLOC): ours to free */
+    return img;
+}
+
+static eh_image *decode_webp(const uint8_t *b, size_t len, const eh_image_limits *lim, eh_error *err)
+{
+    WebPBitstreamFeatures f;
+    VP8StatusCode st = WebPGetFeatures(b, len, &f);
+    if (st != VP8_STATUS_OK) {
+        eh_fail(err, EH_EINVAL, "%s WebP (status %d)", st == VP8_STATUS_NOT_ENOUGH_DATA ? "truncated" : "bad", (int)st);
+        return NULL;
+    }
+    if (check_dims(f.width, f.height, lim, err) != EH_OK)
+        return NULL;
+    if (f.has_animation) {
+        eh_fail(err, EH_EFORMAT, "animated WebP is not supported");
+        return NULL;
+    }
+    int oc = lim->keep_alpha && f.has_alpha ? 4 : 3;
+    eh_image *img = image_alloc(f.width, f.height, oc, 0, err);
+    if (!img)
+        return NULL;
+    size_t n = image_bytes(img);
+    int stride = f.width * oc;
+    uint8_t *ok = oc == 4 ? WebPDecodeRGBAInto(b, len, img->pixels, n, stride)
+                          : WebPDecodeRGBInto(b, len, img->pixels, n, stride);
+    if (!ok) {
+        eh_image_free(img);
+        eh_fail(err, EH_EINVAL, "corrupt or truncated WebP");
+        return NULL;
+    }
+    return img;
+}
+
+eh_image *eh_image_decode(const void *bytes, size_t len, const eh_image_limits *limits, eh_error *err)
+{
+    eh_image_limits def = eh_image_default_limits();
+    const eh_image_limits *lim = limits ? limits : &def;
+    const uint8_t *b = bytes;
+    if (len == 0) {
+        eh_fail(err, EH_EINVAL, "not an image (empty, 0 bytes)");
+        return NULL;
+    }
+    eh_image_format fmt = eh_image_sniff(b, len);
+    switch (fmt) {
+    case EH_FMT_JPEG:
+        return decode_jpeg(b, len, lim, err);
+    case EH_FMT_PNG: {
+        /* stb refuses some huge headers with a vague message: check first. */
+        if (len >= 24 && memcmp(b + 12, "IHDR", 4) == 0 && check_dims(be32(b + 16), be32(b + 20), lim, err) != EH_OK)
+            return NULL;
+#ifdef EVALHOST_HAVE_LIBDEFLATE
+        eh_image *img;
+        if (decode_png_fast(b, len, lim, &img, err))
+            return img;
+#endif
+        return decode_stb(b, len, fmt, lim, err);
+    }
+    case EH_FMT_BMP:
+    case EH_FMT_GIF:
+        return decode_stb(b, len, fmt, lim, err);
+    case EH_FMT_WEBP:
+        return decode_webp(b, len, lim, err);
+    case EH_FMT_UNKNOWN:
+        break;
+    }
+    char hex[3 * 8 + 1] = "";
+    size_t k = len < 8 ? len : 8, at = 0;
+    for (size_t i = 0; i < k; i++)
+        at += (size_t)snprintf(hex + at, sizeof hex - at, i ? " %02x" : "%02x", b[i]);
+    eh_fail(err, EH_EINVAL, "not an image (first bytes %s)", hex);
+    return NULL;
+}
+
+eh_image *eh_image_decode_b64(const char *text, size_t len, const eh_image_limits *limits, eh_error *err)
+{
+    eh_image_limits def = eh_image_default_limits();
+    const eh_image_limits *lim = limits ? limits : &def;
+    if (len > lim->max_b64_len) {
+        eh_fail(err, EH_ELIMIT, "base64 text of %zu bytes exceeds limits.max_b64_len (%zu)", len, lim->max_b64_len);
+        return NULL;
+    }
+    uint8_t *bytes;
+    size_t n;
+    if (eh_b64_decode(text, len, &bytes, &n, err) != EH_OK)
+        return NULL;
+    eh_image *img = eh_image_decode(bytes, n, lim, err);
+    free(bytes);
+    return img;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Loading and saving                                                       */
+
+eh_image *eh_image_load(const char *path, const eh_image_limits *limits, eh_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        eh_fail(err, EH_EIO, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        eh_fail(err, EH_EIO, "%s: not a regular file", path);
+        close(fd);
+        return NULL;
+    }
+    size_t n = (size_t)st.st_size, got = 0;
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) {
+        close(fd);
+        eh_fail(err, EH_ENOMEM, "%s: out of memory for %zu bytes", path, n);
+        return NULL;
+    }
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            eh_fail(err, EH_EIO, "%s: read failed (%s)", path, r < 0 ? strerror(errno) : "file shrank");
+            free(buf);
+            close(fd);
+            return NULL;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    eh_error e = {0};
+    eh_image *img = eh_image_decode(buf, n, limits, &e);
+    free(buf);
+    if (!img)
+        eh_fail(err, e.code, "%s: %s", path, e.msg);
+    return img;
+}
+
+/* Writes all of buf to path atomically: a temp file beside it, fsync,
+ * rename, then fsync of the directory so the rename itself is durable.  On
+ * failure the temp file is removed and path is untouched. */
+static eh_status write_atomic(const char *path, const uint8_t *buf, size_t n, eh_error *err)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return eh_fail(err, EH_EINVAL, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return eh_fail(err, EH_EIO, "%s: cannot create (%s)", path, strerror(errno));
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(fd, buf + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return eh_fail(err, EH_EIO, "%s: write failed (%s)", path, strerror(e));
+        }
+        done += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return eh_fail(err, EH_EIO, "%s: fsync failed (%s)", path, strerror(e));
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return eh_fail(err, EH_EIO, "%s: rename failed (%s)", path, strerror(e));
+    }
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (slash && (size_t)(slash - path) < sizeof dir) {
+        memcpy(dir, path, (size_t)(slash - path));
+        dir[slash - path] = '\0';
+        if (slash == path)
+            strcpy(dir, "/");
+    } else {
+        strcpy(dir, ".");
+    }
+    int dfd = open(dir, O_RDONLY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);     /* best effort: some file systems refuse directory fsync */
+        close(dfd);
+    }
+    return EH_OK;
+}
+
+eh_status eh_image_save(const eh_image *img, const char *path, eh_error *err)
+{
+    eh_image_format fmt = eh_image_format_from_path(path);
+    if (fmt == EH_FMT_UNKNOWN) {
+        const char *slash = strrchr(path, '/');
+        if (strchr(slash ? slash : path, '.'))
+            return eh_fail(err, EH_EFORMAT, "%s: unsupported image format for saving (use .png, .jpg, .bmp or .webp)", path);
+        fmt = EH_FMT_PNG;
+    }
+    uint8_t *buf;
+    size_t n;
+    eh_error e = {0};
+    if (eh_image_encode(img, fmt, &buf, &n, &e) != EH_OK)
+        return eh_fail(err, e.code, "%s: %s", path, e.msg);
+    eh_status st = write_atomic(path, buf, n, err);
+    free(buf);
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Encoding                                                                 */
+
+/* Growable buffer for stb_image_write's callback. */
+typedef struct membuf {
+    uint8_t *p;
+    size_t n, cap;
+    int oom;
+} membuf;
+
+static void membuf_write(void *ctx, void *data, int size)
+{
+    membuf *m = ctx;
+    if (m->oom || size <= 0)
+        return;
+    if (m->n + (size_t)size > m->cap) {
+        size_t cap = m->cap ? m->cap : 65536;
+        while (cap < m->n + (size_t)size)
+            cap *= 2;
+        uint8_t *p = realloc(m->p, cap);
+        if (!p) {
+            m->oom = 1;
+            return;
+        }
+        m->p = p;
+        m->cap = cap;
+    }
+    memcpy(m->p + m->n, data, (size_t)size);
+    m->n += (size_t)size;
+}
+
+#ifdef EVALHOST_HAVE_LIBDEFLATE
+/* Sum of absolute values of a filtered row taken as signed bytes: the usual
+ * heuristic (libpng's) for picking the filter that compresses best. */
+static uint64_t row_cost(const uint8_t *r, size_t n)
+{
+    uint64_t s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += r[i] < 128 ? r[i] : 256 - r[i];
+    return s;
+}
+
+static void filter_row(int ft, const uint8_t *cur, const uint8_t *prior, uint8_t *out, size_t n, size_t bpp)
+{
+    size_t i;
+    switch (ft) {
+    case 0:
+        memcpy(out, cur, n);
+        break;
+    case 1:
+        for (i = 0; i < n; i++)
+            out[i] = (uint8_t)(cur[i] - (i >= bpp ? cur[i - bpp] : 0));
+        break;
+    case 2:
+        for (i = 0; i < n; i++)
+            out[i] = (uint8_t)(cur[i] - (prior ? prior[i] : 0));
+        break;
+    case 3:
+        for (i = 0; i < n; i++)
+            out[i] = (uint8_t)(cur[i] - (((i >= bpp ? cur[i - bpp] : 0) + (prior ? prior[i] : 0)) >> 1));
+        break;
+    default:
+        for (i = 0; i < n; i++) {
+            int a = i >= bpp ? cur[i - bpp] : 0, b = prior ? prior[i] : 0;
+            int c = prior && i >= bpp ? prior[i - bpp] : 0;
+            out[i] = (uint8_t)(cur[i] - paeth(a, b, c));
+        }
+        break;
+    }
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint8_t *put_chunk(uint8_t *o, const char *type, const uint8_t *d, uint32_t n)
+{
+    put_be32(o, n);
+    memcpy(o + 4, type, 4);
+    if (n)
+        memcpy(o + 8, d, n);
+    uint32_t crc = libdeflate_crc32(0, o + 4, (size_t)n + 4);
+    put_be32(o + 8 + n, crc);
+    return o + 12 + n;
+}
+#endif
+
+eh_status eh_image_encode_png(const eh_image *img, int level, uint8_t **out, size_t *out_len, eh_error *err)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (level < 0)
+        level = EH_DEFAULT_PNG_LEVEL;
+    if (level > 9)
+        return eh_fail(err, EH_EINVAL, "png: level %d out of range 0..9", level);
+#ifdef EVALHOST_HAVE_LIBDEFLATE
+    size_t C = (size_t)img->channels, rowbytes = (size_t)img->width * C, stride = rowbytes + 1;
+    size_t raw_n = stride * (size_t)img->height;
+    uint8_t *raw = malloc(raw_n), *trial = malloc(rowbytes), *z = NULL, *png = NULL;
+    struct libdeflate_compressor *cmp = libdeflate_alloc_compressor(level);
+    eh_status st = EH_OK;
+    if (!raw || !trial || !cmp) {
+        st = eh_fail(err, EH_ENOMEM, "png: out of memory for %zu bytes", raw_n);
+        goto done;
+    }
+    for (int y = 0; y < img->height; y++) {
+        const uint8_t *cur = img->pixels + (size_t)y * rowbytes;
+        const uint8_t *prior = y ? cur - rowbytes : NULL;
+        uint8_t *row = raw + (size_t)y * stride;
+        int best = 0;
+        filter_row(0, cur, prior, row + 1, rowbytes, C);
+        if (level > 0) {
+            /* Adaptive filtering; level 0 asks for speed, so rows stay unfiltered. */
+            uint64_t best_cost = row_cost(row + 1, rowbytes);
+            for (int ft = 1; ft <= 4; ft++) {
+                filter_row(ft, cur, prior, trial, rowbytes, C);
+                uint64_t c = row_cost(trial, rowbytes);
+                if (c < best_cost) {
+                    best_cost = c;
+                    best = ft;
+                    memcpy(row + 1, trial, rowbytes);
+                }
+            }
+        }
+        row[0] = (uint8_t)best;
+    }
+    size_t zcap = libdeflate_zlib_compress_bound(cmp, raw_n);
+    z = malloc(zcap);
+    if (!z) {
+        st = eh_fail(err, EH_ENOMEM, "png: out of memory for %zu bytes", zcap);
+        goto done;
+    }
+    size_t zn = libdeflate_zlib_compress(cmp, raw, raw_n, z, zcap);
+    if (zn == 0) {
+        st = eh_fail(err, EH_EINVAL, "png: compression failed");
+        goto done;
+    }
+    const size_t max_chunk = (size_t)1 << 30;
+    size_t nchunks = (zn + max_chunk - 1) / max_chunk;
+    png = malloc(8 + 25 + zn + 12 * nchunks + 12);
+    if (!png) {
+        st = eh_fail(err, EH_ENOMEM, "png: out of memory for %zu bytes", zn);
+        goto done;
+    }
+    uint8_t ihdr[13];
+    put_be32(ihdr, (uint32_t)img->width);
+    put_be32(ihdr + 4, (uint32_t)img->height);
+    ihdr[8] = 8;
+    ihdr[9] = img->channels == 4 ? 6 : 2;
+    ihdr[10] = ihdr[11] = ihdr[12] = 0;
+    memcpy(png, "\x89PNG\r\n\x1a\n", 8);
+    uint8_t *o = put_chunk(png + 8, "IHDR", ihdr, 13);
+    for (size_t off = 0; off < zn; off += max_chunk) {
+        size_t k = zn - off < max_chunk ? zn - off : max_chunk;
+        o = put_chunk(o, "IDAT", z + off, (uint32_t)k);
+    }
+    o = put_chunk(o, "IEND", NULL, 0);
+    *out = png;
+    *out_len = (size_t)(o - png);
+    png = NULL;
+done:
+    libdeflate_free_compressor(cmp);
+    free(raw);
+    free(trial);
+    free(z);
+    free(png);
+    return st;
+#else
+    (void)level;    /* stb's level is a global; we keep its default rather than share mutable state */
+    membuf m = {0};
+    if (!stbi_write_png_to_func(membuf_write, &m, img->width, img->height, img->channels, img->pixels,
+                                img->width * img->channels) || m.oom) {
+        free(m.p);
+        return eh_fail(err, EH_ENOMEM, "png: encoding failed");
+    }
+    *out = m.p;
+    *out_len = m.n;
+    return EH_OK;
+#endif
+}
+
+eh_status eh_image_encode_jpeg(const eh_image *img, int quality, uint8_t **out, size_t *out_len, eh_error *err)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (quality <= 0)
+        quality = EH_DEFAULT_JPEG_QUALITY;
+    if (quality > 100)
+        return eh_fail(err, EH_EINVAL, "jpeg: quality %d out of range 1..100", quality);
+    tjhandle tj = tjInitCompress();
+    if (!tj)
+        return eh_fail(err, EH_ENOMEM, "jpeg: cannot start the encoder (%s)", tjGetErrorStr2(NULL));
+    unsigned char *jb = NULL;
+    unsigned long jn = 0;
+    /* High qualities ask for colour detail too: keep full-resolution chroma. */
+    int subsamp = quality >= 90 ? TJSAMP_444 : TJSAMP_420;
+    eh_status st = EH_OK;
+    if (tjCompress2(tj, img->pixels, img->width, 0, img->height, img->channels == 4 ? TJPF_RGBA : TJPF_RGB,
+                    &jb, &jn, subsamp, quality, 0) != 0) {
+        st = eh_fail(err, EH_EINVAL, "jpeg: encoding failed (%s)", tjGetErrorStr2(tj));
+    } else if (!(*out = malloc(jn))) {
+        st = eh_fail(err, EH_ENOMEM, "jpeg: out of memory for %lu bytes", jn);
+    } else {
+        memcpy(*out, jb, jn);   /* tjAlloc'd buffers need tjFree; ours are free()d */
+        *out_len = jn;
+    }
+    tjFree(jb);
+    tjDestroy(tj);
+    return st;
+}
+
+eh_status eh_image_encode(const eh_image *img, eh_image_format fmt, uint8_t **out, size_t *out_len, eh_error *err)
+{
+    *out = NULL;
+    *out_len = 0;
+    switch (fmt) {
+    case EH_FMT_PNG:
+        return eh_image_encode_png(img, -1, out, out_len, err);
+    case EH_FMT_JPEG:
+        return eh_image_encode_jpeg(img, -1, out, out_len, err);
+    case EH_FMT_BMP: {
+        membuf m = {0};
+        if (!stbi_write_bmp_to_func(membuf_write, &m, img->width, img->height, img->channels, img->pixels) || m.oom) {
+            free(m.p);
+            return eh_fail(err, EH_ENOMEM, "bmp: encoding failed");
+        }
+        *out = m.p;
+        *out_len = m.n;
+        return EH_OK;
+    }
+    case EH_FMT_WEBP: {
+        uint8_t *wb = NULL;
+        int stride = img->width * img->channels;
+        size_t n = img->channels == 4
+            ? WebPEncodeRGBA(img->pixels, img->width, img->height, stride, EH_DEFAULT_JPEG_QUALITY, &wb)
+            : WebPEncodeRGB(img->pixels, img->width, img->height, stride, EH_DEFAULT_JPEG_QUALITY, &wb);
+        if (n == 0 || !(*out = malloc(n))) {
+            WebPFree(wb);
+            return eh_fail(err, EH_ENOMEM, "webp: encoding failed");
+        }
+        memcpy(*out, wb, n);
+        *out_len = n;
+        WebPFree(wb);
+        return EH_OK;
+    }
+    case EH_FMT_GIF:
+    case EH_FMT_UNKNOWN:
+        break;
+    }
+    return eh_fail(err, EH_EFORMAT, "cannot encode %s images", eh_image_format_name(fmt));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Resizing: separable convolution in Pillow's manner, so that downscaling  */
+/* widens the kernel (area averaging) and results stay close to Pillow's.   */
+
+#define EH_PI 3.14159265358979323846
+
+static double f_bilinear(double x)
+{
+    x = fabs(x);
+    return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+static double f_bicubic(double x)
+{
+    const double a = -0.5;
+    x = fabs(x);
+    if (x < 1.0)
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+    if (x < 2.0)
+        return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
+    return 0.0;
+}
+
+static double sinc(double x)
+{
+    if (x == 0.0)
+        return 1.0;
+    x *= EH_PI;
+    return sin(x) / x;
+}
+
+static double f_lanczos(double x)
+{
+    return x > -3.0 && x < 3.0 ? sinc(x) * sinc(x / 3.0) : 0.0;
+}
+
+typedef struct taps {
+    int ksize;
+    int *lo, *n;        /* first input index and tap count per output index */
+    float *k;           /* ksize weights per output index, normalised */
+} taps;
+
+static void taps_free(taps *t)
+{
+    free(t->lo);
+    free(t->n);
+    free(t->k);
+}
+
+static int taps_make(taps *t, int in, int out, eh_resize_filter f)
+{
+    double (*fn)(double) = f == EH_FILTER_BICUBIC ? f_bicubic : f == EH_FILTER_LANCZOS ? f_lanczos : f_bilinear;
+    double support = f == EH_FILTER_BICUBIC ? 2.0 : f == EH_FILTER_LANCZOS ? 3.0 : 1.0;
+    double scale = (double)in / out, fscale = scale < 1.0 ? 1.0 : scale;
+    support *= fscale;
+    t->ksize = (int)ceil(support) * 2 + 1;
+    t->lo = malloc(sizeof(int) * (size_t)out);
+    t->n = malloc(sizeof(int) * (size_t)out);
+    t->k = malloc(sizeof(float) * (size_t)out * (size_t)t->ksize);
+    double *tmp = malloc(sizeof(double) * (size_t)t->ksize);
+    if (!t->lo || !t->n || !t->k || !tmp) {
+        free(tmp);
+        taps_free(t);
+        return -1;
+    }
+    for (int xx = 0; xx < out; xx++) {
+        double center = (xx + 0.5) * scale, ss = 1.0 / fscale, ww = 0.0;
+        int lo = (int)(center - support + 0.5), hi = (int)(center + support + 0.5);
+        if (lo < 0)
+            lo = 0;
+        if (hi > in)
+            hi = in;
+        int n = hi - lo;
+        if (n > t->ksize)
+            n = t->ksize;
+        for (int x = 0; x < n; x++) {
+            tmp[x] = fn((x + lo - center + 0.5) * ss);
+            ww += tmp[x];
+        }
+        float *k = t->k + (size_t)xx * t->ksize;
+        for (int x = 0; x < n; x++)
+            k[x] = (float)(ww != 0.0 ? tmp[x] / ww : 0.0);
+        t->lo[xx] = lo;
+        t->n[xx] = n;
+    }
+    free(tmp);
+    return 0;
+}
+
+static uint8_t clamp8(float v)
+{
+    v += 0.5f;
+    return v <= 0.0f ? 0 : v >= 255.0f ? 255 : (uint8_t)v;
+}
+
+static void resample_h(const eh_image *src, eh_image *dst, const taps *t)
+{
+    int C = src->channels;
+    for (int y = 0; y < src->height; y++) {
+        const uint8_t *in = src->pixels + (size_t)y * src->width * C;
+        uint8_t *out = dst->pixels + (size_t)y * dst->width * C;
+        for (int xx = 0; xx < dst->width; xx++) {
+            const float *k = t->k + (size_t)xx * t->ksize;
+            const uint8_t *p = in + (size_t)t->lo[xx] * C;
+            float acc[4] = {0, 0, 0, 0};
+            for (int j = 0; j < t->n[xx]; j++, p += C)
+                for (int c = 0; c < C; c++)
+                    acc[c] += k[j] * p[c];
+            for (int c = 0; c < C; c++)
+                out[(size_t)xx * C + c] = clamp8(acc[c]);
+        }
+    }
+}
+
+static int resample_v(const eh_image *src, eh_image *dst, const taps *t)
+{
+    size_t rowbytes = (size_t)src->width * src->channels;
+    float *acc = malloc(sizeof(float) * rowbytes);
+    if (!acc)
+        return -1;
+    for (int yy = 0; yy < dst->height; yy++) {
+        const float *k = t->k + (size_t)yy * t->ksize;
+        memset(acc, 0, sizeof(float) * rowbytes);
+        for (int j = 0; j < t->n[yy]; j++) {
+            const uint8_t *in = src->pixels + (size_t)(t->lo[yy] + j) * rowbytes;
+            float w = k[j];
+            for (size_t i = 0; i < rowbytes; i++)
+                acc[i] += w * in[i];
+        }
+        uint8_t *out = dst->pixels + (size_t)yy * rowbytes;
+        for (size_t i = 0; i < rowbytes; i++)
+            out[i] = clamp8(acc[i]);
+    }
+    free(acc);
+    return 0;
+}
+
+static eh_image *resize_nearest(const eh_image *img, int width, int height, eh_error *err)
+{
+    eh_image *dst = image_alloc(width, height, img->channels, 0, err);
+    if (!dst)
+        return NULL;
+    double sx = (double)img->width / width, sy = (double)img->height / height;
+    size_t C = (size_t)img->channels;
+    for (int y = 0; y < height; y++) {
+        int iy = (int)((y + 0.5) * sy);
+        if (iy >= img->height)
+            iy = img->height - 1;
+        const uint8_t *in = img->pixels + (size_t)iy * img->width * C;
+        uint8_t *out = dst->pixels + (size_t)y * width * C;
+        for (int x = 0; x < width; x++) {
+            int ix = (int)((x + 0.5) * sx);
+            if (ix >= img->width)
+                ix = img->width - 1;
+            memcpy(out + (size_t)x * C, in + (size_t)ix * C, C);
+        }
+    }
+    return dst;
+}
+
+eh_image *eh_image_resize(const eh_image *img, int width, int height, eh_resize_filter filter, eh_error *err)
+{
+    if (width <= 0 || height <= 0) {
+        eh_fail(err, EH_EINVAL, "resize: bad size %dx%d", width, height);
+        return NULL;
+    }
+    if (width == img->width && height == img->height)
+        return eh_image_clone(img, err);
+    if (filter == EH_FILTER_NEAREST)
+        return resize_nearest(img, width, height, err);
+    eh_image *mid = NULL, *dst = NULL;
+    taps th = {0}, tv = {0};
+    const eh_image *cur = img;
+    if (width != img->width) {
+        if (taps_make(&th, img->width, width, filter) != 0 || !(mid = image_alloc(width, img->height, img->channels, 0, err)))
+            goto oom;
+        resample_h(img, mid, &th);
+        cur = mid;
+    }
+    if (height != img->height) {
+        if (taps_make(&tv, img->height, height, filter) != 0 || !(dst = image_alloc(width, height, img->channels, 0, err))
+            || resample_v(cur, dst, &tv) != 0)
+            goto oom;
+        eh_image_free(mid);
+    } else {
+        dst = mid;
+    }
+    taps_free(&th);
+    taps_free(&tv);
+    return dst;
+oom:
+    taps_free(&th);
+    taps_free(&tv);
+    eh_image_free(mid);
+    eh_image_free(dst);
+    eh_fail(err, EH_ENOMEM, "resize: out of memory for %dx%d", width, height);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Float CHW views for model backends                                       */
+
+float *eh_image_to_chw(const eh_image *img, eh_error *err)
+{
+    size_t plane = (size_t)img->width * img->height, C = (size_t)img->channels;
+    float *chw = malloc(sizeof(float) * 3 * plane);
+    if (!chw) {
+        eh_fail(err, EH_ENOMEM, "image: out of memory for a %dx%d float view", img->width, img->height);
+        return NULL;
+    }
+    const float inv = 1.0f / 255.0f;
+    const uint8_t *p = img->pixels;
+    for (size_t i = 0; i < plane; i++, p += C) {
+        chw[i] = p[0] * inv;
+        chw[plane + i] = p[1] * inv;
+        chw[2 * plane + i] = p[2] * inv;
+    }
+    return chw;
+}
+
+eh_image *eh_image_from_chw(const float *chw, int width, int height, eh_error *err)
+{
+    eh_image *img = image_alloc(width, height, 3, 0, err);
+    if (!img)
+        return NULL;
+    size_t plane = (size_t)width * height;
+    uint8_t *p = img->pixels;
+    for (size_t i = 0; i < plane; i++, p += 3)
+        for (int c = 0; c < 3; c++) {
+            float v = chw[(size_t)c * plane + i] * 255.0f;
+            p[c] = v != v ? 0 : clamp8(v);     /* NaN from a model becomes black, not UB */
+        }
+    return img;
+}
