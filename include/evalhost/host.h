@@ -49,7 +49,7 @@ typedef struct eh_host {
     eh_swap_stats swaps;
     eh_model_stats model_stats[EH_MAX_MODELS];
     int n_model_stats;
-    const void *last_loaded;        /* model that last took the device (swap counting) */
+    const void *last_unloaded;      /* model unloaded and not yet followed by a load (swap counting) */
     int failures;                   /* data failures reported by scripts (exit code 1) */
 } eh_host;
 
@@ -64,5 +64,6 @@ void eh_log(const eh_host *host, eh_log_level level, const char *fmt, ...)
 eh_model_stats *eh_host_model_stats(eh_host *host, const char *name);
 void eh_host_note_load(eh_host *host, const void *model, const char *name, int64_t bytes, double seconds);
 void eh_host_note_unload(eh_host *host, const void *model, const char *name, double seconds);
+void eh_host_forget_model(eh_host *host, const void *model);   /* on model free */
 
 #endif

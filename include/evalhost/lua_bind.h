@@ -31,6 +31,11 @@ void eh_lua_push_image(lua_State *L, eh_image *img);
 eh_image *eh_lua_check_image(lua_State *L, int idx);
 eh_image *eh_lua_to_image(lua_State *L, int idx);   /* NULL if not an open Image */
 
+/* Stores host in the registry (main.c, before anything else runs). */
+void eh_lua_attach_host(lua_State *L, eh_host *host);
+/* The `evalhost` table itself (preloaded as package.preload.evalhost). */
+int eh_open_evalhost(lua_State *L);
+
 /* Module openers: each pushes its table (1 value). */
 int eh_open_json(lua_State *L);
 int eh_open_image(lua_State *L);

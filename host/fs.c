@@ -1,0 +1,200 @@
+/* fs.c — durable file writes and small file-system helpers. */
+#include "evalhost/fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+eh_status eh_fs_mkdir_p(const char *path, eh_error *err)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof buf)
+        return eh_fail(err, EH_EINVAL, "%s: bad folder name", path);
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return eh_fail(err, EH_EIO, "%s: cannot create folder: %s", buf, strerror(errno));
+            *p = saved;
+            if (saved == '\0')
+                break;
+        }
+    }
+    if (!eh_fs_is_dir(path))
+        return eh_fail(err, EH_EIO, "%s: exists and is not a folder", path);
+    return EH_OK;
+}
+
+void eh_fs_dirname(const char *path, char *buf, size_t n)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(buf, n, ".");
+    } else if (slash == path) {
+        snprintf(buf, n, "/");
+    } else {
+        snprintf(buf, n, "%.*s", (int)(slash - path), path);
+    }
+}
+
+static void fsync_dir(const char *path)
+{
+    char dir[4096];
+    eh_fs_dirname(path, dir, sizeof dir);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        (void)fsync(fd);   /* best effort: some file systems refuse */
+        close(fd);
+    }
+}
+
+eh_status eh_fs_write_atomic(const char *path, const void *data, size_t len, eh_error *err)
+{
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return eh_fail(err, EH_EINVAL, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return eh_fail(err, EH_EIO, "%s: cannot write: %s", path, strerror(errno));
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return eh_fail(err, EH_EIO, "%s: write failed: %s", path, strerror(e));
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return eh_fail(err, EH_EIO, "%s: fsync failed: %s", path, strerror(e));
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return eh_fail(err, EH_EIO, "%s: rename failed: %s", path, strerror(e));
+    }
+    fsync_dir(path);
+    return EH_OK;
+}
+
+eh_status eh_fs_read(const char *path, size_t max, char **out, size_t *out_len, eh_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return eh_fail(err, EH_EIO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return eh_fail(err, EH_EIO, "%s: not a regular file", path);
+    }
+    size_t size = (size_t)st.st_size;
+    if (max && size > max) {
+        close(fd);
+        return eh_fail(err, EH_ELIMIT, "%s: %zu bytes exceeds the limit of %zu", path, size, max);
+    }
+    char *buf = malloc(size + 1);
+    if (!buf) {
+        close(fd);
+        return eh_fail(err, EH_ENOMEM, "%s: out of memory (%zu bytes)", path, size);
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = read(fd, buf + got, size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *out = buf;
+    *out_len = got;
+    return EH_OK;
+}
+
+int eh_fs_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+int eh_fs_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+eh_status eh_fs_remove(const char *path, eh_error *err)
+{
+    if (unlink(path) != 0 && errno != ENOENT)
+        return eh_fail(err, EH_EIO, "%s: cannot remove: %s", path, strerror(errno));
+    return EH_OK;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **eh_fs_list(const char *dir, eh_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        eh_fail(err, EH_EIO, "%s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    size_t n = 0, cap = 16;
+    char **names = malloc(cap * sizeof *names);
+    struct dirent *e;
+    while (names && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (n + 2 > cap) {
+            cap *= 2;
+            char **grown = realloc(names, cap * sizeof *names);
+            if (!grown) {
+                eh_fs_list_free((names[n] = NULL, names));
+                names = NULL;
+                break;
+            }
+            names = grown;
+        }
+        names[n] = strdup(e->d_name);
+        if (names[n])
+            n++;
+    }
+    closedir(d);
+    if (!names) {
+        eh_fail(err, EH_ENOMEM, "%s: out of memory", dir);
+        return NULL;
+    }
+    names[n] = NULL;
+    qsort(names, n, sizeof *names, cmp_names);
+    return names;
+}
+
+void eh_fs_list_free(char **names)
+{
+    if (!names)
+        return;
+    for (char **p = names; *p; p++)
+        free(*p);
+    free(names);
+}

@@ -1,0 +1,334 @@
+/* l_host.c — the `evalhost` table: host context in the registry, the one
+ * `nil, message` helper, and the small primitives (log, clock, swaps, hash,
+ * fs, yaml, shard).  Sub-modules register themselves through their openers. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evalhost/config.h"
+#include "evalhost/fs.h"
+#include "evalhost/hash.h"
+#include "evalhost/lua_bind.h"
+
+#define HOST_KEY "evalhost.host"
+
+eh_host *eh_lua_host(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, HOST_KEY);
+    eh_host *h = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!h)
+        luaL_error(L, "evalhost: no host attached to this Lua state");
+    return h;
+}
+
+int eh_lua_fail(lua_State *L, const eh_error *err)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, err && err->msg[0] ? err->msg : "unknown error");
+    return 2;
+}
+
+int eh_lua_failf(lua_State *L, const char *fmt, ...)
+{
+    char msg[EH_ERROR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
+/* ---- log, clock, swaps ---------------------------------------------- */
+
+static int l_log(lua_State *L)
+{
+    static const char *const levels[] = { "debug", "info", "warn", "error", NULL };
+    int level = luaL_checkoption(L, 1, NULL, levels);
+    int n = lua_gettop(L);
+    /* string.format(fmt, ...) */
+    lua_getglobal(L, "string");
+    lua_getfield(L, -1, "format");
+    lua_remove(L, -2);
+    for (int i = 2; i <= n; i++)
+        lua_pushvalue(L, i);
+    lua_call(L, n - 1, 1);
+    eh_log(eh_lua_host(L), (eh_log_level)level, "%s", lua_tostring(L, -1));
+    return 0;
+}
+
+static int l_clock(lua_State *L)
+{
+    lua_pushnumber(L, eh_clock());
+    return 1;
+}
+
+static int l_swaps(lua_State *L)
+{
+    eh_host *h = eh_lua_host(L);
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, h->swaps.count);
+    lua_setfield(L, -2, "count");
+    lua_pushinteger(L, h->swaps.moves);
+    lua_setfield(L, -2, "moves");
+    lua_pushinteger(L, h->swaps.bytes);
+    lua_setfield(L, -2, "bytes");
+    lua_pushnumber(L, h->swaps.seconds);
+    lua_setfield(L, -2, "seconds");
+    lua_newtable(L);
+    for (int i = 0; i < h->n_model_stats; i++) {
+        const eh_model_stats *s = &h->model_stats[i];
+        lua_createtable(L, 0, 5);
+        lua_pushinteger(L, s->loads);
+        lua_setfield(L, -2, "loads");
+        lua_pushinteger(L, s->unloads);
+        lua_setfield(L, -2, "unloads");
+        lua_pushinteger(L, s->bytes);
+        lua_setfield(L, -2, "bytes");
+        lua_pushnumber(L, s->load_seconds);
+        lua_setfield(L, -2, "load_seconds");
+        lua_pushnumber(L, s->unload_seconds);
+        lua_setfield(L, -2, "unload_seconds");
+        lua_setfield(L, -2, s->name);
+    }
+    lua_setfield(L, -2, "by_model");
+    return 1;
+}
+
+static int l_shard(lua_State *L)
+{
+    eh_host *h = eh_lua_host(L);
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, h->shard_index);
+    lua_setfield(L, -2, "index");
+    lua_pushinteger(L, h->shard_count);
+    lua_setfield(L, -2, "count");
+    lua_pushinteger(L, h->local_rank);
+    lua_setfield(L, -2, "local_rank");
+    return 1;
+}
+
+/* ---- hash ------------------------------------------------------------ */
+
+static int l_hash(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char hex[EH_HASH_HEX];
+    eh_hash_hex(s, len, hex);
+    lua_pushstring(L, hex);
+    return 1;
+}
+
+static int l_hash_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char hex[EH_HASH_HEX];
+    eh_error err = { 0 };
+    if (eh_hash_file(path, hex, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    lua_pushstring(L, hex);
+    return 1;
+}
+
+/* ---- fs -------------------------------------------------------------- */
+
+static int l_fs_mkdir(lua_State *L)
+{
+    eh_error err = { 0 };
+    if (eh_fs_mkdir_p(luaL_checkstring(L, 1), &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_fs_write(lua_State *L)
+{
+    size_t len;
+    const char *path = luaL_checkstring(L, 1);
+    const char *data = luaL_checklstring(L, 2, &len);
+    eh_error err = { 0 };
+    if (eh_fs_write_atomic(path, data, len, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_fs_read(lua_State *L)
+{
+    char *buf;
+    size_t len;
+    eh_error err = { 0 };
+    if (eh_fs_read(luaL_checkstring(L, 1), (size_t)luaL_optinteger(L, 2, 0), &buf, &len, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    lua_pushlstring(L, buf, len);
+    free(buf);
+    return 1;
+}
+
+static int l_fs_exists(lua_State *L)
+{
+    lua_pushboolean(L, eh_fs_exists(luaL_checkstring(L, 1)));
+    return 1;
+}
+
+static int l_fs_is_dir(lua_State *L)
+{
+    lua_pushboolean(L, eh_fs_is_dir(luaL_checkstring(L, 1)));
+    return 1;
+}
+
+static int l_fs_remove(lua_State *L)
+{
+    eh_error err = { 0 };
+    if (eh_fs_remove(luaL_checkstring(L, 1), &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_fs_list(lua_State *L)
+{
+    eh_error err = { 0 };
+    char **names = eh_fs_list(luaL_checkstring(L, 1), &err);
+    if (!names)
+        return eh_lua_fail(L, &err);
+    lua_newtable(L);
+    for (lua_Integer i = 0; names[i]; i++) {
+        lua_pushstring(L, names[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    eh_fs_list_free(names);
+    return 1;
+}
+
+/* ---- yaml ------------------------------------------------------------ */
+
+static int push_yaml_result(lua_State *L, eh_node *root, const eh_error *err)
+{
+    if (!root)
+        return eh_lua_fail(L, err);
+    eh_lua_push_node(L, root);
+    eh_node_free(root);
+    return 1;
+}
+
+static int l_yaml_load(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char *buf;
+    size_t len;
+    eh_error err = { 0 };
+    eh_config_limits lim = eh_config_default_limits();
+    if (eh_fs_read(path, lim.max_bytes, &buf, &len, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    eh_node *root = eh_yaml_parse(buf, len, path, &lim, &err);
+    free(buf);
+    return push_yaml_result(L, root, &err);
+}
+
+static int l_yaml_parse(lua_State *L)
+{
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    eh_error err = { 0 };
+    eh_node *root = eh_yaml_parse(text, len, luaL_optstring(L, 2, "<yaml>"), NULL, &err);
+    return push_yaml_result(L, root, &err);
+}
+
+/* ---- the evalhost table ------------------------------------------------ */
+
+typedef struct submodule {
+    const char *name;
+    lua_CFunction open;
+} submodule;
+
+static const submodule submodules[] = {
+    { "json", eh_open_json },
+    { "model", eh_open_model },
+    { "gpu", eh_open_gpu },
+    { "progress", eh_open_progress },
+#ifdef EVALHOST_HAVE_IMAGE
+    { "image", eh_open_image },
+#endif
+#ifdef EVALHOST_HAVE_DATASET
+    { "dataset", eh_open_dataset },
+#endif
+#ifdef EVALHOST_HAVE_TOKENIZER
+    { "tokenizer", eh_open_tokenizer },
+#endif
+#ifdef EVALHOST_HAVE_VLM
+    { "vlm", eh_open_vlm },
+#endif
+#ifdef EVALHOST_HAVE_JOURNAL
+    { "journal", eh_open_journal },
+#endif
+    { NULL, NULL },
+};
+
+/* luaopen for `require "evalhost"` (preloaded): pushes the table. */
+int eh_open_evalhost(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        { "log", l_log },
+        { "clock", l_clock },
+        { "swaps", l_swaps },
+        { "shard", l_shard },
+        { "hash", l_hash },
+        { "hash_file", l_hash_file },
+        { NULL, NULL },
+    };
+    static const luaL_Reg fs_funcs[] = {
+        { "mkdir", l_fs_mkdir },
+        { "write", l_fs_write },
+        { "read", l_fs_read },
+        { "exists", l_fs_exists },
+        { "is_dir", l_fs_is_dir },
+        { "remove", l_fs_remove },
+        { "list", l_fs_list },
+        { NULL, NULL },
+    };
+    static const luaL_Reg yaml_funcs[] = {
+        { "load", l_yaml_load },
+        { "parse", l_yaml_parse },
+        { NULL, NULL },
+    };
+    eh_host *h = eh_lua_host(L);
+    luaL_newlib(L, funcs);
+    luaL_newlib(L, fs_funcs);
+    lua_setfield(L, -2, "fs");
+    luaL_newlib(L, yaml_funcs);
+    lua_setfield(L, -2, "yaml");
+    for (const submodule *m = submodules; m->name; m++) {
+        m->open(L);
+        lua_setfield(L, -2, m->name);
+    }
+    lua_pushstring(L, EVALHOST_VERSION);
+    lua_setfield(L, -2, "version");
+    eh_lua_push_node(L, h->config);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    }
+    lua_setfield(L, -2, "config");
+    lua_pushstring(L, h->config_path ? h->config_path : "");
+    lua_setfield(L, -2, "config_path");
+    lua_pushstring(L, h->script_path ? h->script_path : "");
+    lua_setfield(L, -2, "script_path");
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, h->resume == EH_RESUME_FORCE ? "force" : h->resume == EH_RESUME_YES ? "yes" : "no");
+    lua_setfield(L, -2, "resume");
+    lua_pushboolean(L, h->quiet);
+    lua_setfield(L, -2, "quiet");
+    lua_setfield(L, -2, "options");
+    return 1;
+}
+
+void eh_lua_attach_host(lua_State *L, eh_host *host)
+{
+    lua_pushlightuserdata(L, host);
+    lua_setfield(L, LUA_REGISTRYINDEX, HOST_KEY);
+}

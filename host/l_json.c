@@ -1,0 +1,245 @@
+/* l_json.c — evalhost.json: encode/decode through cJSON.  JSON null is
+ * evalhost.json.null (a NULL light userdata); an empty table encodes as {}
+ * unless its metatable is evalhost.json.array_mt. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evalhost/lua_bind.h"
+
+#define JSON_MAX_DEPTH 256
+#define ARRAY_MT "evalhost.json.array_mt"
+
+static void push_json(lua_State *L, const cJSON *item, int depth)
+{
+    luaL_checkstack(L, 4, "JSON too deep");
+    if (depth > JSON_MAX_DEPTH)
+        luaL_error(L, "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
+    if (cJSON_IsNull(item)) {
+        lua_pushlightuserdata(L, NULL);
+    } else if (cJSON_IsBool(item)) {
+        lua_pushboolean(L, cJSON_IsTrue(item));
+    } else if (cJSON_IsNumber(item)) {
+        double d = item->valuedouble;
+        if (d == floor(d) && fabs(d) < 9007199254740992.0)
+            lua_pushinteger(L, (lua_Integer)d);
+        else
+            lua_pushnumber(L, d);
+    } else if (cJSON_IsString(item)) {
+        lua_pushstring(L, item->valuestring);
+    } else if (cJSON_IsArray(item)) {
+        lua_createtable(L, cJSON_GetArraySize(item), 0);
+        luaL_setmetatable(L, ARRAY_MT);
+        lua_Integer i = 1;
+        for (const cJSON *c = item->child; c; c = c->next) {
+            push_json(L, c, depth + 1);
+            lua_rawseti(L, -2, i++);
+        }
+    } else if (cJSON_IsObject(item)) {
+        lua_newtable(L);
+        for (const cJSON *c = item->child; c; c = c->next) {
+            push_json(L, c, depth + 1);
+            lua_setfield(L, -2, c->string);
+        }
+    } else {
+        lua_pushnil(L);
+    }
+}
+
+
+static int is_array(lua_State *L, int idx, size_t *len)
+{
+    size_t n = 0;
+    lua_Integer max = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        if (lua_tointeger(L, -1) > max)
+            max = lua_tointeger(L, -1);
+        n++;
+    }
+    *len = n;
+    if (n == 0) {
+        int arr = 0;
+        if (lua_getmetatable(L, idx)) {
+            luaL_getmetatable(L, ARRAY_MT);
+            arr = lua_rawequal(L, -1, -2);
+            lua_pop(L, 2);
+        }
+        return arr;
+    }
+    return (size_t)max == n;
+}
+
+/* Orders object keys by their text, so mixed string/number keys never raise. */
+static int key_less(lua_State *L)
+{
+    const char *a = luaL_tolstring(L, 1, NULL);
+    const char *b = luaL_tolstring(L, 2, NULL);
+    lua_pushboolean(L, strcmp(a, b) < 0);
+    return 1;
+}
+
+typedef struct json_guard {
+    cJSON *root;
+} json_guard;
+
+static int guard_gc(lua_State *L)
+{
+    json_guard *g = lua_touserdata(L, 1);
+    cJSON_Delete(g->root);
+    g->root = NULL;
+    return 0;
+}
+
+/* Builds cJSON from the value at idx; raises on unsupported values (a
+ * script bug).  A raise mid-way leaks the partial subtree being built; the
+ * finished part hangs under the guard's root.  Encoding a bad value is a
+ * script bug that ends the run, so the leak is bounded by one call. */
+static cJSON *to_json(lua_State *L, int idx, int depth)
+{
+    idx = lua_absindex(L, idx);
+    if (depth > JSON_MAX_DEPTH)
+        luaL_error(L, "json.encode: table nested deeper than %d levels (or cyclic)", JSON_MAX_DEPTH);
+    luaL_checkstack(L, 6, "table too deep");
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        return cJSON_CreateNull();
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL)
+            return cJSON_CreateNull();
+        break;
+    case LUA_TBOOLEAN:
+        return cJSON_CreateBool(lua_toboolean(L, idx));
+    case LUA_TNUMBER: {
+        double d = lua_tonumber(L, idx);
+        if (!isfinite(d))
+            return cJSON_CreateNull();   /* JSON has no NaN/Inf */
+        return cJSON_CreateNumber(d);
+    }
+    case LUA_TSTRING:
+        return cJSON_CreateString(lua_tostring(L, idx));
+    case LUA_TTABLE: {
+        size_t n;
+        if (is_array(L, idx, &n)) {
+            cJSON *arr = cJSON_CreateArray();
+            for (size_t i = 1; arr && i <= n; i++) {
+                lua_rawgeti(L, idx, (lua_Integer)i);
+                cJSON *c = to_json(L, -1, depth + 1);
+                lua_pop(L, 1);
+                cJSON_AddItemToArray(arr, c);
+            }
+            return arr;
+        }
+        /* objects: keys sorted so reports are byte-stable between runs */
+        lua_newtable(L);
+        int keys = lua_gettop(L);
+        lua_Integer nk = 0;
+        lua_pushnil(L);
+        while (lua_next(L, idx) != 0) {
+            lua_pop(L, 1);
+            if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
+                lua_pushvalue(L, -1);
+                lua_rawseti(L, keys, ++nk);
+            }
+        }
+        lua_getglobal(L, "table");
+        lua_getfield(L, -1, "sort");
+        lua_remove(L, -2);
+        lua_pushvalue(L, keys);
+        lua_pushcfunction(L, key_less);
+        lua_call(L, 2, 0);
+        cJSON *obj = cJSON_CreateObject();
+        for (lua_Integer i = 1; obj && i <= nk; i++) {
+            lua_rawgeti(L, keys, i);
+            lua_pushvalue(L, -1);
+            lua_gettable(L, idx);
+            cJSON *c = to_json(L, -1, depth + 1);
+            lua_pop(L, 1);
+            const char *k = luaL_tolstring(L, -1, NULL);
+            cJSON_AddItemToObject(obj, k, c);
+            lua_pop(L, 2);
+        }
+        lua_remove(L, keys);
+        return obj;
+    }
+    default:
+        break;
+    }
+    luaL_error(L, "json.encode: cannot encode a %s", luaL_typename(L, idx));
+    return NULL;
+}
+
+static int json_encode(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    int pretty = 0;
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "pretty");
+        pretty = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    json_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
+    g->root = NULL;
+    lua_newtable(L);
+    lua_pushcfunction(L, guard_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    g->root = to_json(L, 1, 0);
+    char *text = pretty ? cJSON_Print(g->root) : cJSON_PrintUnformatted(g->root);
+    if (!text)
+        return luaL_error(L, "json.encode: out of memory");
+    lua_pushstring(L, text);
+    free(text);
+    cJSON_Delete(g->root);
+    g->root = NULL;
+    return 1;
+}
+
+static int json_decode(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(s, len, &end, 1);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        size_t off = at && at >= s && at <= s + len ? (size_t)(at - s) : 0;
+        return eh_lua_failf(L, "json: invalid JSON at offset %zu", off);
+    }
+    /* push_json may raise (depth); keep root owned by a guard meanwhile */
+    json_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
+    g->root = root;
+    lua_newtable(L);
+    lua_pushcfunction(L, guard_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    push_json(L, root, 0);
+    cJSON_Delete(g->root);
+    g->root = NULL;
+    return 1;
+}
+
+int eh_open_json(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        { "encode", json_encode },
+        { "decode", json_decode },
+        { NULL, NULL },
+    };
+    luaL_newmetatable(L, ARRAY_MT);
+    lua_pushstring(L, "array");
+    lua_setfield(L, -2, "__name");
+    luaL_newlib(L, funcs);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "array_mt");
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    lua_remove(L, -2);
+    return 1;
+}

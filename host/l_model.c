@@ -1,0 +1,351 @@
+/* l_model.c — evalhost.model (Model handles) and evalhost.gpu. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "evalhost/lua_bind.h"
+#include "evalhost/model.h"
+
+#define MODEL_MT "evalhost.Model"
+
+typedef struct lmodel {
+    eh_model *m;   /* NULL when closed */
+} lmodel;
+
+static eh_model *check_model(lua_State *L, int idx)
+{
+    lmodel *lm = luaL_checkudata(L, idx, MODEL_MT);
+    if (!lm->m)
+        luaL_error(L, "attempt to use a closed Model");
+    return lm->m;
+}
+
+/* evalhost.model.open(spec [, section]) → Model | nil, err */
+static int model_open(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const char *section = luaL_optstring(L, 2, NULL);
+    if (!section) {
+        lua_getfield(L, 1, "section");
+        section = lua_isstring(L, -1) ? lua_tostring(L, -1) : "model";
+    }
+    eh_error err = { 0 };
+    eh_node *spec = eh_lua_to_node(L, 1, &err);
+    if (!spec)
+        return luaL_error(L, "model.open: %s", err.msg);
+    lmodel *lm = lua_newuserdatauv(L, sizeof *lm, 0);
+    lm->m = NULL;
+    luaL_setmetatable(L, MODEL_MT);
+    lm->m = eh_model_open(eh_lua_host(L), section, spec, &err);
+    eh_node_free(spec);
+    if (!lm->m)
+        return eh_lua_fail(L, &err);
+    return 1;
+}
+
+static int model_gc(lua_State *L)
+{
+    lmodel *lm = luaL_checkudata(L, 1, MODEL_MT);
+    eh_model_free(lm->m);
+    lm->m = NULL;
+    return 0;
+}
+
+static int model_load(lua_State *L)
+{
+    eh_model *m = check_model(L, 1);
+    eh_error err = { 0 };
+    if (eh_model_load(m, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int model_unload(lua_State *L)
+{
+    eh_model *m = check_model(L, 1);
+    eh_error err = { 0 };
+    if (eh_model_unload(m, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int model_state(lua_State *L)
+{
+    lua_pushstring(L, eh_residency_name(eh_model_state(check_model(L, 1))));
+    return 1;
+}
+
+static int model_footprint(lua_State *L)
+{
+    lua_pushinteger(L, eh_model_footprint(check_model(L, 1)));
+    return 1;
+}
+
+static int model_info(lua_State *L)
+{
+    eh_model *m = check_model(L, 1);
+    lua_createtable(L, 0, 7);
+    lua_pushstring(L, eh_model_section(m));
+    lua_setfield(L, -2, "section");
+    lua_pushstring(L, eh_model_role_of(m) == EH_ROLE_EDITOR ? "editor" : "judge");
+    lua_setfield(L, -2, "role");
+    lua_pushstring(L, eh_model_backend_name(m));
+    lua_setfield(L, -2, "backend");
+    lua_pushstring(L, eh_model_name(m));
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, eh_model_device(m));
+    lua_setfield(L, -2, "device");
+    lua_pushstring(L, eh_model_dtype(m));
+    lua_setfield(L, -2, "dtype");
+    lua_pushinteger(L, eh_model_batch_size(m));
+    lua_setfield(L, -2, "batch_size");
+    return 1;
+}
+
+/* A whole-call failure: state problems are script bugs (raise), the rest
+ * are the world's (nil, err). */
+static int call_failed(lua_State *L, const eh_error *err)
+{
+    if (err->code == EH_ESTATE)
+        return luaL_error(L, "%s", err->msg);
+    return eh_lua_fail(L, err);
+}
+
+static const char *opt_field_string(lua_State *L, int t, const char *key)
+{
+    lua_getfield(L, t, key);   /* left on the stack: keeps the string alive */
+    if (lua_isnil(L, -1))
+        return NULL;
+    if (!lua_isstring(L, -1))
+        luaL_error(L, "request field '%s' must be a string", key);
+    return lua_tostring(L, -1);
+}
+
+static const eh_image *opt_field_image(lua_State *L, int t, const char *key)
+{
+    lua_getfield(L, t, key);
+    if (lua_isnil(L, -1))
+        return NULL;
+    return eh_lua_check_image(L, -1);
+}
+
+static void fill_edit_request(lua_State *L, int t, eh_edit_request *r)
+{
+    r->image = opt_field_image(L, t, "image");
+    if (!r->image)
+        luaL_error(L, "edit request needs an 'image'");
+    r->instruction = opt_field_string(L, t, "instruction");
+    if (!r->instruction)
+        luaL_error(L, "edit request needs an 'instruction'");
+    r->options = NULL;
+}
+
+static void fill_score_request(lua_State *L, int t, eh_score_request *r)
+{
+    luaL_checktype(L, t, LUA_TTABLE);
+    r->image = opt_field_image(L, t, "image");
+    if (!r->image)
+        luaL_error(L, "score request needs an 'image'");
+    r->original = opt_field_image(L, t, "original");
+    r->instruction = opt_field_string(L, t, "instruction");
+    r->description = opt_field_string(L, t, "description");
+    r->system_prompt = opt_field_string(L, t, "system_prompt");
+    r->user_prompt = opt_field_string(L, t, "user_prompt");
+    r->category = opt_field_string(L, t, "category");
+    r->id = opt_field_string(L, t, "id");
+}
+
+/* Pushes a score result table, freeing its text. */
+static void push_score_result(lua_State *L, eh_score_result *r)
+{
+    lua_newtable(L);
+    if (!r->ok) {
+        lua_pushstring(L, r->err.msg[0] ? r->err.msg : "score failed");
+        lua_setfield(L, -2, "error");
+    } else {
+        lua_pushnumber(L, r->score);
+        lua_setfield(L, -2, "score");
+    }
+    if (r->text) {
+        lua_pushstring(L, r->text);
+        lua_setfield(L, -2, "text");
+    }
+    if (r->has_probs) {
+        lua_createtable(L, 11, 0);
+        for (int i = 0; i < 11; i++) {
+            lua_pushnumber(L, r->probs[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -2, "probs");
+    }
+    eh_score_result_clear(r);
+}
+
+/* m:edit(img, instruction [, opts]) → Image | nil, err */
+static int model_edit(lua_State *L)
+{
+    eh_model *m = check_model(L, 1);
+    eh_edit_request req = { .image = eh_lua_check_image(L, 2), .instruction = luaL_checkstring(L, 3) };
+    eh_edit_result res;
+    eh_error err = { 0 };
+    if (eh_model_edit_batch(m, &req, &res, 1, &err) != EH_OK)
+        return call_failed(L, &err);
+    if (!res.image)
+        return eh_lua_fail(L, &res.err);
+    eh_lua_push_image(L, res.image);
+    return 1;
+}
+
+/* m:edit_batch({{image=, instruction=}, ...}) → {{image=}|{error=}, ...} */
+static int model_edit_batch(lua_State *L)
+{
+    eh_model *m = check_model(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 2);
+    int base = lua_gettop(L);
+    eh_edit_request *reqs = lua_newuserdatauv(L, sizeof *reqs * (size_t)(n ? n : 1), 0);
+    eh_edit_result *res = lua_newuserdatauv(L, sizeof *res * (size_t)(n ? n : 1), 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 2, i);
+        luaL_checktype(L, -1, LUA_TTABLE);
+        fill_edit_request(L, lua_gettop(L), &reqs[i - 1]);
+        /* the request table stays referenced from arg 2: pop our copies */
+        lua_settop(L, base + 2);
+    }
+    eh_error err = { 0 };
+    if (eh_model_edit_batch(m, reqs, res, (size_t)n, &err) != EH_OK)
+        return call_failed(L, &err);
+    lua_createtable(L, (int)n, 0);
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_newtable(L);
+        if (res[i].image) {
+            eh_lua_push_image(L, res[i].image);
+            lua_setfield(L, -2, "image");
+        } else {
+            lua_pushstring(L, res[i].err.msg[0] ? res[i].err.msg : "edit failed");
+            lua_setfield(L, -2, "error");
+        }
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* m:score(req) → {score=, text=, ...} | nil, err */
+static int model_score(lua_State *L)
+{
+    eh_model *m = check_model(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    eh_score_request req;
+    fill_score_request(L, 2, &req);
+    eh_score_result res;
+    eh_error err = { 0 };
+    if (eh_model_score_batch(m, &req, &res, 1, &err) != EH_OK)
+        return call_failed(L, &err);
+    if (!res.ok) {
+        lua_pushnil(L);
+        lua_pushstring(L, res.err.msg[0] ? res.err.msg : "score failed");
+        eh_score_result_clear(&res);
+        return 2;
+    }
+    push_score_result(L, &res);
+    return 1;
+}
+
+static int model_score_batch(lua_State *L)
+{
+    eh_model *m = check_model(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 2);
+    int base = lua_gettop(L);
+    eh_score_request *reqs = lua_newuserdatauv(L, sizeof *reqs * (size_t)(n ? n : 1), 0);
+    eh_score_result *res = lua_newuserdatauv(L, sizeof *res * (size_t)(n ? n : 1), 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 2, i);
+        fill_score_request(L, lua_gettop(L), &reqs[i - 1]);
+        lua_settop(L, base + 2);
+    }
+    eh_error err = { 0 };
+    if (eh_model_score_batch(m, reqs, res, (size_t)n, &err) != EH_OK)
+        return call_failed(L, &err);
+    lua_createtable(L, (int)n, 0);
+    for (lua_Integer i = 0; i < n; i++) {
+        push_score_result(L, &res[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int model_tostring(lua_State *L)
+{
+    lmodel *lm = luaL_checkudata(L, 1, MODEL_MT);
+    if (!lm->m)
+        lua_pushliteral(L, "Model(closed)");
+    else
+        lua_pushfstring(L, "Model(%s: %s/%s, %s)", eh_model_section(lm->m), eh_model_backend_name(lm->m),
+                        eh_model_name(lm->m), eh_residency_name(eh_model_state(lm->m)));
+    return 1;
+}
+
+int eh_open_model(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        { "open", model_open },
+        { NULL, NULL },
+    };
+    static const luaL_Reg methods[] = {
+        { "load", model_load },
+        { "unload", model_unload },
+        { "state", model_state },
+        { "footprint", model_footprint },
+        { "info", model_info },
+        { "edit", model_edit },
+        { "edit_batch", model_edit_batch },
+        { "score", model_score },
+        { "score_batch", model_score_batch },
+        { "close", model_gc },
+        { NULL, NULL },
+    };
+    static const luaL_Reg metamethods[] = {
+        { "__gc", model_gc },
+        { "__close", model_gc },
+        { "__tostring", model_tostring },
+        { "__index", NULL },
+        { NULL, NULL },
+    };
+    luaL_newmetatable(L, MODEL_MT);
+    luaL_setfuncs(L, metamethods, 0);
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newlib(L, funcs);
+    return 1;
+}
+
+/* evalhost.gpu.memory([dev]) → {free=, total=}; zeros without CUDA. */
+static int gpu_memory(lua_State *L)
+{
+    lua_Integer dev = luaL_optinteger(L, 1, 0);
+    int64_t free_b = 0, total_b = 0;
+#ifdef EVALHOST_HAVE_TORCH_GPU
+    eh_torch_cuda_memory((int)dev, &free_b, &total_b);
+#else
+    (void)dev;
+#endif
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, free_b);
+    lua_setfield(L, -2, "free");
+    lua_pushinteger(L, total_b);
+    lua_setfield(L, -2, "total");
+    return 1;
+}
+
+int eh_open_gpu(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        { "memory", gpu_memory },
+        { NULL, NULL },
+    };
+    luaL_newlib(L, funcs);
+    return 1;
+}

@@ -1,0 +1,312 @@
+/* model.c — model handles: backend choice, residency moves (timed, counted
+ * and logged through the host) and batched edit/score calls. */
+#include "evalhost/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <ctype.h>
+#include <stdio.h>
+
+#include "evalhost/backend.h"
+
+void eh_score_result_clear(eh_score_result *r)
+{
+    if (!r)
+        return;
+    free(r->text);
+    memset(r, 0, sizeof *r);
+}
+
+const char *eh_residency_name(eh_residency r)
+{
+    switch (r) {
+    case EH_RES_DISK: return "disk";
+    case EH_RES_HOST: return "host";
+    case EH_RES_DEVICE: return "device";
+    }
+    return "?";
+}
+
+/* The section with `params:` folded in; keys outside params win. */
+static eh_node *merged_spec(const eh_node *spec)
+{
+    eh_node *out = eh_node_new(EH_NODE_MAP);
+    if (!out || !spec || spec->type != EH_NODE_MAP)
+        return out;
+    const eh_node *params = eh_node_get(spec, "params");
+    if (params && params->type == EH_NODE_MAP) {
+        for (size_t i = 0; i < params->u.list.count; i++) {
+            eh_node *c = eh_node_clone(params->u.list.items[i]);
+            if (!c || eh_node_set(out, params->u.list.keys[i], c) != 0)
+                goto oom;
+        }
+    }
+    for (size_t i = 0; i < spec->u.list.count; i++) {
+        if (!strcmp(spec->u.list.keys[i], "params"))
+            continue;
+        eh_node *c = eh_node_clone(spec->u.list.items[i]);
+        if (!c || eh_node_set(out, spec->u.list.keys[i], c) != 0)
+            goto oom;
+    }
+    return out;
+oom:
+    eh_node_free(out);
+    return NULL;
+}
+
+static int ieq_n(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[i]))
+            return 0;
+    return 1;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && ieq_n(s + a - b, suffix, b);
+}
+
+static int contains_ci(const char *hay, const char *needle)
+{
+    size_t h = strlen(hay), n = strlen(needle);
+    for (size_t i = 0; i + n <= h; i++)
+        if (ieq_n(hay + i, needle, n))
+            return 1;
+    return 0;
+}
+
+/* Picks the backend: `backend:` if given, else inferred from the name, the
+ * path or the seed's class_path (unknown class paths map by model name). */
+static const char *infer_backend(const eh_node *spec, const char *name)
+{
+    const char *explicit_backend = eh_node_str(spec, "backend", NULL);
+    if (explicit_backend)
+        return explicit_backend;
+    if (!strcmp(name, "identity") || !strcmp(name, "imageops") || !strcmp(name, "metrics"))
+        return "builtin";
+    const char *path = eh_node_str(spec, "path", "");
+    if (ends_with(path, ".pt") || ends_with(path, ".ts") || ends_with(path, ".torchscript"))
+        return "torch";
+    if (eh_node_get(spec, "base_url"))
+        return "http";
+    const char *class_path = eh_node_str(spec, "class_path", "");
+    if (contains_ci(name, "qwen") || contains_ci(class_path, "qwen") || *path)
+        return "native";
+    return NULL;
+}
+
+static const eh_backend *find_backend(const char *name)
+{
+    if (!strcmp(name, "builtin"))
+        return &eh_backend_builtin;
+#ifdef EVALHOST_HAVE_TORCH
+    if (!strcmp(name, "torch"))
+        return &eh_backend_torch;
+#endif
+    return NULL;
+}
+
+static int role_from_section(const char *section, const eh_node *spec, eh_model_role *role)
+{
+    const char *r = eh_node_str(spec, "role", NULL);
+    if (r) {
+        if (!strcmp(r, "editor")) { *role = EH_ROLE_EDITOR; return 0; }
+        if (!strcmp(r, "judge")) { *role = EH_ROLE_JUDGE; return 0; }
+        return -1;
+    }
+    if (strstr(section, "editor") || strstr(section, "diffusion")) { *role = EH_ROLE_EDITOR; return 0; }
+    if (strstr(section, "judge") || strstr(section, "reward")) { *role = EH_ROLE_JUDGE; return 0; }
+    return -1;
+}
+
+eh_model *eh_model_open(eh_host *host, const char *section, const eh_node *spec, eh_error *err)
+{
+    if (!spec || spec->type != EH_NODE_MAP) {
+        eh_fail(err, EH_EINVAL, "%s: model section must be a mapping", section);
+        return NULL;
+    }
+    eh_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        eh_fail(err, EH_ENOMEM, "%s: out of memory", section);
+        return NULL;
+    }
+    m->host = host;
+    m->spec = merged_spec(spec);
+    snprintf(m->section, sizeof m->section, "%s", section);
+    if (!m->spec) {
+        eh_fail(err, EH_ENOMEM, "%s: out of memory", section);
+        goto fail;
+    }
+    if (role_from_section(section, m->spec, &m->role) != 0) {
+        eh_fail(err, EH_EINVAL, "%s: cannot tell whether this model edits or judges; set role: editor|judge", section);
+        goto fail;
+    }
+    const char *name = eh_node_str(m->spec, "name", NULL);
+    if (!name)
+        name = eh_node_str(m->spec, "model_name", NULL);
+    if (!name)
+        name = eh_node_str(m->spec, "model", NULL);
+    if (!name) {
+        const char *path = eh_node_str(m->spec, "path", NULL);
+        const char *slash = path ? strrchr(path, '/') : NULL;
+        name = slash ? slash + 1 : path;
+    }
+    snprintf(m->name, sizeof m->name, "%s", name ? name : "");
+    const char *backend = infer_backend(m->spec, m->name);
+    if (!backend) {
+        eh_fail(err, EH_EINVAL, "%s: cannot infer the backend (name '%s'); set backend: builtin|torch|http|native",
+                section, m->name);
+        goto fail;
+    }
+    m->backend = find_backend(backend);
+    if (!m->backend) {
+        if (!strcmp(backend, "torch"))
+            eh_fail(err, EH_EFORMAT, "%s: backend 'torch' is not available: this evalhost was built without libtorch "
+                    "(build with EVALHOST_TORCH=ON after `make deps`)", section);
+        else if (!strcmp(backend, "native") || !strcmp(backend, "http"))
+            eh_fail(err, EH_EFORMAT, "%s: backend '%s' for '%s' is not available in this build yet; "
+                    "use backend: builtin or torch (see README, Troubleshooting)", section, backend, m->name);
+        else
+            eh_fail(err, EH_EINVAL, "%s: unknown backend '%s' (known: builtin, torch, http, native)", section, backend);
+        goto fail;
+    }
+    snprintf(m->device, sizeof m->device, "%s", eh_node_str(m->spec, "device", "cpu"));
+    snprintf(m->dtype, sizeof m->dtype, "%s", eh_node_str(m->spec, "dtype", "float32"));
+    int64_t bs = eh_node_int(m->spec, "batch_size", 1);
+    m->batch_size = bs < 1 ? 1 : bs > 4096 ? 4096 : (int)bs;
+    m->state = EH_RES_DISK;
+    if (m->backend->open(m, err) != EH_OK)
+        goto fail;
+    return m;
+fail:
+    if (m->backend && m->backend->close)
+        m->backend->close(m);
+    eh_node_free(m->spec);
+    free(m);
+    return NULL;
+}
+
+void eh_model_free(eh_model *m)
+{
+    if (!m)
+        return;
+    if (m->state == EH_RES_DEVICE)
+        eh_model_unload(m, NULL);
+    if (m->backend && m->backend->close)
+        m->backend->close(m);
+    if (m->host)
+        eh_host_forget_model(m->host, m);
+    eh_node_free(m->spec);
+    free(m);
+}
+
+static void human_bytes(char *buf, size_t n, double b)
+{
+    const char *units[] = { "B", "KB", "MB", "GB", "TB" };
+    int u = 0;
+    while (b >= 1000 && u < 4) {
+        b /= 1000;
+        u++;
+    }
+    snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", b, units[u]);
+}
+
+eh_status eh_model_load(eh_model *m, eh_error *err)
+{
+    if (m->state == EH_RES_DEVICE)
+        return EH_OK;
+    if (m->state == EH_RES_DISK) {
+        double t0 = eh_clock();
+        if (m->backend->to_host && m->backend->to_host(m, err) != EH_OK)
+            return err ? err->code : EH_EMODEL;
+        m->state = EH_RES_HOST;
+        eh_log(m->host, EH_LOG_DEBUG, "[load] %s (%s) read into host memory in %.2f s", m->section, m->name,
+               eh_clock() - t0);
+    }
+    int64_t bytes = 0;
+    double t0 = eh_clock();
+    if (m->backend->to_device(m, &bytes, err) != EH_OK)
+        return err ? err->code : EH_EMODEL;
+    double dt = eh_clock() - t0;
+    m->state = EH_RES_DEVICE;
+    eh_host_note_load(m->host, m, m->section, bytes, dt);
+    char size[32];
+    human_bytes(size, sizeof size, (double)bytes);
+    if (bytes > 0 && dt > 0)
+        eh_log(m->host, EH_LOG_INFO, "[swap] %s → %s %s in %.2f s (%.1f GB/s)", m->section, m->device, size, dt,
+               (double)bytes / dt / 1e9);
+    else
+        eh_log(m->host, EH_LOG_INFO, "[swap] %s → %s %s in %.2f s", m->section, m->device, size, dt);
+    return EH_OK;
+}
+
+eh_status eh_model_unload(eh_model *m, eh_error *err)
+{
+    if (m->state != EH_RES_DEVICE)
+        return EH_OK;
+    double t0 = eh_clock();
+    if (m->backend->off_device && m->backend->off_device(m, err) != EH_OK)
+        return err ? err->code : EH_EMODEL;
+    double dt = eh_clock() - t0;
+    m->state = EH_RES_HOST;
+    eh_host_note_unload(m->host, m, m->section, dt);
+    eh_log(m->host, EH_LOG_INFO, "[swap] %s → host in %.2f s", m->section, dt);
+    return EH_OK;
+}
+
+eh_residency eh_model_state(const eh_model *m) { return m->state; }
+int64_t eh_model_footprint(const eh_model *m) { return m->backend->footprint ? m->backend->footprint(m) : 0; }
+eh_model_role eh_model_role_of(const eh_model *m) { return m->role; }
+const char *eh_model_section(const eh_model *m) { return m->section; }
+const char *eh_model_backend_name(const eh_model *m) { return m->backend->name; }
+const char *eh_model_name(const eh_model *m) { return m->name; }
+const char *eh_model_device(const eh_model *m) { return m->device; }
+const char *eh_model_dtype(const eh_model *m) { return m->dtype; }
+int eh_model_batch_size(const eh_model *m) { return m->batch_size; }
+
+static eh_status check_ready(const eh_model *m, eh_model_role role, const char *what, eh_error *err)
+{
+    if (m->role != role)
+        return eh_fail(err, EH_ESTATE, "%s: this model is %s, it cannot %s", m->section,
+                       m->role == EH_ROLE_EDITOR ? "an editor" : "a judge", what);
+    if (m->state != EH_RES_DEVICE)
+        return eh_fail(err, EH_ESTATE, "%s: model is not loaded (state '%s'); call :load() first", m->section,
+                       eh_residency_name(m->state));
+    return EH_OK;
+}
+
+eh_status eh_model_edit_batch(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n,
+                              eh_error *err)
+{
+    eh_status rc = check_ready(m, EH_ROLE_EDITOR, "edit", err);
+    if (rc != EH_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        memset(&results[i], 0, sizeof results[i]);
+    for (size_t i = 0; i < n; i += (size_t)m->batch_size) {
+        size_t k = n - i < (size_t)m->batch_size ? n - i : (size_t)m->batch_size;
+        rc = m->backend->edit(m, reqs + i, results + i, k, err);
+        if (rc != EH_OK)
+            return rc;
+    }
+    return EH_OK;
+}
+
+eh_status eh_model_score_batch(eh_model *m, const eh_score_request *reqs, eh_score_result *results, size_t n,
+                               eh_error *err)
+{
+    eh_status rc = check_ready(m, EH_ROLE_JUDGE, "score", err);
+    if (rc != EH_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        memset(&results[i], 0, sizeof results[i]);
+    for (size_t i = 0; i < n; i += (size_t)m->batch_size) {
+        size_t k = n - i < (size_t)m->batch_size ? n - i : (size_t)m->batch_size;
+        rc = m->backend->score(m, reqs + i, results + i, k, err);
+        if (rc != EH_OK)
+            return rc;
+    }
+    return EH_OK;
+}

@@ -1,0 +1,43 @@
+/* backend.h — the vtable every model backend fills (builtin, torch, http,
+ * native).  Only model.c and the backends include it. */
+#ifndef EVALHOST_BACKEND_H
+#define EVALHOST_BACKEND_H
+
+#include "evalhost/model.h"
+
+typedef struct eh_backend {
+    const char *name;
+    /* Reads the spec, checks files; the model starts on disk.  Sets m->impl. */
+    eh_status (*open)(eh_model *m, eh_error *err);
+    /* disk → host: weights into (pinned) host memory.  May be NULL. */
+    eh_status (*to_host)(eh_model *m, eh_error *err);
+    /* host → device; *bytes is what was moved. */
+    eh_status (*to_device)(eh_model *m, int64_t *bytes, eh_error *err);
+    /* device → host: frees device memory, no copy back. */
+    eh_status (*off_device)(eh_model *m, eh_error *err);
+    int64_t (*footprint)(const eh_model *m);
+    eh_status (*edit)(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n, eh_error *err);
+    eh_status (*score)(eh_model *m, const eh_score_request *reqs, eh_score_result *results, size_t n, eh_error *err);
+    void (*close)(eh_model *m);   /* frees m->impl; must accept a half-opened model */
+} eh_backend;
+
+struct eh_model {
+    const eh_backend *backend;
+    void *impl;                    /* backend state, owned by the backend */
+    eh_host *host;
+    eh_node *spec;                 /* owned: the section with params: merged in */
+    eh_model_role role;
+    eh_residency state;
+    char section[64];
+    char name[256];                /* builtin name, HF id or file name */
+    char device[32];               /* "cpu", "cuda:0", ... after resolving "auto" */
+    char dtype[16];
+    int batch_size;
+};
+
+extern const eh_backend eh_backend_builtin;
+#ifdef EVALHOST_HAVE_TORCH
+extern const eh_backend eh_backend_torch;
+#endif
+
+#endif

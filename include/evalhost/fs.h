@@ -1,0 +1,25 @@
+/* fs.h — the file operations results depend on: mkdir -p, atomic durable
+ * writes (temp file in the same folder, fsync, rename, fsync the folder),
+ * bounded reads and sorted listings. */
+#ifndef EVALHOST_FS_H
+#define EVALHOST_FS_H
+
+#include <stddef.h>
+
+#include "evalhost/error.h"
+
+eh_status eh_fs_mkdir_p(const char *path, eh_error *err);
+eh_status eh_fs_write_atomic(const char *path, const void *data, size_t len, eh_error *err);
+/* Reads a whole file (at most max bytes; 0 = no limit) into a malloc'd
+ * NUL-terminated buffer. */
+eh_status eh_fs_read(const char *path, size_t max, char **out, size_t *out_len, eh_error *err);
+int eh_fs_exists(const char *path);
+int eh_fs_is_dir(const char *path);
+eh_status eh_fs_remove(const char *path, eh_error *err);
+/* Sorted names (no "." or ".."), NULL-terminated, malloc'd; free with eh_fs_list_free. */
+char **eh_fs_list(const char *dir, eh_error *err);
+void eh_fs_list_free(char **names);
+/* The directory part of path into buf ("." when none). */
+void eh_fs_dirname(const char *path, char *buf, size_t n);
+
+#endif

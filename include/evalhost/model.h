@@ -1,0 +1,82 @@
+/* model.h — model handles (editor or judge) behind one backend vtable, with
+ * residency disk → host → device and every move counted by the host.
+ *
+ *   eh_model *m = eh_model_open(host, "judge", spec, &err);   // state: disk
+ *   eh_model_load(m, &err);                                   // → device
+ *   eh_model_score_batch(m, reqs, results, n, &err);
+ *   eh_model_unload(m, &err);                                 // → host
+ *   eh_model_free(m);
+ */
+#ifndef EVALHOST_MODEL_H
+#define EVALHOST_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "evalhost/error.h"
+#include "evalhost/host.h"
+#include "evalhost/image.h"
+#include "evalhost/node.h"
+
+typedef struct eh_model eh_model;
+
+typedef enum eh_model_role { EH_ROLE_EDITOR = 0, EH_ROLE_JUDGE } eh_model_role;
+typedef enum eh_residency { EH_RES_DISK = 0, EH_RES_HOST, EH_RES_DEVICE } eh_residency;
+
+typedef struct eh_edit_request {
+    const eh_image *image;
+    const char *instruction;
+    const eh_node *options;          /* per-call options (seed, steps, ...); may be NULL */
+} eh_edit_request;
+
+typedef struct eh_edit_result {
+    eh_image *image;                 /* owned by the caller; NULL on failure */
+    eh_error err;
+} eh_edit_result;
+
+typedef struct eh_score_request {
+    const eh_image *image;           /* the edited image */
+    const eh_image *original;        /* may be NULL */
+    const char *instruction, *description, *system_prompt, *user_prompt, *category, *id;
+} eh_score_request;
+
+typedef struct eh_score_result {
+    int ok;                          /* 0: err says why; score is meaningless */
+    double score;                    /* 0..10 */
+    char *text;                      /* judge text, malloc'd, owned by the result */
+    double probs[11];                /* distribution over "0".."10" when has_probs */
+    int has_probs;
+    eh_error err;
+} eh_score_result;
+
+void eh_score_result_clear(eh_score_result *r);   /* frees text */
+
+/* section: the config section name ("editor", "judge", "diffusion_model",
+ * "reward_model"), used in messages and to infer the role.  spec: that
+ * section (params: merged in).  Returns NULL with err naming the model. */
+eh_model *eh_model_open(eh_host *host, const char *section, const eh_node *spec, eh_error *err);
+void eh_model_free(eh_model *m);                  /* NULL is a no-op; unloads first */
+
+eh_status eh_model_load(eh_model *m, eh_error *err);     /* → device (via host) */
+eh_status eh_model_unload(eh_model *m, eh_error *err);   /* device → host, no copy back */
+eh_residency eh_model_state(const eh_model *m);
+const char *eh_residency_name(eh_residency r);
+int64_t eh_model_footprint(const eh_model *m);           /* bytes on the device when loaded */
+
+eh_model_role eh_model_role_of(const eh_model *m);
+const char *eh_model_section(const eh_model *m);
+const char *eh_model_backend_name(const eh_model *m);
+const char *eh_model_name(const eh_model *m);
+const char *eh_model_device(const eh_model *m);
+const char *eh_model_dtype(const eh_model *m);
+int eh_model_batch_size(const eh_model *m);
+
+/* Batches: results[i] filled for each request; a per-item failure is in
+ * results[i].err and does not fail the call.  The return value is non-OK
+ * only when the whole call failed (wrong role, not loaded). */
+eh_status eh_model_edit_batch(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results,
+                              size_t n, eh_error *err);
+eh_status eh_model_score_batch(eh_model *m, const eh_score_request *reqs, eh_score_result *results,
+                               size_t n, eh_error *err);
+
+#endif
