@@ -210,7 +210,7 @@ function fake.new(opts)
     fs = {
       mkdir = function(p)
         if opts.readonly and p:find(opts.readonly, 1, true) == 1 then return nil, "Permission denied (" .. p .. ")" end
-        local ok = os.execute("mkdir -p " .. shell_quote(p))
+        local ok = os.execute("mkdir -p " .. shell_quote(p) .. " 2>/dev/null")
         if not ok then return nil, "mkdir failed (" .. p .. ")" end
         return true
       end,
