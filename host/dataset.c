@@ -365,7 +365,7 @@ static int scan_string(scan *sc, size_t *start, size_t *len, unsigned *flags)
             i += 8;
         }
         if (i >= n)
-            return sfail(sc, EH_EINVAL, *start - 1, "unterminated string");
+            return sfail(sc, EH_EINVAL, *start - 1, "unterminated string (truncated?)");
         uint8_t c = b[i];
         if (c == '"') {
             *len = i - *start;
@@ -706,6 +706,17 @@ static void check_text(const eh_dataset *ds, const pair_rec *p, int role, int re
 }
 
 /* Files a scanned pair: category, id checks, per-pair problems. */
+/* An id as messages show it: at most 64 bytes, control bytes as '?'. */
+static void show_id(char *out, size_t n, const char *id, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && i < 64 && o + 4 < n; i++)
+        out[o++] = (uint8_t)id[i] < 0x20 || id[i] == 0x7f ? '?' : id[i];
+    if (len > 64 && o + 4 < n)
+        o += (size_t)snprintf(out + o, n - o, "...");
+    out[o] = '\0';
+}
+
 /* is_object: 0 for a list element that is not an object; note: a problem
  * found while scanning (bad field name, duplicate field) or NULL. */
 static int finish_pair(scan *sc, pair_rec *p, size_t cat, int is_object, const char *note)
@@ -757,7 +768,7 @@ static int finish_pair(scan *sc, pair_rec *p, size_t cat, int is_object, const c
         } else if (!(tmp = small_string(ds->map + f->off, (size_t)f->len, &tlen))) {
             goto nomem;
         }
-        snprintf(shown, sizeof shown, "%.*s%s", tlen > 64 ? 64 : (int)tlen, tmp, tlen > 64 ? "..." : "");
+        show_id(shown, sizeof shown, tmp, tlen);
         if (f->flags & F_BAD) {
             problem(&pr, "id is not valid UTF-8");
         } else if (tlen > ds->params.max_id_len) {
