@@ -107,6 +107,18 @@ describe("schedules", function()
     end
   end)
 
+  it("the README's custom schedule (chunks of K) runs with the same scores", function()
+    setup(dir)
+    run_script("two_stage")
+    local base = scores_of(read_report(dir))
+    fake.rmtree(dir .. "/out")
+    local _, st = setup(dir, { script = { chunk = 3 } })
+    assert.are.equal(0, run_script("examples/my_schedule"))
+    assert.are.equal(5, st.swaps.count) -- chunks of 3, 3, 1: E J E J E J
+    assert.are.same(base, scores_of(read_report(dir)))
+    assert.truthy(fake.log_text(st, "info"):find("[物理] mean ", 1, true))
+  end)
+
   it("uses the seed's progress labels, one bar per category and stage", function()
     local _, st = setup(dir)
     run_script("two_stage")
