@@ -1,0 +1,273 @@
+/* l_image.c — evalhost.image (decode, decode_b64, load) and the Image
+ * userdata (`evalhost.Image`).  An Image owns one eh_image; it is born
+ * closed (NULL) with its metatable set, then filled, so an error half-way
+ * leaves a handle that __gc can collect.  close, __close and __gc are one
+ * idempotent function; every other method rejects a closed Image. */
+#include <limits.h>
+#include <stdlib.h>
+
+#include "evalhost/base64.h"
+#include "evalhost/lua_bind.h"
+
+#define IMAGE_MT "evalhost.Image"
+
+typedef struct limage {
+    eh_image *img;      /* owned; NULL when closed */
+} limage;
+
+static void create_meta(lua_State *L);
+
+/* Pushes a closed Image (1 value) and returns it. */
+static limage *new_image(lua_State *L)
+{
+    limage *p = lua_newuserdatauv(L, sizeof *p, 0);
+    p->img = NULL;
+    create_meta(L);
+    luaL_setmetatable(L, IMAGE_MT);
+    return p;
+}
+
+void eh_lua_push_image(lua_State *L, eh_image *img)
+{
+    new_image(L)->img = img;
+}
+
+static limage *check_image(lua_State *L, int idx)
+{
+    limage *p = luaL_checkudata(L, idx, IMAGE_MT);
+    if (!p->img)
+        luaL_error(L, "attempt to use a closed Image");
+    return p;
+}
+
+eh_image *eh_lua_check_image(lua_State *L, int idx)
+{
+    return check_image(L, idx)->img;
+}
+
+eh_image *eh_lua_to_image(lua_State *L, int idx)
+{
+    limage *p = luaL_testudata(L, idx, IMAGE_MT);
+    return p ? p->img : NULL;
+}
+
+static const eh_image_limits *host_limits(lua_State *L)
+{
+    return &eh_lua_host(L)->image_limits;
+}
+
+/* Pushes the Image made from img, or nil, err when img is NULL: the one
+ * ending of every function that decodes. */
+static int image_result(lua_State *L, limage *p, eh_image *img, const eh_error *err)
+{
+    if (!img) {
+        lua_pop(L, 1);      /* the closed Image made for it */
+        return eh_lua_fail(L, err);
+    }
+    p->img = img;
+    return 1;
+}
+
+/* ---- evalhost.image ------------------------------------------------- */
+
+static int l_decode(lua_State *L)
+{
+    size_t n;
+    const char *b = luaL_checklstring(L, 1, &n);
+    const eh_image_limits *lim = host_limits(L);
+    limage *p = new_image(L);
+    eh_error err = {0};
+    return image_result(L, p, eh_image_decode(b, n, lim, &err), &err);
+}
+
+static int l_decode_b64(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    const eh_image_limits *lim = host_limits(L);
+    limage *p = new_image(L);
+    eh_error err = {0};
+    return image_result(L, p, eh_image_decode_b64(s, n, lim, &err), &err);
+}
+
+static int l_load(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    const eh_image_limits *lim = host_limits(L);
+    limage *p = new_image(L);
+    eh_error err = {0};
+    return image_result(L, p, eh_image_load(path, lim, &err), &err);
+}
+
+/* ---- methods ------------------------------------------------------------ */
+
+static int m_size(lua_State *L)
+{
+    eh_image *img = check_image(L, 1)->img;
+    lua_pushinteger(L, img->width);
+    lua_pushinteger(L, img->height);
+    return 2;
+}
+
+static int m_channels(lua_State *L)
+{
+    lua_pushinteger(L, check_image(L, 1)->img->channels);
+    return 1;
+}
+
+static int check_side(lua_State *L, int arg)
+{
+    lua_Integer v = luaL_checkinteger(L, arg);
+    luaL_argcheck(L, v > 0 && v <= INT_MAX, arg, "size must be a positive integer");
+    return (int)v;
+}
+
+/* img:resize(w, h [, filter]) → new Image; the original stays open. */
+static int m_resize(lua_State *L)
+{
+    static const char *const filters[] = {"bilinear", "bicubic", "nearest", "lanczos", NULL};
+    eh_image *img = check_image(L, 1)->img;
+    int w = check_side(L, 2), h = check_side(L, 3);
+    int f = luaL_checkoption(L, 4, "bilinear", filters);
+    const eh_image_limits *lim = host_limits(L);
+    if ((int64_t)w * h > lim->max_pixels)
+        return eh_lua_failf(L, "resize: %dx%d exceeds image.max_pixels (%lld)", w, h, (long long)lim->max_pixels);
+    if (w > lim->max_side || h > lim->max_side)
+        return eh_lua_failf(L, "resize: %dx%d exceeds image.max_side (%d)", w, h, lim->max_side);
+    limage *p = new_image(L);
+    eh_error err = {0};
+    return image_result(L, p, eh_image_resize(img, w, h, (eh_resize_filter)f, &err), &err);
+}
+
+/* Pushes buf as a Lua string (1 value) and frees it. */
+static int push_bytes(lua_State *L, uint8_t *buf, size_t n)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, (const char *)buf, n);   /* may raise: copy before freeing */
+    free(buf);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static int m_png(lua_State *L)
+{
+    eh_image *img = check_image(L, 1)->img;
+    lua_Integer level = luaL_optinteger(L, 2, -1);
+    luaL_argcheck(L, level >= -1 && level <= 9, 2, "level must be 0..9");
+    uint8_t *buf;
+    size_t n;
+    eh_error err = {0};
+    if (eh_image_encode_png(img, (int)level, &buf, &n, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    return push_bytes(L, buf, n);
+}
+
+static int m_jpeg(lua_State *L)
+{
+    eh_image *img = check_image(L, 1)->img;
+    lua_Integer q = luaL_optinteger(L, 2, -1);
+    luaL_argcheck(L, q == -1 || (q >= 1 && q <= 100), 2, "quality must be 1..100");
+    uint8_t *buf;
+    size_t n;
+    eh_error err = {0};
+    if (eh_image_encode_jpeg(img, (int)q, &buf, &n, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    return push_bytes(L, buf, n);
+}
+
+/* img:save(path) → true, or nil, err (format from the extension, atomic). */
+static int m_save(lua_State *L)
+{
+    eh_image *img = check_image(L, 1)->img;
+    const char *path = luaL_checkstring(L, 2);
+    eh_error err = {0};
+    if (eh_image_save(img, path, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* img:b64([format]) → base64 of the image encoded as format (png default). */
+static int m_b64(lua_State *L)
+{
+    static const char *const names[] = {"png", "jpeg", "jpg", "webp", "bmp", NULL};
+    static const eh_image_format fmts[] = {EH_FMT_PNG, EH_FMT_JPEG, EH_FMT_JPEG, EH_FMT_WEBP, EH_FMT_BMP};
+    eh_image *img = check_image(L, 1)->img;
+    eh_image_format fmt = fmts[luaL_checkoption(L, 2, "png", names)];
+    uint8_t *buf;
+    size_t n, tn;
+    eh_error err = {0};
+    if (eh_image_encode(img, fmt, &buf, &n, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    char *text = eh_b64_encode(buf, n, &tn);
+    free(buf);
+    if (!text)
+        return eh_lua_failf(L, "b64: out of memory for %zu bytes", n);
+    return push_bytes(L, (uint8_t *)text, tn);
+}
+
+/* close, __close and __gc: frees the pixels once; later calls do nothing. */
+static int m_close(lua_State *L)
+{
+    limage *p = luaL_checkudata(L, 1, IMAGE_MT);
+    eh_image_free(p->img);
+    p->img = NULL;
+    return 0;
+}
+
+static int m_tostring(lua_State *L)
+{
+    limage *p = luaL_checkudata(L, 1, IMAGE_MT);
+    if (p->img)
+        lua_pushfstring(L, "Image(%dx%d)", p->img->width, p->img->height);
+    else
+        lua_pushliteral(L, "Image(closed)");
+    return 1;
+}
+
+static const luaL_Reg functions[] = {
+    {"decode", l_decode},
+    {"decode_b64", l_decode_b64},
+    {"load", l_load},
+    {NULL, NULL},
+};
+
+static const luaL_Reg methods[] = {
+    {"size", m_size},
+    {"channels", m_channels},
+    {"resize", m_resize},
+    {"png", m_png},
+    {"jpeg", m_jpeg},
+    {"save", m_save},
+    {"b64", m_b64},
+    {"close", m_close},
+    {NULL, NULL},
+};
+
+static const luaL_Reg metamethods[] = {
+    {"__index", NULL},      /* placeholder: the method table */
+    {"__gc", m_close},
+    {"__close", m_close},
+    {"__tostring", m_tostring},
+    {NULL, NULL},
+};
+
+/* Makes the metatable on first use, from the opener or from the first push
+ * by another binding (a model may return an Image before any decode). */
+static void create_meta(lua_State *L)
+{
+    if (luaL_newmetatable(L, IMAGE_MT)) {
+        luaL_setfuncs(L, metamethods, 0);
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}
+
+int eh_open_image(lua_State *L)
+{
+    create_meta(L);
+    luaL_newlib(L, functions);
+    return 1;
+}
