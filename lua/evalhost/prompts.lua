@@ -19,12 +19,12 @@ local KNOWN_LIST = "category, description, id, instruction"
 local CONFIG_KEYS = { language = true, file = true, templates = true }
 local FIELDS = { "system", "user" }
 
--- config/prompts.yaml relative to this file: <root>/lua/evalhost/prompts.lua.
+-- config/prompts.yaml beside the library folder: <root>/<lib>/evalhost/prompts.lua
+-- gives <root>/config/prompts.yaml (the source tree and the installed share/evalhost).
 function prompts.default_file()
-  local here = package.searchpath("evalhost.prompts", package.path)
-  local root = here and here:match("^(.*)/lua/evalhost/prompts%.lua$")
-  if here and not root and here:match("^lua/evalhost/prompts%.lua$") then root = "." end
-  return util.join(root or ".", "config/prompts.yaml")
+  local here = package.searchpath("evalhost.prompts", package.path) or ""
+  local libdir = here:match("^(.*)/evalhost/prompts%.lua$") or "."
+  return util.join(util.dirname(libdir), "config/prompts.yaml")
 end
 
 -- nil when the template is fine, else the message naming it.
