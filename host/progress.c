@@ -60,7 +60,7 @@ static void fmt_time(char *buf, size_t n, double s)
         snprintf(buf, n, "?");
         return;
     }
-    long t = (long)(s + 0.5);
+    long t = (long)s;   /* tqdm truncates */
     if (t >= 3600)
         snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
     else
