@@ -702,6 +702,10 @@ static eh_image *decode_stb(const uint8_t *b, size_t len, eh_image_format fmt, c
         eh_fail(err, EH_EINVAL, "bad %s header (%s)", name, stbi_failure_reason());
         return NULL;
     }
+    if (w <= 0 || h <= 0) {     /* stb reads zeros past a short header */
+        eh_fail(err, EH_EINVAL, "corrupt %s (header gives %dx%d)", name, w, h);
+        return NULL;
+    }
     if (check_dims(w, h, lim, err) != EH_OK)
         return NULL;
     int want = lim->keep_alpha && (comp == 2 || comp == 4) ? 4 : 3;
