@@ -231,7 +231,7 @@ local CSS = [[
 body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:24px;color:#222;background:#fff}
 table{border-collapse:collapse;margin:8px 0 20px}th,td{border:1px solid #bbb;padding:4px 8px;text-align:right}
 th{background:#e8eef8}td.l,th.l{text-align:left}tr.overall td{font-weight:bold;background:#f4f4f4}
-.hists{display:flex;flex-wrap:wrap;gap:12px}.gallery{display:flex;flex-wrap:wrap;gap:12px}
+.hists{display:flex;flex-wrap:wrap;gap:12px}.gallery{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
 figure{border:1px solid #ccc;margin:0;padding:6px;width:410px;background:#fafafa}
 figure img{width:200px;height:auto;vertical-align:top}figcaption{font-size:13px}
 .fail{color:#b00020}.score{font-size:18px;font-weight:bold}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}

@@ -209,10 +209,11 @@ function schedule.start(name, opts)
   if not ok then return nil, err end
 
   run.run_key = run_key(run, cfg)
-  local mk, merr = h.fs.mkdir(util.join(run.out, "results"))
-  if not mk then return nil, ("output: cannot create %s: %s"):format(run.out, tostring(merr)) end
+  -- The journal first: it decides whether an existing output folder may be reused.
   ok, err = open_journal(run)
   if not ok then return nil, err end
+  local mk, merr = h.fs.mkdir(util.join(run.out, "results"))
+  if not mk then return nil, ("output: cannot create %s: %s"):format(run.out, tostring(merr)) end
   return run
 end
 
