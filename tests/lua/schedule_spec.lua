@@ -181,6 +181,23 @@ describe("schedules", function()
     assert.truthy(md:find("| 物理 | p7 | score | judge: HTTP 503 after 3 retries |", 1, true))
   end)
 
+  it("an image that cannot be saved is a save failure; an unwritable output folder stops the run", function()
+    local _, st = setup(dir)
+    st.fail_save = true
+    assert.are.equal(1, run_script("cross_category"))
+    local rep = read_report(dir)
+    assert.are.equal(7, #rep.failures)
+    assert.are.equal("save", rep.failures[1].stage)
+    assert.truthy(rep.failures[1].error:find("^save: disk full %("))
+    fake.uninstall()
+    local h
+    h, st = fake.install({ config = { benchmark = { data_path = "b" }, editor = {}, judge = {}, run = { out = "/ro/out" } },
+      datasets = { b = dataset() }, readonly = "/ro" })
+    assert.is_table(h)
+    assert.are.equal(1, run_script("two_stage"))
+    assert.are.equal("output: cannot create /ro/out: Permission denied (/ro/out/results)", fake.log_text(st, "error"))
+  end)
+
   it("a judge reply without a score is a failure", function()
     setup(dir, { judge = { name = "metrics", no_score = true } })
     assert.are.equal(1, run_script("cross_category"))
