@@ -481,6 +481,51 @@ static void test_save(void)
     eh_image_free(raw);
 }
 
+
+/* Random byte mutations of good files: each decode either succeeds with a
+ * sane image or fails with a message; under ASan this is a small fuzzer. */
+static void test_mutations(void)
+{
+    static const char *files[] = {"images/photo.png", "images/exif_o1.jpg", "bad/lossless.webp", "bad/lossy.webp",
+                                  "bad/anim.gif", "images/v_rgb.bmp", "images/v_pal.png", "images/v_bilevel.png",
+                                  "bad/cmyk.jpg", "bad/rgb16.png", "images/v_graya.png", "images/v_pal_trns.png"};
+    eh_image_limits lim = eh_image_default_limits();
+    lim.max_pixels = 1000000;   /* mutated headers may claim large sizes: keep the test quick */
+    uint32_t seed = 7;
+    int bad = 0, decoded = 0, refused = 0;
+    for (size_t f = 0; f < sizeof files / sizeof *files; f++) {
+        size_t n;
+        uint8_t *orig = read_all(files[f], &n);
+        uint8_t *b = malloc(n);
+        for (int round = 0; round < 300; round++) {
+            memcpy(b, orig, n);
+            int flips = 1 + round % 4;
+            for (int k = 0; k < flips; k++) {
+                seed = seed * 1664525u + 1013904223u;
+                size_t at = (seed >> 8) % n;
+                seed = seed * 1664525u + 1013904223u;
+                b[at] ^= (uint8_t)(1 + (seed >> 24) % 255);
+            }
+            lim.keep_alpha = round & 1;
+            eh_error err = {0};
+            eh_image *img = eh_image_decode(b, n, &lim, &err);
+            if (img) {
+                decoded++;
+                bad += img->width <= 0 || img->height <= 0 || (int64_t)img->width * img->height > lim.max_pixels;
+                eh_image_free(img);
+            } else {
+                refused++;
+                bad += err.msg[0] == '\0';
+            }
+        }
+        free(b);
+        free(orig);
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK(refused > 0 && decoded > 0);
+    fprintf(stderr, "  mutations: %d decoded, %d refused\n", decoded, refused);
+}
+
 int main(void)
 {
     test_formats();
@@ -490,5 +535,6 @@ int main(void)
     test_round_trips();
     test_resize();
     test_save();
+    test_mutations();
     return check_summary("test_image");
 }
