@@ -373,7 +373,8 @@ function Run:edit(cat, pair)
   local ok, serr = edited:save(util.join(self.out, rel))
   edited:close()
   if not ok then return self:fail("edit", cat, pair, "save", serr) and false end
-  self:record("edit", cat, id, { image = rel, seconds = dt })
+  -- The hash lets a resumed run check the file it relies on (issue 8).
+  self:record("edit", cat, id, { image = rel, seconds = dt, hash = h.hash_file(util.join(self.out, rel)) })
   return true
 end
 
@@ -544,6 +545,7 @@ function Run:finish()
   if not paths then error(("report: %s"):format(err), 0) end
   self.dataset:close()
   for _, m in pairs(self.models) do m:close() end
+  if self.journal and self.journal.close then self.journal:close() end
 
   banner("评估完成 / evaluation finished")
   log("info", "总体平均分 (%s): %s, n=%d, 失败 %d; 模型交换 %d 次 (%.2f s)",
