@@ -1,0 +1,340 @@
+/* l_journal.c — evalhost.journal: the results journal as a Lua type.
+ *
+ *   local j, err, old = evalhost.journal.open(dir, run_key [, opts])
+ *     opts = {header = {...} (extra header fields), resume = "no"|"yes"|"force"
+ *             (default evalhost.options.resume)}; on a run-key mismatch `old`
+ *             is the journal's header, so the caller can say what changed.
+ *   j:done(stage, cat, id) -> record table or nil
+ *   j:record(stage, cat, id, tbl) -> true, or nil and a message (disk full ...)
+ *   j:entries() -> {{stage=, category=, id=, record=}, ...} in file order
+ *   j:header(), j:is_new(), j:path(), j:close()
+ *   evalhost.journal.read(dir) -> header, entries (read-only, no lock: merge)
+ *   evalhost.journal.header(dir) -> header table or nil (no lock)
+ *
+ * A step line is {"type":"step","stage":..,"category":..,"id":..,"record":{..}};
+ * a later line for the same step replaces the earlier one. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "evalhost/journal.h"
+#include "evalhost/lua_bind.h"
+
+#define JOURNAL_MT "evalhost.Journal"
+/* user values of the userdata */
+#define UV_INDEX 1     /* "stage\tcat\tid" -> record */
+#define UV_ENTRIES 2   /* array of entries */
+/* upvalues of every function here: json.encode, json.decode */
+#define UP_ENCODE lua_upvalueindex(1)
+#define UP_DECODE lua_upvalueindex(2)
+
+typedef struct ljournal {
+    eh_journal *j;   /* NULL when closed */
+} ljournal;
+
+static ljournal *check_journal(lua_State *L, int idx)
+{
+    ljournal *lj = luaL_checkudata(L, idx, JOURNAL_MT);
+    if (!lj->j)
+        luaL_error(L, "attempt to use a closed journal");
+    return lj;
+}
+
+static void warn_to_log(void *ud, const char *msg)
+{
+    eh_log((const eh_host *)ud, EH_LOG_WARN, "%s", msg);
+}
+
+/* Decodes a JSON text with the upvalue decoder: pushes the value or nil. */
+static void decode(lua_State *L, const char *text)
+{
+    lua_pushvalue(L, UP_DECODE);
+    lua_pushstring(L, text);
+    lua_call(L, 1, 1);
+}
+
+static void push_key(lua_State *L, const char *stage, const char *cat, const char *id)
+{
+    lua_pushfstring(L, "%s\t%s\t%s", stage, cat, id);
+}
+
+/* Fills the index and entries tables of the userdata at idx from j's lines. */
+static void load_entries(lua_State *L, int idx, const eh_journal *j)
+{
+    idx = lua_absindex(L, idx);
+    lua_newtable(L);               /* index */
+    lua_newtable(L);               /* entries */
+    lua_Integer n = 0;
+    for (size_t i = 0; i < eh_journal_count(j); i++) {
+        decode(L, eh_journal_line(j, i));
+        int e = lua_gettop(L);
+        if (!lua_istable(L, e) || lua_getfield(L, e, "type") != LUA_TSTRING || strcmp(lua_tostring(L, -1), "step") != 0) {
+            lua_settop(L, e - 1);  /* other line types are not steps */
+            continue;
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, e, "stage");
+        lua_getfield(L, e, "category");
+        lua_getfield(L, e, "id");
+        if (!lua_isstring(L, -3) || !lua_isstring(L, -2) || !lua_isstring(L, -1)) {
+            lua_settop(L, e - 1);
+            continue;
+        }
+        push_key(L, lua_tostring(L, -3), lua_tostring(L, -2), lua_tostring(L, -1));
+        lua_getfield(L, e, "record");
+        lua_settable(L, e - 2);    /* index[key] = record */
+        lua_settop(L, e);
+        lua_rawseti(L, e - 1, ++n);
+    }
+    lua_setiuservalue(L, idx, UV_ENTRIES);
+    lua_setiuservalue(L, idx, UV_INDEX);
+}
+
+static eh_resume_mode resume_option(lua_State *L, int opts, eh_host *h)
+{
+    static const char *const modes[] = { "no", "yes", "force", NULL };
+    if (lua_getfield(L, opts, "resume") == LUA_TNIL) {
+        lua_pop(L, 1);
+        return h->resume;
+    }
+    int m = luaL_checkoption(L, -1, NULL, modes);
+    lua_pop(L, 1);
+    return (eh_resume_mode)m;
+}
+
+/* Pushes the header of dir's journal as a table, or nil. */
+static void push_old_header(lua_State *L, const char *dir)
+{
+    char *text = NULL;
+    eh_error err = { 0 };
+    if (eh_journal_read_header(dir, &text, &err) == EH_OK && text) {
+        decode(L, text);
+        free(text);
+    } else {
+        lua_pushnil(L);
+    }
+}
+
+static ljournal *new_journal(lua_State *L)
+{
+    ljournal *lj = lua_newuserdatauv(L, sizeof *lj, 2);
+    lj->j = NULL;                 /* born closed */
+    luaL_setmetatable(L, JOURNAL_MT);
+    return lj;
+}
+
+static int l_open(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    const char *key = luaL_checkstring(L, 2);
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
+    else {
+        lua_settop(L, 2);
+        lua_newtable(L);
+    }
+    eh_host *h = eh_lua_host(L);
+    eh_journal_params p = eh_journal_default_params();
+    p.run_key = key;
+    p.resume = resume_option(L, 3, h);
+    p.warn = warn_to_log;
+    p.warn_ud = h;
+    if (lua_getfield(L, 3, "header") == LUA_TTABLE) {
+        lua_pushvalue(L, UP_ENCODE);
+        lua_insert(L, -2);
+        lua_call(L, 1, 1);
+        p.header_json = lua_tostring(L, -1);   /* stays on the stack until open returns */
+    } else if (!lua_isnil(L, -1)) {
+        return luaL_error(L, "journal.open: opts.header must be a table");
+    }
+    ljournal *lj = new_journal(L);
+    eh_error err = { 0 };
+    lj->j = eh_journal_open(dir, &p, &err);
+    if (!lj->j) {
+        eh_lua_fail(L, &err);
+        if (err.code != EH_ESTATE || strstr(err.msg, "different run") == NULL)
+            return 2;
+        push_old_header(L, dir);
+        return 3;
+    }
+    load_entries(L, -1, lj->j);
+    return 1;
+}
+
+static int l_read(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    eh_journal_params p = eh_journal_default_params();
+    p.read_only = 1;
+    p.resume = EH_RESUME_FORCE;   /* a damaged middle line is skipped with a warning */
+    p.warn = warn_to_log;
+    p.warn_ud = eh_lua_host(L);
+    ljournal *lj = new_journal(L);   /* owns j until it is collected, even if Lua raises */
+    eh_error err = { 0 };
+    lj->j = eh_journal_open(dir, &p, &err);
+    if (!lj->j)
+        return eh_lua_fail(L, &err);
+    decode(L, eh_journal_header(lj->j));
+    load_entries(L, -2, lj->j);
+    lua_getiuservalue(L, -2, UV_ENTRIES);
+    eh_journal_free(lj->j);
+    lj->j = NULL;
+    return 2;
+}
+
+static int l_header_of(lua_State *L)
+{
+    push_old_header(L, luaL_checkstring(L, 1));
+    return 1;
+}
+
+/* ---- methods ---------------------------------------------------------- */
+
+static int m_done(lua_State *L)
+{
+    check_journal(L, 1);
+    const char *stage = luaL_checkstring(L, 2);
+    const char *cat = luaL_checkstring(L, 3);
+    const char *id = luaL_checkstring(L, 4);
+    lua_getiuservalue(L, 1, UV_INDEX);
+    push_key(L, stage, cat, id);
+    lua_gettable(L, -2);
+    return 1;
+}
+
+static int m_record(lua_State *L)
+{
+    ljournal *lj = check_journal(L, 1);
+    const char *stage = luaL_checkstring(L, 2);
+    const char *cat = luaL_checkstring(L, 3);
+    const char *id = luaL_checkstring(L, 4);
+    luaL_checktype(L, 5, LUA_TTABLE);
+    lua_settop(L, 5);
+    lua_createtable(L, 0, 5);      /* 6: the line */
+    lua_pushliteral(L, "step");
+    lua_setfield(L, 6, "type");
+    lua_pushvalue(L, 2);
+    lua_setfield(L, 6, "stage");
+    lua_pushvalue(L, 3);
+    lua_setfield(L, 6, "category");
+    lua_pushvalue(L, 4);
+    lua_setfield(L, 6, "id");
+    lua_pushvalue(L, 5);
+    lua_setfield(L, 6, "record");
+    lua_pushvalue(L, UP_ENCODE);
+    lua_pushvalue(L, 6);
+    lua_call(L, 1, 1);             /* 7: the text; a record that cannot be encoded is a script bug */
+    size_t len;
+    const char *text = lua_tolstring(L, 7, &len);
+    eh_error err = { 0 };
+    if (eh_journal_append(lj->j, text, len, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    lua_getiuservalue(L, 1, UV_INDEX);
+    push_key(L, stage, cat, id);
+    lua_pushvalue(L, 5);
+    lua_settable(L, -3);
+    lua_getiuservalue(L, 1, UV_ENTRIES);
+    lua_pushvalue(L, 6);
+    lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int m_entries(lua_State *L)
+{
+    check_journal(L, 1);
+    lua_getiuservalue(L, 1, UV_ENTRIES);
+    return 1;
+}
+
+static int m_header(lua_State *L)
+{
+    ljournal *lj = check_journal(L, 1);
+    decode(L, eh_journal_header(lj->j));
+    return 1;
+}
+
+static int m_is_new(lua_State *L)
+{
+    lua_pushboolean(L, eh_journal_is_new(check_journal(L, 1)->j));
+    return 1;
+}
+
+static int m_path(lua_State *L)
+{
+    lua_pushstring(L, eh_journal_path(check_journal(L, 1)->j));
+    return 1;
+}
+
+/* __gc, __close and :close(): releases the lock; safe to run twice. */
+static int m_gc(lua_State *L)
+{
+    ljournal *lj = luaL_checkudata(L, 1, JOURNAL_MT);
+    eh_journal_free(lj->j);
+    lj->j = NULL;
+    return 0;
+}
+
+static int m_tostring(lua_State *L)
+{
+    ljournal *lj = luaL_checkudata(L, 1, JOURNAL_MT);
+    if (lj->j)
+        lua_pushfstring(L, "evalhost.Journal (%s)", eh_journal_path(lj->j));
+    else
+        lua_pushliteral(L, "evalhost.Journal (closed)");
+    return 1;
+}
+
+static const luaL_Reg methods[] = {
+    { "done", m_done },
+    { "record", m_record },
+    { "entries", m_entries },
+    { "header", m_header },
+    { "is_new", m_is_new },
+    { "path", m_path },
+    { "close", m_gc },
+    { NULL, NULL },
+};
+
+static const luaL_Reg metamethods[] = {
+    { "__index", NULL },   /* placeholder: the methods table */
+    { "__gc", m_gc },
+    { "__close", m_gc },
+    { "__tostring", m_tostring },
+    { NULL, NULL },
+};
+
+/* Expects the two upvalues (encode, decode) on top of the stack; leaves them. */
+static void create_meta(lua_State *L)
+{
+    luaL_newmetatable(L, JOURNAL_MT);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    luaL_setfuncs(L, metamethods, 2);
+    luaL_newlibtable(L, methods);
+    lua_pushvalue(L, -4);
+    lua_pushvalue(L, -4);
+    luaL_setfuncs(L, methods, 2);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
+int eh_open_journal(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        { "open", l_open },
+        { "read", l_read },
+        { "header", l_header_of },
+        { NULL, NULL },
+    };
+    eh_open_json(L);
+    lua_getfield(L, -1, "encode");
+    lua_getfield(L, -2, "decode");
+    lua_remove(L, -3);
+    create_meta(L);
+    luaL_newlibtable(L, funcs);
+    lua_insert(L, -3);
+    luaL_setfuncs(L, funcs, 2);
+    lua_pushstring(L, EH_JOURNAL_FILE);
+    lua_setfield(L, -2, "file");
+    return 1;
+}
