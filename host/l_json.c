@@ -206,7 +206,9 @@ static int json_decode(lua_State *L)
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(s, len, &end, 1);
+    /* len + 1: cJSON checks for the terminating NUL inside the given length
+     * (Lua strings always have it), else every text fails "at its end" */
+    cJSON *root = cJSON_ParseWithLengthOpts(s, len + 1, &end, 1);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
         size_t off = at && at >= s && at <= s + len ? (size_t)(at - s) : 0;
