@@ -10,16 +10,13 @@
  * NULL with a message, so a caller never sees a partial image. */
 #include "evalhost/image.h"
 #include "evalhost/base64.h"
+#include "evalhost/fs.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <turbojpeg.h>
 #include <webp/decode.h>
@@ -828,95 +825,16 @@ eh_image *eh_image_decode_b64(const char *text, size_t len, const eh_image_limit
 
 eh_image *eh_image_load(const char *path, const eh_image_limits *limits, eh_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        eh_fail(err, EH_EIO, "%s: %s", path, strerror(errno));
+    char *buf;
+    size_t n;
+    if (eh_fs_read(path, 0, &buf, &n, err) != EH_OK)
         return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        eh_fail(err, EH_EIO, "%s: not a regular file", path);
-        close(fd);
-        return NULL;
-    }
-    size_t n = (size_t)st.st_size, got = 0;
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) {
-        close(fd);
-        eh_fail(err, EH_ENOMEM, "%s: out of memory for %zu bytes", path, n);
-        return NULL;
-    }
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            eh_fail(err, EH_EIO, "%s: read failed (%s)", path, r < 0 ? strerror(errno) : "file shrank");
-            free(buf);
-            close(fd);
-            return NULL;
-        }
-        got += (size_t)r;
-    }
-    close(fd);
     eh_error e = {0};
     eh_image *img = eh_image_decode(buf, n, limits, &e);
     free(buf);
     if (!img)
         eh_fail(err, e.code, "%s: %s", path, e.msg);
     return img;
-}
-
-/* Writes all of buf to path atomically: a temp file beside it, fsync,
- * rename, then fsync of the directory so the rename itself is durable.  On
- * failure the temp file is removed and path is untouched. */
-static eh_status write_atomic(const char *path, const uint8_t *buf, size_t n, eh_error *err)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return eh_fail(err, EH_EINVAL, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return eh_fail(err, EH_EIO, "%s: cannot create (%s)", path, strerror(errno));
-    size_t done = 0;
-    while (done < n) {
-        ssize_t w = write(fd, buf + done, n - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return eh_fail(err, EH_EIO, "%s: write failed (%s)", path, strerror(e));
-        }
-        done += (size_t)w;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return eh_fail(err, EH_EIO, "%s: fsync failed (%s)", path, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return eh_fail(err, EH_EIO, "%s: rename failed (%s)", path, strerror(e));
-    }
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (slash && (size_t)(slash - path) < sizeof dir) {
-        memcpy(dir, path, (size_t)(slash - path));
-        dir[slash - path] = '\0';
-        if (slash == path)
-            strcpy(dir, "/");
-    } else {
-        strcpy(dir, ".");
-    }
-    int dfd = open(dir, O_RDONLY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);     /* best effort: some file systems refuse directory fsync */
-        close(dfd);
-    }
-    return EH_OK;
 }
 
 eh_status eh_image_save(const eh_image *img, const char *path, eh_error *err)
@@ -933,7 +851,7 @@ eh_status eh_image_save(const eh_image *img, const char *path, eh_error *err)
     eh_error e = {0};
     if (eh_image_encode(img, fmt, &buf, &n, &e) != EH_OK)
         return eh_fail(err, e.code, "%s: %s", path, e.msg);
-    eh_status st = write_atomic(path, buf, n, err);
+    eh_status st = eh_fs_write_atomic(path, buf, n, err);   /* temp, fsync, rename, fsync dir */
     free(buf);
     return st;
 }

@@ -457,7 +457,7 @@ static void test_save(void)
     /* Failures leave nothing behind. */
     snprintf(path, sizeof path, "%s/missing/out.png", dir);
     CHECK_EQ_INT(eh_image_save(raw, path, &err), EH_EIO);
-    CHECK_CONTAINS(err.msg, "missing/out.png: cannot create (No such file or directory)");
+    CHECK_CONTAINS(err.msg, "missing/out.png: cannot write: No such file or directory");
     snprintf(path, sizeof path, "%s/out.tiff", dir);
     CHECK_EQ_INT(eh_image_save(raw, path, &err), EH_EFORMAT);
     CHECK_CONTAINS(err.msg, "unsupported image format for saving");
