@@ -347,12 +347,15 @@ static eh_image *decode_jpeg(const uint8_t *b, size_t len, const eh_image_limits
     img = image_alloc(w, h, is_cmyk ? 4 : 3, 0, err);
     if (!img)
         goto done;
-    /* Any warning is a refusal: a warning means libjpeg filled in pixels it
-     * could not read, and a partial image must never pass for a real one. */
-    int flags = TJFLAG_STOPONWARNING;
+    /* A warning is a refusal (libjpeg filled in pixels it could not read,
+     * and a partial image must never pass for a real one), except junk
+     * between segments, which loses nothing and is common in camera files.
+     * TurboJPEG reports the last warning, so any later one still refuses. */
     if (tjDecompress2(tj, b, (unsigned long)len, img->pixels, w, 0, h,
-                      is_cmyk ? TJPF_CMYK : TJPF_RGB, flags) != 0) {
+                      is_cmyk ? TJPF_CMYK : TJPF_RGB, 0) != 0) {
         const char *why = tjGetErrorStr2(tj);
+        if (tjGetErrorCode(tj) == TJERR_WARNING && strstr(why, "extraneous bytes before marker"))
+            goto decoded;
         if (strstr(why, "Premature end"))
             eh_fail(err, EH_EINVAL, "truncated JPEG (%s)", why);
         else
@@ -361,6 +364,7 @@ static eh_image *decode_jpeg(const uint8_t *b, size_t len, const eh_image_limits
         img = NULL;
         goto done;
     }
+decoded:
     if (is_cmyk) {
         /* Pillow's cmyk2rgb on the un-inverted values: R = (255-C)(255-K)/255. */
         cmyk = img;

@@ -58,6 +58,21 @@ def raw_png(w, h, depth, ctype, rows, filters=None):
             + png_chunk(b"IEND", b""))
 
 
+def adam7_png(a):
+    """8-bit RGB PNG with Adam7 interlacing, unfiltered passes."""
+    h, w, _ = a.shape
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    raw = b""
+    for x0, y0, dx, dy in passes:
+        sub = a[y0::dy, x0::dx]
+        if sub.size == 0:
+            continue
+        raw += b"".join(b"\0" + row.tobytes() for row in sub)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(raw, 9))
+            + png_chunk(b"IEND", b""))
+
+
 def jpeg_bytes(img, **kw):
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=90, **kw)
@@ -101,6 +116,14 @@ def main():
     write(os.path.join(GOOD, "photo_dataurl.txt"), ("data:image/png;base64," + lines + "\n").encode())
     save_png(os.path.join(GOOD, "photo.png"), pic)
     write(os.path.join(GOOD, "photo.rgb"), pic.tobytes())   # raw 96x64 RGB: a reference no decoder touched
+
+    # A JPEG with junk bytes before its EOI marker: libjpeg warns "extraneous
+    # bytes" but every pixel is there, so it must decode like the original.
+    jb = jpeg_bytes(pic)
+    write(os.path.join(GOOD, "extraneous.jpg"), jb[:-2] + b"\x00\x11\x22" + jb[-2:])
+    save_png(os.path.join(GOOD, "extraneous_ref.png"), Image.open(io.BytesIO(jb)).convert("RGB"))
+    # An interlaced (Adam7) PNG, written by hand (Pillow cannot write one).
+    write(os.path.join(GOOD, "interlaced.png"), adam7_png(np.asarray(pic)))
 
     # CMYK JPEG (Pillow writes an Adobe marker and inverted values) and
     # Pillow's RGB conversion of it.

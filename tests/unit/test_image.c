@@ -257,6 +257,12 @@ static void test_odd(void)
     CHECK(img && img->channels == 3);
     eh_image_free(img);
     check_matches("images/v_rgb.bmp", "images/v_rgba_rgb_ref.png", NULL, 0);
+    check_matches("images/extraneous.jpg", "images/extraneous_ref.png", NULL, 2);
+    raw = photo_raw();
+    img = load("images/interlaced.png", NULL);     /* Adam7: the stb path */
+    CHECK_EQ_INT(max_diff(img, raw), 0);
+    eh_image_free(img);
+    eh_image_free(raw);
 }
 
 /* Decodes rel with max_pixels / max_side exactly at its size, then one less. */
@@ -488,7 +494,8 @@ static void test_mutations(void)
 {
     static const char *files[] = {"images/photo.png", "images/exif_o1.jpg", "bad/lossless.webp", "bad/lossy.webp",
                                   "bad/anim.gif", "images/v_rgb.bmp", "images/v_pal.png", "images/v_bilevel.png",
-                                  "bad/cmyk.jpg", "bad/rgb16.png", "images/v_graya.png", "images/v_pal_trns.png"};
+                                  "bad/cmyk.jpg", "bad/rgb16.png", "images/v_graya.png", "images/v_pal_trns.png",
+                                  "images/interlaced.png", "images/extraneous.jpg"};
     eh_image_limits lim = eh_image_default_limits();
     lim.max_pixels = 1000000;   /* mutated headers may claim large sizes: keep the test quick */
     uint32_t seed = 7;
