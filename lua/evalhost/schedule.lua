@@ -19,6 +19,8 @@ local util = require "evalhost.util"
 local prompts_mod = require "evalhost.prompts"
 local stats = require "evalhost.stats"
 local report = require "evalhost.report"
+local runkey = require "evalhost.runkey"
+local shard_mod = require "evalhost.shard"
 
 local schedule = {}
 
@@ -120,6 +122,38 @@ local function open_models(run, cfg, roles)
   return true
 end
 
+-- A file-system failure that must stop the run without recording anything
+-- against a pair (disk full, read-only folder): every finished step is in
+-- the journal, so the same command with --resume continues.
+local Stop = {}
+Stop.__tostring = function(e) return e.msg end
+local function stop(msg) error(setmetatable({ msg = msg }, Stop), 0) end
+
+-- Checks the edited images a replayed run relies on; a missing or changed
+-- file drops its edit (and the score made from it), so both are redone.
+local function verify_images(run)
+  local h = util.host()
+  local redo = 0
+  for cat, recs in pairs(run.steps.edit or {}) do
+    for id, rec in pairs(recs) do
+      if type(rec) == "table" and rec.image and not rec.error then
+        local path = util.join(run.out, rec.image)
+        local got = h.hash_file(path)
+        if got == nil or (rec.hash ~= nil and got ~= rec.hash) then
+          log("warn", "resume: %s %s; redoing the edit of %s/%s", path,
+            got and "does not match its recorded hash" or "is missing", cat, id)
+          recs[id] = nil
+          local s = run.steps.score and run.steps.score[cat]
+          if s then s[id] = nil end
+          redo = redo + 1
+        end
+      end
+    end
+  end
+  return redo
+end
+
+-- The journal (issue 8): refuses a folder of another run, replays a killed one.
 local function open_journal(run)
   local h = util.host()
   local J = rawget(h, "journal")
@@ -129,34 +163,35 @@ local function open_journal(run)
     end
     return true
   end
-  local j, err = J.open(run.out, run.run_key)
-  if not j then return nil, err end
-  run.journal = j
-  -- Replay finished steps into memory; the journal's entry shape is
-  -- {stage=, category=, id=, record=} (issue 8 owns it).
-  if j.entries then
-    for _, e in ipairs(j:entries() or {}) do
-      run:remember(e.stage, e.category, e.id, e.record or e)
-    end
+  local j, err, old = J.open(run.out, run.run_key, { header = {
+    parts = run.key_parts, config = run.key_config, script_path = rawget(h, "script_path"),
+    schedule = run.name, dataset_path = run.dataset_path, started = run.started,
+    shard = { index = run.shard.index, count = run.shard.count },
+  } })
+  if not j then
+    if old then err = runkey.explain(util.join(run.out, J.file), old, run.key_parts, run.key_config, run.shard) end
+    return nil, err
   end
+  run.journal = j
+  if j:is_new() then return true end
+  local entries = j:entries()
+  for _, e in ipairs(entries) do
+    run:remember(e.stage, e.category, e.id, e.record)
+  end
+  local redo = verify_images(run)
+  log("info", "resume: %s: %d finished step(s) replayed%s", j:path(), #entries,
+    redo > 0 and (", %d edit(s) to redo"):format(redo) or "")
   return true
 end
 
 local function run_key(run, cfg)
   local h = util.host()
-  local c = {}
-  for k, v in pairs(cfg) do c[k] = v end
-  if type(c.run) == "table" then
-    local r = {}
-    for k, v in pairs(c.run) do
-      if k ~= "out" then r[k] = v end
-    end
-    c.run = r
-  end
-  local script_hash = rawget(h, "script_path") and h.hash_file(h.script_path) or nil
-  return h.hash(util.canonical({
-    dataset = run.dataset_hash, config = c, script = script_hash, version = h.version,
-  }))
+  local key, parts, filtered = runkey.compute({
+    config = cfg, dataset_hash = run.dataset_hash, script_path = rawget(h, "script_path"),
+    version = h.version, shard = run.shard,
+  })
+  run.key_parts, run.key_config = parts, filtered
+  return key
 end
 
 -- Everything a run needs, or nil and a config/data message (exit 1).
@@ -208,6 +243,9 @@ function schedule.start(name, opts)
   ok, err = open_models(run, cfg, opts.models or { "editor", "judge" })
   if not ok then return nil, err end
 
+  -- Shards (issue 8): a balanced split of each category, a folder of their own.
+  run.split = shard_mod.new(run.dataset, run.shard.index, run.shard.count)
+  run.out = shard_mod.folder(run.out, run.shard.index, run.shard.count)
   run.run_key = run_key(run, cfg)
   -- The journal first: it decides whether an existing output folder may be reused.
   ok, err = open_journal(run)
@@ -238,7 +276,7 @@ end
 function Run:record(stage, cat, id, tbl)
   if self.journal then
     local ok, err = self.journal:record(stage, cat, id, tbl)
-    if ok == nil and err then error(("journal: %s"):format(err), 0) end
+    if ok == nil and err then stop(("journal: %s"):format(err)) end
   end
   self:remember(stage, cat, id, tbl)
   return tbl
@@ -296,23 +334,22 @@ end
 -- Pairs and steps.
 ------------------------------------------------------------------------
 
--- The pairs of a category this process handles (every shard.count-th).
+-- The pairs of a category this process handles (evalhost.shard's split).
 function Run:pairs(cat)
   local it, st, ctl = self.dataset:pairs(cat)
-  local shard = self.shard
+  local split = self.split
   return function()
     while true do
       local i, pair = it(st, ctl)
       ctl = i
       if i == nil then return nil end
-      if (i - 1) % shard.count == shard.index then return i, pair end
+      if split:owns(cat, i) then return i, pair end
     end
   end
 end
 
 function Run:count(cat)
-  local n, shard = self.dataset:count(cat), self.shard
-  return (n - shard.index + shard.count - 1) // shard.count
+  return self.split:size(cat)
 end
 
 local function pair_id(pair) return pair.id or ("#" .. tostring(pair.index)) end
@@ -365,14 +402,15 @@ function Run:edit(cat, pair)
     local ok, merr = h.fs.mkdir(dir)
     if not ok then
       edited:close()
-      return self:fail("edit", cat, pair, "save", merr) and false
+      stop(("cannot create %s: %s"):format(dir, tostring(merr)))
     end
     self.made_dirs[dir] = true
   end
   local rel = util.join("images", cat, id .. ".png")
   local ok, serr = edited:save(util.join(self.out, rel))
   edited:close()
-  if not ok then return self:fail("edit", cat, pair, "save", serr) and false end
+  -- never journaled as the pair's failure: a full disk is not the pair's fault
+  if not ok then stop(("cannot save the edit of %s/%s: %s"):format(cat, id, tostring(serr))) end
   -- The hash lets a resumed run check the file it relies on (issue 8).
   self:record("edit", cat, id, { image = rel, seconds = dt, hash = h.hash_file(util.join(self.out, rel)) })
   return true
@@ -542,7 +580,7 @@ function Run:finish()
     html = self.html,
     thumbnail = self.html and self:thumbnails((self.config.report or {}).thumb or 192) or nil,
   })
-  if not paths then error(("report: %s"):format(err), 0) end
+  if not paths then stop(("report: %s"):format(err)) end
   self.dataset:close()
   for _, m in pairs(self.models) do m:close() end
   if self.journal and self.journal.close then self.journal:close() end
@@ -564,8 +602,19 @@ function schedule.main(name, body, opts)
     return 1
   end
   banner(("evalhost %s: %d 个类别, %d 对 / categories, pairs"):format(name, #run.categories, #run.dataset))
-  body(run)
-  return run:finish()
+  local ok, e = xpcall(function() body(run); return run:finish() end, function(m)
+    if getmetatable(m) == Stop then return m end
+    return debug.traceback(tostring(m), 2)
+  end)
+  if ok then return e end
+  if getmetatable(e) ~= Stop then error(e, 0) end
+  log("error", "%s", e.msg)
+  if run.journal then
+    log("error", "stopped: every finished step is in %s; fix the cause and run the same command with --resume",
+      run.journal:path())
+    run.journal:close()
+  end
+  return 1
 end
 
 return schedule
