@@ -101,6 +101,8 @@ static const eh_backend *find_backend(const char *name)
 {
     if (!strcmp(name, "builtin"))
         return &eh_backend_builtin;
+    if (!strcmp(name, "http"))
+        return &eh_backend_http;
 #ifdef EVALHOST_HAVE_TORCH
     if (!strcmp(name, "torch"))
         return &eh_backend_torch;
@@ -165,7 +167,7 @@ eh_model *eh_model_open(eh_host *host, const char *section, const eh_node *spec,
         if (!strcmp(backend, "torch"))
             eh_fail(err, EH_EFORMAT, "%s: backend 'torch' is not available: this evalhost was built without libtorch "
                     "(build with EVALHOST_TORCH=ON after `make deps`)", section);
-        else if (!strcmp(backend, "native") || !strcmp(backend, "http"))
+        else if (!strcmp(backend, "native"))
             eh_fail(err, EH_EFORMAT, "%s: backend '%s' for '%s' is not available in this build yet; "
                     "use backend: builtin or torch (see README, Troubleshooting)", section, backend, m->name);
         else

@@ -36,6 +36,7 @@ struct eh_model {
 };
 
 extern const eh_backend eh_backend_builtin;
+extern const eh_backend eh_backend_http;
 #ifdef EVALHOST_HAVE_TORCH
 extern const eh_backend eh_backend_torch;
 #endif

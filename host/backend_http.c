@@ -1,0 +1,823 @@
+/* backend_http.c — models behind an OpenAI-compatible server (vLLM, SGLang,
+ * llama.cpp, hosted APIs): the judge over /v1/chat/completions, the editor
+ * over /v1/images/edits, residency mapped to vLLM's /sleep and /wake_up.
+ *
+ * Spec keys (section or params:): base_url (required), model/name,
+ * api_key_env, max_in_flight (8; also batch_size's default), retries (3),
+ * timeout_s (300), connect_timeout_s (10), backoff_s (1), backoff_max_s
+ * (60), breaker_after (5), verify_tls (true), ca_file, max_tokens (512),
+ * seed (0), logprobs (true), top_logprobs (20), send_original (default:
+ * when a prompt names the original), image_format (png|jpeg),
+ * jpeg_quality (90), extra_body (map merged into each request body),
+ * sleep_mode (false), sleep_level (1), allow_url_fetch (false),
+ * footprint_mb (0; what the server holds on the GPU, for the schedule). */
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evalhost/backend.h"
+#include "evalhost/base64.h"
+#include "evalhost/http.h"
+#include "evalhost/score_parse.h"
+
+#define DEFAULT_MAX_TOKENS 512
+#define DEFAULT_TOP_LOGPROBS 20
+
+typedef enum send_original { SEND_AUTO, SEND_ALWAYS, SEND_NEVER } send_original;
+
+typedef struct http_model {
+    eh_http_client *client;
+    char *api_base;           /* ".../v1" */
+    char *root;               /* base without "/v1", for /sleep and /wake_up */
+    char *api_key;            /* from the environment; owned, wiped on close */
+    int64_t max_tokens, seed;
+    int logprobs, top_logprobs;
+    send_original send_original;
+    int jpeg;                 /* send images as JPEG instead of PNG */
+    int jpeg_quality;
+    int sleep_mode, sleep_level;
+    int allow_url_fetch;
+    int64_t footprint;
+    eh_image_limits limits;   /* for the editor's reply images */
+} http_model;
+
+static void http_log(void *ud, const char *msg)
+{
+    eh_model *m = ud;
+    eh_log(m->host, EH_LOG_WARN, "%s", msg);
+}
+
+static char *str_concat(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 1);
+    if (s) {
+        memcpy(s, a, la);
+        memcpy(s + la, b, lb + 1);
+    }
+    return s;
+}
+
+/* "http://h:8000", "http://h:8000/", "http://h:8000/v1" → api base and root. */
+static eh_status split_base_url(http_model *h, const char *base, const char *section, eh_error *err)
+{
+    size_t n = strlen(base);
+    while (n > 0 && base[n - 1] == '/')
+        n--;
+    char *b = malloc(n + 1);
+    if (!b)
+        return eh_fail(err, EH_ENOMEM, "%s: out of memory", section);
+    memcpy(b, base, n);
+    b[n] = '\0';
+    if (n >= 3 && !strcmp(b + n - 3, "/v1")) {
+        h->api_base = b;
+        h->root = malloc(n - 2);
+        if (h->root) {
+            memcpy(h->root, b, n - 3);
+            h->root[n - 3] = '\0';
+        }
+    } else {
+        h->root = b;
+        h->api_base = str_concat(b, "/v1");
+    }
+    if (!h->api_base || !h->root)
+        return eh_fail(err, EH_ENOMEM, "%s: out of memory", section);
+    return EH_OK;
+}
+
+static eh_status http_open(eh_model *m, eh_error *err)
+{
+    http_model *h = calloc(1, sizeof *h);
+    if (!h)
+        return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
+    m->impl = h;
+    const eh_node *s = m->spec;
+    const char *base = eh_node_str(s, "base_url", NULL);
+    if (!base || !*base)
+        return eh_fail(err, EH_EINVAL, "%s: backend http needs base_url (e.g. http://127.0.0.1:8000)", m->section);
+    if (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0)
+        return eh_fail(err, EH_EINVAL, "%s: base_url must start with http:// or https://", m->section);
+    if (!m->name[0])
+        return eh_fail(err, EH_EINVAL, "%s: backend http needs model: (the name the server serves)", m->section);
+    if (split_base_url(h, base, m->section, err) != EH_OK)
+        return err ? err->code : EH_ENOMEM;
+
+    const char *key_env = eh_node_str(s, "api_key_env", NULL);
+    if (key_env) {
+        const char *key = getenv(key_env);
+        if (!key || !*key)
+            return eh_fail(err, EH_EINVAL, "%s: api_key_env names %s, which is not set in the environment",
+                           m->section, key_env);
+        h->api_key = strdup(key);
+        if (!h->api_key)
+            return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
+    }
+
+    eh_http_params p = eh_http_default_params();
+    p.max_in_flight = (int)eh_node_int(s, "max_in_flight", p.max_in_flight);
+    p.retries = (int)eh_node_int(s, "retries", p.retries);
+    p.timeout_s = eh_node_num(s, "timeout_s", p.timeout_s);
+    p.connect_timeout_s = eh_node_num(s, "connect_timeout_s", p.connect_timeout_s);
+    p.backoff_s = eh_node_num(s, "backoff_s", p.backoff_s);
+    p.backoff_max_s = eh_node_num(s, "backoff_max_s", p.backoff_max_s);
+    p.breaker_after = (int)eh_node_int(s, "breaker_after", p.breaker_after);
+    p.verify_tls = eh_node_bool(s, "verify_tls", 1);
+    p.ca_file = eh_node_str(s, "ca_file", NULL);
+    const eh_node *limits = m->host && m->host->config ? eh_node_get(m->host->config, "limits") : NULL;
+    double max_body = eh_node_num(limits, "max_http_body", (double)p.max_body);
+    if (max_body < 1)
+        return eh_fail(err, EH_EINVAL, "%s: limits.max_http_body must be positive", m->section);
+    p.max_body = (size_t)max_body;
+    p.what = m->section;
+    p.log = http_log;
+    p.log_ud = m;
+    if (p.max_in_flight < 1 || p.max_in_flight > 1024)
+        return eh_fail(err, EH_EINVAL, "%s: max_in_flight must be 1..1024, got %d", m->section, p.max_in_flight);
+    h->client = eh_http_client_new(&p, err);
+    if (!h->client)
+        return err ? err->code : EH_ENET;
+
+    h->max_tokens = eh_node_int(s, "max_tokens", DEFAULT_MAX_TOKENS);
+    h->seed = eh_node_int(s, "seed", 0);
+    h->logprobs = eh_node_bool(s, "logprobs", 1);
+    h->top_logprobs = (int)eh_node_int(s, "top_logprobs", DEFAULT_TOP_LOGPROBS);
+    const eh_node *so = eh_node_get(s, "send_original");
+    h->send_original = !so ? SEND_AUTO : eh_node_bool(s, "send_original", 0) ? SEND_ALWAYS : SEND_NEVER;
+    const char *fmt = eh_node_str(s, "image_format", "png");
+    if (strcmp(fmt, "png") != 0 && strcmp(fmt, "jpeg") != 0 && strcmp(fmt, "jpg") != 0)
+        return eh_fail(err, EH_EINVAL, "%s: image_format must be png or jpeg, got '%s'", m->section, fmt);
+    h->jpeg = fmt[0] == 'j';
+    h->jpeg_quality = (int)eh_node_int(s, "jpeg_quality", 90);
+    h->sleep_mode = eh_node_bool(s, "sleep_mode", 0);
+    h->sleep_level = (int)eh_node_int(s, "sleep_level", 1);
+    h->allow_url_fetch = eh_node_bool(s, "allow_url_fetch", 0);
+    h->footprint = (int64_t)(eh_node_num(s, "footprint_mb", 0) * 1e6);
+    h->limits = m->host ? m->host->image_limits : eh_image_default_limits();
+    const eh_node *extra = eh_node_get(s, "extra_body");
+    if (extra && extra->type != EH_NODE_MAP)
+        return eh_fail(err, EH_EINVAL, "%s: extra_body must be a mapping", m->section);
+    /* Without an explicit batch_size, a batch is what the server takes at once. */
+    if (!eh_node_get(s, "batch_size"))
+        m->batch_size = p.max_in_flight;
+    if (!eh_node_get(s, "device"))
+        snprintf(m->device, sizeof m->device, "remote");
+    return EH_OK;
+}
+
+/* POST root/<path> with an empty body (sleep, wake_up). */
+static eh_status post_control(eh_model *m, const char *path, eh_error *err)
+{
+    http_model *h = m->impl;
+    char *url = str_concat(h->root, path);
+    if (!url)
+        return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
+    eh_http_request rq = { .method = "POST", .url = url, .body = "", .body_len = 0, .bearer = h->api_key };
+    eh_http_response rs;
+    eh_error cerr = { 0 };
+    eh_status rc = eh_http_perform(h->client, &rq, &rs, 1, &cerr);
+    free(url);
+    if (rc == EH_OK && !rs.ok) {
+        eh_fail(&cerr, rs.err.code, "%s", rs.err.msg);
+        rc = rs.err.code ? rs.err.code : EH_ENET;
+    }
+    eh_http_response_clear(&rs);
+    if (rc != EH_OK)
+        return eh_fail(err, rc, "%s (sleep_mode needs vLLM started with --enable-sleep-mode and "
+                       "VLLM_SERVER_DEV_MODE=1)", cerr.msg);
+    return EH_OK;
+}
+
+static eh_status http_to_device(eh_model *m, int64_t *bytes, eh_error *err)
+{
+    http_model *h = m->impl;
+    *bytes = h->footprint;
+    return h->sleep_mode ? post_control(m, "/wake_up", err) : EH_OK;
+}
+
+static eh_status http_off_device(eh_model *m, eh_error *err)
+{
+    http_model *h = m->impl;
+    if (!h->sleep_mode)
+        return EH_OK;
+    char path[48];
+    snprintf(path, sizeof path, "/sleep?level=%d", h->sleep_level);
+    return post_control(m, path, err);
+}
+
+static int64_t http_footprint(const eh_model *m)
+{
+    return ((const http_model *)m->impl)->footprint;
+}
+
+/* ---- request building ----------------------------------------------- */
+
+/* eh_node → cJSON (extra_body); NULL on allocation failure. */
+static cJSON *node_to_json(const eh_node *n)
+{
+    switch (n->type) {
+    case EH_NODE_NULL: return cJSON_CreateNull();
+    case EH_NODE_BOOL: return cJSON_CreateBool(n->u.boolean);
+    case EH_NODE_INT: return cJSON_CreateNumber((double)n->u.integer);
+    case EH_NODE_FLOAT: return cJSON_CreateNumber(n->u.number);
+    case EH_NODE_STRING: return cJSON_CreateString(n->u.str.data);
+    case EH_NODE_SEQ:
+    case EH_NODE_MAP: {
+        cJSON *o = n->type == EH_NODE_SEQ ? cJSON_CreateArray() : cJSON_CreateObject();
+        for (size_t i = 0; o && i < n->u.list.count; i++) {
+            cJSON *c = node_to_json(n->u.list.items[i]);
+            if (!c) {
+                cJSON_Delete(o);
+                return NULL;
+            }
+            if (n->type == EH_NODE_SEQ)
+                cJSON_AddItemToArray(o, c);
+            else if (cJSON_GetObjectItemCaseSensitive(o, n->u.list.keys[i]))
+                cJSON_ReplaceItemInObjectCaseSensitive(o, n->u.list.keys[i], c);
+            else
+                cJSON_AddItemToObject(o, n->u.list.keys[i], c);
+        }
+        return o;
+    }
+    }
+    return NULL;
+}
+
+static int merge_extra(cJSON *body, const eh_node *extra)
+{
+    if (!extra || extra->type != EH_NODE_MAP)
+        return 0;
+    for (size_t i = 0; i < extra->u.list.count; i++) {
+        cJSON *c = node_to_json(extra->u.list.items[i]);
+        if (!c)
+            return -1;
+        const char *k = extra->u.list.keys[i];
+        if (cJSON_GetObjectItemCaseSensitive(body, k))
+            cJSON_ReplaceItemInObjectCaseSensitive(body, k, c);
+        else
+            cJSON_AddItemToObject(body, k, c);
+    }
+    return 0;
+}
+
+/* "data:image/png;base64,..." for img; malloc'd. */
+static char *image_data_url(const http_model *h, const eh_image *img, eh_error *err)
+{
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    eh_status rc = h->jpeg ? eh_image_encode_jpeg(img, h->jpeg_quality, &bytes, &len, err)
+                           : eh_image_encode_png(img, 3, &bytes, &len, err);
+    if (rc != EH_OK)
+        return NULL;
+    size_t b64_len = 0;
+    char *b64 = eh_b64_encode(bytes, len, &b64_len);
+    free(bytes);
+    if (!b64) {
+        eh_fail(err, EH_ENOMEM, "out of memory (base64 of %zu bytes)", len);
+        return NULL;
+    }
+    const char *prefix = h->jpeg ? "data:image/jpeg;base64," : "data:image/png;base64,";
+    char *url = str_concat(prefix, b64);
+    free(b64);
+    if (!url)
+        eh_fail(err, EH_ENOMEM, "out of memory");
+    return url;
+}
+
+static int contains_ci(const char *hay, const char *needle)
+{
+    if (!hay)
+        return 0;
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n)
+            return 1;
+    }
+    return 0;
+}
+
+static int prompt_names_original(const eh_score_request *r)
+{
+    static const char *const words[] = { "original", "原始图", "原图", "编辑前", "before image", NULL };
+    for (const char *const *w = words; *w; w++)
+        if (contains_ci(r->system_prompt, *w) || contains_ci(r->user_prompt, *w))
+            return 1;
+    return 0;
+}
+
+static int add_image_part(const http_model *h, cJSON *content, const char *label, const eh_image *img, eh_error *err)
+{
+    cJSON *t = cJSON_CreateObject();
+    if (!t || !cJSON_AddStringToObject(t, "type", "text") || !cJSON_AddStringToObject(t, "text", label)) {
+        cJSON_Delete(t);
+        return -1;
+    }
+    cJSON_AddItemToArray(content, t);
+    char *url = image_data_url(h, img, err);
+    if (!url)
+        return -1;
+    cJSON *part = cJSON_CreateObject(), *iu = cJSON_CreateObject();
+    int ok = part && iu && cJSON_AddStringToObject(part, "type", "image_url") && cJSON_AddStringToObject(iu, "url", url);
+    free(url);
+    if (!ok) {
+        cJSON_Delete(part);
+        cJSON_Delete(iu);
+        eh_fail(err, EH_ENOMEM, "out of memory");
+        return -1;
+    }
+    cJSON_AddItemToObject(part, "image_url", iu);
+    cJSON_AddItemToArray(content, part);
+    return 0;
+}
+
+/* The chat-completions body for one score request; malloc'd JSON text. */
+static char *score_body(eh_model *m, const eh_score_request *r, eh_error *err)
+{
+    http_model *h = m->impl;
+    if (!r->image) {
+        eh_fail(err, EH_EINVAL, "%s: score request has no image", m->section);
+        return NULL;
+    }
+    int with_original = r->original && (h->send_original == SEND_ALWAYS ||
+                                         (h->send_original == SEND_AUTO && prompt_names_original(r)));
+    char fallback[2048];
+    const char *user = r->user_prompt;
+    if (!user) {
+        snprintf(fallback, sizeof fallback,
+                 "Edit instruction: %s\nOriginal description: %s\nRate how well the edited image follows the "
+                 "instruction while keeping everything else, from 0 to 10. End with a line \"Score: N\".",
+                 r->instruction ? r->instruction : "", r->description ? r->description : "");
+        user = fallback;
+    }
+    cJSON *body = cJSON_CreateObject(), *messages = cJSON_CreateArray(), *content = cJSON_CreateArray();
+    char *text = NULL;
+    if (!body || !messages || !content) {
+        cJSON_Delete(messages);
+        goto oom;
+    }
+    cJSON_AddItemToObject(body, "model", cJSON_CreateString(m->name));
+    cJSON_AddItemToObject(body, "messages", messages);
+    if (r->system_prompt && *r->system_prompt) {
+        cJSON *sys = cJSON_CreateObject();
+        if (!sys)
+            goto oom;
+        cJSON_AddStringToObject(sys, "role", "system");
+        cJSON_AddStringToObject(sys, "content", r->system_prompt);
+        cJSON_AddItemToArray(messages, sys);
+    }
+    cJSON *msg = cJSON_CreateObject();
+    if (!msg)
+        goto oom;
+    cJSON_AddStringToObject(msg, "role", "user");
+    cJSON_AddItemToArray(messages, msg);
+    cJSON_AddItemToObject(msg, "content", content);
+    content = NULL;   /* owned by msg now */
+    cJSON *parts = cJSON_GetObjectItemCaseSensitive(msg, "content");
+    if (with_original && add_image_part(h, parts, "原始图像 / original image:", r->original, err) != 0)
+        goto fail;
+    if (add_image_part(h, parts, "编辑后的图像 / edited image:", r->image, err) != 0)
+        goto fail;
+    cJSON *t = cJSON_CreateObject();
+    if (!t)
+        goto oom;
+    cJSON_AddStringToObject(t, "type", "text");
+    cJSON_AddStringToObject(t, "text", user);
+    cJSON_AddItemToArray(parts, t);
+    cJSON_AddNumberToObject(body, "temperature", 0);
+    cJSON_AddNumberToObject(body, "max_tokens", (double)h->max_tokens);
+    cJSON_AddNumberToObject(body, "seed", (double)h->seed);
+    if (h->logprobs) {
+        cJSON_AddBoolToObject(body, "logprobs", 1);
+        cJSON_AddNumberToObject(body, "top_logprobs", h->top_logprobs);
+    }
+    if (merge_extra(body, eh_node_get(m->spec, "extra_body")) != 0)
+        goto oom;
+    text = cJSON_PrintUnformatted(body);
+    if (!text)
+        goto oom;
+    cJSON_Delete(body);
+    return text;
+oom:
+    eh_fail(err, EH_ENOMEM, "%s: out of memory building the request", m->section);
+fail:
+    cJSON_Delete(body);
+    cJSON_Delete(content);
+    return NULL;
+}
+
+/* ---- reply reading ---------------------------------------------------- */
+
+static int is_json_type(const char *ct)
+{
+    return contains_ci(ct, "json");
+}
+
+/* The reply's JSON, or NULL with err saying what was wrong with it. */
+static cJSON *reply_json(eh_model *m, const char *url, const eh_http_response *rs, eh_error *err)
+{
+    char ex[300], safe[256];
+    eh_http_safe_url(url, safe, sizeof safe);
+    eh_score_excerpt(rs->body, EH_SCORE_EXCERPT_CHARS, ex, sizeof ex);
+    if (!is_json_type(rs->content_type)) {
+        eh_fail(err, EH_EMODEL, "%s: reply from %s has content type '%s', not JSON: \"%s\"", m->section, safe,
+                rs->content_type[0] ? rs->content_type : "(none)", ex);
+        return NULL;
+    }
+    cJSON *j = cJSON_ParseWithLength(rs->body, rs->len);
+    if (!j || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        eh_fail(err, EH_EMODEL, "%s: malformed JSON reply from %s: \"%s\"", m->section, safe, ex);
+        return NULL;
+    }
+    return j;
+}
+
+/* choices[0].message.content as one string (a string, or an array of text parts). */
+static char *reply_text(const cJSON *choice)
+{
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(choice, "message");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+    if (cJSON_IsString(content))
+        return strdup(content->valuestring);
+    if (!cJSON_IsArray(content))
+        return NULL;
+    size_t total = 1;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, content) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "text");
+        if (cJSON_IsString(t))
+            total += strlen(t->valuestring);
+    }
+    char *s = malloc(total);
+    if (!s)
+        return NULL;
+    s[0] = '\0';
+    cJSON_ArrayForEach(p, content) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "text");
+        if (cJSON_IsString(t))
+            strcat(s, t->valuestring);
+    }
+    return s;
+}
+
+/* The logprob entry of the token that spells the score: the token covering
+ * the parsed number's first byte when the tokens spell the text, else the
+ * first token spelling an integer 0..10 that agrees with the parsed score. */
+static const cJSON *score_token(const cJSON *tokens, const eh_score_parsed *parsed, const cJSON **next)
+{
+    size_t off = 0;
+    const cJSON *t, *found = NULL;
+    cJSON_ArrayForEach(t, tokens) {
+        const cJSON *tok = cJSON_GetObjectItemCaseSensitive(t, "token");
+        if (!cJSON_IsString(tok))
+            break;
+        size_t len = strlen(tok->valuestring);
+        if (parsed->offset >= off && parsed->offset < off + len) {
+            if (eh_score_token_value(tok->valuestring) >= 0)
+                found = t;
+            break;
+        }
+        off += len;
+    }
+    if (!found) {
+        int want = (int)floor(parsed->value);
+        cJSON_ArrayForEach(t, tokens) {
+            const cJSON *tok = cJSON_GetObjectItemCaseSensitive(t, "token");
+            int v = cJSON_IsString(tok) ? eh_score_token_value(tok->valuestring) : -1;
+            if (v >= 0) {
+                if (v == want || (want == 10 && v == 1))
+                    found = t;
+                break;
+            }
+        }
+    }
+    *next = found ? found->next : NULL;
+    return found;
+}
+
+/* Fills res->score/probs from the logprobs when they cover the score. */
+static int score_from_logprobs(const cJSON *choice, const eh_score_parsed *parsed, eh_score_result *res)
+{
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(choice, "logprobs");
+    const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(lp, "content");
+    if (!cJSON_IsArray(tokens))
+        return 0;
+    const cJSON *next = NULL;
+    const cJSON *at = score_token(tokens, parsed, &next);
+    const cJSON *top = cJSON_GetObjectItemCaseSensitive(at, "top_logprobs");
+    if (!at || !cJSON_IsArray(top))
+        return 0;
+    /* Tokenizers that split digits write 10 as "1" "0": then the "1"
+     * candidates at this position stand for 10. */
+    const cJSON *at_tok = cJSON_GetObjectItemCaseSensitive(at, "token");
+    const cJSON *next_tok = cJSON_GetObjectItemCaseSensitive(next, "token");
+    int ten_split = parsed->value == 10 && eh_score_token_value(at_tok->valuestring) == 1 &&
+                    cJSON_IsString(next_tok) && eh_score_token_value(next_tok->valuestring) == 0;
+    int n = cJSON_GetArraySize(top);
+    if (n <= 0 || n > 1000)
+        return 0;
+    const char **toks = calloc((size_t)n, sizeof *toks);
+    double *lps = calloc((size_t)n, sizeof *lps);
+    int k = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, top) {
+        const cJSON *tt = cJSON_GetObjectItemCaseSensitive(c, "token");
+        const cJSON *tl = cJSON_GetObjectItemCaseSensitive(c, "logprob");
+        if (!toks || !lps || !cJSON_IsString(tt) || !cJSON_IsNumber(tl))
+            continue;
+        toks[k] = ten_split && eh_score_token_value(tt->valuestring) == 1 ? "10" : tt->valuestring;
+        lps[k++] = tl->valuedouble;
+    }
+    double ev = toks && lps ? eh_score_expected(toks, lps, (size_t)k, res->probs) : -1;
+    free(toks);
+    free(lps);
+    if (ev < 0)
+        return 0;
+    res->score = ev;
+    res->has_probs = 1;
+    return 1;
+}
+
+static void read_score_reply(eh_model *m, const char *url, const eh_http_response *rs, eh_score_result *res)
+{
+    cJSON *j = reply_json(m, url, rs, &res->err);
+    if (!j)
+        return;
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
+    const cJSON *choice = cJSON_IsArray(choices) ? cJSON_GetArrayItem(choices, 0) : NULL;
+    char *text = choice ? reply_text(choice) : NULL;
+    if (!text) {
+        char ex[300];
+        eh_score_excerpt(rs->body, EH_SCORE_EXCERPT_CHARS, ex, sizeof ex);
+        eh_fail(&res->err, EH_EMODEL, "%s: reply has no choices[0].message.content: \"%s\"", m->section, ex);
+        cJSON_Delete(j);
+        return;
+    }
+    res->text = text;
+    eh_score_parsed parsed;
+    eh_error perr = { 0 };
+    if (eh_score_parse(text, &parsed, &perr) != EH_OK) {
+        const cJSON *fr = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
+        int cut = cJSON_IsString(fr) && !strcmp(fr->valuestring, "length");
+        eh_fail(&res->err, EH_EMODEL, "%s: %s%s", m->section, perr.msg,
+                cut ? " (the reply was cut at max_tokens)" : "");
+        cJSON_Delete(j);
+        return;
+    }
+    if (!score_from_logprobs(choice, &parsed, res))
+        res->score = parsed.value;
+    res->ok = 1;
+    cJSON_Delete(j);
+}
+
+static eh_status http_score(eh_model *m, const eh_score_request *reqs, eh_score_result *results, size_t n,
+                            eh_error *err)
+{
+    http_model *h = m->impl;
+    char *url = str_concat(h->api_base, "/chat/completions");
+    eh_http_request *rq = calloc(n ? n : 1, sizeof *rq);
+    eh_http_response *rs = calloc(n ? n : 1, sizeof *rs);
+    char **bodies = calloc(n ? n : 1, sizeof *bodies);
+    size_t *map = calloc(n ? n : 1, sizeof *map);   /* rq index → request index */
+    eh_status rc = EH_OK;
+    if (!url || !rq || !rs || !bodies || !map) {
+        rc = eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
+        goto done;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bodies[i] = score_body(m, &reqs[i], &results[i].err);
+        if (!bodies[i])
+            continue;   /* this pair fails; the others go out */
+        rq[k] = (eh_http_request){ .url = url, .content_type = "application/json", .body = bodies[i],
+                                   .body_len = strlen(bodies[i]), .bearer = h->api_key };
+        map[k++] = i;
+    }
+    rc = eh_http_perform(h->client, rq, rs, k, err);
+    for (size_t j = 0; j < k; j++) {
+        eh_score_result *res = &results[map[j]];
+        if (rs[j].ok)
+            read_score_reply(m, url, &rs[j], res);
+        else
+            res->err = rs[j].err;
+        eh_http_response_clear(&rs[j]);
+    }
+done:
+    for (size_t i = 0; bodies && i < n; i++)
+        free(bodies[i]);
+    free(bodies);
+    free(map);
+    free(rq);
+    free(rs);
+    free(url);
+    return rc;
+}
+
+/* ---- editor: /v1/images/edits ---------------------------------------- */
+
+/* A multipart field's text for an extra_body scalar; NULL for others. */
+static const char *scalar_text(const eh_node *n, char *buf, size_t len)
+{
+    switch (n->type) {
+    case EH_NODE_STRING: return n->u.str.data;
+    case EH_NODE_INT: snprintf(buf, len, "%lld", (long long)n->u.integer); return buf;
+    case EH_NODE_FLOAT: snprintf(buf, len, "%.17g", n->u.number); return buf;
+    case EH_NODE_BOOL: return n->u.boolean ? "true" : "false";
+    default: return NULL;
+    }
+}
+
+typedef struct edit_job {
+    uint8_t *png;
+    size_t png_len;
+    eh_http_part parts[32];
+    char scratch[16][40];
+    size_t n_parts;
+} edit_job;
+
+static eh_status edit_parts(eh_model *m, const eh_edit_request *r, edit_job *job, eh_error *err)
+{
+    if (!r->image)
+        return eh_fail(err, EH_EINVAL, "%s: edit request has no image", m->section);
+    if (eh_image_encode_png(r->image, 3, &job->png, &job->png_len, err) != EH_OK)
+        return err ? err->code : EH_EINVAL;
+    eh_http_part *p = job->parts;
+    size_t n = 0;
+    p[n++] = (eh_http_part){ .name = "model", .data = m->name, .len = strlen(m->name) };
+    p[n++] = (eh_http_part){ .name = "prompt", .data = r->instruction ? r->instruction : "",
+                             .len = r->instruction ? strlen(r->instruction) : 0 };
+    p[n++] = (eh_http_part){ .name = "image", .data = job->png, .len = job->png_len, .filename = "image.png",
+                             .content_type = "image/png" };
+    p[n++] = (eh_http_part){ .name = "response_format", .data = "b64_json", .len = 8 };
+    p[n++] = (eh_http_part){ .name = "n", .data = "1", .len = 1 };
+    const eh_node *extra = eh_node_get(m->spec, "extra_body");
+    size_t scratch = 0;
+    for (size_t i = 0; extra && extra->type == EH_NODE_MAP && i < extra->u.list.count; i++) {
+        if (n == sizeof job->parts / sizeof job->parts[0] || scratch == sizeof job->scratch / sizeof job->scratch[0])
+            return eh_fail(err, EH_ELIMIT, "%s: extra_body has too many fields for a multipart upload", m->section);
+        const char *v = scalar_text(extra->u.list.items[i], job->scratch[scratch], sizeof job->scratch[0]);
+        if (!v)
+            return eh_fail(err, EH_EINVAL, "%s: extra_body.%s must be a scalar for /v1/images/edits", m->section,
+                           extra->u.list.keys[i]);
+        if (v == job->scratch[scratch])
+            scratch++;
+        size_t j = 0;
+        while (j < n && strcmp(p[j].name, extra->u.list.keys[i]) != 0)
+            j++;
+        p[j] = (eh_http_part){ .name = extra->u.list.keys[i], .data = v, .len = strlen(v) };
+        if (j == n)
+            n++;
+    }
+    job->n_parts = n;
+    return EH_OK;
+}
+
+/* data[0].b64_json → image, or data[0].url to fetch (*fetch_url, malloc'd). */
+static eh_image *read_edit_reply(eh_model *m, const char *url, const eh_http_response *rs, char **fetch_url,
+                                 eh_error *err)
+{
+    http_model *h = m->impl;
+    cJSON *j = reply_json(m, url, rs, err);
+    if (!j)
+        return NULL;
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data");
+    const cJSON *d0 = cJSON_IsArray(data) ? cJSON_GetArrayItem(data, 0) : NULL;
+    const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(d0, "b64_json");
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(d0, "url");
+    eh_image *img = NULL;
+    if (cJSON_IsString(b64)) {
+        eh_error derr = { 0 };
+        img = eh_image_decode_b64(b64->valuestring, strlen(b64->valuestring), &h->limits, &derr);
+        if (!img)
+            eh_fail(err, derr.code, "%s: edited image in the reply: %s", m->section, derr.msg);
+    } else if (cJSON_IsString(u)) {
+        if (!strncmp(u->valuestring, "data:", 5)) {
+            eh_error derr = { 0 };
+            img = eh_image_decode_b64(u->valuestring, strlen(u->valuestring), &h->limits, &derr);
+            if (!img)
+                eh_fail(err, derr.code, "%s: edited image in the reply: %s", m->section, derr.msg);
+        } else if (!h->allow_url_fetch) {
+            eh_fail(err, EH_EMODEL, "%s: the server answered with an image URL instead of b64_json; set "
+                    "allow_url_fetch: true to fetch it", m->section);
+        } else if (strncmp(u->valuestring, "http://", 7) != 0 && strncmp(u->valuestring, "https://", 8) != 0) {
+            eh_fail(err, EH_EMODEL, "%s: image URL in the reply is not http(s)", m->section);
+        } else {
+            *fetch_url = strdup(u->valuestring);
+            if (!*fetch_url)
+                eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
+        }
+    } else {
+        char ex[300];
+        eh_score_excerpt(rs->body, EH_SCORE_EXCERPT_CHARS, ex, sizeof ex);
+        eh_fail(err, EH_EMODEL, "%s: reply has no data[0].b64_json or data[0].url: \"%s\"", m->section, ex);
+    }
+    cJSON_Delete(j);
+    return img;
+}
+
+static eh_status http_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n,
+                           eh_error *err)
+{
+    http_model *h = m->impl;
+    size_t cap = n ? n : 1;
+    char *url = str_concat(h->api_base, "/images/edits");
+    edit_job *jobs = calloc(cap, sizeof *jobs);
+    eh_http_request *rq = calloc(cap, sizeof *rq);
+    eh_http_response *rs = calloc(cap, sizeof *rs);
+    char **fetch = calloc(cap, sizeof *fetch);
+    size_t *map = calloc(cap, sizeof *map);
+    eh_status rc = EH_OK;
+    if (!url || !jobs || !rq || !rs || !fetch || !map) {
+        rc = eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
+        goto done;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (edit_parts(m, &reqs[i], &jobs[i], &results[i].err) != EH_OK)
+            continue;
+        rq[k] = (eh_http_request){ .url = url, .parts = jobs[i].parts, .n_parts = jobs[i].n_parts,
+                                   .bearer = h->api_key };
+        map[k++] = i;
+    }
+    rc = eh_http_perform(h->client, rq, rs, k, err);
+    for (size_t j = 0; j < k; j++) {
+        eh_edit_result *res = &results[map[j]];
+        if (rs[j].ok)
+            res->image = read_edit_reply(m, url, &rs[j], &fetch[map[j]], &res->err);
+        else
+            res->err = rs[j].err;
+        eh_http_response_clear(&rs[j]);
+    }
+    if (rc != EH_OK)
+        goto done;
+    /* Second round: images the server handed out by URL (allow_url_fetch). */
+    k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fetch[i]) {
+            rq[k] = (eh_http_request){ .method = "GET", .url = fetch[i] };
+            map[k++] = i;
+        }
+    if (k) {
+        rc = eh_http_perform(h->client, rq, rs, k, err);
+        for (size_t j = 0; j < k; j++) {
+            eh_edit_result *res = &results[map[j]];
+            if (rs[j].ok) {
+                eh_error derr = { 0 };
+                res->image = eh_image_decode(rs[j].body, rs[j].len, &h->limits, &derr);
+                if (!res->image)
+                    eh_fail(&res->err, derr.code, "%s: edited image fetched from the reply's URL: %s", m->section,
+                            derr.msg);
+            } else {
+                res->err = rs[j].err;
+            }
+            eh_http_response_clear(&rs[j]);
+        }
+    }
+done:
+    for (size_t i = 0; i < n; i++) {
+        if (jobs)
+            free(jobs[i].png);
+        if (fetch)
+            free(fetch[i]);
+    }
+    free(jobs);
+    free(rq);
+    free(rs);
+    free(fetch);
+    free(map);
+    free(url);
+    return rc;
+}
+
+static void http_close(eh_model *m)
+{
+    http_model *h = m->impl;
+    if (!h)
+        return;
+    eh_http_client_free(h->client);
+    if (h->api_key) {
+        memset(h->api_key, 0, strlen(h->api_key));
+        free(h->api_key);
+    }
+    free(h->api_base);
+    free(h->root);
+    free(h);
+    m->impl = NULL;
+}
+
+const eh_backend eh_backend_http = {
+    .name = "http",
+    .open = http_open,
+    .to_host = NULL,
+    .to_device = http_to_device,
+    .off_device = http_off_device,
+    .footprint = http_footprint,
+    .edit = http_edit,
+    .score = http_score,
+    .close = http_close,
+};
