@@ -128,6 +128,7 @@ end
 local Stop = {}
 Stop.__tostring = function(e) return e.msg end
 local function stop(msg) error(setmetatable({ msg = msg }, Stop), 0) end
+schedule.stop = stop
 
 -- Checks the edited images a replayed run relies on; a missing or changed
 -- file drops its edit (and the score made from it), so both are redone.
