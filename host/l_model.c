@@ -4,6 +4,9 @@
 
 #include "evalhost/lua_bind.h"
 #include "evalhost/model.h"
+#ifdef EVALHOST_HAVE_TORCH
+#include "evalhost/torch_shim.h"
+#endif
 
 #define MODEL_MT "evalhost.Model"
 
@@ -327,8 +330,10 @@ static int gpu_memory(lua_State *L)
 {
     lua_Integer dev = luaL_optinteger(L, 1, 0);
     int64_t free_b = 0, total_b = 0;
-#ifdef EVALHOST_HAVE_TORCH_GPU
-    eh_torch_cuda_memory((int)dev, &free_b, &total_b);
+#ifdef EVALHOST_HAVE_TORCH
+    eh_error err = { 0 };
+    if (eh_torch_cuda_memory((int)dev, &free_b, &total_b, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
 #else
     (void)dev;
 #endif
