@@ -527,9 +527,9 @@ function Run:thumbnails(size)
     local t = img:resize(math.max(1, math.floor(w * scale + 0.5)), math.max(1, math.floor(ht * scale + 0.5)))
     img:close()
     if not t then return nil end
-    local bytes = t:jpeg(80)
+    local text = t:b64("jpeg")
     t:close()
-    return bytes and ("data:image/jpeg;base64," .. util.base64(bytes)) or nil
+    return text and ("data:image/jpeg;base64," .. text) or nil
   end
   return function(row)
     local pair = type(row.index) == "number" and self.dataset:pair(row.category, row.index) or nil

@@ -1,5 +1,5 @@
 -- Small helpers the Lua library shares: access to the host table, paths,
--- escaping, base64 and a canonical (sorted-key) serialisation for hashing.
+-- escaping and a canonical (sorted-key) serialisation for hashing.
 local util = {}
 
 -- The host preloads `evalhost`; specs run under plain lua5.4 and put a fake in
@@ -104,29 +104,6 @@ end
 function util.md_cell(s)
   if s == nil then return "" end
   return (tostring(s):gsub("\\", "\\\\"):gsub("|", "\\|"):gsub("\r?\n", " "))
-end
-
-local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-local b64 = {}
-for i = 1, 64 do b64[i - 1] = b64chars:sub(i, i) end
-
-function util.base64(data)
-  local out, n = {}, #data
-  for i = 1, n - 2, 3 do
-    local a, b, c = data:byte(i, i + 2)
-    local v = a << 16 | b << 8 | c
-    out[#out + 1] = b64[v >> 18] .. b64[v >> 12 & 63] .. b64[v >> 6 & 63] .. b64[v & 63]
-  end
-  local rest = n % 3
-  if rest == 1 then
-    local v = data:byte(n) << 16
-    out[#out + 1] = b64[v >> 18] .. b64[v >> 12 & 63] .. "=="
-  elseif rest == 2 then
-    local a, b = data:byte(n - 1, n)
-    local v = a << 16 | b << 8
-    out[#out + 1] = b64[v >> 18] .. b64[v >> 12 & 63] .. b64[v >> 6 & 63] .. "="
-  end
-  return table.concat(out)
 end
 
 -- Format a number for people: fixed decimals, "—" for a missing value.

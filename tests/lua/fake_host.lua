@@ -46,6 +46,7 @@ function Image:size() check(self) return self.w, self.h end
 function Image:resize(w, h) check(self) return fake.image(w, h, self.data .. "@" .. w .. "x" .. h, self.state) end
 function Image:png() check(self) return "PNG:" .. self.data end
 function Image:jpeg(q) check(self) return ("JPEG%d:%s"):format(q or 90, self.data) end
+function Image:b64(fmt) check(self) return ("B64(%s):%s"):format(fmt or "png", self.data) end
 function Image:save(path)
   check(self)
   if self.state and self.state.fail_save then return nil, "save: disk full (" .. path .. ")" end
