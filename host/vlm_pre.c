@@ -255,54 +255,88 @@ static uint8_t clip8(int32_t v)
     return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
 }
 
+/* Horizontal pass: rows [y0, y0+rows) of src (w wide) → out_w wide. */
+static void pass_h(const uint8_t *src, int w, int ch, int y0, int rows, int out_w, const int *bounds,
+                   const int32_t *kk, int ksize, uint8_t *dst)
+{
+    for (int y = 0; y < rows; y++) {
+        const uint8_t *row = src + (size_t)(y + y0) * (size_t)w * (size_t)ch;
+        uint8_t *orow = dst + (size_t)y * (size_t)out_w * (size_t)ch;
+        for (int xx = 0; xx < out_w; xx++) {
+            const int32_t *k = kk + (size_t)xx * (size_t)ksize;
+            int xmin = bounds[xx * 2], xmax = bounds[xx * 2 + 1];
+            for (int c = 0; c < ch; c++) {
+                int32_t ss = 1 << (PRECISION_BITS - 1);
+                for (int x = 0; x < xmax; x++) ss += row[(size_t)(x + xmin) * (size_t)ch + (size_t)c] * k[x];
+                orow[(size_t)xx * (size_t)ch + (size_t)c] = clip8(ss);
+            }
+        }
+    }
+}
+
+/* Vertical pass: columns [x0, x0+cols) of src (w wide) → out_h rows, cols wide. */
+static void pass_v(const uint8_t *src, int w, int ch, int x0, int cols, int out_h, const int *bounds,
+                   const int32_t *kk, int ksize, uint8_t *dst)
+{
+    for (int yy = 0; yy < out_h; yy++) {
+        const int32_t *k = kk + (size_t)yy * (size_t)ksize;
+        int ymin = bounds[yy * 2], ymax = bounds[yy * 2 + 1];
+        uint8_t *orow = dst + (size_t)yy * (size_t)cols * (size_t)ch;
+        const uint8_t *base = src + (size_t)x0 * (size_t)ch;
+        for (int xc = 0; xc < cols * ch; xc++) {
+            int32_t ss = 1 << (PRECISION_BITS - 1);
+            for (int y = 0; y < ymax; y++) ss += base[(size_t)(y + ymin) * (size_t)w * (size_t)ch + (size_t)xc] * k[y];
+            orow[xc] = clip8(ss);
+        }
+    }
+}
+
+static int64_t tap_total(const int *bounds, int n)
+{
+    int64_t t = 0;
+    for (int i = 0; i < n; i++) t += bounds[i * 2 + 1];
+    return t;
+}
+
 uint8_t *eh_vlm_resize_bicubic(const uint8_t *src, int w, int h, int ch, int out_w, int out_h)
 {
     int *bv = NULL, *bh = NULL;
     int32_t *kv = NULL, *kh = NULL;
     uint8_t *tmp = NULL, *out = NULL;
-    int ksv = coeffs(h, out_h, &bv, &kv);
-    if (!ksv) return NULL;
-    const uint8_t *cur = src;
-    int cur_h = h, y_first = 0;
-    if (out_w != w) {       /* horizontal pass, only over the rows the vertical pass reads */
-        int ksh = coeffs(w, out_w, &bh, &kh);
-        y_first = bv[0];
-        int y_last = bv[out_h * 2 - 2] + bv[out_h * 2 - 1];
-        cur_h = y_last - y_first;
-        tmp = ksh ? malloc((size_t)out_w * (size_t)cur_h * (size_t)ch) : NULL;
-        if (!tmp) goto done;
-        for (int y = 0; y < cur_h; y++) {
-            const uint8_t *row = src + (size_t)(y + y_first) * (size_t)w * (size_t)ch;
-            uint8_t *orow = tmp + (size_t)y * (size_t)out_w * (size_t)ch;
-            for (int xx = 0; xx < out_w; xx++) {
-                const int32_t *k = kh + (size_t)xx * (size_t)ksh;
-                int xmin = bh[xx * 2], xmax = bh[xx * 2 + 1];
-                for (int c = 0; c < ch; c++) {
-                    int32_t ss = 1 << (PRECISION_BITS - 1);
-                    for (int x = 0; x < xmax; x++) ss += row[(size_t)(x + xmin) * (size_t)ch + (size_t)c] * k[x];
-                    orow[(size_t)xx * (size_t)ch + (size_t)c] = clip8(ss);
-                }
-            }
-        }
-        cur = tmp;
-        w = out_w;
-        for (int i = 0; i < out_h; i++) bv[i * 2] -= y_first;
+    size_t out_bytes = (size_t)out_w * (size_t)out_h * (size_t)ch;
+    if (out_w == w && out_h == h) {
+        out = malloc(out_bytes);
+        if (out) memcpy(out, src, out_bytes);
+        return out;
     }
-    out = malloc((size_t)w * (size_t)out_h * (size_t)ch);
+    int ksv = coeffs(h, out_h, &bv, &kv), ksh = ksv ? coeffs(w, out_w, &bh, &kh) : 0;
+    out = ksh ? malloc(out_bytes) : NULL;
     if (!out) goto done;
-    if (out_h == h) {       /* no vertical pass: PIL copies */
-        memcpy(out, cur, (size_t)w * (size_t)h * (size_t)ch);
-        goto done;
-    }
-    for (int yy = 0; yy < out_h; yy++) {
-        const int32_t *k = kv + (size_t)yy * (size_t)ksv;
-        int ymin = bv[yy * 2], ymax = bv[yy * 2 + 1];
-        uint8_t *orow = out + (size_t)yy * (size_t)w * (size_t)ch;
-        for (int xc = 0; xc < w * ch; xc++) {
-            int32_t ss = 1 << (PRECISION_BITS - 1);
-            for (int y = 0; y < ymax; y++) ss += cur[(size_t)(y + ymin) * (size_t)w * (size_t)ch + (size_t)xc] * k[y];
-            orow[xc] = clip8(ss);
-        }
+    if (out_w == w) { pass_v(src, w, ch, 0, w, out_h, bv, kv, ksv, out); goto done; }
+    if (out_h == h) { pass_h(src, w, ch, 0, h, out_w, bh, kh, ksh, out); goto done; }
+    /* Pillow 13 picks which pass runs first, and the orders round
+     * differently in between.  Its rule is not in our reach; this one is
+     * fit to its choices (height shrinking while width grows: vertical
+     * first; both shrinking: a tap-count cost) and agrees on ~97% of random
+     * size pairs — the parity test pins the Qwen-relevant cases. */
+    int y_first = bv[0], y_rows = bv[out_h * 2 - 2] + bv[out_h * 2 - 1] - y_first;
+    int x_first = bh[0], x_cols = bh[out_w * 2 - 2] + bh[out_w * 2 - 1] - x_first;
+    double tx = (double)tap_total(bh, out_w), ty = (double)tap_total(bv, out_h);
+    double cost_hv = 0.75 * tx * h + ty * out_w, cost_vh = ty * w + 0.75 * tx * out_h;
+    if (out_h >= h) cost_vh = cost_hv + 1;
+    else if (out_w >= w) cost_vh = cost_hv - 1;
+    if (cost_vh < cost_hv) {
+        tmp = malloc((size_t)x_cols * (size_t)out_h * (size_t)ch);
+        if (!tmp) { free(out); out = NULL; goto done; }
+        pass_v(src, w, ch, x_first, x_cols, out_h, bv, kv, ksv, tmp);
+        for (int i = 0; i < out_w; i++) bh[i * 2] -= x_first;
+        pass_h(tmp, x_cols, ch, 0, out_h, out_w, bh, kh, ksh, out);
+    } else {
+        tmp = malloc((size_t)out_w * (size_t)y_rows * (size_t)ch);
+        if (!tmp) { free(out); out = NULL; goto done; }
+        pass_h(src, w, ch, y_first, y_rows, out_w, bh, kh, ksh, tmp);
+        for (int i = 0; i < out_h; i++) bv[i * 2] -= y_first;
+        pass_v(tmp, out_w, ch, 0, out_w, out_h, bv, kv, ksv, out);
     }
 done:
     free(bv); free(kv); free(bh); free(kh); free(tmp);
