@@ -143,6 +143,17 @@ def test_three_schedules_same_scores_and_swap_counts(binary, bench, tmp_path):
     assert results["two_stage"] == results["single_stage"] == results["cross_category"]
     assert len(set(results["two_stage"].values())) > 1, "scores differ between pairs"
 
+    # The README's custom schedule, run as the README shows it: chunks of 5
+    # over 12 pairs swap E->J, J->E, E->J, J->E, E->J = 5 times.
+    out = str(tmp_path / "chunked")
+    cfg = write_config(str(tmp_path / "chunked.yaml"), path, out)
+    r = run("examples/my_schedule", cfg, "--set", "script.chunk=5", quiet=False)
+    assert r.returncode == 0, r.stderr
+    rep, _ = load_report(out)
+    assert rep["swaps"]["count"] == 5
+    assert scores(rep) == results["two_stage"]
+    assert "[物理] mean " in r.stderr and "lowest: pair_" in r.stderr
+
 
 def test_example_benchmark_two_stage(binary, tmp_path):
     example = os.path.join(SRC, "examples", "benchmark.json")
