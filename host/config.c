@@ -644,6 +644,8 @@ const char *eh_nearest_word(const char *word, const char *const *candidates)
 
 eh_status eh_config_validate(const eh_node *root, const char *name, eh_error *err)
 {
+    if (!root || root->type != EH_NODE_MAP)     /* a list has no keys to read */
+        return eh_fail(err, EH_EINVAL, "%s: a config must be a mapping of sections", name);
     for (size_t i = 0; i < root->u.list.count; i++) {
         const char *key = root->u.list.keys[i];
         int known = 0;

@@ -288,8 +288,11 @@ static int pmain(lua_State *L)
 int main(int argc, char **argv)
 {
     cli c;
-    if (parse_cli(argc, argv, &c) != 0)
+    if (parse_cli(argc, argv, &c) != 0) {
+        free(c.sets);   /* parse_cli allocates before it can fail */
+        free(c.args);
         return EXIT_USAGE;
+    }
     eh_host host;
     memset(&host, 0, sizeof host);
     host.script_path = c.script;

@@ -248,7 +248,8 @@ int eh_score_token_value(const char *token)
         token++;
     int v = 0, digits = 0;
     for (; *token >= '0' && *token <= '9'; token++, digits++)
-        v = v * 10 + (*token - '0');
+        if (digits < 3)     /* more digits are refused below; don't let v overflow */
+            v = v * 10 + (*token - '0');
     while (*token == ' ' || *token == '\t' || *token == '\n')
         token++;
     if (*token || digits == 0 || digits > 2 || v > 10)
