@@ -172,6 +172,35 @@ def test_example_benchmark_two_stage(binary, tmp_path):
         assert "[%s] 平均分: %.3f" % (c, rep["categories"][c]["mean"]) in r.stderr
 
 
+def test_report_statistics_match_numpy_on_the_pairs(binary, bench, tmp_path):
+    """The report's numbers, recomputed with numpy from its own per-pair
+    scores, for both aggregation rules."""
+    for rule in ("pairs", "categories"):
+        out = str(tmp_path / rule)
+        r = run("cross_category", write_config(str(tmp_path / (rule + ".yaml")), bench[0], out),
+                "--set", "report.aggregate=" + rule)
+        assert r.returncode == 0, r.stderr
+        rep, _ = load_report(out)
+        assert rep["aggregate"] == rule
+        by_cat = {}
+        for p in rep["pairs"]:
+            by_cat.setdefault(p["category"], []).append(p["score"])
+        for cat, xs in by_cat.items():
+            s, a = rep["categories"][cat], np.array(xs)
+            assert s["n"] == len(xs) and s["failed"] == 0
+            assert s["mean"] == pytest.approx(a.mean(), abs=1e-12)
+            assert s["std"] == pytest.approx(a.std(ddof=1), abs=1e-12)
+            assert s["median"] == pytest.approx(np.median(a), abs=1e-12)
+            assert (s["min"], s["max"]) == (a.min(), a.max())
+            assert s["ci95"][0] <= s["mean"] <= s["ci95"][1]
+        allx = np.concatenate([np.array(v) for v in by_cat.values()])
+        cat_mean = np.mean([np.mean(v) for v in by_cat.values()])
+        o = rep["overall"]
+        assert o["pair_mean"] == pytest.approx(allx.mean(), abs=1e-12)
+        assert o["category_mean"] == pytest.approx(cat_mean, abs=1e-12)
+        assert o["mean"] == pytest.approx(allx.mean() if rule == "pairs" else cat_mean, abs=1e-12)
+
+
 def test_keep_both_true_means_no_exchange(binary, bench, tmp_path):
     out = str(tmp_path / "out")
     cfg = write_config(str(tmp_path / "c.yaml"), bench[0], out)

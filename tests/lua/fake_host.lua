@@ -116,6 +116,7 @@ function Model:score(req)
     return nil, "judge: HTTP 503 after 3 retries"
   end
   if self.spec.no_score then return { text = "looks fine" } end
+  if self.spec.fixed_score then return { score = self.spec.fixed_score, text = "Score: ?" } end
   -- A deterministic score from the edited image's content.
   local h = 0
   for i = 1, #req.image.data do h = (h * 31 + req.image.data:byte(i)) % 1000003 end

@@ -210,6 +210,18 @@ describe("schedules", function()
     assert.are.equal(_G.evalhost.json.null, rep.overall.mean)
   end)
 
+  it("a score outside 0..10 or NaN is a failure, not clipped", function()
+    for _, case in ipairs({ { 11.5, "judge score 11.5 is outside 0..10" }, { -1, "judge score -1 is outside 0..10" },
+      { 0 / 0, "judge reply has no score" } }) do
+      fake.rmtree(dir .. "/out")
+      setup(dir, { judge = { name = "metrics", fixed_score = case[1] } })
+      assert.are.equal(1, run_script("cross_category"))
+      local rep = read_report(dir)
+      assert.are.equal(7, #rep.failures)
+      assert.are.equal(case[2], rep.failures[1].error)
+    end
+  end)
+
   it("an unknown category is a failure line, the rest still runs", function()
     local _, st = setup(dir, { benchmark = { data_path = "bench.json", categories = { "环境", "天文", "物理" } } })
     assert.are.equal(1, run_script("two_stage"))
