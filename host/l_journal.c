@@ -91,14 +91,20 @@ static void load_entries(lua_State *L, int idx, const eh_journal *j)
 
 static eh_resume_mode resume_option(lua_State *L, int opts, eh_host *h)
 {
-    static const char *const modes[] = { "no", "yes", "force", NULL };
+    static const char *const modes[] = { "no", "yes", "force" };
     if (lua_getfield(L, opts, "resume") == LUA_TNIL) {
         lua_pop(L, 1);
         return h->resume;
     }
-    int m = luaL_checkoption(L, -1, NULL, modes);
-    lua_pop(L, 1);
-    return (eh_resume_mode)m;
+    const char *s = lua_tostring(L, -1);
+    for (int m = 0; s && m < 3; m++) {
+        if (!strcmp(s, modes[m])) {
+            lua_pop(L, 1);
+            return (eh_resume_mode)m;
+        }
+    }
+    luaL_error(L, "journal.open: opts.resume must be \"no\", \"yes\" or \"force\" (got %s)", luaL_tolstring(L, -1, NULL));
+    return EH_RESUME_NO;
 }
 
 /* Pushes the header of dir's journal as a table, or nil. */

@@ -571,3 +571,53 @@ def test_full_tmpfs_stops_cleanly_and_resumes(binary, bench, reference, tmp_path
     finally:
         subprocess.run(["umount", "-l", mnt])
         os.rmdir(mnt)
+
+
+BINDING_SCRIPT = r'''
+local J = evalhost.journal
+local dir = evalhost.config.script.dir
+local function expect_error(pattern, f, ...)
+  local ok, err = pcall(f, ...)
+  assert(not ok, "expected an error matching " .. pattern)
+  assert(tostring(err):find(pattern, 1, true), tostring(err))
+end
+local j = assert(J.open(dir, "key-1", { header = { parts = { dataset = "d" } } }))
+assert(j:is_new() and tostring(j):find("evalhost.Journal", 1, true))
+assert(j:header().run_key == "key-1" and j:header().parts.dataset == "d")
+assert(j:record("edit", "物理", "p1", { image = "images/物理/p1.png", hash = "h1" }))
+assert(j:record("score", "物理", "p1", { score = 7.5, text = "line\nbreak" }))
+assert(j:record("score", "物理", "p1", { score = 8 }))            -- a later record replaces
+assert(j:done("score", "物理", "p1").score == 8 and j:done("edit", "物理", "p2") == nil)
+expect_error("bad argument #5", j.record, j, "edit", "c", "id")
+expect_error("cannot encode a function", j.record, j, "edit", "c", "id", { f = print })
+local j2, err = J.open(dir, "key-1", { resume = "yes" })
+assert(j2 == nil and err:find("in use by another evalhost", 1, true), err)
+j:close(); j:close()                                             -- idempotent
+expect_error("attempt to use a closed journal", j.done, j, "a", "b", "c")
+collectgarbage(); collectgarbage()                               -- close-then-collect
+local r, e2, old = J.open(dir, "key-2", { resume = "yes" })
+assert(r == nil and e2:find("different run", 1, true) and old.run_key == "key-1", e2)
+expect_error('opts.resume must be "no", "yes" or "force" (got maybe)', J.open, dir, "key-1", { resume = "maybe" })
+expect_error("opts.header must be a table", J.open, dir, "key-1", { resume = "yes", header = "x" })
+do
+  local j3 <close> = assert(J.open(dir, "key-1", { resume = "yes" }))
+  local es = j3:entries()
+  assert(#es == 3 and es[2].record.text == "line\nbreak" and es[3].record.score == 8)
+  assert(j3:done("score", "物理", "p1").score == 8 and not j3:is_new())
+end                                                              -- __close released the lock
+local h, entries = J.read(dir)
+assert(h.run_key == "key-1" and #entries == 3)
+assert(J.header(dir).parts.dataset == "d")
+local none, why = J.read(dir .. "/nowhere")
+assert(none == nil and why:find("no journal in this folder", 1, true), why)
+assert(J.header(dir .. "/nowhere") == nil)
+print("binding ok")
+'''
+
+
+def test_journal_binding(binary, tmp_path):
+    script = tmp_path / "binding.lua"
+    script.write_text(BINDING_SCRIPT, encoding="utf-8")
+    r = subprocess.run([BIN, str(script), "--set", "script.dir=" + str(tmp_path / "j")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "binding ok" in r.stdout, r.stdout + r.stderr
+    assert not os.path.exists(str(tmp_path / "j" / ".lock"))
