@@ -190,7 +190,7 @@ static eh_status check_dims(int64_t w, int64_t h, const eh_image_limits *lim, eh
 {
     if (w <= 0 || h <= 0)
         return eh_fail(err, EH_EINVAL, "image has no pixels (%lldx%lld in the header)", (long long)w, (long long)h);
-    if (w * h > lim->max_pixels)
+    if (w > lim->max_pixels / h)    /* w * h > max_pixels; w * h itself may overflow (PNG sides are 32-bit) */
         return eh_fail(err, EH_ELIMIT, "image %lldx%lld exceeds image.max_pixels (%lld)",
                        (long long)w, (long long)h, (long long)lim->max_pixels);
     if (w > lim->max_side || h > lim->max_side)
@@ -407,12 +407,90 @@ static uint8_t paeth(int a, int b, int c)
     return (uint8_t)(pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
 }
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+/* SSE2 Sub/Avg/Paeth for 3- and 4-byte pixels (8-bit RGB and RGBA), the
+ * shapes of nearly every photo PNG: one pixel per step with its channels in
+ * parallel, after libpng's filter_sse2_intrinsics.c.  Loads of a 3-byte
+ * pixel read 4 bytes only while 4 remain in the row. */
+static __m128i load_px(const uint8_t *p, size_t left)
+{
+    uint32_t v = 0;
+    memcpy(&v, p, left >= 4 ? 4 : 3);
+    return _mm_cvtsi32_si128((int)v);
+}
+
+static void store_px(uint8_t *p, __m128i v, size_t bpp)
+{
+    uint32_t x = (uint32_t)_mm_cvtsi128_si32(v);
+    memcpy(p, &x, bpp);
+}
+
+static __m128i abs_i16(__m128i x)
+{
+    __m128i neg = _mm_cmplt_epi16(x, _mm_setzero_si128());
+    return _mm_sub_epi16(_mm_xor_si128(x, neg), neg);
+}
+
+static __m128i select_i16(__m128i c, __m128i t, __m128i e)
+{
+    return _mm_or_si128(_mm_and_si128(c, t), _mm_andnot_si128(c, e));
+}
+
+/* Returns 0 when it handled the row (prior not NULL, bpp 3 or 4, ft 1/3/4). */
+static int unfilter_row_sse2(int ft, const uint8_t *in, uint8_t *out, const uint8_t *prior, size_t n, size_t bpp)
+{
+    const __m128i zero = _mm_setzero_si128();
+    size_t left = n;
+    if (ft == 1) {
+        __m128i a = zero;
+        for (; left >= bpp; left -= bpp, in += bpp, out += bpp) {
+            a = _mm_add_epi8(a, load_px(in, left));
+            store_px(out, a, bpp);
+        }
+        return 0;
+    }
+    if (ft == 3) {
+        __m128i a = zero;
+        for (; left >= bpp; left -= bpp, in += bpp, out += bpp, prior += bpp) {
+            __m128i b = load_px(prior, left);
+            __m128i avg = _mm_avg_epu8(a, b);   /* rounds up; PNG truncates: */
+            avg = _mm_sub_epi8(avg, _mm_and_si128(_mm_xor_si128(a, b), _mm_set1_epi8(1)));
+            a = _mm_add_epi8(load_px(in, left), avg);
+            store_px(out, a, bpp);
+        }
+        return 0;
+    }
+    __m128i a = zero, c, b = zero;
+    for (; left >= bpp; left -= bpp, in += bpp, out += bpp, prior += bpp) {
+        c = b;
+        b = _mm_unpacklo_epi8(load_px(prior, left), zero);
+        __m128i pa = _mm_sub_epi16(b, c);           /* p - a */
+        __m128i pb = _mm_sub_epi16(a, c);           /* p - b */
+        __m128i pc = _mm_add_epi16(pa, pb);         /* p - c */
+        pa = abs_i16(pa);
+        pb = abs_i16(pb);
+        pc = abs_i16(pc);
+        __m128i m = _mm_min_epi16(pc, _mm_min_epi16(pa, pb));
+        __m128i pred = select_i16(_mm_cmpeq_epi16(m, pa), a, select_i16(_mm_cmpeq_epi16(m, pb), b, c));
+        a = _mm_add_epi8(_mm_unpacklo_epi8(load_px(in, left), zero), pred);   /* bytes wrap mod 256 */
+        store_px(out, _mm_packus_epi16(a, a), bpp);
+    }
+    return 0;
+}
+#endif
+
 /* Undoes one row's filter: out[i] = in[i] + predictor.  prior is the row
  * above (already unfiltered) or NULL for the first row; in and out may be
  * the same buffer. */
 static int unfilter_row(int ft, const uint8_t *in, uint8_t *out, const uint8_t *prior, size_t n, size_t bpp)
 {
     size_t i;
+#if defined(__SSE2__)
+    if ((bpp == 3 || bpp == 4) && (ft == 1 || ((ft == 3 || ft == 4) && prior)))
+        return unfilter_row_sse2(ft, in, out, prior, n, bpp);
+#endif
     switch (ft) {
     case 0:
         if (in != out)
@@ -661,7 +739,8 @@ static int decode_png_fast(const uint8_t *b, size_t len, const eh_image_limits *
         goto fail;
     }
     uint8_t *prev = NULL;
-    int direct = pi.ct == 2 && pi.depth == 8;     /* unfilter straight into the image */
+    /* Unfilter straight into the image when its rows are the PNG's rows. */
+    int direct = pi.depth == 8 && ((pi.ct == 2 && oc == 3) || (pi.ct == 6 && oc == 4));
     size_t out_stride = (size_t)pi.w * (size_t)oc;
     for (uint32_t y = 0; y < pi.h; y++) {
         uint8_t *row = raw + (size_t)y * stride;
@@ -709,6 +788,17 @@ static eh_image *decode_stb(const uint8_t *b, size_t len, eh_image_format fmt, c
     }
     if (check_dims(w, h, lim, err) != EH_OK)
         return NULL;
+    /* stb grows its IDAT buffer to a chunk's claimed length before reading
+     * it, so a 100-byte PNG could ask for 2 GB: check the lengths first. */
+    for (size_t i = 8; fmt == EH_FMT_PNG && i + 8 <= len; ) {
+        size_t n = (size_t)b[i] << 24 | (size_t)b[i + 1] << 16 | (size_t)b[i + 2] << 8 | b[i + 3];
+        if (n > len - i - 8) {
+            eh_fail(err, EH_EINVAL, "truncated PNG (chunk %.4s of %zu bytes runs past the end at byte %zu)",
+                    (const char *)b + i + 4, n, len);
+            return NULL;
+        }
+        i += 12 + n;
+    }
     int want = lim->keep_alpha && (comp == 2 || comp == 4) ? 4 : 3;
     int w2, h2, c2;
     uint8_t *px = stbi_load_from_memory(b, (int)len, &w2, &h2, &c2, want);
