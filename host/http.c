@@ -439,10 +439,11 @@ eh_status eh_http_perform(eh_http_client *c, const eh_http_request *reqs, eh_htt
         curl_multi_perform(c->multi, &still);
         CURLMsg *msg;
         int left;
-        int tripped = 0;
+        int tripped = 0, finished = 0;
         while ((msg = curl_multi_info_read(c->multi, &left))) {
             if (msg->msg != CURLMSG_DONE)
                 continue;
+            finished++;
             char *priv = NULL;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
             slot *s = (slot *)(void *)priv;
@@ -476,6 +477,8 @@ eh_status eh_http_perform(eh_http_client *c, const eh_http_request *reqs, eh_htt
         }
         if (done >= n)
             break;
+        if (finished)
+            continue;   /* a place came free or a retry is scheduled: start work before waiting */
         double ms = (wake - eh_clock()) * 1000.0;
         int timeout_ms = ms < 1 ? 1 : ms > 1000 ? 1000 : (int)ms;
         if (running > 0)
