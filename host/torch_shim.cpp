@@ -61,6 +61,8 @@ eh_status fail(eh_error *err, eh_status code, const char *fmt, ...)
 std::string first_line(const char *what)
 {
     std::string s(what ? what : "unknown error");
+    size_t start = s.find_first_not_of(" \t\r\n");
+    s = start == std::string::npos ? std::string("unknown error") : s.substr(start);
     size_t nl = s.find('\n');
     if (nl != std::string::npos)
         s.resize(nl);
@@ -502,15 +504,14 @@ eh_status eh_torch_module_synthetic(int64_t bytes, int n_params, const eh_torch_
             src = "def forward(self, img: Tensor, instruction: str) -> Tensor:\n";
         else
             src = "def forward(self, edited: Tensor, original: Tensor, prompt: str) -> Tensor:\n";
-        src += "    s = torch.zeros([1], dtype=torch.float64, device=" +
-               std::string(m->role == EH_TORCH_EDITOR ? "img" : "edited") + ".device)\n";
+        src += "    s = 0.0\n";
         for (int i = 0; i < n_params; i++)
-            src += "    s = s + self.p" + std::to_string(i) + ".double().mean()\n";
+            src += "    s += float(self.p" + std::to_string(i) + ".double().mean())\n";
         src += "    s = s / " + std::to_string(n_params) + ".0\n";
         if (m->role == EH_TORCH_EDITOR)
-            src += "    return torch.zeros_like(img) + s.to(img.dtype)\n";
+            src += "    return torch.zeros_like(img) + s\n";
         else
-            src += "    return (s * 10.0).to(edited.dtype).expand(edited.size(0))\n";
+            src += "    return torch.zeros_like(edited[:, 0, 0, 0]) + s * 10.0\n";
         m->module.define(src);
         std::string bad = check_signature(m);
         TORCH_CHECK(bad.empty(), bad);
