@@ -39,6 +39,7 @@ typedef struct slot {
     char *buf;                  /* reply body being received; moves into the response */
     size_t len, cap, max;
     int too_large;
+    char errbuf[CURL_ERROR_SIZE];   /* libcurl's detailed message for the attempt */
     char url[512];              /* safe form, for messages */
 } slot;
 
@@ -218,6 +219,7 @@ static eh_status slot_start(eh_http_client *c, slot *s, const eh_http_request *r
 {
     s->len = 0;
     s->too_large = 0;
+    s->errbuf[0] = '\0';
     if (s->buf)
         s->buf[0] = '\0';
     s->max = c->p.max_body;
@@ -228,6 +230,7 @@ static eh_status slot_start(eh_http_client *c, slot *s, const eh_http_request *r
     curl_easy_setopt(e, CURLOPT_URL, rq->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)s);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->p.connect_timeout_s * 1000));
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(c->p.timeout_s * 1000));
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
@@ -360,7 +363,7 @@ static int slot_finish(eh_http_client *c, slot *s, CURLcode rc, eh_http_response
     int transient = rc == CURLE_OK ? (status == 429 || status >= 500) : retryable_curl(rc);
     char why[320];
     if (rc != CURLE_OK) {
-        snprintf(why, sizeof why, "%s", curl_easy_strerror(rc));
+        snprintf(why, sizeof why, "%s", s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
     } else {
         char ex[300];
         eh_score_excerpt(s->buf ? s->buf : "", BODY_EXCERPT_CHARS, ex, sizeof ex);

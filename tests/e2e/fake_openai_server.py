@@ -21,6 +21,7 @@ import json
 import math
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -98,6 +99,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):  # quiet
         pass
+
+    def setup(self):
+        self.tls_failed = False
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(10)
+            try:
+                self.request.do_handshake()
+            except (ssl.SSLError, OSError):
+                self.tls_failed = True   # the client refused our certificate
+        super().setup()
+
+    def handle(self):
+        if not self.tls_failed:
+            super().handle()
 
     # -- helpers ---------------------------------------------------------
     def _send(self, status, body, ctype="application/json", headers=None):
@@ -186,8 +201,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.entry["attempt"] = attempt
         text = TEXT_FORMS[num % len(TEXT_FORMS)].format(s=s)
         lp = bool(req.get("logprobs"))
-        if srv.latency:
-            self._sleep(srv.latency * (0.5 + (num * 7919 % 100) / 100.0))   # shuffles completion order
+        if srv.latency:   # spread shuffles the completion order
+            self._sleep(srv.latency * ((0.5 + (num * 7919 % 100) / 100.0) if srv.spread else 1.0))
 
         if model == "logprobs":
             return self._send(200, chat_completion(model, "The edit is fine.\nScore: %d" % s, lp, s))
@@ -253,8 +268,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FakeOpenAI:
-    def __init__(self, latency=0.0, api_key=None):
+    def __init__(self, latency=0.0, api_key=None, spread=True, tls=None):
+        """latency: seconds per judge reply (times 0.5..1.5 by pair when spread);
+        tls: (certfile, keyfile) to serve https."""
         self.latency = latency
+        self.spread = spread
+        self.tls = tls
         self.api_key = api_key
         self.down = False
         self.log = []
@@ -271,7 +290,12 @@ class FakeOpenAI:
         self._httpd.daemon_threads = True
         self._httpd.owner = self
         self.port = self._httpd.server_address[1]
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            # handshake in the handler's thread, so a client that hangs up cannot stall accept()
+            self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True, do_handshake_on_connect=False)
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         self._timer = threading.Timer(MAX_LIFETIME, self._httpd.shutdown)
