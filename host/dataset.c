@@ -9,6 +9,7 @@
 #define _DEFAULT_SOURCE 1   /* madvise(MADV_DONTNEED), realpath */
 
 #include "evalhost/dataset.h"
+#include "evalhost/jscan.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +28,6 @@
 #define PATH_GUESS_MAX 4096                /* longer image values are never paths */
 #define DEFAULT_CATEGORY "default"         /* flat lists and JSONL without a category field */
 
-enum { F_ESC = 1, F_BAD = 2 };             /* string flags from the scanner */
 enum { N_ROLES = EH_ROLE_CATEGORY + 1 };
 
 typedef struct field_rec {
@@ -88,12 +88,9 @@ struct eh_dataset {
 };
 
 typedef struct scan {
+    eh_jscan j;             /* the cursor over the map */
     eh_dataset *ds;
-    const uint8_t *b;
-    size_t n, pos;
     size_t released;        /* map bytes before this were given back */
-    char *stack;            /* expected closers, max_json_depth of them */
-    eh_error *err;
 } scan;
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -164,434 +161,16 @@ static int ht_reserve(htab *t)
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), 0 when invalid. */
-static size_t utf8_len(const uint8_t *s, size_t n)
-{
-    uint8_t c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c == 0xE0) { len = 3; lo = 0xA0; }
-    else if (c >= 0xE1 && c <= 0xEC) len = 3;
-    else if (c == 0xED) { len = 3; hi = 0x9F; }
-    else if (c >= 0xEE && c <= 0xEF) len = 3;
-    else if (c == 0xF0) { len = 4; lo = 0x90; }
-    else if (c >= 0xF1 && c <= 0xF3) len = 4;
-    else if (c == 0xF4) { len = 4; hi = 0x8F; }
-    else return 0;
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t k = 2; k < len; k++)
-        if ((s[k] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
-static int hex4(const uint8_t *s, unsigned *out)
-{
-    unsigned v = 0;
-    for (int k = 0; k < 4; k++) {
-        uint8_t c = s[k];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-        else return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static size_t put_utf8(char *o, unsigned cp)
-{
-    if (cp < 0x80) { o[0] = (char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (char)(0xC0 | cp >> 6); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | cp >> 18); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* Unescapes the content of a string the scanner accepted (so escapes are
- * well formed) into out, which holds 3*n+1 bytes when lossy, n+1 otherwise.
- * Invalid UTF-8 and lone surrogates become U+FFFD when lossy; otherwise the
- * first one stops it and returns NONE with *bad at its offset. */
-static size_t unescape(const uint8_t *s, size_t n, char *out, int lossy, size_t *bad)
-{
-    size_t o = 0, i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c == '\\') {
-            uint8_t e = s[i + 1];
-            if (e != 'u') {
-                static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-                out[o++] = to[strchr(from, e) - from];
-                i += 2;
-                continue;
-            }
-            unsigned cp, lo;
-            hex4(s + i + 2, &cp);
-            i += 6;
-            if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 <= n && s[i] == '\\' && s[i + 1] == 'u'
-                && hex4(s + i + 2, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                i += 6;
-            } else if (cp >= 0xD800 && cp <= 0xDFFF) {
-                if (!lossy) { *bad = i - 6; return NONE; }
-                cp = 0xFFFD;
-            }
-            o += put_utf8(out + o, cp);
-        } else if (c < 0x80) {
-            out[o++] = (char)c;
-            i++;
-        } else {
-            size_t k = utf8_len(s + i, n - i);
-            if (k) {
-                memcpy(out + o, s + i, k);
-                o += k;
-                i += k;
-            } else {
-                if (!lossy) { *bad = i; return NONE; }
-                o += put_utf8(out + o, 0xFFFD);
-                i++;
-            }
-        }
-    }
-    out[o] = '\0';
-    return o;
-}
-
-/* Length of the unescaped text of a string the scanner accepted, without
- * building it (invalid bytes count as themselves). */
-static size_t unescaped_len(const uint8_t *s, size_t n)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        if (s[i] != '\\') {
-            o++;
-            i++;
-        } else if (s[i + 1] != 'u') {
-            o++;
-            i += 2;
-        } else {
-            unsigned cp = 0;
-            hex4(s + i + 2, &cp);
-            i += 6;
-            o += cp < 0x80 ? 1 : cp < 0x800 ? 2 : 3;   /* a surrogate pair: 3 + 1 below */
-            if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 <= n && s[i] == '\\' && s[i + 1] == 'u') {
-                unsigned lo = 0;
-                if (hex4(s + i + 2, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
-                    o += 1;
-                    i += 6;
-                }
-            }
-        }
-    }
-    return o;
-}
-
-/* ---- the scanner ---------------------------------------------------------- */
-
-static int sfail(scan *sc, eh_status code, size_t off, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-
-static int sfail(scan *sc, eh_status code, size_t off, const char *fmt, ...)
-{
-    char what[EH_ERROR_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    eh_fail(sc->err, code, "%s:%zu: %s", sc->ds->path, off, what);
-    return -1;
-}
-
-static int truncated(scan *sc)
-{
-    return sfail(sc, EH_EINVAL, sc->n, "unexpected end of file (truncated?)");
-}
-
-static void ws(scan *sc)
-{
-    const uint8_t *b = sc->b;
-    size_t i = sc->pos, n = sc->n;
-    while (i < n && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t'))
-        i++;
-    sc->pos = i;
-}
-
 /* Gives the pages behind the cursor back (they are clean file pages: a
  * later touch faults them in again from the page cache). */
 static void release_behind(scan *sc)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    if (sc->pos - sc->released < RELEASE_STEP)
+    if (sc->j.pos - sc->released < RELEASE_STEP)
         return;
-    size_t upto = sc->pos / page * page;
-    madvise((void *)(sc->b + sc->released), upto - sc->released, MADV_DONTNEED);
+    size_t upto = sc->j.pos / page * page;
+    madvise((void *)(sc->j.b + sc->released), upto - sc->released, MADV_DONTNEED);
     sc->released = upto;
-}
-
-#define ONES 0x0101010101010101ULL
-#define HIGH 0x8080808080808080ULL
-#define HAS_ZERO(x) (((x) - ONES) & ~(x) & HIGH)
-
-#if defined(__GNUC__)
-/* 1 when any of 64 bytes needs a closer look: '"', '\\', a control byte or
- * a non-ASCII byte (negative as int8).  GCC/Clang vector extensions become
- * SSE2/NEON compares, four 16-byte blocks at a time. */
-typedef int8_t v16 __attribute__((vector_size(16)));
-
-static inline v16 special16(const uint8_t *p)
-{
-    v16 x;
-    memcpy(&x, p, 16);
-    return (x == '"') | (x == '\\') | (x < 0x20);
-}
-
-static int special64(const uint8_t *p)
-{
-    v16 m = special16(p) | special16(p + 16) | special16(p + 32) | special16(p + 48);
-    uint64_t w[2];
-    memcpy(w, &m, 16);
-    return (w[0] | w[1]) != 0;
-}
-#else
-static int special64(const uint8_t *p)
-{
-    (void)p;
-    return 1;   /* the eight-byte loop below does the work */
-}
-#endif
-
-/* At '"': records the content's range and flags, leaves pos past the close.
- * Eight bytes at a time while they are plain ASCII: base64 runs at memory
- * speed. */
-static int scan_string(scan *sc, size_t *start, size_t *len, unsigned *flags)
-{
-    const uint8_t *b = sc->b;
-    size_t n = sc->n, i = sc->pos + 1;
-    unsigned fl = 0;
-    *start = i;
-    for (;;) {
-        while (i + 64 <= n && !special64(b + i))
-            i += 64;
-        while (i + 8 <= n) {
-            uint64_t x;
-            memcpy(&x, b + i, 8);
-            uint64_t stop = HAS_ZERO(x ^ (ONES * '"')) | HAS_ZERO(x ^ (ONES * '\\'))
-                          | ((x - ONES * 0x20) & ~x & HIGH) | (x & HIGH);
-            if (stop)
-                break;
-            i += 8;
-        }
-        if (i >= n)
-            return sfail(sc, EH_EINVAL, *start - 1, "unterminated string (truncated?)");
-        uint8_t c = b[i];
-        if (c == '"') {
-            *len = i - *start;
-            *flags = fl;
-            sc->pos = i + 1;
-            return 0;
-        }
-        if (c == '\\') {
-            fl |= F_ESC;
-            if (i + 1 >= n)
-                return truncated(sc);
-            uint8_t e = b[i + 1];
-            if (e == 'u') {
-                unsigned cp, lo;
-                if (i + 6 > n)
-                    return truncated(sc);
-                if (hex4(b + i + 2, &cp))
-                    return sfail(sc, EH_EINVAL, i, "bad \\u escape");
-                i += 6;
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    if (i + 6 <= n && b[i] == '\\' && b[i + 1] == 'u' && hex4(b + i + 2, &lo) == 0
-                        && lo >= 0xDC00 && lo <= 0xDFFF)
-                        i += 6;
-                    else
-                        fl |= F_BAD;
-                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                    fl |= F_BAD;
-                }
-            } else if (e && strchr("\"\\/bfnrt", e)) {
-                i += 2;
-            } else {
-                return sfail(sc, EH_EINVAL, i, "bad escape '\\%c' in string", e >= 0x20 && e < 0x7f ? e : '?');
-            }
-        } else if (c < 0x20) {
-            return sfail(sc, EH_EINVAL, i, "control character 0x%02x in string", c);
-        } else if (c < 0x80) {
-            i++;
-        } else {
-            size_t k = utf8_len(b + i, n - i);
-            if (k) {
-                i += k;
-            } else {
-                fl |= F_BAD;
-                i++;
-            }
-        }
-    }
-}
-
-static int digits(scan *sc)
-{
-    size_t s = sc->pos;
-    while (sc->pos < sc->n && sc->b[sc->pos] >= '0' && sc->b[sc->pos] <= '9')
-        sc->pos++;
-    return sc->pos > s ? 0 : -1;
-}
-
-static int scan_number(scan *sc)
-{
-    size_t start = sc->pos;
-    if (sc->b[sc->pos] == '-')
-        sc->pos++;
-    if (sc->pos < sc->n && sc->b[sc->pos] == '0')
-        sc->pos++;
-    else if (digits(sc))
-        goto bad;
-    if (sc->pos < sc->n && sc->b[sc->pos] == '.') {
-        sc->pos++;
-        if (digits(sc))
-            goto bad;
-    }
-    if (sc->pos < sc->n && (sc->b[sc->pos] == 'e' || sc->b[sc->pos] == 'E')) {
-        sc->pos++;
-        if (sc->pos < sc->n && (sc->b[sc->pos] == '+' || sc->b[sc->pos] == '-'))
-            sc->pos++;
-        if (digits(sc))
-            goto bad;
-    }
-    return 0;
-bad:
-    if (sc->pos >= sc->n)
-        return truncated(sc);
-    return sfail(sc, EH_EINVAL, start, "bad number");
-}
-
-static int scan_literal(scan *sc)
-{
-    static const char *const lits[] = {"true", "false", "null"};
-    for (int k = 0; k < 3; k++) {
-        size_t l = strlen(lits[k]);
-        if (sc->b[sc->pos] != (uint8_t)lits[k][0])
-            continue;
-        if (sc->n - sc->pos < l) {
-            if (memcmp(sc->b + sc->pos, lits[k], sc->n - sc->pos) == 0)
-                return truncated(sc);
-            break;
-        }
-        if (memcmp(sc->b + sc->pos, lits[k], l) == 0) {
-            sc->pos += l;
-            return 0;
-        }
-        break;
-    }
-    return sfail(sc, EH_EINVAL, sc->pos, "unexpected character '%c'",
-                 sc->b[sc->pos] >= 0x20 && sc->b[sc->pos] < 0x7f ? sc->b[sc->pos] : '?');
-}
-
-static int expect(scan *sc, char c, const char *what)
-{
-    ws(sc);
-    if (sc->pos >= sc->n)
-        return truncated(sc);
-    if (sc->b[sc->pos] != (uint8_t)c)
-        return sfail(sc, EH_EINVAL, sc->pos, "expected %s", what);
-    sc->pos++;
-    return 0;
-}
-
-static int push_depth(scan *sc, int depth)
-{
-    if (depth > sc->ds->params.max_json_depth)
-        return sfail(sc, EH_ELIMIT, sc->pos, "nesting deeper than %d (limits.max_json_depth)",
-                     sc->ds->params.max_json_depth);
-    return 0;
-}
-
-/* Skips one value, validating it, without recursion: `depth` containers
- * are already open around it. */
-static int skip_value(scan *sc, int depth)
-{
-    const int base = depth;
-    size_t s, l;
-    unsigned fl;
-    for (;;) {
-        ws(sc);
-        if (sc->pos >= sc->n)
-            return truncated(sc);
-        uint8_t c = sc->b[sc->pos];
-        if (c == '{' || c == '[') {
-            if (push_depth(sc, depth + 1))
-                return -1;
-            sc->stack[depth++] = c == '{' ? '}' : ']';
-            sc->pos++;
-            ws(sc);
-            if (sc->pos >= sc->n)
-                return truncated(sc);
-            if (sc->b[sc->pos] == (uint8_t)sc->stack[depth - 1]) {
-                sc->pos++;
-                depth--;
-            } else if (c == '{') {
-                if (sc->b[sc->pos] != '"')
-                    return sfail(sc, EH_EINVAL, sc->pos, "expected a string key");
-                if (scan_string(sc, &s, &l, &fl) || expect(sc, ':', "':'"))
-                    return -1;
-                continue;
-            } else {
-                continue;
-            }
-        } else if (c == '"') {
-            if (scan_string(sc, &s, &l, &fl))
-                return -1;
-        } else if (c == '-' || (c >= '0' && c <= '9')) {
-            if (scan_number(sc))
-                return -1;
-        } else if (scan_literal(sc)) {
-            return -1;
-        }
-        /* a value ended: close containers or move to the next element */
-        for (;;) {
-            if (depth == base)
-                return 0;
-            ws(sc);
-            if (sc->pos >= sc->n)
-                return truncated(sc);
-            char close = sc->stack[depth - 1];
-            c = sc->b[sc->pos];
-            if (c == (uint8_t)close) {
-                sc->pos++;
-                depth--;
-                continue;
-            }
-            if (c != ',')
-                return sfail(sc, EH_EINVAL, sc->pos, "expected ',' or '%c'", close);
-            sc->pos++;
-            if (close == '}') {
-                ws(sc);
-                if (sc->pos >= sc->n)
-                    return truncated(sc);
-                if (sc->b[sc->pos] != '"')
-                    return sfail(sc, EH_EINVAL, sc->pos, "expected a string key");
-                if (scan_string(sc, &s, &l, &fl) || expect(sc, ':', "':'"))
-                    return -1;
-            }
-            break;
-        }
-    }
 }
 
 /* ---- keys, categories, ids ------------------------------------------------ */
@@ -673,7 +252,7 @@ static char *small_string(const uint8_t *s, size_t n, size_t *len)
     if (!out)
         return NULL;
     size_t bad;
-    *len = unescape(s, n, out, 1, &bad);
+    *len = eh_json_unescape(s, n, out, 1, &bad);
     return out;
 }
 
@@ -723,11 +302,11 @@ static void check_text(const eh_dataset *ds, const pair_rec *p, int role, int re
         problem(pr, "\"%s\" is not a string", name);
         return;
     }
-    if (f->flags & F_BAD) {
+    if (f->flags & EH_JSTR_BAD) {
         problem(pr, "\"%s\" is not valid UTF-8", name);
         return;
     }
-    size_t len = (f->flags & F_ESC) ? unescaped_len(ds->map + f->off, (size_t)f->len) : (size_t)f->len;
+    size_t len = (f->flags & EH_JSTR_ESC) ? eh_json_unescaped_len(ds->map + f->off, (size_t)f->len) : (size_t)f->len;
     if (len > ds->params.max_instruction_len)
         problem(pr, "\"%s\" is %zu bytes, over limits.max_string.instruction (%zu)", name, len,
                 ds->params.max_instruction_len);
@@ -763,7 +342,7 @@ static int finish_pair(scan *sc, pair_rec *p, size_t cat, int is_object, const c
         if (f && f->type == EH_JSON_STRING) {
             if (!(tmp = small_string(ds->map + f->off, (size_t)f->len, &tlen)))
                 goto nomem;
-            cat = get_category(ds, tmp, tlen, (f->flags & F_BAD) != 0);
+            cat = get_category(ds, tmp, tlen, (f->flags & EH_JSTR_BAD) != 0);
             free(tmp);
             tmp = NULL;
         } else {
@@ -775,7 +354,7 @@ static int finish_pair(scan *sc, pair_rec *p, size_t cat, int is_object, const c
             goto nomem;
     }
     if (ds->npairs >= ds->params.max_pairs)
-        return sfail(sc, EH_ELIMIT, (size_t)p->off, "more than %zu pairs (limits.max_pairs)", ds->params.max_pairs);
+        return eh_jscan_fail(&sc->j, EH_ELIMIT, (size_t)p->off, "more than %zu pairs (limits.max_pairs)", ds->params.max_pairs);
     cat_rec *c = &ds->cats[cat];
     if (c->unsafe)
         problem(&pr, "unsafe category name");
@@ -799,7 +378,7 @@ static int finish_pair(scan *sc, pair_rec *p, size_t cat, int is_object, const c
             goto nomem;
         }
         show_id(shown, sizeof shown, tmp, tlen);
-        if (f->flags & F_BAD) {
+        if (f->flags & EH_JSTR_BAD) {
             problem(&pr, "id is not valid UTF-8");
         } else if (tlen > ds->params.max_id_len) {
             problem(&pr, "id is %zu bytes, over limits.max_string.id (%zu)", tlen, ds->params.max_id_len);
@@ -843,7 +422,7 @@ static int finish_pair(scan *sc, pair_rec *p, size_t cat, int is_object, const c
             problem(&pr, "\"%s\" is empty", ds->keys[img->key].str + ds->arena);
         for (size_t k = 0; k < p->nfields; k++) {
             const field_rec *o = &ds->fields[p->first_field + k];
-            if (ds->keys[o->key].role == EH_ROLE_OTHER && (o->flags & F_BAD))
+            if (ds->keys[o->key].role == EH_ROLE_OTHER && (o->flags & EH_JSTR_BAD))
                 problem(&pr, "\"%s\" is not valid UTF-8", ds->arena + ds->keys[o->key].str);
         }
     }
@@ -868,7 +447,7 @@ static int finish_pair(scan *sc, pair_rec *p, size_t cat, int is_object, const c
     return 0;
 nomem:
     free(tmp);
-    return sfail(sc, EH_ENOMEM, (size_t)p->off, "out of memory indexing pairs");
+    return eh_jscan_fail(&sc->j, EH_ENOMEM, (size_t)p->off, "out of memory indexing pairs");
 }
 
 static pair_rec new_pair(const eh_dataset *ds, size_t off)
@@ -887,61 +466,61 @@ static pair_rec new_pair(const eh_dataset *ds, size_t off)
 static int scan_pair(scan *sc, int depth, size_t cat)
 {
     eh_dataset *ds = sc->ds;
-    pair_rec p = new_pair(ds, sc->pos);
+    pair_rec p = new_pair(ds, sc->j.pos);
     uint8_t rank[N_ROLES] = {0};
     char problem_text[160] = "";
-    if (push_depth(sc, depth + 1))
+    if (eh_jscan_depth(&sc->j, depth + 1))
         return -1;
-    sc->pos++;
-    ws(sc);
-    if (sc->pos < sc->n && sc->b[sc->pos] == '}') {
-        sc->pos++;
+    sc->j.pos++;
+    eh_jscan_ws(&sc->j);
+    if (sc->j.pos < sc->j.n && sc->j.b[sc->j.pos] == '}') {
+        sc->j.pos++;
         return finish_pair(sc, &p, cat, 1, NULL);
     }
     for (;;) {
         size_t ks, kl, vs, vl;
         unsigned kf, vf = 0;
-        ws(sc);
-        if (sc->pos >= sc->n)
-            return truncated(sc);
-        if (sc->b[sc->pos] != '"')
-            return sfail(sc, EH_EINVAL, sc->pos, "expected a string key");
-        if (scan_string(sc, &ks, &kl, &kf) || expect(sc, ':', "':'"))
+        eh_jscan_ws(&sc->j);
+        if (sc->j.pos >= sc->j.n)
+            return eh_jscan_truncated(&sc->j);
+        if (sc->j.b[sc->j.pos] != '"')
+            return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "expected a string key");
+        if (eh_jscan_string(&sc->j, &ks, &kl, &kf) || eh_jscan_expect(&sc->j, ':', "':'"))
             return -1;
-        ws(sc);
-        if (sc->pos >= sc->n)
-            return truncated(sc);
-        uint8_t c = sc->b[sc->pos];
+        eh_jscan_ws(&sc->j);
+        if (sc->j.pos >= sc->j.n)
+            return eh_jscan_truncated(&sc->j);
+        uint8_t c = sc->j.b[sc->j.pos];
         eh_json_type type;
         if (c == '"') {
             type = EH_JSON_STRING;
-            if (scan_string(sc, &vs, &vl, &vf))
+            if (eh_jscan_string(&sc->j, &vs, &vl, &vf))
                 return -1;
         } else {
-            vs = sc->pos;
+            vs = sc->j.pos;
             type = c == '{' ? EH_JSON_OBJECT : c == '[' ? EH_JSON_ARRAY : c == 't' ? EH_JSON_TRUE
                  : c == 'f' ? EH_JSON_FALSE : c == 'n' ? EH_JSON_NULL : EH_JSON_NUMBER;
-            if (skip_value(sc, depth + 1))
+            if (eh_jscan_skip(&sc->j, depth + 1))
                 return -1;
-            vl = sc->pos - vs;
+            vl = sc->j.pos - vs;
         }
         size_t key;
         if (kf) {
             size_t klen;
-            char *k = small_string(sc->b + ks, kl, &klen);
+            char *k = small_string(sc->j.b + ks, kl, &klen);
             if (!k)
-                return sfail(sc, EH_ENOMEM, ks, "out of memory");
+                return eh_jscan_fail(&sc->j, EH_ENOMEM, ks, "out of memory");
             key = intern_key(ds, k, klen);
             free(k);
-            if ((kf & F_BAD) && !problem_text[0])
+            if ((kf & EH_JSTR_BAD) && !problem_text[0])
                 snprintf(problem_text, sizeof problem_text, "a field name is not valid UTF-8");
         } else {
-            key = intern_key(ds, (const char *)sc->b + ks, kl);
+            key = intern_key(ds, (const char *)sc->j.b + ks, kl);
         }
         if (key == NONE)
-            return sfail(sc, EH_ENOMEM, ks, "out of memory");
+            return eh_jscan_fail(&sc->j, EH_ENOMEM, ks, "out of memory");
         if (grow((void **)&ds->fields, &ds->fields_cap, ds->nfields + 1, sizeof *ds->fields))
-            return sfail(sc, EH_ENOMEM, ks, "out of memory");
+            return eh_jscan_fail(&sc->j, EH_ENOMEM, ks, "out of memory");
         field_rec fr = {vs, vl, (uint32_t)key, (uint8_t)type, (uint8_t)vf};
         int role = ds->keys[key].role;
         if (role != EH_ROLE_OTHER) {
@@ -956,16 +535,16 @@ static int scan_pair(scan *sc, int depth, size_t cat)
         }
         ds->fields[ds->nfields++] = fr;
         p.nfields++;
-        ws(sc);
-        if (sc->pos >= sc->n)
-            return truncated(sc);
-        if (sc->b[sc->pos] == ',') {
-            sc->pos++;
+        eh_jscan_ws(&sc->j);
+        if (sc->j.pos >= sc->j.n)
+            return eh_jscan_truncated(&sc->j);
+        if (sc->j.b[sc->j.pos] == ',') {
+            sc->j.pos++;
             continue;
         }
-        if (sc->b[sc->pos] != '}')
-            return sfail(sc, EH_EINVAL, sc->pos, "expected ',' or '}'");
-        sc->pos++;
+        if (sc->j.b[sc->j.pos] != '}')
+            return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "expected ',' or '}'");
+        sc->j.pos++;
         break;
     }
     int r = finish_pair(sc, &p, cat, 1, problem_text[0] ? problem_text : NULL);
@@ -976,13 +555,13 @@ static int scan_pair(scan *sc, int depth, size_t cat)
 /* An element of a pair list: an object is a pair, anything else a bad pair. */
 static int scan_element(scan *sc, int depth, size_t cat)
 {
-    ws(sc);
-    if (sc->pos >= sc->n)
-        return truncated(sc);
-    if (sc->b[sc->pos] == '{')
+    eh_jscan_ws(&sc->j);
+    if (sc->j.pos >= sc->j.n)
+        return eh_jscan_truncated(&sc->j);
+    if (sc->j.b[sc->j.pos] == '{')
         return scan_pair(sc, depth, cat);
-    pair_rec p = new_pair(sc->ds, sc->pos);
-    if (skip_value(sc, depth))
+    pair_rec p = new_pair(sc->ds, sc->j.pos);
+    if (eh_jscan_skip(&sc->j, depth))
         return -1;
     return finish_pair(sc, &p, cat, 0, NULL);
 }
@@ -990,27 +569,27 @@ static int scan_element(scan *sc, int depth, size_t cat)
 /* At '[': a list of pairs. */
 static int scan_pair_list(scan *sc, int depth, size_t cat)
 {
-    if (push_depth(sc, depth + 1))
+    if (eh_jscan_depth(&sc->j, depth + 1))
         return -1;
-    sc->pos++;
-    ws(sc);
-    if (sc->pos < sc->n && sc->b[sc->pos] == ']') {
-        sc->pos++;
+    sc->j.pos++;
+    eh_jscan_ws(&sc->j);
+    if (sc->j.pos < sc->j.n && sc->j.b[sc->j.pos] == ']') {
+        sc->j.pos++;
         return 0;
     }
     for (;;) {
         if (scan_element(sc, depth + 1, cat))
             return -1;
-        ws(sc);
-        if (sc->pos >= sc->n)
-            return truncated(sc);
-        if (sc->b[sc->pos] == ',') {
-            sc->pos++;
+        eh_jscan_ws(&sc->j);
+        if (sc->j.pos >= sc->j.n)
+            return eh_jscan_truncated(&sc->j);
+        if (sc->j.b[sc->j.pos] == ',') {
+            sc->j.pos++;
             continue;
         }
-        if (sc->b[sc->pos] != ']')
-            return sfail(sc, EH_EINVAL, sc->pos, "expected ',' or ']'");
-        sc->pos++;
+        if (sc->j.b[sc->j.pos] != ']')
+            return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "expected ',' or ']'");
+        sc->j.pos++;
         return 0;
     }
 }
@@ -1019,100 +598,100 @@ static int scan_pair_list(scan *sc, int depth, size_t cat)
 static int scan_category_map(scan *sc)
 {
     eh_dataset *ds = sc->ds;
-    if (push_depth(sc, 1))
+    if (eh_jscan_depth(&sc->j, 1))
         return -1;
-    sc->pos++;
-    ws(sc);
-    if (sc->pos < sc->n && sc->b[sc->pos] == '}') {
-        sc->pos++;
+    sc->j.pos++;
+    eh_jscan_ws(&sc->j);
+    if (sc->j.pos < sc->j.n && sc->j.b[sc->j.pos] == '}') {
+        sc->j.pos++;
         return 0;
     }
     for (;;) {
         size_t ks, kl, nlen;
         unsigned kf;
-        ws(sc);
-        if (sc->pos >= sc->n)
-            return truncated(sc);
-        if (sc->b[sc->pos] != '"')
-            return sfail(sc, EH_EINVAL, sc->pos, "expected a category name");
-        if (scan_string(sc, &ks, &kl, &kf) || expect(sc, ':', "':'"))
+        eh_jscan_ws(&sc->j);
+        if (sc->j.pos >= sc->j.n)
+            return eh_jscan_truncated(&sc->j);
+        if (sc->j.b[sc->j.pos] != '"')
+            return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "expected a category name");
+        if (eh_jscan_string(&sc->j, &ks, &kl, &kf) || eh_jscan_expect(&sc->j, ':', "':'"))
             return -1;
-        char *name = small_string(sc->b + ks, kl, &nlen);
+        char *name = small_string(sc->j.b + ks, kl, &nlen);
         if (!name)
-            return sfail(sc, EH_ENOMEM, ks, "out of memory");
-        size_t cat = get_category(ds, name, nlen, (kf & F_BAD) != 0);
+            return eh_jscan_fail(&sc->j, EH_ENOMEM, ks, "out of memory");
+        size_t cat = get_category(ds, name, nlen, (kf & EH_JSTR_BAD) != 0);
         free(name);
         if (cat == NONE)
-            return sfail(sc, EH_ENOMEM, ks, "out of memory");
-        ws(sc);
-        if (sc->pos >= sc->n)
-            return truncated(sc);
-        uint8_t c = sc->b[sc->pos];
+            return eh_jscan_fail(&sc->j, EH_ENOMEM, ks, "out of memory");
+        eh_jscan_ws(&sc->j);
+        if (sc->j.pos >= sc->j.n)
+            return eh_jscan_truncated(&sc->j);
+        uint8_t c = sc->j.b[sc->j.pos];
         if (c == '[') {
             if (scan_pair_list(sc, 1, cat))
                 return -1;
         } else if (c == '{') {
-            size_t obj = sc->pos;
+            size_t obj = sc->j.pos;
             int found = 0;
-            if (push_depth(sc, 2))
+            if (eh_jscan_depth(&sc->j, 2))
                 return -1;
-            sc->pos++;
-            ws(sc);
-            if (sc->pos < sc->n && sc->b[sc->pos] == '}')
-                sc->pos++;
+            sc->j.pos++;
+            eh_jscan_ws(&sc->j);
+            if (sc->j.pos < sc->j.n && sc->j.b[sc->j.pos] == '}')
+                sc->j.pos++;
             else
                 for (;;) {
                     size_t ms, ml;
                     unsigned mf;
-                    ws(sc);
-                    if (sc->pos >= sc->n)
-                        return truncated(sc);
-                    if (sc->b[sc->pos] != '"')
-                        return sfail(sc, EH_EINVAL, sc->pos, "expected a string key");
-                    if (scan_string(sc, &ms, &ml, &mf) || expect(sc, ':', "':'"))
+                    eh_jscan_ws(&sc->j);
+                    if (sc->j.pos >= sc->j.n)
+                        return eh_jscan_truncated(&sc->j);
+                    if (sc->j.b[sc->j.pos] != '"')
+                        return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "expected a string key");
+                    if (eh_jscan_string(&sc->j, &ms, &ml, &mf) || eh_jscan_expect(&sc->j, ':', "':'"))
                         return -1;
-                    ws(sc);
-                    if (sc->pos >= sc->n)
-                        return truncated(sc);
-                    if (ml == 10 && memcmp(sc->b + ms, "data_pairs", 10) == 0 && sc->b[sc->pos] == '[') {
+                    eh_jscan_ws(&sc->j);
+                    if (sc->j.pos >= sc->j.n)
+                        return eh_jscan_truncated(&sc->j);
+                    if (ml == 10 && memcmp(sc->j.b + ms, "data_pairs", 10) == 0 && sc->j.b[sc->j.pos] == '[') {
                         if (found)
-                            return sfail(sc, EH_EINVAL, ms - 1, "category \"%s\": duplicate \"data_pairs\"",
+                            return eh_jscan_fail(&sc->j, EH_EINVAL, ms - 1, "category \"%s\": duplicate \"data_pairs\"",
                                          ds->arena + ds->cats[cat].name);
                         found = 1;
                         if (scan_pair_list(sc, 2, cat))
                             return -1;
-                    } else if (skip_value(sc, 2)) {
+                    } else if (eh_jscan_skip(&sc->j, 2)) {
                         return -1;
                     }
-                    ws(sc);
-                    if (sc->pos >= sc->n)
-                        return truncated(sc);
-                    if (sc->b[sc->pos] == ',') {
-                        sc->pos++;
+                    eh_jscan_ws(&sc->j);
+                    if (sc->j.pos >= sc->j.n)
+                        return eh_jscan_truncated(&sc->j);
+                    if (sc->j.b[sc->j.pos] == ',') {
+                        sc->j.pos++;
                         continue;
                     }
-                    if (sc->b[sc->pos] != '}')
-                        return sfail(sc, EH_EINVAL, sc->pos, "expected ',' or '}'");
-                    sc->pos++;
+                    if (sc->j.b[sc->j.pos] != '}')
+                        return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "expected ',' or '}'");
+                    sc->j.pos++;
                     break;
                 }
             if (!found)
-                return sfail(sc, EH_EINVAL, obj, "category \"%s\" has no \"data_pairs\" array",
+                return eh_jscan_fail(&sc->j, EH_EINVAL, obj, "category \"%s\" has no \"data_pairs\" array",
                              ds->arena + ds->cats[cat].name);
         } else {
-            return sfail(sc, EH_EINVAL, sc->pos, "category \"%s\": expected an object with \"data_pairs\" or a list of pairs",
+            return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "category \"%s\": expected an object with \"data_pairs\" or a list of pairs",
                          ds->arena + ds->cats[cat].name);
         }
-        ws(sc);
-        if (sc->pos >= sc->n)
-            return truncated(sc);
-        if (sc->b[sc->pos] == ',') {
-            sc->pos++;
+        eh_jscan_ws(&sc->j);
+        if (sc->j.pos >= sc->j.n)
+            return eh_jscan_truncated(&sc->j);
+        if (sc->j.b[sc->j.pos] == ',') {
+            sc->j.pos++;
             continue;
         }
-        if (sc->b[sc->pos] != '}')
-            return sfail(sc, EH_EINVAL, sc->pos, "expected ',' or '}'");
-        sc->pos++;
+        if (sc->j.b[sc->j.pos] != '}')
+            return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "expected ',' or '}'");
+        sc->j.pos++;
         return 0;
     }
 }
@@ -1120,11 +699,11 @@ static int scan_category_map(scan *sc)
 static int scan_jsonl(scan *sc)
 {
     for (;;) {
-        ws(sc);
-        if (sc->pos >= sc->n)
+        eh_jscan_ws(&sc->j);
+        if (sc->j.pos >= sc->j.n)
             return 0;
-        if (sc->b[sc->pos] != '{')
-            return sfail(sc, EH_EINVAL, sc->pos, "expected a pair object (JSONL: one a line)");
+        if (sc->j.b[sc->j.pos] != '{')
+            return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "expected a pair object (JSONL: one a line)");
         if (scan_pair(sc, 0, NONE))
             return -1;
     }
@@ -1134,18 +713,18 @@ static int scan_jsonl(scan *sc)
  * category map; one whose first member is a scalar is a pair (JSONL). */
 static int looks_like_jsonl(scan *sc)
 {
-    scan probe = *sc;
+    eh_jscan probe = sc->j;
     eh_error quiet;
     probe.err = &quiet;
     probe.pos++;
-    ws(&probe);
+    eh_jscan_ws(&probe);
     if (probe.pos >= probe.n || probe.b[probe.pos] != '"')
         return 0;
     size_t s, l;
     unsigned f;
-    if (scan_string(&probe, &s, &l, &f) || expect(&probe, ':', "':'"))
+    if (eh_jscan_string(&probe, &s, &l, &f) || eh_jscan_expect(&probe, ':', "':'"))
         return 0;
-    ws(&probe);
+    eh_jscan_ws(&probe);
     return probe.pos < probe.n && probe.b[probe.pos] != '{' && probe.b[probe.pos] != '[';
 }
 
@@ -1158,30 +737,30 @@ static int has_suffix(const char *s, const char *suf)
 static int scan_file(scan *sc)
 {
     eh_dataset *ds = sc->ds;
-    if (sc->n >= 3 && memcmp(sc->b, "\xEF\xBB\xBF", 3) == 0)
-        sc->pos = 3;   /* a UTF-8 byte order mark */
-    ws(sc);
-    if (sc->pos >= sc->n)
-        return sfail(sc, EH_EINVAL, sc->pos, "empty file (no benchmark)");
+    if (sc->j.n >= 3 && memcmp(sc->j.b, "\xEF\xBB\xBF", 3) == 0)
+        sc->j.pos = 3;   /* a UTF-8 byte order mark */
+    eh_jscan_ws(&sc->j);
+    if (sc->j.pos >= sc->j.n)
+        return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "empty file (no benchmark)");
     eh_dataset_format fmt = ds->params.format;
     if (fmt == EH_DATASET_AUTO)
-        fmt = has_suffix(ds->path, ".jsonl") || (sc->b[sc->pos] == '{' && looks_like_jsonl(sc))
+        fmt = has_suffix(ds->path, ".jsonl") || (sc->j.b[sc->j.pos] == '{' && looks_like_jsonl(sc))
                   ? EH_DATASET_JSONL : EH_DATASET_JSON;
     ds->format = fmt;
     if (fmt == EH_DATASET_JSONL)
         return scan_jsonl(sc);
     int r;
-    if (sc->b[sc->pos] == '{')
+    if (sc->j.b[sc->j.pos] == '{')
         r = scan_category_map(sc);
-    else if (sc->b[sc->pos] == '[')
+    else if (sc->j.b[sc->j.pos] == '[')
         r = scan_pair_list(sc, 0, NONE);
     else
-        return sfail(sc, EH_EINVAL, sc->pos, "not a benchmark: expected '{' (categories) or '[' (pairs)");
+        return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "not a benchmark: expected '{' (categories) or '[' (pairs)");
     if (r)
         return r;
-    ws(sc);
-    if (sc->pos < sc->n)
-        return sfail(sc, EH_EINVAL, sc->pos, "data after the top-level value (JSONL? name the file .jsonl)");
+    eh_jscan_ws(&sc->j);
+    if (sc->j.pos < sc->j.n)
+        return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "data after the top-level value (JSONL? name the file .jsonl)");
     return 0;
 }
 
@@ -1269,13 +848,14 @@ eh_dataset *eh_dataset_open(const char *path, const eh_dataset_params *params, e
         }
     }
 
-    scan sc = {ds, ds->map, ds->size, 0, 0, malloc((size_t)ds->params.max_json_depth + 1), err};
-    if (!sc.stack) {
+    scan sc = {{ds->map, ds->size, 0, ds->path, ds->params.max_json_depth,
+                malloc((size_t)ds->params.max_json_depth + 1), err}, ds, 0};
+    if (!sc.j.stack) {
         eh_fail(err, EH_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
-    int r = ds->size ? scan_file(&sc) : sfail(&sc, EH_EINVAL, 0, "empty file (no benchmark)");
-    free(sc.stack);
+    int r = ds->size ? scan_file(&sc) : eh_jscan_fail(&sc.j, EH_EINVAL, 0, "empty file (no benchmark)");
+    free(sc.j.stack);
     if (ds->map && sc.released < ds->size)   /* the last stretch too: pairs fault back in on use */
         madvise(ds->map, ds->size, MADV_DONTNEED);
     if (r)
@@ -1379,8 +959,8 @@ static void fill_field(const eh_dataset *ds, const field_rec *f, eh_dataset_fiel
     out->role = (eh_field_role)k->role;
     out->raw = (const char *)ds->map + f->off;
     out->raw_len = (size_t)f->len;
-    out->escaped = (f->flags & F_ESC) != 0;
-    out->bad_utf8 = (f->flags & F_BAD) != 0;
+    out->escaped = (f->flags & EH_JSTR_ESC) != 0;
+    out->bad_utf8 = (f->flags & EH_JSTR_BAD) != 0;
 }
 
 eh_status eh_dataset_field_at(const eh_dataset *ds, size_t c, size_t i, size_t k, eh_dataset_field *out,
@@ -1422,7 +1002,7 @@ char *eh_dataset_string(const eh_dataset_field *f, size_t *len, eh_error *err)
     if (!f->escaped && !f->bad_utf8) {
         memcpy(out, f->raw, f->raw_len);
         out[n = f->raw_len] = '\0';
-    } else if ((n = unescape((const uint8_t *)f->raw, f->raw_len, out, 0, &bad)) == NONE) {
+    } else if ((n = eh_json_unescape((const uint8_t *)f->raw, f->raw_len, out, 0, &bad)) == NONE) {
         free(out);
         eh_fail(err, EH_EINVAL, "field \"%s\": invalid UTF-8 at byte %zu", f->key, bad);
         return NULL;
@@ -1590,7 +1170,7 @@ int eh_dataset_id_safe(const char *id, size_t len)
             return 0;
         if (c == '.' && i + 1 < len && id[i + 1] == '.')
             return 0;
-        size_t k = utf8_len((const uint8_t *)id + i, len - i);
+        size_t k = eh_utf8_len((const uint8_t *)id + i, len - i);
         if (!k)
             return 0;
         i += k;
@@ -1612,7 +1192,7 @@ eh_status eh_dataset_safe_name(const char *id, size_t len, char *buf, size_t n, 
         room = 200;
     for (size_t i = 0; i < len && o < room;) {
         uint8_t c = (uint8_t)id[i];
-        size_t k = utf8_len((const uint8_t *)id + i, len - i);
+        size_t k = eh_utf8_len((const uint8_t *)id + i, len - i);
         if (c >= 0x80 && k > 1) {
             if (o + k > room)
                 break;
