@@ -331,6 +331,66 @@ static void test_sweep(const char *root)
     CHECK_CONTAINS(w.last, "removed 2 unfinished temp file(s)");
 }
 
+/* Runs fn(ctx, msg) in a child process (limits and uids are per process);
+ * returns fn's exit code and copies the child's error message into msg. */
+typedef int (*child_fn)(void *ctx, eh_error *err);
+
+static int in_child(child_fn fn, void *ctx, char *msg, size_t n)
+{
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t child = fork();
+    if (child == 0) {
+        close(fds[0]);
+        eh_error err = { 0 };
+        int rc = fn(ctx, &err);
+        if (write(fds[1], err.msg, strlen(err.msg)) < 0)
+            _exit(4);
+        _exit(rc);
+    }
+    close(fds[1]);
+    ssize_t r = read(fds[0], msg, n - 1);
+    msg[r > 0 ? r : 0] = '\0';
+    close(fds[0]);
+    int status = 0;
+    waitpid(child, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+typedef struct fsize_ctx {
+    const char *dir;
+    off_t limit;
+    eh_journal_params p;
+} fsize_ctx;
+
+static int append_past_limit(void *ctx, eh_error *err)
+{
+    fsize_ctx *c = ctx;
+    signal(SIGXFSZ, SIG_IGN);   /* the write fails instead of killing */
+    eh_journal *j = eh_journal_open(c->dir, &c->p, err);
+    if (!j)
+        return 3;
+    struct rlimit rl = { (rlim_t)c->limit, (rlim_t)c->limit };
+    setrlimit(RLIMIT_FSIZE, &rl);
+    char rec[100];
+    memset(rec, 'x', sizeof rec);
+    memcpy(rec, "{\"s\":\"", 6);
+    memcpy(rec + sizeof rec - 2, "\"}", 2);
+    eh_status rc = eh_journal_append(j, rec, sizeof rec, err);
+    eh_journal_free(j);
+    return rc == EH_EIO ? 0 : 5;
+}
+
+static int open_as_nobody(void *ctx, eh_error *err)
+{
+    if (getuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+        return 3;
+    eh_journal_params p = eh_journal_default_params();
+    p.run_key = "k";
+    eh_journal *j = eh_journal_open(ctx, &p, err);
+    return j == NULL && err->code == EH_EIO ? 0 : 5;
+}
+
 /* A write past RLIMIT_FSIZE fails part-way: the record is cut back off and
  * the journal still replays (runs in a child: the limit is per process). */
 static void test_file_size_limit(const char *root)
@@ -348,36 +408,10 @@ static void test_file_size_limit(const char *root)
     CHECK(stat(path, &st) == 0);
     off_t before = st.st_size;
 
-    int fds[2];
-    CHECK(pipe(fds) == 0);
-    pid_t child = fork();
-    if (child == 0) {
-        close(fds[0]);
-        signal(SIGXFSZ, SIG_IGN);
-        p.resume = EH_RESUME_YES;
-        eh_journal *cj = eh_journal_open(dir, &p, &err);
-        if (!cj)
-            _exit(3);
-        struct rlimit rl = { (rlim_t)before + 20, (rlim_t)before + 20 };
-        setrlimit(RLIMIT_FSIZE, &rl);
-        char rec[100];
-        memset(rec, 'x', sizeof rec);
-        memcpy(rec, "{\"s\":\"", 6);
-        memcpy(rec + sizeof rec - 2, "\"}", 2);
-        eh_status rc = eh_journal_append(cj, rec, sizeof rec, &err);
-        if (write(fds[1], err.msg, strlen(err.msg)) < 0)
-            _exit(4);
-        eh_journal_free(cj);
-        _exit(rc == EH_EIO ? 0 : 5);
-    }
-    close(fds[1]);
-    char msg[EH_ERROR_MAX] = "";
-    ssize_t r = read(fds[0], msg, sizeof msg - 1);
-    msg[r > 0 ? r : 0] = '\0';
-    close(fds[0]);
-    int status = 0;
-    waitpid(child, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    fsize_ctx ctx = { dir, before + 20, p };
+    ctx.p.resume = EH_RESUME_YES;
+    char msg[EH_ERROR_MAX];
+    CHECK_EQ_INT(in_child(append_past_limit, &ctx, msg, sizeof msg), 0);
     CHECK_CONTAINS(msg, "cannot append a record");
     CHECK(stat(path, &st) == 0);
     CHECK_EQ_INT(st.st_size, before);   /* the partial record was cut off */
@@ -400,29 +434,8 @@ static void test_read_only_folder(const char *root)
     CHECK_EQ_INT(eh_fs_mkdir_p(dir, NULL), EH_OK);
     CHECK(chmod(root, 0755) == 0);
     CHECK(chmod(dir, 0555) == 0);
-    int fds[2];
-    CHECK(pipe(fds) == 0);
-    pid_t child = fork();
-    if (child == 0) {
-        close(fds[0]);
-        if (getuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
-            _exit(3);
-        eh_error err = { 0 };
-        eh_journal_params p = eh_journal_default_params();
-        p.run_key = "k";
-        eh_journal *j = eh_journal_open(dir, &p, &err);
-        if (write(fds[1], err.msg, strlen(err.msg)) < 0)
-            _exit(4);
-        _exit(j == NULL && err.code == EH_EIO ? 0 : 5);
-    }
-    close(fds[1]);
-    char msg[EH_ERROR_MAX] = "";
-    ssize_t r = read(fds[0], msg, sizeof msg - 1);
-    msg[r > 0 ? r : 0] = '\0';
-    close(fds[0]);
-    int status = 0;
-    waitpid(child, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char msg[EH_ERROR_MAX];
+    CHECK_EQ_INT(in_child(open_as_nobody, dir, msg, sizeof msg), 0);
     CHECK_CONTAINS(msg, "cannot create the lock file");
     CHECK_CONTAINS(msg, "Permission denied");
     chmod(dir, 0755);
