@@ -335,7 +335,7 @@ static eh_image *decode_jpeg(const uint8_t *b, size_t len, const eh_image_limits
         return NULL;
     }
     eh_image *img = NULL, *cmyk = NULL;
-    int w, h, subsamp, cs;
+    int w = 0, h = 0, subsamp = -1, cs = -1;   /* a header cut short "succeeds" without setting them */
     if (tjDecompressHeader3(tj, b, (unsigned long)len, &w, &h, &subsamp, &cs) != 0) {
         eh_fail(err, EH_EINVAL, "bad JPEG header (%s)", tjGetErrorStr2(tj));
         goto done;
