@@ -1,6 +1,6 @@
 /* vlm_pre.c — Qwen-VL image preprocessing, step for step as transformers'
  * Qwen2VLImageProcessorPil (what AutoImageProcessor gives without
- * torchvision): smart_resize, PIL bicubic on uint8, float64 rescale cast to
+ * torchvision): smart_resize, Pillow 13's bicubic on uint8, float64 rescale cast to
  * float32, float32 normalise, patchify. */
 #include "evalhost/vlm_pre.h"
 
@@ -274,28 +274,20 @@ static void pass_h(const uint8_t *src, int w, int ch, int y0, int rows, int out_
     }
 }
 
-/* Vertical pass: columns [x0, x0+cols) of src (w wide) → out_h rows, cols wide. */
-static void pass_v(const uint8_t *src, int w, int ch, int x0, int cols, int out_h, const int *bounds,
-                   const int32_t *kk, int ksize, uint8_t *dst)
+/* Vertical pass: src (w wide) → out_h rows. */
+static void pass_v(const uint8_t *src, int w, int ch, int out_h, const int *bounds, const int32_t *kk, int ksize,
+                   uint8_t *dst)
 {
     for (int yy = 0; yy < out_h; yy++) {
         const int32_t *k = kk + (size_t)yy * (size_t)ksize;
         int ymin = bounds[yy * 2], ymax = bounds[yy * 2 + 1];
-        uint8_t *orow = dst + (size_t)yy * (size_t)cols * (size_t)ch;
-        const uint8_t *base = src + (size_t)x0 * (size_t)ch;
-        for (int xc = 0; xc < cols * ch; xc++) {
+        uint8_t *orow = dst + (size_t)yy * (size_t)w * (size_t)ch;
+        for (int xc = 0; xc < w * ch; xc++) {
             int32_t ss = 1 << (PRECISION_BITS - 1);
-            for (int y = 0; y < ymax; y++) ss += base[(size_t)(y + ymin) * (size_t)w * (size_t)ch + (size_t)xc] * k[y];
+            for (int y = 0; y < ymax; y++) ss += src[(size_t)(y + ymin) * (size_t)w * (size_t)ch + (size_t)xc] * k[y];
             orow[xc] = clip8(ss);
         }
     }
-}
-
-static int64_t tap_total(const int *bounds, int n)
-{
-    int64_t t = 0;
-    for (int i = 0; i < n; i++) t += bounds[i * 2 + 1];
-    return t;
 }
 
 uint8_t *eh_vlm_resize_bicubic(const uint8_t *src, int w, int h, int ch, int out_w, int out_h)
@@ -312,31 +304,23 @@ uint8_t *eh_vlm_resize_bicubic(const uint8_t *src, int w, int h, int ch, int out
     int ksv = coeffs(h, out_h, &bv, &kv), ksh = ksv ? coeffs(w, out_w, &bh, &kh) : 0;
     out = ksh ? malloc(out_bytes) : NULL;
     if (!out) goto done;
-    if (out_w == w) { pass_v(src, w, ch, 0, w, out_h, bv, kv, ksv, out); goto done; }
+    if (out_w == w) { pass_v(src, w, ch, out_h, bv, kv, ksv, out); goto done; }
     if (out_h == h) { pass_h(src, w, ch, 0, h, out_w, bh, kh, ksh, out); goto done; }
-    /* Pillow 13 picks which pass runs first, and the orders round
-     * differently in between.  Its rule is not in our reach; this one is
-     * fit to its choices (height shrinking while width grows: vertical
-     * first; both shrinking: a tap-count cost) and agrees on ~97% of random
-     * size pairs — the parity test pins the Qwen-relevant cases. */
-    int y_first = bv[0], y_rows = bv[out_h * 2 - 2] + bv[out_h * 2 - 1] - y_first;
-    int x_first = bh[0], x_cols = bh[out_w * 2 - 2] + bh[out_w * 2 - 1] - x_first;
-    double tx = (double)tap_total(bh, out_w), ty = (double)tap_total(bv, out_h);
-    double cost_hv = 0.75 * tx * h + ty * out_w, cost_vh = ty * w + 0.75 * tx * out_h;
-    if (out_h >= h) cost_vh = cost_hv + 1;
-    else if (out_w >= w) cost_vh = cost_hv - 1;
-    if (cost_vh < cost_hv) {
-        tmp = malloc((size_t)x_cols * (size_t)out_h * (size_t)ch);
+    /* Pillow 13 (Resample.c, ImagingResampleInner) runs the vertical pass
+     * first when the height shrinks by more than twice what the width
+     * does; the orders round differently in between, so ours follows */
+    if (h - out_h > 0 && h - out_h > (w - out_w) * 2) {
+        tmp = malloc((size_t)w * (size_t)out_h * (size_t)ch);
         if (!tmp) { free(out); out = NULL; goto done; }
-        pass_v(src, w, ch, x_first, x_cols, out_h, bv, kv, ksv, tmp);
-        for (int i = 0; i < out_w; i++) bh[i * 2] -= x_first;
-        pass_h(tmp, x_cols, ch, 0, out_h, out_w, bh, kh, ksh, out);
-    } else {
+        pass_v(src, w, ch, out_h, bv, kv, ksv, tmp);
+        pass_h(tmp, w, ch, 0, out_h, out_w, bh, kh, ksh, out);
+    } else {    /* horizontal first, over the rows the vertical pass reads */
+        int y_first = bv[0], y_rows = bv[out_h * 2 - 2] + bv[out_h * 2 - 1] - y_first;
         tmp = malloc((size_t)out_w * (size_t)y_rows * (size_t)ch);
         if (!tmp) { free(out); out = NULL; goto done; }
         pass_h(src, w, ch, y_first, y_rows, out_w, bh, kh, ksh, tmp);
         for (int i = 0; i < out_h; i++) bv[i * 2] -= y_first;
-        pass_v(tmp, out_w, ch, 0, out_w, out_h, bv, kv, ksv, out);
+        pass_v(tmp, out_w, ch, out_h, bv, kv, ksv, out);
     }
 done:
     free(bv); free(kv); free(bh); free(kh); free(tmp);
