@@ -33,10 +33,11 @@ static int tok_load(lua_State *L)
     eh_tokenizer_params params = eh_tokenizer_default_params();
     const eh_host *h = eh_lua_host(L);
     const eh_node *lim = h->config ? eh_node_at(h->config, "limits.max_tokenizer_input") : NULL;
-    if (lim) {
-        if (lim->type != EH_NODE_INT || lim->u.integer < 0)
+    if (lim) {      /* YAML writes 1e6 as a float: take any whole non-negative number */
+        double v = lim->type == EH_NODE_INT ? (double)lim->u.integer : lim->type == EH_NODE_FLOAT ? lim->u.number : -1;
+        if (!(v >= 0 && v <= 1e15 && v == (double)(int64_t)v))
             return luaL_error(L, "limits.max_tokenizer_input must be a non-negative integer");
-        params.max_input = (size_t)lim->u.integer;
+        params.max_input = (size_t)v;
     }
     ltok *p = lua_newuserdatauv(L, sizeof *p, 0);
     p->tok = NULL;      /* born closed: a failed load leaves a consistent handle */
