@@ -412,71 +412,96 @@ static uint8_t paeth(int a, int b, int c)
 
 /* SSE2 Sub/Avg/Paeth for 3- and 4-byte pixels (8-bit RGB and RGBA), the
  * shapes of nearly every photo PNG: one pixel per step with its channels in
- * parallel, after libpng's filter_sse2_intrinsics.c.  Loads of a 3-byte
- * pixel read 4 bytes only while 4 remain in the row. */
-static __m128i load_px(const uint8_t *p, size_t left)
+ * parallel, after libpng's filter_sse2_intrinsics.c.  A 3-byte pixel is
+ * loaded as 4 bytes while 4 remain in the row and stored as 3, so that an
+ * in-place row never loses a byte it has not read. */
+static inline __m128i load4(const uint8_t *p)
 {
-    uint32_t v = 0;
-    memcpy(&v, p, left >= 4 ? 4 : 3);
-    return _mm_cvtsi32_si128((int)v);
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm_cvtsi32_si128(v);
 }
 
-static void store_px(uint8_t *p, __m128i v, size_t bpp)
+static inline __m128i load3(const uint8_t *p)
 {
-    uint32_t x = (uint32_t)_mm_cvtsi128_si32(v);
-    memcpy(p, &x, bpp);
+    return _mm_cvtsi32_si128((int)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16));
 }
 
-static __m128i abs_i16(__m128i x)
+static inline __m128i load_px(const uint8_t *p, size_t left, size_t bpp)
+{
+    return bpp == 4 || left >= 4 ? load4(p) : load3(p);
+}
+
+static inline void store_px(uint8_t *p, __m128i v, size_t bpp)
+{
+    int32_t x = _mm_cvtsi128_si32(v);
+    if (bpp == 4) {
+        memcpy(p, &x, 4);
+    } else {
+        memcpy(p, &x, 2);
+        p[2] = (uint8_t)(x >> 16);
+    }
+}
+
+static inline __m128i abs_i16(__m128i x)
 {
     __m128i neg = _mm_cmplt_epi16(x, _mm_setzero_si128());
     return _mm_sub_epi16(_mm_xor_si128(x, neg), neg);
 }
 
-static __m128i select_i16(__m128i c, __m128i t, __m128i e)
+static inline __m128i select_i16(__m128i c, __m128i t, __m128i e)
 {
     return _mm_or_si128(_mm_and_si128(c, t), _mm_andnot_si128(c, e));
 }
 
-/* Returns 0 when it handled the row (prior not NULL, bpp 3 or 4, ft 1/3/4). */
-static int unfilter_row_sse2(int ft, const uint8_t *in, uint8_t *out, const uint8_t *prior, size_t n, size_t bpp)
+/* bpp is 3 or 4, a constant after inlining; prior is not NULL for 3 and 4. */
+static inline __attribute__((always_inline)) void unfilter_sse2(int ft, const uint8_t *in, uint8_t *out,
+                                                                const uint8_t *prior, size_t n, size_t bpp)
 {
     const __m128i zero = _mm_setzero_si128();
     size_t left = n;
     if (ft == 1) {
         __m128i a = zero;
         for (; left >= bpp; left -= bpp, in += bpp, out += bpp) {
-            a = _mm_add_epi8(a, load_px(in, left));
+            a = _mm_add_epi8(a, load_px(in, left, bpp));
             store_px(out, a, bpp);
         }
-        return 0;
-    }
-    if (ft == 3) {
+    } else if (ft == 3) {
         __m128i a = zero;
+        const __m128i one = _mm_set1_epi8(1);
         for (; left >= bpp; left -= bpp, in += bpp, out += bpp, prior += bpp) {
-            __m128i b = load_px(prior, left);
+            __m128i b = load_px(prior, left, bpp);
             __m128i avg = _mm_avg_epu8(a, b);   /* rounds up; PNG truncates: */
-            avg = _mm_sub_epi8(avg, _mm_and_si128(_mm_xor_si128(a, b), _mm_set1_epi8(1)));
-            a = _mm_add_epi8(load_px(in, left), avg);
+            avg = _mm_sub_epi8(avg, _mm_and_si128(_mm_xor_si128(a, b), one));
+            a = _mm_add_epi8(load_px(in, left, bpp), avg);
             store_px(out, a, bpp);
         }
-        return 0;
+    } else {
+        __m128i a = zero, b = zero, c;
+        for (; left >= bpp; left -= bpp, in += bpp, out += bpp, prior += bpp) {
+            c = b;
+            b = _mm_unpacklo_epi8(load_px(prior, left, bpp), zero);
+            __m128i d = _mm_unpacklo_epi8(load_px(in, left, bpp), zero);
+            __m128i pa = _mm_sub_epi16(b, c);           /* p - a */
+            __m128i pb = _mm_sub_epi16(a, c);           /* p - b */
+            __m128i pc = _mm_add_epi16(pa, pb);         /* p - c */
+            pa = abs_i16(pa);
+            pb = abs_i16(pb);
+            pc = abs_i16(pc);
+            __m128i m = _mm_min_epi16(pc, _mm_min_epi16(pa, pb));
+            __m128i pred = select_i16(_mm_cmpeq_epi16(m, pa), a, select_i16(_mm_cmpeq_epi16(m, pb), b, c));
+            a = _mm_add_epi8(d, pred);                  /* bytes wrap mod 256; high bytes stay 0 */
+            store_px(out, _mm_packus_epi16(a, a), bpp);
+        }
     }
-    __m128i a = zero, c, b = zero;
-    for (; left >= bpp; left -= bpp, in += bpp, out += bpp, prior += bpp) {
-        c = b;
-        b = _mm_unpacklo_epi8(load_px(prior, left), zero);
-        __m128i pa = _mm_sub_epi16(b, c);           /* p - a */
-        __m128i pb = _mm_sub_epi16(a, c);           /* p - b */
-        __m128i pc = _mm_add_epi16(pa, pb);         /* p - c */
-        pa = abs_i16(pa);
-        pb = abs_i16(pb);
-        pc = abs_i16(pc);
-        __m128i m = _mm_min_epi16(pc, _mm_min_epi16(pa, pb));
-        __m128i pred = select_i16(_mm_cmpeq_epi16(m, pa), a, select_i16(_mm_cmpeq_epi16(m, pb), b, c));
-        a = _mm_add_epi8(_mm_unpacklo_epi8(load_px(in, left), zero), pred);   /* bytes wrap mod 256 */
-        store_px(out, _mm_packus_epi16(a, a), bpp);
-    }
+}
+
+static int unfilter_row_sse2(int ft, const uint8_t *in, uint8_t *out, const uint8_t *prior, size_t n, size_t bpp)
+{
+    if (bpp == 4)
+        unfilter_sse2(ft, in, out, prior, n, 4);
+    else
+        unfilter_sse2(ft, in, out, prior, n, 3);
     return 0;
 }
 #endif

@@ -1,12 +1,15 @@
-/* decode_bench.c — times eh_image_decode and raw TurboJPEG on in-memory
- * files; tools/bench/decode builds and drives it beside Pillow.
+/* decode_bench.c — the C side of tools/bench/decode.  It loads every FILE
+ * into memory, then answers one command a line on stdin so that its Python
+ * driver can interleave our decode, raw TurboJPEG and Pillow rep by rep (a
+ * busy machine then slows all three alike), each in its own process as in
+ * real use:
  *
- *   decode_bench REPS DUMPDIR FILE...
+ *   o I         decode file I with eh_image_decode (+ free); prints ms
+ *   r I         tjDecompressHeader3 + tjDecompress2 of file I with a handle
+ *               and an output buffer reused across runs; prints ms
+ *   d I PATH    writes our pixels of file I to PATH; prints "W H C"
  *
- * Prints one line a file: "path fmt w h ours_ms raw_ms" (medians over REPS;
- * raw_ms is tjDecompressHeader3+tjDecompress2 with a reused handle and
- * buffer, -1 for non-JPEG) and writes our pixels to DUMPDIR/<n>.rgb so the
- * driver can compare them with Pillow's. */
+ * A failure prints -1. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,12 @@
 
 #include "evalhost/image.h"
 
+typedef struct input {
+    unsigned char *b;
+    size_t n;
+    unsigned char *raw_px;      /* TurboJPEG output buffer, kept between runs */
+} input;
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -23,80 +32,89 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static int cmp_double(const void *a, const void *b)
+static double run_ours(const input *in)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+    double t0 = now_ms();
+    eh_image *img = eh_image_decode(in->b, in->n, NULL, NULL);
+    double t = now_ms() - t0;
+    if (!img)
+        return -1;
+    eh_image_free(img);
+    return t;
 }
 
-static double median(double *v, int n)
+static double run_raw(tjhandle tj, input *in)
 {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    int w, h, ss, cs;
+    if (!in->raw_px) {
+        if (tjDecompressHeader3(tj, in->b, in->n, &w, &h, &ss, &cs) != 0)
+            return -1;
+        in->raw_px = malloc((size_t)w * h * 3);
+        tjDecompress2(tj, in->b, in->n, in->raw_px, w, 0, h, TJPF_RGB, 0);     /* touch the pages */
+    }
+    double t0 = now_ms();
+    if (tjDecompressHeader3(tj, in->b, in->n, &w, &h, &ss, &cs) != 0
+        || tjDecompress2(tj, in->b, in->n, in->raw_px, w, 0, h, TJPF_RGB, 0) != 0)
+        return -1;
+    return now_ms() - t0;
+}
+
+static void dump(const input *in, const char *path)
+{
+    eh_image *img = eh_image_decode(in->b, in->n, NULL, NULL);
+    FILE *f = img ? fopen(path, "wb") : NULL;
+    if (!f) {
+        printf("-1\n");
+        eh_image_free(img);
+        return;
+    }
+    fwrite(img->pixels, 1, (size_t)img->width * img->height * img->channels, f);
+    fclose(f);
+    printf("%d %d %d\n", img->width, img->height, img->channels);
+    eh_image_free(img);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 4) {
-        fprintf(stderr, "usage: %s REPS DUMPDIR FILE...\n", argv[0]);
-        return 2;
+    int n = argc - 1;
+    input *in = calloc((size_t)n + 1, sizeof *in);
+    for (int i = 0; i < n; i++) {
+        FILE *f = fopen(argv[i + 1], "rb");
+        if (!f) {
+            perror(argv[i + 1]);
+            return 1;
+        }
+        fseek(f, 0, SEEK_END);
+        in[i].n = (size_t)ftell(f);
+        fseek(f, 0, SEEK_SET);
+        in[i].b = malloc(in[i].n);
+        if (fread(in[i].b, 1, in[i].n, f) != in[i].n)
+            return 1;
+        fclose(f);
     }
-    int reps = atoi(argv[1]);
-    double *t = malloc(sizeof(double) * (size_t)reps);
     tjhandle tj = tjInitDecompress();
-    for (int f = 3; f < argc; f++) {
-        FILE *fp = fopen(argv[f], "rb");
-        if (!fp) {
-            perror(argv[f]);
-            return 1;
+    char line[4200], path[4096];
+    char cmd;
+    int i;
+    while (fgets(line, sizeof line, stdin)) {
+        if (sscanf(line, " %c %d", &cmd, &i) != 2 || i < 0 || i >= n) {
+            printf("-1\n");
+        } else if (cmd == 'o') {
+            printf("%.4f\n", run_ours(&in[i]));
+        } else if (cmd == 'r') {
+            printf("%.4f\n", run_raw(tj, &in[i]));
+        } else if (cmd == 'd' && sscanf(line, " %c %d %4095s", &cmd, &i, path) == 3) {
+            dump(&in[i], path);
+        } else {
+            printf("-1\n");
         }
-        fseek(fp, 0, SEEK_END);
-        size_t n = (size_t)ftell(fp);
-        fseek(fp, 0, SEEK_SET);
-        unsigned char *b = malloc(n);
-        if (fread(b, 1, n, fp) != n)
-            return 1;
-        fclose(fp);
-
-        eh_error err = {0};
-        eh_image *img = eh_image_decode(b, n, NULL, &err);     /* warm-up, and the pixels to compare */
-        if (!img) {
-            fprintf(stderr, "%s: %s\n", argv[f], err.msg);
-            return 1;
-        }
-        for (int r = 0; r < reps; r++) {
-            double t0 = now_ms();
-            eh_image *x = eh_image_decode(b, n, NULL, &err);
-            t[r] = now_ms() - t0;
-            eh_image_free(x);
-        }
-        double ours = median(t, reps), raw = -1;
-        eh_image_format fmt = eh_image_sniff(b, n);
-        if (fmt == EH_FMT_JPEG) {
-            int w, h, ss, cs;
-            tjDecompressHeader3(tj, b, n, &w, &h, &ss, &cs);
-            unsigned char *px = malloc((size_t)w * h * 3);
-            tjDecompress2(tj, b, n, px, w, 0, h, TJPF_RGB, 0);
-            for (int r = 0; r < reps; r++) {
-                double t0 = now_ms();
-                tjDecompressHeader3(tj, b, n, &w, &h, &ss, &cs);
-                tjDecompress2(tj, b, n, px, w, 0, h, TJPF_RGB, 0);
-                t[r] = now_ms() - t0;
-            }
-            raw = median(t, reps);
-            free(px);
-        }
-        char dump[4096];
-        snprintf(dump, sizeof dump, "%s/%d.rgb", argv[2], f - 3);
-        FILE *o = fopen(dump, "wb");
-        fwrite(img->pixels, 1, (size_t)img->width * img->height * img->channels, o);
-        fclose(o);
-        printf("%s %s %d %d %.3f %.3f\n", argv[f], eh_image_format_name(fmt), img->width, img->height, ours, raw);
         fflush(stdout);
-        eh_image_free(img);
-        free(b);
     }
+    for (i = 0; i < n; i++) {
+        free(in[i].b);
+        free(in[i].raw_px);
+    }
+    free(in);
     tjDestroy(tj);
-    free(t);
     return 0;
 }
