@@ -51,6 +51,8 @@ end
 
 --- Renders messages to prompt text.  opts: style ("qwen2" default),
 --- add_generation_prompt (default true), add_vision_id (default false).
+--- qwen3 follows Qwen3-VL's template: a system message only counts first,
+--- and an assistant turn keeps only its text parts.
 function M.render(messages, opts)
   opts = opts or {}
   local style = opts.style or "qwen2"
@@ -62,12 +64,25 @@ function M.render(messages, opts)
   local counts = {image = 0, video = 0}
   local out = {}
   for i, m in ipairs(messages) do
-    if type(m.role) ~= "string" then error("chat.render: message " .. i .. " has no role", 2) end
-    if i == 1 and style == "qwen2" and m.role ~= "system" then
+    local role = m.role
+    if role ~= "system" and role ~= "user" and role ~= "assistant" then
+      error("chat.render: message " .. i .. " has role " .. tostring(role) .. " (system, user, assistant)", 2)
+    end
+    local content = m.content
+    if style == "qwen3" and type(content) == "table" and role ~= "user" then
+      local texts = {}       -- system and assistant turns: text parts only
+      for _, part in ipairs(content) do
+        if part.text ~= nil then texts[#texts + 1] = {text = part.text} end
+      end
+      content = texts
+    end
+    if i == 1 and style == "qwen2" and role ~= "system" then
       out[#out + 1] = "<|im_start|>system\n" .. M.DEFAULT_SYSTEM .. "<|im_end|>\n"
     end
-    out[#out + 1] = "<|im_start|>" .. m.role .. "\n" .. content_text(m.content, counts, opts.add_vision_id)
-      .. "<|im_end|>\n"
+    if not (style == "qwen3" and role == "system" and i > 1) then
+      out[#out + 1] = "<|im_start|>" .. role .. "\n" .. content_text(content, counts, opts.add_vision_id)
+        .. "<|im_end|>\n"
+    end
   end
   if gen then out[#out + 1] = "<|im_start|>assistant\n" end
   return table.concat(out)

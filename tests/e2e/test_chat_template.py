@@ -1,8 +1,9 @@
 """lua/evalhost/chat.lua against the Qwen-VL chat templates rendered as
 transformers' apply_chat_template does (its Jinja environment: trim_blocks,
 lstrip_blocks, loopcontrols).  The templates are committed fixtures
-(tests/data/tokenizer/*_chat_template.jinja) written from Qwen2-VL's and
-Qwen3-VL's published chat_template.json (the non-tool path)."""
+(tests/data/tokenizer/*_chat_template.jinja): Qwen2-VL's chat template
+(written from its published chat_template.json) and Qwen3-VL-30B-A3B-Instruct's
+as its GGUF carries it."""
 import json
 import os
 import subprocess
@@ -25,6 +26,11 @@ CASES = [
     [{"role": "user", "content": [{"type": "text", "text": "before "}, {"type": "image"}, {"type": "text", "text": " after"}]},
      {"role": "assistant", "content": "7"},
      {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "and this?"}]}],
+    [{"role": "system", "content": [{"type": "text", "text": "S1 "}, {"type": "image"}, {"type": "text", "text": "S2"}]},
+     {"role": "user", "content": [{"image": "a.png"}, {"image_url": "b.png"}, {"text": "two"}]},
+     {"role": "assistant", "content": [{"type": "text", "text": "ok"}, {"type": "image"}]},
+     {"role": "system", "content": "late system"},
+     {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "third"}]}],
 ]
 
 
