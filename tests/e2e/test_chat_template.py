@@ -1,9 +1,8 @@
 """lua/evalhost/chat.lua against the Qwen-VL chat templates rendered as
 transformers' apply_chat_template does (its Jinja environment: trim_blocks,
 lstrip_blocks, loopcontrols).  The templates are committed fixtures
-(tests/data/tokenizer/*_chat_template.jinja): Qwen2-VL's chat template
-(written from its published chat_template.json) and Qwen3-VL-30B-A3B-Instruct's
-as its GGUF carries it."""
+(tests/data/tokenizer/*_chat_template.jinja): Qwen2-VL/Qwen2.5-VL's published
+chat template and Qwen3-VL-30B-A3B-Instruct's, as public sources carry them."""
 import json
 import os
 import subprocess
