@@ -469,28 +469,15 @@ static int scan_pair(scan *sc, int depth, size_t cat)
     pair_rec p = new_pair(ds, sc->j.pos);
     uint8_t rank[N_ROLES] = {0};
     char problem_text[160] = "";
-    if (eh_jscan_depth(&sc->j, depth + 1))
+    int more = eh_jscan_open(&sc->j, depth);
+    if (more < 0)
         return -1;
-    sc->j.pos++;
-    eh_jscan_ws(&sc->j);
-    if (sc->j.pos < sc->j.n && sc->j.b[sc->j.pos] == '}') {
-        sc->j.pos++;
-        return finish_pair(sc, &p, cat, 1, NULL);
-    }
-    for (;;) {
+    for (more = !more; more;) {
         size_t ks, kl, vs, vl;
         unsigned kf, vf = 0;
-        eh_jscan_ws(&sc->j);
-        if (sc->j.pos >= sc->j.n)
-            return eh_jscan_truncated(&sc->j);
-        if (sc->j.b[sc->j.pos] != '"')
-            return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "expected a string key");
-        if (eh_jscan_string(&sc->j, &ks, &kl, &kf) || eh_jscan_expect(&sc->j, ':', "':'"))
+        uint8_t c = 0;
+        if (eh_jscan_key(&sc->j, "a string key", &ks, &kl, &kf) || eh_jscan_peek(&sc->j, &c))
             return -1;
-        eh_jscan_ws(&sc->j);
-        if (sc->j.pos >= sc->j.n)
-            return eh_jscan_truncated(&sc->j);
-        uint8_t c = sc->j.b[sc->j.pos];
         eh_json_type type;
         if (c == '"') {
             type = EH_JSON_STRING;
@@ -535,17 +522,8 @@ static int scan_pair(scan *sc, int depth, size_t cat)
         }
         ds->fields[ds->nfields++] = fr;
         p.nfields++;
-        eh_jscan_ws(&sc->j);
-        if (sc->j.pos >= sc->j.n)
-            return eh_jscan_truncated(&sc->j);
-        if (sc->j.b[sc->j.pos] == ',') {
-            sc->j.pos++;
-            continue;
-        }
-        if (sc->j.b[sc->j.pos] != '}')
-            return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "expected ',' or '}'");
-        sc->j.pos++;
-        break;
+        if ((more = eh_jscan_next(&sc->j, '}')) < 0)
+            return -1;
     }
     int r = finish_pair(sc, &p, cat, 1, problem_text[0] ? problem_text : NULL);
     release_behind(sc);
@@ -555,10 +533,10 @@ static int scan_pair(scan *sc, int depth, size_t cat)
 /* An element of a pair list: an object is a pair, anything else a bad pair. */
 static int scan_element(scan *sc, int depth, size_t cat)
 {
-    eh_jscan_ws(&sc->j);
-    if (sc->j.pos >= sc->j.n)
-        return eh_jscan_truncated(&sc->j);
-    if (sc->j.b[sc->j.pos] == '{')
+    uint8_t c = 0;
+    if (eh_jscan_peek(&sc->j, &c))
+        return -1;
+    if (c == '{')
         return scan_pair(sc, depth, cat);
     pair_rec p = new_pair(sc->ds, sc->j.pos);
     if (eh_jscan_skip(&sc->j, depth))
@@ -569,52 +547,53 @@ static int scan_element(scan *sc, int depth, size_t cat)
 /* At '[': a list of pairs. */
 static int scan_pair_list(scan *sc, int depth, size_t cat)
 {
-    if (eh_jscan_depth(&sc->j, depth + 1))
-        return -1;
-    sc->j.pos++;
-    eh_jscan_ws(&sc->j);
-    if (sc->j.pos < sc->j.n && sc->j.b[sc->j.pos] == ']') {
-        sc->j.pos++;
-        return 0;
-    }
-    for (;;) {
-        if (scan_element(sc, depth + 1, cat))
+    int more = eh_jscan_open(&sc->j, depth);
+    for (more = more < 0 ? -1 : !more; more > 0;)
+        if (scan_element(sc, depth + 1, cat) || (more = eh_jscan_next(&sc->j, ']')) < 0)
             return -1;
-        eh_jscan_ws(&sc->j);
-        if (sc->j.pos >= sc->j.n)
-            return eh_jscan_truncated(&sc->j);
-        if (sc->j.b[sc->j.pos] == ',') {
-            sc->j.pos++;
-            continue;
+    return more;
+}
+
+/* The object of {cat: {data_pairs: [...], other: ...}}: finds the list. */
+static int scan_category_object(scan *sc, size_t cat)
+{
+    const char *name = sc->ds->arena + sc->ds->cats[cat].name;
+    size_t obj = sc->j.pos;
+    int found = 0, more = eh_jscan_open(&sc->j, 1);
+    for (more = more < 0 ? -1 : !more; more > 0;) {
+        size_t ms, ml;
+        unsigned mf;
+        uint8_t c = 0;
+        if (eh_jscan_key(&sc->j, "a string key", &ms, &ml, &mf) || eh_jscan_peek(&sc->j, &c))
+            return -1;
+        if (ml == 10 && memcmp(sc->j.b + ms, "data_pairs", 10) == 0 && c == '[') {
+            if (found)
+                return eh_jscan_fail(&sc->j, EH_EINVAL, ms - 1, "category \"%s\": duplicate \"data_pairs\"", name);
+            found = 1;
+            if (scan_pair_list(sc, 2, cat))
+                return -1;
+        } else if (eh_jscan_skip(&sc->j, 2)) {
+            return -1;
         }
-        if (sc->j.b[sc->j.pos] != ']')
-            return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "expected ',' or ']'");
-        sc->j.pos++;
-        return 0;
+        more = eh_jscan_next(&sc->j, '}');
     }
+    if (more < 0)
+        return -1;
+    if (!found)
+        return eh_jscan_fail(&sc->j, EH_EINVAL, obj, "category \"%s\" has no \"data_pairs\" array", name);
+    return 0;
 }
 
 /* At '{': {cat: {data_pairs: [...]}} or {cat: [...]}. */
 static int scan_category_map(scan *sc)
 {
     eh_dataset *ds = sc->ds;
-    if (eh_jscan_depth(&sc->j, 1))
-        return -1;
-    sc->j.pos++;
-    eh_jscan_ws(&sc->j);
-    if (sc->j.pos < sc->j.n && sc->j.b[sc->j.pos] == '}') {
-        sc->j.pos++;
-        return 0;
-    }
-    for (;;) {
+    int more = eh_jscan_open(&sc->j, 0);
+    for (more = more < 0 ? -1 : !more; more > 0;) {
         size_t ks, kl, nlen;
         unsigned kf;
-        eh_jscan_ws(&sc->j);
-        if (sc->j.pos >= sc->j.n)
-            return eh_jscan_truncated(&sc->j);
-        if (sc->j.b[sc->j.pos] != '"')
-            return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "expected a category name");
-        if (eh_jscan_string(&sc->j, &ks, &kl, &kf) || eh_jscan_expect(&sc->j, ':', "':'"))
+        uint8_t c = 0;
+        if (eh_jscan_key(&sc->j, "a category name", &ks, &kl, &kf))
             return -1;
         char *name = small_string(sc->j.b + ks, kl, &nlen);
         if (!name)
@@ -623,77 +602,22 @@ static int scan_category_map(scan *sc)
         free(name);
         if (cat == NONE)
             return eh_jscan_fail(&sc->j, EH_ENOMEM, ks, "out of memory");
-        eh_jscan_ws(&sc->j);
-        if (sc->j.pos >= sc->j.n)
-            return eh_jscan_truncated(&sc->j);
-        uint8_t c = sc->j.b[sc->j.pos];
+        if (eh_jscan_peek(&sc->j, &c))
+            return -1;
         if (c == '[') {
             if (scan_pair_list(sc, 1, cat))
                 return -1;
         } else if (c == '{') {
-            size_t obj = sc->j.pos;
-            int found = 0;
-            if (eh_jscan_depth(&sc->j, 2))
+            if (scan_category_object(sc, cat))
                 return -1;
-            sc->j.pos++;
-            eh_jscan_ws(&sc->j);
-            if (sc->j.pos < sc->j.n && sc->j.b[sc->j.pos] == '}')
-                sc->j.pos++;
-            else
-                for (;;) {
-                    size_t ms, ml;
-                    unsigned mf;
-                    eh_jscan_ws(&sc->j);
-                    if (sc->j.pos >= sc->j.n)
-                        return eh_jscan_truncated(&sc->j);
-                    if (sc->j.b[sc->j.pos] != '"')
-                        return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "expected a string key");
-                    if (eh_jscan_string(&sc->j, &ms, &ml, &mf) || eh_jscan_expect(&sc->j, ':', "':'"))
-                        return -1;
-                    eh_jscan_ws(&sc->j);
-                    if (sc->j.pos >= sc->j.n)
-                        return eh_jscan_truncated(&sc->j);
-                    if (ml == 10 && memcmp(sc->j.b + ms, "data_pairs", 10) == 0 && sc->j.b[sc->j.pos] == '[') {
-                        if (found)
-                            return eh_jscan_fail(&sc->j, EH_EINVAL, ms - 1, "category \"%s\": duplicate \"data_pairs\"",
-                                         ds->arena + ds->cats[cat].name);
-                        found = 1;
-                        if (scan_pair_list(sc, 2, cat))
-                            return -1;
-                    } else if (eh_jscan_skip(&sc->j, 2)) {
-                        return -1;
-                    }
-                    eh_jscan_ws(&sc->j);
-                    if (sc->j.pos >= sc->j.n)
-                        return eh_jscan_truncated(&sc->j);
-                    if (sc->j.b[sc->j.pos] == ',') {
-                        sc->j.pos++;
-                        continue;
-                    }
-                    if (sc->j.b[sc->j.pos] != '}')
-                        return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "expected ',' or '}'");
-                    sc->j.pos++;
-                    break;
-                }
-            if (!found)
-                return eh_jscan_fail(&sc->j, EH_EINVAL, obj, "category \"%s\" has no \"data_pairs\" array",
-                             ds->arena + ds->cats[cat].name);
         } else {
-            return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "category \"%s\": expected an object with \"data_pairs\" or a list of pairs",
-                         ds->arena + ds->cats[cat].name);
+            return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos,
+                                 "category \"%s\": expected an object with \"data_pairs\" or a list of pairs",
+                                 ds->arena + ds->cats[cat].name);
         }
-        eh_jscan_ws(&sc->j);
-        if (sc->j.pos >= sc->j.n)
-            return eh_jscan_truncated(&sc->j);
-        if (sc->j.b[sc->j.pos] == ',') {
-            sc->j.pos++;
-            continue;
-        }
-        if (sc->j.b[sc->j.pos] != '}')
-            return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "expected ',' or '}'");
-        sc->j.pos++;
-        return 0;
+        more = eh_jscan_next(&sc->j, '}');
     }
+    return more;
 }
 
 static int scan_jsonl(scan *sc)

@@ -347,6 +347,53 @@ int eh_jscan_depth(eh_jscan *sc, int depth)
     return 0;
 }
 
+int eh_jscan_peek(eh_jscan *sc, uint8_t *c)
+{
+    eh_jscan_ws(sc);
+    if (sc->pos >= sc->n)
+        return eh_jscan_truncated(sc);
+    *c = sc->b[sc->pos];
+    return 0;
+}
+
+int eh_jscan_open(eh_jscan *sc, int depth)
+{
+    char close = sc->b[sc->pos] == '{' ? '}' : ']';
+    uint8_t c = 0;
+    if (eh_jscan_depth(sc, depth + 1))
+        return -1;
+    sc->pos++;
+    if (eh_jscan_peek(sc, &c))
+        return -1;
+    if (c != (uint8_t)close)
+        return 0;
+    sc->pos++;
+    return 1;
+}
+
+int eh_jscan_key(eh_jscan *sc, const char *what, size_t *start, size_t *len, unsigned *flags)
+{
+    uint8_t c = 0;
+    if (eh_jscan_peek(sc, &c))
+        return -1;
+    if (c != '"')
+        return eh_jscan_fail(sc, EH_EINVAL, sc->pos, "expected %s", what);
+    return eh_jscan_string(sc, start, len, flags) || eh_jscan_expect(sc, ':', "':'") ? -1 : 0;
+}
+
+int eh_jscan_next(eh_jscan *sc, char close)
+{
+    uint8_t c = 0;
+    if (eh_jscan_peek(sc, &c))
+        return -1;
+    sc->pos++;
+    if (c == ',')
+        return 1;
+    if (c == (uint8_t)close)
+        return 0;
+    return eh_jscan_fail(sc, EH_EINVAL, sc->pos - 1, "expected ',' or '%c'", close);
+}
+
 /* Skips one value, validating it, without recursion: `depth` containers
  * are already open around it. */
 int eh_jscan_skip(eh_jscan *sc, int depth)
@@ -354,29 +401,18 @@ int eh_jscan_skip(eh_jscan *sc, int depth)
     const int base = depth;
     size_t s, l;
     unsigned fl;
+    uint8_t c = 0;
     for (;;) {
-        eh_jscan_ws(sc);
-        if (sc->pos >= sc->n)
-            return eh_jscan_truncated(sc);
-        uint8_t c = sc->b[sc->pos];
+        if (eh_jscan_peek(sc, &c))
+            return -1;
         if (c == '{' || c == '[') {
-            if (eh_jscan_depth(sc, depth + 1))
+            int empty = eh_jscan_open(sc, depth);
+            if (empty < 0)
                 return -1;
-            sc->stack[depth++] = c == '{' ? '}' : ']';
-            sc->pos++;
-            eh_jscan_ws(sc);
-            if (sc->pos >= sc->n)
-                return eh_jscan_truncated(sc);
-            if (sc->b[sc->pos] == (uint8_t)sc->stack[depth - 1]) {
-                sc->pos++;
-                depth--;
-            } else if (c == '{') {
-                if (sc->b[sc->pos] != '"')
-                    return eh_jscan_fail(sc, EH_EINVAL, sc->pos, "expected a string key");
-                if (eh_jscan_string(sc, &s, &l, &fl) || eh_jscan_expect(sc, ':', "':'"))
+            if (!empty) {
+                sc->stack[depth++] = c == '{' ? '}' : ']';
+                if (c == '{' && eh_jscan_key(sc, "a string key", &s, &l, &fl))
                     return -1;
-                continue;
-            } else {
                 continue;
             }
         } else if (c == '"') {
@@ -392,28 +428,16 @@ int eh_jscan_skip(eh_jscan *sc, int depth)
         for (;;) {
             if (depth == base)
                 return 0;
-            eh_jscan_ws(sc);
-            if (sc->pos >= sc->n)
-                return eh_jscan_truncated(sc);
             char close = sc->stack[depth - 1];
-            c = sc->b[sc->pos];
-            if (c == (uint8_t)close) {
-                sc->pos++;
+            int more = eh_jscan_next(sc, close);
+            if (more < 0)
+                return -1;
+            if (!more) {
                 depth--;
                 continue;
             }
-            if (c != ',')
-                return eh_jscan_fail(sc, EH_EINVAL, sc->pos, "expected ',' or '%c'", close);
-            sc->pos++;
-            if (close == '}') {
-                eh_jscan_ws(sc);
-                if (sc->pos >= sc->n)
-                    return eh_jscan_truncated(sc);
-                if (sc->b[sc->pos] != '"')
-                    return eh_jscan_fail(sc, EH_EINVAL, sc->pos, "expected a string key");
-                if (eh_jscan_string(sc, &s, &l, &fl) || eh_jscan_expect(sc, ':', "':'"))
-                    return -1;
-            }
+            if (close == '}' && eh_jscan_key(sc, "a string key", &s, &l, &fl))
+                return -1;
             break;
         }
     }

@@ -38,6 +38,15 @@ void eh_jscan_ws(eh_jscan *sc);                /* skips JSON whitespace */
 int eh_jscan_string(eh_jscan *sc, size_t *start, size_t *len, unsigned *flags);
 int eh_jscan_expect(eh_jscan *sc, char c, const char *what);   /* skips ws, then c */
 int eh_jscan_depth(eh_jscan *sc, int depth);   /* -1 when depth > max_depth */
+/* Skips ws and reads the next byte into *c; -1 (truncated) at the end. */
+int eh_jscan_peek(eh_jscan *sc, uint8_t *c);
+/* At '{' or '[' with `depth` containers open around it: checks the depth and
+ * steps in.  1: the container was empty (and is consumed); 0: elements follow. */
+int eh_jscan_open(eh_jscan *sc, int depth);
+/* Reads `"key":`; `what` names the key in the error ("expected <what>"). */
+int eh_jscan_key(eh_jscan *sc, const char *what, size_t *start, size_t *len, unsigned *flags);
+/* After an element: 1 on ',' (another follows), 0 on `close` (consumed). */
+int eh_jscan_next(eh_jscan *sc, char close);
 /* Skips one value of any kind, validating it, with `depth` containers
  * already open around it (no recursion: the stack is sc->stack). */
 int eh_jscan_skip(eh_jscan *sc, int depth);
