@@ -194,3 +194,30 @@ print(select(2, pcall(p.image, {})))
     assert lines[3].endswith("not a pair from evalhost.dataset")
     r = run_lua(tmp_path, 'local ds = dataset.open(DS .. "/seed.json")\nfor _ in ds:pairs("nope") do end')
     assert r.returncode == 2 and 'unknown category "nope"' in r.stderr
+
+
+def test_examples_benchmark_is_generated_and_opens(tmp_path):
+    out = tmp_path / "benchmark.json"
+    subprocess.run([os.path.join(SRC, ".venv", "bin", "python"), os.path.join(SRC, "tools", "make_examples.py"),
+                    "--out", str(out)], check=True, capture_output=True, timeout=120)
+    committed = os.path.join(SRC, "examples", "benchmark.json")
+    assert out.read_bytes() == open(committed, "rb").read(), "examples/benchmark.json is stale: rerun tools/make_examples.py"
+    assert os.path.getsize(committed) < 1_500_000
+    text = ok(run_lua(tmp_path, r'''
+local ds = assert(dataset.open("%s"))
+assert(table.concat(ds:categories(), ",") == "物理,环境,社会,因果,指代")
+local kinds = {}
+for _, p in ds:pairs() do
+  assert(p.error == nil, p.error)
+  local img <close> = assert(p:image())
+  local w, h = img:size()
+  assert(w >= 256 and w <= 512 and h >= 192 and h <= 384, w .. "x" .. h)
+  local head = p:field("original_image_b64"):sub(1, 4)
+  kinds[head] = (kinds[head] or 0) + 1
+  assert(next(p.fields), "a pass-through field")
+end
+for _, c in ipairs(ds:categories()) do assert(ds:count(c) >= 4 and ds:count(c) <= 6) end
+print(#ds, kinds["iVBO"], kinds["/9j/"])
+''' % committed))
+    n, png, jpeg = text.split()
+    assert int(n) == 25 and int(png) > 0 and int(jpeg) > 0 and int(png) + int(jpeg) == 25
