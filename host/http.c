@@ -41,6 +41,7 @@ typedef struct slot {
     int too_large;
     char errbuf[CURL_ERROR_SIZE];   /* libcurl's detailed message for the attempt */
     char url[512];              /* safe form, for messages */
+    eh_http_request rq;         /* from prepare, just before the first attempt */
 } slot;
 
 eh_http_params eh_http_default_params(void)
@@ -389,8 +390,21 @@ static int slot_finish(eh_http_client *c, slot *s, CURLcode rc, eh_http_response
     return down;
 }
 
+static eh_status copy_request(void *ud, size_t i, eh_http_request *rq, eh_error *err)
+{
+    (void)err;
+    *rq = ((const eh_http_request *)ud)[i];
+    return EH_OK;
+}
+
 eh_status eh_http_perform(eh_http_client *c, const eh_http_request *reqs, eh_http_response *resps, size_t n,
                           eh_error *err)
+{
+    return eh_http_perform_lazy(c, n, copy_request, (void *)reqs, resps, err);
+}
+
+eh_status eh_http_perform_lazy(eh_http_client *c, size_t n, eh_http_prepare_fn prepare, void *ud,
+                               eh_http_response *resps, eh_error *err)
 {
     for (size_t i = 0; i < n; i++)
         memset(&resps[i], 0, sizeof resps[i]);
@@ -399,8 +413,6 @@ eh_status eh_http_perform(eh_http_client *c, const eh_http_request *reqs, eh_htt
     slot *slots = calloc(n, sizeof *slots);
     if (!slots)
         return eh_fail(err, EH_ENOMEM, "%s: out of memory", c->what);
-    for (size_t i = 0; i < n; i++)
-        eh_http_safe_url(reqs[i].url, slots[i].url, sizeof slots[i].url);
 
     size_t done = 0, next = 0;   /* next: the lowest slot that may still be pending */
     int running = 0;
@@ -416,10 +428,19 @@ eh_status eh_http_perform(eh_http_client *c, const eh_http_request *reqs, eh_htt
         for (size_t i = next; i < n && busy < limit; i++) {
             slot *s = &slots[i];
             if (s->state == SLOT_PENDING || (s->state == SLOT_WAITING && s->not_before <= now)) {
-                if (s->state == SLOT_PENDING)
+                if (s->state == SLOT_PENDING) {
                     s->t_first = now;
+                    if (prepare(ud, i, &s->rq, &resps[i].err) != EH_OK) {
+                        if (resps[i].err.code == EH_OK)
+                            eh_fail(&resps[i].err, EH_EINVAL, "%s: request %zu could not be built", c->what, i);
+                        s->state = SLOT_DONE;
+                        done++;
+                        continue;
+                    }
+                    eh_http_safe_url(s->rq.url, s->url, sizeof s->url);
+                }
                 eh_error serr = { 0 };
-                if (slot_start(c, s, &reqs[i], &resps[i], &serr) != EH_OK) {
+                if (slot_start(c, s, &s->rq, &resps[i], &serr) != EH_OK) {
                     slot_release(c, s);
                     resps[i].err = serr;
                     s->state = SLOT_DONE;
@@ -428,6 +449,9 @@ eh_status eh_http_perform(eh_http_client *c, const eh_http_request *reqs, eh_htt
                 }
                 running++;
                 busy++;
+                /* Put it on the wire now, so the next prepare overlaps this request. */
+                int still = 0;
+                curl_multi_perform(c->multi, &still);
             }
         }
         for (size_t i = next; i < n; i++)
@@ -472,7 +496,8 @@ eh_status eh_http_perform(eh_http_client *c, const eh_http_request *reqs, eh_htt
                 if (slots[i].state == SLOT_DONE)
                     continue;
                 slot_release(c, &slots[i]);
-                eh_fail(&resps[i].err, EH_ENET, "%s: not sent to %s: the server looks down", c->what, slots[i].url);
+                eh_fail(&resps[i].err, EH_ENET, "%s: not sent%s%s: the server looks down", c->what,
+                        slots[i].url[0] ? " to " : "", slots[i].url);
                 slots[i].state = SLOT_DONE;
             }
             status = EH_ENET;

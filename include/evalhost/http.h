@@ -85,6 +85,15 @@ eh_status eh_http_perform(eh_http_client *c, const eh_http_request *reqs, eh_htt
                           eh_error *err);
 void eh_http_response_clear(eh_http_response *r);
 
+/* The same with requests built on demand: prepare(ud, i, rq, err) fills
+ * request i just before its first attempt, so building the next request
+ * (encoding images) overlaps those on the wire.  A prepare failure fails
+ * that request only (resps[i].err is the err it filled).  What rq points
+ * to must stay valid until the call returns. */
+typedef eh_status (*eh_http_prepare_fn)(void *ud, size_t i, eh_http_request *rq, eh_error *err);
+eh_status eh_http_perform_lazy(eh_http_client *c, size_t n, eh_http_prepare_fn prepare, void *ud,
+                               eh_http_response *resps, eh_error *err);
+
 /* Consecutive server-down failures so far (0 after any success). */
 int eh_http_consecutive_failures(const eh_http_client *c);
 

@@ -119,10 +119,12 @@ def server():
         yield srv
 
 
-def decode_data_url(url):
+def decode_data_url(url, fmt="jpeg"):
     head, _, b64 = url.partition(",")
-    assert head in ("data:image/png;base64", "data:image/jpeg;base64"), head
-    return Image.open(io.BytesIO(base64.b64decode(b64)))
+    assert head == "data:image/%s;base64" % fmt, head
+    im = Image.open(io.BytesIO(base64.b64decode(b64)))
+    assert im.format == fmt.upper()
+    return im
 
 
 # ---- judge: correct replies -------------------------------------------------
@@ -157,7 +159,7 @@ def test_two_stage_with_http_judge_logprobs(binary, server, tmp_path):
 
 
 def test_text_scores_extra_body_and_no_original(binary, server, tmp_path):
-    judge = judge_yaml(server.url, "text", logprobs=False, send_original=False,
+    judge = judge_yaml(server.url, "text", logprobs=False, send_original=False, image_format="png",
                        extra_body={"top_k": 1, "chat_template_kwargs": {"enable_thinking": False}, "seed": 5})
     cfg, out = write_config(tmp_path, server.url, "text", per_category=7, judge=judge)
     r = two_stage(cfg)
@@ -169,7 +171,8 @@ def test_text_scores_extra_body_and_no_original(binary, server, tmp_path):
         assert "logprobs" not in body and "top_logprobs" not in body
         assert body["top_k"] == 1 and body["chat_template_kwargs"] == {"enable_thinking": False}
         assert body["seed"] == 5   # extra_body wins
-        assert sum(p["type"] == "image_url" for p in body["messages"][1]["content"]) == 1
+        (img,) = [p for p in body["messages"][1]["content"] if p["type"] == "image_url"]
+        decode_data_url(img["image_url"]["url"], "png")
 
 
 # ---- judge: faults ----------------------------------------------------------

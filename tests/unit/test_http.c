@@ -91,7 +91,7 @@ static void test_breaker(void)
     CHECK_EQ_INT(rs[0].attempts, 1);
     CHECK_EQ_INT(rs[1].attempts, 1);
     CHECK_EQ_INT(rs[2].attempts, 0);   /* never sent */
-    CHECK_CONTAINS(rs[2].err.msg, "not sent to http://127.0.0.1:1/v1/chat/completions: the server looks down");
+    CHECK_CONTAINS(rs[2].err.msg, "judge: not sent: the server looks down");
     CHECK_CONTAINS(rs[3].err.msg, "not sent");
     for (int i = 0; i < 4; i++)
         eh_http_response_clear(&rs[i]);
