@@ -815,7 +815,11 @@ static eh_image *decode_stb(const uint8_t *b, size_t len, eh_image_format fmt, c
         return NULL;
     /* stb grows its IDAT buffer to a chunk's claimed length before reading
      * it, so a 100-byte PNG could ask for 2 GB: check the lengths first. */
-    for (size_t i = 8; fmt == EH_FMT_PNG && i + 8 <= len; ) {
+    for (size_t i = 8; fmt == EH_FMT_PNG && i < len; ) {
+        if (len - i < 8) {
+            eh_fail(err, EH_EINVAL, "truncated PNG (chunk header cut at byte %zu)", i);
+            return NULL;
+        }
         size_t n = (size_t)b[i] << 24 | (size_t)b[i + 1] << 16 | (size_t)b[i + 2] << 8 | b[i + 3];
         if (n > len - i - 8) {
             eh_fail(err, EH_EINVAL, "truncated PNG (chunk %.4s of %zu bytes runs past the end at byte %zu)",
@@ -871,6 +875,8 @@ static eh_image *decode_webp(const uint8_t *b, size_t len, const eh_image_limits
     if (!img)
         return NULL;
     size_t n = image_bytes(img);
+        if (memcmp(b + i + 4, "IEND", 4) == 0)
+            break;
     int stride = f.width * oc;
     uint8_t *ok = oc == 4 ? WebPDecodeRGBAInto(b, len, img->pixels, n, stride)
                           : WebPDecodeRGBInto(b, len, img->pixels, n, stride);
