@@ -407,6 +407,19 @@ eh_status eh_torch_cuda_memory(int device, int64_t *free_bytes, int64_t *total_b
         if (device < 0 || device >= (int)torch::cuda::device_count())
             return fail(err, EH_EINVAL, "gpu.memory: no CUDA device %d (%d visible)", device,
                         (int)torch::cuda::device_count());
+        // cudaMemGetInfo from the runtime torch loaded (no CUDA headers at
+        // build time); the allocator's own query where that is missing.
+        typedef int (*mem_get_info_fn)(size_t *, size_t *);
+        auto get_info = reinterpret_cast<mem_get_info_fn>(dlsym(RTLD_DEFAULT, "cudaMemGetInfo"));
+        if (get_info) {
+            c10::DeviceGuard guard(c10::Device(c10::kCUDA, (c10::DeviceIndex)device));
+            size_t f = 0, t = 0;
+            if (get_info(&f, &t) != 0)
+                return fail(err, EH_EMODEL, "gpu.memory: cudaMemGetInfo failed on device %d", device);
+            *free_bytes = (int64_t)f;
+            *total_bytes = (int64_t)t;
+            return EH_OK;
+        }
         auto info = at::getDeviceAllocator(c10::kCUDA)->getMemoryInfo((c10::DeviceIndex)device);
         *free_bytes = (int64_t)info.first;
         *total_bytes = (int64_t)info.second;
@@ -497,8 +510,8 @@ eh_status eh_torch_module_synthetic(int64_t bytes, int n_params, const eh_torch_
             at::Tensor p = at::full({ per }, (double)((i % 7) + 1) / 8.0, at::TensorOptions().dtype(m->dtype));
             m->module.register_parameter(name, p, /*is_buffer=*/false);
         }
-        // The mean of means is computed in closed form on the C side of a
-        // caller; forward recomputes it from the weights on the device.
+        // forward reads every weight back (the mean of their means), so a
+        // caller can check that a load delivered them intact.
         std::string src;
         if (m->role == EH_TORCH_EDITOR)
             src = "def forward(self, img: Tensor, instruction: str) -> Tensor:\n";
