@@ -13,6 +13,7 @@
 #include "evalhost/fs.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,32 +288,83 @@ static jpeg_meta jpeg_scan_markers(const uint8_t *p, size_t n)
     return m;
 }
 
-/* Applies EXIF orientation o (2..8) the way Pillow's exif_transpose does;
- * returns a new image (the input is left to the caller). */
-static eh_image *apply_orientation(const eh_image *src, int o, eh_error *err)
+/* Copies one tile of an orientation transform: output pixels (x0..x1,
+ * y0..y1) from src + origin + x*dx + y*dy.  C is a constant after inlining. */
+static inline void orient_tile(const uint8_t *src, uint8_t *dst, size_t ow, ptrdiff_t origin, ptrdiff_t dx,
+                               ptrdiff_t dy, int x0, int x1, int y0, int y1, size_t C)
 {
-    int W = src->width, H = src->height, C = src->channels;
-    int swap = o >= 5;
-    eh_image *dst = image_alloc(swap ? H : W, swap ? W : H, C, 0, err);
-    if (!dst)
-        return NULL;
-    int ow = dst->width, oh = dst->height;
-    for (int y = 0; y < oh; y++) {
-        uint8_t *out = dst->pixels + (size_t)y * ow * C;
-        for (int x = 0; x < ow; x++) {
-            int sx, sy;
-            switch (o) {
-            case 2: sx = W - 1 - x; sy = y; break;
-            case 3: sx = W - 1 - x; sy = H - 1 - y; break;
-            case 4: sx = x; sy = H - 1 - y; break;
-            case 5: sx = y; sy = x; break;
-            case 6: sx = y; sy = H - 1 - x; break;
-            case 7: sx = W - 1 - y; sy = H - 1 - x; break;
-            default: sx = W - 1 - y; sy = x; break;    /* 8 */
-            }
-            memcpy(out + (size_t)x * C, src->pixels + ((size_t)sy * W + sx) * C, (size_t)C);
-        }
+    for (int y = y0; y < y1; y++) {
+        const uint8_t *s = src + origin + (ptrdiff_t)y * dy + (ptrdiff_t)x0 * dx;
+        uint8_t *o = dst + ((size_t)y * ow + (size_t)x0) * C;
+        for (int x = x0; x < x1; x++, s += dx, o += C)
+            memcpy(o, s, C);
     }
+}
+
+static inline void swap_px(uint8_t *a, uint8_t *b, size_t C)
+{
+    uint8_t t[4];
+    memcpy(t, a, C);
+    memcpy(a, b, C);
+    memcpy(b, t, C);
+}
+
+/* Mirrors (2), turns by 180 degrees (3) or flips (4) in place: pixel i
+ * swaps with its image under the transform, no second buffer. */
+static void orient_in_place(eh_image *img, int o)
+{
+    size_t C = (size_t)img->channels, W = (size_t)img->width, H = (size_t)img->height;
+    uint8_t *p = img->pixels;
+    if (o == 2) {
+        for (size_t y = 0; y < H; y++)
+            for (size_t x = 0; x < W / 2; x++)
+                swap_px(p + (y * W + x) * C, p + (y * W + W - 1 - x) * C, C);
+    } else if (o == 3) {
+        for (size_t i = 0, n = W * H; i < n / 2; i++)
+            swap_px(p + i * C, p + (n - 1 - i) * C, C);
+    } else {
+        for (size_t y = 0; y < H / 2; y++)
+            for (size_t i = 0; i < W; i++)
+                swap_px(p + (y * W + i) * C, p + ((H - 1 - y) * W + i) * C, C);
+    }
+}
+
+/* Applies EXIF orientation o (2..8) the way Pillow's exif_transpose does.
+ * Takes img and returns the result (img itself for 2..4), or NULL with err
+ * after freeing img.  For the transposing ones (5..8), output pixel (x, y)
+ * comes from source byte origin + x*dx + y*dy, copied in 64x64 tiles that
+ * keep the column walk inside the cache. */
+static eh_image *apply_orientation(eh_image *src, int o, eh_error *err)
+{
+    if (o <= 4) {
+        orient_in_place(src, o);
+        return src;
+    }
+    int W = src->width, H = src->height;
+    size_t C = (size_t)src->channels;
+    eh_image *dst = image_alloc(H, W, src->channels, 0, err);
+    if (!dst) {
+        eh_image_free(src);
+        return NULL;
+    }
+    ptrdiff_t px = (ptrdiff_t)C, row = (ptrdiff_t)W * px, origin, dx, dy;
+    switch (o) {
+    case 5: origin = 0; dx = row; dy = px; break;
+    case 6: origin = (H - 1) * row; dx = -row; dy = px; break;
+    case 7: origin = (H - 1) * row + (W - 1) * px; dx = -row; dy = -px; break;
+    default: origin = (W - 1) * px; dx = row; dy = -px; break;     /* 8 */
+    }
+    const int T = 64;
+    int ow = dst->width, oh = dst->height;
+    for (int ty = 0; ty < oh; ty += T)
+        for (int tx = 0; tx < ow; tx += T) {
+            int x1 = tx + T < ow ? tx + T : ow, y1 = ty + T < oh ? ty + T : oh;
+            if (C == 3)
+                orient_tile(src->pixels, dst->pixels, (size_t)ow, origin, dx, dy, tx, x1, ty, y1, 3);
+            else
+                orient_tile(src->pixels, dst->pixels, (size_t)ow, origin, dx, dy, tx, x1, ty, y1, 4);
+        }
+    eh_image_free(src);
     return dst;
 }
 
@@ -384,11 +436,8 @@ decoded:
             o[2] = muldiv255(y, k);
         }
     }
-    if (meta.orientation != 1) {
-        eh_image *r = apply_orientation(img, meta.orientation, err);
-        eh_image_free(img);
-        img = r;
-    }
+    if (meta.orientation != 1)
+        img = apply_orientation(img, meta.orientation, err);
 done:
     eh_image_free(cmyk);
     tjDestroy(tj);
@@ -826,6 +875,8 @@ static eh_image *decode_stb(const uint8_t *b, size_t len, eh_image_format fmt, c
                     (const char *)b + i + 4, n, len);
             return NULL;
         }
+        if (memcmp(b + i + 4, "IEND", 4) == 0)
+            break;
         i += 12 + n;
     }
     int want = lim->keep_alpha && (comp == 2 || comp == 4) ? 4 : 3;
@@ -875,8 +926,6 @@ static eh_image *decode_webp(const uint8_t *b, size_t len, const eh_image_limits
     if (!img)
         return NULL;
     size_t n = image_bytes(img);
-        if (memcmp(b + i + 4, "IEND", 4) == 0)
-            break;
     int stride = f.width * oc;
     uint8_t *ok = oc == 4 ? WebPDecodeRGBAInto(b, len, img->pixels, n, stride)
                           : WebPDecodeRGBInto(b, len, img->pixels, n, stride);
