@@ -449,10 +449,10 @@ done:
 
 #ifdef EVALHOST_HAVE_LIBDEFLATE
 
-static uint8_t paeth(int a, int b, int c)
+/* With p = a + b - c: |p-a| = |b-c|, |p-b| = |a-c|, |p-c| = |a+b-2c|. */
+static inline uint8_t paeth(int a, int b, int c)
 {
-    int p = a + b - c;
-    int pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
+    int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
     return (uint8_t)(pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
 }
 
@@ -1072,7 +1072,11 @@ static uint64_t row_cost(const uint8_t *r, size_t n)
     return s;
 }
 
-static void filter_row(int ft, const uint8_t *cur, const uint8_t *prior, uint8_t *out, size_t n, size_t bpp)
+/* Filters one row for the encoder.  prior is the row above, or a row of
+ * zeros for the first one, so that no loop needs a branch and GCC can
+ * vectorise them (every input is an original pixel). */
+static void filter_row(int ft, const uint8_t *restrict cur, const uint8_t *restrict prior, uint8_t *restrict out,
+                       size_t n, size_t bpp)
 {
     size_t i;
     switch (ft) {
@@ -1080,23 +1084,25 @@ static void filter_row(int ft, const uint8_t *cur, const uint8_t *prior, uint8_t
         memcpy(out, cur, n);
         break;
     case 1:
-        for (i = 0; i < n; i++)
-            out[i] = (uint8_t)(cur[i] - (i >= bpp ? cur[i - bpp] : 0));
+        memcpy(out, cur, bpp);
+        for (i = bpp; i < n; i++)
+            out[i] = (uint8_t)(cur[i] - cur[i - bpp]);
         break;
     case 2:
         for (i = 0; i < n; i++)
-            out[i] = (uint8_t)(cur[i] - (prior ? prior[i] : 0));
+            out[i] = (uint8_t)(cur[i] - prior[i]);
         break;
     case 3:
-        for (i = 0; i < n; i++)
-            out[i] = (uint8_t)(cur[i] - (((i >= bpp ? cur[i - bpp] : 0) + (prior ? prior[i] : 0)) >> 1));
+        for (i = 0; i < bpp; i++)
+            out[i] = (uint8_t)(cur[i] - (prior[i] >> 1));
+        for (; i < n; i++)
+            out[i] = (uint8_t)(cur[i] - ((cur[i - bpp] + prior[i]) >> 1));
         break;
     default:
-        for (i = 0; i < n; i++) {
-            int a = i >= bpp ? cur[i - bpp] : 0, b = prior ? prior[i] : 0;
-            int c = prior && i >= bpp ? prior[i - bpp] : 0;
-            out[i] = (uint8_t)(cur[i] - paeth(a, b, c));
-        }
+        for (i = 0; i < bpp; i++)
+            out[i] = (uint8_t)(cur[i] - prior[i]);     /* Paeth with a = c = 0 picks b */
+        for (; i < n; i++)
+            out[i] = (uint8_t)(cur[i] - paeth(cur[i - bpp], prior[i], prior[i - bpp]));
         break;
     }
 }
@@ -1132,16 +1138,16 @@ eh_status eh_image_encode_png(const eh_image *img, int level, uint8_t **out, siz
 #ifdef EVALHOST_HAVE_LIBDEFLATE
     size_t C = (size_t)img->channels, rowbytes = (size_t)img->width * C, stride = rowbytes + 1;
     size_t raw_n = stride * (size_t)img->height;
-    uint8_t *raw = malloc(raw_n), *trial = malloc(rowbytes), *z = NULL, *png = NULL;
+    uint8_t *raw = malloc(raw_n), *trial = malloc(rowbytes), *zero_row = calloc(rowbytes, 1), *z = NULL, *png = NULL;
     struct libdeflate_compressor *cmp = libdeflate_alloc_compressor(level);
     eh_status st = EH_OK;
-    if (!raw || !trial || !cmp) {
+    if (!raw || !trial || !zero_row || !cmp) {
         st = eh_fail(err, EH_ENOMEM, "png: out of memory for %zu bytes", raw_n);
         goto done;
     }
     for (int y = 0; y < img->height; y++) {
         const uint8_t *cur = img->pixels + (size_t)y * rowbytes;
-        const uint8_t *prior = y ? cur - rowbytes : NULL;
+        const uint8_t *prior = y ? cur - rowbytes : zero_row;
         uint8_t *row = raw + (size_t)y * stride;
         int best = 0;
         filter_row(0, cur, prior, row + 1, rowbytes, C);
@@ -1198,6 +1204,7 @@ done:
     libdeflate_free_compressor(cmp);
     free(raw);
     free(trial);
+    free(zero_row);
     free(z);
     free(png);
     return st;
