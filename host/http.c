@@ -201,6 +201,9 @@ static void slot_release(eh_http_client *c, slot *s)
     }
     curl_mime_free(s->mime);
     s->mime = NULL;
+    for (struct curl_slist *l = s->headers; l; l = l->next)
+        if (!strncmp(l->data, "Authorization:", 14))
+            memset(l->data, 0, strlen(l->data));   /* no token left behind in freed memory */
     curl_slist_free_all(s->headers);
     s->headers = NULL;
 }
