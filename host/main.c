@@ -8,6 +8,7 @@
  * config problem stopped it; 2 usage error or a bug in the script. */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,6 +289,10 @@ static int pmain(lua_State *L)
 int main(int argc, char **argv)
 {
     cli c;
+    /* A file-size limit or a closed socket must come back as an error from
+     * write(), so the run stops cleanly and resumes, not as a signal. */
+    signal(SIGXFSZ, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
     if (parse_cli(argc, argv, &c) != 0) {
         free(c.sets);   /* parse_cli allocates before it can fail */
         free(c.args);

@@ -412,11 +412,15 @@ def test_non_empty_folder_needs_resume(binary, bench, reference, tmp_path):
 def test_held_lock_then_stale_lock(binary, bench, reference, tmp_path):
     out = str(tmp_path / "out")
     cfg = write_config(str(tmp_path / "c.yaml"), bench, out)
-    w = Watched(command(cfg, out))
+    # slower than the other tests, so the first run is surely still going
+    # when the second one has been refused, however loaded the machine is
+    slower = ("--set", "editor.delay_ms=100", "--set", "judge.delay_ms=100")
+    w = Watched(command(cfg, out, *slower))
     deadline = time.monotonic() + 20
     while not journal_has_steps(out) and time.monotonic() < deadline:
         time.sleep(0.01)
-    second = run(cfg, out, "--resume")
+    second = run(cfg, out, "--resume", *slower)
+    assert w.proc.poll() is None, "the first run ended before the test could kill it"
     assert second.returncode == 1
     m = re.search(r"output folder (\S+) is in use by another evalhost \(pid (\d+) on (\S+),", second.stderr)
     assert m, second.stderr
@@ -424,7 +428,7 @@ def test_held_lock_then_stale_lock(binary, bench, reference, tmp_path):
     w.proc.send_signal(signal.SIGKILL)
     w.wait()
     assert os.path.exists(os.path.join(out, ".lock"))   # the dead run's lock is left behind
-    r = run(cfg, out, "--resume")
+    r = run(cfg, out, "--resume", *slower)
     assert r.returncode == 0, r.stderr
     assert "taking over the stale lock of pid %d" % w.proc.pid in r.stderr
     assert "that process is gone" in r.stderr
