@@ -27,10 +27,13 @@ void eh_log(const eh_host *host, eh_log_level level, const char *fmt, ...)
     va_end(ap);
     /* one fputs per line so lines from shards do not interleave mid-line */
     char out[4200];
+    /* on a terminal, clear a progress bar drawn on this line first; the bar
+     * redraws itself at its next tick */
+    const char *clear = host && host->stderr_tty ? "\r\033[K" : "";
     if (level == EH_LOG_INFO)
-        snprintf(out, sizeof out, "%s\n", line);
+        snprintf(out, sizeof out, "%s%s\n", clear, line);
     else
-        snprintf(out, sizeof out, "[%s] %s\n", names[level], line);
+        snprintf(out, sizeof out, "%s[%s] %s\n", clear, names[level], line);
     fputs(out, stderr);
 }
 

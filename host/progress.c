@@ -159,8 +159,8 @@ void eh_progress_tick(eh_progress *p, int64_t n)
         }
         return;
     }
-    /* plain mode: a line per tenth of the way, or every 30 s */
-    int decile = p->total > 0 ? (int)(10 * p->done / p->total) : 0;
+    /* plain mode (logs, CI): a line per quarter of the way, or every 30 s */
+    int decile = p->total > 0 ? (int)(4 * p->done / p->total) : 0;
     if ((decile != p->last_decile && p->done < p->total) || now - p->last_print >= 30) {
         p->last_decile = decile;
         p->last_print = now;

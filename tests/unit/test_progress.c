@@ -25,7 +25,7 @@ int main(void)
     eh_progress_format(line, sizeof line, "[x] edit", 0, 10, 0, 60, 0);
     CHECK_EQ_STR(line, "[x] edit:   0% 0/10 [00:00<?, ?it/s]");
 
-    /* plain mode writes whole lines, one per tenth and a final one */
+    /* plain mode writes whole lines, one per quarter and a final one */
     FILE *f = tmpfile();
     eh_progress_params p = eh_progress_default_params();
     p.out = f;
