@@ -4,7 +4,9 @@
  * or logits over "0".."10" whose expected value is the score), through the
  * C API of host/torch_shim.cpp.  Spec keys: path, device (cpu, cuda, cuda:N,
  * auto; default auto), dtype (float32, float16, bfloat16), batch_size,
- * jit_optimize (default false), and for benchmarks synthetic_bytes +
+ * jit_optimize (default false), cpu_copy (default false: on the CPU a load
+ * moves nothing; true takes the GPU's path through a second buffer, for
+ * tests), and for benchmarks synthetic_bytes +
  * synthetic_params instead of a path (a weight-only model built in memory).
  *
  * A batch is split into groups of equal image size (and, for a forward whose
@@ -28,6 +30,7 @@ typedef struct torch_model {
     int64_t synthetic_bytes;     /* > 0: no file, a synthetic model */
     int synthetic_params;
     int jit_optimize;
+    int cpu_copy;
 } torch_model;
 
 /* "auto" → the local rank's GPU when CUDA is usable, else the CPU; "cuda" →
@@ -88,6 +91,7 @@ static eh_status torch_open(eh_model *m, eh_error *err)
     if (rc != EH_OK)
         return rc;
     t->jit_optimize = eh_node_bool(m->spec, "jit_optimize", 0);
+    t->cpu_copy = eh_node_bool(m->spec, "cpu_copy", 0);
     t->synthetic_bytes = eh_node_int(m->spec, "synthetic_bytes", 0);
     if (t->synthetic_bytes > 0) {
         int64_t np = eh_node_int(m->spec, "synthetic_params", 1000);
@@ -119,6 +123,7 @@ static eh_status torch_to_host(eh_model *m, eh_error *err)
         .dtype = m->dtype,
         .device = m->device,
         .jit_optimize = t->jit_optimize,
+        .cpu_copy = t->cpu_copy,
     };
     eh_error e = { 0 };
     eh_status rc = t->synthetic_bytes > 0

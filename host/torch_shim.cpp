@@ -185,6 +185,7 @@ struct eh_torch_module {
     at::ScalarType dtype;
     c10::Device device{c10::kCPU};
     bool jit_optimize = false;
+    bool cpu_copy = false;             // CPU: move through a second buffer as a GPU load does
     bool text_list = false;
     std::vector<slot> slots;
     int64_t total = 0;                 // bytes of the flat buffers (with alignment)
@@ -238,7 +239,12 @@ at::Tensor alloc_host(int64_t bytes, bool pin, eh_torch_host_kind *kind)
                     },
                     at::TensorOptions().dtype(at::kByte));
             }
-            munmap(p, (size_t)bytes);   // locked-memory limit, or no context: fall back
+            // locked-memory limit, or no context: fall back, and clear the
+            // runtime's last error so torch's next launch check does not see it
+            typedef int (*get_last_error_fn)(void);
+            if (auto clear = reinterpret_cast<get_last_error_fn>(dlsym(RTLD_DEFAULT, "cudaGetLastError")))
+                clear();
+            munmap(p, (size_t)bytes);
         }
         *kind = EH_TORCH_HOST_TORCH_PINNED;
         return at::empty({ bytes }, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
@@ -338,6 +344,7 @@ eh_status setup(const eh_torch_options *opt, eh_torch_module *m, eh_error *err)
     m->dtype = *dt;
     m->device = *dev;
     m->jit_optimize = opt && opt->jit_optimize;
+    m->cpu_copy = opt && opt->cpu_copy;
     return EH_OK;
 }
 
@@ -563,10 +570,25 @@ eh_status eh_torch_module_to_device(eh_torch_module *m, int64_t *bytes, eh_error
     if (m->on_device) {
         return EH_OK;
     }
-    if (!m->device.is_cuda()) {
+    if (!m->device.is_cuda() && !m->cpu_copy) {
         // the host buffer is the CPU's copy: nothing moves, the bytes count as moved
         m->on_device = true;
         *bytes = m->footprint;
+        return EH_OK;
+    }
+    if (!m->device.is_cuda()) {
+        eh_status rc = guarded(err, EH_EMODEL, "load", [&]() -> eh_status {
+            m->dev = at::empty({ m->host.numel() }, at::TensorOptions().dtype(at::kByte));
+            m->dev.copy_(m->host);
+            retarget(m, m->dev);
+            return EH_OK;
+        });
+        if (rc != EH_OK) {
+            m->dev = at::Tensor();
+            return rc;
+        }
+        m->on_device = true;
+        *bytes = m->total;
         return EH_OK;
     }
     eh_status rc = guarded(err, EH_EMODEL, "load", [&]() -> eh_status {
@@ -605,8 +627,13 @@ eh_status eh_torch_module_off_device(eh_torch_module *m, eh_error *err)
     if (!m->on_device)
         return EH_OK;
     if (!m->device.is_cuda()) {
-        m->on_device = false;
-        return EH_OK;
+        return guarded(err, EH_EMODEL, "unload", [&]() -> eh_status {
+            if (m->dev.defined())
+                retarget(m, m->host);
+            m->dev = at::Tensor();
+            m->on_device = false;
+            return EH_OK;
+        });
     }
     return guarded(err, EH_EMODEL, "unload", [&]() -> eh_status {
         c10::DeviceGuard device_guard(m->device);

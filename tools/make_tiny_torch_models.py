@@ -14,6 +14,8 @@ from the venv's torch, into a directory (nothing binary is committed):
   judge_scalar.pt    the same features, one score in 0..10 per item
   judge_list.pt      judge_logits with List[str] prompts
   batch_probe.pt     a judge whose score is the batch size of its forward
+  stateful.pt        an editor that adds 1 to a buffer on each call and
+                     returns count/10 everywhere (which weights did it use?)
   wrong_sig.pt       forward(Tensor x) -> Tensor (wrong for both roles)
   bad_output.pt      an editor whose forward returns [B, 5]
   nan_judge.pt       a judge whose logits are NaN
@@ -122,6 +124,17 @@ class BatchProbe(torch.nn.Module):
         return torch.full([edited.size(0)], float(edited.size(0)))
 
 
+class Stateful(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("count", torch.zeros(1))
+
+    def forward(self, img: torch.Tensor, instruction: str) -> torch.Tensor:
+        # writes its own buffer: shows which copy of the weights a call used
+        self.count.add_(1.0)
+        return (img * 0.0 + self.count.view(1, 1, 1, 1) / 10.0).clamp(0.0, 1.0)
+
+
 class WrongSig(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -145,6 +158,7 @@ MODELS = {
     "judge_scalar.pt": lambda: JudgeScalar(),
     "judge_list.pt": lambda: JudgeList(),
     "batch_probe.pt": lambda: BatchProbe(),
+    "stateful.pt": lambda: Stateful(),
     "wrong_sig.pt": lambda: WrongSig(),
     "bad_output.pt": lambda: BadOutput(),
     "nan_judge.pt": lambda: NanJudge(),

@@ -16,7 +16,8 @@
  * module's device is CUDA, written once at load and never again.  On the
  * device they live in one flat buffer of the same layout filled by a single
  * copy on a dedicated stream; the module's tensors are views into whichever
- * buffer is current.  On the CPU the host buffer is the device buffer.
+ * buffer is current.  On the CPU the host buffer is the device buffer
+ * (unless cpu_copy asks for the GPU's path through a second buffer).
  *
  * A module is not thread-safe; use one thread per module. */
 #ifndef EVALHOST_TORCH_SHIM_H
@@ -47,6 +48,7 @@ typedef struct eh_torch_options {
     const char *dtype;            /* "float32", "float16", "bfloat16" (aliases fp32, fp16, half, bf16) */
     const char *device;           /* "cpu", "cuda", "cuda:N" (resolve "auto" first) */
     int jit_optimize;             /* 0: profiling-executor fusions off, so batches equal single calls */
+    int cpu_copy;                 /* CPU only: load copies into a second buffer and retargets, as on a GPU */
 } eh_torch_options;
 
 /* Library facts.  Without CUDA: available 0, count 0, memory zeros. */

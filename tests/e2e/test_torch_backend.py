@@ -25,6 +25,7 @@ from PIL import Image
 SRC = os.environ.get("EVALHOST_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("EVALHOST_BIN") or os.path.join(SRC, "build", "evalhost")
 HAVE_TORCH = os.environ.get("EVALHOST_HAVE_TORCH", "ON").upper() not in ("OFF", "0", "FALSE", "NO")
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="this evalhost was built without libtorch "
                                  "(EVALHOST_HAVE_TORCH=OFF); only the unavailable-backend message is checked")
 
@@ -162,11 +163,13 @@ out({count = b.count, moves = b.moves})
 
 
 @needs_torch
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
-def test_edit_matches_torch_and_survives_unload(tmp_path, models, images, dtype):
+@pytest.mark.parametrize("dtype,cpu_copy", [("float32", False), ("float32", True), ("bfloat16", False),
+                                            ("bfloat16", True), ("float16", False)])
+def test_edit_matches_torch_and_survives_unload(tmp_path, models, images, dtype, cpu_copy):
     import torch
     res, _ = run_lua(tmp_path, """
-local m = must(eh.model.open({backend = "torch", path = P.model, dtype = P.dtype, device = "cpu"}, "editor"))
+local m = must(eh.model.open({backend = "torch", path = P.model, dtype = P.dtype, device = "cpu",
+                              cpu_copy = P.cpu_copy}, "editor"))
 must(m:load())
 local img = must(eh.image.load(P.image))
 local a = must(m:edit(img, P.instruction))
@@ -175,7 +178,7 @@ must(m:unload())
 must(m:load())
 local b = must(m:edit(img, P.instruction))
 out({same = a:png() == b:png(), fp = m:footprint(), w = select(1, a:size()), h = select(2, a:size())})
-""", {"model": str(models / "editor.pt"), "dtype": dtype, "image": images["a"],
+""", {"model": str(models / "editor.pt"), "dtype": dtype, "image": images["a"], "cpu_copy": cpu_copy,
       "instruction": "please invert the colours", "out": str(tmp_path / "out.png")})
     r = res[0]
     assert r["same"] is True
@@ -190,6 +193,37 @@ out({same = a:png() == b:png(), fp = m:footprint(), w = select(1, a:size()), h =
             f32 = to_pixels(torch_mod(models / "editor.pt")(to_input(images["a"]), "please invert the colours"))
         diff = np.abs(f32.astype(int) - got.astype(int))
         assert 0 < diff.max() <= 6, "reduced precision should differ from float32, a little"
+
+
+@needs_torch
+@pytest.mark.parametrize("cpu_copy", [True, False])
+def test_host_copy_is_immutable(tmp_path, models, images, cpu_copy):
+    """A module that writes its own buffer: with a device copy (cpu_copy, as
+    on a GPU) every load starts again from the untouched host copy; on the
+    plain CPU path the host copy is the device copy, so the writes persist."""
+    res, _ = run_lua(tmp_path, """
+local m = must(eh.model.open({backend = "torch", path = P.model, cpu_copy = P.cpu_copy}, "editor"))
+local img = must(eh.image.load(P.image))
+local vals = {}
+local function value()
+  local o = must(m:edit(img, "x"))
+  local png = o:png()
+  o:close()
+  return png
+end
+must(m:load())
+vals[1] = value(); vals[2] = value()
+must(m:unload()); must(m:load())
+vals[3] = value()
+out({first = vals[1] == vals[3], second = vals[2] == vals[3], bytes = eh.swaps().by_model.editor.bytes})
+""", {"model": str(models / "stateful.pt"), "image": images["c"], "cpu_copy": cpu_copy})
+    r = res[0]
+    if cpu_copy:
+        assert r["first"] is True and r["second"] is False
+        assert r["bytes"] == 2 * 256   # one 4-byte buffer, padded to the 256-byte alignment, moved twice
+    else:
+        assert r["first"] is False and r["second"] is False
+        assert r["bytes"] == 2 * 4
 
 
 @needs_torch
