@@ -402,9 +402,11 @@ static eh_image *decode_jpeg(const uint8_t *b, size_t len, const eh_image_limits
     /* A warning is a refusal (libjpeg filled in pixels it could not read,
      * and a partial image must never pass for a real one), except junk
      * between segments, which loses nothing and is common in camera files.
-     * TurboJPEG reports the last warning, so any later one still refuses. */
+     * TurboJPEG reports the last warning, so any later one still refuses.
+     * LIMITSCANS refuses progressive files of more than 500 scans, a known
+     * way to make a small file cost minutes of CPU. */
     if (tjDecompress2(tj, b, (unsigned long)len, img->pixels, w, 0, h,
-                      is_cmyk ? TJPF_CMYK : TJPF_RGB, 0) != 0) {
+                      is_cmyk ? TJPF_CMYK : TJPF_RGB, TJFLAG_LIMITSCANS) != 0) {
         const char *why = tjGetErrorStr2(tj);
         if (tjGetErrorCode(tj) == TJERR_WARNING && strstr(why, "extraneous bytes before marker"))
             goto decoded;

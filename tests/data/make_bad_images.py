@@ -73,6 +73,24 @@ def adam7_png(a):
             + png_chunk(b"IEND", b""))
 
 
+def scan_bomb(img):
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90, progressive=True)
+    b = buf.getvalue()
+    i, last = 2, None
+    while b[i + 1] != 0xD9:                     # walk the segments up to EOI
+        n = struct.unpack(">H", b[i + 2:i + 4])[0]
+        if b[i + 1] != 0xDA:
+            i += 2 + n
+            continue
+        j = i + 2 + n                           # entropy-coded data ends at the next real marker
+        while not (b[j] == 0xFF and b[j + 1] != 0 and not 0xD0 <= b[j + 1] <= 0xD7):
+            j += 1
+        last, i = (i, j), j
+    s, e = last
+    return b[:e] + b[s:e] * 600 + b[e:]
+
+
 def jpeg_bytes(img, **kw):
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=90, **kw)
@@ -92,6 +110,9 @@ def main():
     pic.save(buf, format="PNG")
     p = buf.getvalue()
     write(os.path.join(BAD, "truncated.png"), p[: len(p) // 2])
+    # A progressive JPEG whose last scan repeats 600 times: small file, huge
+    # CPU cost; TurboJPEG's scan limit (500) must refuse it.
+    write(os.path.join(BAD, "scan_bomb.jpg"), scan_bomb(photo(16, 16, seed=5)))
     # Non-image bytes with an image name.
     write(os.path.join(BAD, "not_an_image.png"), b"<html><body>404 Not Found</body></html>\n")
     # Zero bytes.

@@ -152,6 +152,8 @@ static void test_hostile(void)
     check_decode_fails("bad/bad_filter.png", NULL, EH_EINVAL, "corrupt PNG (", 1);
 #endif
     check_decode_fails("bad/truncated.webp", NULL, EH_EINVAL, "corrupt or truncated WebP", 0);
+    check_decode_fails("bad/scan_bomb.jpg", NULL, EH_EINVAL,
+                       "corrupt JPEG (Progressive JPEG image has more than 500 scans)", 0);
 
     /* Through load, the message names the file. */
     eh_error err = {0};
