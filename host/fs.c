@@ -198,3 +198,51 @@ void eh_fs_list_free(char **names)
         free(*p);
     free(names);
 }
+
+eh_status eh_fs_mkdir_beneath(const char *root, const char *rel, eh_error *err)
+{
+    char buf[4096];
+    size_t len = strlen(rel);
+    if (len == 0 || len >= sizeof buf || rel[0] == '/')
+        return eh_fail(err, EH_EINVAL, "%s: bad folder name below %s", rel, root);
+    eh_status st = eh_fs_mkdir_p(root, err);   /* root itself may be a link: the user named it */
+    if (st != EH_OK)
+        return st;
+    int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return eh_fail(err, EH_EIO, "%s: cannot open folder: %s", root, strerror(errno));
+    memcpy(buf, rel, len + 1);
+    /* One component at a time, each opened relative to its parent with
+     * O_NOFOLLOW: a symlink planted below root is refused, never followed. */
+    for (char *comp = buf, *next; comp; comp = next) {
+        next = strchr(comp, '/');
+        if (next)
+            *next++ = '\0';
+        if (*comp == '\0' || !strcmp(comp, "."))
+            continue;
+        if (!strcmp(comp, "..")) {
+            close(dfd);
+            return eh_fail(err, EH_EINVAL, "%s/%s: '%s' leaves the folder (refused)", root, rel, comp);
+        }
+        if (mkdirat(dfd, comp, 0777) != 0 && errno != EEXIST) {
+            int e = errno;
+            close(dfd);
+            return eh_fail(err, EH_EIO, "%s/%s: cannot create folder %s: %s", root, rel, comp, strerror(e));
+        }
+        int sub = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) {
+            int e = errno;
+            struct stat lst;
+            int is_link = fstatat(dfd, comp, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode);
+            close(dfd);
+            if (is_link)
+                return eh_fail(err, EH_EIO, "%s/%s: %s is a symbolic link (refused: nothing is written outside %s)",
+                               root, rel, comp, root);
+            return eh_fail(err, EH_EIO, "%s/%s: cannot open folder %s: %s", root, rel, comp, strerror(e));
+        }
+        close(dfd);
+        dfd = sub;
+    }
+    close(dfd);
+    return EH_OK;
+}

@@ -501,7 +501,8 @@ eh_journal *eh_journal_open(const char *dir, const eh_journal_params *params, eh
         return j;
     }
 
-    j->fd = open(j->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    /* O_NOFOLLOW: a journal.jsonl symlinked out of the folder is refused, never appended to */
+    j->fd = open(j->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (j->fd < 0) {
         eh_fail(err, EH_EIO, "%s: cannot open for writing: %s", j->path, strerror(errno));
         goto fail;

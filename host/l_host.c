@@ -145,6 +145,17 @@ static int l_fs_mkdir(lua_State *L)
     return 1;
 }
 
+/* evalhost.fs.mkdir_beneath(root, rel): folders for outputs; a symlink
+ * planted below root is refused, not followed. */
+static int l_fs_mkdir_beneath(lua_State *L)
+{
+    eh_error err = { 0 };
+    if (eh_fs_mkdir_beneath(luaL_checkstring(L, 1), luaL_checkstring(L, 2), &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int l_fs_write(lua_State *L)
 {
     size_t len;
@@ -283,6 +294,7 @@ int eh_open_evalhost(lua_State *L)
     };
     static const luaL_Reg fs_funcs[] = {
         { "mkdir", l_fs_mkdir },
+        { "mkdir_beneath", l_fs_mkdir_beneath },
         { "write", l_fs_write },
         { "read", l_fs_read },
         { "exists", l_fs_exists },

@@ -98,7 +98,8 @@ local function copy_image(run, input, rec)
   if rec.hash and h.hash(bytes) ~= rec.hash then return nil, ("%s does not match its recorded hash"):format(src) end
   local dst = util.join(run.out, rec.image)
   local ok
-  ok, err = h.fs.mkdir(util.dirname(dst))
+  -- rec.image comes from a shard's journal: "../" or a planted symlink must not lead outside run.out
+  ok, err = h.fs.mkdir_beneath(run.out, util.dirname(rec.image))
   if ok then ok, err = h.fs.write(dst, bytes) end
   if not ok then schedule.stop(("merge: cannot write %s: %s"):format(dst, tostring(err))) end
   return true

@@ -9,6 +9,11 @@
 #include "evalhost/error.h"
 
 eh_status eh_fs_mkdir_p(const char *path, eh_error *err);
+/* mkdir -p of root (may be a symlink: the user named it), then of rel below
+ * it, each component opened relative to its parent with O_NOFOLLOW: a
+ * symlink below root, a ".." component, or an absolute rel is refused
+ * (EH_EIO/EH_EINVAL).  "." components are skipped. */
+eh_status eh_fs_mkdir_beneath(const char *root, const char *rel, eh_error *err);
 eh_status eh_fs_write_atomic(const char *path, const void *data, size_t len, eh_error *err);
 /* Reads a whole file (at most max bytes; 0 = no limit) into a malloc'd
  * NUL-terminated buffer. */

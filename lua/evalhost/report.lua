@@ -330,7 +330,7 @@ function report.write(rep, out, opts)
   opts = opts or {}
   local h = util.host()
   local dir = util.join(out, "results")
-  local ok, err = h.fs.mkdir(dir)
+  local ok, err = h.fs.mkdir_beneath(out, "results")   -- a planted symlink is refused, not followed
   if not ok then return nil, ("cannot create %s: %s"):format(dir, tostring(err)) end
   local stem = util.join(dir, "evaluation_report_" .. (opts.stamp or os.date("%Y%m%d_%H%M%S")))
   local files = {

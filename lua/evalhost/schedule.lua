@@ -251,7 +251,8 @@ function schedule.start(name, opts)
   -- The journal first: it decides whether an existing output folder may be reused.
   ok, err = open_journal(run)
   if not ok then return nil, err end
-  local mk, merr = h.fs.mkdir(util.join(run.out, "results"))
+  -- mkdir_beneath: a symlink planted in the output folder is refused, not followed
+  local mk, merr = h.fs.mkdir_beneath(run.out, "results")
   if not mk then return nil, ("output: cannot create %s: %s"):format(run.out, tostring(merr)) end
   return run
 end
@@ -400,7 +401,7 @@ function Run:edit(cat, pair)
 
   local dir = util.join(self.out, "images", cat)
   if not self.made_dirs[dir] then
-    local ok, merr = h.fs.mkdir(dir)
+    local ok, merr = h.fs.mkdir_beneath(self.out, util.join("images", cat))
     if not ok then
       edited:close()
       stop(("cannot create %s: %s"):format(dir, tostring(merr)))

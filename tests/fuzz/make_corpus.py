@@ -172,6 +172,11 @@ def tokenizer():
     put("tokenizer", "bad_merge.json", '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a zz"]}}', 0)
 
 
+# tests/fuzz/corpus/journal/ was cut from a real run's journal.jsonl (two_stage on
+# examples/benchmark.json): 6 lines, torn, damaged in the middle, header only,
+# empty, no header, a NUL; each twice (option byte 0: read-only, 1: --resume=force).
+
+
 if __name__ == "__main__":
     images()
     base64s()

@@ -216,6 +216,15 @@ function fake.new(opts)
         if not ok then return nil, "mkdir failed (" .. p .. ")" end
         return true
       end,
+      mkdir_beneath = function(root, rel)   -- the real one refuses symlinks below root
+        if rel:sub(1, 1) == "/" or ("/" .. rel .. "/"):find("/../", 1, true) then
+          return nil, rel .. ": leaves the folder (refused)"
+        end
+        local p = root .. "/" .. rel
+        if opts.readonly and p:find(opts.readonly, 1, true) == 1 then return nil, "Permission denied (" .. p .. ")" end
+        if not os.execute("mkdir -p " .. shell_quote(p) .. " 2>/dev/null") then return nil, "mkdir failed (" .. p .. ")" end
+        return true
+      end,
       write = function(p, data)
         local f, err = io.open(p, "wb")
         if not f then return nil, err end
