@@ -10,7 +10,9 @@
  * when a prompt names the original), image_format (jpeg|png; jpeg because
  * encoding PNG costs ~25x more host time per request and then bounds
  * throughput), jpeg_quality (95), extra_body (map merged into each request body),
- * sleep_mode (false), sleep_level (1), allow_url_fetch (false),
+ * sleep_mode (false), sleep_level (1), sleep_path ("/sleep?level=<sleep_level>",
+ * vLLM), wake_path ("/wake_up"; SGLang: /release_memory_occupation and
+ * /resume_memory_occupation), allow_url_fetch (false),
  * footprint_mb (0; what the server holds on the GPU, for the schedule). */
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -39,7 +41,8 @@ typedef struct http_model {
     send_original send_original;
     int jpeg;                 /* send images as JPEG instead of PNG */
     int jpeg_quality;
-    int sleep_mode, sleep_level;
+    int sleep_mode;
+    char sleep_path[256], wake_path[256];   /* POSTed under root by unload/load */
     int allow_url_fetch;
     int64_t footprint;
     eh_image_limits limits;   /* for the editor's reply images */
@@ -155,7 +158,12 @@ static eh_status http_open(eh_model *m, eh_error *err)
     if (h->jpeg_quality < 1 || h->jpeg_quality > 100)
         return eh_fail(err, EH_EINVAL, "%s: jpeg_quality must be 1..100, got %d", m->section, h->jpeg_quality);
     h->sleep_mode = eh_node_bool(s, "sleep_mode", 0);
-    h->sleep_level = (int)eh_node_int(s, "sleep_level", 1);
+    char dflt_sleep[64];
+    snprintf(dflt_sleep, sizeof dflt_sleep, "/sleep?level=%d", (int)eh_node_int(s, "sleep_level", 1));
+    snprintf(h->sleep_path, sizeof h->sleep_path, "%s", eh_node_str(s, "sleep_path", dflt_sleep));
+    snprintf(h->wake_path, sizeof h->wake_path, "%s", eh_node_str(s, "wake_path", "/wake_up"));
+    if (h->sleep_path[0] != '/' || h->wake_path[0] != '/')
+        return eh_fail(err, EH_EINVAL, "%s: sleep_path and wake_path must start with '/'", m->section);
     h->allow_url_fetch = eh_node_bool(s, "allow_url_fetch", 0);
     h->footprint = (int64_t)(eh_node_num(s, "footprint_mb", 0) * 1e6);
     h->limits = m->host ? m->host->image_limits : eh_image_default_limits();
@@ -177,7 +185,8 @@ static eh_status post_control(eh_model *m, const char *path, eh_error *err)
     char *url = str_concat(h->root, path);
     if (!url)
         return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
-    eh_http_request rq = { .method = "POST", .url = url, .body = "", .body_len = 0, .bearer = h->api_key };
+    /* "{}": vLLM ignores the body, SGLang's endpoints want a JSON object. */
+    eh_http_request rq = { .method = "POST", .url = url, .body = "{}", .body_len = 2, .bearer = h->api_key };
     eh_http_response rs;
     eh_error cerr = { 0 };
     eh_status rc = eh_http_perform(h->client, &rq, &rs, 1, &cerr);
@@ -197,7 +206,7 @@ static eh_status http_to_device(eh_model *m, int64_t *bytes, eh_error *err)
 {
     http_model *h = m->impl;
     *bytes = h->footprint;
-    return h->sleep_mode ? post_control(m, "/wake_up", err) : EH_OK;
+    return h->sleep_mode ? post_control(m, h->wake_path, err) : EH_OK;
 }
 
 static eh_status http_off_device(eh_model *m, eh_error *err)
@@ -205,9 +214,7 @@ static eh_status http_off_device(eh_model *m, eh_error *err)
     http_model *h = m->impl;
     if (!h->sleep_mode)
         return EH_OK;
-    char path[48];
-    snprintf(path, sizeof path, "/sleep?level=%d", h->sleep_level);
-    return post_control(m, path, err);
+    return post_control(m, h->sleep_path, err);
 }
 
 static int64_t http_footprint(const eh_model *m)

@@ -170,8 +170,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._chat(srv, body)
             if path == "/v1/images/edits":
                 return self._edit(srv, body)
-            if path in ("/sleep", "/wake_up"):
+            if path in ("/sleep", "/wake_up"):   # vLLM (--enable-sleep-mode, VLLM_SERVER_DEV_MODE=1)
                 return self._send(200, "", "text/plain")
+            if path in ("/release_memory_occupation", "/resume_memory_occupation"):   # SGLang
+                if not isinstance(json.loads(body or b"null"), dict):
+                    return self._send(422, {"detail": "body must be a JSON object"})
+                return self._send(200, {"success": True})
             if path.startswith("/files/"):
                 data = srv.files.get(path)
                 return self._send(200, data, "image/png") if data else self._send(404, "no such file", "text/plain")

@@ -420,22 +420,28 @@ def test_breaker_stops_the_run_resumably(binary, tmp_path):
 
 # ---- residency: vLLM sleep mode ------------------------------------------------
 
-def test_sleep_mode_posts_sleep_and_wake_up_counted_as_swaps(binary, server, tmp_path):
+@pytest.mark.parametrize("paths, sleep, wake", [
+    ({}, "/sleep?level=1", "/wake_up"),
+    ({"sleep_path": "/release_memory_occupation", "wake_path": "/resume_memory_occupation"},
+     "/release_memory_occupation", "/resume_memory_occupation"),
+], ids=["vllm", "sglang"])
+def test_sleep_mode_posts_sleep_and_wake_up_counted_as_swaps(binary, server, tmp_path, paths, sleep, wake):
     cats = ("物理", "环境", "社会")
-    judge = judge_yaml(server.url, "text", sleep_mode=True, footprint_mb=1000)
+    judge = judge_yaml(server.url, "text", sleep_mode=True, footprint_mb=1000, **paths)
     cfg, out = write_config(tmp_path, server.url, "text", categories=cats, per_category=1, judge=judge)
     r = two_stage(cfg)
     assert r.returncode == 0, r.stderr
     rep = report(out)
-    sleeps = [e for e in server.log if e["path"] == "/sleep?level=1" and e["method"] == "POST"]
-    wakes = [e for e in server.log if e["path"] == "/wake_up" and e["method"] == "POST"]
+    sleeps = [e for e in server.log if e["path"] == sleep and e["method"] == "POST" and e["status"] == 200]
+    wakes = [e for e in server.log if e["path"] == wake and e["method"] == "POST" and e["status"] == 200]
     jm = rep["swaps"]["by_model"]["judge"]
     assert len(wakes) == jm["loads"] == len(cats)
     assert len(sleeps) == jm["unloads"] == len(cats)
     assert rep["swaps"]["count"] == 2 * len(cats) - 1
-    # each category's scoring happened between a wake_up and the next sleep
-    seq = [e["path"].split("?")[0] for e in server.log]
-    assert seq[0] == "/wake_up" and seq[-1] == "/sleep"
+    # each category's scores come between a wake and the next sleep
+    seq = [e["path"] for e in server.log]
+    assert seq[0] == wake and seq[-1] == sleep
+    assert seq == [wake, "/v1/chat/completions", sleep] * len(cats)
 
 
 def test_sleep_mode_without_server_support_fails_the_load(binary, tmp_path):
