@@ -25,6 +25,7 @@
 
 #define NONE ((size_t)-1)
 #define RELEASE_STEP ((size_t)8 << 20)    /* give back scanned pages every 8 MiB */
+#define READ_AHEAD ((size_t)32 << 20)     /* and ask the kernel for the next 32 MiB */
 #define PATH_GUESS_MAX 4096                /* longer image values are never paths */
 #define DEFAULT_CATEGORY "default"         /* flat lists and JSONL without a category field */
 
@@ -162,7 +163,9 @@ static int ht_reserve(htab *t)
 }
 
 /* Gives the pages behind the cursor back (they are clean file pages: a
- * later touch faults them in again from the page cache). */
+ * later touch faults them in again from the page cache) and asks for the
+ * next stretch to be read ahead, so a cold file streams at disk speed
+ * instead of one page fault at a time. */
 static void release_behind(scan *sc)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -171,6 +174,8 @@ static void release_behind(scan *sc)
     size_t upto = sc->j.pos / page * page;
     madvise((void *)(sc->j.b + sc->released), upto - sc->released, MADV_DONTNEED);
     sc->released = upto;
+    if (upto + READ_AHEAD < sc->j.n)
+        madvise((void *)(sc->j.b + upto), READ_AHEAD, MADV_WILLNEED);
 }
 
 /* ---- keys, categories, ids ------------------------------------------------ */
