@@ -42,19 +42,28 @@ static void test_params(void)
     eh_http_client_free(NULL);
 }
 
-static void test_refused_is_retried_then_reported(void)
+/* A "judge" client with these knobs; fast backoff so the tests take no time. */
+static eh_http_client *judge_client(int retries, int max_in_flight, int breaker_after)
 {
     eh_http_params p = eh_http_default_params();
-    p.retries = 2;
+    p.retries = retries;
+    p.max_in_flight = max_in_flight;
+    p.breaker_after = breaker_after;
     p.backoff_s = 0.01;
     p.connect_timeout_s = 2;
-    p.breaker_after = 0;
     p.what = "judge";
     eh_error err = { 0 };
     eh_http_client *c = eh_http_client_new(&p, &err);
     CHECK(c != NULL);
+    return c;
+}
+
+static void test_refused_is_retried_then_reported(void)
+{
+    eh_http_client *c = judge_client(2, 8, 0);
     if (!c)
         return;
+    eh_error err = { 0 };
     eh_http_request rq = { .url = REFUSED_URL, .body = "{}", .body_len = 2, .bearer = TOKEN };
     eh_http_response rs;
     CHECK_EQ_INT(eh_http_perform(c, &rq, &rs, 1, &err), EH_OK);   /* one failed request is not a failed call */
@@ -72,16 +81,10 @@ static void test_refused_is_retried_then_reported(void)
 
 static void test_breaker(void)
 {
-    eh_http_params p = eh_http_default_params();
-    p.retries = 0;
-    p.max_in_flight = 1;
-    p.breaker_after = 2;
-    p.what = "judge";
-    eh_error err = { 0 };
-    eh_http_client *c = eh_http_client_new(&p, &err);
-    CHECK(c != NULL);
+    eh_http_client *c = judge_client(0, 1, 2);
     if (!c)
         return;
+    eh_error err = { 0 };
     eh_http_request rq[4];
     for (int i = 0; i < 4; i++)
         rq[i] = (eh_http_request){ .url = REFUSED_URL, .body = "{}", .body_len = 2 };
