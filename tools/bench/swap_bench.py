@@ -52,8 +52,16 @@ def sync(device):
 def pinned_copy(nbytes, reps, device):
     """One flat pinned tensor copied into one device tensor: the bandwidth ceiling."""
     cuda = device.startswith("cuda")
-    h = torch.empty(nbytes, dtype=torch.uint8, pin_memory=cuda)
+    h = torch.empty(nbytes, dtype=torch.uint8)
     h.fill_(1)
+    registered = False
+    if cuda:
+        # page-locked the way evalhost does it (cudaHostRegister, exact size);
+        # torch's pinned allocator would round 40 GB up to 64 GB
+        rt = torch.cuda.cudart()
+        registered = int(rt.cudaHostRegister(h.data_ptr(), nbytes, 0)) == 0
+        if not registered:
+            h = h.pin_memory()
     d = torch.empty(nbytes, dtype=torch.uint8, device=device)
     d.copy_(h, non_blocking=cuda)   # warm-up: context, allocator
     sync(device)
@@ -63,6 +71,8 @@ def pinned_copy(nbytes, reps, device):
         d.copy_(h, non_blocking=cuda)
         sync(device)
         times.append(time.perf_counter() - t0)
+    if registered:
+        torch.cuda.cudart().cudaHostUnregister(h.data_ptr())
     del h, d
     if cuda:
         torch.cuda.empty_cache()
