@@ -14,6 +14,7 @@ import io
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -300,6 +301,8 @@ def test_api_key_from_env_is_sent_and_never_written(binary, tmp_path):
 
 
 def test_tls_verified_by_default(binary, tmp_path):
+    if not shutil.which("openssl"):
+        pytest.fail("the openssl command is needed to make a test certificate (apt-get install openssl)")
     cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
                     "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
