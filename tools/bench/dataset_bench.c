@@ -4,6 +4,7 @@
  * tools/bench/dataset against the build's libevalhost_core.a.
  *
  *   dataset_bench FILE [--cold] [--walk N] [--no-decode]
+ *   dataset_bench FILE --evict     (only evict it, for the binary's cold run)
  *
  * --cold evicts FILE from the page cache first (posix_fadvise), so the
  * first-pair time includes reading from disk. */
@@ -76,6 +77,7 @@ int main(int argc, char **argv)
         if (strcmp(argv[a], "--cold") == 0) cold = 1;
         else if (strcmp(argv[a], "--no-decode") == 0) decode = 0;
         else if (strcmp(argv[a], "--walk") == 0 && a + 1 < argc) walk = atol(argv[++a]);
+        else if (strcmp(argv[a], "--evict") == 0) return evict(path) ? 1 : 0;
     }
     if (cold && evict(path) != 0)
         fprintf(stderr, "warning: could not evict %s from the page cache\n", path);
