@@ -118,13 +118,12 @@ static eh_status torch_to_host(eh_model *m, eh_error *err)
     torch_model *t = m->impl;
     if (t->tm)
         return EH_OK;
-    eh_torch_options opt = {
-        .role = m->role == EH_ROLE_EDITOR ? EH_TORCH_EDITOR : EH_TORCH_JUDGE,
-        .dtype = m->dtype,
-        .device = m->device,
-        .jit_optimize = t->jit_optimize,
-        .cpu_copy = t->cpu_copy,
-    };
+    eh_torch_options opt = eh_torch_default_options();
+    opt.role = m->role == EH_ROLE_EDITOR ? EH_TORCH_EDITOR : EH_TORCH_JUDGE;
+    opt.dtype = m->dtype;
+    opt.device = m->device;
+    opt.jit_optimize = t->jit_optimize;
+    opt.cpu_copy = t->cpu_copy;
     eh_error e = { 0 };
     eh_status rc = t->synthetic_bytes > 0
                        ? eh_torch_module_synthetic(t->synthetic_bytes, t->synthetic_params, &opt, &t->tm, &e)

@@ -333,19 +333,22 @@ std::string check_signature(eh_torch_module *m)
 
 eh_status setup(const eh_torch_options *opt, eh_torch_module *m, eh_error *err)
 {
-    auto dt = parse_dtype(opt ? opt->dtype : nullptr);
-    if (!dt)
-        return fail(err, EH_EINVAL, "unknown dtype '%s' (float32, float16 or bfloat16)", opt->dtype);
-    std::string why;
-    auto dev = parse_device(opt ? opt->device : nullptr, why);
-    if (!dev)
-        return fail(err, EH_EINVAL, "%s", why.c_str());
-    m->role = opt ? opt->role : EH_TORCH_EDITOR;
-    m->dtype = *dt;
-    m->device = *dev;
-    m->jit_optimize = opt && opt->jit_optimize;
-    m->cpu_copy = opt && opt->cpu_copy;
-    return EH_OK;
+    eh_torch_options o = opt ? *opt : eh_torch_default_options();
+    return guarded(err, EH_EINVAL, "options", [&]() -> eh_status {
+        auto dt = parse_dtype(o.dtype);
+        if (!dt)
+            return fail(err, EH_EINVAL, "unknown dtype '%s' (float32, float16 or bfloat16)", o.dtype);
+        std::string why;
+        auto dev = parse_device(o.device, why);
+        if (!dev)
+            return fail(err, EH_EINVAL, "%s", why.c_str());
+        m->role = o.role;
+        m->dtype = *dt;
+        m->device = *dev;
+        m->jit_optimize = o.jit_optimize != 0;
+        m->cpu_copy = o.cpu_copy != 0;
+        return EH_OK;
+    });
 }
 
 at::Tensor input_tensor(eh_torch_module *m, const float *data, int n, int h, int w)
@@ -434,11 +437,24 @@ eh_status eh_torch_cuda_memory(int device, int64_t *free_bytes, int64_t *total_b
     });
 }
 
+eh_torch_options eh_torch_default_options(void)
+{
+    eh_torch_options o;
+    o.role = EH_TORCH_EDITOR;
+    o.dtype = "float32";
+    o.device = "cpu";
+    o.jit_optimize = 0;
+    o.cpu_copy = 0;
+    return o;
+}
+
 eh_status eh_torch_check_dtype(const char *dtype, eh_error *err)
 {
-    if (!parse_dtype(dtype))
-        return fail(err, EH_EINVAL, "unknown dtype '%s' (float32, float16 or bfloat16)", dtype ? dtype : "");
-    return EH_OK;
+    return guarded(err, EH_EINVAL, "dtype", [&]() -> eh_status {
+        if (!parse_dtype(dtype))
+            return fail(err, EH_EINVAL, "unknown dtype '%s' (float32, float16 or bfloat16)", dtype ? dtype : "");
+        return EH_OK;
+    });
 }
 
 eh_status eh_torch_check_device(const char *device, eh_error *err)

@@ -4,7 +4,8 @@
  * eh_status and fills err (may be NULL) with one line naming the cause.
  *
  *   eh_torch_module *tm;
- *   eh_torch_options o = { .role = EH_TORCH_EDITOR, .dtype = "bfloat16", .device = "cuda:0" };
+ *   eh_torch_options o = eh_torch_default_options();
+ *   o.dtype = "bfloat16", o.device = "cuda:0";
  *   eh_torch_module_load("editor.pt", &o, &tm, &err);   // disk → host (pinned, immutable)
  *   eh_torch_module_to_device(tm, &bytes, &err);         // one host→device copy
  *   eh_torch_module_edit(tm, chw, n, h, w, texts, &out, &oh, &ow, &err);
@@ -50,6 +51,8 @@ typedef struct eh_torch_options {
     int jit_optimize;             /* 0: profiling-executor fusions off, so batches equal single calls */
     int cpu_copy;                 /* CPU only: load copies into a second buffer and retargets, as on a GPU */
 } eh_torch_options;
+
+eh_torch_options eh_torch_default_options(void);   /* editor, float32, cpu, no jit fusions, no cpu copy */
 
 /* Library facts.  Without CUDA: available 0, count 0, memory zeros. */
 const char *eh_torch_version(void);
