@@ -41,21 +41,31 @@ const char *eh_image_format_name(eh_image_format fmt);
 eh_image_format eh_image_format_from_path(const char *path);   /* by extension, for saving */
 
 /* limits may be NULL (defaults).  On failure NULL and err names the
- * problem: "truncated JPEG", "not an image (first bytes 3c 68 74 6d)",
- * "image 100000x100000 exceeds image.max_pixels (64000000)", ... */
+ * problem: "truncated JPEG (...)", "not an image (first bytes 3c 68 74 6d)",
+ * "image 100000x100000 exceeds image.max_pixels (64000000)", ... (EH_ELIMIT
+ * for limits, EH_EINVAL for bad data, EH_EIO for files).  JPEG: EXIF
+ * orientation applied, CMYK converted as Pillow does, any libjpeg warning
+ * but "extraneous bytes" refused.  16-bit samples keep their high byte;
+ * GIF gives its first frame.  Safe to call from several threads. */
 eh_image *eh_image_decode(const void *bytes, size_t len, const eh_image_limits *limits, eh_error *err);
 eh_image *eh_image_decode_b64(const char *text, size_t len, const eh_image_limits *limits, eh_error *err);
 eh_image *eh_image_load(const char *path, const eh_image_limits *limits, eh_error *err);
 
+/* Separable resampling as Pillow's resize (kernel widened when shrinking,
+ * so downscaling averages areas); matches Pillow within 1-2 levels and is
+ * deterministic.  A new image; img is untouched. */
 eh_image *eh_image_resize(const eh_image *img, int width, int height, eh_resize_filter filter, eh_error *err);
 
-/* Encoders return a malloc'd buffer the caller frees. level: 0..9 (-1 default). */
+/* Encoders return a malloc'd buffer the caller frees.  PNG level: 0..9 (-1:
+ * 6); JPEG quality 1..100 (<= 0: 90; 4:4:4 chroma from 90 up, else 4:2:0).
+ * eh_image_encode: png, jpeg, bmp, webp (lossy, quality 90); gif refused. */
 eh_status eh_image_encode_png(const eh_image *img, int level, uint8_t **out, size_t *out_len, eh_error *err);
 eh_status eh_image_encode_jpeg(const eh_image *img, int quality, uint8_t **out, size_t *out_len, eh_error *err);
 eh_status eh_image_encode(const eh_image *img, eh_image_format fmt, uint8_t **out, size_t *out_len, eh_error *err);
 
-/* Writes to "<path>.tmp.<pid>", fsyncs, renames; format from the extension
- * (png when none).  sha256/hash not computed here. */
+/* Writes to "<path>.tmp.<pid>", fsyncs, renames (eh_fs_write_atomic); format
+ * from the extension (png when none, EH_EFORMAT for an unknown one).  On
+ * failure nothing is left behind. */
 eh_status eh_image_save(const eh_image *img, const char *path, eh_error *err);
 
 /* Float CHW planes in [0,1], malloc'd (3*w*h floats; alpha dropped). */
