@@ -66,6 +66,13 @@ std::string first_line(const char *what)
     size_t nl = s.find('\n');
     if (nl != std::string::npos)
         s.resize(nl);
+    // "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: ..."
+    // says where in torch; the reader wants what, which follows
+    if (s.rfind("[enforce fail at ", 0) == 0) {
+        size_t what_at = s.find(". ", s.find("] "));
+        if (what_at != std::string::npos)
+            s = s.substr(what_at + 2);
+    }
     while (!s.empty() && (s.back() == ' ' || s.back() == '\r'))
         s.pop_back();
     if (s.size() > 400)
@@ -89,7 +96,10 @@ eh_status guarded(eh_error *err, eh_status code, const char *what, F &&f)
     } catch (const c10::OutOfMemoryError &e) {
         return fail(err, EH_ENOMEM, "%s: out of memory: %s", what, first_line(e.what_without_backtrace()).c_str());
     } catch (const c10::Error &e) {
-        return fail(err, code, "%s: %s", what, first_line(e.what_without_backtrace()).c_str());
+        std::string msg = first_line(e.what_without_backtrace());
+        bool oom = msg.find("can't allocate memory") != std::string::npos ||
+                   msg.find("out of memory") != std::string::npos;
+        return fail(err, oom ? EH_ENOMEM : code, "%s: %s", what, msg.c_str());
     } catch (const std::bad_alloc &) {
         return fail(err, EH_ENOMEM, "%s: out of host memory", what);
     } catch (const std::exception &e) {

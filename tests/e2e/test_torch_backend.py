@@ -395,6 +395,8 @@ def test_bad_models_are_refused(tmp_path, models, spec, section, stage, needles)
 
 @needs_torch
 def test_failed_load_leaves_the_other_model_alone(tmp_path, models, images):
+    """A truncated archive and an allocation that cannot succeed: each load
+    fails naming the judge and why; the loaded editor keeps working."""
     res, _ = run_lua(tmp_path, """
 local e = must(eh.model.open({backend = "torch", path = P.editor}, "editor"))
 must(e:load())
@@ -402,12 +404,20 @@ local img = must(eh.image.load(P.image))
 local before = must(e:edit(img, "invert")):png()
 local j = must(eh.model.open({backend = "torch", path = P.judge}, "judge"))
 local ok, err = j:load()
+-- out of memory: a synthetic judge far larger than any host
+local big = must(eh.model.open({backend = "torch", role = "judge", synthetic_bytes = 1000000000000000,
+                                synthetic_params = 1}, "judge"))
+local ok2, err2 = big:load()
 local after = must(e:edit(img, "invert")):png()
 out({ok = ok, err = err, jstate = j:state(), estate = e:state(), same = before == after,
-     loads = eh.swaps().by_model.editor.loads, jstats = eh.swaps().by_model.judge})
+     loads = eh.swaps().by_model.editor.loads, jstats = eh.swaps().by_model.judge,
+     ok2 = ok2, err2 = err2, bigstate = big:state()})
 """, {"editor": str(models / "editor.pt"), "judge": str(models / "truncated.pt"), "image": images["a"]})
     r = res[0]
     assert r.get("ok") is None and r["err"].startswith("judge: cannot load ")
+    assert r.get("ok2") is None and r["bigstate"] == "disk"
+    assert r["err2"].startswith("judge: cannot load synthetic model: ")
+    assert "allocate 1000000000000000 bytes" in r["err2"]
     assert (r["jstate"], r["estate"], r["same"], r["loads"]) == ("disk", "device", True, 1)
     assert r.get("jstats") in (None, {}) or r["jstats"]["loads"] == 0
 
