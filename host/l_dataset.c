@@ -1,9 +1,10 @@
 /* l_dataset.c — evalhost.dataset: the Dataset userdata over the C index.
  * A pair is a plain table sharing the evalhost.Pair metatable, whose
  * methods decode on demand: pair:image() decodes on every call (never
- * cached: the caller owns and closes each Image).  `pair.image` is that
- * method, not an Image: Lua's __index cannot tell `pair.image` from
- * `pair:image()`, and the method is what schedules call.  Which dataset a
+ * cached: the caller owns and closes each Image).  `pair.image` works too
+ * (SPEC §3): __index decodes and returns the Image, which Images' __call
+ * turns back into itself, so `pair:image()` on the same key returns it; on a
+ * bad image it returns a function that gives `nil, message`.  Which dataset a
  * pair came from is kept in a weak-keyed registry table, so pairs stay
  * plain data for the report. */
 #include <stdlib.h>
@@ -460,6 +461,31 @@ static const luaL_Reg ds_metamethods[] = {
     {NULL, NULL},
 };
 
+static int image_failed(lua_State *L)
+{
+    lua_pushnil(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    return 2;
+}
+
+/* Pair __index: "image" decodes (see the top of this file); other keys come
+ * from the method table (upvalue 1). */
+static int pair_index(lua_State *L)
+{
+    const char *k = lua_tostring(L, 2);
+    if (k && strcmp(k, "image") == 0) {
+        lua_settop(L, 1);
+        int n = pair_image(L);
+        if (n == 1 && !lua_isnil(L, -1))
+            return 1;
+        lua_pushcclosure(L, image_failed, 1);   /* captures the message */
+        return 1;
+    }
+    lua_pushvalue(L, 2);
+    lua_gettable(L, lua_upvalueindex(1));
+    return 1;
+}
+
 static const luaL_Reg pair_methods[] = {
     {"image", pair_image},
     {"field", pair_field},
@@ -477,6 +503,7 @@ static void create_meta(lua_State *L)
     lua_pop(L, 1);
     if (luaL_newmetatable(L, PAIR_META)) {
         luaL_newlib(L, pair_methods);
+        lua_pushcclosure(L, pair_index, 1);
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);

@@ -216,6 +216,15 @@ static int m_close(lua_State *L)
     return 0;
 }
 
+/* img(...) returns img: lets `pair.image` (an Image) also serve
+ * `pair:image()` (see l_dataset.c). */
+static int m_call(lua_State *L)
+{
+    luaL_checkudata(L, 1, IMAGE_MT);
+    lua_settop(L, 1);
+    return 1;
+}
+
 static int m_tostring(lua_State *L)
 {
     limage *p = luaL_checkudata(L, 1, IMAGE_MT);
@@ -250,6 +259,7 @@ static const luaL_Reg metamethods[] = {
     {"__gc", m_close},
     {"__close", m_close},
     {"__tostring", m_tostring},
+    {"__call", m_call},
     {NULL, NULL},
 };
 

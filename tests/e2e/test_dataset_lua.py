@@ -46,7 +46,8 @@ for i, p in ds:pairs("物理") do
   assert(p.error == nil)
   local img <close> = assert(p:image())
   assert(tostring(img):match("^Image%("), tostring(img))
-  assert(type(p.image) == "function")   -- the method: Lua cannot tell p.image from p:image()
+  local field <close> = p.image          -- SPEC §3: the field is the Image too
+  assert(tostring(field):match("^Image%("), tostring(field))
 end
 assert(table.concat(seen, " ") == "1:pair_001:物理:1:pair_001 2:pair_002:物理:2:pair_002", table.concat(seen, " "))
 local p = ds:pair("物理", 1)
@@ -180,12 +181,12 @@ ds:close()
 ds:close()
 assert(tostring(ds) == "evalhost.Dataset (closed)")
 print(select(2, pcall(ds.categories, ds)))
-print(select(2, pcall(p.image, p)))
+print(select(2, pcall(function() return p:image() end)))
 print(select(2, pcall(function() return #ds end)))
 do local d <close> = assert(dataset.open(DS .. "/seed.json")) end
 for i = 1, 20 do dataset.open(DS .. "/seed.json") end   -- never closed: the collector frees them
 collectgarbage(); collectgarbage()
-print(select(2, pcall(p.image, {})))
+print(select(2, pcall(getmetatable(p).__index, {}, "image")))
 '''))
     lines = out.splitlines()
     assert lines[0].endswith("attempt to use a closed Dataset")
@@ -221,3 +222,29 @@ print(#ds, kinds["iVBO"], kinds["/9j/"])
 ''' % committed))
     n, png, jpeg = text.split()
     assert int(n) == 25 and int(png) > 0 and int(jpeg) > 0 and int(png) + int(jpeg) == 25
+
+
+def test_pair_image_field_and_method(tmp_path):
+    """SPEC §3: `pair.image` and `pair:image()` both give the decoded Image;
+    on a bad image the method returns nil and the message."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"c": {"data_pairs": [
+        {"id": "p1", "original_image_b64": "aGVsbG8gd29ybGQ=", "edit_instruction": "x"}]}}))
+    committed = os.path.join(SRC, "examples", "benchmark.json")
+    text = ok(run_lua(tmp_path, r'''
+local ds = assert(dataset.open("%s"))
+local p = ds:pair("物理", 1)
+local a = p.image
+local b = p:image()
+assert(a ~= b, "decoded anew on each use")
+local aw, ah = a:size()
+local bw, bh = b:size()
+assert(aw == bw and ah == bh)
+a:close(); b:close()
+local d2 = assert(dataset.open("%s"))
+local q = d2:pair("c", 1)
+local img, err = q:image()
+assert(img == nil and err:find("c/p1"), tostring(err))
+print("ok")
+''' % (committed, bad)))
+    assert text.strip() == "ok"
