@@ -1331,10 +1331,14 @@ static double f_lanczos(double x)
     return x > -3.0 && x < 3.0 ? sinc(x) * sinc(x / 3.0) : 0.0;
 }
 
+/* Weights are fixed point with 22 fractional bits, as Pillow's: integer
+ * sums are faster than float conversions and give Pillow's own rounding. */
+#define EH_RESIZE_BITS 22
+
 typedef struct taps {
     int ksize;
     int *lo, *n;        /* first input index and tap count per output index */
-    float *k;           /* ksize weights per output index, normalised */
+    int32_t *k;         /* ksize weights per output index, normalised, fixed point */
 } taps;
 
 static void taps_free(taps *t)
@@ -1353,7 +1357,7 @@ static int taps_make(taps *t, int in, int out, eh_resize_filter f)
     t->ksize = (int)ceil(support) * 2 + 1;
     t->lo = malloc(sizeof(int) * (size_t)out);
     t->n = malloc(sizeof(int) * (size_t)out);
-    t->k = malloc(sizeof(float) * (size_t)out * (size_t)t->ksize);
+    t->k = malloc(sizeof(int32_t) * (size_t)out * (size_t)t->ksize);
     double *tmp = malloc(sizeof(double) * (size_t)t->ksize);
     if (!t->lo || !t->n || !t->k || !tmp) {
         free(tmp);
@@ -1374,9 +1378,11 @@ static int taps_make(taps *t, int in, int out, eh_resize_filter f)
             tmp[x] = fn((x + lo - center + 0.5) * ss);
             ww += tmp[x];
         }
-        float *k = t->k + (size_t)xx * t->ksize;
-        for (int x = 0; x < n; x++)
-            k[x] = (float)(ww != 0.0 ? tmp[x] / ww : 0.0);
+        int32_t *k = t->k + (size_t)xx * t->ksize;
+        for (int x = 0; x < n; x++) {
+            double v = (ww != 0.0 ? tmp[x] / ww : 0.0) * (1 << EH_RESIZE_BITS);
+            k[x] = (int32_t)(v < 0 ? v - 0.5 : v + 0.5);
+        }
         t->lo[xx] = lo;
         t->n[xx] = n;
     }
@@ -1390,45 +1396,78 @@ static uint8_t clamp8(float v)
     return v <= 0.0f ? 0 : v >= 255.0f ? 255 : (uint8_t)v;
 }
 
+/* Fixed-point sum (with its rounding half already added) to a byte. */
+static inline uint8_t clip_fixed(int32_t v)
+{
+    v >>= EH_RESIZE_BITS;
+    return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
+}
+
+/* One output row of the horizontal pass; C is a constant after inlining,
+ * so the channel loop unrolls and the sums stay in registers. */
+static inline void resample_h_row(const uint8_t *in, uint8_t *out, int ow, const taps *t, int C)
+{
+    for (int xx = 0; xx < ow; xx++) {
+        const int32_t *k = t->k + (size_t)xx * t->ksize;
+        const uint8_t *p = in + (size_t)t->lo[xx] * C;
+        int32_t acc[4];
+        for (int c = 0; c < C; c++)
+            acc[c] = 1 << (EH_RESIZE_BITS - 1);
+        for (int j = 0; j < t->n[xx]; j++, p += C)
+            for (int c = 0; c < C; c++)
+                acc[c] += k[j] * p[c];
+        for (int c = 0; c < C; c++)
+            out[(size_t)xx * C + c] = clip_fixed(acc[c]);
+    }
+}
+
 static void resample_h(const eh_image *src, eh_image *dst, const taps *t)
 {
     int C = src->channels;
     for (int y = 0; y < src->height; y++) {
         const uint8_t *in = src->pixels + (size_t)y * src->width * C;
         uint8_t *out = dst->pixels + (size_t)y * dst->width * C;
-        for (int xx = 0; xx < dst->width; xx++) {
-            const float *k = t->k + (size_t)xx * t->ksize;
-            const uint8_t *p = in + (size_t)t->lo[xx] * C;
-            float acc[4] = {0, 0, 0, 0};
-            for (int j = 0; j < t->n[xx]; j++, p += C)
-                for (int c = 0; c < C; c++)
-                    acc[c] += k[j] * p[c];
-            for (int c = 0; c < C; c++)
-                out[(size_t)xx * C + c] = clamp8(acc[c]);
-        }
+        if (C == 3)
+            resample_h_row(in, out, dst->width, t, 3);
+        else
+            resample_h_row(in, out, dst->width, t, 4);
     }
 }
 
+/* Vertical pass: each output byte sums its column over the taps' rows,
+ * four columns at a time so the sums stay in registers. */
 static int resample_v(const eh_image *src, eh_image *dst, const taps *t)
 {
     size_t rowbytes = (size_t)src->width * src->channels;
-    float *acc = malloc(sizeof(float) * rowbytes);
-    if (!acc)
-        return -1;
+    const int32_t half = 1 << (EH_RESIZE_BITS - 1);
     for (int yy = 0; yy < dst->height; yy++) {
-        const float *k = t->k + (size_t)yy * t->ksize;
-        memset(acc, 0, sizeof(float) * rowbytes);
-        for (int j = 0; j < t->n[yy]; j++) {
-            const uint8_t *in = src->pixels + (size_t)(t->lo[yy] + j) * rowbytes;
-            float w = k[j];
-            for (size_t i = 0; i < rowbytes; i++)
-                acc[i] += w * in[i];
-        }
+        const int32_t *k = t->k + (size_t)yy * t->ksize;
+        const uint8_t *in = src->pixels + (size_t)t->lo[yy] * rowbytes;
         uint8_t *out = dst->pixels + (size_t)yy * rowbytes;
-        for (size_t i = 0; i < rowbytes; i++)
-            out[i] = clamp8(acc[i]);
+        int n = t->n[yy];
+        size_t i = 0;
+        for (; i + 4 <= rowbytes; i += 4) {
+            int32_t a0 = half, a1 = half, a2 = half, a3 = half;
+            const uint8_t *p = in + i;
+            for (int j = 0; j < n; j++, p += rowbytes) {
+                a0 += k[j] * p[0];
+                a1 += k[j] * p[1];
+                a2 += k[j] * p[2];
+                a3 += k[j] * p[3];
+            }
+            out[i] = clip_fixed(a0);
+            out[i + 1] = clip_fixed(a1);
+            out[i + 2] = clip_fixed(a2);
+            out[i + 3] = clip_fixed(a3);
+        }
+        for (; i < rowbytes; i++) {
+            int32_t a = half;
+            const uint8_t *p = in + i;
+            for (int j = 0; j < n; j++, p += rowbytes)
+                a += k[j] * *p;
+            out[i] = clip_fixed(a);
+        }
     }
-    free(acc);
     return 0;
 }
 
