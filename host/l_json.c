@@ -97,11 +97,24 @@ static int guard_gc(lua_State *L)
     return 0;
 }
 
-/* Builds cJSON from the value at idx; raises on unsupported values (a
- * script bug).  A raise mid-way leaks the partial subtree being built; the
- * finished part hangs under the guard's root.  Encoding a bad value is a
- * script bug that ends the run, so the leak is bounded by one call. */
-static cJSON *to_json(lua_State *L, int idx, int depth)
+/* Attaches item under parent (key NULL: array), or makes it the guard's
+ * root, at once: whatever to_json has built is always reachable from the
+ * guard, so a raise mid-way (a function inside the value, too deep) frees it
+ * in guard_gc instead of leaking it. */
+static cJSON *attach(json_guard *g, cJSON *parent, const char *key, cJSON *item)
+{
+    if (!parent)
+        g->root = item;
+    else if (item && key)
+        cJSON_AddItemToObject(parent, key, item);
+    else if (item)
+        cJSON_AddItemToArray(parent, item);
+    return item;
+}
+
+/* Builds cJSON from the value at idx into parent (see attach); raises on
+ * unsupported values (a script bug). */
+static void to_json(lua_State *L, int idx, int depth, json_guard *g, cJSON *parent, const char *key)
 {
     idx = lua_absindex(L, idx);
     if (depth > JSON_MAX_DEPTH)
@@ -109,32 +122,36 @@ static cJSON *to_json(lua_State *L, int idx, int depth)
     luaL_checkstack(L, 6, "table too deep");
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
-        return cJSON_CreateNull();
+        attach(g, parent, key, cJSON_CreateNull());
+        return;
     case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, idx) == NULL)
-            return cJSON_CreateNull();
+        if (lua_touserdata(L, idx) == NULL) {
+            attach(g, parent, key, cJSON_CreateNull());
+            return;
+        }
         break;
     case LUA_TBOOLEAN:
-        return cJSON_CreateBool(lua_toboolean(L, idx));
+        attach(g, parent, key, cJSON_CreateBool(lua_toboolean(L, idx)));
+        return;
     case LUA_TNUMBER: {
         double d = lua_tonumber(L, idx);
-        if (!isfinite(d))
-            return cJSON_CreateNull();   /* JSON has no NaN/Inf */
-        return cJSON_CreateNumber(d);
+        /* JSON has no NaN/Inf */
+        attach(g, parent, key, isfinite(d) ? cJSON_CreateNumber(d) : cJSON_CreateNull());
+        return;
     }
     case LUA_TSTRING:
-        return cJSON_CreateString(lua_tostring(L, idx));
+        attach(g, parent, key, cJSON_CreateString(lua_tostring(L, idx)));
+        return;
     case LUA_TTABLE: {
         size_t n;
         if (is_array(L, idx, &n)) {
-            cJSON *arr = cJSON_CreateArray();
+            cJSON *arr = attach(g, parent, key, cJSON_CreateArray());
             for (size_t i = 1; arr && i <= n; i++) {
                 lua_rawgeti(L, idx, (lua_Integer)i);
-                cJSON *c = to_json(L, -1, depth + 1);
+                to_json(L, -1, depth + 1, g, arr, NULL);
                 lua_pop(L, 1);
-                cJSON_AddItemToArray(arr, c);
             }
-            return arr;
+            return;
         }
         /* objects: keys sorted so reports are byte-stable between runs */
         lua_newtable(L);
@@ -154,25 +171,22 @@ static cJSON *to_json(lua_State *L, int idx, int depth)
         lua_pushvalue(L, keys);
         lua_pushcfunction(L, key_less);
         lua_call(L, 2, 0);
-        cJSON *obj = cJSON_CreateObject();
+        cJSON *obj = attach(g, parent, key, cJSON_CreateObject());
         for (lua_Integer i = 1; obj && i <= nk; i++) {
-            lua_rawgeti(L, keys, i);
+            lua_rawgeti(L, keys, i);                    /* key */
             lua_pushvalue(L, -1);
-            lua_gettable(L, idx);
-            cJSON *c = to_json(L, -1, depth + 1);
-            lua_pop(L, 1);
-            const char *k = luaL_tolstring(L, -1, NULL);
-            cJSON_AddItemToObject(obj, k, c);
-            lua_pop(L, 2);
+            lua_gettable(L, idx);                       /* key, value */
+            const char *k = luaL_tolstring(L, -2, NULL);   /* key, value, key as text */
+            to_json(L, -2, depth + 1, g, obj, k);
+            lua_pop(L, 3);
         }
         lua_remove(L, keys);
-        return obj;
+        return;
     }
     default:
         break;
     }
     luaL_error(L, "json.encode: cannot encode a %s", luaL_typename(L, idx));
-    return NULL;
 }
 
 static int json_encode(lua_State *L)
@@ -190,8 +204,8 @@ static int json_encode(lua_State *L)
     lua_pushcfunction(L, guard_gc);
     lua_setfield(L, -2, "__gc");
     lua_setmetatable(L, -2);
-    g->root = to_json(L, 1, 0);
-    char *text = pretty ? cJSON_Print(g->root) : cJSON_PrintUnformatted(g->root);
+    to_json(L, 1, 0, g, NULL, NULL);
+    char *text = g->root ? (pretty ? cJSON_Print(g->root) : cJSON_PrintUnformatted(g->root)) : NULL;
     if (!text)
         return luaL_error(L, "json.encode: out of memory");
     lua_pushstring(L, text);

@@ -212,3 +212,121 @@ def test_hostile(rel, needle, tmp_path):
         if not needle.startswith(OK):
             assert "score " not in r.stdout      # an unreadable reply is never a score (not even 0)
         assert srv.requests >= 1
+
+
+# ---- limits: each config key at its limit (accepted) and one past (refused,
+# the message naming the key), through the binary so the config plumbing is
+# tested too -----------------------------------------------------------------
+
+def probe_with(tmp_path, sets, kind, path, config_text=None):
+    cfg = tmp_path / "limits.yaml"
+    cfg.write_text(config_text or "run: {out: %s}\n" % json.dumps(str(tmp_path / "out")))
+    args = []
+    for s in sets:
+        args += ["--set", s]
+    e = dict(os.environ)
+    r = subprocess.run([str(BIN), str(PROBE), str(cfg), *args, kind, str(path)], cwd=SRC, capture_output=True,
+                       text=True, errors="replace", timeout=TIMEOUT, env=e)
+    assert r.returncode in (0, 1), r.stderr
+    assert "Sanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr
+    return r
+
+
+def at_and_past(tmp_path, key, limit, kind, path, needle):
+    ok = probe_with(tmp_path, ["%s=%d" % (key, limit)], kind, path)
+    assert ok.returncode == 0, "%s=%d should accept:\n%s" % (key, limit, ok.stderr)
+    bad = probe_with(tmp_path, ["%s=%d" % (key, limit - 1)], kind, path)
+    assert bad.returncode == 1, "%s=%d should refuse" % (key, limit - 1)
+    assert needle % (limit - 1) in bad.stderr, bad.stderr
+
+
+@pytest.fixture
+def png_7x5(tmp_path):
+    p = tmp_path / "img.png"
+    Image.new("RGB", (7, 5), (1, 2, 3)).save(p)
+    return p
+
+
+def test_limit_image_max_pixels(tmp_path, png_7x5):
+    at_and_past(tmp_path, "image.max_pixels", 35, "image", png_7x5, "image 7x5 exceeds image.max_pixels (%d)")
+
+
+def test_limit_image_max_side(tmp_path, png_7x5):
+    at_and_past(tmp_path, "image.max_side", 7, "image", png_7x5, "image 7x5 exceeds image.max_side (%d)")
+
+
+def test_limit_max_b64_len(tmp_path, png_7x5):
+    text = tmp_path / "img.b64"
+    text.write_bytes(base64.b64encode(png_7x5.read_bytes()))
+    n = len(text.read_bytes())
+    at_and_past(tmp_path, "limits.max_b64_len", n, "b64", text, "exceeds limits.max_b64_len (%d)")
+
+
+def bench_file(tmp_path, ids, instruction="make it red", depth=0):
+    p = tmp_path / "bench.json"
+    pairs = [{"id": i, "original_image_b64": picture_b64(), "edit_instruction": instruction,
+              "extra": json.loads("[" * depth + "]" * depth) if depth else 0} for i in ids]
+    p.write_text(json.dumps({"cat": {"data_pairs": pairs}}))
+    return p
+
+
+def test_limit_max_pairs(tmp_path):
+    p = bench_file(tmp_path, ["a", "b", "c"])
+    at_and_past(tmp_path, "limits.max_pairs", 3, "dataset", p, "more than %d pairs (limits.max_pairs)")
+
+
+def test_limit_max_json_depth(tmp_path):
+    # {cat: {data_pairs: [ {extra: [[[[[ ]]]]] } ]}}: 4 levels above the 5 of extra
+    p = bench_file(tmp_path, ["a"], depth=5)
+    at_and_past(tmp_path, "limits.max_json_depth", 9, "dataset", p, "nesting deeper than %d (limits.max_json_depth)")
+
+
+def test_limit_max_string_id(tmp_path):
+    p = bench_file(tmp_path, ["x" * 40])
+    at_and_past(tmp_path, "limits.max_string.id", 40, "dataset", p, "id is 40 bytes, over limits.max_string.id (%d)")
+
+
+def test_limit_max_string_instruction(tmp_path):
+    p = bench_file(tmp_path, ["a"], instruction="y" * 100)
+    at_and_past(tmp_path, "limits.max_string.instruction", 100, "dataset", p,
+                '"edit_instruction" is 100 bytes, over limits.max_string.instruction (%d)')
+
+
+def test_limit_max_tokenizer_input(tmp_path):
+    tok = SRC / "tests" / "fuzz" / "corpus" / "tokenizer" / "qwen2_small.json"
+    n = len("Replace the sky <|im_start|> 图像 café".encode())   # the sentence hostile_probe.lua encodes
+    at_and_past(tmp_path, "limits.max_tokenizer_input", n, "tokenizer", tok,
+                "exceeds limits.max_tokenizer_input (%d)")
+
+
+def test_limit_max_http_body(tmp_path):
+    body = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": "Score: 6"}}]}).encode()
+    with OneReply(body, "application/json") as srv:
+        judge = {"backend": "http", "base_url": srv.url, "model": "m", "retries": 0, "timeout_s": 10}
+        text = "judge: %s\nscript: %s\n" % (json.dumps(judge), json.dumps({"image_b64": picture_b64()}))
+        ok = probe_with(tmp_path, ["limits.max_http_body=%d" % len(body)], "reply", "-", text)
+        assert ok.returncode == 0 and "score 6" in ok.stdout, ok.stderr
+        bad = probe_with(tmp_path, ["limits.max_http_body=%d" % (len(body) - 1)], "reply", "-", text)
+        assert bad.returncode == 1
+        assert "over limits.max_http_body (%d bytes)" % (len(body) - 1) in bad.stderr, bad.stderr
+
+
+def test_json_encode_raising_midway_frees_its_partial_tree(tmp_path):
+    """Found by test-asan: json.encode of a value holding a function raised
+    after building part of the tree and leaked it (LeakSanitizer failed the
+    run at exit).  Under `make test-asan` this fails on any leak; in every
+    build it checks the error and that encoding still works afterwards."""
+    script = tmp_path / "enc.lua"
+    script.write_text("""
+local h = evalhost
+for i = 1, 200 do
+  local ok, err = pcall(h.json.encode, {a = {1, 2, {x = "y", f = print}}, b = string.rep("z", 100), i = i})
+  assert(not ok and err:find("json.encode: cannot encode a function", 1, true), err)
+end
+print(h.json.encode({k = {1, 2, 3}, s = "t"}))
+return 0
+""")
+    r = subprocess.run([str(BIN), str(script)], cwd=SRC, capture_output=True, text=True, timeout=TIMEOUT)
+    assert "LeakSanitizer" not in r.stderr, r.stderr
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == '{"k":[1,2,3],"s":"t"}'
