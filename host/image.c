@@ -1471,26 +1471,31 @@ static int resample_v(const eh_image *src, eh_image *dst, const taps *t)
     return 0;
 }
 
+/* Nearest neighbour as Pillow's: the source coordinate advances by the
+ * scale through repeated addition (its rounding, not ours, decides ties). */
 static eh_image *resize_nearest(const eh_image *img, int width, int height, eh_error *err)
 {
     eh_image *dst = image_alloc(width, height, img->channels, 0, err);
-    if (!dst)
+    int *xs = malloc(sizeof(int) * (size_t)width);
+    if (!dst || !xs) {
+        eh_image_free(dst);
+        free(xs);
+        eh_fail(err, EH_ENOMEM, "resize: out of memory for %dx%d", width, height);
         return NULL;
+    }
     double sx = (double)img->width / width, sy = (double)img->height / height;
+    double xo = sx * 0.5, yo = sy * 0.5;
+    for (int x = 0; x < width; x++, xo += sx)
+        xs[x] = (int)xo < img->width ? (int)xo : img->width - 1;
     size_t C = (size_t)img->channels;
-    for (int y = 0; y < height; y++) {
-        int iy = (int)((y + 0.5) * sy);
-        if (iy >= img->height)
-            iy = img->height - 1;
+    for (int y = 0; y < height; y++, yo += sy) {
+        int iy = (int)yo < img->height ? (int)yo : img->height - 1;
         const uint8_t *in = img->pixels + (size_t)iy * img->width * C;
         uint8_t *out = dst->pixels + (size_t)y * width * C;
-        for (int x = 0; x < width; x++) {
-            int ix = (int)((x + 0.5) * sx);
-            if (ix >= img->width)
-                ix = img->width - 1;
-            memcpy(out + (size_t)x * C, in + (size_t)ix * C, C);
-        }
+        for (int x = 0; x < width; x++)
+            memcpy(out + (size_t)x * C, in + (size_t)xs[x] * C, C);
     }
+    free(xs);
     return dst;
 }
 

@@ -216,9 +216,9 @@ def main():
             save_png(os.path.join(GOOD, "v_%s_rgba_ref.png" % name), Image.open(path).convert("RGBA"))
     small.save(os.path.join(GOOD, "v_rgb.bmp"), format="BMP")
 
-    # Resize references: Pillow's bilinear and bicubic, down and up.
+    # Resize references: Pillow's four filters, down and up.
     for name, flt in (("bilinear", Image.Resampling.BILINEAR), ("bicubic", Image.Resampling.BICUBIC),
-                      ("lanczos", Image.Resampling.LANCZOS)):
+                      ("lanczos", Image.Resampling.LANCZOS), ("nearest", Image.Resampling.NEAREST)):
         save_png(os.path.join(GOOD, "resize_%s_down.png" % name), pic.resize((37, 23), flt))
         save_png(os.path.join(GOOD, "resize_%s_up.png" % name), pic.resize((150, 101), flt))
 

@@ -382,9 +382,10 @@ static void test_resize(void)
 {
     eh_image *raw = photo_raw();
     eh_error err = {0};
-    static const char *names[] = {"bilinear", "bicubic", "lanczos"};
-    static const eh_resize_filter filters[] = {EH_FILTER_BILINEAR, EH_FILTER_BICUBIC, EH_FILTER_LANCZOS};
-    for (int i = 0; i < 3; i++) {
+    static const char *names[] = {"bilinear", "bicubic", "lanczos", "nearest"};
+    static const eh_resize_filter filters[] = {EH_FILTER_BILINEAR, EH_FILTER_BICUBIC, EH_FILTER_LANCZOS,
+                                               EH_FILTER_NEAREST};
+    for (int i = 0; i < 4; i++) {
         char ref[64];
         eh_image *down = eh_image_resize(raw, 37, 23, filters[i], &err);
         snprintf(ref, sizeof ref, "images/resize_%s_down.png", names[i]);
