@@ -22,6 +22,46 @@ static eh_model *check_model(lua_State *L, int idx)
     return lm->m;
 }
 
+/* The short code a script can test ("ENET", "EIO", ...). */
+static const char *status_code(eh_status code)
+{
+    switch (code) {
+    case EH_OK: return "OK";
+    case EH_EINVAL: return "EINVAL";
+    case EH_ENOMEM: return "ENOMEM";
+    case EH_EIO: return "EIO";
+    case EH_ELIMIT: return "ELIMIT";
+    case EH_EFORMAT: return "EFORMAT";
+    case EH_ESTATE: return "ESTATE";
+    case EH_EMODEL: return "EMODEL";
+    case EH_ENET: return "ENET";
+    }
+    return "EUNKNOWN";
+}
+
+/* Failures return nil, message, {code = "ENET"|..., whole = bool}.
+ * `whole` tells a schedule that the call failed as a whole (server down,
+ * out of memory), not one pair, so it stops resumably instead of recording
+ * every pair as failed; `code` lets it retry network failures on resume. */
+static int push_failure(lua_State *L, const eh_error *err, int whole)
+{
+    eh_lua_fail(L, err);
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, status_code(err->code));
+    lua_setfield(L, -2, "code");
+    lua_pushboolean(L, whole);
+    lua_setfield(L, -2, "whole");
+    return 3;
+}
+
+/* A whole-call failure: state problems are script bugs (raise). */
+static int call_failed(lua_State *L, const eh_error *err)
+{
+    if (err->code == EH_ESTATE)
+        return luaL_error(L, "%s", err->msg);
+    return push_failure(L, err, 1);
+}
+
 /* evalhost.model.open(spec [, section]) → Model | nil, err */
 static int model_open(lua_State *L)
 {
@@ -58,7 +98,7 @@ static int model_load(lua_State *L)
     eh_model *m = check_model(L, 1);
     eh_error err = { 0 };
     if (eh_model_load(m, &err) != EH_OK)
-        return eh_lua_fail(L, &err);
+        return call_failed(L, &err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -68,7 +108,7 @@ static int model_unload(lua_State *L)
     eh_model *m = check_model(L, 1);
     eh_error err = { 0 };
     if (eh_model_unload(m, &err) != EH_OK)
-        return eh_lua_fail(L, &err);
+        return call_failed(L, &err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -106,14 +146,6 @@ static int model_info(lua_State *L)
     return 1;
 }
 
-/* A whole-call failure: state problems are script bugs (raise), the rest
- * are the world's (nil, err). */
-static int call_failed(lua_State *L, const eh_error *err)
-{
-    if (err->code == EH_ESTATE)
-        return luaL_error(L, "%s", err->msg);
-    return eh_lua_fail(L, err);
-}
 
 static const char *opt_field_string(lua_State *L, int t, const char *key)
 {
@@ -166,6 +198,8 @@ static void push_score_result(lua_State *L, eh_score_result *r)
     if (!r->ok) {
         lua_pushstring(L, r->err.msg[0] ? r->err.msg : "score failed");
         lua_setfield(L, -2, "error");
+        lua_pushstring(L, status_code(r->err.code ? r->err.code : EH_EMODEL));
+        lua_setfield(L, -2, "code");
     } else {
         lua_pushnumber(L, r->score);
         lua_setfield(L, -2, "score");
@@ -195,7 +229,7 @@ static int model_edit(lua_State *L)
     if (eh_model_edit_batch(m, &req, &res, 1, &err) != EH_OK)
         return call_failed(L, &err);
     if (!res.image)
-        return eh_lua_fail(L, &res.err);
+        return push_failure(L, &res.err, 0);
     eh_lua_push_image(L, res.image);
     return 1;
 }
@@ -228,6 +262,8 @@ static int model_edit_batch(lua_State *L)
         } else {
             lua_pushstring(L, res[i].err.msg[0] ? res[i].err.msg : "edit failed");
             lua_setfield(L, -2, "error");
+            lua_pushstring(L, status_code(res[i].err.code ? res[i].err.code : EH_EMODEL));
+            lua_setfield(L, -2, "code");
         }
         lua_rawseti(L, -2, i + 1);
     }
@@ -246,10 +282,11 @@ static int model_score(lua_State *L)
     if (eh_model_score_batch(m, &req, &res, 1, &err) != EH_OK)
         return call_failed(L, &err);
     if (!res.ok) {
-        lua_pushnil(L);
-        lua_pushstring(L, res.err.msg[0] ? res.err.msg : "score failed");
+        eh_error item = res.err;
+        if (!item.msg[0])
+            eh_fail(&item, item.code ? item.code : EH_EMODEL, "score failed");
         eh_score_result_clear(&res);
-        return 2;
+        return push_failure(L, &item, 0);
     }
     push_score_result(L, &res);
     return 1;

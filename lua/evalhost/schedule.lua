@@ -177,7 +177,11 @@ local function open_journal(run)
   if j:is_new() then return true end
   local entries = j:entries()
   for _, e in ipairs(entries) do
-    run:remember(e.stage, e.category, e.id, e.record)
+    local rec = e.record
+    -- a network failure is the server's, not the pair's: retried on resume
+    if not (type(rec) == "table" and rec.error and rec.code == "ENET") then
+      run:remember(e.stage, e.category, e.id, rec)
+    end
   end
   local redo = verify_images(run)
   log("info", "resume: %s: %d finished step(s) replayed%s", j:path(), #entries,
@@ -323,7 +327,11 @@ function Run:model(role)
       if not self.resident_both then om:unload() end
     end
   end
-  local ok, err = m:load()
+  local ok, err, info = m:load()
+  if ok == nil and type(info) == "table" and info.code == "ENET" then
+    -- a server that does not wake up is not every pair's failure: stop, resumable
+    stop(("%s: load failed: %s"):format(self.sections[role], tostring(err)))
+  end
   if ok == nil and err then
     self.load_errors[role] = ("%s: load failed: %s"):format(self.sections[role], tostring(err))
     log("error", "%s", self.load_errors[role])
@@ -356,10 +364,13 @@ end
 
 local function pair_id(pair) return pair.id or ("#" .. tostring(pair.index)) end
 
-function Run:fail(stage, cat, pair, failed_stage, err)
+-- Records a pair's failure; `info` is a model call's third value
+-- ({code=, whole=}), kept so that --resume retries network failures.
+function Run:fail(stage, cat, pair, failed_stage, err, info)
   local id = pair_id(pair)
   log("warn", "[%s] %s: %s failed: %s (%s)", cat, id, failed_stage, tostring(err), self.dataset_path)
-  return self:record(stage, cat, id, { error = tostring(err), stage = failed_stage })
+  local code = type(info) == "table" and info.code or nil
+  return self:record(stage, cat, id, { error = tostring(err), stage = failed_stage, code = code })
 end
 
 -- Run fn(pair) over a category's pairs under a progress bar.
@@ -391,11 +402,16 @@ function Run:edit(cat, pair)
     return self:fail("edit", cat, pair, "edit", err) and false
   end
   local t0 = h.clock()
-  local edited
-  edited, err = editor:edit(img, pair.instruction)
+  local edited, info
+  edited, err, info = editor:edit(img, pair.instruction)
   local dt = h.clock() - t0
   img:close()
-  if not edited then return self:fail("edit", cat, pair, "edit", err) and false end
+  -- the call failed as a whole (server down, out of memory): nothing is
+  -- recorded for the pair, the run stops resumably
+  if not edited and type(info) == "table" and info.whole then
+    stop(("%s: %s"):format(self.sections.editor, tostring(err)))
+  end
+  if not edited then return self:fail("edit", cat, pair, "edit", err, info) and false end
   self.timings.edit_seconds = self.timings.edit_seconds + dt
   self.timings.edited = self.timings.edited + 1
 
@@ -447,10 +463,10 @@ function Run:score(cat, pair)
   end
   local judge
   judge, err = self:model("judge")
-  local res, dt
+  local res, dt, info
   if judge then
     local t0 = h.clock()
-    res, err = judge:score({
+    res, err, info = judge:score({
       image = edited, original = original, instruction = pair.instruction,
       description = pair.description, system_prompt = system, user_prompt = user,
       category = cat, id = id,
@@ -459,7 +475,10 @@ function Run:score(cat, pair)
   end
   edited:close()
   original:close()
-  if not res then return self:fail("score", cat, pair, "score", err) and false end
+  if not res and type(info) == "table" and info.whole then
+    stop(("%s: %s"):format(self.sections.judge, tostring(err)))
+  end
+  if not res then return self:fail("score", cat, pair, "score", err, info) and false end
   local score
   score, err = valid_score(res)
   if not score then return self:fail("score", cat, pair, "score", err) and false end
