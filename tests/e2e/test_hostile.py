@@ -330,3 +330,48 @@ return 0
     assert "LeakSanitizer" not in r.stderr, r.stderr
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == '{"k":[1,2,3],"s":"t"}'
+
+
+SCRIPT_RAISING_MID_STAGE = """
+local schedule = require "evalhost.schedule"
+return schedule.main("two_stage", function(run)
+  for i, cat in ipairs(run.categories) do
+    run:edit_all(cat)
+    if i == 2 and os.getenv("EH_TEST_BOOM") then error("boom in the middle of a stage") end
+    run:score_all(cat)
+  end
+end)
+"""
+
+
+def test_script_error_mid_stage_leaves_a_resumable_journal(tmp_path):
+    """A Lua error in a user script half-way through a stage: exit 2 with a
+    traceback, the journal replays, and --resume finishes with the same
+    scores as a run that was never interrupted."""
+    script = tmp_path / "boom.lua"
+    script.write_text(SCRIPT_RAISING_MID_STAGE)
+    cfg = SRC / "config" / "example.yaml"
+
+    def run(out, *args, boom=False):
+        env = dict(os.environ)
+        env.pop("EH_TEST_BOOM", None)
+        if boom:
+            env["EH_TEST_BOOM"] = "1"
+        return subprocess.run([str(BIN), str(script), str(cfg), "--quiet", "--set", "run.out=%s" % out, *args],
+                              cwd=SRC, capture_output=True, text=True, timeout=300, env=env)
+
+    def scores(out):
+        (name,) = [n for n in os.listdir(out / "results") if n.endswith(".json")]
+        rep = json.loads((out / "results" / name).read_text())
+        return sorted((p["category"], p["id"], p["score"]) for p in rep["pairs"])
+
+    r = run(tmp_path / "a", boom=True)
+    assert r.returncode == 2, r.stderr
+    assert "boom in the middle of a stage" in r.stderr and "traceback" in r.stderr
+    lines = (tmp_path / "a" / "journal.jsonl").read_text().splitlines()
+    assert len(lines) > 1 and all(json.loads(line) for line in lines)   # every line whole
+    r = run(tmp_path / "a", "--resume")
+    assert r.returncode == 0, r.stderr
+    r = run(tmp_path / "b")
+    assert r.returncode == 0, r.stderr
+    assert scores(tmp_path / "a") == scores(tmp_path / "b")
