@@ -88,6 +88,8 @@ void eh_http_safe_url(const char *url, char *buf, size_t n)
         return;
     const char *u = url ? url : "";
     const char *scheme = strstr(u, "://");
+    if (scheme && strcspn(u, "/?#@") < (size_t)(scheme - u))
+        scheme = NULL;   /* a "://" inside a path or query is not the scheme's (found by fuzz_http_url) */
     const char *host = scheme ? scheme + 3 : u;
     const char *at = NULL;
     for (const char *q = host; *q && *q != '/' && *q != '?' && *q != '#'; q++)
