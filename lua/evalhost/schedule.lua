@@ -443,38 +443,41 @@ local function valid_score(res)
 end
 
 -- Score one edited pair; true when it has a score.
-function Run:score(cat, pair)
+-- The judge's request for a pair, or nil and true/false when there is
+-- nothing to score (true: a score exists). The request owns two Images
+-- that settle_score closes.
+function Run:score_request(cat, pair)
   local h = util.host()
   local id = pair_id(pair)
   local rec = self:done("score", cat, id)
-  if rec then return rec.error == nil end
+  if rec then return nil, rec.error == nil end
   local e = self:done("edit", cat, id)
-  if e == nil or e.error then return false end -- nothing to score; the edit's failure is recorded
+  if e == nil or e.error then return nil, false end -- nothing to score; the edit's failure is recorded
 
   local system, user = self.prompts:render(cat, pair)
-  if not system then return self:fail("score", cat, pair, "prompt", user) and false end
+  if not system then return nil, self:fail("score", cat, pair, "prompt", user) and false end
   local edited, err = h.image.load(util.join(self.out, e.image))
-  if not edited then return self:fail("score", cat, pair, "score", "edited image: " .. tostring(err)) and false end
+  if not edited then
+    return nil, self:fail("score", cat, pair, "score", "edited image: " .. tostring(err)) and false
+  end
   local original
   original, err = pair:image()
   if not original then
     edited:close()
-    return self:fail("score", cat, pair, "data", err) and false
+    return nil, self:fail("score", cat, pair, "data", err) and false
   end
-  local judge
-  judge, err = self:model("judge")
-  local res, dt, info
-  if judge then
-    local t0 = h.clock()
-    res, err, info = judge:score({
-      image = edited, original = original, instruction = pair.instruction,
-      description = pair.description, system_prompt = system, user_prompt = user,
-      category = cat, id = id,
-    })
-    dt = h.clock() - t0
-  end
-  edited:close()
-  original:close()
+  return {
+    image = edited, original = original, instruction = pair.instruction,
+    description = pair.description, system_prompt = system, user_prompt = user,
+    category = cat, id = id,
+  }
+end
+
+-- Records the judge's answer to a request (res, or nil + err + info) and
+-- closes its images; true when the pair has a score.
+function Run:settle_score(cat, pair, req, res, err, info, dt)
+  req.image:close()
+  req.original:close()
   if not res and type(info) == "table" and info.whole then
     stop(("%s: %s"):format(self.sections.judge, tostring(err)))
   end
@@ -484,8 +487,57 @@ function Run:score(cat, pair)
   if not score then return self:fail("score", cat, pair, "score", err) and false end
   self.timings.score_seconds = self.timings.score_seconds + dt
   self.timings.scored = self.timings.scored + 1
-  self:record("score", cat, id, { score = score, text = res.text, seconds = dt })
+  self:record("score", cat, pair_id(pair), { score = score, text = res.text, seconds = dt })
   return true
+end
+
+-- Score one edited pair; true when it has a score.
+function Run:score(cat, pair)
+  local req, has = self:score_request(cat, pair)
+  if not req then return has end
+  local judge, err = self:model("judge")
+  local res, info
+  local t0 = util.host().clock()
+  if judge then res, err, info = judge:score(req) end
+  return self:settle_score(cat, pair, req, res, err, info, util.host().clock() - t0)
+end
+
+-- Score a list of pairs through score_batch (one call per batch_size pairs:
+-- real batches for torch, requests in flight for http). Calls tick() per pair.
+function Run:score_pairs(cat, list, tick)
+  local size = 1
+  local m = self.models.judge
+  if m and not self.load_errors.judge then size = math.max(1, m:info().batch_size or 1) end
+  local i = 1
+  while i <= #list do
+    local reqs, owners = {}, {}
+    while i <= #list and #reqs < size do
+      local pair = list[i]
+      local req = self:score_request(cat, pair)
+      if req then
+        reqs[#reqs + 1], owners[#owners + 1] = req, pair
+      else
+        tick()
+      end
+      i = i + 1
+    end
+    if #reqs > 0 then
+      local judge, err = self:model("judge")
+      local results, info
+      local t0 = util.host().clock()
+      if judge then results, err, info = judge:score_batch(reqs) end
+      local dt = (util.host().clock() - t0) / #reqs
+      for k, req in ipairs(reqs) do
+        local r = results and results[k]
+        if results and r.error then
+          self:settle_score(cat, owners[k], req, nil, r.error, { code = r.code, whole = false }, dt)
+        else
+          self:settle_score(cat, owners[k], req, r, err, info, dt)
+        end
+        tick()
+      end
+    end
+  end
 end
 
 function Run:edit_all(cat)
@@ -493,7 +545,11 @@ function Run:edit_all(cat)
 end
 
 function Run:score_all(cat)
-  self:each(cat, "评分", function(pair) self:score(cat, pair) end)
+  local list = {}
+  for _, pair in self:pairs(cat) do list[#list + 1] = pair end
+  local bar = util.host().progress(("[%s] %s"):format(cat, "评分"), #list)
+  self:score_pairs(cat, list, function() bar:tick() end)
+  bar:close()
   self:log_category(cat)
 end
 

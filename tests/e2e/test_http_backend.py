@@ -231,7 +231,9 @@ def test_connection_reset(binary, server, tmp_path):
     # an RST right after the request reads as a reset or as an empty reply, by timing
     assert "Connection reset by peer" in bad["error"] or "Empty reply from server" in bad["error"], bad
     assert good["score"] == expected_score("pair_002")
-    assert len([e for e in server.requests() if e["id"] == "pair_001"]) == 3
+    # 3 attempts; libcurl itself resends once when a reused keep-alive
+    # connection turns out dead (requests in flight share connections)
+    assert len([e for e in server.requests() if e["id"] == "pair_001"]) in (3, 4)
 
 
 @pytest.mark.parametrize("model, needle", [

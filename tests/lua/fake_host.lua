@@ -71,7 +71,7 @@ function Model:state() return self.where end
 function Model:footprint() return self.spec.footprint or 1000 end
 function Model:info()
   return { section = self.section, backend = self.spec.backend or "builtin", name = self.spec.name,
-    device = self.spec.device or "cpu", dtype = "float32", batch_size = 1 }
+    device = self.spec.device or "cpu", dtype = "float32", batch_size = self.spec.batch_size or 1 }
 end
 
 function Model:load()
@@ -121,6 +121,23 @@ function Model:score(req)
   local h = 0
   for i = 1, #req.image.data do h = (h * 31 + req.image.data:byte(i)) % 1000003 end
   return { score = h % 11 + 0.0, text = "Score: " .. (h % 11) }
+end
+
+-- As the C binding: per-item failures in the results, a failure of the
+-- whole call (spec.down: "the server looks down") as nil, msg, {whole=true}.
+function Model:score_batch(list)
+  local st = self.state_
+  st.batches = st.batches or {}
+  st.batches[#st.batches + 1] = #list
+  if self.spec.down then
+    return nil, "judge: the server looks down (5 failures in a row)", { code = "ENET", whole = true }
+  end
+  local out = {}
+  for i, req in ipairs(list) do
+    local res, err = self:score(req)
+    out[i] = res or { error = err, code = "EMODEL" }
+  end
+  return out
 end
 
 function Model:close() self.closed = true end

@@ -200,6 +200,25 @@ describe("schedules", function()
     assert.are.equal("output: cannot create /ro/out: Permission denied (/ro/out/results)", fake.log_text(st, "error"))
   end)
 
+  it("scores through score_batch in the judge's batch_size, with the same scores", function()
+    setup(dir)
+    assert.are.equal(0, run_script("two_stage"))
+    local one = scores_of(read_report(dir))
+    fake.rmtree(dir .. "/out")
+    local _, st = setup(dir, { judge = { name = "metrics", batch_size = 2 } })
+    assert.are.equal(0, run_script("two_stage"))
+    assert.are.same(one, scores_of(read_report(dir)))
+    assert.are.same({ 2, 1, 2, 2 }, st.batches)   -- categories of 3, 2 and 2 pairs
+  end)
+
+  it("a judge that fails as a whole stops the run, records nothing against the pairs, and resumes", function()
+    local _, st = setup(dir, { judge = { name = "metrics", down = true } })
+    assert.are.equal(1, run_script("two_stage"))
+    assert.truthy(fake.log_text(st, "error"):find("the server looks down", 1, true))
+    local journal = _G.evalhost.fs.read(dir .. "/out/journal.jsonl") or ""
+    assert.falsy(journal:find('"stage":"score"', 1, true))
+  end)
+
   it("a judge reply without a score is a failure", function()
     setup(dir, { judge = { name = "metrics", no_score = true } })
     assert.are.equal(1, run_script("cross_category"))
