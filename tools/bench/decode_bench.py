@@ -43,7 +43,7 @@ def main():
           % (reps, cpu, Image.__version__, os.getloadavg()[0]))
     print("%-28s %4s %10s %8s %8s %8s %8s %8s %7s" % ("file", "fmt", "size", "ours", "pillow", "raw-tj",
                                                    "pil/ours", "ours/raw", "maxdiff"))
-    ratios, raw_ratios = {}, []
+    ratios, raw_ratios, min_ratios, min_raw = {}, [], {}, []
     for i, path in enumerate(inputs):
         with open(path, "rb") as f:
             data = f.read()
@@ -66,21 +66,27 @@ def main():
         ours, pil = statistics.median(t_ours), statistics.median(t_pil)
         raw = statistics.median(t_raw) if t_raw else None
         ratios.setdefault(fmt, []).append(pil / ours)
+        min_ratios.setdefault(fmt, []).append(min(t_pil) / min(t_ours))
         if raw:
             raw_ratios.append(ours / raw)
+            min_raw.append(min(t_ours) / min(t_raw))
         print("%-28s %4s %10s %8.2f %8.2f %8s %8.2f %8s %7s" % (
             os.path.basename(path)[:28], fmt, "%dx%d" % (w, h), ours, pil, "%.2f" % raw if raw else "-",
             pil / ours, "%.3f" % (ours / raw) if raw else "-", diff))
     proc.stdin.close()
     proc.wait()
     print()
+    def gmean(r):
+        return math.exp(sum(math.log(x) for x in r) / len(r))
     for fmt, r in sorted(ratios.items()):
-        g = math.exp(sum(math.log(x) for x in r) / len(r))
-        print("%-4s vs Pillow: %.2fx faster (geometric mean; median %.2fx, min %.2fx, %d files)"
-              % (fmt, g, statistics.median(r), min(r), len(r)))
+        print("%-4s vs Pillow: %.2fx faster (geometric mean of per-file median ratios; median %.2fx, "
+              "worst %.2fx, %d files; from best-of-%d times: %.2fx)"
+              % (fmt, gmean(r), statistics.median(r), min(r), len(r), reps, gmean(min_ratios[fmt])))
     if raw_ratios:
-        print("jpeg vs raw tjDecompress2: ours takes %.3fx its time (median; max %.3fx)"
-              % (statistics.median(raw_ratios), max(raw_ratios)))
+        print("jpeg vs raw tjDecompress2: ours takes %.3fx its time (median over files; worst %.3fx; "
+              "from best-of-%d times: %.3fx)" % (statistics.median(raw_ratios), max(raw_ratios), reps,
+                                                 statistics.median(min_raw)))
+    print("(a loaded machine spreads these; the load average is printed at the top)")
 
 
 if __name__ == "__main__":
