@@ -667,8 +667,12 @@ eh_status eh_torch_module_off_device(eh_torch_module *m, eh_error *err)
         m->dev = at::Tensor();
         m->on_device = false;
         // Hand the freed block back to the driver, so gpu.memory() and other
-        // processes see it free (the other model's load re-reserves it).
-        at::getDeviceAllocator(c10::kCUDA)->emptyCache();
+        // processes see it free (the other model's load re-reserves it).  The
+        // model is on the host by now whatever this says.
+        try {
+            at::getDeviceAllocator(c10::kCUDA)->emptyCache();
+        } catch (const std::exception &) {
+        }
         return EH_OK;
     });
 }
