@@ -279,21 +279,40 @@ static eh_status check_ready(const eh_model *m, eh_model_role role, const char *
     return EH_OK;
 }
 
+/* Runs fn over reqs in chunks of the model's batch_size; stops at the first
+ * whole-call failure.  `size` is the size of one request and one result. */
+typedef eh_status (*batch_fn)(eh_model *m, const void *reqs, void *results, size_t n, eh_error *err);
+
+static eh_status in_batches(eh_model *m, batch_fn fn, const void *reqs, size_t req_size, void *results,
+                            size_t res_size, size_t n, eh_error *err)
+{
+    memset(results, 0, res_size * n);
+    for (size_t i = 0; i < n; i += (size_t)m->batch_size) {
+        size_t k = n - i < (size_t)m->batch_size ? n - i : (size_t)m->batch_size;
+        eh_status rc = fn(m, (const char *)reqs + i * req_size, (char *)results + i * res_size, k, err);
+        if (rc != EH_OK)
+            return rc;
+    }
+    return EH_OK;
+}
+
+static eh_status edit_chunk(eh_model *m, const void *reqs, void *results, size_t n, eh_error *err)
+{
+    return m->backend->edit(m, reqs, results, n, err);
+}
+
+static eh_status score_chunk(eh_model *m, const void *reqs, void *results, size_t n, eh_error *err)
+{
+    return m->backend->score(m, reqs, results, n, err);
+}
+
 eh_status eh_model_edit_batch(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n,
                               eh_error *err)
 {
     eh_status rc = check_ready(m, EH_ROLE_EDITOR, "edit", err);
     if (rc != EH_OK)
         return rc;
-    for (size_t i = 0; i < n; i++)
-        memset(&results[i], 0, sizeof results[i]);
-    for (size_t i = 0; i < n; i += (size_t)m->batch_size) {
-        size_t k = n - i < (size_t)m->batch_size ? n - i : (size_t)m->batch_size;
-        rc = m->backend->edit(m, reqs + i, results + i, k, err);
-        if (rc != EH_OK)
-            return rc;
-    }
-    return EH_OK;
+    return in_batches(m, edit_chunk, reqs, sizeof *reqs, results, sizeof *results, n, err);
 }
 
 eh_status eh_model_score_batch(eh_model *m, const eh_score_request *reqs, eh_score_result *results, size_t n,
@@ -302,13 +321,5 @@ eh_status eh_model_score_batch(eh_model *m, const eh_score_request *reqs, eh_sco
     eh_status rc = check_ready(m, EH_ROLE_JUDGE, "score", err);
     if (rc != EH_OK)
         return rc;
-    for (size_t i = 0; i < n; i++)
-        memset(&results[i], 0, sizeof results[i]);
-    for (size_t i = 0; i < n; i += (size_t)m->batch_size) {
-        size_t k = n - i < (size_t)m->batch_size ? n - i : (size_t)m->batch_size;
-        rc = m->backend->score(m, reqs + i, results + i, k, err);
-        if (rc != EH_OK)
-            return rc;
-    }
-    return EH_OK;
+    return in_batches(m, score_chunk, reqs, sizeof *reqs, results, sizeof *results, n, err);
 }
