@@ -141,8 +141,8 @@ local function verify_images(run)
         local path = util.join(run.out, rec.image)
         local got = h.hash_file(path)
         if got == nil or (rec.hash ~= nil and got ~= rec.hash) then
-          log("warn", "resume: %s %s; redoing the edit of %s/%s", path,
-            got and "does not match its recorded hash" or "is missing", cat, id)
+          log("warn", "resume: %s %s; redoing the edit of %s/%s", path, not own and "is not where this run keeps its images"
+            or got and "does not match its recorded hash" or "is missing", cat, id)
           recs[id] = nil
           local s = run.steps.score and run.steps.score[cat]
           if s then s[id] = nil end

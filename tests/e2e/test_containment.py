@@ -183,3 +183,35 @@ def test_symlinked_journal_is_refused(tmp_path):
     assert r.returncode != 0
     assert made_outside(before, snapshot(tmp_path)) == []
     assert "journal.jsonl" in r.stderr
+
+
+def test_journal_naming_an_outside_image_is_not_trusted(tmp_path):
+    """A journal record whose image path leaves the output folder: on
+    --resume the edit is redone into the folder, and the outside file is
+    neither read into the report nor written."""
+    cfg, out = first_run(tmp_path)
+    outside = tmp_path / "outside.png"
+    Image.new("RGB", (24, 16), (255, 0, 255)).save(outside)
+    secret = outside.read_bytes()
+    lines = (out / "journal.jsonl").read_text().splitlines()
+    patched = []
+    for line in lines:
+        rec = json.loads(line)
+        if rec.get("image") == "images/cat/p1.png":
+            rec["image"] = "../outside.png"
+            rec.pop("hash", None)
+        patched.append(json.dumps(rec, ensure_ascii=False))
+    assert patched != lines
+    (out / "journal.jsonl").write_text("\n".join(patched) + "\n")
+    for n in os.listdir(out / "results"):
+        os.remove(out / "results" / n)
+    before = snapshot(tmp_path)
+    r = two_stage(cfg, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "is not where this run keeps its images" in r.stderr
+    assert made_outside(before, snapshot(tmp_path)) == []
+    assert outside.read_bytes() == secret
+    rows = {p["id"]: p for p in report(out)["pairs"]}
+    assert rows["p1"]["image"] == "images/cat/p1.png"
+    html = [n for n in os.listdir(out / "results") if n.endswith(".html")]
+    assert html and base64.b64encode(secret).decode()[:40] not in (out / "results" / html[0]).read_text()
