@@ -1499,16 +1499,8 @@ static eh_image *resize_nearest(const eh_image *img, int width, int height, eh_e
     return dst;
 }
 
-eh_image *eh_image_resize(const eh_image *img, int width, int height, eh_resize_filter filter, eh_error *err)
+static eh_image *resample(const eh_image *img, int width, int height, eh_resize_filter filter, eh_error *err)
 {
-    if (width <= 0 || height <= 0) {
-        eh_fail(err, EH_EINVAL, "resize: bad size %dx%d", width, height);
-        return NULL;
-    }
-    if (width == img->width && height == img->height)
-        return eh_image_clone(img, err);
-    if (filter == EH_FILTER_NEAREST)
-        return resize_nearest(img, width, height, err);
     eh_image *mid = NULL, *dst = NULL;
     taps th = {0}, tv = {0};
     const eh_image *cur = img;
@@ -1536,6 +1528,41 @@ oom:
     eh_image_free(dst);
     eh_fail(err, EH_ENOMEM, "resize: out of memory for %dx%d", width, height);
     return NULL;
+}
+
+eh_image *eh_image_resize(const eh_image *img, int width, int height, eh_resize_filter filter, eh_error *err)
+{
+    if (width <= 0 || height <= 0) {
+        eh_fail(err, EH_EINVAL, "resize: bad size %dx%d", width, height);
+        return NULL;
+    }
+    if (width == img->width && height == img->height)
+        return eh_image_clone(img, err);
+    if (filter == EH_FILTER_NEAREST)
+        return resize_nearest(img, width, height, err);
+    if (img->channels == 3)
+        return resample(img, width, height, filter, err);
+    /* RGBA as Pillow does it: resample premultiplied colour ("RGBa"), so
+     * transparent pixels lend no colour to their neighbours, then divide. */
+    eh_image *pre = eh_image_clone(img, err);
+    if (!pre)
+        return NULL;
+    size_t n = (size_t)img->width * img->height;
+    for (uint8_t *p = pre->pixels; n--; p += 4)
+        for (int c = 0; c < 3; c++)
+            p[c] = muldiv255(p[c], p[3]);
+    eh_image *dst = resample(pre, width, height, filter, err);
+    eh_image_free(pre);
+    if (!dst)
+        return NULL;
+    n = (size_t)width * height;
+    for (uint8_t *p = dst->pixels; n--; p += 4)
+        if (p[3] != 0 && p[3] != 255)
+            for (int c = 0; c < 3; c++) {
+                int v = 255 * p[c] / p[3];
+                p[c] = (uint8_t)(v > 255 ? 255 : v);
+            }
+    return dst;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -52,9 +52,9 @@ eh_image *eh_image_decode_b64(const char *text, size_t len, const eh_image_limit
 eh_image *eh_image_load(const char *path, const eh_image_limits *limits, eh_error *err);
 
 /* Separable resampling as Pillow's resize (kernel widened when shrinking,
- * so downscaling averages areas; 22-bit fixed-point weights): RGB results
- * are Pillow's bytes exactly.  RGBA is resampled without premultiplying
- * (Pillow premultiplies).  Deterministic; a new image, img untouched. */
+ * so downscaling averages areas; 22-bit fixed-point weights; RGBA through
+ * premultiplied colour): the results are Pillow's bytes exactly.
+ * Deterministic; a new image, img untouched. */
 eh_image *eh_image_resize(const eh_image *img, int width, int height, eh_resize_filter filter, eh_error *err);
 
 /* Encoders return a malloc'd buffer the caller frees.  PNG level: 0..9 (-1:

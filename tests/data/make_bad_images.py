@@ -221,6 +221,9 @@ def main():
                       ("lanczos", Image.Resampling.LANCZOS), ("nearest", Image.Resampling.NEAREST)):
         save_png(os.path.join(GOOD, "resize_%s_down.png" % name), pic.resize((37, 23), flt))
         save_png(os.path.join(GOOD, "resize_%s_up.png" % name), pic.resize((150, 101), flt))
+    # ... and of an RGBA picture (Pillow resamples it premultiplied).
+    rgba.resize((17, 11), Image.Resampling.BICUBIC).save(os.path.join(GOOD, "resize_rgba_down.png"))
+    rgba.resize((67, 45), Image.Resampling.BILINEAR).save(os.path.join(GOOD, "resize_rgba_up.png"))
 
 
 if __name__ == "__main__":

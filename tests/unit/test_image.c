@@ -408,6 +408,21 @@ static void test_resize(void)
         eh_image_free(pil);
         eh_image_free(up);
     }
+    eh_image_limits keep = eh_image_default_limits();
+    keep.keep_alpha = 1;
+    eh_image *rgba = load("images/v_rgba.png", &keep);
+    eh_image *r = eh_image_resize(rgba, 17, 11, EH_FILTER_BICUBIC, &err);
+    eh_image *pil = load("images/resize_rgba_down.png", &keep);
+    CHECK_EQ_INT(max_diff(r, pil), 0);
+    eh_image_free(r);
+    eh_image_free(pil);
+    r = eh_image_resize(rgba, 67, 45, EH_FILTER_BILINEAR, &err);
+    pil = load("images/resize_rgba_up.png", &keep);
+    CHECK_EQ_INT(max_diff(r, pil), 0);
+    eh_image_free(r);
+    eh_image_free(pil);
+    eh_image_free(rgba);
+
     eh_image *same = eh_image_resize(raw, 96, 64, EH_FILTER_BICUBIC, &err);
     CHECK_EQ_INT(max_diff(same, raw), 0);
     eh_image_free(same);
