@@ -63,6 +63,9 @@ function report.build(r)
       score = orNull(row.score), text = orNull(row.text), error = orNull(row.error),
       image = orNull(row.image), edit_seconds = orNull(row.edit_seconds),
       score_seconds = orNull(row.score_seconds), index = orNull(row.index),
+      provenance = row.provenance and {
+        edit = orNull(row.provenance.edit), score = orNull(row.provenance.score),
+      } or nil,
     }
     if row.error then
       failures[#failures + 1] = { category = row.category, id = row.id, stage = row.failed_stage or "unknown", error = row.error }
@@ -73,7 +76,7 @@ function report.build(r)
   for _, k in ipairs({ "edit_seconds", "score_seconds", "swap_seconds", "edit_per_item", "score_per_item" }) do
     timings[k] = orNull(timings[k])
   end
-  return {
+  local out = {
     evalhost = { version = r.version },
     run = r.run,
     config = r.config,
@@ -81,6 +84,8 @@ function report.build(r)
     dataset = r.dataset,
     models = r.models,
     prompts = r.prompts,
+    judge_identity = r.judge_identity,
+    sources = array(table.move(r.sources or {}, 1, #(r.sources or {}), 1, {})),
     swaps = r.swaps,
     timings = timings,
     categories = categories,
@@ -91,6 +96,81 @@ function report.build(r)
     pairs = pairs_out,
     failures = failures,
   }
+  -- sections a script adds (judge_repeat's noise figures ...)
+  for k, v in pairs(r.extra or {}) do
+    if out[k] == nil then out[k] = v end
+  end
+  return out
+end
+
+------------------------------------------------------------------------
+-- The judge's identity: what must be equal for two runs' scores to come
+-- from the same judge (README "Judge reproducibility").
+------------------------------------------------------------------------
+
+-- The Hugging Face snapshot a model resolves to: from a path inside the
+-- cache (.../snapshots/<hash>/...), else from the cache's refs/<revision>
+-- file for a hub id. Returns hash, where it was found; or nil.
+function report.hf_revision(path, name, ref)
+  if type(path) == "string" then
+    local snap = path:match("/snapshots/(%x+)")
+    if snap then return snap, "path" end
+  end
+  if type(name) ~= "string" or not name:find("^[%w._-]+/[%w._-]+$") then return nil end
+  local hub = os.getenv("HF_HUB_CACHE")
+  if not hub then
+    local home = os.getenv("HF_HOME") or ((os.getenv("HOME") or "") .. "/.cache/huggingface")
+    hub = home .. "/hub"
+  end
+  local f = io.open(("%s/models--%s/refs/%s"):format(hub, name:gsub("/", "--"), tostring(ref or "main")), "r")
+  if not f then return nil end
+  local rev = (f:read("l") or ""):match("^%s*(%x+)")
+  f:close()
+  if rev then return rev, "hf cache" end
+  return nil
+end
+
+-- info: Model:info(); spec: the judge's config section; prompts: Prompts:describe().
+function report.judge_identity(info, spec, prompts)
+  spec = type(spec) == "table" and spec or {}
+  local params = type(spec.params) == "table" and spec.params or {}
+  local function opt(k)
+    if spec[k] ~= nil then return spec[k] end
+    return params[k]
+  end
+  local backend = info.backend
+  local revision, where = opt("revision"), "config"
+  if revision == nil or type(revision) == "string" and not revision:find("^%x+$") then
+    local snap, w = report.hf_revision(opt("path"), info.name, revision)
+    if snap then revision, where = snap, w end
+  end
+  if revision == nil then
+    where = backend == "http" and "not reported: the http backend does not pass on the server's model field"
+      or backend == "builtin" and "builtin (part of this evalhost version)" or "unknown"
+  end
+  -- the http backend always sends temperature 0 and seed (default 0)
+  local temperature, seed = opt("temperature"), opt("seed")
+  if backend == "http" then
+    if temperature == nil then temperature = 0 end
+    if seed == nil then seed = 0 end
+  end
+  return {
+    backend = backend, name = info.name, revision = orNull(revision), revision_source = where,
+    dtype = orNull(info.dtype), device = orNull(info.device),
+    temperature = orNull(temperature), seed = orNull(seed),
+    deterministic = backend == "builtin" or nil,
+    prompt_file = prompts and prompts.file or nil, prompt_language = prompts and prompts.language or nil,
+    prompt_templates = prompts and prompts.templates or nil,
+  }
+end
+
+-- One line for people: "http/Qwen... rev abc123, bfloat16, T=0, seed 0".
+function report.identity_line(id)
+  if type(id) ~= "table" then return "—" end
+  local rev = id.revision ~= nil and id.revision ~= json().null and ("rev " .. tostring(id.revision)) or "rev ?"
+  local t = id.temperature ~= nil and id.temperature ~= json().null and ("T=" .. tostring(id.temperature)) or "T=—"
+  local sd = id.seed ~= nil and id.seed ~= json().null and ("seed " .. tostring(id.seed)) or "seed —"
+  return ("%s/%s %s, %s, %s, %s"):format(tostring(id.backend), tostring(id.name), rev, str(id.dtype), t, sd)
 end
 
 ------------------------------------------------------------------------
@@ -142,6 +222,10 @@ function report.markdown(rep)
   add("- 配置 / config: `%s` (hash `%s`)", tostring(run.config_path), tostring(rep.config_hash))
   add("- 数据集 / dataset: `%s` (hash `%s`)", tostring(rep.dataset.path), tostring(rep.dataset.hash))
   add("- 编辑模型 / editor: %s; 评测模型 / judge: %s", model_line(rep.models.editor), model_line(rep.models.judge))
+  add("- 评测模型身份 / judge identity: %s", report.identity_line(rep.judge_identity))
+  for _, src in ipairs(rep.sources or {}) do
+    add("- 来源 / source (%s): `%s` (run key `%s`)", tostring(src.role), tostring(src.dir), tostring(src.run_key))
+  end
   add("- 模型交换 / swaps: %d (%s s, %.1f MB moved)", sw.count or 0, util.fmt(sw.seconds), (sw.bytes or 0) / 1e6)
   add("- 用时 / timings: edit %s s (%s s/pair), score %s s (%s s/pair), swaps %s s",
     val(t.edit_seconds), val(t.edit_per_item, 3), val(t.score_seconds), val(t.score_per_item, 3), val(t.swap_seconds))
@@ -258,6 +342,7 @@ function report.html(rep, opts)
     { "finished", run.finished }, { "config", ("%s (hash %s)"):format(tostring(run.config_path), tostring(rep.config_hash)) },
     { "dataset", ("%s (hash %s)"):format(tostring(rep.dataset.path), tostring(rep.dataset.hash)) },
     { "editor", model_line(rep.models.editor) }, { "judge", model_line(rep.models.judge) },
+    { "judge identity", report.identity_line(rep.judge_identity) },
     { "swaps", ("%d (%s s)"):format(sw.count or 0, util.fmt(sw.seconds)) },
     { "timings", ("edit %s s, score %s s, swaps %s s"):format(val(t.edit_seconds), val(t.score_seconds), val(t.swap_seconds)) },
     { "aggregate", ("%s; std %s; CI %s"):format(rep.aggregate, rep.stats_method.std, rep.stats_method.ci95) },

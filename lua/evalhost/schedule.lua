@@ -73,9 +73,19 @@ local function open_dataset(run, cfg)
   end
   local opts = {}
   for k, v in pairs(dcfg) do
-    if k ~= "path" then opts[k] = v end
+    if k ~= "path" and k ~= "adapter" then opts[k] = v end
   end
-  local ds, err = h.dataset.open(path, opts)
+  local ds, err
+  if dcfg.adapter ~= nil then
+    -- another benchmark's layout read by a Lua adapter (lua/evalhost/datasets/)
+    local ADAPTERS = { imgedit = true, kris = true, rise = true, gedit = true }
+    if not ADAPTERS[dcfg.adapter] then
+      return nil, ("config: dataset.adapter must be imgedit, kris, rise or gedit, got %s"):format(tostring(dcfg.adapter))
+    end
+    ds, err = require("evalhost.datasets." .. dcfg.adapter).open(path, opts)
+  else
+    ds, err = h.dataset.open(path, opts)
+  end
   if not ds then return nil, err end
   run.dataset, run.dataset_path = ds, path
   return true
@@ -225,6 +235,8 @@ function schedule.start(name, opts)
     aggregate = repcfg.aggregate or "pairs",
     bootstrap = repcfg.bootstrap or {},
     html = repcfg.html ~= false,
+    score_stage = "score",   -- judge_repeat scores the same pairs under other stage names
+    sources = {},            -- earlier runs this one took edits or scores from (report.sources)
   }, Run)
 
   local keep = runcfg.keep_both
@@ -249,6 +261,16 @@ function schedule.start(name, opts)
 
   ok, err = open_models(run, cfg, opts.models or { "editor", "judge" })
   if not ok then return nil, err end
+  if run.sections.editor then
+    run.editor_hash = h.hash(util.canonical(runkey.filter(cfg)[run.sections.editor] or {}))
+  end
+  if runcfg.reuse_edits_from ~= nil then
+    local src
+    src, err = require("evalhost.runs").open(tostring(runcfg.reuse_edits_from))
+    if not src then return nil, ("config: run.reuse_edits_from: %s"):format(err) end
+    run.reuse = src
+    run.sources[#run.sources + 1] = { role = "reuse_edits_from", dir = src.dir, run_key = src.run_key }
+  end
 
   -- Shards (issue 8): a balanced split of each category, a folder of their own.
   run.split = shard_mod.new(run.dataset, run.shard.index, run.shard.count)
@@ -385,6 +407,55 @@ function Run:each(cat, label, fn)
   bar:close()
 end
 
+-- What an edit depends on in the data, as a hash: the pair's image field as
+-- written in the file (a file named by path: its bytes), its instruction, id
+-- and category. Cheap (no decode), so every edit record carries it and any run
+-- can later serve as run.reuse_edits_from.
+local IMAGE_FIELDS = { "original_image_b64", "image", "image_b64", "image_path" }
+function Run:input_hash(cat, pair)
+  local h = util.host()
+  local want = (self.config.dataset or {}).image
+  local v
+  if type(pair.field) == "function" then
+    for _, f in ipairs(want and { want } or IMAGE_FIELDS) do
+      v = pair:field(f)
+      if v ~= nil then break end
+    end
+  end
+  if v == nil then v = pair.image_path end
+  if type(v) == "string" and #v < 4096 and not v:find("^data:") then
+    local fh = h.hash_file(util.is_absolute(v) and v or util.join(util.dirname(self.dataset_path), v))
+    if fh then v = "file:" .. fh end
+  end
+  return h.hash(util.canonical({ category = cat, id = pair.id, instruction = pair.instruction,
+    image = type(v) == "string" and h.hash(v) or "none" }))
+end
+
+-- Takes the edit of (cat, id) from run.reuse_edits_from when its input and
+-- editor hashes match this run's: the image is copied (hash-checked) and the
+-- step recorded as this run's, with where it came from. True when reused.
+function Run:reuse_edit(cat, id, input)
+  local h = util.host()
+  local src = self.reuse
+  local rec = src:step("edit", cat, id)
+  if not (rec and rec.image and not rec.error and rec.input == input and rec.editor == self.editor_hash) then
+    return false
+  end
+  local bytes = h.fs.read(util.join(src.dir, rec.image))
+  if not bytes or (rec.hash and h.hash(bytes) ~= rec.hash) then
+    log("warn", "[%s] %s: %s changed since that run; editing again", cat, id, util.join(src.dir, rec.image))
+    return false
+  end
+  local rel = util.join("images", cat, id .. ".png")
+  local ok, err = h.fs.mkdir_beneath(self.out, util.join("images", cat))
+  if ok then ok, err = h.fs.write(util.join(self.out, rel), bytes) end
+  if not ok then stop(("cannot save the edit of %s/%s: %s"):format(cat, id, tostring(err))) end
+  self.timings.reused = (self.timings.reused or 0) + 1
+  self:record("edit", cat, id, { image = rel, seconds = rec.seconds, hash = rec.hash, input = input,
+    editor = self.editor_hash, from = { run = src.dir, run_key = src.run_key } })
+  return true
+end
+
 -- Edit one pair and save the result; true when an edited image exists.
 function Run:edit(cat, pair)
   local h = util.host()
@@ -394,6 +465,8 @@ function Run:edit(cat, pair)
   if pair.error then return self:fail("edit", cat, pair, "data", pair.error) and false end
   local okid, why = util.safe_component(pair.id)
   if not okid then return self:fail("edit", cat, pair, "data", "id: " .. why) and false end
+  local input = self:input_hash(cat, pair)
+  if self.reuse and self:reuse_edit(cat, id, input) then return true end
 
   local img, err = pair:image()
   if not img then return self:fail("edit", cat, pair, "data", err) and false end
@@ -432,7 +505,8 @@ function Run:edit(cat, pair)
   -- never journaled as the pair's failure: a full disk is not the pair's fault
   if not ok then stop(("cannot save the edit of %s/%s: %s"):format(cat, id, tostring(serr))) end
   -- The hash lets a resumed run check the file it relies on (issue 8).
-  self:record("edit", cat, id, { image = rel, seconds = dt, hash = h.hash_file(util.join(self.out, rel)) })
+  self:record("edit", cat, id, { image = rel, seconds = dt, hash = h.hash_file(util.join(self.out, rel)),
+    input = input, editor = self.editor_hash })
   return true
 end
 
@@ -451,22 +525,22 @@ end
 function Run:score_request(cat, pair)
   local h = util.host()
   local id = pair_id(pair)
-  local rec = self:done("score", cat, id)
+  local rec = self:done(self.score_stage, cat, id)
   if rec then return nil, rec.error == nil end
   local e = self:done("edit", cat, id)
   if e == nil or e.error then return nil, false end -- nothing to score; the edit's failure is recorded
 
   local system, user = self.prompts:render(cat, pair)
-  if not system then return nil, self:fail("score", cat, pair, "prompt", user) and false end
+  if not system then return nil, self:fail(self.score_stage, cat, pair, "prompt", user) and false end
   local edited, err = h.image.load(util.join(self.out, e.image))
   if not edited then
-    return nil, self:fail("score", cat, pair, "score", "edited image: " .. tostring(err)) and false
+    return nil, self:fail(self.score_stage, cat, pair, "score", "edited image: " .. tostring(err)) and false
   end
   local original
   original, err = pair:image()
   if not original then
     edited:close()
-    return nil, self:fail("score", cat, pair, "data", err) and false
+    return nil, self:fail(self.score_stage, cat, pair, "data", err) and false
   end
   return {
     image = edited, original = original, instruction = pair.instruction,
@@ -483,13 +557,13 @@ function Run:settle_score(cat, pair, req, res, err, info, dt)
   if not res and type(info) == "table" and info.whole then
     stop(("%s: %s"):format(self.sections.judge, tostring(err)))
   end
-  if not res then return self:fail("score", cat, pair, "score", err, info) and false end
+  if not res then return self:fail(self.score_stage, cat, pair, "score", err, info) and false end
   local score
   score, err = valid_score(res)
-  if not score then return self:fail("score", cat, pair, "score", err) and false end
+  if not score then return self:fail(self.score_stage, cat, pair, "score", err) and false end
   self.timings.score_seconds = self.timings.score_seconds + dt
   self.timings.scored = self.timings.scored + 1
-  self:record("score", cat, pair_id(pair), { score = score, text = res.text, seconds = dt })
+  self:record(self.score_stage, cat, pair_id(pair), { score = score, text = res.text, seconds = dt })
   return true
 end
 
@@ -574,6 +648,14 @@ end
 -- Finishing: rows, statistics, reports, exit code.
 ------------------------------------------------------------------------
 
+-- Which run made a step: a record taken from an earlier run says so in
+-- `from`; anything else was made here.
+function Run:origin(rec)
+  if rec == nil or next(rec) == nil then return nil end
+  if type(rec.from) == "table" then return rec.from end
+  return { run = self.out, run_key = self.run_key }
+end
+
 function Run:rows()
   local rows = {}
   for _, cat in ipairs(self.categories) do
@@ -589,6 +671,7 @@ function Run:rows()
         description = pair.description,
         score = s.score, text = s.text, error = err, failed_stage = stage,
         image = e.image, edit_seconds = e.seconds, score_seconds = s.seconds,
+        provenance = { edit = self:origin(e), score = self:origin(s) },
       }
     end
   end
@@ -644,11 +727,16 @@ function Run:finish()
     dataset = { path = self.dataset_path, hash = self.dataset_hash },
     models = models,
     prompts = self.prompts:describe(self.categories, h.hash),
+    judge_identity = self.models.judge and report.judge_identity(self.models.judge:info(),
+      self.config[self.sections.judge], self.prompts:describe(self.categories, h.hash)) or nil,
+    sources = self.sources,
+    extra = self.report_extra,
     swaps = swaps,
     timings = {
       edit_seconds = t.edit_seconds, score_seconds = t.score_seconds, swap_seconds = swaps.seconds,
       edit_per_item = t.edited > 0 and t.edit_seconds / t.edited or nil,
       score_per_item = t.scored > 0 and t.score_seconds / t.scored or nil,
+      edits_reused = t.reused,
     },
     stats = agg,
     stats_method = stats.method(self.bootstrap),
