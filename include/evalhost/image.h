@@ -33,8 +33,14 @@ typedef enum eh_resize_filter {
 eh_image_limits eh_image_default_limits(void);
 
 eh_image *eh_image_new(int width, int height, int channels, eh_error *err);  /* zeroed */
+eh_image *eh_image_alloc(int width, int height, int channels, eh_error *err);  /* pixels not initialised */
 void eh_image_free(eh_image *img);                 /* NULL is a no-op */
 eh_image *eh_image_clone(const eh_image *img, eh_error *err);
+
+/* EH_OK when a width x height image is within limits (NULL: defaults);
+ * else EH_ELIMIT "image WxH exceeds image.max_pixels (N)" (or max_side), or
+ * EH_EINVAL for a zero size.  Decoders call it before allocating. */
+eh_status eh_image_check_size(int64_t width, int64_t height, const eh_image_limits *limits, eh_error *err);
 
 eh_image_format eh_image_sniff(const void *bytes, size_t len);
 const char *eh_image_format_name(eh_image_format fmt);
