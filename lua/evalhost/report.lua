@@ -407,6 +407,184 @@ function report.html(rep, opts)
 end
 
 ------------------------------------------------------------------------
+-- Comparison of two runs (scripts/compare.lua; lua/evalhost/compare.lua)
+------------------------------------------------------------------------
+
+local function paired_out(p)
+  local function n(v) return orNull(v) end
+  return {
+    n = p.n, mean_a = n(p.mean_a), mean_b = n(p.mean_b), mean_diff = n(p.mean_diff), std_diff = n(p.std_diff),
+    ci95 = p.ci95 and array({ p.ci95[1], p.ci95[2] }) or json().null,
+    category_mean_diff = p.category_mean_diff,
+    sign_test = { positive = p.sign.positive, negative = p.sign.negative, zero = p.sign.zero, p = n(p.sign.p) },
+    wilcoxon = { statistic = n(p.wilcoxon.statistic), r_plus = n(p.wilcoxon.r_plus), r_minus = n(p.wilcoxon.r_minus),
+      z = n(p.wilcoxon.z), p = n(p.wilcoxon.p), method = n(p.wilcoxon.method), nonzero = p.wilcoxon.nonzero,
+      zeros = p.wilcoxon.zeros },
+  }
+end
+
+-- res: compare.runs(); meta: {a={dir,run_key,judge_identity,...}, b=..., method=, changed=}.
+function report.comparison(res, meta)
+  local cats = {}
+  for _, c in ipairs(res.order) do cats[c] = paired_out(res.categories[c]) end
+  local function list(xs, f)
+    local out = array({})
+    for _, x in ipairs(xs) do out[#out + 1] = f(x) end
+    return out
+  end
+  local pair = function(m)
+    return { category = m.category, id = m.id, a = m.a, b = m.b, diff = m.diff,
+      text_a = orNull(m.row_a.text), text_b = orNull(m.row_b.text),
+      image_a = orNull(m.row_a.image), image_b = orNull(m.row_b.image) }
+  end
+  return {
+    evalhost = { version = util.host().version },
+    comparison = { a = meta.a, b = meta.b, created = os.date("!%Y-%m-%dT%H:%M:%SZ"), changed = meta.changed },
+    method = meta.method,
+    category_order = array(table.move(res.order, 1, #res.order, 1, {})),
+    categories = cats,
+    overall = paired_out(res.overall),
+    moved = list(res.moved, pair),
+    pairs = list(res.paired, function(m) return { category = m.category, id = m.id, a = m.a, b = m.b, diff = m.diff } end),
+    only_a = list(res.only_a, function(x) return { category = x.category, id = x.id, score = orNull(x.score) } end),
+    only_b = list(res.only_b, function(x) return { category = x.category, id = x.id, score = orNull(x.score) } end),
+    unscored = list(res.unscored, function(x)
+      return { category = x.category, id = x.id, a = orNull(x.a), b = orNull(x.b),
+        error_a = orNull(x.error_a), error_b = orNull(x.error_b) } end),
+  }
+end
+
+local function pval(p)
+  if type(p) ~= "number" then return "—" end
+  if p < 1e-4 then return ("%.1e"):format(p) end
+  return ("%.4f"):format(p)
+end
+
+local CMP_HEAD = "| 类别 / category | n | mean A | mean B | Δ (B−A) | 95% CI | +/−/0 | sign p | Wilcoxon p (method) |"
+local CMP_RULE = "|---|---:|---:|---:|---:|---|---|---:|---|"
+
+local function cmp_row(name, p)
+  local ci95 = type(p.ci95) == "table" and ("[%s, %s]"):format(util.fmt(p.ci95[1], 3), util.fmt(p.ci95[2], 3)) or "—"
+  return ("| %s | %d | %s | %s | %s | %s | %d/%d/%d | %s | %s (%s) |"):format(util.md_cell(name), p.n,
+    val(p.mean_a, 3), val(p.mean_b, 3), val(p.mean_diff, 3), ci95, p.sign_test.positive, p.sign_test.negative,
+    p.sign_test.zero, pval(p.sign_test.p), pval(p.wilcoxon.p), str(p.wilcoxon.method))
+end
+
+local function side_line(side)
+  return ("`%s` (run key `%s`; judge %s)"):format(str(side.dir), str(side.run_key), report.identity_line(side.judge_identity))
+end
+
+function report.comparison_markdown(c)
+  local L = {}
+  local function add(fmt, ...) L[#L + 1] = select("#", ...) > 0 and fmt:format(...) or fmt end
+  add("# 运行对比 / Run comparison")
+  add("")
+  add("- A: %s", side_line(c.comparison.a))
+  add("- B: %s", side_line(c.comparison.b))
+  for _, ch in ipairs(c.comparison.changed or {}) do add("- 变化 / changed: %s", ch) end
+  add("- Δ = B − A on pairs both runs scored; CI: %s", c.method.ci95)
+  add("- sign test: %s; Wilcoxon: %s", c.method.sign_test, c.method.wilcoxon)
+  add("")
+  add(CMP_HEAD)
+  add(CMP_RULE)
+  for _, cat in ipairs(c.category_order) do add(cmp_row(cat, c.categories[cat])) end
+  add(cmp_row("**总体 / overall**", c.overall))
+  add("")
+  add("## 变化最大的样本 / Pairs that moved most")
+  add("")
+  if #c.moved == 0 then add("无 / none") else
+    add("| 类别 / category | ID | A | B | Δ | judge A | judge B |")
+    add("|---|---|---:|---:|---:|---|---|")
+    for _, m in ipairs(c.moved) do
+      add("| %s | %s | %s | %s | %+.2f | %s | %s |", util.md_cell(m.category), util.md_cell(m.id), util.fmt(m.a),
+        util.fmt(m.b), m.diff, util.md_cell(clip(str(m.text_a), 80)), util.md_cell(clip(str(m.text_b), 80)))
+    end
+  end
+  add("")
+  local function side_list(title, xs, f)
+    add("## %s (%d)", title, #xs)
+    add("")
+    if #xs == 0 then add("无 / none") end
+    for _, x in ipairs(xs) do add("- %s", f(x)) end
+    add("")
+  end
+  side_list("只在 A / only in A", c.only_a, function(x) return ("%s/%s"):format(x.category, x.id) end)
+  side_list("只在 B / only in B", c.only_b, function(x) return ("%s/%s"):format(x.category, x.id) end)
+  side_list("未同时评分 / not scored by both", c.unscored, function(x)
+    return ("%s/%s: A %s, B %s"):format(x.category, x.id,
+      type(x.a) == "number" and util.fmt(x.a) or ("failed: " .. str(x.error_a)),
+      type(x.b) == "number" and util.fmt(x.b) or ("failed: " .. str(x.error_b)))
+  end)
+  return table.concat(L, "\n")
+end
+
+-- opts.thumbnail(side, image_path) -> data URL or nil.
+function report.comparison_html(c, opts)
+  opts = opts or {}
+  local L = {}
+  local function add(x) L[#L + 1] = x end
+  add('<!DOCTYPE html><html lang="zh"><head><meta charset="utf-8"><title>evalhost comparison</title><style>'
+    .. CSS .. "</style></head><body><h1>运行对比 / Run comparison</h1><dl>")
+  add(("<dt>A</dt><dd>%s</dd><dt>B</dt><dd>%s</dd>"):format(H(side_line(c.comparison.a)), H(side_line(c.comparison.b))))
+  for _, ch in ipairs(c.comparison.changed or {}) do add(("<dt>changed</dt><dd>%s</dd>"):format(H(ch))) end
+  add(("<dt>method</dt><dd>%s; %s; %s</dd></dl>"):format(H(c.method.ci95), H(c.method.sign_test), H(c.method.wilcoxon)))
+  add('<table id="comparison"><thead><tr><th class="l">category</th><th>n</th><th>mean A</th><th>mean B</th>'
+    .. "<th>Δ (B−A)</th><th>95% CI</th><th>+/−/0</th><th>sign p</th><th>Wilcoxon p</th></tr></thead><tbody>")
+  local function tr(name, p, class)
+    local ci95 = type(p.ci95) == "table" and ("[%s, %s]"):format(util.fmt(p.ci95[1], 3), util.fmt(p.ci95[2], 3)) or "—"
+    add(('<tr%s><td class="l">%s</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%d/%d/%d</td><td>%s</td><td>%s (%s)</td></tr>')
+      :format(class and ' class="overall"' or "", H(name), p.n, val(p.mean_a, 3), val(p.mean_b, 3), val(p.mean_diff, 3),
+        H(ci95), p.sign_test.positive, p.sign_test.negative, p.sign_test.zero, pval(p.sign_test.p), pval(p.wilcoxon.p),
+        H(str(p.wilcoxon.method))))
+  end
+  for _, cat in ipairs(c.category_order) do tr(cat, c.categories[cat]) end
+  tr("总体 / overall", c.overall, true)
+  add("</tbody></table>")
+  add(('<h2>变化最大的样本 / Pairs that moved most (%d)</h2><div class="gallery">'):format(#c.moved))
+  for _, m in ipairs(c.moved) do
+    local ia = opts.thumbnail and opts.thumbnail("a", m.image_a)
+    local ib = opts.thumbnail and opts.thumbnail("b", m.image_b)
+    local function img(url, alt)
+      if not url then return ('<span class="fail">(%s: none)</span>'):format(alt) end
+      return ('<img src="%s" alt="%s">'):format(url, alt)
+    end
+    add(('<figure id="moved-%s-%s">%s %s<figcaption><b>%s/%s</b> A <span class="score">%s</span> → B <span class="score">%s</span> (%+.2f)'
+      .. "<br><small>A: %s</small><br><small>B: %s</small></figcaption></figure>")
+      :format(H(m.category), H(m.id), img(ia, "edit A"), img(ib, "edit B"), H(m.category), H(m.id), util.fmt(m.a),
+        util.fmt(m.b), m.diff, H(clip(str(m.text_a), 300)), H(clip(str(m.text_b), 300))))
+  end
+  add("</div>")
+  for _, part in ipairs({ { "only in A", c.only_a }, { "only in B", c.only_b }, { "not scored by both", c.unscored } }) do
+    add(("<h2>%s (%d)</h2><ul>"):format(H(part[1]), #part[2]))
+    for _, x in ipairs(part[2]) do add(("<li>%s/%s</li>"):format(H(x.category), H(x.id))) end
+    add("</ul>")
+  end
+  add("</body></html>")
+  return table.concat(L, "\n")
+end
+
+-- Writes results/comparison_<stamp>.{json,md,html}; paths, or nil and a message.
+function report.write_comparison(c, out, opts)
+  opts = opts or {}
+  local h = util.host()
+  local ok, err = h.fs.mkdir_beneath(out, "results")
+  if not ok then return nil, ("cannot create %s: %s"):format(util.join(out, "results"), tostring(err)) end
+  local stem = util.join(out, "results", "comparison_" .. (opts.stamp or os.date("%Y%m%d_%H%M%S")))
+  local files = {
+    { stem .. ".json", function() return h.json.encode(c, { pretty = true }) end },
+    { stem .. ".md", function() return report.comparison_markdown(c) end },
+    { stem .. ".html", function() return report.comparison_html(c, opts) end },
+  }
+  local paths = {}
+  for _, f in ipairs(files) do
+    ok, err = h.fs.write(f[1], f[2]())
+    if not ok then return nil, ("cannot write %s: %s"):format(f[1], tostring(err)) end
+    paths[#paths + 1] = f[1]
+  end
+  return paths
+end
+
+------------------------------------------------------------------------
 -- Files
 ------------------------------------------------------------------------
 
