@@ -31,33 +31,6 @@ local function chooser(only)
   return function(cat, id) return want[id] or want[cat .. "/" .. id] or false end
 end
 
-local function carried(rec, src)
-  local t = {}
-  for k, v in pairs(rec) do t[k] = v end
-  if t.from == nil then t.from = { run = src.dir, run_key = src.run_key } end
-  return t
-end
-
--- The source's edit of one pair, copied into run.out and recorded as taken.
-local function take_edit(run, src, cat, id)
-  local e = src:step("edit", cat, id)
-  if e == nil then
-    return run:record("edit", cat, id, { error = ("%s has no edit of this pair"):format(src.dir), stage = "rejudge" })
-  end
-  if e.error or not e.image then return run:record("edit", cat, id, carried(e, src)) end
-  local path = util.join(src.dir, e.image)
-  local bytes, err = h.fs.read(path)
-  if bytes and e.hash and h.hash(bytes) ~= e.hash then bytes, err = nil, "does not match its recorded hash" end
-  if not bytes then
-    return run:record("edit", cat, id, { error = ("edited image %s: %s"):format(path, tostring(err)), stage = "rejudge" })
-  end
-  local ok
-  ok, err = h.fs.mkdir_beneath(run.out, util.dirname(e.image))
-  if ok then ok, err = h.fs.write(util.join(run.out, e.image), bytes) end
-  if not ok then schedule.stop(("rejudge: cannot write %s: %s"):format(util.join(run.out, e.image), tostring(err))) end
-  return run:record("edit", cat, id, carried(e, src))
-end
-
 return schedule.main("rejudge", function(run)
   local src, err = runs.open(tostring(rcfg.from or ""))
   if not src then schedule.stop("rejudge: set rejudge.from to an earlier run's folder; " .. err) end
@@ -81,12 +54,12 @@ return schedule.main("rejudge", function(run)
     local list = {}
     for _, pair in run:pairs(cat) do
       local id = pair.id or ("#" .. tostring(pair.index))
-      if run:done("edit", cat, id) == nil then take_edit(run, src, cat, id) end
+      if run:done("edit", cat, id) == nil then runs.take_edit(run, src, cat, id) end
       local s = src:step("score", cat, id)
       if choose(cat, id, s) then
         list[#list + 1] = pair
       elseif run:done("score", cat, id) == nil and s then
-        run:record("score", cat, id, carried(s, src))   -- kept from the earlier round
+        run:record("score", cat, id, runs.carried(s, src))   -- kept from the earlier round
       end
     end
     n = n + #list

@@ -92,4 +92,38 @@ function Run:scores()
   return out
 end
 
+-- A copy of an earlier run's record that says where it came from.
+function runs.carried(rec, src)
+  local t = {}
+  for k, v in pairs(rec) do t[k] = v end
+  if t.from == nil then t.from = { run = src.dir, run_key = src.run_key } end
+  return t
+end
+
+-- Takes src's edit of (cat, id) into `run` (a schedule Run): the image is
+-- copied, hash-checked, into run.out and the step recorded with its origin;
+-- a missing or failed edit is recorded as the pair's failure.
+function runs.take_edit(run, src, cat, id)
+  local h = util.host()
+  local e = src:step("edit", cat, id)
+  if e == nil then
+    return run:record("edit", cat, id, { error = ("%s has no edit of this pair"):format(src.dir), stage = "source" })
+  end
+  if e.error or not e.image then return run:record("edit", cat, id, runs.carried(e, src)) end
+  local path = util.join(src.dir, e.image)
+  local bytes, err = h.fs.read(path)
+  if bytes and e.hash and h.hash(bytes) ~= e.hash then bytes, err = nil, "does not match its recorded hash" end
+  if not bytes then
+    return run:record("edit", cat, id, { error = ("edited image %s: %s"):format(path, tostring(err)), stage = "source" })
+  end
+  local ok
+  -- e.image comes from another folder's journal: mkdir_beneath refuses ".." and planted symlinks
+  ok, err = h.fs.mkdir_beneath(run.out, util.dirname(e.image))
+  if ok then ok, err = h.fs.write(util.join(run.out, e.image), bytes) end
+  if not ok then
+    require("evalhost.schedule").stop(("cannot write %s: %s"):format(util.join(run.out, e.image), tostring(err)))
+  end
+  return run:record("edit", cat, id, runs.carried(e, src))
+end
+
 return runs
