@@ -264,8 +264,9 @@ at::Tensor alloc_host(int64_t bytes, bool pin, eh_torch_host_kind *kind)
 
 // Collects the module's tensors once each (a shared submodule lists them
 // twice), casts floating ones to the dtype and packs them into the host
-// buffer; each tensor then views the buffer, so the loaded copy is freed
-// tensor by tensor and the peak stays near one model's size.
+// buffer; each tensor then views the buffer and its loaded copy is freed
+// on the spot.  The peak is still about twice the model (torch::jit::load
+// reads every tensor before the first is packed).
 void pack(eh_torch_module *m)
 {
     std::unordered_set<const c10::TensorImpl *> seen;
