@@ -16,28 +16,37 @@ local util = require "evalhost.util"
 local h = evalhost
 local rcfg = h.config.rejudge or {}
 
--- A predicate (cat, id, source score record) -> rescore?
+-- A predicate (cat, id, source score record) -> rescore?; or nil, message.
 local function chooser(only)
   if only == nil or only == "all" then return function() return true end end
   if only == "failed" then
     return function(_, _, s) return s == nil or s.error ~= nil end
   end
-  if type(only) == "string" then only = { only } end
   if type(only) ~= "table" then
-    schedule.stop(("rejudge: rejudge.only must be all, failed or a list of ids, got %s"):format(tostring(only)))
+    return nil, ("rejudge: rejudge.only must be all, failed or a list of ids, got %s"):format(tostring(only))
   end
   local want = {}
   for _, x in ipairs(only) do want[tostring(x)] = true end
   return function(cat, id) return want[id] or want[cat .. "/" .. id] or false end
 end
 
+-- Config and source checked before any output folder is made.
+local choose, src, err
+choose, err = chooser(rcfg.only)
+if choose then
+  src, err = runs.open(tostring(rcfg.from or ""))
+  if not src then err = "rejudge: set rejudge.from to an earlier run's folder; " .. err end
+end
+if src and not src.header then err = ("rejudge: %s has no journal to take edits from"):format(src.dir) end
+if src and util.join(src.dir, "") == util.join(tostring((h.config.run or {}).out or "outputs"), "") then
+  err = "rejudge: run.out must differ from rejudge.from (the source stays as it was)"
+end
+if err then
+  h.log("error", "%s", err)
+  return 1
+end
+
 return schedule.main("rejudge", function(run)
-  local src, err = runs.open(tostring(rcfg.from or ""))
-  if not src then schedule.stop("rejudge: set rejudge.from to an earlier run's folder; " .. err) end
-  if not src.header then schedule.stop(("rejudge: %s has no journal to take edits from"):format(src.dir)) end
-  if util.join(src.dir, "") == util.join(run.out, "") then
-    schedule.stop("rejudge: run.out must differ from rejudge.from (the source stays as it was)")
-  end
   local sd = type(src.header.parts) == "table" and src.header.parts.dataset
   if sd ~= run.dataset_hash then
     local msg = ("rejudge: %s was made from another dataset (hash %s, %s has %s)")
@@ -47,7 +56,6 @@ return schedule.main("rejudge", function(run)
   end
   run.sources[#run.sources + 1] = { role = "rejudge.from", dir = src.dir, run_key = src.run_key,
     schedule = src.header.schedule }
-  local choose = chooser(rcfg.only)
   local n = 0
   for _, cat in ipairs(run.categories) do
     schedule.banner(("重新评分 / rejudge: %s"):format(cat))
