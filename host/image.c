@@ -196,7 +196,7 @@ eh_status eh_image_check_size(int64_t w, int64_t h, const eh_image_limits *limit
     const eh_image_limits *lim = limits ? limits : &def;
     if (w <= 0 || h <= 0)
         return eh_fail(err, EH_EINVAL, "image has no pixels (%lldx%lld in the header)", (long long)w, (long long)h);
-    if (w * h > lim->max_pixels)
+    if (w > lim->max_pixels / h)       /* w*h > max_pixels without overflowing int64 */
         return eh_fail(err, EH_ELIMIT, "image %lldx%lld exceeds image.max_pixels (%lld)",
                        (long long)w, (long long)h, (long long)lim->max_pixels);
     if (w > lim->max_side || h > lim->max_side)

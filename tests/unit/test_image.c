@@ -138,6 +138,7 @@ static void test_formats(void)
 
 static void test_hostile(void)
 {
+    eh_error err0 = {0};
     check_decode_fails("bad/truncated.jpg", NULL, EH_EINVAL, "truncated JPEG (", 1);
     check_decode_fails("bad/truncated.png", NULL, EH_EINVAL, "truncated PNG (", 1);
     check_decode_fails("bad/not_an_image.png", NULL, EH_EINVAL, "not an image (first bytes 3c 68 74 6d 6c 3e 3c 62)", 0);
@@ -146,6 +147,11 @@ static void test_hostile(void)
     eh_image_limits lim = eh_image_default_limits();
     lim.max_pixels = (int64_t)1 << 40;
     check_decode_fails("bad/huge_header.png", &lim, EH_ELIMIT, "image 100000x100000 exceeds image.max_side (65535)", 0);
+    /* Sides whose product overflows 64 bits still name max_pixels. */
+    CHECK_EQ_INT(eh_image_check_size(3718438918LL, 3236244336LL, NULL, &err0), EH_ELIMIT);
+    CHECK_EQ_STR(err0.msg, "image 3718438918x3236244336 exceeds image.max_pixels (64000000)");
+    CHECK_EQ_INT(eh_image_check_size(8000, 8000, NULL, &err0), EH_OK);
+    CHECK_EQ_INT(eh_image_check_size(8000, 8001, NULL, &err0), EH_ELIMIT);
 #ifdef EVALHOST_HAVE_LIBDEFLATE
     check_decode_fails("bad/bad_filter.png", NULL, EH_EINVAL, "corrupt PNG (filter type 7 in row 1)", 0);
 #else
