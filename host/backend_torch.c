@@ -38,8 +38,13 @@ typedef struct torch_model {
 static eh_status resolve_device(eh_model *m, const char *want, eh_error *err)
 {
     int rank = m->host && m->host->local_rank >= 0 ? m->host->local_rank : 0;
+    /* under `srun --gpus-per-task=1` each rank sees one GPU whatever its
+     * local rank: wrap around the visible devices */
+    int visible = eh_torch_cuda_available() ? eh_torch_cuda_device_count() : 0;
+    if (visible > 0)
+        rank %= visible;
     if (!strcmp(want, "auto")) {
-        if (eh_torch_cuda_available() && rank < eh_torch_cuda_device_count())
+        if (visible > 0)
             snprintf(m->device, sizeof m->device, "cuda:%d", rank);
         else
             snprintf(m->device, sizeof m->device, "cpu");
