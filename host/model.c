@@ -106,6 +106,8 @@ static const eh_backend *find_backend(const char *name)
 #ifdef EVALHOST_HAVE_TORCH
     if (!strcmp(name, "torch"))
         return &eh_backend_torch;
+    if (!strcmp(name, "native"))
+        return &eh_backend_native;
 #endif
     return NULL;
 }

@@ -770,3 +770,485 @@ eh_status eh_torch_module_judge(eh_torch_module *m, const float *edited, int h, 
 }
 
 }  // extern "C"
+
+// ===========================================================================
+// Qwen3-VL: the native judge's forward (issue 12).  Everything below follows
+// transformers' modeling_qwen3_vl.py / modeling_qwen3_vl_moe.py op by op, in
+// the same dtypes (float32 where it upcasts), so the logits match it within
+// float rounding.  Weights are slots of an eh_torch_module, so residency is
+// the same one-copy moves as a TorchScript model's.
+// ===========================================================================
+extern "C" {
+#include "evalhost/safetensors.h"
+}
+
+#include <map>
+
+struct eh_qwen3vl {
+    eh_torch_module *tm = nullptr;
+    eh_qwen3vl_config cfg;
+    std::map<std::string, at::Tensor> w;   // share their TensorImpls with tm->slots
+};
+
+namespace {
+
+const at::Tensor &qw(eh_qwen3vl *q, const std::string &name)
+{
+    auto it = q->w.find(name);
+    TORCH_CHECK(it != q->w.end(), "weight '", name, "' is missing");
+    return it->second;
+}
+
+std::optional<at::ScalarType> st_scalar(eh_st_dtype d)
+{
+    switch (d) {
+    case EH_ST_F32: return at::kFloat;
+    case EH_ST_F16: return at::kHalf;
+    case EH_ST_BF16: return at::kBFloat16;
+    case EH_ST_F64: return at::kDouble;
+    case EH_ST_I64: return at::kLong;
+    case EH_ST_I32: return at::kInt;
+    case EH_ST_I16: return at::kShort;
+    case EH_ST_I8: return at::kChar;
+    case EH_ST_U8: return at::kByte;
+    case EH_ST_BOOL: return at::kBool;
+    default: return std::nullopt;
+    }
+}
+
+// transformers' RMSNorm: float32 statistics, weight times the input dtype.
+at::Tensor rms_norm(const at::Tensor &x, const at::Tensor &wt, double eps)
+{
+    at::Tensor h = x.to(at::kFloat);
+    at::Tensor var = h.pow(2).mean(-1, true);
+    h = h * at::rsqrt(var + eps);
+    return wt * h.to(x.scalar_type());
+}
+
+at::Tensor rotate_half(const at::Tensor &x)
+{
+    int64_t half = x.size(-1) / 2;
+    return at::cat({ -x.narrow(-1, half, half), x.narrow(-1, 0, half) }, -1);
+}
+
+at::Tensor qlinear(eh_qwen3vl *q, const at::Tensor &x, const std::string &p, bool bias = true)
+{
+    return bias ? at::linear(x, qw(q, p + ".weight"), qw(q, p + ".bias")) : at::linear(x, qw(q, p + ".weight"));
+}
+
+// Qwen3VLVisionPatchMerger: LayerNorm (before or after the 2x2 shuffle), fc1, GELU (erf), fc2.
+at::Tensor vision_merger(eh_qwen3vl *q, const at::Tensor &x, const std::string &p, bool postshuffle)
+{
+    const eh_qwen3vl_config &c = q->cfg;
+    int64_t merged = (int64_t)c.v_hidden * c.merge_size * c.merge_size;
+    at::Tensor h = postshuffle ? x.reshape({ -1, merged }) : x;
+    h = at::layer_norm(h, { h.size(-1) }, qw(q, p + ".norm.weight"), qw(q, p + ".norm.bias"), 1e-6);
+    h = h.reshape({ -1, merged });
+    return qlinear(q, at::gelu(qlinear(q, h, p + ".linear_fc1")), p + ".linear_fc2");
+}
+
+// One image through the vision tower: merged embeddings [tokens, out] and
+// the deepstack features [tokens, out] each.
+void vision_forward(eh_qwen3vl *q, const float *patches, int t, int gh, int gw, at::Tensor &embeds,
+                    std::vector<at::Tensor> &deep)
+{
+    const eh_qwen3vl_config &c = q->cfg;
+    at::TensorOptions fopt = at::TensorOptions().dtype(at::kFloat);
+    at::Device dev = q->tm->device;
+    at::ScalarType dt = q->tm->dtype;
+    int64_t rows = (int64_t)t * gh * gw, dim = 3LL * c.temporal_patch_size * c.patch_size * c.patch_size;
+    int m = c.merge_size;
+    TORCH_CHECK(gh % m == 0 && gw % m == 0, "image grid ", gh, "x", gw, " is not a multiple of merge_size ", m);
+    at::Tensor x = at::from_blob(const_cast<float *>(patches), { rows, dim }, fopt).to(dev, dt);
+    // Conv3d with kernel = stride = the patch is a matmul over the flattened patch
+    at::Tensor pw = qw(q, "model.visual.patch_embed.proj.weight").reshape({ c.v_hidden, dim });
+    x = at::linear(x, pw, qw(q, "model.visual.patch_embed.proj.bias"));
+
+    // patch (row, col) in merge-block order, as the processor lays patches out
+    std::vector<int64_t> prow(rows), pcol(rows);
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t within = i % ((int64_t)gh * gw);
+        int64_t bw = gw / m;
+        int64_t in_col = within % m, in_row = (within / m) % m;
+        int64_t bcol = (within / (m * m)) % bw, brow = within / ((int64_t)m * m * bw);
+        prow[i] = brow * m + in_row;
+        pcol[i] = bcol * m + in_col;
+    }
+    // learned position table (side x side) resampled bilinearly, align_corners
+    int side = (int)std::lround(std::sqrt((double)c.num_position_embeddings));
+    std::vector<int64_t> idx(rows * 4);
+    std::vector<float> wts(rows * 4);
+    auto taps = [side](int64_t i, int size, int64_t *tp, float *wp) {
+        float src = (float)i * (float)(side - 1) / (float)std::max(size - 1, 1);
+        float fl = std::floor(src);
+        for (int o = 0; o < 2; o++) {
+            int64_t raw = (int64_t)fl + o;
+            tp[o] = std::min<int64_t>(std::max<int64_t>(raw, 0), side - 1);
+            wp[o] = std::max(0.0f, 1.0f - std::fabs(src - fl - (float)o));
+        }
+    };
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t ht[2], wt2[2];
+        float hw[2], ww[2];
+        taps(prow[i], gh, ht, hw);
+        taps(pcol[i], gw, wt2, ww);
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++) {
+                idx[i * 4 + a * 2 + b] = ht[a] * side + wt2[b];
+                wts[i * 4 + a * 2 + b] = hw[a] * ww[b];
+            }
+    }
+    at::Tensor ti = at::from_blob(idx.data(), { rows, 4 }, at::TensorOptions().dtype(at::kLong)).to(dev);
+    at::Tensor tw = at::from_blob(wts.data(), { rows, 4 }, fopt).to(dev);
+    at::Tensor pos = at::embedding(qw(q, "model.visual.pos_embed.weight"), ti);   // [rows, 4, hidden]
+    pos = (pos * tw.unsqueeze(-1).to(pos.scalar_type())).sum(1);
+    x = x + pos.to(x.scalar_type());
+
+    // 2-D rotary: half the head's frequencies for rows, half for columns
+    int hd = c.v_hidden / c.v_heads;
+    int sd = hd / 2;
+    at::Tensor inv = 1.0 / at::pow(c.v_rope_theta, at::arange(0, sd, 2, fopt) / (double)sd);
+    at::Tensor ph = at::from_blob(prow.data(), { rows }, at::TensorOptions().dtype(at::kLong)).to(at::kFloat);
+    at::Tensor pc = at::from_blob(pcol.data(), { rows }, at::TensorOptions().dtype(at::kLong)).to(at::kFloat);
+    at::Tensor fr = at::cat({ ph.unsqueeze(-1) * inv, pc.unsqueeze(-1) * inv }, -1);   // [rows, sd]
+    fr = at::cat({ fr, fr }, -1).to(dev);
+    at::Tensor cosv = fr.cos().unsqueeze(-2), sinv = fr.sin().unsqueeze(-2);
+
+    for (int l = 0; l < c.v_depth; l++) {
+        std::string p = "model.visual.blocks." + std::to_string(l);
+        at::Tensor h = at::layer_norm(x, { c.v_hidden }, qw(q, p + ".norm1.weight"), qw(q, p + ".norm1.bias"), 1e-6);
+        at::Tensor qkv = qlinear(q, h, p + ".attn.qkv").reshape({ rows, 3, c.v_heads, hd }).permute({ 1, 0, 2, 3 });
+        at::Tensor qs = qkv[0], ks = qkv[1], vs = qkv[2];
+        at::Tensor qf = qs.to(at::kFloat), kf = ks.to(at::kFloat);
+        qs = (qf * cosv + rotate_half(qf) * sinv).to(dt);
+        ks = (kf * cosv + rotate_half(kf) * sinv).to(dt);
+        at::Tensor a = at::scaled_dot_product_attention(qs.transpose(0, 1).unsqueeze(0), ks.transpose(0, 1).unsqueeze(0),
+                                                        vs.transpose(0, 1).unsqueeze(0), {}, 0.0, false,
+                                                        1.0 / std::sqrt((double)hd));
+        a = a.squeeze(0).transpose(0, 1).reshape({ rows, c.v_hidden });
+        x = x + qlinear(q, a, p + ".attn.proj");
+        h = at::layer_norm(x, { c.v_hidden }, qw(q, p + ".norm2.weight"), qw(q, p + ".norm2.bias"), 1e-6);
+        x = x + qlinear(q, at::gelu(qlinear(q, h, p + ".mlp.linear_fc1"), "tanh"), p + ".mlp.linear_fc2");
+        for (int d = 0; d < c.n_deepstack; d++)
+            if (c.deepstack[d] == l)
+                deep[d] = vision_merger(q, x, "model.visual.deepstack_merger_list." + std::to_string(d), true);
+    }
+    embeds = vision_merger(q, x, "model.visual.merger", false);
+}
+
+// Qwen3VLMoeTextSparseMoeBlock: softmax router in float32, top-k
+// renormalised, each hit expert run on its tokens.
+at::Tensor moe_mlp(eh_qwen3vl *q, const at::Tensor &x, const std::string &p)
+{
+    const eh_qwen3vl_config &c = q->cfg;
+    at::Tensor h = x.reshape({ -1, c.hidden_size });
+    at::Tensor logits = at::linear(h, qw(q, p + ".gate.weight"));
+    at::Tensor probs = at::softmax(logits, -1, at::kFloat);
+    auto top = at::topk(probs, c.experts_per_tok, -1);
+    at::Tensor tw = std::get<0>(top);
+    tw = (tw / tw.sum(-1, true)).to(logits.scalar_type());
+    at::Tensor ti = std::get<1>(top);
+    const at::Tensor &gu = qw(q, p + ".experts.gate_up_proj"), &dn = qw(q, p + ".experts.down_proj");
+    at::Tensor out = at::zeros_like(h);
+    at::Tensor ti_cpu = ti.to(at::kCPU);
+    for (int e = 0; e < c.num_experts; e++) {
+        at::Tensor hit = (ti == e);
+        if (!hit.any().item<bool>())
+            continue;
+        auto where = at::where(hit);   // token index, top-k position
+        at::Tensor tok = where[0], pos = where[1];
+        at::Tensor cur = h.index_select(0, tok);
+        auto gate_up = at::linear(cur, gu[e]).chunk(2, -1);
+        at::Tensor y = at::linear(at::silu(gate_up[0]) * gate_up[1], dn[e]);
+        y = y * tw.index({ tok, pos }).unsqueeze(-1);
+        out.index_add_(0, tok, y.to(out.scalar_type()));
+    }
+    return out.reshape(x.sizes());
+}
+
+at::Tensor qwen_forward(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n)
+{
+    const eh_qwen3vl_config &c = q->cfg;
+    at::Device dev = q->tm->device;
+    at::ScalarType dt = q->tm->dtype;
+    at::TensorOptions lopt = at::TensorOptions().dtype(at::kLong);
+    int64_t L = 0;
+    for (int i = 0; i < n; i++) {
+        TORCH_CHECK(items[i].n_ids > 0, "item ", i, " has no tokens");
+        L = std::max(L, items[i].n_ids);
+    }
+    // ids right-padded with token 0 (never attended to by real tokens: causal)
+    std::vector<int64_t> ids((size_t)n * L, 0), pos((size_t)3 * n * L, 0);
+    std::vector<at::Tensor> img_embeds;
+    std::vector<std::vector<at::Tensor>> deep_parts(c.n_deepstack);
+    for (int i = 0; i < n; i++) {
+        const eh_qwen3vl_item &it = items[i];
+        int64_t cur = 0, j = 0;
+        int img = 0;
+        while (j < it.n_ids) {
+            if (it.ids[j] == c.image_token_id) {
+                TORCH_CHECK(img < it.n_images, "item ", i, ": more image placeholders than images");
+                int gt = it.grid_thw[3 * img], gh = it.grid_thw[3 * img + 1], gw = it.grid_thw[3 * img + 2];
+                int m = c.merge_size;
+                int64_t toks = (int64_t)gt * (gh / m) * (gw / m);
+                TORCH_CHECK(j + toks <= it.n_ids, "item ", i, ": image ", img, " needs ", toks, " placeholder tokens");
+                for (int64_t k = 0; k < toks; k++) {
+                    TORCH_CHECK(it.ids[j + k] == c.image_token_id, "item ", i, ": image ", img, " needs ", toks,
+                                " consecutive placeholder tokens");
+                    int64_t tt = k / ((gh / m) * (gw / m)), hh = (k / (gw / m)) % (gh / m), ww = k % (gw / m);
+                    size_t at_ = (size_t)i * L + j + k;
+                    ids[at_] = c.image_token_id;
+                    pos[at_] = tt + cur;
+                    pos[(size_t)n * L + at_] = hh + cur;
+                    pos[(size_t)2 * n * L + at_] = ww + cur;
+                }
+                at::Tensor e;
+                std::vector<at::Tensor> d(c.n_deepstack);
+                vision_forward(q, it.patches[img], gt, gh, gw, e, d);
+                img_embeds.push_back(e);
+                for (int k = 0; k < c.n_deepstack; k++)
+                    deep_parts[k].push_back(d[k]);
+                cur += std::max(gh, gw) / m;
+                j += toks;
+                img++;
+            } else {
+                TORCH_CHECK(it.ids[j] >= 0 && it.ids[j] < c.vocab_size, "item ", i, ": token id ", it.ids[j],
+                            " is outside the vocabulary (", c.vocab_size, ")");
+                size_t at_ = (size_t)i * L + j;
+                ids[at_] = it.ids[j];
+                pos[at_] = pos[(size_t)n * L + at_] = pos[(size_t)2 * n * L + at_] = cur++;
+                j++;
+            }
+        }
+        TORCH_CHECK(img == it.n_images, "item ", i, ": ", it.n_images, " images but ", img, " placeholders");
+    }
+    at::Tensor tid = at::from_blob(ids.data(), { n, L }, lopt).to(dev);
+    at::Tensor h = at::embedding(qw(q, "model.language_model.embed_tokens.weight"), tid);
+    at::Tensor vmask = (tid == c.image_token_id);
+    // image rows never hold padding, so the mask's row-major order is the
+    // order the images were encoded in
+    at::Tensor vis;
+    std::vector<at::Tensor> deep;
+    if (!img_embeds.empty()) {
+        vis = at::cat(img_embeds, 0).to(dt);
+        h = h.masked_scatter(vmask.unsqueeze(-1), vis);
+        for (int k = 0; k < c.n_deepstack; k++)
+            deep.push_back(at::cat(deep_parts[k], 0).to(dt));
+    }
+
+    // multimodal rotary: frequencies from T, with H and W interleaved in
+    at::TensorOptions fopt = at::TensorOptions().dtype(at::kFloat);
+    int hd = c.head_dim;
+    at::Tensor inv = 1.0 / at::pow(c.rope_theta, at::arange(0, hd, 2, fopt) / (double)hd);
+    at::Tensor tp = at::from_blob(pos.data(), { 3, n, L }, lopt).to(at::kFloat);
+    at::Tensor fr = tp.unsqueeze(-1) * inv;    // [3, n, L, hd/2]
+    at::Tensor f = fr[0].clone();
+    for (int d = 1; d <= 2; d++) {
+        int64_t len = std::min<int64_t>((int64_t)c.mrope_section[d] * 3, hd / 2);
+        for (int64_t k = d; k < len; k += 3)
+            f.select(-1, k).copy_(fr[d].select(-1, k));
+    }
+    f = at::cat({ f, f }, -1).to(dev);
+    at::Tensor cosv = f.cos().to(dt).unsqueeze(1), sinv = f.sin().to(dt).unsqueeze(1);   // [n,1,L,hd]
+
+    double scale = 1.0 / std::sqrt((double)hd);
+    int rep = c.num_heads / c.num_kv_heads;
+    for (int l = 0; l < c.num_layers; l++) {
+        std::string p = "model.language_model.layers." + std::to_string(l);
+        at::Tensor x = rms_norm(h, qw(q, p + ".input_layernorm.weight"), c.rms_norm_eps);
+        at::Tensor qs = rms_norm(qlinear(q, x, p + ".self_attn.q_proj", false).view({ n, L, -1, hd }),
+                                 qw(q, p + ".self_attn.q_norm.weight"), c.rms_norm_eps).transpose(1, 2);
+        at::Tensor ks = rms_norm(qlinear(q, x, p + ".self_attn.k_proj", false).view({ n, L, -1, hd }),
+                                 qw(q, p + ".self_attn.k_norm.weight"), c.rms_norm_eps).transpose(1, 2);
+        at::Tensor vs = qlinear(q, x, p + ".self_attn.v_proj", false).view({ n, L, -1, hd }).transpose(1, 2);
+        qs = qs * cosv + rotate_half(qs) * sinv;
+        ks = ks * cosv + rotate_half(ks) * sinv;
+        if (rep > 1) {
+            ks = ks.unsqueeze(2).expand({ n, c.num_kv_heads, rep, L, hd }).reshape({ n, c.num_heads, L, hd });
+            vs = vs.unsqueeze(2).expand({ n, c.num_kv_heads, rep, L, hd }).reshape({ n, c.num_heads, L, hd });
+        }
+        at::Tensor a = at::scaled_dot_product_attention(qs, ks, vs, {}, 0.0, true, scale);
+        a = a.transpose(1, 2).reshape({ n, L, -1 });
+        h = h + qlinear(q, a, p + ".self_attn.o_proj", false);
+        x = rms_norm(h, qw(q, p + ".post_attention_layernorm.weight"), c.rms_norm_eps);
+        bool sparse = c.num_experts > 0 && !c.mlp_only[l] && (l + 1) % std::max(c.decoder_sparse_step, 1) == 0;
+        if (sparse) {
+            h = h + moe_mlp(q, x, p + ".mlp");
+        } else {
+            at::Tensor g = qlinear(q, x, p + ".mlp.gate_proj", false), u = qlinear(q, x, p + ".mlp.up_proj", false);
+            h = h + qlinear(q, at::silu(g) * u, p + ".mlp.down_proj", false);
+        }
+        if (l < (int)deep.size()) {
+            // deepstack: the l-th vision level added onto the image rows
+            at::Tensor rows = h.index({ vmask }) + deep[l];
+            h = h.clone();
+            h.index_put_({ vmask }, rows);
+        }
+    }
+    h = rms_norm(h, qw(q, "model.language_model.norm.weight"), c.rms_norm_eps);
+    std::vector<int64_t> last(n);
+    for (int i = 0; i < n; i++)
+        last[i] = items[i].n_ids - 1;
+    at::Tensor li = at::from_blob(last.data(), { n }, lopt).to(dev);
+    at::Tensor hl = h.index({ at::arange(n, lopt.device(dev)), li });   // [n, hidden]
+    std::string head = q->w.count("lm_head.weight") ? "lm_head.weight" : "model.language_model.embed_tokens.weight";
+    return at::linear(hl, qw(q, head)).to(at::kFloat);
+}
+
+// A required weight with its expected shape.
+void want(eh_qwen3vl *q, const std::string &name, std::vector<int64_t> shape)
+{
+    const at::Tensor &t = qw(q, name);
+    TORCH_CHECK(t.sizes().vec() == shape, "weight '", name, "' has shape ", t.sizes(), ", the config needs ",
+                at::IntArrayRef(shape));
+}
+
+void check_weights(eh_qwen3vl *q)
+{
+    const eh_qwen3vl_config &c = q->cfg;
+    int64_t H = c.hidden_size, hd = c.head_dim, vh = c.v_hidden, mm = (int64_t)vh * c.merge_size * c.merge_size;
+    want(q, "model.language_model.embed_tokens.weight", { c.vocab_size, H });
+    if (q->w.count("lm_head.weight"))
+        want(q, "lm_head.weight", { c.vocab_size, H });
+    else
+        TORCH_CHECK(c.tie_word_embeddings, "weight 'lm_head.weight' is missing and tie_word_embeddings is false");
+    for (int l = 0; l < c.num_layers; l++) {
+        std::string p = "model.language_model.layers." + std::to_string(l);
+        want(q, p + ".self_attn.q_proj.weight", { (int64_t)c.num_heads * hd, H });
+        want(q, p + ".self_attn.k_proj.weight", { (int64_t)c.num_kv_heads * hd, H });
+        want(q, p + ".self_attn.v_proj.weight", { (int64_t)c.num_kv_heads * hd, H });
+        want(q, p + ".self_attn.o_proj.weight", { H, (int64_t)c.num_heads * hd });
+        want(q, p + ".self_attn.q_norm.weight", { hd });
+        want(q, p + ".input_layernorm.weight", { H });
+        bool sparse = c.num_experts > 0 && !c.mlp_only[l] && (l + 1) % std::max(c.decoder_sparse_step, 1) == 0;
+        if (sparse) {
+            want(q, p + ".mlp.gate.weight", { c.num_experts, H });
+            want(q, p + ".mlp.experts.gate_up_proj", { c.num_experts, 2LL * c.moe_intermediate_size, H });
+            want(q, p + ".mlp.experts.down_proj", { c.num_experts, H, c.moe_intermediate_size });
+        } else {
+            want(q, p + ".mlp.gate_proj.weight", { c.intermediate_size, H });
+            want(q, p + ".mlp.down_proj.weight", { H, c.intermediate_size });
+        }
+    }
+    want(q, "model.visual.patch_embed.proj.weight", { vh, 3, c.temporal_patch_size, c.patch_size, c.patch_size });
+    want(q, "model.visual.pos_embed.weight", { c.num_position_embeddings, vh });
+    for (int l = 0; l < c.v_depth; l++)
+        want(q, "model.visual.blocks." + std::to_string(l) + ".attn.qkv.weight", { 3 * vh, vh });
+    want(q, "model.visual.merger.linear_fc1.weight", { mm, mm });
+    want(q, "model.visual.merger.linear_fc2.weight", { c.v_out, mm });
+    TORCH_CHECK(c.v_out == H, "vision out_hidden_size ", c.v_out, " differs from the text hidden_size ", H);
+    for (int d = 0; d < c.n_deepstack; d++)
+        want(q, "model.visual.deepstack_merger_list." + std::to_string(d) + ".linear_fc2.weight", { c.v_out, mm });
+}
+
+}  // namespace
+
+extern "C" {
+
+eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_safetensors *st, const eh_torch_options *opt,
+                          eh_qwen3vl **out, eh_error *err)
+{
+    *out = nullptr;
+    const eh_qwen3vl_config &c = *cfg;
+    if (c.hidden_size < 1 || c.num_layers < 1 || c.num_layers > 256 || c.num_heads < 1 || c.num_kv_heads < 1 ||
+        c.num_heads % c.num_kv_heads || c.head_dim < 2 || c.head_dim % 2 || c.vocab_size < 1 || c.v_depth < 1 ||
+        c.v_heads < 1 || c.v_hidden % c.v_heads || (c.v_hidden / c.v_heads) % 4 || c.merge_size < 1 ||
+        c.patch_size < 1 || c.temporal_patch_size < 1 || c.n_deepstack < 0 || c.n_deepstack > 16 ||
+        c.num_position_embeddings < 1 || (c.num_experts > 0 && (c.experts_per_tok < 1 || c.experts_per_tok > c.num_experts)))
+        return fail(err, EH_EFORMAT, "config: inconsistent sizes (heads, head_dim, layers, experts or vision)");
+    eh_qwen3vl *q = new (std::nothrow) eh_qwen3vl();
+    if (!q)
+        return fail(err, EH_ENOMEM, "out of memory");
+    q->cfg = c;
+    q->tm = new (std::nothrow) eh_torch_module();
+    eh_status rc = q->tm ? setup(opt, q->tm, err) : fail(err, EH_ENOMEM, "out of memory");
+    if (rc == EH_OK)
+        rc = guarded(err, EH_EFORMAT, "weights", [&]() -> eh_status {
+            eh_torch_module *m = q->tm;
+            m->role = EH_TORCH_JUDGE;
+            std::vector<const eh_st_tensor *> src;
+            for (size_t i = 0; i < eh_safetensors_count(st); i++) {
+                const eh_st_tensor *t = eh_safetensors_at(st, i);
+                std::string name(t->name);
+                if (name.rfind("model.", 0) != 0 && name != "lm_head.weight")
+                    continue;
+                auto sd = st_scalar(t->dtype);
+                if (!sd)
+                    return fail(err, EH_EFORMAT, "%s: tensor '%s' has dtype %s, which the native judge cannot use",
+                                t->file, t->name, eh_st_dtype_name(t->dtype));
+                slot s;
+                s.dtype = at::isFloatingType(*sd) ? m->dtype : *sd;
+                s.sizes.assign(t->shape, t->shape + t->ndim);
+                s.nbytes = t->numel * (int64_t)c10::elementSize(s.dtype);
+                s.offset = m->total;
+                m->total += (s.nbytes + kAlign - 1) / kAlign * kAlign;
+                m->footprint += s.nbytes;
+                m->slots.push_back(std::move(s));
+                src.push_back(t);
+            }
+            m->host = alloc_host(m->total, m->device.is_cuda(), &m->host_kind);
+            at::NoGradGuard no_grad;
+            for (size_t i = 0; i < src.size(); i++) {
+                slot &s = m->slots[i];
+                at::Tensor v = view_of(m->host, s);
+                // the mapping is read-only; from_blob only reads it here
+                at::Tensor from = at::from_blob(const_cast<void *>(src[i]->data), s.sizes,
+                                                at::TensorOptions().dtype(*st_scalar(src[i]->dtype)));
+                v.copy_(from);
+                s.t = at::empty({ 0 }, at::TensorOptions().dtype(s.dtype));
+                s.t.set_data(v);
+                q->w[src[i]->name] = s.t;
+            }
+            check_weights(q);
+            return EH_OK;
+        });
+    if (rc != EH_OK) {
+        eh_qwen3vl_free(q);
+        return rc;
+    }
+    *out = q;
+    return EH_OK;
+}
+
+void eh_qwen3vl_free(eh_qwen3vl *q)
+{
+    if (!q)
+        return;
+    try {
+        q->w.clear();
+    } catch (...) {
+    }
+    eh_torch_module_free(q->tm);
+    delete q;
+}
+
+eh_torch_module *eh_qwen3vl_module(eh_qwen3vl *q)
+{
+    return q->tm;
+}
+
+eh_status eh_qwen3vl_score(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n, const int32_t *cand, int n_cand,
+                           double *out, float *full, eh_error *err)
+{
+    if (!q->tm->on_device)
+        return fail(err, EH_ESTATE, "model is not loaded");
+    if (n < 1)
+        return EH_OK;
+    return guarded(err, EH_EMODEL, "forward", [&]() -> eh_status {
+        c10::InferenceMode inference;
+        std::optional<c10::DeviceGuard> guard;
+        if (q->tm->device.is_cuda())
+            guard.emplace(q->tm->device);
+        at::Tensor logits = qwen_forward(q, items, n).to(at::kCPU).contiguous();   // [n, vocab]
+        const float *lp = logits.data_ptr<float>();
+        int64_t V = logits.size(1);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n_cand; j++)
+                out[(size_t)i * n_cand + j] = cand[j] >= 0 && cand[j] < V ? (double)lp[i * V + cand[j]] : -INFINITY;
+        if (full)
+            memcpy(full, lp, sizeof(float) * (size_t)n * (size_t)V);
+        return EH_OK;
+    });
+}
+
+}  // extern "C"

@@ -39,6 +39,7 @@ extern const eh_backend eh_backend_builtin;
 extern const eh_backend eh_backend_http;
 #ifdef EVALHOST_HAVE_TORCH
 extern const eh_backend eh_backend_torch;
+extern const eh_backend eh_backend_native;   /* Qwen3-VL judge in libtorch (backend_native.c) */
 #endif
 
 #endif

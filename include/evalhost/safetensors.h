@@ -17,6 +17,10 @@
 
 #include "evalhost/error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define EH_ST_MAX_DIMS 8
 
 typedef enum eh_st_dtype {
@@ -51,5 +55,9 @@ uint64_t eh_safetensors_total_bytes(const eh_safetensors *st);
 
 const char *eh_st_dtype_name(eh_st_dtype d);   /* "F32", "BF16", ... */
 size_t eh_st_dtype_size(eh_st_dtype d);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

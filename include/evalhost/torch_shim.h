@@ -106,6 +106,59 @@ eh_status eh_torch_module_edit(eh_torch_module *m, const float *images, int n, i
 eh_status eh_torch_module_judge(eh_torch_module *m, const float *edited, int h, int w, const float *original, int h2,
                                 int w2, int n, const char *const *prompts, double *out, int *k, eh_error *err);
 
+/* ---- Qwen3-VL (native judge; host/backend_native.c) ------------------------
+ * The transformers Qwen3VL / Qwen3VLMoe ForConditionalGeneration forward,
+ * written in libtorch ops: vision tower (patch embed, learned position
+ * table resampled bilinearly, 2-D rotary, blocks, merger, deepstack
+ * mergers), multimodal rotary positions, the decoder (dense SwiGLU or MoE
+ * experts) and the LM head.  Weights come from safetensors (an
+ * eh_safetensors, declared in evalhost/safetensors.h) and live in the same
+ * flat host buffer as a TorchScript module's, so residency is the
+ * eh_torch_module_* calls on eh_qwen3vl_module(). */
+typedef struct eh_qwen3vl eh_qwen3vl;
+struct eh_safetensors;
+
+typedef struct eh_qwen3vl_config {
+    /* text: config.json text_config */
+    int vocab_size, hidden_size, intermediate_size, num_layers, num_heads, num_kv_heads, head_dim;
+    double rms_norm_eps, rope_theta;
+    int mrope_section[3];
+    int tie_word_embeddings;
+    int num_experts, experts_per_tok, moe_intermediate_size, decoder_sparse_step;   /* num_experts 0: dense */
+    unsigned char mlp_only[256];          /* layers that keep a dense MLP in an MoE model */
+    /* vision: config.json vision_config */
+    int v_depth, v_hidden, v_intermediate, v_heads, patch_size, temporal_patch_size, merge_size, v_out;
+    int num_position_embeddings;
+    double v_rope_theta;
+    int deepstack[16], n_deepstack;
+    int image_token_id;
+} eh_qwen3vl_config;
+
+/* One prompt: its token ids (image pads already expanded) and its images
+ * in order, each rows x (3*temporal_patch*patch^2) floats (eh_vlm_patches). */
+typedef struct eh_qwen3vl_item {
+    const int32_t *ids;
+    int64_t n_ids;
+    int n_images;
+    const float *const *patches;
+    const int *grid_thw;                  /* 3 per image */
+} eh_qwen3vl_item;
+
+/* Reads the weights (every tensor of st under model. and lm_head.) into
+ * the host copy in opt->dtype; checks each one the config needs (present,
+ * shape).  EH_EFORMAT names a missing or misshapen tensor. */
+eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_safetensors *st, const eh_torch_options *opt,
+                          eh_qwen3vl **out, eh_error *err);
+void eh_qwen3vl_free(eh_qwen3vl *q);                       /* NULL is a no-op */
+eh_torch_module *eh_qwen3vl_module(eh_qwen3vl *q);         /* for to_device/off_device/footprint */
+
+/* One batched prefill (right-padded, causal: each item's logits equal its
+ * own run).  out[i*n_cand + j]: the logit of token cand[j] at item i's
+ * last position (-inf for a cand[j] < 0).  full, if not NULL, gets the
+ * whole last-position row, n x vocab_size floats. */
+eh_status eh_qwen3vl_score(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n, const int32_t *cand, int n_cand,
+                           double *out, float *full, eh_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,485 @@
+/* backend_native.c — the `native` backend: a Qwen3-VL judge (dense or MoE)
+ * run in process through libtorch (host/torch_shim.cpp), from the Hugging
+ * Face files of its snapshot.  The editor role (Qwen-Image-Edit) is not
+ * implemented yet and is refused at open.
+ *
+ * Spec keys: name (an HF id resolved in the local cache) or path (a model
+ * directory), revision (default main), device (cpu, cuda, cuda:N, auto;
+ * default auto), dtype (float32, float16, bfloat16), batch_size,
+ * score_prefix (text appended after the assistant turn's start, e.g.
+ * "Score: "; default none), cpu_copy (tests: the GPU's load path on the CPU).
+ *
+ * The prompt is built here, in C, as transformers' Qwen3-VL chat template
+ * renders the judge's messages (what lua/evalhost/chat.lua does with style
+ * "qwen3"): an optional system turn, one user turn with the edited image,
+ * the original image (when given) and the text, then the assistant start.
+ * The text is user_prompt, else instruction.  One prefill gives the logits
+ * of the tokens "0".."10" at the last position; the score is the expected
+ * value of their softmax (a value the tokenizer cannot spell as one token
+ * gets probability 0). */
+#ifdef EVALHOST_HAVE_TORCH
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evalhost/backend.h"
+#include "evalhost/hf_hub.h"
+#include "evalhost/safetensors.h"
+#include "evalhost/tokenizer.h"
+#include "evalhost/torch_shim.h"
+#include "evalhost/vlm_pre.h"
+
+typedef struct native_model {
+    eh_hf_snapshot snap;
+    eh_qwen3vl_config cfg;
+    eh_vlm_config vlm;
+    eh_tokenizer *tok;
+    eh_qwen3vl *q;                /* NULL until the weights are on the host */
+    int32_t digits[11];           /* token ids of "0".."10", -1 where none */
+    char score_prefix[256];
+    int cpu_copy;
+    int64_t file_bytes;
+} native_model;
+
+static eh_status resolve_device(eh_model *m, const char *want, eh_error *err)
+{
+    int rank = m->host && m->host->local_rank >= 0 ? m->host->local_rank : 0;
+    if (!strcmp(want, "auto")) {
+        if (eh_torch_cuda_available() && rank < eh_torch_cuda_device_count())
+            snprintf(m->device, sizeof m->device, "cuda:%d", rank);
+        else
+            snprintf(m->device, sizeof m->device, "cpu");
+    } else if (!strcmp(want, "cuda")) {
+        snprintf(m->device, sizeof m->device, "cuda:%d", rank);
+    } else {
+        snprintf(m->device, sizeof m->device, "%s", want);
+    }
+    eh_error e = { 0 };
+    if (eh_torch_check_device(m->device, &e) != EH_OK)
+        return eh_fail(err, EH_EINVAL, "%s: %s", m->section, e.msg);
+    return EH_OK;
+}
+
+static cJSON *read_json(const char *path, eh_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        eh_fail(err, EH_EIO, "%s: cannot open", path);
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (len < 0 || len > (16L << 20)) {
+        fclose(f);
+        eh_fail(err, EH_EFORMAT, "%s: unreadable or over 16 MiB", path);
+        return NULL;
+    }
+    char *buf = malloc((size_t)len + 1);
+    size_t got = buf ? fread(buf, 1, (size_t)len, f) : 0;
+    fclose(f);
+    cJSON *root = buf ? cJSON_ParseWithLength(buf, got) : NULL;
+    free(buf);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        eh_fail(err, EH_EFORMAT, "%s: not a JSON object", path);
+        return NULL;
+    }
+    return root;
+}
+
+static double jnum(const cJSON *o, const char *key, double dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+static int jint(const cJSON *o, const char *key, int dflt)
+{
+    return (int)jnum(o, key, dflt);
+}
+
+/* config.json → the shim's config; defaults are transformers' class
+ * defaults.  Only Qwen3-VL model types are accepted. */
+static eh_status read_config(const char *path, eh_qwen3vl_config *c, eh_error *err)
+{
+    cJSON *root = read_json(path, err);
+    if (!root)
+        return err ? err->code : EH_EFORMAT;
+    memset(c, 0, sizeof *c);
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    const char *type = cJSON_IsString(mt) ? mt->valuestring : "";
+    if (strcmp(type, "qwen3_vl") && strcmp(type, "qwen3_vl_moe")) {
+        eh_status rc = eh_fail(err, EH_EFORMAT, "%s: model_type '%s' is not one the native judge runs (qwen3_vl, qwen3_vl_moe)",
+                               path, type);
+        cJSON_Delete(root);
+        return rc;
+    }
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "text_config");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
+    if (!cJSON_IsObject(t) || !cJSON_IsObject(v)) {
+        cJSON_Delete(root);
+        return eh_fail(err, EH_EFORMAT, "%s: text_config or vision_config missing", path);
+    }
+    c->vocab_size = jint(t, "vocab_size", 151936);
+    c->hidden_size = jint(t, "hidden_size", 4096);
+    c->intermediate_size = jint(t, "intermediate_size", 22016);
+    c->num_layers = jint(t, "num_hidden_layers", 32);
+    c->num_heads = jint(t, "num_attention_heads", 32);
+    c->num_kv_heads = jint(t, "num_key_value_heads", c->num_heads);
+    c->head_dim = jint(t, "head_dim", c->num_heads ? c->hidden_size / c->num_heads : 0);
+    c->rms_norm_eps = jnum(t, "rms_norm_eps", 1e-6);
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(t, "rope_parameters");
+    if (!cJSON_IsObject(rp))
+        rp = cJSON_GetObjectItemCaseSensitive(t, "rope_scaling");
+    c->rope_theta = jnum(rp, "rope_theta", jnum(t, "rope_theta", 5000000.0));
+    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(rp, "mrope_section");
+    c->mrope_section[0] = 24, c->mrope_section[1] = 20, c->mrope_section[2] = 20;
+    if (cJSON_IsArray(ms) && cJSON_GetArraySize(ms) == 3)
+        for (int i = 0; i < 3; i++)
+            c->mrope_section[i] = (int)cJSON_GetArrayItem(ms, i)->valuedouble;
+    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
+    c->tie_word_embeddings = cJSON_IsTrue(tie);
+    if (!strcmp(type, "qwen3_vl_moe")) {
+        c->num_experts = jint(t, "num_experts", jint(t, "num_local_experts", 60));
+        c->experts_per_tok = jint(t, "num_experts_per_tok", 4);
+        c->moe_intermediate_size = jint(t, "moe_intermediate_size", 1408);
+        c->decoder_sparse_step = jint(t, "decoder_sparse_step", 1);
+        const cJSON *mo = cJSON_GetObjectItemCaseSensitive(t, "mlp_only_layers"), *e;
+        cJSON_ArrayForEach(e, mo)
+            if (cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble < 256)
+                c->mlp_only[(int)e->valuedouble] = 1;
+    }
+    c->v_depth = jint(v, "depth", 27);
+    c->v_hidden = jint(v, "hidden_size", 1152);
+    c->v_intermediate = jint(v, "intermediate_size", 4304);
+    c->v_heads = jint(v, "num_heads", 16);
+    c->patch_size = jint(v, "patch_size", 16);
+    c->temporal_patch_size = jint(v, "temporal_patch_size", 2);
+    c->merge_size = jint(v, "spatial_merge_size", 2);
+    c->v_out = jint(v, "out_hidden_size", 3584);
+    c->num_position_embeddings = jint(v, "num_position_embeddings", 2304);
+    c->v_rope_theta = jnum(cJSON_GetObjectItemCaseSensitive(v, "rope_parameters"), "rope_theta", 10000.0);
+    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(v, "deepstack_visual_indexes"), *e;
+    cJSON_ArrayForEach(e, ds)
+        if (c->n_deepstack < 16)
+            c->deepstack[c->n_deepstack++] = (int)e->valuedouble;
+    c->image_token_id = jint(root, "image_token_id", 151655);
+    cJSON_Delete(root);
+    if (c->num_layers > 256)
+        return eh_fail(err, EH_EFORMAT, "%s: %d layers (at most 256 supported)", path, c->num_layers);
+    return EH_OK;
+}
+
+static eh_status native_open(eh_model *m, eh_error *err)
+{
+    native_model *t = calloc(1, sizeof *t);
+    if (!t)
+        return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
+    m->impl = t;
+    if (m->role == EH_ROLE_EDITOR)
+        return eh_fail(err, EH_EFORMAT,
+                       "%s: the native backend runs judges only; a native editor (Qwen-Image-Edit) is not implemented "
+                       "yet (use backend: torch or http for '%s')",
+                       m->section, m->name);
+    eh_error e = { 0 };
+    if (eh_torch_check_dtype(m->dtype, &e) != EH_OK)
+        return eh_fail(err, EH_EINVAL, "%s: %s", m->section, e.msg);
+    eh_status rc = resolve_device(m, eh_node_str(m->spec, "device", "auto"), err);
+    if (rc != EH_OK)
+        return rc;
+    t->cpu_copy = eh_node_bool(m->spec, "cpu_copy", 0);
+    snprintf(t->score_prefix, sizeof t->score_prefix, "%s", eh_node_str(m->spec, "score_prefix", ""));
+    const char *id = eh_node_str(m->spec, "name", NULL);
+    if (!id)
+        id = eh_node_str(m->spec, "model_name", NULL);
+    if (!id)
+        id = eh_node_str(m->spec, "model", NULL);
+    if (eh_hf_resolve(id, eh_node_str(m->spec, "path", NULL), eh_node_str(m->spec, "revision", NULL), &t->snap, &e) !=
+        EH_OK)
+        return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/config.json", t->snap.dir);
+    if (read_config(p, &t->cfg, &e) != EH_OK)
+        return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
+    snprintf(p, sizeof p, "%s/preprocessor_config.json", t->snap.dir);
+    if (eh_vlm_config_load(p, &t->vlm, &e) != EH_OK)
+        return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
+    if (t->vlm.patch_size != t->cfg.patch_size || t->vlm.merge_size != t->cfg.merge_size ||
+        t->vlm.temporal_patch_size != t->cfg.temporal_patch_size)
+        return eh_fail(err, EH_EFORMAT, "%s: preprocessor_config.json and config.json disagree on patch/merge sizes",
+                       m->section);
+    snprintf(p, sizeof p, "%s/tokenizer.json", t->snap.dir);
+    t->tok = eh_tokenizer_load(p, NULL, &e);
+    if (!t->tok)
+        return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
+    int any = 0;
+    for (int i = 0; i <= 10; i++) {
+        char d[4];
+        snprintf(d, sizeof d, "%d", i);
+        t->digits[i] = eh_tokenizer_token_to_id(t->tok, d, strlen(d));
+        any |= t->digits[i] >= 0;
+    }
+    if (!any)
+        return eh_fail(err, EH_EFORMAT, "%s: the tokenizer has no token for any of \"0\"..\"10\"", m->section);
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", t->snap.dir);
+    FILE *f = fopen(p, "rb");
+    if (f) {
+        fclose(f);
+    } else {
+        snprintf(p, sizeof p, "%s/model.safetensors", t->snap.dir);
+        f = fopen(p, "rb");
+        if (!f)
+            return eh_fail(err, EH_EIO, "%s: %s has no model.safetensors or model.safetensors.index.json", m->section,
+                           t->snap.dir);
+        fseek(f, 0, SEEK_END);
+        t->file_bytes = ftell(f);
+        fclose(f);
+    }
+    eh_log(m->host, EH_LOG_DEBUG, "[open] %s: %s revision %s (%s)", m->section, m->name, t->snap.revision, t->snap.dir);
+    return EH_OK;
+}
+
+static eh_status native_to_host(eh_model *m, eh_error *err)
+{
+    native_model *t = m->impl;
+    if (t->q)
+        return EH_OK;
+    eh_error e = { 0 };
+    eh_safetensors *st = eh_safetensors_open(t->snap.dir, &e);
+    if (!st)
+        return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
+    eh_torch_options opt = eh_torch_default_options();
+    opt.role = EH_TORCH_JUDGE;
+    opt.dtype = m->dtype;
+    opt.device = m->device;
+    opt.cpu_copy = t->cpu_copy;
+    eh_status rc = eh_qwen3vl_load(&t->cfg, st, &opt, &t->q, &e);
+    eh_safetensors_close(st);
+    if (rc != EH_OK)
+        return eh_fail(err, rc, "%s: cannot load %s: %s", m->section, t->snap.dir, e.msg);
+    return EH_OK;
+}
+
+static eh_status native_to_device(eh_model *m, int64_t *bytes, eh_error *err)
+{
+    native_model *t = m->impl;
+    eh_error e = { 0 };
+    if (eh_torch_module_to_device(eh_qwen3vl_module(t->q), bytes, &e) != EH_OK)
+        return eh_fail(err, e.code, "%s: cannot move to %s: %s", m->section, m->device, e.msg);
+    return EH_OK;
+}
+
+static eh_status native_off_device(eh_model *m, eh_error *err)
+{
+    native_model *t = m->impl;
+    eh_error e = { 0 };
+    if (eh_torch_module_off_device(eh_qwen3vl_module(t->q), &e) != EH_OK)
+        return eh_fail(err, e.code, "%s: cannot free %s: %s", m->section, m->device, e.msg);
+    return EH_OK;
+}
+
+static int64_t native_footprint(const eh_model *m)
+{
+    const native_model *t = m->impl;
+    return t->q ? eh_torch_module_footprint(eh_qwen3vl_module(t->q)) : t->file_bytes;
+}
+
+/* A growable string. */
+typedef struct sbuf { char *p; size_t n, cap; int oom; } sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t len)
+{
+    if (b->oom)
+        return;
+    if (b->n + len + 1 > b->cap) {
+        size_t cap = (b->n + len + 1) * 2;
+        char *g = realloc(b->p, cap);
+        if (!g) {
+            b->oom = 1;
+            return;
+        }
+        b->p = g, b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+    b->p[b->n] = 0;
+}
+
+static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+/* The Qwen3-VL chat template's text for the judge's messages, image pads
+ * expanded to each image's token count. */
+static char *render_prompt(const native_model *t, const eh_score_request *r, eh_vlm_patches *const *pp, int n_img)
+{
+    sbuf b = { 0 };
+    if (r->system_prompt && *r->system_prompt) {
+        sb_str(&b, "<|im_start|>system\n");
+        sb_str(&b, r->system_prompt);
+        sb_str(&b, "<|im_end|>\n");
+    }
+    sb_str(&b, "<|im_start|>user\n");
+    for (int i = 0; i < n_img; i++) {
+        sb_str(&b, "<|vision_start|>");
+        for (int64_t k = 0; k < pp[i]->tokens; k++)
+            sb_str(&b, "<|image_pad|>");
+        sb_str(&b, "<|vision_end|>");
+    }
+    sb_str(&b, r->user_prompt ? r->user_prompt : r->instruction ? r->instruction : "");
+    sb_str(&b, "<|im_end|>\n<|im_start|>assistant\n");
+    sb_str(&b, t->score_prefix);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* Logits over "0".."10" → probabilities, expected score, argmax, text. */
+static void finish_score(eh_model *m, const double *v, eh_score_result *res)
+{
+    double mx = -INFINITY;
+    for (int i = 0; i < 11; i++) {
+        if (isnan(v[i]) || v[i] == INFINITY) {
+            eh_fail(&res->err, EH_EMODEL, "%s: the judge returned a non-finite logit for \"%d\"", m->section, i);
+            return;
+        }
+        if (v[i] > mx)
+            mx = v[i];
+    }
+    double sum = 0, expected = 0;
+    int argmax = 0;
+    for (int i = 0; i < 11; i++) {
+        res->probs[i] = v[i] == -INFINITY ? 0 : exp(v[i] - mx);
+        sum += res->probs[i];
+        if (v[i] > v[argmax])
+            argmax = i;
+    }
+    for (int i = 0; i < 11; i++) {
+        res->probs[i] /= sum;
+        expected += i * res->probs[i];
+    }
+    char text[96];
+    snprintf(text, sizeof text, "expected %.2f (argmax %d)", expected, argmax);
+    res->text = strdup(text);
+    if (!res->text) {
+        eh_fail(&res->err, EH_ENOMEM, "%s: out of memory", m->section);
+        return;
+    }
+    res->has_probs = 1;
+    res->score = expected;
+    res->ok = 1;
+}
+
+/* Per request: render, tokenize, preprocess; the ready ones go through one
+ * batched prefill. */
+static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_score_result *results, size_t n,
+                              eh_error *err)
+{
+    native_model *t = m->impl;
+    size_t cap = n ? n : 1;
+    eh_qwen3vl_item *items = calloc(cap, sizeof *items);
+    size_t *which = calloc(cap, sizeof *which);
+    int32_t **ids = calloc(cap, sizeof *ids);
+    eh_vlm_patches *(*pp)[2] = calloc(cap, sizeof *pp);
+    const float *(*pdata)[2] = calloc(cap, sizeof *pdata);
+    int (*grids)[6] = calloc(cap, sizeof *grids);
+    double *out = calloc(cap * 11, sizeof *out);
+    if (!items || !which || !ids || !pp || !pdata || !grids || !out) {
+        free(items), free(which), free(ids), free(pp), free(pdata), free(grids), free(out);
+        return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const eh_score_request *r = &reqs[i];
+        eh_error e = { 0 };
+        if (!r->image) {
+            eh_fail(&results[i].err, EH_EINVAL, "%s: no image to judge", m->section);
+            continue;
+        }
+        const eh_image *imgs[2] = { r->image, r->original };
+        int n_img = r->original ? 2 : 1, ok = 1;
+        for (int j = 0; j < n_img && ok; j++) {
+            pp[k][j] = eh_vlm_preprocess(imgs[j], &t->vlm, &e);
+            if (!pp[k][j]) {
+                eh_fail(&results[i].err, e.code, "%s: %s image: %s", m->section, j ? "original" : "edited", e.msg);
+                ok = 0;
+                break;
+            }
+            pdata[k][j] = pp[k][j]->data;
+            grids[k][3 * j] = pp[k][j]->grid_t, grids[k][3 * j + 1] = pp[k][j]->grid_h;
+            grids[k][3 * j + 2] = pp[k][j]->grid_w;
+        }
+        char *text = ok ? render_prompt(t, r, pp[k], n_img) : NULL;
+        if (ok && !text) {
+            eh_fail(&results[i].err, EH_ENOMEM, "%s: out of memory", m->section);
+            ok = 0;
+        }
+        size_t n_ids = 0;
+        if (ok && eh_tokenizer_encode(t->tok, text, strlen(text), 0, &ids[k], &n_ids, &e) != EH_OK) {
+            eh_fail(&results[i].err, e.code, "%s: prompt: %s", m->section, e.msg);
+            ok = 0;
+        }
+        free(text);
+        if (!ok) {
+            for (int j = 0; j < 2; j++)
+                eh_vlm_patches_free(pp[k][j]), pp[k][j] = NULL;
+            free(ids[k]), ids[k] = NULL;
+            continue;
+        }
+        items[k].ids = ids[k];
+        items[k].n_ids = (int64_t)n_ids;
+        items[k].n_images = n_img;
+        items[k].patches = pdata[k];
+        items[k].grid_thw = grids[k];
+        which[k++] = i;
+    }
+    if (k > 0) {
+        eh_error e = { 0 };
+        if (eh_qwen3vl_score(t->q, items, (int)k, t->digits, 11, out, NULL, &e) == EH_OK) {
+            for (size_t j = 0; j < k; j++)
+                finish_score(m, out + j * 11, &results[which[j]]);
+        } else {
+            for (size_t j = 0; j < k; j++)
+                eh_fail(&results[which[j]].err, e.code ? e.code : EH_EMODEL, "%s: %s", m->section, e.msg);
+        }
+    }
+    for (size_t j = 0; j < k; j++) {
+        eh_vlm_patches_free(pp[j][0]);
+        eh_vlm_patches_free(pp[j][1]);
+        free(ids[j]);
+    }
+    free(items), free(which), free(ids), free(pp), free(pdata), free(grids), free(out);
+    return EH_OK;
+}
+
+static void native_close(eh_model *m)
+{
+    native_model *t = m->impl;
+    if (!t)
+        return;
+    eh_qwen3vl_free(t->q);
+    eh_tokenizer_free(t->tok);
+    free(t);
+    m->impl = NULL;
+}
+
+const eh_backend eh_backend_native = {
+    .name = "native",
+    .open = native_open,
+    .to_host = native_to_host,
+    .to_device = native_to_device,
+    .off_device = native_off_device,
+    .footprint = native_footprint,
+    .edit = NULL,
+    .score = native_score,
+    .close = native_close,
+};
+
+#else
+/* Built without libtorch: model.c reports `backend: native` as unavailable. */
+typedef int eh_backend_native_unavailable;
+#endif
