@@ -104,7 +104,7 @@ static int jint(const cJSON *o, const char *key, int dflt)
 
 /* config.json → the shim's config; defaults are transformers' class
  * defaults.  Only Qwen3-VL model types are accepted. */
-static eh_status read_config(const char *path, eh_qwen3vl_config *c, eh_error *err)
+eh_status eh_qwen3vl_config_load(const char *path, eh_qwen3vl_config *c, eh_error *err)
 {
     cJSON *root = read_json(path, err);
     if (!root)
@@ -203,7 +203,7 @@ static eh_status native_open(eh_model *m, eh_error *err)
         return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
     char p[4200];
     snprintf(p, sizeof p, "%s/config.json", t->snap.dir);
-    if (read_config(p, &t->cfg, &e) != EH_OK)
+    if (eh_qwen3vl_config_load(p, &t->cfg, &e) != EH_OK)
         return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
     snprintf(p, sizeof p, "%s/preprocessor_config.json", t->snap.dir);
     if (eh_vlm_config_load(p, &t->vlm, &e) != EH_OK)

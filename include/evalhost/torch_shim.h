@@ -134,6 +134,11 @@ typedef struct eh_qwen3vl_config {
     int image_token_id;
 } eh_qwen3vl_config;
 
+/* Reads a Qwen3-VL config.json (model_type qwen3_vl or qwen3_vl_moe;
+ * missing keys take transformers' defaults).  Defined in
+ * host/backend_native.c.  EH_EIO, EH_EFORMAT (other model types). */
+eh_status eh_qwen3vl_config_load(const char *path, eh_qwen3vl_config *cfg, eh_error *err);
+
 /* One prompt: its token ids (image pads already expanded) and its images
  * in order, each rows x (3*temporal_patch*patch^2) floats (eh_vlm_patches). */
 typedef struct eh_qwen3vl_item {

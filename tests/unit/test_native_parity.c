@@ -1,0 +1,322 @@
+/* test_native_parity.c — the native Qwen3-VL forward against transformers'
+ * reference (tests/data/qwen3vl/{dense,moe}, tools/make_qwen3vl_fixture.py):
+ * with the reference's input ids and our own preprocessing of its two
+ * images, the whole last-position logits row must match transformers' within
+ * FP32_TOL (float32) and BF16_TOL (bfloat16), with the same argmax; a batch
+ * of unequal prompts must give each item its one-by-one logits.  Prints the
+ * max differences, as llm.c's test_gpt2 does.  The score path through the
+ * model API (our chat rendering and tokenizer) is
+ * tests/e2e/test_native_parity.py. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "evalhost/image.h"
+#include "evalhost/safetensors.h"
+#include "evalhost/vlm_pre.h"
+
+#ifdef EVALHOST_HAVE_TORCH
+#include "evalhost/torch_shim.h"
+
+/* float32: both sides run the same ops in float32; what is left is the
+ * order of float sums (our patch embedding is a matmul where transformers
+ * runs Conv3d).  bfloat16: 8-bit mantissas make every op differ by up to
+ * 2^-8 relative, compounded over the layers. */
+#define FP32_TOL 2e-5
+#define BF16_TOL 0.25
+#define BATCH_TOL 1e-5
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    *len = buf ? fread(buf, 1, (size_t)n, f) : 0;
+    if (buf)
+        buf[*len] = 0;
+    fclose(f);
+    return buf;
+}
+
+/* A little-endian float32 .npy vector; NULL if it is not one. */
+static float *load_npy(const char *path, size_t *count)
+{
+    size_t len = 0;
+    char *b = slurp(path, &len);
+    if (!b || len < 12 || memcmp(b, "\x93NUMPY", 6) != 0) {
+        free(b);
+        return NULL;
+    }
+    size_t hl = b[6] == 1 ? (size_t)(unsigned char)b[8] | (size_t)(unsigned char)b[9] << 8
+                          : (size_t)(unsigned char)b[8] | (size_t)(unsigned char)b[9] << 8 |
+                                (size_t)(unsigned char)b[10] << 16 | (size_t)(unsigned char)b[11] << 24;
+    size_t start = (b[6] == 1 ? 10 : 12) + hl;
+    char header[512] = "";
+    if (start <= len && hl < sizeof header)
+        memcpy(header, b + start - hl, hl);
+    if (start > len || !strstr(header, "'descr': '<f4'") || (len - start) % 4) {
+        free(b);
+        return NULL;
+    }
+    *count = (len - start) / 4;
+    float *v = malloc(len - start + 4);
+    if (v)
+        memcpy(v, b + start, len - start);
+    free(b);
+    return v;
+}
+
+typedef struct fixture {
+    char dir[512];
+    eh_qwen3vl_config cfg;
+    eh_vlm_config vlm;
+    int32_t *ids;
+    int64_t n_ids;
+    eh_vlm_patches *pp[2];
+    const float *pdata[2];
+    int grid[6];
+} fixture;
+
+static int fixture_open(fixture *fx, const char *kind)
+{
+    eh_error err = { 0 };
+    char p[600];
+    memset(fx, 0, sizeof *fx);
+    snprintf(fx->dir, sizeof fx->dir, "tests/data/qwen3vl/%s", kind);
+    snprintf(p, sizeof p, "%s/config.json", fx->dir);
+    CHECK_EQ_INT(eh_qwen3vl_config_load(p, &fx->cfg, &err), EH_OK);
+    snprintf(p, sizeof p, "%s/preprocessor_config.json", fx->dir);
+    CHECK_EQ_INT(eh_vlm_config_load(p, &fx->vlm, &err), EH_OK);
+    snprintf(p, sizeof p, "%s/reference.json", fx->dir);
+    size_t len = 0;
+    char *text = slurp(p, &len);
+    cJSON *ref = text ? cJSON_ParseWithLength(text, len) : NULL;
+    free(text);
+    CHECK(ref != NULL);
+    if (!ref)
+        return -1;
+    const cJSON *ids = cJSON_GetObjectItem(ref, "input_ids"), *e;
+    fx->n_ids = cJSON_GetArraySize(ids);
+    fx->ids = malloc(sizeof *fx->ids * (size_t)fx->n_ids);
+    int64_t i = 0;
+    cJSON_ArrayForEach(e, ids)
+        fx->ids[i++] = (int32_t)e->valuedouble;
+    const cJSON *grids = cJSON_GetObjectItem(ref, "image_grid_thw");
+    const char *names[2] = { "edited.png", "original.png" };
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof p, "%s/%s", fx->dir, names[k]);
+        eh_image *img = eh_image_load(p, NULL, &err);
+        CHECK(img != NULL);
+        fx->pp[k] = img ? eh_vlm_preprocess(img, &fx->vlm, &err) : NULL;
+        eh_image_free(img);
+        CHECK(fx->pp[k] != NULL);
+        if (!fx->pp[k])
+            return cJSON_Delete(ref), -1;
+        fx->pdata[k] = fx->pp[k]->data;
+        fx->grid[3 * k] = fx->pp[k]->grid_t, fx->grid[3 * k + 1] = fx->pp[k]->grid_h;
+        fx->grid[3 * k + 2] = fx->pp[k]->grid_w;
+        const cJSON *g = cJSON_GetArrayItem(grids, k);   /* our grids are transformers' */
+        for (int d = 0; d < 3; d++)
+            CHECK_EQ_INT(fx->grid[3 * k + d], (int)cJSON_GetArrayItem(g, d)->valuedouble);
+    }
+    cJSON_Delete(ref);
+    return 0;
+}
+
+static void fixture_close(fixture *fx)
+{
+    free(fx->ids);
+    eh_vlm_patches_free(fx->pp[0]);
+    eh_vlm_patches_free(fx->pp[1]);
+}
+
+static eh_qwen3vl *load_model(fixture *fx, const char *dtype)
+{
+    eh_error err = { 0 };
+    eh_safetensors *st = eh_safetensors_open(fx->dir, &err);
+    CHECK(st != NULL);
+    if (!st)
+        return NULL;
+    eh_torch_options o = eh_torch_default_options();
+    o.role = EH_TORCH_JUDGE;
+    o.dtype = dtype;
+    eh_qwen3vl *q = NULL;
+    CHECK_EQ_INT(eh_qwen3vl_load(&fx->cfg, st, &o, &q, &err), EH_OK);
+    if (!q)
+        fprintf(stderr, "load: %s\n", err.msg);
+    eh_safetensors_close(st);
+    int64_t bytes = 0;
+    if (q)
+        CHECK_EQ_INT(eh_torch_module_to_device(eh_qwen3vl_module(q), &bytes, &err), EH_OK);
+    return q;
+}
+
+static int argmax(const float *v, size_t n)
+{
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return (int)best;
+}
+
+static void test_logits(const char *kind, const char *dtype, const char *npy, double tol)
+{
+    fixture fx;
+    if (fixture_open(&fx, kind) != 0) {
+        fixture_close(&fx);
+        return;
+    }
+    eh_qwen3vl *q = load_model(&fx, dtype);
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", fx.dir, npy);
+    size_t V = 0;
+    float *ref = load_npy(p, &V);
+    CHECK(ref != NULL);
+    CHECK_EQ_INT(V, fx.cfg.vocab_size);
+    if (q && ref) {
+        eh_qwen3vl_item it = { fx.ids, fx.n_ids, 2, fx.pdata, fx.grid };
+        float *full = malloc(sizeof(float) * V);
+        double digits[1];
+        int32_t cand = 0;
+        eh_error err = { 0 };
+        CHECK_EQ_INT(eh_qwen3vl_score(q, &it, 1, &cand, 1, digits, full, &err), EH_OK);
+        double maxd = 0;
+        for (size_t i = 0; i < V; i++)
+            maxd = fmax(maxd, fabs((double)full[i] - ref[i]));
+        printf("%s %s: max |logit - transformers| over %zu logits = %.3g (tolerance %.3g)\n", kind, dtype, V, maxd,
+               tol);
+        CHECK(maxd <= tol);
+        CHECK_EQ_INT(argmax(full, V), argmax(ref, V));
+        free(full);
+    }
+    free(ref);
+    eh_qwen3vl_free(q);
+    fixture_close(&fx);
+}
+
+/* Three prompts of different lengths and image counts in one batch: each
+ * row equals its own one-item run. */
+static void test_batch(const char *kind)
+{
+    fixture fx;
+    if (fixture_open(&fx, kind) != 0) {
+        fixture_close(&fx);
+        return;
+    }
+    eh_qwen3vl *q = load_model(&fx, "float32");
+    if (!q) {
+        fixture_close(&fx);
+        return;
+    }
+    /* item 1: the prompt cut after the first image's vision_end (one image);
+     * item 2: ten text tokens only */
+    int64_t cut = 0;
+    for (int64_t i = 0, seen = 0; i < fx.n_ids; i++) {
+        if (fx.ids[i] == fx.cfg.image_token_id)
+            seen = 1;
+        else if (seen) {
+            cut = i + 1;
+            break;
+        }
+    }
+    int32_t text_ids[10] = { 10, 11, 12, 13, 14, 15, 16, 17, 18, 19 };
+    eh_qwen3vl_item items[3] = {
+        { fx.ids, fx.n_ids, 2, fx.pdata, fx.grid },
+        { fx.ids, cut, 1, fx.pdata, fx.grid },
+        { text_ids, 10, 0, NULL, NULL },
+    };
+    size_t V = (size_t)fx.cfg.vocab_size;
+    float *batch = malloc(sizeof(float) * V * 3), *one = malloc(sizeof(float) * V);
+    double d[3];
+    int32_t cand = 0;
+    eh_error err = { 0 };
+    CHECK_EQ_INT(eh_qwen3vl_score(q, items, 3, &cand, 1, d, batch, &err), EH_OK);
+    double maxd = 0;
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(eh_qwen3vl_score(q, &items[i], 1, &cand, 1, d, one, &err), EH_OK);
+        for (size_t k = 0; k < V; k++)
+            maxd = fmax(maxd, fabs((double)batch[i * V + k] - one[k]));
+    }
+    printf("%s batch of 3 (lengths %lld, %lld, 10): max |batched - one by one| = %.3g (tolerance %.3g)\n", kind,
+           (long long)fx.n_ids, (long long)cut, maxd, BATCH_TOL);
+    CHECK(maxd <= BATCH_TOL);
+    free(batch);
+    free(one);
+
+    /* bad input comes back as an error naming the cause */
+    int32_t bad_ids[3] = { 1, 99999, 2 };
+    eh_qwen3vl_item bad = { bad_ids, 3, 0, NULL, NULL };
+    CHECK_EQ_INT(eh_qwen3vl_score(q, &bad, 1, &cand, 1, d, NULL, &err), EH_EMODEL);
+    CHECK_CONTAINS(err.msg, "token id 99999 is outside the vocabulary");
+    eh_qwen3vl_item missing = { fx.ids, fx.n_ids, 1, fx.pdata, fx.grid };
+    CHECK_EQ_INT(eh_qwen3vl_score(q, &missing, 1, &cand, 1, d, NULL, &err), EH_EMODEL);
+    CHECK_CONTAINS(err.msg, "more image placeholders than images");
+    eh_qwen3vl_item extra = { text_ids, 10, 1, fx.pdata, fx.grid };
+    CHECK_EQ_INT(eh_qwen3vl_score(q, &extra, 1, &cand, 1, d, NULL, &err), EH_EMODEL);
+    CHECK_CONTAINS(err.msg, "1 images but 0 placeholders");
+    /* unloaded: refused */
+    CHECK_EQ_INT(eh_torch_module_off_device(eh_qwen3vl_module(q), &err), EH_OK);
+    CHECK_EQ_INT(eh_qwen3vl_score(q, items, 1, &cand, 1, d, NULL, &err), EH_ESTATE);
+    eh_qwen3vl_free(q);
+    fixture_close(&fx);
+}
+
+/* Weights that do not fit the config are refused with the tensor named. */
+static void test_bad_weights(void)
+{
+    fixture fx;
+    if (fixture_open(&fx, "dense") != 0) {
+        fixture_close(&fx);
+        return;
+    }
+    eh_error err = { 0 };
+    eh_safetensors *st = eh_safetensors_open(fx.dir, &err);
+    eh_torch_options o = eh_torch_default_options();
+    o.role = EH_TORCH_JUDGE;
+    eh_qwen3vl *q = NULL;
+    eh_qwen3vl_config c = fx.cfg;
+    c.intermediate_size = 100;
+    CHECK_EQ_INT(eh_qwen3vl_load(&c, st, &o, &q, &err), EH_EFORMAT);
+    CHECK_CONTAINS(err.msg, "weight 'model.language_model.layers.0.mlp.gate_proj.weight' has shape [128, 64]");
+    c = fx.cfg;
+    c.num_layers = 3;
+    CHECK_EQ_INT(eh_qwen3vl_load(&c, st, &o, &q, &err), EH_EFORMAT);
+    CHECK_CONTAINS(err.msg, "weight 'model.language_model.layers.2.self_attn.q_proj.weight' is missing");
+    c = fx.cfg;
+    c.num_kv_heads = 3;
+    CHECK_EQ_INT(eh_qwen3vl_load(&c, st, &o, &q, &err), EH_EFORMAT);
+    CHECK_CONTAINS(err.msg, "config: inconsistent sizes");
+    CHECK(q == NULL);
+    eh_safetensors_close(st);
+    CHECK_EQ_INT(eh_qwen3vl_config_load("tests/data/qwen3vl/dense/preprocessor_config.json", &c, &err), EH_EFORMAT);
+    CHECK_CONTAINS(err.msg, "model_type '' is not one the native judge runs");
+    fixture_close(&fx);
+}
+
+int main(void)
+{
+    test_logits("dense", "float32", "logits_fp32.npy", FP32_TOL);
+    test_logits("moe", "float32", "logits_fp32.npy", FP32_TOL);
+    test_logits("dense", "bfloat16", "logits_bf16.npy", BF16_TOL);
+    test_logits("moe", "bfloat16", "logits_bf16.npy", BF16_TOL);
+    test_batch("dense");
+    test_batch("moe");
+    test_bad_weights();
+    return check_summary("test_native_parity");
+}
+
+#else
+int main(void)
+{
+    printf("test_native_parity: built without libtorch, nothing to check\n");
+    return check_summary("test_native_parity");
+}
+#endif
