@@ -251,7 +251,8 @@ function schedule.start(name, opts)
 
   local ok, err = open_dataset(run, cfg)
   if not ok then return nil, err end
-  run.dataset_hash = h.hash_file(run.dataset_path)
+  -- an adapter's path may be a folder: it hashes what it read itself
+  run.dataset_hash = run.dataset.adapter and run.dataset:hash() or h.hash_file(run.dataset_path)
   select_categories(run, cfg)
 
   local p

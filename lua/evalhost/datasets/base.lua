@@ -1,0 +1,168 @@
+-- What every benchmark adapter shares: a list of pair specs becomes an
+-- object with evalhost.Dataset's methods (categories, count, pairs, pair,
+-- hash, path, close, #), so the schedule runs another benchmark's layout
+-- unchanged (config: dataset.adapter: imgedit|kris|rise|gedit).
+--
+-- A spec is {category=, id=, instruction=, description=, image_path=
+-- (absolute) | image=function() -> Image, fields={...}}. Pairs come out as
+-- tables like the C dataset's: {id, category, index, instruction,
+-- description, fields, error} with pair:image() (a new Image each call;
+-- the caller closes it) and pair:field(name). Bad data (no instruction, no
+-- image, an id used twice in a category) sets pair.error, as the C reader
+-- does, so the schedule records the pair as failed without a model call.
+local util = require "evalhost.util"
+
+local base = {}
+
+local Pair = {}
+Pair.__index = Pair
+
+function Pair:image()
+  if self.load then return self.load() end
+  local h = util.host()
+  if type(self.image_path) ~= "string" then return nil, ("%s/%s: image: no image file"):format(self.category, self.id) end
+  local img, err = h.image.load(self.image_path)
+  if not img then return nil, ("%s/%s: image: %s"):format(self.category, tostring(self.id), tostring(err)) end
+  return img
+end
+
+function Pair:field(name)
+  return self.fields and self.fields[name]
+end
+
+local Dataset = {}
+Dataset.__index = Dataset
+Dataset.__len = function(d) return d.total end
+
+local function check(d)
+  if d.closed then error("attempt to use a closed Dataset", 3) end
+  return d
+end
+
+function Dataset:categories()
+  check(self)
+  return table.move(self.order, 1, #self.order, 1, {})
+end
+
+function Dataset:count(cat)
+  check(self)
+  local list = self.by_cat[cat]
+  if not list then error(("unknown category %q in %s (check with ds:count first)"):format(tostring(cat), self.file), 2) end
+  return #list
+end
+
+function Dataset:pairs(cat)
+  check(self)
+  local list = self.by_cat[cat]
+  if not list then error(("unknown category %q in %s"):format(tostring(cat), self.file), 2) end
+  local i = 0
+  return function()
+    i = i + 1
+    if list[i] then return i, list[i] end
+    return nil
+  end
+end
+
+function Dataset:pair(cat, i)
+  check(self)
+  local list = self.by_cat[cat]
+  return list and list[i] or nil
+end
+
+function Dataset:path() return check(self).file end
+function Dataset:hash() return check(self).digest end
+function Dataset:close() self.closed = true end
+
+-- specs: array in file order; file: what :path() names; digest: the
+-- content hash (run keys); adapter: its name.
+function base.new(specs, file, digest, adapter)
+  local d = setmetatable({ order = {}, by_cat = {}, total = 0, file = file, digest = digest, adapter = adapter }, Dataset)
+  local seen = {}
+  for _, s in ipairs(specs) do
+    local cat = tostring(s.category or "default")
+    if not d.by_cat[cat] then
+      d.by_cat[cat], seen[cat] = {}, {}
+      d.order[#d.order + 1] = cat
+    end
+    local list = d.by_cat[cat]
+    local p = setmetatable({
+      id = s.id ~= nil and tostring(s.id) or nil, category = cat, index = #list + 1,
+      instruction = s.instruction, description = s.description, fields = s.fields or {},
+      image_path = s.image_path, load = s.image, error = s.error,
+    }, Pair)
+    local where = ("%s/%s (#%d) in %s"):format(cat, tostring(p.id), p.index, file)
+    if p.error == nil then
+      if p.id == nil or p.id == "" then
+        p.error = ("%s: no id"):format(where)
+      elseif seen[cat][p.id] then
+        p.error = ("%s: duplicate id (first at #%d)"):format(where, seen[cat][p.id])
+      elseif type(p.instruction) ~= "string" or p.instruction == "" then
+        p.error = ("%s: no instruction"):format(where)
+      elseif p.image_path == nil and p.load == nil then
+        p.error = ("%s: no image"):format(where)
+      end
+    end
+    if p.id and not seen[cat][p.id] then seen[cat][p.id] = p.index end
+    list[#list + 1] = p
+    d.total = d.total + 1
+  end
+  return d
+end
+
+-- JSON file -> value, its bytes' hash; or nil and "adapter: file: why".
+function base.read_json(name, path)
+  local h = util.host()
+  local text, err = h.fs.read(path)
+  if not text then return nil, ("%s: %s: %s"):format(name, path, tostring(err)) end
+  local v
+  v, err = h.json.decode(text)
+  if v == nil then return nil, ("%s: %s: not JSON: %s"):format(name, path, tostring(err)) end
+  return v, h.hash(text)
+end
+
+-- A path named by the benchmark, resolved under root; nil when it would
+-- leave root (absolute, "..").
+function base.under(root, rel)
+  if type(rel) ~= "string" or rel == "" or util.is_absolute(rel) then return nil end
+  for part in rel:gmatch("[^/\\]+") do
+    if part == ".." then return nil end
+  end
+  return util.join(root, rel)
+end
+
+-- Keys of a JSON object in numeric order when they are numbers ("2" < "10").
+function base.sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    local na, nb = tonumber(a), tonumber(b)
+    if na and nb and na ~= nb then return na < nb end
+    if (na == nil) ~= (nb == nil) then return na ~= nil end
+    return tostring(a) < tostring(b)
+  end)
+  return keys
+end
+
+-- The mean of the numbers among its arguments, nils skipped (nil when none).
+function base.mean(...)
+  local s, n = 0.0, 0
+  for i = 1, select("#", ...) do
+    local x = select(i, ...)
+    if type(x) == "number" then s, n = s + x, n + 1 end
+  end
+  return n > 0 and s / n or nil
+end
+
+-- Every integer after "Final Score(s):", or the numbers of a JSON
+-- {"score": [a, b, ...]}: the shapes the benchmarks' judge prompts ask for.
+function base.parse_scores(text)
+  if type(text) ~= "string" then return nil end
+  local list = text:match('"score"%s*:%s*%[([^%]]*)%]')
+  if not list then list = text:lower():match("final scores?%**%s*:?%s*([%d%s,%*]+)") end
+  if not list then return nil end
+  local out = {}
+  for n in list:gmatch("%-?%d+%.?%d*") do out[#out + 1] = tonumber(n) end
+  return #out > 0 and out or nil
+end
+
+return base
