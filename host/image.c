@@ -54,7 +54,7 @@
 #define EH_DEFAULT_MAX_PIXELS 64000000
 #define EH_DEFAULT_MAX_SIDE 65535
 #define EH_DEFAULT_MAX_B64 ((size_t)1 << 30)
-#define EH_DEFAULT_PNG_LEVEL 6
+#define EH_DEFAULT_PNG_LEVEL 2   /* saves are on the per-pair path: the fast filter + deflate level (README, Performance) */
 #define EH_DEFAULT_JPEG_QUALITY 90
 
 eh_image_limits eh_image_default_limits(void)

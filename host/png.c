@@ -497,8 +497,15 @@ eh_status eh_png_encode(const eh_image *img, int level, uint8_t **out, size_t *o
         const uint8_t *prior = y ? cur - rowbytes : zero_row;
         uint8_t *row = raw + (size_t)y * stride;
         int best = 0;
-        filter_row(0, cur, prior, row + 1, rowbytes, C);
-        if (level > 0) {
+        if (level > 0 && level < 3) {
+            /* fast levels: one fixed filter (Up: cheap, good on photos);
+             * trying all five costs more than the deflate itself */
+            best = 2;
+            filter_row(2, cur, prior, row + 1, rowbytes, C);
+        } else {
+            filter_row(0, cur, prior, row + 1, rowbytes, C);
+        }
+        if (level >= 3) {
             /* Adaptive filtering; level 0 asks for speed, so rows stay unfiltered. */
             uint64_t best_cost = row_cost(row + 1, rowbytes);
             for (int ft = 1; ft <= 4; ft++) {
