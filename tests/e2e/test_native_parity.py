@@ -1,0 +1,199 @@
+"""The `native` backend (a Qwen3-VL judge run in process by libtorch)
+through the built binary and the Lua API, on the tiny dense and MoE
+fixtures of tools/make_qwen3vl_fixture.py: our chat rendering, tokenizer,
+image preprocessing and forward must give transformers' distribution over
+"0".."10" and its expected score.
+
+Tolerances: float32 probabilities within 1e-5 and scores within 1e-5 of
+transformers' (measured: ~1e-7); bfloat16 scores within 0.05 (measured:
+~0.015).  Also: score_batch equal to one-by-one, identical results after
+unload/load and through the GPU's copy path (cpu_copy), resolution of a
+Hugging Face id through a fake local cache (and the error for a missing
+one), and bad input: editor role, bad dtype, truncated weights, a config of
+another model type, an image too small to preprocess.
+
+The whole logits row is compared in tests/unit/test_native_parity.c.
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+SRC = os.environ.get("EVALHOST_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("EVALHOST_BIN") or os.path.join(SRC, "build", "evalhost")
+FIX = os.path.join(SRC, "tests", "data", "qwen3vl")
+
+
+def _probe_torch():
+    flag = os.environ.get("EVALHOST_HAVE_TORCH")
+    if flag:
+        return flag.upper() not in ("OFF", "0", "FALSE", "NO")
+    probe = 'local m, e = require("evalhost").model.open({backend = "torch", path = "x.pt"}, "judge") print(e)'
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(probe)
+    try:
+        p = subprocess.run([BIN, f.name], capture_output=True, text=True, timeout=60)
+    finally:
+        os.unlink(f.name)
+    return "without libtorch" not in p.stdout
+
+
+HAVE_TORCH = _probe_torch()
+needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="this evalhost was built without libtorch")
+
+PRELUDE = """
+local eh = require "evalhost"
+local P = eh.json.decode(os.getenv("EH_T"))
+local function out(v) io.stdout:write(eh.json.encode(v), "\\n") end
+local function must(v, e) if v == nil then error(tostring(e), 2) end return v end
+local function req(dir, ref, with_original, text)
+  return {image = must(eh.image.load(dir .. "/edited.png")),
+          original = with_original ~= false and must(eh.image.load(dir .. "/original.png")) or nil,
+          system_prompt = ref.system_prompt, user_prompt = text or ref.user_prompt}
+end
+local function ref_of(dir) return eh.json.decode(must(eh.fs.read(dir .. "/reference.json"))) end
+local function res(r, e) if not r then return {error = tostring(e)} end
+  return {score = r.score, probs = r.probs, text = r.text, error = r.error} end
+"""
+
+
+def run_lua(tmp_path, body, params=None, expect_rc=0, env=None):
+    script = tmp_path / "t.lua"
+    script.write_text(PRELUDE + body)
+    e = dict(os.environ, EH_T=json.dumps(params or {}))
+    e.update(env or {})
+    p = subprocess.run([BIN, str(script)], capture_output=True, text=True, env=e, timeout=300)
+    assert p.returncode == expect_rc, f"rc {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
+    return [json.loads(ln) for ln in p.stdout.splitlines() if ln.strip()], p.stderr
+
+
+def reference(kind):
+    with open(os.path.join(FIX, kind, "reference.json")) as f:
+        return json.load(f)
+
+
+@needs_torch
+@pytest.mark.parametrize("kind", ["dense", "moe"])
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("bfloat16", 0.05)])
+def test_score_matches_transformers(tmp_path, kind, dtype, tol):
+    body = """
+local ref = ref_of(P.dir)
+local m = must(eh.model.open({backend = "native", path = P.dir, device = "cpu", dtype = P.dtype}, "judge"))
+out(m:info())
+m:load()
+out(res(m:score(req(P.dir, ref))))
+"""
+    (info, r), _ = run_lua(tmp_path, body, {"dir": os.path.join(FIX, kind), "dtype": dtype})
+    assert info["backend"] == "native" and info["dtype"] == dtype
+    ref = reference(kind)["fp32" if dtype == "float32" else "bf16"]
+    assert "error" not in r, r
+    print(f"{kind} {dtype}: score {r['score']:.6f} vs transformers {ref['score']:.6f}")
+    assert abs(r["score"] - ref["score"]) <= tol
+    if dtype == "float32":
+        assert max(abs(a - b) for a, b in zip(r["probs"], ref["probs"])) <= 1e-5
+        assert r["text"] == f"expected {ref['score']:.2f} (argmax {ref['argmax']})"
+    assert abs(sum(r["probs"]) - 1) < 1e-9
+
+
+@needs_torch
+@pytest.mark.parametrize("kind", ["dense", "moe"])
+def test_batch_reload_and_copy_path(tmp_path, kind):
+    body = """
+local ref = ref_of(P.dir)
+local m = must(eh.model.open({backend = "native", path = P.dir, device = "cpu", batch_size = 4,
+                              cpu_copy = P.cpu_copy}, "judge"))
+m:load()
+local reqs = {req(P.dir, ref), req(P.dir, ref, false), req(P.dir, ref, true, "Score the edit."),
+              req(P.dir, ref, false, "x"), req(P.dir, ref)}
+local batch = m:score_batch(reqs)
+for i, r in ipairs(reqs) do out({batch = res(batch[i]), one = res(m:score(r))}) end
+m:unload()
+out({state = m:state()})
+m:load()
+out({again = res(m:score(reqs[1]))})
+out(eh.swaps().by_model)
+"""
+    for cpu_copy in (False, True):
+        lines, _ = run_lua(tmp_path, body, {"dir": os.path.join(FIX, kind), "cpu_copy": cpu_copy})
+        pairs, state, again = lines[:5], lines[5], lines[6]
+        for p in pairs:
+            assert "error" not in p["batch"] and "error" not in p["one"], p
+            assert abs(p["batch"]["score"] - p["one"]["score"]) < 1e-6
+            assert max(abs(a - b) for a, b in zip(p["batch"]["probs"], p["one"]["probs"])) < 1e-6
+        # different prompts give different scores (the batch is not one row repeated)
+        assert len({round(p["one"]["score"], 6) for p in pairs[:4]}) == 4
+        assert pairs[0]["one"]["score"] == pairs[4]["one"]["score"]
+        assert abs(pairs[0]["one"]["score"] - reference(kind)["fp32"]["score"]) < 1e-5
+        assert state == {"state": "host"}
+        assert again["again"]["score"] == pairs[0]["one"]["score"]
+
+
+@needs_torch
+def test_hf_id_through_local_cache(tmp_path):
+    h = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--Tiny--Qwen3-VL-Judge"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(h)
+    shutil.copytree(os.path.join(FIX, "dense"), repo / "snapshots" / h)
+    body = """
+local ref = ref_of(P.dir)
+local m = must(eh.model.open({name = "Tiny/Qwen3-VL-Judge", device = "cpu"}, "judge"))
+out(m:info())
+m:load()
+out(res(m:score(req(P.dir, ref))))
+local m2, err = eh.model.open({name = "Qwen/Qwen3-VL-8B-Instruct"}, "judge")
+out({err = err})
+"""
+    (info, r, miss), err = run_lua(tmp_path, body, {"dir": os.path.join(FIX, "dense")},
+                                   env={"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HOME": str(tmp_path / "nohome"),
+                                        "EVALHOST_LOG": "debug"})
+    assert info["backend"] == "native" and info["name"] == "Tiny/Qwen3-VL-Judge"
+    assert abs(r["score"] - reference("dense")["fp32"]["score"]) < 1e-5
+    assert "is not on this machine" in miss["err"]
+    assert str(tmp_path / "hub" / "models--Qwen--Qwen3-VL-8B-Instruct") in miss["err"]
+    assert "huggingface-cli download Qwen/Qwen3-VL-8B-Instruct" in miss["err"]
+
+
+@needs_torch
+def test_bad_input(tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(os.path.join(FIX, "dense"), bad)
+    st = bad / "model.safetensors"
+    st.write_bytes(st.read_bytes()[:-1000])
+    other = tmp_path / "other"
+    shutil.copytree(os.path.join(FIX, "dense"), other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["model_type"] = "llava"
+    (other / "config.json").write_text(json.dumps(cfg))
+    body = """
+local function try(spec, section)
+  local m, e = eh.model.open(spec, section or "judge")
+  if not m then return out({open = e}) end
+  local ok, r, le = pcall(m.load, m)
+  if not ok or not r then return out({load = tostring(ok and le or r)}) end
+  out({load = "ok"})
+  local s, se = m:score({image = must(eh.image.load(P.tiny)), original = must(eh.image.load(P.tiny)),
+                         instruction = "x"})
+  out({score = s and s.error or se})
+end
+try({backend = "native", path = P.good, device = "cpu"}, "editor")
+try({backend = "native", path = P.good, device = "cpu", dtype = "int8"})
+try({backend = "native", path = P.bad, device = "cpu"})
+try({backend = "native", path = P.other, device = "cpu"})
+try({backend = "native", path = P.good .. "/nowhere", device = "cpu"})
+try({backend = "native", path = P.good, device = "cpu"})
+"""
+    from PIL import Image
+    Image.new("RGB", (1, 1), (9, 9, 9)).save(tmp_path / "tiny.png")
+    lines, _ = run_lua(tmp_path, body, {"good": os.path.join(FIX, "dense"), "bad": str(bad), "other": str(other),
+                                        "tiny": str(tmp_path / "tiny.png")})
+    assert "not implemented yet" in lines[0]["open"] and "editor" in lines[0]["open"]
+    assert "unknown dtype 'int8'" in lines[1]["open"]
+    assert "model.safetensors: tensor '" in lines[2]["load"] and "truncated file?" in lines[2]["load"]
+    assert "model_type 'llava' is not one the native judge runs" in lines[3]["open"]
+    assert "nowhere: no such directory" in lines[4]["open"]
+    assert lines[5] == {"load": "ok"}
+    assert "judge: edited image:" in lines[6]["score"], lines[6]
