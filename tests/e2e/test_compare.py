@@ -16,6 +16,7 @@ import json
 import os
 import random
 import re
+import subprocess
 import sys
 import warnings
 
@@ -220,3 +221,49 @@ def test_judge_repeat_measures_injected_noise(runs):
 def test_judge_repeat_k_must_be_two_or_more(runs):
     r = run("judge_repeat.lua", runs["cfg"], "judge_repeat.k=1", "run.out=" + str(runs["tmp"] / "k1"))
     assert r.returncode == 1 and "judge_repeat.k must be an integer >= 2, got 1" in r.stderr
+
+
+def test_adapters_and_gedit_converter_through_the_binary(tmp_path):
+    """Every adapter's fixture (tests/data/adapters) edited and scored by the
+    builtin models; GEdit-Bench first converted from its parquet layout."""
+    src = os.path.join(HERE, "..", "..")
+    fix = os.path.join(src, "tests", "data", "adapters")
+    conv = subprocess.run([sys.executable, os.path.join(src, "tools", "convert_gedit.py"),
+                           os.path.join(fix, "gedit"), str(tmp_path / "gedit")], capture_output=True, text=True, timeout=60)
+    assert conv.returncode == 1   # the unsafe key is skipped and reported
+    assert "key '../x' / task_type 'text_change' / language 'en' cannot name a file" in conv.stderr
+    with open(tmp_path / "gedit" / "gedit.jsonl", encoding="utf-8") as f:
+        rows = [json.loads(x) for x in f]
+    assert [r["id"] for r in rows] == ["a1_en", "a1_cn", "b2_en", "c3_en"]
+    cases = [
+        ("imgedit", os.path.join(fix, "imgedit", "basic_edit.json"), "", ["adjust", "remove", "style"], 4,
+         {"4": 'image path "../../outside.jpg" leaves'}),
+        ("kris", os.path.join(fix, "kris", "KRIS_Bench"), "", ["color_change", "temperature"], 3, {"3": "no instruction"}),
+        ("rise", os.path.join(fix, "rise", "data", "data_total.json"), "",
+         ["temporal_reasoning", "causal_reasoning", "logical_reasoning", "spatial_reasoning"], 3,
+         {"spatial_reasoning_1": "missing.png"}),
+        ("gedit", str(tmp_path / "gedit" / "gedit.jsonl"), "", ["background_change", "color_alter", "text_change"], 3, {}),
+        ("gedit", str(tmp_path / "gedit" / "gedit.jsonl"), ", language: cn", ["background_change"], 1, {}),
+    ]
+    for i, (name, path, extra, cats, n, fails) in enumerate(cases):
+        cfg = tmp_path / ("%s-%d.yaml" % (name, i))
+        cfg.write_text("dataset: {path: %s, adapter: %s%s}\neditor: {backend: builtin, name: imageops}\n"
+                       "judge: {backend: builtin, name: metrics}\nreport: {aggregate: categories, bootstrap: {resamples: 20}}\n"
+                       % (json.dumps(path), name, extra), encoding="utf-8")
+        out = str(tmp_path / ("out-%d" % i))
+        r = run("two_stage.lua", str(cfg), "run.out=" + out)
+        assert r.returncode == (1 if fails else 0), r.stderr
+        rep = report(out)
+        assert rep["category_order"] == cats and rep["overall"]["n"] == n and rep["aggregate"] == "categories"
+        got = {f["id"]: f["error"] for f in rep["failures"]}
+        assert set(got) == set(fails)
+        for k, why in fails.items():
+            assert why in got[k], got[k]
+        for p in rep["pairs"]:
+            if p["score"] is not None:
+                assert os.path.exists(os.path.join(out, p["image"]))
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("dataset: {path: x.json, adapter: magicbrush}\neditor: {backend: builtin, name: imageops}\n"
+                   "judge: {backend: builtin, name: metrics}\n", encoding="utf-8")
+    r = run("two_stage.lua", str(cfg), "run.out=" + str(tmp_path / "bad"))
+    assert r.returncode == 1 and "dataset.adapter must be imgedit, kris, rise or gedit, got magicbrush" in r.stderr
