@@ -348,6 +348,9 @@ function report.html(rep, opts)
     { "aggregate", ("%s; std %s; CI %s"):format(rep.aggregate, rep.stats_method.std, rep.stats_method.ci95) },
     { "evalhost", rep.evalhost.version },
   }
+  for _, src in ipairs(rep.sources or {}) do
+    info[#info + 1] = { "source (" .. tostring(src.role) .. ")", ("%s (run key %s)"):format(tostring(src.dir), tostring(src.run_key)) }
+  end
   for _, kv in ipairs(info) do add(("<dt>%s</dt><dd>%s</dd>"):format(H(kv[1]), H(kv[2]))) end
   add("</dl>")
 
