@@ -428,18 +428,26 @@ function Run:input_hash(cat, pair)
     local fh = h.hash_file(util.is_absolute(v) and v or util.join(util.dirname(self.dataset_path), v))
     if fh then v = "file:" .. fh end
   end
+  -- 64 bits are plenty to tell inputs apart and keep each journal line short
   return h.hash(util.canonical({ category = cat, id = pair.id, instruction = pair.instruction,
-    image = type(v) == "string" and h.hash(v) or "none" }))
+    image = type(v) == "string" and h.hash(v) or "none" })):sub(1, 16)
 end
 
--- Takes the edit of (cat, id) from run.reuse_edits_from when its input and
--- editor hashes match this run's: the image is copied (hash-checked) and the
+-- Takes the edit of (cat, id) from run.reuse_edits_from when its input hash
+-- and that run's editor config (from its journal header) match this run's: the image is copied (hash-checked) and the
 -- step recorded as this run's, with where it came from. True when reused.
 function Run:reuse_edit(cat, id, input)
   local h = util.host()
   local src = self.reuse
   local rec = src:step("edit", cat, id)
-  if not (rec and rec.image and not rec.error and rec.input == input and rec.editor == self.editor_hash) then
+  if src.editor_hash == nil then
+    -- the source's editor section from its journal header (the run key's filtered config)
+    local hc = type(src.header) == "table" and type(src.header.config) == "table" and src.header.config or {}
+    local sec = hc.editor
+    if sec == nil then sec = hc.diffusion_model end
+    src.editor_hash = h.hash(util.canonical(sec or {}))
+  end
+  if not (rec and rec.image and not rec.error and rec.input == input and src.editor_hash == self.editor_hash) then
     return false
   end
   local bytes = h.fs.read(util.join(src.dir, rec.image))
@@ -453,7 +461,7 @@ function Run:reuse_edit(cat, id, input)
   if not ok then stop(("cannot save the edit of %s/%s: %s"):format(cat, id, tostring(err))) end
   self.timings.reused = (self.timings.reused or 0) + 1
   self:record("edit", cat, id, { image = rel, seconds = rec.seconds, hash = rec.hash, input = input,
-    editor = self.editor_hash, from = { run = src.dir, run_key = src.run_key } })
+    from = { run = src.dir, run_key = src.run_key } })
   return true
 end
 
@@ -507,7 +515,7 @@ function Run:edit(cat, pair)
   if not ok then stop(("cannot save the edit of %s/%s: %s"):format(cat, id, tostring(serr))) end
   -- The hash lets a resumed run check the file it relies on (issue 8).
   self:record("edit", cat, id, { image = rel, seconds = dt, hash = h.hash_file(util.join(self.out, rel)),
-    input = input, editor = self.editor_hash })
+    input = input })
   return true
 end
 
