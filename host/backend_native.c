@@ -142,7 +142,9 @@ eh_status eh_qwen3vl_config_load(const char *path, eh_qwen3vl_config *c, eh_erro
         for (int i = 0; i < 3; i++)
             c->mrope_section[i] = (int)cJSON_GetArrayItem(ms, i)->valuedouble;
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
-    c->tie_word_embeddings = cJSON_IsTrue(tie);
+    /* the 2B/4B models tie the head to the embeddings (said at the top
+     * level, and in text_config by some exports) */
+    c->tie_word_embeddings = cJSON_IsTrue(tie) || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "tie_word_embeddings"));
     if (!strcmp(type, "qwen3_vl_moe")) {
         c->num_experts = jint(t, "num_experts", jint(t, "num_local_experts", 60));
         c->experts_per_tok = jint(t, "num_experts_per_tok", 4);

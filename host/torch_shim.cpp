@@ -799,6 +799,12 @@ const at::Tensor &qw(eh_qwen3vl *q, const std::string &name)
     return it->second;
 }
 
+bool ends_with(const std::string &s, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
 std::optional<at::ScalarType> st_scalar(eh_st_dtype d)
 {
     switch (d) {
@@ -1167,6 +1173,7 @@ eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_safetens
             eh_torch_module *m = q->tm;
             m->role = EH_TORCH_JUDGE;
             std::vector<const eh_st_tensor *> src;
+            std::unordered_set<size_t> transposed;   // indexes into src stored [E, in, out]
             for (size_t i = 0; i < eh_safetensors_count(st); i++) {
                 const eh_st_tensor *t = eh_safetensors_at(st, i);
                 std::string name(t->name);
@@ -1179,6 +1186,21 @@ eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_safetens
                 slot s;
                 s.dtype = at::isFloatingType(*sd) ? m->dtype : *sd;
                 s.sizes.assign(t->shape, t->shape + t->ndim);
+                // Hub checkpoints of the MoE models store the experts as
+                // [E, in, out]; transformers transposes them at load when
+                // the shape is not its own [E, out, in] (Transpose(1, 2,
+                // check_dims=True) in conversion_mapping.py), and so do we.
+                bool gate_up = ends_with(name, ".mlp.experts.gate_up_proj");
+                if ((gate_up || ends_with(name, ".mlp.experts.down_proj")) && t->ndim == 3) {
+                    std::vector<int64_t> ours = gate_up ? std::vector<int64_t>{ c.num_experts, 2LL * c.moe_intermediate_size,
+                                                                                c.hidden_size }
+                                                        : std::vector<int64_t>{ c.num_experts, c.hidden_size,
+                                                                                c.moe_intermediate_size };
+                    if (s.sizes != ours) {
+                        std::swap(s.sizes[1], s.sizes[2]);
+                        transposed.insert(src.size());
+                    }
+                }
                 s.nbytes = t->numel * (int64_t)c10::elementSize(s.dtype);
                 s.offset = m->total;
                 m->total += (s.nbytes + kAlign - 1) / kAlign * kAlign;
@@ -1192,9 +1214,10 @@ eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_safetens
                 slot &s = m->slots[i];
                 at::Tensor v = view_of(m->host, s);
                 // the mapping is read-only; from_blob only reads it here
-                at::Tensor from = at::from_blob(const_cast<void *>(src[i]->data), s.sizes,
+                std::vector<int64_t> file_sizes(src[i]->shape, src[i]->shape + src[i]->ndim);
+                at::Tensor from = at::from_blob(const_cast<void *>(src[i]->data), file_sizes,
                                                 at::TensorOptions().dtype(*st_scalar(src[i]->dtype)));
-                v.copy_(from);
+                v.copy_(transposed.count(i) ? from.transpose(1, 2) : from);
                 s.t = at::empty({ 0 }, at::TensorOptions().dtype(s.dtype));
                 s.t.set_data(v);
                 q->w[src[i]->name] = s.t;

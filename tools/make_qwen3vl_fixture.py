@@ -55,7 +55,9 @@ def configs(tok, kind):
                                  "mrope_interleaved": True},
                 bos_token_id=None, eos_token_id=sp["<|im_end|>"], pad_token_id=None)
     if kind == "moe":
-        text.update(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, decoder_sparse_step=1,
+        # 2 * moe_intermediate_size != hidden_size, so the experts' stored
+        # layout is unambiguous (transformers transposes only on a shape mismatch)
+        text.update(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=48, decoder_sparse_step=1,
                     mlp_only_layers=[], norm_topk_prob=True)
     vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16,
                   temporal_patch_size=2, spatial_merge_size=2, out_hidden_size=64, num_position_embeddings=16,
@@ -107,7 +109,10 @@ def main():
         cfg = configs(tok, kind)
         model = build(kind, cfg)
         model.config.save_pretrained(out)
-        sd = {k: v.contiguous() for k, v in model.state_dict().items()}
+        # experts in the Hub's layout [E, in, out] (transformers transposes
+        # them at load), so the loader's conversion is exercised
+        sd = {k: (v.transpose(1, 2) if ".mlp.experts." in k else v).contiguous()
+              for k, v in model.state_dict().items()}
         save_file(sd, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
         with open(os.path.join(out, "generation_config.json"), "w") as f:
             json.dump({"eos_token_id": cfg["text_config"]["eos_token_id"], "do_sample": False}, f)
@@ -151,6 +156,14 @@ def main():
             ref[dt_name] = {"digit_logits": d.tolist(), "probs": p.tolist(),
                             "score": float((p * torch.arange(11)).sum()), "argmax": int(d.argmax())}
         model.to(torch.float32)
+        # the files as written load back into transformers to the same logits
+        M = type(model)
+        again = M.from_pretrained(out, torch_dtype=torch.float32).eval()
+        with torch.no_grad():
+            o = again(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                      pixel_values=pix["pixel_values"], image_grid_thw=grids, mm_token_type_ids=mm)
+        np.testing.assert_allclose(o.logits[0, -1].numpy(), np.load(os.path.join(out, "logits_fp32.npy")),
+                                   rtol=0, atol=1e-6)
         with open(os.path.join(out, "reference.json"), "w") as f:
             json.dump(ref, f, indent=1, ensure_ascii=False)
         print(kind, "tokens", len(ids), "grids", grids.tolist(), "score fp32", ref["fp32"]["score"],
