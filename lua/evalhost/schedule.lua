@@ -680,7 +680,8 @@ function Run:rows()
         description = pair.description,
         score = s.score, text = s.text, error = err, failed_stage = stage,
         image = e.image, edit_seconds = e.seconds, score_seconds = s.seconds,
-        provenance = { edit = self:origin(e), score = self:origin(s) },
+        -- only a run built on others (rejudge, reuse_edits_from) says where each step came from
+        provenance = #self.sources > 0 and { edit = self:origin(e), score = self:origin(s) } or nil,
       }
     end
   end
