@@ -258,15 +258,23 @@ function report.markdown(rep)
     add("")
     add("### %s", c)
     add("")
-    add("| ID | 指令 / instruction | 得分 / score | 图像 / image | 评语 / judge |")
-    add("|---|---|---:|---|---|")
+    -- a run built on earlier runs (rejudge, reuse_edits_from) names each pair's origin
+    local prov = #(rep.sources or {}) > 0
+    add("| ID | 指令 / instruction | 得分 / score | 图像 / image | 评语 / judge |" .. (prov and " 来源 / from (edit; score) |" or ""))
+    add("|---|---|---:|---|---|" .. (prov and "---|" or ""))
     for _, p in ipairs(rep.pairs) do
       if p.category == c then
         local score = p.score ~= json().null and util.fmt(p.score) or ("失败 / failed: " .. util.md_cell(p.error))
         local img = p.image ~= json().null and ("[png](../%s)"):format(p.image) or "—"
         local text = util.md_cell(clip(str(p.text), 160))
-        add("| %s | %s | %s | %s | %s |", util.md_cell(p.id), util.md_cell(str(p.instruction)),
-          score, img, text)
+        local from = ""
+        if prov then
+          local pv = type(p.provenance) == "table" and p.provenance or {}
+          local function dir(x) return type(x) == "table" and util.md_cell(str(x.run)) or "—" end
+          from = (" %s; %s |"):format(dir(pv.edit), dir(pv.score))
+        end
+        add("| %s | %s | %s | %s | %s |%s", util.md_cell(p.id), util.md_cell(str(p.instruction)),
+          score, img, text, from)
       end
     end
   end

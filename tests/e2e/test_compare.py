@@ -5,9 +5,10 @@ spearmanr) and against tests/data/stats_reference.py's bootstrap.
 
 The judges are the loopback OpenAI-compatible server with two extra
 scenarios added here: "shift" moves pair_NNN's known score by NNN % 3 - 1
-(zeros and ties: scipy's permutation and normal-approximation paths) and
+(zeros and ties: scipy's permutation and normal-approximation paths),
 "noisy" adds -1/0/+1 from a seeded generator on every request (a judge with
-injected noise for judge_repeat).
+injected noise for judge_repeat), and a hub id ("Org/Name") scores like
+"text".
 
 Environment: EVALHOST_BIN (default build/evalhost), EVALHOST_SRC (repo root).
 """
@@ -38,7 +39,7 @@ class _Handler(fos._Handler):
     def _chat(self, srv, body):
         req = json.loads(body)
         model = req.get("model", "")
-        if model not in ("shift", "noisy"):
+        if model not in ("shift", "noisy") and "/" not in model:   # a hub id: scored like "text"
             return super()._chat(srv, body)
         self.entry["model"] = model
         user = "".join(p.get("text", "") for m in req["messages"] if m["role"] == "user"
@@ -49,7 +50,7 @@ class _Handler(fos._Handler):
         s = fos.expected_score(pid)
         if model == "shift":
             s = min(10, max(0, s + num % 3 - 1))
-        else:
+        elif model == "noisy":
             with srv.lock:
                 s = min(10, max(0, s + srv.rng.choice([-1, 0, 0, 1])))
         return self._send(200, fos.chat_completion(model, "Looks fine.\nScore: %d" % s, False))

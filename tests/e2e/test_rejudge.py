@@ -261,3 +261,29 @@ def test_reuse_edits_from_edits_only_the_changed_pairs(source, tmp_path):
     assert not any("from" in s["record"] for s in journal(out3) if s["stage"] == "edit")
     r = run("two_stage.lua", cfg3, "run.out=" + str(tmp_path / "d"), "run.reuse_edits_from=" + str(tmp_path / "none"))
     assert r.returncode == 1 and "run.reuse_edits_from: runs:" in r.stderr
+
+
+def test_report_pins_the_judge_revision_from_the_hf_cache(source, tmp_path):
+    """An http judge serving a hub id: its snapshot hash comes from the HF
+    cache's refs/main (HF_HUB_CACHE), a revision in the config wins."""
+    hub = tmp_path / "hub" / "models--Qwen--Qwen3-VL-30B-A3B-Instruct" / "refs"
+    hub.mkdir(parents=True)
+    (hub / "main").write_text("0123456789abcdef0123456789abcdef01234567\n")
+    from test_compare import Server   # the loopback server, answering a hub id like "text"
+    with Server() as srv:
+        judge = http_judge(srv.url, "Qwen/Qwen3-VL-30B-A3B-Instruct")
+        cfg = config(tmp_path, "rj.yaml", source["data"], judge=judge)
+        out = str(tmp_path / "rj")
+        args = [BIN, os.path.join(SRC, "scripts", "rejudge.lua"), cfg, "--quiet", "--set", "rejudge.from=" + source["out"],
+                "--set", "run.out=" + out]
+        r = subprocess.run(args, cwd=SRC, capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, HF_HUB_CACHE=str(tmp_path / "hub")))
+        assert r.returncode == 0, r.stderr
+        ident = report(out)["judge_identity"]
+        assert ident["revision"] == "0123456789abcdef0123456789abcdef01234567" and ident["revision_source"] == "hf cache"
+        out2 = str(tmp_path / "rj2")
+        r = run("rejudge.lua", cfg, "rejudge.from=" + source["out"], "run.out=" + out2, "judge.revision=abc123")
+        ident = report(out2)["judge_identity"]
+        assert ident["revision"] == "abc123" and ident["revision_source"] == "config"
+        md = open(glob.glob(os.path.join(out2, "results", "*.md"))[0], encoding="utf-8").read()
+        assert "judge identity: http/Qwen/Qwen3-VL-30B-A3B-Instruct rev abc123, " in md
