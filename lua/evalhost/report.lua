@@ -471,14 +471,20 @@ local function pval(p)
   return ("%.4f"):format(p)
 end
 
+-- "p (method)", or "—" when no difference was non-zero
+local function wpval(w)
+  local m = str(w.method)
+  return m == "" and "—" or ("%s (%s)"):format(pval(w.p), m)
+end
+
 local CMP_HEAD = "| 类别 / category | n | mean A | mean B | Δ (B−A) | 95% CI | +/−/0 | sign p | Wilcoxon p (method) |"
 local CMP_RULE = "|---|---:|---:|---:|---:|---|---|---:|---|"
 
 local function cmp_row(name, p)
   local ci95 = type(p.ci95) == "table" and ("[%s, %s]"):format(util.fmt(p.ci95[1], 3), util.fmt(p.ci95[2], 3)) or "—"
-  return ("| %s | %d | %s | %s | %s | %s | %d/%d/%d | %s | %s (%s) |"):format(util.md_cell(name), p.n,
+  return ("| %s | %d | %s | %s | %s | %s | %d/%d/%d | %s | %s |"):format(util.md_cell(name), p.n,
     val(p.mean_a, 3), val(p.mean_b, 3), val(p.mean_diff, 3), ci95, p.sign_test.positive, p.sign_test.negative,
-    p.sign_test.zero, pval(p.sign_test.p), pval(p.wilcoxon.p), str(p.wilcoxon.method))
+    p.sign_test.zero, pval(p.sign_test.p), wpval(p.wilcoxon))
 end
 
 local function side_line(side)
@@ -543,10 +549,9 @@ function report.comparison_html(c, opts)
     .. "<th>Δ (B−A)</th><th>95% CI</th><th>+/−/0</th><th>sign p</th><th>Wilcoxon p</th></tr></thead><tbody>")
   local function tr(name, p, class)
     local ci95 = type(p.ci95) == "table" and ("[%s, %s]"):format(util.fmt(p.ci95[1], 3), util.fmt(p.ci95[2], 3)) or "—"
-    add(('<tr%s><td class="l">%s</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%d/%d/%d</td><td>%s</td><td>%s (%s)</td></tr>')
+    add(('<tr%s><td class="l">%s</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%d/%d/%d</td><td>%s</td><td>%s</td></tr>')
       :format(class and ' class="overall"' or "", H(name), p.n, val(p.mean_a, 3), val(p.mean_b, 3), val(p.mean_diff, 3),
-        H(ci95), p.sign_test.positive, p.sign_test.negative, p.sign_test.zero, pval(p.sign_test.p), pval(p.wilcoxon.p),
-        H(str(p.wilcoxon.method))))
+        H(ci95), p.sign_test.positive, p.sign_test.negative, p.sign_test.zero, pval(p.sign_test.p), H(wpval(p.wilcoxon))))
   end
   for _, cat in ipairs(c.category_order) do tr(cat, c.categories[cat]) end
   tr("总体 / overall", c.overall, true)
