@@ -782,6 +782,7 @@ extern "C" {
 #include "evalhost/safetensors.h"
 }
 
+#include <algorithm>
 #include <map>
 
 struct eh_qwen3vl {
@@ -942,6 +943,14 @@ void vision_forward(eh_qwen3vl *q, const float *patches, int t, int gh, int gw, 
     embeds = vision_merger(q, x, "model.visual.merger", false);
 }
 
+// Per layer keys and values [1, kv_heads, T, head_dim] after the rotary,
+// and the rotary position of the next token (text positions continue from
+// the largest multimodal position).
+struct kv_cache {
+    std::vector<at::Tensor> k, v;
+    int64_t next_pos = 0;
+};
+
 // Qwen3VLMoeTextSparseMoeBlock: softmax router in float32, top-k
 // renormalised, each hit expert run on its tokens.
 at::Tensor moe_mlp(eh_qwen3vl *q, const at::Tensor &x, const std::string &p)
@@ -972,7 +981,67 @@ at::Tensor moe_mlp(eh_qwen3vl *q, const at::Tensor &x, const std::string &p)
     return out.reshape(x.sizes());
 }
 
-at::Tensor qwen_forward(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n)
+// The decoder layers over h [n, L, hidden].  prefill: causal attention
+// over h itself (and, with a cache, its keys/values kept per layer);
+// otherwise one new token per item attending to the cache and itself.
+at::Tensor run_layers(eh_qwen3vl *q, at::Tensor h, const at::Tensor &cosv, const at::Tensor &sinv,
+                      const at::Tensor &vmask, const std::vector<at::Tensor> &deep, kv_cache *cache, bool prefill)
+{
+    const eh_qwen3vl_config &c = q->cfg;
+    int64_t n = h.size(0), L = h.size(1);
+    int hd = c.head_dim;
+    double scale = 1.0 / std::sqrt((double)hd);
+    int rep = c.num_heads / c.num_kv_heads;
+    for (int l = 0; l < c.num_layers; l++) {
+        std::string p = "model.language_model.layers." + std::to_string(l);
+        at::Tensor x = rms_norm(h, qw(q, p + ".input_layernorm.weight"), c.rms_norm_eps);
+        at::Tensor qs = rms_norm(qlinear(q, x, p + ".self_attn.q_proj", false).view({ n, L, -1, hd }),
+                                 qw(q, p + ".self_attn.q_norm.weight"), c.rms_norm_eps).transpose(1, 2);
+        at::Tensor ks = rms_norm(qlinear(q, x, p + ".self_attn.k_proj", false).view({ n, L, -1, hd }),
+                                 qw(q, p + ".self_attn.k_norm.weight"), c.rms_norm_eps).transpose(1, 2);
+        at::Tensor vs = qlinear(q, x, p + ".self_attn.v_proj", false).view({ n, L, -1, hd }).transpose(1, 2);
+        qs = qs * cosv + rotate_half(qs) * sinv;
+        ks = ks * cosv + rotate_half(ks) * sinv;
+        if (cache) {
+            if (!prefill) {
+                ks = at::cat({ cache->k[l], ks }, 2);
+                vs = at::cat({ cache->v[l], vs }, 2);
+            }
+            cache->k[l] = ks;
+            cache->v[l] = vs;
+        }
+        int64_t T = ks.size(2);
+        if (rep > 1) {
+            ks = ks.unsqueeze(2).expand({ n, c.num_kv_heads, rep, T, hd }).reshape({ n, c.num_heads, T, hd });
+            vs = vs.unsqueeze(2).expand({ n, c.num_kv_heads, rep, T, hd }).reshape({ n, c.num_heads, T, hd });
+        }
+        // a decode step's one query sees every cached key: no mask (sdpa's
+        // causal mask is top-left aligned and would hide all but the first)
+        at::Tensor a = at::scaled_dot_product_attention(qs, ks, vs, {}, 0.0, prefill, scale);
+        a = a.transpose(1, 2).reshape({ n, L, -1 });
+        h = h + qlinear(q, a, p + ".self_attn.o_proj", false);
+        x = rms_norm(h, qw(q, p + ".post_attention_layernorm.weight"), c.rms_norm_eps);
+        bool sparse = c.num_experts > 0 && !c.mlp_only[l] && (l + 1) % std::max(c.decoder_sparse_step, 1) == 0;
+        if (sparse) {
+            h = h + moe_mlp(q, x, p + ".mlp");
+        } else {
+            at::Tensor g = qlinear(q, x, p + ".mlp.gate_proj", false), u = qlinear(q, x, p + ".mlp.up_proj", false);
+            h = h + qlinear(q, at::silu(g) * u, p + ".mlp.down_proj", false);
+        }
+        if (prefill && l < (int)deep.size()) {
+            // deepstack: the l-th vision level added onto the image rows
+            at::Tensor rows = h.index({ vmask }) + deep[l];
+            h = h.clone();
+            h.index_put_({ vmask }, rows);
+        }
+    }
+    return h;
+}
+
+// The prefill of n right-padded prompts → last-position logits [n, vocab]
+// in float32.  With a cache (one item), its keys and values are kept for
+// decoding.
+at::Tensor qwen_forward(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n, kv_cache *cache = nullptr)
 {
     const eh_qwen3vl_config &c = q->cfg;
     at::Device dev = q->tm->device;
@@ -1057,40 +1126,13 @@ at::Tensor qwen_forward(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n)
     f = at::cat({ f, f }, -1).to(dev);
     at::Tensor cosv = f.cos().to(dt).unsqueeze(1), sinv = f.sin().to(dt).unsqueeze(1);   // [n,1,L,hd]
 
-    double scale = 1.0 / std::sqrt((double)hd);
-    int rep = c.num_heads / c.num_kv_heads;
-    for (int l = 0; l < c.num_layers; l++) {
-        std::string p = "model.language_model.layers." + std::to_string(l);
-        at::Tensor x = rms_norm(h, qw(q, p + ".input_layernorm.weight"), c.rms_norm_eps);
-        at::Tensor qs = rms_norm(qlinear(q, x, p + ".self_attn.q_proj", false).view({ n, L, -1, hd }),
-                                 qw(q, p + ".self_attn.q_norm.weight"), c.rms_norm_eps).transpose(1, 2);
-        at::Tensor ks = rms_norm(qlinear(q, x, p + ".self_attn.k_proj", false).view({ n, L, -1, hd }),
-                                 qw(q, p + ".self_attn.k_norm.weight"), c.rms_norm_eps).transpose(1, 2);
-        at::Tensor vs = qlinear(q, x, p + ".self_attn.v_proj", false).view({ n, L, -1, hd }).transpose(1, 2);
-        qs = qs * cosv + rotate_half(qs) * sinv;
-        ks = ks * cosv + rotate_half(ks) * sinv;
-        if (rep > 1) {
-            ks = ks.unsqueeze(2).expand({ n, c.num_kv_heads, rep, L, hd }).reshape({ n, c.num_heads, L, hd });
-            vs = vs.unsqueeze(2).expand({ n, c.num_kv_heads, rep, L, hd }).reshape({ n, c.num_heads, L, hd });
-        }
-        at::Tensor a = at::scaled_dot_product_attention(qs, ks, vs, {}, 0.0, true, scale);
-        a = a.transpose(1, 2).reshape({ n, L, -1 });
-        h = h + qlinear(q, a, p + ".self_attn.o_proj", false);
-        x = rms_norm(h, qw(q, p + ".post_attention_layernorm.weight"), c.rms_norm_eps);
-        bool sparse = c.num_experts > 0 && !c.mlp_only[l] && (l + 1) % std::max(c.decoder_sparse_step, 1) == 0;
-        if (sparse) {
-            h = h + moe_mlp(q, x, p + ".mlp");
-        } else {
-            at::Tensor g = qlinear(q, x, p + ".mlp.gate_proj", false), u = qlinear(q, x, p + ".mlp.up_proj", false);
-            h = h + qlinear(q, at::silu(g) * u, p + ".mlp.down_proj", false);
-        }
-        if (l < (int)deep.size()) {
-            // deepstack: the l-th vision level added onto the image rows
-            at::Tensor rows = h.index({ vmask }) + deep[l];
-            h = h.clone();
-            h.index_put_({ vmask }, rows);
-        }
+    if (cache) {
+        TORCH_CHECK(n == 1, "a cached prefill takes one item");
+        cache->k.assign(c.num_layers, at::Tensor());
+        cache->v.assign(c.num_layers, at::Tensor());
+        cache->next_pos = *std::max_element(pos.begin(), pos.begin() + 3 * L) + 1;
     }
+    h = run_layers(q, h, cosv, sinv, vmask, deep, cache, true);
     h = rms_norm(h, qw(q, "model.language_model.norm.weight"), c.rms_norm_eps);
     std::vector<int64_t> last(n);
     for (int i = 0; i < n; i++)
@@ -1099,6 +1141,30 @@ at::Tensor qwen_forward(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n)
     at::Tensor hl = h.index({ at::arange(n, lopt.device(dev)), li });   // [n, hidden]
     std::string head = q->w.count("lm_head.weight") ? "lm_head.weight" : "model.language_model.embed_tokens.weight";
     return at::linear(hl, qw(q, head)).to(at::kFloat);
+}
+
+// One greedy step: the token's embedding through the layers with the cache
+// → the next token's logits [vocab] (float32).
+at::Tensor qwen_decode_step(eh_qwen3vl *q, int64_t token, kv_cache &cache)
+{
+    const eh_qwen3vl_config &c = q->cfg;
+    at::Device dev = q->tm->device;
+    at::ScalarType dt = q->tm->dtype;
+    TORCH_CHECK(token >= 0 && token < c.vocab_size, "token id ", token, " is outside the vocabulary");
+    at::Tensor tid = at::full({ 1, 1 }, token, at::TensorOptions().dtype(at::kLong).device(dev));
+    at::Tensor h = at::embedding(qw(q, "model.language_model.embed_tokens.weight"), tid);
+    at::TensorOptions fopt = at::TensorOptions().dtype(at::kFloat);
+    int hd = c.head_dim;
+    at::Tensor inv = 1.0 / at::pow(c.rope_theta, at::arange(0, hd, 2, fopt) / (double)hd);
+    // the three axes share the position, so the interleave is the identity
+    at::Tensor f = at::full({ 1, 1, 1 }, (double)cache.next_pos, fopt) * inv;
+    f = at::cat({ f, f }, -1).to(dev);
+    at::Tensor cosv = f.cos().to(dt).unsqueeze(1), sinv = f.sin().to(dt).unsqueeze(1);
+    h = run_layers(q, h, cosv, sinv, at::Tensor(), {}, &cache, false);
+    cache.next_pos++;
+    h = rms_norm(h, qw(q, "model.language_model.norm.weight"), c.rms_norm_eps);
+    std::string head = q->w.count("lm_head.weight") ? "lm_head.weight" : "model.language_model.embed_tokens.weight";
+    return at::linear(h[0][0], qw(q, head)).to(at::kFloat);
 }
 
 // A required weight with its expected shape.
@@ -1270,6 +1336,35 @@ eh_status eh_qwen3vl_score(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n, c
                 out[(size_t)i * n_cand + j] = cand[j] >= 0 && cand[j] < V ? (double)lp[i * V + cand[j]] : -INFINITY;
         if (full)
             memcpy(full, lp, sizeof(float) * (size_t)n * (size_t)V);
+        return EH_OK;
+    });
+}
+
+eh_status eh_qwen3vl_generate(eh_qwen3vl *q, const eh_qwen3vl_item *item, int max_new, const int32_t *stop,
+                              int n_stop, int32_t *out, int *n_out, eh_error *err)
+{
+    *n_out = 0;
+    if (!q->tm->on_device)
+        return fail(err, EH_ESTATE, "model is not loaded");
+    if (max_new < 1)
+        return EH_OK;
+    return guarded(err, EH_EMODEL, "generate", [&]() -> eh_status {
+        c10::InferenceMode inference;
+        std::optional<c10::DeviceGuard> guard;
+        if (q->tm->device.is_cuda())
+            guard.emplace(q->tm->device);
+        kv_cache cache;
+        at::Tensor logits = qwen_forward(q, item, 1, &cache)[0];
+        for (int i = 0; i < max_new; i++) {
+            int64_t next = logits.argmax().item<int64_t>();
+            out[(*n_out)++] = (int32_t)next;
+            bool stopped = false;
+            for (int j = 0; j < n_stop; j++)
+                stopped |= stop[j] == next;
+            if (stopped || i + 1 == max_new)
+                break;
+            logits = qwen_decode_step(q, next, cache);
+        }
         return EH_OK;
     });
 }

@@ -13,7 +13,8 @@ For each of `dense` (Qwen3VLForConditionalGeneration) and `moe`
   reference.json: the request, the rendered prompt, input ids, grids, the
     logits of "0".."10" at the last position, probabilities and score, for
     float32 and bfloat16;
-  logits_fp32.npy, logits_bf16.npy: the whole last-position logits row.
+  logits_fp32.npy, logits_bf16.npy: the whole last-position logits row;
+  and reference.json's "generate": transformers' greedy continuation (16 tokens).
 Weights are drawn with a fixed seed and scaled up from transformers' init so
 the distribution over the score tokens is far from uniform.
 """
@@ -156,6 +157,25 @@ def main():
             ref[dt_name] = {"digit_logits": d.tolist(), "probs": p.tolist(),
                             "score": float((p * torch.arange(11)).sum()), "argmax": int(d.argmax())}
         model.to(torch.float32)
+        # greedy decoding (the judge's `mode: generate`), from the weights as saved
+        model.load_state_dict({k: v for k, v in sd.items() if ".mlp.experts." not in k}, strict=False)
+        if kind == "moe":
+            model.load_state_dict({k: v.transpose(1, 2) for k, v in sd.items() if ".mlp.experts." in k}, strict=False)
+        with torch.no_grad():
+            g = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                               pixel_values=pix["pixel_values"], image_grid_thw=grids, mm_token_type_ids=mm,
+                               max_new_tokens=16, do_sample=False, eos_token_id=cfg["text_config"]["eos_token_id"],
+                               pad_token_id=tok.token_to_id("<|endoftext|>"))
+        new_ids = g[0, input_ids.shape[1]:].tolist()
+        model.generation_config.eos_token_id = None
+        with torch.no_grad():   # and without a stop token: all 16 steps through the cache
+            g = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                               pixel_values=pix["pixel_values"], image_grid_thw=grids, mm_token_type_ids=mm,
+                               max_new_tokens=16, do_sample=False, pad_token_id=tok.token_to_id("<|endoftext|>"))
+        assert g.shape[1] == input_ids.shape[1] + 16
+        ref["generate"] = {"max_new_tokens": 16, "ids": new_ids,
+                           "text": fast.decode(new_ids, skip_special_tokens=True),
+                           "ids_nostop": g[0, input_ids.shape[1]:].tolist()}
         # the files as written load back into transformers to the same logits
         M = type(model)
         again = M.from_pretrained(out, torch_dtype=torch.float32).eval()

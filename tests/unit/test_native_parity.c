@@ -82,6 +82,9 @@ typedef struct fixture {
     eh_vlm_patches *pp[2];
     const float *pdata[2];
     int grid[6];
+    int32_t gen[32], gen_nostop[32];    /* transformers' greedy continuations */
+    int n_gen, n_gen_nostop;
+    int32_t eos;
 } fixture;
 
 static int fixture_open(fixture *fx, const char *kind)
@@ -108,6 +111,14 @@ static int fixture_open(fixture *fx, const char *kind)
     int64_t i = 0;
     cJSON_ArrayForEach(e, ids)
         fx->ids[i++] = (int32_t)e->valuedouble;
+    const cJSON *g = cJSON_GetObjectItem(ref, "generate");
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(g, "ids"))
+        if (fx->n_gen < 32)
+            fx->gen[fx->n_gen++] = (int32_t)e->valuedouble;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(g, "ids_nostop"))
+        if (fx->n_gen_nostop < 32)
+            fx->gen_nostop[fx->n_gen_nostop++] = (int32_t)e->valuedouble;
+    CHECK(fx->n_gen > 0 && fx->n_gen_nostop == 16);
     const cJSON *grids = cJSON_GetObjectItem(ref, "image_grid_thw");
     const char *names[2] = { "edited.png", "original.png" };
     for (int k = 0; k < 2; k++) {
@@ -127,6 +138,12 @@ static int fixture_open(fixture *fx, const char *kind)
             CHECK_EQ_INT(fx->grid[3 * k + d], (int)cJSON_GetArrayItem(g, d)->valuedouble);
     }
     cJSON_Delete(ref);
+    snprintf(p, sizeof p, "%s/generation_config.json", fx->dir);
+    text = slurp(p, &len);
+    cJSON *gc = text ? cJSON_ParseWithLength(text, len) : NULL;
+    free(text);
+    fx->eos = (int32_t)cJSON_GetObjectItem(gc, "eos_token_id")->valuedouble;
+    cJSON_Delete(gc);
     return 0;
 }
 
@@ -269,6 +286,36 @@ static void test_batch(const char *kind)
     fixture_close(&fx);
 }
 
+/* Greedy decoding with the KV cache gives transformers' generate ids, with
+ * the stop token and without (all 16 steps). */
+static void test_generate(const char *kind)
+{
+    fixture fx;
+    if (fixture_open(&fx, kind) != 0) {
+        fixture_close(&fx);
+        return;
+    }
+    eh_qwen3vl *q = load_model(&fx, "float32");
+    if (q) {
+        eh_qwen3vl_item it = { fx.ids, fx.n_ids, 2, fx.pdata, fx.grid };
+        int32_t out[32];
+        int n_out = 0;
+        eh_error err = { 0 };
+        CHECK_EQ_INT(eh_qwen3vl_generate(q, &it, 16, &fx.eos, 1, out, &n_out, &err), EH_OK);
+        CHECK_EQ_INT(n_out, fx.n_gen);
+        int same = n_out == fx.n_gen && !memcmp(out, fx.gen, sizeof(int32_t) * (size_t)n_out);
+        CHECK(same);
+        CHECK_EQ_INT(eh_qwen3vl_generate(q, &it, 16, NULL, 0, out, &n_out, &err), EH_OK);
+        CHECK_EQ_INT(n_out, 16);
+        int same2 = n_out == 16 && !memcmp(out, fx.gen_nostop, sizeof(int32_t) * 16);
+        CHECK(same2);
+        printf("%s generate: %d tokens with stop, 16 without: %s transformers' greedy ids\n", kind, fx.n_gen,
+               same && same2 ? "equal to" : "DIFFERENT from");
+    }
+    eh_qwen3vl_free(q);
+    fixture_close(&fx);
+}
+
 /* Weights that do not fit the config are refused with the tensor named. */
 static void test_bad_weights(void)
 {
@@ -309,6 +356,8 @@ int main(void)
     test_logits("moe", "bfloat16", "logits_bf16.npy", BF16_TOL);
     test_batch("dense");
     test_batch("moe");
+    test_generate("dense");
+    test_generate("moe");
     test_bad_weights();
     return check_summary("test_native_parity");
 }
