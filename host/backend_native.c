@@ -7,7 +7,12 @@
  * directory), revision (default main), device (cpu, cuda, cuda:N, auto;
  * default auto), dtype (float32, float16, bfloat16), batch_size,
  * score_prefix (text appended after the assistant turn's start, e.g.
- * "Score: "; default none), cpu_copy (tests: the GPU's load path on the CPU).
+ * "Score: "; default none), mode (logits: the default, described below;
+ * generate: greedy decoding with a KV cache, up to max_new_tokens (default
+ * 512) or a stop token (generation_config.json's eos_token_id, <|im_end|>,
+ * <|endoftext|>), the reply parsed by the shared score parser, for
+ * prompts that reason before the score; items then run one by one),
+ * cpu_copy (tests: the GPU's load path on the CPU).
  *
  * The prompt is built here, in C, as transformers' Qwen3-VL chat template
  * renders the judge's messages (what lua/evalhost/chat.lua does with style
@@ -28,6 +33,7 @@
 #include "evalhost/backend.h"
 #include "evalhost/hf_hub.h"
 #include "evalhost/safetensors.h"
+#include "evalhost/score_parse.h"
 #include "evalhost/tokenizer.h"
 #include "evalhost/torch_shim.h"
 #include "evalhost/vlm_pre.h"
@@ -40,6 +46,10 @@ typedef struct native_model {
     eh_qwen3vl *q;                /* NULL until the weights are on the host */
     int32_t digits[11];           /* token ids of "0".."10", -1 where none */
     char score_prefix[256];
+    int generate;                 /* mode: generate */
+    int max_new_tokens;
+    int32_t stop[8];
+    int n_stop;
     int cpu_copy;
     int64_t file_bytes;
 } native_model;
@@ -194,6 +204,14 @@ static eh_status native_open(eh_model *m, eh_error *err)
     if (rc != EH_OK)
         return rc;
     t->cpu_copy = eh_node_bool(m->spec, "cpu_copy", 0);
+    const char *mode = eh_node_str(m->spec, "mode", "logits");
+    if (strcmp(mode, "logits") && strcmp(mode, "generate"))
+        return eh_fail(err, EH_EINVAL, "%s: mode '%s' (logits or generate)", m->section, mode);
+    t->generate = !strcmp(mode, "generate");
+    int64_t mnt = eh_node_int(m->spec, "max_new_tokens", 512);
+    if (mnt < 1 || mnt > 32768)
+        return eh_fail(err, EH_EINVAL, "%s: max_new_tokens must be 1..32768", m->section);
+    t->max_new_tokens = (int)mnt;
     snprintf(t->score_prefix, sizeof t->score_prefix, "%s", eh_node_str(m->spec, "score_prefix", ""));
     const char *id = eh_node_str(m->spec, "name", NULL);
     if (!id)
@@ -227,6 +245,22 @@ static eh_status native_open(eh_model *m, eh_error *err)
     }
     if (!any)
         return eh_fail(err, EH_EFORMAT, "%s: the tokenizer has no token for any of \"0\"..\"10\"", m->section);
+    /* stop tokens: the generation config's eos ids, then the chat's ends */
+    snprintf(p, sizeof p, "%s/generation_config.json", t->snap.dir);
+    cJSON *gc = read_json(p, NULL), *eid = cJSON_GetObjectItemCaseSensitive(gc, "eos_token_id"), *x;
+    if (cJSON_IsNumber(eid))
+        t->stop[t->n_stop++] = (int32_t)eid->valuedouble;
+    if (cJSON_IsArray(eid))
+        cJSON_ArrayForEach(x, eid)
+            if (cJSON_IsNumber(x) && t->n_stop < 6)
+                t->stop[t->n_stop++] = (int32_t)x->valuedouble;
+    cJSON_Delete(gc);
+    const char *ends[2] = { "<|im_end|>", "<|endoftext|>" };
+    for (int i = 0; i < 2; i++) {
+        int32_t id = eh_tokenizer_token_to_id(t->tok, ends[i], strlen(ends[i]));
+        if (id >= 0)
+            t->stop[t->n_stop++] = id;
+    }
     snprintf(p, sizeof p, "%s/model.safetensors.index.json", t->snap.dir);
     FILE *f = fopen(p, "rb");
     if (f) {
@@ -376,6 +410,43 @@ static void finish_score(eh_model *m, const double *v, eh_score_result *res)
     res->ok = 1;
 }
 
+/* mode: generate — the greedy reply, its text kept, its score parsed. */
+static void generate_one(eh_model *m, const eh_qwen3vl_item *item, eh_score_result *res)
+{
+    native_model *t = m->impl;
+    int32_t *ids = malloc(sizeof *ids * (size_t)t->max_new_tokens);
+    if (!ids) {
+        eh_fail(&res->err, EH_ENOMEM, "%s: out of memory", m->section);
+        return;
+    }
+    eh_error e = { 0 };
+    int n = 0;
+    char *text = NULL;
+    size_t len = 0;
+    int ok = eh_qwen3vl_generate(t->q, item, t->max_new_tokens, t->stop, t->n_stop, ids, &n, &e) == EH_OK;
+    /* ids past the tokenizer (the embedding is padded to a multiple of 64
+     * or 128) decode to nothing, as transformers' decode has them */
+    int kept = 0;
+    for (int i = 0; ok && i < n; i++)
+        if (eh_tokenizer_id_to_token(t->tok, ids[i]))
+            ids[kept++] = ids[i];
+    if (!ok || eh_tokenizer_decode(t->tok, ids, (size_t)kept, 1, &text, &len, &e) != EH_OK) {
+        eh_fail(&res->err, e.code ? e.code : EH_EMODEL, "%s: %s", m->section, e.msg);
+        free(ids);
+        return;
+    }
+    free(ids);
+    eh_score_parsed sp;
+    if (eh_score_parse(text, &sp, &e) != EH_OK) {
+        eh_fail(&res->err, e.code ? e.code : EH_EMODEL, "%s: %s", m->section, e.msg);
+        free(text);
+        return;
+    }
+    res->score = sp.value;
+    res->text = text;
+    res->ok = 1;
+}
+
 /* Per request: render, tokenize, preprocess; the ready ones go through one
  * batched prefill. */
 static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_score_result *results, size_t n,
@@ -439,7 +510,10 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
         items[k].grid_thw = grids[k];
         which[k++] = i;
     }
-    if (k > 0) {
+    if (k > 0 && t->generate) {
+        for (size_t j = 0; j < k; j++)
+            generate_one(m, &items[j], &results[which[j]]);
+    } else if (k > 0) {
         eh_error e = { 0 };
         if (eh_qwen3vl_score(t->q, items, (int)k, t->digits, 11, out, NULL, &e) == EH_OK) {
             for (size_t j = 0; j < k; j++)

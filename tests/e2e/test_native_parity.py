@@ -4,7 +4,8 @@ fixtures of tools/make_qwen3vl_fixture.py: our chat rendering, tokenizer,
 image preprocessing and forward must give transformers' distribution over
 "0".."10" and its expected score.
 
-Tolerances: float32 probabilities within 1e-5 and scores within 1e-5 of
+mode: generate (greedy decoding with a KV cache) must reply transformers'
+greedy text.  Tolerances: float32 probabilities within 1e-5 and scores within 1e-5 of
 transformers' (measured: ~1e-7); bfloat16 scores within 0.05 (measured:
 ~0.015).  Also: score_batch equal to one-by-one, identical results after
 unload/load and through the GPU's copy path (cpu_copy), resolution of a
@@ -129,6 +130,32 @@ out(eh.swaps().by_model)
         assert abs(pairs[0]["one"]["score"] - reference(kind)["fp32"]["score"]) < 1e-5
         assert state == {"state": "host"}
         assert again["again"]["score"] == pairs[0]["one"]["score"]
+
+
+@needs_torch
+@pytest.mark.parametrize("kind", ["dense", "moe"])
+def test_generate_mode_replies_like_transformers(tmp_path, kind):
+    """mode: generate decodes greedily with the KV cache; the tiny random
+    judges reply gibberish, so the shared parser refuses it, quoting our
+    reply: it must be transformers' greedy reply."""
+    body = """
+local ref = ref_of(P.dir)
+local m = must(eh.model.open({backend = "native", path = P.dir, device = "cpu", mode = "generate",
+                              max_new_tokens = 16}, "judge"))
+m:load()
+local r, e = m:score(req(P.dir, ref))
+out({r = r and res(r), e = e})
+local b = m:score_batch({req(P.dir, ref), req(P.dir, ref)})
+out({b = {res(b[1]), res(b[2])}})
+local bad, be = eh.model.open({backend = "native", path = P.dir, mode = "sample"}, "judge")
+out({bad = be})
+"""
+    (one, batch, bad), _ = run_lua(tmp_path, body, {"dir": os.path.join(FIX, kind)})
+    text = reference(kind)["generate"]["text"]
+    excerpt = "".join(" " if ord(ch) < 32 else ch for ch in text)
+    assert one.get("r") is None and f'judge reply has no score in 0..10: "{excerpt}"' in one["e"], (one, excerpt)
+    assert batch["b"][0] == batch["b"][1] and excerpt in batch["b"][0]["error"]
+    assert "mode 'sample' (logits or generate)" in bad["bad"]
 
 
 @needs_torch
