@@ -63,6 +63,7 @@ function report.build(r)
       score = orNull(row.score), text = orNull(row.text), error = orNull(row.error),
       image = orNull(row.image), edit_seconds = orNull(row.edit_seconds),
       score_seconds = orNull(row.score_seconds), index = orNull(row.index),
+      dims = row.dims,   -- a benchmark profile's ratings (dataset.adapter)
       provenance = row.provenance and {
         edit = orNull(row.provenance.edit), score = orNull(row.provenance.score),
       } or nil,

@@ -73,7 +73,7 @@ local function open_dataset(run, cfg)
   end
   local opts = {}
   for k, v in pairs(dcfg) do
-    if k ~= "path" and k ~= "adapter" then opts[k] = v end
+    if k ~= "path" and k ~= "adapter" and k ~= "profile" then opts[k] = v end
   end
   local ds, err
   if dcfg.adapter ~= nil then
@@ -253,15 +253,30 @@ function schedule.start(name, opts)
   if not ok then return nil, err end
   -- an adapter's path may be a folder: it hashes what it read itself
   run.dataset_hash = run.dataset.adapter and run.dataset:hash() or h.hash_file(run.dataset_path)
+  -- an adapter's scoring profile: its prompt unless the config names templates
+  -- or a file, its aggregation unless report.aggregate is set, its reply parser
+  local pcfg = cfg.prompts
+  if run.dataset.adapter then
+    run.profile = require("evalhost.datasets." .. run.dataset.adapter).profile
+    if repcfg.aggregate == nil then run.aggregate = run.profile.aggregate or run.aggregate end
+    if run.profile.template and (type(pcfg) ~= "table" or (pcfg.templates == nil and pcfg.file == nil)) then
+      pcfg = { language = type(pcfg) == "table" and pcfg.language or nil, templates = { default = run.profile.template } }
+    end
+  end
   select_categories(run, cfg)
 
   local p
-  p, err = prompts_mod.load(cfg.prompts)
+  p, err = prompts_mod.load(pcfg)
   if not p then return nil, err end
   run.prompts = p
 
   ok, err = open_models(run, cfg, opts.models or { "editor", "judge" })
   if not ok then return nil, err end
+  -- the builtin judge reads no prompt, so a profile's ratings cannot come from it
+  local jm = run.models.judge
+  if run.profile and (cfg.dataset or {}).profile ~= false and not (jm and jm:info().backend == "builtin") then
+    run.profile_parse = run.profile.from_text
+  end
   if run.sections.editor then
     run.editor_hash = h.hash(util.canonical(runkey.filter(cfg)[run.sections.editor] or {}))
   end
@@ -570,9 +585,15 @@ function Run:settle_score(cat, pair, req, res, err, info, dt)
   local score
   score, err = valid_score(res)
   if not score then return self:fail(self.score_stage, cat, pair, "score", err) and false end
+  local dims
+  if self.profile_parse then
+    -- the benchmark's own rule turns the reply's ratings into the pair's score
+    score, dims = self.profile_parse(res.text, cat, pair)
+    if not score then return self:fail(self.score_stage, cat, pair, "score", dims) and false end
+  end
   self.timings.score_seconds = self.timings.score_seconds + dt
   self.timings.scored = self.timings.scored + 1
-  self:record(self.score_stage, cat, pair_id(pair), { score = score, text = res.text, seconds = dt })
+  self:record(self.score_stage, cat, pair_id(pair), { score = score, text = res.text, seconds = dt, dims = dims })
   return true
 end
 
@@ -678,7 +699,7 @@ function Run:rows()
       rows[#rows + 1] = {
         category = cat, id = id, index = pair.index, instruction = pair.instruction,
         description = pair.description,
-        score = s.score, text = s.text, error = err, failed_stage = stage,
+        score = s.score, text = s.text, error = err, failed_stage = stage, dims = s.dims,
         image = e.image, edit_seconds = e.seconds, score_seconds = s.seconds,
         -- only a run built on others (rejudge, reuse_edits_from) says where each step came from
         provenance = #self.sources > 0 and { edit = self:origin(e), score = self:origin(s) } or nil,
@@ -740,7 +761,13 @@ function Run:finish()
     judge_identity = self.models.judge and report.judge_identity(self.models.judge:info(),
       self.config[self.sections.judge], self.prompts:describe(self.categories, h.hash)) or nil,
     sources = self.sources,
-    extra = self.report_extra,
+    extra = self.profile_parse and self.profile.summary and (function()
+      local x = {}
+      for k, v in pairs(self.report_extra or {}) do x[k] = v end
+      x.profile = self.profile.summary(rows)
+      x.profile.adapter = self.dataset.adapter
+      return x
+    end)() or self.report_extra,
     swaps = swaps,
     timings = {
       edit_seconds = t.edit_seconds, score_seconds = t.score_seconds, swap_seconds = swaps.seconds,

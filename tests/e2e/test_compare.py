@@ -14,6 +14,7 @@ Environment: EVALHOST_BIN (default build/evalhost), EVALHOST_SRC (repo root).
 """
 import glob
 import json
+import math
 import os
 import random
 import re
@@ -35,17 +36,31 @@ from test_rejudge import BIN, config, http_judge, journal, make_doc, report, run
 RESAMPLES = 50
 
 
+# prompt text -> reply, for the "dims" scenario (profiles of the dataset adapters)
+DIMS_REPLIES = [
+    ("Final Scores: A, B, C, D", "Final Scores: 3, 4, 2, 5"),
+    ("Final Scores: A, B, C", "Final Scores: 4, 5, 3"),
+    ("Final Score: C, R, P", "Final Score: 5, 5, 4"),
+    ("SC: a, b", "SC: 8, 6\nPQ: 9, 4\nScore: 5"),
+]
+
+
 class _Handler(fos._Handler):
     def _chat(self, srv, body):
         req = json.loads(body)
         model = req.get("model", "")
-        if model not in ("shift", "noisy") and "/" not in model:   # a hub id: scored like "text"
+        if model not in ("shift", "noisy", "dims") and "/" not in model:   # a hub id: scored like "text"
             return super()._chat(srv, body)
         self.entry["model"] = model
         user = "".join(p.get("text", "") for m in req["messages"] if m["role"] == "user"
                        for p in (m["content"] if isinstance(m["content"], list) else [{"type": "text", "text": m["content"]}])
                        if p.get("type") == "text")
-        pid = self.entry["id"] = re.search(r"id=(\S+)", user).group(1)
+        pid = self.entry["id"] = re.search(r"id=([^\s)]+)", user).group(1)
+        if model == "dims":   # the ratings a benchmark profile's prompt asks for
+            for ask, reply in DIMS_REPLIES:
+                if ask in user:
+                    return self._send(200, fos.chat_completion(model, "Reasons.\n" + reply, False))
+            return self._send(200, fos.chat_completion(model, "Score: 1", False))
         num = int(re.search(r"(\d+)", pid).group(1))
         s = fos.expected_score(pid)
         if model == "shift":
@@ -268,3 +283,49 @@ def test_adapters_and_gedit_converter_through_the_binary(tmp_path):
                    "judge: {backend: builtin, name: metrics}\n", encoding="utf-8")
     r = run("two_stage.lua", str(cfg), "run.out=" + str(tmp_path / "bad"))
     assert r.returncode == 1 and "dataset.adapter must be imgedit, kris, rise or gedit, got magicbrush" in r.stderr
+
+
+def test_adapter_profiles_score_with_their_benchmark_rules(tmp_path):
+    """An http judge answering each profile's prompt with known ratings: the
+    report's scores are the benchmarks' formulas, with the ratings per pair
+    and the profile's summary (RISE accuracy, GEdit group means)."""
+    src = os.path.join(HERE, "..", "..")
+    fix = os.path.join(src, "tests", "data", "adapters")
+    conv = subprocess.run([sys.executable, os.path.join(src, "tools", "convert_gedit.py"),
+                           os.path.join(fix, "gedit"), str(tmp_path / "gedit")], capture_output=True, text=True, timeout=60)
+    assert conv.returncode == 1, conv.stderr
+    reps = {}
+    with Server() as srv:
+        for name, path in (("imgedit", os.path.join(fix, "imgedit", "basic_edit.json")),
+                           ("kris", os.path.join(fix, "kris", "KRIS_Bench")),
+                           ("rise", os.path.join(fix, "rise", "data", "data_total.json")),
+                           ("gedit", str(tmp_path / "gedit" / "gedit.jsonl"))):
+            cfg = tmp_path / (name + ".yaml")
+            cfg.write_text("dataset: {path: %s, adapter: %s}\neditor: {backend: builtin, name: imageops}\n"
+                           "judge: %s\nreport: {bootstrap: {resamples: 20}}\n" % (json.dumps(path), name,
+                                                                                 http_judge(srv.url, "dims")),
+                           encoding="utf-8")
+            out = str(tmp_path / ("out-" + name))
+            r = run("two_stage.lua", str(cfg), "run.out=" + out)
+            assert r.returncode == (0 if name == "gedit" else 1), r.stderr   # the fixtures' bad entries fail
+            reps[name] = report(out)
+    scored = {n: [p for p in rep["pairs"] if p["score"] is not None] for n, rep in reps.items()}
+    assert len(scored["imgedit"]) == 4 and all(p["score"] == 4 for p in scored["imgedit"])
+    assert scored["imgedit"][0]["dims"] == {"prompt_compliance": 4, "visual_naturalness": 5,
+                                            "physical_detail_integrity": 3}
+    assert reps["imgedit"]["aggregate"] == "categories"
+    assert reps["imgedit"]["profile"]["dimensions"]["overall"]["visual_naturalness"] == 5
+    assert len(scored["kris"]) == 3 and all(p["score"] == 3.5 for p in scored["kris"])
+    rise = {p["id"]: p for p in scored["rise"]}
+    assert rise["temporal_reasoning_1"]["score"] == pytest.approx(0.3 * 5 + 0.5 * 5 + 0.2 * 4)
+    assert rise["logical_reasoning_1"]["score"] == pytest.approx(0.3 * 5 + 0.7 * 5)
+    acc = reps["rise"]["profile"]["accuracy"]
+    assert acc["categories"] == {"temporal_reasoning": 0, "causal_reasoning": 0, "logical_reasoning": 1}
+    assert acc["overall"] == pytest.approx(1 / 3)
+    assert reps["rise"]["aggregate"] == "pairs"
+    g = reps["gedit"]
+    assert all(p["score"] == pytest.approx(math.sqrt(6 * 4)) for p in scored["gedit"]) and len(scored["gedit"]) == 3
+    assert g["aggregate"] == "categories" and g["profile"]["overall"]["SC"] == 6 and g["profile"]["overall"]["PQ"] == 4
+    assert g["overall"]["mean"] == pytest.approx(math.sqrt(24))
+    # the profile's prompt reached the judge: the user prompt carried the benchmark's ask
+    # (and a reply without the ratings is the pair's failure, never a score)

@@ -104,6 +104,28 @@ describe("scoring profiles", function()
     assert.is_nil(base.parse_scores("no numbers here"))
   end)
 
+  it("turn judge replies into scores, or name what is missing", function()
+    fake.install()
+    local ip = require("evalhost.datasets.imgedit").profile
+    local s, d = ip.from_text("Looks right.\nFinal Scores: 4, 5, 3")
+    assert.are.equal(4, s)
+    assert.are.same({ prompt_compliance = 4, visual_naturalness = 5, physical_detail_integrity = 3 }, d)
+    assert.are.same({ nil, "imgedit: rating 9 is outside 1..5" }, { ip.from_text("Final Scores: 4, 9, 3") })
+    assert.are.same({ nil, "imgedit: expected 3 ratings, found 2" }, { ip.from_text("Final Scores: 4, 5") })
+    local rp = require("evalhost.datasets.rise").profile
+    s, d = rp.from_text("Final Score: 5, 4", "logical_reasoning")
+    assert(math.abs(s - (0.3 * 5 + 0.7 * 4)) < 1e-12)
+    assert.is_nil(d.plausibility)
+    assert.are.same({ nil, "rise: expected 3 ratings, found 2" }, { rp.from_text("Final Score: 5, 4", "causal_reasoning") })
+    local gp = require("evalhost.datasets.gedit").profile
+    s, d = gp.from_text("**SC**: 8, 6\nPQ: 9, 4\nScore: 5")
+    assert(math.abs(s - math.sqrt(24)) < 1e-12)
+    assert.are.equal(6, d.SC)
+    assert.are.same({ nil, "gedit: SC/PQ lines: expected 1 ratings, found 0" }, { gp.from_text("Score: 5") })
+    assert.are.same({ nil, "gedit: SC rating outside 0..10" }, { gp.from_text("SC: 8, 16\nPQ: 9, 4") })
+    fake.uninstall()
+  end)
+
   it("imgedit and kris: means of the ratings given", function()
     assert.are.equal(4, require("evalhost.datasets.imgedit").profile.score({ 4, 5, 3 }))
     assert.is_nil(require("evalhost.datasets.imgedit").profile.score({ 4, 5 }))

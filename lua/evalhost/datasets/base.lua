@@ -165,4 +165,58 @@ function base.parse_scores(text)
   return #out > 0 and out or nil
 end
 
+-- The numbers after a "<label>:" line ("SC: 8, 6"), or nil.
+function base.labelled(text, label)
+  if type(text) ~= "string" then return nil end
+  local list
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    local l = line:gsub("[%*`]", "")
+    local got = l:match("^%s*" .. label .. "%s*[:：]%s*(.+)$")
+    if got then list = got end   -- the last such line wins, like the score parser
+  end
+  if not list then return nil end
+  local out = {}
+  for n in list:gmatch("%d+%.?%d*") do out[#out + 1] = tonumber(n) end
+  return #out > 0 and out or nil
+end
+
+-- Ratings in [lo, hi]: nil and why when one is missing or out of range.
+function base.check_range(nums, want, lo, hi)
+  if type(nums) ~= "table" or #nums < want then
+    return nil, ("expected %d ratings, found %d"):format(want, type(nums) == "table" and #nums or 0)
+  end
+  for i = 1, want do
+    if nums[i] < lo or nums[i] > hi then return nil, ("rating %s is outside %s..%s"):format(nums[i], lo, hi) end
+  end
+  return true
+end
+
+-- Mean of each named dimension per category and overall (rows carry dims).
+function base.dimension_means(rows, names)
+  local per, order, all = {}, {}, {}
+  for _, r in ipairs(rows) do
+    if type(r.dims) == "table" then
+      if not per[r.category] then per[r.category], order[#order + 1] = {}, r.category end
+      for _, k in ipairs(names) do
+        local v = r.dims[k]
+        if type(v) == "number" then
+          per[r.category][k] = per[r.category][k] or {}
+          table.insert(per[r.category][k], v)
+          all[k] = all[k] or {}
+          table.insert(all[k], v)
+        end
+      end
+    end
+  end
+  local out = { categories = {}, overall = {} }
+  for _, c in ipairs(order) do
+    out.categories[c] = {}
+    for _, k in ipairs(names) do
+      out.categories[c][k] = per[c][k] and base.mean(table.unpack(per[c][k])) or nil
+    end
+  end
+  for _, k in ipairs(names) do out.overall[k] = all[k] and base.mean(table.unpack(all[k])) or nil end
+  return out
+end
+
 return base

@@ -49,13 +49,16 @@ M.profile = {
   dimensions = { "SC", "PQ" },
   scale = { 0, 10 },
   aggregate = "categories",
-  templates = {
-    SC = { system = "You are a professional digital artist judging an edit.",
-      user = "(id={{id}}) Editing instruction: {{instruction}}\nRate from 0 to 10 how well the edit follows the "
-        .. "instruction, and from 0 to 10 how little it over-edits. Answer as JSON {\"score\": [A, B], \"reasoning\": \"...\"}" },
-    PQ = { system = "You are a professional digital artist judging image quality.",
-      user = "(id={{id}}) Rate from 0 to 10 the naturalness of the edited image and from 0 to 10 the absence of "
-        .. "artifacts. Answer as JSON {\"score\": [A, B], \"reasoning\": \"...\"}" },
+  -- one request per pair asking for both sub-score pairs (VIEScore asks in two
+  -- requests; one keeps a pair one judge call); the last line is a plain
+  -- overall score so any text parser finds one.
+  template = {
+    system = "You are a professional digital artist. You judge an image edit: the first image is the original, "
+      .. "the second the edit.",
+    user = "(id={{id}}) Editing instruction: {{instruction}}\n\n"
+      .. "Rate from 0 to 10: (a) how well the edit follows the instruction, (b) how little it over-edits, "
+      .. "(c) how natural the edited image looks, (d) how free it is of artifacts. Answer with the lines\n"
+      .. "SC: a, b\nPQ: c, d\nScore: N (your overall 0-10)",
   },
 }
 
@@ -64,6 +67,28 @@ function M.profile.score(sc_scores, pq_scores)
   if type(sc_scores) ~= "table" or #sc_scores == 0 or type(pq_scores) ~= "table" or #pq_scores == 0 then return nil end
   local sc, pq = math.min(table.unpack(sc_scores)), math.min(table.unpack(pq_scores))
   return { SC = sc, PQ = pq, O = math.sqrt(sc * pq) }
+end
+
+-- The judge's reply -> O, {SC=, PQ=, O=}; or nil and why.
+function M.profile.from_text(text)
+  local sc, pq = base.labelled(text, "SC"), base.labelled(text, "PQ")
+  local ok, why = base.check_range(sc, 1, 0, 10)
+  if ok then ok, why = base.check_range(pq, 1, 0, 10) end
+  if not ok then return nil, "gedit: SC/PQ lines: " .. why end
+  for _, x in ipairs(sc) do if x > 10 then return nil, "gedit: SC rating outside 0..10" end end
+  for _, x in ipairs(pq) do if x > 10 then return nil, "gedit: PQ rating outside 0..10" end end
+  local r = M.profile.score(sc, pq)
+  return r.O, r
+end
+
+function M.profile.summary(rows)
+  local rs = {}
+  for _, r in ipairs(rows) do
+    if type(r.dims) == "table" then rs[#rs + 1] = { category = r.category, SC = r.dims.SC, PQ = r.dims.PQ, O = r.dims.O } end
+  end
+  local agg = M.profile.aggregate_rows(rs)
+  agg.method = "VIEScore: SC, PQ = minima of their sub-scores, O = sqrt(SC*PQ); task-type means, then their mean"
+  return agg
 end
 
 -- rows: {category=, SC=, PQ=, O=} -> group means per task type and their mean.

@@ -66,4 +66,17 @@ function M.profile.score(dims)
   return base.mean(dims[1], dims[2], dims[3])
 end
 
+-- The judge's reply -> score, dims; or nil and why.
+function M.profile.from_text(text)
+  local nums = base.parse_scores(text)
+  local ok, why = base.check_range(nums, 3, 1, 5)
+  if not ok then return nil, "imgedit: " .. why end
+  local dims = { prompt_compliance = nums[1], visual_naturalness = nums[2], physical_detail_integrity = nums[3] }
+  return M.profile.score(nums), dims
+end
+
+function M.profile.summary(rows)
+  return { dimensions = base.dimension_means(rows, M.profile.dimensions), scale = "1-5 per criterion; score = their mean" }
+end
+
 return M

@@ -68,4 +68,16 @@ function M.profile.score(dims)
   return base.mean(dims.consistency, dims.quality, dims.instruction, dims.knowledge)
 end
 
+function M.profile.from_text(text)
+  local nums = base.parse_scores(text)
+  local ok, why = base.check_range(nums, 4, 1, 5)
+  if not ok then return nil, "kris: " .. why end
+  local dims = { consistency = nums[1], quality = nums[2], instruction = nums[3], knowledge = nums[4] }
+  return M.profile.score(dims), dims
+end
+
+function M.profile.summary(rows)
+  return { dimensions = base.dimension_means(rows, M.profile.dimensions), scale = "1-5 per metric; score = their mean" }
+end
+
 return M

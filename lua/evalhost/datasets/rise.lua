@@ -94,6 +94,32 @@ function M.profile.accurate(dims, category, consistency_free)
   return 1
 end
 
+-- The judge's reply ("Final Score: C, R, P") -> weighted score, dims; or nil and why.
+function M.profile.from_text(text, category, pair)
+  local nums = base.parse_scores(text)
+  local need = category == LOGICAL and 2 or 3
+  local ok, why = base.check_range(nums, need, 1, 5)
+  if not ok then return nil, "rise: " .. why end
+  local free = pair and type(pair.field) == "function" and pair:field("consistency_free")
+  free = free ~= nil and free ~= false and free ~= util.host().json.null
+  local dims = { consistency = nums[1], reasoning = nums[2], plausibility = category ~= LOGICAL and nums[3] or nil,
+    consistency_free = free or nil }
+  local s = M.profile.score(dims, category, free)
+  if not s then return nil, "rise: a rating the category needs is missing" end
+  return s, dims
+end
+
+function M.profile.summary(rows)
+  local acc_rows = {}
+  for _, r in ipairs(rows) do
+    if type(r.dims) == "table" then
+      acc_rows[#acc_rows + 1] = { category = r.category, dims = r.dims, consistency_free = r.dims.consistency_free }
+    end
+  end
+  return { accuracy = M.profile.accuracy(acc_rows), dimensions = base.dimension_means(rows, M.profile.dimensions),
+    scale = "1-5 per dimension; score weighted as RISEBench's gpt_eval.py; accurate = every rated dimension 5" }
+end
+
 -- rows: {category=, dims=, consistency_free=} -> {categories={[cat]=share}, overall=share, n=}
 function M.profile.accuracy(rows)
   local per, order, hit, n = {}, {}, 0, 0
