@@ -74,16 +74,7 @@ local c = report.comparison(res, {
 local size = (cfg.report or {}).thumb or 192
 local function thumbnail(which, rel)
   if type(rel) ~= "string" then return nil end
-  local img = h.image.load(util.join((which == "a" and A or B).dir, rel))
-  if not img then return nil end
-  local w, ht = img:size()
-  local s = math.min(1, size / math.max(w, ht))
-  local t = img:resize(math.max(1, math.floor(w * s + 0.5)), math.max(1, math.floor(ht * s + 0.5)))
-  img:close()
-  if not t then return nil end
-  local b64 = t:b64("jpeg")
-  t:close()
-  return b64 and ("data:image/jpeg;base64," .. b64) or nil
+  return report.thumb_url((h.image.load(util.join((which == "a" and A or B).dir, rel))), size)
 end
 
 local paths, err = report.write_comparison(c, out, { thumbnail = thumbnail })

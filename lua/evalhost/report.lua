@@ -336,6 +336,19 @@ local function stat_tr(name, s, class)
       val(s.median), val(s.min), val(s.max), H(ci(s)))
 end
 
+-- A JPEG data URL of img scaled to fit size x size; closes img. nil on failure.
+function report.thumb_url(img, size)
+  if not img then return nil end
+  local w, ht = img:size()
+  local scale = math.min(1, size / math.max(w, ht))
+  local t = img:resize(math.max(1, math.floor(w * scale + 0.5)), math.max(1, math.floor(ht * scale + 0.5)))
+  img:close()
+  if not t then return nil end
+  local text = t:b64("jpeg")
+  t:close()
+  return text and ("data:image/jpeg;base64," .. text) or nil
+end
+
 -- opts.thumbnail(pair_row) -> original_data_url, edited_data_url (optional).
 function report.html(rep, opts)
   opts = opts or {}

@@ -712,17 +712,7 @@ end
 -- Thumbnails for the HTML gallery: original and edited, as data URLs.
 function Run:thumbnails(size)
   local h = util.host()
-  local function thumb(img)
-    if not img then return nil end
-    local w, ht = img:size()
-    local scale = math.min(1, size / math.max(w, ht))
-    local t = img:resize(math.max(1, math.floor(w * scale + 0.5)), math.max(1, math.floor(ht * scale + 0.5)))
-    img:close()
-    if not t then return nil end
-    local text = t:b64("jpeg")
-    t:close()
-    return text and ("data:image/jpeg;base64," .. text) or nil
-  end
+  local function thumb(img) return report.thumb_url(img, size) end
   return function(row)
     local pair = type(row.index) == "number" and self.dataset:pair(row.category, row.index) or nil
     local orig = pair and pair.error == nil and thumb((pair:image())) or nil

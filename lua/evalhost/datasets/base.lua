@@ -191,6 +191,17 @@ function base.check_range(nums, want, lo, hi)
   return true
 end
 
+-- "Final Scores: a, b, ..." -> {[names[i]] = rating i} with every rating
+-- in [lo, hi]; or nil and "tag: why".
+function base.ratings(text, names, lo, hi, tag)
+  local nums = base.parse_scores(text)
+  local ok, why = base.check_range(nums, #names, lo, hi)
+  if not ok then return nil, tag .. ": " .. why end
+  local dims = {}
+  for i, k in ipairs(names) do dims[k] = nums[i] end
+  return dims
+end
+
 -- Mean of each named dimension per category and overall (rows carry dims).
 function base.dimension_means(rows, names)
   local per, order, all = {}, {}, {}

@@ -68,11 +68,9 @@ end
 
 -- The judge's reply -> score, dims; or nil and why.
 function M.profile.from_text(text)
-  local nums = base.parse_scores(text)
-  local ok, why = base.check_range(nums, 3, 1, 5)
-  if not ok then return nil, "imgedit: " .. why end
-  local dims = { prompt_compliance = nums[1], visual_naturalness = nums[2], physical_detail_integrity = nums[3] }
-  return M.profile.score(nums), dims
+  local d, why = base.ratings(text, M.profile.dimensions, 1, 5, "imgedit")
+  if not d then return nil, why end
+  return M.profile.score({ d.prompt_compliance, d.visual_naturalness, d.physical_detail_integrity }), d
 end
 
 function M.profile.summary(rows)

@@ -69,11 +69,9 @@ function M.profile.score(dims)
 end
 
 function M.profile.from_text(text)
-  local nums = base.parse_scores(text)
-  local ok, why = base.check_range(nums, 4, 1, 5)
-  if not ok then return nil, "kris: " .. why end
-  local dims = { consistency = nums[1], quality = nums[2], instruction = nums[3], knowledge = nums[4] }
-  return M.profile.score(dims), dims
+  local d, why = base.ratings(text, M.profile.dimensions, 1, 5, "kris")
+  if not d then return nil, why end
+  return M.profile.score(d), d
 end
 
 function M.profile.summary(rows)
