@@ -21,24 +21,15 @@ import subprocess
 import sys
 
 import pytest
-from PIL import Image, ImageDraw
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fake_openai_server import FakeOpenAI, expected_score  # noqa: E402
+from test_http_backend import picture  # noqa: E402  (the same small test pictures)
 
 SRC = os.environ.get("EVALHOST_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("EVALHOST_BIN") or os.path.join(SRC, "build", "evalhost")
 CATS = ["物理", "环境"]
 INSTR = ["make the sky red", "flip horizontally", "blur the picture", "brighten the room"]
-
-
-def picture(rng, w=40, h=30):
-    img = Image.new("RGB", (w, h), tuple(rng.randrange(256) for _ in range(3)))
-    d = ImageDraw.Draw(img)
-    for _ in range(3):
-        x, y = rng.randrange(w), rng.randrange(h)
-        d.rectangle([x, y, x + 10, y + 8], fill=tuple(rng.randrange(256) for _ in range(3)))
-    return img
 
 
 def make_doc(per_category=4, seed=7):
