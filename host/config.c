@@ -449,6 +449,7 @@ eh_node *eh_yaml_parse(const char *text, size_t len, const char *name,
     eh_config_limits dflt = eh_config_default_limits();
     builder b = { .name = name ? name : "<yaml>", .limits = limits ? limits : &dflt, .err = err };
     eh_node *root = NULL;
+    eh_error_clear(err);   /* err->code is read below to tell "empty" from "failed"; a caller's stale error must not count */
     if (len > b.limits->max_bytes) {
         eh_fail(err, EH_ELIMIT, "%s: %zu bytes exceeds the config size limit (%zu)", b.name, len, b.limits->max_bytes);
         return NULL;

@@ -21,7 +21,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     eh_config_limits lim = eh_config_default_limits();
     lim.max_nodes = 100000;
-    eh_error err;
+    /* a stale error from an earlier call, as a caller reusing its eh_error has:
+     * it must not turn an empty document into a failure without a message */
+    eh_error err = { .code = EH_EIO, .msg = "" };
     eh_node *root = eh_yaml_parse((const char *)data, size, "fuzz.yaml", &lim, &err);
     if (!root) {
         if (!err.msg[0]) abort();
