@@ -965,11 +965,16 @@ at::Tensor moe_mlp(eh_qwen3vl *q, const at::Tensor &x, const std::string &p)
     at::Tensor ti = std::get<1>(top);
     const at::Tensor &gu = qw(q, p + ".experts.gate_up_proj"), &dn = qw(q, p + ".experts.down_proj");
     at::Tensor out = at::zeros_like(h);
-    at::Tensor ti_cpu = ti.to(at::kCPU);
+    // which experts any token chose, read once (one device sync, not one per expert)
+    at::Tensor ti_cpu = ti.to(at::kCPU).contiguous();
+    std::vector<char> used(c.num_experts, 0);
+    const int64_t *tp = ti_cpu.data_ptr<int64_t>();
+    for (int64_t i = 0; i < ti_cpu.numel(); i++)
+        used[tp[i]] = 1;
     for (int e = 0; e < c.num_experts; e++) {
-        at::Tensor hit = (ti == e);
-        if (!hit.any().item<bool>())
+        if (!used[e])
             continue;
+        at::Tensor hit = (ti == e);
         auto where = at::where(hit);   // token index, top-k position
         at::Tensor tok = where[0], pos = where[1];
         at::Tensor cur = h.index_select(0, tok);

@@ -14,7 +14,8 @@ For each of `dense` (Qwen3VLForConditionalGeneration) and `moe`
     logits of "0".."10" at the last position, probabilities and score, for
     float32 and bfloat16;
   logits_fp32.npy, logits_bf16.npy: the whole last-position logits row;
-  and reference.json's "generate": transformers' greedy continuation (16 tokens).
+  and reference.json's "generate": transformers' greedy continuation (16 tokens),
+  "variants": probabilities for other request shapes (no system prompt, one image).
 Weights are drawn with a fixed seed and scaled up from transformers' init so
 the distribution over the score tokens is far from uniform.
 """
@@ -156,11 +157,35 @@ def main():
             p = torch.softmax(d, 0)
             ref[dt_name] = {"digit_logits": d.tolist(), "probs": p.tolist(),
                             "score": float((p * torch.arange(11)).sum()), "argmax": int(d.argmax())}
-        model.to(torch.float32)
-        # greedy decoding (the judge's `mode: generate`), from the weights as saved
-        model.load_state_dict({k: v for k, v in sd.items() if ".mlp.experts." not in k}, strict=False)
-        if kind == "moe":
-            model.load_state_dict({k: v.transpose(1, 2) for k, v in sd.items() if ".mlp.experts." in k}, strict=False)
+        # the bf16 pass rounded the weights and the rotary buffers: the same
+        # model again, from the same seed
+        model = build(kind, cfg)
+        # other shapes of request, float32 probabilities only: no system
+        # prompt; the edited image alone; text with a newline and CJK
+        variants = []
+        for system, n_img, user in ((None, 2, USER), (SYSTEM, 1, "Score the edit: 天空变紫。"),
+                                    (None, 1, "Line one.\n\nLine two, then score.")):
+            msgs = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": [{"type": "image"}] * n_img + [{"type": "text", "text": user}]}]
+            vt = fast.apply_chat_template(msgs, chat_template=template, tokenize=False, add_generation_prompt=True)
+            vp = proc(images=[edited, original][:n_img], return_tensors="pt")
+            vparts = vt.split("<|image_pad|>")
+            vc = (vp["image_grid_thw"].prod(-1) // 4).tolist()
+            vt = vparts[0] + "".join("<|image_pad|>" * vc[i] + vparts[i + 1] for i in range(n_img))
+            vids = torch.tensor([fast(vt, add_special_tokens=False)["input_ids"]])
+            with torch.no_grad():
+                vo = model(input_ids=vids, attention_mask=torch.ones_like(vids), pixel_values=vp["pixel_values"],
+                           image_grid_thw=vp["image_grid_thw"], mm_token_type_ids=(vids == cfg["image_token_id"]).int())
+            vpr = torch.softmax(vo.logits[0, -1][digit_ids].double(), 0)
+            variants.append({"system_prompt": system, "images": n_img, "user_prompt": user,
+                             "n_ids": vids.shape[1], "probs": vpr.tolist(),
+                             "score": float((vpr * torch.arange(11)).sum())})
+        # the weights are the saved ones again: the main request reproduces
+        with torch.no_grad():
+            o = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                      pixel_values=pix["pixel_values"], image_grid_thw=grids, mm_token_type_ids=mm)
+        np.testing.assert_allclose(o.logits[0, -1].numpy(), np.load(os.path.join(out, "logits_fp32.npy")), rtol=0, atol=1e-6)
+        ref["variants"] = variants
         with torch.no_grad():
             g = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                                pixel_values=pix["pixel_values"], image_grid_thw=grids, mm_token_type_ids=mm,

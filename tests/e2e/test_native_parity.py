@@ -101,6 +101,32 @@ out(res(m:score(req(P.dir, ref))))
 
 @needs_torch
 @pytest.mark.parametrize("kind", ["dense", "moe"])
+def test_request_shapes_render_like_the_chat_template(tmp_path, kind):
+    """No system prompt, the edited image alone, CJK and blank lines in the
+    text: our C rendering of the chat must be transformers' template's (a
+    token off anywhere moves these probabilities far past 1e-5)."""
+    body = """
+local ref = ref_of(P.dir)
+local m = must(eh.model.open({backend = "native", path = P.dir, device = "cpu"}, "judge"))
+m:load()
+for _, v in ipairs(ref.variants) do
+  local r = {image = must(eh.image.load(P.dir .. "/edited.png")), user_prompt = v.user_prompt,
+             system_prompt = v.system_prompt ~= eh.json.null and v.system_prompt or nil}
+  if v.images == 2 then r.original = must(eh.image.load(P.dir .. "/original.png")) end
+  out(res(m:score(r)))
+end
+"""
+    lines, _ = run_lua(tmp_path, body, {"dir": os.path.join(FIX, kind)})
+    variants = reference(kind)["variants"]
+    assert len(lines) == len(variants) == 3
+    for got, want in zip(lines, variants):
+        assert "error" not in got, got
+        assert max(abs(a - b) for a, b in zip(got["probs"], want["probs"])) <= 1e-5, (got, want)
+        assert abs(got["score"] - want["score"]) <= 1e-5
+
+
+@needs_torch
+@pytest.mark.parametrize("kind", ["dense", "moe"])
 def test_batch_reload_and_copy_path(tmp_path, kind):
     body = """
 local ref = ref_of(P.dir)
