@@ -293,7 +293,16 @@ static eh_status native_to_host(eh_model *m, eh_error *err)
     opt.dtype = m->dtype;
     opt.device = m->device;
     opt.cpu_copy = t->cpu_copy;
-    eh_status rc = eh_qwen3vl_load(&t->cfg, st, &opt, &t->q, &e);
+    size_t n = eh_safetensors_count(st);
+    const eh_st_tensor **ts = malloc(sizeof *ts * (n ? n : 1));
+    if (!ts) {
+        eh_safetensors_close(st);
+        return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
+    }
+    for (size_t i = 0; i < n; i++)
+        ts[i] = eh_safetensors_at(st, i);
+    eh_status rc = eh_qwen3vl_load(&t->cfg, ts, n, &opt, &t->q, &e);
+    free(ts);
     eh_safetensors_close(st);
     if (rc != EH_OK)
         return eh_fail(err, rc, "%s: cannot load %s: %s", m->section, t->snap.dir, e.msg);

@@ -1222,8 +1222,8 @@ void check_weights(eh_qwen3vl *q)
 
 extern "C" {
 
-eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_safetensors *st, const eh_torch_options *opt,
-                          eh_qwen3vl **out, eh_error *err)
+eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_st_tensor *const *tensors, size_t n,
+                          const eh_torch_options *opt, eh_qwen3vl **out, eh_error *err)
 {
     *out = nullptr;
     const eh_qwen3vl_config &c = *cfg;
@@ -1245,15 +1245,15 @@ eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_safetens
             m->role = EH_TORCH_JUDGE;
             std::vector<const eh_st_tensor *> src;
             std::unordered_set<size_t> transposed;   // indexes into src stored [E, in, out]
-            for (size_t i = 0; i < eh_safetensors_count(st); i++) {
-                const eh_st_tensor *t = eh_safetensors_at(st, i);
+            for (size_t i = 0; i < n; i++) {
+                const eh_st_tensor *t = tensors[i];
                 std::string name(t->name);
                 if (name.rfind("model.", 0) != 0 && name != "lm_head.weight")
                     continue;
                 auto sd = st_scalar(t->dtype);
                 if (!sd)
-                    return fail(err, EH_EFORMAT, "%s: tensor '%s' has dtype %s, which the native judge cannot use",
-                                t->file, t->name, eh_st_dtype_name(t->dtype));
+                    return fail(err, EH_EFORMAT, "%s: tensor '%s' has a dtype (%d) the native judge cannot use",
+                                t->file, t->name, (int)t->dtype);
                 slot s;
                 s.dtype = at::isFloatingType(*sd) ? m->dtype : *sd;
                 s.sizes.assign(t->shape, t->shape + t->ndim);

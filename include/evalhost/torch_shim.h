@@ -116,7 +116,7 @@ eh_status eh_torch_module_judge(eh_torch_module *m, const float *edited, int h, 
  * flat host buffer as a TorchScript module's, so residency is the
  * eh_torch_module_* calls on eh_qwen3vl_module(). */
 typedef struct eh_qwen3vl eh_qwen3vl;
-struct eh_safetensors;
+struct eh_st_tensor;
 
 typedef struct eh_qwen3vl_config {
     /* text: config.json text_config */
@@ -149,11 +149,14 @@ typedef struct eh_qwen3vl_item {
     const int *grid_thw;                  /* 3 per image */
 } eh_qwen3vl_item;
 
-/* Reads the weights (every tensor of st under model. and lm_head.) into
- * the host copy in opt->dtype; checks each one the config needs (present,
- * shape).  EH_EFORMAT names a missing or misshapen tensor. */
-eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_safetensors *st, const eh_torch_options *opt,
-                          eh_qwen3vl **out, eh_error *err);
+/* Reads the weights (every tensor under model. and lm_head. among the n
+ * safetensors tensors, e.g. eh_safetensors_at(st, 0..count-1)) into the
+ * host copy in opt->dtype; checks each one the config needs (present,
+ * shape).  EH_EFORMAT names a missing or misshapen tensor.  (The shim
+ * reads the structs only, calling nothing of safetensors.c: the torch
+ * library links after the core.) */
+eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_st_tensor *const *tensors, size_t n,
+                          const eh_torch_options *opt, eh_qwen3vl **out, eh_error *err);
 void eh_qwen3vl_free(eh_qwen3vl *q);                       /* NULL is a no-op */
 eh_torch_module *eh_qwen3vl_module(eh_qwen3vl *q);         /* for to_device/off_device/footprint */
 

@@ -154,6 +154,15 @@ static void fixture_close(fixture *fx)
     eh_vlm_patches_free(fx->pp[1]);
 }
 
+static const eh_st_tensor **tensors_of(const eh_safetensors *st, size_t *n)
+{
+    *n = eh_safetensors_count(st);
+    const eh_st_tensor **ts = malloc(sizeof *ts * (*n + 1));
+    for (size_t i = 0; i < *n; i++)
+        ts[i] = eh_safetensors_at(st, i);
+    return ts;
+}
+
 static eh_qwen3vl *load_model(fixture *fx, const char *dtype)
 {
     eh_error err = { 0 };
@@ -165,7 +174,10 @@ static eh_qwen3vl *load_model(fixture *fx, const char *dtype)
     o.role = EH_TORCH_JUDGE;
     o.dtype = dtype;
     eh_qwen3vl *q = NULL;
-    CHECK_EQ_INT(eh_qwen3vl_load(&fx->cfg, st, &o, &q, &err), EH_OK);
+    size_t n = 0;
+    const eh_st_tensor **ts = tensors_of(st, &n);
+    CHECK_EQ_INT(eh_qwen3vl_load(&fx->cfg, ts, n, &o, &q, &err), EH_OK);
+    free(ts);
     if (!q)
         fprintf(stderr, "load: %s\n", err.msg);
     eh_safetensors_close(st);
@@ -329,19 +341,22 @@ static void test_bad_weights(void)
     eh_torch_options o = eh_torch_default_options();
     o.role = EH_TORCH_JUDGE;
     eh_qwen3vl *q = NULL;
+    size_t n = 0;
+    const eh_st_tensor **ts = tensors_of(st, &n);
     eh_qwen3vl_config c = fx.cfg;
     c.intermediate_size = 100;
-    CHECK_EQ_INT(eh_qwen3vl_load(&c, st, &o, &q, &err), EH_EFORMAT);
+    CHECK_EQ_INT(eh_qwen3vl_load(&c, ts, n, &o, &q, &err), EH_EFORMAT);
     CHECK_CONTAINS(err.msg, "weight 'model.language_model.layers.0.mlp.gate_proj.weight' has shape [128, 64]");
     c = fx.cfg;
     c.num_layers = 3;
-    CHECK_EQ_INT(eh_qwen3vl_load(&c, st, &o, &q, &err), EH_EFORMAT);
+    CHECK_EQ_INT(eh_qwen3vl_load(&c, ts, n, &o, &q, &err), EH_EFORMAT);
     CHECK_CONTAINS(err.msg, "weight 'model.language_model.layers.2.self_attn.q_proj.weight' is missing");
     c = fx.cfg;
     c.num_kv_heads = 3;
-    CHECK_EQ_INT(eh_qwen3vl_load(&c, st, &o, &q, &err), EH_EFORMAT);
+    CHECK_EQ_INT(eh_qwen3vl_load(&c, ts, n, &o, &q, &err), EH_EFORMAT);
     CHECK_CONTAINS(err.msg, "config: inconsistent sizes");
     CHECK(q == NULL);
+    free(ts);
     eh_safetensors_close(st);
     CHECK_EQ_INT(eh_qwen3vl_config_load("tests/data/qwen3vl/dense/preprocessor_config.json", &c, &err), EH_EFORMAT);
     CHECK_CONTAINS(err.msg, "model_type '' is not one the native judge runs");
