@@ -8,14 +8,30 @@
 
 #include "evalhost/lua_bind.h"
 
-#define JSON_MAX_DEPTH 256
+/* Nesting beyond limits.max_json_depth: decode returns nil, err (data);
+ * encode raises (a cyclic or absurd table is a script bug). */
+static int max_depth(lua_State *L)
+{
+    int d = eh_lua_host(L)->json_max_depth;
+    return d > 0 ? d : 64;
+}
+
+/* Depth of a parsed tree, stopping early once past `limit`. */
+static int json_depth(const cJSON *item, int limit)
+{
+    int deepest = 1;
+    for (const cJSON *c = item->child; c && deepest <= limit; c = c->next) {
+        int d = 1 + json_depth(c, limit);
+        if (d > deepest)
+            deepest = d;
+    }
+    return deepest;
+}
 #define ARRAY_MT "evalhost.json.array_mt"
 
 static void push_json(lua_State *L, const cJSON *item, int depth)
 {
     luaL_checkstack(L, 4, "JSON too deep");
-    if (depth > JSON_MAX_DEPTH)
-        luaL_error(L, "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
     if (cJSON_IsNull(item)) {
         lua_pushlightuserdata(L, NULL);
     } else if (cJSON_IsBool(item)) {
@@ -117,8 +133,8 @@ static cJSON *attach(json_guard *g, cJSON *parent, const char *key, cJSON *item)
 static void to_json(lua_State *L, int idx, int depth, json_guard *g, cJSON *parent, const char *key)
 {
     idx = lua_absindex(L, idx);
-    if (depth > JSON_MAX_DEPTH)
-        luaL_error(L, "json.encode: table nested deeper than %d levels (or cyclic)", JSON_MAX_DEPTH);
+    if (depth > max_depth(L))
+        luaL_error(L, "json.encode: table nested deeper than limits.max_json_depth (%d) (or cyclic)", max_depth(L));
     luaL_checkstack(L, 6, "table too deep");
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
@@ -228,7 +244,11 @@ static int json_decode(lua_State *L)
         size_t off = at && at >= s && at <= s + len ? (size_t)(at - s) : 0;
         return eh_lua_failf(L, "json: invalid JSON at offset %zu", off);
     }
-    /* push_json may raise (depth); keep root owned by a guard meanwhile */
+    if (json_depth(root, max_depth(L)) > max_depth(L)) {
+        cJSON_Delete(root);
+        return eh_lua_failf(L, "json: nested deeper than limits.max_json_depth (%d)", max_depth(L));
+    }
+    /* push_json may raise (out of memory); keep root owned by a guard meanwhile */
     json_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
     g->root = root;
     lua_newtable(L);

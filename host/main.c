@@ -178,6 +178,9 @@ static void apply_limits(eh_host *h)
     h->image_limits.max_side = (int)eh_node_int(image, "max_side", h->image_limits.max_side);
     h->image_limits.keep_alpha = eh_node_bool(image, "keep_alpha", h->image_limits.keep_alpha);
     h->image_limits.max_b64_len = (size_t)eh_node_num(limits, "max_b64_len", (double)h->image_limits.max_b64_len);
+    h->json_max_depth = (int)eh_node_int(limits, "max_json_depth", 64);
+    if (h->json_max_depth < 1)
+        h->json_max_depth = 1;
 }
 
 /* Where the Lua library lives: $EVALHOST_PATH, else beside the binary

@@ -45,6 +45,7 @@ typedef struct eh_host {
     double start_time;              /* eh_clock() at start */
 
     eh_image_limits image_limits;   /* from config image.* */
+    int json_max_depth;             /* limits.max_json_depth for evalhost.json; default 64 */
 
     eh_swap_stats swaps;
     eh_model_stats model_stats[EH_MAX_MODELS];

@@ -129,3 +129,26 @@ def test_closed_model_raises(tmp_path):
     r = run_evalhost(script)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
+
+
+def test_json_depth_limit_at_and_past(tmp_path):
+    """limits.max_json_depth bounds evalhost.json: at the limit it decodes,
+    one past it is nil plus a message naming the key; encoding a deeper
+    (or cyclic) table is a script error."""
+    script = tmp_path / "j.lua"
+    script.write_text(
+        "local d = tonumber(evalhost.args[1])\n"
+        "local at = string.rep('[', d) .. string.rep(']', d)\n"
+        "local past = string.rep('[', d + 1) .. string.rep(']', d + 1)\n"
+        "assert(evalhost.json.decode(at))\n"
+        "local v, err = evalhost.json.decode(past)\n"
+        "assert(v == nil, 'decoded past the limit')\n"
+        "print(err)\n"
+        "local t = {}; t.self = t\n"
+        "local ok, e = pcall(evalhost.json.encode, t)\n"
+        "print(ok, e)\n")
+    r = run_evalhost(script, "config/example.yaml", "--set", "limits.max_json_depth=10", "10")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "json: nested deeper than limits.max_json_depth (10)"
+    assert lines[1].startswith("false") and "limits.max_json_depth (10)" in lines[1]
