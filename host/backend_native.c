@@ -221,6 +221,7 @@ static eh_status native_open(eh_model *m, eh_error *err)
     if (eh_hf_resolve(id, eh_node_str(m->spec, "path", NULL), eh_node_str(m->spec, "revision", NULL), &t->snap, &e) !=
         EH_OK)
         return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
+    snprintf(m->revision, sizeof m->revision, "%s", t->snap.revision);
     char p[4200];
     snprintf(p, sizeof p, "%s/config.json", t->snap.dir);
     if (eh_qwen3vl_config_load(p, &t->cfg, &e) != EH_OK)

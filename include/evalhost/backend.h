@@ -33,6 +33,7 @@ struct eh_model {
     char device[32];               /* "cpu", "cuda:0", ... after resolving "auto" */
     char dtype[16];
     int batch_size;
+    char revision[96];             /* weights' revision when known (native: the HF snapshot hash), else "" */
 };
 
 extern const eh_backend eh_backend_builtin;

@@ -367,6 +367,9 @@ int main(void)
 {
     test_logits("dense", "float32", "logits_fp32.npy", FP32_TOL);
     test_logits("moe", "float32", "logits_fp32.npy", FP32_TOL);
+    /* no float16 reference: against float32's, within bfloat16's tolerance */
+    test_logits("dense", "float16", "logits_fp32.npy", BF16_TOL);
+    test_logits("moe", "float16", "logits_fp32.npy", BF16_TOL);
     test_logits("dense", "bfloat16", "logits_bf16.npy", BF16_TOL);
     test_logits("moe", "bfloat16", "logits_bf16.npy", BF16_TOL);
     test_batch("dense");
