@@ -89,6 +89,8 @@ static int by_name(const void *a, const void *b)
 const eh_st_tensor *eh_safetensors_find(const eh_safetensors *st, const char *name)
 {
     eh_st_tensor key = { .name = name };
+    if (!st->count)
+        return NULL;
     return bsearch(&key, st->tensors, st->count, sizeof key, by_name);
 }
 
@@ -369,7 +371,8 @@ static eh_status load_index(eh_safetensors *st, const char *index_path, eh_error
         rc = load_file(st, path, err);
     }
     if (rc == EH_OK) {
-        qsort(st->tensors, st->count, sizeof *st->tensors, by_name);
+        if (st->count)   /* qsort's base must not be NULL, even for 0 items */
+            qsort(st->tensors, st->count, sizeof *st->tensors, by_name);
         /* every mapped name must be in the shard the index names, and no
          * shard may hold a tensor the index does not know of */
         cJSON_ArrayForEach(e, wm) {
@@ -424,7 +427,8 @@ eh_safetensors *eh_safetensors_open(const char *path, eh_error *err)
         rc = load_file(st, path, err);
     }
     if (rc == EH_OK) {
-        qsort(st->tensors, st->count, sizeof *st->tensors, by_name);
+        if (st->count)   /* qsort's base must not be NULL, even for 0 items */
+            qsort(st->tensors, st->count, sizeof *st->tensors, by_name);
         for (size_t i = 1; i < st->count; i++)
             if (!strcmp(st->tensors[i].name, st->tensors[i - 1].name)) {
                 rc = eh_fail(err, EH_EFORMAT, "%s: tensor '%s' appears twice (in %s and %s)", path,

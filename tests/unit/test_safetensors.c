@@ -4,8 +4,11 @@
  * where one is to blame, the tensor named. */
 #include "evalhost/safetensors.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -103,10 +106,72 @@ static void test_hostile(void)
     expect_refused(DIR, EH_EIO, "no model.safetensors", NULL);
 }
 
+/* Mutations of the good file (bytes of the length, the header and the data
+ * flipped, set to digits or quotes, the file cut): each either opens with
+ * every tensor inside the file, or is refused naming the file. Run under
+ * ASan in test-asan, so a read past the mapping shows. */
+static void test_mutations(void)
+{
+    FILE *f = fopen(DIR "good.safetensors", "rb");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    unsigned char good[4096];
+    size_t len = fread(good, 1, sizeof good, f);
+    fclose(f);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/eh_st_mut_%d.safetensors", (int)getpid());
+    uint32_t rng = 12345;
+    int opened = 0, refused = 0, bad = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        unsigned char buf[4096];
+        memcpy(buf, good, len);
+        size_t n = len;
+        int edits = 1 + iter % 4;
+        for (int e = 0; e < edits; e++) {
+            rng = rng * 1103515245u + 12345u;
+            size_t at = (rng >> 8) % (iter % 3 ? 8 + 200 : len);   /* mostly the length and the header */
+            static const char repl[] = "0123456789\"{}[],:-eE.9";
+            buf[at] = (rng >> 4) & 1 ? (unsigned char)repl[(rng >> 12) % (sizeof repl - 1)] : buf[at] ^ (1u << (rng % 8));
+        }
+        if (iter % 10 == 0)
+            n = (rng >> 3) % len;
+        FILE *w = fopen(path, "wb");
+        if (!w)
+            break;
+        fwrite(buf, 1, n, w);
+        fclose(w);
+        eh_error err = { 0 };
+        eh_safetensors *st = eh_safetensors_open(path, &err);
+        if (st) {
+            opened++;
+            for (size_t i = 0; i < eh_safetensors_count(st); i++) {
+                const eh_st_tensor *t = eh_safetensors_at(st, i);
+                volatile unsigned char sum = 0;   /* touch every byte: ASan checks the bounds */
+                for (uint64_t k = 0; k < t->nbytes; k++)
+                    sum ^= ((const unsigned char *)t->data)[k];
+                (void)sum;
+                if ((const unsigned char *)t->data + t->nbytes > (const unsigned char *)t->data + n)
+                    bad++;
+            }
+            eh_safetensors_close(st);
+        } else {
+            refused++;
+            if (!strstr(err.msg, path))
+                bad++;
+        }
+    }
+    unlink(path);
+    printf("mutations: %d opened, %d refused\n", opened, refused);
+    CHECK(refused > 1000);
+    CHECK_EQ_INT(bad, 0);
+}
+
 int main(void)
 {
     test_good();
     test_sharded();
     test_hostile();
+    test_mutations();
     return check_summary("test_safetensors");
 }
