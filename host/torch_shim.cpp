@@ -783,6 +783,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <array>
 #include <map>
 
 struct eh_qwen3vl {
@@ -854,10 +855,11 @@ at::Tensor vision_merger(eh_qwen3vl *q, const at::Tensor &x, const std::string &
     return qlinear(q, at::gelu(qlinear(q, h, p + ".linear_fc1")), p + ".linear_fc2");
 }
 
-// One image through the vision tower: merged embeddings [tokens, out] and
-// the deepstack features [tokens, out] each.
-void vision_forward(eh_qwen3vl *q, const float *patches, int t, int gh, int gw, at::Tensor &embeds,
-                    std::vector<at::Tensor> &deep)
+// k images of one grid through the vision tower together (each attends to
+// itself only): per image, merged embeddings [tokens, out] and the deepstack
+// features [tokens, out] of each level.
+void vision_forward(eh_qwen3vl *q, const std::vector<const float *> &patches, int t, int gh, int gw,
+                    std::vector<at::Tensor> &embeds, std::vector<std::vector<at::Tensor>> &deep)
 {
     const eh_qwen3vl_config &c = q->cfg;
     at::TensorOptions fopt = at::TensorOptions().dtype(at::kFloat);
@@ -866,7 +868,11 @@ void vision_forward(eh_qwen3vl *q, const float *patches, int t, int gh, int gw, 
     int64_t rows = (int64_t)t * gh * gw, dim = 3LL * c.temporal_patch_size * c.patch_size * c.patch_size;
     int m = c.merge_size;
     TORCH_CHECK(gh % m == 0 && gw % m == 0, "image grid ", gh, "x", gw, " is not a multiple of merge_size ", m);
-    at::Tensor x = at::from_blob(const_cast<float *>(patches), { rows, dim }, fopt).to(dev, dt);
+    int64_t k = (int64_t)patches.size();
+    std::vector<at::Tensor> parts;
+    for (const float *pp : patches)
+        parts.push_back(at::from_blob(const_cast<float *>(pp), { rows, dim }, fopt));
+    at::Tensor x = (k == 1 ? parts[0] : at::cat(parts, 0)).to(dev, dt);   // [k * rows, dim]
     // Conv3d with kernel = stride = the patch is a matmul over the flattened patch
     at::Tensor pw = qw(q, "model.visual.patch_embed.proj.weight").reshape({ c.v_hidden, dim });
     x = at::linear(x, pw, qw(q, "model.visual.patch_embed.proj.bias"));
@@ -909,7 +915,7 @@ void vision_forward(eh_qwen3vl *q, const float *patches, int t, int gh, int gw, 
     at::Tensor tw = at::from_blob(wts.data(), { rows, 4 }, fopt).to(dev);
     at::Tensor pos = at::embedding(qw(q, "model.visual.pos_embed.weight"), ti);   // [rows, 4, hidden]
     pos = (pos * tw.unsqueeze(-1).to(pos.scalar_type())).sum(1);
-    x = x + pos.to(x.scalar_type());
+    x = x + pos.to(x.scalar_type()).repeat({ k, 1 });
 
     // 2-D rotary: half the head's frequencies for rows, half for columns
     int hd = c.v_hidden / c.v_heads;
@@ -918,29 +924,34 @@ void vision_forward(eh_qwen3vl *q, const float *patches, int t, int gh, int gw, 
     at::Tensor ph = at::from_blob(prow.data(), { rows }, at::TensorOptions().dtype(at::kLong)).to(at::kFloat);
     at::Tensor pc = at::from_blob(pcol.data(), { rows }, at::TensorOptions().dtype(at::kLong)).to(at::kFloat);
     at::Tensor fr = at::cat({ ph.unsqueeze(-1) * inv, pc.unsqueeze(-1) * inv }, -1);   // [rows, sd]
-    fr = at::cat({ fr, fr }, -1).to(dev);
+    fr = at::cat({ fr, fr }, -1).repeat({ k, 1 }).to(dev);
     at::Tensor cosv = fr.cos().unsqueeze(-2), sinv = fr.sin().unsqueeze(-2);
 
     for (int l = 0; l < c.v_depth; l++) {
         std::string p = "model.visual.blocks." + std::to_string(l);
         at::Tensor h = at::layer_norm(x, { c.v_hidden }, qw(q, p + ".norm1.weight"), qw(q, p + ".norm1.bias"), 1e-6);
-        at::Tensor qkv = qlinear(q, h, p + ".attn.qkv").reshape({ rows, 3, c.v_heads, hd }).permute({ 1, 0, 2, 3 });
+        at::Tensor qkv =
+            qlinear(q, h, p + ".attn.qkv").reshape({ k * rows, 3, c.v_heads, hd }).permute({ 1, 0, 2, 3 });
         at::Tensor qs = qkv[0], ks = qkv[1], vs = qkv[2];
         at::Tensor qf = qs.to(at::kFloat), kf = ks.to(at::kFloat);
         qs = (qf * cosv + rotate_half(qf) * sinv).to(dt);
         ks = (kf * cosv + rotate_half(kf) * sinv).to(dt);
-        at::Tensor a = at::scaled_dot_product_attention(qs.transpose(0, 1).unsqueeze(0), ks.transpose(0, 1).unsqueeze(0),
-                                                        vs.transpose(0, 1).unsqueeze(0), {}, 0.0, false,
+        auto per_image = [&](const at::Tensor &z) { return z.reshape({ k, rows, c.v_heads, hd }).transpose(1, 2); };
+        at::Tensor a = at::scaled_dot_product_attention(per_image(qs), per_image(ks), per_image(vs), {}, 0.0, false,
                                                         1.0 / std::sqrt((double)hd));
-        a = a.squeeze(0).transpose(0, 1).reshape({ rows, c.v_hidden });
+        a = a.transpose(1, 2).reshape({ k * rows, c.v_hidden });
         x = x + qlinear(q, a, p + ".attn.proj");
         h = at::layer_norm(x, { c.v_hidden }, qw(q, p + ".norm2.weight"), qw(q, p + ".norm2.bias"), 1e-6);
         x = x + qlinear(q, at::gelu(qlinear(q, h, p + ".mlp.linear_fc1"), "tanh"), p + ".mlp.linear_fc2");
         for (int d = 0; d < c.n_deepstack; d++)
-            if (c.deepstack[d] == l)
-                deep[d] = vision_merger(q, x, "model.visual.deepstack_merger_list." + std::to_string(d), true);
+            if (c.deepstack[d] == l) {
+                auto split = vision_merger(q, x, "model.visual.deepstack_merger_list." + std::to_string(d), true)
+                                 .chunk(k, 0);
+                for (int64_t i = 0; i < k; i++)
+                    deep[i][d] = split[i];
+            }
     }
-    embeds = vision_merger(q, x, "model.visual.merger", false);
+    embeds = vision_merger(q, x, "model.visual.merger", false).chunk(k, 0);
 }
 
 // Per layer keys and values [1, kv_heads, T, head_dim] after the rotary,
@@ -1061,6 +1072,47 @@ at::Tensor qwen_forward(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n, kv_c
     std::vector<int64_t> ids((size_t)n * L, 0), pos((size_t)3 * n * L, 0);
     std::vector<at::Tensor> img_embeds;
     std::vector<std::vector<at::Tensor>> deep_parts(c.n_deepstack);
+    // every image, in prompt order, encoded in groups of one grid size (the
+    // edited images of a batch usually share theirs)
+    std::vector<at::Tensor> job_embeds;
+    std::vector<std::vector<at::Tensor>> job_deep;
+    {
+        std::vector<std::array<int, 3>> grid;
+        std::vector<const float *> data;
+        for (int i = 0; i < n; i++)
+            for (int g = 0; g < items[i].n_images; g++) {
+                const int *gt = items[i].grid_thw + 3 * g;
+                TORCH_CHECK(gt[0] >= 1 && gt[1] >= 1 && gt[2] >= 1 && gt[1] % c.merge_size == 0 &&
+                                gt[2] % c.merge_size == 0,
+                            "item ", i, ": image ", g, " has grid ", gt[0], "x", gt[1], "x", gt[2],
+                            " (sides must be multiples of merge_size ", c.merge_size, ")");
+                grid.push_back({ gt[0], gt[1], gt[2] });
+                data.push_back(items[i].patches[g]);
+            }
+        job_embeds.resize(grid.size());
+        job_deep.assign(grid.size(), std::vector<at::Tensor>(c.n_deepstack));
+        std::vector<char> done(grid.size(), 0);
+        for (size_t a = 0; a < grid.size(); a++) {
+            if (done[a])
+                continue;
+            std::vector<size_t> members;
+            std::vector<const float *> ptrs;
+            for (size_t b = a; b < grid.size(); b++)
+                if (!done[b] && grid[b] == grid[a]) {
+                    done[b] = 1;
+                    members.push_back(b);
+                    ptrs.push_back(data[b]);
+                }
+            std::vector<at::Tensor> e;
+            std::vector<std::vector<at::Tensor>> d(members.size(), std::vector<at::Tensor>(c.n_deepstack));
+            vision_forward(q, ptrs, grid[a][0], grid[a][1], grid[a][2], e, d);
+            for (size_t j = 0; j < members.size(); j++) {
+                job_embeds[members[j]] = e[j];
+                job_deep[members[j]] = d[j];
+            }
+        }
+    }
+    size_t job = 0;
     for (int i = 0; i < n; i++) {
         const eh_qwen3vl_item &it = items[i];
         int64_t cur = 0, j = 0;
@@ -1082,12 +1134,10 @@ at::Tensor qwen_forward(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n, kv_c
                     pos[(size_t)n * L + at_] = hh + cur;
                     pos[(size_t)2 * n * L + at_] = ww + cur;
                 }
-                at::Tensor e;
-                std::vector<at::Tensor> d(c.n_deepstack);
-                vision_forward(q, it.patches[img], gt, gh, gw, e, d);
-                img_embeds.push_back(e);
+                img_embeds.push_back(job_embeds[job]);
                 for (int k = 0; k < c.n_deepstack; k++)
-                    deep_parts[k].push_back(d[k]);
+                    deep_parts[k].push_back(job_deep[job][k]);
+                job++;
                 cur += std::max(gh, gw) / m;
                 j += toks;
                 img++;
