@@ -143,6 +143,10 @@ static int model_info(lua_State *L)
     lua_setfield(L, -2, "dtype");
     lua_pushinteger(L, eh_model_batch_size(m));
     lua_setfield(L, -2, "batch_size");
+    if (eh_model_revision(m)[0]) {
+        lua_pushstring(L, eh_model_revision(m));
+        lua_setfield(L, -2, "revision");
+    }
     return 1;
 }
 

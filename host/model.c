@@ -166,12 +166,9 @@ eh_model *eh_model_open(eh_host *host, const char *section, const eh_node *spec,
     }
     m->backend = find_backend(backend);
     if (!m->backend) {
-        if (!strcmp(backend, "torch"))
-            eh_fail(err, EH_EFORMAT, "%s: backend 'torch' is not available: this evalhost was built without libtorch "
-                    "(build with EVALHOST_TORCH=ON after `make deps`)", section);
-        else if (!strcmp(backend, "native"))
-            eh_fail(err, EH_EFORMAT, "%s: backend '%s' for '%s' is not available in this build yet; "
-                    "use backend: builtin or torch (see README, Troubleshooting)", section, backend, m->name);
+        if (!strcmp(backend, "torch") || !strcmp(backend, "native"))
+            eh_fail(err, EH_EFORMAT, "%s: backend '%s' (%s) is not available: this evalhost was built without "
+                    "libtorch (build with EVALHOST_TORCH=ON after `make deps`)", section, backend, m->name);
         else
             eh_fail(err, EH_EINVAL, "%s: unknown backend '%s' (known: builtin, torch, http, native)", section, backend);
         goto fail;
@@ -269,6 +266,7 @@ const char *eh_model_name(const eh_model *m) { return m->name; }
 const char *eh_model_device(const eh_model *m) { return m->device; }
 const char *eh_model_dtype(const eh_model *m) { return m->dtype; }
 int eh_model_batch_size(const eh_model *m) { return m->batch_size; }
+const char *eh_model_revision(const eh_model *m) { return m->revision; }
 
 static eh_status check_ready(const eh_model *m, eh_model_role role, const char *what, eh_error *err)
 {

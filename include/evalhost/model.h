@@ -70,6 +70,7 @@ const char *eh_model_name(const eh_model *m);
 const char *eh_model_device(const eh_model *m);
 const char *eh_model_dtype(const eh_model *m);
 int eh_model_batch_size(const eh_model *m);
+const char *eh_model_revision(const eh_model *m);   /* "" when unknown (native: the HF snapshot hash) */
 
 /* Batches: results[i] filled for each request; a per-item failure is in
  * results[i].err and does not fail the call.  The return value is non-OK

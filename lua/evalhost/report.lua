@@ -141,6 +141,9 @@ function report.judge_identity(info, spec, prompts)
   end
   local backend = info.backend
   local revision, where = opt("revision"), "config"
+  if info.revision and (revision == nil or not tostring(revision):find("^%x+$")) then
+    revision, where = info.revision, "model"   -- the backend resolved it (native: the HF snapshot)
+  end
   if revision == nil or type(revision) == "string" and not revision:find("^%x+$") then
     local snap, w = report.hf_revision(opt("path"), info.name, revision)
     if snap then revision, where = snap, w end

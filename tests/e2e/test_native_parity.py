@@ -204,6 +204,7 @@ out({err = err})
                                    env={"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HOME": str(tmp_path / "nohome"),
                                         "EVALHOST_LOG": "debug"})
     assert info["backend"] == "native" and info["name"] == "Tiny/Qwen3-VL-Judge"
+    assert info["revision"] == h   # the report pins the judge by this snapshot
     assert abs(r["score"] - reference("dense")["fp32"]["score"]) < 1e-5
     assert "is not on this machine" in miss["err"]
     assert str(tmp_path / "hub" / "models--Qwen--Qwen3-VL-8B-Instruct") in miss["err"]
