@@ -125,7 +125,12 @@ local function open_models(run, cfg, roles)
       return nil, ("config: no %s section (%s)"):format(role, table.concat(ROLES[role], " or "))
     end
     local m, err = h.model.open(spec, section)
-    if not m then return nil, ("config: %s: %s"):format(section, tostring(err)) end
+    if not m then
+      err = tostring(err)
+      -- model errors already start with the section's name
+      if err:sub(1, #section + 2) ~= section .. ": " then err = section .. ": " .. err end
+      return nil, "config: " .. err
+    end
     run.models[role] = m
     run.sections[role] = section
   end
