@@ -131,7 +131,7 @@ local m, err = eh.model.open({backend = "torch", path = "judge.pt"}, "judge")
 out({m = m ~= nil, err = err})
 """)
     assert res[0]["m"] is False
-    assert res[0]["err"].startswith("judge: backend 'torch' is not available")
+    assert res[0]["err"].startswith("judge: backend 'torch' (judge.pt) is not available")
     assert "without libtorch" in res[0]["err"]
 
 
