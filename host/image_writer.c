@@ -1,0 +1,208 @@
+/* image_writer.c — one worker thread saving images in submission order.
+ * Jobs form one FIFO list: `todo` points at the first the worker has not
+ * started, `head` at the oldest not yet collected.  A job keeps its image
+ * until written (that is what `holding` bounds) and its small result until
+ * collected, so results never hold pixels. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evalhost/fs.h"
+#include "evalhost/image_writer.h"
+
+typedef struct job {
+    struct job *next;
+    eh_image *img;               /* owned until written */
+    int done;
+    eh_image_write_result res;
+} job;
+
+struct eh_image_writer {
+    pthread_mutex_t mu;
+    pthread_cond_t work;         /* worker: a job arrived, or quit */
+    pthread_cond_t finished;     /* callers: a job finished */
+    pthread_t thread;
+    job *head, *tail, *todo;
+    int holding;                 /* jobs queued or being written */
+    int pending;                 /* jobs not yet collected */
+    int max;
+    int quit;
+};
+
+/* Encode as eh_image_save does, hash the bytes, write them durably. */
+static void write_one(job *j)
+{
+    eh_image_write_result *r = &j->res;
+    eh_error e = {0};
+    eh_image_format fmt = eh_image_format_from_path(r->path);
+    if (fmt == EH_FMT_UNKNOWN) {
+        const char *slash = strrchr(r->path, '/');
+        if (strchr(slash ? slash : r->path, '.')) {
+            eh_fail(&e, EH_EFORMAT, "%s: unsupported image format for saving (use .png, .jpg, .bmp or .webp)",
+                    r->path);
+            goto fail;
+        }
+        fmt = EH_FMT_PNG;
+    }
+    uint8_t *buf;
+    size_t n;
+    if (eh_image_encode(j->img, fmt, &buf, &n, &e) != EH_OK) {
+        eh_error inner = e;
+        eh_fail(&e, inner.code, "%s: %s", r->path, inner.msg);
+        goto fail;
+    }
+    eh_hash_hex(buf, n, r->hash);
+    eh_status st = eh_fs_write_atomic(r->path, buf, n, &e);
+    free(buf);
+    if (st != EH_OK)
+        goto fail;
+    r->status = EH_OK;
+    return;
+fail:
+    r->status = e.code ? e.code : EH_EIO;
+    r->hash[0] = '\0';
+    snprintf(r->error, sizeof r->error, "%s", e.msg[0] ? e.msg : "image writer: unknown error");
+}
+
+static void *worker(void *arg)
+{
+    eh_image_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->todo && !w->quit)
+            pthread_cond_wait(&w->work, &w->mu);
+        if (!w->todo)
+            break;              /* quit, and every queued write is done */
+        job *j = w->todo;
+        w->todo = j->next;
+        pthread_mutex_unlock(&w->mu);
+        write_one(j);
+        eh_image_free(j->img);
+        pthread_mutex_lock(&w->mu);
+        j->img = NULL;
+        j->done = 1;
+        w->holding--;
+        pthread_cond_broadcast(&w->finished);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+eh_image_writer *eh_image_writer_new(int max_in_flight, eh_error *err)
+{
+    eh_image_writer *w = calloc(1, sizeof *w);
+    if (!w) {
+        eh_fail(err, EH_ENOMEM, "image writer: out of memory");
+        return NULL;
+    }
+    w->max = max_in_flight > 0 ? max_in_flight : EH_IMAGE_WRITER_DEFAULT_IN_FLIGHT;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->work, NULL);
+    pthread_cond_init(&w->finished, NULL);
+    int rc = pthread_create(&w->thread, NULL, worker, w);
+    if (rc != 0) {
+        eh_fail(err, EH_ENOMEM, "image writer: cannot start its thread: %s", strerror(rc));
+        pthread_cond_destroy(&w->finished);
+        pthread_cond_destroy(&w->work);
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+eh_status eh_image_writer_submit(eh_image_writer *w, eh_image *img, const char *path, eh_error *err)
+{
+    job *j = calloc(1, sizeof *j);
+    char *p = j ? strdup(path) : NULL;
+    if (!p) {
+        free(j);
+        eh_image_free(img);
+        return eh_fail(err, EH_ENOMEM, "image writer: out of memory for %s", path);
+    }
+    j->img = img;
+    j->res.path = p;
+    pthread_mutex_lock(&w->mu);
+    while (w->holding >= w->max && !w->quit)
+        pthread_cond_wait(&w->finished, &w->mu);
+    if (w->quit) {
+        pthread_mutex_unlock(&w->mu);
+        free(p);
+        free(j);
+        eh_image_free(img);
+        return eh_fail(err, EH_ESTATE, "image writer: closed (%s)", path);
+    }
+    if (w->tail)
+        w->tail->next = j;
+    else
+        w->head = j;
+    w->tail = j;
+    if (!w->todo)
+        w->todo = j;
+    w->holding++;
+    w->pending++;
+    pthread_cond_signal(&w->work);
+    pthread_mutex_unlock(&w->mu);
+    return EH_OK;
+}
+
+int eh_image_writer_collect(eh_image_writer *w, int wait, eh_image_write_result *out)
+{
+    pthread_mutex_lock(&w->mu);
+    while (wait && w->head && !w->head->done)
+        pthread_cond_wait(&w->finished, &w->mu);
+    job *j = w->head;
+    if (!j || !j->done) {
+        pthread_mutex_unlock(&w->mu);
+        return 0;
+    }
+    w->head = j->next;
+    if (!w->head)
+        w->tail = NULL;
+    w->pending--;
+    pthread_mutex_unlock(&w->mu);
+    *out = j->res;
+    free(j);
+    return 1;
+}
+
+int eh_image_writer_pending(eh_image_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int n = w->pending;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+void eh_image_writer_flush(eh_image_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->holding > 0)
+        pthread_cond_wait(&w->finished, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void eh_image_writer_free(eh_image_writer *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->quit = 1;
+    pthread_cond_broadcast(&w->work);
+    pthread_cond_broadcast(&w->finished);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    for (job *j = w->head; j;) {
+        job *next = j->next;
+        eh_image_free(j->img);
+        free(j->res.path);
+        free(j);
+        j = next;
+    }
+    pthread_cond_destroy(&w->finished);
+    pthread_cond_destroy(&w->work);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}

@@ -1,0 +1,52 @@
+/* image_writer.h — saving images off the caller's thread.  One worker
+ * thread encodes (format from the extension, as eh_image_save), hashes the
+ * encoded bytes (XXH3-128, as eh_hash_file would) and writes each image
+ * atomically (temp, fsync, rename, fsync the folder); the caller goes on
+ * meanwhile and later collects one result per image, in submission order.
+ * A result exists only once its file is durable, so a caller that journals
+ * an image only from its result keeps "journal after fsync + rename".
+ * At most `max_in_flight` images are held (submit waits for room), so
+ * memory stays flat however far the caller runs ahead. */
+#ifndef EVALHOST_IMAGE_WRITER_H
+#define EVALHOST_IMAGE_WRITER_H
+
+#include "evalhost/error.h"
+#include "evalhost/hash.h"
+#include "evalhost/image.h"
+
+typedef struct eh_image_writer eh_image_writer;
+
+typedef struct eh_image_write_result {
+    char *path;                 /* malloc'd; the caller frees it */
+    eh_status status;           /* EH_OK: written and durable */
+    char hash[EH_HASH_HEX];     /* of the file's bytes when status is EH_OK */
+    char error[EH_ERROR_MAX];   /* "path: why" otherwise */
+} eh_image_write_result;
+
+#define EH_IMAGE_WRITER_DEFAULT_IN_FLIGHT 4
+
+/* max_in_flight <= 0: the default (4). NULL and err on failure. */
+eh_image_writer *eh_image_writer_new(int max_in_flight, eh_error *err);
+
+/* Queues img for saving at path and takes ownership of img, whatever the
+ * outcome.  Waits while max_in_flight images are queued or being written.
+ * EH_ESTATE after eh_image_writer_free began, EH_ENOMEM when the job
+ * cannot be made (img is freed). */
+eh_status eh_image_writer_submit(eh_image_writer *w, eh_image *img, const char *path, eh_error *err);
+
+/* The oldest finished result not yet collected: 1 and *out filled, or 0
+ * when none has finished (wait = 0) or nothing is outstanding (wait != 0:
+ * waits for the oldest submitted write otherwise). */
+int eh_image_writer_collect(eh_image_writer *w, int wait, eh_image_write_result *out);
+
+/* Images submitted and not yet collected. */
+int eh_image_writer_pending(eh_image_writer *w);
+
+/* Waits until every submitted write finished (results stay collectable). */
+void eh_image_writer_flush(eh_image_writer *w);
+
+/* Finishes the queued writes, joins the worker, drops uncollected results.
+ * NULL is a no-op. */
+void eh_image_writer_free(eh_image_writer *w);
+
+#endif

@@ -1,0 +1,117 @@
+/* test_image_writer.c — the background image writer: results in submission
+ * order, each file durable and decoding to the pixels given, its hash the
+ * file's; errors (missing folder, unknown format) reported per image with
+ * the path named while later writes go on; the in-flight bound holds; free
+ * finishes queued writes. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "evalhost/image_writer.h"
+
+static eh_image *pattern(int w, int h, int seed)
+{
+    eh_image *img = eh_image_new(w, h, 3, NULL);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++)
+                img->pixels[((size_t)y * w + x) * 3 + c] = (uint8_t)((x * 7 + y * 13 + c * 50 + seed * 31) ^ (x * y));
+    return img;
+}
+
+static int same_pixels(const eh_image *a, const eh_image *b)
+{
+    return a && b && a->width == b->width && a->height == b->height && a->channels == b->channels &&
+           memcmp(a->pixels, b->pixels, (size_t)a->width * a->height * a->channels) == 0;
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/test_image_writer.XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[1100];
+    eh_error err = {0};
+
+    /* ordered results, durable files, hashes of the files */
+    enum { N = 12 };
+    eh_image_writer *w = eh_image_writer_new(2, &err);
+    CHECK(w != NULL);
+    for (int i = 0; i < N; i++) {
+        snprintf(path, sizeof path, "%s/p%02d.png", dir, i);
+        CHECK_EQ_INT(eh_image_writer_submit(w, pattern(320, 200, i), path, &err), EH_OK);
+    }
+    CHECK(eh_image_writer_pending(w) >= 1);
+    eh_image_writer_flush(w);
+    CHECK_EQ_INT(eh_image_writer_pending(w), N);
+    for (int i = 0; i < N; i++) {
+        eh_image_write_result r;
+        CHECK_EQ_INT(eh_image_writer_collect(w, 0, &r), 1);
+        snprintf(path, sizeof path, "%s/p%02d.png", dir, i);
+        CHECK_EQ_STR(r.path, path);
+        CHECK_EQ_INT(r.status, EH_OK);
+        char want[EH_HASH_HEX];
+        CHECK_EQ_INT(eh_hash_file(path, want, NULL), EH_OK);
+        CHECK_EQ_STR(r.hash, want);
+        eh_image *back = eh_image_load(path, NULL, NULL), *orig = pattern(320, 200, i);
+        CHECK(same_pixels(back, orig));
+        eh_image_free(back);
+        eh_image_free(orig);
+        free(r.path);
+    }
+    eh_image_write_result none;
+    CHECK_EQ_INT(eh_image_writer_collect(w, 1, &none), 0);   /* nothing outstanding: no wait */
+    CHECK_EQ_INT(eh_image_writer_pending(w), 0);
+
+    /* errors are per image, named, in order; the writes after them go on */
+    snprintf(path, sizeof path, "%s/missing/a.png", dir);
+    CHECK_EQ_INT(eh_image_writer_submit(w, pattern(8, 8, 1), path, &err), EH_OK);
+    snprintf(path, sizeof path, "%s/b.tiff", dir);
+    CHECK_EQ_INT(eh_image_writer_submit(w, pattern(8, 8, 2), path, &err), EH_OK);
+    snprintf(path, sizeof path, "%s/c.jpg", dir);
+    CHECK_EQ_INT(eh_image_writer_submit(w, pattern(8, 8, 3), path, &err), EH_OK);
+    eh_image_write_result r;
+    CHECK_EQ_INT(eh_image_writer_collect(w, 1, &r), 1);
+    CHECK(r.status == EH_EIO);
+    CHECK_CONTAINS(r.error, "/missing/a.png");
+    CHECK_CONTAINS(r.error, "No such file or directory");
+    free(r.path);
+    CHECK_EQ_INT(eh_image_writer_collect(w, 1, &r), 1);
+    CHECK_EQ_INT(r.status, EH_EFORMAT);
+    CHECK_CONTAINS(r.error, "b.tiff: unsupported image format for saving");
+    free(r.path);
+    CHECK_EQ_INT(eh_image_writer_collect(w, 1, &r), 1);
+    CHECK_EQ_INT(r.status, EH_OK);
+    CHECK_CONTAINS(r.path, "/c.jpg");
+    eh_image *jpg = eh_image_load(r.path, NULL, NULL);
+    CHECK(jpg && jpg->width == 8);
+    eh_image_free(jpg);
+    free(r.path);
+    snprintf(path, sizeof path, "%s/missing/a.png", dir);
+    CHECK(access(path, F_OK) != 0);
+    eh_image_writer_free(w);
+
+    /* the bound: with one image in flight, a second submit returns only
+     * once the first is written, so its result is there without waiting */
+    w = eh_image_writer_new(1, &err);
+    snprintf(path, sizeof path, "%s/one.png", dir);
+    CHECK_EQ_INT(eh_image_writer_submit(w, pattern(1000, 1000, 4), path, &err), EH_OK);
+    snprintf(path, sizeof path, "%s/two.png", dir);
+    CHECK_EQ_INT(eh_image_writer_submit(w, pattern(1000, 1000, 5), path, &err), EH_OK);
+    CHECK_EQ_INT(eh_image_writer_collect(w, 0, &r), 1);
+    CHECK_CONTAINS(r.path, "/one.png");
+    CHECK_EQ_INT(r.status, EH_OK);
+    free(r.path);
+    /* free finishes what is queued (the result is dropped, the file is not) */
+    snprintf(path, sizeof path, "%s/three.png", dir);
+    CHECK_EQ_INT(eh_image_writer_submit(w, pattern(600, 400, 6), path, &err), EH_OK);
+    eh_image_writer_free(w);
+    CHECK(access(path, F_OK) == 0);
+    snprintf(path, sizeof path, "%s/two.png", dir);
+    CHECK(access(path, F_OK) == 0);
+    eh_image_writer_free(NULL);
+
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+    return check_summary("test_image_writer");
+}
