@@ -264,6 +264,7 @@ static const submodule submodules[] = {
     { "progress", eh_open_progress },
 #ifdef EVALHOST_HAVE_IMAGE
     { "image", eh_open_image },
+    { "image_writer", eh_open_image_writer },
 #endif
 #ifdef EVALHOST_HAVE_DATASET
     { "dataset", eh_open_dataset },

@@ -39,6 +39,7 @@ int eh_open_evalhost(lua_State *L);
 /* Module openers: each pushes its table (1 value). */
 int eh_open_json(lua_State *L);
 int eh_open_image(lua_State *L);
+int eh_open_image_writer(lua_State *L);  /* evalhost.image_writer (l_image_writer.c) */
 int eh_open_dataset(lua_State *L);
 int eh_open_model(lua_State *L);
 int eh_open_gpu(lua_State *L);

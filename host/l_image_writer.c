@@ -1,0 +1,163 @@
+/* l_image_writer.c — evalhost.image_writer.new([{in_flight = n}]) and the
+ * ImageWriter userdata (`evalhost.ImageWriter`): images saved by a worker
+ * thread while Lua goes on (image_writer.h).  Born closed, then filled;
+ * close, __close and __gc are one idempotent function, which finishes the
+ * queued writes first; every other method rejects a closed writer. */
+#include <stdlib.h>
+
+#include "evalhost/image_writer.h"
+#include "evalhost/lua_bind.h"
+
+#define WRITER_MT "evalhost.ImageWriter"
+#define WRITER_MAX_IN_FLIGHT 64
+
+typedef struct lwriter {
+    eh_image_writer *w;     /* owned; NULL when closed */
+} lwriter;
+
+static lwriter *check_writer(lua_State *L, int idx)
+{
+    lwriter *p = luaL_checkudata(L, idx, WRITER_MT);
+    if (!p->w)
+        luaL_error(L, "attempt to use a closed ImageWriter");
+    return p;
+}
+
+/* new([opts]) → ImageWriter, or nil, err when its thread cannot start. */
+static int l_new(lua_State *L)
+{
+    lua_Integer n = EH_IMAGE_WRITER_DEFAULT_IN_FLIGHT;
+    if (!lua_isnoneornil(L, 1)) {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        lua_getfield(L, 1, "in_flight");
+        if (!lua_isnil(L, -1)) {
+            int ok;
+            n = lua_tointegerx(L, -1, &ok);
+            luaL_argcheck(L, ok && n >= 1 && n <= WRITER_MAX_IN_FLIGHT, 1, "in_flight must be an integer 1..64");
+        }
+        lua_pop(L, 1);
+    }
+    lwriter *p = lua_newuserdatauv(L, sizeof *p, 0);
+    p->w = NULL;
+    luaL_setmetatable(L, WRITER_MT);
+    eh_error err = {0};
+    p->w = eh_image_writer_new((int)n, &err);
+    if (!p->w)
+        return eh_lua_fail(L, &err);
+    return 1;
+}
+
+/* w:submit(img, path) → true, or nil, err (out of memory).  The writer
+ * saves a copy; the caller may close img at once.  Waits while the writer
+ * holds in_flight images. */
+static int m_submit(lua_State *L)
+{
+    eh_image_writer *w = check_writer(L, 1)->w;
+    eh_image *img = eh_lua_check_image(L, 2);
+    const char *path = luaL_checkstring(L, 3);
+    eh_error err = {0};
+    /* a copy: the Image stays the caller's to close, as after img:save */
+    eh_image *copy = eh_image_clone(img, &err);
+    if (!copy || eh_image_writer_submit(w, copy, path, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* Pushes the list of finished results: {path=, hash=} or {path=, error=}. */
+static int push_results(lua_State *L, eh_image_writer *w)
+{
+    lua_newtable(L);
+    eh_image_write_result r;
+    for (lua_Integer i = 1; eh_image_writer_collect(w, 0, &r); i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, r.path);
+        free(r.path);       /* the string is Lua's now: nothing below leaks it */
+        lua_setfield(L, -2, "path");
+        if (r.status == EH_OK)
+            lua_pushstring(L, r.hash);
+        else
+            lua_pushstring(L, r.error);
+        lua_setfield(L, -2, r.status == EH_OK ? "hash" : "error");
+        lua_rawseti(L, -2, i);
+    }
+    return 1;
+}
+
+/* w:collect() → the results finished so far, oldest first (maybe none). */
+static int m_collect(lua_State *L)
+{
+    return push_results(L, check_writer(L, 1)->w);
+}
+
+/* w:flush() → waits for every submitted write, then as collect. */
+static int m_flush(lua_State *L)
+{
+    eh_image_writer *w = check_writer(L, 1)->w;
+    eh_image_writer_flush(w);
+    return push_results(L, w);
+}
+
+/* w:pending() → images submitted and not yet collected. */
+static int m_pending(lua_State *L)
+{
+    lua_pushinteger(L, eh_image_writer_pending(check_writer(L, 1)->w));
+    return 1;
+}
+
+static int m_close(lua_State *L)
+{
+    lwriter *p = luaL_checkudata(L, 1, WRITER_MT);
+    eh_image_writer_free(p->w);
+    p->w = NULL;
+    return 0;
+}
+
+static int m_tostring(lua_State *L)
+{
+    lwriter *p = luaL_checkudata(L, 1, WRITER_MT);
+    if (p->w)
+        lua_pushfstring(L, "ImageWriter(%d pending)", eh_image_writer_pending(p->w));
+    else
+        lua_pushliteral(L, "ImageWriter(closed)");
+    return 1;
+}
+
+static const luaL_Reg functions[] = {
+    {"new", l_new},
+    {NULL, NULL},
+};
+
+static const luaL_Reg methods[] = {
+    {"submit", m_submit},
+    {"collect", m_collect},
+    {"flush", m_flush},
+    {"pending", m_pending},
+    {"close", m_close},
+    {NULL, NULL},
+};
+
+static const luaL_Reg metamethods[] = {
+    {"__index", NULL},      /* placeholder: the method table */
+    {"__gc", m_close},
+    {"__close", m_close},
+    {"__tostring", m_tostring},
+    {NULL, NULL},
+};
+
+static void create_meta(lua_State *L)
+{
+    if (luaL_newmetatable(L, WRITER_MT)) {
+        luaL_setfuncs(L, metamethods, 0);
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}
+
+int eh_open_image_writer(lua_State *L)
+{
+    create_meta(L);
+    luaL_newlib(L, functions);
+    return 1;
+}
