@@ -173,6 +173,53 @@ eh_status eh_qwen3vl_score(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n, c
 eh_status eh_qwen3vl_generate(eh_qwen3vl *q, const eh_qwen3vl_item *item, int max_new, const int32_t *stop,
                               int n_stop, int32_t *out, int *n_out, eh_error *err);
 
+
+/* ---- Qwen-Image VAE (native editor, issue 14; not reachable from configs
+ * until the whole edit runs) -------------------------------------------------
+ * diffusers' AutoencoderKLQwenImage for single images (one frame): every
+ * causal 3-D convolution of a one-frame input only meets its last temporal
+ * kernel slice (the earlier ones see the causal zero padding), so the load
+ * keeps that slice as a 2-D kernel and the forward is 2-D throughout; the
+ * temporal resampling convolutions (time_conv), which a first frame never
+ * runs, are not loaded. */
+typedef struct eh_qwenimage_vae eh_qwenimage_vae;
+
+#define EH_QWENIMAGE_MAX_LEVELS 8
+#define EH_QWENIMAGE_MAX_Z 64
+
+typedef struct eh_qwenimage_vae_config {
+    int base_dim, z_dim, num_res_blocks;
+    int n_levels;                                   /* len(dim_mult) */
+    int dim_mult[EH_QWENIMAGE_MAX_LEVELS];
+    float latents_mean[EH_QWENIMAGE_MAX_Z], latents_std[EH_QWENIMAGE_MAX_Z];
+} eh_qwenimage_vae_config;
+
+/* Reads vae/config.json (_class_name AutoencoderKLQwenImage; missing keys
+ * take diffusers' defaults).  Defined in host/qwenimage.c.  EH_EIO,
+ * EH_EFORMAT (another class, attn_scales, sizes out of range). */
+eh_status eh_qwenimage_vae_config_load(const char *path, eh_qwenimage_vae_config *cfg, eh_error *err);
+
+/* Weights: the tensors under encoder., decoder., quant_conv. and
+ * post_quant_conv. among the n given (vae/diffusion_pytorch_model.safetensors),
+ * into the host copy in opt->dtype; every one the config needs is checked
+ * (present, shape) by a dry pass.  EH_EFORMAT names the tensor. */
+eh_status eh_qwenimage_vae_load(const eh_qwenimage_vae_config *cfg, const struct eh_st_tensor *const *tensors,
+                                size_t n, const eh_torch_options *opt, eh_qwenimage_vae **out, eh_error *err);
+void eh_qwenimage_vae_free(eh_qwenimage_vae *v);                 /* NULL is a no-op */
+eh_torch_module *eh_qwenimage_vae_module(eh_qwenimage_vae *v);   /* residency */
+int eh_qwenimage_vae_scale(const eh_qwenimage_vae *v);           /* pixels per latent: 2^(levels-1) */
+
+/* images: n float32 [3,h,w] planes in [-1,1] (the pipeline's preprocessing),
+ * h and w multiples of the scale.  latents (room for n*z_dim*(h/s)*(w/s)):
+ * the posterior's mode, normalised as QwenImageEditPipeline does,
+ * (z - latents_mean) / latents_std. */
+eh_status eh_qwenimage_vae_encode(eh_qwenimage_vae *v, const float *images, int n, int h, int w, float *latents,
+                                  eh_error *err);
+/* latents: n normalised [z_dim,lh,lw]; images (room for n*3*(lh*s)*(lw*s))
+ * in [-1,1], clamped as diffusers clamps. */
+eh_status eh_qwenimage_vae_decode(eh_qwenimage_vae *v, const float *latents, int n, int lh, int lw, float *images,
+                                  eh_error *err);
+
 #ifdef __cplusplus
 }
 #endif

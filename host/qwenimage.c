@@ -1,0 +1,139 @@
+/* qwenimage.c — the C side of the native Qwen-Image editor (issue 14): its
+ * diffusers configs read into the shim's structs.  The forward is in
+ * host/torch_shim.cpp; nothing here needs libtorch, so a build without it
+ * still checks configs. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evalhost/error.h"
+#include "evalhost/torch_shim.h"
+
+static cJSON *read_json(const char *path, eh_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        eh_fail(err, EH_EIO, "%s: cannot open", path);
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (len < 0 || len > (1L << 20)) {
+        fclose(f);
+        eh_fail(err, EH_EFORMAT, "%s: unreadable or over 1 MiB", path);
+        return NULL;
+    }
+    char *buf = malloc((size_t)len + 1);
+    size_t got = buf ? fread(buf, 1, (size_t)len, f) : 0;
+    fclose(f);
+    cJSON *root = buf ? cJSON_ParseWithLength(buf, got) : NULL;
+    free(buf);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        eh_fail(err, EH_EFORMAT, "%s: not a JSON object", path);
+        return NULL;
+    }
+    return root;
+}
+
+static int jint(const cJSON *o, const char *k, int dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? (int)v->valuedouble : dflt;
+}
+
+/* A numeric array into out[max]; -1 if present but not numbers or too long,
+ * else its length (0 when absent: the caller keeps its defaults). */
+static int jfloats(const cJSON *o, const char *k, float *out, int max)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, k), *x;
+    if (!a)
+        return 0;
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) > max)
+        return -1;
+    int i = 0;
+    cJSON_ArrayForEach(x, a) {
+        if (!cJSON_IsNumber(x))
+            return -1;
+        out[i++] = (float)x->valuedouble;
+    }
+    return i;
+}
+
+/* diffusers' AutoencoderKLQwenImage defaults (the released model's values) */
+static const float k_mean[16] = { -0.7571f, -0.7089f, -0.9113f, 0.1075f,  -0.1745f, 0.9653f,  -0.1517f, 1.5508f,
+                                  0.4134f,  -0.0715f, 0.5517f,  -0.3632f, -0.1922f, -0.9497f, 0.2503f,  -0.2921f };
+static const float k_std[16] = { 2.8184f, 1.4541f, 2.3275f, 2.6558f, 1.2196f, 1.7708f, 2.6052f, 2.0743f,
+                                 3.2687f, 2.1526f, 2.8652f, 1.5579f, 1.6382f, 1.1253f, 2.8251f, 1.9160f };
+
+eh_status eh_qwenimage_vae_config_load(const char *path, eh_qwenimage_vae_config *c, eh_error *err)
+{
+    cJSON *root = read_json(path, err);
+    if (!root)
+        return err ? err->code : EH_EFORMAT;
+    memset(c, 0, sizeof *c);
+    eh_status rc = EH_OK;
+    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(root, "_class_name");
+    const char *name = cJSON_IsString(cls) ? cls->valuestring : "";
+    if (strcmp(name, "AutoencoderKLQwenImage")) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: _class_name '%s' is not AutoencoderKLQwenImage", path, name);
+        goto done;
+    }
+    c->base_dim = jint(root, "base_dim", 96);
+    c->z_dim = jint(root, "z_dim", 16);
+    c->num_res_blocks = jint(root, "num_res_blocks", 2);
+    float mult[EH_QWENIMAGE_MAX_LEVELS];
+    int n = jfloats(root, "dim_mult", mult, EH_QWENIMAGE_MAX_LEVELS);
+    if (n == 0) {
+        const float d[4] = { 1, 2, 4, 4 };
+        memcpy(mult, d, sizeof d);
+        n = 4;
+    }
+    if (n < 2) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: dim_mult must list 2 to %d levels", path, EH_QWENIMAGE_MAX_LEVELS);
+        goto done;
+    }
+    c->n_levels = n;
+    for (int i = 0; i < n; i++) {
+        c->dim_mult[i] = (int)mult[i];
+        if (c->dim_mult[i] < 1 || c->dim_mult[i] > 64 || (float)c->dim_mult[i] != mult[i]) {
+            rc = eh_fail(err, EH_EFORMAT, "%s: dim_mult[%d] is not an integer in 1..64", path, i);
+            goto done;
+        }
+    }
+    if (c->base_dim < 1 || c->base_dim > 4096 || c->num_res_blocks < 1 || c->num_res_blocks > 16 || c->z_dim < 1 ||
+        c->z_dim > EH_QWENIMAGE_MAX_Z) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: base_dim, z_dim (1..%d) or num_res_blocks out of range", path,
+                     EH_QWENIMAGE_MAX_Z);
+        goto done;
+    }
+    /* attention inside the down blocks: the released model has none, and
+     * diffusers' decoder ignores it; refused rather than half supported */
+    const cJSON *as = cJSON_GetObjectItemCaseSensitive(root, "attn_scales");
+    if (as && (!cJSON_IsArray(as) || cJSON_GetArraySize(as) != 0)) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: attn_scales must be empty (attention in the down blocks is not supported)",
+                     path);
+        goto done;
+    }
+    int nm = jfloats(root, "latents_mean", c->latents_mean, EH_QWENIMAGE_MAX_Z);
+    int ns = jfloats(root, "latents_std", c->latents_std, EH_QWENIMAGE_MAX_Z);
+    if (nm == 0 && ns == 0 && c->z_dim == 16) {
+        memcpy(c->latents_mean, k_mean, sizeof k_mean);
+        memcpy(c->latents_std, k_std, sizeof k_std);
+        nm = ns = 16;
+    }
+    if (nm != c->z_dim || ns != c->z_dim) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: latents_mean and latents_std must hold z_dim (%d) numbers", path, c->z_dim);
+        goto done;
+    }
+    for (int i = 0; i < c->z_dim; i++)
+        if (!(c->latents_std[i] > 0)) {
+            rc = eh_fail(err, EH_EFORMAT, "%s: latents_std[%d] is not positive", path, i);
+            goto done;
+        }
+done:
+    cJSON_Delete(root);
+    return rc;
+}

@@ -1,0 +1,311 @@
+/* test_qwenimage_parity.c — the native editor's parts (issue 14) against
+ * diffusers 0.42.1 on the tiny random fixtures of
+ * tools/make_qwenimage_fixture.py (tests/data/qwenimage):
+ *   VAE encode: our normalised latents of reference/vae_image.npy must be
+ *     diffusers' encode → mode → (z - mean) / std within ENC_TOL;
+ *   VAE decode: our pixels from reference/vae_latents.npy must be
+ *     diffusers' decode(latents / (1 / std) + mean) within DEC_TOL;
+ *   a batch of two images equals each one alone; the GPU's copy path
+ *   (cpu_copy) gives the same numbers; bfloat16 stays within BF16_*_TOL.
+ * Prints the max differences, as test_native_parity.c does.  Bad input:
+ * configs of another class or with attn_scales, a missing weight, sizes
+ * that are not multiples of the VAE's scale, a module not on its device.
+ * The configs are checked without libtorch too. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "evalhost/safetensors.h"
+#include "evalhost/torch_shim.h"
+
+#define FIX "tests/data/qwenimage"
+
+static void test_config(void)
+{
+    eh_error err = { 0 };
+    eh_qwenimage_vae_config c;
+    CHECK_EQ_INT(eh_qwenimage_vae_config_load(FIX "/vae/config.json", &c, &err), EH_OK);
+    CHECK_EQ_INT(c.base_dim, 4);
+    CHECK_EQ_INT(c.z_dim, 16);
+    CHECK_EQ_INT(c.n_levels, 4);
+    CHECK_EQ_INT(c.dim_mult[2], 4);
+    CHECK_EQ_INT(c.num_res_blocks, 2);
+    CHECK(fabsf(c.latents_mean[0] + 0.7571f) < 1e-6f && fabsf(c.latents_std[15] - 1.916f) < 1e-6f);
+
+    CHECK_EQ_INT(eh_qwenimage_vae_config_load(FIX "/transformer/config.json", &c, &err), EH_EFORMAT);
+    CHECK_CONTAINS(err.msg, "_class_name 'QwenImageTransformer2DModel' is not AutoencoderKLQwenImage");
+    CHECK_EQ_INT(eh_qwenimage_vae_config_load(FIX "/vae/none.json", &c, &err), EH_EIO);
+    CHECK_CONTAINS(err.msg, "none.json: cannot open");
+
+    const char *bad[][2] = {
+        { "{\"_class_name\": \"AutoencoderKLQwenImage\", \"attn_scales\": [0.5]}", "attn_scales must be empty" },
+        { "{\"_class_name\": \"AutoencoderKLQwenImage\", \"z_dim\": 4}", "must hold z_dim (4) numbers" },
+        { "{\"_class_name\": \"AutoencoderKLQwenImage\", \"dim_mult\": [1, 2.5]}", "dim_mult[1] is not an integer" },
+        { "{\"_class_name\": \"AutoencoderKLQwenImage\", \"latents_std\": [1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0],"
+          " \"latents_mean\": [0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}", "latents_std[15] is not positive" },
+        { "[1, 2]", "not a JSON object" },
+    };
+    char path[] = "/tmp/eh_qwenimage_cfg_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = fopen(path, "w");
+        fputs(bad[i][0], f);
+        fclose(f);
+        memset(&err, 0, sizeof err);
+        CHECK_EQ_INT(eh_qwenimage_vae_config_load(path, &c, &err), EH_EFORMAT);
+        CHECK_CONTAINS(err.msg, bad[i][1]);
+    }
+    remove(path);
+}
+
+#ifdef EVALHOST_HAVE_TORCH
+
+/* float32: both sides run the same ops in float32 (our 2-D convolutions
+ * are diffusers' 3-D ones without the zero frames), so only the order of
+ * float sums differs.  Measured on this fixture: diffusers' own float32
+ * against float64 differs by 4e-7 (encode) and 1.4e-5 (decode, ~30 convs
+ * deep with growing activations), and its decode of a batch of two by
+ * 2.9e-5 from one alone; the bounds leave room for that.  bfloat16:
+ * diffusers' own bfloat16 lands 0.0063 (encode) and 0.21 (decode, pixels in
+ * [-1,1]) from its float32 here; ours must be no more than about twice. */
+#define ENC_TOL 1e-5
+#define DEC_TOL 1e-4
+#define BF16_ENC_TOL 0.015
+#define BF16_DEC_TOL 0.4
+#define BATCH_TOL 1e-5
+
+static float *load_npy(const char *path, size_t *count)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)len);
+    size_t got = b ? fread(b, 1, (size_t)len, f) : 0;
+    fclose(f);
+    if (!b || got < 12 || memcmp(b, "\x93NUMPY", 6) != 0 || b[6] != 1) {
+        free(b);
+        return NULL;
+    }
+    size_t start = 10 + ((size_t)b[8] | (size_t)b[9] << 8);
+    char header[512] = "";
+    if (start <= got && start - 10 < sizeof header)
+        memcpy(header, b + 10, start - 10);
+    if (start > got || !strstr(header, "'descr': '<f4'") || (got - start) % 4) {
+        free(b);
+        return NULL;
+    }
+    *count = (got - start) / 4;
+    float *v = malloc(got - start + 4);
+    if (v)
+        memcpy(v, b + start, got - start);
+    free(b);
+    return v;
+}
+
+static double max_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= m))
+            m = d;   /* a NaN makes the maximum NaN, which fails every bound */
+    }
+    return m;
+}
+
+static eh_qwenimage_vae *load_vae(const char *dtype, int cpu_copy, const char *skip, eh_error *err)
+{
+    eh_qwenimage_vae_config c;
+    if (eh_qwenimage_vae_config_load(FIX "/vae/config.json", &c, err) != EH_OK)
+        return NULL;
+    eh_safetensors *st = eh_safetensors_open(FIX "/vae/diffusion_pytorch_model.safetensors", err);
+    if (!st)
+        return NULL;
+    size_t n = eh_safetensors_count(st), k = 0;
+    const eh_st_tensor **ts = malloc(sizeof *ts * (n + 1));
+    for (size_t i = 0; i < n; i++)
+        if (!skip || strcmp(eh_safetensors_at(st, i)->name, skip))
+            ts[k++] = eh_safetensors_at(st, i);
+    eh_torch_options o = eh_torch_default_options();
+    o.dtype = dtype;
+    o.cpu_copy = cpu_copy;
+    eh_qwenimage_vae *v = NULL;
+    eh_qwenimage_vae_load(&c, ts, k, &o, &v, err);
+    free(ts);
+    eh_safetensors_close(st);   /* the host copy is ours: the mapping may go */
+    return v;
+}
+
+typedef struct refs {
+    float *image, *latents, *decoded;
+    size_t n_image, n_latents, n_decoded;
+} refs;
+
+static int refs_load(refs *r)
+{
+    memset(r, 0, sizeof *r);
+    r->image = load_npy(FIX "/reference/vae_image.npy", &r->n_image);
+    r->latents = load_npy(FIX "/reference/vae_latents.npy", &r->n_latents);
+    r->decoded = load_npy(FIX "/reference/vae_decoded.npy", &r->n_decoded);
+    CHECK(r->image && r->latents && r->decoded);
+    /* [1,3,1,40,56] and [1,16,1,5,7] (make_qwenimage_fixture.py) */
+    CHECK_EQ_INT(r->n_image, 3 * 40 * 56);
+    CHECK_EQ_INT(r->n_latents, 16 * 5 * 7);
+    CHECK_EQ_INT(r->n_decoded, 3 * 40 * 56);
+    return r->image && r->latents && r->decoded && r->n_image == 3 * 40 * 56 && r->n_latents == 16 * 5 * 7 &&
+                   r->n_decoded == r->n_image
+               ? 0
+               : -1;
+}
+
+static void refs_free(refs *r)
+{
+    free(r->image);
+    free(r->latents);
+    free(r->decoded);
+}
+
+/* encode and decode against diffusers; returns the two max diffs */
+static void parity(const refs *r, const char *dtype, int cpu_copy, double etol, double dtol, double *enc_d,
+                   double *dec_d)
+{
+    eh_error err = { 0 };
+    *enc_d = *dec_d = INFINITY;
+    eh_qwenimage_vae *v = load_vae(dtype, cpu_copy, NULL, &err);
+    CHECK(v != NULL);
+    if (!v) {
+        fprintf(stderr, "load: %s\n", err.msg);
+        return;
+    }
+    CHECK_EQ_INT(eh_qwenimage_vae_scale(v), 8);
+    int64_t bytes = 0;
+    CHECK_EQ_INT(eh_torch_module_to_device(eh_qwenimage_vae_module(v), &bytes, &err), EH_OK);
+    float *lat = malloc(sizeof *lat * r->n_latents), *img = malloc(sizeof *img * r->n_decoded);
+    CHECK_EQ_INT(eh_qwenimage_vae_encode(v, r->image, 1, 40, 56, lat, &err), EH_OK);
+    *enc_d = max_diff(lat, r->latents, r->n_latents);
+    CHECK_EQ_INT(eh_qwenimage_vae_decode(v, r->latents, 1, 5, 7, img, &err), EH_OK);
+    *dec_d = max_diff(img, r->decoded, r->n_decoded);
+    printf("qwenimage vae %s%s: encode max |diff| %.3g (tolerance %g), decode max |diff| %.3g (tolerance %g)\n",
+           dtype, cpu_copy ? " (cpu_copy)" : "", *enc_d, etol, *dec_d, dtol);
+    CHECK(*enc_d <= etol);
+    CHECK(*dec_d <= dtol);
+    free(lat);
+    free(img);
+    eh_qwenimage_vae_free(v);
+}
+
+static void test_parity(const refs *r)
+{
+    double e32, d32, e, d;
+    parity(r, "float32", 0, ENC_TOL, DEC_TOL, &e32, &d32);
+    parity(r, "float32", 1, ENC_TOL, DEC_TOL, &e, &d);
+    CHECK(e == e32 && d == d32);   /* same ops on the same numbers: bit equal */
+    parity(r, "bfloat16", 0, BF16_ENC_TOL, BF16_DEC_TOL, &e, &d);
+    /* bfloat16 must be worse than float32, or the dtype was not applied */
+    CHECK(e > e32 && d > d32);
+}
+
+/* a batch of two (the image, and it upside down) equals one by one */
+static void test_batch(const refs *r)
+{
+    eh_error err = { 0 };
+    eh_qwenimage_vae *v = load_vae("float32", 0, NULL, &err);
+    CHECK(v != NULL);
+    if (!v)
+        return;
+    int64_t bytes = 0;
+    eh_torch_module_to_device(eh_qwenimage_vae_module(v), &bytes, &err);
+    size_t ni = r->n_image, nl = r->n_latents;
+    float *two = malloc(sizeof *two * 2 * ni), *lat2 = malloc(sizeof *lat2 * 2 * nl), *lat = malloc(sizeof *lat * nl);
+    memcpy(two, r->image, sizeof *two * ni);
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < 40; y++)
+            memcpy(two + ni + (c * 40 + y) * 56, r->image + (c * 40 + 39 - y) * 56, sizeof(float) * 56);
+    CHECK_EQ_INT(eh_qwenimage_vae_encode(v, two, 2, 40, 56, lat2, &err), EH_OK);
+    CHECK_EQ_INT(eh_qwenimage_vae_encode(v, two + ni, 1, 40, 56, lat, &err), EH_OK);
+    double d1 = max_diff(lat2 + nl, lat, nl), d0 = max_diff(lat2, r->latents, nl);
+    printf("qwenimage vae batch of 2: item 1 vs alone %.3g, item 0 vs diffusers %.3g\n", d1, d0);
+    CHECK(d1 <= BATCH_TOL);
+    CHECK(d0 <= ENC_TOL);
+    CHECK(max_diff(lat, r->latents, nl) > 0.01);   /* the flipped image is another input */
+    float *img2 = malloc(sizeof *img2 * 2 * ni);
+    CHECK_EQ_INT(eh_qwenimage_vae_decode(v, lat2, 2, 5, 7, img2, &err), EH_OK);
+    float *img = malloc(sizeof *img * ni);
+    CHECK_EQ_INT(eh_qwenimage_vae_decode(v, lat, 1, 5, 7, img, &err), EH_OK);
+    double dd = max_diff(img2 + ni, img, ni);
+    printf("qwenimage vae decode batch of 2: item 1 vs alone %.3g\n", dd);
+    CHECK(dd <= DEC_TOL);
+    free(two), free(lat2), free(lat), free(img2), free(img);
+    eh_qwenimage_vae_free(v);
+}
+
+static void test_bad_input(const refs *r)
+{
+    eh_error err = { 0 };
+    eh_qwenimage_vae *v = load_vae("float32", 0, "decoder.up_blocks.2.upsamplers.0.resample.1.bias", &err);
+    CHECK(v == NULL);
+    CHECK_EQ_INT(err.code, EH_EFORMAT);
+    CHECK_CONTAINS(err.msg, "weights: weight 'decoder.up_blocks.2.upsamplers.0.resample.1.bias' is missing");
+    memset(&err, 0, sizeof err);
+    v = load_vae("float32", 0, NULL, &err);
+    CHECK(v != NULL);
+    if (!v)
+        return;
+    float lat[16 * 5 * 7];
+    CHECK_EQ_INT(eh_qwenimage_vae_encode(v, r->image, 1, 40, 56, lat, &err), EH_ESTATE);
+    CHECK_CONTAINS(err.msg, "model is not loaded");
+    int64_t bytes = 0;
+    CHECK_EQ_INT(eh_torch_module_to_device(eh_qwenimage_vae_module(v), &bytes, &err), EH_OK);
+    CHECK(bytes > 0);
+    CHECK_EQ_INT(eh_qwenimage_vae_encode(v, r->image, 1, 42, 56, lat, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "vae encode: 56x42 is not a positive multiple of 8");
+    CHECK_EQ_INT(eh_qwenimage_vae_decode(v, r->latents, 1, 0, 7, lat, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "vae decode: latents 7x0 (n 1) are empty");
+    CHECK_EQ_INT(eh_torch_module_off_device(eh_qwenimage_vae_module(v), &err), EH_OK);
+    CHECK_EQ_INT(eh_qwenimage_vae_encode(v, r->image, 1, 40, 56, lat, &err), EH_ESTATE);
+    eh_qwenimage_vae_free(v);
+
+    /* another model's weights under the VAE's config */
+    eh_qwenimage_vae_config c;
+    CHECK_EQ_INT(eh_qwenimage_vae_config_load(FIX "/vae/config.json", &c, &err), EH_OK);
+    c.z_dim = 8;   /* the files' latents have 16 channels */
+    eh_safetensors *st = eh_safetensors_open(FIX "/vae/diffusion_pytorch_model.safetensors", &err);
+    size_t n = st ? eh_safetensors_count(st) : 0;
+    const eh_st_tensor **ts = malloc(sizeof *ts * (n + 1));
+    for (size_t i = 0; i < n; i++)
+        ts[i] = eh_safetensors_at(st, i);
+    eh_torch_options o = eh_torch_default_options();
+    memset(&err, 0, sizeof err);
+    CHECK_EQ_INT(eh_qwenimage_vae_load(&c, ts, n, &o, &v, &err), EH_EFORMAT);
+    CHECK(v == NULL);
+    CHECK_CONTAINS(err.msg, "weights: weight 'post_quant_conv.weight' has shape [16, 16, 1, 1] where 8 input channels");
+    free(ts);
+    eh_safetensors_close(st);
+}
+
+#endif
+
+int main(void)
+{
+    test_config();
+#ifdef EVALHOST_HAVE_TORCH
+    refs r;
+    if (refs_load(&r) == 0) {
+        test_parity(&r);
+        test_batch(&r);
+        test_bad_input(&r);
+    }
+    refs_free(&r);
+#else
+    printf("test_qwenimage_parity: built without libtorch; the forward is not checked\n");
+#endif
+    return check_summary("test_qwenimage_parity");
+}

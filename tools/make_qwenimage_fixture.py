@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Builds the tiny random Qwen-Image parts of the native editor's parity
+tests with diffusers (0.42.1), and the reference outputs our libtorch
+forward must match.
+
+    make_qwenimage_fixture.py [OUT_DIR]    (default tests/data/qwenimage)
+
+Writes, in diffusers layout:
+  OUT_DIR/vae/config.json, diffusion_pytorch_model.safetensors
+      AutoencoderKLQwenImage: the real model's structure (4 levels, three
+      2x downsamplings, mid attention, z_dim 16, its latents_mean/std) at
+      base_dim 4;
+  OUT_DIR/transformer/config.json, diffusion_pytorch_model.safetensors
+      QwenImageTransformer2DModel: 2 dual-stream blocks, 2 heads of 16,
+      joint_attention_dim 24;
+  OUT_DIR/reference/ (little-endian float32 .npy):
+      vae_image.npy      [1,3,1,H,W] in [-1,1], the encoder's input
+      vae_latents.npy    [1,16,1,H/8,W/8]  encode → latent_dist.mode(),
+                          normalised as QwenImageEditPipeline does:
+                          (z - latents_mean) / latents_std
+      vae_decoded.npy    [1,3,1,H,W]  decode(latents / (1 / std) + mean) as the
+                          pipeline writes it, clamped
+                          to [-1,1] by diffusers, from vae_latents.npy
+      dit_*.npy          one transformer call (see dit_reference below)
+  OUT_DIR/reference/reference.json: shapes and the transformer's call args.
+Weights are drawn with a fixed seed; the VAE's RMSNorm gammas and conv
+biases are perturbed so a wrong parameter order shows in the outputs.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+H, W = 40, 56          # not square, and 5x7 latents: a swapped axis shows
+
+
+def npy(path, t):
+    np.save(path, np.ascontiguousarray(t.detach().to(torch.float32).numpy()).astype("<f4"))
+
+
+def perturb(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            if name.endswith("gamma"):
+                p.copy_(1.0 + 0.3 * torch.randn(p.shape, generator=g))
+            elif name.endswith("bias"):
+                p.copy_(0.05 * torch.randn(p.shape, generator=g))
+
+
+def vae_reference(out):
+    from diffusers import AutoencoderKLQwenImage
+    torch.manual_seed(1234)
+    vae = AutoencoderKLQwenImage(base_dim=4, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
+                                 attn_scales=[], temperal_downsample=[False, True, True])
+    perturb(vae, 99)
+    vae.eval()
+    d = os.path.join(out, "vae")
+    vae.save_pretrained(d, safe_serialization=True)
+    g = torch.Generator().manual_seed(7)
+    # a smooth picture plus noise, in the pipeline's [-1,1]
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, H), torch.linspace(-1, 1, W), indexing="ij")
+    img = torch.stack([torch.sin(3 * xx), torch.cos(2 * yy), xx * yy]) * 0.8
+    img = (img + 0.2 * torch.rand(3, H, W, generator=g) - 0.1).clamp(-1, 1)
+    img = img[None, :, None]
+    cfg = vae.config
+    mean = torch.tensor(cfg.latents_mean).view(1, cfg.z_dim, 1, 1, 1)
+    std = torch.tensor(cfg.latents_std).view(1, cfg.z_dim, 1, 1, 1)
+    with torch.no_grad():
+        z = vae.encode(img).latent_dist.mode()
+        lat = (z - mean) / std
+        dec = vae.decode(lat / (1.0 / std) + mean, return_dict=False)[0]
+    r = os.path.join(out, "reference")
+    npy(os.path.join(r, "vae_image.npy"), img)
+    npy(os.path.join(r, "vae_latents.npy"), lat)
+    npy(os.path.join(r, "vae_decoded.npy"), dec)
+    return {"vae": {"image": list(img.shape), "latents": list(lat.shape), "decoded": list(dec.shape),
+                    "latents_absmax": float(lat.abs().max()), "decoded_std": float(dec.std())}}
+
+
+def dit_reference(out):
+    from diffusers import QwenImageTransformer2DModel
+    torch.manual_seed(4321)
+    dit = QwenImageTransformer2DModel(patch_size=2, in_channels=64, out_channels=16, num_layers=2,
+                                      attention_head_dim=16, num_attention_heads=2, joint_attention_dim=24,
+                                      axes_dims_rope=(4, 6, 6))
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        # diffusers zero-inits the output projection and the modulations'
+        # last layers are small: draw everything so each block matters
+        for name, p in sorted(dit.named_parameters()):
+            p.copy_(torch.randn(p.shape, generator=g) * (0.02 if p.ndim == 1 else 1.0 / p.shape[-1] ** 0.5))
+            if name.endswith("norm.weight") or "norm_q" in name or "norm_k" in name or "norm_added" in name:
+                p.add_(1.0)
+    dit.eval()
+    d = os.path.join(out, "transformer")
+    dit.save_pretrained(d, safe_serialization=True)
+    # an edit call: noised latents (3x4 packed tokens) then the reference
+    # image's latents (3x4), text of 7 tokens, timestep 0.6
+    lh, lw, txt = 3, 4, 7
+    hidden = torch.randn(1, 2 * lh * lw, 64, generator=g)
+    enc = torch.randn(1, txt, 24, generator=g)
+    mask = torch.ones(1, txt, dtype=torch.long)
+    t = torch.tensor([0.6])
+    shapes = [[(1, lh, lw), (1, lh, lw)]]
+    with torch.no_grad():
+        o = dit(hidden_states=hidden, encoder_hidden_states=enc, encoder_hidden_states_mask=mask, timestep=t,
+                img_shapes=shapes, return_dict=False)[0]
+    r = os.path.join(out, "reference")
+    npy(os.path.join(r, "dit_hidden.npy"), hidden)
+    npy(os.path.join(r, "dit_encoder.npy"), enc)
+    npy(os.path.join(r, "dit_out.npy"), o)
+    return {"transformer": {"timestep": 0.6, "img_shapes": [[1, lh, lw], [1, lh, lw]], "txt_len": txt,
+                            "hidden": list(hidden.shape), "encoder": list(enc.shape), "out": list(o.shape)}}
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "data", "qwenimage")
+    os.makedirs(os.path.join(out, "reference"), exist_ok=True)
+    torch.set_num_threads(1)
+    import diffusers
+    ref = {"diffusers": diffusers.__version__, "torch": torch.__version__.split("+")[0]}
+    ref.update(vae_reference(out))
+    ref.update(dit_reference(out))
+    with open(os.path.join(out, "reference", "reference.json"), "w") as f:
+        json.dump(ref, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
