@@ -318,8 +318,13 @@ function Run:remember(stage, cat, id, tbl)
   s[cat][id] = tbl
 end
 
--- The record of a finished step, or nil when it still has to run.
+-- The record of a finished step, or nil when it still has to run. An edit
+-- whose image is still being saved is waited for: it is done only once
+-- journaled.
 function Run:done(stage, cat, id)
+  if stage == "edit" and self.writing_ids and self.writing_ids[cat .. "\0" .. tostring(id)] then
+    self:settle_writes(true)
+  end
   local s = self.steps[stage]
   return s and s[cat] and s[cat][id] or nil
 end
@@ -327,10 +332,50 @@ end
 function Run:record(stage, cat, id, tbl)
   if self.journal then
     local ok, err = self.journal:record(stage, cat, id, tbl)
-    if ok == nil and err then stop(("journal: %s"):format(err)) end
+    if ok == nil and err then
+      self.journal_failed = true
+      stop(("journal: %s"):format(err))
+    end
   end
   self:remember(stage, cat, id, tbl)
   return tbl
+end
+
+-- Edited images are saved by evalhost.image_writer's thread (encode, fsync,
+-- rename) while the next pair is edited, at most 4 held at once. An edit is
+-- journaled only from its write's result, so still after its file is durable
+-- (SPEC §6); a kill loses at most the writes in flight, redone on resume.
+-- nil on a host without the writer: Run:edit then saves in line.
+local WRITES_IN_FLIGHT = 4
+function Run:writer()
+  if self.image_writer == nil then
+    local IW = rawget(util.host(), "image_writer")
+    self.image_writer = IW and IW.new({ in_flight = WRITES_IN_FLIGHT }) or false
+    self.writing, self.writing_ids = {}, {}
+  end
+  return self.image_writer or nil
+end
+
+-- Journals the edits whose images are saved (wait: all submitted ones), in
+-- submission order. A failed save stops the run as an in-line save would,
+-- once the saves that succeeded are journaled; on_stop: the run is stopping
+-- already, failures are left for resume to redo.
+function Run:settle_writes(wait, on_stop)
+  local w = self.image_writer
+  if not w or next(self.writing) == nil then return end
+  local failed
+  for _, r in ipairs(wait and w:flush() or w:collect()) do
+    local p = self.writing[r.path]
+    self.writing[r.path] = nil
+    self.writing_ids[p.cat .. "\0" .. tostring(p.id)] = nil
+    if r.error then
+      failed = failed or ("cannot save the edit of %s/%s: %s"):format(p.cat, p.id, r.error)
+    else
+      p.rec.hash = r.hash   -- of the bytes written: lets a resumed run check the file (issue 8)
+      self:record("edit", p.cat, p.id, p.rec)
+    end
+  end
+  if failed and not on_stop then stop(failed) end
 end
 
 ------------------------------------------------------------------------
@@ -529,7 +574,18 @@ function Run:edit(cat, pair)
     self.made_dirs[dir] = true
   end
   local rel = util.join("images", cat, id .. ".png")
-  local ok, serr = edited:save(util.join(self.out, rel))
+  local path = util.join(self.out, rel)
+  local w = self:writer()
+  if w then
+    local ok, serr = w:submit(edited, path)
+    edited:close()
+    if not ok then stop(("cannot save the edit of %s/%s: %s"):format(cat, id, tostring(serr))) end
+    self.writing[path] = { cat = cat, id = id, rec = { image = rel, seconds = dt, input = input } }
+    self.writing_ids[cat .. "\0" .. tostring(id)] = true
+    self:settle_writes(false)
+    return true
+  end
+  local ok, serr = edited:save(path)
   edited:close()
   -- never journaled as the pair's failure: a full disk is not the pair's fault
   if not ok then stop(("cannot save the edit of %s/%s: %s"):format(cat, id, tostring(serr))) end
@@ -616,6 +672,7 @@ end
 -- Score a list of pairs through score_batch (one call per batch_size pairs:
 -- real batches for torch, requests in flight for http). Calls tick() per pair.
 function Run:score_pairs(cat, list, tick)
+  self:settle_writes(true)   -- a stage boundary: every edit journaled before its score
   local size = 1
   local m = self.models.judge
   if m and not self.load_errors.judge then size = math.max(1, m:info().batch_size or 1) end
@@ -728,6 +785,8 @@ end
 
 function Run:finish()
   local h = util.host()
+  self:settle_writes(true)
+  if self.image_writer then self.image_writer:close() end
   for _, m in pairs(self.models) do
     if m:state() == "device" then m:unload() end
   end
@@ -808,6 +867,15 @@ function schedule.main(name, body, opts)
   if ok then return e end
   if getmetatable(e) ~= Stop then error(e, 0) end
   log("error", "%s", e.msg)
+  if run.image_writer then
+    -- the saves already under way finish; unless the journal failed, the edits they
+    -- saved are journaled, so that resume does not redo them
+    if not run.journal_failed then
+      local okw, ew = pcall(run.settle_writes, run, true, true)
+      if not okw then log("error", "%s", tostring(ew)) end
+    end
+    run.image_writer:close()
+  end
   if run.journal then
     log("error", "stopped: every finished step is in %s; fix the cause and run the same command with --resume",
       run.journal:path())

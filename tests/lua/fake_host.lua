@@ -62,6 +62,66 @@ function Image:close()
 end
 
 ------------------------------------------------------------------------
+-- ImageWriter: images saved later, as by the C writer's thread. A write
+-- finishes when more than in_flight are queued (the C submit waits for
+-- room) or on flush, so results lag behind submits as they would.
+------------------------------------------------------------------------
+local Writer = {}
+Writer.__index = Writer
+
+local function check_writer(w)
+  assert(not w.closed, "attempt to use a closed ImageWriter")
+  return w
+end
+
+function Writer:write_oldest()
+  local job = table.remove(self.queue, 1)
+  local copy = setmetatable({ w = job.w, h = job.h, data = job.data, state = self.state }, Image)
+  local ok, err = copy:save(job.path)
+  if ok then
+    local f = io.open(job.path, "rb")
+    local bytes = f:read("a")
+    f:close()
+    self.done[#self.done + 1] = { path = job.path, hash = self.hash(bytes) }
+  else
+    self.done[#self.done + 1] = { path = job.path, error = err }
+  end
+end
+
+function Writer:submit(img, path)
+  check_writer(self)
+  check(img)
+  self.queue[#self.queue + 1] = { w = img.w, h = img.h, data = img.data, path = path }
+  if self.state then
+    self.state.writes_submitted = (self.state.writes_submitted or 0) + 1
+    self.state.max_writes_queued = math.max(self.state.max_writes_queued or 0, #self.queue)
+  end
+  while #self.queue > self.in_flight do self:write_oldest() end
+  return true
+end
+
+function Writer:collect()
+  check_writer(self)
+  local out = self.done
+  self.done = {}
+  return out
+end
+
+function Writer:flush()
+  check_writer(self)
+  while #self.queue > 0 do self:write_oldest() end
+  return self:collect()
+end
+
+function Writer:pending() check_writer(self) return #self.queue + #self.done end
+
+function Writer:close()
+  if self.closed then return end
+  while #self.queue > 0 do self:write_oldest() end
+  self.closed = true
+end
+
+------------------------------------------------------------------------
 -- Models: editor appends the instruction; judge scores from the data.
 ------------------------------------------------------------------------
 local Model = {}
@@ -267,6 +327,12 @@ function fake.new(opts)
         for line in pipe:lines() do names[#names + 1] = line end
         pipe:close()
         return names
+      end,
+    },
+    image_writer = {
+      new = function(o)
+        return setmetatable({ in_flight = (o or {}).in_flight or 4, queue = {}, done = {}, state = st, hash = fnv },
+          Writer)
       end,
     },
     image = {
