@@ -1,8 +1,8 @@
-/* image_writer.c — one worker thread saving images in submission order.
- * Jobs form one FIFO list: `todo` points at the first the worker has not
- * started, `head` at the oldest not yet collected.  A job keeps its image
- * until written (that is what `holding` bounds) and its small result until
- * collected, so results never hold pixels. */
+/* image_writer.c — one worker thread saving (or loading) images in
+ * submission order.  Jobs form one FIFO list: `todo` points at the first
+ * the worker has not started, `head` at the oldest not yet collected.  A
+ * write keeps its image until written, a load its image until collected:
+ * that is what `holding` bounds. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -14,7 +14,9 @@
 
 typedef struct job {
     struct job *next;
-    eh_image *img;               /* owned until written */
+    eh_image *img;               /* a write's, owned until written */
+    int load;                    /* 1: a load (res.image), 0: a write */
+    eh_image_limits limits;      /* a load's */
     int done;
     eh_image_write_result res;
 } job;
@@ -25,7 +27,9 @@ struct eh_image_writer {
     pthread_cond_t finished;     /* callers: a job finished */
     pthread_t thread;
     job *head, *tail, *todo;
-    int holding;                 /* jobs queued or being written */
+    int holding;                 /* writes not finished + loads not collected */
+    int unfinished;              /* jobs queued or running */
+    int writes_unfinished;       /* of which writes: each will free a place */
     int pending;                 /* jobs not yet collected */
     int max;
     int quit;
@@ -66,6 +70,15 @@ fail:
     snprintf(r->error, sizeof r->error, "%s", e.msg[0] ? e.msg : "image writer: unknown error");
 }
 
+static void load_one(job *j)
+{
+    eh_image_write_result *r = &j->res;
+    eh_error e = {0};
+    r->image = eh_image_load(r->path, &j->limits, &e);
+    r->status = r->image ? EH_OK : (e.code ? e.code : EH_EIO);
+    snprintf(r->error, sizeof r->error, "%s", r->image ? "" : e.msg);
+}
+
 static void *worker(void *arg)
 {
     eh_image_writer *w = arg;
@@ -78,12 +91,19 @@ static void *worker(void *arg)
         job *j = w->todo;
         w->todo = j->next;
         pthread_mutex_unlock(&w->mu);
-        write_one(j);
+        if (j->load)
+            load_one(j);
+        else
+            write_one(j);
         eh_image_free(j->img);
         pthread_mutex_lock(&w->mu);
         j->img = NULL;
         j->done = 1;
-        w->holding--;
+        w->unfinished--;
+        if (!j->load) {
+            w->writes_unfinished--;
+            w->holding--;
+        }
         pthread_cond_broadcast(&w->finished);
     }
     pthread_mutex_unlock(&w->mu);
@@ -113,26 +133,24 @@ eh_image_writer *eh_image_writer_new(int max_in_flight, eh_error *err)
     return w;
 }
 
-eh_status eh_image_writer_submit(eh_image_writer *w, eh_image *img, const char *path, eh_error *err)
+/* Appends j once there is room; frees j (and its image) on failure. */
+static eh_status enqueue(eh_image_writer *w, job *j, eh_error *err)
 {
-    job *j = calloc(1, sizeof *j);
-    char *p = j ? strdup(path) : NULL;
-    if (!p) {
-        free(j);
-        eh_image_free(img);
-        return eh_fail(err, EH_ENOMEM, "image writer: out of memory for %s", path);
-    }
-    j->img = img;
-    j->res.path = p;
+    eh_status st = EH_OK;
     pthread_mutex_lock(&w->mu);
-    while (w->holding >= w->max && !w->quit)
+    while (w->holding >= w->max && w->writes_unfinished > 0 && !w->quit)
         pthread_cond_wait(&w->finished, &w->mu);
-    if (w->quit) {
+    if (w->quit)
+        st = eh_fail(err, EH_ESTATE, "image writer: closed (%s)", j->res.path);
+    else if (w->holding >= w->max)
+        st = eh_fail(err, EH_ESTATE, "image writer: %d loads not collected (in flight at most %d; %s)",
+                     w->holding, w->max, j->res.path);
+    if (st != EH_OK) {
         pthread_mutex_unlock(&w->mu);
-        free(p);
+        free(j->res.path);
+        eh_image_free(j->img);
         free(j);
-        eh_image_free(img);
-        return eh_fail(err, EH_ESTATE, "image writer: closed (%s)", path);
+        return st;
     }
     if (w->tail)
         w->tail->next = j;
@@ -143,9 +161,43 @@ eh_status eh_image_writer_submit(eh_image_writer *w, eh_image *img, const char *
         w->todo = j;
     w->holding++;
     w->pending++;
+    w->unfinished++;
+    if (!j->load)
+        w->writes_unfinished++;
     pthread_cond_signal(&w->work);
     pthread_mutex_unlock(&w->mu);
     return EH_OK;
+}
+
+static job *new_job(const char *path, eh_image *img, eh_error *err)
+{
+    job *j = calloc(1, sizeof *j);
+    char *p = j ? strdup(path) : NULL;
+    if (!p) {
+        free(j);
+        eh_image_free(img);
+        eh_fail(err, EH_ENOMEM, "image writer: out of memory for %s", path);
+        return NULL;
+    }
+    j->img = img;
+    j->res.path = p;
+    return j;
+}
+
+eh_status eh_image_writer_submit(eh_image_writer *w, eh_image *img, const char *path, eh_error *err)
+{
+    job *j = new_job(path, img, err);
+    return j ? enqueue(w, j, err) : EH_ENOMEM;
+}
+
+eh_status eh_image_writer_load(eh_image_writer *w, const char *path, const eh_image_limits *limits, eh_error *err)
+{
+    job *j = new_job(path, NULL, err);
+    if (!j)
+        return EH_ENOMEM;
+    j->load = 1;
+    j->limits = limits ? *limits : eh_image_default_limits();
+    return enqueue(w, j, err);
 }
 
 int eh_image_writer_collect(eh_image_writer *w, int wait, eh_image_write_result *out)
@@ -162,6 +214,9 @@ int eh_image_writer_collect(eh_image_writer *w, int wait, eh_image_write_result 
     if (!w->head)
         w->tail = NULL;
     w->pending--;
+    if (j->load)
+        w->holding--;
+    pthread_cond_broadcast(&w->finished);
     pthread_mutex_unlock(&w->mu);
     *out = j->res;
     free(j);
@@ -179,7 +234,7 @@ int eh_image_writer_pending(eh_image_writer *w)
 void eh_image_writer_flush(eh_image_writer *w)
 {
     pthread_mutex_lock(&w->mu);
-    while (w->holding > 0)
+    while (w->unfinished > 0)
         pthread_cond_wait(&w->finished, &w->mu);
     pthread_mutex_unlock(&w->mu);
 }
@@ -197,6 +252,7 @@ void eh_image_writer_free(eh_image_writer *w)
     for (job *j = w->head; j;) {
         job *next = j->next;
         eh_image_free(j->img);
+        eh_image_free(j->res.image);
         free(j->res.path);
         free(j);
         j = next;

@@ -1,6 +1,6 @@
 /* l_image_writer.c — evalhost.image_writer.new([{in_flight = n}]) and the
- * ImageWriter userdata (`evalhost.ImageWriter`): images saved by a worker
- * thread while Lua goes on (image_writer.h).  Born closed, then filled;
+ * ImageWriter userdata (`evalhost.ImageWriter`): images saved (or loaded)
+ * by a worker thread while Lua goes on (image_writer.h).  Born closed, then filled;
  * close, __close and __gc are one idempotent function, which finishes the
  * queued writes first; every other method rejects a closed writer. */
 #include <stdlib.h>
@@ -64,21 +64,41 @@ static int m_submit(lua_State *L)
     return 1;
 }
 
-/* Pushes the list of finished results: {path=, hash=} or {path=, error=}. */
+/* w:load(path) → true, or nil, err (out of memory; in_flight loaded Images
+ * not collected yet).  The Image comes back from collect/flush, loaded
+ * under the host's image limits. */
+static int m_load(lua_State *L)
+{
+    eh_image_writer *w = check_writer(L, 1)->w;
+    const char *path = luaL_checkstring(L, 2);
+    eh_error err = {0};
+    if (eh_image_writer_load(w, path, &eh_lua_host(L)->image_limits, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* Pushes the list of finished results: a write's {path=, hash=}, a load's
+ * {path=, image=}, either's {path=, error=}. */
 static int push_results(lua_State *L, eh_image_writer *w)
 {
     lua_newtable(L);
     eh_image_write_result r;
     for (lua_Integer i = 1; eh_image_writer_collect(w, 0, &r); i++) {
+        if (r.image)
+            eh_lua_push_image(L, r.image);   /* first: from here the Image owns it */
         lua_createtable(L, 0, 2);
         lua_pushstring(L, r.path);
         free(r.path);       /* the string is Lua's now: nothing below leaks it */
         lua_setfield(L, -2, "path");
-        if (r.status == EH_OK)
-            lua_pushstring(L, r.hash);
-        else
-            lua_pushstring(L, r.error);
-        lua_setfield(L, -2, r.status == EH_OK ? "hash" : "error");
+        if (r.image) {
+            lua_pushvalue(L, -2);
+            lua_setfield(L, -2, "image");
+            lua_remove(L, -2);
+        } else {
+            lua_pushstring(L, r.status == EH_OK ? r.hash : r.error);
+            lua_setfield(L, -2, r.status == EH_OK ? "hash" : "error");
+        }
         lua_rawseti(L, -2, i);
     }
     return 1;
@@ -130,6 +150,7 @@ static const luaL_Reg functions[] = {
 
 static const luaL_Reg methods[] = {
     {"submit", m_submit},
+    {"load", m_load},
     {"collect", m_collect},
     {"flush", m_flush},
     {"pending", m_pending},

@@ -1,4 +1,4 @@
-/* image_writer.h — saving images off the caller's thread.  One worker
+/* image_writer.h — saving (and loading) images off the caller's thread.  One worker
  * thread encodes (format from the extension, as eh_image_save), hashes the
  * encoded bytes (XXH3-128, as eh_hash_file would) and writes each image
  * atomically (temp, fsync, rename, fsync the folder); the caller goes on
@@ -6,7 +6,9 @@
  * A result exists only once its file is durable, so a caller that journals
  * an image only from its result keeps "journal after fsync + rename".
  * At most `max_in_flight` images are held (submit waits for room), so
- * memory stays flat however far the caller runs ahead. */
+ * memory stays flat however far the caller runs ahead.  Loads go through
+ * the same queue (a scorer reads the next images while a model runs); a
+ * loaded image counts against max_in_flight until collected. */
 #ifndef EVALHOST_IMAGE_WRITER_H
 #define EVALHOST_IMAGE_WRITER_H
 
@@ -21,6 +23,7 @@ typedef struct eh_image_write_result {
     eh_status status;           /* EH_OK: written and durable */
     char hash[EH_HASH_HEX];     /* of the file's bytes when status is EH_OK */
     char error[EH_ERROR_MAX];   /* "path: why" otherwise */
+    eh_image *image;            /* a load's image, now the caller's; NULL for a write */
 } eh_image_write_result;
 
 #define EH_IMAGE_WRITER_DEFAULT_IN_FLIGHT 4
@@ -34,18 +37,24 @@ eh_image_writer *eh_image_writer_new(int max_in_flight, eh_error *err);
  * cannot be made (img is freed). */
 eh_status eh_image_writer_submit(eh_image_writer *w, eh_image *img, const char *path, eh_error *err);
 
+/* Queues a load of path (as eh_image_load with limits; NULL: defaults);
+ * its result carries the image.  Waits as submit does; EH_ESTATE instead
+ * when only uncollected loads fill the queue (waiting would never end). */
+eh_status eh_image_writer_load(eh_image_writer *w, const char *path, const eh_image_limits *limits, eh_error *err);
+
 /* The oldest finished result not yet collected: 1 and *out filled, or 0
  * when none has finished (wait = 0) or nothing is outstanding (wait != 0:
  * waits for the oldest submitted write otherwise). */
 int eh_image_writer_collect(eh_image_writer *w, int wait, eh_image_write_result *out);
 
-/* Images submitted and not yet collected. */
+/* Jobs submitted and not yet collected. */
 int eh_image_writer_pending(eh_image_writer *w);
 
-/* Waits until every submitted write finished (results stay collectable). */
+/* Waits until every submitted job finished (results stay collectable). */
 void eh_image_writer_flush(eh_image_writer *w);
 
-/* Finishes the queued writes, joins the worker, drops uncollected results.
+/* Finishes the queued jobs, joins the worker, drops uncollected results
+ * (and their images).
  * NULL is a no-op. */
 void eh_image_writer_free(eh_image_writer *w);
 

@@ -2,7 +2,8 @@
  * order, each file durable and decoding to the pixels given, its hash the
  * file's; errors (missing folder, unknown format) reported per image with
  * the path named while later writes go on; the in-flight bound holds; free
- * finishes queued writes. */
+ * finishes queued writes; loads in order with writes, bounded until
+ * collected, limits applied. */
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -109,6 +110,45 @@ int main(void)
     snprintf(path, sizeof path, "%s/two.png", dir);
     CHECK(access(path, F_OK) == 0);
     eh_image_writer_free(NULL);
+
+    /* loads share the queue: a load after a write sees the written file;
+     * loaded images count until collected, and a queue full of them is
+     * refused rather than waited on forever */
+    w = eh_image_writer_new(2, &err);
+    snprintf(path, sizeof path, "%s/l.png", dir);
+    CHECK_EQ_INT(eh_image_writer_submit(w, pattern(64, 48, 7), path, &err), EH_OK);
+    CHECK_EQ_INT(eh_image_writer_load(w, path, NULL, &err), EH_OK);
+    CHECK_EQ_INT(eh_image_writer_collect(w, 1, &r), 1);
+    CHECK(r.status == EH_OK && r.image == NULL);
+    free(r.path);
+    snprintf(path, sizeof path, "%s/nothere.png", dir);
+    CHECK_EQ_INT(eh_image_writer_load(w, path, NULL, &err), EH_OK);
+    eh_image_writer_flush(w);
+    snprintf(path, sizeof path, "%s/l.png", dir);
+    eh_error full = {0};
+    CHECK_EQ_INT(eh_image_writer_load(w, path, NULL, &full), EH_ESTATE);
+    CHECK_CONTAINS(full.msg, "2 loads not collected (in flight at most 2;");
+    CHECK_EQ_INT(eh_image_writer_collect(w, 1, &r), 1);
+    CHECK_CONTAINS(r.path, "/l.png");
+    eh_image *want = pattern(64, 48, 7);
+    CHECK(r.status == EH_OK && same_pixels(r.image, want));
+    eh_image_free(want);
+    eh_image_free(r.image);
+    free(r.path);
+    CHECK_EQ_INT(eh_image_writer_collect(w, 1, &r), 1);
+    CHECK(r.status == EH_EIO && r.image == NULL);
+    CHECK_CONTAINS(r.error, "nothere.png");
+    free(r.path);
+    eh_image_limits tiny = eh_image_default_limits();
+    tiny.max_pixels = 100;
+    snprintf(path, sizeof path, "%s/l.png", dir);
+    CHECK_EQ_INT(eh_image_writer_load(w, path, &tiny, &err), EH_OK);
+    CHECK_EQ_INT(eh_image_writer_load(w, path, NULL, &err), EH_OK);
+    CHECK_EQ_INT(eh_image_writer_collect(w, 1, &r), 1);
+    CHECK(r.status == EH_ELIMIT && r.image == NULL);
+    CHECK_CONTAINS(r.error, "exceeds image.max_pixels (100)");
+    free(r.path);
+    eh_image_writer_free(w);     /* the second load's image is dropped with it */
 
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
