@@ -569,6 +569,15 @@ static void read_score_reply(eh_model *m, const char *url, const eh_http_respons
         return;
     }
     res->text = text;
+    if (!m->revision[0]) {
+        /* what the server says it serves pins the judge in the report */
+        const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
+        const cJSON *fp = cJSON_GetObjectItemCaseSensitive(j, "system_fingerprint");
+        if (cJSON_IsString(model) && model->valuestring[0])
+            snprintf(m->revision, sizeof m->revision, "%s%s%s", model->valuestring,
+                     cJSON_IsString(fp) && fp->valuestring[0] ? " " : "",
+                     cJSON_IsString(fp) ? fp->valuestring : "");
+    }
     eh_score_parsed parsed;
     eh_error perr = { 0 };
     if (eh_score_parse(text, &parsed, &perr) != EH_OK) {

@@ -141,12 +141,13 @@ function report.judge_identity(info, spec, prompts)
   end
   local backend = info.backend
   local revision, where = opt("revision"), "config"
-  if info.revision and (revision == nil or not tostring(revision):find("^%x+$")) then
-    revision, where = info.revision, "model"   -- the backend resolved it (native: the HF snapshot)
-  end
   if revision == nil or type(revision) == "string" and not revision:find("^%x+$") then
     local snap, w = report.hf_revision(opt("path"), info.name, revision)
     if snap then revision, where = snap, w end
+  end
+  if revision == nil and info.revision then
+    -- what the backend found: native the HF snapshot, http the server's model
+    revision, where = info.revision, backend == "http" and "server" or "model"
   end
   if revision == nil then
     where = backend == "http" and "not reported: the http backend does not pass on the server's model field"

@@ -140,6 +140,9 @@ def test_two_stage_with_http_judge_logprobs(binary, server, tmp_path):
     assert rep["models"]["judge"]["backend"] == "http"
     assert rep["failures"] == []
     assert rep["swaps"]["count"] == 2 * len(cats) - 1
+    # the judge is pinned by what the server says it serves
+    assert rep["judge_identity"]["revision"].startswith("logprobs")
+    assert rep["judge_identity"]["revision_source"] == "server"
     for (cat, pid), p in by_id(rep).items():
         want = expected_logprob_score(expected_score(pid))
         assert p["score"] == pytest.approx(want, abs=1e-9), (cat, pid, p)
