@@ -94,6 +94,20 @@ describe("dataset adapters", function()
     assert.are.equal("a/x (#2) in mem: duplicate id (first at #1)", ds:pair("a", 2).error)
     assert.is_nil(ds:pair("b", 1).error)
   end)
+
+  it("pair.image and pair:image() both give the Image; a bad image gives nil and the message", function()
+    local base = require "evalhost.datasets.base"
+    local ds = base.new({
+      { category = "a", id = "ok", instruction = "i", image = function() return fake.image(4, 3, "px") end },
+      { category = "a", id = "bad", instruction = "j", image = function() return nil, "truncated PNG" end },
+    }, "mem", "h", "test")
+    local good = ds:pair("a", 1)
+    assert.are.same({ 4, 3 }, { good.image:size() })
+    assert.are.same({ 4, 3 }, { good:image():size() })
+    local img, err = ds:pair("a", 2):image()
+    assert.is_nil(img)
+    assert.are.equal("truncated PNG", err)
+  end)
 end)
 
 describe("scoring profiles", function()

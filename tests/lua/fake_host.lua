@@ -30,6 +30,7 @@ function fake.rmtree(p) os.execute("rm -rf " .. shell_quote(p)) end
 ------------------------------------------------------------------------
 local Image = {}
 Image.__index = Image
+Image.__call = function(img) return img end   -- as the C Image: lets pair.image serve pair:image()
 
 local function check(img)
   assert(not img.closed, "attempt to use a closed image")

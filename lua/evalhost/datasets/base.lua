@@ -15,9 +15,20 @@ local util = require "evalhost.util"
 local base = {}
 
 local Pair = {}
-Pair.__index = Pair
 
-function Pair:image()
+-- `pair.image` is the decoded Image too (SPEC §3), as with the C dataset:
+-- an Image called as a method returns itself, so `pair:image()` keeps
+-- working; a bad image gives a function that returns nil and the message.
+function Pair.__index(self, k)
+  if k == "image" then
+    local img, err = Pair.decode(self)
+    if img then return img end
+    return function() return nil, err end
+  end
+  return Pair[k]
+end
+
+function Pair:decode()
   if self.load then return self.load() end
   local h = util.host()
   if type(self.image_path) ~= "string" then return nil, ("%s/%s: image: no image file"):format(self.category, self.id) end
