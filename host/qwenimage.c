@@ -137,3 +137,54 @@ done:
     cJSON_Delete(root);
     return rc;
 }
+
+eh_status eh_qwenimage_dit_config_load(const char *path, eh_qwenimage_dit_config *c, eh_error *err)
+{
+    cJSON *root = read_json(path, err);
+    if (!root)
+        return err ? err->code : EH_EFORMAT;
+    memset(c, 0, sizeof *c);
+    eh_status rc = EH_OK;
+    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(root, "_class_name");
+    const char *name = cJSON_IsString(cls) ? cls->valuestring : "";
+    if (strcmp(name, "QwenImageTransformer2DModel")) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: _class_name '%s' is not QwenImageTransformer2DModel", path, name);
+        goto done;
+    }
+    /* the variants' switches: each changes the forward, none is written yet */
+    const char *later[] = { "zero_cond_t", "use_additional_t_cond", "use_layer3d_rope", "guidance_embeds" };
+    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, later[i]))) {
+            rc = eh_fail(err, EH_EFORMAT, "%s: %s is not supported yet", path, later[i]);
+            goto done;
+        }
+    c->patch_size = jint(root, "patch_size", 2);
+    c->in_channels = jint(root, "in_channels", 64);
+    /* null: diffusers' `out_channels or in_channels` */
+    c->out_channels = cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(root, "out_channels"))
+                          ? c->in_channels
+                          : jint(root, "out_channels", 16);
+    c->num_layers = jint(root, "num_layers", 60);
+    c->head_dim = jint(root, "attention_head_dim", 128);
+    c->num_heads = jint(root, "num_attention_heads", 24);
+    c->joint_attention_dim = jint(root, "joint_attention_dim", 3584);
+    float ax[3] = { 16, 56, 56 };
+    int na = jfloats(root, "axes_dims_rope", ax, 3);
+    for (int i = 0; i < 3; i++)
+        c->axes_dims_rope[i] = (int)ax[i];
+    if (na != 0 && na != 3) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: axes_dims_rope must hold 3 numbers", path);
+        goto done;
+    }
+    if (c->patch_size < 1 || c->in_channels < 1 || c->out_channels < 1 || c->num_layers < 1 || c->num_layers > 1024 || c->head_dim < 2 ||
+        c->num_heads < 1 || c->joint_attention_dim < 1 ||
+        c->axes_dims_rope[0] + c->axes_dims_rope[1] + c->axes_dims_rope[2] != c->head_dim ||
+        c->axes_dims_rope[0] % 2 || c->axes_dims_rope[1] % 2 || c->axes_dims_rope[2] % 2) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: inconsistent sizes (axes_dims_rope must be even and sum to attention_head_dim)",
+                     path);
+        goto done;
+    }
+done:
+    cJSON_Delete(root);
+    return rc;
+}

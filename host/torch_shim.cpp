@@ -1712,3 +1712,328 @@ eh_status eh_qwenimage_vae_decode(eh_qwenimage_vae *v, const float *latents, int
 }
 
 }  // extern "C"
+
+// ===========================================================================
+// Qwen-Image MMDiT: the native editor's transformer (issue 14).  Follows
+// diffusers' transformer_qwenimage.py (QwenImageTransformer2DModel with
+// QwenDoubleStreamAttnProcessor2_0 and the native attention backend) op by
+// op: the rotary tables are built for the positions in use only (diffusers
+// slices a 4096-row table of the same values), in complex64 as diffusers.
+// ===========================================================================
+struct eh_qwenimage_dit {
+    eh_torch_module *tm = nullptr;
+    eh_qwenimage_dit_config cfg;
+    std::map<std::string, at::Tensor> w;
+};
+
+namespace {
+
+const at::Tensor &dw(eh_qwenimage_dit *d, const std::string &name)
+{
+    auto it = d->w.find(name);
+    TORCH_CHECK(it != d->w.end(), "weight '", name, "' is missing");
+    return it->second;
+}
+
+at::Tensor dlinear(eh_qwenimage_dit *d, const at::Tensor &x, const std::string &p)
+{
+    return at::linear(x, dw(d, p + ".weight"), dw(d, p + ".bias"));
+}
+
+// diffusers' RMSNorm: float32 statistics, the product in float32 unless the
+// weight is half.
+at::Tensor drms(const at::Tensor &x, const at::Tensor &wt, double eps)
+{
+    at::Tensor var = x.to(at::kFloat).pow(2).mean(-1, true);
+    at::Tensor h = x * at::rsqrt(var + eps);
+    if (wt.scalar_type() == at::kHalf || wt.scalar_type() == at::kBFloat16)
+        h = h.to(wt.scalar_type());
+    return h * wt;
+}
+
+at::Tensor dlayer_norm(const at::Tensor &x)
+{
+    return at::layer_norm(x, { x.size(-1) }, {}, {}, 1e-6);
+}
+
+// 1 / theta^(arange(0, dim, 2) / dim) times the positions → polar, [S, dim/2]
+at::Tensor rope_axis(const at::Tensor &pos, int dim)
+{
+    at::Tensor inv = 1.0 / at::pow(10000, at::arange(0, dim, 2, at::kLong).to(at::kFloat).div(dim));
+    at::Tensor f = at::outer(pos.to(at::kFloat), inv);
+    return at::polar(at::ones_like(f), f);
+}
+
+// The image tokens' rotary (each image idx: frame positions idx.., centred
+// height and width positions, scale_rope) and the text's after the largest
+// half-size, as QwenEmbedRope; complex64 [S, head_dim/2].
+std::pair<at::Tensor, at::Tensor> dit_rope(const eh_qwenimage_dit_config &c, const int *shapes, int n_shapes,
+                                           int txt_len)
+{
+    std::vector<at::Tensor> vids;
+    int64_t max_vid = 0;
+    for (int i = 0; i < n_shapes; i++) {
+        int64_t f = shapes[3 * i], h = shapes[3 * i + 1], w = shapes[3 * i + 2];
+        at::Tensor pf = rope_axis(at::arange(i, i + f, at::kLong), c.axes_dims_rope[0]);
+        at::Tensor ph = rope_axis(at::arange(0, h, at::kLong) - (h - h / 2), c.axes_dims_rope[1]);
+        at::Tensor pw = rope_axis(at::arange(0, w, at::kLong) - (w - w / 2), c.axes_dims_rope[2]);
+        int64_t a0 = pf.size(1), a1 = ph.size(1), a2 = pw.size(1);
+        at::Tensor t = at::cat({ pf.view({ f, 1, 1, a0 }).expand({ f, h, w, a0 }),
+                                 ph.view({ 1, h, 1, a1 }).expand({ f, h, w, a1 }),
+                                 pw.view({ 1, 1, w, a2 }).expand({ f, h, w, a2 }) },
+                               -1)
+                           .reshape({ f * h * w, -1 });
+        vids.push_back(t);
+        max_vid = std::max({ max_vid, h / 2, w / 2 });
+    }
+    at::Tensor tp = at::arange(max_vid, max_vid + txt_len, at::kLong);
+    at::Tensor txt = at::cat({ rope_axis(tp, c.axes_dims_rope[0]), rope_axis(tp, c.axes_dims_rope[1]),
+                               rope_axis(tp, c.axes_dims_rope[2]) },
+                             1);
+    return { at::cat(vids, 0), txt };
+}
+
+// apply_rotary_emb_qwen(use_real=False): x [B, S, H, D] as D/2 complex pairs
+at::Tensor dit_rotary(const at::Tensor &x, const at::Tensor &freqs)
+{
+    auto sz = x.sizes().vec();
+    sz.back() /= 2;
+    sz.push_back(2);
+    at::Tensor xc = at::view_as_complex(x.to(at::kFloat).reshape(sz));
+    return at::view_as_real(xc * freqs.unsqueeze(1)).flatten(3).to(x.scalar_type());
+}
+
+// get_timestep_embedding(t, 256, flip_sin_to_cos=True, shift 0, scale 1000)
+at::Tensor dit_time_proj(const at::Tensor &t)
+{
+    const int half = 128;
+    at::Tensor ex = -std::log(10000.0) * at::arange(0, half, at::TensorOptions().dtype(at::kFloat).device(t.device()));
+    ex = ex / (double)half;
+    at::Tensor emb = at::exp(ex).to(t.scalar_type());
+    emb = t.unsqueeze(1).to(at::kFloat) * emb.unsqueeze(0);
+    emb = 1000 * emb;
+    emb = at::cat({ at::sin(emb), at::cos(emb) }, -1);
+    return at::cat({ emb.narrow(1, half, half), emb.narrow(1, 0, half) }, -1);
+}
+
+std::pair<at::Tensor, at::Tensor> dit_modulate(const at::Tensor &x, const at::Tensor &mod)
+{
+    auto p = mod.chunk(3, -1);   // shift, scale, gate
+    return { x * (1 + p[1].unsqueeze(1)) + p[0].unsqueeze(1), p[2].unsqueeze(1) };
+}
+
+at::Tensor dit_mlp(eh_qwenimage_dit *d, const at::Tensor &x, const std::string &p)
+{
+    at::Tensor h = at::gelu(dlinear(d, x, p + ".net.0.proj"), "tanh");
+    return dlinear(d, h, p + ".net.2");
+}
+
+void dit_block(eh_qwenimage_dit *d, int layer, at::Tensor &img, at::Tensor &txt, const at::Tensor &temb,
+               const at::Tensor &img_freqs, const at::Tensor &txt_freqs, const at::Tensor &mask)
+{
+    const eh_qwenimage_dit_config &c = d->cfg;
+    std::string p = "transformer_blocks." + std::to_string(layer);
+    auto img_mod = dlinear(d, at::silu(temb), p + ".img_mod.1").chunk(2, -1);
+    auto txt_mod = dlinear(d, at::silu(temb), p + ".txt_mod.1").chunk(2, -1);
+    auto im1 = dit_modulate(dlayer_norm(img), img_mod[0]);
+    auto tm1 = dit_modulate(dlayer_norm(txt), txt_mod[0]);
+
+    std::string a = p + ".attn";
+    auto heads = [&](const at::Tensor &x) { return x.unflatten(-1, { -1, c.head_dim }); };
+    at::Tensor iq = heads(dlinear(d, im1.first, a + ".to_q")), ik = heads(dlinear(d, im1.first, a + ".to_k"));
+    at::Tensor iv = heads(dlinear(d, im1.first, a + ".to_v"));
+    at::Tensor tq = heads(dlinear(d, tm1.first, a + ".add_q_proj")), tk = heads(dlinear(d, tm1.first, a + ".add_k_proj"));
+    at::Tensor tv = heads(dlinear(d, tm1.first, a + ".add_v_proj"));
+    iq = dit_rotary(drms(iq, dw(d, a + ".norm_q.weight"), 1e-6), img_freqs);
+    ik = dit_rotary(drms(ik, dw(d, a + ".norm_k.weight"), 1e-6), img_freqs);
+    tq = dit_rotary(drms(tq, dw(d, a + ".norm_added_q.weight"), 1e-6), txt_freqs);
+    tk = dit_rotary(drms(tk, dw(d, a + ".norm_added_k.weight"), 1e-6), txt_freqs);
+    at::Tensor q = at::cat({ tq, iq }, 1).permute({ 0, 2, 1, 3 });
+    at::Tensor k = at::cat({ tk, ik }, 1).permute({ 0, 2, 1, 3 });
+    at::Tensor v = at::cat({ tv, iv }, 1).permute({ 0, 2, 1, 3 });
+    at::Tensor o = at::scaled_dot_product_attention(q, k, v, mask).permute({ 0, 2, 1, 3 }).flatten(2, 3).to(q.scalar_type());
+    int64_t st = txt.size(1);
+    at::Tensor img_attn = dlinear(d, o.narrow(1, st, o.size(1) - st).contiguous(), a + ".to_out.0");
+    at::Tensor txt_attn = dlinear(d, o.narrow(1, 0, st).contiguous(), a + ".to_add_out");
+    img = img + im1.second * img_attn;
+    txt = txt + tm1.second * txt_attn;
+
+    auto im2 = dit_modulate(dlayer_norm(img), img_mod[1]);
+    img = img + im2.second * dit_mlp(d, im2.first, p + ".img_mlp");
+    auto tm2 = dit_modulate(dlayer_norm(txt), txt_mod[1]);
+    txt = txt + tm2.second * dit_mlp(d, tm2.first, p + ".txt_mlp");
+    if (txt.scalar_type() == at::kHalf)
+        txt = txt.clip(-65504, 65504);
+    if (img.scalar_type() == at::kHalf)
+        img = img.clip(-65504, 65504);
+}
+
+// name → expected shape, for the load's check
+std::vector<std::pair<std::string, std::vector<int64_t>>> dit_expected(const eh_qwenimage_dit_config &c)
+{
+    int64_t dim = (int64_t)c.num_heads * c.head_dim, ff = 4 * dim;
+    std::vector<std::pair<std::string, std::vector<int64_t>>> e;
+    auto lin = [&](const std::string &p, int64_t out, int64_t in) {
+        e.push_back({ p + ".weight", { out, in } });
+        e.push_back({ p + ".bias", { out } });
+    };
+    lin("img_in", dim, c.in_channels);
+    lin("txt_in", dim, c.joint_attention_dim);
+    e.push_back({ "txt_norm.weight", { c.joint_attention_dim } });
+    lin("time_text_embed.timestep_embedder.linear_1", dim, 256);
+    lin("time_text_embed.timestep_embedder.linear_2", dim, dim);
+    lin("norm_out.linear", 2 * dim, dim);
+    lin("proj_out", (int64_t)c.patch_size * c.patch_size * c.out_channels, dim);
+    for (int l = 0; l < c.num_layers; l++) {
+        std::string p = "transformer_blocks." + std::to_string(l);
+        for (const char *s : { "img", "txt" }) {
+            lin(p + "." + s + "_mod.1", 6 * dim, dim);
+            lin(p + "." + s + "_mlp.net.0.proj", ff, dim);
+            lin(p + "." + s + "_mlp.net.2", dim, ff);
+        }
+        for (const char *s : { "to_q", "to_k", "to_v", "add_q_proj", "add_k_proj", "add_v_proj", "to_out.0", "to_add_out" })
+            lin(p + ".attn." + s, dim, dim);
+        for (const char *s : { "norm_q", "norm_k", "norm_added_q", "norm_added_k" })
+            e.push_back({ p + ".attn." + s + ".weight", { c.head_dim } });
+    }
+    return e;
+}
+
+}  // namespace
+
+extern "C" {
+
+eh_status eh_qwenimage_dit_load(const eh_qwenimage_dit_config *cfg, const struct eh_st_tensor *const *tensors,
+                                size_t n, const eh_torch_options *opt, eh_qwenimage_dit **out, eh_error *err)
+{
+    *out = nullptr;
+    const eh_qwenimage_dit_config &c = *cfg;
+    if (c.num_layers < 1 || c.num_heads < 1 || c.head_dim < 2 || c.patch_size < 1 || c.in_channels < 1 ||
+        c.out_channels < 1 || c.joint_attention_dim < 1 ||
+        c.axes_dims_rope[0] + c.axes_dims_rope[1] + c.axes_dims_rope[2] != c.head_dim)
+        return fail(err, EH_EFORMAT, "config: inconsistent sizes (layers, heads, head_dim or axes_dims_rope)");
+    eh_qwenimage_dit *d = new (std::nothrow) eh_qwenimage_dit();
+    if (!d)
+        return fail(err, EH_ENOMEM, "out of memory");
+    d->cfg = c;
+    d->tm = new (std::nothrow) eh_torch_module();
+    eh_status rc = d->tm ? setup(opt, d->tm, err) : fail(err, EH_ENOMEM, "out of memory");
+    if (rc == EH_OK)
+        rc = guarded(err, EH_EFORMAT, "weights", [&]() -> eh_status {
+            eh_torch_module *m = d->tm;
+            m->role = EH_TORCH_EDITOR;
+            std::map<std::string, const eh_st_tensor *> by_name;
+            for (size_t i = 0; i < n; i++)
+                by_name[tensors[i]->name] = tensors[i];
+            std::vector<const eh_st_tensor *> src;
+            for (const auto &ex : dit_expected(c)) {
+                auto it = by_name.find(ex.first);
+                if (it == by_name.end())
+                    return fail(err, EH_EFORMAT, "weights: weight '%s' is missing", ex.first.c_str());
+                const eh_st_tensor *t = it->second;
+                std::vector<int64_t> got(t->shape, t->shape + t->ndim);
+                auto sd = st_scalar(t->dtype);
+                if (got != ex.second || !sd || !at::isFloatingType(*sd)) {
+                    std::ostringstream want;
+                    want << at::IntArrayRef(ex.second);
+                    return fail(err, EH_EFORMAT, "%s: tensor '%s' is %s %s where %s floats are expected", t->file,
+                                t->name, eh_st_dtype_name(t->dtype), shape_str(at::empty(got, at::kByte)).c_str(),
+                                want.str().c_str());
+                }
+                slot s;
+                s.dtype = m->dtype;
+                s.sizes = got;
+                s.nbytes = t->numel * (int64_t)c10::elementSize(s.dtype);
+                s.offset = m->total;
+                m->total += (s.nbytes + kAlign - 1) / kAlign * kAlign;
+                m->footprint += s.nbytes;
+                m->slots.push_back(std::move(s));
+                src.push_back(t);
+            }
+            m->host = alloc_host(m->total, m->device.is_cuda(), &m->host_kind);
+            at::NoGradGuard no_grad;
+            for (size_t i = 0; i < src.size(); i++) {
+                slot &s = m->slots[i];
+                at::Tensor dst = view_of(m->host, s);
+                dst.copy_(at::from_blob(const_cast<void *>(src[i]->data), s.sizes,
+                                        at::TensorOptions().dtype(*st_scalar(src[i]->dtype))));
+                s.t = at::empty({ 0 }, at::TensorOptions().dtype(s.dtype));
+                s.t.set_data(dst);
+                d->w[src[i]->name] = s.t;
+            }
+            return EH_OK;
+        });
+    if (rc != EH_OK) {
+        eh_qwenimage_dit_free(d);
+        return rc;
+    }
+    *out = d;
+    return EH_OK;
+}
+
+void eh_qwenimage_dit_free(eh_qwenimage_dit *d)
+{
+    if (!d)
+        return;
+    try {
+        d->w.clear();
+    } catch (...) {
+    }
+    eh_torch_module_free(d->tm);
+    delete d;
+}
+
+eh_torch_module *eh_qwenimage_dit_module(eh_qwenimage_dit *d)
+{
+    return d->tm;
+}
+
+eh_status eh_qwenimage_dit_forward(eh_qwenimage_dit *d, const float *hidden, int n, const int *shapes, int n_shapes,
+                                   const float *text, const int32_t *mask, int txt_len, const float *timestep,
+                                   float *out, eh_error *err)
+{
+    if (!d->tm->on_device)
+        return fail(err, EH_ESTATE, "model is not loaded");
+    const eh_qwenimage_dit_config &c = d->cfg;
+    int64_t tokens = 0;
+    for (int i = 0; i < n_shapes; i++) {
+        if (shapes[3 * i] < 1 || shapes[3 * i + 1] < 1 || shapes[3 * i + 2] < 1)
+            return fail(err, EH_EINVAL, "transformer: image %d has an empty shape", i);
+        tokens += (int64_t)shapes[3 * i] * shapes[3 * i + 1] * shapes[3 * i + 2];
+    }
+    if (n < 1 || n_shapes < 1 || txt_len < 1)
+        return fail(err, EH_EINVAL, "transformer: %d items, %d images, %d text tokens: none may be 0", n, n_shapes,
+                    txt_len);
+    return guarded(err, EH_EMODEL, "transformer", [&]() -> eh_status {
+        c10::InferenceMode inference;
+        std::optional<c10::DeviceGuard> guard;
+        if (d->tm->device.is_cuda())
+            guard.emplace(d->tm->device);
+        at::TensorOptions o = at::TensorOptions().dtype(d->tm->dtype).device(d->tm->device);
+        at::Tensor img = at::from_blob(const_cast<float *>(hidden), { n, tokens, c.in_channels }, at::kFloat).to(o);
+        at::Tensor txt = at::from_blob(const_cast<float *>(text), { n, txt_len, c.joint_attention_dim }, at::kFloat).to(o);
+        at::Tensor t = at::from_blob(const_cast<float *>(timestep), { n }, at::kFloat).to(o);
+        at::Tensor tmask = mask ? at::from_blob(const_cast<int32_t *>(mask), { n, txt_len }, at::kInt).to(d->tm->device).ne(0)
+                                : at::ones({ n, txt_len }, at::TensorOptions().dtype(at::kBool).device(d->tm->device));
+        // the joint mask: text's, then every image token
+        at::Tensor jmask = at::cat({ tmask, at::ones({ n, tokens }, tmask.options()) }, 1).view({ n, 1, 1, -1 });
+
+        img = dlinear(d, img, "img_in");
+        txt = dlinear(d, drms(txt, dw(d, "txt_norm.weight"), 1e-6), "txt_in");
+        at::Tensor temb = dit_time_proj(t).to(img.scalar_type());
+        temb = dlinear(d, at::silu(dlinear(d, temb, "time_text_embed.timestep_embedder.linear_1")),
+                       "time_text_embed.timestep_embedder.linear_2");
+        auto rope = dit_rope(c, shapes, n_shapes, txt_len);
+        at::Tensor img_freqs = rope.first.to(d->tm->device), txt_freqs = rope.second.to(d->tm->device);
+        for (int l = 0; l < c.num_layers; l++)
+            dit_block(d, l, img, txt, temb, img_freqs, txt_freqs, jmask);
+        // AdaLayerNormContinuous: scale first, then shift
+        auto ss = dlinear(d, at::silu(temb).to(img.scalar_type()), "norm_out.linear").chunk(2, 1);
+        img = dlayer_norm(img) * (1 + ss[0]).unsqueeze(1) + ss[1].unsqueeze(1);
+        at::Tensor res = dlinear(d, img, "proj_out").to(at::kFloat).to(at::kCPU).contiguous();
+        memcpy(out, res.data_ptr<float>(), (size_t)res.numel() * sizeof(float));
+        return EH_OK;
+    });
+}
+
+}  // extern "C"

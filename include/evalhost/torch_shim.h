@@ -220,6 +220,43 @@ eh_status eh_qwenimage_vae_encode(eh_qwenimage_vae *v, const float *images, int 
 eh_status eh_qwenimage_vae_decode(eh_qwenimage_vae *v, const float *latents, int n, int lh, int lw, float *images,
                                   eh_error *err);
 
+
+/* ---- Qwen-Image MMDiT (native editor, issue 14; not reachable from configs)
+ * diffusers' QwenImageTransformer2DModel: dual-stream blocks (timestep
+ * modulation, QK RMSNorm, joint attention over text then image tokens),
+ * the 3-D rotary positions over several images (the noised latents, then
+ * the reference images) and the text rotary after them. */
+typedef struct eh_qwenimage_dit eh_qwenimage_dit;
+
+typedef struct eh_qwenimage_dit_config {
+    int patch_size, in_channels, out_channels, num_layers, head_dim, num_heads, joint_attention_dim;
+    int axes_dims_rope[3];
+} eh_qwenimage_dit_config;
+
+/* Reads transformer/config.json (_class_name QwenImageTransformer2DModel).
+ * Defined in host/qwenimage.c.  EH_EFORMAT for the variants not supported
+ * yet (zero_cond_t, use_additional_t_cond, use_layer3d_rope, guidance_embeds). */
+eh_status eh_qwenimage_dit_config_load(const char *path, eh_qwenimage_dit_config *cfg, eh_error *err);
+
+/* Weights: every tensor the config needs, checked by name and shape
+ * (EH_EFORMAT names the tensor), into the host copy in opt->dtype. */
+eh_status eh_qwenimage_dit_load(const eh_qwenimage_dit_config *cfg, const struct eh_st_tensor *const *tensors,
+                                size_t n, const eh_torch_options *opt, eh_qwenimage_dit **out, eh_error *err);
+void eh_qwenimage_dit_free(eh_qwenimage_dit *d);                 /* NULL is a no-op */
+eh_torch_module *eh_qwenimage_dit_module(eh_qwenimage_dit *d);   /* residency */
+
+/* One transformer call for n items sharing one layout:
+ *   hidden  [n, tokens, in_channels]: packed latents, the images of
+ *           shapes[] (n_shapes triples frames, h, w in patches) in order,
+ *           tokens = the sum of their products;
+ *   text    [n, txt_len, joint_attention_dim], mask [n, txt_len] (nonzero:
+ *           a real token; NULL: all real);
+ *   timestep[n]: what the pipeline passes the transformer (t / 1000).
+ * out: [n, tokens, patch^2 * out_channels] float32 (caller's room). */
+eh_status eh_qwenimage_dit_forward(eh_qwenimage_dit *d, const float *hidden, int n, const int *shapes, int n_shapes,
+                                   const float *text, const int32_t *mask, int txt_len, const float *timestep,
+                                   float *out, eh_error *err);
+
 #ifdef __cplusplus
 }
 #endif

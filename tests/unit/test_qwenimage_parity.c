@@ -10,7 +10,10 @@
  * Prints the max differences, as test_native_parity.c does.  Bad input:
  * configs of another class or with attn_scales, a missing weight, sizes
  * that are not multiples of the VAE's scale, a module not on its device.
- * The configs are checked without libtorch too. */
+ * The configs are checked without libtorch too.
+ *   transformer: one QwenImageTransformer2DModel call (two images' tokens,
+ *     7 text tokens, timestep 0.6) within DIT_TOL; masked text padding
+ *     leaves the image output unchanged. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +63,27 @@ static void test_config(void)
         CHECK_EQ_INT(eh_qwenimage_vae_config_load(path, &c, &err), EH_EFORMAT);
         CHECK_CONTAINS(err.msg, bad[i][1]);
     }
+    const char *bad_dit[][2] = {
+        { "{\"_class_name\": \"QwenImageTransformer2DModel\", \"zero_cond_t\": true}", "zero_cond_t is not supported yet" },
+        { "{\"_class_name\": \"QwenImageTransformer2DModel\", \"axes_dims_rope\": [16, 56, 54]}",
+          "axes_dims_rope must be even and sum to attention_head_dim" },
+    };
+    eh_qwenimage_dit_config dc;
+    for (size_t i = 0; i < sizeof bad_dit / sizeof bad_dit[0]; i++) {
+        FILE *f = fopen(path, "w");
+        fputs(bad_dit[i][0], f);
+        fclose(f);
+        memset(&err, 0, sizeof err);
+        CHECK_EQ_INT(eh_qwenimage_dit_config_load(path, &dc, &err), EH_EFORMAT);
+        CHECK_CONTAINS(err.msg, bad_dit[i][1]);
+    }
+    /* defaults are the released model's */
+    FILE *f = fopen(path, "w");
+    fputs("{\"_class_name\": \"QwenImageTransformer2DModel\", \"out_channels\": null}", f);
+    fclose(f);
+    CHECK_EQ_INT(eh_qwenimage_dit_config_load(path, &dc, &err), EH_OK);
+    CHECK(dc.num_layers == 60 && dc.num_heads == 24 && dc.head_dim == 128 && dc.joint_attention_dim == 3584);
+    CHECK_EQ_INT(dc.out_channels, 64);   /* null: in_channels */
     remove(path);
 }
 
@@ -291,6 +315,142 @@ static void test_bad_input(const refs *r)
     eh_safetensors_close(st);
 }
 
+/* ---- the transformer ------------------------------------------------------
+ * float32: the same ops in the same order (measured: bit equal; the bound
+ * leaves room for other CPUs' kernels).  bfloat16: on this fixture (outputs
+ * of std 1, max 3.2) diffusers' own bfloat16 lands 0.85 max and 0.15 mean
+ * from its float32; ours must stay within 1.5x of both. */
+#define DIT_TOL 1e-4
+#define DIT_BF16_TOL 1.3
+#define DIT_BF16_MEAN_TOL 0.23
+
+static double mean_diff(const float *a, const float *b, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += fabs((double)a[i] - (double)b[i]);
+    return s / (double)n;
+}
+
+static eh_qwenimage_dit *load_dit(const char *dtype, const char *skip, eh_error *err)
+{
+    eh_qwenimage_dit_config c;
+    if (eh_qwenimage_dit_config_load(FIX "/transformer/config.json", &c, err) != EH_OK)
+        return NULL;
+    eh_safetensors *st = eh_safetensors_open(FIX "/transformer/diffusion_pytorch_model.safetensors", err);
+    if (!st)
+        return NULL;
+    size_t n = eh_safetensors_count(st), k = 0;
+    const eh_st_tensor **ts = malloc(sizeof *ts * (n + 1));
+    for (size_t i = 0; i < n; i++)
+        if (!skip || strcmp(eh_safetensors_at(st, i)->name, skip))
+            ts[k++] = eh_safetensors_at(st, i);
+    eh_torch_options o = eh_torch_default_options();
+    o.dtype = dtype;
+    eh_qwenimage_dit *d = NULL;
+    eh_qwenimage_dit_load(&c, ts, k, &o, &d, err);
+    free(ts);
+    eh_safetensors_close(st);
+    int64_t bytes = 0;
+    if (d && eh_torch_module_to_device(eh_qwenimage_dit_module(d), &bytes, err) != EH_OK) {
+        eh_qwenimage_dit_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+static void test_dit(void)
+{
+    size_t nh = 0, ne = 0, no = 0;
+    float *hidden = load_npy(FIX "/reference/dit_hidden.npy", &nh);
+    float *enc = load_npy(FIX "/reference/dit_encoder.npy", &ne);
+    float *ref = load_npy(FIX "/reference/dit_out.npy", &no);
+    CHECK(hidden && enc && ref);
+    /* [1,24,64], [1,7,24], [1,24,64]: two 1x3x4 images, 7 text tokens */
+    CHECK_EQ_INT(nh, 24 * 64);
+    CHECK_EQ_INT(ne, 7 * 24);
+    CHECK_EQ_INT(no, 24 * 64);
+    if (!hidden || !enc || !ref || nh != 24 * 64 || ne != 7 * 24 || no != 24 * 64)
+        goto out;
+    const int shapes[6] = { 1, 3, 4, 1, 3, 4 };
+    const int32_t ones[7] = { 1, 1, 1, 1, 1, 1, 1 };
+    const float t = 0.6f;
+    float got[24 * 64];
+    eh_error err = { 0 };
+    double d32 = INFINITY;
+    const char *dtypes[2] = { "float32", "bfloat16" };
+    for (int k = 0; k < 2; k++) {
+        eh_qwenimage_dit *d = load_dit(dtypes[k], NULL, &err);
+        CHECK(d != NULL);
+        if (!d) {
+            fprintf(stderr, "load: %s\n", err.msg);
+            continue;
+        }
+        CHECK_EQ_INT(eh_qwenimage_dit_forward(d, hidden, 1, shapes, 2, enc, ones, 7, &t, got, &err), EH_OK);
+        double diff = max_diff(got, ref, no), tol = k ? DIT_BF16_TOL : DIT_TOL;
+        double mean = mean_diff(got, ref, no);
+        printf("qwenimage transformer %s: max |diff| %.3g (tolerance %g), mean |diff| %.3g\n", dtypes[k], diff, tol,
+               mean);
+        CHECK(diff <= tol);
+        CHECK(mean <= (k ? DIT_BF16_MEAN_TOL : DIT_TOL));
+        if (k == 0) {
+            d32 = diff;
+            /* the wrong timestep or image layout must show */
+            float t2 = 0.5f;
+            CHECK_EQ_INT(eh_qwenimage_dit_forward(d, hidden, 1, shapes, 2, enc, NULL, 7, &t2, got, &err), EH_OK);
+            CHECK(max_diff(got, ref, no) > 1e-3);
+            const int other[6] = { 1, 4, 3, 1, 3, 4 };
+            CHECK_EQ_INT(eh_qwenimage_dit_forward(d, hidden, 1, other, 2, enc, NULL, 7, &t, got, &err), EH_OK);
+            CHECK(max_diff(got, ref, no) > 1e-3);
+            /* a batch of two: item 1 with its text padded by 3 masked tokens
+             * of garbage gives item 0's image output */
+            float h2[2 * 24 * 64], e2[2 * 10 * 24], o2[2 * 24 * 64];
+            int32_t m2[20];
+            memcpy(h2, hidden, sizeof(float) * nh);
+            memcpy(h2 + nh, hidden, sizeof(float) * nh);
+            for (int i = 0; i < 20; i++)
+                m2[i] = (i % 10) < 7 ? 1 : (i < 10);   /* item 0: 10 real tokens; item 1: 7 then 3 pads */
+            for (int b = 0; b < 2; b++)
+                for (int i = 0; i < 10; i++)
+                    for (int j = 0; j < 24; j++)
+                        e2[(b * 10 + i) * 24 + j] = i < 7 ? enc[i * 24 + j] : 5.0f * (float)((i * 24 + j) % 7) - 15.0f;
+            CHECK_EQ_INT(eh_qwenimage_dit_forward(d, h2, 2, shapes, 2, e2, m2, 10, (const float[]){ 0.6f, 0.6f }, o2, &err),
+                         EH_OK);
+            double pad = max_diff(o2 + no, ref, no), unmasked = max_diff(o2, ref, no);
+            printf("qwenimage transformer: padded text (3 masked) vs diffusers %.3g; the same tokens unmasked %.3g\n",
+                   pad, unmasked);
+            CHECK(pad <= DIT_TOL);
+            CHECK(unmasked > 1e-3);   /* the mask is what kept them out */
+        } else {
+            CHECK(diff > d32);
+        }
+        eh_qwenimage_dit_free(d);
+    }
+    /* bad input */
+    eh_qwenimage_dit *d = load_dit("float32", "transformer_blocks.1.attn.norm_added_k.weight", &err);
+    CHECK(d == NULL);
+    CHECK_CONTAINS(err.msg, "weights: weight 'transformer_blocks.1.attn.norm_added_k.weight' is missing");
+    eh_qwenimage_dit_config c;
+    CHECK_EQ_INT(eh_qwenimage_dit_config_load(FIX "/transformer/config.json", &c, &err), EH_OK);
+    CHECK_EQ_INT(c.num_layers, 2);
+    CHECK_EQ_INT(c.axes_dims_rope[1], 6);
+    CHECK_EQ_INT(eh_qwenimage_dit_config_load(FIX "/vae/config.json", &c, &err), EH_EFORMAT);
+    CHECK_CONTAINS(err.msg, "'AutoencoderKLQwenImage' is not QwenImageTransformer2DModel");
+    d = load_dit("float32", NULL, &err);
+    CHECK(d != NULL);
+    if (d) {
+        const int empty[3] = { 1, 0, 4 };
+        CHECK_EQ_INT(eh_qwenimage_dit_forward(d, hidden, 1, empty, 1, enc, NULL, 7, &t, got, &err), EH_EINVAL);
+        CHECK_CONTAINS(err.msg, "transformer: image 0 has an empty shape");
+        CHECK_EQ_INT(eh_torch_module_off_device(eh_qwenimage_dit_module(d), &err), EH_OK);
+        CHECK_EQ_INT(eh_qwenimage_dit_forward(d, hidden, 1, shapes, 2, enc, NULL, 7, &t, got, &err), EH_ESTATE);
+        CHECK_CONTAINS(err.msg, "model is not loaded");
+        eh_qwenimage_dit_free(d);
+    }
+out:
+    free(hidden), free(enc), free(ref);
+}
+
 #endif
 
 int main(void)
@@ -304,6 +464,7 @@ int main(void)
         test_bad_input(&r);
     }
     refs_free(&r);
+    test_dit();
 #else
     printf("test_qwenimage_parity: built without libtorch; the forward is not checked\n");
 #endif
