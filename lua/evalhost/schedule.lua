@@ -608,7 +608,6 @@ end
 -- nothing to score (true: a score exists). The request owns two Images
 -- that settle_score closes.
 function Run:score_request(cat, pair)
-  local h = util.host()
   local id = pair_id(pair)
   local rec = self:done(self.score_stage, cat, id)
   if rec then return nil, rec.error == nil end
@@ -617,7 +616,7 @@ function Run:score_request(cat, pair)
 
   local system, user = self.prompts:render(cat, pair)
   if not system then return nil, self:fail(self.score_stage, cat, pair, "prompt", user) and false end
-  local edited, err = h.image.load(util.join(self.out, e.image))
+  local edited, err = self:load_edited(util.join(self.out, e.image))
   if not edited then
     return nil, self:fail(self.score_stage, cat, pair, "score", "edited image: " .. tostring(err)) and false
   end
@@ -671,11 +670,68 @@ end
 
 -- Score a list of pairs through score_batch (one call per batch_size pairs:
 -- real batches for torch, requests in flight for http). Calls tick() per pair.
+-- An edited image for scoring: the one prefetched on the reader's thread
+-- (waited for when still loading), else loaded here.
+function Run:load_edited(path)
+  if self.loading and self.loading[path] then self:take_loads(true) end
+  local img = self.prefetched and self.prefetched[path]
+  if img then
+    self.prefetched[path] = nil
+    return img
+  end
+  return util.host().image.load(path)
+end
+
+-- Moves the reader's finished loads into self.prefetched (wait: all of them).
+-- A failed load is dropped: loading in line repeats its error for the pair.
+function Run:take_loads(wait)
+  for _, r in ipairs(wait and self.reader:flush() or self.reader:collect()) do
+    self.loading[r.path] = nil
+    if r.image then self.prefetched[r.path] = r.image end
+  end
+end
+
+-- Closes the prefetched images no request took (the list moved past them).
+function Run:drop_prefetched()
+  if not self.reader then return end
+  self:take_loads(true)
+  for path, img in pairs(self.prefetched) do
+    img:close()
+    self.prefetched[path] = nil
+  end
+end
+
+-- Queues loads of the edited images of list[from..] the next batch will score
+-- (at most size), so that they decode while the judge works on this batch.
+function Run:prefetch(cat, list, from, size)
+  if self.reader == nil then
+    local IW = rawget(util.host(), "image_writer")
+    self.reader = IW and IW.new({ in_flight = math.min(size, 64) }) or false
+    self.loading, self.prefetched = {}, {}
+  end
+  if not self.reader then return end
+  self:drop_prefetched()
+  local queued = 0
+  for j = from, #list do
+    if queued >= math.min(size, 64) then break end
+    local id = pair_id(list[j])
+    local e = not self:done(self.score_stage, cat, id) and self:done("edit", cat, id)
+    if e and not e.error and type(e.image) == "string" then
+      local path = util.join(self.out, e.image)
+      if not self.loading[path] and self.reader:load(path) then
+        self.loading[path] = true
+        queued = queued + 1
+      end
+    end
+  end
+end
+
 function Run:score_pairs(cat, list, tick)
   self:settle_writes(true)   -- a stage boundary: every edit journaled before its score
   local size = 1
   local m = self.models.judge
   if m and not self.load_errors.judge then size = math.max(1, m:info().batch_size or 1) end
+  self:prefetch(cat, list, 1, size)   -- the first batch's images load while its originals decode
   local i = 1
   while i <= #list do
     local reqs, owners = {}, {}
@@ -690,6 +746,7 @@ function Run:score_pairs(cat, list, tick)
       i = i + 1
     end
     if #reqs > 0 then
+      self:prefetch(cat, list, i, size)
       local judge, err = self:model("judge")
       local results, info
       local t0 = util.host().clock()
@@ -706,6 +763,7 @@ function Run:score_pairs(cat, list, tick)
       end
     end
   end
+  self:drop_prefetched()
 end
 
 function Run:edit_all(cat)
@@ -787,6 +845,7 @@ function Run:finish()
   local h = util.host()
   self:settle_writes(true)
   if self.image_writer then self.image_writer:close() end
+  if self.reader then self.reader:close() end
   for _, m in pairs(self.models) do
     if m:state() == "device" then m:unload() end
   end
@@ -876,6 +935,7 @@ function schedule.main(name, body, opts)
     end
     run.image_writer:close()
   end
+  if run.reader then run.reader:close() end
   if run.journal then
     log("error", "stopped: every finished step is in %s; fix the cause and run the same command with --resume",
       run.journal:path())

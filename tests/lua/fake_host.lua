@@ -77,6 +77,11 @@ end
 
 function Writer:write_oldest()
   local job = table.remove(self.queue, 1)
+  if job.load then
+    local img, err = self.load_image(job.path)
+    self.done[#self.done + 1] = { path = job.path, image = img, error = err }
+    return
+  end
   local copy = setmetatable({ w = job.w, h = job.h, data = job.data, state = self.state }, Image)
   local ok, err = copy:save(job.path)
   if ok then
@@ -101,6 +106,18 @@ function Writer:submit(img, path)
   return true
 end
 
+function Writer:load(path)
+  check_writer(self)
+  local held = #self.queue
+  for _, r in ipairs(self.done) do if r.image then held = held + 1 end end
+  if held >= self.in_flight then
+    return nil, ("image writer: %d loads not collected (in flight at most %d; %s)"):format(held, self.in_flight, path)
+  end
+  self.queue[#self.queue + 1] = { load = true, path = path }
+  if self.state then self.state.loads_submitted = (self.state.loads_submitted or 0) + 1 end
+  return true
+end
+
 function Writer:collect()
   check_writer(self)
   local out = self.done
@@ -119,6 +136,7 @@ function Writer:pending() check_writer(self) return #self.queue + #self.done end
 function Writer:close()
   if self.closed then return end
   while #self.queue > 0 do self:write_oldest() end
+  for _, r in ipairs(self.done) do if r.image then r.image:close() end end
   self.closed = true
 end
 
@@ -251,6 +269,15 @@ function fake.new(opts)
     clock = 0.0,
   }
   local null = dkjson.null
+  local function load_image(path)
+    local f = io.open(path, "rb")
+    if not f then return nil, "image: cannot open " .. path end
+    local d = f:read("a")
+    f:close()
+    local w, hh, data = d:match("^(%d+) (%d+) (.*)$")
+    if not w then return nil, "image: not an image (" .. path .. ")" end
+    return fake.image(tonumber(w), tonumber(hh), data, st)
+  end
   local h = {
     version = "0.0-spec",
     config = opts.config or {},
@@ -332,21 +359,11 @@ function fake.new(opts)
     },
     image_writer = {
       new = function(o)
-        return setmetatable({ in_flight = (o or {}).in_flight or 4, queue = {}, done = {}, state = st, hash = fnv },
-          Writer)
+        return setmetatable({ in_flight = (o or {}).in_flight or 4, queue = {}, done = {}, state = st, hash = fnv,
+          load_image = load_image }, Writer)
       end,
     },
-    image = {
-      load = function(path)
-        local f = io.open(path, "rb")
-        if not f then return nil, "image: cannot open " .. path end
-        local d = f:read("a")
-        f:close()
-        local w, hh, data = d:match("^(%d+) (%d+) (.*)$")
-        if not w then return nil, "image: not an image (" .. path .. ")" end
-        return fake.image(tonumber(w), tonumber(hh), data, st)
-      end,
-    },
+    image = { load = load_image },
     dataset = {
       open = function(path)
         local spec = st.datasets[path]
