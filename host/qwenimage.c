@@ -1,13 +1,16 @@
 /* qwenimage.c — the C side of the native Qwen-Image editor (issue 14): its
- * diffusers configs read into the shim's structs.  The forward is in
+ * diffusers configs read into the shim's structs, and the FlowMatch Euler
+ * scheduler (evalhost/flowmatch.h).  The forward is in
  * host/torch_shim.cpp; nothing here needs libtorch, so a build without it
  * still checks configs. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "evalhost/error.h"
+#include "evalhost/flowmatch.h"
 #include "evalhost/torch_shim.h"
 
 static cJSON *read_json(const char *path, eh_error *err)
@@ -187,4 +190,108 @@ eh_status eh_qwenimage_dit_config_load(const char *path, eh_qwenimage_dit_config
 done:
     cJSON_Delete(root);
     return rc;
+}
+
+static double jnum(const cJSON *o, const char *k, double dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+eh_status eh_flowmatch_config_load(const char *path, eh_flowmatch_config *c, eh_error *err)
+{
+    cJSON *root = read_json(path, err);
+    if (!root)
+        return err ? err->code : EH_EFORMAT;
+    memset(c, 0, sizeof *c);
+    eh_status rc = EH_OK;
+    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(root, "_class_name");
+    const char *name = cJSON_IsString(cls) ? cls->valuestring : "";
+    if (strcmp(name, "FlowMatchEulerDiscreteScheduler")) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: _class_name '%s' is not FlowMatchEulerDiscreteScheduler", path, name);
+        goto done;
+    }
+    const char *later[] = { "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "invert_sigmas",
+                            "stochastic_sampling" };
+    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, later[i]))) {
+            rc = eh_fail(err, EH_EFORMAT, "%s: %s is not supported", path, later[i]);
+            goto done;
+        }
+    c->num_train_timesteps = jint(root, "num_train_timesteps", 1000);
+    c->shift = jnum(root, "shift", 1.0);
+    c->base_shift = jnum(root, "base_shift", 0.5);
+    c->max_shift = jnum(root, "max_shift", 1.15);
+    c->shift_terminal = jnum(root, "shift_terminal", 0.0);
+    c->base_image_seq_len = jint(root, "base_image_seq_len", 256);
+    c->max_image_seq_len = jint(root, "max_image_seq_len", 4096);
+    c->use_dynamic_shifting = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "use_dynamic_shifting"));
+    const cJSON *tst = cJSON_GetObjectItemCaseSensitive(root, "time_shift_type");
+    const char *type = cJSON_IsString(tst) ? tst->valuestring : "exponential";
+    c->exponential = !strcmp(type, "exponential");
+    if (!c->exponential && strcmp(type, "linear")) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: time_shift_type '%s' is neither exponential nor linear", path, type);
+        goto done;
+    }
+    if (c->num_train_timesteps < 1 || c->max_image_seq_len == c->base_image_seq_len || !(c->shift > 0) ||
+        c->shift_terminal < 0 || c->shift_terminal >= 1) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: num_train_timesteps, shift, shift_terminal or the image_seq_lens out of range",
+                     path);
+        goto done;
+    }
+done:
+    cJSON_Delete(root);
+    return rc;
+}
+
+double eh_flowmatch_mu(const eh_flowmatch_config *c, int image_seq_len)
+{
+    double m = (c->max_shift - c->base_shift) / (double)(c->max_image_seq_len - c->base_image_seq_len);
+    double b = c->base_shift - m * c->base_image_seq_len;
+    return image_seq_len * m + b;
+}
+
+/* Every float below is one numpy-2 float32 operation of diffusers'
+ * set_timesteps (a Python float meeting a float32 array is rounded to
+ * float32 first), so the schedule is bit-equal to it. */
+eh_status eh_flowmatch_schedule(const eh_flowmatch_config *c, int steps, int image_seq_len, float *sigmas,
+                                float *timesteps, eh_error *err)
+{
+    if (steps < 1)
+        return eh_fail(err, EH_EINVAL, "scheduler: %d steps (at least 1)", steps);
+    /* np.linspace(1.0, 1 / steps, steps) in float64, then .astype(float32) */
+    double step = steps > 1 ? (1.0 / steps - 1.0) / (steps - 1) : 0;
+    for (int i = 0; i < steps; i++)
+        sigmas[i] = (float)(i == steps - 1 ? 1.0 / steps : i * step + 1.0);
+    if (c->use_dynamic_shifting) {
+        double mu = eh_flowmatch_mu(c, image_seq_len);
+        float e = (float)(c->exponential ? exp(mu) : mu);
+        for (int i = 0; i < steps; i++) {
+            float t = sigmas[i];
+            float d = 1.0f / t - 1.0f;   /* ** 1.0 (the time shift's sigma) is exact */
+            sigmas[i] = e / (e + d);
+        }
+    } else {
+        float sh = (float)c->shift, sh1 = (float)(c->shift - 1.0);
+        for (int i = 0; i < steps; i++)
+            sigmas[i] = sh * sigmas[i] / (1.0f + sh1 * sigmas[i]);
+    }
+    if (c->shift_terminal > 0) {
+        float scale = (1.0f - sigmas[steps - 1]) / (float)(1.0 - c->shift_terminal);
+        for (int i = 0; i < steps; i++)
+            sigmas[i] = 1.0f - (1.0f - sigmas[i]) / scale;
+    }
+    for (int i = 0; i < steps; i++)
+        timesteps[i] = sigmas[i] * (float)c->num_train_timesteps;
+    sigmas[steps] = 0.0f;
+    return EH_OK;
+}
+
+void eh_flowmatch_step(float *x, const float *v, size_t n, float sigma, float sigma_next)
+{
+    float dt = sigma_next - sigma;
+    for (size_t i = 0; i < n; i++) {
+        float dv = dt * v[i];   /* two roundings, as torch's mul then add */
+        x[i] = x[i] + dv;
+    }
 }

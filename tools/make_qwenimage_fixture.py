@@ -13,6 +13,7 @@ Writes, in diffusers layout:
   OUT_DIR/transformer/config.json, diffusion_pytorch_model.safetensors
       QwenImageTransformer2DModel: 2 dual-stream blocks, 2 heads of 16,
       joint_attention_dim 24;
+  OUT_DIR/scheduler/scheduler_config.json  Qwen-Image-Edit's FlowMatchEuler config;
   OUT_DIR/reference/ (little-endian float32 .npy):
       vae_image.npy      [1,3,1,H,W] in [-1,1], the encoder's input
       vae_latents.npy    [1,16,1,H/8,W/8]  encode → latent_dist.mode(),
@@ -22,6 +23,9 @@ Writes, in diffusers layout:
                           pipeline writes it, clamped
                           to [-1,1] by diffusers, from vae_latents.npy
       dit_*.npy          one transformer call (see dit_reference below)
+      step_*.npy         one FlowMatchEulerDiscreteScheduler.step
+  reference.json "scheduler": the pipeline's sigmas and timesteps for
+      several step counts and image sequence lengths
   OUT_DIR/reference/reference.json: shapes and the transformer's call args.
 Weights are drawn with a fixed seed; the VAE's RMSNorm gammas and conv
 biases are perturbed so a wrong parameter order shows in the outputs.
@@ -119,6 +123,44 @@ def dit_reference(out):
                             "hidden": list(hidden.shape), "encoder": list(enc.shape), "out": list(o.shape)}}
 
 
+# Qwen/Qwen-Image-Edit's scheduler/scheduler_config.json
+SCHEDULER = {"base_image_seq_len": 256, "base_shift": 0.5, "invert_sigmas": False, "max_image_seq_len": 8192,
+             "max_shift": 0.9, "num_train_timesteps": 1000, "shift": 1.0, "shift_terminal": 0.02,
+             "stochastic_sampling": False, "time_shift_type": "exponential", "use_beta_sigmas": False,
+             "use_dynamic_shifting": True, "use_exponential_sigmas": False, "use_karras_sigmas": False}
+
+
+def scheduler_reference(out):
+    """QwenImageEditPipeline's schedule (sigmas linspace(1, 1/N, N), mu from
+    the packed image sequence length) for a few N and lengths, and one
+    Euler step on fixed tensors."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit import calculate_shift
+    sch = FlowMatchEulerDiscreteScheduler(**SCHEDULER)
+    sch.save_config(os.path.join(out, "scheduler"))
+    cases = []
+    for steps, seq in [(2, 24), (4, 1024), (8, 4096), (50, 4096), (50, 9000)]:
+        mu = calculate_shift(seq, sch.config.base_image_seq_len, sch.config.max_image_seq_len,
+                             sch.config.base_shift, sch.config.max_shift)
+        sch.set_timesteps(sigmas=np.linspace(1.0, 1 / steps, steps), mu=mu)
+        cases.append({"steps": steps, "image_seq_len": seq, "mu": mu,
+                      "sigmas": [float(x) for x in sch.sigmas], "timesteps": [float(x) for x in sch.timesteps]})
+    # one step: the second of the 4-step schedule, through scheduler.step
+    g = torch.Generator().manual_seed(11)
+    sample = torch.randn(1, 24, 64, generator=g)
+    model_out = torch.randn(1, 24, 64, generator=g)
+    mu = calculate_shift(1024, 256, 8192, 0.5, 0.9)
+    sch.set_timesteps(sigmas=np.linspace(1.0, 1 / 4, 4), mu=mu)
+    sch.set_begin_index(0)
+    sch.step(model_out, sch.timesteps[0], sample.clone(), return_dict=False)
+    prev = sch.step(model_out, sch.timesteps[1], sample, return_dict=False)[0]
+    r = os.path.join(out, "reference")
+    npy(os.path.join(r, "step_sample.npy"), sample)
+    npy(os.path.join(r, "step_model_out.npy"), model_out)
+    npy(os.path.join(r, "step_prev.npy"), prev)
+    return {"scheduler": {"cases": cases, "step": {"steps": 4, "image_seq_len": 1024, "index": 1}}}
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "data", "qwenimage")
     os.makedirs(os.path.join(out, "reference"), exist_ok=True)
@@ -127,6 +169,7 @@ def main():
     ref = {"diffusers": diffusers.__version__, "torch": torch.__version__.split("+")[0]}
     ref.update(vae_reference(out))
     ref.update(dit_reference(out))
+    ref.update(scheduler_reference(out))
     with open(os.path.join(out, "reference", "reference.json"), "w") as f:
         json.dump(ref, f, indent=1)
         f.write("\n")

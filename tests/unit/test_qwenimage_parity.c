@@ -13,13 +13,18 @@
  * The configs are checked without libtorch too.
  *   transformer: one QwenImageTransformer2DModel call (two images' tokens,
  *     7 text tokens, timestep 0.6) within DIT_TOL; masked text padding
- *     leaves the image output unchanged. */
+ *     leaves the image output unchanged;
+ *   scheduler (plain C, also without libtorch): FlowMatchEuler schedules
+ *     for 5 (steps, sequence length) pairs and one step, bit-equal. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "check.h"
+#include "evalhost/flowmatch.h"
 #include "evalhost/safetensors.h"
 #include "evalhost/torch_shim.h"
 
@@ -87,23 +92,10 @@ static void test_config(void)
     remove(path);
 }
 
-#ifdef EVALHOST_HAVE_TORCH
-
-/* float32: both sides run the same ops in float32 (our 2-D convolutions
- * are diffusers' 3-D ones without the zero frames), so only the order of
- * float sums differs.  Measured on this fixture: diffusers' own float32
- * against float64 differs by 4e-7 (encode) and 1.4e-5 (decode, ~30 convs
- * deep with growing activations), and its decode of a batch of two by
- * 2.9e-5 from one alone; the bounds leave room for that.  bfloat16:
- * diffusers' own bfloat16 lands 0.0063 (encode) and 0.21 (decode, pixels in
- * [-1,1]) from its float32 here; ours must be no more than about twice. */
-#define ENC_TOL 1e-5
-#define DEC_TOL 1e-4
-#define BF16_ENC_TOL 0.015
-#define BF16_DEC_TOL 0.4
-#define BATCH_TOL 1e-5
-
-static float *load_npy(const char *path, size_t *count)
+/* The scheduler is plain C: bit-equal to diffusers' schedules (float32
+ * sigmas and timesteps) for each step count and sequence length of the
+ * fixture, and its Euler step equal to scheduler.step's output. */
+static float *npy_plain(const char *path, size_t *count)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -133,6 +125,84 @@ static float *load_npy(const char *path, size_t *count)
     free(b);
     return v;
 }
+
+
+static void test_scheduler(void)
+{
+    eh_error err = { 0 };
+    eh_flowmatch_config c;
+    CHECK_EQ_INT(eh_flowmatch_config_load(FIX "/scheduler/scheduler_config.json", &c, &err), EH_OK);
+    CHECK(c.use_dynamic_shifting && c.exponential && c.max_image_seq_len == 8192);
+    FILE *f = fopen(FIX "/reference/reference.json", "rb");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    static char buf[1 << 20];
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    cJSON *ref = cJSON_ParseWithLength(buf, len), *cs;
+    const cJSON *sch = cJSON_GetObjectItem(ref, "scheduler");
+    int n_cases = 0, worst = 0;
+    cJSON_ArrayForEach(cs, cJSON_GetObjectItem(sch, "cases")) {
+        int steps = (int)cJSON_GetObjectItem(cs, "steps")->valuedouble;
+        int seq = (int)cJSON_GetObjectItem(cs, "image_seq_len")->valuedouble;
+        CHECK(fabs(eh_flowmatch_mu(&c, seq) - cJSON_GetObjectItem(cs, "mu")->valuedouble) < 1e-12);
+        float sig[64], ts[64];
+        CHECK(steps < 63);
+        CHECK_EQ_INT(eh_flowmatch_schedule(&c, steps, seq, sig, ts, &err), EH_OK);
+        const cJSON *rs = cJSON_GetObjectItem(cs, "sigmas"), *rt = cJSON_GetObjectItem(cs, "timesteps");
+        CHECK_EQ_INT(cJSON_GetArraySize(rs), steps + 1);
+        int bad = 0;
+        for (int i = 0; i <= steps; i++)
+            bad += sig[i] != (float)cJSON_GetArrayItem(rs, i)->valuedouble;
+        for (int i = 0; i < steps; i++)
+            bad += ts[i] != (float)cJSON_GetArrayItem(rt, i)->valuedouble;
+        if (bad)
+            fprintf(stderr, "schedule %d steps, seq %d: %d values differ from diffusers\n", steps, seq, bad);
+        worst = bad > worst ? bad : worst;
+        CHECK_EQ_INT(bad, 0);
+        n_cases++;
+    }
+    CHECK_EQ_INT(n_cases, 5);
+    printf("flowmatch: %d schedules bit-equal to diffusers' (worst: %d values differ)\n", n_cases, worst);
+    /* the step: index 1 of the 4-step schedule at sequence length 1024 */
+    size_t ns = 0, nv = 0, np = 0;
+    float *x = npy_plain(FIX "/reference/step_sample.npy", &ns), *v = npy_plain(FIX "/reference/step_model_out.npy", &nv);
+    float *prev = npy_plain(FIX "/reference/step_prev.npy", &np);
+    CHECK(x && v && prev && ns == 24 * 64 && nv == ns && np == ns);
+    if (x && v && prev && ns == 24 * 64 && nv == ns && np == ns) {
+        float sig[5], ts[4];
+        eh_flowmatch_schedule(&c, 4, 1024, sig, ts, &err);
+        eh_flowmatch_step(x, v, ns, sig[1], sig[2]);
+        size_t differ = 0;
+        for (size_t i = 0; i < ns; i++)
+            differ += x[i] != prev[i];
+        printf("flowmatch: step differs from diffusers' in %zu of %zu values\n", differ, ns);
+        CHECK_EQ_INT(differ, 0);
+    }
+    free(x), free(v), free(prev);
+    cJSON_Delete(ref);
+    CHECK_EQ_INT(eh_flowmatch_schedule(&c, 0, 1024, NULL, NULL, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "scheduler: 0 steps (at least 1)");
+    CHECK_EQ_INT(eh_flowmatch_config_load(FIX "/vae/config.json", &c, &err), EH_EFORMAT);
+    CHECK_CONTAINS(err.msg, "'AutoencoderKLQwenImage' is not FlowMatchEulerDiscreteScheduler");
+}
+
+#ifdef EVALHOST_HAVE_TORCH
+
+/* float32: both sides run the same ops in float32 (our 2-D convolutions
+ * are diffusers' 3-D ones without the zero frames), so only the order of
+ * float sums differs.  Measured on this fixture: diffusers' own float32
+ * against float64 differs by 4e-7 (encode) and 1.4e-5 (decode, ~30 convs
+ * deep with growing activations), and its decode of a batch of two by
+ * 2.9e-5 from one alone; the bounds leave room for that.  bfloat16:
+ * diffusers' own bfloat16 lands 0.0063 (encode) and 0.21 (decode, pixels in
+ * [-1,1]) from its float32 here; ours must be no more than about twice. */
+#define ENC_TOL 1e-5
+#define DEC_TOL 1e-4
+#define BF16_ENC_TOL 0.015
+#define BF16_DEC_TOL 0.4
+#define BATCH_TOL 1e-5
 
 static double max_diff(const float *a, const float *b, size_t n)
 {
@@ -176,9 +246,9 @@ typedef struct refs {
 static int refs_load(refs *r)
 {
     memset(r, 0, sizeof *r);
-    r->image = load_npy(FIX "/reference/vae_image.npy", &r->n_image);
-    r->latents = load_npy(FIX "/reference/vae_latents.npy", &r->n_latents);
-    r->decoded = load_npy(FIX "/reference/vae_decoded.npy", &r->n_decoded);
+    r->image = npy_plain(FIX "/reference/vae_image.npy", &r->n_image);
+    r->latents = npy_plain(FIX "/reference/vae_latents.npy", &r->n_latents);
+    r->decoded = npy_plain(FIX "/reference/vae_decoded.npy", &r->n_decoded);
     CHECK(r->image && r->latents && r->decoded);
     /* [1,3,1,40,56] and [1,16,1,5,7] (make_qwenimage_fixture.py) */
     CHECK_EQ_INT(r->n_image, 3 * 40 * 56);
@@ -362,9 +432,9 @@ static eh_qwenimage_dit *load_dit(const char *dtype, const char *skip, eh_error 
 static void test_dit(void)
 {
     size_t nh = 0, ne = 0, no = 0;
-    float *hidden = load_npy(FIX "/reference/dit_hidden.npy", &nh);
-    float *enc = load_npy(FIX "/reference/dit_encoder.npy", &ne);
-    float *ref = load_npy(FIX "/reference/dit_out.npy", &no);
+    float *hidden = npy_plain(FIX "/reference/dit_hidden.npy", &nh);
+    float *enc = npy_plain(FIX "/reference/dit_encoder.npy", &ne);
+    float *ref = npy_plain(FIX "/reference/dit_out.npy", &no);
     CHECK(hidden && enc && ref);
     /* [1,24,64], [1,7,24], [1,24,64]: two 1x3x4 images, 7 text tokens */
     CHECK_EQ_INT(nh, 24 * 64);
@@ -456,6 +526,7 @@ out:
 int main(void)
 {
     test_config();
+    test_scheduler();
 #ifdef EVALHOST_HAVE_TORCH
     refs r;
     if (refs_load(&r) == 0) {
