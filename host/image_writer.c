@@ -2,7 +2,9 @@
  * submission order.  Jobs form one FIFO list: `todo` points at the first
  * the worker has not started, `head` at the oldest not yet collected.  A
  * write keeps its image until written, a load its image until collected:
- * that is what `holding` bounds. */
+ * that is what `holding` bounds.  A written image's buffer is kept (at
+ * most max of them) for the next eh_image_writer_submit_copy: copying into
+ * pages already mapped costs a fraction of faulting in fresh ones. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 typedef struct job {
     struct job *next;
     eh_image *img;               /* a write's, owned until written */
+    size_t cap;                  /* bytes img->pixels can hold */
     int load;                    /* 1: a load (res.image), 0: a write */
     eh_image_limits limits;      /* a load's */
     int done;
@@ -33,7 +36,28 @@ struct eh_image_writer {
     int pending;                 /* jobs not yet collected */
     int max;
     int quit;
+    eh_image **pool;             /* max slots: written images, pixels kept */
+    size_t *pool_cap;
+    int pool_n;
 };
+
+static size_t image_bytes(const eh_image *img)
+{
+    return (size_t)img->width * (size_t)img->height * (size_t)img->channels;
+}
+
+/* Under the lock: keeps img's buffer for a later copy, or frees it. */
+static void recycle(eh_image_writer *w, eh_image *img, size_t cap)
+{
+    if (!img)
+        return;
+    if (w->pool_n < w->max) {
+        w->pool[w->pool_n] = img;
+        w->pool_cap[w->pool_n++] = cap;
+    } else {
+        eh_image_free(img);
+    }
+}
 
 /* Encode as eh_image_save does, hash the bytes, write them durably. */
 static void write_one(job *j)
@@ -95,8 +119,8 @@ static void *worker(void *arg)
             load_one(j);
         else
             write_one(j);
-        eh_image_free(j->img);
         pthread_mutex_lock(&w->mu);
+        recycle(w, j->img, j->cap);
         j->img = NULL;
         j->done = 1;
         w->unfinished--;
@@ -118,6 +142,15 @@ eh_image_writer *eh_image_writer_new(int max_in_flight, eh_error *err)
         return NULL;
     }
     w->max = max_in_flight > 0 ? max_in_flight : EH_IMAGE_WRITER_DEFAULT_IN_FLIGHT;
+    w->pool = calloc((size_t)w->max, sizeof *w->pool);
+    w->pool_cap = calloc((size_t)w->max, sizeof *w->pool_cap);
+    if (!w->pool || !w->pool_cap) {
+        free(w->pool);
+        free(w->pool_cap);
+        free(w);
+        eh_fail(err, EH_ENOMEM, "image writer: out of memory");
+        return NULL;
+    }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->work, NULL);
     pthread_cond_init(&w->finished, NULL);
@@ -127,6 +160,8 @@ eh_image_writer *eh_image_writer_new(int max_in_flight, eh_error *err)
         pthread_cond_destroy(&w->finished);
         pthread_cond_destroy(&w->work);
         pthread_mutex_destroy(&w->mu);
+        free(w->pool);
+        free(w->pool_cap);
         free(w);
         return NULL;
     }
@@ -180,6 +215,7 @@ static job *new_job(const char *path, eh_image *img, eh_error *err)
         return NULL;
     }
     j->img = img;
+    j->cap = img ? image_bytes(img) : 0;
     j->res.path = p;
     return j;
 }
@@ -188,6 +224,36 @@ eh_status eh_image_writer_submit(eh_image_writer *w, eh_image *img, const char *
 {
     job *j = new_job(path, img, err);
     return j ? enqueue(w, j, err) : EH_ENOMEM;
+}
+
+eh_status eh_image_writer_submit_copy(eh_image_writer *w, const eh_image *img, const char *path, eh_error *err)
+{
+    size_t need = image_bytes(img), cap = need;
+    eh_image *c = NULL;
+    pthread_mutex_lock(&w->mu);
+    for (int i = 0; i < w->pool_n; i++) {
+        if (w->pool_cap[i] >= need) {
+            c = w->pool[i];
+            cap = w->pool_cap[i];
+            w->pool[i] = w->pool[w->pool_n - 1];
+            w->pool_cap[i] = w->pool_cap[--w->pool_n];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (c) {
+        c->width = img->width;
+        c->height = img->height;
+        c->channels = img->channels;
+        memcpy(c->pixels, img->pixels, need);
+    } else if (!(c = eh_image_clone(img, err))) {
+        return err ? err->code : EH_ENOMEM;
+    }
+    job *j = new_job(path, c, err);
+    if (!j)
+        return EH_ENOMEM;
+    j->cap = cap;
+    return enqueue(w, j, err);
 }
 
 eh_status eh_image_writer_load(eh_image_writer *w, const char *path, const eh_image_limits *limits, eh_error *err)
@@ -257,6 +323,10 @@ void eh_image_writer_free(eh_image_writer *w)
         free(j);
         j = next;
     }
+    for (int i = 0; i < w->pool_n; i++)
+        eh_image_free(w->pool[i]);
+    free(w->pool);
+    free(w->pool_cap);
     pthread_cond_destroy(&w->finished);
     pthread_cond_destroy(&w->work);
     pthread_mutex_destroy(&w->mu);

@@ -57,8 +57,7 @@ static int m_submit(lua_State *L)
     const char *path = luaL_checkstring(L, 3);
     eh_error err = {0};
     /* a copy: the Image stays the caller's to close, as after img:save */
-    eh_image *copy = eh_image_clone(img, &err);
-    if (!copy || eh_image_writer_submit(w, copy, path, &err) != EH_OK)
+    if (eh_image_writer_submit_copy(w, img, path, &err) != EH_OK)
         return eh_lua_fail(L, &err);
     lua_pushboolean(L, 1);
     return 1;

@@ -37,6 +37,10 @@ eh_image_writer *eh_image_writer_new(int max_in_flight, eh_error *err);
  * cannot be made (img is freed). */
 eh_status eh_image_writer_submit(eh_image_writer *w, eh_image *img, const char *path, eh_error *err);
 
+/* As submit, with a copy of img (the caller keeps img): the copy goes into
+ * the buffer of an image already written when one is large enough. */
+eh_status eh_image_writer_submit_copy(eh_image_writer *w, const eh_image *img, const char *path, eh_error *err);
+
 /* Queues a load of path (as eh_image_load with limits; NULL: defaults);
  * its result carries the image.  Waits as submit does; EH_ESTATE instead
  * when only uncollected loads fill the queue (waiting would never end). */

@@ -2,8 +2,8 @@
  * order, each file durable and decoding to the pixels given, its hash the
  * file's; errors (missing folder, unknown format) reported per image with
  * the path named while later writes go on; the in-flight bound holds; free
- * finishes queued writes; loads in order with writes, bounded until
- * collected, limits applied. */
+ * finishes queued writes; copies reuse written buffers exactly; loads in
+ * order with writes, bounded until collected, limits applied. */
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -110,6 +110,32 @@ int main(void)
     snprintf(path, sizeof path, "%s/two.png", dir);
     CHECK(access(path, F_OK) == 0);
     eh_image_writer_free(NULL);
+
+    /* copies: the caller keeps its image; a written image's buffer is
+     * reused for a later copy, a smaller one included, pixels exact */
+    w = eh_image_writer_new(2, &err);
+    eh_image *big = pattern(300, 200, 8), *small = pattern(120, 90, 9);
+    for (int round = 0; round < 3; round++) {
+        snprintf(path, sizeof path, "%s/big%d.png", dir, round);
+        CHECK_EQ_INT(eh_image_writer_submit_copy(w, big, path, &err), EH_OK);
+        snprintf(path, sizeof path, "%s/small%d.png", dir, round);
+        CHECK_EQ_INT(eh_image_writer_submit_copy(w, small, path, &err), EH_OK);
+        eh_image_writer_flush(w);
+        for (int k = 0; k < 2; k++) {
+            CHECK_EQ_INT(eh_image_writer_collect(w, 0, &r), 1);
+            CHECK_EQ_INT(r.status, EH_OK);
+            eh_image *back = eh_image_load(r.path, NULL, NULL);
+            CHECK(same_pixels(back, k == 0 ? big : small));
+            eh_image_free(back);
+            free(r.path);
+        }
+    }
+    eh_image *again = pattern(300, 200, 8);
+    CHECK(same_pixels(big, again));     /* the caller's image untouched */
+    eh_image_free(again);
+    eh_image_free(big);
+    eh_image_free(small);
+    eh_image_writer_free(w);
 
     /* loads share the queue: a load after a write sees the written file;
      * loaded images count until collected, and a queue full of them is
