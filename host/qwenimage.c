@@ -295,3 +295,30 @@ void eh_flowmatch_step(float *x, const float *v, size_t n, float sigma, float si
         x[i] = x[i] + dv;
     }
 }
+
+/* out[b, i*(w/2) + j, ch*4 + di*2 + dj] = in[b, ch, 2i + di, 2j + dj] */
+void eh_qwenimage_pack(const float *in, int n, int c, int h, int w, float *out)
+{
+    size_t hw = (size_t)(h / 2) * (size_t)(w / 2);
+    for (int b = 0; b < n; b++)
+        for (int ch = 0; ch < c; ch++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++) {
+                    size_t tok = (size_t)(y / 2) * (size_t)(w / 2) + (size_t)(x / 2);
+                    size_t k = (size_t)ch * 4 + (size_t)(y % 2) * 2 + (size_t)(x % 2);
+                    out[((size_t)b * hw + tok) * (size_t)c * 4 + k] = in[(((size_t)b * c + ch) * h + y) * w + x];
+                }
+}
+
+void eh_qwenimage_unpack(const float *in, int n, int c, int h, int w, float *out)
+{
+    size_t hw = (size_t)(h / 2) * (size_t)(w / 2);
+    for (int b = 0; b < n; b++)
+        for (int ch = 0; ch < c; ch++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++) {
+                    size_t tok = (size_t)(y / 2) * (size_t)(w / 2) + (size_t)(x / 2);
+                    size_t k = (size_t)ch * 4 + (size_t)(y % 2) * 2 + (size_t)(x % 2);
+                    out[(((size_t)b * c + ch) * h + y) * w + x] = in[((size_t)b * hw + tok) * (size_t)c * 4 + k];
+                }
+}

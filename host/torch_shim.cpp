@@ -2037,3 +2037,27 @@ eh_status eh_qwenimage_dit_forward(eh_qwenimage_dit *d, const float *hidden, int
 }
 
 }  // extern "C"
+
+// ---- Qwen-Image: the pipeline's initial noise (issue 14) -------------------
+// torch.Generator("cpu").manual_seed(seed) is a CPUGeneratorImpl seeded the
+// same way, so the same randn call draws the same numbers as diffusers.
+extern "C" eh_status eh_qwenimage_noise(uint64_t seed, int n, int channels, int lh, int lw, const char *dtype,
+                                        float *out, eh_error *err)
+{
+    if (n < 1 || channels < 1 || lh < 2 || lw < 2 || lh % 2 || lw % 2)
+        return fail(err, EH_EINVAL, "noise: %d items of %d x %dx%d latents (positive, height and width even)", n,
+                    channels, lw, lh);
+    auto dt = parse_dtype(dtype);
+    if (!dt)
+        return fail(err, EH_EINVAL, "unknown dtype '%s' (float32, float16 or bfloat16)", dtype ? dtype : "(null)");
+    return guarded(err, EH_EMODEL, "noise", [&]() -> eh_status {
+        c10::InferenceMode inference;
+        at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+        at::Tensor z = at::randn({ n, 1, channels, lh, lw }, gen, at::TensorOptions().dtype(*dt));
+        // _pack_latents
+        z = z.view({ n, channels, lh / 2, 2, lw / 2, 2 }).permute({ 0, 2, 4, 1, 3, 5 });
+        z = z.reshape({ n, (int64_t)(lh / 2) * (lw / 2), channels * 4 }).to(at::kFloat).contiguous();
+        memcpy(out, z.data_ptr<float>(), (size_t)z.numel() * sizeof(float));
+        return EH_OK;
+    });
+}

@@ -24,6 +24,8 @@ Writes, in diffusers layout:
                           to [-1,1] by diffusers, from vae_latents.npy
       dit_*.npy          one transformer call (see dit_reference below)
       step_*.npy         one FlowMatchEulerDiscreteScheduler.step
+      noise_{float32,bfloat16}.npy  the pipeline's packed noise for seed 42
+      packed_latents.npy the VAE latents (4x6 corner) through _pack_latents
   reference.json "scheduler": the pipeline's sigmas and timesteps for
       several step counts and image sequence lengths
   OUT_DIR/reference/reference.json: shapes and the transformer's call args.
@@ -161,6 +163,20 @@ def scheduler_reference(out):
     return {"scheduler": {"cases": cases, "step": {"steps": 4, "image_seq_len": 1024, "index": 1}}}
 
 
+def noise_reference(out):
+    """prepare_latents' noise for seed 42 (float32 and bfloat16), packed by
+    the pipeline's own _pack_latents, and the VAE latents packed."""
+    from diffusers import QwenImageEditPipeline as P
+    r = os.path.join(out, "reference")
+    for name, dt in [("float32", torch.float32), ("bfloat16", torch.bfloat16)]:
+        z = torch.randn((2, 1, 16, 6, 8), generator=torch.Generator("cpu").manual_seed(42), dtype=dt)
+        npy(os.path.join(r, f"noise_{name}.npy"), P._pack_latents(z, 2, 16, 6, 8))
+    lat = torch.from_numpy(np.load(os.path.join(r, "vae_latents.npy")))[:, :, :, :4, :6]
+    npy(os.path.join(r, "packed_latents.npy"), P._pack_latents(lat.contiguous(), 1, 16, 4, 6))
+    return {"noise": {"seed": 42, "shape": [2, 1, 16, 6, 8]},
+            "packed_latents": "vae_latents.npy[:, :, :, :4, :6] packed"}
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "data", "qwenimage")
     os.makedirs(os.path.join(out, "reference"), exist_ok=True)
@@ -170,6 +186,7 @@ def main():
     ref.update(vae_reference(out))
     ref.update(dit_reference(out))
     ref.update(scheduler_reference(out))
+    ref.update(noise_reference(out))
     with open(os.path.join(out, "reference", "reference.json"), "w") as f:
         json.dump(ref, f, indent=1)
         f.write("\n")

@@ -15,7 +15,8 @@
  *     7 text tokens, timestep 0.6) within DIT_TOL; masked text padding
  *     leaves the image output unchanged;
  *   scheduler (plain C, also without libtorch): FlowMatchEuler schedules
- *     for 5 (steps, sequence length) pairs and one step, bit-equal. */
+ *     for 5 (steps, sequence length) pairs and one step, bit-equal;
+ *   the pipeline's packing (plain C) and its seeded initial noise, bit-equal. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,6 +187,27 @@ static void test_scheduler(void)
     CHECK_CONTAINS(err.msg, "scheduler: 0 steps (at least 1)");
     CHECK_EQ_INT(eh_flowmatch_config_load(FIX "/vae/config.json", &c, &err), EH_EFORMAT);
     CHECK_CONTAINS(err.msg, "'AutoencoderKLQwenImage' is not FlowMatchEulerDiscreteScheduler");
+}
+
+/* pack/unpack against the pipeline's _pack_latents (the VAE latents' 4x6
+ * corner), and unpack inverts pack */
+static void test_pack(void)
+{
+    size_t nl = 0, np = 0;
+    float *lat = npy_plain(FIX "/reference/vae_latents.npy", &nl), *ref = npy_plain(FIX "/reference/packed_latents.npy", &np);
+    CHECK(lat && ref && nl == 16 * 5 * 7 && np == 16 * 4 * 6);
+    if (lat && ref && nl == 16 * 5 * 7 && np == 16 * 4 * 6) {
+        float corner[16 * 4 * 6], packed[16 * 4 * 6], back[16 * 4 * 6];
+        for (int c = 0; c < 16; c++)
+            for (int y = 0; y < 4; y++)
+                for (int x = 0; x < 6; x++)
+                    corner[(c * 4 + y) * 6 + x] = lat[(c * 5 + y) * 7 + x];
+        eh_qwenimage_pack(corner, 1, 16, 4, 6, packed);
+        CHECK(memcmp(packed, ref, sizeof packed) == 0);
+        eh_qwenimage_unpack(packed, 1, 16, 4, 6, back);
+        CHECK(memcmp(back, corner, sizeof back) == 0);
+    }
+    free(lat), free(ref);
 }
 
 #ifdef EVALHOST_HAVE_TORCH
@@ -521,12 +543,40 @@ out:
     free(hidden), free(enc), free(ref);
 }
 
+/* the initial noise: torch's CPU generator, seed 42, as the pipeline draws
+ * it, bit for bit in float32 and bfloat16 */
+static void test_noise(void)
+{
+    const char *dt[2] = { "float32", "bfloat16" };
+    const char *files[2] = { FIX "/reference/noise_float32.npy", FIX "/reference/noise_bfloat16.npy" };
+    eh_error err = { 0 };
+    for (int k = 0; k < 2; k++) {
+        size_t nr = 0;
+        float *ref = npy_plain(files[k], &nr);
+        CHECK(ref && nr == 2 * 12 * 64);
+        float got[2 * 12 * 64];
+        CHECK_EQ_INT(eh_qwenimage_noise(42, 2, 16, 6, 8, dt[k], got, &err), EH_OK);
+        if (ref && nr == 2 * 12 * 64) {
+            CHECK(memcmp(got, ref, sizeof got) == 0);
+            CHECK_EQ_INT(eh_qwenimage_noise(43, 2, 16, 6, 8, dt[k], got, &err), EH_OK);
+            CHECK(memcmp(got, ref, sizeof got) != 0);   /* the seed matters */
+        }
+        free(ref);
+    }
+    float one[64];
+    CHECK_EQ_INT(eh_qwenimage_noise(42, 1, 16, 3, 8, "float32", one, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "noise: 1 items of 16 x 8x3 latents (positive, height and width even)");
+    CHECK_EQ_INT(eh_qwenimage_noise(42, 1, 16, 2, 2, "float8", one, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "unknown dtype 'float8'");
+}
+
 #endif
 
 int main(void)
 {
     test_config();
     test_scheduler();
+    test_pack();
 #ifdef EVALHOST_HAVE_TORCH
     refs r;
     if (refs_load(&r) == 0) {
@@ -536,6 +586,7 @@ int main(void)
     }
     refs_free(&r);
     test_dit();
+    test_noise();
 #else
     printf("test_qwenimage_parity: built without libtorch; the forward is not checked\n");
 #endif
