@@ -668,8 +668,6 @@ function Run:score(cat, pair)
   return self:settle_score(cat, pair, req, res, err, info, util.host().clock() - t0)
 end
 
--- Score a list of pairs through score_batch (one call per batch_size pairs:
--- real batches for torch, requests in flight for http). Calls tick() per pair.
 -- An edited image for scoring: the one prefetched on the reader's thread
 -- (waited for when still loading), else loaded here.
 function Run:load_edited(path)
@@ -726,6 +724,8 @@ function Run:prefetch(cat, list, from, size)
   end
 end
 
+-- Score a list of pairs through score_batch (one call per batch_size pairs:
+-- real batches for torch, requests in flight for http). Calls tick() per pair.
 function Run:score_pairs(cat, list, tick)
   self:settle_writes(true)   -- a stage boundary: every edit journaled before its score
   local size = 1
