@@ -322,3 +322,20 @@ void eh_qwenimage_unpack(const float *in, int n, int c, int h, int w, float *out
                     out[(((size_t)b * c + ch) * h + y) * w + x] = in[((size_t)b * hw + tok) * (size_t)c * 4 + k];
                 }
 }
+
+void eh_qwenimage_true_cfg(const float *cond, const float *neg, size_t tokens, int dim, float scale, float *out)
+{
+    for (size_t t = 0; t < tokens; t++) {
+        const float *c = cond + t * (size_t)dim, *u = neg + t * (size_t)dim;
+        float *o = out + t * (size_t)dim;
+        double cn = 0, on = 0;
+        for (int i = 0; i < dim; i++) {
+            o[i] = u[i] + scale * (c[i] - u[i]);
+            cn += (double)c[i] * c[i];
+            on += (double)o[i] * o[i];
+        }
+        float r = (float)sqrt(cn) / (float)sqrt(on);
+        for (int i = 0; i < dim; i++)
+            o[i] = o[i] * r;
+    }
+}

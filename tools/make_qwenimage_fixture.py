@@ -26,6 +26,8 @@ Writes, in diffusers layout:
       step_*.npy         one FlowMatchEulerDiscreteScheduler.step
       noise_{float32,bfloat16}.npy  the pipeline's packed noise for seed 42
       packed_latents.npy the VAE latents (4x6 corner) through _pack_latents
+      edit_{prompt,negative,out}.npy  a whole 2-step edit through
+                          QwenImageEditPipeline from prompt embeddings
   reference.json "scheduler": the pipeline's sigmas and timesteps for
       several step counts and image sequence lengths
   OUT_DIR/reference/reference.json: shapes and the transformer's call args.
@@ -177,6 +179,42 @@ def noise_reference(out):
             "packed_latents": "vae_latents.npy[:, :, :, :4, :6] packed"}
 
 
+def edit_image():
+    """the edit's input: 1024x1024 (the pipeline's ~1 MP target, so its resize
+    is the identity), pixel (x, y, c) = (3x + 5y + 70c + (xy mod 13)) mod 256,
+    which the C test draws too"""
+    from PIL import Image
+    y, x = np.mgrid[0:1024, 0:1024]
+    px = np.stack([(3 * x + 5 * y + 70 * c + (x * y) % 13) % 256 for c in range(3)], -1).astype(np.uint8)
+    return Image.fromarray(px)
+
+
+def edit_reference(out):
+    """A whole QwenImageEditPipeline edit from the fixture's VAE,
+    transformer and scheduler, given prompt embeddings (the text encoder is
+    not part of these fixtures): 2 steps, true CFG 4.0, seed 42, output
+    128x128 (the reference image stays at 1024x1024: 4096 image tokens)."""
+    from diffusers import (AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageEditPipeline,
+                           QwenImageTransformer2DModel)
+    pipe = QwenImageEditPipeline(scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(out, subfolder="scheduler"),
+                                 vae=AutoencoderKLQwenImage.from_pretrained(out, subfolder="vae"),
+                                 text_encoder=None, tokenizer=None, processor=None,
+                                 transformer=QwenImageTransformer2DModel.from_pretrained(out, subfolder="transformer"))
+    pipe.set_progress_bar_config(disable=True)
+    g = torch.Generator().manual_seed(9)
+    pe, ne = torch.randn(1, 7, 24, generator=g), torch.randn(1, 5, 24, generator=g)
+    pm, nm = torch.ones(1, 7, dtype=torch.long), torch.ones(1, 5, dtype=torch.long)
+    with torch.no_grad():
+        img = pipe(image=edit_image(), prompt_embeds=pe, prompt_embeds_mask=pm, negative_prompt_embeds=ne,
+                   negative_prompt_embeds_mask=nm, true_cfg_scale=4.0, num_inference_steps=2, height=128, width=128,
+                   generator=torch.Generator("cpu").manual_seed(42), output_type="pt").images
+    r = os.path.join(out, "reference")
+    npy(os.path.join(r, "edit_prompt.npy"), pe)
+    npy(os.path.join(r, "edit_negative.npy"), ne)
+    npy(os.path.join(r, "edit_out.npy"), img)
+    return {"edit": {"size": [1024, 1024], "out": list(img.shape), "steps": 2, "true_cfg_scale": 4.0, "seed": 42}}
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "data", "qwenimage")
     os.makedirs(os.path.join(out, "reference"), exist_ok=True)
@@ -187,6 +225,7 @@ def main():
     ref.update(dit_reference(out))
     ref.update(scheduler_reference(out))
     ref.update(noise_reference(out))
+    ref.update(edit_reference(out))
     with open(os.path.join(out, "reference", "reference.json"), "w") as f:
         json.dump(ref, f, indent=1)
         f.write("\n")

@@ -272,6 +272,12 @@ eh_status eh_qwenimage_noise(uint64_t seed, int n, int channels, int lh, int lw,
 void eh_qwenimage_pack(const float *in, int n, int c, int h, int w, float *out);
 void eh_qwenimage_unpack(const float *in, int n, int c, int h, int w, float *out);
 
+/* True classifier-free guidance with the pipeline's norm rescaling, per
+ * token of dim values: comb = neg + scale * (cond - neg), out = comb *
+ * (|cond| / |comb|) (defined in host/qwenimage.c; float32 values, norms
+ * accumulated in double). */
+void eh_qwenimage_true_cfg(const float *cond, const float *neg, size_t tokens, int dim, float scale, float *out);
+
 #ifdef __cplusplus
 }
 #endif
