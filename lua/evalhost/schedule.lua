@@ -342,15 +342,17 @@ function Run:record(stage, cat, id, tbl)
 end
 
 -- Edited images are saved by evalhost.image_writer's thread (encode, fsync,
--- rename) while the next pair is edited, at most 4 held at once. An edit is
--- journaled only from its write's result, so still after its file is durable
--- (SPEC §6); a kill loses at most the writes in flight, redone on resume.
+-- rename) while the next pair is edited. An edit is journaled only from its
+-- write's result, so still after its file is durable (SPEC §6); a kill loses
+-- at most the writes in flight, redone on resume. `run.writes_in_flight`
+-- (default 1: a kill loses the pair being edited and at most one being
+-- saved) trades that for more overlap on fast editors.
 -- nil on a host without the writer: Run:edit then saves in line.
-local WRITES_IN_FLIGHT = 4
 function Run:writer()
   if self.image_writer == nil then
     local IW = rawget(util.host(), "image_writer")
-    self.image_writer = IW and IW.new({ in_flight = WRITES_IN_FLIGHT }) or false
+    local n = math.tointeger((util.host().config.run or {}).writes_in_flight) or 1
+    self.image_writer = IW and IW.new({ in_flight = math.max(1, math.min(n, 64)) }) or false
     self.writing, self.writing_ids = {}, {}
   end
   return self.image_writer or nil

@@ -43,7 +43,7 @@ local function setup(dir, opts)
     benchmark = { data_path = "bench.json" },
     editor = { backend = "builtin", name = "imageops" },
     judge = { backend = "builtin", name = "metrics", batch_size = opts.batch_size },
-    run = { out = dir .. "/out" },
+    run = { out = dir .. "/out", writes_in_flight = opts.writes_in_flight },
     report = { bootstrap = { resamples = 50 } },
   }, datasets = { ["bench.json"] = DATA } })
   local lines = {}
@@ -69,8 +69,15 @@ describe("saving edits through the image writer", function()
     fake.uninstall()
   end)
 
+  it("by default holds one save in flight, so a kill loses at most one saved-but-unjournaled edit", function()
+    local _, st = setup(dir, { batch_size = 2 })
+    assert.are.equal(0, dofile("scripts/two_stage.lua"))
+    assert.are.equal(5, st.writes_submitted)
+    assert.is_true(st.max_writes_queued <= 2)    -- the one in flight and the one being handed over
+  end)
+
   it("journals each edit after its file, prefetches for scoring, and scores as in-line saving does", function()
-    local _, st, lines = setup(dir, { batch_size = 2 })
+    local _, st, lines = setup(dir, { batch_size = 2, writes_in_flight = 4 })
     assert.are.equal(0, dofile("scripts/two_stage.lua"))
     assert.are.equal(5, st.writes_submitted)
     assert.are.equal(3, st.max_writes_queued)   -- a category's edits were in flight together
