@@ -11,6 +11,8 @@
 
 #include "evalhost/error.h"
 #include "evalhost/flowmatch.h"
+#include "evalhost/image.h"
+#include "evalhost/qwenimage.h"
 #include "evalhost/torch_shim.h"
 
 static cJSON *read_json(const char *path, eh_error *err)
@@ -338,4 +340,48 @@ void eh_qwenimage_true_cfg(const float *cond, const float *neg, size_t tokens, i
         for (int i = 0; i < dim; i++)
             o[i] = o[i] * r;
     }
+}
+
+void eh_qwenimage_dimensions(int width, int height, int *out_w, int *out_h)
+{
+    double ratio = (double)width / (double)height;
+    double w = sqrt(1024.0 * 1024.0 * ratio), h = w / ratio;
+    *out_w = (int)nearbyint(w / 32) * 32;   /* the default rounding mode: half to even, as Python's round */
+    *out_h = (int)nearbyint(h / 32) * 32;
+}
+
+float *eh_qwenimage_preprocess(const eh_image *img, int *out_w, int *out_h, eh_error *err)
+{
+    int w, h;
+    eh_qwenimage_dimensions(img->width, img->height, &w, &h);
+    if (w < 32 || h < 32) {
+        eh_fail(err, EH_EINVAL, "image %dx%d: too narrow for the editor (it would be resized to %dx%d)", img->width,
+                img->height, w, h);
+        return NULL;
+    }
+    eh_image *rs = NULL;
+    const eh_image *src = img;
+    if (w != img->width || h != img->height) {   /* Pillow returns a copy at the same size */
+        rs = eh_image_resize(img, w, h, EH_FILTER_LANCZOS, err);
+        if (!rs)
+            return NULL;
+        src = rs;
+    }
+    float *out = malloc(sizeof *out * 3 * (size_t)w * (size_t)h);
+    if (!out) {
+        eh_image_free(rs);
+        eh_fail(err, EH_ENOMEM, "out of memory for a %dx%d image", w, h);
+        return NULL;
+    }
+    int ch = src->channels;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) {
+                /* numpy: astype(float32) / 255.0 in float32; torch: 2.0 * x - 1.0 */
+                float u = (float)src->pixels[((size_t)y * w + x) * ch + c] / 255.0f;
+                out[((size_t)c * h + y) * w + x] = 2.0f * u - 1.0f;
+            }
+    eh_image_free(rs);
+    *out_w = w, *out_h = h;
+    return out;
 }

@@ -180,11 +180,11 @@ def noise_reference(out):
 
 
 def edit_image():
-    """the edit's input: 1024x1024 (the pipeline's ~1 MP target, so its resize
-    is the identity), pixel (x, y, c) = (3x + 5y + 70c + (xy mod 13)) mod 256,
-    which the C test draws too"""
+    """the edit's input: 300x200, which the pipeline resizes (LANCZOS) to
+    1248x832; pixel (x, y, c) = (3x + 5y + 70c + (xy mod 13)) mod 256, which
+    the C test draws too"""
     from PIL import Image
-    y, x = np.mgrid[0:1024, 0:1024]
+    y, x = np.mgrid[0:200, 0:300]
     px = np.stack([(3 * x + 5 * y + 70 * c + (x * y) % 13) % 256 for c in range(3)], -1).astype(np.uint8)
     return Image.fromarray(px)
 
@@ -193,7 +193,7 @@ def edit_reference(out):
     """A whole QwenImageEditPipeline edit from the fixture's VAE,
     transformer and scheduler, given prompt embeddings (the text encoder is
     not part of these fixtures): 2 steps, true CFG 4.0, seed 42, output
-    128x128 (the reference image stays at 1024x1024: 4096 image tokens)."""
+    128x128 (the reference image at 1248x832: 4056 image tokens)."""
     from diffusers import (AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageEditPipeline,
                            QwenImageTransformer2DModel)
     pipe = QwenImageEditPipeline(scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(out, subfolder="scheduler"),
@@ -212,7 +212,7 @@ def edit_reference(out):
     npy(os.path.join(r, "edit_prompt.npy"), pe)
     npy(os.path.join(r, "edit_negative.npy"), ne)
     npy(os.path.join(r, "edit_out.npy"), img)
-    return {"edit": {"size": [1024, 1024], "out": list(img.shape), "steps": 2, "true_cfg_scale": 4.0, "seed": 42}}
+    return {"edit": {"size": [300, 200], "resized": [1248, 832], "out": list(img.shape), "steps": 2, "true_cfg_scale": 4.0, "seed": 42}}
 
 
 def main():
@@ -226,6 +226,10 @@ def main():
     ref.update(scheduler_reference(out))
     ref.update(noise_reference(out))
     ref.update(edit_reference(out))
+    from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit import calculate_dimensions
+    sizes = [(300, 200), (1024, 1024), (640, 480), (480, 640), (1920, 1080), (100, 1000), (333, 777), (2000, 2001),
+             (512, 384), (4000, 30)]
+    ref["dimensions"] = [[w, h, *calculate_dimensions(1024 * 1024, w / h)[:2]] for w, h in sizes]
     with open(os.path.join(out, "reference", "reference.json"), "w") as f:
         json.dump(ref, f, indent=1)
         f.write("\n")

@@ -262,21 +262,10 @@ eh_status eh_qwenimage_dit_forward(eh_qwenimage_dit *d, const float *hidden, int
  * The initial noise exactly as QwenImageEditPipeline draws it with
  * generator=torch.Generator("cpu").manual_seed(seed): randn of shape
  * [n, 1, channels, lh, lw] on the CPU in `dtype`, then packed 2x2; out is
- * float32 [n, (lh/2)*(lw/2), channels*4].  lh and lw must be even. */
+ * float32 [n, (lh/2)*(lw/2), channels*4].  lh and lw must be even.  (The
+ * pipeline's other pieces, which need no libtorch: evalhost/qwenimage.h.) */
 eh_status eh_qwenimage_noise(uint64_t seed, int n, int channels, int lh, int lw, const char *dtype, float *out,
                              eh_error *err);
-
-/* The pipeline's _pack_latents / _unpack_latents for one frame, as index
- * shuffles (defined in host/qwenimage.c, no libtorch): [n, c, h, w] ↔
- * [n, (h/2)*(w/2), c*4]; h and w even. */
-void eh_qwenimage_pack(const float *in, int n, int c, int h, int w, float *out);
-void eh_qwenimage_unpack(const float *in, int n, int c, int h, int w, float *out);
-
-/* True classifier-free guidance with the pipeline's norm rescaling, per
- * token of dim values: comb = neg + scale * (cond - neg), out = comb *
- * (|cond| / |comb|) (defined in host/qwenimage.c; float32 values, norms
- * accumulated in double). */
-void eh_qwenimage_true_cfg(const float *cond, const float *neg, size_t tokens, int dim, float scale, float *out);
 
 #ifdef __cplusplus
 }

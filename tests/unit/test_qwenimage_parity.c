@@ -28,6 +28,8 @@
 
 #include "check.h"
 #include "evalhost/flowmatch.h"
+#include "evalhost/image.h"
+#include "evalhost/qwenimage.h"
 #include "evalhost/safetensors.h"
 #include "evalhost/torch_shim.h"
 
@@ -184,6 +186,17 @@ static void test_scheduler(void)
         CHECK_EQ_INT(differ, 0);
     }
     free(x), free(v), free(prev);
+    /* the input image's size: calculate_dimensions for the fixture's sizes */
+    const cJSON *dims = cJSON_GetObjectItem(ref, "dimensions"), *dm;
+    int n_dims = 0;
+    cJSON_ArrayForEach(dm, dims) {
+        int w = (int)cJSON_GetArrayItem(dm, 0)->valuedouble, h = (int)cJSON_GetArrayItem(dm, 1)->valuedouble, ow, oh;
+        eh_qwenimage_dimensions(w, h, &ow, &oh);
+        CHECK_EQ_INT(ow, (int)cJSON_GetArrayItem(dm, 2)->valuedouble);
+        CHECK_EQ_INT(oh, (int)cJSON_GetArrayItem(dm, 3)->valuedouble);
+        n_dims++;
+    }
+    CHECK_EQ_INT(n_dims, 10);
     cJSON_Delete(ref);
     CHECK_EQ_INT(eh_flowmatch_schedule(&c, 0, 1024, NULL, NULL, &err), EH_EINVAL);
     CHECK_CONTAINS(err.msg, "scheduler: 0 steps (at least 1)");
@@ -210,6 +223,15 @@ static void test_pack(void)
         CHECK(memcmp(back, corner, sizeof back) == 0);
     }
     free(lat), free(ref);
+    /* an image so thin that the pipeline's size rounds a side to 0 */
+    eh_error err = { 0 };
+    eh_image *thin = eh_image_new(20000, 1, 3, &err);
+    int w = -1, h = -1;
+    CHECK(thin != NULL);
+    CHECK(thin && eh_qwenimage_preprocess(thin, &w, &h, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "image 20000x1: too narrow for the editor (it would be resized to 144800x0)");
+    CHECK(w == -1 && h == -1);
+    eh_image_free(thin);
 }
 
 #ifdef EVALHOST_HAVE_TORCH
@@ -574,7 +596,8 @@ static void test_noise(void)
 
 /* A whole edit from prompt embeddings, composed of the pieces above as the
  * editor will compose them, against QwenImageEditPipeline (2 steps, true
- * CFG 4.0, seed 42, 1024x1024 input, 128x128 output).  The steps feed
+ * CFG 4.0, seed 42, a 300x200 input the pipeline resizes to 1248x832,
+ * 128x128 output).  The steps feed
  * float32 noise back through the VAE and the transformer twice, so the
  * bound is the VAE decode's. */
 #define EDIT_TOL 1e-4
@@ -594,27 +617,32 @@ static void test_edit(void)
     int64_t bytes = 0;
     if (v)
         eh_torch_module_to_device(eh_qwenimage_vae_module(v), &bytes, &err);
-    const int S = 1024, L = S / 8, O = 128, OL = O / 8;   /* input, its latents, output, its latents */
-    const size_t img_tok = (size_t)(L / 2) * (L / 2), out_tok = (size_t)(OL / 2) * (OL / 2);
-    float *px = malloc(sizeof *px * 3 * S * S), *lat = malloc(sizeof *lat * 16 * L * L);
+    const int O = 128, OL = O / 8;   /* output, its latents */
+    eh_image *img = eh_image_new(300, 200, 3, &err);
+    for (int y = 0; img && y < 200; y++)
+        for (int xx = 0; xx < 300; xx++)
+            for (int c = 0; c < 3; c++)
+                img->pixels[((size_t)y * 300 + xx) * 3 + c] = (uint8_t)((3 * xx + 5 * y + 70 * c + (xx * y) % 13) % 256);
+    int W = 0, H = 0;
+    float *px = img ? eh_qwenimage_preprocess(img, &W, &H, &err) : NULL;
+    eh_image_free(img);
+    CHECK(px != NULL);
+    CHECK(W == 1248 && H == 832);
+    const int LW = W / 8, LH = H / 8;
+    const size_t img_tok = (size_t)(LW / 2) * (LH / 2), out_tok = (size_t)(OL / 2) * (OL / 2);
+    float *lat = malloc(sizeof *lat * 16 * LW * LH);
     float *hidden = malloc(sizeof *hidden * (out_tok + img_tok) * 64);
     float *cond = malloc(sizeof *cond * (out_tok + img_tok) * 64), *neg = malloc(sizeof *neg * (out_tok + img_tok) * 64);
     float guided[64 * 64], x[64 * 64], z[16 * 16 * 16], pix[3 * 128 * 128];
-    if (!pe || !ne || !ref || np != 7 * 24 || nn != 5 * 24 || no != 3 * 128 * 128 || !v || !d)
+    if (!pe || !ne || !ref || np != 7 * 24 || nn != 5 * 24 || no != 3 * 128 * 128 || !v || !d || !px || W != 1248 ||
+        H != 832)
         goto out;
-    /* the pipeline's preprocess: uint8 / 255 in float32, then 2x - 1 */
-    for (int c = 0; c < 3; c++)
-        for (int y = 0; y < S; y++)
-            for (int xx = 0; xx < S; xx++) {
-                float u = (float)((3 * xx + 5 * y + 70 * c + (xx * y) % 13) % 256) / 255.0f;
-                px[((size_t)c * S + y) * S + xx] = 2.0f * u - 1.0f;
-            }
-    CHECK_EQ_INT(eh_qwenimage_vae_encode(v, px, 1, S, S, lat, &err), EH_OK);
-    eh_qwenimage_pack(lat, 1, 16, L, L, hidden + out_tok * 64);   /* the image latents follow the noise */
+    CHECK_EQ_INT(eh_qwenimage_vae_encode(v, px, 1, H, W, lat, &err), EH_OK);
+    eh_qwenimage_pack(lat, 1, 16, LH, LW, hidden + out_tok * 64);   /* the image latents follow the noise */
     CHECK_EQ_INT(eh_qwenimage_noise(42, 1, 16, OL, OL, "float32", x, &err), EH_OK);
     float sig[3], ts[2];
     CHECK_EQ_INT(eh_flowmatch_schedule(&fc, 2, (int)out_tok, sig, ts, &err), EH_OK);
-    const int shapes[6] = { 1, OL / 2, OL / 2, 1, L / 2, L / 2 };
+    const int shapes[6] = { 1, OL / 2, OL / 2, 1, LH / 2, LW / 2 };
     for (int i = 0; i < 2; i++) {
         memcpy(hidden, x, sizeof x);
         float t = ts[i] / 1000.0f;
