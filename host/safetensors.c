@@ -409,18 +409,27 @@ eh_safetensors *eh_safetensors_open(const char *path, eh_error *err)
     if (stat(path, &sb) != 0) {
         rc = eh_fail(err, EH_EIO, "%s: %s", path, strerror(errno));
     } else if (S_ISDIR(sb.st_mode)) {
+        /* transformers' names, then diffusers' (a component folder) */
+        static const char *const stems[] = { "model", "diffusion_pytorch_model" };
         char p[4200];
-        snprintf(p, sizeof p, "%s/model.safetensors.index.json", path);
-        if (access(p, F_OK) == 0) {
-            rc = load_index(st, p, err);
-        } else {
-            snprintf(p, sizeof p, "%s/model.safetensors", path);
-            if (access(p, F_OK) == 0)
+        rc = EH_EIO;
+        int found = 0;
+        for (size_t i = 0; i < 2 && !found; i++) {
+            snprintf(p, sizeof p, "%s/%s.safetensors.index.json", path, stems[i]);
+            if (access(p, F_OK) == 0) {
+                rc = load_index(st, p, err);
+                found = 1;
+                break;
+            }
+            snprintf(p, sizeof p, "%s/%s.safetensors", path, stems[i]);
+            if (access(p, F_OK) == 0) {
                 rc = load_file(st, p, err);
-            else
-                rc = eh_fail(err, EH_EIO, "%s: no model.safetensors.index.json or model.safetensors in this directory",
-                             path);
+                found = 1;
+            }
         }
+        if (!found)
+            rc = eh_fail(err, EH_EIO, "%s: no model.safetensors(.index.json) or diffusion_pytorch_model.safetensors"
+                         "(.index.json) in this directory", path);
     } else if (has_suffix(path, ".json")) {
         rc = load_index(st, path, err);
     } else {

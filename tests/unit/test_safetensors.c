@@ -72,6 +72,21 @@ static void test_sharded(void)
     eh_safetensors_close(st);
 }
 
+/* A diffusers component folder names its weights diffusion_pytorch_model.* */
+static void test_diffusers_folder(void)
+{
+    eh_error err = { 0 };
+    eh_safetensors *st = eh_safetensors_open("tests/data/qwenimage/vae", &err);
+    CHECK(st != NULL);
+    if (!st) {
+        fprintf(stderr, "%s\n", err.msg);
+        return;
+    }
+    CHECK(eh_safetensors_count(st) > 0);
+    CHECK_CONTAINS(eh_safetensors_at(st, 0)->file, "diffusion_pytorch_model.safetensors");
+    eh_safetensors_close(st);
+}
+
 static void expect_refused(const char *path, eh_status code, const char *needle, const char *needle2)
 {
     eh_error err = { 0 };
@@ -171,6 +186,7 @@ int main(void)
 {
     test_good();
     test_sharded();
+    test_diffusers_folder();
     test_hostile();
     test_mutations();
     return check_summary("test_safetensors");
