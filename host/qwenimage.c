@@ -385,3 +385,50 @@ float *eh_qwenimage_preprocess(const eh_image *img, int *out_w, int *out_h, eh_e
     *out_w = w, *out_h = h;
     return out;
 }
+
+eh_status eh_qwenimage_te_config_load(const char *path, eh_qwen3vl_config *c, eh_error *err)
+{
+    cJSON *root = read_json(path, err);
+    if (!root)
+        return err ? err->code : EH_EFORMAT;
+    memset(c, 0, sizeof *c);
+    eh_status rc = EH_OK;
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    const char *type = cJSON_IsString(mt) ? mt->valuestring : "";
+    if (strcmp(type, "qwen2_5_vl")) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: model_type '%s' is not qwen2_5_vl", path, type);
+        goto done;
+    }
+    /* transformers 5 nests the text keys; Qwen-Image-Edit's own file
+     * (transformers 4) has them at the top */
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "text_config");
+    if (!cJSON_IsObject(t))
+        t = root;
+    c->vocab_size = jint(t, "vocab_size", 152064);
+    c->hidden_size = jint(t, "hidden_size", 8192);
+    c->intermediate_size = jint(t, "intermediate_size", 29568);
+    c->num_layers = jint(t, "num_hidden_layers", 80);
+    c->num_heads = jint(t, "num_attention_heads", 64);
+    c->num_kv_heads = jint(t, "num_key_value_heads", 8);
+    c->rms_norm_eps = jnum(t, "rms_norm_eps", 1e-6);
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(t, "rope_parameters");
+    if (!cJSON_IsObject(rp))
+        rp = cJSON_GetObjectItemCaseSensitive(t, "rope_scaling");
+    c->rope_theta = jnum(cJSON_IsObject(rp) ? rp : t, "rope_theta", jnum(t, "rope_theta", 1000000.0));
+    float ms[3] = { 16, 24, 24 };
+    if (cJSON_IsObject(rp))
+        jfloats(rp, "mrope_section", ms, 3);
+    for (int i = 0; i < 3; i++)
+        c->mrope_section[i] = (int)ms[i];
+    c->image_token_id = jint(root, "image_token_id", jint(t, "image_token_id", 151655));
+    if (c->num_heads < 1 || c->num_kv_heads < 1 || c->num_heads % c->num_kv_heads || c->hidden_size < 1 ||
+        c->hidden_size % c->num_heads || (c->hidden_size / c->num_heads) % 2 || c->vocab_size < 1 ||
+        c->num_layers < 1 || c->num_layers > 256 || c->intermediate_size < 1) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: inconsistent sizes (heads, hidden_size, layers or vocabulary)", path);
+        goto done;
+    }
+    c->head_dim = c->hidden_size / c->num_heads;
+done:
+    cJSON_Delete(root);
+    return rc;
+}

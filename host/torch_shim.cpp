@@ -1011,11 +1011,17 @@ at::Tensor run_layers(eh_qwen3vl *q, at::Tensor h, const at::Tensor &cosv, const
     for (int l = 0; l < c.num_layers; l++) {
         std::string p = "model.language_model.layers." + std::to_string(l);
         at::Tensor x = rms_norm(h, qw(q, p + ".input_layernorm.weight"), c.rms_norm_eps);
-        at::Tensor qs = rms_norm(qlinear(q, x, p + ".self_attn.q_proj", false).view({ n, L, -1, hd }),
-                                 qw(q, p + ".self_attn.q_norm.weight"), c.rms_norm_eps).transpose(1, 2);
-        at::Tensor ks = rms_norm(qlinear(q, x, p + ".self_attn.k_proj", false).view({ n, L, -1, hd }),
-                                 qw(q, p + ".self_attn.k_norm.weight"), c.rms_norm_eps).transpose(1, 2);
-        at::Tensor vs = qlinear(q, x, p + ".self_attn.v_proj", false).view({ n, L, -1, hd }).transpose(1, 2);
+        // Qwen2.5-VL (the editor's text encoder): q/k/v biases, no QK norm
+        bool qkv_bias = q->w.count(p + ".self_attn.q_proj.bias") > 0;
+        at::Tensor qs = qlinear(q, x, p + ".self_attn.q_proj", qkv_bias).view({ n, L, -1, hd });
+        at::Tensor ks = qlinear(q, x, p + ".self_attn.k_proj", qkv_bias).view({ n, L, -1, hd });
+        if (q->w.count(p + ".self_attn.q_norm.weight")) {
+            qs = rms_norm(qs, qw(q, p + ".self_attn.q_norm.weight"), c.rms_norm_eps);
+            ks = rms_norm(ks, qw(q, p + ".self_attn.k_norm.weight"), c.rms_norm_eps);
+        }
+        qs = qs.transpose(1, 2);
+        ks = ks.transpose(1, 2);
+        at::Tensor vs = qlinear(q, x, p + ".self_attn.v_proj", qkv_bias).view({ n, L, -1, hd }).transpose(1, 2);
         qs = qs * cosv + rotate_half(qs) * sinv;
         ks = ks * cosv + rotate_half(ks) * sinv;
         if (cache) {
@@ -2061,3 +2067,218 @@ extern "C" eh_status eh_qwenimage_noise(uint64_t seed, int n, int channels, int 
         return EH_OK;
     });
 }
+
+// ===========================================================================
+// Qwen-Image: the Qwen2.5-VL text encoder (issue 14), text only so far.
+// QwenImageEditPipeline takes hidden_states[-1] of Qwen2_5_VLModel, which
+// transformers records after the final norm; the decoder layers are the
+// Qwen3-VL judge's run_layers (q/k/v biases, no QK norm).  Without an image
+// every token's three mrope positions are equal, so the rotary is the plain
+// one whatever mrope_section says.
+// ===========================================================================
+struct eh_qwenimage_te {
+    eh_qwen3vl *q = nullptr;
+};
+
+namespace {
+
+// Qwen-Image-Edit's checkpoint names (model.layers.*) → transformers 5's
+// (model.language_model.layers.*), which run_layers reads; "" to skip.
+std::string te_name(const std::string &n)
+{
+    const std::string lm = "model.language_model.";
+    if (n.rfind(lm, 0) == 0)
+        return n;
+    if (n.rfind("model.layers.", 0) == 0 || n == "model.embed_tokens.weight" || n == "model.norm.weight")
+        return lm + n.substr(6);
+    return "";
+}
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> te_expected(const eh_qwen3vl_config &c)
+{
+    int64_t H = c.hidden_size, hd = c.head_dim, qd = (int64_t)c.num_heads * hd, kd = (int64_t)c.num_kv_heads * hd;
+    std::string lm = "model.language_model.";
+    std::vector<std::pair<std::string, std::vector<int64_t>>> e = { { lm + "embed_tokens.weight", { c.vocab_size, H } },
+                                                                    { lm + "norm.weight", { H } } };
+    for (int l = 0; l < c.num_layers; l++) {
+        std::string p = lm + "layers." + std::to_string(l);
+        e.push_back({ p + ".input_layernorm.weight", { H } });
+        e.push_back({ p + ".post_attention_layernorm.weight", { H } });
+        e.push_back({ p + ".self_attn.q_proj.weight", { qd, H } });
+        e.push_back({ p + ".self_attn.q_proj.bias", { qd } });
+        e.push_back({ p + ".self_attn.k_proj.weight", { kd, H } });
+        e.push_back({ p + ".self_attn.k_proj.bias", { kd } });
+        e.push_back({ p + ".self_attn.v_proj.weight", { kd, H } });
+        e.push_back({ p + ".self_attn.v_proj.bias", { kd } });
+        e.push_back({ p + ".self_attn.o_proj.weight", { H, qd } });
+        e.push_back({ p + ".mlp.gate_proj.weight", { c.intermediate_size, H } });
+        e.push_back({ p + ".mlp.up_proj.weight", { c.intermediate_size, H } });
+        e.push_back({ p + ".mlp.down_proj.weight", { H, c.intermediate_size } });
+    }
+    return e;
+}
+
+}  // namespace
+
+extern "C" {
+
+eh_status eh_qwenimage_te_load(const eh_qwen3vl_config *cfg, const struct eh_st_tensor *const *tensors, size_t n,
+                               const eh_torch_options *opt, eh_qwenimage_te **out, eh_error *err)
+{
+    *out = nullptr;
+    const eh_qwen3vl_config &c = *cfg;
+    if (c.hidden_size < 1 || c.num_layers < 1 || c.num_layers > 256 || c.num_heads < 1 || c.num_kv_heads < 1 ||
+        c.num_heads % c.num_kv_heads || c.head_dim < 2 || c.head_dim % 2 || c.vocab_size < 1 ||
+        c.intermediate_size < 1)
+        return fail(err, EH_EFORMAT, "config: inconsistent sizes (heads, head_dim, layers or vocabulary)");
+    eh_qwenimage_te *te = new (std::nothrow) eh_qwenimage_te();
+    eh_qwen3vl *q = te ? new (std::nothrow) eh_qwen3vl() : nullptr;
+    if (!q) {
+        delete te;
+        return fail(err, EH_ENOMEM, "out of memory");
+    }
+    te->q = q;
+    q->cfg = c;
+    q->cfg.num_experts = 0;     // dense: run_layers' MoE and deepstack paths stay off
+    q->cfg.n_deepstack = 0;
+    q->tm = new (std::nothrow) eh_torch_module();
+    eh_status rc = q->tm ? setup(opt, q->tm, err) : fail(err, EH_ENOMEM, "out of memory");
+    if (rc == EH_OK)
+        rc = guarded(err, EH_EFORMAT, "weights", [&]() -> eh_status {
+            eh_torch_module *m = q->tm;
+            m->role = EH_TORCH_EDITOR;
+            std::map<std::string, const eh_st_tensor *> by_name;
+            for (size_t i = 0; i < n; i++) {
+                std::string ours = te_name(tensors[i]->name);
+                if (!ours.empty())
+                    by_name[ours] = tensors[i];
+            }
+            std::vector<std::pair<std::string, const eh_st_tensor *>> src;
+            for (const auto &ex : te_expected(c)) {
+                auto it = by_name.find(ex.first);
+                if (it == by_name.end())
+                    return fail(err, EH_EFORMAT, "weights: weight '%s' is missing", ex.first.c_str());
+                const eh_st_tensor *t = it->second;
+                std::vector<int64_t> got(t->shape, t->shape + t->ndim);
+                auto sd = st_scalar(t->dtype);
+                if (got != ex.second || !sd || !at::isFloatingType(*sd)) {
+                    std::ostringstream want;
+                    want << at::IntArrayRef(ex.second);
+                    return fail(err, EH_EFORMAT, "%s: tensor '%s' is %s %s where %s floats are expected", t->file,
+                                t->name, eh_st_dtype_name(t->dtype), shape_str(at::empty(got, at::kByte)).c_str(),
+                                want.str().c_str());
+                }
+                slot s;
+                s.dtype = m->dtype;
+                s.sizes = got;
+                s.nbytes = t->numel * (int64_t)c10::elementSize(s.dtype);
+                s.offset = m->total;
+                m->total += (s.nbytes + kAlign - 1) / kAlign * kAlign;
+                m->footprint += s.nbytes;
+                m->slots.push_back(std::move(s));
+                src.push_back({ ex.first, t });
+            }
+            m->host = alloc_host(m->total, m->device.is_cuda(), &m->host_kind);
+            at::NoGradGuard no_grad;
+            for (size_t i = 0; i < src.size(); i++) {
+                slot &s = m->slots[i];
+                at::Tensor dst = view_of(m->host, s);
+                dst.copy_(at::from_blob(const_cast<void *>(src[i].second->data), s.sizes,
+                                        at::TensorOptions().dtype(*st_scalar(src[i].second->dtype))));
+                s.t = at::empty({ 0 }, at::TensorOptions().dtype(s.dtype));
+                s.t.set_data(dst);
+                q->w[src[i].first] = s.t;
+            }
+            return EH_OK;
+        });
+    if (rc != EH_OK) {
+        eh_qwenimage_te_free(te);
+        return rc;
+    }
+    *out = te;
+    return EH_OK;
+}
+
+void eh_qwenimage_te_free(eh_qwenimage_te *te)
+{
+    if (!te)
+        return;
+    eh_qwen3vl_free(te->q);
+    delete te;
+}
+
+eh_torch_module *eh_qwenimage_te_module(eh_qwenimage_te *te)
+{
+    return te->q->tm;
+}
+
+eh_status eh_qwenimage_te_encode(eh_qwenimage_te *te, const int32_t *ids, const int32_t *mask, int n, int L, int drop,
+                                 float *out, int32_t *out_mask, int *out_len, eh_error *err)
+{
+    *out_len = 0;
+    eh_qwen3vl *q = te->q;
+    if (!q->tm->on_device)
+        return fail(err, EH_ESTATE, "model is not loaded");
+    const eh_qwen3vl_config &c = q->cfg;
+    if (n < 1 || L < 1 || drop < 0)
+        return fail(err, EH_EINVAL, "text encoder: %d prompts of %d tokens, drop %d", n, L, drop);
+    // each prompt's length; right padding only, so that under the causal
+    // mask no real token sees a pad and the positions are 0.. as with none
+    std::vector<int64_t> len(n, L), tok((size_t)n * L);
+    int64_t longest = 0;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < L; j++) {
+            int32_t id = ids[(size_t)i * L + j];
+            bool real = !mask || mask[(size_t)i * L + j];
+            if (real && len[i] < L)
+                return fail(err, EH_EINVAL, "text encoder: prompt %d has a real token at %d after padding (right padding only)",
+                            i, j);
+            if (!real && len[i] == L)
+                len[i] = j;
+            if (real && (id < 0 || id >= c.vocab_size))
+                return fail(err, EH_EINVAL, "text encoder: prompt %d: token id %d is outside the vocabulary (%d)", i,
+                            (int)id, c.vocab_size);
+            tok[(size_t)i * L + j] = real ? id : 0;
+        }
+        if (len[i] <= drop)
+            return fail(err, EH_EINVAL, "text encoder: prompt %d has %lld tokens, not more than the %d dropped", i,
+                        (long long)len[i], drop);
+        longest = std::max(longest, len[i]);
+    }
+    return guarded(err, EH_EMODEL, "text encoder", [&]() -> eh_status {
+        c10::InferenceMode inference;
+        std::optional<c10::DeviceGuard> guard;
+        if (q->tm->device.is_cuda())
+            guard.emplace(q->tm->device);
+        at::Device dev = q->tm->device;
+        at::ScalarType dt = q->tm->dtype;
+        at::Tensor tid = at::from_blob(tok.data(), { n, L }, at::kLong).narrow(1, 0, longest).to(dev);
+        at::Tensor h = at::embedding(qw(q, "model.language_model.embed_tokens.weight"), tid);
+        at::TensorOptions fopt = at::TensorOptions().dtype(at::kFloat);
+        int hd = c.head_dim;
+        at::Tensor inv = 1.0 / at::pow(c.rope_theta, at::arange(0, hd, 2, fopt) / (double)hd);
+        at::Tensor f = at::arange(longest, fopt).unsqueeze(-1) * inv;   // [L, hd/2]
+        f = at::cat({ f, f }, -1).to(dev);
+        at::Tensor cosv = f.cos().to(dt).view({ 1, 1, longest, hd }), sinv = f.sin().to(dt).view({ 1, 1, longest, hd });
+        h = run_layers(q, h, cosv, sinv, at::Tensor(), {}, nullptr, true);
+        h = rms_norm(h, qw(q, "model.language_model.norm.weight"), c.rms_norm_eps);
+        int64_t ol = longest - drop;
+        at::Tensor res = h.narrow(1, drop, ol).to(at::kFloat).to(at::kCPU).contiguous();
+        const float *rp = res.data_ptr<float>();
+        size_t H = (size_t)c.hidden_size;
+        for (int i = 0; i < n; i++)
+            for (int64_t j = 0; j < ol; j++) {
+                bool real = drop + j < len[i];
+                float *o = out + ((size_t)i * ol + j) * H;
+                if (real)
+                    memcpy(o, rp + ((size_t)i * ol + j) * H, H * sizeof(float));
+                else
+                    memset(o, 0, H * sizeof(float));
+                out_mask[(size_t)i * ol + j] = real;
+            }
+        *out_len = (int)ol;
+        return EH_OK;
+    });
+}
+
+}  // extern "C"

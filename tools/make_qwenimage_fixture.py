@@ -13,6 +13,10 @@ Writes, in diffusers layout:
   OUT_DIR/transformer/config.json, diffusion_pytorch_model.safetensors
       QwenImageTransformer2DModel: 2 dual-stream blocks, 2 heads of 16,
       joint_attention_dim 24;
+  OUT_DIR/text_encoder/config.json, model.safetensors
+      Qwen2_5_VLForConditionalGeneration: 2 text layers (hidden 24, 2 heads,
+      1 KV head), a 2-block vision tower (not used by the tests yet);
+      reference/te_embeds.npy: _get_qwen_prompt_embeds of two prompts;
   OUT_DIR/scheduler/scheduler_config.json  Qwen-Image-Edit's FlowMatchEuler config;
   OUT_DIR/reference/ (little-endian float32 .npy):
       vae_image.npy      [1,3,1,H,W] in [-1,1], the encoder's input
@@ -215,6 +219,58 @@ def edit_reference(out):
     return {"edit": {"size": [300, 200], "resized": [1248, 832], "out": list(img.shape), "steps": 2, "true_cfg_scale": 4.0, "seed": 42}}
 
 
+TE_IDS = [[7, 3, 19, 60, 2, 44, 5, 31, 12], [9, 60, 27, 8, 50, 1]]   # the prompts' tokens after the prefix
+
+
+def text_encoder_reference(out):
+    """The Qwen2.5-VL text encoder as QwenImageEditPipeline runs it
+    (_get_qwen_prompt_embeds, diffusers' own code) on two prompts without
+    an image: a 64-token template prefix (random ids standing in for the
+    tokenised template; the tokenizer is not part of this fixture) then
+    the prompt's ids, right-padded as the processor pads; the last layer's
+    hidden states with the prefix dropped, zero-padded, and their mask."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from diffusers import QwenImageEditPipeline
+    cfg = Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=64, hidden_size=24, intermediate_size=40, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, rms_norm_eps=1e-6, rope_theta=1000000.0,
+                         max_position_embeddings=512, tie_word_embeddings=False,
+                         rope_scaling={"type": "mrope", "mrope_section": [2, 2, 2]}),
+        vision_config=dict(depth=2, hidden_size=16, intermediate_size=24, num_heads=2, out_hidden_size=24,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
+                           fullatt_block_indexes=[1]),
+        image_token_id=60, video_token_id=61, vision_start_token_id=58, vision_end_token_id=59)
+    torch.manual_seed(11)
+    te = Qwen2_5_VLForConditionalGeneration(cfg).eval()
+    with torch.no_grad():
+        for name, p in te.named_parameters():
+            if name.endswith("bias") or "norm" in name:
+                p.add_(0.3 * torch.randn(p.shape))   # non-trivial biases and norm weights
+    te.save_pretrained(os.path.join(out, "text_encoder"), safe_serialization=True)
+    g = torch.Generator().manual_seed(5)
+    prefix = torch.randint(0, 58, (64,), generator=g).tolist()
+    rows = [prefix + t for t in TE_IDS]
+    L = max(len(r) for r in rows)
+    ids = torch.tensor([r + [0] * (L - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (L - len(r)) for r in rows])
+
+    class Inputs(dict):
+        def to(self, device):
+            return self
+
+    pipe = QwenImageEditPipeline.__new__(QwenImageEditPipeline)
+    pipe.prompt_template_encode = "{}"
+    pipe.prompt_template_encode_start_idx = 64
+    pipe.processor = lambda **kw: Inputs(input_ids=ids, attention_mask=mask)
+    pipe.text_encoder = te
+    with torch.no_grad():
+        emb, emask = QwenImageEditPipeline._get_qwen_prompt_embeds(pipe, ["a", "b"], None, torch.device("cpu"),
+                                                                   torch.float32)
+    npy(os.path.join(out, "reference", "te_embeds.npy"), emb)
+    return {"text_encoder": {"ids": ids.tolist(), "mask": mask.tolist(), "drop": 64, "embeds": list(emb.shape),
+                             "embeds_mask": emask.tolist()}}
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "data", "qwenimage")
     os.makedirs(os.path.join(out, "reference"), exist_ok=True)
@@ -226,6 +282,7 @@ def main():
     ref.update(scheduler_reference(out))
     ref.update(noise_reference(out))
     ref.update(edit_reference(out))
+    ref.update(text_encoder_reference(out))
     from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit import calculate_dimensions
     sizes = [(300, 200), (1024, 1024), (640, 480), (480, 640), (1920, 1080), (100, 1000), (333, 777), (2000, 2001),
              (512, 384), (4000, 30)]

@@ -258,6 +258,36 @@ eh_status eh_qwenimage_dit_forward(eh_qwenimage_dit *d, const float *hidden, int
                                    float *out, eh_error *err);
 
 
+/* ---- Qwen-Image: the Qwen2.5-VL text encoder (issue 14) ---------------------
+ * As QwenImageEditPipeline._get_qwen_prompt_embeds runs it, text only for
+ * now (no vision tower yet: a prompt's image pads are embedded as plain
+ * tokens, as the text encoder does without pixel_values).  The decoder is
+ * the Qwen3-VL judge's with q/k/v biases and no QK norm. */
+typedef struct eh_qwenimage_te eh_qwenimage_te;
+
+/* Reads text_encoder/config.json (model_type qwen2_5_vl; text keys nested
+ * in text_config or flat) into the text fields of an eh_qwen3vl_config.
+ * Defined in host/qwenimage.c.  EH_EIO, EH_EFORMAT. */
+eh_status eh_qwenimage_te_config_load(const char *path, eh_qwen3vl_config *cfg, eh_error *err);
+
+/* The language model's weights (model.layers.* as Qwen-Image-Edit stores
+ * them, or model.language_model.layers.*), checked by name and shape
+ * (EH_EFORMAT names the tensor); vision weights and lm_head are skipped. */
+eh_status eh_qwenimage_te_load(const eh_qwen3vl_config *cfg, const struct eh_st_tensor *const *tensors, size_t n,
+                               const eh_torch_options *opt, eh_qwenimage_te **out, eh_error *err);
+void eh_qwenimage_te_free(eh_qwenimage_te *te);                 /* NULL is a no-op */
+eh_torch_module *eh_qwenimage_te_module(eh_qwenimage_te *te);   /* residency */
+
+/* n prompts of L ids each, right-padded (mask: nonzero for the real
+ * tokens, all before the padding; NULL: all real): the last layer's hidden
+ * states (after the final norm) of each prompt's real tokens from `drop`
+ * on, zero-padded to *out_len = the longest - drop, as float32
+ * [n, *out_len, hidden] in out (room for n * (L - drop) * hidden), and
+ * their mask [n, *out_len] in out_mask (room for n * (L - drop)).  Every
+ * prompt must be longer than drop.  EH_EINVAL for bad ids or masks. */
+eh_status eh_qwenimage_te_encode(eh_qwenimage_te *te, const int32_t *ids, const int32_t *mask, int n, int L, int drop,
+                                 float *out, int32_t *out_mask, int *out_len, eh_error *err);
+
 /* ---- Qwen-Image pipeline pieces (issue 14) ----------------------------------
  * The initial noise exactly as QwenImageEditPipeline draws it with
  * generator=torch.Generator("cpu").manual_seed(seed): randn of shape

@@ -669,11 +669,143 @@ out:
 
 #endif
 
+/* The text encoder's config (no libtorch needed): the fixture's
+ * transformers-5 file with its text keys nested, and refusals. */
+static void test_te_config(void)
+{
+    eh_error err = { 0 };
+    eh_qwen3vl_config c;
+    CHECK_EQ_INT(eh_qwenimage_te_config_load(FIX "/text_encoder/config.json", &c, &err), EH_OK);
+    CHECK_EQ_INT(c.hidden_size, 24);
+    CHECK_EQ_INT(c.num_layers, 2);
+    CHECK_EQ_INT(c.num_heads, 2);
+    CHECK_EQ_INT(c.num_kv_heads, 1);
+    CHECK_EQ_INT(c.head_dim, 12);
+    CHECK_EQ_INT(c.vocab_size, 64);
+    CHECK_EQ_INT(c.intermediate_size, 40);
+    CHECK_EQ_INT(c.image_token_id, 60);
+    CHECK_EQ_INT(c.mrope_section[1], 2);
+    CHECK(c.rope_theta == 1000000.0 && c.rms_norm_eps == 1e-6);
+    CHECK_EQ_INT(eh_qwenimage_te_config_load(FIX "/vae/config.json", &c, &err), EH_EFORMAT);
+    CHECK_CONTAINS(err.msg, "model_type '' is not qwen2_5_vl");
+}
+
+#ifdef EVALHOST_HAVE_TORCH
+
+/* float32: the same ops as transformers in the same order up to float
+ * sums (2 layers, hidden 24, values of order 1); the bound leaves an order
+ * of magnitude over float32 rounding of the norms and attention. */
+#define TE_TOL 1e-5
+
+static eh_qwenimage_te *load_te(const char *skip, eh_error *err)
+{
+    eh_qwen3vl_config c;
+    if (eh_qwenimage_te_config_load(FIX "/text_encoder/config.json", &c, err) != EH_OK)
+        return NULL;
+    eh_safetensors *st = eh_safetensors_open(FIX "/text_encoder/model.safetensors", err);
+    if (!st)
+        return NULL;
+    size_t n = eh_safetensors_count(st), k = 0;
+    const eh_st_tensor **ts = malloc(sizeof *ts * (n + 1));
+    for (size_t i = 0; i < n; i++)
+        if (!skip || strcmp(eh_safetensors_at(st, i)->name, skip))
+            ts[k++] = eh_safetensors_at(st, i);
+    eh_torch_options o = eh_torch_default_options();
+    o.dtype = "float32";
+    eh_qwenimage_te *te = NULL;
+    eh_qwenimage_te_load(&c, ts, k, &o, &te, err);
+    free(ts);
+    eh_safetensors_close(st);
+    int64_t bytes = 0;
+    if (te && eh_torch_module_to_device(eh_qwenimage_te_module(te), &bytes, err) != EH_OK) {
+        eh_qwenimage_te_free(te);
+        return NULL;
+    }
+    return te;
+}
+
+/* _get_qwen_prompt_embeds of two right-padded prompts (73 and 70 tokens,
+ * the first 64 dropped) against diffusers' own, then each prompt alone
+ * (its embeddings must not depend on the other's padding), then bad input. */
+static void test_text_encoder(void)
+{
+    size_t ne = 0;
+    float *ref = npy_plain(FIX "/reference/te_embeds.npy", &ne);
+    CHECK(ref != NULL);
+    FILE *f = fopen(FIX "/reference/reference.json", "rb");
+    CHECK(f != NULL);
+    static char buf[1 << 20];
+    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    cJSON *root = cJSON_ParseWithLength(buf, len);
+    const cJSON *t = cJSON_GetObjectItem(root, "text_encoder");
+    const cJSON *jids = cJSON_GetObjectItem(t, "ids"), *jmask = cJSON_GetObjectItem(t, "mask");
+    const cJSON *jem = cJSON_GetObjectItem(t, "embeds_mask");
+    int n = cJSON_GetArraySize(jids), L = cJSON_GetArraySize(cJSON_GetArrayItem(jids, 0));
+    int drop = (int)cJSON_GetObjectItem(t, "drop")->valuedouble;
+    /* [2, 73] ids, [2, 9, 24] embeddings (make_qwenimage_fixture.py) */
+    CHECK(n == 2 && L == 73 && drop == 64 && ne == 2 * 9 * 24);
+    eh_error err = { 0 };
+    eh_qwenimage_te *te = load_te(NULL, &err);
+    CHECK(te != NULL);
+    if (!ref || n != 2 || L != 73 || drop != 64 || ne != 2 * 9 * 24 || !te) {
+        printf("text encoder not checked: %s\n", err.msg);
+        goto out;
+    }
+    int32_t ids[2 * 73], mask[2 * 73], omask[2 * 9], rmask[2 * 9];
+    float got[2 * 9 * 24];
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < L; j++) {
+            ids[i * L + j] = (int32_t)cJSON_GetArrayItem(cJSON_GetArrayItem(jids, i), j)->valuedouble;
+            mask[i * L + j] = (int32_t)cJSON_GetArrayItem(cJSON_GetArrayItem(jmask, i), j)->valuedouble;
+        }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < 9; j++)
+            rmask[i * 9 + j] = (int32_t)cJSON_GetArrayItem(cJSON_GetArrayItem(jem, i), j)->valuedouble;
+    int ol = 0;
+    CHECK_EQ_INT(eh_qwenimage_te_encode(te, ids, mask, 2, L, drop, got, omask, &ol, &err), EH_OK);
+    CHECK_EQ_INT(ol, 9);
+    CHECK(memcmp(omask, rmask, sizeof rmask) == 0);
+    double diff = max_diff(got, ref, ne);
+    printf("qwenimage text encoder (2 prompts, right-padded, prefix 64 dropped, float32): max |diff| %.3g "
+           "(tolerance %g)\n", diff, TE_TOL);
+    CHECK(diff <= TE_TOL);
+    /* the second prompt alone (70 tokens): 6 rows, no padding */
+    CHECK_EQ_INT(eh_qwenimage_te_encode(te, ids + L, NULL, 1, 70, drop, got, omask, &ol, &err), EH_OK);
+    CHECK_EQ_INT(ol, 6);
+    diff = max_diff(got, ref + 9 * 24, 6 * 24);
+    printf("qwenimage text encoder (the second prompt alone): max |diff| %.3g\n", diff);
+    CHECK(diff <= TE_TOL);
+
+    /* bad input */
+    CHECK_EQ_INT(eh_qwenimage_te_encode(te, ids, mask, 2, L, 71, got, omask, &ol, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "prompt 1 has 70 tokens, not more than the 71 dropped");
+    mask[L + 72] = 1;   /* a real token after the second prompt's padding */
+    CHECK_EQ_INT(eh_qwenimage_te_encode(te, ids, mask, 2, L, drop, got, omask, &ol, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "prompt 1 has a real token at 72 after padding");
+    mask[L + 72] = 0;
+    ids[5] = 64;
+    CHECK_EQ_INT(eh_qwenimage_te_encode(te, ids, mask, 2, L, drop, got, omask, &ol, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "prompt 0: token id 64 is outside the vocabulary (64)");
+    eh_qwenimage_te_free(te);
+    te = load_te("model.layers.1.self_attn.k_proj.bias", &err);
+    CHECK(te == NULL);
+    CHECK_CONTAINS(err.msg, "weight 'model.language_model.layers.1.self_attn.k_proj.bias' is missing");
+out:
+    cJSON_Delete(root);
+    free(ref);
+    eh_qwenimage_te_free(te);
+}
+
+#endif
+
 int main(void)
 {
     test_config();
     test_scheduler();
     test_pack();
+    test_te_config();
 #ifdef EVALHOST_HAVE_TORCH
     refs r;
     if (refs_load(&r) == 0) {
@@ -685,6 +817,7 @@ int main(void)
     test_dit();
     test_noise();
     test_edit();
+    test_text_encoder();
 #else
     printf("test_qwenimage_parity: built without libtorch; the forward is not checked\n");
 #endif
