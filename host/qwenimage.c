@@ -421,6 +421,33 @@ eh_status eh_qwenimage_te_config_load(const char *path, eh_qwen3vl_config *c, eh
     for (int i = 0; i < 3; i++)
         c->mrope_section[i] = (int)ms[i];
     c->image_token_id = jint(root, "image_token_id", jint(t, "image_token_id", 151655));
+    /* the vision tower (Qwen2.5-VL-7B's defaults) */
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
+    c->v_depth = jint(v, "depth", 32);
+    c->v_hidden = jint(v, "hidden_size", 1280);
+    c->v_intermediate = jint(v, "intermediate_size", 3420);
+    c->v_heads = jint(v, "num_heads", 16);
+    c->v_out = jint(v, "out_hidden_size", 3584);
+    c->patch_size = jint(v, "patch_size", 14);
+    c->merge_size = jint(v, "spatial_merge_size", 2);
+    c->temporal_patch_size = jint(v, "temporal_patch_size", 2);
+    c->window_size = jint(v, "window_size", 112);
+    c->v_rope_theta = 10000.0;
+    float fa[32] = { 7, 15, 23, 31 };
+    int nfa = jfloats(v, "fullatt_block_indexes", fa, 32);
+    c->n_fullatt = nfa > 0 ? nfa : cJSON_GetObjectItemCaseSensitive(v, "fullatt_block_indexes") ? 0 : 4;
+    for (int i = 0; i < c->n_fullatt; i++)
+        c->fullatt[i] = (int)fa[i];
+    if (nfa < 0) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: fullatt_block_indexes must be at most 32 numbers", path);
+        goto done;
+    }
+    if (c->v_depth < 1 || c->v_heads < 1 || c->v_hidden % c->v_heads || (c->v_hidden / c->v_heads) % 4 ||
+        c->merge_size < 1 || c->patch_size < 1 || c->temporal_patch_size < 1 ||
+        c->window_size < c->merge_size * c->patch_size || c->v_out != c->hidden_size) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: inconsistent vision sizes (heads, window, out_hidden_size)", path);
+        goto done;
+    }
     if (c->num_heads < 1 || c->num_kv_heads < 1 || c->num_heads % c->num_kv_heads || c->hidden_size < 1 ||
         c->hidden_size % c->num_heads || (c->hidden_size / c->num_heads) % 2 || c->vocab_size < 1 ||
         c->num_layers < 1 || c->num_layers > 256 || c->intermediate_size < 1) {

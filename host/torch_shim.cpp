@@ -2091,6 +2091,10 @@ std::string te_name(const std::string &n)
         return n;
     if (n.rfind("model.layers.", 0) == 0 || n == "model.embed_tokens.weight" || n == "model.norm.weight")
         return lm + n.substr(6);
+    if (n.rfind("model.visual.", 0) == 0)
+        return n;
+    if (n.rfind("visual.", 0) == 0)
+        return "model." + n;
     return "";
 }
 
@@ -2115,7 +2119,115 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> te_expected(const eh_q
         e.push_back({ p + ".mlp.up_proj.weight", { c.intermediate_size, H } });
         e.push_back({ p + ".mlp.down_proj.weight", { H, c.intermediate_size } });
     }
+    int64_t vh = c.v_hidden, vi = c.v_intermediate, mm = vh * c.merge_size * c.merge_size;
+    e.push_back({ "model.visual.patch_embed.proj.weight", { vh, 3, c.temporal_patch_size, c.patch_size, c.patch_size } });
+    for (int l = 0; l < c.v_depth; l++) {
+        std::string p = "model.visual.blocks." + std::to_string(l);
+        e.push_back({ p + ".norm1.weight", { vh } });
+        e.push_back({ p + ".norm2.weight", { vh } });
+        e.push_back({ p + ".attn.qkv.weight", { 3 * vh, vh } });
+        e.push_back({ p + ".attn.qkv.bias", { 3 * vh } });
+        e.push_back({ p + ".attn.proj.weight", { vh, vh } });
+        e.push_back({ p + ".attn.proj.bias", { vh } });
+        for (const char *g : { ".mlp.gate_proj", ".mlp.up_proj" }) {
+            e.push_back({ p + g + ".weight", { vi, vh } });
+            e.push_back({ p + g + ".bias", { vi } });
+        }
+        e.push_back({ p + ".mlp.down_proj.weight", { vh, vi } });
+        e.push_back({ p + ".mlp.down_proj.bias", { vh } });
+    }
+    e.push_back({ "model.visual.merger.ln_q.weight", { vh } });
+    e.push_back({ "model.visual.merger.mlp.0.weight", { mm, mm } });
+    e.push_back({ "model.visual.merger.mlp.0.bias", { mm } });
+    e.push_back({ "model.visual.merger.mlp.2.weight", { c.v_out, mm } });
+    e.push_back({ "model.visual.merger.mlp.2.bias", { c.v_out } });
     return e;
+}
+
+// Qwen2_5_VisionTransformerPretrainedModel for one image: patch embedding,
+// the blocks over the merge units reordered window by window (windowed
+// attention except in the fullatt blocks), the merger, the order restored
+// → [t*h*w/merge^2, out_hidden] in the model's dtype.
+at::Tensor te_vision(eh_qwen3vl *q, const float *patches, int t, int gh, int gw)
+{
+    const eh_qwen3vl_config &c = q->cfg;
+    at::TensorOptions fopt = at::TensorOptions().dtype(at::kFloat), lopt = at::TensorOptions().dtype(at::kLong);
+    at::Device dev = q->tm->device;
+    at::ScalarType dt = q->tm->dtype;
+    int m = c.merge_size, unit = m * m;
+    int64_t rows = (int64_t)t * gh * gw, dim = 3LL * c.temporal_patch_size * c.patch_size * c.patch_size;
+    at::Tensor x = at::from_blob(const_cast<float *>(patches), { rows, dim }, fopt).to(dev, dt);
+    x = at::linear(x, qw(q, "model.visual.patch_embed.proj.weight").reshape({ c.v_hidden, dim }));
+
+    // the merge units window by window (get_vision_window_index); a window's
+    // bounds in patches
+    int64_t lh = gh / m, lw = gw / m, win = c.window_size / m / c.patch_size;
+    std::vector<int64_t> widx;
+    std::vector<int64_t> bounds = { 0 };
+    for (int64_t f = 0; f < t; f++)
+        for (int64_t wr = 0; wr < (lh + win - 1) / win; wr++)
+            for (int64_t wc = 0; wc < (lw + win - 1) / win; wc++) {
+                size_t before = widx.size();
+                for (int64_t a = wr * win; a < std::min(lh, wr * win + win); a++)
+                    for (int64_t b = wc * win; b < std::min(lw, wc * win + win); b++)
+                        widx.push_back(f * lh * lw + a * lw + b);
+                bounds.push_back(bounds.back() + (int64_t)(widx.size() - before) * unit);
+            }
+    at::Tensor wi = at::from_blob(widx.data(), { (int64_t)widx.size() }, lopt).to(dev);
+    auto by_window = [&](const at::Tensor &z) {
+        return z.reshape({ rows / unit, unit, -1 }).index_select(0, wi).reshape({ rows, -1 });
+    };
+    x = by_window(x);
+
+    // 2-D rotary over (row, column) of each patch in merge-block order
+    std::vector<int64_t> prow(rows), pcol(rows);
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t within = i % ((int64_t)gh * gw);
+        int64_t in_col = within % m, in_row = (within / m) % m;
+        int64_t bcol = (within / unit) % lw, brow = within / (unit * lw);
+        prow[i] = brow * m + in_row;
+        pcol[i] = bcol * m + in_col;
+    }
+    int hd = c.v_hidden / c.v_heads, sd = hd / 2;
+    at::Tensor inv = 1.0 / at::pow(c.v_rope_theta, at::arange(0, sd, 2, fopt) / (double)sd);
+    at::Tensor ph = at::from_blob(prow.data(), { rows }, lopt).to(at::kFloat);
+    at::Tensor pc = at::from_blob(pcol.data(), { rows }, lopt).to(at::kFloat);
+    at::Tensor fr = at::cat({ ph.unsqueeze(-1) * inv, pc.unsqueeze(-1) * inv }, -1);
+    fr = by_window(at::cat({ fr, fr }, -1).to(dev));
+    at::Tensor cosv = fr.cos().unsqueeze(-2), sinv = fr.sin().unsqueeze(-2);   // [rows, 1, hd]
+
+    std::vector<int64_t> whole;   // full attention: each frame alone
+    for (int64_t f = 0; f <= t; f++)
+        whole.push_back(f * gh * gw);
+    for (int l = 0; l < c.v_depth; l++) {
+        std::string p = "model.visual.blocks." + std::to_string(l);
+        bool full = std::find(c.fullatt, c.fullatt + c.n_fullatt, l) != c.fullatt + c.n_fullatt;
+        const std::vector<int64_t> &seg = full ? whole : bounds;
+        at::Tensor h = rms_norm(x, qw(q, p + ".norm1.weight"), 1e-6);
+        at::Tensor qkv = qlinear(q, h, p + ".attn.qkv").reshape({ rows, 3, c.v_heads, hd }).permute({ 1, 0, 2, 3 });
+        at::Tensor qf = qkv[0].to(at::kFloat), kf = qkv[1].to(at::kFloat);
+        at::Tensor qs = (qf * cosv + rotate_half(qf) * sinv).to(dt).transpose(0, 1);
+        at::Tensor ks = (kf * cosv + rotate_half(kf) * sinv).to(dt).transpose(0, 1);
+        at::Tensor vs = qkv[2].transpose(0, 1);   // [heads, rows, hd]
+        std::vector<at::Tensor> outs;
+        for (size_t s = 0; s + 1 < seg.size(); s++) {
+            int64_t a = seg[s], len = seg[s + 1] - seg[s];
+            if (len == 0)
+                continue;
+            outs.push_back(at::scaled_dot_product_attention(qs.narrow(1, a, len).unsqueeze(0),
+                                                            ks.narrow(1, a, len).unsqueeze(0),
+                                                            vs.narrow(1, a, len).unsqueeze(0), {}, 0.0, false,
+                                                            1.0 / std::sqrt((double)hd))[0]);
+        }
+        at::Tensor att = at::cat(outs, 1).transpose(0, 1).reshape({ rows, c.v_hidden });
+        x = x + qlinear(q, att, p + ".attn.proj");
+        h = rms_norm(x, qw(q, p + ".norm2.weight"), 1e-6);
+        x = x + qlinear(q, at::silu(qlinear(q, h, p + ".mlp.gate_proj")) * qlinear(q, h, p + ".mlp.up_proj"),
+                        p + ".mlp.down_proj");
+    }
+    at::Tensor y = rms_norm(x, qw(q, "model.visual.merger.ln_q.weight"), 1e-6).reshape({ rows / unit, -1 });
+    y = qlinear(q, at::gelu(qlinear(q, y, "model.visual.merger.mlp.0")), "model.visual.merger.mlp.2");
+    return y.index_select(0, at::argsort(wi));
 }
 
 }  // namespace
@@ -2277,6 +2389,89 @@ eh_status eh_qwenimage_te_encode(eh_qwenimage_te *te, const int32_t *ids, const 
                 out_mask[(size_t)i * ol + j] = real;
             }
         *out_len = (int)ol;
+        return EH_OK;
+    });
+}
+
+eh_status eh_qwenimage_te_encode_image(eh_qwenimage_te *te, const int32_t *ids, int n_ids, const float *patches,
+                                       const int grid_thw[3], int drop, int mrope, float *out, eh_error *err)
+{
+    eh_qwen3vl *q = te->q;
+    if (!q->tm->on_device)
+        return fail(err, EH_ESTATE, "model is not loaded");
+    const eh_qwen3vl_config &c = q->cfg;
+    int m = c.merge_size, gt = grid_thw[0], gh = grid_thw[1], gw = grid_thw[2];
+    if (gt < 1 || gh < m || gw < m || gh % m || gw % m)
+        return fail(err, EH_EINVAL, "text encoder: image grid %dx%dx%d (sides multiples of merge_size %d)", gt, gh,
+                    gw, m);
+    if (drop < 0 || n_ids <= drop)
+        return fail(err, EH_EINVAL, "text encoder: %d tokens, not more than the %d dropped", n_ids, drop);
+    int64_t toks = (int64_t)gt * (gh / m) * (gw / m), first = -1, count = 0;
+    // positions as get_rope_index: text 0.., the image's (t, row, col)
+    // after it, text again from the largest + 1
+    std::vector<int64_t> tok(n_ids), pos(3 * (size_t)n_ids);
+    int64_t cur = 0;
+    for (int j = 0; j < n_ids; j++) {
+        if (ids[j] < 0 || ids[j] >= c.vocab_size)
+            return fail(err, EH_EINVAL, "text encoder: token id %d is outside the vocabulary (%d)", (int)ids[j],
+                        c.vocab_size);
+        tok[j] = ids[j];
+        if (ids[j] == c.image_token_id) {
+            if (first < 0)
+                first = j;
+            if (j != first + count)
+                return fail(err, EH_EINVAL, "text encoder: the image's %lld pads are not consecutive", (long long)toks);
+            int64_t k = count++;
+            if (!mrope) {
+                pos[j] = pos[n_ids + j] = pos[2 * (size_t)n_ids + j] = cur++;
+                continue;
+            }
+            if (k < toks) {
+                int64_t w2 = gw / m, h2 = gh / m;
+                pos[j] = cur + k / (h2 * w2);
+                pos[n_ids + j] = cur + (k / w2) % h2;
+                pos[2 * (size_t)n_ids + j] = cur + k % w2;
+            }
+            if (count == toks)
+                cur += std::max(gh, gw) / m;
+            continue;
+        }
+        pos[j] = pos[n_ids + j] = pos[2 * (size_t)n_ids + j] = cur++;
+    }
+    if (count != toks)
+        return fail(err, EH_EINVAL, "text encoder: %lld image pads where the %dx%dx%d grid needs %lld",
+                    (long long)count, gt, gh, gw, (long long)toks);
+    return guarded(err, EH_EMODEL, "text encoder", [&]() -> eh_status {
+        c10::InferenceMode inference;
+        std::optional<c10::DeviceGuard> guard;
+        if (q->tm->device.is_cuda())
+            guard.emplace(q->tm->device);
+        at::Device dev = q->tm->device;
+        at::ScalarType dt = q->tm->dtype;
+        at::TensorOptions fopt = at::TensorOptions().dtype(at::kFloat), lopt = at::TensorOptions().dtype(at::kLong);
+        at::Tensor tid = at::from_blob(tok.data(), { 1, n_ids }, lopt).to(dev);
+        at::Tensor h = at::embedding(qw(q, "model.language_model.embed_tokens.weight"), tid);
+        at::Tensor vis = te_vision(q, patches, gt, gh, gw).to(dt);
+        h = h.masked_scatter((tid == c.image_token_id).unsqueeze(-1), vis);
+        // mrope: the head's frequencies in mrope_section runs, from T, H, W
+        int hd = c.head_dim;
+        at::Tensor inv = 1.0 / at::pow(c.rope_theta, at::arange(0, hd, 2, fopt) / (double)hd);
+        at::Tensor fr = at::from_blob(pos.data(), { 3, n_ids }, lopt).to(at::kFloat).unsqueeze(-1) * inv;
+        std::vector<at::Tensor> parts;
+        int64_t at_ = 0;
+        for (int a = 0; a < 3 && at_ < hd / 2; a++) {
+            int64_t len = std::min<int64_t>(c.mrope_section[a], hd / 2 - at_);
+            parts.push_back(fr[a].narrow(-1, at_, len));
+            at_ += len;
+        }
+        TORCH_CHECK(at_ == hd / 2, "mrope_section sums to ", at_, ", not head_dim / 2 = ", hd / 2);
+        at::Tensor f = at::cat(parts, -1);
+        f = at::cat({ f, f }, -1).to(dev);
+        at::Tensor cosv = f.cos().to(dt).view({ 1, 1, n_ids, hd }), sinv = f.sin().to(dt).view({ 1, 1, n_ids, hd });
+        h = run_layers(q, h, cosv, sinv, at::Tensor(), {}, nullptr, true);
+        h = rms_norm(h, qw(q, "model.language_model.norm.weight"), c.rms_norm_eps);
+        at::Tensor res = h[0].narrow(0, drop, n_ids - drop).to(at::kFloat).to(at::kCPU).contiguous();
+        memcpy(out, res.data_ptr<float>(), (size_t)res.numel() * sizeof(float));
         return EH_OK;
     });
 }

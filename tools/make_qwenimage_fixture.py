@@ -15,8 +15,9 @@ Writes, in diffusers layout:
       joint_attention_dim 24;
   OUT_DIR/text_encoder/config.json, model.safetensors
       Qwen2_5_VLForConditionalGeneration: 2 text layers (hidden 24, 2 heads,
-      1 KV head), a 2-block vision tower (not used by the tests yet);
-      reference/te_embeds.npy: _get_qwen_prompt_embeds of two prompts;
+      1 KV head), a 2-block vision tower (window 56: one windowed, one full
+      block); reference/te_embeds.npy: _get_qwen_prompt_embeds of two
+      prompts; te_image_*.npy: one prompt with an image;
   OUT_DIR/scheduler/scheduler_config.json  Qwen-Image-Edit's FlowMatchEuler config;
   OUT_DIR/reference/ (little-endian float32 .npy):
       vae_image.npy      [1,3,1,H,W] in [-1,1], the encoder's input
@@ -271,6 +272,56 @@ def text_encoder_reference(out):
                              "embeds_mask": emask.tolist()}}
 
 
+def text_encoder_image_reference(out):
+    """_get_qwen_prompt_embeds of one prompt with an image (84x112, the
+    real Qwen2VLImageProcessor built here: a 6x8 patch grid, 12 merged
+    tokens, windows of 2x2 merged tokens, some partial): the ids (a
+    64-token prefix, then <|vision_start|>, 12 pads, <|vision_end|>, the
+    prompt; the image rows are kept) and pixel_values for the C test;
+    te_image_mrope.npy: the same with get_rope_index's positions."""
+    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor
+    from diffusers import QwenImageEditPipeline
+    from PIL import Image
+    te = Qwen2_5_VLForConditionalGeneration.from_pretrained(os.path.join(out, "text_encoder")).eval()
+    y, x = np.mgrid[0:84, 0:112]
+    img = Image.fromarray(np.stack([(7 * x + 3 * y + 90 * c) % 256 for c in range(3)], -1).astype(np.uint8))
+    proc = Qwen2VLImageProcessor(patch_size=14, merge_size=2, temporal_patch_size=2, min_pixels=28 * 28,
+                                 max_pixels=28 * 28 * 64)
+    pv = proc(images=img, return_tensors="pt")
+    grid = pv["image_grid_thw"]
+    n_pad = int(grid.prod()) // 4
+    g = torch.Generator().manual_seed(6)
+    prefix = torch.randint(0, 58, (64,), generator=g).tolist()
+    ids = torch.tensor([prefix + [58] + [60] * n_pad + [59] + [4, 17, 33, 2, 40]])
+    mask = torch.ones_like(ids)
+
+    class Inputs(dict):
+        def to(self, device):
+            return self
+
+    pipe = QwenImageEditPipeline.__new__(QwenImageEditPipeline)
+    pipe.prompt_template_encode = "{}"
+    pipe.prompt_template_encode_start_idx = 64
+    pipe.processor = lambda **kw: Inputs(input_ids=ids, attention_mask=mask, pixel_values=pv["pixel_values"],
+                                         image_grid_thw=grid)
+    pipe.text_encoder = te
+    with torch.no_grad():
+        emb, _ = QwenImageEditPipeline._get_qwen_prompt_embeds(pipe, ["a"], img, torch.device("cpu"), torch.float32)
+    # what transformers computes with the processor's mm_token_type_ids (1 on
+    # the image pads), which diffusers 0.42.1 does not pass on: the
+    # multimodal rotary positions of get_rope_index instead of 0..L-1
+    with torch.no_grad():
+        hs = te(input_ids=ids, attention_mask=mask, pixel_values=pv["pixel_values"], image_grid_thw=grid,
+                mm_token_type_ids=(ids == 60).int(), output_hidden_states=True).hidden_states[-1][:, 64:]
+    r = os.path.join(out, "reference")
+    npy(os.path.join(r, "te_image_mrope.npy"), hs)
+    print("text encoder with an image: mrope vs sequential positions differ by", (hs - emb).abs().max().item())
+    npy(os.path.join(r, "te_image_pixels.npy"), pv["pixel_values"])
+    npy(os.path.join(r, "te_image_embeds.npy"), emb)
+    return {"text_encoder_image": {"ids": ids[0].tolist(), "grid_thw": grid[0].tolist(), "drop": 64,
+                                   "embeds": list(emb.shape)}}
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "data", "qwenimage")
     os.makedirs(os.path.join(out, "reference"), exist_ok=True)
@@ -283,6 +334,7 @@ def main():
     ref.update(noise_reference(out))
     ref.update(edit_reference(out))
     ref.update(text_encoder_reference(out))
+    ref.update(text_encoder_image_reference(out))
     from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit import calculate_dimensions
     sizes = [(300, 200), (1024, 1024), (640, 480), (480, 640), (1920, 1080), (100, 1000), (333, 777), (2000, 2001),
              (512, 384), (4000, 30)]

@@ -132,6 +132,9 @@ typedef struct eh_qwen3vl_config {
     double v_rope_theta;
     int deepstack[16], n_deepstack;
     int image_token_id;
+    /* Qwen2.5-VL's vision (the editor's text encoder): windowed attention
+     * except in the fullatt blocks */
+    int window_size, fullatt[32], n_fullatt;
 } eh_qwen3vl_config;
 
 /* Reads a Qwen3-VL config.json (model_type qwen3_vl or qwen3_vl_moe;
@@ -287,6 +290,18 @@ eh_torch_module *eh_qwenimage_te_module(eh_qwenimage_te *te);   /* residency */
  * prompt must be longer than drop.  EH_EINVAL for bad ids or masks. */
 eh_status eh_qwenimage_te_encode(eh_qwenimage_te *te, const int32_t *ids, const int32_t *mask, int n, int L, int drop,
                                  float *out, int32_t *out_mask, int *out_len, eh_error *err);
+
+/* One prompt with one image, as the pipeline encodes an edit prompt: ids
+ * with the image's pads expanded (t*h*w/merge^2 image_token_id in a row),
+ * patches the processor's pixel_values [t*h*w, 3*temporal*patch^2] for
+ * grid_thw {t, h, w}; out [n_ids - drop, hidden] float32.
+ * mrope nonzero: the multimodal rotary positions of get_rope_index (what
+ * transformers 4.x computes from the ids); 0: positions 0..n_ids-1 on all
+ * three axes, which is what diffusers 0.42.1 gets from transformers 5.x
+ * (it does not pass the processor's mm_token_type_ids, without which
+ * Qwen2_5_VLModel falls back to sequential positions). */
+eh_status eh_qwenimage_te_encode_image(eh_qwenimage_te *te, const int32_t *ids, int n_ids, const float *patches,
+                                       const int grid_thw[3], int drop, int mrope, float *out, eh_error *err);
 
 /* ---- Qwen-Image pipeline pieces (issue 14) ----------------------------------
  * The initial noise exactly as QwenImageEditPipeline draws it with

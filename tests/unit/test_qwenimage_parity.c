@@ -686,6 +686,8 @@ static void test_te_config(void)
     CHECK_EQ_INT(c.image_token_id, 60);
     CHECK_EQ_INT(c.mrope_section[1], 2);
     CHECK(c.rope_theta == 1000000.0 && c.rms_norm_eps == 1e-6);
+    CHECK(c.v_depth == 2 && c.v_hidden == 16 && c.v_heads == 2 && c.v_out == 24 && c.window_size == 56);
+    CHECK(c.n_fullatt == 1 && c.fullatt[0] == 1 && c.merge_size == 2 && c.patch_size == 14);
     CHECK_EQ_INT(eh_qwenimage_te_config_load(FIX "/vae/config.json", &c, &err), EH_EFORMAT);
     CHECK_CONTAINS(err.msg, "model_type '' is not qwen2_5_vl");
 }
@@ -798,6 +800,71 @@ out:
     eh_qwenimage_te_free(te);
 }
 
+/* One prompt with an image through the vision tower (windowed and full
+ * blocks, the merger) and the mrope positions, against diffusers'
+ * _get_qwen_prompt_embeds with the processor's pixel_values. */
+static void test_text_encoder_image(void)
+{
+    size_t np = 0, ne = 0;
+    float *px = npy_plain(FIX "/reference/te_image_pixels.npy", &np);
+    float *ref = npy_plain(FIX "/reference/te_image_embeds.npy", &ne);
+    FILE *f = fopen(FIX "/reference/reference.json", "rb");
+    static char buf[1 << 20];
+    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    cJSON *root = cJSON_ParseWithLength(buf, len);
+    const cJSON *t = cJSON_GetObjectItem(root, "text_encoder_image");
+    const cJSON *jids = cJSON_GetObjectItem(t, "ids"), *jg = cJSON_GetObjectItem(t, "grid_thw");
+    int n_ids = cJSON_GetArraySize(jids);
+    /* 83 ids (64 + 1 + 12 + 1 + 5), a 1x6x8 grid of 1176-float patches, [1, 19, 24] */
+    CHECK(px && ref && n_ids == 83 && np == 48 * 1176 && ne == 19 * 24 && cJSON_GetArraySize(jg) == 3);
+    eh_error err = { 0 };
+    eh_qwenimage_te *te = load_te(NULL, &err);
+    CHECK(te != NULL);
+    if (!px || !ref || n_ids != 83 || np != 48 * 1176 || ne != 19 * 24 || !te)
+        goto out;
+    int32_t ids[83];
+    int grid[3];
+    float got[19 * 24];
+    for (int j = 0; j < 83; j++)
+        ids[j] = (int32_t)cJSON_GetArrayItem(jids, j)->valuedouble;
+    for (int j = 0; j < 3; j++)
+        grid[j] = (int)cJSON_GetArrayItem(jg, j)->valuedouble;
+    CHECK_EQ_INT(eh_qwenimage_te_encode_image(te, ids, 83, px, grid, 64, 0, got, &err), EH_OK);
+    double diff = max_diff(got, ref, ne);
+    printf("qwenimage text encoder with an image as the pipeline (1x6x8 patches, windowed + full blocks, float32): "
+           "max |diff| %.3g (tolerance %g)\n", diff, TE_TOL);
+    CHECK(diff <= TE_TOL);
+    /* get_rope_index's positions, against transformers given the
+     * processor's mm_token_type_ids (the two references differ by 4.7e-3) */
+    size_t nm = 0;
+    float *mref = npy_plain(FIX "/reference/te_image_mrope.npy", &nm);
+    CHECK(mref && nm == ne);
+    CHECK(max_diff(mref, ref, ne) > 1e-3);
+    CHECK_EQ_INT(eh_qwenimage_te_encode_image(te, ids, 83, px, grid, 64, 1, got, &err), EH_OK);
+    diff = mref && nm == ne ? max_diff(got, mref, ne) : INFINITY;
+    printf("qwenimage text encoder with an image, mrope positions: max |diff| %.3g (tolerance %g)\n", diff, TE_TOL);
+    CHECK(diff <= TE_TOL);
+    free(mref);
+    /* bad input: a pad missing, a grid the merge does not divide */
+    ids[70] = 3;
+    CHECK_EQ_INT(eh_qwenimage_te_encode_image(te, ids, 83, px, grid, 64, 0, got, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "not consecutive");
+    ids[70] = 60;
+    int odd[3] = { 1, 6, 7 };
+    CHECK_EQ_INT(eh_qwenimage_te_encode_image(te, ids, 83, px, odd, 64, 1, got, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "image grid 1x6x7 (sides multiples of merge_size 2)");
+    int small[3] = { 1, 4, 8 };
+    CHECK_EQ_INT(eh_qwenimage_te_encode_image(te, ids, 83, px, small, 64, 1, got, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "12 image pads where the 1x4x8 grid needs 8");
+out:
+    cJSON_Delete(root);
+    free(px);
+    free(ref);
+    eh_qwenimage_te_free(te);
+}
+
 #endif
 
 int main(void)
@@ -818,6 +885,7 @@ int main(void)
     test_noise();
     test_edit();
     test_text_encoder();
+    test_text_encoder_image();
 #else
     printf("test_qwenimage_parity: built without libtorch; the forward is not checked\n");
 #endif
