@@ -32,6 +32,7 @@
 
 #include "evalhost/backend.h"
 #include "evalhost/hf_hub.h"
+#include "evalhost/json_file.h"
 #include "evalhost/safetensors.h"
 #include "evalhost/score_parse.h"
 #include "evalhost/tokenizer.h"
@@ -73,33 +74,8 @@ static eh_status resolve_device(eh_model *m, const char *want, eh_error *err)
     return EH_OK;
 }
 
-static cJSON *read_json(const char *path, eh_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        eh_fail(err, EH_EIO, "%s: cannot open", path);
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (len < 0 || len > (16L << 20)) {
-        fclose(f);
-        eh_fail(err, EH_EFORMAT, "%s: unreadable or over 16 MiB", path);
-        return NULL;
-    }
-    char *buf = malloc((size_t)len + 1);
-    size_t got = buf ? fread(buf, 1, (size_t)len, f) : 0;
-    fclose(f);
-    cJSON *root = buf ? cJSON_ParseWithLength(buf, got) : NULL;
-    free(buf);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        eh_fail(err, EH_EFORMAT, "%s: not a JSON object", path);
-        return NULL;
-    }
-    return root;
-}
+/* config files are small: 16 MiB at most */
+#define CONFIG_MAX_BYTES ((size_t)16 << 20)
 
 static double jnum(const cJSON *o, const char *key, double dflt)
 {
@@ -116,7 +92,7 @@ static int jint(const cJSON *o, const char *key, int dflt)
  * defaults.  Only Qwen3-VL model types are accepted. */
 eh_status eh_qwen3vl_config_load(const char *path, eh_qwen3vl_config *c, eh_error *err)
 {
-    cJSON *root = read_json(path, err);
+    cJSON *root = eh_json_read_object(path, CONFIG_MAX_BYTES, err);
     if (!root)
         return err ? err->code : EH_EFORMAT;
     memset(c, 0, sizeof *c);
@@ -248,7 +224,7 @@ static eh_status native_open(eh_model *m, eh_error *err)
         return eh_fail(err, EH_EFORMAT, "%s: the tokenizer has no token for any of \"0\"..\"10\"", m->section);
     /* stop tokens: the generation config's eos ids, then the chat's ends */
     snprintf(p, sizeof p, "%s/generation_config.json", t->snap.dir);
-    cJSON *gc = read_json(p, NULL), *eid = cJSON_GetObjectItemCaseSensitive(gc, "eos_token_id"), *x;
+    cJSON *gc = eh_json_read_object(p, CONFIG_MAX_BYTES, NULL), *eid = cJSON_GetObjectItemCaseSensitive(gc, "eos_token_id"), *x;
     if (cJSON_IsNumber(eid))
         t->stop[t->n_stop++] = (int32_t)eid->valuedouble;
     if (cJSON_IsArray(eid))

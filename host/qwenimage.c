@@ -10,38 +10,14 @@
 #include <string.h>
 
 #include "evalhost/error.h"
+#include "evalhost/json_file.h"
 #include "evalhost/flowmatch.h"
 #include "evalhost/image.h"
 #include "evalhost/qwenimage.h"
 #include "evalhost/torch_shim.h"
 
-static cJSON *read_json(const char *path, eh_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        eh_fail(err, EH_EIO, "%s: cannot open", path);
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (len < 0 || len > (1L << 20)) {
-        fclose(f);
-        eh_fail(err, EH_EFORMAT, "%s: unreadable or over 1 MiB", path);
-        return NULL;
-    }
-    char *buf = malloc((size_t)len + 1);
-    size_t got = buf ? fread(buf, 1, (size_t)len, f) : 0;
-    fclose(f);
-    cJSON *root = buf ? cJSON_ParseWithLength(buf, got) : NULL;
-    free(buf);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        eh_fail(err, EH_EFORMAT, "%s: not a JSON object", path);
-        return NULL;
-    }
-    return root;
-}
+/* config files are small: 1 MiB at most */
+#define CONFIG_MAX_BYTES ((size_t)1 << 20)
 
 static int jint(const cJSON *o, const char *k, int dflt)
 {
@@ -75,7 +51,7 @@ static const float k_std[16] = { 2.8184f, 1.4541f, 2.3275f, 2.6558f, 1.2196f, 1.
 
 eh_status eh_qwenimage_vae_config_load(const char *path, eh_qwenimage_vae_config *c, eh_error *err)
 {
-    cJSON *root = read_json(path, err);
+    cJSON *root = eh_json_read_object(path, CONFIG_MAX_BYTES, err);
     if (!root)
         return err ? err->code : EH_EFORMAT;
     memset(c, 0, sizeof *c);
@@ -145,7 +121,7 @@ done:
 
 eh_status eh_qwenimage_dit_config_load(const char *path, eh_qwenimage_dit_config *c, eh_error *err)
 {
-    cJSON *root = read_json(path, err);
+    cJSON *root = eh_json_read_object(path, CONFIG_MAX_BYTES, err);
     if (!root)
         return err ? err->code : EH_EFORMAT;
     memset(c, 0, sizeof *c);
@@ -202,7 +178,7 @@ static double jnum(const cJSON *o, const char *k, double dflt)
 
 eh_status eh_flowmatch_config_load(const char *path, eh_flowmatch_config *c, eh_error *err)
 {
-    cJSON *root = read_json(path, err);
+    cJSON *root = eh_json_read_object(path, CONFIG_MAX_BYTES, err);
     if (!root)
         return err ? err->code : EH_EFORMAT;
     memset(c, 0, sizeof *c);
@@ -388,7 +364,7 @@ float *eh_qwenimage_preprocess(const eh_image *img, int *out_w, int *out_h, eh_e
 
 eh_status eh_qwenimage_te_config_load(const char *path, eh_qwen3vl_config *c, eh_error *err)
 {
-    cJSON *root = read_json(path, err);
+    cJSON *root = eh_json_read_object(path, CONFIG_MAX_BYTES, err);
     if (!root)
         return err ? err->code : EH_EFORMAT;
     memset(c, 0, sizeof *c);
