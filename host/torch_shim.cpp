@@ -794,11 +794,18 @@ struct eh_qwen3vl {
 
 namespace {
 
+// One lookup for every model's named weights (Qwen3-VL, the Qwen-Image VAE
+// and MMDiT): a missing one is a c10::Error naming it.
+const at::Tensor &named_weight(const std::map<std::string, at::Tensor> &w, const std::string &name)
+{
+    auto it = w.find(name);
+    TORCH_CHECK(it != w.end(), "weight '", name, "' is missing");
+    return it->second;
+}
+
 const at::Tensor &qw(eh_qwen3vl *q, const std::string &name)
 {
-    auto it = q->w.find(name);
-    TORCH_CHECK(it != q->w.end(), "weight '", name, "' is missing");
-    return it->second;
+    return named_weight(q->w, name);
 }
 
 bool ends_with(const std::string &s, const char *suffix)
@@ -1452,9 +1459,7 @@ namespace {
 
 const at::Tensor &vw(eh_qwenimage_vae *v, const std::string &name)
 {
-    auto it = v->w.find(name);
-    TORCH_CHECK(it != v->w.end(), "weight '", name, "' is missing");
-    return it->second;
+    return named_weight(v->w, name);
 }
 
 // A (former causal 3-D) convolution: pad 1 for 3x3 kernels, as diffusers'
@@ -1736,9 +1741,7 @@ namespace {
 
 const at::Tensor &dw(eh_qwenimage_dit *d, const std::string &name)
 {
-    auto it = d->w.find(name);
-    TORCH_CHECK(it != d->w.end(), "weight '", name, "' is missing");
-    return it->second;
+    return named_weight(d->w, name);
 }
 
 at::Tensor dlinear(eh_qwenimage_dit *d, const at::Tensor &x, const std::string &p)
