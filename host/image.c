@@ -622,7 +622,8 @@ eh_image *eh_image_load(const char *path, const eh_image_limits *limits, eh_erro
     return img;
 }
 
-eh_status eh_image_save(const eh_image *img, const char *path, eh_error *err)
+eh_status eh_image_encode_for_path(const eh_image *img, const char *path, uint8_t **out, size_t *out_len,
+                                   eh_error *err)
 {
     eh_image_format fmt = eh_image_format_from_path(path);
     if (fmt == EH_FMT_UNKNOWN) {
@@ -631,12 +632,20 @@ eh_status eh_image_save(const eh_image *img, const char *path, eh_error *err)
             return eh_fail(err, EH_EFORMAT, "%s: unsupported image format for saving (use .png, .jpg, .bmp or .webp)", path);
         fmt = EH_FMT_PNG;
     }
+    eh_error e = {0};
+    if (eh_image_encode(img, fmt, out, out_len, &e) != EH_OK)
+        return eh_fail(err, e.code, "%s: %s", path, e.msg);
+    return EH_OK;
+}
+
+eh_status eh_image_save(const eh_image *img, const char *path, eh_error *err)
+{
     uint8_t *buf;
     size_t n;
-    eh_error e = {0};
-    if (eh_image_encode(img, fmt, &buf, &n, &e) != EH_OK)
-        return eh_fail(err, e.code, "%s: %s", path, e.msg);
-    eh_status st = eh_fs_write_atomic(path, buf, n, err);   /* temp, fsync, rename, fsync dir */
+    eh_status st = eh_image_encode_for_path(img, path, &buf, &n, err);
+    if (st != EH_OK)
+        return st;
+    st = eh_fs_write_atomic(path, buf, n, err);   /* temp, fsync, rename, fsync dir */
     free(buf);
     return st;
 }

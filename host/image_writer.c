@@ -64,23 +64,10 @@ static void write_one(job *j)
 {
     eh_image_write_result *r = &j->res;
     eh_error e = {0};
-    eh_image_format fmt = eh_image_format_from_path(r->path);
-    if (fmt == EH_FMT_UNKNOWN) {
-        const char *slash = strrchr(r->path, '/');
-        if (strchr(slash ? slash : r->path, '.')) {
-            eh_fail(&e, EH_EFORMAT, "%s: unsupported image format for saving (use .png, .jpg, .bmp or .webp)",
-                    r->path);
-            goto fail;
-        }
-        fmt = EH_FMT_PNG;
-    }
     uint8_t *buf;
     size_t n;
-    if (eh_image_encode(j->img, fmt, &buf, &n, &e) != EH_OK) {
-        eh_error inner = e;
-        eh_fail(&e, inner.code, "%s: %s", r->path, inner.msg);
+    if (eh_image_encode_for_path(j->img, r->path, &buf, &n, &e) != EH_OK)
         goto fail;
-    }
     eh_hash_hex(buf, n, r->hash);
     eh_status st = eh_fs_write_atomic(r->path, buf, n, &e);
     free(buf);

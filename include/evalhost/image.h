@@ -73,6 +73,10 @@ eh_status eh_image_encode(const eh_image *img, eh_image_format fmt, uint8_t **ou
 /* Writes to "<path>.tmp.<pid>", fsyncs, renames (eh_fs_write_atomic); format
  * from the extension (png when none, EH_EFORMAT for an unknown one).  On
  * failure nothing is left behind. */
+/* Encodes in the format the path's extension names (png when it has none);
+ * errors name the path.  What eh_image_save and the image writer write. */
+eh_status eh_image_encode_for_path(const eh_image *img, const char *path, uint8_t **out, size_t *out_len,
+                                   eh_error *err);
 eh_status eh_image_save(const eh_image *img, const char *path, eh_error *err);
 
 /* Float CHW planes in [0,1], malloc'd (3*w*h floats; alpha dropped). */
