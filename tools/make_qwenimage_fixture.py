@@ -48,6 +48,61 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import make_tokenizer_fixture as mtf  # noqa: E402
+
+VOCAB = 384            # the tokenizer's size; Qwen's special tokens are ids 0..6
+_TOKENIZER = []
+
+
+def tokenizer():
+    """A byte-level BPE trained here with Qwen's special tokens (the real
+    processor's tokenizer.json has 151k tokens; ours keeps the text
+    encoder's embedding small)."""
+    if not _TOKENIZER:
+        _TOKENIZER.append(mtf.train(VOCAB, 3, False))
+    return _TOKENIZER[0]
+
+
+def specials():
+    return {s: tokenizer().token_to_id(s) for s in mtf.SPECIALS}
+
+
+# the Qwen2VLImageProcessor of Qwen/Qwen-Image-Edit's processor/, but
+# max_pixels 28*28*96 instead of 12845056: the pipeline hands it the
+# ~1 MP image, which it then shrinks to at most 96 tokens (small tests)
+PROCESSOR = dict(patch_size=14, merge_size=2, temporal_patch_size=2, min_pixels=3136, max_pixels=28 * 28 * 96)
+
+
+def processor(out):
+    """processor/ (tokenizer.json, tokenizer_config.json,
+    preprocessor_config.json), tokenizer/ and model_index.json, as the
+    Hub's Qwen-Image-Edit lays them out; returns the Qwen2VLProcessor."""
+    from transformers import Qwen2TokenizerFast, Qwen2VLImageProcessor, Qwen2VLProcessor
+    from transformers.processing_utils import ProcessorMixin
+    # the class check looks the video processor up, which needs torchvision
+    # (not in the venv); there is no video here
+    ProcessorMixin.check_argument_for_proper_class = lambda self, name, arg: None
+    d = os.path.join(out, "processor")
+    os.makedirs(d, exist_ok=True)
+    tokenizer().save(os.path.join(d, "tokenizer.json"))
+    fast = Qwen2TokenizerFast(tokenizer_file=os.path.join(d, "tokenizer.json"), eos_token="<|im_end|>",
+                              pad_token="<|endoftext|>", unk_token=None, bos_token=None)
+    proc = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(**PROCESSOR), tokenizer=fast)
+    proc.image_processor.save_pretrained(d)
+    fast.save_pretrained(d)
+    fast.save_pretrained(os.path.join(out, "tokenizer"))
+    index = {"_class_name": "QwenImageEditPipeline", "_diffusers_version": "0.42.1",
+             "processor": ["transformers", "Qwen2VLProcessor"],
+             "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+             "text_encoder": ["transformers", "Qwen2_5_VLForConditionalGeneration"],
+             "tokenizer": ["transformers", "Qwen2Tokenizer"],
+             "transformer": ["diffusers", "QwenImageTransformer2DModel"],
+             "vae": ["diffusers", "AutoencoderKLQwenImage"]}
+    with open(os.path.join(out, "model_index.json"), "w") as f:
+        json.dump(index, f, indent=2)
+        f.write("\n")
+    return proc
 
 H, W = 40, 56          # not square, and 5x7 latents: a swapped axis shows
 
@@ -220,7 +275,7 @@ def edit_reference(out):
     return {"edit": {"size": [300, 200], "resized": [1248, 832], "out": list(img.shape), "steps": 2, "true_cfg_scale": 4.0, "seed": 42}}
 
 
-TE_IDS = [[7, 3, 19, 60, 2, 44, 5, 31, 12], [9, 60, 27, 8, 50, 1]]   # the prompts' tokens after the prefix
+TE_IDS = [[7, 3, 19, 260, 2, 44, 5, 31, 12], [9, 360, 27, 8, 50, 1]]   # the prompts' tokens after the prefix
 
 
 def text_encoder_reference(out):
@@ -232,15 +287,17 @@ def text_encoder_reference(out):
     hidden states with the prefix dropped, zero-padded, and their mask."""
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
     from diffusers import QwenImageEditPipeline
+    sp = specials()
     cfg = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=64, hidden_size=24, intermediate_size=40, num_hidden_layers=2,
+        text_config=dict(vocab_size=VOCAB, hidden_size=24, intermediate_size=40, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=1, rms_norm_eps=1e-6, rope_theta=1000000.0,
                          max_position_embeddings=512, tie_word_embeddings=False,
                          rope_scaling={"type": "mrope", "mrope_section": [2, 2, 2]}),
         vision_config=dict(depth=2, hidden_size=16, intermediate_size=24, num_heads=2, out_hidden_size=24,
                            patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
                            fullatt_block_indexes=[1]),
-        image_token_id=60, video_token_id=61, vision_start_token_id=58, vision_end_token_id=59)
+        image_token_id=sp["<|image_pad|>"], video_token_id=sp["<|video_pad|>"],
+        vision_start_token_id=sp["<|vision_start|>"], vision_end_token_id=sp["<|vision_end|>"])
     torch.manual_seed(11)
     te = Qwen2_5_VLForConditionalGeneration(cfg).eval()
     with torch.no_grad():
@@ -249,7 +306,7 @@ def text_encoder_reference(out):
                 p.add_(0.3 * torch.randn(p.shape))   # non-trivial biases and norm weights
     te.save_pretrained(os.path.join(out, "text_encoder"), safe_serialization=True)
     g = torch.Generator().manual_seed(5)
-    prefix = torch.randint(0, 58, (64,), generator=g).tolist()
+    prefix = torch.randint(7, VOCAB, (64,), generator=g).tolist()   # no special tokens
     rows = [prefix + t for t in TE_IDS]
     L = max(len(r) for r in rows)
     ids = torch.tensor([r + [0] * (L - len(r)) for r in rows])
@@ -291,8 +348,10 @@ def text_encoder_image_reference(out):
     grid = pv["image_grid_thw"]
     n_pad = int(grid.prod()) // 4
     g = torch.Generator().manual_seed(6)
-    prefix = torch.randint(0, 58, (64,), generator=g).tolist()
-    ids = torch.tensor([prefix + [58] + [60] * n_pad + [59] + [4, 17, 33, 2, 40]])
+    prefix = torch.randint(7, VOCAB, (64,), generator=g).tolist()
+    sp = specials()
+    pad = sp["<|image_pad|>"]
+    ids = torch.tensor([prefix + [sp["<|vision_start|>"]] + [pad] * n_pad + [sp["<|vision_end|>"]] + [40, 17, 33, 2, 140]])
     mask = torch.ones_like(ids)
 
     class Inputs(dict):
@@ -312,7 +371,7 @@ def text_encoder_image_reference(out):
     # multimodal rotary positions of get_rope_index instead of 0..L-1
     with torch.no_grad():
         hs = te(input_ids=ids, attention_mask=mask, pixel_values=pv["pixel_values"], image_grid_thw=grid,
-                mm_token_type_ids=(ids == 60).int(), output_hidden_states=True).hidden_states[-1][:, 64:]
+                mm_token_type_ids=(ids == pad).int(), output_hidden_states=True).hidden_states[-1][:, 64:]
     r = os.path.join(out, "reference")
     npy(os.path.join(r, "te_image_mrope.npy"), hs)
     print("text encoder with an image: mrope vs sequential positions differ by", (hs - emb).abs().max().item())
@@ -322,10 +381,120 @@ def text_encoder_image_reference(out):
                                    "embeds": list(emb.shape)}}
 
 
+PIPE_PROMPT = "把天空变成紫色, and add a red kite"
+PIPE_NEGATIVE = " "
+# Lightning's scheduler settings (lightx2v/Qwen-Image-Lightning): shift log 3, no terminal stretch
+LIGHTNING = {"base_shift": float(np.log(3)), "max_shift": float(np.log(3)), "shift_terminal": None}
+
+
+def pipeline(out, scheduler_overrides=None):
+    """QwenImageEditPipeline from the fixture's own folders (the processor
+    object from processor(), which needs no torchvision)."""
+    from diffusers import (AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageEditPipeline,
+                           QwenImageTransformer2DModel)
+    from transformers import Qwen2_5_VLForConditionalGeneration
+    sch = FlowMatchEulerDiscreteScheduler.from_pretrained(out, subfolder="scheduler")
+    if scheduler_overrides:
+        sch = FlowMatchEulerDiscreteScheduler.from_config(sch.config, **scheduler_overrides)
+    pipe = QwenImageEditPipeline(
+        scheduler=sch, vae=AutoencoderKLQwenImage.from_pretrained(out, subfolder="vae"),
+        text_encoder=Qwen2_5_VLForConditionalGeneration.from_pretrained(os.path.join(out, "text_encoder")).eval(),
+        tokenizer=None, processor=processor(out),
+        transformer=QwenImageTransformer2DModel.from_pretrained(out, subfolder="transformer"))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def pipeline_reference(out):
+    """A whole edit from text, as a user runs the pipeline: the 300x200
+    image, PIPE_PROMPT, negative prompt " ", true CFG 4.0, 2 steps, seed 42,
+    output 128x96; and the processor's ids for the prompt (with the
+    pipeline's resized image) and the negative prompt."""
+    pipe = pipeline(out)
+    img = edit_image()
+    with torch.no_grad():
+        res = pipe(image=img, prompt=PIPE_PROMPT, negative_prompt=PIPE_NEGATIVE, true_cfg_scale=4.0,
+                   num_inference_steps=2, height=96, width=128,
+                   generator=torch.Generator("cpu").manual_seed(42), output_type="pt").images
+    r = os.path.join(out, "reference")
+    npy(os.path.join(r, "pipeline_out.npy"), res)
+    from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit import calculate_dimensions
+    w, h, _ = calculate_dimensions(1024 * 1024, img.size[0] / img.size[1])
+    prompt_image = pipe.image_processor.resize(img, h, w)
+    ids = {}
+    for name, text in [("prompt", PIPE_PROMPT), ("negative", PIPE_NEGATIVE)]:
+        mi = pipe.processor(text=[pipe.prompt_template_encode.format(text)], images=prompt_image, padding=True,
+                            return_tensors="pt")
+        ids[name] = mi["input_ids"][0].tolist()
+        grid = mi["image_grid_thw"][0].tolist()
+    return {"pipeline": {"prompt": PIPE_PROMPT, "negative_prompt": PIPE_NEGATIVE, "true_cfg_scale": 4.0,
+                         "steps": 2, "seed": 42, "width": 128, "height": 96, "out": list(res.shape),
+                         "ids": ids, "grid_thw": grid, "drop": pipe.prompt_template_encode_start_idx}}
+
+
+def lora_files(out):
+    """Two LoRAs for the transformer: lora/kohya.safetensors in the naming
+    the Lightning files use (diffusion_model. prefix, lora_down/lora_up,
+    alpha 8 at rank 4), lora/peft.safetensors in diffusers' own (transformer.
+    prefix, lora_A/lora_B, no alpha)."""
+    from safetensors.torch import save_file
+    g = torch.Generator().manual_seed(21)
+    d = os.path.join(out, "lora")
+    os.makedirs(d, exist_ok=True)
+    dim = 32
+    kohya = {}
+    for layer in range(2):
+        for mod, o, i in [("attn.to_q", dim, dim), ("attn.add_v_proj", dim, dim), ("img_mlp.net.2", dim, 4 * dim),
+                          ("txt_mod.1", 6 * dim, dim)]:
+            k = f"diffusion_model.transformer_blocks.{layer}.{mod}"
+            kohya[k + ".lora_down.weight"] = 0.3 * torch.randn(4, i, generator=g)
+            kohya[k + ".lora_up.weight"] = 0.3 * torch.randn(o, 4, generator=g)
+            kohya[k + ".alpha"] = torch.tensor(8.0)
+    kohya["diffusion_model.proj_out.lora_down.weight"] = 0.3 * torch.randn(4, dim, generator=g)
+    kohya["diffusion_model.proj_out.lora_up.weight"] = 0.3 * torch.randn(64, 4, generator=g)
+    kohya["diffusion_model.proj_out.alpha"] = torch.tensor(4.0)
+    save_file(kohya, os.path.join(d, "kohya.safetensors"))
+    peft = {}
+    for k, o, i in [("transformer_blocks.1.attn.to_out.0", dim, dim), ("img_in", dim, 64)]:
+        peft[f"transformer.{k}.lora_A.weight"] = 0.3 * torch.randn(2, i, generator=g)
+        peft[f"transformer.{k}.lora_B.weight"] = 0.3 * torch.randn(o, 2, generator=g)
+    save_file(peft, os.path.join(d, "peft.safetensors"))
+    return [(os.path.join(d, "kohya.safetensors"), 1.0), (os.path.join(d, "peft.safetensors"), 0.5)]
+
+
+def lora_reference(out):
+    """Both LoRAs fused into the transformer (kohya at weight 1.0, peft at
+    0.5) as diffusers' load_lora_weights + fuse_lora do: the state dicts
+    through diffusers' own Qwen LoRA conversion (alpha / rank folded in),
+    W += weight * B @ A; then a 4-step edit without CFG with Lightning's
+    scheduler settings, seed 7, output 128x96."""
+    from diffusers.loaders.lora_conversion_utils import _convert_non_diffusers_qwen_lora_to_diffusers
+    from safetensors.torch import load_file
+    pipe = pipeline(out, LIGHTNING)
+    params = dict(pipe.transformer.named_parameters())
+    with torch.no_grad():
+        for path, weight in lora_files(out):
+            sd = load_file(path)
+            if not all(k.startswith("transformer.") for k in sd):   # what QwenImageLoraLoaderMixin converts
+                sd = _convert_non_diffusers_qwen_lora_to_diffusers(sd)
+            for k in sd:
+                if k.endswith(".lora_A.weight"):
+                    base = k[len("transformer."):-len(".lora_A.weight")]
+                    b = sd[k.replace(".lora_A.", ".lora_B.")]
+                    params[base + ".weight"].add_(weight * (b @ sd[k]))
+        res = pipe(image=edit_image(), prompt=PIPE_PROMPT, true_cfg_scale=1.0, num_inference_steps=4, height=96,
+                   width=128, generator=torch.Generator("cpu").manual_seed(7), output_type="pt").images
+    npy(os.path.join(out, "reference", "lora_out.npy"), res)
+    return {"lora": {"files": [["lora/kohya.safetensors", 1.0], ["lora/peft.safetensors", 0.5]],
+                     "scheduler": LIGHTNING, "true_cfg_scale": 1.0, "steps": 4, "seed": 7, "width": 128,
+                     "height": 96}}
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "data", "qwenimage")
     os.makedirs(os.path.join(out, "reference"), exist_ok=True)
     torch.set_num_threads(1)
+    processor(out)
     import diffusers
     ref = {"diffusers": diffusers.__version__, "torch": torch.__version__.split("+")[0]}
     ref.update(vae_reference(out))
@@ -335,6 +504,8 @@ def main():
     ref.update(edit_reference(out))
     ref.update(text_encoder_reference(out))
     ref.update(text_encoder_image_reference(out))
+    ref.update(pipeline_reference(out))
+    ref.update(lora_reference(out))
     from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit import calculate_dimensions
     sizes = [(300, 200), (1024, 1024), (640, 480), (480, 640), (1920, 1080), (100, 1000), (333, 777), (2000, 2001),
              (512, 384), (4000, 30)]

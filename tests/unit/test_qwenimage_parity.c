@@ -681,9 +681,9 @@ static void test_te_config(void)
     CHECK_EQ_INT(c.num_heads, 2);
     CHECK_EQ_INT(c.num_kv_heads, 1);
     CHECK_EQ_INT(c.head_dim, 12);
-    CHECK_EQ_INT(c.vocab_size, 64);
+    CHECK_EQ_INT(c.vocab_size, 384);
     CHECK_EQ_INT(c.intermediate_size, 40);
-    CHECK_EQ_INT(c.image_token_id, 60);
+    CHECK_EQ_INT(c.image_token_id, 5);   /* <|image_pad|> in the fixture's tokenizer */
     CHECK_EQ_INT(c.mrope_section[1], 2);
     CHECK(c.rope_theta == 1000000.0 && c.rms_norm_eps == 1e-6);
     CHECK(c.v_depth == 2 && c.v_hidden == 16 && c.v_heads == 2 && c.v_out == 24 && c.window_size == 56);
@@ -787,9 +787,9 @@ static void test_text_encoder(void)
     CHECK_EQ_INT(eh_qwenimage_te_encode(te, ids, mask, 2, L, drop, got, omask, &ol, &err), EH_EINVAL);
     CHECK_CONTAINS(err.msg, "prompt 1 has a real token at 72 after padding");
     mask[L + 72] = 0;
-    ids[5] = 64;
+    ids[5] = 384;
     CHECK_EQ_INT(eh_qwenimage_te_encode(te, ids, mask, 2, L, drop, got, omask, &ol, &err), EH_EINVAL);
-    CHECK_CONTAINS(err.msg, "prompt 0: token id 64 is outside the vocabulary (64)");
+    CHECK_CONTAINS(err.msg, "prompt 0: token id 384 is outside the vocabulary (384)");
     eh_qwenimage_te_free(te);
     te = load_te("model.layers.1.self_attn.k_proj.bias", &err);
     CHECK(te == NULL);
@@ -851,7 +851,7 @@ static void test_text_encoder_image(void)
     ids[70] = 3;
     CHECK_EQ_INT(eh_qwenimage_te_encode_image(te, ids, 83, px, grid, 64, 0, got, &err), EH_EINVAL);
     CHECK_CONTAINS(err.msg, "not consecutive");
-    ids[70] = 60;
+    ids[70] = 5;
     int odd[3] = { 1, 6, 7 };
     CHECK_EQ_INT(eh_qwenimage_te_encode_image(te, ids, 83, px, odd, 64, 1, got, &err), EH_EINVAL);
     CHECK_CONTAINS(err.msg, "image grid 1x6x7 (sides multiples of merge_size 2)");
