@@ -326,7 +326,25 @@ void eh_qwenimage_dimensions(int width, int height, int *out_w, int *out_h)
     *out_h = (int)nearbyint(h / 32) * 32;
 }
 
-float *eh_qwenimage_preprocess(const eh_image *img, int *out_w, int *out_h, eh_error *err)
+float *eh_qwenimage_planes(const eh_image *src, eh_error *err)
+{
+    int w = src->width, h = src->height, ch = src->channels;
+    float *out = malloc(sizeof *out * 3 * (size_t)w * (size_t)h);
+    if (!out) {
+        eh_fail(err, EH_ENOMEM, "out of memory for a %dx%d image", w, h);
+        return NULL;
+    }
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) {
+                /* numpy: astype(float32) / 255.0 in float32; torch: 2.0 * x - 1.0 */
+                float u = (float)src->pixels[((size_t)y * w + x) * ch + c] / 255.0f;
+                out[((size_t)c * h + y) * w + x] = 2.0f * u - 1.0f;
+            }
+    return out;
+}
+
+eh_image *eh_qwenimage_resize(const eh_image *img, eh_error *err)
 {
     int w, h;
     eh_qwenimage_dimensions(img->width, img->height, &w, &h);
@@ -335,30 +353,16 @@ float *eh_qwenimage_preprocess(const eh_image *img, int *out_w, int *out_h, eh_e
                 img->height, w, h);
         return NULL;
     }
-    eh_image *rs = NULL;
-    const eh_image *src = img;
-    if (w != img->width || h != img->height) {   /* Pillow returns a copy at the same size */
-        rs = eh_image_resize(img, w, h, EH_FILTER_LANCZOS, err);
-        if (!rs)
-            return NULL;
-        src = rs;
-    }
-    float *out = malloc(sizeof *out * 3 * (size_t)w * (size_t)h);
-    if (!out) {
-        eh_image_free(rs);
-        eh_fail(err, EH_ENOMEM, "out of memory for a %dx%d image", w, h);
-        return NULL;
-    }
-    int ch = src->channels;
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-            for (int c = 0; c < 3; c++) {
-                /* numpy: astype(float32) / 255.0 in float32; torch: 2.0 * x - 1.0 */
-                float u = (float)src->pixels[((size_t)y * w + x) * ch + c] / 255.0f;
-                out[((size_t)c * h + y) * w + x] = 2.0f * u - 1.0f;
-            }
+    return eh_image_resize(img, w, h, EH_FILTER_LANCZOS, err);   /* Pillow: a copy at the same size */
+}
+
+float *eh_qwenimage_preprocess(const eh_image *img, int *out_w, int *out_h, eh_error *err)
+{
+    eh_image *rs = eh_qwenimage_resize(img, err);
+    float *out = rs ? eh_qwenimage_planes(rs, err) : NULL;
+    if (out)
+        *out_w = rs->width, *out_h = rs->height;
     eh_image_free(rs);
-    *out_w = w, *out_h = h;
     return out;
 }
 

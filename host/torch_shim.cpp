@@ -683,6 +683,11 @@ int64_t eh_torch_module_footprint(const eh_torch_module *m)
     return m->footprint;
 }
 
+int eh_torch_module_on_device(const eh_torch_module *m)
+{
+    return m->on_device ? 1 : 0;
+}
+
 int eh_torch_module_tensor_count(const eh_torch_module *m)
 {
     return (int)m->slots.size();
@@ -1997,6 +2002,53 @@ eh_torch_module *eh_qwenimage_dit_module(eh_qwenimage_dit *d)
     return d->tm;
 }
 
+int eh_qwenimage_dit_weight_count(const eh_qwenimage_dit *d)
+{
+    return (int)d->w.size();
+}
+
+const char *eh_qwenimage_dit_weight_name(const eh_qwenimage_dit *d, int i)
+{
+    if (i < 0 || i >= (int)d->w.size())
+        return nullptr;
+    auto it = d->w.begin();
+    std::advance(it, i);
+    return it->first.c_str();
+}
+
+// W += scale * up @ down, computed in float32 and rounded once to the
+// host copy's dtype (PEFT's merge on the CPU does the same).  Only before
+// the first load: the host copy is immutable once a device holds it.
+eh_status eh_qwenimage_dit_add_lora(eh_qwenimage_dit *d, const char *module, const struct eh_st_tensor *down,
+                                    const struct eh_st_tensor *up, double scale, eh_error *err)
+{
+    if (d->tm->on_device || d->tm->dev.defined())
+        return fail(err, EH_ESTATE, "LoRA '%s': the transformer is already loaded (merge before the first load)", module);
+    auto it = d->w.find(std::string(module) + ".weight");
+    if (it == d->w.end())
+        return fail(err, EH_EFORMAT, "LoRA: the transformer has no linear layer '%s'", module);
+    at::Tensor w = it->second;
+    auto ds = st_scalar(down->dtype), us = st_scalar(up->dtype);
+    if (!ds || !us || !at::isFloatingType(*ds) || !at::isFloatingType(*us) || down->ndim != 2 || up->ndim != 2 ||
+        w.dim() != 2 || up->shape[1] != down->shape[0] || up->shape[0] != w.size(0) || down->shape[1] != w.size(1))
+        return fail(err, EH_EFORMAT, "LoRA '%s': down %s [%lld, %lld] and up %s [%lld, %lld] do not fit the weight %s",
+                    module, eh_st_dtype_name(down->dtype), (long long)down->shape[0],
+                    (long long)(down->ndim > 1 ? down->shape[1] : 0), eh_st_dtype_name(up->dtype),
+                    (long long)up->shape[0], (long long)(up->ndim > 1 ? up->shape[1] : 0), shape_str(w).c_str());
+    return guarded(err, EH_EMODEL, "LoRA", [&]() -> eh_status {
+        at::NoGradGuard no_grad;
+        at::Tensor a = at::from_blob(const_cast<void *>(down->data), { down->shape[0], down->shape[1] },
+                                     at::TensorOptions().dtype(*ds)).to(at::kFloat);
+        at::Tensor b = at::from_blob(const_cast<void *>(up->data), { up->shape[0], up->shape[1] },
+                                     at::TensorOptions().dtype(*us)).to(at::kFloat);
+        at::Tensor delta = at::mm(b, a);
+        if (scale != 1.0)
+            delta.mul_(scale);
+        w.copy_(w.to(at::kFloat).add_(delta));
+        return EH_OK;
+    });
+}
+
 eh_status eh_qwenimage_dit_forward(eh_qwenimage_dit *d, const float *hidden, int n, const int *shapes, int n_shapes,
                                    const float *text, const int32_t *mask, int txt_len, const float *timestep,
                                    float *out, eh_error *err)
@@ -2048,6 +2100,20 @@ eh_status eh_qwenimage_dit_forward(eh_qwenimage_dit *d, const float *hidden, int
 }  // extern "C"
 
 // ---- Qwen-Image: the pipeline's initial noise (issue 14) -------------------
+extern "C" eh_status eh_torch_round_floats(float *x, size_t n, const char *dtype, eh_error *err)
+{
+    auto dt = parse_dtype(dtype);
+    if (!dt)
+        return fail(err, EH_EINVAL, "unknown dtype '%s'", dtype ? dtype : "(null)");
+    if (*dt == at::kFloat || n == 0)
+        return EH_OK;
+    return guarded(err, EH_EMODEL, "round", [&]() -> eh_status {
+        at::Tensor t = at::from_blob(x, { (int64_t)n }, at::kFloat);
+        t.copy_(t.to(*dt).to(at::kFloat));
+        return EH_OK;
+    });
+}
+
 // torch.Generator("cpu").manual_seed(seed) is a CPUGeneratorImpl seeded the
 // same way, so the same randn call draws the same numbers as diffusers.
 extern "C" eh_status eh_qwenimage_noise(uint64_t seed, int n, int channels, int lh, int lw, const char *dtype,

@@ -418,6 +418,13 @@ def pipeline_reference(out):
                    generator=torch.Generator("cpu").manual_seed(42), output_type="pt").images
     r = os.path.join(out, "reference")
     npy(os.path.join(r, "pipeline_out.npy"), res)
+    # the same in bfloat16 on the CPU (text encoder, transformer and VAE)
+    pipe.to(torch.bfloat16)
+    with torch.no_grad():
+        res16 = pipe(image=img, prompt=PIPE_PROMPT, negative_prompt=PIPE_NEGATIVE, true_cfg_scale=4.0,
+                     num_inference_steps=2, height=96, width=128,
+                     generator=torch.Generator("cpu").manual_seed(42), output_type="pt").images
+    npy(os.path.join(r, "pipeline_out_bf16.npy"), res16)
     from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit import calculate_dimensions
     w, h, _ = calculate_dimensions(1024 * 1024, img.size[0] / img.size[1])
     prompt_image = pipe.image_processor.resize(img, h, w)

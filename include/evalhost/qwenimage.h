@@ -19,6 +19,13 @@ extern "C" {
  * aspect kept, each side rounded (half to even, as Python) to 32. */
 void eh_qwenimage_dimensions(int width, int height, int *out_w, int *out_h);
 
+/* The pipeline's resize: img to eh_qwenimage_dimensions with Pillow's
+ * LANCZOS (a copy when the size stays); NULL with err (EH_EINVAL for an
+ * image too narrow to resize). */
+eh_image *eh_qwenimage_resize(const eh_image *img, eh_error *err);
+/* An RGB(A) image as float32 [3, h, w] planes 2 * (v / 255) - 1 (malloc'd). */
+float *eh_qwenimage_planes(const eh_image *img, eh_error *err);
+
 /* The VAE's input: img resized to eh_qwenimage_dimensions with Pillow's
  * LANCZOS (eh_image_resize), as float32 [3, *out_h, *out_w] planes
  * 2 * (v / 255) - 1.  malloc'd (caller frees); NULL with err on failure. */

@@ -90,6 +90,7 @@ eh_status eh_torch_module_off_device(eh_torch_module *m, eh_error *err);
 
 int64_t eh_torch_module_footprint(const eh_torch_module *m);   /* bytes of all tensors in their dtypes */
 int eh_torch_module_tensor_count(const eh_torch_module *m);
+int eh_torch_module_on_device(const eh_torch_module *m);       /* 1 between to_device and off_device */
 eh_torch_host_kind eh_torch_module_host_kind(const eh_torch_module *m);
 /* 1 when forward's text argument is List[str] (one text per batch item);
  * 0 when it is str (a batch must share one text). */
@@ -247,6 +248,15 @@ eh_status eh_qwenimage_dit_load(const eh_qwenimage_dit_config *cfg, const struct
                                 size_t n, const eh_torch_options *opt, eh_qwenimage_dit **out, eh_error *err);
 void eh_qwenimage_dit_free(eh_qwenimage_dit *d);                 /* NULL is a no-op */
 eh_torch_module *eh_qwenimage_dit_module(eh_qwenimage_dit *d);   /* residency */
+/* The weights' names (sorted), e.g. to map a LoRA's flattened names. */
+int eh_qwenimage_dit_weight_count(const eh_qwenimage_dit *d);
+const char *eh_qwenimage_dit_weight_name(const eh_qwenimage_dit *d, int i);   /* NULL past the end */
+/* A LoRA pair merged into the host copy: module.weight += scale * up @ down
+ * (float32, rounded once to the copy's dtype).  down [r, in], up [out, r].
+ * Only before the first to_device (EH_ESTATE after); EH_EFORMAT names a
+ * module the transformer lacks or shapes that do not fit. */
+eh_status eh_qwenimage_dit_add_lora(eh_qwenimage_dit *d, const char *module, const struct eh_st_tensor *down,
+                                    const struct eh_st_tensor *up, double scale, eh_error *err);
 
 /* One transformer call for n items sharing one layout:
  *   hidden  [n, tokens, in_channels]: packed latents, the images of
@@ -309,6 +319,10 @@ eh_status eh_qwenimage_te_encode_image(eh_qwenimage_te *te, const int32_t *ids, 
  * [n, 1, channels, lh, lw] on the CPU in `dtype`, then packed 2x2; out is
  * float32 [n, (lh/2)*(lw/2), channels*4].  lh and lw must be even.  (The
  * pipeline's other pieces, which need no libtorch: evalhost/qwenimage.h.) */
+/* x[i] = float(dtype(x[i])): torch's rounding to bfloat16/float16 (a
+ * no-op for float32), where the pipeline keeps a tensor in the model's dtype. */
+eh_status eh_torch_round_floats(float *x, size_t n, const char *dtype, eh_error *err);
+
 eh_status eh_qwenimage_noise(uint64_t seed, int n, int channels, int lh, int lw, const char *dtype, float *out,
                              eh_error *err);
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "npy.h"
 #include "evalhost/image.h"
 #include "evalhost/safetensors.h"
 #include "evalhost/vlm_pre.h"
@@ -45,33 +46,6 @@ static char *slurp(const char *path, size_t *len)
     return buf;
 }
 
-/* A little-endian float32 .npy vector; NULL if it is not one. */
-static float *load_npy(const char *path, size_t *count)
-{
-    size_t len = 0;
-    char *b = slurp(path, &len);
-    if (!b || len < 12 || memcmp(b, "\x93NUMPY", 6) != 0) {
-        free(b);
-        return NULL;
-    }
-    size_t hl = b[6] == 1 ? (size_t)(unsigned char)b[8] | (size_t)(unsigned char)b[9] << 8
-                          : (size_t)(unsigned char)b[8] | (size_t)(unsigned char)b[9] << 8 |
-                                (size_t)(unsigned char)b[10] << 16 | (size_t)(unsigned char)b[11] << 24;
-    size_t start = (b[6] == 1 ? 10 : 12) + hl;
-    char header[512] = "";
-    if (start <= len && hl < sizeof header)
-        memcpy(header, b + start - hl, hl);
-    if (start > len || !strstr(header, "'descr': '<f4'") || (len - start) % 4) {
-        free(b);
-        return NULL;
-    }
-    *count = (len - start) / 4;
-    float *v = malloc(len - start + 4);
-    if (v)
-        memcpy(v, b + start, len - start);
-    free(b);
-    return v;
-}
 
 typedef struct fixture {
     char dir[512];
@@ -207,7 +181,7 @@ static void test_logits(const char *kind, const char *dtype, const char *npy, do
     char p[600];
     snprintf(p, sizeof p, "%s/%s", fx.dir, npy);
     size_t V = 0;
-    float *ref = load_npy(p, &V);
+    float *ref = npy_f32(p, &V);
     CHECK(ref != NULL);
     CHECK_EQ_INT(V, fx.cfg.vocab_size);
     if (q && ref) {

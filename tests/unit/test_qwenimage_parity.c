@@ -27,6 +27,7 @@
 #include <cjson/cJSON.h>
 
 #include "check.h"
+#include "npy.h"
 #include "evalhost/flowmatch.h"
 #include "evalhost/image.h"
 #include "evalhost/qwenimage.h"
@@ -100,36 +101,6 @@ static void test_config(void)
 /* The scheduler is plain C: bit-equal to diffusers' schedules (float32
  * sigmas and timesteps) for each step count and sequence length of the
  * fixture, and its Euler step equal to scheduler.step's output. */
-static float *npy_plain(const char *path, size_t *count)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)len);
-    size_t got = b ? fread(b, 1, (size_t)len, f) : 0;
-    fclose(f);
-    if (!b || got < 12 || memcmp(b, "\x93NUMPY", 6) != 0 || b[6] != 1) {
-        free(b);
-        return NULL;
-    }
-    size_t start = 10 + ((size_t)b[8] | (size_t)b[9] << 8);
-    char header[512] = "";
-    if (start <= got && start - 10 < sizeof header)
-        memcpy(header, b + 10, start - 10);
-    if (start > got || !strstr(header, "'descr': '<f4'") || (got - start) % 4) {
-        free(b);
-        return NULL;
-    }
-    *count = (got - start) / 4;
-    float *v = malloc(got - start + 4);
-    if (v)
-        memcpy(v, b + start, got - start);
-    free(b);
-    return v;
-}
 
 
 static void test_scheduler(void)
@@ -172,8 +143,8 @@ static void test_scheduler(void)
     printf("flowmatch: %d schedules bit-equal to diffusers' (worst: %d values differ)\n", n_cases, worst);
     /* the step: index 1 of the 4-step schedule at sequence length 1024 */
     size_t ns = 0, nv = 0, np = 0;
-    float *x = npy_plain(FIX "/reference/step_sample.npy", &ns), *v = npy_plain(FIX "/reference/step_model_out.npy", &nv);
-    float *prev = npy_plain(FIX "/reference/step_prev.npy", &np);
+    float *x = npy_f32(FIX "/reference/step_sample.npy", &ns), *v = npy_f32(FIX "/reference/step_model_out.npy", &nv);
+    float *prev = npy_f32(FIX "/reference/step_prev.npy", &np);
     CHECK(x && v && prev && ns == 24 * 64 && nv == ns && np == ns);
     if (x && v && prev && ns == 24 * 64 && nv == ns && np == ns) {
         float sig[5], ts[4];
@@ -209,7 +180,7 @@ static void test_scheduler(void)
 static void test_pack(void)
 {
     size_t nl = 0, np = 0;
-    float *lat = npy_plain(FIX "/reference/vae_latents.npy", &nl), *ref = npy_plain(FIX "/reference/packed_latents.npy", &np);
+    float *lat = npy_f32(FIX "/reference/vae_latents.npy", &nl), *ref = npy_f32(FIX "/reference/packed_latents.npy", &np);
     CHECK(lat && ref && nl == 16 * 5 * 7 && np == 16 * 4 * 6);
     if (lat && ref && nl == 16 * 5 * 7 && np == 16 * 4 * 6) {
         float corner[16 * 4 * 6], packed[16 * 4 * 6], back[16 * 4 * 6];
@@ -292,9 +263,9 @@ typedef struct refs {
 static int refs_load(refs *r)
 {
     memset(r, 0, sizeof *r);
-    r->image = npy_plain(FIX "/reference/vae_image.npy", &r->n_image);
-    r->latents = npy_plain(FIX "/reference/vae_latents.npy", &r->n_latents);
-    r->decoded = npy_plain(FIX "/reference/vae_decoded.npy", &r->n_decoded);
+    r->image = npy_f32(FIX "/reference/vae_image.npy", &r->n_image);
+    r->latents = npy_f32(FIX "/reference/vae_latents.npy", &r->n_latents);
+    r->decoded = npy_f32(FIX "/reference/vae_decoded.npy", &r->n_decoded);
     CHECK(r->image && r->latents && r->decoded);
     /* [1,3,1,40,56] and [1,16,1,5,7] (make_qwenimage_fixture.py) */
     CHECK_EQ_INT(r->n_image, 3 * 40 * 56);
@@ -478,9 +449,9 @@ static eh_qwenimage_dit *load_dit(const char *dtype, const char *skip, eh_error 
 static void test_dit(void)
 {
     size_t nh = 0, ne = 0, no = 0;
-    float *hidden = npy_plain(FIX "/reference/dit_hidden.npy", &nh);
-    float *enc = npy_plain(FIX "/reference/dit_encoder.npy", &ne);
-    float *ref = npy_plain(FIX "/reference/dit_out.npy", &no);
+    float *hidden = npy_f32(FIX "/reference/dit_hidden.npy", &nh);
+    float *enc = npy_f32(FIX "/reference/dit_encoder.npy", &ne);
+    float *ref = npy_f32(FIX "/reference/dit_out.npy", &no);
     CHECK(hidden && enc && ref);
     /* [1,24,64], [1,7,24], [1,24,64]: two 1x3x4 images, 7 text tokens */
     CHECK_EQ_INT(nh, 24 * 64);
@@ -576,7 +547,7 @@ static void test_noise(void)
     eh_error err = { 0 };
     for (int k = 0; k < 2; k++) {
         size_t nr = 0;
-        float *ref = npy_plain(files[k], &nr);
+        float *ref = npy_f32(files[k], &nr);
         CHECK(ref && nr == 2 * 12 * 64);
         float got[2 * 12 * 64];
         CHECK_EQ_INT(eh_qwenimage_noise(42, 2, 16, 6, 8, dt[k], got, &err), EH_OK);
@@ -605,8 +576,8 @@ static void test_noise(void)
 static void test_edit(void)
 {
     size_t np = 0, nn = 0, no = 0;
-    float *pe = npy_plain(FIX "/reference/edit_prompt.npy", &np), *ne = npy_plain(FIX "/reference/edit_negative.npy", &nn);
-    float *ref = npy_plain(FIX "/reference/edit_out.npy", &no);
+    float *pe = npy_f32(FIX "/reference/edit_prompt.npy", &np), *ne = npy_f32(FIX "/reference/edit_negative.npy", &nn);
+    float *ref = npy_f32(FIX "/reference/edit_out.npy", &no);
     CHECK(pe && ne && ref && np == 7 * 24 && nn == 5 * 24 && no == 3 * 128 * 128);
     eh_error err = { 0 };
     eh_qwenimage_vae *v = load_vae("float32", 0, NULL, &err);
@@ -732,7 +703,7 @@ static eh_qwenimage_te *load_te(const char *skip, eh_error *err)
 static void test_text_encoder(void)
 {
     size_t ne = 0;
-    float *ref = npy_plain(FIX "/reference/te_embeds.npy", &ne);
+    float *ref = npy_f32(FIX "/reference/te_embeds.npy", &ne);
     CHECK(ref != NULL);
     FILE *f = fopen(FIX "/reference/reference.json", "rb");
     CHECK(f != NULL);
@@ -806,8 +777,8 @@ out:
 static void test_text_encoder_image(void)
 {
     size_t np = 0, ne = 0;
-    float *px = npy_plain(FIX "/reference/te_image_pixels.npy", &np);
-    float *ref = npy_plain(FIX "/reference/te_image_embeds.npy", &ne);
+    float *px = npy_f32(FIX "/reference/te_image_pixels.npy", &np);
+    float *ref = npy_f32(FIX "/reference/te_image_embeds.npy", &ne);
     FILE *f = fopen(FIX "/reference/reference.json", "rb");
     static char buf[1 << 20];
     size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
@@ -839,7 +810,7 @@ static void test_text_encoder_image(void)
     /* get_rope_index's positions, against transformers given the
      * processor's mm_token_type_ids (the two references differ by 4.7e-3) */
     size_t nm = 0;
-    float *mref = npy_plain(FIX "/reference/te_image_mrope.npy", &nm);
+    float *mref = npy_f32(FIX "/reference/te_image_mrope.npy", &nm);
     CHECK(mref && nm == ne);
     CHECK(max_diff(mref, ref, ne) > 1e-3);
     CHECK_EQ_INT(eh_qwenimage_te_encode_image(te, ids, 83, px, grid, 64, 1, got, &err), EH_OK);

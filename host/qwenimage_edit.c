@@ -1,0 +1,799 @@
+/* qwenimage_edit.c — QwenImageEditPipeline (diffusers 0.42.1) in process:
+ * the components of evalhost/torch_shim.h composed as the pipeline's
+ * __call__ composes them (see evalhost/qwenimage_edit.h). */
+#ifdef EVALHOST_HAVE_TORCH
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evalhost/json_file.h"
+#include "evalhost/qwenimage.h"
+#include "evalhost/qwenimage_edit.h"
+#include "evalhost/safetensors.h"
+#include "evalhost/tokenizer.h"
+#include "evalhost/torch_shim.h"
+#include "evalhost/vlm_pre.h"
+
+/* QwenImageEditPipeline.prompt_template_encode around the image's pads and
+ * the prompt; the first 64 tokens (prompt_template_encode_start_idx) of the
+ * encoder's output are dropped, whatever the tokenizer made of them. */
+#define TEMPLATE_HEAD                                                                                            \
+    "<|im_start|>system\nDescribe the key features of the input image (color, shape, size, texture, objects, " \
+    "background), then explain how the user's text instruction should alter or modify the image. Generate a " \
+    "new image that meets the user's requirements while maintaining consistency with the original input where " \
+    "appropriate.<|im_end|>\n<|im_start|>user\n<|vision_start|>"
+#define TEMPLATE_DROP 64
+/* a prompt is a sentence, not a book: tokens after the template */
+#define MAX_PROMPT_BYTES (64 * 1024)
+
+#define CONFIG_MAX_BYTES ((size_t)16 << 20)
+
+enum { TE, DIT, VAE, N_PARTS };
+static const char *const part_dir[N_PARTS] = { "text_encoder", "transformer", "vae" };
+
+struct eh_qwenimage_edit {
+    char dir[4096];
+    eh_qwenimage_vae_config vae_cfg;
+    eh_qwenimage_dit_config dit_cfg;
+    eh_qwen3vl_config te_cfg;
+    eh_flowmatch_config sched;
+    eh_vlm_config vlm;
+    eh_tokenizer *tok;
+    eh_qwenimage_te *te;
+    eh_qwenimage_dit *dit;
+    eh_qwenimage_vae *vae;
+    char dtype[16];
+    int64_t disk_bytes[N_PARTS];
+    int lora_pairs;
+};
+
+typedef struct prep_item {
+    int ok;
+    int w, h;                  /* the VAE's input (the ~1 MP size) */
+    int ow, oh;                /* the output */
+    float *planes;             /* [3, h, w] in [-1, 1] */
+    float *cond, *neg;         /* [len, hidden] */
+    int cond_len, neg_len;
+    uint64_t seed;
+} prep_item;
+
+struct eh_qwenimage_prepared {
+    int n;
+    int cfg;                   /* true CFG runs */
+    prep_item *it;
+};
+
+eh_qwenimage_edit_params eh_qwenimage_edit_default_params(void)
+{
+    eh_qwenimage_edit_params p = { .steps = 50, .true_cfg_scale = 4.0, .negative_prompt = " " };
+    return p;
+}
+
+/* ---- open ------------------------------------------------------------------ */
+
+static int file_exists(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f)
+        fclose(f);
+    return f != NULL;
+}
+
+/* model_index.json names the pipeline; only QwenImageEditPipeline's inputs
+ * are what this file feeds the transformer. */
+static eh_status check_index(const char *dir, eh_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model_index.json", dir);
+    cJSON *root = eh_json_read_object(path, CONFIG_MAX_BYTES, err);
+    if (!root)
+        return err ? err->code : EH_EIO;
+    const cJSON *cn = cJSON_GetObjectItemCaseSensitive(root, "_class_name");
+    const char *cls = cJSON_IsString(cn) ? cn->valuestring : "";
+    eh_status rc = EH_OK;
+    if (!strcmp(cls, "QwenImageEditPlusPipeline"))
+        rc = eh_fail(err, EH_EFORMAT,
+                     "%s: QwenImageEditPlusPipeline (Qwen-Image-Edit-2509/2511, several input images) is not "
+                     "supported by the native editor yet; Qwen-Image-Edit (QwenImageEditPipeline) is",
+                     path);
+    else if (strcmp(cls, "QwenImageEditPipeline"))
+        rc = eh_fail(err, EH_EFORMAT, "%s: _class_name '%s' is not QwenImageEditPipeline", path, cls);
+    cJSON_Delete(root);
+    return rc;
+}
+
+static eh_status disk_bytes(const char *dir, const char *part, int64_t *out, eh_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, part);
+    eh_safetensors *st = eh_safetensors_open(path, err);
+    if (!st)
+        return err ? err->code : EH_EIO;
+    *out = (int64_t)eh_safetensors_total_bytes(st);
+    eh_safetensors_close(st);
+    return EH_OK;
+}
+
+eh_status eh_qwenimage_edit_open(const char *dir, eh_qwenimage_edit **out, eh_error *err)
+{
+    *out = NULL;
+    eh_qwenimage_edit *p = calloc(1, sizeof *p);
+    if (!p)
+        return eh_fail(err, EH_ENOMEM, "out of memory");
+    snprintf(p->dir, sizeof p->dir, "%s", dir);
+    char path[4200];
+    eh_status rc = check_index(dir, err);
+#define STEP(expr)               \
+    if (rc == EH_OK)             \
+        rc = (expr);
+    snprintf(path, sizeof path, "%s/vae/config.json", dir);
+    STEP(eh_qwenimage_vae_config_load(path, &p->vae_cfg, err));
+    snprintf(path, sizeof path, "%s/transformer/config.json", dir);
+    STEP(eh_qwenimage_dit_config_load(path, &p->dit_cfg, err));
+    snprintf(path, sizeof path, "%s/text_encoder/config.json", dir);
+    STEP(eh_qwenimage_te_config_load(path, &p->te_cfg, err));
+    snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", dir);
+    STEP(eh_flowmatch_config_load(path, &p->sched, err));
+    snprintf(path, sizeof path, "%s/processor/preprocessor_config.json", dir);
+    STEP(eh_vlm_config_load(path, &p->vlm, err));
+#undef STEP
+    if (rc == EH_OK) {
+        /* the processor's tokenizer is the one the pipeline uses; tokenizer/ is the text-to-image pipeline's */
+        snprintf(path, sizeof path, "%s/processor/tokenizer.json", dir);
+        if (!file_exists(path))
+            snprintf(path, sizeof path, "%s/tokenizer/tokenizer.json", dir);
+        p->tok = eh_tokenizer_load(path, NULL, err);
+        if (!p->tok)
+            rc = err ? err->code : EH_EIO;
+    }
+    if (rc == EH_OK) {
+        const eh_qwen3vl_config *t = &p->te_cfg;
+        int32_t pad = eh_tokenizer_token_to_id(p->tok, "<|image_pad|>", 13);
+        if (pad != t->image_token_id)
+            rc = eh_fail(err, EH_EFORMAT, "%s: the tokenizer's <|image_pad|> is %d, the text encoder's image_token_id %d",
+                         dir, pad, t->image_token_id);
+        else if (p->vlm.patch_size != t->patch_size || p->vlm.merge_size != t->merge_size ||
+                 p->vlm.temporal_patch_size != t->temporal_patch_size)
+            rc = eh_fail(err, EH_EFORMAT, "%s: processor/preprocessor_config.json and text_encoder/config.json "
+                         "disagree on patch/merge sizes", dir);
+        else if (p->dit_cfg.joint_attention_dim != t->hidden_size)
+            rc = eh_fail(err, EH_EFORMAT, "%s: the transformer's joint_attention_dim %d is not the text encoder's "
+                         "hidden_size %d", dir, p->dit_cfg.joint_attention_dim, t->hidden_size);
+        else if (p->dit_cfg.in_channels != 4 * p->vae_cfg.z_dim || p->dit_cfg.out_channels != p->vae_cfg.z_dim ||
+                 p->dit_cfg.patch_size != 2)
+            rc = eh_fail(err, EH_EFORMAT, "%s: the transformer (in %d, out %d, patch %d) does not fit the VAE's "
+                         "z_dim %d packed 2x2", dir, p->dit_cfg.in_channels, p->dit_cfg.out_channels,
+                         p->dit_cfg.patch_size, p->vae_cfg.z_dim);
+    }
+    for (int i = 0; i < N_PARTS && rc == EH_OK; i++)
+        rc = disk_bytes(dir, part_dir[i], &p->disk_bytes[i], err);
+    if (rc != EH_OK) {
+        eh_qwenimage_edit_free(p);
+        return rc;
+    }
+    *out = p;
+    return EH_OK;
+}
+
+void eh_qwenimage_edit_free(eh_qwenimage_edit *p)
+{
+    if (!p)
+        return;
+    eh_qwenimage_te_free(p->te);
+    eh_qwenimage_dit_free(p->dit);
+    eh_qwenimage_vae_free(p->vae);
+    eh_tokenizer_free(p->tok);
+    free(p);
+}
+
+eh_flowmatch_config *eh_qwenimage_edit_scheduler(eh_qwenimage_edit *p)
+{
+    return &p->sched;
+}
+
+static eh_torch_module *part_module(const eh_qwenimage_edit *p, int part)
+{
+    switch (part) {
+    case TE: return p->te ? eh_qwenimage_te_module(p->te) : NULL;
+    case DIT: return p->dit ? eh_qwenimage_dit_module(p->dit) : NULL;
+    default: return p->vae ? eh_qwenimage_vae_module(p->vae) : NULL;
+    }
+}
+
+int64_t eh_qwenimage_edit_footprint(const eh_qwenimage_edit *p, int which)
+{
+    int64_t total = 0;
+    for (int i = 0; i < N_PARTS; i++) {
+        if (!(which & (1 << i)))
+            continue;
+        eh_torch_module *m = part_module(p, i);
+        total += m ? eh_torch_module_footprint(m) : p->disk_bytes[i];
+    }
+    return total;
+}
+
+/* ---- load and LoRA ------------------------------------------------------------ */
+
+typedef struct tensor_list {
+    eh_safetensors *st;
+    const eh_st_tensor **ts;
+    size_t n;
+} tensor_list;
+
+static eh_status open_part(const char *dir, const char *part, tensor_list *l, eh_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, part);
+    l->st = eh_safetensors_open(path, err);
+    if (!l->st)
+        return err ? err->code : EH_EIO;
+    l->n = eh_safetensors_count(l->st);
+    l->ts = malloc(sizeof *l->ts * (l->n ? l->n : 1));
+    if (!l->ts) {
+        eh_safetensors_close(l->st);
+        return eh_fail(err, EH_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < l->n; i++)
+        l->ts[i] = eh_safetensors_at(l->st, i);
+    return EH_OK;
+}
+
+static void close_part(tensor_list *l)
+{
+    free(l->ts);
+    eh_safetensors_close(l->st);
+    memset(l, 0, sizeof *l);
+}
+
+static int starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* A scalar tensor's value (LoRA alphas are stored as F32, BF16 or F16). */
+static int scalar_value(const eh_st_tensor *t, double *out)
+{
+    if (t->numel != 1)
+        return 0;
+    if (t->dtype == EH_ST_F32) {
+        float f;
+        memcpy(&f, t->data, 4);
+        *out = f;
+    } else if (t->dtype == EH_ST_F64) {
+        memcpy(out, t->data, 8);
+    } else if (t->dtype == EH_ST_BF16) {
+        uint16_t h;
+        memcpy(&h, t->data, 2);
+        uint32_t u = (uint32_t)h << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        *out = f;
+    } else if (t->dtype == EH_ST_F16) {
+        uint16_t h;
+        memcpy(&h, t->data, 2);
+        int e = (h >> 10) & 31, m = h & 1023;
+        double v = e == 0 ? ldexp(m, -24) : e == 31 ? INFINITY : ldexp(m + 1024, e - 25);
+        *out = h & 0x8000 ? -v : v;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* The transformer's module for a LoRA name after its prefix: dotted as
+ * diffusers names it, or flattened with underscores (lora_unet_), matched
+ * against the transformer's own weights. */
+static int lora_module(const eh_qwenimage_dit *d, const char *name, int flat, char *out, size_t cap)
+{
+    int n = eh_qwenimage_dit_weight_count(d);
+    for (int i = 0; i < n; i++) {
+        const char *w = eh_qwenimage_dit_weight_name(d, i);
+        size_t len = strlen(w);
+        if (len < 8 || strcmp(w + len - 7, ".weight"))
+            continue;
+        len -= 7;
+        if (strlen(name) != len)
+            continue;
+        size_t k = 0;
+        for (; k < len; k++)
+            if (name[k] != (flat && w[k] == '.' ? '_' : w[k]))
+                break;
+        if (k == len && (flat || !strncmp(name, w, len))) {
+            snprintf(out, cap, "%.*s", (int)len, w);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static eh_status merge_lora(eh_qwenimage_edit *p, const eh_qwenimage_lora *l, eh_error *err)
+{
+    eh_error e = { 0 };
+    eh_safetensors *st = eh_safetensors_open(l->path, &e);
+    if (!st)
+        return eh_fail(err, e.code, "LoRA %s", e.msg);
+    size_t n = eh_safetensors_count(st);
+    eh_status rc = EH_OK;
+    int pairs = 0;
+    for (size_t i = 0; i < n && rc == EH_OK; i++) {
+        const eh_st_tensor *t = eh_safetensors_at(st, i);
+        const char *name = t->name;
+        const char *down_sfx = NULL, *up_sfx = NULL;
+        if (ends_with(name, ".lora_down.weight"))
+            down_sfx = ".lora_down.weight", up_sfx = ".lora_up.weight";
+        else if (ends_with(name, ".lora_A.weight"))
+            down_sfx = ".lora_A.weight", up_sfx = ".lora_B.weight";
+        if (!down_sfx) {
+            if (ends_with(name, ".alpha") || ends_with(name, ".lora_up.weight") || ends_with(name, ".lora_B.weight"))
+                continue;   /* read with their down/A half */
+            rc = eh_fail(err, EH_EFORMAT, "LoRA %s: tensor '%s' is not a LoRA pair's (lora_A/lora_B, "
+                         "lora_down/lora_up, alpha); full-weight diffs are not supported", l->path, name);
+            break;
+        }
+        char base[1024], key[1100], module[1024];
+        snprintf(base, sizeof base, "%.*s", (int)(strlen(name) - strlen(down_sfx)), name);
+        snprintf(key, sizeof key, "%s%s", base, up_sfx);
+        const eh_st_tensor *up = eh_safetensors_find(st, key);
+        if (!up) {
+            rc = eh_fail(err, EH_EFORMAT, "LoRA %s: '%s' has no '%s'", l->path, name, key);
+            break;
+        }
+        double scale = l->scale, alpha;
+        snprintf(key, sizeof key, "%s.alpha", base);
+        const eh_st_tensor *at = eh_safetensors_find(st, key);
+        if (at) {
+            if (!scalar_value(at, &alpha) || t->ndim < 1 || t->shape[0] < 1) {
+                rc = eh_fail(err, EH_EFORMAT, "LoRA %s: '%s' is not a float scalar", l->path, key);
+                break;
+            }
+            scale *= alpha / (double)t->shape[0];   /* alpha / rank, as kohya and diffusers scale */
+        }
+        /* the prefixes diffusers strips: diffusion_model., transformer.,
+         * lora_unet_ (flattened), and PEFT's adapter name default. */
+        const char *m = base;
+        int flat = 0;
+        if (starts_with(m, "diffusion_model."))
+            m += strlen("diffusion_model.");
+        else if (starts_with(m, "transformer."))
+            m += strlen("transformer.");
+        else if (starts_with(m, "lora_unet_"))
+            m += strlen("lora_unet_"), flat = 1;
+        char plain[1024];
+        snprintf(plain, sizeof plain, "%s", m);
+        char *dflt = strstr(plain, ".default");
+        if (dflt && (dflt[8] == 0 || dflt[8] == '.'))
+            memmove(dflt, dflt + 8, strlen(dflt + 8) + 1);
+        if (!lora_module(p->dit, plain, flat, module, sizeof module)) {
+            rc = eh_fail(err, EH_EFORMAT, "LoRA %s: '%s' matches no layer of the transformer", l->path, name);
+            break;
+        }
+        if (eh_qwenimage_dit_add_lora(p->dit, module, t, up, scale, &e) != EH_OK) {
+            rc = eh_fail(err, e.code, "LoRA %s: %s", l->path, e.msg);
+            break;
+        }
+        pairs++;
+    }
+    if (rc == EH_OK && pairs == 0)
+        rc = eh_fail(err, EH_EFORMAT, "LoRA %s: no LoRA pairs in it", l->path);
+    p->lora_pairs += pairs;
+    eh_safetensors_close(st);
+    return rc;
+}
+
+eh_status eh_qwenimage_edit_load(eh_qwenimage_edit *p, const eh_qwenimage_load_options *o,
+                                 const eh_qwenimage_lora *loras, int n_loras, eh_error *err)
+{
+    if (p->dit)
+        return EH_OK;
+    eh_torch_options opt = eh_torch_default_options();
+    opt.role = EH_TORCH_EDITOR;
+    opt.dtype = o->dtype;
+    opt.device = o->device;
+    opt.cpu_copy = o->cpu_copy;
+    snprintf(p->dtype, sizeof p->dtype, "%s", o->dtype ? o->dtype : "float32");
+    tensor_list l = { 0 };
+    eh_error e = { 0 };
+    eh_status rc = open_part(p->dir, "text_encoder", &l, err);
+    if (rc == EH_OK) {
+        rc = eh_qwenimage_te_load(&p->te_cfg, l.ts, l.n, &opt, &p->te, &e);
+        if (rc != EH_OK)
+            eh_fail(err, rc, "%s/text_encoder: %s", p->dir, e.msg);
+        close_part(&l);
+    }
+    if (rc == EH_OK && (rc = open_part(p->dir, "transformer", &l, err)) == EH_OK) {
+        rc = eh_qwenimage_dit_load(&p->dit_cfg, l.ts, l.n, &opt, &p->dit, &e);
+        if (rc != EH_OK)
+            eh_fail(err, rc, "%s/transformer: %s", p->dir, e.msg);
+        close_part(&l);
+    }
+    if (rc == EH_OK && (rc = open_part(p->dir, "vae", &l, err)) == EH_OK) {
+        rc = eh_qwenimage_vae_load(&p->vae_cfg, l.ts, l.n, &opt, &p->vae, &e);
+        if (rc != EH_OK)
+            eh_fail(err, rc, "%s/vae: %s", p->dir, e.msg);
+        close_part(&l);
+    }
+    for (int i = 0; i < n_loras && rc == EH_OK; i++)
+        rc = merge_lora(p, &loras[i], err);
+    if (rc != EH_OK) {
+        eh_qwenimage_te_free(p->te), eh_qwenimage_dit_free(p->dit), eh_qwenimage_vae_free(p->vae);
+        p->te = NULL, p->dit = NULL, p->vae = NULL;
+        p->lora_pairs = 0;
+    }
+    return rc;
+}
+
+int eh_qwenimage_edit_loaded(const eh_qwenimage_edit *p)
+{
+    return p->dit != NULL;
+}
+
+int eh_qwenimage_edit_lora_pairs(const eh_qwenimage_edit *p)
+{
+    return p->lora_pairs;
+}
+
+/* ---- residency ---------------------------------------------------------------- */
+
+eh_status eh_qwenimage_edit_to_device(eh_qwenimage_edit *p, int which, int64_t *bytes, eh_error *err)
+{
+    *bytes = 0;
+    if (!p->dit)
+        return eh_fail(err, EH_ESTATE, "the editor's weights are not in host memory");
+    for (int i = 0; i < N_PARTS; i++) {
+        if (!(which & (1 << i)))
+            continue;
+        int64_t b = 0;
+        eh_error e = { 0 };
+        if (eh_torch_module_to_device(part_module(p, i), &b, &e) != EH_OK)
+            return eh_fail(err, e.code, "%s: %s", part_dir[i], e.msg);
+        *bytes += b;
+    }
+    return EH_OK;
+}
+
+eh_status eh_qwenimage_edit_off_device(eh_qwenimage_edit *p, int which, eh_error *err)
+{
+    eh_status rc = EH_OK;
+    for (int i = 0; i < N_PARTS; i++) {
+        eh_torch_module *m = part_module(p, i);
+        eh_error e = { 0 };
+        if ((which & (1 << i)) && m && eh_torch_module_off_device(m, &e) != EH_OK && rc == EH_OK)
+            rc = eh_fail(err, e.code, "%s: %s", part_dir[i], e.msg);
+    }
+    return rc;
+}
+
+int eh_qwenimage_edit_on_device(const eh_qwenimage_edit *p)
+{
+    int bits = 0;
+    for (int i = 0; i < N_PARTS; i++) {
+        eh_torch_module *m = part_module(p, i);
+        if (m && eh_torch_module_on_device(m))
+            bits |= 1 << i;
+    }
+    return bits;
+}
+
+/* ---- phase 1: prompts ---------------------------------------------------------- */
+
+/* The template's text with the image's pads expanded (as Qwen2VLProcessor
+ * expands them before tokenizing), tokenized, then through the encoder
+ * with the image; *out [*len, hidden] malloc'd. */
+static eh_status encode_prompt(eh_qwenimage_edit *p, const char *prompt, const eh_vlm_patches *pt, int mrope,
+                               float **out, int *len, eh_error *err)
+{
+    size_t plen = strlen(prompt);
+    if (plen > MAX_PROMPT_BYTES)
+        return eh_fail(err, EH_ELIMIT, "prompt of %zu bytes (at most %d)", plen, MAX_PROMPT_BYTES);
+    static const char pad[] = "<|image_pad|>", tail_a[] = "<|vision_end|>", tail_b[] = "<|im_end|>\n<|im_start|>assistant\n";
+    size_t cap = sizeof TEMPLATE_HEAD + (size_t)pt->tokens * (sizeof pad - 1) + sizeof tail_a + plen + sizeof tail_b;
+    char *text = malloc(cap), *w = text;
+    if (!text)
+        return eh_fail(err, EH_ENOMEM, "out of memory");
+    w += sprintf(w, "%s", TEMPLATE_HEAD);
+    for (int64_t i = 0; i < pt->tokens; i++)
+        memcpy(w, pad, sizeof pad - 1), w += sizeof pad - 1;
+    w += sprintf(w, "%s", tail_a);
+    memcpy(w, prompt, plen), w += plen;
+    w += sprintf(w, "%s", tail_b);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    eh_error e = { 0 };
+    eh_status rc = eh_tokenizer_encode(p->tok, text, (size_t)(w - text), 1, &ids, &n, &e);
+    free(text);
+    if (rc != EH_OK)
+        return eh_fail(err, rc, "prompt: %s", e.msg);
+    if (n <= TEMPLATE_DROP) {
+        free(ids);
+        return eh_fail(err, EH_EFORMAT, "the edit template is %zu tokens, not more than the %d the pipeline drops", n,
+                       TEMPLATE_DROP);
+    }
+    *len = (int)(n - TEMPLATE_DROP);
+    *out = malloc(sizeof **out * (size_t)*len * (size_t)p->te_cfg.hidden_size);
+    if (!*out) {
+        free(ids);
+        return eh_fail(err, EH_ENOMEM, "out of memory");
+    }
+    int grid[3] = { pt->grid_t, pt->grid_h, pt->grid_w };
+    rc = eh_qwenimage_te_encode_image(p->te, ids, (int)n, pt->data, grid, TEMPLATE_DROP, mrope, *out, &e);
+    free(ids);
+    if (rc != EH_OK) {
+        free(*out), *out = NULL;
+        return eh_fail(err, rc, "text encoder: %s", e.msg);
+    }
+    return EH_OK;
+}
+
+static void prep_item_clear(prep_item *it)
+{
+    free(it->planes), free(it->cond), free(it->neg);
+    memset(it, 0, sizeof *it);
+}
+
+eh_qwenimage_prepared *eh_qwenimage_edit_prepare(eh_qwenimage_edit *p, const eh_qwenimage_edit_item *items, int n,
+                                                 const eh_qwenimage_edit_params *params, eh_error *item_errs,
+                                                 eh_error *err)
+{
+    if (!p->te || !eh_torch_module_on_device(eh_qwenimage_te_module(p->te))) {
+        eh_fail(err, EH_ESTATE, "the text encoder is not loaded");
+        return NULL;
+    }
+    if (params->steps < 1 || params->steps > 1000) {
+        eh_fail(err, EH_EINVAL, "num_inference_steps %d (1..1000)", params->steps);
+        return NULL;
+    }
+    eh_qwenimage_prepared *b = calloc(1, sizeof *b);
+    if (!b || !(b->it = calloc((size_t)(n > 0 ? n : 1), sizeof *b->it))) {
+        free(b);
+        eh_fail(err, EH_ENOMEM, "out of memory");
+        return NULL;
+    }
+    b->n = n;
+    b->cfg = params->true_cfg_scale > 1 && params->negative_prompt != NULL;
+    for (int i = 0; i < n; i++) {
+        prep_item *it = &b->it[i];
+        eh_error *e = &item_errs[i];
+        if (!items[i].image || !items[i].prompt) {
+            eh_fail(e, EH_EINVAL, "no image or no prompt");
+            continue;
+        }
+        eh_image *rs = eh_qwenimage_resize(items[i].image, e);
+        if (!rs)
+            continue;
+        it->w = rs->width, it->h = rs->height;
+        /* output: the requested size floored to 16 (vae scale x 2), as the pipeline */
+        it->ow = (params->width > 0 ? params->width : it->w) / 16 * 16;
+        it->oh = (params->height > 0 ? params->height : it->h) / 16 * 16;
+        it->seed = items[i].seed;
+        eh_vlm_patches *pt = NULL;
+        if (it->ow < 16 || it->oh < 16 || it->ow > 8192 || it->oh > 8192) {
+            eh_fail(e, EH_EINVAL, "output size %dx%d (16..8192 per side)", it->ow, it->oh);
+        } else if ((it->planes = eh_qwenimage_planes(rs, e)) != NULL &&
+                   (pt = eh_vlm_preprocess(rs, &p->vlm, e)) != NULL &&
+                   encode_prompt(p, items[i].prompt, pt, params->mrope, &it->cond, &it->cond_len, e) == EH_OK &&
+                   (!b->cfg ||
+                    encode_prompt(p, params->negative_prompt, pt, params->mrope, &it->neg, &it->neg_len, e) == EH_OK)) {
+            it->ok = 1;
+        }
+        eh_vlm_patches_free(pt);
+        eh_image_free(rs);
+        if (!it->ok)
+            prep_item_clear(it);
+    }
+    return b;
+}
+
+void eh_qwenimage_prepared_free(eh_qwenimage_prepared *b)
+{
+    if (!b)
+        return;
+    for (int i = 0; i < b->n; i++)
+        prep_item_clear(&b->it[i]);
+    free(b->it);
+    free(b);
+}
+
+/* ---- phase 2: the denoising loop -------------------------------------------------- */
+
+/* Right-pads the items' embeddings to the longest with a mask. */
+static void pad_text(const prep_item *const *g, int k, int neg, int hidden, float *text, int32_t *mask, int L)
+{
+    for (int j = 0; j < k; j++) {
+        const float *src = neg ? g[j]->neg : g[j]->cond;
+        int len = neg ? g[j]->neg_len : g[j]->cond_len;
+        memcpy(text + (size_t)j * L * hidden, src, sizeof *text * (size_t)len * hidden);
+        memset(text + ((size_t)j * L + len) * hidden, 0, sizeof *text * (size_t)(L - len) * hidden);
+        for (int t = 0; t < L; t++)
+            mask[(size_t)j * L + t] = t < len;
+    }
+}
+
+/* diffusers' numpy_to_pil: (x / 2 + 0.5).clamp(0, 1), then * 255 rounded
+ * half to even, in float32. */
+static eh_image *to_image(const float *planes, int w, int h, eh_error *err)
+{
+    eh_image *img = eh_image_new(w, h, 3, err);
+    if (!img)
+        return NULL;
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                float q = planes[((size_t)c * h + y) * w + x] / 2.0f + 0.5f;
+                q = q < 0 ? 0 : q > 1 ? 1 : q;
+                img->pixels[((size_t)y * w + x) * 3 + c] = (uint8_t)nearbyintf(q * 255.0f);
+            }
+    return img;
+}
+
+/* One group of items of the same sizes: the transformer's batch. */
+static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, int k, int cfg,
+                               const eh_qwenimage_edit_params *params, eh_image **out, eh_error *err)
+{
+    const int z = p->vae_cfg.z_dim, ch = 4 * z, hidden = p->te_cfg.hidden_size, s = 8;
+    const int w = g[0]->w, h = g[0]->h, lw = w / s, lh = h / s, ow = g[0]->ow, oh = g[0]->oh;
+    const int olw = ow / s, olh = oh / s;
+    const size_t out_tok = (size_t)(olw / 2) * (olh / 2), img_tok = (size_t)(lw / 2) * (lh / 2);
+    const size_t tok = out_tok + img_tok;
+    int Lc = 0, Ln = 0;
+    for (int j = 0; j < k; j++) {
+        Lc = g[j]->cond_len > Lc ? g[j]->cond_len : Lc;
+        Ln = g[j]->neg_len > Ln ? g[j]->neg_len : Ln;
+    }
+    int half = strcmp(p->dtype, "float32") && strcmp(p->dtype, "fp32") && strcmp(p->dtype, "float");
+    float *planes = malloc(sizeof *planes * (size_t)k * 3 * w * h);
+    float *lat = malloc(sizeof *lat * (size_t)k * z * lw * lh);
+    float *hid = malloc(sizeof *hid * (size_t)k * tok * ch);
+    float *x = malloc(sizeof *x * (size_t)k * out_tok * ch);
+    float *v = malloc(sizeof *v * (size_t)k * tok * ch);
+    float *vn = cfg ? malloc(sizeof *vn * (size_t)k * tok * ch) : NULL;
+    float *guided = malloc(sizeof *guided * out_tok * ch);
+    float *tc = malloc(sizeof *tc * (size_t)k * Lc * hidden), *tn = cfg ? malloc(sizeof *tn * (size_t)k * Ln * hidden) : NULL;
+    int32_t *mc = malloc(sizeof *mc * (size_t)k * Lc), *mn = cfg ? malloc(sizeof *mn * (size_t)k * Ln) : NULL;
+    float *pix = malloc(sizeof *pix * (size_t)k * 3 * ow * oh);
+    float *sig = malloc(sizeof *sig * (size_t)(params->steps + 1)), *ts = malloc(sizeof *ts * (size_t)params->steps);
+    float *tsv = malloc(sizeof *tsv * (size_t)k);
+    eh_status rc = EH_OK;
+    eh_error e = { 0 };
+    if (!planes || !lat || !hid || !x || !v || (cfg && (!vn || !tn || !mn)) || !guided || !tc || !mc || !pix || !sig ||
+        !ts || !tsv) {
+        rc = eh_fail(err, EH_ENOMEM, "out of memory for a batch of %d %dx%d edits", k, ow, oh);
+        goto done;
+    }
+    for (int j = 0; j < k; j++)
+        memcpy(planes + (size_t)j * 3 * w * h, g[j]->planes, sizeof *planes * 3 * (size_t)w * h);
+    if ((rc = eh_qwenimage_vae_encode(p->vae, planes, k, h, w, lat, &e)) != EH_OK) {
+        eh_fail(err, rc, "VAE encode: %s", e.msg);
+        goto done;
+    }
+    for (int j = 0; j < k; j++) {
+        /* [noise | image latents] per item; the noise from the item's own seed */
+        eh_qwenimage_pack(lat + (size_t)j * z * lw * lh, 1, z, lh, lw, hid + ((size_t)j * tok + out_tok) * ch);
+        if ((rc = eh_qwenimage_noise(g[j]->seed, 1, z, olh, olw, p->dtype, x + (size_t)j * out_tok * ch, &e)) != EH_OK) {
+            eh_fail(err, rc, "noise: %s", e.msg);
+            goto done;
+        }
+    }
+    if (half && (rc = eh_torch_round_floats(hid, (size_t)k * tok * ch, p->dtype, &e)) != EH_OK) {
+        eh_fail(err, rc, "%s", e.msg);
+        goto done;
+    }
+    pad_text(g, k, 0, hidden, tc, mc, Lc);
+    if (cfg)
+        pad_text(g, k, 1, hidden, tn, mn, Ln);
+    if ((rc = eh_flowmatch_schedule(&p->sched, params->steps, (int)out_tok, sig, ts, &e)) != EH_OK) {
+        eh_fail(err, rc, "scheduler: %s", e.msg);
+        goto done;
+    }
+    const int shapes[6] = { 1, olh / 2, olw / 2, 1, lh / 2, lw / 2 };
+    for (int i = 0; i < params->steps; i++) {
+        /* timestep.to(latents.dtype) / 1000, in that dtype */
+        float t = ts[i];
+        eh_torch_round_floats(&t, 1, p->dtype, NULL);
+        t /= 1000.0f;
+        eh_torch_round_floats(&t, 1, p->dtype, NULL);
+        for (int j = 0; j < k; j++) {
+            tsv[j] = t;
+            memcpy(hid + (size_t)j * tok * ch, x + (size_t)j * out_tok * ch, sizeof *x * out_tok * ch);
+        }
+        if ((rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, 2, tc, mc, Lc, tsv, v, &e)) != EH_OK ||
+            (cfg && (rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, 2, tn, mn, Ln, tsv, vn, &e)) != EH_OK)) {
+            eh_fail(err, rc, "transformer, step %d: %s", i + 1, e.msg);
+            goto done;
+        }
+        for (int j = 0; j < k; j++) {
+            float *xj = x + (size_t)j * out_tok * ch;
+            const float *vj = v + (size_t)j * tok * ch;   /* the first out_tok tokens: the noised latents' */
+            if (cfg) {
+                eh_qwenimage_true_cfg(vj, vn + (size_t)j * tok * ch, out_tok, ch, (float)params->true_cfg_scale, guided);
+                vj = guided;
+            }
+            if (!half) {
+                eh_flowmatch_step(xj, vj, out_tok * ch, sig[i], sig[i + 1]);
+                continue;
+            }
+            /* the scheduler's step in a half dtype: the model output and
+             * dt * output stay in it, the sum in float32, rounded back */
+            if (vj != guided)
+                memcpy(guided, vj, sizeof *guided * out_tok * ch);
+            eh_torch_round_floats(guided, out_tok * ch, p->dtype, NULL);
+            float dt = sig[i + 1] - sig[i];
+            for (size_t q = 0; q < out_tok * ch; q++)
+                guided[q] *= dt;
+            eh_torch_round_floats(guided, out_tok * ch, p->dtype, NULL);
+            for (size_t q = 0; q < out_tok * ch; q++)
+                xj[q] += guided[q];
+            eh_torch_round_floats(xj, out_tok * ch, p->dtype, NULL);
+        }
+    }
+    for (int j = 0; j < k; j++)
+        eh_qwenimage_unpack(x + (size_t)j * out_tok * ch, 1, z, olh, olw, lat + (size_t)j * z * olw * olh);
+    if ((rc = eh_qwenimage_vae_decode(p->vae, lat, k, olh, olw, pix, &e)) != EH_OK) {
+        eh_fail(err, rc, "VAE decode: %s", e.msg);
+        goto done;
+    }
+    for (int j = 0; j < k && rc == EH_OK; j++)
+        if (!(out[j] = to_image(pix + (size_t)j * 3 * ow * oh, ow, oh, err)))
+            rc = err->code;
+done:
+    free(planes), free(lat), free(hid), free(x), free(v), free(vn), free(guided), free(tc), free(tn), free(mc),
+        free(mn), free(pix), free(sig), free(ts), free(tsv);
+    return rc;
+}
+
+eh_status eh_qwenimage_edit_denoise(eh_qwenimage_edit *p, eh_qwenimage_prepared *b,
+                                    const eh_qwenimage_edit_params *params, eh_image **out, eh_error *item_errs,
+                                    eh_error *err)
+{
+    int need = EH_QIE_TRANSFORMER | EH_QIE_VAE;
+    if (!p->dit || (eh_qwenimage_edit_on_device(p) & need) != need)
+        return eh_fail(err, EH_ESTATE, "the transformer and the VAE are not loaded");
+    for (int i = 0; i < b->n; i++)
+        out[i] = NULL;
+    const prep_item **g = malloc(sizeof *g * (size_t)(b->n > 0 ? b->n : 1));
+    int *idx = malloc(sizeof *idx * (size_t)(b->n > 0 ? b->n : 1));
+    char *done = calloc((size_t)(b->n > 0 ? b->n : 1), 1);
+    eh_image **res = malloc(sizeof *res * (size_t)(b->n > 0 ? b->n : 1));
+    if (!g || !idx || !done || !res) {
+        free(g), free(idx), free(done), free(res);
+        return eh_fail(err, EH_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < b->n; i++) {
+        if (done[i] || !b->it[i].ok)
+            continue;
+        int k = 0;
+        for (int j = i; j < b->n; j++) {
+            const prep_item *a = &b->it[i], *c = &b->it[j];
+            if (!done[j] && c->ok && c->w == a->w && c->h == a->h && c->ow == a->ow && c->oh == a->oh) {
+                g[k] = c, idx[k++] = j;
+                done[j] = 1;
+            }
+        }
+        eh_error e = { 0 };
+        for (int j = 0; j < k; j++)
+            res[j] = NULL;
+        if (denoise_group(p, g, k, b->cfg, params, res, &e) == EH_OK) {
+            for (int j = 0; j < k; j++)
+                out[idx[j]] = res[j];
+        } else {
+            for (int j = 0; j < k; j++) {
+                eh_image_free(res[j]);
+                item_errs[idx[j]] = e;
+            }
+        }
+    }
+    free(g), free(idx), free(done), free(res);
+    return EH_OK;
+}
+
+#else
+typedef int eh_qwenimage_edit_unavailable;
+#endif
