@@ -1,7 +1,7 @@
 /* backend_native.c — the `native` backend: a Qwen3-VL judge (dense or MoE)
  * run in process through libtorch (host/torch_shim.cpp), from the Hugging
- * Face files of its snapshot.  The editor role (Qwen-Image-Edit) is not
- * implemented yet and is refused at open.
+ * Face files of its snapshot.  The editor role (Qwen-Image-Edit) is
+ * backend_native_editor.c.
  *
  * Spec keys: name (an HF id resolved in the local cache) or path (a model
  * directory), revision (default main), device (cpu, cuda, cuda:N, auto;
@@ -55,7 +55,7 @@ typedef struct native_model {
     int64_t file_bytes;
 } native_model;
 
-static eh_status resolve_device(eh_model *m, const char *want, eh_error *err)
+eh_status eh_native_resolve_device(eh_model *m, const char *want, eh_error *err)
 {
     int rank = m->host && m->host->local_rank >= 0 ? m->host->local_rank : 0;
     if (!strcmp(want, "auto")) {
@@ -168,15 +168,10 @@ static eh_status native_open(eh_model *m, eh_error *err)
     if (!t)
         return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
     m->impl = t;
-    if (m->role == EH_ROLE_EDITOR)
-        return eh_fail(err, EH_EFORMAT,
-                       "%s: the native backend runs judges only; a native editor (Qwen-Image-Edit) is not implemented "
-                       "yet (use backend: torch or http for '%s')",
-                       m->section, m->name);
     eh_error e = { 0 };
     if (eh_torch_check_dtype(m->dtype, &e) != EH_OK)
         return eh_fail(err, EH_EINVAL, "%s: %s", m->section, e.msg);
-    eh_status rc = resolve_device(m, eh_node_str(m->spec, "device", "auto"), err);
+    eh_status rc = eh_native_resolve_device(m, eh_node_str(m->spec, "device", "auto"), err);
     if (rc != EH_OK)
         return rc;
     t->cpu_copy = eh_node_bool(m->spec, "cpu_copy", 0);

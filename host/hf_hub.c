@@ -58,7 +58,7 @@ static int is_hash(const char *s)
 
 /* A local directory; its revision is the snapshot hash when it sits in a
  * cache's snapshots/, else "local". */
-static eh_status resolve_path(const char *path, eh_hf_snapshot *out, eh_error *err)
+static eh_status resolve_path(const char *path, const char *marker, eh_hf_snapshot *out, eh_error *err)
 {
     if (!is_dir(path))
         return eh_fail(err, EH_EIO, "model path %s: %s", path, errno == ENOENT ? "no such directory" : "not a directory");
@@ -69,9 +69,10 @@ static eh_status resolve_path(const char *path, eh_hf_snapshot *out, eh_error *e
     while (n > 1 && out->dir[n - 1] == '/')
         out->dir[--n] = 0;
     char cfg[4200];
-    snprintf(cfg, sizeof cfg, "%s/config.json", out->dir);
+    snprintf(cfg, sizeof cfg, "%s/%s", out->dir, marker);
     if (!is_file(cfg))
-        return eh_fail(err, EH_EIO, "model path %s has no config.json (not a Hugging Face model directory?)", path);
+        return eh_fail(err, EH_EIO, "model path %s has no %s (not a Hugging Face %s directory?)", path, marker,
+                       strcmp(marker, "config.json") ? "pipeline" : "model");
     const char *base = strrchr(out->dir, '/');
     base = base ? base + 1 : out->dir;
     int in_snapshots = base - out->dir >= 11 && !strncmp(base - 11, "/snapshots/", 11);
@@ -82,9 +83,15 @@ static eh_status resolve_path(const char *path, eh_hf_snapshot *out, eh_error *e
 
 eh_status eh_hf_resolve(const char *id, const char *path, const char *revision, eh_hf_snapshot *out, eh_error *err)
 {
+    return eh_hf_resolve_file(id, path, revision, "config.json", out, err);
+}
+
+eh_status eh_hf_resolve_file(const char *id, const char *path, const char *revision, const char *marker,
+                             eh_hf_snapshot *out, eh_error *err)
+{
     memset(out, 0, sizeof *out);
     if (path && *path)
-        return resolve_path(path, out, err);
+        return resolve_path(path, marker, out, err);
     if (!id || !*id)
         return eh_fail(err, EH_EINVAL, "no model: give a Hugging Face id (Org/Name) or a path");
     if (!valid_id(id))
@@ -147,13 +154,13 @@ eh_status eh_hf_resolve(const char *id, const char *path, const char *revision, 
         }
         snprintf(snap, sizeof snap, "%s/snapshots/%s", repo, hash);
         char cfg[4700];
-        snprintf(cfg, sizeof cfg, "%s/config.json", snap);
+        snprintf(cfg, sizeof cfg, "%s/%s", snap, marker);
         if (!is_dir(snap)) {
             snprintf(why, sizeof why, "; snapshot %.60s... is missing (incomplete download?)", hash);
             continue;
         }
         if (!is_file(cfg)) {
-            snprintf(why, sizeof why, "; snapshot %.12s has no config.json (incomplete download?)", hash);
+            snprintf(why, sizeof why, "; snapshot %.12s has no %s (incomplete download?)", hash, marker);
             continue;
         }
         if (strlen(snap) >= sizeof out->dir)

@@ -223,14 +223,32 @@ static void push_score_result(lua_State *L, eh_score_result *r)
     eh_score_result_clear(r);
 }
 
+/* Per-call options (a table of settings the backend reads, e.g. seed) as
+ * a node; NULL for nil.  Raises on a table that is not plain data. */
+static eh_node *edit_options(lua_State *L, int idx)
+{
+    if (lua_isnoneornil(L, idx))
+        return NULL;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    eh_error err = { 0 };
+    eh_node *n = eh_lua_to_node(L, idx, &err);
+    if (!n)
+        luaL_error(L, "edit options: %s", err.msg);
+    return n;
+}
+
 /* m:edit(img, instruction [, opts]) → Image | nil, err */
 static int model_edit(lua_State *L)
 {
     eh_model *m = check_model(L, 1);
     eh_edit_request req = { .image = eh_lua_check_image(L, 2), .instruction = luaL_checkstring(L, 3) };
+    eh_node *opts = edit_options(L, 4);
+    req.options = opts;
     eh_edit_result res;
     eh_error err = { 0 };
-    if (eh_model_edit_batch(m, &req, &res, 1, &err) != EH_OK)
+    eh_status rc = eh_model_edit_batch(m, &req, &res, 1, &err);
+    eh_node_free(opts);
+    if (rc != EH_OK)
         return call_failed(L, &err);
     if (!res.image)
         return push_failure(L, &res.err, 0);
@@ -254,8 +272,30 @@ static int model_edit_batch(lua_State *L)
         /* the request table stays referenced from arg 2: pop our copies */
         lua_settop(L, base + 2);
     }
+    /* options last: nothing may raise while their nodes are held */
+    eh_node **opts = lua_newuserdatauv(L, sizeof *opts * (size_t)(n ? n : 1), 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 2, i);
+        lua_getfield(L, -1, "options");
+        opts[i - 1] = NULL;
+        if (!lua_isnil(L, -1)) {
+            eh_error oe = { 0 };
+            opts[i - 1] = lua_istable(L, -1) ? eh_lua_to_node(L, lua_gettop(L), &oe) : NULL;
+            if (!opts[i - 1]) {
+                for (lua_Integer j = 0; j < i - 1; j++)
+                    eh_node_free(opts[j]);
+                return luaL_error(L, "edit request %d: options must be a table of plain values%s%s", (int)i,
+                                  oe.msg[0] ? ": " : "", oe.msg);
+            }
+        }
+        reqs[i - 1].options = opts[i - 1];
+        lua_pop(L, 2);
+    }
     eh_error err = { 0 };
-    if (eh_model_edit_batch(m, reqs, res, (size_t)n, &err) != EH_OK)
+    eh_status rc = eh_model_edit_batch(m, reqs, res, (size_t)n, &err);
+    for (lua_Integer i = 0; i < n; i++)
+        eh_node_free(opts[i]);
+    if (rc != EH_OK)
         return call_failed(L, &err);
     lua_createtable(L, (int)n, 0);
     for (lua_Integer i = 0; i < n; i++) {

@@ -165,6 +165,10 @@ eh_model *eh_model_open(eh_host *host, const char *section, const eh_node *spec,
         goto fail;
     }
     m->backend = find_backend(backend);
+#ifdef EVALHOST_HAVE_TORCH
+    if (m->backend == &eh_backend_native && m->role == EH_ROLE_EDITOR)
+        m->backend = &eh_backend_native_editor;
+#endif
     if (!m->backend) {
         if (!strcmp(backend, "torch") || !strcmp(backend, "native"))
             eh_fail(err, EH_EFORMAT, "%s: backend '%s' (%s) is not available: this evalhost was built without "

@@ -40,7 +40,11 @@ extern const eh_backend eh_backend_builtin;
 extern const eh_backend eh_backend_http;
 #ifdef EVALHOST_HAVE_TORCH
 extern const eh_backend eh_backend_torch;
-extern const eh_backend eh_backend_native;   /* Qwen3-VL judge in libtorch (backend_native.c) */
+extern const eh_backend eh_backend_native;          /* Qwen3-VL judge in libtorch (backend_native.c) */
+extern const eh_backend eh_backend_native_editor;   /* Qwen-Image-Edit in libtorch (backend_native_editor.c) */
+/* device: auto (the local rank's GPU, else cpu), cuda (the local rank's), or
+ * as given; checked against the libtorch build.  Into m->device. */
+eh_status eh_native_resolve_device(eh_model *m, const char *want, eh_error *err);
 #endif
 
 #endif

@@ -31,5 +31,9 @@ typedef struct eh_hf_snapshot {
  * path tried and the `huggingface-cli download` command that fetches it;
  * EH_EINVAL for a malformed id or revision. */
 eh_status eh_hf_resolve(const char *id, const char *path, const char *revision, eh_hf_snapshot *out, eh_error *err);
+/* Same, with another file marking a complete snapshot (a diffusers
+ * pipeline's root holds model_index.json, not config.json). */
+eh_status eh_hf_resolve_file(const char *id, const char *path, const char *revision, const char *marker,
+                             eh_hf_snapshot *out, eh_error *err);
 
 #endif
