@@ -5,7 +5,8 @@ layout): an edit from text must be QwenImageEditPipeline's, pixel for pixel
 within one 8-bit level (the C test tests/unit/test_qwenimage_edit_parity.c
 measures the same: 0.003% of values one level apart).
 
-Also: per-call options (seed) and edit_batch equal to single edits; a whole
+Also: per-call options (seed) and edit_batch equal to single edits; a
+Hugging Face id resolved through a local cache (revision = snapshot hash); a whole
 two_stage run with the native editor (offload_text_encoder, a LoRA and
 Lightning's scheduler settings from the config) next to the builtin judge,
 with 2C-1 swaps and every edit on disk; bad input: a 4000x1 strip, whose ~1 MP
@@ -192,3 +193,26 @@ out({e1, e2, e3, e4})
     assert "has no model_index.json (not a Hugging Face pipeline directory?)" in errs[1]
     assert "text_encoder_positions '3d' (sequential or mrope)" in errs[2]
     assert "scheduler.shift_terminl is not a setting of the FlowMatch Euler scheduler" in errs[3]
+
+
+@needs_torch
+def test_hugging_face_id_through_the_local_cache(tmp_path):
+    """name: Org/Name resolves in $HF_HUB_CACHE to the snapshot refs/main
+    points at (a pipeline's root has model_index.json, not config.json); the
+    snapshot hash is the editor's revision; a missing one says what to run."""
+    cache = tmp_path / "hub"
+    h = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / "models--Tiny--Qwen-Image-Edit"
+    shutil.copytree(FIX, repo / "snapshots" / h)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(h + "\n")
+    body = """
+local m = must(eh.model.open({backend = "native", name = "Tiny/Qwen-Image-Edit", device = "cpu"}, "editor"))
+out(m:info())
+local _, e = eh.model.open({backend = "native", name = "Tiny/Absent-Edit", device = "cpu"}, "editor")
+out({e})
+"""
+    (info, (err,)), _ = run_lua(tmp_path, body, {}, env={"HF_HUB_CACHE": str(cache)})
+    assert info["revision"] == h, info
+    assert "model Tiny/Absent-Edit (revision main) is not on this machine" in err
+    assert "huggingface-cli download Tiny/Absent-Edit" in err
