@@ -243,12 +243,17 @@ static eh_status editor_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_r
     editor_model *t = m->impl;
     eh_qwenimage_edit_item *items = calloc(n ? n : 1, sizeof *items);
     eh_qwenimage_edit_params *params = calloc(n ? n : 1, sizeof *params);
-    eh_image **out = calloc(n ? n : 1, sizeof *out);
-    eh_error *errs = calloc(n ? n : 1, sizeof *errs);
     char *done = calloc(n ? n : 1, 1);
     size_t *idx = calloc(n ? n : 1, sizeof *idx);
+    /* the requests reordered into groups of equal settings: group g is
+     * sorted[gstart[g] .. gstart[g + 1]), request idx[q] at position q */
+    eh_qwenimage_edit_item *sorted = calloc(n ? n : 1, sizeof *sorted);
+    eh_error *gerrs = calloc(n ? n : 1, sizeof *gerrs);
+    eh_image **gout = calloc(n ? n : 1, sizeof *gout);
+    eh_qwenimage_prepared **preps = calloc(n ? n : 1, sizeof *preps);
+    size_t *gstart = calloc(n + 1, sizeof *gstart), ng = 0, k = 0;
     eh_status rc = EH_OK;
-    if (!items || !params || !out || !errs || !done || !idx) {
+    if (!items || !params || !done || !idx || !sorted || !gerrs || !gout || !preps || !gstart) {
         rc = eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
         goto out;
     }
@@ -263,7 +268,6 @@ static eh_status editor_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_r
             done[i] = 1;
         }
     }
-    int te_moved = 0;
     if (t->offload_te) {
         int64_t b = 0;
         eh_error e = { 0 };
@@ -272,26 +276,9 @@ static eh_status editor_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_r
             rc = eh_fail(err, e.code, "%s: cannot move the text encoder to %s: %s", m->section, m->device, e.msg);
             goto out;
         }
-        te_moved = 1;
         eh_log(m->host, EH_LOG_DEBUG, "[load] %s: text encoder in (%.2f s)", m->section, eh_clock() - t0);
     }
     /* group by identical settings (a schedule rarely mixes them) */
-    eh_qwenimage_prepared **preps = calloc(n ? n : 1, sizeof *preps);
-    size_t *gstart = calloc(n + 1, sizeof *gstart), ng = 0, k = 0;
-    if (!preps || !gstart) {
-        free(preps), free(gstart);
-        rc = eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
-        goto offload;
-    }
-    eh_qwenimage_edit_item *gitems = items;   /* reordered copy below */
-    eh_qwenimage_edit_item *sorted = calloc(n ? n : 1, sizeof *sorted);
-    eh_error *gerrs = calloc(n ? n : 1, sizeof *gerrs);
-    eh_image **gout = calloc(n ? n : 1, sizeof *gout);
-    if (!sorted || !gerrs || !gout) {
-        free(preps), free(gstart), free(sorted), free(gerrs), free(gout);
-        rc = eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
-        goto offload;
-    }
     for (size_t i = 0; i < n; i++) {
         if (done[i])
             continue;
@@ -302,7 +289,7 @@ static eh_status editor_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_r
                            (a->negative_prompt && b->negative_prompt && !strcmp(a->negative_prompt, b->negative_prompt));
             if (!done[j] && a->steps == b->steps && a->true_cfg_scale == b->true_cfg_scale && a->width == b->width &&
                 a->height == b->height && same_neg) {
-                sorted[k] = gitems[j];
+                sorted[k] = items[j];
                 idx[k++] = j;
                 done[j] = 1;
             }
@@ -316,10 +303,8 @@ static eh_status editor_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_r
         ng++;
     }
     gstart[ng] = k;
-    if (te_moved) {
+    if (t->offload_te)   /* the prompts are encoded: the encoder leaves before the denoise */
         eh_qwenimage_edit_off_device(t->pipe, EH_QIE_TEXT_ENCODER, NULL);
-        te_moved = 0;
-    }
     for (size_t g = 0; g < ng; g++) {
         if (!preps[g])
             continue;
@@ -336,12 +321,9 @@ static eh_status editor_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_r
             eh_fail(&results[idx[q]].err, gerrs[q].code ? gerrs[q].code : EH_EMODEL, "%s: %s", m->section,
                     gerrs[q].msg[0] ? gerrs[q].msg : "edit failed");
     }
-    free(preps), free(gstart), free(sorted), free(gerrs), free(gout);
-offload:
-    if (te_moved)
-        eh_qwenimage_edit_off_device(t->pipe, EH_QIE_TEXT_ENCODER, NULL);
 out:
-    free(items), free(params), free(out), free(errs), free(done), free(idx);
+    free(items), free(params), free(done), free(idx);
+    free(preps), free(gstart), free(sorted), free(gerrs), free(gout);
     return rc;
 }
 
