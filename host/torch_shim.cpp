@@ -1823,7 +1823,7 @@ at::Tensor dit_time_proj(const at::Tensor &t)
     const int half = 128;
     at::Tensor ex = -std::log(10000.0) * at::arange(0, half, at::TensorOptions().dtype(at::kFloat).device(t.device()));
     ex = ex / (double)half;
-    at::Tensor emb = at::exp(ex).to(t.scalar_type());
+    at::Tensor emb = at::exp(ex);   // float32, whatever the timestep's dtype (get_timestep_embedding)
     emb = t.unsqueeze(1).to(at::kFloat) * emb.unsqueeze(0);
     emb = 1000 * emb;
     emb = at::cat({ at::sin(emb), at::cos(emb) }, -1);
@@ -1865,7 +1865,7 @@ void dit_block(eh_qwenimage_dit *d, int layer, at::Tensor &img, at::Tensor &txt,
     at::Tensor q = at::cat({ tq, iq }, 1).permute({ 0, 2, 1, 3 });
     at::Tensor k = at::cat({ tk, ik }, 1).permute({ 0, 2, 1, 3 });
     at::Tensor v = at::cat({ tv, iv }, 1).permute({ 0, 2, 1, 3 });
-    at::Tensor o = at::scaled_dot_product_attention(q, k, v, mask).permute({ 0, 2, 1, 3 }).flatten(2, 3).to(q.scalar_type());
+    at::Tensor o = at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt).permute({ 0, 2, 1, 3 }).flatten(2, 3).to(q.scalar_type());
     int64_t st = txt.size(1);
     at::Tensor img_attn = dlinear(d, o.narrow(1, st, o.size(1) - st).contiguous(), a + ".to_out.0");
     at::Tensor txt_attn = dlinear(d, o.narrow(1, 0, st).contiguous(), a + ".to_add_out");
@@ -2074,10 +2074,18 @@ eh_status eh_qwenimage_dit_forward(eh_qwenimage_dit *d, const float *hidden, int
         at::Tensor img = at::from_blob(const_cast<float *>(hidden), { n, tokens, c.in_channels }, at::kFloat).to(o);
         at::Tensor txt = at::from_blob(const_cast<float *>(text), { n, txt_len, c.joint_attention_dim }, at::kFloat).to(o);
         at::Tensor t = at::from_blob(const_cast<float *>(timestep), { n }, at::kFloat).to(o);
-        at::Tensor tmask = mask ? at::from_blob(const_cast<int32_t *>(mask), { n, txt_len }, at::kInt).to(d->tm->device).ne(0)
-                                : at::ones({ n, txt_len }, at::TensorOptions().dtype(at::kBool).device(d->tm->device));
-        // the joint mask: text's, then every image token
-        at::Tensor jmask = at::cat({ tmask, at::ones({ n, tokens }, tmask.options()) }, 1).view({ n, 1, 1, -1 });
+        // the joint mask: text's, then every image token.  None where every
+        // text token is real, as the pipeline drops an all-true mask: SDPA
+        // then takes its fused kernels (flash on CUDA), whose half-precision
+        // rounding is what the reference has, and which are faster.
+        bool all_real = true;
+        for (int64_t i = 0; mask && i < (int64_t)n * txt_len && all_real; i++)
+            all_real = mask[i] != 0;
+        at::Tensor jmask;
+        if (!all_real) {
+            at::Tensor tmask = at::from_blob(const_cast<int32_t *>(mask), { n, txt_len }, at::kInt).to(d->tm->device).ne(0);
+            jmask = at::cat({ tmask, at::ones({ n, tokens }, tmask.options()) }, 1).view({ n, 1, 1, -1 });
+        }
 
         img = dlinear(d, img, "img_in");
         txt = dlinear(d, drms(txt, dw(d, "txt_norm.weight"), 1e-6), "txt_in");
