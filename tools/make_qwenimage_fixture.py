@@ -3,7 +3,9 @@
 tests with diffusers (0.42.1), and the reference outputs our libtorch
 forward must match.
 
-    make_qwenimage_fixture.py [OUT_DIR]    (default tests/data/qwenimage)
+    make_qwenimage_fixture.py [--plus] [OUT_DIR]    (default tests/data/qwenimage)
+
+--plus writes only the Edit-2509/2511 part (below) from the fixture there.
 
 Writes, in diffusers layout:
   OUT_DIR/vae/config.json, diffusion_pytorch_model.safetensors
@@ -36,6 +38,9 @@ Writes, in diffusers layout:
   reference.json "scheduler": the pipeline's sigmas and timesteps for
       several step counts and image sequence lengths
   OUT_DIR/reference/reference.json: shapes and the transformer's call args.
+  OUT_DIR/../qwenimage_plus, OUT_DIR/../qwenimage_2511: QwenImageEditPlusPipeline
+      layouts linked to OUT_DIR's components (2511: zero_cond_t), with
+      reference/plus_out.npy (two pictures) and plus_single_sub8.npy (2511).
 Weights are drawn with a fixed seed; the VAE's RMSNorm gammas and conv
 biases are perturbed so a wrong parameter order shows in the outputs.
 """
@@ -74,10 +79,11 @@ def specials():
 PROCESSOR = dict(patch_size=14, merge_size=2, temporal_patch_size=2, min_pixels=3136, max_pixels=28 * 28 * 96)
 
 
-def processor(out):
+def processor(out, write=True):
     """processor/ (tokenizer.json, tokenizer_config.json,
     preprocessor_config.json), tokenizer/ and model_index.json, as the
-    Hub's Qwen-Image-Edit lays them out; returns the Qwen2VLProcessor."""
+    Hub's Qwen-Image-Edit lays them out; returns the Qwen2VLProcessor
+    (write False: the one of the files already there)."""
     from transformers import Qwen2TokenizerFast, Qwen2VLImageProcessor, Qwen2VLProcessor
     from transformers.processing_utils import ProcessorMixin
     # the class check looks the video processor up, which needs torchvision
@@ -85,10 +91,13 @@ def processor(out):
     ProcessorMixin.check_argument_for_proper_class = lambda self, name, arg: None
     d = os.path.join(out, "processor")
     os.makedirs(d, exist_ok=True)
-    tokenizer().save(os.path.join(d, "tokenizer.json"))
+    if write:
+        tokenizer().save(os.path.join(d, "tokenizer.json"))
     fast = Qwen2TokenizerFast(tokenizer_file=os.path.join(d, "tokenizer.json"), eos_token="<|im_end|>",
                               pad_token="<|endoftext|>", unk_token=None, bos_token=None)
     proc = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(**PROCESSOR), tokenizer=fast)
+    if not write:
+        return proc
     proc.image_processor.save_pretrained(d)
     fast.save_pretrained(d)
     fast.save_pretrained(os.path.join(out, "tokenizer"))
@@ -387,19 +396,19 @@ PIPE_NEGATIVE = " "
 LIGHTNING = {"base_shift": float(np.log(3)), "max_shift": float(np.log(3)), "shift_terminal": None}
 
 
-def pipeline(out, scheduler_overrides=None):
-    """QwenImageEditPipeline from the fixture's own folders (the processor
-    object from processor(), which needs no torchvision)."""
+def pipeline(out, scheduler_overrides=None, cls=None):
+    """QwenImageEditPipeline (or cls) from the fixture's own folders (the
+    processor object from processor(), which needs no torchvision)."""
     from diffusers import (AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageEditPipeline,
                            QwenImageTransformer2DModel)
     from transformers import Qwen2_5_VLForConditionalGeneration
     sch = FlowMatchEulerDiscreteScheduler.from_pretrained(out, subfolder="scheduler")
     if scheduler_overrides:
         sch = FlowMatchEulerDiscreteScheduler.from_config(sch.config, **scheduler_overrides)
-    pipe = QwenImageEditPipeline(
+    pipe = (cls or QwenImageEditPipeline)(
         scheduler=sch, vae=AutoencoderKLQwenImage.from_pretrained(out, subfolder="vae"),
         text_encoder=Qwen2_5_VLForConditionalGeneration.from_pretrained(os.path.join(out, "text_encoder")).eval(),
-        tokenizer=None, processor=processor(out),
+        tokenizer=None, processor=processor(out, write=False),
         transformer=QwenImageTransformer2DModel.from_pretrained(out, subfolder="transformer"))
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -497,10 +506,152 @@ def lora_reference(out):
                      "height": 96}}
 
 
+PLUS_PROMPT = "put the red kite of picture 2 into picture 1"
+PLUS_VARIANTS = [("qwenimage_plus", False), ("qwenimage_2511", True)]   # Edit-2509's layout; 2511's zero_cond_t
+
+
+def second_image():
+    """Picture 2: 160x240 (portrait, so the two VAE sizes differ: 832x1248);
+    pixel (x, y, c) = (7x + 2y + 50c + (xy mod 7)) mod 256, drawn by the C
+    test too"""
+    from PIL import Image
+    y, x = np.mgrid[0:240, 0:160]
+    px = np.stack([(7 * x + 2 * y + 50 * c + (x * y) % 7) % 256 for c in range(3)], -1).astype(np.uint8)
+    return Image.fromarray(px)
+
+
+def plus_folders(out):
+    """The Edit-2509/2511 layouts beside OUT_DIR: model_index.json naming
+    QwenImageEditPlusPipeline, the components linked to OUT_DIR's (the
+    2509 and 2511 checkpoints share Edit's architecture), 2511's
+    transformer config with zero_cond_t."""
+    parent, base = os.path.split(os.path.abspath(out))
+    dirs = []
+    for name, zero in PLUS_VARIANTS:
+        d = os.path.join(parent, name)
+        os.makedirs(os.path.join(d, "transformer"), exist_ok=True)
+        os.makedirs(os.path.join(d, "reference"), exist_ok=True)
+        for part in ["processor", "scheduler", "text_encoder", "tokenizer", "vae"]:
+            link = os.path.join(d, part)
+            if not os.path.lexists(link):
+                os.symlink(os.path.join("..", base, part), link)
+        link = os.path.join(d, "transformer", "diffusion_pytorch_model.safetensors")
+        if not os.path.lexists(link):
+            os.symlink(os.path.join("..", "..", base, "transformer", "diffusion_pytorch_model.safetensors"), link)
+        with open(os.path.join(out, "transformer", "config.json")) as f:
+            cfg = json.load(f)
+        cfg["zero_cond_t"] = zero
+        with open(os.path.join(d, "transformer", "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+            f.write("\n")
+        with open(os.path.join(out, "model_index.json")) as f:
+            index = json.load(f)
+        index["_class_name"] = "QwenImageEditPlusPipeline"
+        with open(os.path.join(d, "model_index.json"), "w") as f:
+            json.dump(index, f, indent=2)
+            f.write("\n")
+        dirs.append(d)
+    return dirs
+
+
+def plus_reference(out):
+    """For each Plus variant, an edit of two pictures (edit_image(), then
+    second_image()) through QwenImageEditPlusPipeline: PLUS_PROMPT, negative
+    prompt " ", true CFG 4.0, 2 steps, seed 42, 128x96 (plus_out.npy); and
+    one picture with the output size left to the pipeline (the picture's
+    ~1 MP size, 1248x832), 2 steps without CFG, seed 9 (plus_single_sub8.npy,
+    every 8th row and column; the 2511 folder only).  (One step would be
+    NaN: the config's shift_terminal stretch divides 0 by 0.)  The conditions are 384x256
+    and 320x480 (CONDITION_IMAGE_SIZE), the VAE inputs 1248x832 and
+    832x1248."""
+    from diffusers import QwenImageEditPlusPipeline
+    meta = {}
+    for d, (name, zero) in zip(plus_folders(out), PLUS_VARIANTS):
+        pipe = pipeline(d, cls=QwenImageEditPlusPipeline)
+        assert bool(pipe.transformer.config.zero_cond_t) == zero
+        with torch.no_grad():
+            res = pipe(image=[edit_image(), second_image()], prompt=PLUS_PROMPT, negative_prompt=PIPE_NEGATIVE,
+                       true_cfg_scale=4.0, num_inference_steps=2, height=96, width=128,
+                       generator=torch.Generator("cpu").manual_seed(42), output_type="pt").images
+        npy(os.path.join(d, "reference", "plus_out.npy"), res)
+        entry = {"prompt": PLUS_PROMPT, "negative_prompt": PIPE_NEGATIVE, "true_cfg_scale": 4.0, "steps": 2,
+                 "seed": 42, "width": 128, "height": 96, "zero_cond_t": zero, "out": list(res.shape)}
+        if zero:
+            with torch.no_grad():
+                one = pipe(image=edit_image(), prompt=PIPE_PROMPT, true_cfg_scale=1.0, num_inference_steps=2,
+                           generator=torch.Generator("cpu").manual_seed(9), output_type="pt").images
+            # every 8th row and column: 12 MB in full
+            npy(os.path.join(d, "reference", "plus_single_sub8.npy"), one[:, :, ::8, ::8])
+            entry["single"] = {"prompt": PIPE_PROMPT, "steps": 2, "seed": 9, "out": list(one.shape),
+                               "stored": "every 8th row and column"}
+        with open(os.path.join(d, "reference", "reference.json"), "w") as f:
+            json.dump({"plus": entry}, f, indent=1)
+            f.write("\n")
+        meta[name] = entry
+    return meta
+
+
+def text_encoder_images_reference(out):
+    """_get_qwen_prompt_embeds of one prompt with two images (84x112 and
+    56x84 through the small processor of text_encoder_image_reference:
+    12 and 6 merged tokens, each run of pads framed as the Plus template
+    frames them): te_images_{pixels,embeds,mrope}.npy and the ids."""
+    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor
+    from PIL import Image
+    te = Qwen2_5_VLForConditionalGeneration.from_pretrained(os.path.join(out, "text_encoder")).eval()
+    proc = Qwen2VLImageProcessor(patch_size=14, merge_size=2, temporal_patch_size=2, min_pixels=28 * 28,
+                                 max_pixels=28 * 28 * 64)
+    imgs = []
+    for (h, w), k in [((84, 112), 7), ((56, 84), 5)]:
+        y, x = np.mgrid[0:h, 0:w]
+        imgs.append(Image.fromarray(np.stack([(k * x + 3 * y + 90 * c) % 256 for c in range(3)], -1)
+                                    .astype(np.uint8)))
+    pv = proc(images=imgs, return_tensors="pt")
+    grid = pv["image_grid_thw"]
+    g = torch.Generator().manual_seed(8)
+    sp = specials()
+    pad = sp["<|image_pad|>"]
+    ids = torch.randint(7, VOCAB, (64,), generator=g).tolist()
+    for i in range(2):
+        ids += [40 + i, 17] + [sp["<|vision_start|>"]] + [pad] * (int(grid[i].prod()) // 4) + [sp["<|vision_end|>"]]
+    ids = torch.tensor([ids + [33, 2, 140, 9]])
+    with torch.no_grad():
+        seq = te(input_ids=ids, pixel_values=pv["pixel_values"], image_grid_thw=grid,
+                 output_hidden_states=True).hidden_states[-1][:, 64:]
+        mro = te(input_ids=ids, pixel_values=pv["pixel_values"], image_grid_thw=grid,
+                 mm_token_type_ids=(ids == pad).int(), output_hidden_states=True).hidden_states[-1][:, 64:]
+    r = os.path.join(out, "reference")
+    npy(os.path.join(r, "te_images_pixels.npy"), pv["pixel_values"])
+    npy(os.path.join(r, "te_images_embeds.npy"), seq)
+    npy(os.path.join(r, "te_images_mrope.npy"), mro)
+    print("text encoder with two images: mrope vs sequential positions differ by", (mro - seq).abs().max().item())
+    return {"text_encoder_images": {"ids": ids[0].tolist(), "grid_thw": grid.tolist(), "drop": 64,
+                                    "embeds": list(seq.shape)}}
+
+
+def plus_only(out):
+    """--plus: the Edit-2509/2511 folders and references from the base
+    fixture already there (its weights and references untouched), and the
+    two-image text-encoder reference merged into its reference.json."""
+    path = os.path.join(out, "reference", "reference.json")
+    with open(path) as f:
+        ref = json.load(f)
+    ref.update(text_encoder_images_reference(out))
+    with open(path, "w") as f:
+        json.dump(ref, f, indent=1)
+        f.write("\n")
+    plus_reference(out)
+
+
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "data", "qwenimage")
+    args = [a for a in sys.argv[1:] if a != "--plus"]
+    out = args[0] if args else os.path.join(ROOT, "tests", "data", "qwenimage")
     os.makedirs(os.path.join(out, "reference"), exist_ok=True)
     torch.set_num_threads(1)
+    if "--plus" in sys.argv[1:]:
+        processor(out, write=False)   # the class-check patch
+        plus_only(out)
+        return
     processor(out)
     import diffusers
     ref = {"diffusers": diffusers.__version__, "torch": torch.__version__.split("+")[0]}
@@ -517,9 +668,11 @@ def main():
     sizes = [(300, 200), (1024, 1024), (640, 480), (480, 640), (1920, 1080), (100, 1000), (333, 777), (2000, 2001),
              (512, 384), (4000, 30)]
     ref["dimensions"] = [[w, h, *calculate_dimensions(1024 * 1024, w / h)[:2]] for w, h in sizes]
+    ref.update(text_encoder_images_reference(out))
     with open(os.path.join(out, "reference", "reference.json"), "w") as f:
         json.dump(ref, f, indent=1)
         f.write("\n")
+    plus_reference(out)
 
 
 if __name__ == "__main__":
