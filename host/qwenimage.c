@@ -132,13 +132,15 @@ eh_status eh_qwenimage_dit_config_load(const char *path, eh_qwenimage_dit_config
         rc = eh_fail(err, EH_EFORMAT, "%s: _class_name '%s' is not QwenImageTransformer2DModel", path, name);
         goto done;
     }
-    /* the variants' switches: each changes the forward, none is written yet */
-    const char *later[] = { "zero_cond_t", "use_additional_t_cond", "use_layer3d_rope", "guidance_embeds" };
+    /* Edit-2511's zero_cond_t is in; the other switches change the forward
+     * in ways no released editor uses (layered, guidance-distilled) */
+    const char *later[] = { "use_additional_t_cond", "use_layer3d_rope", "guidance_embeds" };
     for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, later[i]))) {
             rc = eh_fail(err, EH_EFORMAT, "%s: %s is not supported yet", path, later[i]);
             goto done;
         }
+    c->zero_cond_t = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "zero_cond_t"));
     c->patch_size = jint(root, "patch_size", 2);
     c->in_channels = jint(root, "in_channels", 64);
     /* null: diffusers' `out_channels or in_channels` */
@@ -320,8 +322,13 @@ void eh_qwenimage_true_cfg(const float *cond, const float *neg, size_t tokens, i
 
 void eh_qwenimage_dimensions(int width, int height, int *out_w, int *out_h)
 {
+    eh_qwenimage_dimensions_area(1024.0 * 1024.0, width, height, out_w, out_h);
+}
+
+void eh_qwenimage_dimensions_area(double area, int width, int height, int *out_w, int *out_h)
+{
     double ratio = (double)width / (double)height;
-    double w = sqrt(1024.0 * 1024.0 * ratio), h = w / ratio;
+    double w = sqrt(area * ratio), h = w / ratio;
     *out_w = (int)nearbyint(w / 32) * 32;   /* the default rounding mode: half to even, as Python's round */
     *out_h = (int)nearbyint(h / 32) * 32;
 }
@@ -346,8 +353,13 @@ float *eh_qwenimage_planes(const eh_image *src, eh_error *err)
 
 eh_image *eh_qwenimage_resize(const eh_image *img, eh_error *err)
 {
+    return eh_qwenimage_resize_area(img, 1024.0 * 1024.0, err);
+}
+
+eh_image *eh_qwenimage_resize_area(const eh_image *img, double area, eh_error *err)
+{
     int w, h;
-    eh_qwenimage_dimensions(img->width, img->height, &w, &h);
+    eh_qwenimage_dimensions_area(area, img->width, img->height, &w, &h);
     if (w < 32 || h < 32) {
         eh_fail(err, EH_EINVAL, "image %dx%d: too narrow for the editor (it would be resized to %dx%d)", img->width,
                 img->height, w, h);

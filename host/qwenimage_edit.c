@@ -1,6 +1,7 @@
-/* qwenimage_edit.c — QwenImageEditPipeline (diffusers 0.42.1) in process:
- * the components of evalhost/torch_shim.h composed as the pipeline's
- * __call__ composes them (see evalhost/qwenimage_edit.h). */
+/* qwenimage_edit.c — QwenImageEditPipeline and QwenImageEditPlusPipeline
+ * (diffusers 0.42.1) in process: the components of evalhost/torch_shim.h
+ * composed as the pipelines' __call__ compose them (see
+ * evalhost/qwenimage_edit.h). */
 #ifdef EVALHOST_HAVE_TORCH
 
 #include <cjson/cJSON.h>
@@ -17,15 +18,23 @@
 #include "evalhost/torch_shim.h"
 #include "evalhost/vlm_pre.h"
 
-/* QwenImageEditPipeline.prompt_template_encode around the image's pads and
- * the prompt; the first 64 tokens (prompt_template_encode_start_idx) of the
- * encoder's output are dropped, whatever the tokenizer made of them. */
+/* prompt_template_encode of both pipelines up to the user's turn; Edit
+ * then puts its image's pads, Edit-Plus "Picture i: " before each image's,
+ * then the prompt and TEMPLATE_TAIL.  The first 64 tokens
+ * (prompt_template_encode_start_idx) of the encoder's output are dropped,
+ * whatever the tokenizer made of them. */
 #define TEMPLATE_HEAD                                                                                            \
     "<|im_start|>system\nDescribe the key features of the input image (color, shape, size, texture, objects, " \
     "background), then explain how the user's text instruction should alter or modify the image. Generate a " \
     "new image that meets the user's requirements while maintaining consistency with the original input where " \
-    "appropriate.<|im_end|>\n<|im_start|>user\n<|vision_start|>"
+    "appropriate.<|im_end|>\n<|im_start|>user\n"
+#define TEMPLATE_TAIL "<|im_end|>\n<|im_start|>assistant\n"
 #define TEMPLATE_DROP 64
+/* Edit-Plus: the text encoder sees each picture at about 384x384
+ * (CONDITION_IMAGE_SIZE), the VAE at about 1 MP (VAE_IMAGE_SIZE) */
+#define PLUS_CONDITION_AREA (384.0 * 384.0)
+/* pictures per edit: the pipeline has no bound; each is ~1 MP of latents */
+#define MAX_PICTURES 16
 /* a prompt is a sentence, not a book: tokens after the template */
 #define MAX_PROMPT_BYTES (64 * 1024)
 
@@ -48,13 +57,15 @@ struct eh_qwenimage_edit {
     char dtype[16];
     int64_t disk_bytes[N_PARTS];
     int lora_pairs;
+    int plus;                  /* QwenImageEditPlusPipeline: several pictures, 384² conditions */
 };
 
 typedef struct prep_item {
     int ok;
-    int w, h;                  /* the VAE's input (the ~1 MP size) */
+    int n_pic;                 /* pictures */
+    int w[MAX_PICTURES], h[MAX_PICTURES];   /* each picture's VAE input (the ~1 MP size) */
+    float *planes[MAX_PICTURES];            /* [3, h, w] in [-1, 1] */
     int ow, oh;                /* the output */
-    float *planes;             /* [3, h, w] in [-1, 1] */
     float *cond, *neg;         /* [len, hidden] */
     int cond_len, neg_len;
     uint64_t seed;
@@ -82,9 +93,9 @@ static int file_exists(const char *path)
     return f != NULL;
 }
 
-/* model_index.json names the pipeline; only QwenImageEditPipeline's inputs
- * are what this file feeds the transformer. */
-static eh_status check_index(const char *dir, eh_error *err)
+/* model_index.json names the pipeline: QwenImageEditPipeline (Edit) or
+ * QwenImageEditPlusPipeline (Edit-2509/2511). */
+static eh_status check_index(const char *dir, int *plus, eh_error *err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/model_index.json", dir);
@@ -94,13 +105,10 @@ static eh_status check_index(const char *dir, eh_error *err)
     const cJSON *cn = cJSON_GetObjectItemCaseSensitive(root, "_class_name");
     const char *cls = cJSON_IsString(cn) ? cn->valuestring : "";
     eh_status rc = EH_OK;
-    if (!strcmp(cls, "QwenImageEditPlusPipeline"))
-        rc = eh_fail(err, EH_EFORMAT,
-                     "%s: QwenImageEditPlusPipeline (Qwen-Image-Edit-2509/2511, several input images) is not "
-                     "supported by the native editor yet; Qwen-Image-Edit (QwenImageEditPipeline) is",
-                     path);
-    else if (strcmp(cls, "QwenImageEditPipeline"))
-        rc = eh_fail(err, EH_EFORMAT, "%s: _class_name '%s' is not QwenImageEditPipeline", path, cls);
+    *plus = !strcmp(cls, "QwenImageEditPlusPipeline");
+    if (!*plus && strcmp(cls, "QwenImageEditPipeline"))
+        rc = eh_fail(err, EH_EFORMAT, "%s: _class_name '%s' is not QwenImageEditPipeline or QwenImageEditPlusPipeline",
+                     path, cls);
     cJSON_Delete(root);
     return rc;
 }
@@ -125,7 +133,7 @@ eh_status eh_qwenimage_edit_open(const char *dir, eh_qwenimage_edit **out, eh_er
         return eh_fail(err, EH_ENOMEM, "out of memory");
     snprintf(p->dir, sizeof p->dir, "%s", dir);
     char path[4200];
-    eh_status rc = check_index(dir, err);
+    eh_status rc = check_index(dir, &p->plus, err);
 #define STEP(expr)               \
     if (rc == EH_OK)             \
         rc = (expr);
@@ -192,6 +200,11 @@ void eh_qwenimage_edit_free(eh_qwenimage_edit *p)
 eh_flowmatch_config *eh_qwenimage_edit_scheduler(eh_qwenimage_edit *p)
 {
     return &p->sched;
+}
+
+int eh_qwenimage_edit_max_pictures(const eh_qwenimage_edit *p)
+{
+    return p->plus ? MAX_PICTURES : 1;
 }
 
 static eh_torch_module *part_module(const eh_qwenimage_edit *p, int part)
@@ -485,26 +498,36 @@ int eh_qwenimage_edit_on_device(const eh_qwenimage_edit *p)
 
 /* ---- phase 1: prompts ---------------------------------------------------------- */
 
-/* The template's text with the image's pads expanded (as Qwen2VLProcessor
- * expands them before tokenizing), tokenized, then through the encoder
- * with the image; *out [*len, hidden] malloc'd. */
-static eh_status encode_prompt(eh_qwenimage_edit *p, const char *prompt, const eh_vlm_patches *pt, int mrope,
-                               float **out, int *len, eh_error *err)
+/* The template's text with each picture's pads expanded (as
+ * Qwen2VLProcessor expands them before tokenizing), tokenized, then
+ * through the encoder with the pictures; *out [*len, hidden] malloc'd.
+ * patches: the pictures' rows one after the other, grids[3 * n_pic]. */
+static eh_status encode_prompt(eh_qwenimage_edit *p, const char *prompt, const float *patches, const int *grids,
+                               int n_pic, int mrope, float **out, int *len, eh_error *err)
 {
     size_t plen = strlen(prompt);
     if (plen > MAX_PROMPT_BYTES)
         return eh_fail(err, EH_ELIMIT, "prompt of %zu bytes (at most %d)", plen, MAX_PROMPT_BYTES);
-    static const char pad[] = "<|image_pad|>", tail_a[] = "<|vision_end|>", tail_b[] = "<|im_end|>\n<|im_start|>assistant\n";
-    size_t cap = sizeof TEMPLATE_HEAD + (size_t)pt->tokens * (sizeof pad - 1) + sizeof tail_a + plen + sizeof tail_b;
+    static const char pad[] = "<|image_pad|>", open_[] = "<|vision_start|>", close_[] = "<|vision_end|>";
+    const int m2 = p->te_cfg.merge_size * p->te_cfg.merge_size;
+    size_t cap = sizeof TEMPLATE_HEAD + plen + sizeof TEMPLATE_TAIL;
+    for (int i = 0; i < n_pic; i++)
+        cap += 32 + sizeof open_ + sizeof close_ +
+               (size_t)grids[3 * i] * grids[3 * i + 1] * grids[3 * i + 2] / m2 * (sizeof pad - 1);
     char *text = malloc(cap), *w = text;
     if (!text)
         return eh_fail(err, EH_ENOMEM, "out of memory");
     w += sprintf(w, "%s", TEMPLATE_HEAD);
-    for (int64_t i = 0; i < pt->tokens; i++)
-        memcpy(w, pad, sizeof pad - 1), w += sizeof pad - 1;
-    w += sprintf(w, "%s", tail_a);
+    for (int i = 0; i < n_pic; i++) {
+        if (p->plus)
+            w += sprintf(w, "Picture %d: ", i + 1);
+        w += sprintf(w, "%s", open_);
+        for (int64_t k = (int64_t)grids[3 * i] * grids[3 * i + 1] * grids[3 * i + 2] / m2; k > 0; k--)
+            memcpy(w, pad, sizeof pad - 1), w += sizeof pad - 1;
+        w += sprintf(w, "%s", close_);
+    }
     memcpy(w, prompt, plen), w += plen;
-    w += sprintf(w, "%s", tail_b);
+    w += sprintf(w, "%s", TEMPLATE_TAIL);
     int32_t *ids = NULL;
     size_t n = 0;
     eh_error e = { 0 };
@@ -523,8 +546,7 @@ static eh_status encode_prompt(eh_qwenimage_edit *p, const char *prompt, const e
         free(ids);
         return eh_fail(err, EH_ENOMEM, "out of memory");
     }
-    int grid[3] = { pt->grid_t, pt->grid_h, pt->grid_w };
-    rc = eh_qwenimage_te_encode_image(p->te, ids, (int)n, pt->data, grid, TEMPLATE_DROP, mrope, *out, &e);
+    rc = eh_qwenimage_te_encode_images(p->te, ids, (int)n, patches, grids, n_pic, TEMPLATE_DROP, mrope, *out, &e);
     free(ids);
     if (rc != EH_OK) {
         free(*out), *out = NULL;
@@ -535,8 +557,85 @@ static eh_status encode_prompt(eh_qwenimage_edit *p, const char *prompt, const e
 
 static void prep_item_clear(prep_item *it)
 {
-    free(it->planes), free(it->cond), free(it->neg);
+    for (int i = 0; i < MAX_PICTURES; i++)
+        free(it->planes[i]);
+    free(it->cond), free(it->neg);
     memset(it, 0, sizeof *it);
+}
+
+/* One item's pictures: each resized to ~1 MP for the VAE; the text
+ * encoder's condition (Edit: that same picture; Plus: the picture at
+ * ~384²) through the Qwen2-VL processor, the rows of all pictures in one
+ * array; then the prompt and the negative prompt encoded with them. */
+static int prepare_item(eh_qwenimage_edit *p, const eh_qwenimage_edit_item *item, const eh_qwenimage_edit_params *params,
+                        int cfg, prep_item *it, eh_error *e)
+{
+    const eh_image *pics[MAX_PICTURES];
+    int n_pic = 1 + (item->n_more_images > 0 ? (int)item->n_more_images : 0);
+    if (!item->image || !item->prompt)
+        return eh_fail(e, EH_EINVAL, "no image or no prompt"), 0;
+    if (n_pic > eh_qwenimage_edit_max_pictures(p))
+        return eh_fail(e, EH_EINVAL, p->plus ? "%d input images (at most %d)"
+                                             : "%d input images: Qwen-Image-Edit (QwenImageEditPipeline) takes %d; "
+                                               "Edit-2509/2511 (QwenImageEditPlusPipeline) take several",
+                       n_pic, eh_qwenimage_edit_max_pictures(p)), 0;
+    pics[0] = item->image;
+    for (int i = 1; i < n_pic; i++)
+        if (!(pics[i] = item->more_images[i - 1]))
+            return eh_fail(e, EH_EINVAL, "input image %d is missing", i + 1), 0;
+    eh_vlm_patches *pt[MAX_PICTURES] = { 0 };
+    float *rows = NULL;
+    int grids[3 * MAX_PICTURES], ok = 0, bad = -1;   /* bad: the picture that failed */
+    size_t total = 0;
+    it->n_pic = n_pic;
+    it->seed = item->seed;
+    for (int i = 0; i < n_pic; i++) {
+        bad = i;
+        eh_image *rs = eh_qwenimage_resize(pics[i], e);
+        if (!rs)
+            goto out;
+        it->w[i] = rs->width, it->h[i] = rs->height;
+        it->planes[i] = eh_qwenimage_planes(rs, e);
+        eh_image *cond = !it->planes[i] ? NULL : p->plus ? eh_qwenimage_resize_area(pics[i], PLUS_CONDITION_AREA, e) : rs;
+        pt[i] = cond ? eh_vlm_preprocess(cond, &p->vlm, e) : NULL;
+        if (cond != rs)
+            eh_image_free(cond);
+        eh_image_free(rs);
+        if (!pt[i])
+            goto out;
+        grids[3 * i] = pt[i]->grid_t, grids[3 * i + 1] = pt[i]->grid_h, grids[3 * i + 2] = pt[i]->grid_w;
+        total += (size_t)pt[i]->rows * pt[i]->dim;
+    }
+    bad = -1;
+    /* output: the requested size, else the last picture's ~1 MP size, floored to 16 (vae scale x 2) */
+    it->ow = (params->width > 0 ? params->width : it->w[n_pic - 1]) / 16 * 16;
+    it->oh = (params->height > 0 ? params->height : it->h[n_pic - 1]) / 16 * 16;
+    if (it->ow < 16 || it->oh < 16 || it->ow > 8192 || it->oh > 8192) {
+        eh_fail(e, EH_EINVAL, "output size %dx%d (16..8192 per side)", it->ow, it->oh);
+        goto out;
+    }
+    if (!(rows = malloc(sizeof *rows * (total ? total : 1)))) {
+        eh_fail(e, EH_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0, at = 0; i < (size_t)n_pic; i++) {
+        size_t k = (size_t)pt[i]->rows * pt[i]->dim;
+        memcpy(rows + at, pt[i]->data, sizeof *rows * k);
+        at += k;
+    }
+    ok = encode_prompt(p, item->prompt, rows, grids, n_pic, params->mrope, &it->cond, &it->cond_len, e) == EH_OK &&
+         (!cfg || encode_prompt(p, params->negative_prompt, rows, grids, n_pic, params->mrope, &it->neg, &it->neg_len,
+                                e) == EH_OK);
+out:
+    if (bad >= 0 && n_pic > 1) {
+        char msg[sizeof e->msg];
+        snprintf(msg, sizeof msg, "%s", e->msg);
+        eh_fail(e, e->code, "input image %d: %s", bad + 1, msg);
+    }
+    for (int i = 0; i < n_pic; i++)
+        eh_vlm_patches_free(pt[i]);
+    free(rows);
+    return ok;
 }
 
 eh_qwenimage_prepared *eh_qwenimage_edit_prepare(eh_qwenimage_edit *p, const eh_qwenimage_edit_item *items, int n,
@@ -561,31 +660,7 @@ eh_qwenimage_prepared *eh_qwenimage_edit_prepare(eh_qwenimage_edit *p, const eh_
     b->cfg = params->true_cfg_scale > 1 && params->negative_prompt != NULL;
     for (int i = 0; i < n; i++) {
         prep_item *it = &b->it[i];
-        eh_error *e = &item_errs[i];
-        if (!items[i].image || !items[i].prompt) {
-            eh_fail(e, EH_EINVAL, "no image or no prompt");
-            continue;
-        }
-        eh_image *rs = eh_qwenimage_resize(items[i].image, e);
-        if (!rs)
-            continue;
-        it->w = rs->width, it->h = rs->height;
-        /* output: the requested size floored to 16 (vae scale x 2), as the pipeline */
-        it->ow = (params->width > 0 ? params->width : it->w) / 16 * 16;
-        it->oh = (params->height > 0 ? params->height : it->h) / 16 * 16;
-        it->seed = items[i].seed;
-        eh_vlm_patches *pt = NULL;
-        if (it->ow < 16 || it->oh < 16 || it->ow > 8192 || it->oh > 8192) {
-            eh_fail(e, EH_EINVAL, "output size %dx%d (16..8192 per side)", it->ow, it->oh);
-        } else if ((it->planes = eh_qwenimage_planes(rs, e)) != NULL &&
-                   (pt = eh_vlm_preprocess(rs, &p->vlm, e)) != NULL &&
-                   encode_prompt(p, items[i].prompt, pt, params->mrope, &it->cond, &it->cond_len, e) == EH_OK &&
-                   (!b->cfg ||
-                    encode_prompt(p, params->negative_prompt, pt, params->mrope, &it->neg, &it->neg_len, e) == EH_OK)) {
-            it->ok = 1;
-        }
-        eh_vlm_patches_free(pt);
-        eh_image_free(rs);
+        it->ok = prepare_item(p, &items[i], params, b->cfg, it, &item_errs[i]);
         if (!it->ok)
             prep_item_clear(it);
     }
@@ -634,23 +709,34 @@ static eh_image *to_image(const float *planes, int w, int h, eh_error *err)
     return img;
 }
 
-/* One group of items of the same sizes: the transformer's batch. */
+/* One group of items of the same sizes: the transformer's batch.  Its
+ * tokens per item: the noised latents (out_tok), then each picture's
+ * latents (pic_tok[i]), as the pipelines concatenate them. */
 static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, int k, int cfg,
                                const eh_qwenimage_edit_params *params, eh_image **out, eh_error *err)
 {
-    const int z = p->vae_cfg.z_dim, ch = 4 * z, hidden = p->te_cfg.hidden_size, s = 8;
-    const int w = g[0]->w, h = g[0]->h, lw = w / s, lh = h / s, ow = g[0]->ow, oh = g[0]->oh;
-    const int olw = ow / s, olh = oh / s;
-    const size_t out_tok = (size_t)(olw / 2) * (olh / 2), img_tok = (size_t)(lw / 2) * (lh / 2);
-    const size_t tok = out_tok + img_tok;
+    const int z = p->vae_cfg.z_dim, ch = 4 * z, hidden = p->te_cfg.hidden_size, s = 8, n_pic = g[0]->n_pic;
+    const int ow = g[0]->ow, oh = g[0]->oh, olw = ow / s, olh = oh / s;
+    const size_t out_tok = (size_t)(olw / 2) * (olh / 2);
+    size_t tok = out_tok, pic_tok[MAX_PICTURES], max_px = (size_t)ow * oh, max_lat = (size_t)olw * olh;
+    int shapes[3 * (MAX_PICTURES + 1)] = { 1, olh / 2, olw / 2 };
+    for (int i = 0; i < n_pic; i++) {
+        int lw = g[0]->w[i] / s, lh = g[0]->h[i] / s;
+        pic_tok[i] = (size_t)(lw / 2) * (lh / 2);
+        tok += pic_tok[i];
+        shapes[3 * (i + 1)] = 1, shapes[3 * (i + 1) + 1] = lh / 2, shapes[3 * (i + 1) + 2] = lw / 2;
+        max_px = (size_t)g[0]->w[i] * g[0]->h[i] > max_px ? (size_t)g[0]->w[i] * g[0]->h[i] : max_px;
+        max_lat = (size_t)lw * lh > max_lat ? (size_t)lw * lh : max_lat;
+    }
     int Lc = 0, Ln = 0;
     for (int j = 0; j < k; j++) {
         Lc = g[j]->cond_len > Lc ? g[j]->cond_len : Lc;
         Ln = g[j]->neg_len > Ln ? g[j]->neg_len : Ln;
     }
     int half = strcmp(p->dtype, "float32") && strcmp(p->dtype, "fp32") && strcmp(p->dtype, "float");
-    float *planes = malloc(sizeof *planes * (size_t)k * 3 * w * h);
-    float *lat = malloc(sizeof *lat * (size_t)k * z * lw * lh);
+    /* planes: one picture index of all k items (VAE in), or the output (VAE out) */
+    float *planes = malloc(sizeof *planes * (size_t)k * 3 * max_px);
+    float *lat = malloc(sizeof *lat * (size_t)k * z * max_lat);
     float *hid = malloc(sizeof *hid * (size_t)k * tok * ch);
     float *x = malloc(sizeof *x * (size_t)k * out_tok * ch);
     float *v = malloc(sizeof *v * (size_t)k * tok * ch);
@@ -658,30 +744,32 @@ static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, 
     float *guided = malloc(sizeof *guided * out_tok * ch);
     float *tc = malloc(sizeof *tc * (size_t)k * Lc * hidden), *tn = cfg ? malloc(sizeof *tn * (size_t)k * Ln * hidden) : NULL;
     int32_t *mc = malloc(sizeof *mc * (size_t)k * Lc), *mn = cfg ? malloc(sizeof *mn * (size_t)k * Ln) : NULL;
-    float *pix = malloc(sizeof *pix * (size_t)k * 3 * ow * oh);
     float *sig = malloc(sizeof *sig * (size_t)(params->steps + 1)), *ts = malloc(sizeof *ts * (size_t)params->steps);
     float *tsv = malloc(sizeof *tsv * (size_t)k);
     eh_status rc = EH_OK;
     eh_error e = { 0 };
-    if (!planes || !lat || !hid || !x || !v || (cfg && (!vn || !tn || !mn)) || !guided || !tc || !mc || !pix || !sig ||
-        !ts || !tsv) {
+    if (!planes || !lat || !hid || !x || !v || (cfg && (!vn || !tn || !mn)) || !guided || !tc || !mc || !sig || !ts ||
+        !tsv) {
         rc = eh_fail(err, EH_ENOMEM, "out of memory for a batch of %d %dx%d edits", k, ow, oh);
         goto done;
     }
-    for (int j = 0; j < k; j++)
-        memcpy(planes + (size_t)j * 3 * w * h, g[j]->planes, sizeof *planes * 3 * (size_t)w * h);
-    if ((rc = eh_qwenimage_vae_encode(p->vae, planes, k, h, w, lat, &e)) != EH_OK) {
-        eh_fail(err, rc, "VAE encode: %s", e.msg);
-        goto done;
+    /* each picture's latents, packed after the noise: [noise | picture 1 | ...] per item */
+    for (int i = 0, off = (int)out_tok; i < n_pic; off += (int)pic_tok[i], i++) {
+        const int w = g[0]->w[i], h = g[0]->h[i], lw = w / s, lh = h / s;
+        for (int j = 0; j < k; j++)
+            memcpy(planes + (size_t)j * 3 * w * h, g[j]->planes[i], sizeof *planes * 3 * (size_t)w * h);
+        if ((rc = eh_qwenimage_vae_encode(p->vae, planes, k, h, w, lat, &e)) != EH_OK) {
+            eh_fail(err, rc, "VAE encode: %s", e.msg);
+            goto done;
+        }
+        for (int j = 0; j < k; j++)
+            eh_qwenimage_pack(lat + (size_t)j * z * lw * lh, 1, z, lh, lw, hid + ((size_t)j * tok + off) * ch);
     }
-    for (int j = 0; j < k; j++) {
-        /* [noise | image latents] per item; the noise from the item's own seed */
-        eh_qwenimage_pack(lat + (size_t)j * z * lw * lh, 1, z, lh, lw, hid + ((size_t)j * tok + out_tok) * ch);
+    for (int j = 0; j < k; j++)
         if ((rc = eh_qwenimage_noise(g[j]->seed, 1, z, olh, olw, p->dtype, x + (size_t)j * out_tok * ch, &e)) != EH_OK) {
             eh_fail(err, rc, "noise: %s", e.msg);
             goto done;
         }
-    }
     if (half && (rc = eh_torch_round_floats(hid, (size_t)k * tok * ch, p->dtype, &e)) != EH_OK) {
         eh_fail(err, rc, "%s", e.msg);
         goto done;
@@ -693,7 +781,6 @@ static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, 
         eh_fail(err, rc, "scheduler: %s", e.msg);
         goto done;
     }
-    const int shapes[6] = { 1, olh / 2, olw / 2, 1, lh / 2, lw / 2 };
     for (int i = 0; i < params->steps; i++) {
         /* timestep.to(latents.dtype) / 1000, in that dtype */
         float t = ts[i];
@@ -704,8 +791,8 @@ static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, 
             tsv[j] = t;
             memcpy(hid + (size_t)j * tok * ch, x + (size_t)j * out_tok * ch, sizeof *x * out_tok * ch);
         }
-        if ((rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, 2, tc, mc, Lc, tsv, v, &e)) != EH_OK ||
-            (cfg && (rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, 2, tn, mn, Ln, tsv, vn, &e)) != EH_OK)) {
+        if ((rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, n_pic + 1, tc, mc, Lc, tsv, v, &e)) != EH_OK ||
+            (cfg && (rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, n_pic + 1, tn, mn, Ln, tsv, vn, &e)) != EH_OK)) {
             eh_fail(err, rc, "transformer, step %d: %s", i + 1, e.msg);
             goto done;
         }
@@ -736,17 +823,29 @@ static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, 
     }
     for (int j = 0; j < k; j++)
         eh_qwenimage_unpack(x + (size_t)j * out_tok * ch, 1, z, olh, olw, lat + (size_t)j * z * olw * olh);
-    if ((rc = eh_qwenimage_vae_decode(p->vae, lat, k, olh, olw, pix, &e)) != EH_OK) {
+    if ((rc = eh_qwenimage_vae_decode(p->vae, lat, k, olh, olw, planes, &e)) != EH_OK) {
         eh_fail(err, rc, "VAE decode: %s", e.msg);
         goto done;
     }
     for (int j = 0; j < k && rc == EH_OK; j++)
-        if (!(out[j] = to_image(pix + (size_t)j * 3 * ow * oh, ow, oh, err)))
+        if (!(out[j] = to_image(planes + (size_t)j * 3 * ow * oh, ow, oh, err)))
             rc = err->code;
 done:
     free(planes), free(lat), free(hid), free(x), free(v), free(vn), free(guided), free(tc), free(tn), free(mc),
-        free(mn), free(pix), free(sig), free(ts), free(tsv);
+        free(mn), free(sig), free(ts), free(tsv);
     return rc;
+}
+
+/* Items that can share the transformer's batch: the same output and
+ * picture sizes. */
+static int same_layout(const prep_item *a, const prep_item *b)
+{
+    if (a->ow != b->ow || a->oh != b->oh || a->n_pic != b->n_pic)
+        return 0;
+    for (int i = 0; i < a->n_pic; i++)
+        if (a->w[i] != b->w[i] || a->h[i] != b->h[i])
+            return 0;
+    return 1;
 }
 
 eh_status eh_qwenimage_edit_denoise(eh_qwenimage_edit *p, eh_qwenimage_prepared *b,
@@ -772,7 +871,7 @@ eh_status eh_qwenimage_edit_denoise(eh_qwenimage_edit *p, eh_qwenimage_prepared 
         int k = 0;
         for (int j = i; j < b->n; j++) {
             const prep_item *a = &b->it[i], *c = &b->it[j];
-            if (!done[j] && c->ok && c->w == a->w && c->h == a->h && c->ow == a->ow && c->oh == a->oh) {
+            if (!done[j] && c->ok && same_layout(a, c)) {
                 g[k] = c, idx[k++] = j;
                 done[j] = 1;
             }

@@ -1830,10 +1830,20 @@ at::Tensor dit_time_proj(const at::Tensor &t)
     return at::cat({ emb.narrow(1, half, half), emb.narrow(1, 0, half) }, -1);
 }
 
-std::pair<at::Tensor, at::Tensor> dit_modulate(const at::Tensor &x, const at::Tensor &mod)
+// mod [B, 3d] (shift, scale, gate), or with zero_cond_t [2B, 3d]: the
+// step's rows for the first `noised` tokens, timestep 0's for the rest
+// (torch.where over the tokens, as QwenImageTransformerBlock._modulate).
+std::pair<at::Tensor, at::Tensor> dit_modulate(const at::Tensor &x, const at::Tensor &mod, int64_t noised = -1)
 {
-    auto p = mod.chunk(3, -1);   // shift, scale, gate
-    return { x * (1 + p[1].unsqueeze(1)) + p[0].unsqueeze(1), p[2].unsqueeze(1) };
+    auto p = mod.chunk(3, -1);
+    if (noised < 0)
+        return { x * (1 + p[1].unsqueeze(1)) + p[0].unsqueeze(1), p[2].unsqueeze(1) };
+    int64_t b = x.size(0), rest = x.size(1) - noised;
+    auto per_token = [&](const at::Tensor &v) {
+        return at::cat({ v.narrow(0, 0, b).unsqueeze(1).expand({ b, noised, v.size(1) }),
+                         v.narrow(0, b, b).unsqueeze(1).expand({ b, rest, v.size(1) }) }, 1);
+    };
+    return { x * (1 + per_token(p[1])) + per_token(p[0]), per_token(p[2]) };
 }
 
 at::Tensor dit_mlp(eh_qwenimage_dit *d, const at::Tensor &x, const std::string &p)
@@ -1842,14 +1852,17 @@ at::Tensor dit_mlp(eh_qwenimage_dit *d, const at::Tensor &x, const std::string &
     return dlinear(d, h, p + ".net.2");
 }
 
+// temb: [B, dim], or with zero_cond_t [2B, dim] (the step's, then
+// timestep 0's) and `noised` the noised latents' token count.
 void dit_block(eh_qwenimage_dit *d, int layer, at::Tensor &img, at::Tensor &txt, const at::Tensor &temb,
-               const at::Tensor &img_freqs, const at::Tensor &txt_freqs, const at::Tensor &mask)
+               const at::Tensor &img_freqs, const at::Tensor &txt_freqs, const at::Tensor &mask, int64_t noised)
 {
     const eh_qwenimage_dit_config &c = d->cfg;
     std::string p = "transformer_blocks." + std::to_string(layer);
     auto img_mod = dlinear(d, at::silu(temb), p + ".img_mod.1").chunk(2, -1);
-    auto txt_mod = dlinear(d, at::silu(temb), p + ".txt_mod.1").chunk(2, -1);
-    auto im1 = dit_modulate(dlayer_norm(img), img_mod[0]);
+    at::Tensor ttemb = noised < 0 ? temb : temb.narrow(0, 0, temb.size(0) / 2);
+    auto txt_mod = dlinear(d, at::silu(ttemb), p + ".txt_mod.1").chunk(2, -1);
+    auto im1 = dit_modulate(dlayer_norm(img), img_mod[0], noised);
     auto tm1 = dit_modulate(dlayer_norm(txt), txt_mod[0]);
 
     std::string a = p + ".attn";
@@ -1872,7 +1885,7 @@ void dit_block(eh_qwenimage_dit *d, int layer, at::Tensor &img, at::Tensor &txt,
     img = img + im1.second * img_attn;
     txt = txt + tm1.second * txt_attn;
 
-    auto im2 = dit_modulate(dlayer_norm(img), img_mod[1]);
+    auto im2 = dit_modulate(dlayer_norm(img), img_mod[1], noised);
     img = img + im2.second * dit_mlp(d, im2.first, p + ".img_mlp");
     auto tm2 = dit_modulate(dlayer_norm(txt), txt_mod[1]);
     txt = txt + tm2.second * dit_mlp(d, tm2.first, p + ".txt_mlp");
@@ -2089,13 +2102,20 @@ eh_status eh_qwenimage_dit_forward(eh_qwenimage_dit *d, const float *hidden, int
 
         img = dlinear(d, img, "img_in");
         txt = dlinear(d, drms(txt, dw(d, "txt_norm.weight"), 1e-6), "txt_in");
+        // zero_cond_t: the embedding of [t, t * 0], the reference images'
+        // tokens modulated with the second half
+        int64_t noised = c.zero_cond_t ? (int64_t)shapes[0] * shapes[1] * shapes[2] : -1;
+        if (c.zero_cond_t)
+            t = at::cat({ t, t * 0 });
         at::Tensor temb = dit_time_proj(t).to(img.scalar_type());
         temb = dlinear(d, at::silu(dlinear(d, temb, "time_text_embed.timestep_embedder.linear_1")),
                        "time_text_embed.timestep_embedder.linear_2");
         auto rope = dit_rope(c, shapes, n_shapes, txt_len);
         at::Tensor img_freqs = rope.first.to(d->tm->device), txt_freqs = rope.second.to(d->tm->device);
         for (int l = 0; l < c.num_layers; l++)
-            dit_block(d, l, img, txt, temb, img_freqs, txt_freqs, jmask);
+            dit_block(d, l, img, txt, temb, img_freqs, txt_freqs, jmask, noised);
+        if (c.zero_cond_t)
+            temb = temb.narrow(0, 0, n);
         // AdaLayerNormContinuous: scale first, then shift
         auto ss = dlinear(d, at::silu(temb).to(img.scalar_type()), "norm_out.linear").chunk(2, 1);
         img = dlayer_norm(img) * (1 + ss[0]).unsqueeze(1) + ss[1].unsqueeze(1);
@@ -2470,54 +2490,68 @@ eh_status eh_qwenimage_te_encode(eh_qwenimage_te *te, const int32_t *ids, const 
     });
 }
 
-eh_status eh_qwenimage_te_encode_image(eh_qwenimage_te *te, const int32_t *ids, int n_ids, const float *patches,
-                                       const int grid_thw[3], int drop, int mrope, float *out, eh_error *err)
+eh_status eh_qwenimage_te_encode_images(eh_qwenimage_te *te, const int32_t *ids, int n_ids, const float *patches,
+                                        const int *grid_thw, int n_images, int drop, int mrope, float *out,
+                                        eh_error *err)
 {
     eh_qwen3vl *q = te->q;
     if (!q->tm->on_device)
         return fail(err, EH_ESTATE, "model is not loaded");
     const eh_qwen3vl_config &c = q->cfg;
-    int m = c.merge_size, gt = grid_thw[0], gh = grid_thw[1], gw = grid_thw[2];
-    if (gt < 1 || gh < m || gw < m || gh % m || gw % m)
-        return fail(err, EH_EINVAL, "text encoder: image grid %dx%dx%d (sides multiples of merge_size %d)", gt, gh,
-                    gw, m);
+    int m = c.merge_size;
+    if (n_images < 1)
+        return fail(err, EH_EINVAL, "text encoder: no image");
+    std::vector<int64_t> toks(n_images);
+    for (int i = 0; i < n_images; i++) {
+        int gt = grid_thw[3 * i], gh = grid_thw[3 * i + 1], gw = grid_thw[3 * i + 2];
+        if (gt < 1 || gh < m || gw < m || gh % m || gw % m)
+            return fail(err, EH_EINVAL, "text encoder: image %d grid %dx%dx%d (sides multiples of merge_size %d)",
+                        i + 1, gt, gh, gw, m);
+        toks[i] = (int64_t)gt * (gh / m) * (gw / m);
+    }
     if (drop < 0 || n_ids <= drop)
         return fail(err, EH_EINVAL, "text encoder: %d tokens, not more than the %d dropped", n_ids, drop);
-    int64_t toks = (int64_t)gt * (gh / m) * (gw / m), first = -1, count = 0;
-    // positions as get_rope_index: text 0.., the image's (t, row, col)
-    // after it, text again from the largest + 1
+    // positions as get_rope_index: text 0.., an image's (t, row, col) after
+    // it, text again from the largest + 1.  Each image's pads are one run,
+    // in the images' order.
     std::vector<int64_t> tok(n_ids), pos(3 * (size_t)n_ids);
-    int64_t cur = 0;
+    int64_t cur = 0, count = 0;
+    int img = 0;
     for (int j = 0; j < n_ids; j++) {
         if (ids[j] < 0 || ids[j] >= c.vocab_size)
             return fail(err, EH_EINVAL, "text encoder: token id %d is outside the vocabulary (%d)", (int)ids[j],
                         c.vocab_size);
         tok[j] = ids[j];
-        if (ids[j] == c.image_token_id) {
-            if (first < 0)
-                first = j;
-            if (j != first + count)
-                return fail(err, EH_EINVAL, "text encoder: the image's %lld pads are not consecutive", (long long)toks);
-            int64_t k = count++;
-            if (!mrope) {
-                pos[j] = pos[n_ids + j] = pos[2 * (size_t)n_ids + j] = cur++;
-                continue;
-            }
-            if (k < toks) {
-                int64_t w2 = gw / m, h2 = gh / m;
-                pos[j] = cur + k / (h2 * w2);
-                pos[n_ids + j] = cur + (k / w2) % h2;
-                pos[2 * (size_t)n_ids + j] = cur + k % w2;
-            }
-            if (count == toks)
-                cur += std::max(gh, gw) / m;
+        if (ids[j] != c.image_token_id) {
+            if (count)
+                return fail(err, EH_EINVAL, "text encoder: image %d has %lld pads where its grid needs %lld", img + 1,
+                            (long long)count, (long long)toks[img]);
+            pos[j] = pos[n_ids + j] = pos[2 * (size_t)n_ids + j] = cur++;
             continue;
         }
-        pos[j] = pos[n_ids + j] = pos[2 * (size_t)n_ids + j] = cur++;
+        if (count == 0 && j > 0 && ids[j - 1] == c.image_token_id)
+            return fail(err, EH_EINVAL, "text encoder: image %d has more pads than the %lld its grid needs", img,
+                        (long long)toks[img - 1]);
+        if (img >= n_images)
+            return fail(err, EH_EINVAL, "text encoder: more runs of image pads than the %d images", n_images);
+        int64_t k = count++;
+        if (!mrope) {
+            pos[j] = pos[n_ids + j] = pos[2 * (size_t)n_ids + j] = cur++;
+        } else {
+            int64_t w2 = grid_thw[3 * img + 2] / m, h2 = grid_thw[3 * img + 1] / m;
+            pos[j] = cur + k / (h2 * w2);
+            pos[n_ids + j] = cur + (k / w2) % h2;
+            pos[2 * (size_t)n_ids + j] = cur + k % w2;
+        }
+        if (count == toks[img]) {
+            if (mrope)
+                cur += std::max<int64_t>({ (int64_t)grid_thw[3 * img], grid_thw[3 * img + 1] / m, grid_thw[3 * img + 2] / m });
+            count = 0;
+            img++;
+        }
     }
-    if (count != toks)
-        return fail(err, EH_EINVAL, "text encoder: %lld image pads where the %dx%dx%d grid needs %lld",
-                    (long long)count, gt, gh, gw, (long long)toks);
+    if (count || img != n_images)
+        return fail(err, EH_EINVAL, "text encoder: %d complete runs of image pads for %d images", img, n_images);
     return guarded(err, EH_EMODEL, "text encoder", [&]() -> eh_status {
         c10::InferenceMode inference;
         std::optional<c10::DeviceGuard> guard;
@@ -2528,8 +2562,15 @@ eh_status eh_qwenimage_te_encode_image(eh_qwenimage_te *te, const int32_t *ids, 
         at::TensorOptions fopt = at::TensorOptions().dtype(at::kFloat), lopt = at::TensorOptions().dtype(at::kLong);
         at::Tensor tid = at::from_blob(tok.data(), { 1, n_ids }, lopt).to(dev);
         at::Tensor h = at::embedding(qw(q, "model.language_model.embed_tokens.weight"), tid);
-        at::Tensor vis = te_vision(q, patches, gt, gh, gw).to(dt);
-        h = h.masked_scatter((tid == c.image_token_id).unsqueeze(-1), vis);
+        // the vision tower attends within each image: one image at a time
+        std::vector<at::Tensor> vis;
+        int64_t row_dim = 3LL * c.temporal_patch_size * c.patch_size * c.patch_size, row = 0;
+        for (int i = 0; i < n_images; i++) {
+            int gt = grid_thw[3 * i], gh = grid_thw[3 * i + 1], gw = grid_thw[3 * i + 2];
+            vis.push_back(te_vision(q, patches + row * row_dim, gt, gh, gw).to(dt));
+            row += (int64_t)gt * gh * gw;
+        }
+        h = h.masked_scatter((tid == c.image_token_id).unsqueeze(-1), at::cat(vis, 0));
         // mrope: the head's frequencies in mrope_section runs, from T, H, W
         int hd = c.head_dim;
         at::Tensor inv = 1.0 / at::pow(c.rope_theta, at::arange(0, hd, 2, fopt) / (double)hd);

@@ -18,11 +18,15 @@ extern "C" {
 /* calculate_dimensions(1024 * 1024, width / height): about 1 MP, the
  * aspect kept, each side rounded (half to even, as Python) to 32. */
 void eh_qwenimage_dimensions(int width, int height, int *out_w, int *out_h);
+/* The same for another target area (Edit-2509's condition images: 384 * 384). */
+void eh_qwenimage_dimensions_area(double area, int width, int height, int *out_w, int *out_h);
 
 /* The pipeline's resize: img to eh_qwenimage_dimensions with Pillow's
  * LANCZOS (a copy when the size stays); NULL with err (EH_EINVAL for an
  * image too narrow to resize). */
 eh_image *eh_qwenimage_resize(const eh_image *img, eh_error *err);
+/* The same to eh_qwenimage_dimensions_area(area, ...). */
+eh_image *eh_qwenimage_resize_area(const eh_image *img, double area, eh_error *err);
 /* An RGB(A) image as float32 [3, h, w] planes 2 * (v / 255) - 1 (malloc'd). */
 float *eh_qwenimage_planes(const eh_image *img, eh_error *err);
 

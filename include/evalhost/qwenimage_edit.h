@@ -4,6 +4,10 @@
  * prompt encoded by the Qwen2.5-VL text encoder with the edit template and
  * the image's vision tokens, VAE latents of the input, seeded noise, the
  * FlowMatch Euler loop over the MMDiT with true CFG, VAE decode.
+ * Edit-2509/2511 folders (QwenImageEditPlusPipeline) take several
+ * pictures: each seen by the text encoder at about 384x384 after
+ * "Picture i: ", each packed into the transformer's input at about 1 MP;
+ * the output size is the last picture's.
  *
  *   eh_qwenimage_edit *p;
  *   eh_qwenimage_edit_open("snap/", &p, &err);          // configs, tokenizer, processor
@@ -54,9 +58,11 @@ typedef struct eh_qwenimage_edit_params {
 eh_qwenimage_edit_params eh_qwenimage_edit_default_params(void);
 
 typedef struct eh_qwenimage_edit_item {
-    const eh_image *image;     /* RGB (or RGBA, alpha dropped) */
+    const eh_image *image;     /* RGB (or RGBA, alpha dropped); Picture 1 */
     const char *prompt;
     uint64_t seed;             /* the CPU generator's seed for this item's noise */
+    const eh_image *const *more_images;   /* Edit-Plus: Pictures 2.. */
+    size_t n_more_images;
 } eh_qwenimage_edit_item;
 
 /* dir: a diffusers-layout snapshot (model_index.json, text_encoder/,
@@ -69,6 +75,9 @@ void eh_qwenimage_edit_free(eh_qwenimage_edit *p);              /* NULL is a no-
 /* The scheduler's settings from scheduler_config.json, for a caller to
  * override (e.g. Lightning's shifts) before the first edit. */
 eh_flowmatch_config *eh_qwenimage_edit_scheduler(eh_qwenimage_edit *p);
+
+/* Pictures one edit takes: 1 (Edit), or up to 16 (Edit-2509/2511). */
+int eh_qwenimage_edit_max_pictures(const eh_qwenimage_edit *p);
 
 /* Bytes of weights on disk (before load) or in the host copy (after). */
 int64_t eh_qwenimage_edit_footprint(const eh_qwenimage_edit *p, int which);

@@ -235,11 +235,14 @@ typedef struct eh_qwenimage_dit eh_qwenimage_dit;
 typedef struct eh_qwenimage_dit_config {
     int patch_size, in_channels, out_channels, num_layers, head_dim, num_heads, joint_attention_dim;
     int axes_dims_rope[3];
+    /* Edit-2511: the reference images' tokens are modulated with the
+     * embedding of timestep 0, the noised latents' with the step's */
+    int zero_cond_t;
 } eh_qwenimage_dit_config;
 
 /* Reads transformer/config.json (_class_name QwenImageTransformer2DModel).
  * Defined in host/qwenimage.c.  EH_EFORMAT for the variants not supported
- * yet (zero_cond_t, use_additional_t_cond, use_layer3d_rope, guidance_embeds). */
+ * (use_additional_t_cond, use_layer3d_rope, guidance_embeds). */
 eh_status eh_qwenimage_dit_config_load(const char *path, eh_qwenimage_dit_config *cfg, eh_error *err);
 
 /* Weights: every tensor the config needs, checked by name and shape
@@ -265,7 +268,8 @@ eh_status eh_qwenimage_dit_add_lora(eh_qwenimage_dit *d, const char *module, con
  *   text    [n, txt_len, joint_attention_dim], mask [n, txt_len] (nonzero:
  *           a real token; NULL: all real);
  *   timestep[n]: what the pipeline passes the transformer (t / 1000).
- * out: [n, tokens, patch^2 * out_channels] float32 (caller's room). */
+ * out: [n, tokens, patch^2 * out_channels] float32 (caller's room).
+ * With zero_cond_t the first image (shapes[0..2]) is the noised one. */
 eh_status eh_qwenimage_dit_forward(eh_qwenimage_dit *d, const float *hidden, int n, const int *shapes, int n_shapes,
                                    const float *text, const int32_t *mask, int txt_len, const float *timestep,
                                    float *out, eh_error *err);
@@ -301,17 +305,19 @@ eh_torch_module *eh_qwenimage_te_module(eh_qwenimage_te *te);   /* residency */
 eh_status eh_qwenimage_te_encode(eh_qwenimage_te *te, const int32_t *ids, const int32_t *mask, int n, int L, int drop,
                                  float *out, int32_t *out_mask, int *out_len, eh_error *err);
 
-/* One prompt with one image, as the pipeline encodes an edit prompt: ids
- * with the image's pads expanded (t*h*w/merge^2 image_token_id in a row),
- * patches the processor's pixel_values [t*h*w, 3*temporal*patch^2] for
- * grid_thw {t, h, w}; out [n_ids - drop, hidden] float32.
+/* One prompt with its images, as the pipeline encodes an edit prompt: ids
+ * with each image's pads expanded (t*h*w/merge^2 image_token_id in a row,
+ * one run per image, in order), patches the processor's pixel_values of
+ * all images one after the other (t*h*w rows of 3*temporal*patch^2 each)
+ * for grid_thw {t, h, w} per image; out [n_ids - drop, hidden] float32.
  * mrope nonzero: the multimodal rotary positions of get_rope_index (what
  * transformers 4.x computes from the ids); 0: positions 0..n_ids-1 on all
  * three axes, which is what diffusers 0.42.1 gets from transformers 5.x
  * (it does not pass the processor's mm_token_type_ids, without which
  * Qwen2_5_VLModel falls back to sequential positions). */
-eh_status eh_qwenimage_te_encode_image(eh_qwenimage_te *te, const int32_t *ids, int n_ids, const float *patches,
-                                       const int grid_thw[3], int drop, int mrope, float *out, eh_error *err);
+eh_status eh_qwenimage_te_encode_images(eh_qwenimage_te *te, const int32_t *ids, int n_ids, const float *patches,
+                                        const int *grid_thw, int n_images, int drop, int mrope, float *out,
+                                        eh_error *err);
 
 /* ---- Qwen-Image pipeline pieces (issue 14) ----------------------------------
  * The initial noise exactly as QwenImageEditPipeline draws it with

@@ -16,9 +16,13 @@
  *   a batch of two equals each item alone; the text encoder off the device
  *     during the denoise (offload_text_encoder) changes nothing;
  *   bfloat16 stays near the float32 reference;
+ *   Edit-2509/2511 (tests/data/qwenimage_plus, qwenimage_2511): two
+ *     pictures against QwenImageEditPlusPipeline, 2511's zero_cond_t, the
+ *     default output size;
  *   bad input: an image too narrow next to a good one (the good one is
- *     edited), phases out of order, LoRAs that do not fit, an Edit-2509
- *     pipeline, a folder without a processor. */
+ *     edited), phases out of order, LoRAs that do not fit, a text-to-image
+ *     pipeline, a layered transformer, a folder without a processor, two
+ *     pictures for Edit, 17 for Edit-Plus. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,7 +120,7 @@ static void test_pipeline(void)
     }
     CHECK_EQ_INT(eh_qwenimage_edit_lora_pairs(p), 0);
     eh_qwenimage_edit_params pr = pipeline_params();
-    eh_qwenimage_edit_item it = { pic, PROMPT, 42 };
+    eh_qwenimage_edit_item it = { pic, PROMPT, 42, NULL, 0 };
     eh_image *img = NULL;
     eh_error ie = { 0 };
     CHECK_EQ_INT(run(p, &it, 1, &pr, &img, &ie, &err), EH_OK);
@@ -135,7 +139,7 @@ static void test_pipeline(void)
     /* a batch: the picture twice (seeds 42 and 5) and a second size; each
      * must equal its own run */
     eh_image *pic2 = test_picture(200, 260);
-    eh_qwenimage_edit_item items[3] = { { pic, PROMPT, 42 }, { pic2, "make it night", 3 }, { pic, "a cat", 5 } };
+    eh_qwenimage_edit_item items[3] = { { pic, PROMPT, 42, NULL, 0 }, { pic2, "make it night", 3, NULL, 0 }, { pic, "a cat", 5, NULL, 0 } };
     eh_image *outs[3] = { 0 }, *alone = NULL;
     eh_error ies[3] = { 0 };
     CHECK_EQ_INT(run(p, items, 3, &pr, outs, ies, &err), EH_OK);
@@ -175,7 +179,7 @@ static void test_pipeline(void)
 
     /* bad input: a 20000x1 strip next to the picture; the picture is edited */
     eh_image *strip = eh_image_new(20000, 1, 3, &err);
-    eh_qwenimage_edit_item bad[2] = { { strip, PROMPT, 1 }, { pic, PROMPT, 42 } };
+    eh_qwenimage_edit_item bad[2] = { { strip, PROMPT, 1, NULL, 0 }, { pic, PROMPT, 42, NULL, 0 } };
     eh_image *bo[2] = { 0 };
     eh_error be[2] = { 0 };
     CHECK_EQ_INT(run(p, bad, 2, &pr, bo, be, &err), EH_OK);
@@ -197,6 +201,133 @@ out:
     eh_image_free(pic);
     eh_qwenimage_edit_free(p);
     free(ref);
+}
+
+/* make_qwenimage_fixture.py second_image(): Picture 2, 160x240 */
+static eh_image *second_picture(void)
+{
+    eh_error err = { 0 };
+    eh_image *img = eh_image_new(160, 240, 3, &err);
+    for (int y = 0; img && y < 240; y++)
+        for (int x = 0; x < 160; x++)
+            for (int c = 0; c < 3; c++)
+                img->pixels[((size_t)y * 160 + x) * 3 + c] = (uint8_t)((7 * x + 2 * y + 50 * c + (x * y) % 7) % 256);
+    return img;
+}
+
+/* Edit-2509 and Edit-2511 (QwenImageEditPlusPipeline; 2511's zero_cond_t)
+ * with two pictures against the pipeline: the conditions at ~384² after
+ * "Picture 1: " / "Picture 2: ", both pictures' latents after the noise,
+ * true CFG 4, 2 steps, seed 42, 128x96.  2511 alone with one picture and
+ * the pipeline's default size (the picture's ~1 MP, 1248x832), compared on
+ * every 8th row and column.  And what Plus folders refuse. */
+static void test_plus(void)
+{
+    static const char *const dirs[2] = { "tests/data/qwenimage_plus", "tests/data/qwenimage_2511" };
+    eh_image *pic = test_picture(300, 200), *pic2 = second_picture();
+    const eh_image *more[1] = { pic2 };
+    for (int v = 0; v < 2; v++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/reference/plus_out.npy", dirs[v]);
+        size_t nref = 0;
+        float *ref = npy_f32(path, &nref);
+        eh_error err = { 0 };
+        eh_qwenimage_edit *p = NULL;
+        eh_qwenimage_load_options o = { .dtype = "float32", .device = "cpu" };
+        CHECK_EQ_INT(eh_qwenimage_edit_open(dirs[v], &p, &err), EH_OK);
+        CHECK(p && eh_qwenimage_edit_load(p, &o, NULL, 0, &err) == EH_OK);
+        CHECK(ref && nref == 3 * 96 * 128 && pic && pic2);
+        if (!p || !ref || nref != 3 * 96 * 128 || !pic || !pic2) {
+            printf("%s not checked: %s\n", dirs[v], err.msg);
+            eh_qwenimage_edit_free(p);
+            free(ref);
+            continue;
+        }
+        CHECK_EQ_INT(eh_qwenimage_edit_max_pictures(p), 16);
+        eh_qwenimage_edit_params pr = pipeline_params();
+        eh_qwenimage_edit_item it = { pic, "put the red kite of picture 2 into picture 1", 42, more, 1 };
+        eh_image *img = NULL;
+        eh_error ie = { 0 };
+        CHECK_EQ_INT(run(p, &it, 1, &pr, &img, &ie, &err), EH_OK);
+        if (img) {
+            double share = 1;
+            int worst = compare(img, ref, 128, 96, &share);
+            printf("qwenimage edit-plus (%s), two pictures vs QwenImageEditPlusPipeline (2 steps, true CFG 4, seed 42, "
+                   "128x96, float32): max %d level(s), %.3f%% of values differ (tolerance 1 level, 0.5%%)\n",
+                   v ? "2511, zero_cond_t" : "2509", worst, 100 * share);
+            CHECK(worst <= 1 && share <= 0.005);
+            eh_image_free(img);
+        } else {
+            printf("edit-plus failed: %s\n", ie.msg);
+            CHECK(0);
+        }
+        if (v == 1) {
+            size_t ns = 0;
+            float *sub = npy_f32("tests/data/qwenimage_2511/reference/plus_single_sub8.npy", &ns);
+            CHECK(sub && ns == 3 * 104 * 156);
+            eh_qwenimage_edit_params one = eh_qwenimage_edit_default_params();
+            one.steps = 2;
+            one.true_cfg_scale = 1.0;
+            eh_qwenimage_edit_item single = { pic, PROMPT, 9, NULL, 0 };
+            img = NULL;
+            CHECK_EQ_INT(run(p, &single, 1, &one, &img, &ie, &err), EH_OK);
+            CHECK(img && img->width == 1248 && img->height == 832);
+            if (img && sub && ns == 3 * 104 * 156 && img->width == 1248 && img->height == 832) {
+                int worst = 0;
+                size_t differ = 0;
+                for (int c = 0; c < 3; c++)
+                    for (int y = 0; y < 104; y++)
+                        for (int x = 0; x < 156; x++) {
+                            int want = (int)nearbyintf(sub[((size_t)c * 104 + y) * 156 + x] * 255.0f);
+                            int d = abs((int)img->pixels[((size_t)(8 * y) * 1248 + 8 * x) * 3 + c] - want);
+                            worst = d > worst ? d : worst;
+                            differ += d != 0;
+                        }
+                printf("qwenimage edit-2511, one picture at the pipeline's default size 1248x832 (every 8th row and "
+                       "column): max %d level(s), %.3f%% differ\n", worst, 100.0 * differ / (3.0 * 104 * 156));
+                CHECK(worst <= 1 && differ <= 0.005 * 3 * 104 * 156);
+            }
+            eh_image_free(img);
+            free(sub);
+            /* bad input: a strip as picture 2 next to a good item; 17 pictures */
+            eh_error e2 = { 0 };
+            eh_image *strip = eh_image_new(20000, 1, 3, &e2);
+            const eh_image *bad_more[1] = { strip };
+            const eh_image *many[16];
+            for (int i = 0; i < 16; i++)
+                many[i] = pic;
+            eh_qwenimage_edit_item bad[3] = { { pic, PROMPT, 1, bad_more, 1 }, { pic, PROMPT, 1, many, 16 },
+                                              { pic, PROMPT, 5, NULL, 0 } };
+            eh_image *bo[3] = { 0 };
+            eh_error be[3] = { 0 };
+            one.width = 64, one.height = 48, one.steps = 1;
+            CHECK_EQ_INT(run(p, bad, 3, &one, bo, be, &err), EH_OK);
+            CHECK(bo[0] == NULL && bo[1] == NULL && bo[2] != NULL);
+            CHECK_CONTAINS(be[0].msg, "input image 2: image 20000x1: too narrow for the editor");
+            CHECK_CONTAINS(be[1].msg, "17 input images (at most 16)");
+            eh_image_free(bo[2]);
+            eh_image_free(strip);
+        }
+        eh_qwenimage_edit_free(p);
+        free(ref);
+    }
+    /* Qwen-Image-Edit takes one picture */
+    eh_error err = { 0 };
+    eh_qwenimage_edit *p = open_loaded("float32", NULL, 0, &err);
+    if (p && pic) {
+        CHECK_EQ_INT(eh_qwenimage_edit_max_pictures(p), 1);
+        eh_qwenimage_edit_params pr = pipeline_params();
+        pr.steps = 1;
+        eh_qwenimage_edit_item it = { pic, PROMPT, 42, more, 1 };
+        eh_image *img = NULL;
+        eh_error ie = { 0 };
+        CHECK_EQ_INT(run(p, &it, 1, &pr, &img, &ie, &err), EH_OK);
+        CHECK(img == NULL);
+        CHECK_CONTAINS(ie.msg, "2 input images: Qwen-Image-Edit (QwenImageEditPipeline) takes 1");
+    }
+    eh_qwenimage_edit_free(p);
+    eh_image_free(pic);
+    eh_image_free(pic2);
 }
 
 /* Lightning's scheduler settings (make_qwenimage_fixture.py LIGHTNING) */
@@ -225,7 +356,7 @@ static void test_lora(void)
     eh_qwenimage_edit_params pr = pipeline_params();
     pr.steps = 4;
     pr.true_cfg_scale = 1.0;
-    eh_qwenimage_edit_item it = { pic, PROMPT, 7 };
+    eh_qwenimage_edit_item it = { pic, PROMPT, 7, NULL, 0 };
     eh_image *img = NULL;
     eh_error ie = { 0 };
     CHECK_EQ_INT(run(p, &it, 1, &pr, &img, &ie, &err), EH_OK);
@@ -282,7 +413,7 @@ static void test_bf16(void)
     if (!ref || !ref32 || nref != 3 * 96 * 128 || n32 != nref || !p || !pic)
         goto out;
     eh_qwenimage_edit_params pr = pipeline_params();
-    eh_qwenimage_edit_item it = { pic, PROMPT, 42 };
+    eh_qwenimage_edit_item it = { pic, PROMPT, 42, NULL, 0 };
     eh_image *img = NULL;
     eh_error ie = { 0 };
     CHECK_EQ_INT(run(p, &it, 1, &pr, &img, &ie, &err), EH_OK);
@@ -371,13 +502,18 @@ static void test_bad_input(void)
     char dir[256];
     snprintf(dir, sizeof dir, "/tmp/eh_qie_%d", (int)getpid());
     char path[2048];
-    /* Edit-2509/2511's pipeline class */
+    /* a text-to-image pipeline's class; a layered (3-D rope) transformer */
     shadow_fixture(dir);
     snprintf(path, sizeof path, "%s/model_index.json", dir);
-    const char *plus = "{\"_class_name\": \"QwenImageEditPlusPipeline\"}";
-    write_file(path, plus, strlen(plus));
+    const char *t2i = "{\"_class_name\": \"QwenImagePipeline\"}";
+    write_file(path, t2i, strlen(t2i));
     CHECK_EQ_INT(eh_qwenimage_edit_open(dir, &p, &err), EH_EFORMAT);
-    CHECK_CONTAINS(err.msg, "QwenImageEditPlusPipeline (Qwen-Image-Edit-2509/2511, several input images) is not supported");
+    CHECK_CONTAINS(err.msg, "_class_name 'QwenImagePipeline' is not QwenImageEditPipeline or QwenImageEditPlusPipeline");
+    shadow_fixture(dir);
+    snprintf(path, sizeof path, "sed -i 's/\"use_layer3d_rope\": false/\"use_layer3d_rope\": true/' %s/transformer/config.json", dir);
+    CHECK(system(path) == 0);
+    CHECK_EQ_INT(eh_qwenimage_edit_open(dir, &p, &err), EH_EFORMAT);
+    CHECK_CONTAINS(err.msg, "use_layer3d_rope is not supported");
     /* no processor: neither tokenizer.json */
     shadow_fixture(dir);
     snprintf(path, sizeof path, "rm -rf %s/processor", dir);
@@ -441,6 +577,7 @@ int main(void)
     test_pipeline();
     test_lora();
     test_bf16();
+    test_plus();
     test_bad_input();
 #else
     printf("test_qwenimage_edit_parity: built without libtorch; nothing to check\n");

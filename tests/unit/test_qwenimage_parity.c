@@ -75,7 +75,9 @@ static void test_config(void)
         CHECK_CONTAINS(err.msg, bad[i][1]);
     }
     const char *bad_dit[][2] = {
-        { "{\"_class_name\": \"QwenImageTransformer2DModel\", \"zero_cond_t\": true}", "zero_cond_t is not supported yet" },
+        { "{\"_class_name\": \"QwenImageTransformer2DModel\", \"use_additional_t_cond\": true}",
+          "use_additional_t_cond is not supported" },
+        { "{\"_class_name\": \"QwenImageTransformer2DModel\", \"guidance_embeds\": true}", "guidance_embeds is not supported" },
         { "{\"_class_name\": \"QwenImageTransformer2DModel\", \"axes_dims_rope\": [16, 56, 54]}",
           "axes_dims_rope must be even and sum to attention_head_dim" },
     };
@@ -95,6 +97,12 @@ static void test_config(void)
     CHECK_EQ_INT(eh_qwenimage_dit_config_load(path, &dc, &err), EH_OK);
     CHECK(dc.num_layers == 60 && dc.num_heads == 24 && dc.head_dim == 128 && dc.joint_attention_dim == 3584);
     CHECK_EQ_INT(dc.out_channels, 64);   /* null: in_channels */
+    CHECK_EQ_INT(dc.zero_cond_t, 0);
+    f = fopen(path, "w");
+    fputs("{\"_class_name\": \"QwenImageTransformer2DModel\", \"zero_cond_t\": true}", f);   /* Edit-2511 */
+    fclose(f);
+    CHECK_EQ_INT(eh_qwenimage_dit_config_load(path, &dc, &err), EH_OK);
+    CHECK_EQ_INT(dc.zero_cond_t, 1);
     remove(path);
 }
 
@@ -802,7 +810,7 @@ static void test_text_encoder_image(void)
         ids[j] = (int32_t)cJSON_GetArrayItem(jids, j)->valuedouble;
     for (int j = 0; j < 3; j++)
         grid[j] = (int)cJSON_GetArrayItem(jg, j)->valuedouble;
-    CHECK_EQ_INT(eh_qwenimage_te_encode_image(te, ids, 83, px, grid, 64, 0, got, &err), EH_OK);
+    CHECK_EQ_INT(eh_qwenimage_te_encode_images(te, ids, 83, px, grid, 1, 64, 0, got, &err), EH_OK);
     double diff = max_diff(got, ref, ne);
     printf("qwenimage text encoder with an image as the pipeline (1x6x8 patches, windowed + full blocks, float32): "
            "max |diff| %.3g (tolerance %g)\n", diff, TE_TOL);
@@ -813,26 +821,86 @@ static void test_text_encoder_image(void)
     float *mref = npy_f32(FIX "/reference/te_image_mrope.npy", &nm);
     CHECK(mref && nm == ne);
     CHECK(max_diff(mref, ref, ne) > 1e-3);
-    CHECK_EQ_INT(eh_qwenimage_te_encode_image(te, ids, 83, px, grid, 64, 1, got, &err), EH_OK);
+    CHECK_EQ_INT(eh_qwenimage_te_encode_images(te, ids, 83, px, grid, 1, 64, 1, got, &err), EH_OK);
     diff = mref && nm == ne ? max_diff(got, mref, ne) : INFINITY;
     printf("qwenimage text encoder with an image, mrope positions: max |diff| %.3g (tolerance %g)\n", diff, TE_TOL);
     CHECK(diff <= TE_TOL);
     free(mref);
     /* bad input: a pad missing, a grid the merge does not divide */
     ids[70] = 3;
-    CHECK_EQ_INT(eh_qwenimage_te_encode_image(te, ids, 83, px, grid, 64, 0, got, &err), EH_EINVAL);
-    CHECK_CONTAINS(err.msg, "not consecutive");
+    CHECK_EQ_INT(eh_qwenimage_te_encode_images(te, ids, 83, px, grid, 1, 64, 0, got, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "image 1 has 5 pads where its grid needs 12");
     ids[70] = 5;
     int odd[3] = { 1, 6, 7 };
-    CHECK_EQ_INT(eh_qwenimage_te_encode_image(te, ids, 83, px, odd, 64, 1, got, &err), EH_EINVAL);
-    CHECK_CONTAINS(err.msg, "image grid 1x6x7 (sides multiples of merge_size 2)");
+    CHECK_EQ_INT(eh_qwenimage_te_encode_images(te, ids, 83, px, odd, 1, 64, 1, got, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "image 1 grid 1x6x7 (sides multiples of merge_size 2)");
     int small[3] = { 1, 4, 8 };
-    CHECK_EQ_INT(eh_qwenimage_te_encode_image(te, ids, 83, px, small, 64, 1, got, &err), EH_EINVAL);
-    CHECK_CONTAINS(err.msg, "12 image pads where the 1x4x8 grid needs 8");
+    CHECK_EQ_INT(eh_qwenimage_te_encode_images(te, ids, 83, px, small, 1, 64, 1, got, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "image 1 has more pads than the 8 its grid needs");
+    /* two grids for one run of pads */
+    int two[6] = { 1, 6, 8, 1, 2, 2 };
+    CHECK_EQ_INT(eh_qwenimage_te_encode_images(te, ids, 83, px, two, 2, 64, 0, got, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "1 complete runs of image pads for 2 images");
 out:
     cJSON_Delete(root);
     free(px);
     free(ref);
+    eh_qwenimage_te_free(te);
+}
+
+/* One prompt with two images (Edit-2509's "Picture 1: ... Picture 2: ..."):
+ * each image through the vision tower on its own, their pads in order,
+ * sequential and get_rope_index positions, against transformers. */
+static void test_text_encoder_images(void)
+{
+    size_t np = 0, ne = 0, nm = 0;
+    float *px = npy_f32(FIX "/reference/te_images_pixels.npy", &np);
+    float *ref = npy_f32(FIX "/reference/te_images_embeds.npy", &ne);
+    float *mref = npy_f32(FIX "/reference/te_images_mrope.npy", &nm);
+    FILE *f = fopen(FIX "/reference/reference.json", "rb");
+    static char buf[1 << 20];
+    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    cJSON *root = cJSON_ParseWithLength(buf, len);
+    const cJSON *t = cJSON_GetObjectItem(root, "text_encoder_images");
+    const cJSON *jids = cJSON_GetObjectItem(t, "ids"), *jg = cJSON_GetObjectItem(t, "grid_thw");
+    int n_ids = cJSON_GetArraySize(jids), grid[6] = { 0 };
+    int64_t rows = 0;
+    for (int i = 0; i < 2 && cJSON_GetArraySize(jg) == 2; i++) {
+        for (int j = 0; j < 3; j++)
+            grid[3 * i + j] = (int)cJSON_GetArrayItem(cJSON_GetArrayItem(jg, i), j)->valuedouble;
+        rows += (int64_t)grid[3 * i] * grid[3 * i + 1] * grid[3 * i + 2];
+    }
+    eh_error err = { 0 };
+    eh_qwenimage_te *te = load_te(NULL, &err);
+    int ok = px && ref && mref && te && n_ids > 64 && rows > 0 && np == (size_t)rows * 1176 &&
+             ne == (size_t)(n_ids - 64) * 24 && nm == ne;
+    CHECK(ok);
+    if (!ok)
+        goto out;
+    int32_t *ids = malloc(sizeof *ids * (size_t)n_ids);
+    float *got = malloc(sizeof *got * ne);
+    for (int j = 0; j < n_ids; j++)
+        ids[j] = (int32_t)cJSON_GetArrayItem(jids, j)->valuedouble;
+    CHECK_EQ_INT(eh_qwenimage_te_encode_images(te, ids, n_ids, px, grid, 2, 64, 0, got, &err), EH_OK);
+    double diff = max_diff(got, ref, ne);
+    printf("qwenimage text encoder with two images (%dx%d and %dx%d patches), sequential positions: max |diff| "
+           "%.3g (tolerance %g)\n", grid[1], grid[2], grid[4], grid[5], diff, TE_TOL);
+    CHECK(diff <= TE_TOL);
+    CHECK(max_diff(mref, ref, ne) > 1e-3);   /* the two position schemes do differ here */
+    CHECK_EQ_INT(eh_qwenimage_te_encode_images(te, ids, n_ids, px, grid, 2, 64, 1, got, &err), EH_OK);
+    diff = max_diff(got, mref, ne);
+    printf("qwenimage text encoder with two images, mrope positions: max |diff| %.3g (tolerance %g)\n", diff, TE_TOL);
+    CHECK(diff <= TE_TOL);
+    /* one grid for two runs */
+    CHECK_EQ_INT(eh_qwenimage_te_encode_images(te, ids, n_ids, px, grid, 1, 64, 0, got, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "more runs of image pads than the 1 images");
+    free(ids);
+    free(got);
+out:
+    cJSON_Delete(root);
+    free(px), free(ref), free(mref);
     eh_qwenimage_te_free(te);
 }
 
@@ -857,6 +925,7 @@ int main(void)
     test_edit();
     test_text_encoder();
     test_text_encoder_image();
+    test_text_encoder_images();
 #else
     printf("test_qwenimage_parity: built without libtorch; the forward is not checked\n");
 #endif
