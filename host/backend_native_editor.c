@@ -260,6 +260,8 @@ static eh_status editor_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_r
     for (size_t i = 0; i < n; i++) {
         params[i] = t->params;
         items[i].image = reqs[i].image;
+        items[i].more_images = reqs[i].more_images;
+        items[i].n_more_images = reqs[i].n_more_images;
         items[i].prompt = reqs[i].instruction;
         items[i].seed = t->seed;
         eh_error e = { 0 };
@@ -347,6 +349,7 @@ const eh_backend eh_backend_native_editor = {
     .edit = editor_edit,
     .score = NULL,
     .close = editor_close,
+    .several_images = 1,   /* Edit-2509/2511; Edit's own limit of 1 is the pipeline's to state */
 };
 
 #else

@@ -169,11 +169,46 @@ static const eh_image *opt_field_image(lua_State *L, int t, const char *key)
     return eh_lua_check_image(L, -1);
 }
 
-static void fill_edit_request(lua_State *L, int t, eh_edit_request *r)
+/* The edit's pictures at idx: an Image, or a list of Images (Picture 1,
+ * 2, ... for Qwen-Image-Edit-2509/2511).  The list's pointers live in a
+ * userdata stored in anchor (a table that outlives the call). */
+static void check_pictures(lua_State *L, int idx, int anchor, eh_edit_request *r)
 {
-    r->image = opt_field_image(L, t, "image");
-    if (!r->image)
+    r->more_images = NULL;
+    r->n_more_images = 0;
+    if (!lua_istable(L, idx)) {
+        r->image = eh_lua_check_image(L, idx);
+        return;
+    }
+    lua_Integer n = luaL_len(L, idx);
+    if (n < 1)
+        luaL_error(L, "edit: the list of input images is empty");
+    if (n > 1024)
+        luaL_error(L, "edit: %d input images (at most 1024)", (int)n);
+    const eh_image **more = n > 1 ? lua_newuserdatauv(L, sizeof *more * (size_t)(n - 1), 0) : NULL;
+    if (more)
+        lua_rawseti(L, anchor, luaL_len(L, anchor) + 1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, idx, i);
+        if (!luaL_testudata(L, -1, "evalhost.Image"))
+            luaL_error(L, "edit: input image %d is a %s, not an evalhost.Image", (int)i, luaL_typename(L, -1));
+        const eh_image *img = eh_lua_check_image(L, -1);
+        lua_pop(L, 1);   /* the list keeps it alive */
+        if (i == 1)
+            r->image = img;
+        else
+            more[i - 2] = img;
+    }
+    r->more_images = more;
+    r->n_more_images = (size_t)(n - 1);
+}
+
+static void fill_edit_request(lua_State *L, int t, int anchor, eh_edit_request *r)
+{
+    lua_getfield(L, t, "image");
+    if (lua_isnil(L, -1))
         luaL_error(L, "edit request needs an 'image'");
+    check_pictures(L, lua_gettop(L), anchor, r);
     r->instruction = opt_field_string(L, t, "instruction");
     if (!r->instruction)
         luaL_error(L, "edit request needs an 'instruction'");
@@ -237,11 +272,14 @@ static eh_node *edit_options(lua_State *L, int idx)
     return n;
 }
 
-/* m:edit(img, instruction [, opts]) → Image | nil, err */
+/* m:edit(img | {img, ...}, instruction [, opts]) → Image | nil, err */
 static int model_edit(lua_State *L)
 {
     eh_model *m = check_model(L, 1);
-    eh_edit_request req = { .image = eh_lua_check_image(L, 2), .instruction = luaL_checkstring(L, 3) };
+    eh_edit_request req = { .instruction = luaL_checkstring(L, 3) };
+    lua_settop(L, 4);
+    lua_newtable(L);   /* 5: anchor */
+    check_pictures(L, 2, 5, &req);
     eh_node *opts = edit_options(L, 4);
     req.options = opts;
     eh_edit_result res;
@@ -256,21 +294,24 @@ static int model_edit(lua_State *L)
     return 1;
 }
 
-/* m:edit_batch({{image=, instruction=}, ...}) → {{image=}|{error=}, ...} */
+/* m:edit_batch({{image=, instruction=}, ...}) → {{image=}|{error=}, ...};
+ * image may be a list of Images as in m:edit */
 static int model_edit_batch(lua_State *L)
 {
     eh_model *m = check_model(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_Integer n = luaL_len(L, 2);
+    lua_settop(L, 2);
     int base = lua_gettop(L);
     eh_edit_request *reqs = lua_newuserdatauv(L, sizeof *reqs * (size_t)(n ? n : 1), 0);
     eh_edit_result *res = lua_newuserdatauv(L, sizeof *res * (size_t)(n ? n : 1), 0);
+    lua_newtable(L);   /* base + 3: anchor of the picture lists */
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, 2, i);
         luaL_checktype(L, -1, LUA_TTABLE);
-        fill_edit_request(L, lua_gettop(L), &reqs[i - 1]);
+        fill_edit_request(L, lua_gettop(L), base + 3, &reqs[i - 1]);
         /* the request table stays referenced from arg 2: pop our copies */
-        lua_settop(L, base + 2);
+        lua_settop(L, base + 3);
     }
     /* options last: nothing may raise while their nodes are held */
     eh_node **opts = lua_newuserdatauv(L, sizeof *opts * (size_t)(n ? n : 1), 0);

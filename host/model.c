@@ -300,9 +300,30 @@ static eh_status in_batches(eh_model *m, batch_fn fn, const void *reqs, size_t r
     return EH_OK;
 }
 
-static eh_status edit_chunk(eh_model *m, const void *reqs, void *results, size_t n, eh_error *err)
+/* A backend that takes one picture per edit never sees a request with
+ * more: those fail by name, the runs between them go through. */
+static eh_status edit_chunk(eh_model *m, const void *reqs_, void *results_, size_t n, eh_error *err)
 {
-    return m->backend->edit(m, reqs, results, n, err);
+    const eh_edit_request *reqs = reqs_;
+    eh_edit_result *results = results_;
+    if (m->backend->several_images)
+        return m->backend->edit(m, reqs, results, n, err);
+    for (size_t i = 0; i < n;) {
+        if (reqs[i].n_more_images) {
+            eh_fail(&results[i].err, EH_EINVAL, "%s: the %s backend takes one input image per edit, not %zu", m->section,
+                    m->backend->name, reqs[i].n_more_images + 1);
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < n && !reqs[j].n_more_images)
+            j++;
+        eh_status rc = m->backend->edit(m, reqs + i, results + i, j - i, err);
+        if (rc != EH_OK)
+            return rc;
+        i = j;
+    }
+    return EH_OK;
 }
 
 static eh_status score_chunk(eh_model *m, const void *reqs, void *results, size_t n, eh_error *err)

@@ -19,6 +19,8 @@ typedef struct eh_backend {
     eh_status (*edit)(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n, eh_error *err);
     eh_status (*score)(eh_model *m, const eh_score_request *reqs, eh_score_result *results, size_t n, eh_error *err);
     void (*close)(eh_model *m);   /* frees m->impl; must accept a half-opened model */
+    /* edit takes requests with more_images (else model.c fails them by name) */
+    int several_images;
 } eh_backend;
 
 struct eh_model {

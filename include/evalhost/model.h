@@ -27,6 +27,10 @@ typedef struct eh_edit_request {
     const eh_image *image;
     const char *instruction;
     const eh_node *options;          /* per-call options (seed, steps, ...); may be NULL */
+    /* further input pictures (Qwen-Image-Edit-2509/2511: "Picture 2", ...);
+     * a backend that takes one picture fails such a request by itself */
+    const eh_image *const *more_images;
+    size_t n_more_images;
 } eh_edit_request;
 
 typedef struct eh_edit_result {

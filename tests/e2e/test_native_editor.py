@@ -11,7 +11,10 @@ two_stage run with the native editor (offload_text_encoder, a LoRA and
 Lightning's scheduler settings from the config) next to the builtin judge,
 with 2C-1 swaps and every edit on disk; bad input: a 4000x1 strip, whose ~1 MP
 size the processor refuses (recorded by name, the other pairs finish), a LoRA file that is
-not there, an Edit-2509 pipeline, a judge folder given as editor.
+not there, a text-to-image pipeline, a judge folder given as editor.
+Edit-2509/2511 (tests/data/qwenimage_plus, qwenimage_2511): a list of
+pictures through Model:edit and edit_batch equals QwenImageEditPlusPipeline;
+two pictures for Edit or for a one-picture backend fail by name.
 """
 import base64
 import glob
@@ -176,10 +179,10 @@ def test_bad_input(tmp_path):
     r = two_stage(cfg)
     assert r.returncode != 0 and "LoRA /nowhere/x.safetensors" in r.stderr, r.stderr
 
-    # Edit-2509's pipeline class, a judge's folder as the editor
-    plus = tmp_path / "plus"
+    # a text-to-image pipeline's class, a judge's folder as the editor
+    plus = tmp_path / "t2i"
     shutil.copytree(FIX, plus)
-    (plus / "model_index.json").write_text(json.dumps({"_class_name": "QwenImageEditPlusPipeline"}))
+    (plus / "model_index.json").write_text(json.dumps({"_class_name": "QwenImagePipeline"}))
     body = """
 local _, e1 = eh.model.open({backend = "native", path = P.plus, device = "cpu"}, "editor")
 local _, e2 = eh.model.open({backend = "native", path = P.judge, device = "cpu"}, "editor")
@@ -189,10 +192,65 @@ out({e1, e2, e3, e4})
 """
     (errs,), _ = run_lua(tmp_path, body, {"plus": str(plus), "fix": FIX,
                                           "judge": os.path.join(SRC, "tests", "data", "qwen3vl", "dense")})
-    assert "QwenImageEditPlusPipeline (Qwen-Image-Edit-2509/2511, several input images) is not supported" in errs[0]
+    assert "_class_name 'QwenImagePipeline' is not QwenImageEditPipeline or QwenImageEditPlusPipeline" in errs[0]
     assert "has no model_index.json (not a Hugging Face pipeline directory?)" in errs[1]
     assert "text_encoder_positions '3d' (sequential or mrope)" in errs[2]
     assert "scheduler.shift_terminl is not a setting of the FlowMatch Euler scheduler" in errs[3]
+
+
+def second_picture():
+    """make_qwenimage_fixture.second_image: Picture 2, 160x240"""
+    y, x = np.mgrid[0:240, 0:160]
+    px = np.stack([(7 * x + 2 * y + 50 * c + (x * y) % 7) % 256 for c in range(3)], -1).astype(np.uint8)
+    return Image.fromarray(px)
+
+
+@needs_torch
+def test_edit_plus_with_two_pictures(tmp_path):
+    picture().save(tmp_path / "p1.png")
+    second_picture().save(tmp_path / "p2.png")
+    body = """
+local p1 = must(eh.image.load(P.dir .. "/p1.png"))
+local p2 = must(eh.image.load(P.dir .. "/p2.png"))
+local m = must(eh.model.open({backend = "native", path = P.plus, device = "cpu", num_inference_steps = 2,
+                              width = 128, height = 96, seed = 42}, "editor"))
+m:load()
+must(m:edit({p1, p2}, P.prompt)):save(P.dir .. "/plus.png")
+local r = m:edit_batch({{image = {p1, p2}, instruction = P.prompt}})
+must(r[1].image):save(P.dir .. "/plus_batch.png")
+local _, e_batch = pcall(m.edit_batch, m, {{image = {p1, p2, "p3"}, instruction = P.prompt}})
+local ok, e_list = pcall(m.edit, m, {p1, "p3"}, P.prompt)
+local _, e_empty = pcall(m.edit, m, {}, P.prompt)
+m:unload()
+local edit = must(eh.model.open({backend = "native", path = P.fix, device = "cpu", num_inference_steps = 1,
+                                 width = 64, height = 48}, "editor"))
+edit:load()
+local _, e_edit = edit:edit({p1, p2}, P.prompt)
+local one = edit:edit({p1}, P.prompt)
+local builtin = must(eh.model.open({backend = "builtin", name = "imageops"}, "editor"))
+builtin:load()
+local rb = builtin:edit_batch({{image = {p1, p2}, instruction = "rotate 90 degrees"},
+                               {image = p1, instruction = "rotate 90 degrees"}})
+out({ok = ok, e_list = e_list, e_empty = e_empty, e_batch = e_batch, e_edit = e_edit,
+     one = one and (one:size()), builtin = rb[1].error, builtin_ok = rb[2].image ~= nil})
+"""
+    plus = os.path.join(SRC, "tests", "data", "qwenimage_plus")
+    (res,), _ = run_lua(tmp_path, body, {"plus": plus, "fix": FIX, "dir": str(tmp_path),
+                                         "prompt": "put the red kite of picture 2 into picture 1"})
+    ref = np.load(os.path.join(plus, "reference", "plus_out.npy"))[0]
+    ref = np.rint(ref.transpose(1, 2, 0) * np.float32(255)).astype(int)
+    for name in ("plus.png", "plus_batch.png"):
+        worst, share = level_diff(tmp_path / name, ref)
+        print(f"native editor (Edit-2509 layout), two pictures, {name} vs QwenImageEditPlusPipeline: "
+              f"max {worst} level(s), {100 * share:.3f}% of values differ")
+        assert worst <= 1 and share <= 0.005
+    assert res["ok"] is False and "input image 2 is a string, not an evalhost.Image" in res["e_list"], res
+    assert "the list of input images is empty" in res["e_empty"]
+    assert "input image 3 is a string, not an evalhost.Image" in res["e_batch"]
+    assert "2 input images: Qwen-Image-Edit (QwenImageEditPipeline) takes 1" in res["e_edit"], res
+    assert res["one"] == 64
+    assert "the builtin backend takes one input image per edit, not 2" in res["builtin"], res
+    assert res["builtin_ok"] is True
 
 
 @needs_torch
