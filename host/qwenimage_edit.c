@@ -703,7 +703,7 @@ static eh_image *to_image(const float *planes, int w, int h, eh_error *err)
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++) {
                 float q = planes[((size_t)c * h + y) * w + x] / 2.0f + 0.5f;
-                q = q < 0 ? 0 : q > 1 ? 1 : q;
+                q = q > 0 ? (q > 1 ? 1 : q) : 0;   /* NaN → 0 as well: never an out-of-range cast */
                 img->pixels[((size_t)y * w + x) * 3 + c] = (uint8_t)nearbyintf(q * 255.0f);
             }
     return img;

@@ -561,7 +561,7 @@ def plus_reference(out):
     one picture with the output size left to the pipeline (the picture's
     ~1 MP size, 1248x832), 2 steps without CFG, seed 9 (plus_single_sub8.npy,
     every 8th row and column; the 2511 folder only).  (One step would be
-    NaN: the config's shift_terminal stretch divides 0 by 0.)  The conditions are 384x256
+    NaN: the config's shift_terminal stretch divides 0 by 0.)  The conditions are 480x320
     and 320x480 (CONDITION_IMAGE_SIZE), the VAE inputs 1248x832 and
     832x1248."""
     from diffusers import QwenImageEditPlusPipeline

@@ -300,7 +300,7 @@ static void test_plus(void)
                                               { pic, PROMPT, 5, NULL, 0 } };
             eh_image *bo[3] = { 0 };
             eh_error be[3] = { 0 };
-            one.width = 64, one.height = 48, one.steps = 1;
+            one.width = 64, one.height = 48;
             CHECK_EQ_INT(run(p, bad, 3, &one, bo, be, &err), EH_OK);
             CHECK(bo[0] == NULL && bo[1] == NULL && bo[2] != NULL);
             CHECK_CONTAINS(be[0].msg, "input image 2: image 20000x1: too narrow for the editor");

@@ -177,8 +177,23 @@ static void test_scheduler(void)
     }
     CHECK_EQ_INT(n_dims, 10);
     cJSON_Delete(ref);
+    /* Edit-2509's condition size: calculate_dimensions(384 * 384, w / h), values from diffusers */
+    static const int cond[4][4] = { { 300, 200, 480, 320 }, { 160, 240, 320, 480 }, { 4000, 30, 4448, 32 },
+                                    { 1920, 1080, 512, 288 } };
+    for (int i = 0; i < 4; i++) {
+        int ow, oh;
+        eh_qwenimage_dimensions_area(384.0 * 384.0, cond[i][0], cond[i][1], &ow, &oh);
+        CHECK(ow == cond[i][2] && oh == cond[i][3]);
+    }
     CHECK_EQ_INT(eh_flowmatch_schedule(&c, 0, 1024, NULL, NULL, &err), EH_EINVAL);
     CHECK_CONTAINS(err.msg, "scheduler: 0 steps (at least 1)");
+    /* one step with shift_terminal: diffusers' stretch is 0/0 (NaN); ours refuses */
+    float s1[2], t1[1];
+    CHECK_EQ_INT(eh_flowmatch_schedule(&c, 1, 1024, s1, t1, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "1 step(s) with shift_terminal 0.02: the terminal stretch divides by zero");
+    c.shift_terminal = 0;
+    CHECK_EQ_INT(eh_flowmatch_schedule(&c, 1, 1024, s1, t1, &err), EH_OK);
+    CHECK(s1[0] == 1.0f && s1[1] == 0.0f && t1[0] == 1000.0f);
     CHECK_EQ_INT(eh_flowmatch_config_load(FIX "/vae/config.json", &c, &err), EH_EFORMAT);
     CHECK_CONTAINS(err.msg, "'AutoencoderKLQwenImage' is not FlowMatchEulerDiscreteScheduler");
 }
