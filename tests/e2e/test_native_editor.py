@@ -222,17 +222,18 @@ local _, e_batch = pcall(m.edit_batch, m, {{image = {p1, p2, "p3"}, instruction 
 local ok, e_list = pcall(m.edit, m, {p1, "p3"}, P.prompt)
 local _, e_empty = pcall(m.edit, m, {}, P.prompt)
 m:unload()
-local edit = must(eh.model.open({backend = "native", path = P.fix, device = "cpu", num_inference_steps = 1,
+local edit = must(eh.model.open({backend = "native", path = P.fix, device = "cpu", num_inference_steps = 2,
                                  width = 64, height = 48}, "editor"))
 edit:load()
 local _, e_edit = edit:edit({p1, p2}, P.prompt)
 local one = edit:edit({p1}, P.prompt)
+local _, e_one_step = edit:edit(p1, P.prompt, {num_inference_steps = 1})
 local builtin = must(eh.model.open({backend = "builtin", name = "imageops"}, "editor"))
 builtin:load()
 local rb = builtin:edit_batch({{image = {p1, p2}, instruction = "rotate 90 degrees"},
                                {image = p1, instruction = "rotate 90 degrees"}})
 out({ok = ok, e_list = e_list, e_empty = e_empty, e_batch = e_batch, e_edit = e_edit,
-     one = one and (one:size()), builtin = rb[1].error, builtin_ok = rb[2].image ~= nil})
+     one = one and (one:size()), e_one_step = e_one_step, builtin = rb[1].error, builtin_ok = rb[2].image ~= nil})
 """
     plus = os.path.join(SRC, "tests", "data", "qwenimage_plus")
     (res,), _ = run_lua(tmp_path, body, {"plus": plus, "fix": FIX, "dir": str(tmp_path),
@@ -249,6 +250,8 @@ out({ok = ok, e_list = e_list, e_empty = e_empty, e_batch = e_batch, e_edit = e_
     assert "input image 3 is a string, not an evalhost.Image" in res["e_batch"]
     assert "2 input images: Qwen-Image-Edit (QwenImageEditPipeline) takes 1" in res["e_edit"], res
     assert res["one"] == 64
+    # one step under the config's shift_terminal: diffusers would edit with NaN
+    assert "1 step(s) with shift_terminal 0.02: the terminal stretch divides by zero" in res["e_one_step"], res
     assert "the builtin backend takes one input image per edit, not 2" in res["builtin"], res
     assert res["builtin_ok"] is True
 
