@@ -256,6 +256,24 @@ static void test_plus(void)
                    "128x96, float32): max %d level(s), %.3f%% of values differ (tolerance 1 level, 0.5%%)\n",
                    v ? "2511, zero_cond_t" : "2509", worst, 100 * share);
             CHECK(worst <= 1 && share <= 0.005);
+            if (v == 1) {
+                /* a batch of two (the pipeline runs one at a time): item 1 is the edit above */
+                eh_qwenimage_edit_item two[2] = { it, it };
+                two[1].seed = 5;
+                eh_image *bo[2] = { 0 };
+                eh_error be[2] = { 0 };
+                CHECK_EQ_INT(run(p, two, 2, &pr, bo, be, &err), EH_OK);
+                CHECK(bo[0] && bo[1]);
+                if (bo[0] && bo[1]) {
+                    int d = 0;
+                    for (size_t q = 0; q < (size_t)128 * 96 * 3; q++)
+                        d = abs(bo[0]->pixels[q] - img->pixels[q]) > d ? abs(bo[0]->pixels[q] - img->pixels[q]) : d;
+                    printf("qwenimage edit-2511, batch of two vs alone: max %d level(s)\n", d);
+                    CHECK(d <= 1);
+                    CHECK(memcmp(bo[0]->pixels, bo[1]->pixels, (size_t)128 * 96 * 3) != 0);   /* another seed */
+                }
+                eh_image_free(bo[0]), eh_image_free(bo[1]);
+            }
             eh_image_free(img);
         } else {
             printf("edit-plus failed: %s\n", ie.msg);
