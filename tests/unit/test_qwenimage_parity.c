@@ -36,6 +36,18 @@
 
 #define FIX "tests/data/qwenimage"
 
+/* The fixture's reference.json (NULL if missing or unreadable). */
+static cJSON *read_reference(void)
+{
+    static char buf[1 << 20];
+    FILE *f = fopen(FIX "/reference/reference.json", "rb");
+    if (!f)
+        return NULL;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    return cJSON_ParseWithLength(buf, len);
+}
+
 static void test_config(void)
 {
     eh_error err = { 0 };
@@ -117,14 +129,10 @@ static void test_scheduler(void)
     eh_flowmatch_config c;
     CHECK_EQ_INT(eh_flowmatch_config_load(FIX "/scheduler/scheduler_config.json", &c, &err), EH_OK);
     CHECK(c.use_dynamic_shifting && c.exponential && c.max_image_seq_len == 8192);
-    FILE *f = fopen(FIX "/reference/reference.json", "rb");
-    CHECK(f != NULL);
-    if (!f)
+    cJSON *ref = read_reference(), *cs;
+    CHECK(ref != NULL);
+    if (!ref)
         return;
-    static char buf[1 << 20];
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    cJSON *ref = cJSON_ParseWithLength(buf, len), *cs;
     const cJSON *sch = cJSON_GetObjectItem(ref, "scheduler");
     int n_cases = 0, worst = 0;
     cJSON_ArrayForEach(cs, cJSON_GetObjectItem(sch, "cases")) {
@@ -728,13 +736,8 @@ static void test_text_encoder(void)
     size_t ne = 0;
     float *ref = npy_f32(FIX "/reference/te_embeds.npy", &ne);
     CHECK(ref != NULL);
-    FILE *f = fopen(FIX "/reference/reference.json", "rb");
-    CHECK(f != NULL);
-    static char buf[1 << 20];
-    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    cJSON *root = cJSON_ParseWithLength(buf, len);
+    cJSON *root = read_reference();
+    CHECK(root != NULL);
     const cJSON *t = cJSON_GetObjectItem(root, "text_encoder");
     const cJSON *jids = cJSON_GetObjectItem(t, "ids"), *jmask = cJSON_GetObjectItem(t, "mask");
     const cJSON *jem = cJSON_GetObjectItem(t, "embeds_mask");
@@ -802,12 +805,7 @@ static void test_text_encoder_image(void)
     size_t np = 0, ne = 0;
     float *px = npy_f32(FIX "/reference/te_image_pixels.npy", &np);
     float *ref = npy_f32(FIX "/reference/te_image_embeds.npy", &ne);
-    FILE *f = fopen(FIX "/reference/reference.json", "rb");
-    static char buf[1 << 20];
-    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    cJSON *root = cJSON_ParseWithLength(buf, len);
+    cJSON *root = read_reference();
     const cJSON *t = cJSON_GetObjectItem(root, "text_encoder_image");
     const cJSON *jids = cJSON_GetObjectItem(t, "ids"), *jg = cJSON_GetObjectItem(t, "grid_thw");
     int n_ids = cJSON_GetArraySize(jids);
@@ -872,12 +870,7 @@ static void test_text_encoder_images(void)
     float *px = npy_f32(FIX "/reference/te_images_pixels.npy", &np);
     float *ref = npy_f32(FIX "/reference/te_images_embeds.npy", &ne);
     float *mref = npy_f32(FIX "/reference/te_images_mrope.npy", &nm);
-    FILE *f = fopen(FIX "/reference/reference.json", "rb");
-    static char buf[1 << 20];
-    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    cJSON *root = cJSON_ParseWithLength(buf, len);
+    cJSON *root = read_reference();
     const cJSON *t = cJSON_GetObjectItem(root, "text_encoder_images");
     const cJSON *jids = cJSON_GetObjectItem(t, "ids"), *jg = cJSON_GetObjectItem(t, "grid_thw");
     int n_ids = cJSON_GetArraySize(jids), grid[6] = { 0 };
