@@ -262,6 +262,23 @@ at::Tensor alloc_host(int64_t bytes, bool pin, eh_torch_host_kind *kind)
     return at::empty({ bytes }, at::TensorOptions().dtype(at::kByte));
 }
 
+// Reserves the next aligned stretch of the module's flat buffers.
+slot &add_slot(eh_torch_module *m, at::ScalarType dtype, std::vector<int64_t> sizes)
+{
+    slot s;
+    s.dtype = dtype;
+    s.sizes = std::move(sizes);
+    int64_t numel = 1;
+    for (int64_t d : s.sizes)
+        numel *= d;
+    s.nbytes = numel * (int64_t)c10::elementSize(s.dtype);
+    s.offset = m->total;
+    m->total += (s.nbytes + kAlign - 1) / kAlign * kAlign;
+    m->footprint += s.nbytes;
+    m->slots.push_back(std::move(s));
+    return m->slots.back();
+}
+
 // Collects the module's tensors once each (a shared submodule lists them
 // twice), casts floating ones to the dtype and packs them into the host
 // buffer; each tensor then views the buffer and its loaded copy is freed
@@ -278,15 +295,7 @@ void pack(eh_torch_module *m)
             continue;
         TORCH_CHECK(!t.is_sparse() && !t.is_quantized(), "tensor '", a.name,
                     "' is sparse or quantized, which this backend does not hold");
-        slot s;
-        s.t = t;
-        s.dtype = at::isFloatingType(t.scalar_type()) ? m->dtype : t.scalar_type();
-        s.sizes = t.sizes().vec();
-        s.nbytes = t.numel() * (int64_t)c10::elementSize(s.dtype);
-        s.offset = m->total;
-        m->total += (s.nbytes + kAlign - 1) / kAlign * kAlign;
-        m->footprint += s.nbytes;
-        m->slots.push_back(std::move(s));
+        add_slot(m, at::isFloatingType(t.scalar_type()) ? m->dtype : t.scalar_type(), t.sizes().vec()).t = t;
     }
     bool pin = m->device.is_cuda();
     m->host = alloc_host(m->total, pin, &m->host_kind);
@@ -836,6 +845,72 @@ std::optional<at::ScalarType> st_scalar(eh_st_dtype d)
     }
 }
 
+// How a safetensors tensor becomes its slot: as it is, experts stored
+// [E, in, out] transposed to [E, out, in], or a causal 3-D kernel's last
+// temporal slice.
+enum class stored_as { as_is, transposed_1_2, last_frame };
+
+struct planned_weight {
+    std::string name;          // the key in the model's weight map
+    const eh_st_tensor *t;     // the file's tensor (read-only mapping)
+    at::ScalarType dtype;      // as held
+    std::vector<int64_t> sizes;   // as held
+    stored_as how;
+};
+
+// The native models' load: every planned weight gets a slot in one host
+// buffer (pinned on CUDA), is converted into it, and w maps its name to a
+// tensor viewing the buffer (retargeted when the module moves).
+void place_weights(eh_torch_module *m, const std::vector<planned_weight> &plan, std::map<std::string, at::Tensor> &w)
+{
+    size_t first = m->slots.size();
+    for (const auto &p : plan)
+        add_slot(m, p.dtype, p.sizes);
+    m->host = alloc_host(m->total, m->device.is_cuda(), &m->host_kind);
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < plan.size(); i++) {
+        const planned_weight &p = plan[i];
+        slot &s = m->slots[first + i];
+        at::Tensor dst = view_of(m->host, s);
+        std::vector<int64_t> file_sizes(p.t->shape, p.t->shape + p.t->ndim);
+        at::Tensor from = at::from_blob(const_cast<void *>(p.t->data), file_sizes,
+                                        at::TensorOptions().dtype(*st_scalar(p.t->dtype)));
+        if (p.how == stored_as::transposed_1_2)
+            from = from.transpose(1, 2);
+        else if (p.how == stored_as::last_frame)
+            from = from.select(2, from.size(2) - 1);
+        dst.copy_(from);
+        s.t = at::empty({ 0 }, at::TensorOptions().dtype(s.dtype));
+        s.t.set_data(dst);
+        w[p.name] = s.t;
+    }
+}
+
+// The weights a config expects (name, shape), looked up in by_name, held
+// in dtype: a missing one, or one of another shape or a non-float dtype,
+// is EH_EFORMAT naming it.
+eh_status plan_expected(const std::vector<std::pair<std::string, std::vector<int64_t>>> &expected,
+                        const std::map<std::string, const eh_st_tensor *> &by_name, at::ScalarType dtype,
+                        std::vector<planned_weight> &plan, eh_error *err)
+{
+    for (const auto &ex : expected) {
+        auto it = by_name.find(ex.first);
+        if (it == by_name.end())
+            return fail(err, EH_EFORMAT, "weights: weight '%s' is missing", ex.first.c_str());
+        const eh_st_tensor *t = it->second;
+        std::vector<int64_t> got(t->shape, t->shape + t->ndim);
+        auto sd = st_scalar(t->dtype);
+        if (got != ex.second || !sd || !at::isFloatingType(*sd)) {
+            std::ostringstream want;
+            want << at::IntArrayRef(ex.second);
+            return fail(err, EH_EFORMAT, "%s: tensor '%s' is %s %s where %s floats are expected", t->file, t->name,
+                        eh_st_dtype_name(t->dtype), shape_str(at::empty(got, at::kByte)).c_str(), want.str().c_str());
+        }
+        plan.push_back({ ex.first, t, dtype, got, stored_as::as_is });
+    }
+    return EH_OK;
+}
+
 // transformers' RMSNorm: float32 statistics, weight times the input dtype.
 at::Tensor rms_norm(const at::Tensor &x, const at::Tensor &wt, double eps)
 {
@@ -1311,8 +1386,7 @@ eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_st_tenso
         rc = guarded(err, EH_EFORMAT, "weights", [&]() -> eh_status {
             eh_torch_module *m = q->tm;
             m->role = EH_TORCH_JUDGE;
-            std::vector<const eh_st_tensor *> src;
-            std::unordered_set<size_t> transposed;   // indexes into src stored [E, in, out]
+            std::vector<planned_weight> plan;
             for (size_t i = 0; i < n; i++) {
                 const eh_st_tensor *t = tensors[i];
                 std::string name(t->name);
@@ -1322,9 +1396,8 @@ eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_st_tenso
                 if (!sd)
                     return fail(err, EH_EFORMAT, "%s: tensor '%s' has a dtype (%d) the native judge cannot use",
                                 t->file, t->name, (int)t->dtype);
-                slot s;
-                s.dtype = at::isFloatingType(*sd) ? m->dtype : *sd;
-                s.sizes.assign(t->shape, t->shape + t->ndim);
+                planned_weight s{ name, t, at::isFloatingType(*sd) ? m->dtype : *sd,
+                                  std::vector<int64_t>(t->shape, t->shape + t->ndim), stored_as::as_is };
                 // Hub checkpoints of the MoE models store the experts as
                 // [E, in, out]; transformers transposes them at load when
                 // the shape is not its own [E, out, in] (Transpose(1, 2,
@@ -1337,30 +1410,12 @@ eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_st_tenso
                                                                                 c.moe_intermediate_size };
                     if (s.sizes != ours) {
                         std::swap(s.sizes[1], s.sizes[2]);
-                        transposed.insert(src.size());
+                        s.how = stored_as::transposed_1_2;
                     }
                 }
-                s.nbytes = t->numel * (int64_t)c10::elementSize(s.dtype);
-                s.offset = m->total;
-                m->total += (s.nbytes + kAlign - 1) / kAlign * kAlign;
-                m->footprint += s.nbytes;
-                m->slots.push_back(std::move(s));
-                src.push_back(t);
+                plan.push_back(std::move(s));
             }
-            m->host = alloc_host(m->total, m->device.is_cuda(), &m->host_kind);
-            at::NoGradGuard no_grad;
-            for (size_t i = 0; i < src.size(); i++) {
-                slot &s = m->slots[i];
-                at::Tensor v = view_of(m->host, s);
-                // the mapping is read-only; from_blob only reads it here
-                std::vector<int64_t> file_sizes(src[i]->shape, src[i]->shape + src[i]->ndim);
-                at::Tensor from = at::from_blob(const_cast<void *>(src[i]->data), file_sizes,
-                                                at::TensorOptions().dtype(*st_scalar(src[i]->dtype)));
-                v.copy_(transposed.count(i) ? from.transpose(1, 2) : from);
-                s.t = at::empty({ 0 }, at::TensorOptions().dtype(s.dtype));
-                s.t.set_data(v);
-                q->w[src[i]->name] = s.t;
-            }
+            place_weights(m, plan, q->w);
             check_weights(q);
             return EH_OK;
         });
@@ -1599,7 +1654,7 @@ eh_status eh_qwenimage_vae_load(const eh_qwenimage_vae_config *cfg, const struct
         rc = guarded(err, EH_EFORMAT, "weights", [&]() -> eh_status {
             eh_torch_module *m = v->tm;
             m->role = EH_TORCH_EDITOR;
-            std::vector<const eh_st_tensor *> src;
+            std::vector<planned_weight> plan;
             for (size_t i = 0; i < n; i++) {
                 const eh_st_tensor *t = tensors[i];
                 std::string name(t->name);
@@ -1611,38 +1666,17 @@ eh_status eh_qwenimage_vae_load(const eh_qwenimage_vae_config *cfg, const struct
                 if (!sd || !at::isFloatingType(*sd))
                     return fail(err, EH_EFORMAT, "%s: tensor '%s' has a dtype (%s) the VAE cannot use", t->file,
                                 t->name, eh_st_dtype_name(t->dtype));
-                slot s;
-                s.dtype = m->dtype;
-                s.sizes.assign(t->shape, t->shape + t->ndim);
-                if (t->ndim == 5)   // [out, in, kt, kh, kw] → its last temporal slice
+                planned_weight s{ name, t, m->dtype, std::vector<int64_t>(t->shape, t->shape + t->ndim), stored_as::as_is };
+                if (t->ndim == 5) {   // [out, in, kt, kh, kw] → its last temporal slice
                     s.sizes.erase(s.sizes.begin() + 2);
-                else if (t->ndim == 4 && ends_with(name, ".weight") && name.find(".resample.") == std::string::npos &&
+                    s.how = stored_as::last_frame;
+                } else if (t->ndim == 4 && ends_with(name, ".weight") && name.find(".resample.") == std::string::npos &&
                          name.find(".to_qkv.") == std::string::npos && name.find(".proj.") == std::string::npos)
                     return fail(err, EH_EFORMAT, "%s: tensor '%s' is 4-D where a 5-D causal conv kernel is expected",
                                 t->file, t->name);
-                int64_t numel = 1;
-                for (int64_t d : s.sizes)
-                    numel *= d;
-                s.nbytes = numel * (int64_t)c10::elementSize(s.dtype);
-                s.offset = m->total;
-                m->total += (s.nbytes + kAlign - 1) / kAlign * kAlign;
-                m->footprint += s.nbytes;
-                m->slots.push_back(std::move(s));
-                src.push_back(t);
+                plan.push_back(std::move(s));
             }
-            m->host = alloc_host(m->total, m->device.is_cuda(), &m->host_kind);
-            at::NoGradGuard no_grad;
-            for (size_t i = 0; i < src.size(); i++) {
-                slot &s = m->slots[i];
-                at::Tensor dst = view_of(m->host, s);
-                std::vector<int64_t> file_sizes(src[i]->shape, src[i]->shape + src[i]->ndim);
-                at::Tensor from = at::from_blob(const_cast<void *>(src[i]->data), file_sizes,
-                                                at::TensorOptions().dtype(*st_scalar(src[i]->dtype)));
-                dst.copy_(src[i]->ndim == 5 ? from.select(2, from.size(2) - 1) : from);
-                s.t = at::empty({ 0 }, at::TensorOptions().dtype(s.dtype));
-                s.t.set_data(dst);
-                v->w[src[i]->name] = s.t;
-            }
+            place_weights(m, plan, v->w);
             // a dry pass on the host copy: every weight the config needs is
             // looked up, and each convolution checks its input channels
             c10::InferenceMode inference;
@@ -1952,42 +1986,10 @@ eh_status eh_qwenimage_dit_load(const eh_qwenimage_dit_config *cfg, const struct
             std::map<std::string, const eh_st_tensor *> by_name;
             for (size_t i = 0; i < n; i++)
                 by_name[tensors[i]->name] = tensors[i];
-            std::vector<const eh_st_tensor *> src;
-            for (const auto &ex : dit_expected(c)) {
-                auto it = by_name.find(ex.first);
-                if (it == by_name.end())
-                    return fail(err, EH_EFORMAT, "weights: weight '%s' is missing", ex.first.c_str());
-                const eh_st_tensor *t = it->second;
-                std::vector<int64_t> got(t->shape, t->shape + t->ndim);
-                auto sd = st_scalar(t->dtype);
-                if (got != ex.second || !sd || !at::isFloatingType(*sd)) {
-                    std::ostringstream want;
-                    want << at::IntArrayRef(ex.second);
-                    return fail(err, EH_EFORMAT, "%s: tensor '%s' is %s %s where %s floats are expected", t->file,
-                                t->name, eh_st_dtype_name(t->dtype), shape_str(at::empty(got, at::kByte)).c_str(),
-                                want.str().c_str());
-                }
-                slot s;
-                s.dtype = m->dtype;
-                s.sizes = got;
-                s.nbytes = t->numel * (int64_t)c10::elementSize(s.dtype);
-                s.offset = m->total;
-                m->total += (s.nbytes + kAlign - 1) / kAlign * kAlign;
-                m->footprint += s.nbytes;
-                m->slots.push_back(std::move(s));
-                src.push_back(t);
-            }
-            m->host = alloc_host(m->total, m->device.is_cuda(), &m->host_kind);
-            at::NoGradGuard no_grad;
-            for (size_t i = 0; i < src.size(); i++) {
-                slot &s = m->slots[i];
-                at::Tensor dst = view_of(m->host, s);
-                dst.copy_(at::from_blob(const_cast<void *>(src[i]->data), s.sizes,
-                                        at::TensorOptions().dtype(*st_scalar(src[i]->dtype))));
-                s.t = at::empty({ 0 }, at::TensorOptions().dtype(s.dtype));
-                s.t.set_data(dst);
-                d->w[src[i]->name] = s.t;
-            }
+            std::vector<planned_weight> plan;
+            if (plan_expected(dit_expected(c), by_name, m->dtype, plan, err) != EH_OK)
+                return err ? err->code : EH_EFORMAT;
+            place_weights(m, plan, d->w);
             return EH_OK;
         });
     if (rc != EH_OK) {
@@ -2362,42 +2364,10 @@ eh_status eh_qwenimage_te_load(const eh_qwen3vl_config *cfg, const struct eh_st_
                 if (!ours.empty())
                     by_name[ours] = tensors[i];
             }
-            std::vector<std::pair<std::string, const eh_st_tensor *>> src;
-            for (const auto &ex : te_expected(c)) {
-                auto it = by_name.find(ex.first);
-                if (it == by_name.end())
-                    return fail(err, EH_EFORMAT, "weights: weight '%s' is missing", ex.first.c_str());
-                const eh_st_tensor *t = it->second;
-                std::vector<int64_t> got(t->shape, t->shape + t->ndim);
-                auto sd = st_scalar(t->dtype);
-                if (got != ex.second || !sd || !at::isFloatingType(*sd)) {
-                    std::ostringstream want;
-                    want << at::IntArrayRef(ex.second);
-                    return fail(err, EH_EFORMAT, "%s: tensor '%s' is %s %s where %s floats are expected", t->file,
-                                t->name, eh_st_dtype_name(t->dtype), shape_str(at::empty(got, at::kByte)).c_str(),
-                                want.str().c_str());
-                }
-                slot s;
-                s.dtype = m->dtype;
-                s.sizes = got;
-                s.nbytes = t->numel * (int64_t)c10::elementSize(s.dtype);
-                s.offset = m->total;
-                m->total += (s.nbytes + kAlign - 1) / kAlign * kAlign;
-                m->footprint += s.nbytes;
-                m->slots.push_back(std::move(s));
-                src.push_back({ ex.first, t });
-            }
-            m->host = alloc_host(m->total, m->device.is_cuda(), &m->host_kind);
-            at::NoGradGuard no_grad;
-            for (size_t i = 0; i < src.size(); i++) {
-                slot &s = m->slots[i];
-                at::Tensor dst = view_of(m->host, s);
-                dst.copy_(at::from_blob(const_cast<void *>(src[i].second->data), s.sizes,
-                                        at::TensorOptions().dtype(*st_scalar(src[i].second->dtype))));
-                s.t = at::empty({ 0 }, at::TensorOptions().dtype(s.dtype));
-                s.t.set_data(dst);
-                q->w[src[i].first] = s.t;
-            }
+            std::vector<planned_weight> plan;
+            if (plan_expected(te_expected(c), by_name, m->dtype, plan, err) != EH_OK)
+                return err ? err->code : EH_EFORMAT;
+            place_weights(m, plan, q->w);
             return EH_OK;
         });
     if (rc != EH_OK) {
