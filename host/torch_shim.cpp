@@ -400,6 +400,41 @@ at::Tensor run_forward(eh_torch_module *m, std::vector<c10::IValue> inputs)
     return out.toTensor();
 }
 
+// The native models' handles (judge, VAE, MMDiT, text encoder): the
+// weights' views in w over tm's flat buffers and residency.
+template <class M>
+void free_weights(M *x)
+{
+    if (!x)
+        return;
+    try {
+        x->w.clear();
+    } catch (...) {
+    }
+    eh_torch_module_free(x->tm);
+    delete x;
+}
+
+// x's module set up from opt with role, then fill(m) lays the weights out
+// (an exception becomes EH_EFORMAT "weights: ..."); *out = x, or x freed.
+template <class M, class Fill>
+eh_status load_weights(M *x, const eh_torch_options *opt, eh_torch_role role, M **out, eh_error *err, Fill fill)
+{
+    x->tm = new (std::nothrow) eh_torch_module();
+    eh_status rc = x->tm ? setup(opt, x->tm, err) : fail(err, EH_ENOMEM, "out of memory");
+    if (rc == EH_OK)
+        rc = guarded(err, EH_EFORMAT, "weights", [&]() -> eh_status {
+            x->tm->role = role;
+            return fill(x->tm);
+        });
+    if (rc != EH_OK) {
+        free_weights(x);
+        return rc;
+    }
+    *out = x;
+    return EH_OK;
+}
+
 }  // namespace
 
 extern "C" {
@@ -1380,63 +1415,45 @@ eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_st_tenso
     if (!q)
         return fail(err, EH_ENOMEM, "out of memory");
     q->cfg = c;
-    q->tm = new (std::nothrow) eh_torch_module();
-    eh_status rc = q->tm ? setup(opt, q->tm, err) : fail(err, EH_ENOMEM, "out of memory");
-    if (rc == EH_OK)
-        rc = guarded(err, EH_EFORMAT, "weights", [&]() -> eh_status {
-            eh_torch_module *m = q->tm;
-            m->role = EH_TORCH_JUDGE;
-            std::vector<planned_weight> plan;
-            for (size_t i = 0; i < n; i++) {
-                const eh_st_tensor *t = tensors[i];
-                std::string name(t->name);
-                if (name.rfind("model.", 0) != 0 && name != "lm_head.weight")
-                    continue;
-                auto sd = st_scalar(t->dtype);
-                if (!sd)
-                    return fail(err, EH_EFORMAT, "%s: tensor '%s' has a dtype (%d) the native judge cannot use",
-                                t->file, t->name, (int)t->dtype);
-                planned_weight s{ name, t, at::isFloatingType(*sd) ? m->dtype : *sd,
-                                  std::vector<int64_t>(t->shape, t->shape + t->ndim), stored_as::as_is };
-                // Hub checkpoints of the MoE models store the experts as
-                // [E, in, out]; transformers transposes them at load when
-                // the shape is not its own [E, out, in] (Transpose(1, 2,
-                // check_dims=True) in conversion_mapping.py), and so do we.
-                bool gate_up = ends_with(name, ".mlp.experts.gate_up_proj");
-                if ((gate_up || ends_with(name, ".mlp.experts.down_proj")) && t->ndim == 3) {
-                    std::vector<int64_t> ours = gate_up ? std::vector<int64_t>{ c.num_experts, 2LL * c.moe_intermediate_size,
-                                                                                c.hidden_size }
-                                                        : std::vector<int64_t>{ c.num_experts, c.hidden_size,
-                                                                                c.moe_intermediate_size };
-                    if (s.sizes != ours) {
-                        std::swap(s.sizes[1], s.sizes[2]);
-                        s.how = stored_as::transposed_1_2;
-                    }
+    return load_weights(q, opt, EH_TORCH_JUDGE, out, err, [&](eh_torch_module *m) -> eh_status {
+        std::vector<planned_weight> plan;
+        for (size_t i = 0; i < n; i++) {
+            const eh_st_tensor *t = tensors[i];
+            std::string name(t->name);
+            if (name.rfind("model.", 0) != 0 && name != "lm_head.weight")
+                continue;
+            auto sd = st_scalar(t->dtype);
+            if (!sd)
+                return fail(err, EH_EFORMAT, "%s: tensor '%s' has a dtype (%d) the native judge cannot use",
+                            t->file, t->name, (int)t->dtype);
+            planned_weight s{ name, t, at::isFloatingType(*sd) ? m->dtype : *sd,
+                              std::vector<int64_t>(t->shape, t->shape + t->ndim), stored_as::as_is };
+            // Hub checkpoints of the MoE models store the experts as
+            // [E, in, out]; transformers transposes them at load when
+            // the shape is not its own [E, out, in] (Transpose(1, 2,
+            // check_dims=True) in conversion_mapping.py), and so do we.
+            bool gate_up = ends_with(name, ".mlp.experts.gate_up_proj");
+            if ((gate_up || ends_with(name, ".mlp.experts.down_proj")) && t->ndim == 3) {
+                std::vector<int64_t> ours = gate_up ? std::vector<int64_t>{ c.num_experts, 2LL * c.moe_intermediate_size,
+                                                                            c.hidden_size }
+                                                    : std::vector<int64_t>{ c.num_experts, c.hidden_size,
+                                                                            c.moe_intermediate_size };
+                if (s.sizes != ours) {
+                    std::swap(s.sizes[1], s.sizes[2]);
+                    s.how = stored_as::transposed_1_2;
                 }
-                plan.push_back(std::move(s));
             }
-            place_weights(m, plan, q->w);
-            check_weights(q);
-            return EH_OK;
-        });
-    if (rc != EH_OK) {
-        eh_qwen3vl_free(q);
-        return rc;
-    }
-    *out = q;
-    return EH_OK;
+            plan.push_back(std::move(s));
+        }
+        place_weights(m, plan, q->w);
+        check_weights(q);
+        return EH_OK;
+    });
 }
 
 void eh_qwen3vl_free(eh_qwen3vl *q)
 {
-    if (!q)
-        return;
-    try {
-        q->w.clear();
-    } catch (...) {
-    }
-    eh_torch_module_free(q->tm);
-    delete q;
+    free_weights(q);
 }
 
 eh_torch_module *eh_qwen3vl_module(eh_qwen3vl *q)
@@ -1648,62 +1665,44 @@ eh_status eh_qwenimage_vae_load(const eh_qwenimage_vae_config *cfg, const struct
     if (!v)
         return fail(err, EH_ENOMEM, "out of memory");
     v->cfg = c;
-    v->tm = new (std::nothrow) eh_torch_module();
-    eh_status rc = v->tm ? setup(opt, v->tm, err) : fail(err, EH_ENOMEM, "out of memory");
-    if (rc == EH_OK)
-        rc = guarded(err, EH_EFORMAT, "weights", [&]() -> eh_status {
-            eh_torch_module *m = v->tm;
-            m->role = EH_TORCH_EDITOR;
-            std::vector<planned_weight> plan;
-            for (size_t i = 0; i < n; i++) {
-                const eh_st_tensor *t = tensors[i];
-                std::string name(t->name);
-                bool ours = name.rfind("encoder.", 0) == 0 || name.rfind("decoder.", 0) == 0 ||
-                            name.rfind("quant_conv.", 0) == 0 || name.rfind("post_quant_conv.", 0) == 0;
-                if (!ours || name.find(".time_conv.") != std::string::npos)
-                    continue;
-                auto sd = st_scalar(t->dtype);
-                if (!sd || !at::isFloatingType(*sd))
-                    return fail(err, EH_EFORMAT, "%s: tensor '%s' has a dtype (%s) the VAE cannot use", t->file,
-                                t->name, eh_st_dtype_name(t->dtype));
-                planned_weight s{ name, t, m->dtype, std::vector<int64_t>(t->shape, t->shape + t->ndim), stored_as::as_is };
-                if (t->ndim == 5) {   // [out, in, kt, kh, kw] → its last temporal slice
-                    s.sizes.erase(s.sizes.begin() + 2);
-                    s.how = stored_as::last_frame;
-                } else if (t->ndim == 4 && ends_with(name, ".weight") && name.find(".resample.") == std::string::npos &&
-                         name.find(".to_qkv.") == std::string::npos && name.find(".proj.") == std::string::npos)
-                    return fail(err, EH_EFORMAT, "%s: tensor '%s' is 4-D where a 5-D causal conv kernel is expected",
-                                t->file, t->name);
-                plan.push_back(std::move(s));
-            }
-            place_weights(m, plan, v->w);
-            // a dry pass on the host copy: every weight the config needs is
-            // looked up, and each convolution checks its input channels
-            c10::InferenceMode inference;
-            int64_t sc = 1LL << (c.n_levels - 1);
-            at::TensorOptions o = at::TensorOptions().dtype(m->dtype);
-            vae_encode(v, at::zeros({ 1, 3, sc, sc }, o));
-            vae_decode(v, at::zeros({ 1, c.z_dim, 1, 1 }, o));
-            return EH_OK;
-        });
-    if (rc != EH_OK) {
-        eh_qwenimage_vae_free(v);
-        return rc;
-    }
-    *out = v;
-    return EH_OK;
+    return load_weights(v, opt, EH_TORCH_EDITOR, out, err, [&](eh_torch_module *m) -> eh_status {
+        std::vector<planned_weight> plan;
+        for (size_t i = 0; i < n; i++) {
+            const eh_st_tensor *t = tensors[i];
+            std::string name(t->name);
+            bool ours = name.rfind("encoder.", 0) == 0 || name.rfind("decoder.", 0) == 0 ||
+                        name.rfind("quant_conv.", 0) == 0 || name.rfind("post_quant_conv.", 0) == 0;
+            if (!ours || name.find(".time_conv.") != std::string::npos)
+                continue;
+            auto sd = st_scalar(t->dtype);
+            if (!sd || !at::isFloatingType(*sd))
+                return fail(err, EH_EFORMAT, "%s: tensor '%s' has a dtype (%s) the VAE cannot use", t->file,
+                            t->name, eh_st_dtype_name(t->dtype));
+            planned_weight s{ name, t, m->dtype, std::vector<int64_t>(t->shape, t->shape + t->ndim), stored_as::as_is };
+            if (t->ndim == 5) {   // [out, in, kt, kh, kw] → its last temporal slice
+                s.sizes.erase(s.sizes.begin() + 2);
+                s.how = stored_as::last_frame;
+            } else if (t->ndim == 4 && ends_with(name, ".weight") && name.find(".resample.") == std::string::npos &&
+                     name.find(".to_qkv.") == std::string::npos && name.find(".proj.") == std::string::npos)
+                return fail(err, EH_EFORMAT, "%s: tensor '%s' is 4-D where a 5-D causal conv kernel is expected",
+                            t->file, t->name);
+            plan.push_back(std::move(s));
+        }
+        place_weights(m, plan, v->w);
+        // a dry pass on the host copy: every weight the config needs is
+        // looked up, and each convolution checks its input channels
+        c10::InferenceMode inference;
+        int64_t sc = 1LL << (c.n_levels - 1);
+        at::TensorOptions o = at::TensorOptions().dtype(m->dtype);
+        vae_encode(v, at::zeros({ 1, 3, sc, sc }, o));
+        vae_decode(v, at::zeros({ 1, c.z_dim, 1, 1 }, o));
+        return EH_OK;
+    });
 }
 
 void eh_qwenimage_vae_free(eh_qwenimage_vae *v)
 {
-    if (!v)
-        return;
-    try {
-        v->w.clear();
-    } catch (...) {
-    }
-    eh_torch_module_free(v->tm);
-    delete v;
+    free_weights(v);
 }
 
 eh_torch_module *eh_qwenimage_vae_module(eh_qwenimage_vae *v)
@@ -1977,39 +1976,21 @@ eh_status eh_qwenimage_dit_load(const eh_qwenimage_dit_config *cfg, const struct
     if (!d)
         return fail(err, EH_ENOMEM, "out of memory");
     d->cfg = c;
-    d->tm = new (std::nothrow) eh_torch_module();
-    eh_status rc = d->tm ? setup(opt, d->tm, err) : fail(err, EH_ENOMEM, "out of memory");
-    if (rc == EH_OK)
-        rc = guarded(err, EH_EFORMAT, "weights", [&]() -> eh_status {
-            eh_torch_module *m = d->tm;
-            m->role = EH_TORCH_EDITOR;
-            std::map<std::string, const eh_st_tensor *> by_name;
-            for (size_t i = 0; i < n; i++)
-                by_name[tensors[i]->name] = tensors[i];
-            std::vector<planned_weight> plan;
-            if (plan_expected(dit_expected(c), by_name, m->dtype, plan, err) != EH_OK)
-                return err ? err->code : EH_EFORMAT;
-            place_weights(m, plan, d->w);
-            return EH_OK;
-        });
-    if (rc != EH_OK) {
-        eh_qwenimage_dit_free(d);
-        return rc;
-    }
-    *out = d;
-    return EH_OK;
+    return load_weights(d, opt, EH_TORCH_EDITOR, out, err, [&](eh_torch_module *m) -> eh_status {
+        std::map<std::string, const eh_st_tensor *> by_name;
+        for (size_t i = 0; i < n; i++)
+            by_name[tensors[i]->name] = tensors[i];
+        std::vector<planned_weight> plan;
+        if (plan_expected(dit_expected(c), by_name, m->dtype, plan, err) != EH_OK)
+            return err ? err->code : EH_EFORMAT;
+        place_weights(m, plan, d->w);
+        return EH_OK;
+    });
 }
 
 void eh_qwenimage_dit_free(eh_qwenimage_dit *d)
 {
-    if (!d)
-        return;
-    try {
-        d->w.clear();
-    } catch (...) {
-    }
-    eh_torch_module_free(d->tm);
-    delete d;
+    free_weights(d);
 }
 
 eh_torch_module *eh_qwenimage_dit_module(eh_qwenimage_dit *d)
@@ -2348,30 +2329,24 @@ eh_status eh_qwenimage_te_load(const eh_qwen3vl_config *cfg, const struct eh_st_
         delete te;
         return fail(err, EH_ENOMEM, "out of memory");
     }
-    te->q = q;
     q->cfg = c;
     q->cfg.num_experts = 0;     // dense: run_layers' MoE and deepstack paths stay off
     q->cfg.n_deepstack = 0;
-    q->tm = new (std::nothrow) eh_torch_module();
-    eh_status rc = q->tm ? setup(opt, q->tm, err) : fail(err, EH_ENOMEM, "out of memory");
-    if (rc == EH_OK)
-        rc = guarded(err, EH_EFORMAT, "weights", [&]() -> eh_status {
-            eh_torch_module *m = q->tm;
-            m->role = EH_TORCH_EDITOR;
-            std::map<std::string, const eh_st_tensor *> by_name;
-            for (size_t i = 0; i < n; i++) {
-                std::string ours = te_name(tensors[i]->name);
-                if (!ours.empty())
-                    by_name[ours] = tensors[i];
-            }
-            std::vector<planned_weight> plan;
-            if (plan_expected(te_expected(c), by_name, m->dtype, plan, err) != EH_OK)
-                return err ? err->code : EH_EFORMAT;
-            place_weights(m, plan, q->w);
-            return EH_OK;
-        });
+    eh_status rc = load_weights(q, opt, EH_TORCH_EDITOR, &te->q, err, [&](eh_torch_module *m) -> eh_status {
+        std::map<std::string, const eh_st_tensor *> by_name;
+        for (size_t i = 0; i < n; i++) {
+            std::string ours = te_name(tensors[i]->name);
+            if (!ours.empty())
+                by_name[ours] = tensors[i];
+        }
+        std::vector<planned_weight> plan;
+        if (plan_expected(te_expected(c), by_name, m->dtype, plan, err) != EH_OK)
+            return err ? err->code : EH_EFORMAT;
+        place_weights(m, plan, q->w);
+        return EH_OK;
+    });
     if (rc != EH_OK) {
-        eh_qwenimage_te_free(te);
+        delete te;   // q went with the failed load
         return rc;
     }
     *out = te;
