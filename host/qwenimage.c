@@ -49,19 +49,30 @@ static const float k_mean[16] = { -0.7571f, -0.7089f, -0.9113f, 0.1075f,  -0.174
 static const float k_std[16] = { 2.8184f, 1.4541f, 2.3275f, 2.6558f, 1.2196f, 1.7708f, 2.6052f, 2.0743f,
                                  3.2687f, 2.1526f, 2.8652f, 1.5579f, 1.6382f, 1.1253f, 2.8251f, 1.9160f };
 
-eh_status eh_qwenimage_vae_config_load(const char *path, eh_qwenimage_vae_config *c, eh_error *err)
+/* A config file as a JSON object whose `key` (_class_name, model_type)
+ * names `want`; NULL with err otherwise. */
+static cJSON *read_config(const char *path, const char *key, const char *want, eh_error *err)
 {
     cJSON *root = eh_json_read_object(path, CONFIG_MAX_BYTES, err);
+    if (!root)
+        return NULL;
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(root, key);
+    const char *got = cJSON_IsString(k) ? k->valuestring : "";
+    if (strcmp(got, want)) {
+        eh_fail(err, EH_EFORMAT, "%s: %s '%s' is not %s", path, key, got, want);
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+eh_status eh_qwenimage_vae_config_load(const char *path, eh_qwenimage_vae_config *c, eh_error *err)
+{
+    cJSON *root = read_config(path, "_class_name", "AutoencoderKLQwenImage", err);
     if (!root)
         return err ? err->code : EH_EFORMAT;
     memset(c, 0, sizeof *c);
     eh_status rc = EH_OK;
-    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(root, "_class_name");
-    const char *name = cJSON_IsString(cls) ? cls->valuestring : "";
-    if (strcmp(name, "AutoencoderKLQwenImage")) {
-        rc = eh_fail(err, EH_EFORMAT, "%s: _class_name '%s' is not AutoencoderKLQwenImage", path, name);
-        goto done;
-    }
     c->base_dim = jint(root, "base_dim", 96);
     c->z_dim = jint(root, "z_dim", 16);
     c->num_res_blocks = jint(root, "num_res_blocks", 2);
@@ -121,17 +132,11 @@ done:
 
 eh_status eh_qwenimage_dit_config_load(const char *path, eh_qwenimage_dit_config *c, eh_error *err)
 {
-    cJSON *root = eh_json_read_object(path, CONFIG_MAX_BYTES, err);
+    cJSON *root = read_config(path, "_class_name", "QwenImageTransformer2DModel", err);
     if (!root)
         return err ? err->code : EH_EFORMAT;
     memset(c, 0, sizeof *c);
     eh_status rc = EH_OK;
-    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(root, "_class_name");
-    const char *name = cJSON_IsString(cls) ? cls->valuestring : "";
-    if (strcmp(name, "QwenImageTransformer2DModel")) {
-        rc = eh_fail(err, EH_EFORMAT, "%s: _class_name '%s' is not QwenImageTransformer2DModel", path, name);
-        goto done;
-    }
     /* Edit-2511's zero_cond_t is in; the other switches change the forward
      * in ways no released editor uses (layered, guidance-distilled) */
     const char *later[] = { "use_additional_t_cond", "use_layer3d_rope", "guidance_embeds" };
@@ -180,17 +185,11 @@ static double jnum(const cJSON *o, const char *k, double dflt)
 
 eh_status eh_flowmatch_config_load(const char *path, eh_flowmatch_config *c, eh_error *err)
 {
-    cJSON *root = eh_json_read_object(path, CONFIG_MAX_BYTES, err);
+    cJSON *root = read_config(path, "_class_name", "FlowMatchEulerDiscreteScheduler", err);
     if (!root)
         return err ? err->code : EH_EFORMAT;
     memset(c, 0, sizeof *c);
     eh_status rc = EH_OK;
-    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(root, "_class_name");
-    const char *name = cJSON_IsString(cls) ? cls->valuestring : "";
-    if (strcmp(name, "FlowMatchEulerDiscreteScheduler")) {
-        rc = eh_fail(err, EH_EFORMAT, "%s: _class_name '%s' is not FlowMatchEulerDiscreteScheduler", path, name);
-        goto done;
-    }
     const char *later[] = { "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "invert_sigmas",
                             "stochastic_sampling" };
     for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
@@ -385,17 +384,11 @@ float *eh_qwenimage_preprocess(const eh_image *img, int *out_w, int *out_h, eh_e
 
 eh_status eh_qwenimage_te_config_load(const char *path, eh_qwen3vl_config *c, eh_error *err)
 {
-    cJSON *root = eh_json_read_object(path, CONFIG_MAX_BYTES, err);
+    cJSON *root = read_config(path, "model_type", "qwen2_5_vl", err);
     if (!root)
         return err ? err->code : EH_EFORMAT;
     memset(c, 0, sizeof *c);
     eh_status rc = EH_OK;
-    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
-    const char *type = cJSON_IsString(mt) ? mt->valuestring : "";
-    if (strcmp(type, "qwen2_5_vl")) {
-        rc = eh_fail(err, EH_EFORMAT, "%s: model_type '%s' is not qwen2_5_vl", path, type);
-        goto done;
-    }
     /* transformers 5 nests the text keys; Qwen-Image-Edit's own file
      * (transformers 4) has them at the top */
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "text_config");
