@@ -10,6 +10,7 @@
 
 #include "evalhost/dataset.h"
 #include "evalhost/jscan.h"
+#include "evalhost/str.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -657,12 +658,6 @@ static int looks_like_jsonl(scan *sc)
     return probe.pos < probe.n && probe.b[probe.pos] != '{' && probe.b[probe.pos] != '[';
 }
 
-static int has_suffix(const char *s, const char *suf)
-{
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && strcmp(s + a - b, suf) == 0;
-}
-
 static int scan_file(scan *sc)
 {
     eh_dataset *ds = sc->ds;
@@ -673,7 +668,7 @@ static int scan_file(scan *sc)
         return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "empty file (no benchmark)");
     eh_dataset_format fmt = ds->params.format;
     if (fmt == EH_DATASET_AUTO)
-        fmt = has_suffix(ds->path, ".jsonl") || (sc->j.b[sc->j.pos] == '{' && looks_like_jsonl(sc))
+        fmt = eh_ends_with(ds->path, ".jsonl") || (sc->j.b[sc->j.pos] == '{' && looks_like_jsonl(sc))
                   ? EH_DATASET_JSONL : EH_DATASET_JSON;
     ds->format = fmt;
     if (fmt == EH_DATASET_JSONL)

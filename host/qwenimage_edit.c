@@ -14,6 +14,7 @@
 #include "evalhost/qwenimage.h"
 #include "evalhost/qwenimage_edit.h"
 #include "evalhost/safetensors.h"
+#include "evalhost/str.h"
 #include "evalhost/tokenizer.h"
 #include "evalhost/torch_shim.h"
 #include "evalhost/vlm_pre.h"
@@ -261,17 +262,6 @@ static void close_part(tensor_list *l)
     memset(l, 0, sizeof *l);
 }
 
-static int starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
 /* A scalar tensor's value (LoRA alphas are stored as F32, BF16 or F16). */
 static int scalar_value(const eh_st_tensor *t, double *out)
 {
@@ -341,12 +331,12 @@ static eh_status merge_lora(eh_qwenimage_edit *p, const eh_qwenimage_lora *l, eh
         const eh_st_tensor *t = eh_safetensors_at(st, i);
         const char *name = t->name;
         const char *down_sfx = NULL, *up_sfx = NULL;
-        if (ends_with(name, ".lora_down.weight"))
+        if (eh_ends_with(name, ".lora_down.weight"))
             down_sfx = ".lora_down.weight", up_sfx = ".lora_up.weight";
-        else if (ends_with(name, ".lora_A.weight"))
+        else if (eh_ends_with(name, ".lora_A.weight"))
             down_sfx = ".lora_A.weight", up_sfx = ".lora_B.weight";
         if (!down_sfx) {
-            if (ends_with(name, ".alpha") || ends_with(name, ".lora_up.weight") || ends_with(name, ".lora_B.weight"))
+            if (eh_ends_with(name, ".alpha") || eh_ends_with(name, ".lora_up.weight") || eh_ends_with(name, ".lora_B.weight"))
                 continue;   /* read with their down/A half */
             rc = eh_fail(err, EH_EFORMAT, "LoRA %s: tensor '%s' is not a LoRA pair's (lora_A/lora_B, "
                          "lora_down/lora_up, alpha); full-weight diffs are not supported", l->path, name);
@@ -374,11 +364,11 @@ static eh_status merge_lora(eh_qwenimage_edit *p, const eh_qwenimage_lora *l, eh
          * lora_unet_ (flattened), and PEFT's adapter name default. */
         const char *m = base;
         int flat = 0;
-        if (starts_with(m, "diffusion_model."))
+        if (eh_starts_with(m, "diffusion_model."))
             m += strlen("diffusion_model.");
-        else if (starts_with(m, "transformer."))
+        else if (eh_starts_with(m, "transformer."))
             m += strlen("transformer.");
-        else if (starts_with(m, "lora_unet_"))
+        else if (eh_starts_with(m, "lora_unet_"))
             m += strlen("lora_unet_"), flat = 1;
         char plain[1024];
         snprintf(plain, sizeof plain, "%s", m);

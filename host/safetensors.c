@@ -5,6 +5,7 @@
  * Every check here is what stands between a hostile file and a read past a
  * mapping, so each one names the file and the tensor. */
 #include "evalhost/safetensors.h"
+#include "evalhost/str.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -318,12 +319,6 @@ static char *read_small(const char *path, size_t *len, eh_error *err)
     return buf;
 }
 
-static int has_suffix(const char *s, const char *suf)
-{
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 /* The index's shards: each named once, each a plain file name beside the
  * index (no directories, so an index cannot point outside its snapshot). */
 static eh_status load_index(eh_safetensors *st, const char *index_path, eh_error *err)
@@ -382,7 +377,7 @@ static eh_status load_index(eh_safetensors *st, const char *index_path, eh_error
                              e->valuestring);
                 break;
             }
-            if (!has_suffix(t->file, e->valuestring)) {
+            if (!eh_ends_with(t->file, e->valuestring)) {
                 rc = eh_fail(err, EH_EFORMAT, "%s: tensor '%s' is in %s, not in %s as the index says", index_path,
                              e->string, t->file, e->valuestring);
                 break;
@@ -430,7 +425,7 @@ eh_safetensors *eh_safetensors_open(const char *path, eh_error *err)
         if (!found)
             rc = eh_fail(err, EH_EIO, "%s: no model.safetensors(.index.json) or diffusion_pytorch_model.safetensors"
                          "(.index.json) in this directory", path);
-    } else if (has_suffix(path, ".json")) {
+    } else if (eh_ends_with(path, ".json")) {
         rc = load_index(st, path, err);
     } else {
         rc = load_file(st, path, err);
