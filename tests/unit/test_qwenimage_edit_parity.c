@@ -13,9 +13,11 @@
  *     diffusers naming at 0.5), Lightning's scheduler shifts, 4 steps, no
  *     CFG: the same bound against the pipeline with diffusers' own LoRA
  *     conversion fused;
- *   a batch of two equals each item alone; the text encoder off the device
- *     during the denoise (offload_text_encoder) changes nothing;
- *   bfloat16 stays near the float32 reference;
+ *   a batch of three equals each item alone, and the text encoder off the
+ *     device during the denoise (offload_text_encoder) changes nothing,
+ *     both within one level (two runs of one edit on the CPU may differ by
+ *     one: libtorch's kernels split sums by the threads they get);
+ *   bfloat16 stays near diffusers' bfloat16 run;
  *   Edit-2509/2511 (tests/data/qwenimage_plus, qwenimage_2511): two
  *     pictures against QwenImageEditPlusPipeline, 2511's zero_cond_t, the
  *     default output size;
@@ -65,6 +67,21 @@ static int compare_every(const eh_image *img, const float *ref, int w, int h, in
                 differ += d != 0;
             }
     *share = (double)differ / (3.0 * w * h);
+    return worst;
+}
+
+/* The largest level difference of two 128x96 edits (-1: one is missing).
+ * Two runs of one edit may differ by a level: libtorch's CPU kernels may
+ * split their sums by the threads they get. */
+static int max_level(const eh_image *a, const eh_image *b)
+{
+    if (!a || !b)
+        return -1;
+    int worst = 0;
+    for (size_t q = 0; q < (size_t)128 * 96 * 3; q++) {
+        int d = abs((int)a->pixels[q] - (int)b->pixels[q]);
+        worst = d > worst ? d : worst;
+    }
     return worst;
 }
 
@@ -162,13 +179,9 @@ static void test_pipeline(void)
         if (!outs[j])
             continue;
         CHECK_EQ_INT(run(p, &items[j], 1, &pr, &alone, &ie, &err), EH_OK);
-        int worst = 0;
-        for (size_t q = 0; alone && q < (size_t)128 * 96 * 3; q++) {
-            int d = abs((int)outs[j]->pixels[q] - (int)alone->pixels[q]);
-            worst = d > worst ? d : worst;
-        }
+        int worst = max_level(outs[j], alone);
         printf("qwenimage edit, batch item %d vs alone: max %d level(s)\n", j, worst);
-        CHECK(alone && worst <= 1);
+        CHECK(worst >= 0 && worst <= 1);
         eh_image_free(alone);
         alone = NULL;
     }
@@ -184,7 +197,8 @@ static void test_pipeline(void)
     CHECK(eh_qwenimage_edit_prepare(p, &it, 1, &pr, &ie, &err) == NULL);
     CHECK_CONTAINS(err.msg, "the text encoder is not loaded");
     CHECK_EQ_INT(eh_qwenimage_edit_denoise(p, b, &pr, &off, &ie, &err), EH_OK);
-    CHECK(off && img && memcmp(off->pixels, img->pixels, (size_t)128 * 96 * 3) == 0);
+    int moved = max_level(off, img);
+    CHECK(moved >= 0 && moved <= 1);
     /* and the transformer off: the denoise refuses */
     CHECK_EQ_INT(eh_qwenimage_edit_off_device(p, EH_QIE_ALL, &err), EH_OK);
     CHECK_EQ_INT(eh_qwenimage_edit_denoise(p, b, &pr, &alone, &ie, &err), EH_ESTATE);
@@ -199,7 +213,8 @@ static void test_pipeline(void)
     CHECK_EQ_INT(run(p, bad, 2, &pr, bo, be, &err), EH_OK);
     CHECK(bo[0] == NULL && bo[1] != NULL);
     CHECK_CONTAINS(be[0].msg, "image 20000x1: too narrow for the editor");
-    CHECK(bo[1] && img && memcmp(bo[1]->pixels, img->pixels, (size_t)128 * 96 * 3) == 0);
+    int survivor = max_level(bo[1], img);
+    CHECK(survivor >= 0 && survivor <= 1);
     eh_qwenimage_edit_params zero = pr;
     zero.steps = 0;
     CHECK(eh_qwenimage_edit_prepare(p, &it, 1, &zero, &ie, &err) == NULL);
@@ -278,9 +293,7 @@ static void test_plus(void)
                 CHECK_EQ_INT(run(p, two, 2, &pr, bo, be, &err), EH_OK);
                 CHECK(bo[0] && bo[1]);
                 if (bo[0] && bo[1]) {
-                    int d = 0;
-                    for (size_t q = 0; q < (size_t)128 * 96 * 3; q++)
-                        d = abs(bo[0]->pixels[q] - img->pixels[q]) > d ? abs(bo[0]->pixels[q] - img->pixels[q]) : d;
+                    int d = max_level(bo[0], img);
                     printf("qwenimage edit-2511, batch of two vs alone: max %d level(s)\n", d);
                     CHECK(d <= 1);
                     CHECK(memcmp(bo[0]->pixels, bo[1]->pixels, (size_t)128 * 96 * 3) != 0);   /* another seed */
