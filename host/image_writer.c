@@ -18,8 +18,11 @@ typedef struct job {
     struct job *next;
     eh_image *img;               /* a write's, owned until written */
     size_t cap;                  /* bytes img->pixels can hold */
-    int load;                    /* 1: a load (res.image), 0: a write */
+    int load;                    /* 1: a load or decode (res.image), 0: a write */
     eh_image_limits limits;      /* a load's */
+    char *src;                   /* a decode's copy of its data (NULL: load res.path) */
+    size_t src_len;
+    eh_image_source kind;
     int done;
     eh_image_write_result res;
 } job;
@@ -85,7 +88,16 @@ static void load_one(job *j)
 {
     eh_image_write_result *r = &j->res;
     eh_error e = {0};
-    r->image = eh_image_load(r->path, &j->limits, &e);
+    if (!j->src)
+        r->image = eh_image_load(r->path, &j->limits, &e);
+    else if (j->kind == EH_SOURCE_BASE64)
+        r->image = eh_image_decode_b64(j->src, j->src_len, &j->limits, &e);
+    else if (j->kind == EH_SOURCE_PATH)
+        r->image = eh_image_load(j->src, &j->limits, &e);
+    else
+        r->image = eh_image_decode(j->src, j->src_len, &j->limits, &e);
+    free(j->src);
+    j->src = NULL;
     r->status = r->image ? EH_OK : (e.code ? e.code : EH_EIO);
     snprintf(r->error, sizeof r->error, "%s", r->image ? "" : e.msg);
 }
@@ -169,6 +181,7 @@ static eh_status enqueue(eh_image_writer *w, job *j, eh_error *err)
                      w->holding, w->max, j->res.path);
     if (st != EH_OK) {
         pthread_mutex_unlock(&w->mu);
+        free(j->src);
         free(j->res.path);
         eh_image_free(j->img);
         free(j);
@@ -253,6 +266,28 @@ eh_status eh_image_writer_load(eh_image_writer *w, const char *path, const eh_im
     return enqueue(w, j, err);
 }
 
+eh_status eh_image_writer_decode(eh_image_writer *w, const char *key, const void *data, size_t len,
+                                 eh_image_source kind, const eh_image_limits *limits, eh_error *err)
+{
+    job *j = new_job(key, NULL, err);
+    if (!j)
+        return EH_ENOMEM;
+    /* a path is NUL-terminated for eh_image_load; the others keep their length */
+    j->src = malloc(len + 1);
+    if (!j->src) {
+        free(j->res.path);
+        free(j);
+        return eh_fail(err, EH_ENOMEM, "image writer: out of memory for %s (%zu bytes)", key, len);
+    }
+    memcpy(j->src, data, len);
+    j->src[len] = '\0';
+    j->src_len = len;
+    j->kind = kind;
+    j->load = 1;
+    j->limits = limits ? *limits : eh_image_default_limits();
+    return enqueue(w, j, err);
+}
+
 int eh_image_writer_collect(eh_image_writer *w, int wait, eh_image_write_result *out)
 {
     pthread_mutex_lock(&w->mu);
@@ -274,6 +309,14 @@ int eh_image_writer_collect(eh_image_writer *w, int wait, eh_image_write_result 
     *out = j->res;
     free(j);
     return 1;
+}
+
+void eh_image_writer_wait_oldest(eh_image_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->head && !w->head->done)
+        pthread_cond_wait(&w->finished, &w->mu);
+    pthread_mutex_unlock(&w->mu);
 }
 
 int eh_image_writer_pending(eh_image_writer *w)

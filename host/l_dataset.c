@@ -274,6 +274,26 @@ static int pair_image(lua_State *L)
     return 1;
 }
 
+/* pair:image_source() → "base64", text | "path", path (the original as
+ * the file holds it, undecoded: for ImageWriter:decode off this thread),
+ * or nil, err as pair:image. */
+static int pair_image_source(lua_State *L)
+{
+    size_t c, i;
+    ldataset *d = pair_owner(L, 1, &c, &i);
+    eh_error err = {0};
+    eh_dataset_image_ref ref;
+    if (eh_dataset_image(d->ds, c, i, &ref, &err) != EH_OK) {
+        char where[256];
+        pair_where(d->ds, c, i, where, sizeof where);
+        return eh_lua_failf(L, "%s: image: %s", where, err.msg);
+    }
+    lua_pushstring(L, ref.is_path ? "path" : "base64");
+    lua_pushlstring(L, ref.data, ref.is_path ? strlen(ref.data) : ref.len);
+    eh_dataset_image_ref_release(d->ds, &ref);
+    return 2;
+}
+
 /* pair:field(name) → any field's value decoded now (nil when absent). */
 static int pair_field(lua_State *L)
 {
@@ -488,6 +508,7 @@ static int pair_index(lua_State *L)
 
 static const luaL_Reg pair_methods[] = {
     {"image", pair_image},
+    {"image_source", pair_image_source},
     {"field", pair_field},
     {NULL, NULL},
 };

@@ -77,6 +77,27 @@ static int m_load(lua_State *L)
     return 1;
 }
 
+/* w:decode(key, data [, kind]) → true, or nil, err: data decoded on the
+ * writer's thread (kind "bytes", the default: a file's bytes; "base64":
+ * base64 text, a data: URL too; "path": a file to load), under the host's
+ * image limits; its result is {path = key, image = } or {path = key,
+ * error = }.  What pair:image_source() returns fits as it is. */
+static int m_decode(lua_State *L)
+{
+    static const char *const kinds[] = { "bytes", "base64", "path", NULL };
+    static const eh_image_source as[] = { EH_SOURCE_BYTES, EH_SOURCE_BASE64, EH_SOURCE_PATH };
+    eh_image_writer *w = check_writer(L, 1)->w;
+    const char *key = luaL_checkstring(L, 2);
+    size_t len;
+    const char *data = luaL_checklstring(L, 3, &len);
+    int kind = luaL_checkoption(L, 4, "bytes", kinds);
+    eh_error err = {0};
+    if (eh_image_writer_decode(w, key, data, len, as[kind], &eh_lua_host(L)->image_limits, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* Pushes the list of finished results: a write's {path=, hash=}, a load's
  * {path=, image=}, either's {path=, error=}. */
 static int push_results(lua_State *L, eh_image_writer *w)
@@ -103,10 +124,14 @@ static int push_results(lua_State *L, eh_image_writer *w)
     return 1;
 }
 
-/* w:collect() → the results finished so far, oldest first (maybe none). */
+/* w:collect([wait]) → the results finished so far, oldest first (maybe
+ * none); wait true: at least the oldest outstanding one, waited for. */
 static int m_collect(lua_State *L)
 {
-    return push_results(L, check_writer(L, 1)->w);
+    eh_image_writer *w = check_writer(L, 1)->w;
+    if (lua_toboolean(L, 2))
+        eh_image_writer_wait_oldest(w);
+    return push_results(L, w);
 }
 
 /* w:flush() → waits for every submitted write, then as collect. */
@@ -150,6 +175,7 @@ static const luaL_Reg functions[] = {
 static const luaL_Reg methods[] = {
     {"submit", m_submit},
     {"load", m_load},
+    {"decode", m_decode},
     {"collect", m_collect},
     {"flush", m_flush},
     {"pending", m_pending},

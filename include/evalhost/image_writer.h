@@ -46,10 +46,26 @@ eh_status eh_image_writer_submit_copy(eh_image_writer *w, const eh_image *img, c
  * when only uncollected loads fill the queue (waiting would never end). */
 eh_status eh_image_writer_load(eh_image_writer *w, const char *path, const eh_image_limits *limits, eh_error *err);
 
+/* How eh_image_writer_decode reads its data. */
+typedef enum eh_image_source { EH_SOURCE_BYTES, EH_SOURCE_BASE64, EH_SOURCE_PATH } eh_image_source;
+
+/* Queues a decode of an image held by the caller (the bytes of a file,
+ * base64 text as a benchmark's JSON carries it, or a path), copied now;
+ * its result carries the image under the name key, as a load's does.  For
+ * decoding a pair's original off the Lua thread while a model runs.
+ * Waits and fails as eh_image_writer_load. */
+eh_status eh_image_writer_decode(eh_image_writer *w, const char *key, const void *data, size_t len,
+                                 eh_image_source kind, const eh_image_limits *limits, eh_error *err);
+
 /* The oldest finished result not yet collected: 1 and *out filled, or 0
  * when none has finished (wait = 0) or nothing is outstanding (wait != 0:
  * waits for the oldest submitted write otherwise). */
 int eh_image_writer_collect(eh_image_writer *w, int wait, eh_image_write_result *out);
+
+/* Waits until the oldest job not yet collected has finished (returns at
+ * once when there is none): a caller that needs one result waits for no
+ * more than the jobs queued before it. */
+void eh_image_writer_wait_oldest(eh_image_writer *w);
 
 /* Jobs submitted and not yet collected. */
 int eh_image_writer_pending(eh_image_writer *w);

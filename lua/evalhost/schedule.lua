@@ -466,10 +466,17 @@ function Run:fail(stage, cat, pair, failed_stage, err, info)
 end
 
 -- Run fn(pair) over a category's pairs under a progress bar.
+-- Calls fn(pair) for each pair of cat with a progress bar; the next pair's
+-- original decodes on the reader's thread while fn's model call runs.
 function Run:each(cat, label, fn)
   local bar = util.host().progress(("[%s] %s"):format(cat, label), self:count(cat))
-  for _, pair in self:pairs(cat) do
+  local list = {}
+  for _, pair in self:pairs(cat) do list[#list + 1] = pair end
+  for i, pair in ipairs(list) do
+    if i == 1 then self:prefetch_original(cat, pair) end
+    if list[i + 1] then self:prefetch_original(cat, list[i + 1]) end
     fn(pair)
+    self:forget_original(cat, pair)
     bar:tick()
   end
   bar:close()
@@ -544,7 +551,7 @@ function Run:edit(cat, pair)
   local input = self:input_hash(cat, pair)
   if self.reuse and self:reuse_edit(cat, id, input) then return true end
 
-  local img, err = pair:image()
+  local img, err = self:original(cat, pair)
   if not img then return self:fail("edit", cat, pair, "data", err) and false end
   local editor
   editor, err = self:model("editor")
@@ -623,7 +630,7 @@ function Run:score_request(cat, pair)
     return nil, self:fail(self.score_stage, cat, pair, "score", "edited image: " .. tostring(err)) and false
   end
   local original
-  original, err = pair:image()
+  original, err = self:original(cat, pair)
   if not original then
     edited:close()
     return nil, self:fail(self.score_stage, cat, pair, "data", err) and false
@@ -670,22 +677,80 @@ function Run:score(cat, pair)
   return self:settle_score(cat, pair, req, res, err, info, util.host().clock() - t0)
 end
 
+-- The reader: a thread that loads the edited images the next batch scores
+-- and decodes the next pairs' originals while a model works. Made on first
+-- use, remade (empty) when a caller needs room for more in flight; false
+-- where the host has no image_writer.
+function Run:get_reader(in_flight)
+  in_flight = math.min(in_flight, 64)
+  if self.reader and self.reader_room < in_flight then
+    self:drop_prefetched()
+    self.reader:close()
+    self.reader = nil
+  end
+  if self.reader == nil then
+    local IW = rawget(util.host(), "image_writer")
+    self.reader = IW and IW.new({ in_flight = in_flight }) or false
+    self.reader_room = in_flight
+    self.loading, self.prefetched = {}, {}
+  end
+  return self.reader
+end
+
+-- Takes key's prefetched Image (waiting only for the jobs queued before
+-- it), or nil when it was never queued or failed.
+function Run:take_prefetched(key)
+  while self.loading and self.loading[key] do self:take_loads(false, true) end
+  local img = self.prefetched and self.prefetched[key]
+  if img then self.prefetched[key] = nil end
+  return img
+end
+
 -- An edited image for scoring: the one prefetched on the reader's thread
 -- (waited for when still loading), else loaded here.
 function Run:load_edited(path)
-  if self.loading and self.loading[path] then self:take_loads(true) end
-  local img = self.prefetched and self.prefetched[path]
-  if img then
-    self.prefetched[path] = nil
-    return img
-  end
-  return util.host().image.load(path)
+  local img = self:take_prefetched(path)
+  if img then return img end
+  return util.host().image.load(path)   -- both values: an error names the file
 end
 
--- Moves the reader's finished loads into self.prefetched (wait: all of them).
--- A failed load is dropped: loading in line repeats its error for the pair.
-function Run:take_loads(wait)
-  for _, r in ipairs(wait and self.reader:flush() or self.reader:collect()) do
+local function original_key(cat, pair) return "<original>/" .. cat .. "/" .. pair_id(pair) end
+
+-- Queues the decode of pair's original when a step of this run will want it
+-- (its edit, or its score after a good edit).
+function Run:prefetch_original(cat, pair)
+  if type(pair) ~= "table" or type(pair.image_source) ~= "function" or pair.error then return end
+  local id = pair_id(pair)
+  local e = self:done("edit", cat, id)
+  if e and (e.error or self:done(self.score_stage, cat, id)) then return end
+  local reader = self:get_reader(2)
+  local key = original_key(cat, pair)
+  if not reader or self.loading[key] or self.prefetched[key] then return end
+  local kind, data = pair:image_source()
+  if kind and reader:decode(key, data, kind) then self.loading[key] = true end
+end
+
+-- pair's original: prefetched, else decoded here (a failed prefetch too:
+-- pair:image then names the pair's place in the file).
+function Run:original(cat, pair)
+  local img = self:take_prefetched(original_key(cat, pair))
+  if img then return img end
+  return pair:image()   -- both values: an error names the pair's place in the file
+end
+
+-- Closes pair's prefetched original if nothing took it.
+function Run:forget_original(cat, pair)
+  if not self.reader then return end
+  local img = self:take_prefetched(original_key(cat, pair))
+  if img then img:close() end
+end
+
+-- Moves the reader's finished results into self.prefetched (wait: all of
+-- them; oldest: at least the oldest outstanding one). A failed load is
+-- dropped: loading in line repeats its error for the pair.
+function Run:take_loads(wait, oldest)
+  local got = wait and self.reader:flush() or self.reader:collect(oldest)
+  for _, r in ipairs(got) do
     self.loading[r.path] = nil
     if r.image then self.prefetched[r.path] = r.image end
   end
@@ -704,16 +769,12 @@ end
 -- Queues loads of the edited images of list[from..] the next batch will score
 -- (at most size), so that they decode while the judge works on this batch.
 function Run:prefetch(cat, list, from, size)
-  if self.reader == nil then
-    local IW = rawget(util.host(), "image_writer")
-    self.reader = IW and IW.new({ in_flight = math.min(size, 64) }) or false
-    self.loading, self.prefetched = {}, {}
-  end
-  if not self.reader then return end
+  size = math.min(size, 32)
+  if not self:get_reader(2 * size) then return end
   self:drop_prefetched()
   local queued = 0
   for j = from, #list do
-    if queued >= math.min(size, 64) then break end
+    if queued >= size then break end
     local id = pair_id(list[j])
     local e = not self:done(self.score_stage, cat, id) and self:done("edit", cat, id)
     if e and not e.error and type(e.image) == "string" then
@@ -721,6 +782,7 @@ function Run:prefetch(cat, list, from, size)
       if not self.loading[path] and self.reader:load(path) then
         self.loading[path] = true
         queued = queued + 1
+        self:prefetch_original(cat, list[j])   -- the judge's other image
       end
     end
   end

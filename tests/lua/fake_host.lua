@@ -77,6 +77,12 @@ end
 
 function Writer:write_oldest()
   local job = table.remove(self.queue, 1)
+  if job.decode then   -- pair:image_source()'s text: "w h data", or "bad"
+    local w, h, data = job.data:match("^(%d+) (%d+) (.*)$")
+    local img = w and fake.image(tonumber(w), tonumber(h), data, self.state)
+    self.done[#self.done + 1] = { path = job.path, image = img, error = not img and "not an image" or nil }
+    return
+  end
   if job.load then
     local img, err = self.load_image(job.path)
     self.done[#self.done + 1] = { path = job.path, image = img, error = err }
@@ -118,8 +124,20 @@ function Writer:load(path)
   return true
 end
 
-function Writer:collect()
+function Writer:decode(key, data, kind)
   check_writer(self)
+  assert(kind == "base64" or kind == "bytes" or kind == "path", "decode: unknown kind")
+  local held = #self.queue
+  for _, r in ipairs(self.done) do if r.image then held = held + 1 end end
+  if held >= self.in_flight then return nil, "image writer: loads not collected" end
+  self.queue[#self.queue + 1] = { decode = true, path = key, data = data }
+  if self.state then self.state.decodes_submitted = (self.state.decodes_submitted or 0) + 1 end
+  return true
+end
+
+function Writer:collect(wait)
+  check_writer(self)
+  if wait and #self.done == 0 and #self.queue > 0 then self:write_oldest() end   -- the C collect(true) waits for the oldest
   local out = self.done
   self.done = {}
   return out
@@ -238,7 +256,12 @@ local function make_pair(ds, cat, i)
     description = raw.description, fields = {}, error = raw.error }
   function p.image()
     if raw.bad_image then return nil, "image: not a PNG/JPEG/WebP (" .. cat .. "/" .. tostring(raw.id) .. ")" end
+    if ds.state then ds.state.inline_decodes = (ds.state.inline_decodes or 0) + 1 end
     return fake.image(raw.w or 64, raw.h or 48, "img:" .. tostring(raw.id), ds.state)
+  end
+  function p.image_source()   -- what the fake writer's decode turns into the same image
+    if raw.bad_image then return "base64", "bad" end
+    return "base64", ("%d %d img:%s"):format(raw.w or 64, raw.h or 48, tostring(raw.id))
   end
   return p
 end

@@ -2,8 +2,8 @@
 -- job only once more than in_flight are queued, or on flush): an edit is
 -- journaled only once its file exists with the recorded hash, scores match
 -- in-line saving, a pair scored right after its edit waits for its write,
--- edited images are prefetched for scoring, and a stop journals the saves
--- that finished.
+-- edited images are prefetched for scoring, originals are decoded off the
+-- Lua thread, and a stop journals the saves that finished.
 local fake = require "fake_host"
 
 local DATA = {
@@ -94,6 +94,22 @@ describe("saving edits through the image writer", function()
     assert.is_nil(st2.writes_submitted)
     assert.are.same(scores(dir), with)
     assert.are.equal(5, #(function() local n = {} for k in pairs(with) do n[#n + 1] = k end return n end)())
+  end)
+
+  it("decodes the originals off the Lua thread, for the editor and for the judge", function()
+    local _, st = setup(dir, { batch_size = 2 })
+    assert.are.equal(0, dofile("scripts/two_stage.lua"))
+    assert.are.equal(10, st.decodes_submitted)   -- each original twice: its edit, its score
+    assert.are.equal(0, st.live_images, "every image closed")
+    local with = scores(dir)
+    fake.uninstall()
+    fake.rmtree(dir)
+    dir = fake.tmpdir()
+    local _, st2 = setup(dir, { writer = false, batch_size = 2 })
+    assert.are.equal(0, dofile("scripts/two_stage.lua"))
+    -- in line without a writer: those 10, and the report's thumbnails in both runs
+    assert.are.equal(10, st2.inline_decodes - (st.inline_decodes or 0))
+    assert.are.same(scores(dir), with)
   end)
 
   it("a pair scored right after its edit waits for its write", function()
