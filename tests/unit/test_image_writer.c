@@ -5,9 +5,11 @@
  * finishes queued writes; copies reuse written buffers exactly; loads in
  * order with writes, bounded until collected, limits applied. */
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "evalhost/base64.h"
 #include "evalhost/image_writer.h"
 
 static eh_image *pattern(int w, int h, int seed)
@@ -175,6 +177,51 @@ int main(void)
     CHECK_CONTAINS(r.error, "exceeds image.max_pixels (100)");
     free(r.path);
     eh_image_writer_free(w);     /* the second load's image is dropped with it */
+
+    /* decodes: a PNG's bytes, the same as base64 (a data: URL) and as a
+     * path, each under its key and in order; bad base64 and bytes that are
+     * no image come back as results with the decoder's message; wait_oldest
+     * returns once the first is done */
+    w = eh_image_writer_new(8, &err);
+    eh_image *src = pattern(40, 30, 3);
+    uint8_t *png = NULL;
+    size_t png_len = 0;
+    CHECK_EQ_INT(eh_image_encode(src, EH_FMT_PNG, &png, &png_len, &err), EH_OK);
+    size_t b64_len = 0;
+    char *b64 = eh_b64_encode(png, png_len, &b64_len);
+    char *url = malloc(b64_len + 64);
+    snprintf(url, b64_len + 64, "data:image/png;base64,%s", b64);
+    snprintf(path, sizeof path, "%s/l.png", dir);
+    CHECK_EQ_INT(eh_image_writer_decode(w, "bytes", png, png_len, EH_SOURCE_BYTES, NULL, &err), EH_OK);
+    free(png);   /* copied at submit */
+    CHECK_EQ_INT(eh_image_writer_decode(w, "b64", url, strlen(url), EH_SOURCE_BASE64, NULL, &err), EH_OK);
+    CHECK_EQ_INT(eh_image_writer_decode(w, "path", path, strlen(path), EH_SOURCE_PATH, NULL, &err), EH_OK);
+    CHECK_EQ_INT(eh_image_writer_decode(w, "junk", "@@@@", 4, EH_SOURCE_BASE64, NULL, &err), EH_OK);
+    CHECK_EQ_INT(eh_image_writer_decode(w, "noimage", "hello", 5, EH_SOURCE_BYTES, NULL, &err), EH_OK);
+    eh_image_writer_wait_oldest(w);
+    CHECK_EQ_INT(eh_image_writer_collect(w, 0, &r), 1);
+    CHECK(!strcmp(r.path, "bytes") && r.status == EH_OK && same_pixels(r.image, src));
+    eh_image_free(r.image), free(r.path);
+    CHECK_EQ_INT(eh_image_writer_collect(w, 1, &r), 1);
+    CHECK(!strcmp(r.path, "b64") && r.status == EH_OK && same_pixels(r.image, src));
+    eh_image_free(r.image), free(r.path);
+    CHECK_EQ_INT(eh_image_writer_collect(w, 1, &r), 1);
+    want = pattern(64, 48, 7);   /* l.png, written above */
+    CHECK(!strcmp(r.path, "path") && r.status == EH_OK && same_pixels(r.image, want));
+    eh_image_free(want), eh_image_free(r.image), free(r.path);
+    CHECK_EQ_INT(eh_image_writer_collect(w, 1, &r), 1);
+    CHECK(!strcmp(r.path, "junk") && r.status != EH_OK && r.image == NULL);
+    CHECK_CONTAINS(r.error, "bad base64 at offset 0");
+    free(r.path);
+    CHECK_EQ_INT(eh_image_writer_collect(w, 1, &r), 1);
+    CHECK(!strcmp(r.path, "noimage") && r.status != EH_OK && r.image == NULL);
+    CHECK_CONTAINS(r.error, "not an image (first bytes 68 65 6c 6c 6f)");
+    free(r.path);
+    eh_image_writer_wait_oldest(w);   /* nothing outstanding: returns */
+    CHECK_EQ_INT(eh_image_writer_collect(w, 0, &r), 0);
+    free(b64), free(url);
+    eh_image_free(src);
+    eh_image_writer_free(w);
 
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
