@@ -561,14 +561,14 @@ static int prepare_item(eh_qwenimage_edit *p, const eh_qwenimage_edit_item *item
                         int cfg, prep_item *it, eh_error *e)
 {
     const eh_image *pics[MAX_PICTURES];
-    int n_pic = 1 + (item->n_more_images > 0 ? (int)item->n_more_images : 0);
     if (!item->image || !item->prompt)
         return eh_fail(e, EH_EINVAL, "no image or no prompt"), 0;
-    if (n_pic > eh_qwenimage_edit_max_pictures(p))
-        return eh_fail(e, EH_EINVAL, p->plus ? "%d input images (at most %d)"
-                                             : "%d input images: Qwen-Image-Edit (QwenImageEditPipeline) takes %d; "
+    if (item->n_more_images >= (size_t)eh_qwenimage_edit_max_pictures(p))
+        return eh_fail(e, EH_EINVAL, p->plus ? "%zu input images (at most %d)"
+                                             : "%zu input images: Qwen-Image-Edit (QwenImageEditPipeline) takes %d; "
                                                "Edit-2509/2511 (QwenImageEditPlusPipeline) take several",
-                       n_pic, eh_qwenimage_edit_max_pictures(p)), 0;
+                       item->n_more_images + 1, eh_qwenimage_edit_max_pictures(p)), 0;
+    int n_pic = 1 + (int)item->n_more_images;
     pics[0] = item->image;
     for (int i = 1; i < n_pic; i++)
         if (!(pics[i] = item->more_images[i - 1]))
