@@ -1,6 +1,7 @@
 /* backend_http.c — models behind an OpenAI-compatible server (vLLM, SGLang,
  * llama.cpp, hosted APIs): the judge over /v1/chat/completions, the editor
- * over /v1/images/edits, residency mapped to vLLM's /sleep and /wake_up.
+ * over /v1/images/edits (one picture as `image`, several as `image[]`
+ * parts), residency mapped to vLLM's /sleep and /wake_up.
  *
  * Spec keys (section or params:): base_url (required), model/name,
  * api_key_env, max_in_flight (8; also batch_size's default), retries (3),
@@ -658,27 +659,43 @@ static const char *scalar_text(const eh_node *n, char *buf, size_t len)
     }
 }
 
+/* pictures one edit uploads: gpt-image-1's limit for image[] */
+#define MAX_EDIT_PICTURES 16
+
 typedef struct edit_job {
-    uint8_t *png;
-    size_t png_len;
-    eh_http_part parts[32];
+    uint8_t *png[MAX_EDIT_PICTURES];
+    size_t png_len[MAX_EDIT_PICTURES];
+    char filename[MAX_EDIT_PICTURES][24];
+    eh_http_part parts[32 + MAX_EDIT_PICTURES];
     char scratch[16][40];
     size_t n_parts;
 } edit_job;
 
+/* One picture is the form's `image`; several are `image[]` parts in order,
+ * as OpenAI's API takes them (and servers of Qwen-Image-Edit-2509). */
 static eh_status edit_parts(eh_model *m, const eh_edit_request *r, edit_job *job, eh_error *err)
 {
     if (!r->image)
         return eh_fail(err, EH_EINVAL, "%s: edit request has no image", m->section);
-    if (eh_image_encode_png(r->image, 3, &job->png, &job->png_len, err) != EH_OK)
-        return err ? err->code : EH_EINVAL;
+    if (r->n_more_images >= MAX_EDIT_PICTURES)
+        return eh_fail(err, EH_EINVAL, "%s: %zu input images (at most %d per upload)", m->section,
+                       r->n_more_images + 1, MAX_EDIT_PICTURES);
+    size_t pics = 1 + r->n_more_images;
     eh_http_part *p = job->parts;
     size_t n = 0;
     p[n++] = (eh_http_part){ .name = "model", .data = m->name, .len = strlen(m->name) };
     p[n++] = (eh_http_part){ .name = "prompt", .data = r->instruction ? r->instruction : "",
                              .len = r->instruction ? strlen(r->instruction) : 0 };
-    p[n++] = (eh_http_part){ .name = "image", .data = job->png, .len = job->png_len, .filename = "image.png",
-                             .content_type = "image/png" };
+    for (size_t k = 0; k < pics; k++) {
+        const eh_image *img = k ? r->more_images[k - 1] : r->image;
+        if (!img)
+            return eh_fail(err, EH_EINVAL, "%s: input image %zu is missing", m->section, k + 1);
+        if (eh_image_encode_png(img, 3, &job->png[k], &job->png_len[k], err) != EH_OK)
+            return err ? err->code : EH_EINVAL;
+        snprintf(job->filename[k], sizeof job->filename[k], pics > 1 ? "image_%zu.png" : "image.png", k + 1);
+        p[n++] = (eh_http_part){ .name = pics > 1 ? "image[]" : "image", .data = job->png[k], .len = job->png_len[k],
+                                 .filename = job->filename[k], .content_type = "image/png" };
+    }
     p[n++] = (eh_http_part){ .name = "response_format", .data = "b64_json", .len = 8 };
     p[n++] = (eh_http_part){ .name = "n", .data = "1", .len = 1 };
     const eh_node *extra = eh_node_get(m->spec, "extra_body");
@@ -817,8 +834,8 @@ static eh_status http_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_res
     }
 done:
     for (size_t i = 0; i < n; i++) {
-        if (jobs)
-            free(jobs[i].png);
+        for (size_t k = 0; jobs && k < MAX_EDIT_PICTURES; k++)
+            free(jobs[i].png[k]);
         if (fetch)
             free(fetch[i]);
     }
@@ -857,4 +874,5 @@ const eh_backend eh_backend_http = {
     .edit = http_edit,
     .score = http_score,
     .close = http_close,
+    .several_images = 1,   /* image[] parts */
 };

@@ -90,7 +90,11 @@ def parse_multipart(body, content_type):
         head, _, data = part.partition(b"\r\n\r\n")
         name = re.search(rb'name="([^"]*)"', head)
         if name:
-            fields[name.group(1).decode()] = data[:-2] if data.endswith(b"\r\n") else data
+            key, value = name.group(1).decode(), data[:-2] if data.endswith(b"\r\n") else data
+            if key.endswith("[]"):   # an array: every part, in order
+                fields.setdefault(key, []).append(value)
+            else:
+                fields[key] = value
     return fields
 
 
@@ -251,11 +255,13 @@ class _Handler(BaseHTTPRequestHandler):
         fields = parse_multipart(body, self.headers.get("Content-Type", ""))
         model = self.entry["model"] = fields.get("model", b"").decode()
         self.entry["prompt"] = fields.get("prompt", b"").decode()
-        self.entry["fields"] = {k: v.decode(errors="replace") for k, v in fields.items() if k != "image"}
-        upload = fields.get("image")
-        if not upload:
-            return self._send(400, {"error": "no image"})
-        self.entry["upload"] = upload
+        self.entry["fields"] = {k: v.decode(errors="replace") for k, v in fields.items()
+                                if k not in ("image", "image[]")}
+        uploads = fields.get("image[]") or ([fields["image"]] if "image" in fields else [])
+        if not uploads or ("image" in fields and "image[]" in fields):
+            return self._send(400, {"error": "no image, or both image and image[]"})
+        upload = self.entry["upload"] = uploads[0]
+        self.entry["uploads"] = uploads
         with Image.open(io.BytesIO(upload)) as im:
             out = ImageOps.invert(im.convert("RGB"))
         buf = io.BytesIO()

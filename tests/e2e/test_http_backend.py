@@ -489,6 +489,33 @@ def test_editor_b64_json(binary, server, tmp_path):
             assert saved.convert("RGB").tobytes() == inv.tobytes()
 
 
+def test_editor_several_pictures_as_image_array(binary, server, tmp_path):
+    """m:edit({a, b}) uploads image[] parts in order (OpenAI's form for
+    several images, what Edit-2509 servers take); one picture stays `image`."""
+    from test_native_parity import run_lua
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "a.png")
+    Image.new("RGB", (20, 50), (10, 200, 10)).save(tmp_path / "b.png")
+    body = """
+local a = must(eh.image.load(P.dir .. "/a.png"))
+local b = must(eh.image.load(P.dir .. "/b.png"))
+local m = must(eh.model.open({backend = "http", base_url = P.base, model = "edit-b64", retries = 1}, "editor"))
+m:load()
+local two = must(m:edit({a, b}, "put b into a"))
+local one = must(m:edit({a}, "only a"))
+local many = {}
+for i = 1, 17 do many[i] = a end
+local _, e17 = m:edit(many, "too many")
+out({two = {two:size()}, one = {one:size()}, e17 = e17})
+"""
+    (res,), _ = run_lua(tmp_path, body, {"dir": str(tmp_path), "base": server.url + "/v1"})
+    edits = server.requests("/v1/images/edits")
+    assert len(edits) == 2, edits   # the 17-picture request never left
+    sizes = [[Image.open(io.BytesIO(u)).size for u in e["uploads"]] for e in edits]
+    assert sizes == [[(40, 30), (20, 50)], [(40, 30)]], sizes
+    assert res["two"] == [40, 30] and res["one"] == [40, 30]   # the fake inverts the first picture
+    assert "17 input images (at most 16 per upload)" in res["e17"], res
+
+
 def test_editor_url_only_when_allowed_and_garbage_refused(binary, server, tmp_path):
     for sub, model, opts, ok in (("deny", "edit-url", {}, False), ("allow", "edit-url", {"allow_url_fetch": True}, True),
                                  ("garbage", "edit-garbage", {}, False)):
