@@ -465,9 +465,8 @@ function Run:fail(stage, cat, pair, failed_stage, err, info)
   return self:record(stage, cat, id, { error = tostring(err), stage = failed_stage, code = code })
 end
 
--- Run fn(pair) over a category's pairs under a progress bar.
--- Calls fn(pair) for each pair of cat with a progress bar; the next pair's
--- original decodes on the reader's thread while fn's model call runs.
+-- Runs fn(pair) over a category's pairs under a progress bar; the next
+-- pair's original decodes on the reader's thread while fn's model call runs.
 function Run:each(cat, label, fn)
   local bar = util.host().progress(("[%s] %s"):format(cat, label), self:count(cat))
   local list = {}
