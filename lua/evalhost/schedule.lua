@@ -73,7 +73,7 @@ local function open_dataset(run, cfg)
   end
   local opts = {}
   for k, v in pairs(dcfg) do
-    if k ~= "path" and k ~= "adapter" and k ~= "profile" then opts[k] = v end
+    if k ~= "path" and k ~= "adapter" and k ~= "profile" and k ~= "more_images" then opts[k] = v end
   end
   local ds, err
   if dcfg.adapter ~= nil then
@@ -501,9 +501,49 @@ function Run:input_hash(cat, pair)
     local fh = h.hash_file(util.is_absolute(v) and v or util.join(util.dirname(self.dataset_path), v))
     if fh then v = "file:" .. fh end
   end
+  local more = self:more_images_field(pair)
   -- 64 bits are plenty to tell inputs apart and keep each journal line short
   return h.hash(util.canonical({ category = cat, id = pair.id, instruction = pair.instruction,
-    image = type(v) == "string" and h.hash(v) or "none" })):sub(1, 16)
+    image = type(v) == "string" and h.hash(v) or "none",
+    more_images = more ~= nil and h.hash(util.canonical(more)) or nil })):sub(1, 16)
+end
+
+-- dataset.more_images names a pair field holding the edit's further input
+-- pictures (Qwen-Image-Edit-2509/2511's "Picture 2", ...): a list of base64
+-- images, data: URLs, or paths beside the dataset file. Its raw value, or
+-- nil when the config names none or the pair has none.
+function Run:more_images_field(pair)
+  local field = (self.config.dataset or {}).more_images
+  if type(field) ~= "string" or type(pair.field) ~= "function" then return nil end
+  local v = pair:field(field)
+  if v == nil or v == (util.host().json or {}).null then return nil end
+  return v
+end
+
+-- The further input pictures decoded: a list (maybe empty), or nil, err
+-- naming the field and the entry.
+function Run:more_images(pair)
+  local v = self:more_images_field(pair)
+  if v == nil then return {} end
+  local field = self.config.dataset.more_images
+  if type(v) ~= "table" then return nil, ("%s must be a list of images"):format(field) end
+  local h, out = util.host(), {}
+  local function fail(msg)
+    for _, img in ipairs(out) do img:close() end
+    return nil, msg
+  end
+  for i, s in ipairs(v) do
+    if type(s) ~= "string" then return fail(("%s[%d] is not a string"):format(field, i)) end
+    local img, err
+    if #s < 4096 and not s:find("^data:") then   -- a path, as input_hash tells them apart
+      img, err = h.image.load(util.is_absolute(s) and s or util.join(util.dirname(self.dataset_path), s))
+    else
+      img, err = h.image.decode_b64(s)
+    end
+    if not img then return fail(("%s[%d]: %s"):format(field, i, tostring(err))) end
+    out[i] = img
+  end
+  return out
 end
 
 -- Takes the edit of (cat, id) from run.reuse_edits_from when its input hash
@@ -558,11 +598,17 @@ function Run:edit(cat, pair)
     img:close()
     return self:fail("edit", cat, pair, "edit", err) and false
   end
+  local more, more_err = self:more_images(pair)
+  if not more then
+    img:close()
+    return self:fail("edit", cat, pair, "data", more_err) and false
+  end
   local t0 = h.clock()
   local edited, info
-  edited, err, info = editor:edit(img, pair.instruction)
+  edited, err, info = editor:edit(#more > 0 and { img, table.unpack(more) } or img, pair.instruction)
   local dt = h.clock() - t0
   img:close()
+  for _, m in ipairs(more) do m:close() end
   -- the call failed as a whole (server down, out of memory): nothing is
   -- recorded for the pair, the run stops resumably
   if not edited and type(info) == "table" and info.whole then

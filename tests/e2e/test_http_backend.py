@@ -516,6 +516,36 @@ out({two = {two:size()}, one = {one:size()}, e17 = e17})
     assert "17 input images (at most 16 per upload)" in res["e17"], res
 
 
+def test_two_stage_more_images_field(binary, server, tmp_path):
+    """dataset.more_images names a pair field listing further input pictures
+    (base64 or a path beside the dataset): two_stage edits with all of them
+    (image[] parts in order); a broken entry fails its pair by field and
+    index, the others finish."""
+    cfg, out = write_config(tmp_path, server.url, "text", per_category=3,
+                            editor=editor_yaml(server.url, "edit-b64"), extra="dataset:\n  more_images: refs\n")
+    data = str(tmp_path / "bench.json")
+    with open(data, encoding="utf-8") as f:
+        doc = json.load(f)
+    Image.new("RGB", (24, 36), (0, 0, 255)).save(tmp_path / "ref.png")
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (255, 255, 0)).save(buf, "PNG")
+    b64 = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    pairs = doc["物理"]["data_pairs"]
+    pairs[0]["refs"] = [b64, "ref.png"]
+    pairs[1]["refs"] = ["missing.png"]
+    with open(data, "w", encoding="utf-8") as f:
+        json.dump(doc, f, ensure_ascii=False)
+    r = two_stage(cfg)
+    assert r.returncode == 1, r.stderr    # one pair failed, recorded
+    edits = server.requests("/v1/images/edits")
+    sizes = sorted(tuple(Image.open(io.BytesIO(u)).size for u in e["uploads"]) for e in edits)
+    assert len(edits) == 2 and sizes[1][1:] == ((16, 16), (24, 36)) and len(sizes[0]) == 1, sizes
+    rep = by_id(report(out))
+    assert rep[("物理", "pair_001")]["score"] is not None and rep[("物理", "pair_003")]["score"] is not None
+    err = rep[("物理", "pair_002")]["error"]
+    assert "refs[1]:" in err and "missing.png" in err, err
+
+
 def test_editor_url_only_when_allowed_and_garbage_refused(binary, server, tmp_path):
     for sub, model, opts, ok in (("deny", "edit-url", {}, False), ("allow", "edit-url", {"allow_url_fetch": True}, True),
                                  ("garbage", "edit-garbage", {}, False)):
