@@ -263,19 +263,36 @@ static double max_diff(const float *a, const float *b, size_t n)
     return m;
 }
 
+/* The tensors of one weights file, but the one named skip (NULL: all),
+ * as a malloc'd list of *k; *st stays open (the caller closes it after
+ * the load).  NULL with err when the file does not open. */
+static const eh_st_tensor **open_tensors(const char *path, const char *skip, eh_safetensors **st, size_t *k,
+                                         eh_error *err)
+{
+    *st = eh_safetensors_open(path, err);
+    if (!*st)
+        return NULL;
+    size_t n = eh_safetensors_count(*st);
+    const eh_st_tensor **ts = malloc(sizeof *ts * (n + 1));
+    *k = 0;
+    for (size_t i = 0; ts && i < n; i++)
+        if (!skip || strcmp(eh_safetensors_at(*st, i)->name, skip))
+            ts[(*k)++] = eh_safetensors_at(*st, i);
+    if (!ts)
+        eh_safetensors_close(*st);
+    return ts;
+}
+
 static eh_qwenimage_vae *load_vae(const char *dtype, int cpu_copy, const char *skip, eh_error *err)
 {
     eh_qwenimage_vae_config c;
     if (eh_qwenimage_vae_config_load(FIX "/vae/config.json", &c, err) != EH_OK)
         return NULL;
-    eh_safetensors *st = eh_safetensors_open(FIX "/vae/diffusion_pytorch_model.safetensors", err);
-    if (!st)
+    eh_safetensors *st = NULL;
+    size_t k = 0;
+    const eh_st_tensor **ts = open_tensors(FIX "/vae/diffusion_pytorch_model.safetensors", skip, &st, &k, err);
+    if (!ts)
         return NULL;
-    size_t n = eh_safetensors_count(st), k = 0;
-    const eh_st_tensor **ts = malloc(sizeof *ts * (n + 1));
-    for (size_t i = 0; i < n; i++)
-        if (!skip || strcmp(eh_safetensors_at(st, i)->name, skip))
-            ts[k++] = eh_safetensors_at(st, i);
     eh_torch_options o = eh_torch_default_options();
     o.dtype = dtype;
     o.cpu_copy = cpu_copy;
@@ -455,14 +472,11 @@ static eh_qwenimage_dit *load_dit(const char *dtype, const char *skip, eh_error 
     eh_qwenimage_dit_config c;
     if (eh_qwenimage_dit_config_load(FIX "/transformer/config.json", &c, err) != EH_OK)
         return NULL;
-    eh_safetensors *st = eh_safetensors_open(FIX "/transformer/diffusion_pytorch_model.safetensors", err);
-    if (!st)
+    eh_safetensors *st = NULL;
+    size_t k = 0;
+    const eh_st_tensor **ts = open_tensors(FIX "/transformer/diffusion_pytorch_model.safetensors", skip, &st, &k, err);
+    if (!ts)
         return NULL;
-    size_t n = eh_safetensors_count(st), k = 0;
-    const eh_st_tensor **ts = malloc(sizeof *ts * (n + 1));
-    for (size_t i = 0; i < n; i++)
-        if (!skip || strcmp(eh_safetensors_at(st, i)->name, skip))
-            ts[k++] = eh_safetensors_at(st, i);
     eh_torch_options o = eh_torch_default_options();
     o.dtype = dtype;
     eh_qwenimage_dit *d = NULL;
@@ -706,14 +720,11 @@ static eh_qwenimage_te *load_te(const char *skip, eh_error *err)
     eh_qwen3vl_config c;
     if (eh_qwenimage_te_config_load(FIX "/text_encoder/config.json", &c, err) != EH_OK)
         return NULL;
-    eh_safetensors *st = eh_safetensors_open(FIX "/text_encoder/model.safetensors", err);
-    if (!st)
+    eh_safetensors *st = NULL;
+    size_t k = 0;
+    const eh_st_tensor **ts = open_tensors(FIX "/text_encoder/model.safetensors", skip, &st, &k, err);
+    if (!ts)
         return NULL;
-    size_t n = eh_safetensors_count(st), k = 0;
-    const eh_st_tensor **ts = malloc(sizeof *ts * (n + 1));
-    for (size_t i = 0; i < n; i++)
-        if (!skip || strcmp(eh_safetensors_at(st, i)->name, skip))
-            ts[k++] = eh_safetensors_at(st, i);
     eh_torch_options o = eh_torch_default_options();
     o.dtype = "float32";
     eh_qwenimage_te *te = NULL;
