@@ -265,14 +265,12 @@ static eh_status native_to_host(eh_model *m, eh_error *err)
     opt.dtype = m->dtype;
     opt.device = m->device;
     opt.cpu_copy = t->cpu_copy;
-    size_t n = eh_safetensors_count(st);
-    const eh_st_tensor **ts = malloc(sizeof *ts * (n ? n : 1));
+    size_t n = 0;
+    const eh_st_tensor **ts = eh_safetensors_list(st, &n, &e);
     if (!ts) {
         eh_safetensors_close(st);
-        return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
+        return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
     }
-    for (size_t i = 0; i < n; i++)
-        ts[i] = eh_safetensors_at(st, i);
     eh_status rc = eh_qwen3vl_load(&t->cfg, ts, n, &opt, &t->q, &e);
     free(ts);
     eh_safetensors_close(st);

@@ -244,14 +244,10 @@ static eh_status open_part(const char *dir, const char *part, tensor_list *l, eh
     l->st = eh_safetensors_open(path, err);
     if (!l->st)
         return err ? err->code : EH_EIO;
-    l->n = eh_safetensors_count(l->st);
-    l->ts = malloc(sizeof *l->ts * (l->n ? l->n : 1));
-    if (!l->ts) {
+    if (!(l->ts = eh_safetensors_list(l->st, &l->n, err))) {
         eh_safetensors_close(l->st);
-        return eh_fail(err, EH_ENOMEM, "out of memory");
+        return err ? err->code : EH_ENOMEM;
     }
-    for (size_t i = 0; i < l->n; i++)
-        l->ts[i] = eh_safetensors_at(l->st, i);
     return EH_OK;
 }
 

@@ -82,6 +82,19 @@ const eh_st_tensor *eh_safetensors_at(const eh_safetensors *st, size_t i)
     return i < st->count ? &st->tensors[i] : NULL;
 }
 
+const eh_st_tensor **eh_safetensors_list(const eh_safetensors *st, size_t *n, eh_error *err)
+{
+    const eh_st_tensor **ts = malloc(sizeof *ts * (st->count ? st->count : 1));
+    if (!ts) {
+        eh_fail(err, EH_ENOMEM, "out of memory for %zu tensor names", st->count);
+        return NULL;
+    }
+    for (size_t i = 0; i < st->count; i++)
+        ts[i] = &st->tensors[i];
+    *n = st->count;
+    return ts;
+}
+
 static int by_name(const void *a, const void *b)
 {
     return strcmp(((const eh_st_tensor *)a)->name, ((const eh_st_tensor *)b)->name);

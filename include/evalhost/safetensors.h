@@ -52,6 +52,10 @@ size_t eh_safetensors_count(const eh_safetensors *st);
 const eh_st_tensor *eh_safetensors_at(const eh_safetensors *st, size_t i);    /* sorted by name */
 const eh_st_tensor *eh_safetensors_find(const eh_safetensors *st, const char *name);   /* or NULL */
 uint64_t eh_safetensors_total_bytes(const eh_safetensors *st);
+/* Every tensor, sorted by name, as a malloc'd array of *n pointers (what
+ * the model loaders take); the caller frees the array, the tensors stay
+ * the reader's.  NULL with err (EH_ENOMEM) when it cannot be made. */
+const eh_st_tensor **eh_safetensors_list(const eh_safetensors *st, size_t *n, eh_error *err);
 
 const char *eh_st_dtype_name(eh_st_dtype d);   /* "F32", "BF16", ... */
 size_t eh_st_dtype_size(eh_st_dtype d);
