@@ -486,6 +486,24 @@ end
 -- and category. Cheap (no decode), so every edit record carries it and any run
 -- can later serve as run.reuse_edits_from.
 local IMAGE_FIELDS = { "original_image_b64", "image", "image_b64", "image_path" }
+
+-- A dataset's image string that names a file (not base64, not a data: URL):
+-- its path, beside the dataset file unless absolute; nil otherwise.
+function Run:image_file(v)
+  if type(v) ~= "string" or #v >= 4096 or v:find("^data:") then return nil end
+  return util.is_absolute(v) and v or util.join(util.dirname(self.dataset_path), v)
+end
+
+-- What an input image adds to the input hash: a named file's bytes, else
+-- the string as written.
+function Run:image_digest(v)
+  local h = util.host()
+  local path = self:image_file(v)
+  local fh = path and h.hash_file(path)
+  if fh then v = "file:" .. fh end
+  return type(v) == "string" and h.hash(v) or "none"
+end
+
 function Run:input_hash(cat, pair)
   local h = util.host()
   local want = (self.config.dataset or {}).image
@@ -497,14 +515,15 @@ function Run:input_hash(cat, pair)
     end
   end
   if v == nil then v = pair.image_path end
-  if type(v) == "string" and #v < 4096 and not v:find("^data:") then
-    local fh = h.hash_file(util.is_absolute(v) and v or util.join(util.dirname(self.dataset_path), v))
-    if fh then v = "file:" .. fh end
-  end
   local more = self:more_images_field(pair)
+  if type(more) == "table" then
+    local digests = {}
+    for i, m in ipairs(more) do digests[i] = self:image_digest(m) end
+    more = digests
+  end
   -- 64 bits are plenty to tell inputs apart and keep each journal line short
   return h.hash(util.canonical({ category = cat, id = pair.id, instruction = pair.instruction,
-    image = type(v) == "string" and h.hash(v) or "none",
+    image = self:image_digest(v),
     more_images = more ~= nil and h.hash(util.canonical(more)) or nil })):sub(1, 16)
 end
 
@@ -535,8 +554,9 @@ function Run:more_images(pair)
   for i, s in ipairs(v) do
     if type(s) ~= "string" then return fail(("%s[%d] is not a string"):format(field, i)) end
     local img, err
-    if #s < 4096 and not s:find("^data:") then   -- a path, as input_hash tells them apart
-      img, err = h.image.load(util.is_absolute(s) and s or util.join(util.dirname(self.dataset_path), s))
+    local path = self:image_file(s)
+    if path then
+      img, err = h.image.load(path)
     else
       img, err = h.image.decode_b64(s)
     end
