@@ -9,7 +9,7 @@
  *   float sig[51], ts[50];
  *   eh_flowmatch_schedule(&c, 50, image_seq_len, sig, ts, &err);
  *   for (i..50) { model(..., ts[i] / 1000); eh_flowmatch_step(x, v, n, sig[i], sig[i + 1]); }
- * Defined in host/qwenimage.c. */
+ * Defined in host/models/qwenimage.c. */
 #ifndef EVALHOST_FLOWMATCH_H
 #define EVALHOST_FLOWMATCH_H
 

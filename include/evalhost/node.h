@@ -1,6 +1,6 @@
 /* node.h — a small typed tree (the YAML 1.2 core schema's values), the one
  * representation that config, model specs and backends share.  Lua tables
- * convert to and from it in exactly one place (host/l_node.c). */
+ * convert to and from it in exactly one place (host/lua/l_node.c). */
 #ifndef EVALHOST_NODE_H
 #define EVALHOST_NODE_H
 

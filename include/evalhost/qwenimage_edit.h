@@ -18,7 +18,7 @@
  *   eh_qwenimage_prepared_free(b);
  *
  * The two phases let a caller keep the text encoder off the GPU while the
- * transformer runs (offload_text_encoder).  Defined in host/qwenimage_edit.c. */
+ * transformer runs (offload_text_encoder).  Defined in host/models/qwenimage_edit.c. */
 #ifndef EVALHOST_QWENIMAGE_EDIT_H
 #define EVALHOST_QWENIMAGE_EDIT_H
 

@@ -1,4 +1,4 @@
-/* torch_shim.h — the C face of libtorch (host/torch_shim.cpp, the only C++
+/* torch_shim.h — the C face of libtorch (host/models/torch/torch_shim.cpp, the only C++
  * file).  Opaque handles, C types and eh_error only: no C++ type and no
  * exception crosses this line.  Every function that can fail returns an
  * eh_status and fills err (may be NULL) with one line naming the cause.
@@ -107,7 +107,7 @@ eh_status eh_torch_module_edit(eh_torch_module *m, const float *images, int n, i
 eh_status eh_torch_module_judge(eh_torch_module *m, const float *edited, int h, int w, const float *original, int h2,
                                 int w2, int n, const char *const *prompts, double *out, int *k, eh_error *err);
 
-/* ---- Qwen3-VL (native judge; host/backend_native.c) ------------------------
+/* ---- Qwen3-VL (native judge; host/models/backend_native.c) ------------------------
  * The transformers Qwen3VL / Qwen3VLMoe ForConditionalGeneration forward,
  * written in libtorch ops: vision tower (patch embed, learned position
  * table resampled bilinearly, 2-D rotary, blocks, merger, deepstack
@@ -140,7 +140,7 @@ typedef struct eh_qwen3vl_config {
 
 /* Reads a Qwen3-VL config.json (model_type qwen3_vl or qwen3_vl_moe;
  * missing keys take transformers' defaults).  Defined in
- * host/backend_native.c.  EH_EIO, EH_EFORMAT (other model types). */
+ * host/models/backend_native.c.  EH_EIO, EH_EFORMAT (other model types). */
 eh_status eh_qwen3vl_config_load(const char *path, eh_qwen3vl_config *cfg, eh_error *err);
 
 /* One prompt: its token ids (image pads already expanded) and its images
@@ -199,7 +199,7 @@ typedef struct eh_qwenimage_vae_config {
 } eh_qwenimage_vae_config;
 
 /* Reads vae/config.json (_class_name AutoencoderKLQwenImage; missing keys
- * take diffusers' defaults).  Defined in host/qwenimage.c.  EH_EIO,
+ * take diffusers' defaults).  Defined in host/models/qwenimage.c.  EH_EIO,
  * EH_EFORMAT (another class, attn_scales, sizes out of range). */
 eh_status eh_qwenimage_vae_config_load(const char *path, eh_qwenimage_vae_config *cfg, eh_error *err);
 
@@ -241,7 +241,7 @@ typedef struct eh_qwenimage_dit_config {
 } eh_qwenimage_dit_config;
 
 /* Reads transformer/config.json (_class_name QwenImageTransformer2DModel).
- * Defined in host/qwenimage.c.  EH_EFORMAT for the variants not supported
+ * Defined in host/models/qwenimage.c.  EH_EFORMAT for the variants not supported
  * (use_additional_t_cond, use_layer3d_rope, guidance_embeds). */
 eh_status eh_qwenimage_dit_config_load(const char *path, eh_qwenimage_dit_config *cfg, eh_error *err);
 
@@ -284,7 +284,7 @@ typedef struct eh_qwenimage_te eh_qwenimage_te;
 
 /* Reads text_encoder/config.json (model_type qwen2_5_vl; text keys nested
  * in text_config or flat) into the text fields of an eh_qwen3vl_config.
- * Defined in host/qwenimage.c.  EH_EIO, EH_EFORMAT. */
+ * Defined in host/models/qwenimage.c.  EH_EIO, EH_EFORMAT. */
 eh_status eh_qwenimage_te_config_load(const char *path, eh_qwen3vl_config *cfg, eh_error *err);
 
 /* The language model's weights (model.layers.* as Qwen-Image-Edit stores

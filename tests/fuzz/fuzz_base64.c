@@ -1,4 +1,4 @@
-/* fuzz_base64.c — libFuzzer harness for eh_b64_decode (host/base64.c).
+/* fuzz_base64.c — libFuzzer harness for eh_b64_decode (host/core/base64.c).
  *
  * README fragment: the input is base64 text as a benchmark or a server reply
  * would hold it (either alphabet, padding optional, whitespace, a

@@ -1,5 +1,5 @@
 /* fuzz_dataset.c — libFuzzer harness for the benchmark indexer
- * (host/dataset.c: the mmap'd one-pass strict JSON scanner, the four shapes,
+ * (host/core/dataset.c: the mmap'd one-pass strict JSON scanner, the four shapes,
  * per-pair errors, lazy unescaping, image references, safe file names).
  *
  * README fragment: the first input byte picks the format (auto, JSON,

@@ -1,5 +1,5 @@
 /* fuzz_http_reply.c — libFuzzer harness for the http backend's reply
- * readers (host/backend_http.c): the judge's chat completion (JSON checks,
+ * readers (host/models/backend_http.c): the judge's chat completion (JSON checks,
  * choices[0].message.content as a string or text parts, the score parser,
  * logprob tokens at the score's position) and the editor's images reply
  * (data[0].b64_json decoded under the image limits, or data[0].url).
@@ -14,7 +14,7 @@
  *
  *   build-fuzz/fuzz_http_reply tests/fuzz/corpus/http_reply -max_total_time=600 */
 #define eh_backend_http eh_backend_http_fuzz_copy   /* the core links the real one */
-#include "../../host/backend_http.c"
+#include "../../host/models/backend_http.c"
 
 #include <math.h>
 

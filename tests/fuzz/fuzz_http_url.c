@@ -1,4 +1,4 @@
-/* fuzz_http_url.c — libFuzzer harness for eh_http_safe_url (host/http.c),
+/* fuzz_http_url.c — libFuzzer harness for eh_http_safe_url (host/core/http.c),
  * which turns a URL (from a config, or from an editor server's reply that
  * gives the image by URL) into the form that may appear in messages and
  * reports: no query string, no fragment, no user:password@.
@@ -9,7 +9,7 @@
  * NUL-terminated inside its buffer (sizes 1..64 and 4096 are tried), holds
  * no '?' or '#', and is no longer than the URL.  This is the only
  * HTTP-reply parser with a public entry point so far; the chat-completion
- * reply reader is static in host/backend_http.c.  Seeds:
+ * reply reader is static in host/models/backend_http.c.  Seeds:
  * tests/fuzz/corpus/http_url/.
  *
  *   build-fuzz/fuzz_http_url tests/fuzz/corpus/http_url -max_total_time=600 */

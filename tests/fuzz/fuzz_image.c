@@ -1,4 +1,4 @@
-/* fuzz_image.c — libFuzzer harness for eh_image_decode (host/image.c): one
+/* fuzz_image.c — libFuzzer harness for eh_image_decode (host/core/image.c): one
  * harness for every format, picked by magic bytes as the host does (JPEG via
  * TurboJPEG with EXIF, PNG, BMP and GIF via stb / libdeflate, WebP via
  * libwebp).

@@ -1,4 +1,4 @@
-/* fuzz_journal.c — libFuzzer harness for journal replay (host/journal.c:
+/* fuzz_journal.c — libFuzzer harness for journal replay (host/core/journal.c:
  * JSON Lines with a header, a torn last line dropped, a damaged middle line
  * refused, the run key compared).
  *

@@ -1,5 +1,5 @@
 /* fuzz_score_parse.c — libFuzzer harness for the judge-reply score parser
- * (host/score_parse.c: PCRE2 patterns for JSON, labels, bold, fractions,
+ * (host/text/score_parse.c: PCRE2 patterns for JSON, labels, bold, fractions,
  * 分, <think> blocks) and the excerpt used in its error messages.
  *
  * README fragment: a server reply is untrusted text.  A parsed score must

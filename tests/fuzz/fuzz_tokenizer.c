@@ -1,5 +1,5 @@
 /* fuzz_tokenizer.c — libFuzzer harness for the tokenizer.json loader and
- * the encoder (host/tokenizer.c: cJSON, vocab and merges, added tokens,
+ * the encoder (host/text/tokenizer.c: cJSON, vocab and merges, added tokens,
  * NFC, PCRE2 Split, byte-level BPE, decode).
  *
  * README fragment: the first input byte picks the mode.  Even: the rest is

@@ -1,6 +1,6 @@
 /* backend_native_editor.c — `backend: native` for the editor role:
  * Qwen-Image-Edit (diffusers layout) run in process through libtorch, the
- * pipeline of host/qwenimage_edit.c.  One Model handle, one residency for
+ * pipeline of host/models/qwenimage_edit.c.  One Model handle, one residency for
  * its three components (text encoder, transformer, VAE).
  *
  * Spec keys (any may sit under params:): name (HF id in the local cache) or

@@ -1,7 +1,7 @@
 /* qwenimage.c — the C side of the native Qwen-Image editor (issue 14): its
  * diffusers configs read into the shim's structs, and the FlowMatch Euler
  * scheduler (evalhost/flowmatch.h).  The forward is in
- * host/torch_shim.cpp; nothing here needs libtorch, so a build without it
+ * host/models/torch/torch_shim.cpp; nothing here needs libtorch, so a build without it
  * still checks configs. */
 #include <cjson/cJSON.h>
 #include <math.h>

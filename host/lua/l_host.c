@@ -262,22 +262,12 @@ static const submodule submodules[] = {
     { "model", eh_open_model },
     { "gpu", eh_open_gpu },
     { "progress", eh_open_progress },
-#ifdef EVALHOST_HAVE_IMAGE
     { "image", eh_open_image },
     { "image_writer", eh_open_image_writer },
-#endif
-#ifdef EVALHOST_HAVE_DATASET
     { "dataset", eh_open_dataset },
-#endif
-#ifdef EVALHOST_HAVE_TOKENIZER
     { "tokenizer", eh_open_tokenizer },
-#endif
-#ifdef EVALHOST_HAVE_VLM
     { "vlm", eh_open_vlm },
-#endif
-#ifdef EVALHOST_HAVE_JOURNAL
     { "journal", eh_open_journal },
-#endif
     { NULL, NULL },
 };
 
