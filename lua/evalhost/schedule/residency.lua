@@ -1,0 +1,56 @@
+-- Models and the GPU: which model is on the device, whether two fit.
+local util = require "evalhost.util"
+local base = require "evalhost.schedule.run"
+local Run, log, stop = base.Run, base.log, base.stop
+
+-- Free memory must exceed the second model's footprint by this factor before
+-- "auto" keeps both models resident (activations, fragmentation).
+local FIT_HEADROOM = 1.10
+
+local function cuda_device(info)
+  local d = info and info.device
+  if type(d) ~= "string" then return nil end
+  if d == "cuda" then return "cuda:0" end
+  if d:match("^cuda:%d+$") then return d end
+  return nil
+end
+
+-- May `role` join the model already on the device without a swap?
+function Run:fits_beside(role, other)
+  if self.keep_both == true then return true end
+  if self.keep_both == false then return false end
+  local a, b = self.models[role], self.models[other]
+  local da, db = cuda_device(a:info()), cuda_device(b:info())
+  if not da or da ~= db then return false end
+  local mem = util.host().gpu.memory(tonumber(da:match("%d+$")))
+  local need = (a:footprint() or 0) * FIT_HEADROOM
+  local fits = mem and mem.free and mem.free >= need
+  log("info", "keep_both=auto: %s needs %.2f GB, %.2f GB free on %s: %s", role, need / 2 ^ 30,
+    (mem and mem.free or 0) / 2 ^ 30, da, fits and "keeping both resident" or "swapping")
+  return fits
+end
+
+-- The model for `role`, on the device; nil and a message when it cannot load.
+function Run:model(role)
+  local m = self.models[role]
+  if m == nil then error(("schedule: no %s model opened for this run"):format(role), 2) end
+  if self.load_errors[role] then return nil, self.load_errors[role] end
+  if m:state() == "device" then return m end
+  for other, om in pairs(self.models) do
+    if other ~= role and om:state() == "device" then
+      if self.resident_both == nil then self.resident_both = self:fits_beside(role, other) end
+      if not self.resident_both then om:unload() end
+    end
+  end
+  local ok, err, info = m:load()
+  if ok == nil and type(info) == "table" and info.code == "ENET" then
+    -- a server that does not wake up is not every pair's failure: stop, resumable
+    stop(("%s: load failed: %s"):format(self.sections[role], tostring(err)))
+  end
+  if ok == nil and err then
+    self.load_errors[role] = ("%s: load failed: %s"):format(self.sections[role], tostring(err))
+    log("error", "%s", self.load_errors[role])
+    return nil, self.load_errors[role]
+  end
+  return m
+end

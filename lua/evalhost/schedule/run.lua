@@ -1,0 +1,34 @@
+-- The Run class and the few helpers every part of the schedule library
+-- shares: the log, banners, the Stop error and a pair's id.
+local util = require "evalhost.util"
+
+local base = {}
+
+local Run = {}
+Run.__index = Run
+base.Run = Run
+
+base.ROLES = {
+  editor = { "editor", "diffusion_model" },
+  judge = { "judge", "reward_model" },
+}
+
+function base.log(level, fmt, ...) util.host().log(level, fmt, ...) end
+
+function base.banner(text)
+  base.log("info", "%s", ("="):rep(60))
+  base.log("info", "%s", text)
+  base.log("info", "%s", ("="):rep(60))
+end
+
+-- A file-system failure that must stop the run without recording anything
+-- against a pair (disk full, read-only folder): every finished step is in
+-- the journal, so the same command with --resume continues.
+local Stop = {}
+Stop.__tostring = function(e) return e.msg end
+base.Stop = Stop
+function base.stop(msg) error(setmetatable({ msg = msg }, Stop), 0) end
+
+function base.pair_id(pair) return pair.id or ("#" .. tostring(pair.index)) end
+
+return base

@@ -1,0 +1,304 @@
+-- The steps: every "is this done?" and every result goes through Run:done
+-- and Run:record (resume lives there); editing and scoring a pair, a list,
+-- a category.
+local util = require "evalhost.util"
+local base = require "evalhost.schedule.run"
+local Run, log, stop, pair_id = base.Run, base.log, base.stop, base.pair_id
+local stats = require "evalhost.stats"
+
+------------------------------------------------------------------------
+-- The two functions every step goes through (resume lives here).
+------------------------------------------------------------------------
+
+-- Store a step's result in memory only (used by replay and by record).
+function Run:remember(stage, cat, id, tbl)
+  local s = self.steps[stage] or {}
+  self.steps[stage] = s
+  s[cat] = s[cat] or {}
+  s[cat][id] = tbl
+end
+
+-- The record of a finished step, or nil when it still has to run. An edit
+-- whose image is still being saved is waited for: it is done only once
+-- journaled.
+function Run:done(stage, cat, id)
+  if stage == "edit" and self.writing_ids and self.writing_ids[cat .. "\0" .. tostring(id)] then
+    self:settle_writes(true)
+  end
+  local s = self.steps[stage]
+  return s and s[cat] and s[cat][id] or nil
+end
+
+function Run:record(stage, cat, id, tbl)
+  if self.journal then
+    local ok, err = self.journal:record(stage, cat, id, tbl)
+    if ok == nil and err then
+      self.journal_failed = true
+      stop(("journal: %s"):format(err))
+    end
+  end
+  self:remember(stage, cat, id, tbl)
+  return tbl
+end
+
+------------------------------------------------------------------------
+-- Pairs and steps.
+------------------------------------------------------------------------
+
+-- The pairs of a category this process handles (evalhost.shard's split).
+function Run:pairs(cat)
+  local it, st, ctl = self.dataset:pairs(cat)
+  local split = self.split
+  return function()
+    while true do
+      local i, pair = it(st, ctl)
+      ctl = i
+      if i == nil then return nil end
+      if split:owns(cat, i) then return i, pair end
+    end
+  end
+end
+
+function Run:count(cat)
+  return self.split:size(cat)
+end
+
+
+-- Records a pair's failure; `info` is a model call's third value
+-- ({code=, whole=}), kept so that --resume retries network failures.
+function Run:fail(stage, cat, pair, failed_stage, err, info)
+  local id = pair_id(pair)
+  log("warn", "[%s] %s: %s failed: %s (%s)", cat, id, failed_stage, tostring(err), self.dataset_path)
+  local code = type(info) == "table" and info.code or nil
+  return self:record(stage, cat, id, { error = tostring(err), stage = failed_stage, code = code })
+end
+
+-- Runs fn(pair) over a category's pairs under a progress bar; the next
+-- pair's original decodes on the reader's thread while fn's model call runs.
+function Run:each(cat, label, fn)
+  local bar = util.host().progress(("[%s] %s"):format(cat, label), self:count(cat))
+  local list = {}
+  for _, pair in self:pairs(cat) do list[#list + 1] = pair end
+  for i, pair in ipairs(list) do
+    if i == 1 then self:prefetch_original(cat, pair) end
+    if list[i + 1] then self:prefetch_original(cat, list[i + 1]) end
+    fn(pair)
+    self:forget_original(cat, pair)
+    bar:tick()
+  end
+  bar:close()
+end
+
+-- Edit one pair and save the result; true when an edited image exists.
+function Run:edit(cat, pair)
+  local h = util.host()
+  local id = pair_id(pair)
+  local rec = self:done("edit", cat, id)
+  if rec then return rec.error == nil end
+  if pair.error then return self:fail("edit", cat, pair, "data", pair.error) and false end
+  local okid, why = util.safe_component(pair.id)
+  if not okid then return self:fail("edit", cat, pair, "data", "id: " .. why) and false end
+  local input = self:input_hash(cat, pair)
+  if self.reuse and self:reuse_edit(cat, id, input) then return true end
+
+  local img, err = self:original(cat, pair)
+  if not img then return self:fail("edit", cat, pair, "data", err) and false end
+  local editor
+  editor, err = self:model("editor")
+  if not editor then
+    img:close()
+    return self:fail("edit", cat, pair, "edit", err) and false
+  end
+  local more, more_err = self:more_images(pair)
+  if not more then
+    img:close()
+    return self:fail("edit", cat, pair, "data", more_err) and false
+  end
+  local t0 = h.clock()
+  local edited, info
+  edited, err, info = editor:edit(#more > 0 and { img, table.unpack(more) } or img, pair.instruction)
+  local dt = h.clock() - t0
+  img:close()
+  for _, m in ipairs(more) do m:close() end
+  -- the call failed as a whole (server down, out of memory): nothing is
+  -- recorded for the pair, the run stops resumably
+  if not edited and type(info) == "table" and info.whole then
+    stop(("%s: %s"):format(self.sections.editor, tostring(err)))
+  end
+  if not edited then return self:fail("edit", cat, pair, "edit", err, info) and false end
+  self.timings.edit_seconds = self.timings.edit_seconds + dt
+  self.timings.edited = self.timings.edited + 1
+
+  local dir = util.join(self.out, "images", cat)
+  if not self.made_dirs[dir] then
+    local ok, merr = h.fs.mkdir_beneath(self.out, util.join("images", cat))
+    if not ok then
+      edited:close()
+      stop(("cannot create %s: %s"):format(dir, tostring(merr)))
+    end
+    self.made_dirs[dir] = true
+  end
+  local rel = util.join("images", cat, id .. ".png")
+  local path = util.join(self.out, rel)
+  local w = self:writer()
+  if w then
+    local ok, serr = w:submit(edited, path)
+    edited:close()
+    if not ok then stop(("cannot save the edit of %s/%s: %s"):format(cat, id, tostring(serr))) end
+    self.writing[path] = { cat = cat, id = id, rec = { image = rel, seconds = dt, input = input } }
+    self.writing_ids[cat .. "\0" .. tostring(id)] = true
+    self:settle_writes(false)
+    return true
+  end
+  local ok, serr = edited:save(path)
+  edited:close()
+  -- never journaled as the pair's failure: a full disk is not the pair's fault
+  if not ok then stop(("cannot save the edit of %s/%s: %s"):format(cat, id, tostring(serr))) end
+  -- The hash lets a resumed run check the file it relies on (issue 8).
+  self:record("edit", cat, id, { image = rel, seconds = dt, hash = h.hash_file(util.join(self.out, rel)),
+    input = input })
+  return true
+end
+
+local function valid_score(res)
+  if type(res) ~= "table" then return nil, "judge returned no result" end
+  local s = res.score
+  if type(s) ~= "number" or s ~= s then return nil, "judge reply has no score" end
+  if s < 0 or s > 10 then return nil, ("judge score %s is outside 0..10"):format(tostring(s)) end
+  return s
+end
+
+-- Score one edited pair; true when it has a score.
+-- The judge's request for a pair, or nil and true/false when there is
+-- nothing to score (true: a score exists). The request owns two Images
+-- that settle_score closes.
+function Run:score_request(cat, pair)
+  local id = pair_id(pair)
+  local rec = self:done(self.score_stage, cat, id)
+  if rec then return nil, rec.error == nil end
+  local e = self:done("edit", cat, id)
+  if e == nil or e.error then return nil, false end -- nothing to score; the edit's failure is recorded
+
+  local system, user = self.prompts:render(cat, pair)
+  if not system then return nil, self:fail(self.score_stage, cat, pair, "prompt", user) and false end
+  local edited, err = self:load_edited(util.join(self.out, e.image))
+  if not edited then
+    return nil, self:fail(self.score_stage, cat, pair, "score", "edited image: " .. tostring(err)) and false
+  end
+  local original
+  original, err = self:original(cat, pair)
+  if not original then
+    edited:close()
+    return nil, self:fail(self.score_stage, cat, pair, "data", err) and false
+  end
+  return {
+    image = edited, original = original, instruction = pair.instruction,
+    description = pair.description, system_prompt = system, user_prompt = user,
+    category = cat, id = id,
+  }
+end
+
+-- Records the judge's answer to a request (res, or nil + err + info) and
+-- closes its images; true when the pair has a score.
+function Run:settle_score(cat, pair, req, res, err, info, dt)
+  req.image:close()
+  req.original:close()
+  if not res and type(info) == "table" and info.whole then
+    stop(("%s: %s"):format(self.sections.judge, tostring(err)))
+  end
+  if not res then return self:fail(self.score_stage, cat, pair, "score", err, info) and false end
+  local score
+  score, err = valid_score(res)
+  if not score then return self:fail(self.score_stage, cat, pair, "score", err) and false end
+  local dims
+  if self.profile_parse then
+    -- the benchmark's own rule turns the reply's ratings into the pair's score
+    score, dims = self.profile_parse(res.text, cat, pair)
+    if not score then return self:fail(self.score_stage, cat, pair, "score", dims) and false end
+  end
+  self.timings.score_seconds = self.timings.score_seconds + dt
+  self.timings.scored = self.timings.scored + 1
+  self:record(self.score_stage, cat, pair_id(pair), { score = score, text = res.text, seconds = dt, dims = dims })
+  return true
+end
+
+-- Score one edited pair; true when it has a score.
+function Run:score(cat, pair)
+  local req, has = self:score_request(cat, pair)
+  if not req then return has end
+  local judge, err = self:model("judge")
+  local res, info
+  local t0 = util.host().clock()
+  if judge then res, err, info = judge:score(req) end
+  return self:settle_score(cat, pair, req, res, err, info, util.host().clock() - t0)
+end
+
+-- Score a list of pairs through score_batch (one call per batch_size pairs:
+-- real batches for torch, requests in flight for http). Calls tick() per pair.
+function Run:score_pairs(cat, list, tick)
+  self:settle_writes(true)   -- a stage boundary: every edit journaled before its score
+  local size = 1
+  local m = self.models.judge
+  if m and not self.load_errors.judge then size = math.max(1, m:info().batch_size or 1) end
+  self:prefetch(cat, list, 1, size)   -- the first batch's images load while its originals decode
+  local i = 1
+  while i <= #list do
+    local reqs, owners = {}, {}
+    while i <= #list and #reqs < size do
+      local pair = list[i]
+      local req = self:score_request(cat, pair)
+      if req then
+        reqs[#reqs + 1], owners[#owners + 1] = req, pair
+      else
+        tick()
+      end
+      i = i + 1
+    end
+    if #reqs > 0 then
+      self:prefetch(cat, list, i, size)
+      local judge, err = self:model("judge")
+      local results, info
+      local t0 = util.host().clock()
+      if judge then results, err, info = judge:score_batch(reqs) end
+      local dt = (util.host().clock() - t0) / #reqs
+      for k, req in ipairs(reqs) do
+        local r = results and results[k]
+        if results and r.error then
+          self:settle_score(cat, owners[k], req, nil, r.error, { code = r.code, whole = false }, dt)
+        else
+          self:settle_score(cat, owners[k], req, r, err, info, dt)
+        end
+        tick()
+      end
+    end
+  end
+  self:drop_prefetched()
+end
+
+function Run:edit_all(cat)
+  self:each(cat, "编辑图像", function(pair) self:edit(cat, pair) end)
+end
+
+function Run:score_all(cat)
+  local list = {}
+  for _, pair in self:pairs(cat) do list[#list + 1] = pair end
+  local bar = util.host().progress(("[%s] %s"):format(cat, "评分"), #list)
+  self:score_pairs(cat, list, function() bar:tick() end)
+  bar:close()
+  self:log_category(cat)
+end
+
+-- The seed's per-category line: mean score, n, failures.
+function Run:log_category(cat)
+  local xs, failed = {}, 0
+  for _, pair in self:pairs(cat) do
+    local s = self:done("score", cat, pair_id(pair))
+    local e = self:done("edit", cat, pair_id(pair))
+    if s and s.score then
+      xs[#xs + 1] = s.score
+    elseif (s and s.error) or (e and e.error) then
+      failed = failed + 1
+    end
+  end
+  log("info", "[%s] 平均分: %s (n=%d, 失败 %d)", cat, util.fmt(stats.mean(xs), 3), #xs, failed)
+end
