@@ -17,6 +17,17 @@ APT_PACKAGES := build-essential cmake pkg-config lua5.4 liblua5.4-dev libcjson-d
 
 .PHONY: all deps apt venv build run test test-c test-lua lint install clean
 
+# GPU kit (issue 21): the .deb files and wheels the GPU machine lacks for
+# tools/gpu/check.sh, into a git-ignored folder (tools/gpu/kit.sh says what).
+GPU_KIT ?= .gpu-kit
+.PHONY: gpu-kit gpu-check-dry
+gpu-kit:
+	tools/gpu/kit.sh $(GPU_KIT)
+
+# check.sh end to end without CUDA: every GPU step says so and is skipped.
+gpu-check-dry: gpu-kit
+	tools/gpu/check.sh --dry-run
+
 all: build
 
 deps: apt venv
