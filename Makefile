@@ -17,6 +17,8 @@ APT_PACKAGES := build-essential cmake pkg-config lua5.4 liblua5.4-dev libcjson-d
 
 .PHONY: all deps apt venv build run test test-c test-lua lint install clean
 
+all: build
+
 # GPU kit (issue 21): the .deb files and wheels the GPU machine lacks for
 # tools/gpu/check.sh, into a git-ignored folder (tools/gpu/kit.sh says what).
 GPU_KIT ?= .gpu-kit
@@ -27,8 +29,6 @@ gpu-kit:
 # check.sh end to end without CUDA: every GPU step says so and is skipped.
 gpu-check-dry: gpu-kit
 	tools/gpu/check.sh --dry-run
-
-all: build
 
 deps: apt venv
 
