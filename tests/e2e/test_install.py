@@ -18,7 +18,7 @@ def install(prefix):
 def test_installed_binary_runs_the_default_job_from_anywhere(tmp_path):
     exe = install(tmp_path / "prefix")
     share = tmp_path / "prefix" / "share" / "evalhost"
-    assert (share / "lua" / "evalhost" / "schedule.lua").exists()
+    assert (share / "lua" / "evalhost" / "schedule" / "init.lua").exists()
     assert (share / "config" / "prompts.yaml").exists()
     out = tmp_path / "out"
     elsewhere = tmp_path / "cwd"
