@@ -101,8 +101,10 @@ static const eh_backend *find_backend(const char *name)
 {
     if (!strcmp(name, "builtin"))
         return &eh_backend_builtin;
+#ifdef EVALHOST_HAVE_HTTP
     if (!strcmp(name, "http"))
         return &eh_backend_http;
+#endif
 #ifdef EVALHOST_HAVE_TORCH
     if (!strcmp(name, "torch"))
         return &eh_backend_torch;
@@ -173,6 +175,10 @@ eh_model *eh_model_open(eh_host *host, const char *section, const eh_node *spec,
         if (!strcmp(backend, "torch") || !strcmp(backend, "native"))
             eh_fail(err, EH_EFORMAT, "%s: backend '%s' (%s) is not available: this evalhost was built without "
                     "libtorch (build with EVALHOST_TORCH=ON after `make deps`)", section, backend, m->name);
+        else if (!strcmp(backend, "http"))
+            eh_fail(err, EH_EFORMAT, "%s: backend 'http' (%s) is not available: this evalhost was built without "
+                    "libcurl (EVALHOST_HTTP=OFF; rebuild with EVALHOST_HTTP=ON and libcurl4-openssl-dev)",
+                    section, m->name);
         else
             eh_fail(err, EH_EINVAL, "%s: unknown backend '%s' (known: builtin, torch, http, native)", section, backend);
         goto fail;

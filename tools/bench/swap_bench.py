@@ -54,12 +54,14 @@ def pinned_copy(nbytes, reps, device):
     cuda = device.startswith("cuda")
     h = torch.empty(nbytes, dtype=torch.uint8)
     h.fill_(1)
-    registered = False
+    registered, register_s = False, None
     if cuda:
         # page-locked the way evalhost does it (cudaHostRegister, exact size);
         # torch's pinned allocator would round 40 GB up to 64 GB
         rt = torch.cuda.cudart()
+        t0 = time.perf_counter()
         registered = int(rt.cudaHostRegister(h.data_ptr(), nbytes, 0)) == 0
+        register_s = time.perf_counter() - t0 if registered else None
         if not registered:
             h = h.pin_memory()
     d = torch.empty(nbytes, dtype=torch.uint8, device=device)
@@ -76,7 +78,7 @@ def pinned_copy(nbytes, reps, device):
     del h, d
     if cuda:
         torch.cuda.empty_cache()
-    return times
+    return times, register_s
 
 
 def seed_way(nbytes, params, reps, dtype, device):
@@ -116,9 +118,10 @@ def main():
     name = torch.cuda.get_device_name(device) if cuda else "CPU"
 
     ours = evalhost_side(exe, script, nbytes, params, reps, dtype, device)
-    pin = pinned_copy(ours["bytes_per_load"], reps, device)
-    seed_reps = max(1, min(reps, 2))
-    seed_l, seed_u = seed_way(nbytes, params, seed_reps, dtype, device)
+    pin, register_s = pinned_copy(ours["bytes_per_load"], reps, device)
+    # SEED_REPS=0 leaves the seed's way out (at 60 GB it costs a minute)
+    seed_reps = int(os.environ.get("SEED_REPS", max(1, min(reps, 2))))
+    seed_l, seed_u = seed_way(nbytes, params, seed_reps, dtype, device) if seed_reps > 0 else ([float("nan")], [float("nan")])
 
     b = ours["bytes_per_load"]
     med = statistics.median
@@ -137,15 +140,30 @@ def main():
     print(f"  {'evalhost Model:load/:unload':34}{ours_gbs}{ol:10.3f}{ou:10.4f}")
     print(f"  {'pinned copy_ (one flat tensor)':34}{gbs(pl):10.1f}{pl:10.3f}{'-':>10}")
     seed_gbs = f"{gbs(sl):10.1f}" if cuda else f"{'-':>10}"   # .to("cpu") on the CPU is a no-op
-    print(f"  {'seed: .to() pageable / .to(cpu)':34}{seed_gbs}{sl:10.3f}{su:10.4f}")
+    if seed_reps > 0:
+        print(f"  {'seed: .to() pageable / .to(cpu)':34}{seed_gbs}{sl:10.3f}{su:10.4f}")
+    else:
+        print(f"  {'seed: .to() pageable / .to(cpu)':34}  (left out: SEED_REPS=0)")
     if cuda:
         print(f"  ratios: load = {100 * pl / ol:.1f}% of the pinned-copy bandwidth (goal >= 90%); "
-              f"{sl / ol:.1f}x faster than the seed's load; unload {ou:.4f} s (goal <= 0.1 s), "
-              f"{su / ou if ou > 0 else float('inf'):.0f}x faster than the seed's")
+              + (f"{sl / ol:.1f}x faster than the seed's load; " if seed_reps > 0 else "")
+              + f"unload {ou:.4f} s (goal <= 0.1 s)"
+              + (f", {su / ou if ou > 0 else float('inf'):.0f}x faster than the seed's" if seed_reps > 0 else ""))
     else:
         print(f"  CPU path: load {ol * 1e6:.1f} us and unload {ou * 1e6:.1f} us of bookkeeping; "
               f"a memcpy of the same bytes takes {pl:.3f} s ({gbs(pl):.1f} GB/s)")
+    if register_s is not None:
+        print(f"  cudaHostRegister of the {b / 1e9:.2f} GB: {register_s:.2f} s ({b / register_s / 1e9:.1f} GB/s)")
     print(f"  weights check: {ours['checks_ok']}/{ours['checks_n']} loads read every weight back intact")
+    if os.environ.get("SWAP_JSON"):   # tools/gpu/check.sh's record of this run
+        with open(os.environ["SWAP_JSON"], "w") as f:
+            json.dump({"bytes": b, "dtype": dtype, "device": ours["device"], "gpu": name, "host_kind": ours["host_kind"],
+                       "reps": reps, "load_s": ol, "load_gbs": gbs(ol) if cuda else None, "unload_s": ou,
+                       "pinned_copy_s": pl, "pinned_copy_gbs": gbs(pl), "load_vs_pinned": pl / ol if cuda else None,
+                       "host_register_s": register_s, "to_host_s": ours["to_host_seconds"],
+                       "first_copy_s": ours["first_copy_seconds"], "seed_load_s": sl if seed_reps > 0 else None,
+                       "seed_unload_s": su if seed_reps > 0 else None,
+                       "checks_ok": ours["checks_ok"], "checks_n": ours["checks_n"]}, f, indent=1)
     sys.exit(0 if ours["checks_ok"] == ours["checks_n"] else 1)
 
 
