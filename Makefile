@@ -75,6 +75,11 @@ lint:
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
+# README's configuration reference from lua/evalhost/schema.lua (after adding a key)
+.PHONY: config-doc
+config-doc: build
+	$(BUILD)/evalhost tools/config_doc.lua --set script.write=README.md
+
 clean:
 	rm -rf $(BUILD) outputs
 

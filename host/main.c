@@ -3,9 +3,16 @@
  *
  *   evalhost SCRIPT [CONFIG] [--set key.path=value]... [--resume[=force]]
  *            [--shard i/N] [--quiet] [--verbose] [--version] [--help]
+ *   evalhost list
+ *
+ * SCRIPT is a path or a name from the scripts folder (two_stage); the Lua
+ * library, scripts and configs come from the data root: the source tree for
+ * the build-tree binary, <prefix>/share/evalhost for an installed one, with
+ * EVALHOST_PATH's folders searched first for Lua modules.
  *
  * Exit codes: 0 success; 1 the run finished with failed pairs, or a data or
  * config problem stopped it; 2 usage error or a bug in the script. */
+#define _DEFAULT_SOURCE 1   /* realpath */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -23,6 +30,18 @@
 #define EXIT_DATA 1
 #define EXIT_USAGE 2
 
+/* Compiled in by CMake: the checkout the build-tree binary belongs to, its
+ * build folder, and the data folder relative to an installed binary. */
+#ifndef EVALHOST_SOURCE_DIR
+#define EVALHOST_SOURCE_DIR ""
+#endif
+#ifndef EVALHOST_BINARY_DIR
+#define EVALHOST_BINARY_DIR ""
+#endif
+#ifndef EVALHOST_DATA_REL
+#define EVALHOST_DATA_REL "../share/evalhost"
+#endif
+
 typedef struct cli {
     const char *script;
     const char *config;
@@ -33,11 +52,16 @@ typedef struct cli {
     const char *shard;
     eh_resume_mode resume;
     int quiet, verbose;
+    int list;              /* `evalhost list` */
+    char script_buf[PATH_MAX];   /* SCRIPT resolved by name */
+    char root[PATH_MAX];   /* the data root ("" when none was found) */
 } cli;
 
 static void usage(FILE *out)
 {
     fputs("usage: evalhost SCRIPT [CONFIG] [options] [script args]\n"
+          "       evalhost list          the scripts, backends and dataset adapters\n"
+          "  SCRIPT                 a path, or a name from the scripts folder (two_stage, rejudge, ...)\n"
           "  --set key.path=value   override a config value (typed like YAML: 1e6, [a,b], true)\n"
           "  --resume[=force]       continue a killed run from its journal (force: accept a changed run)\n"
           "  --shard i/N            process the i-th of N disjoint slices (0-based); also from\n"
@@ -46,13 +70,13 @@ static void usage(FILE *out)
           "  --verbose              debug messages\n"
           "  --version              print the version\n"
           "  --help                 this text\n"
-          "example: evalhost scripts/two_stage.lua config/example.yaml --set run.out=outputs/x\n",
+          "example: evalhost two_stage config/example.yaml --set run.out=outputs/x\n",
           out);
 }
 
 static int parse_cli(int argc, char **argv, cli *c)
 {
-    memset(c, 0, sizeof *c);
+    memset(c, 0, sizeof *c);   /* c is large: it holds two paths */
     c->sets = calloc((size_t)argc, sizeof *c->sets);
     c->args = calloc((size_t)argc, sizeof *c->args);
     if (!c->sets || !c->args)
@@ -183,48 +207,55 @@ static void apply_limits(eh_host *h)
         h->json_max_depth = 1;
 }
 
-/* Where the Lua library lives: $EVALHOST_PATH, else beside the binary
- * (<bin>/../lua in the source tree, <prefix>/share/evalhost/lua installed). */
-static void find_lua_dir(char *out, size_t n)
+static int has_library(const char *root)
 {
-    const char *env = getenv("EVALHOST_PATH");
-    if (env && *env) {
-        snprintf(out, n, "%s", env);
-        return;
-    }
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char probe[PATH_MAX + 32];
+    snprintf(probe, sizeof probe, "%s/lua/evalhost", root);
+    return root[0] && eh_fs_is_dir(probe);
+}
+
+/* The data root (lua/, scripts/, config/, examples/): the source tree for the
+ * binary in its own build folder, <bin>/EVALHOST_DATA_REL for an installed
+ * one; each falls back on the other, then on <bin>/.. .  "" when none has
+ * the library. */
+static void find_data_root(char *out, size_t n)
+{
     out[0] = '\0';
-    if (len <= 0)
+    char exe[PATH_MAX], dir[PATH_MAX], built[PATH_MAX];
+    if (!realpath("/proc/self/exe", exe))
         return;
-    exe[len] = '\0';
-    char dir[PATH_MAX];
     eh_fs_dirname(exe, dir, sizeof dir);
-    const char *candidates[] = { "/../lua", "/../share/evalhost/lua" };
-    for (size_t i = 0; i < 2; i++) {
-        char probe[PATH_MAX + 64];
-        snprintf(probe, sizeof probe, "%s%s/evalhost", dir, candidates[i]);
-        if (eh_fs_is_dir(probe)) {
-            probe[strlen(probe) - strlen("/evalhost")] = '\0';
-            snprintf(out, n, "%s", probe);
+    char installed[PATH_MAX + 64], parent[PATH_MAX + 8];
+    snprintf(installed, sizeof installed, "%s/%s", dir, EVALHOST_DATA_REL);
+    snprintf(parent, sizeof parent, "%s/..", dir);
+    int in_build = EVALHOST_BINARY_DIR[0] && realpath(EVALHOST_BINARY_DIR, built) && !strcmp(built, dir);
+    const char *order[3] = { installed, EVALHOST_SOURCE_DIR, parent };
+    if (in_build) {
+        order[0] = EVALHOST_SOURCE_DIR;
+        order[1] = installed;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (has_library(order[i])) {
+            if (!realpath(order[i], out))
+                snprintf(out, n, "%s", order[i]);
             return;
         }
     }
 }
 
-static void set_package_path(lua_State *L)
+/* package.path: EVALHOST_PATH's folders (':'-separated) first, then the
+ * data root's lua/, then Lua's own. */
+static void set_package_path(lua_State *L, const char *root)
 {
-    char dir[PATH_MAX];
-    find_lua_dir(dir, sizeof dir);
+    const char *env = getenv("EVALHOST_PATH");
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "path");
     const char *old = lua_tostring(L, -1);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    if (dir[0]) {
-        /* EVALHOST_PATH may list several folders, separated by ':' */
-        char copy[PATH_MAX];
-        snprintf(copy, sizeof copy, "%s", dir);
+    if (env && *env) {
+        char copy[4 * PATH_MAX];
+        snprintf(copy, sizeof copy, "%s", env);
         char *save = NULL;
         for (char *part = strtok_r(copy, ":", &save); part; part = strtok_r(NULL, ":", &save)) {
             luaL_addstring(&b, part);
@@ -233,10 +264,53 @@ static void set_package_path(lua_State *L)
             luaL_addstring(&b, "/?/init.lua;");
         }
     }
+    if (root[0]) {
+        luaL_addstring(&b, root);
+        luaL_addstring(&b, "/lua/?.lua;");
+        luaL_addstring(&b, root);
+        luaL_addstring(&b, "/lua/?/init.lua;");
+    }
     luaL_addstring(&b, old ? old : "");
     luaL_pushresult(&b);
     lua_setfield(L, -3, "path");
     lua_pop(L, 2);
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* SCRIPT as given if it is a file, else <root>/scripts/SCRIPT[.lua] for a
+ * bare name.  Prints the reason and returns -1 when there is none. */
+static int resolve_script(cli *c)
+{
+    const char *s = c->script;
+    if (ends_with(s, ".yaml") || ends_with(s, ".yml") || ends_with(s, ".json")) {
+        fprintf(stderr, "evalhost: '%s' is a config, not a script: name the script first, "
+                "e.g. evalhost two_stage %s (evalhost list shows the scripts)\n", s, s);
+        return -1;
+    }
+    if (access(s, R_OK) == 0)
+        return 0;
+    int err = errno;
+    if (!strchr(s, '/') && c->root[0]) {
+        const char *suffixes[] = { "", ".lua" };
+        for (int i = 0; i < 2; i++) {
+            int n = snprintf(c->script_buf, sizeof c->script_buf, "%s/scripts/%s%s", c->root, s, suffixes[i]);
+            if (n > 0 && (size_t)n < sizeof c->script_buf && !eh_fs_is_dir(c->script_buf) &&
+                access(c->script_buf, R_OK) == 0) {
+                c->script = c->script_buf;
+                return 0;
+            }
+        }
+        fprintf(stderr, "evalhost: cannot read script '%s': %s, and %s/scripts has no %s.lua "
+                "(evalhost list shows the scripts)\n", s, strerror(err), c->root, s);
+        return -1;
+    }
+    fprintf(stderr, "evalhost: cannot read script '%s': %s\n", s, strerror(err));
+    return -1;
 }
 
 static int msghandler(lua_State *L)
@@ -257,13 +331,71 @@ typedef struct pmain_args {
     int exit_code;
 } pmain_args;
 
+/* Requires module `name` and calls its function `fn` with the values above
+ * it on the stack (n of them); leaves its results.  A library that cannot be
+ * found is named with where it was looked for. */
+static void call_library(lua_State *L, const char *name, const char *fn, int n, int nresults, const char *root)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "searchpath");
+    lua_pushstring(L, name);
+    lua_getfield(L, -3, "path");
+    lua_call(L, 2, 1);
+    if (lua_isnil(L, -1))
+        luaL_error(L, "cannot find the Lua library (module %s) in %s/lua%s; set EVALHOST_PATH to the lua/ folder "
+                   "of an evalhost checkout or install", name, root[0] ? root : "(no data folder found)",
+                   getenv("EVALHOST_PATH") ? " or EVALHOST_PATH" : "");
+    lua_pop(L, 2);
+    lua_getglobal(L, "require");
+    lua_pushstring(L, name);
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, fn);
+    lua_remove(L, -2);
+    lua_insert(L, -1 - n);
+    lua_call(L, n, nresults);
+}
+
+/* Checks evalhost.config against lua/evalhost/schema.lua before the script
+ * runs: nothing has loaded yet.  Returns 0, or the exit code after printing
+ * the messages (1 for the file, 2 for --set). */
+static int check_config(lua_State *L, pmain_args *a)
+{
+    lua_getglobal(L, "evalhost");
+    lua_getfield(L, -1, "config");
+    lua_remove(L, -2);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, a->c->config ? a->c->config : "config");
+    lua_setfield(L, -2, "name");
+    lua_getglobal(L, "evalhost");
+    lua_getfield(L, -1, "config_position");
+    lua_remove(L, -2);
+    /* position(path) unpacks the path into config_position */
+    luaL_loadstring(L, "local f = ... return function(path) return f(table.unpack(path)) end");
+    lua_insert(L, -2);
+    lua_call(L, 1, 1);
+    lua_setfield(L, -2, "position");
+    lua_getglobal(L, "evalhost");
+    lua_getfield(L, -1, "options");
+    lua_getfield(L, -1, "sets");
+    lua_setfield(L, -4, "sets");
+    lua_pop(L, 2);
+    call_library(L, "evalhost.config_check", "config", 2, 3, a->c->root);
+    int rc = 0;
+    if (!lua_toboolean(L, -3)) {
+        fprintf(stderr, "%s\n", lua_tostring(L, -2));
+        rc = lua_toboolean(L, -1) ? EXIT_USAGE : EXIT_DATA;
+    }
+    lua_pop(L, 3);
+    return rc;
+}
+
 /* Runs in protected mode: opens libraries, loads and calls the script. */
 static int pmain(lua_State *L)
 {
     pmain_args *a = lua_touserdata(L, 1);
     luaL_openlibs(L);
     eh_lua_attach_host(L, a->h);
-    set_package_path(L);
+    set_package_path(L, a->c->root);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_pushcfunction(L, eh_open_evalhost);
     lua_setfield(L, -2, "evalhost");
@@ -277,6 +409,13 @@ static int pmain(lua_State *L)
     lua_setfield(L, -2, "args");
     lua_pop(L, 1);
 
+    if ((a->exit_code = check_config(L, a)) != 0)
+        return 0;
+    if (a->c->list) {
+        lua_pushstring(L, a->c->root);
+        call_library(L, "evalhost.cli", "list", 1, 0, a->c->root);
+        return 0;
+    }
     lua_pushcfunction(L, msghandler);
     int handler = lua_gettop(L);
     if (luaL_loadfile(L, a->c->script) != LUA_OK)
@@ -301,23 +440,27 @@ int main(int argc, char **argv)
         free(c.args);
         return EXIT_USAGE;
     }
+    find_data_root(c.root, sizeof c.root);
     eh_host host;
     memset(&host, 0, sizeof host);
-    host.script_path = c.script;
+    int rc = 0;
+    c.list = !strcmp(c.script, "list") && access(c.script, R_OK) != 0;
+    if (!c.list && resolve_script(&c) != 0) {
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    host.script_path = c.list ? "" : c.script;
+    host.data_dir = c.root;
+    host.sets = c.sets;
+    host.n_sets = c.n_sets;
     host.config_path = c.config;
     host.resume = c.resume;
     host.quiet = c.quiet;
     host.log_level = c.verbose ? EH_LOG_DEBUG : EH_LOG_INFO;
     host.stderr_tty = isatty(STDERR_FILENO) && !c.quiet;
     host.start_time = eh_clock();
-    int rc = 0;
 
     eh_error err = { 0 };
-    if (access(c.script, R_OK) != 0) {
-        fprintf(stderr, "evalhost: cannot read script '%s': %s\n", c.script, strerror(errno));
-        rc = EXIT_USAGE;
-        goto done;
-    }
     if (c.config) {
         host.config = eh_config_load(c.config, NULL, &err);
         if (!host.config) {

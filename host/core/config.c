@@ -1,7 +1,8 @@
 /* config.c — YAML (libyaml events) to an eh_node tree under the YAML 1.2
  * core schema, with anchors/aliases (expansion capped), `<<` merge keys,
- * duplicate keys and unknown tags rejected with their line, `--set`
- * overrides and validation of the top-level sections. */
+ * duplicate keys and unknown tags rejected with their line and `--set`
+ * overrides.  Which keys a config may hold is lua/evalhost/schema.lua's
+ * business (checked by lua/evalhost/config_check.lua before the script runs). */
 #include "evalhost/config.h"
 
 #include <errno.h>
@@ -10,12 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
-
-static const char *const known_sections[] = {
-    "benchmark", "dataset", "editor", "judge", "diffusion_model", "reward_model",
-    "prompts", "run", "image", "limits", "merge", "script", "rejudge", "compare",
-    "judge_repeat", "report", NULL,
-};
 
 eh_config_limits eh_config_default_limits(void)
 {
@@ -559,6 +554,16 @@ eh_node *eh_yaml_parse_value(const char *text, eh_error *err)
     return n;
 }
 
+/* A --set value has no place in the file: line 0 tells messages to name the
+ * assignment instead (its parse gave it "--set value:1:1"). */
+static void forget_positions(eh_node *n)
+{
+    n->line = n->col = 0;
+    if (n->type == EH_NODE_SEQ || n->type == EH_NODE_MAP)
+        for (size_t i = 0; i < n->u.list.count; i++)
+            forget_positions(n->u.list.items[i]);
+}
+
 eh_status eh_config_set(eh_node *root, const char *assignment, eh_error *err)
 {
     const char *eq = strchr(assignment, '=');
@@ -573,6 +578,7 @@ eh_status eh_config_set(eh_node *root, const char *assignment, eh_error *err)
         free(path);
         return err ? err->code : EH_EINVAL;
     }
+    forget_positions(value);
     eh_node *cur = root;
     char *save = NULL;
     char *part = strtok_r(path, ".", &save);
@@ -647,21 +653,5 @@ eh_status eh_config_validate(const eh_node *root, const char *name, eh_error *er
 {
     if (!root || root->type != EH_NODE_MAP)     /* a list has no keys to read */
         return eh_fail(err, EH_EINVAL, "%s: a config must be a mapping of sections", name);
-    for (size_t i = 0; i < root->u.list.count; i++) {
-        const char *key = root->u.list.keys[i];
-        int known = 0;
-        for (size_t k = 0; known_sections[k]; k++)
-            known |= !strcmp(key, known_sections[k]);
-        if (known)
-            continue;
-        const eh_node *v = root->u.list.items[i];
-        const char *near = eh_nearest_word(key, known_sections);
-        if (near)
-            return eh_fail(err, EH_EINVAL, "%s:%d:%d: unknown top-level key '%s' (did you mean '%s'?)",
-                           name, v->line, v->col, key, near);
-        return eh_fail(err, EH_EINVAL, "%s:%d:%d: unknown top-level key '%s' (known: benchmark, dataset, editor, judge, "
-                       "diffusion_model, reward_model, prompts, run, image, limits, merge, script, ...)",
-                       name, v->line, v->col, key);
-    }
     return EH_OK;
 }

@@ -175,6 +175,13 @@ char **eh_fs_list(const char *dir, eh_error *err)
                 break;
             }
             names = grown;
+eh_status eh_fs_cwd(char *buf, size_t n, eh_error *err)
+{
+    if (!getcwd(buf, n))
+        return eh_fail(err, EH_EIO, "cannot tell the current folder: %s", strerror(errno));
+    return EH_OK;
+}
+
         }
         names[n] = strdup(e->d_name);
         if (names[n])

@@ -204,6 +204,18 @@ static int l_fs_remove(lua_State *L)
 static int l_fs_list(lua_State *L)
 {
     eh_error err = { 0 };
+/* evalhost.fs.cwd(): the current folder's absolute path, for messages that
+ * name where a relative path was looked for. */
+static int l_fs_cwd(lua_State *L)
+{
+    char buf[4096];
+    eh_error err = { 0 };
+    if (eh_fs_cwd(buf, sizeof buf, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
     char **names = eh_fs_list(luaL_checkstring(L, 1), &err);
     if (!names)
         return eh_lua_fail(L, &err);
@@ -262,6 +274,55 @@ static const submodule submodules[] = {
     { "model", eh_open_model },
     { "gpu", eh_open_gpu },
     { "progress", eh_open_progress },
+/* ---- config positions, nearest word ----------------------------------- */
+
+/* evalhost.config_position(key, ...): line, col of that key in the config
+ * file (string keys for mappings, 1-based integers for lists), or nil when
+ * it is absent or came from --set. */
+static int l_config_position(lua_State *L)
+{
+    const eh_node *n = eh_lua_host(L)->config;
+    int top = lua_gettop(L);
+    for (int i = 1; i <= top && n; i++) {
+        if (n->type == EH_NODE_MAP) {
+            n = eh_node_get(n, luaL_checkstring(L, i));
+        } else if (n->type == EH_NODE_SEQ && lua_isinteger(L, i)) {
+            lua_Integer k = lua_tointeger(L, i);
+            n = k >= 1 && (size_t)k <= n->u.list.count ? n->u.list.items[k - 1] : NULL;
+        } else {
+            n = NULL;
+        }
+    }
+    if (!n || n->line <= 0)
+        return 0;
+    lua_pushinteger(L, n->line);
+    lua_pushinteger(L, n->col);
+    return 2;
+}
+
+/* evalhost.nearest(word, {candidates}): the closest by edit distance, or nil
+ * when none is close enough to help. */
+static int l_nearest(lua_State *L)
+{
+    const char *word = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 2);
+    if (n > 4096)
+        return luaL_error(L, "nearest: at most 4096 candidates");
+    const char **c = lua_newuserdatauv(L, sizeof *c * (size_t)(n + 1), 0);   /* freed by the GC */
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 2, i);
+        c[i - 1] = luaL_checkstring(L, -1);
+        lua_pop(L, 1);   /* the string stays alive in the table */
+    }
+    c[n] = NULL;
+    const char *best = eh_nearest_word(word, c);
+    if (!best)
+        return 0;
+    lua_pushstring(L, best);
+    return 1;
+}
+
     { "image", eh_open_image },
     { "image_writer", eh_open_image_writer },
     { "dataset", eh_open_dataset },
@@ -293,6 +354,8 @@ int eh_open_evalhost(lua_State *L)
         { "remove", l_fs_remove },
         { "list", l_fs_list },
         { NULL, NULL },
+        { "config_position", l_config_position },
+        { "nearest", l_nearest },
     };
     static const luaL_Reg yaml_funcs[] = {
         { "load", l_yaml_load },
@@ -303,6 +366,7 @@ int eh_open_evalhost(lua_State *L)
     luaL_newlib(L, funcs);
     luaL_newlib(L, fs_funcs);
     lua_setfield(L, -2, "fs");
+        { "cwd", l_fs_cwd },
     luaL_newlib(L, yaml_funcs);
     lua_setfield(L, -2, "yaml");
     for (const submodule *m = submodules; m->name; m++) {
@@ -333,5 +397,27 @@ int eh_open_evalhost(lua_State *L)
 void eh_lua_attach_host(lua_State *L, eh_host *host)
 {
     lua_pushlightuserdata(L, host);
+    lua_pushstring(L, h->data_dir ? h->data_dir : "");
+    lua_setfield(L, -2, "data_dir");
+    lua_createtable(L, 0, 2);
+#ifdef EVALHOST_HAVE_TORCH
+    lua_pushboolean(L, 1);
+#else
+    lua_pushboolean(L, 0);
+#endif
+    lua_setfield(L, -2, "torch");
+#ifdef EVALHOST_HAVE_HTTP
+    lua_pushboolean(L, 1);
+#else
+    lua_pushboolean(L, 0);
+#endif
+    lua_setfield(L, -2, "http");
+    lua_setfield(L, -2, "features");
     lua_setfield(L, LUA_REGISTRYINDEX, HOST_KEY);
 }
+    lua_createtable(L, h->n_sets, 0);
+    for (int i = 0; i < h->n_sets; i++) {
+        lua_pushstring(L, h->sets[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "sets");

@@ -1,6 +1,6 @@
 /* config.h — YAML config loading (libyaml, YAML 1.2 core schema) into an
- * eh_node tree, `--set key.path=value` overrides and validation of the
- * top-level sections. */
+ * eh_node tree and `--set key.path=value` overrides (whose nodes have line 0:
+ * no place in the file). */
 #ifndef EVALHOST_CONFIG_H
 #define EVALHOST_CONFIG_H
 
@@ -20,7 +20,7 @@ eh_config_limits eh_config_default_limits(void);
 eh_node *eh_yaml_parse(const char *text, size_t len, const char *name,
                        const eh_config_limits *limits, eh_error *err);
 
-/* Reads and parses a config file, then validates its top-level keys. */
+/* Reads and parses a config file; it must be a mapping. */
 eh_node *eh_config_load(const char *path, const eh_config_limits *limits, eh_error *err);
 
 /* Parses one YAML scalar or flow value as `--set` does ("1e6" → float,
@@ -30,8 +30,9 @@ eh_node *eh_yaml_parse_value(const char *text, eh_error *err);
 /* Applies "a.b.c=value" to root, creating maps on the way. */
 eh_status eh_config_set(eh_node *root, const char *assignment, eh_error *err);
 
-/* Checks top-level keys against the known sections; an unknown one is an
- * error naming the nearest known key.  `name` prefixes the message. */
+/* Checks that root is a mapping (a config's shape); which keys it may hold
+ * is checked in Lua against lua/evalhost/schema.lua.  `name` prefixes the
+ * message. */
 eh_status eh_config_validate(const eh_node *root, const char *name, eh_error *err);
 
 /* Nearest of `candidates` (NULL-terminated) to `word` by edit distance, or NULL. */

@@ -28,3 +28,5 @@ void eh_fs_list_free(char **names);
 void eh_fs_dirname(const char *path, char *buf, size_t n);
 
 #endif
+/* The current folder's absolute path into buf. */
+eh_status eh_fs_cwd(char *buf, size_t n, eh_error *err);

@@ -40,6 +40,9 @@ typedef struct eh_host {
     int quiet;
     int stderr_tty;                 /* progress bars only on a TTY */
     int shard_index, shard_count;   /* 0/1 without sharding */
+    const char *const *sets;        /* the --set assignments, in order (borrowed from argv) */
+    int n_sets;
+    const char *data_dir;           /* lua/, scripts/, config/, examples/ ("" unknown; borrowed) */
     int local_rank;                 /* GPU index from LOCAL_RANK & co; -1 unknown */
     eh_log_level log_level;
     double start_time;              /* eh_clock() at start */

@@ -12,7 +12,7 @@ end
 local out = {}
 for k, v in pairs(evalhost.config.limits or {}) do out[k] = kind(v) .. ":" .. tostring(v) end
 out.cats = evalhost.config.benchmark and evalhost.config.benchmark.categories
-out.keep = evalhost.config.run and evalhost.config.run.keep_both
+out.keep = evalhost.config.script and evalhost.config.script.keep
 print(evalhost.json.encode(out))
 """
 
@@ -78,12 +78,12 @@ def test_unknown_tag_is_refused(tmp_path):
 def test_set_values_are_typed_like_yaml(tmp_path):
     script = tmp_path / "dump.lua"
     script.write_text(DUMP_CONFIG)
-    r = run_evalhost(script, "config/example.yaml", "--set", "limits.max_pixels=1e6", "--set", "limits.n=0x1F",
-                     "--set", "benchmark.categories=[物理,环境]", "--set", "run.keep_both=no")
+    r = run_evalhost(script, "config/example.yaml", "--set", "limits.max_b64_len=1e6", "--set", "limits.max_pairs=0x1F",
+                     "--set", "benchmark.categories=[物理,环境]", "--set", "script.keep=no")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["max_pixels"] == "float:1000000.0"
-    assert out["n"] == "integer:31"
+    assert out["max_b64_len"] == "float:1000000.0"
+    assert out["max_pairs"] == "integer:31"
     assert out["cats"] == ["物理", "环境"]
     assert out["keep"] == "no"
     r = run_evalhost(script, "config/example.yaml", "--set", "jduge.name=x")

@@ -359,11 +359,11 @@ def test_journal_of_another_run_is_refused(binary, bench, reference, tmp_path):
     assert run(cfg, out).returncode == 0
     before = open(os.path.join(out, "journal.jsonl"), "rb").read()
 
-    r = run(cfg, out, "--resume", "--set", "editor.name=identity", "--set", "judge.max_side=512")
+    r = run(cfg, out, "--resume", "--set", "editor.name=identity", "--set", "judge.load_ms=512")
     assert r.returncode == 1
     assert "belongs to a different run" in r.stderr
     assert 'editor.name ("imageops" -> "identity")' in r.stderr
-    assert "judge.max_side (added: 512)" in r.stderr
+    assert "judge.load_ms (added: 512)" in r.stderr
     assert "--resume=force" in r.stderr
 
     other = str(tmp_path / "other.json")

@@ -1,0 +1,72 @@
+-- `evalhost list`: the scripts (first comment line of each), the backends
+-- with their builtin model names, and the dataset adapters, from the data
+-- root the binary found (the checkout or <prefix>/share/evalhost).
+local util = require "evalhost.util"
+local schema = require "evalhost.schema"
+
+local cli = {}
+
+local BACKENDS = {
+  { "builtin", "CPU, always: editor identity, imageops; judge metrics" },
+  { "torch", "TorchScript modules (path: model.pt)", torch = true },
+  { "http", "OpenAI-compatible servers (base_url:, model:)", http = true },
+  { "native", "Qwen-Image-Edit editor, Qwen3-VL judge from safetensors", torch = true },
+}
+
+-- The first comment line of a Lua file, without "-- ".
+local function summary(path)
+  local f = io.open(path, "r")
+  if not f then return "" end
+  local out = ""
+  for line in f:lines() do
+    local c = line:match("^%-%-+%s*(.-)%s*$")
+    if c and c ~= "" then out = c break end
+    if line:match("%S") and not line:match("^%-%-") then break end
+  end
+  f:close()
+  return out
+end
+
+local function lua_files(dir)   -- sorted stems of dir's *.lua
+  local names = util.host().fs.list(dir) or {}
+  local out = {}
+  for _, n in ipairs(names) do
+    local stem = n:match("^(.+)%.lua$")
+    if stem then out[#out + 1] = stem end
+  end
+  table.sort(out)
+  return out
+end
+
+function cli.list(root)
+  local h = util.host()
+  local out = {}
+  local scripts = util.join(root, "scripts")
+  out[#out + 1] = ("scripts (%s; run one by name: evalhost two_stage config.yaml):"):format(scripts)
+  for _, s in ipairs(lua_files(scripts)) do
+    out[#out + 1] = ("  %-16s %s"):format(s, summary(util.join(scripts, s .. ".lua")))
+  end
+  out[#out + 1] = ""
+  out[#out + 1] = "backends (editor:/judge: backend):"
+  for _, b in ipairs(BACKENDS) do
+    local f = h.features or {}
+    local missing = b.torch and not f.torch and "  [not built: needs libtorch]"
+      or b.http and not f.http and "  [not built: needs libcurl]" or ""
+    out[#out + 1] = ("  %-16s %s%s"):format(b[1], b[2], missing)
+  end
+  local names = {}
+  for _, role in ipairs({ "editor", "judge" }) do
+    names[#names + 1] = role .. ": " .. table.concat(schema.builtin_models[role], ", ")
+  end
+  out[#out + 1] = "  builtin models   " .. table.concat(names, "; ")
+  out[#out + 1] = ""
+  local adapters = util.join(root, "lua", "evalhost", "datasets")
+  out[#out + 1] = "dataset adapters (dataset.adapter:):"
+  -- the adapters dataset.adapter accepts (the schema's list), not their helpers
+  for _, a in ipairs(schema.sections.dataset.keys.adapter.one_of) do
+    out[#out + 1] = ("  %-16s %s"):format(a, summary(util.join(adapters, a .. ".lua")))
+  end
+  io.stdout:write(table.concat(out, "\n"), "\n")
+end
+
+return cli
