@@ -71,6 +71,7 @@ schema.model_common = {
   revision = { "string", nil, "the Hugging Face revision (commit) to load" },
   footprint_mb = { "number", 0, "the model's device memory in MB, for residency decisions", min = 0 },
   params = { "map", nil, "any of these keys, as the seed's config writes them" },
+  score_range = { "list", "[0, 10]", "judge: the scores' range [lo, hi]", items = "number" },
 }
 
 -- Keys of one backend. role = "editor"/"judge": only a model in that role reads it.
@@ -86,6 +87,9 @@ schema.model_backends = {
     retries = { "integer", 3, "retries of a failed request", min = 0 },
     timeout_s = { "number", 300, "a request's time limit, seconds", min = 0 },
     connect_timeout_s = { "number", 10, "the connection's time limit, seconds", min = 0 },
+    first_byte_timeout_s = { "number", 120, "the longest wait for a reply's first byte, seconds", min = 0 },
+    low_speed_bytes = { "integer", 1, "a reply slower than this many bytes/s for low_speed_s is cut", min = 0 },
+    low_speed_s = { "number", 120, "how long a reply may stay under low_speed_bytes, seconds", min = 0 },
     backoff_s = { "number", 1, "first retry's wait, doubled each retry", min = 0 },
     backoff_max_s = { "number", 60, "the longest wait between retries", min = 0 },
     breaker_after = { "integer", 5, "consecutive failures that stop the run", min = 0 },
@@ -174,6 +178,8 @@ S.run = { doc = "where outputs go and how the run behaves", keys = {
     one_of = { "auto", true, false } },
   reuse_edits_from = { "string", nil, "an earlier run's folder whose edits are reused when its editor config matches" },
   writes_in_flight = { "integer", 1, "edited images being saved at once", min = 1, max = 64 },
+  device_memory = { "string|number", nil, "simulate a device of this capacity on the CPU (\"80GB\", bytes)" },
+  pin = { "string", "auto", "page-lock CUDA models' host copies", one_of = { "auto", "always", "never" } },
 } }
 
 ------------------------------------------------------------------------
@@ -189,6 +195,10 @@ S.report = { doc = "how results are summarised", keys = {
   } },
   html = { "boolean", true, "write the HTML report" },
   thumb = { "integer", 192, "thumbnail size in the HTML report, pixels", min = 1 },
+  embed = { "boolean", false, "images inside the HTML page instead of files beside it" },
+  originals = { "boolean", true, "the HTML report shows the original images too" },
+  chunk_rows = { "integer", nil, "pairs per data file of the HTML report", min = 1 },
+  page_size = { "integer", nil, "pairs per page of the HTML report", min = 1 },
 } }
 
 ------------------------------------------------------------------------
@@ -211,6 +221,7 @@ S.limits = { doc = "bounds on untrusted input", keys = {
   } },
   max_tokenizer_input = { "integer", nil, "the longest text one tokenizer call takes, bytes", min = 0 },
   max_http_body = { "number", 67108864, "the largest HTTP reply, bytes", min = 1 },
+  max_reply_chars = { "integer", 65536, "the characters of a judge's reply kept (journal, report)", min = 1 },
 } }
 
 ------------------------------------------------------------------------
