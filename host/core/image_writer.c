@@ -23,6 +23,8 @@ typedef struct job {
     char *src;                   /* a decode's copy of its data (NULL: load res.path) */
     size_t src_len;
     eh_image_source kind;
+    int convert;                 /* a write whose image is decoded from src on the thread */
+    int max_side;                /* a convert's bound on the longer side (0: as decoded) */
     int done;
     eh_image_write_result res;
 } job;
@@ -102,6 +104,41 @@ static void load_one(job *j)
     snprintf(r->error, sizeof r->error, "%s", r->image ? "" : e.msg);
 }
 
+/* A convert: decode src, shrink to fit max_side, then write as any write.
+ * A failure to decode is the write's result, named by its source. */
+static void convert_one(job *j)
+{
+    eh_image_write_result *r = &j->res;
+    eh_error e = {0};
+    eh_image *img;
+    if (j->kind == EH_SOURCE_BASE64)
+        img = eh_image_decode_b64(j->src, j->src_len, &j->limits, &e);
+    else if (j->kind == EH_SOURCE_PATH)
+        img = eh_image_load(j->src, &j->limits, &e);
+    else
+        img = eh_image_decode(j->src, j->src_len, &j->limits, &e);
+    free(j->src);
+    j->src = NULL;
+    if (img && j->max_side > 0 && (img->width > j->max_side || img->height > j->max_side)) {
+        double s = (double)j->max_side / (double)(img->width > img->height ? img->width : img->height);
+        int tw = (int)(img->width * s + 0.5), th = (int)(img->height * s + 0.5);
+        eh_image *t = eh_image_resize(img, tw > 0 ? tw : 1, th > 0 ? th : 1, EH_FILTER_BILINEAR, &e);
+        eh_image_free(img);
+        img = t;
+    }
+    if (!img) {
+        r->status = e.code ? e.code : EH_EIO;
+        /* "path: why", the path cut first if the two do not fit */
+        int n = snprintf(r->error, sizeof r->error, "%s: ", r->path);
+        size_t at = n < 0 ? 0 : (size_t)n < sizeof r->error ? (size_t)n : sizeof r->error - 1;
+        snprintf(r->error + at, sizeof r->error - at, "%s", e.msg[0] ? e.msg : "cannot decode");
+        return;
+    }
+    j->img = img;
+    j->cap = image_bytes(img);
+    write_one(j);
+}
+
 static void *worker(void *arg)
 {
     eh_image_writer *w = arg;
@@ -116,6 +153,8 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&w->mu);
         if (j->load)
             load_one(j);
+        else if (j->convert)
+            convert_one(j);
         else
             write_one(j);
         pthread_mutex_lock(&w->mu);
@@ -266,23 +305,48 @@ eh_status eh_image_writer_load(eh_image_writer *w, const char *path, const eh_im
     return enqueue(w, j, err);
 }
 
+/* The source copied into j (a path NUL-terminated for eh_image_load); frees j on failure. */
+static eh_status copy_source(job *j, const void *data, size_t len, eh_image_source kind, eh_error *err)
+{
+    j->src = malloc(len + 1);
+    if (!j->src) {
+        eh_status st = eh_fail(err, EH_ENOMEM, "image writer: out of memory for %s (%zu bytes)", j->res.path, len);
+        free(j->res.path);
+        free(j);
+        return st;
+    }
+    memcpy(j->src, data, len);
+    j->src[len] = '\0';
+    j->src_len = len;
+    j->kind = kind;
+    return EH_OK;
+}
+
+eh_status eh_image_writer_convert(eh_image_writer *w, const char *path, const void *data, size_t len,
+                                  eh_image_source kind, const eh_image_limits *limits, int max_side,
+                                  eh_error *err)
+{
+    job *j = new_job(path, NULL, err);
+    if (!j)
+        return EH_ENOMEM;
+    eh_status st = copy_source(j, data, len, kind, err);
+    if (st != EH_OK)
+        return st;
+    j->convert = 1;
+    j->max_side = max_side > 0 ? max_side : 0;
+    j->limits = limits ? *limits : eh_image_default_limits();
+    return enqueue(w, j, err);
+}
+
 eh_status eh_image_writer_decode(eh_image_writer *w, const char *key, const void *data, size_t len,
                                  eh_image_source kind, const eh_image_limits *limits, eh_error *err)
 {
     job *j = new_job(key, NULL, err);
     if (!j)
         return EH_ENOMEM;
-    /* a path is NUL-terminated for eh_image_load; the others keep their length */
-    j->src = malloc(len + 1);
-    if (!j->src) {
-        free(j->res.path);
-        free(j);
-        return eh_fail(err, EH_ENOMEM, "image writer: out of memory for %s (%zu bytes)", key, len);
-    }
-    memcpy(j->src, data, len);
-    j->src[len] = '\0';
-    j->src_len = len;
-    j->kind = kind;
+    eh_status st = copy_source(j, data, len, kind, err);
+    if (st != EH_OK)
+        return st;
     j->load = 1;
     j->limits = limits ? *limits : eh_image_default_limits();
     return enqueue(w, j, err);

@@ -10,6 +10,7 @@
 
 #define WRITER_MT "evalhost.ImageWriter"
 #define WRITER_MAX_IN_FLIGHT 64
+#define CONVERT_MAX_SIDE 65535     /* a thumbnail bound past any image the limits let in */
 
 typedef struct lwriter {
     eh_image_writer *w;     /* owned; NULL when closed */
@@ -63,15 +64,17 @@ static int m_submit(lua_State *L)
     return 1;
 }
 
-/* w:load(path) → true, or nil, err (out of memory; in_flight loaded Images
+/* w:load(path [, {no_follow=}]) → true, or nil, err (out of memory; in_flight loaded Images
  * not collected yet).  The Image comes back from collect/flush, loaded
  * under the host's image limits. */
 static int m_load(lua_State *L)
 {
     eh_image_writer *w = check_writer(L, 1)->w;
     const char *path = luaL_checkstring(L, 2);
+    eh_image_limits lim = eh_lua_host(L)->image_limits;
+    lim.read_flags = eh_lua_read_flags(L, 3);
     eh_error err = {0};
-    if (eh_image_writer_load(w, path, &eh_lua_host(L)->image_limits, &err) != EH_OK)
+    if (eh_image_writer_load(w, path, &lim, &err) != EH_OK)
         return eh_lua_fail(L, &err);
     lua_pushboolean(L, 1);
     return 1;
@@ -93,6 +96,28 @@ static int m_decode(lua_State *L)
     int kind = luaL_checkoption(L, 4, "bytes", kinds);
     eh_error err = {0};
     if (eh_image_writer_decode(w, key, data, len, as[kind], &eh_lua_host(L)->image_limits, &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* w:convert(path, data [, kind [, max_side]]) → true, or nil, err: data
+ * (as w:decode reads it) decoded on the writer's thread, shrunk to fit
+ * max_side px when given, saved at path; its result is a write's
+ * {path=, hash=} or {path=, error=}. */
+static int m_convert(lua_State *L)
+{
+    static const char *const kinds[] = { "bytes", "base64", "path", NULL };
+    static const eh_image_source as[] = { EH_SOURCE_BYTES, EH_SOURCE_BASE64, EH_SOURCE_PATH };
+    eh_image_writer *w = check_writer(L, 1)->w;
+    const char *path = luaL_checkstring(L, 2);
+    size_t len;
+    const char *data = luaL_checklstring(L, 3, &len);
+    int kind = luaL_checkoption(L, 4, "bytes", kinds);
+    lua_Integer side = luaL_optinteger(L, 5, 0);
+    luaL_argcheck(L, side >= 0 && side <= CONVERT_MAX_SIDE, 5, "max_side must be 0..65535");
+    eh_error err = {0};
+    if (eh_image_writer_convert(w, path, data, len, as[kind], &eh_lua_host(L)->image_limits, (int)side, &err) != EH_OK)
         return eh_lua_fail(L, &err);
     lua_pushboolean(L, 1);
     return 1;
@@ -176,6 +201,7 @@ static const luaL_Reg methods[] = {
     {"submit", m_submit},
     {"load", m_load},
     {"decode", m_decode},
+    {"convert", m_convert},
     {"collect", m_collect},
     {"flush", m_flush},
     {"pending", m_pending},

@@ -57,6 +57,16 @@ typedef enum eh_image_source { EH_SOURCE_BYTES, EH_SOURCE_BASE64, EH_SOURCE_PATH
 eh_status eh_image_writer_decode(eh_image_writer *w, const char *key, const void *data, size_t len,
                                  eh_image_source kind, const eh_image_limits *limits, eh_error *err);
 
+/* Queues a write of an image decoded (as eh_image_writer_decode reads data)
+ * on the writer's thread and, when max_side > 0, shrunk to fit max_side px
+ * on its longer side (never enlarged), saved at path as a write is: for
+ * the report's thumbnails and originals, made without holding the caller.
+ * Its result is a write's; a source that does not decode is its error.
+ * Waits and fails as eh_image_writer_submit. */
+eh_status eh_image_writer_convert(eh_image_writer *w, const char *path, const void *data, size_t len,
+                                  eh_image_source kind, const eh_image_limits *limits, int max_side,
+                                  eh_error *err);
+
 /* The oldest finished result not yet collected: 1 and *out filled, or 0
  * when none has finished (wait = 0) or nothing is outstanding (wait != 0:
  * waits for the oldest submitted write otherwise). */

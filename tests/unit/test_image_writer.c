@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "evalhost/base64.h"
+#include "evalhost/fs.h"
 #include "evalhost/image_writer.h"
 
 static eh_image *pattern(int w, int h, int seed)
@@ -219,6 +220,37 @@ int main(void)
     free(r.path);
     eh_image_writer_wait_oldest(w);   /* nothing outstanding: returns */
     CHECK_EQ_INT(eh_image_writer_collect(w, 0, &r), 0);
+    /* converts (the report's thumbnails): a 40x30 PNG from base64 shrunk to
+     * fit 20 px is 20x15 and equals eh_image_resize's; max_side 0 and a
+     * bound above the size keep it; a bad source is the write's error, named
+     * by the output path, and nothing is written */
+    char tpath[1100], kpath[1100], bpath[1100];
+    snprintf(tpath, sizeof tpath, "%s/t.png", dir);
+    snprintf(kpath, sizeof kpath, "%s/k.png", dir);
+    snprintf(bpath, sizeof bpath, "%s/bad.jpg", dir);
+    CHECK_EQ_INT(eh_image_writer_convert(w, tpath, url, strlen(url), EH_SOURCE_BASE64, NULL, 20, &err), EH_OK);
+    CHECK_EQ_INT(eh_image_writer_convert(w, kpath, url, strlen(url), EH_SOURCE_BASE64, NULL, 40, &err), EH_OK);
+    CHECK_EQ_INT(eh_image_writer_convert(w, bpath, "hello", 5, EH_SOURCE_BYTES, NULL, 20, &err), EH_OK);
+    CHECK_EQ_INT(eh_image_writer_collect(w, 1, &r), 1);
+    CHECK(!strcmp(r.path, tpath) && r.status == EH_OK && r.image == NULL && strlen(r.hash) > 0);
+    free(r.path);
+    eh_image *t = eh_image_load(tpath, NULL, &err);
+    eh_image *tw = eh_image_resize(src, 20, 15, EH_FILTER_BILINEAR, &err);
+    CHECK(t && tw && t->width == 20 && t->height == 15 && same_pixels(t, tw));
+    eh_image_free(t), eh_image_free(tw);
+    CHECK_EQ_INT(eh_image_writer_collect(w, 1, &r), 1);
+    CHECK(r.status == EH_OK);
+    free(r.path);
+    t = eh_image_load(kpath, NULL, &err);
+    CHECK(t && same_pixels(t, src));
+    eh_image_free(t);
+    CHECK_EQ_INT(eh_image_writer_collect(w, 1, &r), 1);
+    CHECK(r.status != EH_OK && r.image == NULL);
+    CHECK_CONTAINS(r.error, "bad.jpg: ");
+    CHECK_CONTAINS(r.error, "not an image");
+    CHECK(!eh_fs_exists(bpath));
+    free(r.path);
+
     free(b64), free(url);
     eh_image_free(src);
     eh_image_writer_free(w);
