@@ -48,7 +48,28 @@ local function summary_out(s)
   return t
 end
 
+-- One pair as the report's JSON has it (a row: finish.lua's Run:each_row).
+-- score_method and probs (the judge's distribution over the score range)
+-- pass through when the judge gave them.
+function report.pair_out(row)
+  return {
+    category = row.category, id = row.id, instruction = orNull(row.instruction),
+    description = orNull(row.description),
+    score = orNull(row.score), text = orNull(row.text), error = orNull(row.error),
+    score_method = row.score_method, probs = row.probs,
+    image = orNull(row.image), edit_seconds = orNull(row.edit_seconds),
+    score_seconds = orNull(row.score_seconds), index = orNull(row.index),
+    dims = row.dims,   -- a benchmark profile's ratings (dataset.adapter)
+    provenance = row.provenance and {
+      edit = orNull(row.provenance.edit), score = orNull(row.provenance.score),
+    } or nil,
+  }
+end
+
 -- Assemble the report table from what a run collected (see schedule.finish).
+-- r.rows is an array, or a function(emit) calling emit(row) once per pair:
+-- then rep.pairs is such a function too (report.write streams it, once) and
+-- the pairs' failures join rep.failures as it runs.
 function report.build(r)
   local categories = {}
   for _, c in ipairs(r.stats.order) do categories[c] = summary_out(r.stats.categories[c]) end
@@ -56,20 +77,23 @@ function report.build(r)
   for _, f in ipairs(r.extra_failures or {}) do
     failures[#failures + 1] = { category = f.category, id = orNull(f.id), stage = f.stage, error = f.error }
   end
-  for _, row in ipairs(r.rows) do
-    pairs_out[#pairs_out + 1] = {
-      category = row.category, id = row.id, instruction = orNull(row.instruction),
-      description = orNull(row.description),
-      score = orNull(row.score), text = orNull(row.text), error = orNull(row.error),
-      image = orNull(row.image), edit_seconds = orNull(row.edit_seconds),
-      score_seconds = orNull(row.score_seconds), index = orNull(row.index),
-      dims = row.dims,   -- a benchmark profile's ratings (dataset.adapter)
-      provenance = row.provenance and {
-        edit = orNull(row.provenance.edit), score = orNull(row.provenance.score),
-      } or nil,
-    }
+  local function failed(row)
     if row.error then
       failures[#failures + 1] = { category = row.category, id = row.id, stage = row.failed_stage or "unknown", error = row.error }
+    end
+  end
+  if type(r.rows) == "function" then
+    local each = r.rows
+    pairs_out = function(emit)
+      each(function(row)
+        failed(row)
+        emit(report.pair_out(row), row)
+      end)
+    end
+  else
+    for _, row in ipairs(r.rows) do
+      pairs_out[#pairs_out + 1] = report.pair_out(row)
+      failed(row)
     end
   end
   local timings = {}
@@ -214,9 +238,8 @@ local function stat_row(name, s)
     val(s.mean, 3), val(s.std, 3), val(s.median), val(s.min), val(s.max), ci(s))
 end
 
-function report.markdown(rep)
-  local L = {}
-  local function add(fmt, ...) L[#L + 1] = select("#", ...) > 0 and fmt:format(...) or fmt end
+-- Everything before the per-pair section: run, per category, failures.
+local function markdown_head(rep, add)
   local run, t, sw = rep.run, rep.timings, rep.swaps
   add("# 图像编辑评估报告 / Image-edit evaluation report")
   add("")
@@ -259,30 +282,58 @@ function report.markdown(rep)
   end
   add("")
   add("## 详细结果 / Per pair")
+end
+
+-- The per-pair section as pairs arrive: a "### category" table each time
+-- the category changes. Returns add_pair(p).
+local function markdown_pairs(rep, add)
+  -- a run built on earlier runs (rejudge, reuse_edits_from) names each pair's origin
+  local prov = #(rep.sources or {}) > 0
+  local current
+  return function(p)
+    if p.category ~= current then
+      current = p.category
+      add("")
+      add("### %s", current)
+      add("")
+      add("| ID | 指令 / instruction | 得分 / score | 图像 / image | 评语 / judge |" .. (prov and " 来源 / from (edit; score) |" or ""))
+      add("|---|---|---:|---|---|" .. (prov and "---|" or ""))
+    end
+    local score = p.score ~= json().null and util.fmt(p.score) or ("失败 / failed: " .. util.md_cell(p.error))
+    local img = p.image ~= json().null and ("[png](../%s)"):format(p.image) or "—"
+    local text = util.md_cell(clip(str(p.text), 160))
+    local from = ""
+    if prov then
+      local pv = type(p.provenance) == "table" and p.provenance or {}
+      local function dir(x) return type(x) == "table" and util.md_cell(str(x.run)) or "—" end
+      from = (" %s; %s |"):format(dir(pv.edit), dir(pv.score))
+    end
+    add("| %s | %s | %s | %s | %s |%s", util.md_cell(p.id), util.md_cell(str(p.instruction)),
+      score, img, text, from)
+  end
+end
+
+-- The pairs of a report in category order (a streamed report as it comes).
+local function each_pair(rep, emit)
+  if type(rep.pairs) == "function" then return rep.pairs(emit) end
   for _, c in ipairs(rep.category_order) do
-    add("")
-    add("### %s", c)
-    add("")
-    -- a run built on earlier runs (rejudge, reuse_edits_from) names each pair's origin
-    local prov = #(rep.sources or {}) > 0
-    add("| ID | 指令 / instruction | 得分 / score | 图像 / image | 评语 / judge |" .. (prov and " 来源 / from (edit; score) |" or ""))
-    add("|---|---|---:|---|---|" .. (prov and "---|" or ""))
     for _, p in ipairs(rep.pairs) do
-      if p.category == c then
-        local score = p.score ~= json().null and util.fmt(p.score) or ("失败 / failed: " .. util.md_cell(p.error))
-        local img = p.image ~= json().null and ("[png](../%s)"):format(p.image) or "—"
-        local text = util.md_cell(clip(str(p.text), 160))
-        local from = ""
-        if prov then
-          local pv = type(p.provenance) == "table" and p.provenance or {}
-          local function dir(x) return type(x) == "table" and util.md_cell(str(x.run)) or "—" end
-          from = (" %s; %s |"):format(dir(pv.edit), dir(pv.score))
-        end
-        add("| %s | %s | %s | %s | %s |%s", util.md_cell(p.id), util.md_cell(str(p.instruction)),
-          score, img, text, from)
-      end
+      if p.category == c then emit(p) end
     end
   end
+end
+
+-- The whole Markdown report of an in-memory report (report.write streams it).
+function report.markdown(rep)
+  local L = {}
+  local function add(fmt, ...) L[#L + 1] = select("#", ...) > 0 and fmt:format(...) or fmt end
+  local body = {}
+  local add_pair = markdown_pairs(rep, function(fmt, ...)
+    body[#body + 1] = select("#", ...) > 0 and fmt:format(...) or fmt
+  end)
+  each_pair(rep, add_pair)
+  markdown_head(rep, add)
+  table.move(body, 1, #body, #L + 1, L)
   add("")
   return table.concat(L, "\n")
 end
@@ -292,6 +343,7 @@ end
 ------------------------------------------------------------------------
 
 local H = util.html
+local page = require "evalhost.report_page"
 
 -- Histogram of scores in ten bins [0,1) ... [9,10] as an inline SVG.
 function report.histogram_svg(scores, title)
@@ -324,16 +376,6 @@ function report.histogram_svg(scores, title)
   return table.concat(out)
 end
 
-local CSS = [[
-body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:24px;color:#222;background:#fff}
-table{border-collapse:collapse;margin:8px 0 20px}th,td{border:1px solid #bbb;padding:4px 8px;text-align:right}
-th{background:#e8eef8}td.l,th.l{text-align:left}tr.overall td{font-weight:bold;background:#f4f4f4}
-.hists{display:flex;flex-wrap:wrap;gap:12px}.gallery{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
-figure{border:1px solid #ccc;margin:0;padding:6px;width:410px;background:#fafafa}
-figure img{width:200px;height:auto;vertical-align:top}figcaption{font-size:13px}
-.fail{color:#b00020}.score{font-size:18px;font-weight:bold}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}
-]]
-
 local function stat_tr(name, s, class)
   return ('<tr%s><td class="l">%s</td><td>%d</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>')
     :format(class and (' class="%s"'):format(class) or "", H(name), s.n, s.failed, val(s.mean, 3), val(s.std, 3),
@@ -353,14 +395,80 @@ function report.thumb_url(img, size)
   return text and ("data:image/jpeg;base64," .. text) or nil
 end
 
--- opts.thumbnail(pair_row) -> original_data_url, edited_data_url (optional).
-function report.html(rep, opts)
-  opts = opts or {}
+-- A value for the page: nil for JSON null (the row's key then stays out).
+local function nn(v)
+  if v == json().null then return nil end
+  return v
+end
+
+-- "../<path>" for a path relative to the run folder, seen from results/.
+local function up(path)
+  if type(path) ~= "string" or path == "" then return nil end
+  return "../" .. path
+end
+
+-- One row of the page's data (report_page.lua names the keys). files: what
+-- opts.files gave for the pair (paths relative to the run folder), or
+-- embed's data URLs.
+function report.page_row(p, files)
+  files = files or {}
+  local more
+  if type(files.more) == "table" and #files.more > 0 then
+    more = array({})
+    for i, m in ipairs(files.more) do more[i] = files.embedded and m or up(m) end
+  end
+  local pv = type(p.provenance) == "table" and p.provenance or nil
+  return {
+    c = p.category, i = p.id, n = nn(p.instruction), d = nn(p.description), s = nn(p.score), e = nn(p.error),
+    t = nn(p.text), m = nn(p.score_method), p = nn(p.probs), es = nn(p.edit_seconds), ss = nn(p.score_seconds),
+    im = not files.embedded and up(nn(p.image)) or nil, o = not files.embedded and up(files.original) or nil,
+    to = files.embedded and files.thumb_original or up(files.thumb_original),
+    te = files.embedded and files.thumb_edited or up(files.thumb_edited), x = more,
+    pv = pv and { edit = nn(pv.edit), score = nn(pv.score) } or nil,
+  }
+end
+
+-- Rows as a script chunk: JSON with "<" escaped, so that no text can close
+-- the <script> it sits in.
+local function chunk_js(k, encoded)
+  return ("EH.chunk(%d,[%s]);\n"):format(k, (table.concat(encoded, ",\n"):gsub("<", "\\u003c")))
+end
+
+-- What one pass over the pairs gathers for the page: scores per category
+-- for the histograms, the score_method values seen, the rows in chunks of
+-- `size` (given to flush(k, encoded) as they fill).
+local function page_pass(size, flush)
+  local g = { scores = {}, all = {}, methods = {}, seen = {}, buf = {}, k = 0, n = 0 }
+  function g.add(p, files)
+    if type(p.score) == "number" then
+      local xs = g.scores[p.category] or {}
+      g.scores[p.category] = xs
+      xs[#xs + 1] = p.score
+      g.all[#g.all + 1] = p.score
+    end
+    local m = nn(p.score_method)
+    if m ~= nil and not g.seen[m] then g.seen[m] = true; g.methods[#g.methods + 1] = tostring(m) end
+    g.buf[#g.buf + 1] = json().encode(report.page_row(p, files))
+    g.n = g.n + 1
+    if #g.buf >= size then g.flush() end
+  end
+  function g.flush()
+    if #g.buf == 0 then return end
+    flush(g.k, g.buf)
+    g.k, g.buf = g.k + 1, {}
+  end
+  return g
+end
+
+-- The page around the gathered data: the run, per-category table,
+-- histograms, failures, the explorer. data: {chunks = {file names}} or
+-- {inline = {chunk scripts}}.
+local function html_page(rep, g, data, opts)
   local L = {}
-  local function add(s) L[#L + 1] = s end
+  local function add(x) L[#L + 1] = x end
   local run, sw, t = rep.run, rep.swaps, rep.timings
-  add('<!DOCTYPE html><html lang="zh"><head><meta charset="utf-8">')
-  add("<title>evalhost report — " .. H(run.schedule) .. "</title><style>" .. CSS .. "</style></head><body>")
+  add('<!DOCTYPE html><html lang="zh"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">')
+  add("<title>evalhost report — " .. H(run.schedule) .. "</title><style>" .. page.CSS .. "</style></head><body>")
   add("<h1>图像编辑评估报告 / Image-edit evaluation report</h1>")
   add('<dl class="run">')
   local info = {
@@ -387,52 +495,56 @@ function report.html(rep, opts)
   add("</tbody></table>")
 
   add('<h2>分数分布 / Score histograms</h2><div class="hists">')
-  local all = {}
-  for _, c in ipairs(rep.category_order) do
-    local xs = {}
-    for _, p in ipairs(rep.pairs) do
-      if p.category == c and type(p.score) == "number" then
-        xs[#xs + 1] = p.score
-        all[#all + 1] = p.score
-      end
-    end
-    add(report.histogram_svg(xs, c))
-  end
-  add(report.histogram_svg(all, "总体 / overall"))
+  for _, c in ipairs(rep.category_order) do add(report.histogram_svg(g.scores[c] or {}, c)) end
+  add(report.histogram_svg(g.all, "总体 / overall"))
   add("</div>")
 
   add(('<h2>失败 / Failures (%d)</h2>'):format(#rep.failures))
   if #rep.failures > 0 then
+    local cap = opts.max_failures or report.MAX_FAILURES_LISTED
     add('<table id="failures"><thead><tr><th class="l">category</th><th class="l">id</th><th class="l">stage</th><th class="l">reason</th></tr></thead><tbody>')
-    for _, f in ipairs(rep.failures) do
+    for i, f in ipairs(rep.failures) do
+      if i > cap then break end
       add(('<tr><td class="l">%s</td><td class="l">%s</td><td class="l">%s</td><td class="l fail">%s</td></tr>')
         :format(H(f.category), H(f.id ~= json().null and f.id or "—"), H(f.stage), H(f.error)))
     end
     add("</tbody></table>")
+    if #rep.failures > cap then
+      add(("<p>… %d more in the JSON report and in the explorer below (status: failed)</p>"):format(#rep.failures - cap))
+    end
   end
 
-  add('<h2>图像对比 / Gallery</h2>')
-  for _, c in ipairs(rep.category_order) do
-    add(('<h3>%s</h3><div class="gallery">'):format(H(c)))
-    for _, p in ipairs(rep.pairs) do
-      if p.category == c then
-        local orig, edited
-        if opts.thumbnail then orig, edited = opts.thumbnail(p) end
-        local function img(url, alt)
-          if not url then return ('<span class="fail">(%s: none)</span>'):format(alt) end
-          return ('<img src="%s" alt="%s">'):format(url, alt)
-        end
-        local score = type(p.score) == "number" and ('<span class="score">%s</span>'):format(util.fmt(p.score))
-          or ('<span class="fail">failed: %s</span>'):format(H(str(p.error)))
-        add(('<figure id="pair-%s-%s">%s %s<figcaption><b>%s</b> %s<br>%s<br><small>%s</small></figcaption></figure>')
-          :format(H(c), H(p.id), img(orig, "original"), img(edited, "edited"), H(p.id), score,
-            H(str(p.instruction)), H(clip(str(p.text), 300))))
-      end
-    end
-    add("</div>")
-  end
+  add(page.controls(H, rep.category_order, g.methods))
+  add("<script>" .. page.LOADER .. "</script>")
+  local meta = {
+    page_size = opts.page_size or report.PAGE_SIZE, run_dir = run.out,
+    score_range = opts.score_range and array({ opts.score_range[1], opts.score_range[2] }) or nil,
+    chunks = array(data.chunks or {}), pairs = g.n,
+  }
+  add("<script>EH.meta=" .. (json().encode(meta):gsub("<", "\\u003c")) .. ";</script>")
+  for _, js in ipairs(data.inline or {}) do add("<script>" .. js .. "</script>") end
+  add("<script>" .. page.JS .. "</script>")
   add("</body></html>")
   return table.concat(L, "\n")
+end
+
+report.PAGE_SIZE = 60              -- report.page_size: cards per gallery page
+report.CHUNK_ROWS = 5000           -- report.chunk_rows: pairs per data file the page loads
+report.MAX_FAILURES_LISTED = 1000  -- failures the page's table shows (all are in the JSON and the explorer)
+
+-- The single-file page of an in-memory report (report.embed): data inline,
+-- pictures as opts.thumbnail(pair) -> original, edited data URLs.
+function report.html(rep, opts)
+  opts = opts or {}
+  local inline = {}
+  local g = page_pass(opts.chunk_rows or report.CHUNK_ROWS, function(k, enc) inline[#inline + 1] = chunk_js(k, enc) end)
+  each_pair(rep, function(p)
+    local files = { embedded = true }
+    if opts.thumbnail then files.thumb_original, files.thumb_edited = opts.thumbnail(p) end
+    g.add(p, files)
+  end)
+  g.flush()
+  return html_page(rep, g, { inline = inline }, opts)
 end
 
 ------------------------------------------------------------------------
@@ -488,6 +600,7 @@ local function pval(p)
   if p < 1e-4 then return ("%.1e"):format(p) end
   return ("%.4f"):format(p)
 end
+report.pval = pval   -- the console prints p as the Markdown does (scripts/compare.lua)
 
 -- "p (method)", or "—" when no difference was non-zero
 local function wpval(w)
@@ -553,18 +666,62 @@ function report.comparison_markdown(c)
   return table.concat(L, "\n")
 end
 
--- opts.thumbnail(side, image_path) -> data URL or nil.
+-- A side of a comparison in words for the page (no Markdown marks).
+local function side_html(label, side)
+  return ('<span class="ab %s">%s</span> %s <small>(run key %s; judge %s)</small>'):format(label:lower(), label,
+    H(str(side.dir)), H(str(side.run_key)), H(report.identity_line(side.judge_identity)))
+end
+
+-- Δ (B − A) per category with its 95% CI as an SVG chart: a row per
+-- category, the zero line, the mean as a dot, the CI as a bar.
+function report.delta_svg(c)
+  local names, ps = {}, {}
+  for _, cat in ipairs(c.category_order) do names[#names + 1], ps[#ps + 1] = cat, c.categories[cat] end
+  names[#names + 1], ps[#ps + 1] = "总体 / overall", c.overall
+  local lo, hi = -0.5, 0.5
+  for _, p in ipairs(ps) do
+    for _, v in ipairs({ nn(p.mean_diff), type(p.ci95) == "table" and p.ci95[1] or nil,
+      type(p.ci95) == "table" and p.ci95[2] or nil }) do
+      if type(v) == "number" then lo, hi = math.min(lo, v), math.max(hi, v) end
+    end
+  end
+  local W, left, row = 560, 150, 26
+  local Ht = row * #ps + 30
+  local function x(v) return left + (W - left - 20) * (v - lo) / (hi - lo) end
+  local o = { ('<svg class="delta" id="delta-chart" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img" '
+    .. 'aria-label="Δ (B − A) per category with 95%% CI">'):format(W, Ht) }
+  o[#o + 1] = ('<line x1="%.1f" y1="4" x2="%.1f" y2="%d" stroke="#999" stroke-dasharray="3,3"/>'):format(x(0), x(0), Ht - 22)
+  o[#o + 1] = ('<text x="%.1f" y="%d" font-size="10" text-anchor="middle">%s</text>'):format(x(lo), Ht - 8, util.fmt(lo))
+  o[#o + 1] = ('<text x="%.1f" y="%d" font-size="10" text-anchor="middle">0</text>'):format(x(0), Ht - 8)
+  o[#o + 1] = ('<text x="%.1f" y="%d" font-size="10" text-anchor="middle">%s</text>'):format(x(hi), Ht - 8, util.fmt(hi))
+  for i, p in ipairs(ps) do
+    local y = (i - 1) * row + 16
+    o[#o + 1] = ('<text x="4" y="%d" font-size="12">%s</text>'):format(y + 4, H(names[i]))
+    if type(p.ci95) == "table" then
+      o[#o + 1] = ('<line class="ci" x1="%.1f" y1="%d" x2="%.1f" y2="%d"><title>95%% CI [%s, %s]</title></line>')
+        :format(x(p.ci95[1]), y, x(p.ci95[2]), y, util.fmt(p.ci95[1], 3), util.fmt(p.ci95[2], 3))
+    end
+    if type(nn(p.mean_diff)) == "number" then
+      o[#o + 1] = ('<circle cx="%.1f" cy="%d" r="4"><title>%s: Δ %s (n=%d)</title></circle>')
+        :format(x(p.mean_diff), y, H(names[i]), util.fmt(p.mean_diff, 3), p.n)
+    end
+  end
+  o[#o + 1] = "</svg>"
+  return table.concat(o)
+end
+
+-- opts.thumbnail(side, image_path) -> data URL or nil (the moved pairs' edits).
 function report.comparison_html(c, opts)
   opts = opts or {}
   local L = {}
   local function add(x) L[#L + 1] = x end
   add('<!DOCTYPE html><html lang="zh"><head><meta charset="utf-8"><title>evalhost comparison</title><style>'
-    .. CSS .. "</style></head><body><h1>运行对比 / Run comparison</h1><dl>")
-  add(("<dt>A</dt><dd>%s</dd><dt>B</dt><dd>%s</dd>"):format(H(side_line(c.comparison.a)), H(side_line(c.comparison.b))))
+    .. page.CSS .. "</style></head><body><h1>运行对比 / Run comparison</h1><dl>")
+  add(("<dt>A</dt><dd>%s</dd><dt>B</dt><dd>%s</dd>"):format(side_html("A", c.comparison.a), side_html("B", c.comparison.b)))
   for _, ch in ipairs(c.comparison.changed or {}) do add(("<dt>changed</dt><dd>%s</dd>"):format(H(ch))) end
-  add(("<dt>method</dt><dd>%s; %s; %s</dd></dl>"):format(H(c.method.ci95), H(c.method.sign_test), H(c.method.wilcoxon)))
-  add('<table id="comparison"><thead><tr><th class="l">category</th><th>n</th><th>mean A</th><th>mean B</th>'
-    .. "<th>Δ (B−A)</th><th>95% CI</th><th>+/−/0</th><th>sign p</th><th>Wilcoxon p</th></tr></thead><tbody>")
+  add(("<dt>method</dt><dd>Δ = B − A; %s; %s; %s</dd></dl>"):format(H(c.method.ci95), H(c.method.sign_test), H(c.method.wilcoxon)))
+  add('<table id="comparison"><thead><tr><th class="l">category</th><th>n</th><th>mean <span class="ab a">A</span></th>'
+    .. '<th>mean <span class="ab b">B</span></th><th>Δ (B−A)</th><th>95% CI</th><th>+/−/0</th><th>sign p</th><th>Wilcoxon p</th></tr></thead><tbody>')
   local function tr(name, p, class)
     local ci95 = type(p.ci95) == "table" and ("[%s, %s]"):format(util.fmt(p.ci95[1], 3), util.fmt(p.ci95[2], 3)) or "—"
     add(('<tr%s><td class="l">%s</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%d/%d/%d</td><td>%s</td><td>%s</td></tr>')
@@ -574,20 +731,29 @@ function report.comparison_html(c, opts)
   for _, cat in ipairs(c.category_order) do tr(cat, c.categories[cat]) end
   tr("总体 / overall", c.overall, true)
   add("</tbody></table>")
-  add(('<h2>变化最大的样本 / Pairs that moved most (%d)</h2><div class="gallery">'):format(#c.moved))
+  add("<h2>Δ per category (95% CI)</h2>" .. report.delta_svg(c))
+  add(('<h2>变化最大的样本 / Pairs that moved most (%d)</h2><div class="gallery" id="moved">'):format(#c.moved))
   for _, m in ipairs(c.moved) do
     local ia = opts.thumbnail and opts.thumbnail("a", m.image_a)
     local ib = opts.thumbnail and opts.thumbnail("b", m.image_b)
     local function img(url, alt)
-      if not url then return ('<span class="fail">(%s: none)</span>'):format(alt) end
+      if not url then return ('<span class="noimg">%s: none</span>'):format(alt) end
       return ('<img src="%s" alt="%s">'):format(url, alt)
     end
-    add(('<figure id="moved-%s-%s">%s %s<figcaption><b>%s/%s</b> A <span class="score">%s</span> → B <span class="score">%s</span> (%+.2f)'
-      .. "<br><small>A: %s</small><br><small>B: %s</small></figcaption></figure>")
-      :format(H(m.category), H(m.id), img(ia, "edit A"), img(ib, "edit B"), H(m.category), H(m.id), util.fmt(m.a),
-        util.fmt(m.b), m.diff, H(clip(str(m.text_a), 300)), H(clip(str(m.text_b), 300))))
+    add(('<figure class="card" id="moved-%s-%s"><div class="imgs"><div>%s<div class="lbl">A · edit · %s</div></div>'
+      .. '<div>%s<div class="lbl">B · edit · %s</div></div></div><figcaption><b>%s/%s</b> <span class="ab a">A</span> '
+      .. '<span class="score">%s</span> → <span class="ab b">B</span> <span class="score">%s</span> (Δ %+.2f)'
+      .. '<br><small>A: %s</small><br><small>B: %s</small></figcaption></figure>')
+      :format(H(m.category), H(m.id), img(ia, "edit A"), util.fmt(m.a), img(ib, "edit B"), util.fmt(m.b),
+        H(m.category), H(m.id), util.fmt(m.a), util.fmt(m.b), m.diff, H(clip(str(m.text_a), 300)), H(clip(str(m.text_b), 300))))
   end
   add("</div>")
+  -- every paired pair, with the report page's kind of filters (hash parameters)
+  add(page.compare_controls(H, c.category_order))
+  local rows = {}
+  for _, p in ipairs(c.pairs) do rows[#rows + 1] = json().encode({ c = p.category, i = p.id, a = p.a, b = p.b, d = p.diff }) end
+  add("<script>window.EHC=[" .. (table.concat(rows, ",\n"):gsub("<", "\\u003c")) .. "];</script>")
+  add("<script>" .. page.COMPARE_JS .. "</script>")
   for _, part in ipairs({ { "only in A", c.only_a }, { "only in B", c.only_b }, { "not scored by both", c.unscored } }) do
     add(("<h2>%s (%d)</h2><ul>"):format(H(part[1]), #part[2]))
     for _, x in ipairs(part[2]) do add(("<li>%s/%s</li>"):format(H(x.category), H(x.id))) end
@@ -622,29 +788,178 @@ end
 -- Files
 ------------------------------------------------------------------------
 
--- Writes the reports; returns an array of paths, or nil and a message.
+-- A report file being written: to "<path>.tmp", renamed into place by
+-- commit, so that a run that fails half-way leaves no half-written report.
+local Out = {}
+Out.__index = Out
+local WriteFailed = {}   -- the error a failed write raises inside report.write
+
+local function out_open(path, opened)
+  local tmp = path .. ".tmp"
+  os.remove(tmp)   -- a stale one from a killed run (a planted link is replaced, not followed)
+  local f, err = io.open(tmp, "wb")
+  if not f then error(setmetatable({ msg = ("cannot write %s: %s"):format(path, tostring(err)) }, WriteFailed), 0) end
+  local o = setmetatable({ f = f, path = path, tmp = tmp }, Out)
+  opened[#opened + 1] = o
+  return o
+end
+
+function Out:write(s)
+  local ok, err = self.f:write(s)
+  if not ok then error(setmetatable({ msg = ("cannot write %s: %s"):format(self.path, tostring(err)) }, WriteFailed), 0) end
+end
+
+function Out:commit()
+  local ok, err = self.f:close()
+  self.f = nil
+  if ok then ok, err = os.rename(self.tmp, self.path) end
+  if not ok then error(setmetatable({ msg = ("cannot write %s: %s"):format(self.path, tostring(err)) }, WriteFailed), 0) end
+end
+
+function Out:abort()
+  if self.f then self.f:close(); self.f = nil end
+  os.remove(self.tmp)
+end
+
+-- Copies a finished file (latest.*), in blocks.
+local function copy_file(from, to, opened)
+  local f = io.open(from, "rb")
+  if not f then error(setmetatable({ msg = ("cannot read %s"):format(from) }, WriteFailed), 0) end
+  local o = out_open(to, opened)
+  while true do
+    local block = f:read(1 << 20)
+    if not block then break end
+    o:write(block)
+  end
+  f:close()
+  o:commit()
+end
+
+-- A data folder of ours and its files (no deeper folders are made there).
+local function remove_folder(path)
+  local names = util.host().fs.list(path)
+  if not names then return end
+  for _, n in ipairs(names) do os.remove(util.join(path, n)) end
+  os.remove(path)
+end
+
+-- One line of results/samples.jsonl: what a script reading the run needs per pair.
+local function sample_line(p)
+  return json().encode({
+    id = p.id, category = p.category, instruction = orNull(nn(p.instruction)), score = orNull(nn(p.score)),
+    score_method = p.score_method, probs = p.probs, text = orNull(nn(p.text)), image = orNull(nn(p.image)),
+    error = orNull(nn(p.error)), edit_seconds = orNull(nn(p.edit_seconds)), score_seconds = orNull(nn(p.score_seconds)),
+  })
+end
+
+-- Writes the reports in one pass over the pairs (rep.pairs an array, or
+-- report.build's streaming function): results/evaluation_report_<stamp>.json,
+-- .md and .html (the page's data in <stem>_files/ beside it, or inline with
+-- opts.embed), results/samples.jsonl, and results/latest.{json,md,html}
+-- as copies of these. Memory holds one chunk of rows, the scores and the
+-- failures. opts: stamp, html (false: none), embed, thumbnail (embed's
+-- data URLs), files(p, row) (thumbnail and original paths relative to
+-- out), chunk_rows, page_size, score_range. Returns the paths, or nil and a message.
 function report.write(rep, out, opts)
   opts = opts or {}
   local h = util.host()
   local dir = util.join(out, "results")
   local ok, err = h.fs.mkdir_beneath(out, "results")   -- a planted symlink is refused, not followed
   if not ok then return nil, ("cannot create %s: %s"):format(dir, tostring(err)) end
-  local stem = util.join(dir, "evaluation_report_" .. (opts.stamp or os.date("%Y%m%d_%H%M%S")))
-  local files = {
-    { stem .. ".json", function() return h.json.encode(rep, { pretty = true }) end },
-    { stem .. ".md", function() return report.markdown(rep) end },
-  }
-  if opts.html ~= false then
-    files[#files + 1] = { stem .. ".html", function() return report.html(rep, opts) end }
+  local name = "evaluation_report_" .. (opts.stamp or os.date("%Y%m%d_%H%M%S"))
+  local stem = util.join(dir, name)
+  local html = opts.html ~= false
+  local embed = html and opts.embed == true
+  local opened, made_dir = {}, nil
+  local function run_pass()
+    local js = out_open(stem .. ".json", opened)
+    local samples = out_open(util.join(dir, "samples.jsonl"), opened)
+    local mdpairs = out_open(stem .. ".md.pairs", opened)   -- the per-pair section, joined after the head
+    local files_dir = name .. "_files"
+    local chunk_names, inline = {}, {}
+    if html and not embed then
+      made_dir = util.join(dir, files_dir .. ".tmp")
+      ok, err = h.fs.mkdir_beneath(dir, files_dir .. ".tmp")
+      if not ok then error(setmetatable({ msg = ("cannot create %s: %s"):format(made_dir, tostring(err)) }, WriteFailed), 0) end
+    end
+    local g = page_pass(opts.chunk_rows or report.CHUNK_ROWS, function(k, enc)
+      if embed then inline[#inline + 1] = chunk_js(k, enc); return end
+      local fname = ("data-%05d.js"):format(k)
+      local o = out_open(util.join(made_dir, fname), opened)
+      o:write(chunk_js(k, enc))
+      o:commit()
+      chunk_names[#chunk_names + 1] = files_dir .. "/" .. fname
+    end)
+    local add_md = markdown_pairs(rep, function(fmt, ...)
+      mdpairs:write((select("#", ...) > 0 and fmt:format(...) or fmt) .. "\n")
+    end)
+    -- the JSON report: its small fields, then the pairs one per line, then the failures
+    local keys = {}
+    for k in pairs(rep) do
+      if k ~= "pairs" and k ~= "failures" then keys[#keys + 1] = k end
+    end
+    table.sort(keys)
+    js:write("{\n")
+    for _, k in ipairs(keys) do js:write(("%s: %s,\n"):format(json().encode(k), json().encode(rep[k], { pretty = true }))) end
+    js:write('"pairs": [')
+    local first = true
+    each_pair(rep, function(p, row)
+      js:write((first and "\n" or ",\n") .. json().encode(p))
+      first = false
+      samples:write(sample_line(p) .. "\n")
+      add_md(p)
+      if html then
+        local files
+        if embed then
+          files = { embedded = true }
+          if opts.thumbnail then files.thumb_original, files.thumb_edited = opts.thumbnail(p, row) end
+        elseif opts.files then
+          files = opts.files(p, row)
+        end
+        g.add(p, files)
+      end
+    end)
+    g.flush()
+    js:write("\n],\n" .. '"failures": ' .. json().encode(rep.failures, { pretty = true }) .. "\n}\n")
+    js:commit()
+    samples:commit()
+    mdpairs:commit()
+    local md = out_open(stem .. ".md", opened)
+    markdown_head(rep, function(fmt, ...) md:write((select("#", ...) > 0 and fmt:format(...) or fmt) .. "\n") end)
+    local part = assert(io.open(stem .. ".md.pairs", "rb"))
+    while true do
+      local block = part:read(1 << 20)
+      if not block then break end
+      md:write(block)
+    end
+    part:close()
+    os.remove(stem .. ".md.pairs")
+    md:write("\n")
+    md:commit()
+    local paths = { stem .. ".json", stem .. ".md" }
+    if html then
+      if not embed then
+        -- the data folder takes its name only now: a page never points at a half-written one
+        remove_folder(util.join(dir, files_dir))   -- a same-stamp report's, replaced
+        local rok, rerr = os.rename(made_dir, util.join(dir, files_dir))
+        if not rok then error(setmetatable({ msg = ("cannot write %s: %s"):format(util.join(dir, files_dir), tostring(rerr)) }, WriteFailed), 0) end
+        made_dir = nil
+      end
+      local page_out = out_open(stem .. ".html", opened)
+      page_out:write(html_page(rep, g, { chunks = chunk_names, inline = inline }, opts))
+      page_out:commit()
+      paths[#paths + 1] = stem .. ".html"
+    end
+    for _, p in ipairs(paths) do copy_file(p, util.join(dir, "latest" .. p:match("%.%w+$")), opened) end
+    return paths
   end
-  local paths = {}
-  for _, f in ipairs(files) do
-    local data = f[2]()
-    ok, err = h.fs.write(f[1], data)
-    if not ok then return nil, ("cannot write %s: %s"):format(f[1], tostring(err)) end
-    paths[#paths + 1] = f[1]
-  end
-  return paths
+  local okp, res = pcall(run_pass)
+  if okp then return res end
+  for _, o in ipairs(opened) do o:abort() end
+  os.remove(stem .. ".md.pairs")
+  if made_dir then remove_folder(made_dir) end
+  if getmetatable(res) == WriteFailed then return nil, res.msg end
+  error(res, 0)
 end
 
 return report

@@ -105,7 +105,7 @@ describe("report", function()
     assert.truthy(md:find("模型交换 / swaps: 3 (0.50 s, 2.0 MB moved)", 1, true))
   end)
 
-  it("makes a self-contained HTML page with escaped text, histograms and a gallery", function()
+  it("makes a single-file page (report.embed): data inline with '<' escaped, histograms, the explorer", function()
     local seen = {}
     local html = report.html(fake_run(h), { thumbnail = function(p)
       seen[#seen + 1] = p.id
@@ -114,13 +114,101 @@ describe("report", function()
     assert.are.same({ "p1", "p2", "e1", "e2" }, seen)
     assert.truthy(html:find('<table id="categories">', 1, true))
     assert.truthy(html:find('<table id="failures">', 1, true))
-    assert.are.equal(3, select(2, html:gsub("<svg ", "")))
-    assert.truthy(html:find("&lt;snow&gt; &amp; &quot;ice&quot;", 1, true))
+    assert.are.equal(3, select(2, html:gsub('<svg class="hist" ', "")))
+    assert.truthy(html:find('<div id="controls">', 1, true))
     assert.falsy(html:find("<snow>", 1, true))
-    assert.truthy(html:find('<figure id="pair-物理-p1"><img src="data:image/jpeg;base64,QUJD" alt="original"> '
-      .. '<img src="data:image/jpeg;base64,REVG" alt="edited">', 1, true))
-    assert.truthy(html:find('(edited: none)', 1, true))
+    local chunk = assert(html:match("<script>(EH%.chunk%(0,.-%);)\n</script>"))
+    local rows = assert(h.json.decode(chunk:match("^EH%.chunk%(0,(.*)%);$")))
+    assert.are.equal(4, #rows)
+    assert.are.equal('<snow> & "ice"', rows[3].n)
+    assert.are.equal("judge reply has no score", rows[3].e)
+    assert.are.same({ "物理", "p1", 8.0, "data:image/jpeg;base64,QUJD", "data:image/jpeg;base64,REVG" },
+      { rows[1].c, rows[1].i, rows[1].s, rows[1].to, rows[1].te })
+    assert.is_nil(rows[4].te)
+    assert.is_nil(rows[1].im, "an embedded page points at no file")
     assert.falsy(html:find("https?://[^w]"), "no network references")
+    assert.falsy(html:find("<script src", 1, true))
+  end)
+
+  it("keeps a judge text that says </script> inside its data", function()
+    local rep = fake_run(h)
+    rep.pairs[1].text = "bad </script><script>alert(1)</script>"
+    local html = report.html(rep, {})
+    assert.falsy(html:find("</script><script>alert", 1, true))
+    assert.truthy(html:find("bad \\u003c/script>", 1, false))
+  end)
+
+  it("streams rows given as a function: the same JSON as an array, failures gathered on the way", function()
+    local arr = fake_run(h)
+    local rows = {}
+    for _, p in ipairs(arr.pairs) do rows[#rows + 1] = p end
+    local calls = 0
+    local streamed = report.build({
+      version = "0.1.0", run = arr.run, config = arr.config, config_hash = arr.config_hash, dataset = arr.dataset,
+      models = arr.models, prompts = arr.prompts, swaps = arr.swaps, timings = arr.timings,
+      stats = stats.aggregate({}, { order = { "物理", "环境" } }), stats_method = arr.stats_method,
+      rows = function(emit)
+        calls = calls + 1
+        emit({ category = "物理", id = "p1", index = 1, instruction = "i", score = 8, text = "t", image = "images/物理/p1.png",
+          score_method = "logprobs", probs = { 0.5, 0.5 } })
+        emit({ category = "环境", id = "e1", index = 1, error = "boom", failed_stage = "edit" })
+      end,
+    })
+    assert.are.equal("function", type(streamed.pairs))
+    local paths = assert(report.write(streamed, dir, { stamp = "s", chunk_rows = 1 }))
+    assert.are.equal(1, calls, "one pass over the rows")
+    local rep = assert(h.json.decode(assert(h.fs.read(paths[1]))))
+    assert.are.equal(2, #rep.pairs)
+    assert.are.equal("logprobs", rep.pairs[1].score_method)
+    assert.are.same({ 0.5, 0.5 }, rep.pairs[1].probs)
+    assert.are.same({ category = "环境", id = "e1", stage = "edit", error = "boom" }, rep.failures[1])
+    local md = assert(h.fs.read(paths[2]))
+    assert.truthy(md:find("## 失败 / Failures (1)", 1, true))
+    assert.truthy(md:find("### 环境", 1, true))
+    -- the page's data: two chunks of one row each beside it, named in EH.meta
+    local html = assert(h.fs.read(paths[3]))
+    assert.truthy(html:find('"chunks":["evaluation_report_s_files/data-00000.js","evaluation_report_s_files/data-00001.js"]', 1, true))
+    local c1 = assert(h.fs.read(dir .. "/results/evaluation_report_s_files/data-00001.js"))
+    assert.truthy(c1:find('^EH%.chunk%(1,%['))
+    assert.truthy(c1:find('"e":"boom"', 1, true))
+  end)
+
+  it("writes samples.jsonl (a line per pair) and latest.* copies of the newest report", function()
+    local paths = assert(report.write(fake_run(h), dir, { stamp = "20260101_120000" }))
+    local lines = {}
+    for line in assert(h.fs.read(dir .. "/results/samples.jsonl")):gmatch("[^\n]+") do
+      lines[#lines + 1] = assert(h.json.decode(line))
+    end
+    assert.are.equal(4, #lines)
+    assert.are.same({ "p1", "物理", 8.0, "Good.\nScore: 8", "images/物理/p1.png", 1.5, 0.5 },
+      { lines[1].id, lines[1].category, lines[1].score, lines[1].text, lines[1].image, lines[1].edit_seconds,
+        lines[1].score_seconds })
+    assert.are.equal(h.json.null, lines[3].score)
+    assert.are.equal("judge reply has no score", lines[3].error)
+    for _, p in ipairs(paths) do
+      assert.are.equal(h.fs.read(p), h.fs.read(dir .. "/results/latest" .. p:match("%.%w+$")))
+    end
+  end)
+
+  it("leaves no half-written report when the pass fails or a file cannot be written", function()
+    local rep = fake_run(h)
+    local boom = report.build({ version = "v", run = rep.run, config = {}, dataset = rep.dataset, models = rep.models,
+      swaps = rep.swaps, timings = {}, stats = stats.aggregate({}), stats_method = stats.method(),
+      rows = function(emit)
+        emit({ category = "c", id = "a", score = 1 })
+        error("row source failed")
+      end })
+    assert.has_error(function() report.write(boom, dir, { stamp = "f" }) end, "row source failed")
+    assert.are.same({}, h.fs.list(dir .. "/results"))
+    -- samples.jsonl.tmp is a folder with a file in it: that file cannot be written
+    assert(h.fs.mkdir(dir .. "/results/samples.jsonl.tmp"))
+    assert(h.fs.write(dir .. "/results/samples.jsonl.tmp/x", "x"))
+    local paths, err = report.write(rep, dir, { stamp = "g" })
+    assert.is_nil(paths)
+    assert.truthy(err:find("^cannot write " .. dir .. "/results/samples.jsonl: "), err)
+    local left = h.fs.list(dir .. "/results")
+    table.sort(left)
+    assert.are.same({ "samples.jsonl.tmp" }, left)
   end)
 
   it("bins scores 0..10 in the histogram, 10 in the last bin", function()

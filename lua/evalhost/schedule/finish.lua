@@ -18,8 +18,9 @@ function Run:origin(rec)
   return { run = self.out, run_key = self.run_key }
 end
 
-function Run:rows()
-  local rows = {}
+-- Every pair's row, one at a time, to fn(row): the report is written in
+-- one streaming pass, so no list of 100k rows is ever held.
+function Run:each_row(fn)
   for _, cat in ipairs(self.categories) do
     for _, pair in self:pairs(cat) do
       local id = pair_id(pair)
@@ -28,17 +29,97 @@ function Run:rows()
       local err, stage = e.error, e.stage
       if not err then err, stage = s.error, s.stage end
       if not err and not s.score then err, stage = "not scored", "schedule" end
-      rows[#rows + 1] = {
+      fn({
         category = cat, id = id, index = pair.index, instruction = pair.instruction,
         description = pair.description,
         score = s.score, text = s.text, error = err, failed_stage = stage, dims = s.dims,
-        image = e.image, edit_seconds = e.seconds, score_seconds = s.seconds,
+        score_method = s.score_method, probs = s.probs,
+        image = e.image, image_hash = e.hash, edit_seconds = e.seconds, score_seconds = s.seconds,
         -- only a run built on others (rejudge, reuse_edits_from) says where each step came from
         provenance = #self.sources > 0 and { edit = self:origin(e), score = self:origin(s) } or nil,
-      }
+      })
     end
   end
+end
+
+function Run:rows()
+  local rows = {}
+  self:each_row(function(r) rows[#rows + 1] = r end)
   return rows
+end
+
+-- The page's pictures as files beside the report, each made once by an
+-- ImageWriter thread while the report is written: the original at full
+-- size (originals/<cat>/<id>.png) and its thumbnail, the edit's thumbnail
+-- (named by the edit's hash, so a redone edit gets a new one), the extra
+-- input pictures. Returns files(p, row) -> paths relative to run.out, and
+-- done() which waits for the pictures and closes the writer.
+function Run:report_pictures(size)
+  local h = util.host()
+  local IW = rawget(h, "image_writer")
+  local w = IW and IW.new({ in_flight = 8 }) or nil
+  if not w then return nil, function() end end
+  local rcfg = self.config.report or {}
+  local originals = rcfg.originals ~= false
+  local made, failed, first = {}, 0, nil
+  local function note(results)
+    for _, r in ipairs(results) do
+      if r.error then
+        failed = failed + 1
+        first = first or r.error
+        log("debug", "report: picture %s", r.error)
+      end
+    end
+  end
+  local function want(rel, data, kind, side)
+    if not data then return nil end
+    local path = util.join(self.out, rel)
+    if h.fs.exists(path) then return rel end
+    local folder = rel:match("^(.*)/[^/]*$")
+    if not made[folder] then
+      local ok = h.fs.mkdir_beneath(self.out, folder)
+      if not ok then return nil end
+      made[folder] = true
+    end
+    if not w:convert(path, data, kind, side) then return nil end
+    note(w:collect())
+    return rel
+  end
+  local function files(_, row)
+    local cat, id = row.category, row.id
+    local f = {}
+    local pair = type(row.index) == "number" and self.dataset:pair(cat, row.index) or nil
+    if pair and pair.error == nil then
+      local kind, data = pair:image_source()
+      if kind then
+        f.thumb_original = want(util.join("thumbs", cat, id .. ".orig.jpg"), data, kind, size)
+        if originals then f.original = want(util.join("originals", cat, id .. ".png"), data, kind, 0) end
+      end
+      local more = self:more_images_field(pair)
+      if type(more) == "table" then
+        f.more = {}
+        for i, src in ipairs(more) do
+          if type(src) == "string" then
+            local p = self:image_file(src)
+            f.more[#f.more + 1] = want(util.join("originals", cat, ("%s.%d.png"):format(id, i + 1)),
+              p or src, p and "path" or "base64", 0)
+          end
+        end
+      end
+    end
+    if type(row.image) == "string" then
+      local tag = type(row.image_hash) == "string" and ("." .. row.image_hash:sub(1, 12)) or ""
+      f.thumb_edited = want(util.join("thumbs", cat, id .. ".edit" .. tag .. ".jpg"),
+        util.join(self.out, row.image), "path", size)
+    end
+    return f
+  end
+  local function done()
+    note(w:flush())
+    w:close()
+    if failed > 0 then log("info", "report: %d picture(s) could not be made (first: %s)", failed, first) end
+  end
+  return files, done
 end
 
 -- Thumbnails for the HTML gallery: original and edited, as data URLs.
@@ -61,7 +142,10 @@ function Run:finish()
   for _, m in pairs(self.models) do
     if m:state() == "device" then m:unload() end
   end
-  local rows = self:rows()
+  -- the statistics from a light pass (category, score, a profile's ratings);
+  -- the report's own pass streams the full rows
+  local rows = {}
+  self:each_row(function(r) rows[#rows + 1] = { category = r.category, score = r.score, dims = r.dims } end)
   local agg = stats.aggregate(rows, {
     rule = self.aggregate, order = self.categories,
     resamples = self.bootstrap.resamples, seed = self.bootstrap.seed,
@@ -102,13 +186,23 @@ function Run:finish()
     },
     stats = agg,
     stats_method = stats.method(self.bootstrap),
-    rows = rows,
+    rows = function(emit) self:each_row(emit) end,
     extra_failures = self.failures,
   })
+  rows = nil
+  local rcfg = self.config.report or {}
+  local size = rcfg.thumb or 192
+  local embed = rcfg.embed == true
+  local files, pictures_done
+  if self.html and not embed then files, pictures_done = self:report_pictures(size) end
+  local jm = self.models.judge and self.models.judge:info() or {}
   local paths, err = report.write(rep, self.out, {
-    html = self.html,
-    thumbnail = self.html and self:thumbnails((self.config.report or {}).thumb or 192) or nil,
+    html = self.html, embed = embed, files = files,
+    thumbnail = self.html and embed and self:thumbnails(size) or nil,
+    chunk_rows = rcfg.chunk_rows, page_size = rcfg.page_size,
+    score_range = type(jm.score_range) == "table" and jm.score_range or nil,
   })
+  if pictures_done then pictures_done() end
   if not paths then stop(("report: %s"):format(err)) end
   self.dataset:close()
   for _, m in pairs(self.models) do m:close() end
