@@ -13,7 +13,7 @@ CMAKE_FLAGS ?=
 APT_PACKAGES := build-essential cmake pkg-config lua5.4 liblua5.4-dev libcjson-dev \
   libyaml-dev libstb-dev libturbojpeg0-dev libcurl4-openssl-dev libpcre2-dev \
   libwebp-dev libxxhash-dev libutf8proc-dev lua-busted lua-check python3-venv \
-  libdeflate-dev chromium openmpi-bin clang libfuzzer-14-dev openssl
+  libdeflate-dev chromium fonts-noto-cjk openmpi-bin clang libfuzzer-14-dev openssl
 
 .PHONY: all deps apt venv build run test test-c test-lua lint install clean
 
