@@ -11,6 +11,7 @@
 local page = {}
 
 page.CSS = [[
+[hidden]{display:none!important}
 body{font-family:system-ui,"Noto Sans CJK SC","Noto Sans CJK JP",sans-serif;margin:24px;color:#222;background:#fff}
 table{border-collapse:collapse;margin:8px 0 20px}th,td{border:1px solid #bbb;padding:4px 8px;text-align:right}
 th{background:#e8eef8}td.l,th.l{text-align:left}tr.overall td{font-weight:bold;background:#f4f4f4}
@@ -181,6 +182,7 @@ document.addEventListener('error',function(ev){var t=ev.target; if(t.tagName!=='
 EH.onchunk=function(){if(!dirty){dirty=true;setTimeout(function(){dirty=false;apply();},0);}};
 EH.done=function(){EH.loading=false;apply();EH.ready=true;EH.loaded_ms=performance.now();};
 readHash(); apply();
+if(location.hash.length>1)$('explore').scrollIntoView();   // a link to a view opens at the gallery
 EH.start();
 })();
 ]=]
