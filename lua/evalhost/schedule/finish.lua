@@ -42,6 +42,83 @@ function Run:each_row(fn)
   end
 end
 
+-- Display width of a console cell: CJK characters take two columns.
+local function width(s)
+  local w = 0
+  for _, c in utf8.codes(s) do w = w + (c >= 0x2E80 and 2 or 1) end
+  return w
+end
+
+local function pad(s, n, right)
+  local fill = (" "):rep(math.max(0, n - width(s)))
+  return right and fill .. s or s .. fill
+end
+
+-- The closing lines on stderr: per category n, mean, 95% CI, failed (as the
+-- Markdown report's table), the overall line, edits reused, the reports'
+-- paths (printed under --quiet too: they are what the run made).
+function Run:summary(agg, rep, swaps, paths)
+  local h, say = util.host(), base.say
+  local quiet = (h.options or {}).quiet
+  if not quiet then
+    banner(say("评估完成", "evaluation finished"))
+    local head = { say("类别", "category"), "n", say("平均分", "mean"), "95% CI", say("失败", "failed") }
+    local lines = {}
+    local function row(name, st)
+      local ci = type(st.ci95) == "table" and ("[%s, %s]"):format(util.fmt(st.ci95[1]), util.fmt(st.ci95[2])) or "—"
+      lines[#lines + 1] = { name, tostring(st.n), util.fmt(st.mean, 3), ci, tostring(st.failed or 0) }
+    end
+    for _, cat in ipairs(self.categories) do
+      if agg.categories[cat] then row(cat, agg.categories[cat]) end
+    end
+    row(say("总体", "overall") .. " (" .. self.aggregate .. ")", agg.overall)
+    local w = {}
+    for i, cell in ipairs(head) do w[i] = width(cell) end
+    for _, l in ipairs(lines) do
+      for i, cell in ipairs(l) do w[i] = math.max(w[i], width(cell)) end
+    end
+    local function text(l)
+      return ("%s  %s  %s  %s  %s"):format(pad(l[1], w[1]), pad(l[2], w[2], true), pad(l[3], w[3], true),
+        pad(l[4], w[4]), pad(l[5], w[5], true))
+    end
+    log("info", "%s", text(head))
+    for _, l in ipairs(lines) do log("info", "%s", text(l)) end
+    log("info", "%s", say(("%d 对失败; 模型交换 %d 次 (%.2f s)"):format(#rep.failures, swaps.count, swaps.seconds or 0),
+      ("%d failed; %d model exchange(s) (%.2f s)"):format(#rep.failures, swaps.count, swaps.seconds or 0)))
+    if self.reuse then
+      log("info", "run.reuse_edits_from: %d edit(s) reused from %s, %d made here", self.timings.reused or 0,
+        tostring(self.reuse.dir), self.timings.edited or 0)
+    end
+  end
+  for _, p in ipairs(paths) do
+    if quiet then io.stderr:write("report: ", p, "\n") else log("info", "report: %s", p) end
+  end
+end
+
+-- Every pair's row, one at a time, to fn(row): the report is written in
+-- one streaming pass, so no list of 100k rows is ever held.
+function Run:each_row(fn)
+  for _, cat in ipairs(self.categories) do
+    for _, pair in self:pairs(cat) do
+      local id = pair_id(pair)
+      local e = self:done("edit", cat, id) or {}
+      local s = self:done("score", cat, id) or {}
+      local err, stage = e.error, e.stage
+      if not err then err, stage = s.error, s.stage end
+      if not err and not s.score then err, stage = "not scored", "schedule" end
+      fn({
+        category = cat, id = id, index = pair.index, instruction = pair.instruction,
+        description = pair.description,
+        score = s.score, text = s.text, error = err, failed_stage = stage, dims = s.dims,
+        score_method = s.score_method, probs = s.probs,
+        image = e.image, image_hash = e.hash, edit_seconds = e.seconds, score_seconds = s.seconds,
+        -- only a run built on others (rejudge, reuse_edits_from) says where each step came from
+        provenance = #self.sources > 0 and { edit = self:origin(e), score = self:origin(s) } or nil,
+      })
+    end
+  end
+end
+
 function Run:rows()
   local rows = {}
   self:each_row(function(r) rows[#rows + 1] = r end)
@@ -208,10 +285,7 @@ function Run:finish()
   for _, m in pairs(self.models) do m:close() end
   if self.journal and self.journal.close then self.journal:close() end
 
-  banner("评估完成 / evaluation finished")
-  log("info", "总体平均分 (%s): %s, n=%d, 失败 %d; 模型交换 %d 次 (%.2f s)",
-    self.aggregate, util.fmt(agg.overall.mean, 3), agg.overall.n, #rep.failures, swaps.count, swaps.seconds or 0)
-  for _, p in ipairs(paths) do log("info", "report: %s", p) end
+  self:summary(agg, rep, swaps, paths)
   self.report, self.report_paths = rep, paths
   return #rep.failures > 0 and 1 or 0
 end

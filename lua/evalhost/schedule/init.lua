@@ -31,6 +31,7 @@ local log, banner, Stop = base.log, base.banner, base.Stop
 local schedule = {}
 schedule.banner = banner
 schedule.stop = base.stop
+schedule.say = base.say
 schedule.start = setup.start
 
 -- Set up, run body(run), write the reports; the exit code (0 all scored, 1
@@ -41,7 +42,11 @@ function schedule.main(name, body, opts)
     log("error", "%s", err)
     return 1
   end
-  banner(("evalhost %s: %d 个类别, %d 对 / categories, pairs"):format(name, #run.categories, #run.dataset))
+  -- the pairs this process runs: the chosen categories' (this shard's part)
+  local n = 0
+  for _, cat in ipairs(run.categories) do n = n + run:count(cat) end
+  banner(("evalhost %s: %s"):format(name, base.say(("%d 个类别, %d 对"):format(#run.categories, n),
+    ("%d categories, %d pairs"):format(#run.categories, n))))
   local ok, e = xpcall(function() body(run); return run:finish() end, function(m)
     if getmetatable(m) == Stop then return m end
     return debug.traceback(tostring(m), 2)

@@ -29,6 +29,15 @@ Stop.__tostring = function(e) return e.msg end
 base.Stop = Stop
 function base.stop(msg) error(setmetatable({ msg = msg }, Stop), 0) end
 
+-- A console text in ui.language (en, zh or both, the default: "中文 / English").
+function base.say(zh, en)
+  local ui = (util.host().config or {}).ui
+  local lang = type(ui) == "table" and ui.language or "both"
+  if lang == "zh" then return zh end
+  if lang == "en" then return en end
+  return zh .. " / " .. en
+end
+
 function base.pair_id(pair) return pair.id or ("#" .. tostring(pair.index)) end
 
 return base

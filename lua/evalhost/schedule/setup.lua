@@ -29,6 +29,31 @@ end
 -- Setting up: config, output folder, dataset, prompts, models.
 ------------------------------------------------------------------------
 
+-- A relative dataset path: from the current folder, else the config's
+-- folder, else the data root (the checkout or <prefix>/share/evalhost, which
+-- holds examples/). When none exists: the path as given and a message naming
+-- each absolute path tried, for the opener's failure.
+local function find_data(path, key)
+  local h = util.host()
+  if util.is_absolute(path) or h.fs.exists(path) then return path end
+  local cwd = h.fs.cwd and h.fs.cwd() or "."
+  local function abs(p) return util.is_absolute(p) and p or util.join(cwd, p) end
+  local tried = { { abs(path), "the current folder " .. cwd } }
+  local cfg = rawget(h, "config_path")
+  if type(cfg) == "string" and cfg ~= "" then
+    local dir = abs(util.dirname(cfg))
+    tried[#tried + 1] = { util.join(dir, path), "the config's folder " .. dir }
+  end
+  local root = rawget(h, "data_dir")
+  if type(root) == "string" and root ~= "" then tried[#tried + 1] = { util.join(root, path), "evalhost's folder " .. root } end
+  for i = 2, #tried do
+    if h.fs.exists(tried[i][1]) then return tried[i][1] end
+  end
+  local said = {}
+  for i, t in ipairs(tried) do said[i] = ("%s (from %s)"):format(t[1], t[2]) end
+  return path, ("config: %s: %s does not exist; tried %s"):format(key, path, table.concat(said, ", "))
+end
+
 local function open_dataset(run, cfg)
   local h = util.host()
   local dcfg = cfg.dataset or {}
@@ -37,6 +62,8 @@ local function open_dataset(run, cfg)
   if type(path) ~= "string" then
     return nil, "config: no dataset path (benchmark.data_path or dataset.path)"
   end
+  local missing
+  path, missing = find_data(path, bench.data_path and "benchmark.data_path" or "dataset.path")
   local opts = {}
   for k, v in pairs(dcfg) do
     if k ~= "path" and k ~= "adapter" and k ~= "profile" and k ~= "more_images" then opts[k] = v end
@@ -52,25 +79,32 @@ local function open_dataset(run, cfg)
   else
     ds, err = h.dataset.open(path, opts)
   end
-  if not ds then return nil, err end
+  if not ds then return nil, missing or err end
   run.dataset, run.dataset_path = ds, path
   return true
 end
 
--- benchmark.categories, in the config's order; unknown or unsafe names become
--- failure lines and are skipped.
+-- benchmark.categories, in the config's order. A name the dataset lacks is
+-- a config mistake: an error before any model loads, naming the known ones.
+-- An unsafe name becomes a failure line and is skipped.
 local function select_categories(run, cfg)
   local have, known = {}, run.dataset:categories()
   for _, c in ipairs(known) do have[c] = true end
   local wanted = as_list((cfg.benchmark or {}).categories) or known
+  local unknown = {}
+  for _, c in ipairs(wanted) do
+    if not have[tostring(c)] then unknown[#unknown + 1] = ("%q"):format(tostring(c)) end
+  end
+  if #unknown > 0 then
+    return nil, ("config: benchmark.categories: unknown categor%s %s (%s has: %s)"):format(#unknown > 1 and "ies" or "y",
+      table.concat(unknown, ", "), run.dataset_path, table.concat(known, ", "))
+  end
   local out, seen = {}, {}
   for _, c in ipairs(wanted) do
     c = tostring(c)
     local ok, why = util.safe_component(c)
     local err
-    if not have[c] then
-      err = ("unknown category %q (not in %s; it has: %s)"):format(c, run.dataset_path, table.concat(known, ", "))
-    elseif not ok then
+    if not ok then
       err = ("category %q cannot name an output folder: %s"):format(c, why)
     end
     if err then
@@ -81,6 +115,7 @@ local function select_categories(run, cfg)
     end
   end
   run.categories = out
+  return true
 end
 
 local function open_models(run, cfg, roles)
@@ -227,7 +262,8 @@ function setup.start(name, opts)
       pcfg = { language = type(pcfg) == "table" and pcfg.language or nil, templates = { default = run.profile.template } }
     end
   end
-  select_categories(run, cfg)
+  ok, err = select_categories(run, cfg)
+  if not ok then return nil, err end
 
   local p
   p, err = prompts_mod.load(pcfg)

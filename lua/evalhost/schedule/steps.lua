@@ -276,13 +276,13 @@ function Run:score_pairs(cat, list, tick)
 end
 
 function Run:edit_all(cat)
-  self:each(cat, "编辑图像", function(pair) self:edit(cat, pair) end)
+  self:each(cat, base.say("编辑图像", "edit"), function(pair) self:edit(cat, pair) end)
 end
 
 function Run:score_all(cat)
   local list = {}
   for _, pair in self:pairs(cat) do list[#list + 1] = pair end
-  local bar = util.host().progress(("[%s] %s"):format(cat, "评分"), #list)
+  local bar = util.host().progress(("[%s] %s"):format(cat, base.say("评分", "score")), #list)
   self:score_pairs(cat, list, function() bar:tick() end)
   bar:close()
   self:log_category(cat)
@@ -300,5 +300,6 @@ function Run:log_category(cat)
       failed = failed + 1
     end
   end
-  log("info", "[%s] 平均分: %s (n=%d, 失败 %d)", cat, util.fmt(stats.mean(xs), 3), #xs, failed)
+  log("info", "[%s] %s: %s (n=%d, %s %d)", cat, base.say("平均分", "mean"), util.fmt(stats.mean(xs), 3), #xs,
+    base.say("失败", "failed"), failed)
 end
