@@ -91,9 +91,11 @@ function apply(){
     if(q&&hay(r).indexOf(q)<0)continue;
     out.push(r);}
   var key=SORTS[state.sort];
-  if(key){var ks=new Float64Array(rows.length);
-    out.forEach(function(r,j){r._k=key(r);r._j=j;});
-    out.sort(function(a,b){return a._k-b._k||a._j-b._j;}); void ks;}
+  if(key){   // keys in a typed array, an index sort: no object compares
+    var ks=new Float64Array(out.length), ix=new Uint32Array(out.length);
+    for(var j=0;j<out.length;j++){ks[j]=key(out[j]);ix[j]=j;}
+    ix.sort(function(a,b){var d=ks[a]-ks[b]; return d<0?-1:d>0?1:a-b;});
+    var sorted=new Array(out.length); for(j=0;j<out.length;j++)sorted[j]=out[ix[j]]; out=sorted;}
   view=out; EH.last_filter_ms=performance.now()-t0; render();
 }
 function img(src,label,cls){
@@ -179,8 +181,11 @@ window.addEventListener('hashchange',function(){readHash();apply();});
 document.addEventListener('error',function(ev){var t=ev.target; if(t.tagName!=='IMG'||!t.dataset.label)return;
   var sp=document.createElement('span'); sp.className='noimg'; sp.textContent=t.dataset.label+': missing'; t.replaceWith(sp);},true);
 // chunks load one after another; the view is refreshed as they arrive
-EH.onchunk=function(){if(!dirty){dirty=true;setTimeout(function(){dirty=false;apply();},0);}};
-EH.done=function(){EH.loading=false;apply();EH.ready=true;EH.loaded_ms=performance.now();};
+// search text and entropy made as rows arrive, so the first search or sort does not pay for them
+var prepped=0;
+function prep(){for(;prepped<rows.length;prepped++){hay(rows[prepped]);entropy(rows[prepped]);}}
+EH.onchunk=function(){prep(); if(!dirty){dirty=true;setTimeout(function(){dirty=false;apply();},0);}};
+EH.done=function(){EH.loading=false;prep();apply();EH.ready=true;EH.loaded_ms=performance.now();};
 readHash(); apply();
 if(location.hash.length>1)$('explore').scrollIntoView();   // a link to a view opens at the gallery
 EH.start();
