@@ -85,7 +85,7 @@ end
 local o = res.overall
 h.log("info", "compare: B - A = %s (95%% CI [%s, %s]) over %d pair(s); sign p %s, Wilcoxon p %s (%s)",
   util.fmt(o.mean_diff, 3), util.fmt(o.ci95 and o.ci95[1], 3), util.fmt(o.ci95 and o.ci95[2], 3), o.n,
-  util.fmt(o.sign.p, 4), util.fmt(o.wilcoxon.p, 4), o.wilcoxon.method or "no non-zero difference")
+  report.pval(o.sign.p), report.pval(o.wilcoxon.p), o.wilcoxon.method or "no non-zero difference")
 for _, ch in ipairs(c.comparison.changed) do h.log("info", "compare: changed: %s", ch) end
 if #res.only_a + #res.only_b + #res.unscored > 0 then
   h.log("warn", "compare: %d pair(s) only in A, %d only in B, %d not scored by both (listed in the report)",

@@ -119,12 +119,12 @@ return schedule.main("judge_repeat", function(run)
     end
   end
   for k = 1, K do
-    schedule.banner(("重复评分 / judge repeat %d/%d"):format(k, K))
+    schedule.banner(schedule.say(("重复评分 %d/%d"):format(k, K), ("judge repeat %d/%d"):format(k, K)))
     run.score_stage = stage(k)
     for _, cat in ipairs(run.categories) do
       local list = {}
       for _, pair in run:pairs(cat) do list[#list + 1] = pair end
-      local bar = h.progress(("[%s] 评分 %d/%d"):format(cat, k, K), #list)
+      local bar = h.progress(("[%s] %s %d/%d"):format(cat, schedule.say("评分", "score"), k, K), #list)
       run:score_pairs(cat, list, function() bar:tick() end)
       bar:close()
     end

@@ -58,7 +58,7 @@ return schedule.main("rejudge", function(run)
     schedule = src.header.schedule }
   local n = 0
   for _, cat in ipairs(run.categories) do
-    schedule.banner(("重新评分 / rejudge: %s"):format(cat))
+    schedule.banner(schedule.say("重新评分: " .. cat, "rejudge: " .. cat))
     local list = {}
     for _, pair in run:pairs(cat) do
       local id = pair.id or ("#" .. tostring(pair.index))
@@ -71,7 +71,7 @@ return schedule.main("rejudge", function(run)
       end
     end
     n = n + #list
-    local bar = h.progress(("[%s] %s"):format(cat, "重新评分"), #list)
+    local bar = h.progress(("[%s] %s"):format(cat, schedule.say("重新评分", "rejudge")), #list)
     run:score_pairs(cat, list, function() bar:tick() end)
     bar:close()
     run:log_category(cat)

@@ -3,12 +3,13 @@
 -- categories: the judge comes in once per category, the editor comes back
 -- between categories.
 --
---   evalhost scripts/two_stage.lua config/example.yaml --set run.out=outputs/x
+--   evalhost two_stage config/example.yaml --set run.out=outputs/x
 local schedule = require "evalhost.schedule"
 
 return schedule.main("two_stage", function(run)
   for _, cat in ipairs(run.categories) do
-    schedule.banner(("类别 / category: %s (%d 对 / pairs)"):format(cat, run:count(cat)))
+    schedule.banner(schedule.say(("类别: %s (%d 对)"):format(cat, run:count(cat)),
+      ("category: %s (%d pairs)"):format(cat, run:count(cat))))
     run:edit_all(cat)   -- stage 1: edited images go to <out>/images/<cat>/ as they are made
     run:score_all(cat)  -- stage 2: read back from disk and scored; logs the category mean
   end

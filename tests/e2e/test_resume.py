@@ -181,7 +181,7 @@ class Watched:
 
 def marker(line):
     """The part of a log line that marks the start of a phase, or None."""
-    m = re.match(r"(\[swap\] (?:editor|judge) → cpu|\[[^\]]+\] (?:编辑图像|评分): 100%)", line)
+    m = re.match(r"(\[swap\] (?:editor|judge) → cpu|\[[^\]]+\] (?:编辑图像|评分)(?: / (?:edit|score))?: 100%)", line)
     return m.group(1) if m else None
 
 
@@ -218,7 +218,7 @@ def phase_at_kill(lines, out, n_pairs):
     if not text:
         return "setup"
     last = text[-1]
-    if "→ host" in last or "编辑图像: 100%" in last or "评分: 100%" in last or "平均分" in last:
+    if "→ host" in last or re.search(r"(编辑图像|评分)( / (edit|score))?: 100%", last) or "平均分" in last:
         return "swap"
     if "编辑图像" in last or "[swap] editor → cpu" in last:
         return "edit"

@@ -123,16 +123,31 @@ describe("schedules", function()
     assert.truthy(fake.log_text(st, "info"):find("[物理] mean ", 1, true))
   end)
 
-  it("uses the seed's progress labels, one bar per category and stage", function()
-    local _, st = setup(dir)
-    run_script("two_stage")
-    local labels = {}
-    for _, b in ipairs(st.bars) do
-      labels[#labels + 1] = ("%s %d/%d%s"):format(b.label, b.ticks, b.total, b.closed and "" or " open")
+  it("uses the seed's progress labels, one bar per category and stage, in ui.language", function()
+    local function labels_of(st)
+      local labels = {}
+      for _, b in ipairs(st.bars) do
+        labels[#labels + 1] = ("%s %d/%d%s"):format(b.label, b.ticks, b.total, b.closed and "" or " open")
+      end
+      return labels
     end
+    local _, st = setup(dir, { ui = { language = "zh" } })
+    run_script("two_stage")
     assert.are.same({ "[物理] 编辑图像 3/3", "[物理] 评分 3/3", "[环境] 编辑图像 2/2", "[环境] 评分 2/2",
-      "[社会] 编辑图像 2/2", "[社会] 评分 2/2" }, labels)
+      "[社会] 编辑图像 2/2", "[社会] 评分 2/2" }, labels_of(st))
     assert.truthy(fake.log_text(st, "info"):find("[物理] 平均分: ", 1, true))
+    assert.truthy(fake.log_text(st, "info"):find("evalhost two_stage: 3 个类别, 7 对", 1, true))
+    _, st = setup(dir, { ui = { language = "en" }, run = { out = dir .. "/out-en" } })
+    run_script("two_stage")
+    assert.are.same({ "[物理] edit 3/3", "[物理] score 3/3", "[环境] edit 2/2", "[环境] score 2/2",
+      "[社会] edit 2/2", "[社会] score 2/2" }, labels_of(st))
+    assert.truthy(fake.log_text(st, "info"):find("[物理] mean: ", 1, true))
+    assert.truthy(fake.log_text(st, "info"):find("evalhost two_stage: 3 categories, 7 pairs", 1, true))
+    assert.falsy(fake.log_text(st, "info"):find("评分", 1, true))
+    _, st = setup(dir, { run = { out = dir .. "/out-both" } })   -- the default
+    run_script("two_stage")
+    assert.are.equal("[物理] 编辑图像 / edit 3/3", labels_of(st)[1])
+    assert.truthy(fake.log_text(st, "info"):find("[物理] 平均分 / mean: ", 1, true))
   end)
 
   it("sends the category's prompts and both images to the judge", function()
@@ -241,15 +256,12 @@ describe("schedules", function()
     end
   end)
 
-  it("an unknown category is a failure line, the rest still runs", function()
+  it("an unknown category is a config error before any model loads, naming the known ones", function()
     local _, st = setup(dir, { benchmark = { data_path = "bench.json", categories = { "环境", "天文", "物理" } } })
     assert.are.equal(1, run_script("two_stage"))
-    local rep = read_report(dir)
-    assert.are.same({ "环境", "物理" }, rep.category_order)
-    assert.are.equal(3, st.swaps.count)
-    local msg = 'unknown category "天文" (not in bench.json; it has: 物理, 环境, 社会)'
-    assert.are.same({ category = "天文", id = _G.evalhost.json.null, stage = "data", error = msg }, rep.failures[1])
-    assert.truthy(fake.log_text(st, "error"):find(msg, 1, true))
+    assert.are.equal('config: benchmark.categories: unknown category "天文" (bench.json has: 物理, 环境, 社会)',
+      fake.log_text(st, "error"))
+    assert.are.equal(0, #st.events)
   end)
 
   it("accepts the seed's diffusion_model / reward_model sections", function()
@@ -300,8 +312,9 @@ describe("schedules", function()
   describe("config problems stop before any model loads (exit 1)", function()
     local cases = {
       { "no dataset path", { benchmark = {} }, "config: no dataset path (benchmark.data_path or dataset.path)" },
+      -- the rest of the message names the absolute paths tried (from the current folder, the config's)
       { "missing dataset", { benchmark = { data_path = "nope.json" } },
-        "dataset: cannot open nope.json: No such file or directory" },
+        "config: benchmark.data_path: nope.json does not exist; tried ", prefix = true },
       { "bad keep_both", { run = { keep_both = "sometimes" } },
         "config: run.keep_both must be auto, true or false, got sometimes" },
       { "bad aggregate", { report = { aggregate = "mean" } },
@@ -316,7 +329,8 @@ describe("schedules", function()
       it(c[1], function()
         local _, st = setup(dir, c[2])
         assert.are.equal(1, run_script("two_stage"))
-        assert.are.equal(c[3], fake.log_text(st, "error"))
+        local got = fake.log_text(st, "error")
+        assert.are.equal(c[3], c.prefix and got:sub(1, #c[3]) or got)
         assert.are.equal(0, #st.events)
       end)
     end
