@@ -509,3 +509,8 @@ done:
     free(c.args);
     return rc;
 }
+    if (eh_host_apply_run(&host, eh_node_get(host.config, "run"), &err) != EH_OK) {
+        fprintf(stderr, "evalhost: %s\n", err.msg);
+        rc = EXIT_USAGE;
+        goto done;
+    }

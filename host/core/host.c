@@ -2,6 +2,8 @@
 #include "evalhost/host.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
+#include <strings.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -84,4 +86,52 @@ void eh_host_forget_model(eh_host *host, const void *model)
 {
     if (host->last_unloaded == model)
         host->last_unloaded = NULL;
+}
+
+int eh_parse_bytes(const char *s, int64_t *out)
+{
+    static const struct { const char *unit; double scale; } units[] = {
+        { "", 1 },        { "B", 1 },         { "KB", 1e3 },          { "MB", 1e6 },          { "GB", 1e9 },
+        { "TB", 1e12 },   { "KiB", 1024.0 },  { "MiB", 1048576.0 },   { "GiB", 1073741824.0 }, { "TiB", 1099511627776.0 },
+    };
+    if (!s)
+        return -1;
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (end == s || !(v >= 0))
+        return -1;
+    while (*end == ' ')
+        end++;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcasecmp(end, units[i].unit)) {
+            double b = v * units[i].scale;
+            if (b > 9e18)
+                return -1;
+            *out = (int64_t)(b + 0.5);
+            return 0;
+        }
+    return -1;
+}
+
+eh_status eh_host_apply_run(eh_host *host, const eh_node *run, eh_error *err)
+{
+    host->device_capacity = 0;
+    host->pin = EH_PIN_AUTO;
+    const eh_node *dm = eh_node_get(run, "device_memory");
+    if (dm && dm->type != EH_NODE_NULL) {
+        int64_t b = -1;
+        if (dm->type == EH_NODE_INT)
+            b = dm->u.integer;
+        else if (dm->type == EH_NODE_STRING && eh_parse_bytes(dm->u.str.data, &b) != 0)
+            b = -1;
+        if (b <= 0)
+            return eh_fail(err, EH_EINVAL, "config: run.device_memory must be a size such as 80GB, 141GB or 40GiB");
+        host->device_capacity = b;
+    }
+    const eh_node *pn = eh_node_get(run, "pin");
+    const char *pin = !pn || pn->type == EH_NODE_NULL ? "auto" : pn->type == EH_NODE_STRING ? pn->u.str.data : NULL;
+    if (!pin || (strcmp(pin, "auto") && strcmp(pin, "always") && strcmp(pin, "never")))
+        return eh_fail(err, EH_EINVAL, "config: run.pin must be auto, always or never");
+    host->pin = !strcmp(pin, "always") ? EH_PIN_ALWAYS : !strcmp(pin, "never") ? EH_PIN_NEVER : EH_PIN_AUTO;
+    return EH_OK;
 }

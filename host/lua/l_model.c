@@ -447,19 +447,22 @@ int eh_open_model(lua_State *L)
     return 1;
 }
 
-/* evalhost.gpu.memory([dev]) → {free=, total=}; zeros without CUDA. */
+/* evalhost.gpu.memory([dev]) → {free=, total=}; zeros without CUDA.  With
+ * run.device_memory set, gpu.memory("cpu") is the simulated device:
+ * {free = capacity - the loaded CPU models' footprints, total = capacity,
+ * simulated = true}. */
 static int gpu_memory(lua_State *L)
 {
-    lua_Integer dev = luaL_optinteger(L, 1, 0);
     int64_t free_b = 0, total_b = 0;
 #ifdef EVALHOST_HAVE_TORCH
-    eh_error err = { 0 };
-    if (eh_torch_cuda_memory((int)dev, &free_b, &total_b, &err) != EH_OK)
-        return eh_lua_fail(L, &err);
+        eh_error err = { 0 };
+        if (eh_torch_cuda_memory((int)dev, &free_b, &total_b, &err) != EH_OK)
+            return eh_lua_fail(L, &err);
 #else
-    (void)dev;
+        (void)dev;
 #endif
-    lua_createtable(L, 0, 2);
+    }
+    lua_createtable(L, 0, 3);
     lua_pushinteger(L, free_b);
     lua_setfield(L, -2, "free");
     lua_pushinteger(L, total_b);
@@ -476,3 +479,20 @@ int eh_open_gpu(lua_State *L)
     luaL_newlib(L, funcs);
     return 1;
 }
+    int simulated = 0;
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        const char *d = lua_tostring(L, 1);
+        if (strcmp(d, "cpu"))
+            return luaL_argerror(L, 1, "a CUDA device index or \"cpu\"");
+        const eh_host *h = eh_lua_host(L);
+        if (h && h->device_capacity > 0) {
+            total_b = h->device_capacity;
+            free_b = h->device_capacity - h->device_used;
+            simulated = 1;
+        }
+    } else {
+        lua_Integer dev = luaL_optinteger(L, 1, 0);
+    if (simulated) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "simulated");
+    }

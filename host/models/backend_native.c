@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "evalhost/backend.h"
+#include "evalhost/footprint.h"
 #include "evalhost/hf_hub.h"
 #include "evalhost/json_file.h"
 #include "evalhost/safetensors.h"
@@ -52,7 +53,7 @@ typedef struct native_model {
     int32_t stop[8];
     int n_stop;
     int cpu_copy;
-    int64_t file_bytes;
+    eh_footprint fp;              /* from the headers at open, at m->dtype */
 } native_model;
 
 eh_status eh_native_resolve_device(eh_model *m, const char *want, eh_error *err)
@@ -202,6 +203,8 @@ static eh_status native_open(eh_model *m, eh_error *err)
         return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
     if (t->vlm.patch_size != t->cfg.patch_size || t->vlm.merge_size != t->cfg.merge_size ||
         t->vlm.temporal_patch_size != t->cfg.temporal_patch_size)
+/* Every weight at the model's dtype: the headers' count before load (the
+ * full model's for a real-shape stand-in), the module's own after. */
         return eh_fail(err, EH_EFORMAT, "%s: preprocessor_config.json and config.json disagree on patch/merge sizes",
                        m->section);
     snprintf(p, sizeof p, "%s/tokenizer.json", t->snap.dir);
@@ -233,20 +236,13 @@ static eh_status native_open(eh_model *m, eh_error *err)
         if (id >= 0)
             t->stop[t->n_stop++] = id;
     }
-    snprintf(p, sizeof p, "%s/model.safetensors.index.json", t->snap.dir);
-    FILE *f = fopen(p, "rb");
-    if (f) {
-        fclose(f);
-    } else {
-        snprintf(p, sizeof p, "%s/model.safetensors", t->snap.dir);
-        f = fopen(p, "rb");
-        if (!f)
-            return eh_fail(err, EH_EIO, "%s: %s has no model.safetensors or model.safetensors.index.json", m->section,
-                           t->snap.dir);
-        fseek(f, 0, SEEK_END);
-        t->file_bytes = ftell(f);
-        fclose(f);
-    }
+    /* the footprint before anything is read: every shard's header */
+    if (eh_footprint_safetensors(t->snap.dir, m->dtype, &t->fp, &e) != EH_OK)
+        return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
+    if (t->fp.full_bytes)
+        eh_log(m->host, EH_LOG_INFO, "[open] %s: a real-shape stand-in (%s): footprint %.1f GB, the full model's "
+               "(%.2f GB of weights here)", m->section, t->fp.stand_in, (double)t->fp.full_bytes / 1e9,
+               (double)t->fp.bytes / 1e9);
     eh_log(m->host, EH_LOG_DEBUG, "[open] %s: %s revision %s (%s)", m->section, m->name, t->snap.revision, t->snap.dir);
     return EH_OK;
 }
@@ -300,7 +296,9 @@ static eh_status native_off_device(eh_model *m, eh_error *err)
 static int64_t native_footprint(const eh_model *m)
 {
     const native_model *t = m->impl;
-    return t->q ? eh_torch_module_footprint(eh_qwen3vl_module(t->q)) : t->file_bytes;
+    if (t->fp.full_bytes)
+        return t->fp.full_bytes;
+    return t->q ? eh_torch_module_footprint(eh_qwen3vl_module(t->q)) : t->fp.bytes;
 }
 
 /* A growable string. */

@@ -145,6 +145,8 @@ static eh_status read_params(eh_model *m, const eh_node *o, eh_qwenimage_edit_pa
     return EH_OK;
 }
 
+static int resident_parts(const editor_model *t);
+
 static eh_status editor_open(eh_model *m, eh_error *err)
 {
     editor_model *t = calloc(1, sizeof *t);
@@ -186,6 +188,10 @@ static eh_status editor_open(eh_model *m, eh_error *err)
         return rc;
     eh_log(m->host, EH_LOG_DEBUG, "[open] %s: %s revision %s (%s), %d LoRA file(s)", m->section, m->name,
            t->snap.revision, t->snap.dir, t->n_loras);
+    const char *stand_in = eh_qwenimage_edit_stand_in(t->pipe);
+    if (stand_in)
+        eh_log(m->host, EH_LOG_INFO, "[open] %s: a real-shape stand-in (%s): footprint %.1f GB, the full model's",
+               m->section, stand_in, (double)eh_qwenimage_edit_footprint(t->pipe, resident_parts(t), m->dtype) / 1e9);
     return EH_OK;
 }
 
@@ -232,7 +238,7 @@ static eh_status editor_off_device(eh_model *m, eh_error *err)
 static int64_t editor_footprint(const eh_model *m)
 {
     const editor_model *t = m->impl;
-    return eh_qwenimage_edit_footprint(t->pipe, resident_parts(t));
+    return eh_qwenimage_edit_footprint(t->pipe, resident_parts(t), m->dtype);
 }
 
 /* Requests with the same per-call settings go through the pipeline

@@ -225,6 +225,43 @@ static void human_bytes(char *buf, size_t n, double b)
 }
 
 eh_status eh_model_load(eh_model *m, eh_error *err)
+/* run.device_memory simulates a device of that capacity on the CPU: the
+ * models whose device is "cpu" count their footprints against it. */
+static int on_simulated_device(const eh_model *m)
+{
+    return m->host && m->host->device_capacity > 0 && !strcmp(m->device, "cpu");
+}
+
+/* The simulated device's out-of-memory: what a CUDA load past the card's
+ * capacity returns (EH_ENOMEM), naming the model, its footprint and the
+ * capacity, checked where the real copy would fail. */
+static eh_status charge_device(eh_model *m, eh_error *err)
+{
+    if (!on_simulated_device(m))
+        return EH_OK;
+    int64_t need = eh_model_footprint(m), cap = m->host->device_capacity, used = m->host->device_used;
+    if (need > cap - used) {
+        char fb[32], cb[32], ub[32];
+        human_bytes(fb, sizeof fb, (double)need);
+        human_bytes(cb, sizeof cb, (double)cap);
+        human_bytes(ub, sizeof ub, (double)used);
+        return eh_fail(err, EH_ENOMEM, "%s (%s): cannot move to %s: out of memory: the model's footprint is %s, the "
+                       "device's capacity %s (run.device_memory), %s of it in use by other models", m->section,
+                       m->name, m->device, fb, cb, ub);
+    }
+    m->device_charge = need;
+    m->host->device_used += need;
+    return EH_OK;
+}
+
+static void release_device(eh_model *m)
+{
+    if (m->host && m->device_charge) {
+        m->host->device_used -= m->device_charge;
+        m->device_charge = 0;
+    }
+}
+
 {
     if (m->state == EH_RES_DEVICE)
         return EH_OK;
@@ -238,9 +275,13 @@ eh_status eh_model_load(eh_model *m, eh_error *err)
     }
     int64_t bytes = 0;
     double t0 = eh_clock();
-    if (m->backend->to_device(m, &bytes, err) != EH_OK)
+    if (charge_device(m, err) != EH_OK)
+        return err ? err->code : EH_ENOMEM;
+    if (m->backend->to_device(m, &bytes, err) != EH_OK) {
+        release_device(m);
         return err ? err->code : EH_EMODEL;
     double dt = eh_clock() - t0;
+    }
     m->state = EH_RES_DEVICE;
     eh_host_note_load(m->host, m, m->section, bytes, dt);
     char size[32];
@@ -263,6 +304,7 @@ eh_status eh_model_unload(eh_model *m, eh_error *err)
     double dt = eh_clock() - t0;
     m->state = EH_RES_HOST;
     eh_host_note_unload(m->host, m, m->section, dt);
+    release_device(m);
     eh_log(m->host, EH_LOG_INFO, "[swap] %s → host in %.2f s", m->section, dt);
     return EH_OK;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evalhost/footprint.h"
 #include "evalhost/json_file.h"
 #include "evalhost/qwenimage.h"
 #include "evalhost/qwenimage_edit.h"
@@ -56,7 +57,7 @@ struct eh_qwenimage_edit {
     eh_qwenimage_dit *dit;
     eh_qwenimage_vae *vae;
     char dtype[16];
-    int64_t disk_bytes[N_PARTS];
+    eh_footprint fp[N_PARTS];  /* each part's headers, read at open */
     int lora_pairs;
     int plus;                  /* QwenImageEditPlusPipeline: several pictures, 384² conditions */
 };
@@ -114,16 +115,11 @@ static eh_status check_index(const char *dir, int *plus, eh_error *err)
     return rc;
 }
 
-static eh_status disk_bytes(const char *dir, const char *part, int64_t *out, eh_error *err)
+static eh_status part_footprint(const char *dir, const char *part, eh_footprint *out, eh_error *err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, part);
-    eh_safetensors *st = eh_safetensors_open(path, err);
-    if (!st)
-        return err ? err->code : EH_EIO;
-    *out = (int64_t)eh_safetensors_total_bytes(st);
-    eh_safetensors_close(st);
-    return EH_OK;
+    return eh_footprint_safetensors(path, "float32", out, err);
 }
 
 eh_status eh_qwenimage_edit_open(const char *dir, eh_qwenimage_edit **out, eh_error *err)
@@ -178,7 +174,7 @@ eh_status eh_qwenimage_edit_open(const char *dir, eh_qwenimage_edit **out, eh_er
                          p->dit_cfg.patch_size, p->vae_cfg.z_dim);
     }
     for (int i = 0; i < N_PARTS && rc == EH_OK; i++)
-        rc = disk_bytes(dir, part_dir[i], &p->disk_bytes[i], err);
+        rc = part_footprint(dir, part_dir[i], &p->fp[i], err);
     if (rc != EH_OK) {
         eh_qwenimage_edit_free(p);
         return rc;
@@ -217,14 +213,15 @@ static eh_torch_module *part_module(const eh_qwenimage_edit *p, int part)
     }
 }
 
-int64_t eh_qwenimage_edit_footprint(const eh_qwenimage_edit *p, int which)
+int64_t eh_qwenimage_edit_footprint(const eh_qwenimage_edit *p, int which, const char *dtype)
 {
     int64_t total = 0;
     for (int i = 0; i < N_PARTS; i++) {
         if (!(which & (1 << i)))
             continue;
         eh_torch_module *m = part_module(p, i);
-        total += m ? eh_torch_module_footprint(m) : p->disk_bytes[i];
+        /* a stand-in part counts as the full model it stands in for */
+        total += m && !p->fp[i].full_numel ? eh_torch_module_footprint(m) : eh_footprint_at(&p->fp[i], elem);
     }
     return total;
 }
@@ -234,6 +231,14 @@ int64_t eh_qwenimage_edit_footprint(const eh_qwenimage_edit *p, int which)
 typedef struct tensor_list {
     eh_safetensors *st;
     const eh_st_tensor **ts;
+const char *eh_qwenimage_edit_stand_in(const eh_qwenimage_edit *p)
+{
+    for (int i = 0; i < N_PARTS; i++)
+        if (p->fp[i].full_numel)
+            return p->fp[i].stand_in;
+    return NULL;
+}
+
     size_t n;
 } tensor_list;
 

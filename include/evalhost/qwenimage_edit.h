@@ -79,8 +79,14 @@ eh_flowmatch_config *eh_qwenimage_edit_scheduler(eh_qwenimage_edit *p);
 /* Pictures one edit takes: 1 (Edit), or up to 16 (Edit-2509/2511). */
 int eh_qwenimage_edit_max_pictures(const eh_qwenimage_edit *p);
 
-/* Bytes of weights on disk (before load) or in the host copy (after). */
-int64_t eh_qwenimage_edit_footprint(const eh_qwenimage_edit *p, int which);
+/* Device bytes of the parts in `which` at `dtype`: from every shard's
+ * header before load (a float32 file loaded as bfloat16 counts half), the
+ * host copy's after.  LoRAs merge into the transformer's own weights and
+ * add nothing.  A real-shape stand-in part (footprint.h) counts as the
+ * full model it stands in for, before and after. */
+int64_t eh_qwenimage_edit_footprint(const eh_qwenimage_edit *p, int which, const char *dtype);
+/* A stand-in part's note ("2 of 60 blocks"), or NULL when none is one. */
+const char *eh_qwenimage_edit_stand_in(const eh_qwenimage_edit *p);
 
 /* Weights into the host copy in opt->dtype, the LoRAs merged into the
  * transformer (their names as diffusers accepts them: diffusers/PEFT

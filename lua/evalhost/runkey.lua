@@ -12,7 +12,7 @@ local runkey = {}
 -- Config keys (dotted paths; a section name drops the whole section) left out
 -- of the key. The dataset's path is covered by its hash: moving it is fine.
 runkey.IGNORED = {
-  "run.out", "run.keep_both", "run.reuse_edits_from", "report", "merge", "benchmark.data_path", "dataset.path",
+  "run.out", "run.keep_both", "run.device_memory", "run.pin", "run.reuse_edits_from", "report", "merge", "benchmark.data_path", "dataset.path",
 }
 
 local function copy(v)

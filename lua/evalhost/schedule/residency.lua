@@ -7,11 +7,17 @@ local Run, log, stop = base.Run, base.log, base.stop
 -- "auto" keeps both models resident (activations, fragmentation).
 local FIT_HEADROOM = 1.10
 
-local function cuda_device(info)
+-- The device a model's memory is counted on: a CUDA device, or "cpu" when
+-- run.device_memory simulates a device of that capacity there.
+local function counted_device(info)
   local d = info and info.device
   if type(d) ~= "string" then return nil end
   if d == "cuda" then return "cuda:0" end
   if d:match("^cuda:%d+$") then return d end
+  if d == "cpu" then
+    local mem = util.host().gpu.memory("cpu")
+    if mem and mem.simulated then return "cpu" end
+  end
   return nil
 end
 
@@ -20,9 +26,9 @@ function Run:fits_beside(role, other)
   if self.keep_both == true then return true end
   if self.keep_both == false then return false end
   local a, b = self.models[role], self.models[other]
-  local da, db = cuda_device(a:info()), cuda_device(b:info())
+  local da, db = counted_device(a:info()), counted_device(b:info())
   if not da or da ~= db then return false end
-  local mem = util.host().gpu.memory(tonumber(da:match("%d+$")))
+  local mem = util.host().gpu.memory(da == "cpu" and "cpu" or tonumber(da:match("%d+$")))
   local need = (a:footprint() or 0) * FIT_HEADROOM
   local fits = mem and mem.free and mem.free >= need
   log("info", "keep_both=auto: %s needs %.2f GB, %.2f GB free on %s: %s", role, need / 2 ^ 30,
@@ -43,8 +49,9 @@ function Run:model(role)
     end
   end
   local ok, err, info = m:load()
-  if ok == nil and type(info) == "table" and info.code == "ENET" then
-    -- a server that does not wake up is not every pair's failure: stop, resumable
+  if ok == nil and type(info) == "table" and (info.code == "ENET" or info.code == "ENOMEM") then
+    -- a server that does not wake up, or a model the device cannot hold, is
+    -- not every pair's failure: stop, resumable (after a config change)
     stop(("%s: load failed: %s"):format(self.sections[role], tostring(err)))
   end
   if ok == nil and err then
