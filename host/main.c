@@ -480,6 +480,11 @@ int main(int argc, char **argv)
         }
     }
     apply_limits(&host);
+    if (eh_host_apply_run(&host, eh_node_get(host.config, "run"), &err) != EH_OK) {
+        fprintf(stderr, "evalhost: %s\n", err.msg);
+        rc = EXIT_USAGE;
+        goto done;
+    }
     if (resolve_shard(&host, c.shard) != 0) {
         rc = EXIT_USAGE;
         goto done;
@@ -509,8 +514,3 @@ done:
     free(c.args);
     return rc;
 }
-    if (eh_host_apply_run(&host, eh_node_get(host.config, "run"), &err) != EH_OK) {
-        fprintf(stderr, "evalhost: %s\n", err.msg);
-        rc = EXIT_USAGE;
-        goto done;
-    }

@@ -454,31 +454,6 @@ int eh_open_model(lua_State *L)
 static int gpu_memory(lua_State *L)
 {
     int64_t free_b = 0, total_b = 0;
-#ifdef EVALHOST_HAVE_TORCH
-        eh_error err = { 0 };
-        if (eh_torch_cuda_memory((int)dev, &free_b, &total_b, &err) != EH_OK)
-            return eh_lua_fail(L, &err);
-#else
-        (void)dev;
-#endif
-    }
-    lua_createtable(L, 0, 3);
-    lua_pushinteger(L, free_b);
-    lua_setfield(L, -2, "free");
-    lua_pushinteger(L, total_b);
-    lua_setfield(L, -2, "total");
-    return 1;
-}
-
-int eh_open_gpu(lua_State *L)
-{
-    static const luaL_Reg funcs[] = {
-        { "memory", gpu_memory },
-        { NULL, NULL },
-    };
-    luaL_newlib(L, funcs);
-    return 1;
-}
     int simulated = 0;
     if (lua_type(L, 1) == LUA_TSTRING) {
         const char *d = lua_tostring(L, 1);
@@ -492,7 +467,32 @@ int eh_open_gpu(lua_State *L)
         }
     } else {
         lua_Integer dev = luaL_optinteger(L, 1, 0);
+#ifdef EVALHOST_HAVE_TORCH
+        eh_error err = { 0 };
+        if (eh_torch_cuda_memory((int)dev, &free_b, &total_b, &err) != EH_OK)
+            return eh_lua_fail(L, &err);
+#else
+        (void)dev;
+#endif
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, free_b);
+    lua_setfield(L, -2, "free");
+    lua_pushinteger(L, total_b);
+    lua_setfield(L, -2, "total");
     if (simulated) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "simulated");
     }
+    return 1;
+}
+
+int eh_open_gpu(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        { "memory", gpu_memory },
+        { NULL, NULL },
+    };
+    luaL_newlib(L, funcs);
+    return 1;
+}

@@ -203,8 +203,6 @@ static eh_status native_open(eh_model *m, eh_error *err)
         return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
     if (t->vlm.patch_size != t->cfg.patch_size || t->vlm.merge_size != t->cfg.merge_size ||
         t->vlm.temporal_patch_size != t->cfg.temporal_patch_size)
-/* Every weight at the model's dtype: the headers' count before load (the
- * full model's for a real-shape stand-in), the module's own after. */
         return eh_fail(err, EH_EFORMAT, "%s: preprocessor_config.json and config.json disagree on patch/merge sizes",
                        m->section);
     snprintf(p, sizeof p, "%s/tokenizer.json", t->snap.dir);
@@ -293,6 +291,8 @@ static eh_status native_off_device(eh_model *m, eh_error *err)
     return EH_OK;
 }
 
+/* Every weight at the model's dtype: the headers' count before load (the
+ * full model's for a real-shape stand-in), the module's own after. */
 static int64_t native_footprint(const eh_model *m)
 {
     const native_model *t = m->impl;

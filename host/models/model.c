@@ -224,7 +224,6 @@ static void human_bytes(char *buf, size_t n, double b)
     snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", b, units[u]);
 }
 
-eh_status eh_model_load(eh_model *m, eh_error *err)
 /* run.device_memory simulates a device of that capacity on the CPU: the
  * models whose device is "cpu" count their footprints against it. */
 static int on_simulated_device(const eh_model *m)
@@ -262,6 +261,7 @@ static void release_device(eh_model *m)
     }
 }
 
+eh_status eh_model_load(eh_model *m, eh_error *err)
 {
     if (m->state == EH_RES_DEVICE)
         return EH_OK;
@@ -280,8 +280,8 @@ static void release_device(eh_model *m)
     if (m->backend->to_device(m, &bytes, err) != EH_OK) {
         release_device(m);
         return err ? err->code : EH_EMODEL;
-    double dt = eh_clock() - t0;
     }
+    double dt = eh_clock() - t0;
     m->state = EH_RES_DEVICE;
     eh_host_note_load(m->host, m, m->section, bytes, dt);
     char size[32];
@@ -303,8 +303,8 @@ eh_status eh_model_unload(eh_model *m, eh_error *err)
         return err ? err->code : EH_EMODEL;
     double dt = eh_clock() - t0;
     m->state = EH_RES_HOST;
-    eh_host_note_unload(m->host, m, m->section, dt);
     release_device(m);
+    eh_host_note_unload(m->host, m, m->section, dt);
     eh_log(m->host, EH_LOG_INFO, "[swap] %s → host in %.2f s", m->section, dt);
     return EH_OK;
 }

@@ -216,6 +216,7 @@ static eh_torch_module *part_module(const eh_qwenimage_edit *p, int part)
 int64_t eh_qwenimage_edit_footprint(const eh_qwenimage_edit *p, int which, const char *dtype)
 {
     int64_t total = 0;
+    size_t elem = eh_dtype_bytes(dtype) ? eh_dtype_bytes(dtype) : 4;
     for (int i = 0; i < N_PARTS; i++) {
         if (!(which & (1 << i)))
             continue;
@@ -226,11 +227,6 @@ int64_t eh_qwenimage_edit_footprint(const eh_qwenimage_edit *p, int which, const
     return total;
 }
 
-/* ---- load and LoRA ------------------------------------------------------------ */
-
-typedef struct tensor_list {
-    eh_safetensors *st;
-    const eh_st_tensor **ts;
 const char *eh_qwenimage_edit_stand_in(const eh_qwenimage_edit *p)
 {
     for (int i = 0; i < N_PARTS; i++)
@@ -239,6 +235,11 @@ const char *eh_qwenimage_edit_stand_in(const eh_qwenimage_edit *p)
     return NULL;
 }
 
+/* ---- load and LoRA ------------------------------------------------------------ */
+
+typedef struct tensor_list {
+    eh_safetensors *st;
+    const eh_st_tensor **ts;
     size_t n;
 } tensor_list;
 

@@ -36,9 +36,9 @@ struct eh_model {
     char dtype[16];
     int batch_size;
     char revision[96];             /* weights' revision when known (native: the HF snapshot hash), else "" */
+    int64_t device_charge;         /* bytes counted against run.device_memory while loaded */
 };
 
-    int64_t device_charge;         /* bytes counted against run.device_memory while loaded */
 extern const eh_backend eh_backend_builtin;
 extern const eh_backend eh_backend_http;
 #ifdef EVALHOST_HAVE_TORCH

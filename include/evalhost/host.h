@@ -6,8 +6,8 @@
 
 #include <stdint.h>
 
-#include "evalhost/image.h"
 #include "evalhost/error.h"
+#include "evalhost/image.h"
 #include "evalhost/node.h"
 
 struct lua_State;
@@ -17,12 +17,12 @@ struct lua_State;
 typedef enum eh_resume_mode { EH_RESUME_NO = 0, EH_RESUME_YES, EH_RESUME_FORCE } eh_resume_mode;
 typedef enum eh_log_level { EH_LOG_DEBUG = 0, EH_LOG_INFO, EH_LOG_WARN, EH_LOG_ERROR } eh_log_level;
 
-typedef struct eh_swap_stats {
 /* run.pin: page-lock the host copy of a CUDA model's weights (auto: try,
  * and fall back to pageable copies for a model whose registration the
  * driver refuses; always: such a refusal fails the load; never: pageable). */
 typedef enum eh_pin_mode { EH_PIN_AUTO = 0, EH_PIN_ALWAYS, EH_PIN_NEVER } eh_pin_mode;
 
+typedef struct eh_swap_stats {
     int64_t count;          /* exchanges of the GPU between models (SPEC §3) */
     int64_t moves;          /* individual load/unload moves */
     int64_t bytes;          /* bytes moved host->device */
@@ -61,16 +61,13 @@ typedef struct eh_host {
     int n_model_stats;
     const void *last_unloaded;      /* model unloaded and not yet followed by a load (swap counting) */
     int failures;                   /* data failures reported by scripts (exit code 1) */
-} eh_host;
 
     /* run.device_memory: the capacity of a simulated device (0: none).
      * Models on "cpu" then count their footprints against it while
      * loaded, and a load past it fails as a CUDA out-of-memory does. */
     int64_t device_capacity, device_used;
     eh_pin_mode pin;                /* run.pin */
-    /* The first SIGINT/SIGTERM/SIGHUP's number, set by main.c's handler
-     * (0: none yet); the schedule polls it between items. NULL: no handler. */
-    const volatile sig_atomic_t *stop_signal;
+} eh_host;
 
 double eh_clock(void);              /* monotonic seconds */
 void eh_log(const eh_host *host, eh_log_level level, const char *fmt, ...)
@@ -85,7 +82,6 @@ void eh_host_note_load(eh_host *host, const void *model, const char *name, int64
 void eh_host_note_unload(eh_host *host, const void *model, const char *name, double seconds);
 void eh_host_forget_model(eh_host *host, const void *model);   /* on model free */
 
-#endif
 /* "80GB", "141 GB", "40GiB", "512MB", or a plain byte count (decimal
  * units: GB = 10^9; GiB = 2^30).  0 on success, -1 for anything else. */
 int eh_parse_bytes(const char *s, int64_t *out);
@@ -93,3 +89,4 @@ int eh_parse_bytes(const char *s, int64_t *out);
  * EH_EINVAL naming the key for a bad value. */
 eh_status eh_host_apply_run(eh_host *host, const eh_node *run, eh_error *err);
 
+#endif
