@@ -141,6 +141,25 @@ size_t eh_json_unescaped_len(const uint8_t *s, size_t n)
     return o;
 }
 
+/* 1-based line and column (in characters, UTF-8 continuation bytes not
+ * counted) of byte offset off: what an editor jumps to.  Only on the error
+ * path, so a plain count. */
+static void line_col(const uint8_t *b, size_t n, size_t off, size_t *line, size_t *col)
+{
+    if (off > n)
+        off = n;
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < off; i++) {
+        if (b[i] == '\n') {
+            ++*line;
+            *col = 1;
+        } else if ((b[i] & 0xC0) != 0x80) {
+            ++*col;
+        }
+    }
+}
+
 int eh_jscan_fail(eh_jscan *sc, eh_status code, size_t off, const char *fmt, ...)
 {
     char what[EH_ERROR_MAX];
@@ -148,7 +167,9 @@ int eh_jscan_fail(eh_jscan *sc, eh_status code, size_t off, const char *fmt, ...
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    eh_fail(sc->err, code, "%s:%zu: %s", sc->name, off, what);
+    size_t line, col;
+    line_col(sc->b, sc->n, off, &line, &col);
+    eh_fail(sc->err, code, "%s:%zu:%zu: %s", sc->name, line, col, what);
     return -1;
 }
 

@@ -1,6 +1,6 @@
 /* jscan.h — a strict JSON scanner (RFC 8259) over a byte range that records
  * where values are instead of building them; what the dataset index is made
- * with.  Every function that fails sets err to "name:offset: what" and
+ * with.  Every function that fails sets err to "name:line:col: what" and
  * returns -1: syntax errors are EH_EINVAL, nesting past max_depth EH_ELIMIT
  * naming limits.max_json_depth.  Invalid UTF-8 and lone surrogates in a
  * string are not syntax errors: they set EH_JSTR_BAD for the caller to judge. */

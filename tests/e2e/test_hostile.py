@@ -48,15 +48,15 @@ EXPECTED = [
     ("b64/truncated.txt", "bad base64 at offset 97"),
     ("b64/data_url_not_base64.txt", "bad base64 at offset 0 (data URL without ;base64,)"),
     ("b64/only_padding.txt", "bad base64 at offset 0 (misplaced padding)"),
-    # benchmarks: a broken file fails to open naming file:offset ...
-    ("datasets/truncated.json", "truncated.json:250: unterminated string (truncated?)"),
-    ("datasets/not_json.json", "not_json.json:0: not a benchmark"),
-    ("datasets/empty.json", "empty.json:0: empty file (no benchmark)"),
-    ("datasets/number_root.json", "number_root.json:0: not a benchmark"),
+    # benchmarks: a broken file fails to open naming file:line:col ...
+    ("datasets/truncated.json", "truncated.json:1:251: unterminated string (truncated?)"),
+    ("datasets/not_json.json", "not_json.json:1:1: not a benchmark"),
+    ("datasets/empty.json", "empty.json:1:1: empty file (no benchmark)"),
+    ("datasets/number_root.json", "number_root.json:1:1: not a benchmark"),
     ("datasets/deep_nesting.json", "nesting deeper than 64 (limits.max_json_depth)"),
     ("datasets/trailing_garbage.json", "data after the top-level value"),
-    ("datasets/nul_in_file.json", "nul_in_file.json:193: unexpected character"),
-    ("datasets/garbage_lines.jsonl", "garbage_lines.jsonl:196: control character 0x0a in string"),
+    ("datasets/nul_in_file.json", "nul_in_file.json:1:194: unexpected character"),
+    ("datasets/garbage_lines.jsonl", "garbage_lines.jsonl:2:13: control character 0x0a in string"),
     # ... a bad pair is reported by category, id and index, and the rest go on
     ("datasets/unsafe_ids.json", "cat/../../escape (#1): unsafe id (not usable as a file name)"),
     ("datasets/duplicate_ids.json", "cat/pair_001 (#2): duplicate id (first at #1)"),

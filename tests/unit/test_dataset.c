@@ -1,5 +1,5 @@
 /* test_dataset.c — the benchmark index: every shape, escapes, per-pair
- * errors with their exact text, structural failures with file:offset, the
+ * errors with their exact text, structural failures with file:line:col, the
  * limits at and one past, image references and safe file names. */
 #define _DEFAULT_SOURCE 1   /* mkstemps */
 
@@ -247,12 +247,12 @@ static void test_flat_and_jsonl(void)
     CHECK_EQ_INT(eh_dataset_total(ds), 2);
     eh_dataset_free(ds);
 
-    /* a broken JSONL line fails the open at its offset */
+    /* a broken JSONL line fails the open at its line and column */
     const char *bad = "{\"id\": \"a\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"x\"}\n{\"id\": \"b\",,}\n";
     char *path = tmp_file(bad, strlen(bad), ".jsonl");
     CHECK(eh_dataset_open(path, NULL, &err) == NULL);
     char want[256];
-    snprintf(want, sizeof want, "%s:78: expected a string key", path);
+    snprintf(want, sizeof want, "%s:2:12: expected a string key", path);
     CHECK_EQ_STR(err.msg, want);
     unlink(path);
     free(path);
@@ -272,20 +272,20 @@ static void test_escapes(void)
     free(s);
     eh_dataset_free(ds);
 
-    /* syntax errors in strings are structural: file:offset: what */
+    /* syntax errors in strings are structural: file:line:col: what */
     static const struct { const char *text; const char *msg; } bad[] = {
-        {"[{\"id\": \"a\\x\"}]", ":10: bad escape '\\x' in string"},
-        {"[{\"id\": \"a\\u12G4\"}]", ":10: bad \\u escape"},
-        {"[{\"id\": \"a\tb\"}]", ":10: control character 0x09 in string"},
-        {"[{\"id\": 01}]", ":9: expected ',' or '}'"},
-        {"[{\"id\": -}]", ":8: bad number"},
-        {"[{\"id\": tru}]", ":8: unexpected character 't'"},
-        {"[{\"id\": \"a\"} {\"id\": \"b\"}]", ":13: expected ',' or ']'"},
-        {"{\"c\": []} {\"d\": []}", ":10: data after the top-level value (JSONL? name the file .jsonl)"},
-        {"{\"c\": 5}\n]", ":9: expected a pair object (JSONL: one a line)"},
-        {"{\"c\": {\"pairs\": []}}", ":6: category \"c\" has no \"data_pairs\" array"},
-        {"\"just a string\"", ":0: not a benchmark: expected '{' (categories) or '[' (pairs)"},
-        {"   \n", ":4: empty file (no benchmark)"},
+        {"[{\"id\": \"a\\x\"}]", ":1:11: bad escape '\\x' in string"},
+        {"[{\"id\": \"a\\u12G4\"}]", ":1:11: bad \\u escape"},
+        {"[{\"id\": \"a\tb\"}]", ":1:11: control character 0x09 in string"},
+        {"[{\"id\": 01}]", ":1:10: expected ',' or '}'"},
+        {"[{\"id\": -}]", ":1:9: bad number"},
+        {"[{\"id\": tru}]", ":1:9: unexpected character 't'"},
+        {"[{\"id\": \"a\"} {\"id\": \"b\"}]", ":1:14: expected ',' or ']'"},
+        {"{\"c\": []} {\"d\": []}", ":1:11: data after the top-level value (JSONL? name the file .jsonl)"},
+        {"{\"c\": 5}\n]", ":2:1: expected a pair object (JSONL: one a line)"},
+        {"{\"c\": {\"pairs\": []}}", ":1:7: category \"c\" has no \"data_pairs\" array"},
+        {"\"just a string\"", ":1:1: not a benchmark: expected '{' (categories) or '[' (pairs)"},
+        {"   \n", ":2:1: empty file (no benchmark)"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         char *path;
@@ -318,20 +318,26 @@ static void test_structural_failures(void)
     fclose(fp);
     text[size] = '\0';
     char want[4200];
-    snprintf(want, sizeof want, "%s:%ld: unterminated string (truncated?)", fx("truncated.json"),
-             (long)(strrchr(text, '"') - text));
+    /* line:col of the last quote: lines counted, the column in characters */
+    const char *q = strrchr(text, '"');
+    long line = 1, col = 1;
+    for (const char *c = text; c < q; c++) {
+        if (*c == '\n') { line++; col = 1; }
+        else if ((*c & 0xC0) != 0x80) col++;
+    }
+    snprintf(want, sizeof want, "%s:%ld:%ld: unterminated string (truncated?)", fx("truncated.json"), line, col);
     CHECK_EQ_STR(err.msg, want);
     CHECK_EQ_INT(err.code, EH_EINVAL);
     /* cut between values */
     char *cut;
     CHECK(open_text("{\"c\": [{\"id\": \"a\"", NULL, &err, &cut) == NULL);
-    snprintf(want, sizeof want, "%s:17: unexpected end of file (truncated?)", cut);
+    snprintf(want, sizeof want, "%s:1:18: unexpected end of file (truncated?)", cut);
     CHECK_EQ_STR(err.msg, want);
     unlink(cut);
     free(cut);
 
     CHECK(eh_dataset_open(fx("notjson.json"), NULL, &err) == NULL);
-    snprintf(want, sizeof want, "%s:0: not a benchmark: expected '{' (categories) or '[' (pairs)", fx("notjson.json"));
+    snprintf(want, sizeof want, "%s:1:1: not a benchmark: expected '{' (categories) or '[' (pairs)", fx("notjson.json"));
     CHECK_EQ_STR(err.msg, want);
 
     CHECK(eh_dataset_open(fx("no-such-file.json"), NULL, &err) == NULL);
@@ -340,7 +346,7 @@ static void test_structural_failures(void)
 
     char *path = tmp_file("", 0, ".json");
     CHECK(eh_dataset_open(path, NULL, &err) == NULL);
-    CHECK_CONTAINS(err.msg, ":0: empty file (no benchmark)");
+    CHECK_CONTAINS(err.msg, ":1:1: empty file (no benchmark)");
     unlink(path);
     free(path);
     eh_dataset_free(NULL);
@@ -442,7 +448,7 @@ static void test_depth_limit(void)
     char *path;
     CHECK(open_text(past, NULL, &err, &path) == NULL);
     char want[256];
-    snprintf(want, sizeof want, "%s:143: nesting deeper than 64 (limits.max_json_depth)", path);
+    snprintf(want, sizeof want, "%s:1:144: nesting deeper than 64 (limits.max_json_depth)", path);
     CHECK_EQ_STR(err.msg, want);
     CHECK_EQ_INT(err.code, EH_ELIMIT);
     unlink(path);
@@ -462,7 +468,7 @@ static void test_depth_limit(void)
     /* the pair object itself counts */
     p.max_json_depth = 2;
     CHECK(open_text(at, &p, &err, NULL) == NULL);
-    CHECK_CONTAINS(err.msg, ":7: nesting deeper than 2 (limits.max_json_depth)");
+    CHECK_CONTAINS(err.msg, ":1:8: nesting deeper than 2 (limits.max_json_depth)");
     free(at);
     free(past);
 }
