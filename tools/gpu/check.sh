@@ -15,17 +15,19 @@
 #             bfloat16, against the committed references; max differences
 # 5. swap:    tools/bench/swap at 20 GB and 60 GB: load GB/s beside a plain
 #             pinned copy of the same bytes, unload s, cudaHostRegister s
-# 6. overlap: the layer-by-layer load (load_overlap): forward bit-identical
-#             to the blocking load, swap time left visible to the schedule
-# 7. shapes:  the judge and editor benchmarks at 1 MP / 1024², a few steps,
+# 6. shapes:  the judge and editor benchmarks at 1 MP / 1024², a few steps,
 #             beside transformers / diffusers (real shapes where the
 #             checkpoints of tools/make_real_shape.py exist)
-# 8. two_stage: scripts/two_stage.lua on examples/benchmark.json with the
+# 7. two_stage: scripts/two_stage.lua on examples/benchmark.json with the
 #             native fixtures on cuda: exchanges and bytes from the report
+# 8. overlap: the chunked load (overlap_load: true, tools/gpu/overlap.py):
+#             judge outputs bit-identical to the blocking load, and the swap
+#             time left visible to the schedule at 20 GB
 #
 # Each step writes its result as it finishes into $OUT/check.json (temp +
 # rename) and its output into $OUT/check.log, so a run cut off at its limit
-# still returns what it measured.  --budget (default 480 s; 2400 with
+# still returns what it measured (the issue's order: parity, swap, shapes,
+# two_stage; the overlap last).  --budget (default 480 s; 2400 with
 # --dry-run, whose compile on a small CI machine is slow) bounds the whole
 # run: a step gets what is left, and one that cannot start in time is
 # recorded as skipped.  --dry-run (no CUDA; CI runs it): every step runs on
@@ -215,18 +217,18 @@ do_build() {
     export PATH=$(dirname "$nvcc"):$PATH
     export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-$("$PY" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())')}
   fi
+  # warnings are not errors here: another compiler's new warning must not
+  # cost the one run a GPU machine gives (they are errors in make test)
   command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   local gen=(-G Ninja); command -v ninja >/dev/null || gen=()
   run_to cmake -S "$ROOT" -B "$BUILD" "${gen[@]}" "${launcher[@]}" -DCMAKE_BUILD_TYPE=Release \
-    -DEVALHOST_HTTP=OFF -DEVALHOST_TORCH=ON -DEVALHOST_WERROR=ON -DEVALHOST_PYTHON="$PY" \
+    -DEVALHOST_HTTP=OFF -DEVALHOST_TORCH=ON -DEVALHOST_WERROR=OFF -DEVALHOST_PYTHON="$PY" \
     -DPKG_CONFIG_EXECUTABLE="$PREFIX/bin/pkg-config" -DSTB_INCLUDE_DIR="$PREFIX/usr/include/stb" \
     -DCMAKE_PREFIX_PATH="$torch_prefix" > "$WORK/cmake.log" 2>&1 \
     || { tail -40 "$WORK/cmake.log"; return 1; }
   grep -E "evalhost:|PyTorch: CUDA detected|CUDA nvcc is" "$WORK/cmake.log"
-  # what it builds is what the later steps run: the binary and the overlap test
-  local targets=(evalhost)
-  grep -q "^build test_swap_overlap" "$BUILD/build.ninja" 2>/dev/null && targets+=(test_swap_overlap)
-  run_to cmake --build "$BUILD" -j "$(nproc)" --target "${targets[@]}" > "$WORK/build.log" 2>&1 \
+  # the binary is all the later steps run
+  run_to cmake --build "$BUILD" -j "$(nproc)" --target evalhost > "$WORK/build.log" 2>&1 \
     || { tail -60 "$WORK/build.log"; return 1; }
   "$BUILD/evalhost" --version || return 1
   # the build has no http backend: it must say so by name
@@ -276,28 +278,39 @@ EOF
   return $rc
 }
 
-# --- 6. overlap ---------------------------------------------------------------
+# --- 8. overlap ---------------------------------------------------------------
 do_overlap() {
   CUR=overlap
-  [ -x "$BUILD/test_swap_overlap" ] || { echo "no test_swap_overlap in this build"; note "not built"; return 1; }
-  EVALHOST_SRC=$ROOT EH_OVERLAP_DEVICE=$DEVICE EH_OVERLAP_JSON=$WORK/results/overlap.json run_to "$BUILD/test_swap_overlap"
+  [ "$DEVICE" = cpu ] && echo "no CUDA: the overlap step on the CPU's copy path at 0.2 GB (checks the step)"
+  run_to "$PY" "$ROOT/tools/gpu/overlap.py" --bin "$BUILD/evalhost" --device "$DEVICE" \
+    $([ "$DEVICE" = cuda ] && echo "--gb 20") --json "$WORK/results/overlap.json"
 }
 
-# --- 7. real shapes -----------------------------------------------------------
+# --- 6. real shapes -----------------------------------------------------------
 do_shapes() {
   CUR=shapes
-  local rc=0
-  # 1 MP judge pairs and 1024² edits, a few steps (seconds per step scale)
-  EVALHOST_BIN=$BUILD/evalhost PY=$PY BENCH_JSON=$WORK/results/shapes_judge.json \
-    run_to "$ROOT/tools/bench/judge" 32 8 || rc=1
-  EVALHOST_BIN=$BUILD/evalhost PY=$PY BENCH_JSON=$WORK/results/shapes_editor.json \
-    run_to "$ROOT/tools/bench/editor" 1024 4 2 || rc=1
-  "$PY" -c 'import json,sys; json.dump({k: (json.load(open(p)) if __import__("os").path.exists(p) else None) for k, p in (("judge", sys.argv[2]), ("editor", sys.argv[3]))}, open(sys.argv[1], "w"), indent=1)' \
-    "$WORK/results/shapes.json" "$WORK/results/shapes_judge.json" "$WORK/results/shapes_editor.json"
+  local rc=0 real=$WORK/real
+  # the judge at the 8B model's width (a random dense Qwen3-VL of 2 layers), batch 8
+  EVALHOST_BIN=$BUILD/evalhost PY=$PY run_to "$ROOT/tools/bench/judge" 32 8 4096 2 8 2>&1 \
+    | tee "$WORK/results/shapes_judge.txt" || rc=1
+  # the editor on Qwen-Image-Edit-2509's real shapes (2 of 60 MMDiT blocks,
+  # 2 of 28 text-encoder layers, the whole VAE) at 1024², 4 steps
+  if [ -f "$ROOT/tools/make_real_shape.py" ]; then
+    [ -f "$real/edit/model_index.json" ] || run_to "$PY" "$ROOT/tools/make_real_shape.py" qwen-image-edit-2509 "$real/edit" \
+      > "$WORK/make_real_shape.log" 2>&1 || { tail -20 "$WORK/make_real_shape.log"; rc=1; }
+    MODEL=$real/edit EVALHOST_BIN=$BUILD/evalhost PY=$PY run_to "$ROOT/tools/bench/editor" 1024 4 1 2>&1 \
+      | tee "$WORK/results/shapes_editor.txt" || rc=1
+  else
+    EVALHOST_BIN=$BUILD/evalhost PY=$PY run_to "$ROOT/tools/bench/editor" 1024 4 2 2>&1 \
+      | tee "$WORK/results/shapes_editor.txt" || rc=1
+  fi
+  # the benches print their figures; the JSON keeps their last lines
+  "$PY" -c 'import json, sys; json.dump({k: open(p).read().splitlines()[-14:] for k, p in zip(("judge", "editor"), sys.argv[2:]) if __import__("os").path.exists(p)}, open(sys.argv[1], "w"), indent=1)' \
+    "$WORK/results/shapes.json" "$WORK/results/shapes_judge.txt" "$WORK/results/shapes_editor.txt"
   return $rc
 }
 
-# --- 8. two_stage -------------------------------------------------------------
+# --- 7. two_stage -------------------------------------------------------------
 do_two_stage() {
   CUR=two_stage
   local out=$WORK/two_stage cfg=$WORK/two_stage.yaml
@@ -331,6 +344,9 @@ EOF
   note "$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%s exchanges, %.1f MB" % (d["exchanges"], (d["bytes"] or 0) / 1e6))' "$WORK/results/two_stage.json" 2>/dev/null)"
 }
 
+# everything below runs from main, read whole before it starts: an edit of
+# this file during a run cannot change what the run does
+main() {
 say "evalhost GPU check: $( [ "$DRY" = 1 ] && echo "DRY RUN, " )device $DEVICE, python $PY, out $OUT_DIR, budget ${BUDGET} s"
 step machine 60 any do_machine
 step kit 120 any do_kit
@@ -339,12 +355,14 @@ step build "$BUILD_MAX" any do_build
 if [ -x "$BUILD/evalhost" ]; then
   step parity 120 any do_parity
   step swap 240 any do_swap
-  step overlap 120 gpu do_overlap
   step shapes 200 gpu do_shapes
   step two_stage 120 any do_two_stage
+  step overlap 150 any do_overlap
 else
   say "no evalhost binary: the steps after the build are skipped"
 fi
 say "summary ($(( $(date +%s) - T0 )) s; $JSON, $LOG):"
 RESULT summary
 exit $FAILED
+}
+main

