@@ -41,7 +41,8 @@ local function find_data(path, key)
   local tried = { { abs(path), "the current folder " .. cwd } }
   local cfg = rawget(h, "config_path")
   if type(cfg) == "string" and cfg ~= "" then
-    local dir = abs(util.dirname(cfg))
+    local dir = util.dirname(cfg)
+    dir = dir == "." and cwd or abs(dir)
     tried[#tried + 1] = { util.join(dir, path), "the config's folder " .. dir }
   end
   local root = rawget(h, "data_dir")
