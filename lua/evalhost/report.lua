@@ -316,10 +316,15 @@ end
 -- The pairs of a report in category order (a streamed report as it comes).
 local function each_pair(rep, emit)
   if type(rep.pairs) == "function" then return rep.pairs(emit) end
+  local known = {}
   for _, c in ipairs(rep.category_order) do
+    known[c] = true
     for _, p in ipairs(rep.pairs) do
       if p.category == c then emit(p) end
     end
+  end
+  for _, p in ipairs(rep.pairs) do   -- a category the order lacks still reaches every file
+    if not known[p.category] then emit(p) end
   end
 end
 
