@@ -187,6 +187,7 @@ eh_model *eh_model_open(eh_host *host, const char *section, const eh_node *spec,
     snprintf(m->dtype, sizeof m->dtype, "%s", eh_node_str(m->spec, "dtype", "float32"));
     int64_t bs = eh_node_int(m->spec, "batch_size", 1);
     m->batch_size = bs < 1 ? 1 : bs > 4096 ? 4096 : (int)bs;
+    m->activation_bytes = (int64_t)(eh_node_num(m->spec, "activation_mb", 0) * 1e6);
     m->state = EH_RES_DISK;
     if (m->backend->open(m, err) != EH_OK)
         goto fail;
@@ -331,6 +332,31 @@ static eh_status check_ready(const eh_model *m, eh_model_role role, const char *
     return EH_OK;
 }
 
+/* The simulated device's out-of-memory in the middle of a forward: a call
+ * of k items needs activation_mb each beyond the weights; when that is
+ * more than the device has free, every item of the call fails as a CUDA
+ * OOM inside a forward fails them (EH_ENOMEM, the same message each).
+ * The eh_error sits at the same place in both result types. */
+static int forward_out_of_memory(eh_model *m, size_t k, void *results, size_t res_size)
+{
+    if (!on_simulated_device(m) || m->activation_bytes <= 0)
+        return 0;
+    int64_t need = m->activation_bytes * (int64_t)k, free_b = m->host->device_capacity - m->host->device_used;
+    if (need <= free_b)
+        return 0;
+    char nb[32], fb[32], cb[32];
+    human_bytes(nb, sizeof nb, (double)need);
+    human_bytes(fb, sizeof fb, (double)(free_b > 0 ? free_b : 0));
+    human_bytes(cb, sizeof cb, (double)m->host->device_capacity);
+    for (size_t j = 0; j < k; j++) {
+        char *r = (char *)results + j * res_size;
+        eh_error *e = m->role == EH_ROLE_EDITOR ? &((eh_edit_result *)r)->err : &((eh_score_result *)r)->err;
+        eh_fail(e, EH_ENOMEM, "%s: out of memory in the forward: a batch of %zu needs %s of activations, %s free of "
+                "the device's %s (run.device_memory); a smaller batch_size fits", m->section, k, nb, fb, cb);
+    }
+    return 1;
+}
+
 /* Runs fn over reqs in chunks of the model's batch_size; stops at the first
  * whole-call failure.  `size` is the size of one request and one result. */
 typedef eh_status (*batch_fn)(eh_model *m, const void *reqs, void *results, size_t n, eh_error *err);
@@ -341,6 +367,8 @@ static eh_status in_batches(eh_model *m, batch_fn fn, const void *reqs, size_t r
     memset(results, 0, res_size * n);
     for (size_t i = 0; i < n; i += (size_t)m->batch_size) {
         size_t k = n - i < (size_t)m->batch_size ? n - i : (size_t)m->batch_size;
+        if (forward_out_of_memory(m, k, (char *)results + i * res_size, res_size))
+            continue;
         eh_status rc = fn(m, (const char *)reqs + i * req_size, (char *)results + i * res_size, k, err);
         if (rc != EH_OK)
             return rc;

@@ -37,6 +37,7 @@ struct eh_model {
     int batch_size;
     char revision[96];             /* weights' revision when known (native: the HF snapshot hash), else "" */
     int64_t device_charge;         /* bytes counted against run.device_memory while loaded */
+    int64_t activation_bytes;      /* activation_mb: what a forward needs per item there, beyond the weights */
 };
 
 extern const eh_backend eh_backend_builtin;

@@ -70,6 +70,8 @@ schema.model_common = {
   batch_size = { "integer", 1, "pairs per call", min = 1, max = 4096 },
   revision = { "string", nil, "the Hugging Face revision (commit) to load" },
   footprint_mb = { "number", 0, "the model's device memory in MB, for residency decisions", min = 0 },
+  activation_mb = { "number", 0, "with run.device_memory: the device MB a forward needs per batch item beyond the "
+    .. "weights (a batch past what is free fails as a CUDA out-of-memory)", min = 0 },
   params = { "map", nil, "any of these keys, as the seed's config writes them" },
   score_range = { "list", "[0, 10]", "judge: the scores' range [lo, hi]", items = "number" },
 }

@@ -36,6 +36,35 @@ function Run:fits_beside(role, other)
   return fits
 end
 
+-- A CUDA out-of-memory inside a forward fails that call's pairs (each
+-- recorded with code ENOMEM, retried on --resume); a second call in a row
+-- that runs out stops the run resumably: the same batches will not fit.
+local OOM_CALLS_BEFORE_STOP = 2
+
+-- After a model call: `results` (score_batch's list) or an edit's failure
+-- (info, err). Counts consecutive calls whose every item ran out of memory.
+function Run:note_call(role, results, info, err)
+  local oom
+  if results then
+    oom = #results > 0
+    for _, r in ipairs(results) do
+      if r.code ~= "ENOMEM" then oom = false break end
+    end
+    if oom then err = results[1].error end
+  else
+    oom = type(info) == "table" and info.code == "ENOMEM"
+  end
+  if not oom then
+    self.oom_calls = 0
+    return
+  end
+  self.oom_calls = (self.oom_calls or 0) + 1
+  if self.oom_calls >= OOM_CALLS_BEFORE_STOP then
+    stop(("%s: out of memory in %d calls in a row (%s); lower its batch_size (or the images' size) and run the "
+      .. "same command with --resume"):format(self.sections[role], self.oom_calls, tostring(err)))
+  end
+end
+
 -- The model for `role`, on the device; nil and a message when it cannot load.
 function Run:model(role)
   local m = self.models[role]

@@ -125,6 +125,7 @@ function Run:edit(cat, pair)
   if not edited and type(info) == "table" and info.whole then
     stop(("%s: %s"):format(self.sections.editor, tostring(err)))
   end
+  self:note_call("editor", nil, not edited and info or nil, err)   -- out of memory twice in a row: stop
   if not edited then return self:fail("edit", cat, pair, "edit", err, info) and false end
   self.timings.edit_seconds = self.timings.edit_seconds + dt
   self.timings.edited = self.timings.edited + 1
@@ -260,6 +261,7 @@ function Run:score_pairs(cat, list, tick)
       local results, info
       local t0 = util.host().clock()
       if judge then results, err, info = judge:score_batch(reqs) end
+      self:note_call("judge", results, info, err)   -- out of memory twice in a row: stop
       local dt = (util.host().clock() - t0) / #reqs
       for k, req in ipairs(reqs) do
         local r = results and results[k]
