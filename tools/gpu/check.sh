@@ -15,9 +15,9 @@
 #             bfloat16, against the committed references; max differences
 # 5. swap:    tools/bench/swap at 20 GB and 60 GB: load GB/s beside a plain
 #             pinned copy of the same bytes, unload s, cudaHostRegister s
-# 6. shapes:  the judge and editor benchmarks at 1 MP / 1024², a few steps,
-#             beside transformers / diffusers (real shapes where the
-#             checkpoints of tools/make_real_shape.py exist)
+# 6. shapes:  tools/bench/real_shape.py at the real widths (layers cut):
+#             the judge on 1 MP pairs, the editor at 1024², 4 steps, beside
+#             transformers / diffusers
 # 7. two_stage: scripts/two_stage.lua on examples/benchmark.json with the
 #             native fixtures on cuda: exchanges and bytes from the report
 # 8. overlap: the chunked load (overlap_load: true, tools/gpu/overlap.py):
@@ -289,24 +289,18 @@ do_overlap() {
 # --- 6. real shapes -----------------------------------------------------------
 do_shapes() {
   CUR=shapes
-  local rc=0 real=$WORK/real
-  # the judge at the 8B model's width (a random dense Qwen3-VL of 2 layers), batch 8
-  EVALHOST_BIN=$BUILD/evalhost PY=$PY run_to "$ROOT/tools/bench/judge" 32 8 4096 2 8 2>&1 \
-    | tee "$WORK/results/shapes_judge.txt" || rc=1
-  # the editor on Qwen-Image-Edit-2509's real shapes (2 of 60 MMDiT blocks,
-  # 2 of 28 text-encoder layers, the whole VAE) at 1024², 4 steps
-  if [ -f "$ROOT/tools/make_real_shape.py" ]; then
-    [ -f "$real/edit/model_index.json" ] || run_to "$PY" "$ROOT/tools/make_real_shape.py" qwen-image-edit-2509 "$real/edit" \
-      > "$WORK/make_real_shape.log" 2>&1 || { tail -20 "$WORK/make_real_shape.log"; rc=1; }
-    MODEL=$real/edit EVALHOST_BIN=$BUILD/evalhost PY=$PY run_to "$ROOT/tools/bench/editor" 1024 4 1 2>&1 \
-      | tee "$WORK/results/shapes_editor.txt" || rc=1
-  else
-    EVALHOST_BIN=$BUILD/evalhost PY=$PY run_to "$ROOT/tools/bench/editor" 1024 4 2 2>&1 \
-      | tee "$WORK/results/shapes_editor.txt" || rc=1
-  fi
-  # the benches print their figures; the JSON keeps their last lines
-  "$PY" -c 'import json, sys; json.dump({k: open(p).read().splitlines()[-14:] for k, p in zip(("judge", "editor"), sys.argv[2:]) if __import__("os").path.exists(p)}, open(sys.argv[1], "w"), indent=1)' \
-    "$WORK/results/shapes.json" "$WORK/results/shapes_judge.txt" "$WORK/results/shapes_editor.txt"
+  local rc=0 rs=$ROOT/tools/bench/real_shape.py
+  [ -f "$rs" ] || { echo "no tools/bench/real_shape.py in this tree"; note "no real_shape.py"; return 1; }
+  # real widths, layers cut (tools/make_real_shape.py), each side its own
+  # process: the judge (Qwen3-VL-30B-A3B) on 1 MP pairs in batches of 8,
+  # logits mode; the editor (Qwen-Image-Edit-2509, CFG on) at 1024², 4 steps
+  run_to "$PY" "$rs" judge --model qwen3-vl-30b-a3b --mp 1.0 --pairs 8 --batch 8 --modes logits \
+    --device cuda:0 --dtype bfloat16 --bin "$BUILD/evalhost" --dir "$WORK/real" --keep \
+    --out "$WORK/results/shapes_judge.json" || rc=1
+  run_to "$PY" "$rs" editor --size 1024 --steps 4 --images 1 --device cuda:0 --dtype bfloat16 \
+    --bin "$BUILD/evalhost" --dir "$WORK/real" --keep --out "$WORK/results/shapes_editor.json" || rc=1
+  "$PY" -c 'import json, os, sys; json.dump({k: json.load(open(p)) for k, p in zip(("judge", "editor"), sys.argv[2:]) if os.path.exists(p)}, open(sys.argv[1], "w"), indent=1)' \
+    "$WORK/results/shapes.json" "$WORK/results/shapes_judge.json" "$WORK/results/shapes_editor.json"
   return $rc
 }
 
