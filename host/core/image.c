@@ -63,7 +63,7 @@ eh_image_limits eh_image_default_limits(void)
         .max_pixels = EH_DEFAULT_MAX_PIXELS,
         .max_side = EH_DEFAULT_MAX_SIDE,
         .max_b64_len = EH_DEFAULT_MAX_B64,
-        .keep_alpha = 0,
+        .keep_alpha = 1,   /* the judge composites alpha onto white (issue 19) */
     };
     return l;
 }

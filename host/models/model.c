@@ -1,5 +1,6 @@
 /* model.c — model handles: backend choice, residency moves (timed, counted
  * and logged through the host) and batched edit/score calls. */
+#include "evalhost/image_rgb.h"
 #include "evalhost/model.h"
 
 #include <stdlib.h>
@@ -376,12 +377,50 @@ static eh_status in_batches(eh_model *m, batch_fn fn, const void *reqs, size_t r
     return EH_OK;
 }
 
+/* An editor gets RGB pictures: alpha dropped, as PIL's convert("RGB")
+ * does before diffusers' pipelines (their VAE takes three channels; the
+ * judge composites onto white instead, vlm_pre.c).  Copies into rgb[]
+ * (room for 1 + more_images), pointed to by *out; 0, or -1 with r's error. */
+static int edit_rgb(const eh_edit_request *r, eh_image **rgb, const eh_image **more, eh_edit_request *out,
+                    eh_edit_result *res)
+{
+    *out = *r;
+    size_t pics = 1 + (r->more_images ? r->n_more_images : 0);
+    for (size_t k = 0; k < pics; k++) {
+        const eh_image *img = k ? r->more_images[k - 1] : r->image;
+        if (img && img->channels == 4) {
+            rgb[k] = eh_image_drop_alpha(img, &res->err);
+            if (!rgb[k])
+                return -1;
+            img = rgb[k];
+        }
+        if (k)
+            more[k - 1] = img;
+        else
+            out->image = img;
+    }
+    if (pics > 1)
+        out->more_images = more;
+    return 0;
+}
+
+static eh_status edit_chunk_rgb(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n,
+                                eh_error *err);
+
 /* A backend that takes one picture per edit never sees a request with
  * more: those fail by name, the runs between them go through. */
 static eh_status edit_chunk(eh_model *m, const void *reqs_, void *results_, size_t n, eh_error *err)
 {
     const eh_edit_request *reqs = reqs_;
     eh_edit_result *results = results_;
+    int alpha = 0;
+    for (size_t i = 0; i < n && !alpha; i++) {
+        alpha = reqs[i].image && reqs[i].image->channels == 4;
+        for (size_t k = 0; k < reqs[i].n_more_images && !alpha; k++)
+            alpha = reqs[i].more_images[k] && reqs[i].more_images[k]->channels == 4;
+    }
+    if (alpha)
+        return edit_chunk_rgb(m, reqs, results, n, err);
     if (m->backend->several_images)
         return m->backend->edit(m, reqs, results, n, err);
     for (size_t i = 0; i < n;) {
@@ -402,9 +441,71 @@ static eh_status edit_chunk(eh_model *m, const void *reqs_, void *results_, size
     return EH_OK;
 }
 
-static eh_status score_chunk(eh_model *m, const void *reqs, void *results, size_t n, eh_error *err)
+/* edit_chunk over RGB copies of a chunk with alpha somewhere in it. */
+static eh_status edit_chunk_rgb(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n,
+                                eh_error *err)
 {
-    return m->backend->score(m, reqs, results, n, err);
+    size_t per = 1;
+    for (size_t i = 0; i < n; i++)
+        if (1 + reqs[i].n_more_images > per)
+            per = 1 + reqs[i].n_more_images;
+    eh_edit_request *cp = calloc(n, sizeof *cp);
+    eh_image **rgb = calloc(n * per, sizeof *rgb);
+    const eh_image **more = calloc(n * per, sizeof *more);
+    char *failed = calloc(n, 1);
+    eh_status rc = EH_OK;
+    if (!cp || !rgb || !more || !failed) {
+        rc = eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)   /* a pair whose copy fails keeps that error; the rest go on */
+        failed[i] = edit_rgb(&reqs[i], rgb + i * per, more + i * per, &cp[i], &results[i]) != 0;
+    for (size_t i = 0; i < n && rc == EH_OK;) {
+        size_t j = i;
+        while (j < n && !failed[j])
+            j++;
+        if (j > i)
+            rc = edit_chunk(m, cp + i, results + i, j - i, err);
+        i = j + 1;
+    }
+done:
+    for (size_t k = 0; rgb && k < n * per; k++)
+        eh_image_free(rgb[k]);
+    free(cp), free(rgb), free(more), free(failed);
+    return rc;
+}
+
+static int wants_layout(const eh_score_request *r)
+{
+    return r->n_images || r->text_first || r->text_only || r->jpeg_quality;
+}
+
+/* A backend without judge_layout never sees a benchmark-layout request:
+ * those fail by name (its prompt would not be the benchmark's). */
+static eh_status score_chunk(eh_model *m, const void *reqs_, void *results_, size_t n, eh_error *err)
+{
+    const eh_score_request *reqs = reqs_;
+    eh_score_result *results = results_;
+    if (m->backend->judge_layout)
+        return m->backend->score(m, reqs, results, n, err);
+    for (size_t i = 0; i < n;) {
+        if (wants_layout(&reqs[i])) {
+            eh_fail(&results[i].err, EH_EINVAL,
+                    "%s: the %s backend cannot send a benchmark's own judge request (images in its order); "
+                    "use an http judge",
+                    m->section, m->backend->name);
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < n && !wants_layout(&reqs[j]))
+            j++;
+        eh_status rc = m->backend->score(m, reqs + i, results + i, j - i, err);
+        if (rc != EH_OK)
+            return rc;
+        i = j;
+    }
+    return EH_OK;
 }
 
 eh_status eh_model_edit_batch(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n,

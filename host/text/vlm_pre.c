@@ -350,14 +350,17 @@ eh_vlm_patches *eh_vlm_preprocess(const eh_image *img, const eh_vlm_config *cfg,
         eh_fail(err, EH_EINVAL, "vlm: image %dx%d is not a multiple of %d (do_resize is off)", rw, rh, p * m);
         return NULL;
     }
-    /* RGB view (alpha dropped) */
+    /* RGBA: composited onto white before the resize, as the processor's
+     * convert_to_rgb does (transformers' image_transforms.py) */
     const uint8_t *rgb = img->pixels;
     uint8_t *rgb_owned = NULL;
+    eh_image *flat = NULL;
     if (img->channels == 4) {
-        size_t np = (size_t)img->width * (size_t)img->height;
-        rgb = rgb_owned = malloc(np * 3);
-        if (!rgb_owned) { eh_fail(err, EH_ENOMEM, "vlm: out of memory"); return NULL; }
-        for (size_t i = 0; i < np; i++) memcpy(rgb_owned + i * 3, img->pixels + i * 4, 3);
+        flat = eh_image_composite_white(img, err);
+        if (!flat) return NULL;
+        rgb = rgb_owned = flat->pixels;   /* owned through flat */
+        flat->pixels = NULL;
+        eh_image_free(flat);
     }
     uint8_t *resized = NULL;
     if (rh != img->height || rw != img->width) {

@@ -19,7 +19,8 @@ typedef struct eh_image_limits {
     int64_t max_pixels;     /* width*height; default 64e6 (image.max_pixels) */
     int max_side;           /* either side; default 65535 (image.max_side) */
     size_t max_b64_len;     /* base64 text length; default 1 GiB (limits.max_b64_len) */
-    int keep_alpha;         /* 1: RGBA8 kept for sources with alpha; default 0 */
+    int keep_alpha;         /* 1: RGBA8 kept for sources with alpha (image.keep_alpha); default 1 */
+    int read_flags;         /* eh_image_load's file open flags (EH_FS_NOFOLLOW); default 0 */
 } eh_image_limits;
 
 typedef enum eh_image_format {

@@ -49,7 +49,8 @@ typedef struct eh_vlm_patches {
     int64_t tokens;         /* <|image_pad|> tokens: rows / merge_size^2 */
 } eh_vlm_patches;
 
-/* Preprocesses one RGB (or RGBA: alpha dropped) image. */
+/* Preprocesses one RGB image (RGBA: composited onto white first, as the
+ * processor's convert_to_rgb does). */
 eh_vlm_patches *eh_vlm_preprocess(const eh_image *img, const eh_vlm_config *cfg, eh_error *err);
 void eh_vlm_patches_free(eh_vlm_patches *p);      /* NULL is a no-op */
 

@@ -210,7 +210,7 @@ S.report = { doc = "how results are summarised", keys = {
 S.image = { doc = "image limits (checked from the header, before decoding)", keys = {
   max_pixels = { "number", 64000000, "the most pixels an image may have", min = 1 },
   max_side = { "integer", 65535, "the longest side", min = 1 },
-  keep_alpha = { "boolean", false, "keep an alpha channel instead of dropping it" },
+  keep_alpha = { "boolean", true, "keep an alpha channel (the judge composites it onto white, the editor drops it)" },
 } }
 
 S.limits = { doc = "bounds on untrusted input", keys = {
