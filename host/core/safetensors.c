@@ -4,6 +4,7 @@
  * "__metadata__": {...}}, then the data; offsets are relative to the data.
  * Every check here is what stands between a hostile file and a read past a
  * mapping, so each one names the file and the tensor. */
+#define _DEFAULT_SOURCE   /* madvise (MADV_DONTNEED): POSIX's posix_madvise does nothing on Linux */
 #include "evalhost/safetensors.h"
 #include "evalhost/str.h"
 
@@ -93,6 +94,18 @@ const eh_st_tensor **eh_safetensors_list(const eh_safetensors *st, size_t *n, eh
         ts[i] = &st->tensors[i];
     *n = st->count;
     return ts;
+}
+
+void eh_st_tensor_release(const eh_st_tensor *t)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (!t || !t->nbytes || page <= 0)
+        return;
+    /* whole pages only: a neighbour's bytes on the edge pages stay mapped */
+    uintptr_t a = ((uintptr_t)t->data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t b = ((uintptr_t)t->data + t->nbytes) & ~((uintptr_t)page - 1);
+    if (b > a)
+        madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 static int by_name(const void *a, const void *b)

@@ -57,6 +57,12 @@ uint64_t eh_safetensors_total_bytes(const eh_safetensors *st);
  * the reader's.  NULL with err (EH_ENOMEM) when it cannot be made. */
 const eh_st_tensor **eh_safetensors_list(const eh_safetensors *st, size_t *n, eh_error *err);
 
+/* Drops the mapping's resident pages under t's bytes (madvise
+ * MADV_DONTNEED; the file stays, a later read faults them back in): a
+ * loader calls it once a tensor is copied, so a load's peak is the copy's
+ * buffer, not the copy plus every page of the file it has read. */
+void eh_st_tensor_release(const eh_st_tensor *t);
+
 const char *eh_st_dtype_name(eh_st_dtype d);   /* "F32", "BF16", ... */
 size_t eh_st_dtype_size(eh_st_dtype d);
 
