@@ -1,6 +1,7 @@
 """Converts GEdit-Bench as published on Hugging Face (stepfun-ai/GEdit-Bench:
 parquet files with columns key, task_type, instruction, instruction_language,
-input_image {bytes, path}, intersection_exist) into what evalhost reads:
+input_image {bytes, path}, Intersection_exist -- capital I, as published and as
+the official test_gedit_score.py reads it) into what evalhost reads:
 
   OUT/gedit.jsonl   one pair a line: {"id", "category", "edit_instruction",
                     "image_path", "language", "intersection_exist"}
@@ -34,6 +35,13 @@ def ext_of(data):
 
 def safe(name):
     return isinstance(name, str) and bool(SAFE.match(name)) and not name.startswith(".")
+
+
+def intersection(row):
+    """The published column is Intersection_exist; a lower-case one (an
+    older export) is read too. Neither: False, and the subset is empty."""
+    v = row.get("Intersection_exist", row.get("intersection_exist"))
+    return bool(v)
 
 
 def parquet_files(src):
@@ -79,7 +87,7 @@ def convert(src, out):
                 f.write(data)
             lines.append(json.dumps({"id": "%s_%s" % (key, lang), "key": key, "category": task,
                                      "edit_instruction": row["instruction"], "image_path": rel, "language": lang,
-                                     "intersection_exist": bool(row.get("intersection_exist"))},
+                                     "intersection_exist": intersection(row)},
                                     ensure_ascii=False))
             n += 1
     tmp = os.path.join(out, "gedit.jsonl.tmp")

@@ -99,7 +99,7 @@ def gedit(rng):
         ("../x", "text_change", "en", "An unsafe key.", False),
     ]:
         rows.append({"key": key, "task_type": task, "instruction": text, "instruction_language": lang,
-                     "input_image": {"bytes": picture(rng), "path": key + ".png"}, "intersection_exist": inter})
+                     "input_image": {"bytes": picture(rng), "path": key + ".png"}, "Intersection_exist": inter})
     os.makedirs(os.path.join(HERE, "gedit/data"), exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows), os.path.join(HERE, "gedit/data/train-00000-of-00001.parquet"))
 

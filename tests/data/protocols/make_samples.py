@@ -1,0 +1,65 @@
+"""Writes small samples in the official layouts of the benchmarks whose
+judging protocol evalhost reproduces (issue 25), for
+tests/e2e/test_protocols.py and tools/protocols/run_official.py:
+
+  gedit/data/train-00000-of-00001.parquet   GEdit-Bench as published on the
+      Hub (key, task_type, instruction, instruction_language, input_image,
+      Intersection_exist): 2 keys x 2 languages per each of the 11 task types.
+
+Every source picture has its own pixel size, so the recorded judge's keys
+(text + picture sizes) tell every request apart; some instructions rotate
+(the builtin editor then returns a picture of another size, which the
+protocol resizes back to the source's).
+Run with the venv:  .venv/bin/python tests/data/protocols/make_samples.py
+"""
+import io
+import os
+import random
+
+from PIL import Image, ImageDraw
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+GEDIT_GROUPS = ["background_change", "color_alter", "material_alter", "motion_change", "ps_human", "style_change",
+                "subject-add", "subject-remove", "subject-replace", "text_change", "tone_transfer"]
+
+
+def picture(rng, w, h, fmt="PNG"):
+    img = Image.new("RGB", (w, h), tuple(rng.randrange(256) for _ in range(3)))
+    d = ImageDraw.Draw(img)
+    d.rectangle([rng.randrange(w // 2), rng.randrange(h // 2), w - 3, h - 3],
+                fill=tuple(rng.randrange(256) for _ in range(3)))
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
+
+
+def gedit(rng):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows, n = [], 0
+    for g, group in enumerate(GEDIT_GROUPS):
+        for k in range(2):
+            key = "%s_%d" % (group.replace("-", "_")[:6], k)
+            inter = k == 0 or g % 3 == 0
+            for lang in ("en", "cn"):
+                n += 1
+                w, h = 40 + n, 30 + (n * 7) % 23
+                verb = "Rotate the picture, then " if (g + k) % 4 == 0 else ""
+                text = ("%sedit for %s number %d (make it bright)." % (verb, group, k) if lang == "en"
+                        else "%s第%d项：%s（提亮）" % ("旋转图片，" if verb else "", k, group))
+                rows.append({"key": key, "task_type": group, "instruction": text, "instruction_language": lang,
+                             "input_image": {"bytes": picture(rng, w, h), "path": key + ".png"},
+                             "Intersection_exist": inter})
+    os.makedirs(os.path.join(HERE, "gedit/data"), exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), os.path.join(HERE, "gedit/data/train-00000-of-00001.parquet"))
+
+
+def main():
+    rng = random.Random(25)
+    gedit(rng)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Deterministic judge replies for the protocol samples (record mode of
+tools/recorded_judge.py): each benchmark's reply formats, scores drawn from
+the request's text and picture sizes, so every item differs and the parsers
+meet every form their official code accepts.
+
+  .venv/bin/python tools/recorded_judge.py tests/data/protocols/gedit/replies.json \
+      --policy tests/data/protocols/policy.py:reply
+"""
+import hashlib
+
+
+def _h(text, sizes):
+    return int(hashlib.sha256((text + "|" + ",".join(sizes)).encode("utf-8")).hexdigest()[:12], 16)
+
+
+def gedit(text, sizes):
+    """VIEScore replies: two 0-10 scores (SC: success, over-editing; PQ:
+    naturalness, artifacts) in the forms mllm_output_to_dict reads."""
+    h = _h(text, sizes)
+    a, b = h % 11, (h >> 5) % 11
+    form = (h >> 10) % 6
+    if form == 0:
+        return '{\n"score" : [%d, %d],\n"reasoning" : "The edit is mostly there."\n}' % (a, b)
+    if form == 1:
+        return '```json\n{"score": [%d, %d], "reasoning": "ok"}\n```' % (a, b)
+    if form == 2:
+        return '||V^=^V||\n{\n"score" : [%d, %d],\n"reasoning" : "delimited"\n}\n||V^=^V||' % (a, b)
+    if form == 3:
+        return "[%d, %d]" % (a, b)
+    if form == 4:
+        return '{"score": %d, "reasoning": "one number, not a list"}' % a
+    return "{score: %d, reasoning: unquoted}" % a   # viescore's fix_json repairs it
+
+
+def reply(text, sizes):
+    if "professional digital artist" in text:
+        return gedit(text, sizes)
+    raise ValueError("policy: no benchmark recognised in %r" % text[:80])
