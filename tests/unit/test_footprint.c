@@ -14,6 +14,7 @@
 #include "evalhost/footprint.h"
 #include "evalhost/host.h"
 #include "evalhost/model.h"
+#include "evalhost/safetensors.h"
 
 static char dir[256];
 
@@ -97,6 +98,38 @@ static void test_headers(void)
     unlink(p);
     CHECK(eh_footprint_safetensors(dir, "bfloat16", &f, &err) != EH_OK);
     CHECK_CONTAINS(err.msg, "model-00002-of-00002.safetensors");
+}
+
+/* A tensor's mapping pages dropped after its copy read back the same. */
+static void test_release(void)
+{
+    enum { N = 4096 };   /* 16 KiB: whole pages inside the tensor */
+    const char *hdr = "{\"w\":{\"dtype\":\"F32\",\"shape\":[4096],\"data_offsets\":[0,16384]}}";
+    size_t hl = strlen(hdr);
+    unsigned char *b = calloc(1, 8 + hl + 4 * N);
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(((uint64_t)hl >> (8 * i)) & 0xFF);
+    memcpy(b + 8, hdr, hl);
+    for (int i = 0; i < N; i++) {
+        float v = (float)i * 0.5f;
+        memcpy(b + 8 + hl + 4 * (size_t)i, &v, 4);
+    }
+    write_file("release.safetensors", b, 8 + hl + 4 * N);
+    free(b);
+    char p[512];
+    snprintf(p, sizeof p, "%s/release.safetensors", dir);
+    eh_error err = { 0 };
+    eh_safetensors *st = eh_safetensors_open(p, &err);
+    CHECK(st != NULL);
+    if (!st)
+        return;
+    const eh_st_tensor *t = eh_safetensors_find(st, "w");
+    float before = ((const float *)t->data)[N - 1];
+    eh_st_tensor_release(t);
+    eh_st_tensor_release(NULL);   /* a no-op */
+    float after = ((const float *)t->data)[N - 1], mid = ((const float *)t->data)[N / 2];
+    CHECK(before == (float)(N - 1) * 0.5f && after == before && mid == (float)(N / 2) * 0.5f);
+    eh_safetensors_close(st);
 }
 
 static void test_sizes_and_keys(void)
@@ -207,6 +240,7 @@ int main(void)
         return 1;
     }
     test_headers();
+    test_release();
     test_sizes_and_keys();
     test_simulated_device();
     char cmd[300];
