@@ -37,6 +37,8 @@
 #include "evalhost/safetensors.h"
 #include "evalhost/score_parse.h"
 #include "evalhost/tokenizer.h"
+#include "evalhost/native_config.h"
+#include "evalhost/qwen3vl.h"
 #include "evalhost/torch_shim.h"
 #include "evalhost/vlm_pre.h"
 
@@ -72,94 +74,6 @@ eh_status eh_native_resolve_device(eh_model *m, const char *want, eh_error *err)
     eh_error e = { 0 };
     if (eh_torch_check_device(m->device, &e) != EH_OK)
         return eh_fail(err, EH_EINVAL, "%s: %s", m->section, e.msg);
-    return EH_OK;
-}
-
-/* config files are small: 16 MiB at most */
-#define CONFIG_MAX_BYTES ((size_t)16 << 20)
-
-static double jnum(const cJSON *o, const char *key, double dflt)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
-}
-
-static int jint(const cJSON *o, const char *key, int dflt)
-{
-    return (int)jnum(o, key, dflt);
-}
-
-/* config.json → the shim's config; defaults are transformers' class
- * defaults.  Only Qwen3-VL model types are accepted. */
-eh_status eh_qwen3vl_config_load(const char *path, eh_qwen3vl_config *c, eh_error *err)
-{
-    cJSON *root = eh_json_read_object(path, CONFIG_MAX_BYTES, err);
-    if (!root)
-        return err ? err->code : EH_EFORMAT;
-    memset(c, 0, sizeof *c);
-    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
-    const char *type = cJSON_IsString(mt) ? mt->valuestring : "";
-    if (strcmp(type, "qwen3_vl") && strcmp(type, "qwen3_vl_moe")) {
-        eh_status rc = eh_fail(err, EH_EFORMAT, "%s: model_type '%s' is not one the native judge runs (qwen3_vl, qwen3_vl_moe)",
-                               path, type);
-        cJSON_Delete(root);
-        return rc;
-    }
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "text_config");
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
-    if (!cJSON_IsObject(t) || !cJSON_IsObject(v)) {
-        cJSON_Delete(root);
-        return eh_fail(err, EH_EFORMAT, "%s: text_config or vision_config missing", path);
-    }
-    c->vocab_size = jint(t, "vocab_size", 151936);
-    c->hidden_size = jint(t, "hidden_size", 4096);
-    c->intermediate_size = jint(t, "intermediate_size", 22016);
-    c->num_layers = jint(t, "num_hidden_layers", 32);
-    c->num_heads = jint(t, "num_attention_heads", 32);
-    c->num_kv_heads = jint(t, "num_key_value_heads", c->num_heads);
-    c->head_dim = jint(t, "head_dim", c->num_heads ? c->hidden_size / c->num_heads : 0);
-    c->rms_norm_eps = jnum(t, "rms_norm_eps", 1e-6);
-    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(t, "rope_parameters");
-    if (!cJSON_IsObject(rp))
-        rp = cJSON_GetObjectItemCaseSensitive(t, "rope_scaling");
-    c->rope_theta = jnum(rp, "rope_theta", jnum(t, "rope_theta", 5000000.0));
-    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(rp, "mrope_section");
-    c->mrope_section[0] = 24, c->mrope_section[1] = 20, c->mrope_section[2] = 20;
-    if (cJSON_IsArray(ms) && cJSON_GetArraySize(ms) == 3)
-        for (int i = 0; i < 3; i++)
-            c->mrope_section[i] = (int)cJSON_GetArrayItem(ms, i)->valuedouble;
-    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
-    /* the 2B/4B models tie the head to the embeddings (said at the top
-     * level, and in text_config by some exports) */
-    c->tie_word_embeddings = cJSON_IsTrue(tie) || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "tie_word_embeddings"));
-    if (!strcmp(type, "qwen3_vl_moe")) {
-        c->num_experts = jint(t, "num_experts", jint(t, "num_local_experts", 60));
-        c->experts_per_tok = jint(t, "num_experts_per_tok", 4);
-        c->moe_intermediate_size = jint(t, "moe_intermediate_size", 1408);
-        c->decoder_sparse_step = jint(t, "decoder_sparse_step", 1);
-        const cJSON *mo = cJSON_GetObjectItemCaseSensitive(t, "mlp_only_layers"), *e;
-        cJSON_ArrayForEach(e, mo)
-            if (cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble < 256)
-                c->mlp_only[(int)e->valuedouble] = 1;
-    }
-    c->v_depth = jint(v, "depth", 27);
-    c->v_hidden = jint(v, "hidden_size", 1152);
-    c->v_intermediate = jint(v, "intermediate_size", 4304);
-    c->v_heads = jint(v, "num_heads", 16);
-    c->patch_size = jint(v, "patch_size", 16);
-    c->temporal_patch_size = jint(v, "temporal_patch_size", 2);
-    c->merge_size = jint(v, "spatial_merge_size", 2);
-    c->v_out = jint(v, "out_hidden_size", 3584);
-    c->num_position_embeddings = jint(v, "num_position_embeddings", 2304);
-    c->v_rope_theta = jnum(cJSON_GetObjectItemCaseSensitive(v, "rope_parameters"), "rope_theta", 10000.0);
-    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(v, "deepstack_visual_indexes"), *e;
-    cJSON_ArrayForEach(e, ds)
-        if (c->n_deepstack < 16)
-            c->deepstack[c->n_deepstack++] = (int)e->valuedouble;
-    c->image_token_id = jint(root, "image_token_id", 151655);
-    cJSON_Delete(root);
-    if (c->num_layers > 256)
-        return eh_fail(err, EH_EFORMAT, "%s: %d layers (at most 256 supported)", path, c->num_layers);
     return EH_OK;
 }
 
@@ -220,7 +134,7 @@ static eh_status native_open(eh_model *m, eh_error *err)
         return eh_fail(err, EH_EFORMAT, "%s: the tokenizer has no token for any of \"0\"..\"10\"", m->section);
     /* stop tokens: the generation config's eos ids, then the chat's ends */
     snprintf(p, sizeof p, "%s/generation_config.json", t->snap.dir);
-    cJSON *gc = eh_json_read_object(p, CONFIG_MAX_BYTES, NULL), *eid = cJSON_GetObjectItemCaseSensitive(gc, "eos_token_id"), *x;
+    cJSON *gc = eh_json_read_object(p, EH_JSON_CONFIG_MAX_BYTES, NULL), *eid = cJSON_GetObjectItemCaseSensitive(gc, "eos_token_id"), *x;
     if (cJSON_IsNumber(eid))
         t->stop[t->n_stop++] = (int32_t)eid->valuedouble;
     if (cJSON_IsArray(eid))

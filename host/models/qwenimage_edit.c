@@ -12,8 +12,12 @@
 
 #include "evalhost/footprint.h"
 #include "evalhost/json_file.h"
+#include "evalhost/native_config.h"
+#include "evalhost/qwen25vl_text_encoder.h"
 #include "evalhost/qwenimage.h"
 #include "evalhost/qwenimage_edit.h"
+#include "evalhost/qwenimage_dit.h"
+#include "evalhost/qwenimage_vae.h"
 #include "evalhost/safetensors.h"
 #include "evalhost/str.h"
 #include "evalhost/tokenizer.h"

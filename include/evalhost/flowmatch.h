@@ -9,7 +9,7 @@
  *   float sig[51], ts[50];
  *   eh_flowmatch_schedule(&c, 50, image_seq_len, sig, ts, &err);
  *   for (i..50) { model(..., ts[i] / 1000); eh_flowmatch_step(x, v, n, sig[i], sig[i + 1]); }
- * Defined in host/models/qwenimage.c. */
+ * Defined in host/models/flowmatch.c (the config loader in native_config.c). */
 #ifndef EVALHOST_FLOWMATCH_H
 #define EVALHOST_FLOWMATCH_H
 
@@ -29,11 +29,8 @@ typedef struct eh_flowmatch_config {
     int exponential;                                        /* time_shift_type: 1 exponential, 0 linear */
 } eh_flowmatch_config;
 
-/* scheduler_config.json (_class_name FlowMatchEulerDiscreteScheduler;
- * missing keys take diffusers' defaults).  EH_EFORMAT for the options not
- * written here (karras/exponential/beta sigmas, invert_sigmas,
- * stochastic_sampling). */
-eh_status eh_flowmatch_config_load(const char *path, eh_flowmatch_config *cfg, eh_error *err);
+/* eh_flowmatch_config_load (evalhost/native_config.h) reads
+ * scheduler/scheduler_config.json into this. */
 
 /* The pipeline's mu for a packed image sequence length (calculate_shift). */
 double eh_flowmatch_mu(const eh_flowmatch_config *cfg, int image_seq_len);

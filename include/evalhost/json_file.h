@@ -9,6 +9,11 @@
 
 #include "evalhost/error.h"
 
+/* The most bytes a model's config file may hold (the largest released one,
+ * Qwen3-VL-235B's config.json, is under 8 KiB; tokenizer files are read
+ * elsewhere): one limit for every config reader. */
+#define EH_JSON_CONFIG_MAX_BYTES ((size_t)16 << 20)
+
 /* The parsed object (caller frees with cJSON_Delete), or NULL with err:
  * "<path>: cannot open (...)", "<path>: unreadable or over N MiB",
  * "<path>: not a JSON object". */

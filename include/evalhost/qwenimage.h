@@ -1,8 +1,9 @@
 /* qwenimage.h — the Qwen-Image-Edit pipeline's pieces that need no libtorch
  * (issue 14), as QwenImageEditPipeline (diffusers 0.42.1) does them:
  * the input image's size and preprocessing, latent packing, true CFG.
- * Defined in host/models/qwenimage.c; the models are in evalhost/torch_shim.h, the
- * scheduler in evalhost/flowmatch.h. */
+ * Defined in host/models/qwenimage.c; the models are evalhost/qwenimage_vae.h,
+ * qwenimage_dit.h and qwen25vl_text_encoder.h, their configs
+ * evalhost/native_config.h, the scheduler evalhost/flowmatch.h. */
 #ifndef EVALHOST_QWENIMAGE_H
 #define EVALHOST_QWENIMAGE_H
 

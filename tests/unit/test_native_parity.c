@@ -20,6 +20,8 @@
 #include "evalhost/vlm_pre.h"
 
 #ifdef EVALHOST_HAVE_TORCH
+#include "evalhost/native_config.h"
+#include "evalhost/qwen3vl.h"
 #include "evalhost/torch_shim.h"
 
 /* float32: both sides run the same ops in float32; what is left is the

@@ -30,7 +30,11 @@
 #include "npy.h"
 #include "evalhost/flowmatch.h"
 #include "evalhost/image.h"
+#include "evalhost/native_config.h"
+#include "evalhost/qwen25vl_text_encoder.h"
 #include "evalhost/qwenimage.h"
+#include "evalhost/qwenimage_dit.h"
+#include "evalhost/qwenimage_vae.h"
 #include "evalhost/safetensors.h"
 #include "evalhost/torch_shim.h"
 
