@@ -13,6 +13,13 @@ local MAX_REPORTED = 20   -- a config with more mistakes than this is shown in p
 local ARTICLE = { string = "a string", integer = "an integer", number = "a number", boolean = "true or false",
   list = "a list", map = "a mapping", any = "any value" }
 
+local function contains(list, x)
+  for _, y in ipairs(list) do
+    if y == x then return true end
+  end
+  return false
+end
+
 local function is_list(t)
   local n = 0
   for _ in pairs(t) do n = n + 1 end
@@ -122,11 +129,16 @@ function Walk:fail(path, fmt, ...)
     from_set = from_set }
 end
 
+-- "a.b[2].c": list positions in brackets, as the messages print them.
 local function dotted(path, k)
-  local parts = {}
-  for i, p in ipairs(path) do parts[i] = tostring(p) end
-  if k ~= nil then parts[#parts + 1] = tostring(k) end
-  return table.concat(parts, ".")
+  local out = ""
+  local all = { table.unpack(path) }
+  if k ~= nil then all[#all + 1] = k end
+  for _, p in ipairs(all) do
+    if math.type(p) == "integer" then out = ("%s[%d]"):format(out, p)
+    else out = out == "" and tostring(p) or out .. "." .. tostring(p) end
+  end
+  return out
 end
 
 local function child(path, k)
@@ -172,8 +184,12 @@ function Walk:value(path, v, e)
   end
   if type(v) ~= "table" then return end
   if e.items and is_list(v) then
+    -- items: a TYPE, or an entry of its own (a list of mappings with keys)
+    local item = type(e.items) == "table" and e.items or nil
     for i, x in ipairs(v) do
-      if not fits_any(x, e.items) then
+      if item then
+        self:value(child(path, i), x, item)
+      elseif not fits_any(x, e.items) then
         self:fail(child(path, i), "%s[%d] must be %s, got %s", full, i, expected(e.items), got(x))
       end
     end
@@ -189,6 +205,11 @@ function Walk:map(path, t, keys, owner)
     local e = type(k) == "string" and keys[k] or nil
     if e == nil then
       self:unknown(path, k, keys, owner)
+    elseif e.adapter and not contains(e.adapter, t.adapter) then
+      -- a dataset adapter's own option: read by that adapter alone
+      self:fail(child(path, k), "%s is an option of the %s adapter%s, and %s", dotted(path, k),
+        table.concat(e.adapter, ", "), #e.adapter > 1 and "s" or "",
+        t.adapter == nil and "dataset.adapter is not set" or ("dataset.adapter is %s"):format(tostring(t.adapter)))
     else
       self:value(child(path, k), t[k], e)
     end

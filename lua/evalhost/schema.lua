@@ -76,6 +76,12 @@ schema.model_common = {
   score_range = { "list", "[0, 10]", "judge: the scores' range [lo, hi]", items = "number" },
 }
 
+-- One LoRA of the native editor's lora: list.
+local LORA = {
+  path = { "string", nil, "the LoRA's safetensors file" },
+  scale = { "number", nil, "its scale (default lora_scale)" },
+}
+
 -- Keys of one backend. role = "editor"/"judge": only a model in that role reads it.
 schema.model_backends = {
   builtin = {
@@ -125,7 +131,8 @@ schema.model_backends = {
     score_prefix = { "string", "", "judge: text the reply starts with before the score", role = "judge" },
     offload_text_encoder = { "boolean", false, "editor: text encoder off the GPU between prompts", role = "editor" },
     text_encoder_positions = { "string", "sequential", "editor: the text encoder's position ids", role = "editor" },
-    lora = { "string|list|map", nil, "editor: LoRA file(s): path, [path...] or [{path, scale}...]", role = "editor" },
+    lora = { "string|list|map", nil, "editor: LoRA file(s): path, [path...] or [{path, scale}...]", role = "editor",
+      keys = LORA, items = { "string|map", nil, "one LoRA", keys = LORA } },
     lora_scale = { "number", 1.0, "editor: the LoRAs' default scale", role = "editor" },
     scheduler = { "map", nil, "editor: flow-matching scheduler settings over the checkpoint's", role = "editor",
       keys = {

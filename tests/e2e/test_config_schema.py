@@ -161,3 +161,20 @@ def test_readme_configuration_section_is_the_schema():
     # and it names every section the checker knows, with a row per key
     for key in ("report.aggregate", "judge.batch_size", "limits.max_string.id", "ui.language", "report.bootstrap.seed"):
         assert f"`{key}`" in m.group(1), key
+
+
+def test_list_items_and_adapter_options_are_checked(tmp_path):
+    cfg = tmp_path / "l.yaml"
+    cfg.write_text("benchmark: {data_path: examples/benchmark.json}\n"
+                   "dataset: {images: /x}\n"
+                   "editor:\n  backend: native\n  path: /nowhere\n  lora: [{path: a.safetensors, scal: 1}, {path: b}]\n"
+                   "judge: {name: metrics}\n", encoding="utf-8")
+    r = run_evalhost("two_stage", cfg)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        f"{cfg}:2:11: dataset.images is an option of the imgedit, rise adapters, and dataset.adapter is not set",
+        f"{cfg}:6:32: unknown key 'editor.lora[1].scal' (did you mean 'editor.lora[1].scale'?)",
+    ], r.stderr
+    r = run_evalhost("two_stage", "config/example.yaml", "--set", "dataset.adapter=gedit", "--set", "dataset.langauge=en")
+    assert r.returncode == 2
+    assert "--set dataset.langauge=en: unknown key 'dataset.langauge' (did you mean 'dataset.language'?)" in r.stderr
