@@ -76,6 +76,45 @@ def reference(kind):
         return json.load(f)
 
 
+# float32's unit roundoff
+U32 = 2.0 ** -24
+# the longest sequence (prompt with image pads, or one image's patches) a
+# fixture here runs: an upper bound for the attention's value sums
+MAX_SEQ = 1024
+
+
+def reorder_tolerance(kind):
+    """How far two float32 runs of the same fixture that differ only in the
+    order of their sums (a batch of 4 against one item: other GEMM shapes,
+    other blockings, another CPU's kernels) may put a probability and the
+    score apart, from the arithmetic rather than from the runs that passed.
+
+    A sum of K terms taken in another order moves by at most K*u times the sum
+    of the terms' magnitudes (Higham's gamma_K, u = 2^-24); in these fixtures
+    every sum follows a norm (unit-RMS activations) against weights of std
+    0.02, so the magnitudes sum to under 1 and a sum moves by at most K*u.
+    A logit is the end of one chain of such sums per layer, and the chain's
+    K add up: q/k/v (K = hidden), the attention scores (head_dim) and values
+    (the sequence), o_proj (heads * head_dim), the MLP in (hidden) and out
+    (intermediate), for the vision tower's blocks and the decoder's, then
+    the LM head (hidden).  A probability moves by at most the largest logit
+    change dz (dp_k = p_k * (dz_k - sum_j p_j dz_j), at most 2 * p_k * |dz|)
+    and the 11 changes, summing to 0, by at most 2 * |dz| together, so the
+    score, sum of k * p_k over k = 0..10 (shifted by 5, as the changes sum
+    to 0), by at most 5 * 2 * |dz|."""
+    with open(os.path.join(FIX, kind, "config.json")) as f:
+        cfg = json.load(f)
+    t, v = cfg["text_config"], cfg["vision_config"]
+    hd = t.get("head_dim") or t["hidden_size"] // t["num_attention_heads"]
+    mlp = max(t["intermediate_size"], t.get("moe_intermediate_size") or 0)
+    text = t["num_hidden_layers"] * (t["hidden_size"] + hd + MAX_SEQ + t["num_attention_heads"] * hd
+                                     + t["hidden_size"] + mlp) + t["hidden_size"]
+    vh = v["hidden_size"]
+    vision = v["depth"] * (vh + vh // v["num_heads"] + MAX_SEQ + vh + vh + v["intermediate_size"])
+    logit = (text + vision) * U32
+    return logit, 10 * logit
+
+
 @needs_torch
 @pytest.mark.parametrize("kind", ["dense", "moe"])
 @pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("bfloat16", 0.05)])
@@ -89,7 +128,9 @@ out(res(m:score(req(P.dir, ref))))
 """
     (info, r), _ = run_lua(tmp_path, body, {"dir": os.path.join(FIX, kind), "dtype": dtype})
     assert info["backend"] == "native" and info["dtype"] == dtype
-    ref = reference(kind)["fp32" if dtype == "float32" else "bf16"]
+    # the score tree's reference (issue 19): P(s) = P(s) P(end | s) from
+    # transformers' forwards over each path (tools/add_tree_reference.py)
+    ref = reference(kind)["fp32" if dtype == "float32" else "bf16"]["tree"]
     assert "error" not in r, r
     print(f"{kind} {dtype}: score {r['score']:.6f} vs transformers {ref['score']:.6f}")
     assert abs(r["score"] - ref["score"]) <= tol
@@ -121,6 +162,7 @@ end
     assert len(lines) == len(variants) == 3
     for got, want in zip(lines, variants):
         assert "error" not in got, got
+        want = want["tree"]
         assert max(abs(a - b) for a, b in zip(got["probs"], want["probs"])) <= 1e-5, (got, want)
         assert abs(got["score"] - want["score"]) <= 1e-5
 
@@ -146,14 +188,15 @@ out(eh.swaps().by_model)
     for cpu_copy in (False, True):
         lines, _ = run_lua(tmp_path, body, {"dir": os.path.join(FIX, kind), "cpu_copy": cpu_copy})
         pairs, state, again = lines[:5], lines[5], lines[6]
+        tol_p, tol_score = reorder_tolerance(kind)
         for p in pairs:
             assert "error" not in p["batch"] and "error" not in p["one"], p
-            assert abs(p["batch"]["score"] - p["one"]["score"]) < 1e-6
-            assert max(abs(a - b) for a, b in zip(p["batch"]["probs"], p["one"]["probs"])) < 1e-6
+            assert abs(p["batch"]["score"] - p["one"]["score"]) <= tol_score, (p, tol_score)
+            assert max(abs(a - b) for a, b in zip(p["batch"]["probs"], p["one"]["probs"])) <= tol_p, (p, tol_p)
         # different prompts give different scores (the batch is not one row repeated)
         assert len({round(p["one"]["score"], 6) for p in pairs[:4]}) == 4
         assert pairs[0]["one"]["score"] == pairs[4]["one"]["score"]
-        assert abs(pairs[0]["one"]["score"] - reference(kind)["fp32"]["score"]) < 1e-5
+        assert abs(pairs[0]["one"]["score"] - reference(kind)["fp32"]["tree"]["score"]) < 1e-5
         assert state == {"state": "host"}
         assert again["again"]["score"] == pairs[0]["one"]["score"]
 
@@ -205,7 +248,7 @@ out({err = err})
                                         "EVALHOST_LOG": "debug"})
     assert info["backend"] == "native" and info["name"] == "Tiny/Qwen3-VL-Judge"
     assert info["revision"] == h   # the report pins the judge by this snapshot
-    assert abs(r["score"] - reference("dense")["fp32"]["score"]) < 1e-5
+    assert abs(r["score"] - reference("dense")["fp32"]["tree"]["score"]) < 1e-5
     assert "is not on this machine" in miss["err"]
     assert str(tmp_path / "hub" / "models--Qwen--Qwen3-VL-8B-Instruct") in miss["err"]
     assert "huggingface-cli download Qwen/Qwen3-VL-8B-Instruct" in miss["err"]

@@ -608,8 +608,8 @@ int main(void)
     test_bf16();
     test_plus();
     test_bad_input();
-#else
-    printf("test_qwenimage_edit_parity: built without libtorch; nothing to check\n");
-#endif
     return check_summary("test_qwenimage_edit_parity");
+#else
+    return check_skipped("test_qwenimage_edit_parity", "built without libtorch; nothing to check");
+#endif
 }

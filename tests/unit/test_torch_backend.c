@@ -155,8 +155,7 @@ int main(void)
 
 int main(void)
 {
-    printf("test_torch_backend: skipped: built without libtorch (EVALHOST_TORCH=OFF or Torch not found)\n");
-    return check_summary("test_torch_backend");
+    return check_skipped("test_torch_backend", "built without libtorch (EVALHOST_TORCH=OFF or Torch not found)");
 }
 
 #endif
