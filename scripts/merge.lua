@@ -12,6 +12,7 @@
 local schedule = require "evalhost.schedule"
 local util = require "evalhost.util"
 local runkey = require "evalhost.runkey"
+local records = require "evalhost.records"
 
 local h = evalhost
 local mcfg = h.config.merge or {}
@@ -69,10 +70,25 @@ local function load_input(dir, run)
     log("warn", "merge: %s comes from another run (%s); merging it anyway (merge.force)", dir, why)
   end
   local steps, order = {}, {}
+  -- shard journals are untrusted (README): every record is checked like any
+  -- input, and a bad one fails its pair with the file and line
+  local opts = { range = records.score_range(run.config, run.sections.judge or "judge"),
+    file = util.join(dir, h.journal.file) }
   for _, e in ipairs(entries) do
-    local key = e.stage .. "\t" .. e.category .. "\t" .. e.id
-    if steps[key] == nil then order[#order + 1] = key end
-    steps[key] = e
+    local rec, bad = records.check(e, opts)
+    if not rec then
+      log("warn", "merge: %s", bad)
+      if type(e.category) == "string" and type(e.id) == "string" and records.known_stage(e.stage) then
+        e = { stage = e.stage, category = e.category, id = e.id, line = e.line, record = records.failure(bad) }
+      else
+        e = nil
+      end
+    end
+    if e then
+      local key = e.stage .. "\t" .. e.category .. "\t" .. e.id
+      if steps[key] == nil then order[#order + 1] = key end
+      steps[key] = e
+    end
   end
   local shard = type(header.shard) == "table" and header.shard or { index = 0, count = 1 }
   log("info", "merge: %s: shard %d/%d, %d step(s)", dir, shard.index or 0, shard.count or 1, #order)
@@ -93,7 +109,7 @@ end
 -- Copies an input's edited image into run.out, checking its recorded hash.
 local function copy_image(run, input, rec)
   local src = util.join(input.dir, rec.image)
-  local bytes, err = h.fs.read(src)
+  local bytes, err = h.fs.read(src, nil, { no_follow = true })
   if not bytes then return nil, err end
   if rec.hash and h.hash(bytes) ~= rec.hash then return nil, ("%s does not match its recorded hash"):format(src) end
   local dst = util.join(run.out, rec.image)

@@ -56,10 +56,51 @@ static void fsync_dir(const char *path)
     }
 }
 
+int eh_fs_temp_name(const char *path, char *buf, size_t n)
+{
+    /* ".<at most EH_FS_TEMP_STEM bytes of the name>.tmp.<pid>" beside path: a
+     * name that fits the 255-byte limit itself keeps fitting with the suffix */
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dir_len = (size_t)(base - path), keep = strlen(base);
+    if (keep > EH_FS_TEMP_STEM) {
+        keep = EH_FS_TEMP_STEM;
+        while (keep > 0 && ((unsigned char)base[keep] & 0xC0) == 0x80)
+            keep--;   /* never cut a UTF-8 sequence */
+    }
+    int k = snprintf(buf, n, "%.*s.%.*s.tmp.%ld", (int)dir_len, path, (int)keep, base, (long)getpid());
+    return k < 0 || (size_t)k >= n ? -1 : 0;
+}
+
+int eh_fs_open_read(const char *path, int flags, eh_error *err)
+{
+    /* O_NONBLOCK: a FIFO planted where a file was must not hang the open;
+     * the file is refused below unless regular, so no read ever blocks */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | ((flags & EH_FS_NOFOLLOW) ? O_NOFOLLOW : 0));
+    if (fd < 0) {
+        if (errno == ELOOP && (flags & EH_FS_NOFOLLOW))
+            eh_fail(err, EH_EIO, "%s: is a symbolic link (refused: files in the run folder are read as they are)",
+                    path);
+        else
+            eh_fail(err, EH_EIO, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        eh_fail(err, EH_EIO, "%s: not a regular file", path);
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
 eh_status eh_fs_write_atomic(const char *path, const void *data, size_t len, eh_error *err)
 {
     char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+    if (eh_fs_temp_name(path, tmp, sizeof tmp) != 0)
         return eh_fail(err, EH_EINVAL, "%s: path too long", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd < 0)
@@ -95,13 +136,18 @@ eh_status eh_fs_write_atomic(const char *path, const void *data, size_t len, eh_
 
 eh_status eh_fs_read(const char *path, size_t max, char **out, size_t *out_len, eh_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    return eh_fs_read_ex(path, max, 0, out, out_len, err);
+}
+
+eh_status eh_fs_read_ex(const char *path, size_t max, int flags, char **out, size_t *out_len, eh_error *err)
+{
+    int fd = eh_fs_open_read(path, flags, err);
     if (fd < 0)
-        return eh_fail(err, EH_EIO, "%s: %s", path, strerror(errno));
+        return err ? err->code : EH_EIO;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
         close(fd);
-        return eh_fail(err, EH_EIO, "%s: not a regular file", path);
+        return eh_fail(err, EH_EIO, "%s: %s", path, strerror(errno));
     }
     size_t size = (size_t)st.st_size;
     if (max && size > max) {
@@ -126,6 +172,13 @@ eh_status eh_fs_read(const char *path, size_t max, char **out, size_t *out_len, 
     buf[got] = '\0';
     *out = buf;
     *out_len = got;
+    return EH_OK;
+}
+
+eh_status eh_fs_cwd(char *buf, size_t n, eh_error *err)
+{
+    if (!getcwd(buf, n))
+        return eh_fail(err, EH_EIO, "cannot tell the current folder: %s", strerror(errno));
     return EH_OK;
 }
 
@@ -175,13 +228,6 @@ char **eh_fs_list(const char *dir, eh_error *err)
                 break;
             }
             names = grown;
-eh_status eh_fs_cwd(char *buf, size_t n, eh_error *err)
-{
-    if (!getcwd(buf, n))
-        return eh_fail(err, EH_EIO, "cannot tell the current folder: %s", strerror(errno));
-    return EH_OK;
-}
-
         }
         names[n] = strdup(e->d_name);
         if (names[n])

@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
+
+#include "evalhost/fs.h"
 
 static void to_hex(XXH128_hash_t h, char out[EH_HASH_HEX])
 {
@@ -18,9 +21,20 @@ void eh_hash_hex(const void *data, size_t len, char out[EH_HASH_HEX])
 
 eh_status eh_hash_file(const char *path, char out[EH_HASH_HEX], eh_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    return eh_hash_file_ex(path, 0, out, err);
+}
+
+eh_status eh_hash_file_ex(const char *path, int flags, char out[EH_HASH_HEX], eh_error *err)
+{
+    /* a regular file only: a FIFO or /dev/zero would never end */
+    int fd = eh_fs_open_read(path, flags, err);
+    if (fd < 0)
+        return err ? err->code : EH_EIO;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
         return eh_fail(err, EH_EIO, "%s: %s", path, strerror(errno));
+    }
     XXH3_state_t *st = XXH3_createState();
     if (!st) {
         fclose(f);

@@ -22,11 +22,29 @@ void eh_log(const eh_host *host, eh_log_level level, const char *fmt, ...)
         return;
     if (host && host->quiet && level < EH_LOG_WARN)
         return;
-    char line[4096];
+    char raw[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    /* Names from datasets and replies from servers reach the log: a control
+     * character is written as an escape, so an ESC sequence never reaches the
+     * terminal and a newline never splits (or forges) a log line. */
+    char line[4096];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)raw; *p && o + 5 < sizeof line; p++) {
+        if (*p >= 0x20 && *p != 0x7F) {
+            line[o++] = (char)*p;
+        } else if (*p == '\t') {
+            line[o++] = ' ';
+        } else if (*p == '\n' || *p == '\r') {
+            line[o++] = '\\';
+            line[o++] = *p == '\n' ? 'n' : 'r';
+        } else {
+            o += (size_t)snprintf(line + o, sizeof line - o, "\\x%02x", *p);
+        }
+    }
+    line[o] = '\0';
     /* one fputs per line so lines from shards do not interleave mid-line */
     char out[4200];
     /* on a terminal, clear a progress bar drawn on this line first; the bar

@@ -39,6 +39,10 @@ typedef struct slot {
     char *buf;                  /* reply body being received; moves into the response */
     size_t len, cap, max;
     int too_large;
+    int replied;                /* a response header arrived in this attempt */
+    int no_first_byte;          /* this attempt was cut by first_byte_timeout_s */
+    double t_attempt;           /* eh_clock() when this attempt started */
+    double first_byte_timeout_s;
     char errbuf[CURL_ERROR_SIZE];   /* libcurl's detailed message for the attempt */
     char url[512];              /* safe form, for messages */
     eh_http_request rq;         /* from prepare, just before the first attempt */
@@ -55,6 +59,9 @@ eh_http_params eh_http_default_params(void)
         .max_in_flight = 8,
         .max_body = EH_HTTP_DEFAULT_MAX_BODY,
         .breaker_after = 5,
+        .first_byte_timeout_s = 120,
+        .low_speed_bytes = 1,
+        .low_speed_s = 120,
         .verify_tls = 1,
         .ca_file = NULL,
         .what = "http",
@@ -194,6 +201,27 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    (void)data;
+    ((slot *)ud)->replied = 1;
+    return size * nmemb;
+}
+
+/* Cuts an attempt whose server sent nothing within first_byte_timeout_s. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal, (void)ultotal, (void)ulnow;
+    slot *s = ud;
+    if (s->replied || dlnow > 0 || s->first_byte_timeout_s <= 0)
+        return 0;
+    if (eh_clock() - s->t_attempt > s->first_byte_timeout_s) {
+        s->no_first_byte = 1;
+        return 1;   /* CURLE_ABORTED_BY_CALLBACK */
+    }
+    return 0;
+}
+
 static void slot_release(eh_http_client *c, slot *s)
 {
     if (s->easy) {
@@ -225,6 +253,10 @@ static eh_status slot_start(eh_http_client *c, slot *s, const eh_http_request *r
 {
     s->len = 0;
     s->too_large = 0;
+    s->replied = 0;
+    s->no_first_byte = 0;
+    s->t_attempt = eh_clock();
+    s->first_byte_timeout_s = c->p.first_byte_timeout_s;
     s->errbuf[0] = '\0';
     if (s->buf)
         s->buf[0] = '\0';
@@ -241,6 +273,16 @@ static eh_status slot_start(eh_http_client *c, slot *s, const eh_http_request *r
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(c->p.timeout_s * 1000));
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)s);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)s);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)s);
+    if (c->p.low_speed_s > 0 && c->p.low_speed_bytes > 0) {
+        /* a trickle (or a stall) below low_speed_bytes/s for low_speed_s ends the attempt */
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, (long)c->p.low_speed_bytes);
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)(c->p.low_speed_s < 1 ? 1 : c->p.low_speed_s));
+    }
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->p.max_body);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->p.verify_tls ? 1L : 0L);
@@ -347,6 +389,12 @@ static int slot_finish(eh_http_client *c, slot *s, CURLcode rc, eh_http_response
     slot_release(c, s);
     double now = eh_clock();
 
+    char bad[200] = "";
+    /* a 2xx whose body the caller cannot use (malformed JSON) is the server's
+     * failure like a 5xx: retried, counted, never the pair's final record */
+    if (rc == CURLE_OK && status >= 200 && status < 300 && !s->too_large && c->p.check_body && !s->rq.any_body &&
+        !c->p.check_body(s->buf ? s->buf : "", s->len, rs->content_type, bad, sizeof bad))
+        status = -1;
     if (rc == CURLE_OK && status >= 200 && status < 300) {
         rs->ok = 1;
         rs->body = s->buf ? s->buf : calloc(1, 1);
@@ -359,23 +407,38 @@ static int slot_finish(eh_http_client *c, slot *s, CURLcode rc, eh_http_response
         return 0;
     }
     if (s->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-        eh_fail(&rs->err, EH_ELIMIT, "%s: reply from %s is over limits.max_http_body (%zu bytes)", c->what, s->url,
+        /* the server's fault, not the pair's: EH_ENET (resume retries it),
+         * and it counts towards the breaker; never retried at once */
+        eh_fail(&rs->err, EH_ENET, "%s: reply from %s is over limits.max_http_body (%zu bytes)", c->what, s->url,
                 c->p.max_body);
         rs->seconds = now - s->t_first;
         s->state = SLOT_DONE;
-        c->consecutive_failures = 0;   /* the server answered: it is up */
-        return 0;
+        c->consecutive_failures++;
+        return 1;
     }
-    int transient = rc == CURLE_OK ? (status == 429 || status >= 500) : retryable_curl(rc);
+    if (s->no_first_byte)
+        rc = CURLE_OPERATION_TIMEDOUT;
+    int transient = rc == CURLE_OK ? (status == 429 || status >= 500 || status == -1) : retryable_curl(rc);
+    /* every failed attempt that says the server is down counts, not each
+     * request after all its retries: a silent server trips the breaker after
+     * breaker_after timeouts, not breaker_after x (retries + 1) */
+    int down = rc != CURLE_OK || server_down_status(status) || status == -1;
+    if (down)
+        c->consecutive_failures++;
     char why[320];
-    if (rc != CURLE_OK) {
+    if (s->no_first_byte) {
+        snprintf(why, sizeof why, "no reply within first_byte_timeout_s (%g s)", c->p.first_byte_timeout_s);
+    } else if (status == -1) {
+        snprintf(why, sizeof why, "%s", bad);
+    } else if (rc != CURLE_OK) {
         snprintf(why, sizeof why, "%s", s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
     } else {
         char ex[300];
         eh_score_excerpt(s->buf ? s->buf : "", BODY_EXCERPT_CHARS, ex, sizeof ex);
         snprintf(why, sizeof why, "HTTP %ld%s%s", status, *ex ? ": " : "", ex);
     }
-    if (transient && rs->attempts <= c->p.retries) {
+    int tripped = c->p.breaker_after > 0 && c->consecutive_failures >= c->p.breaker_after;
+    if (transient && rs->attempts <= c->p.retries && !tripped) {
         double d = backoff_delay(c, rs->attempts, (double)retry_after);
         say(c, "%s: %s from %s; retry %d of %d in %.2f s%s", c->what, why, s->url, rs->attempts, c->p.retries, d,
             retry_after > 0 ? " (Retry-After)" : "");
@@ -387,13 +450,12 @@ static int slot_finish(eh_http_client *c, slot *s, CURLcode rc, eh_http_response
             rs->attempts == 1 ? "" : "s");
     rs->seconds = now - s->t_first;
     s->state = SLOT_DONE;
-    int down = rc != CURLE_OK || server_down_status(status);
-    if (down)
-        c->consecutive_failures++;
-    else
+    if (!down)
         c->consecutive_failures = 0;
     return down;
 }
+
+
 
 static eh_status copy_request(void *ud, size_t i, eh_http_request *rq, eh_error *err)
 {
@@ -489,7 +551,7 @@ eh_status eh_http_perform_lazy(eh_http_client *c, size_t n, eh_http_prepare_fn p
                 s->state == SLOT_DONE) {
                 tripped = 1;
                 eh_fail(err, EH_ENET,
-                        "%s: the server looks down: %d requests in a row failed (last: %s); stopping so the run "
+                        "%s: the server looks down: %d attempts in a row failed (last: %s); stopping so the run "
                         "can be resumed once it is back",
                         c->what, c->consecutive_failures, resps[i].err.msg);
                 break;

@@ -612,7 +612,7 @@ eh_image *eh_image_load(const char *path, const eh_image_limits *limits, eh_erro
 {
     char *buf;
     size_t n;
-    if (eh_fs_read(path, 0, &buf, &n, err) != EH_OK)
+    if (eh_fs_read_ex(path, 0, limits ? limits->read_flags : 0, &buf, &n, err) != EH_OK)
         return NULL;
     eh_error e = {0};
     eh_image *img = eh_image_decode(buf, n, limits, &e);

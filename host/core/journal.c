@@ -38,6 +38,7 @@ struct eh_journal {
     char *buf;             /* the replayed file; lines point into it (NULs for newlines) */
     char *header;          /* malloc'd header line */
     const char **lines;
+    size_t *line_nos;      /* each line's 1-based number in the file, for messages */
     size_t n_lines;
     eh_journal_warn_fn warn;
     void *warn_ud;
@@ -317,6 +318,15 @@ static eh_status replay(eh_journal *j, size_t len, int force, off_t *keep, eh_er
                     }
                     lines = grown;
                 }
+                if (n % 16 == 0) {
+                    size_t *nos = realloc(j->line_nos, (n + 16) * sizeof *nos);
+                    if (!nos) {
+                        free(lines);
+                        return eh_fail(err, EH_ENOMEM, "%s: out of memory", j->path);
+                    }
+                    j->line_nos = nos;
+                }
+                j->line_nos[n] = lineno;
                 lines[n++] = p;
             }
             valid_end = (size_t)(nl + 1 - j->buf);
@@ -530,6 +540,7 @@ int eh_journal_is_new(const eh_journal *j) { return j->is_new; }
 const char *eh_journal_header(const eh_journal *j) { return j->header; }
 size_t eh_journal_count(const eh_journal *j) { return j->n_lines; }
 const char *eh_journal_line(const eh_journal *j, size_t i) { return i < j->n_lines ? j->lines[i] : NULL; }
+size_t eh_journal_line_no(const eh_journal *j, size_t i) { return i < j->n_lines ? j->line_nos[i] : 0; }
 const char *eh_journal_path(const eh_journal *j) { return j->path; }
 
 eh_status eh_journal_append(eh_journal *j, const char *json, size_t len, eh_error *err)
@@ -547,6 +558,7 @@ void eh_journal_free(eh_journal *j)
         close(j->fd);
     lock_release(j);
     free(j->lines);
+    free(j->line_nos);
     free(j->buf);
     free(j->header);
     free(j->path);

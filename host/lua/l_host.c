@@ -1,6 +1,7 @@
 /* l_host.c — the `evalhost` table: host context in the registry, the one
  * `nil, message` helper, and the small primitives (log, clock, swaps, hash,
  * fs, yaml, shard).  Sub-modules register themselves through their openers. */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,17 @@ int eh_lua_failf(lua_State *L, const char *fmt, ...)
     return 2;
 }
 
+int eh_lua_read_flags(lua_State *L, int idx)
+{
+    if (lua_isnoneornil(L, idx))
+        return 0;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "no_follow");
+    int flags = lua_toboolean(L, -1) ? EH_FS_NOFOLLOW : 0;
+    lua_pop(L, 1);
+    return flags;
+}
+
 /* ---- log, clock, swaps ---------------------------------------------- */
 
 static int l_log(lua_State *L)
@@ -58,6 +70,21 @@ static int l_log(lua_State *L)
     lua_call(L, n - 1, 1);
     eh_log(eh_lua_host(L), (eh_log_level)level, "%s", lua_tostring(L, -1));
     return 0;
+}
+
+/* evalhost.interrupted() → the first stop signal's number and name
+ * (2, "SIGINT"), or nil: the schedule stops between items when set. */
+static int l_interrupted(lua_State *L)
+{
+    const eh_host *h = eh_lua_host(L);
+    int sig = h->stop_signal ? (int)*h->stop_signal : 0;
+    if (!sig) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushinteger(L, sig);
+    lua_pushstring(L, sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "signal");
+    return 2;
 }
 
 static int l_clock(lua_State *L)
@@ -128,7 +155,7 @@ static int l_hash_file(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     char hex[EH_HASH_HEX];
     eh_error err = { 0 };
-    if (eh_hash_file(path, hex, &err) != EH_OK)
+    if (eh_hash_file_ex(path, eh_lua_read_flags(L, 2), hex, &err) != EH_OK)
         return eh_lua_fail(L, &err);
     lua_pushstring(L, hex);
     return 1;
@@ -173,7 +200,8 @@ static int l_fs_read(lua_State *L)
     char *buf;
     size_t len;
     eh_error err = { 0 };
-    if (eh_fs_read(luaL_checkstring(L, 1), (size_t)luaL_optinteger(L, 2, 0), &buf, &len, &err) != EH_OK)
+    if (eh_fs_read_ex(luaL_checkstring(L, 1), (size_t)luaL_optinteger(L, 2, 0), eh_lua_read_flags(L, 3), &buf,
+                      &len, &err) != EH_OK)
         return eh_lua_fail(L, &err);
     lua_pushlstring(L, buf, len);
     free(buf);
@@ -192,18 +220,6 @@ static int l_fs_is_dir(lua_State *L)
     return 1;
 }
 
-static int l_fs_remove(lua_State *L)
-{
-    eh_error err = { 0 };
-    if (eh_fs_remove(luaL_checkstring(L, 1), &err) != EH_OK)
-        return eh_lua_fail(L, &err);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static int l_fs_list(lua_State *L)
-{
-    eh_error err = { 0 };
 /* evalhost.fs.cwd(): the current folder's absolute path, for messages that
  * name where a relative path was looked for. */
 static int l_fs_cwd(lua_State *L)
@@ -216,6 +232,18 @@ static int l_fs_cwd(lua_State *L)
     return 1;
 }
 
+static int l_fs_remove(lua_State *L)
+{
+    eh_error err = { 0 };
+    if (eh_fs_remove(luaL_checkstring(L, 1), &err) != EH_OK)
+        return eh_lua_fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_fs_list(lua_State *L)
+{
+    eh_error err = { 0 };
     char **names = eh_fs_list(luaL_checkstring(L, 1), &err);
     if (!names)
         return eh_lua_fail(L, &err);
@@ -262,18 +290,6 @@ static int l_yaml_parse(lua_State *L)
     return push_yaml_result(L, root, &err);
 }
 
-/* ---- the evalhost table ------------------------------------------------ */
-
-typedef struct submodule {
-    const char *name;
-    lua_CFunction open;
-} submodule;
-
-static const submodule submodules[] = {
-    { "json", eh_open_json },
-    { "model", eh_open_model },
-    { "gpu", eh_open_gpu },
-    { "progress", eh_open_progress },
 /* ---- config positions, nearest word ----------------------------------- */
 
 /* evalhost.config_position(key, ...): line, col of that key in the config
@@ -323,6 +339,18 @@ static int l_nearest(lua_State *L)
     return 1;
 }
 
+/* ---- the evalhost table ------------------------------------------------ */
+
+typedef struct submodule {
+    const char *name;
+    lua_CFunction open;
+} submodule;
+
+static const submodule submodules[] = {
+    { "json", eh_open_json },
+    { "model", eh_open_model },
+    { "gpu", eh_open_gpu },
+    { "progress", eh_open_progress },
     { "image", eh_open_image },
     { "image_writer", eh_open_image_writer },
     { "dataset", eh_open_dataset },
@@ -338,10 +366,13 @@ int eh_open_evalhost(lua_State *L)
     static const luaL_Reg funcs[] = {
         { "log", l_log },
         { "clock", l_clock },
+        { "interrupted", l_interrupted },
         { "swaps", l_swaps },
         { "shard", l_shard },
         { "hash", l_hash },
         { "hash_file", l_hash_file },
+        { "config_position", l_config_position },
+        { "nearest", l_nearest },
         { NULL, NULL },
     };
     static const luaL_Reg fs_funcs[] = {
@@ -352,10 +383,9 @@ int eh_open_evalhost(lua_State *L)
         { "exists", l_fs_exists },
         { "is_dir", l_fs_is_dir },
         { "remove", l_fs_remove },
+        { "cwd", l_fs_cwd },
         { "list", l_fs_list },
         { NULL, NULL },
-        { "config_position", l_config_position },
-        { "nearest", l_nearest },
     };
     static const luaL_Reg yaml_funcs[] = {
         { "load", l_yaml_load },
@@ -366,7 +396,6 @@ int eh_open_evalhost(lua_State *L)
     luaL_newlib(L, funcs);
     luaL_newlib(L, fs_funcs);
     lua_setfield(L, -2, "fs");
-        { "cwd", l_fs_cwd },
     luaL_newlib(L, yaml_funcs);
     lua_setfield(L, -2, "yaml");
     for (const submodule *m = submodules; m->name; m++) {
@@ -385,18 +414,6 @@ int eh_open_evalhost(lua_State *L)
     lua_setfield(L, -2, "config_path");
     lua_pushstring(L, h->script_path ? h->script_path : "");
     lua_setfield(L, -2, "script_path");
-    lua_createtable(L, 0, 2);
-    lua_pushstring(L, h->resume == EH_RESUME_FORCE ? "force" : h->resume == EH_RESUME_YES ? "yes" : "no");
-    lua_setfield(L, -2, "resume");
-    lua_pushboolean(L, h->quiet);
-    lua_setfield(L, -2, "quiet");
-    lua_setfield(L, -2, "options");
-    return 1;
-}
-
-void eh_lua_attach_host(lua_State *L, eh_host *host)
-{
-    lua_pushlightuserdata(L, host);
     lua_pushstring(L, h->data_dir ? h->data_dir : "");
     lua_setfield(L, -2, "data_dir");
     lua_createtable(L, 0, 2);
@@ -413,11 +430,23 @@ void eh_lua_attach_host(lua_State *L, eh_host *host)
 #endif
     lua_setfield(L, -2, "http");
     lua_setfield(L, -2, "features");
-    lua_setfield(L, LUA_REGISTRYINDEX, HOST_KEY);
-}
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, h->resume == EH_RESUME_FORCE ? "force" : h->resume == EH_RESUME_YES ? "yes" : "no");
+    lua_setfield(L, -2, "resume");
+    lua_pushboolean(L, h->quiet);
+    lua_setfield(L, -2, "quiet");
     lua_createtable(L, h->n_sets, 0);
     for (int i = 0; i < h->n_sets; i++) {
         lua_pushstring(L, h->sets[i]);
         lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "sets");
+    lua_setfield(L, -2, "options");
+    return 1;
+}
+
+void eh_lua_attach_host(lua_State *L, eh_host *host)
+{
+    lua_pushlightuserdata(L, host);
+    lua_setfield(L, LUA_REGISTRYINDEX, HOST_KEY);
+}

@@ -93,10 +93,11 @@ static int l_decode_b64(lua_State *L)
 static int l_load(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    const eh_image_limits *lim = host_limits(L);
+    eh_image_limits lim = *host_limits(L);
+    lim.read_flags = eh_lua_read_flags(L, 2);
     limage *p = new_image(L);
     eh_error err = {0};
-    return image_result(L, p, eh_image_load(path, lim, &err), &err);
+    return image_result(L, p, eh_image_load(path, &lim, &err), &err);
 }
 
 /* ---- methods ------------------------------------------------------------ */

@@ -5,10 +5,13 @@
 #include "evalhost/score_parse.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "evalhost/jscan.h"
 
 /* A number that is not the tail of a longer one or a negative. */
 #define NUM "(?<![0-9.\\-])([0-9]{1,3}(?:\\.[0-9]+)?)(?![0-9])"
@@ -169,10 +172,11 @@ char *eh_score_excerpt(const char *text, size_t max_chars, char *buf, size_t n)
     size_t o = 0, chars = 0;
     const unsigned char *p = (const unsigned char *)(text ? text : "");
     while (*p && chars < max_chars) {
-        size_t cl = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 1;
-        for (size_t k = 1; k < cl; k++)
-            if ((p[k] & 0xC0) != 0x80)
-                cl = 1;   /* invalid sequence: one byte at a time */
+        /* the strict decoder: surrogates (ED A0..BF) and overlong forms (C0 AF)
+         * are invalid too, so an excerpt is always valid UTF-8 */
+        size_t cl = eh_utf8_len(p, strnlen((const char *)p, 4));
+        if (cl == 0)
+            cl = 1;   /* invalid sequence: one byte at a time */
         if (o + cl + 4 > n)
             break;
         if (cl == 1 && (*p < 0x20 || *p == 0x7F || *p >= 0x80))
@@ -189,6 +193,43 @@ char *eh_score_excerpt(const char *text, size_t max_chars, char *buf, size_t n)
     }
     buf[o] = '\0';
     return buf;
+}
+
+char *eh_text_sanitize(const char *text, size_t len, size_t max_chars, size_t *out_len, int *cut)
+{
+    /* worst case: every byte invalid, 3 bytes of U+FFFD each */
+    size_t cap = len < SIZE_MAX / 3 ? 3 * len + 1 : SIZE_MAX;
+    if (max_chars && max_chars < SIZE_MAX / 4 && 4 * max_chars + 1 < cap)
+        cap = 4 * max_chars + 1;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    const uint8_t *p = (const uint8_t *)text;
+    size_t i = 0, o = 0, chars = 0;
+    if (cut)
+        *cut = 0;
+    while (i < len) {
+        if (max_chars && chars == max_chars) {
+            if (cut)
+                *cut = 1;
+            break;
+        }
+        size_t k = p[i] ? eh_utf8_len(p + i, len - i) : 0;
+        if (k == 0) {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);   /* U+FFFD for each byte that is no character */
+            o += 3;
+            i++;
+        } else {
+            memcpy(out + o, p + i, k);
+            o += k;
+            i += k;
+        }
+        chars++;
+    }
+    out[o] = '\0';
+    if (out_len)
+        *out_len = o;
+    return out;
 }
 
 eh_status eh_score_parse(const char *text, eh_score_parsed *out, eh_error *err)
@@ -260,8 +301,10 @@ int eh_score_token_value(const char *token)
 double eh_score_expected(const char *const *tokens, const double *logprob, size_t n, double probs[11])
 {
     double p[11] = { 0 }, total = 0, best = -INFINITY;
+    /* only finite log probabilities count: +inf would make every other one
+     * 0 and the expectation NaN (the caller notes what it dropped) */
     for (size_t i = 0; i < n; i++)
-        if (eh_score_token_value(tokens[i]) >= 0 && logprob[i] > best)
+        if (eh_score_token_value(tokens[i]) >= 0 && isfinite(logprob[i]) && logprob[i] > best)
             best = logprob[i];
     if (best == -INFINITY)
         return -1;

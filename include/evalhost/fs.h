@@ -15,9 +15,22 @@ eh_status eh_fs_mkdir_p(const char *path, eh_error *err);
  * (EH_EIO/EH_EINVAL).  "." components are skipped. */
 eh_status eh_fs_mkdir_beneath(const char *root, const char *rel, eh_error *err);
 eh_status eh_fs_write_atomic(const char *path, const void *data, size_t len, eh_error *err);
+/* How much of a file's name its temporary sibling keeps: the temp name
+ * ".<stem>.tmp.<pid>" stays under the 255-byte name limit for any name. */
+#define EH_FS_TEMP_STEM 200
+/* The temporary name eh_fs_write_atomic writes path through; -1 when it
+ * does not fit n bytes. */
+int eh_fs_temp_name(const char *path, char *buf, size_t n);
+/* eh_fs_open_read / eh_fs_read_ex flags. EH_FS_NOFOLLOW: a symbolic link
+ * as the last component is refused (files read back from the run folder). */
+#define EH_FS_NOFOLLOW 1
+/* Opens path for reading without blocking on a FIFO or device, refused
+ * unless a regular file: an fd, or -1 with err. */
+int eh_fs_open_read(const char *path, int flags, eh_error *err);
 /* Reads a whole file (at most max bytes; 0 = no limit) into a malloc'd
- * NUL-terminated buffer. */
+ * NUL-terminated buffer; refused unless a regular file. */
 eh_status eh_fs_read(const char *path, size_t max, char **out, size_t *out_len, eh_error *err);
+eh_status eh_fs_read_ex(const char *path, size_t max, int flags, char **out, size_t *out_len, eh_error *err);
 int eh_fs_exists(const char *path);
 int eh_fs_is_dir(const char *path);
 eh_status eh_fs_remove(const char *path, eh_error *err);
@@ -26,7 +39,7 @@ char **eh_fs_list(const char *dir, eh_error *err);
 void eh_fs_list_free(char **names);
 /* The directory part of path into buf ("." when none). */
 void eh_fs_dirname(const char *path, char *buf, size_t n);
-
-#endif
 /* The current folder's absolute path into buf. */
 eh_status eh_fs_cwd(char *buf, size_t n, eh_error *err);
+
+#endif

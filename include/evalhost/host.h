@@ -4,6 +4,7 @@
 #ifndef EVALHOST_HOST_H
 #define EVALHOST_HOST_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "evalhost/error.h"
@@ -40,15 +41,15 @@ typedef struct eh_host {
     const char *script_path;
     const char *config_path;
     eh_node *config;                /* owned; after --set overrides */
+    const char *const *sets;        /* the --set assignments, in order (borrowed from argv) */
+    int n_sets;
+    const char *data_dir;           /* lua/, scripts/, config/, examples/ ("" unknown; borrowed) */
     char *script_text_hash;         /* hex, owned (hash of the script file) */
 
     eh_resume_mode resume;
     int quiet;
     int stderr_tty;                 /* progress bars only on a TTY */
     int shard_index, shard_count;   /* 0/1 without sharding */
-    const char *const *sets;        /* the --set assignments, in order (borrowed from argv) */
-    int n_sets;
-    const char *data_dir;           /* lua/, scripts/, config/, examples/ ("" unknown; borrowed) */
     int local_rank;                 /* GPU index from LOCAL_RANK & co; -1 unknown */
     eh_log_level log_level;
     double start_time;              /* eh_clock() at start */
@@ -67,6 +68,9 @@ typedef struct eh_host {
      * loaded, and a load past it fails as a CUDA out-of-memory does. */
     int64_t device_capacity, device_used;
     eh_pin_mode pin;                /* run.pin */
+    /* The first SIGINT/SIGTERM/SIGHUP's number, set by main.c's handler
+     * (0: none yet); the schedule polls it between items. NULL: no handler. */
+    const volatile sig_atomic_t *stop_signal;
 } eh_host;
 
 double eh_clock(void);              /* monotonic seconds */

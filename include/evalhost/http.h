@@ -31,7 +31,13 @@ typedef struct eh_http_params {
     double backoff_max_s;       /* cap on one delay, Retry-After included; default 60 */
     int max_in_flight;          /* requests on the wire at once; default 8 */
     size_t max_body;            /* reply bytes; default 64 MiB (limits.max_http_body) */
-    int breaker_after;          /* consecutive failed requests that stop a call; 0 never; default 5 */
+    int breaker_after;          /* consecutive failed attempts that stop a call; 0 never; default 5 */
+    double first_byte_timeout_s; /* an attempt with no reply byte by then is cut (retried); 0 off; default 120 */
+    long low_speed_bytes;       /* with low_speed_s: curl's CURLOPT_LOW_SPEED_LIMIT, bytes/s; default 1 */
+    double low_speed_s;         /* ... below it this long cuts the attempt (a stall too); 0 off; default 120 */
+    /* Whether a 2xx body is usable (NULL: any is): 0 and why filled makes the
+     * attempt a server failure (retried, counted by the breaker, EH_ENET). */
+    int (*check_body)(const char *body, size_t len, const char *content_type, char *why, size_t why_len);
     int verify_tls;             /* verify the server's certificate and name; default 1 */
     const char *ca_file;        /* extra CA bundle (PEM); default NULL (the system's) */
     const char *what;           /* prefix of messages ("judge"); default "http" */
@@ -57,6 +63,7 @@ typedef struct eh_http_request {
     const eh_http_part *parts;  /* multipart upload instead of body */
     size_t n_parts;
     const char *bearer;         /* "Authorization: Bearer <token>" when set; never in messages */
+    int any_body;               /* 1: params.check_body does not apply (control endpoints, image bytes) */
 } eh_http_request;
 
 typedef struct eh_http_response {
@@ -77,8 +84,9 @@ void eh_http_client_free(eh_http_client *c);   /* NULL is a no-op */
 /* Runs n requests, at most max_in_flight at a time; resps[i] answers
  * reqs[i].  A failed request is resps[i].err and does not fail the call.
  * The call fails (EH_ENET) only when the breaker opens: breaker_after
- * requests in a row failed in a way that says the server is down (network
- * errors, 5xx, 429, 401/403/404 after retries); the requests not yet
+ * attempts in a row failed in a way that says the server is down (network
+ * errors, timeouts, 5xx, 429, 401/403/404, an over-limit or unusable body);
+ * the requests not yet
  * answered then fail with "not sent".  After that, calls probe one request
  * at a time until one succeeds. */
 eh_status eh_http_perform(eh_http_client *c, const eh_http_request *reqs, eh_http_response *resps, size_t n,

@@ -55,6 +55,8 @@ const char *eh_journal_header(const eh_journal *j);
 /* Replayed step lines (header excluded), in file order; owned by j. */
 size_t eh_journal_count(const eh_journal *j);
 const char *eh_journal_line(const eh_journal *j, size_t i);
+/* Line i's number in the file (1-based: the header is line 1), for messages. */
+size_t eh_journal_line_no(const eh_journal *j, size_t i);
 const char *eh_journal_path(const eh_journal *j);
 
 /* Appends one line (a JSON object, no newline) with a single write() and an

@@ -18,6 +18,9 @@ eh_host *eh_lua_host(lua_State *L);
 /* Data failures: push nil and the message; return 2 (for `return eh_lua_fail(...)`). */
 int eh_lua_fail(lua_State *L, const eh_error *err);
 int eh_lua_failf(lua_State *L, const char *fmt, ...);
+/* An optional options table at idx ({no_follow = true}) as eh_fs_open_read
+ * flags: the run folder's files are read without following a link. */
+int eh_lua_read_flags(lua_State *L, int idx);
 
 /* Converts between eh_node and Lua values (l_node.c).  eh_lua_push_node
  * pushes 1 value; eh_lua_to_node returns a new tree or NULL with err set

@@ -10,6 +10,7 @@
 -- Scores come from the latest report when there is one (it is what the run
 -- published, merged rounds included), else from the journal.
 local util = require "evalhost.util"
+local records = require "evalhost.records"
 
 local runs = {}
 
@@ -46,10 +47,18 @@ function runs.open(dir)
     local header, entries = J.read(dir)
     if not header then return nil, ("runs: %s: %s"):format(dir, tostring(entries)) end
     r.header, r.run_key = header, header.run_key
+    local hc = type(header.config) == "table" and header.config or {}
+    local opts = { range = records.score_range(hc, hc.judge == nil and "reward_model" or "judge"),
+      file = util.join(dir, J.file) }
     for _, e in ipairs(entries) do
-      local key = e.stage .. "\t" .. e.category .. "\t" .. e.id
-      if r.steps[key] == nil then r.order[#r.order + 1] = key end
-      r.steps[key] = e.record   -- a later line replaces an earlier one (resumed run)
+      -- another run's journal is input like any other: a bad record fails its pair
+      local rec, why = records.check(e, opts)
+      if not rec then log("warn", "runs: %s", why) end
+      if rec or (type(e.category) == "string" and type(e.id) == "string" and records.known_stage(e.stage)) then
+        local key = e.stage .. "\t" .. e.category .. "\t" .. e.id
+        if r.steps[key] == nil then r.order[#r.order + 1] = key end
+        r.steps[key] = rec or records.failure(why)   -- a later line replaces an earlier one (resumed run)
+      end
     end
   end
   local rep, where = runs.latest_report(dir)
@@ -111,7 +120,7 @@ function runs.take_edit(run, src, cat, id)
   end
   if e.error or not e.image then return run:record("edit", cat, id, runs.carried(e, src)) end
   local path = util.join(src.dir, e.image)
-  local bytes, err = h.fs.read(path)
+  local bytes, err = h.fs.read(path, nil, { no_follow = true })
   if bytes and e.hash and h.hash(bytes) ~= e.hash then bytes, err = nil, "does not match its recorded hash" end
   if not bytes then
     return run:record("edit", cat, id, { error = ("edited image %s: %s"):format(path, tostring(err)), stage = "source" })

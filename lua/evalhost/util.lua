@@ -36,9 +36,35 @@ function util.is_absolute(path) return path:sub(1, 1) == "/" end
 -- leave the output folder or hide a file, whatever the dataset reader let by.
 function util.safe_component(s)
   if type(s) ~= "string" or s == "" then return nil, "empty name" end
-  if s:find("[/\\%z]") then return nil, ("name %q contains a path separator"):format(s) end
-  if s:sub(1, 1) == "." then return nil, ("name %q starts with a dot"):format(s) end
+  if s:find("%z") then return nil, ("name %s contains a NUL byte"):format(util.shown(s)) end
+  if s:find("[\1-\31\127]") then return nil, ("name %s contains a control character"):format(util.shown(s)) end
+  if s:find("[/\\]") then return nil, ("name %s contains a path separator"):format(util.shown(s)) end
+  if s:sub(1, 1) == "." then return nil, ("name %s starts with a dot"):format(util.shown(s)) end
+  if not utf8.len(s) then return nil, ("name %s is not valid UTF-8"):format(util.shown(s)) end
   return s
+end
+
+-- A name as messages show it: quoted, control bytes escaped, at most 80 bytes.
+function util.shown(s)
+  s = tostring(s)
+  local cut = #s > 80
+  if cut then s = s:sub(1, 80) end
+  s = s:gsub("[%z\1-\31\127\\\"]", function(c) return ("\\x%02x"):format(c:byte()) end)
+  return '"' .. s .. (cut and '..."' or '"')
+end
+
+-- The longest file-name stem taken as it is from an id or category: with
+-- ".png" and the writer's ".tmp.<pid>" it stays well under the 255-byte limit.
+util.MAX_STEM = 160
+
+-- The file-name stem of a safe id or category: itself when short, else a
+-- readable prefix (cut on a UTF-8 boundary) and 16 hex digits of its hash, so
+-- that two long ids sharing a prefix still get two files.
+function util.file_stem(s)
+  if #s <= util.MAX_STEM then return s end
+  local keep = util.MAX_STEM - 17
+  while keep > 0 and (s:byte(keep + 1) or 0) & 0xC0 == 0x80 do keep = keep - 1 end
+  return s:sub(1, keep) .. "~" .. util.host().hash(s):sub(1, 16)
 end
 
 function util.sorted_keys(t)

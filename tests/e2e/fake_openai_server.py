@@ -244,6 +244,23 @@ class _Handler(BaseHTTPRequestHandler):
                     done = json.dumps(chat_completion(model, text, False))
                     srv.big = ('{"pad": "' + " " * (BIG_BODY - len(done) - 12) + '", ' + done[1:]).encode()
             return self._send(200, srv.big)
+        # issue 20: text and faults a server may send
+        if model == "badutf8":   # a lone surrogate, an overlong '/', a stray byte, then the score
+            raw = json.dumps(chat_completion(model, "@@BAD@@ Score: %d" % s, False)).encode()
+            return self._send(200, raw.replace(b"@@BAD@@", b"\xed\xa0\x80 \xc0\xaf \xff"))
+        if model == "hugetext":  # 2 MB of text, the score at its end
+            return self._send(200, chat_completion(model, "blah " * 400000 + "Score: %d" % s, False))
+        if model == "inflogprob":  # the score digit's logprob is 1e999 (+inf once parsed)
+            raw = json.dumps(chat_completion(model, "Score: %d" % s, True, s)).encode()
+            return self._send(200, raw.replace(b"%.17g" % math.log(0.6), b"1e999", 1)
+                              .replace(repr(math.log(0.6)).encode(), b"1e999", 1))
+        if model == "silent":    # headers never come (bounded by MAX_SLEEP)
+            self._sleep(MAX_SLEEP)
+            return self._send(200, chat_completion(model, text, False))
+        if model == "malformed-once":   # a torn body on the first attempt of each request only
+            if attempt == 1:
+                return self._send(200, '{"choices": [{"message": {"content": "Score: 7"')
+            return self._send(200, chat_completion(model, text, False))
         if model == "wrongtype":
             return self._send(200, "<html><body><h1>Please sign in</h1></body></html>", "text/html; charset=utf-8")
         if model == "badrequest":

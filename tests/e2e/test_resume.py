@@ -118,7 +118,8 @@ def assert_clean(out, n_pairs):
     leftovers = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs if TEMP_RE.search(f)]
     assert leftovers == [], leftovers
     assert not os.path.exists(os.path.join(out, ".lock"))
-    lines = journal_lines(out)
+    # each process's own "run" line (its swaps and timings) besides the steps
+    lines = [l for l in journal_lines(out) if l["type"] != "run"]
     assert lines[0]["type"] == "header" and all(l["type"] == "step" for l in lines[1:])
     steps = [(l["stage"], l["category"], l["id"]) for l in lines[1:]]
     assert len(steps) == len(set(steps)) == 2 * n_pairs, (len(steps), len(set(steps)))
@@ -359,11 +360,11 @@ def test_journal_of_another_run_is_refused(binary, bench, reference, tmp_path):
     assert run(cfg, out).returncode == 0
     before = open(os.path.join(out, "journal.jsonl"), "rb").read()
 
-    r = run(cfg, out, "--resume", "--set", "editor.name=identity", "--set", "judge.load_ms=512")
+    r = run(cfg, out, "--resume", "--set", "editor.name=identity", "--set", "judge.footprint_mb=512")
     assert r.returncode == 1
     assert "belongs to a different run" in r.stderr
     assert 'editor.name ("imageops" -> "identity")' in r.stderr
-    assert "judge.load_ms (added: 512)" in r.stderr
+    assert "judge.footprint_mb (added: 512)" in r.stderr
     assert "--resume=force" in r.stderr
 
     other = str(tmp_path / "other.json")

@@ -206,7 +206,7 @@ function Run:thumbnails(size)
   return function(row)
     local pair = type(row.index) == "number" and self.dataset:pair(row.category, row.index) or nil
     local orig = pair and pair.error == nil and thumb((pair:image())) or nil
-    local edited = type(row.image) == "string" and thumb((h.image.load(util.join(self.out, row.image)))) or nil
+    local edited = type(row.image) == "string" and thumb((h.image.load(util.join(self.out, row.image), { no_follow = true }))) or nil
     return orig, edited
   end
 end
@@ -227,8 +227,8 @@ function Run:finish()
     rule = self.aggregate, order = self.categories,
     resamples = self.bootstrap.resamples, seed = self.bootstrap.seed,
   })
-  local swaps = h.swaps()
-  local t = self.timings
+  -- a resumed run's figures add the earlier processes' (journaled at their stop)
+  local swaps, t = self:whole_run(h.swaps())
   local models = {}
   for role, m in pairs(self.models) do models[role] = m:info() end
   local rep = report.build({
@@ -260,6 +260,7 @@ function Run:finish()
       edit_per_item = t.edited > 0 and t.edit_seconds / t.edited or nil,
       score_per_item = t.scored > 0 and t.score_seconds / t.scored or nil,
       edits_reused = t.reused,
+      processes = swaps.processes, covers = swaps.covers,   -- a resumed run's figures are the whole run's
     },
     stats = agg,
     stats_method = stats.method(self.bootstrap),
@@ -283,7 +284,10 @@ function Run:finish()
   if not paths then stop(("report: %s"):format(err)) end
   self.dataset:close()
   for _, m in pairs(self.models) do m:close() end
-  if self.journal and self.journal.close then self.journal:close() end
+  if self.journal and self.journal.close then
+    self:journal_totals()
+    self.journal:close()
+  end
 
   self:summary(agg, rep, swaps, paths)
   self.report, self.report_paths = rep, paths

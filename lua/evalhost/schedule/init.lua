@@ -25,13 +25,14 @@ require "evalhost.schedule.inputs"
 require "evalhost.schedule.residency"
 require "evalhost.schedule.prefetch"
 require "evalhost.schedule.finish"
+require "evalhost.schedule.totals"
 
 local log, banner, Stop = base.log, base.banner, base.Stop
 
 local schedule = {}
 schedule.banner = banner
-schedule.stop = base.stop
 schedule.say = base.say
+schedule.stop = base.stop
 schedule.start = setup.start
 
 -- Set up, run body(run), write the reports; the exit code (0 all scored, 1
@@ -53,7 +54,7 @@ function schedule.main(name, body, opts)
   end)
   if ok then return e end
   if getmetatable(e) ~= Stop then error(e, 0) end
-  log("error", "%s", e.msg)
+  if e.signal then log("warn", "%s: stopping after the item under way", e.msg) else log("error", "%s", e.msg) end
   if run.image_writer then
     -- the saves already under way finish; unless the journal failed, the edits they
     -- saved are journaled, so that resume does not redo them
@@ -65,9 +66,19 @@ function schedule.main(name, body, opts)
   end
   if run.reader then run.reader:close() end
   if run.journal then
-    log("error", "stopped: every finished step is in %s; fix the cause and run the same command with --resume",
-      run.journal:path())
-    run.journal:close()
+    if not run.journal_failed then run:journal_totals() end   -- this process's swaps and timings
+    if e.signal then
+      log("info", "every finished step is in %s", run.journal:path())
+    else
+      log("error", "stopped: every finished step is in %s; fix the cause and run the same command with --resume",
+        run.journal:path())
+    end
+    run.journal:close()   -- releases .lock
+  end
+  -- no report: a stopped run leaves none behind (the next one writes it whole)
+  if e.signal then
+    log("warn", "interrupted: resume with --resume")
+    return e.exit_code
   end
   return 1
 end

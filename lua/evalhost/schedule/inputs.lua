@@ -106,13 +106,13 @@ function Run:reuse_edit(cat, id, input)
   if not (rec and rec.image and not rec.error and rec.input == input and src.editor_hash == self.editor_hash) then
     return false
   end
-  local bytes = h.fs.read(util.join(src.dir, rec.image))
+  local bytes = h.fs.read(util.join(src.dir, rec.image), nil, { no_follow = true })
   if not bytes or (rec.hash and h.hash(bytes) ~= rec.hash) then
     log("warn", "[%s] %s: %s changed since that run; editing again", cat, id, util.join(src.dir, rec.image))
     return false
   end
-  local rel = util.join("images", cat, id .. ".png")
-  local ok, err = h.fs.mkdir_beneath(self.out, util.join("images", cat))
+  local rel = self:image_rel(cat, id)
+  local ok, err = h.fs.mkdir_beneath(self.out, util.dirname(rel))
   if ok then ok, err = h.fs.write(util.join(self.out, rel), bytes) end
   if not ok then stop(("cannot save the edit of %s/%s: %s"):format(cat, id, tostring(err))) end
   self.timings.reused = (self.timings.reused or 0) + 1

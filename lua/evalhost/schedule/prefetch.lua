@@ -79,7 +79,7 @@ end
 function Run:load_edited(path)
   local img = self:take_prefetched(path)
   if img then return img end
-  return util.host().image.load(path)   -- both values: an error names the file
+  return util.host().image.load(path, { no_follow = true })   -- both values: an error names the file
 end
 
 local function original_key(cat, pair) return "<original>/" .. cat .. "/" .. pair_id(pair) end
@@ -147,7 +147,7 @@ function Run:prefetch(cat, list, from, size)
     local e = not self:done(self.score_stage, cat, id) and self:done("edit", cat, id)
     if e and not e.error and type(e.image) == "string" then
       local path = util.join(self.out, e.image)
-      if not self.loading[path] and self.reader:load(path) then
+      if not self.loading[path] and self.reader:load(path, { no_follow = true }) then
         self.loading[path] = true
         queued = queued + 1
         self:prefetch_original(cat, list[j])   -- the judge's other image

@@ -3,6 +3,7 @@
 local util = require "evalhost.util"
 local prompts_mod = require "evalhost.prompts"
 local runkey = require "evalhost.runkey"
+local records = require "evalhost.records"
 local shard_mod = require "evalhost.shard"
 local base = require "evalhost.schedule.run"
 local Run, log, ROLES = base.Run, base.log, base.ROLES
@@ -150,11 +151,14 @@ local function verify_images(run)
       if type(rec) == "table" and rec.image and not rec.error then
         local path = util.join(run.out, rec.image)
         -- only the path Run:edit writes is trusted: a journal naming "../x" or "/etc/x" is never read
-        local own = rec.image == util.join("images", cat, tostring(id) .. ".png")
-        local got = own and h.hash_file(path) or nil
+        local own = rec.image == run:image_rel(cat, id)
+        -- no_follow, regular files only: a FIFO or a link to /dev/zero must not hang resume
+        local got, why = nil, nil
+        if own then got, why = h.hash_file(path, { no_follow = true }) end
         if got == nil or (rec.hash ~= nil and got ~= rec.hash) then
           log("warn", "resume: %s %s; redoing the edit of %s/%s", path, not own and "is not where this run keeps its images"
-            or got and "does not match its recorded hash" or "is missing", cat, id)
+            or got and "does not match its recorded hash"
+            or (not h.fs.exists(path) and "is missing") or ("cannot be used (%s)"):format(tostring(why)), cat, id)
           recs[id] = nil
           local s = run.steps.score and run.steps.score[cat]
           if s then s[id] = nil end
@@ -188,16 +192,29 @@ local function open_journal(run)
   run.journal = j
   if j:is_new() then return true end
   local entries = j:entries()
+  local range, bad = records.score_range(run.config, run.sections.judge), 0
   for _, e in ipairs(entries) do
-    local rec = e.record
-    -- a network failure is the server's, not the pair's: retried on resume
-    if not (type(rec) == "table" and rec.error and rec.code == "ENET") then
+    -- replayed like any input: a record that does not check out fails its pair, by file and line
+    local rec, why = records.check(e, { range = range, file = j:path() })
+    if not rec then
+      if type(e.category) == "string" and type(e.id) == "string" and records.known_stage(e.stage) then
+        log("warn", "resume: %s", why)
+        run:remember(e.stage, e.category, e.id, records.failure(why))
+      else
+        log("warn", "resume: %s (ignored)", why)
+      end
+      bad = bad + 1
+    -- a server's or network's failure is not the pair's: retried on resume
+    elseif not (rec.error and records.transient(rec.code)) then
       run:remember(e.stage, e.category, e.id, rec)
     end
   end
+  -- the earlier processes' swaps and timings, for a report of the whole run
+  for _, r in ipairs(j.runs and j:runs() or {}) do run:replay_totals(r, j:path()) end
   local redo = verify_images(run)
-  log("info", "resume: %s: %d finished step(s) replayed%s", j:path(), #entries,
-    redo > 0 and (", %d edit(s) to redo"):format(redo) or "")
+  log("info", "resume: %s: %d finished step(s) replayed%s%s", j:path(), #entries,
+    redo > 0 and (", %d edit(s) to redo"):format(redo) or "",
+    bad > 0 and (", %d bad record(s) failed their pairs"):format(bad) or "")
   return true
 end
 

@@ -5,6 +5,7 @@ local util = require "evalhost.util"
 local base = require "evalhost.schedule.run"
 local Run, log, stop, pair_id = base.Run, base.log, base.stop, base.pair_id
 local stats = require "evalhost.stats"
+local records = require "evalhost.records"
 
 ------------------------------------------------------------------------
 -- The two functions every step goes through (resume lives here).
@@ -80,6 +81,7 @@ function Run:each(cat, label, fn)
   local list = {}
   for _, pair in self:pairs(cat) do list[#list + 1] = pair end
   for i, pair in ipairs(list) do
+    base.check_interrupt()   -- a stop signal: stop after the item under way
     if i == 1 then self:prefetch_original(cat, pair) end
     if list[i + 1] then self:prefetch_original(cat, list[i + 1]) end
     fn(pair)
@@ -87,6 +89,14 @@ function Run:each(cat, label, fn)
     bar:tick()
   end
   bar:close()
+end
+
+-- Where a pair's edited image lives inside the run folder: one rule for
+-- writing it, for reusing it and for trusting a replayed journal's path.
+-- A long id or category becomes a prefix and a hash (util.file_stem); the
+-- journal records the path, so a report finds the file whatever its name.
+function Run:image_rel(cat, id)
+  return util.join("images", util.file_stem(cat), util.file_stem(tostring(id)) .. ".png")
 end
 
 -- Edit one pair and save the result; true when an edited image exists.
@@ -123,23 +133,23 @@ function Run:edit(cat, pair)
   -- the call failed as a whole (server down, out of memory): nothing is
   -- recorded for the pair, the run stops resumably
   if not edited and type(info) == "table" and info.whole then
-    stop(("%s: %s"):format(self.sections.editor, tostring(err)))
+    stop(base.prefixed(self.sections.editor, err))
   end
   self:note_call("editor", nil, not edited and info or nil, err)   -- out of memory twice in a row: stop
   if not edited then return self:fail("edit", cat, pair, "edit", err, info) and false end
   self.timings.edit_seconds = self.timings.edit_seconds + dt
   self.timings.edited = self.timings.edited + 1
 
-  local dir = util.join(self.out, "images", cat)
+  local rel = self:image_rel(cat, id)
+  local dir = util.join(self.out, util.dirname(rel))
   if not self.made_dirs[dir] then
-    local ok, merr = h.fs.mkdir_beneath(self.out, util.join("images", cat))
+    local ok, merr = h.fs.mkdir_beneath(self.out, util.dirname(rel))
     if not ok then
       edited:close()
       stop(("cannot create %s: %s"):format(dir, tostring(merr)))
     end
     self.made_dirs[dir] = true
   end
-  local rel = util.join("images", cat, id .. ".png")
   local path = util.join(self.out, rel)
   local w = self:writer()
   if w then
@@ -161,11 +171,13 @@ function Run:edit(cat, pair)
   return true
 end
 
-local function valid_score(res)
+local function valid_score(res, range)
   if type(res) ~= "table" then return nil, "judge returned no result" end
   local s = res.score
   if type(s) ~= "number" or s ~= s then return nil, "judge reply has no score" end
-  if s < 0 or s > 10 then return nil, ("judge score %s is outside 0..10"):format(tostring(s)) end
+  if s < range[1] or s > range[2] then
+    return nil, ("judge score %s is outside %s..%s"):format(tostring(s), tostring(range[1]), tostring(range[2]))
+  end
   return s
 end
 
@@ -205,11 +217,12 @@ function Run:settle_score(cat, pair, req, res, err, info, dt)
   req.image:close()
   req.original:close()
   if not res and type(info) == "table" and info.whole then
-    stop(("%s: %s"):format(self.sections.judge, tostring(err)))
+    stop(base.prefixed(self.sections.judge, err))
   end
   if not res then return self:fail(self.score_stage, cat, pair, "score", err, info) and false end
   local score
-  score, err = valid_score(res)
+  self.score_range = self.score_range or records.score_range(self.config, self.sections.judge)
+  score, err = valid_score(res, self.score_range)
   if not score then return self:fail(self.score_stage, cat, pair, "score", err) and false end
   local dims
   if self.profile_parse then
@@ -244,6 +257,7 @@ function Run:score_pairs(cat, list, tick)
   self:prefetch(cat, list, 1, size)   -- the first batch's images load while its originals decode
   local i = 1
   while i <= #list do
+    base.check_interrupt()   -- a stop signal: stop after the batch under way
     local reqs, owners = {}, {}
     while i <= #list and #reqs < size do
       local pair = list[i]
