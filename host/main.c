@@ -359,6 +359,22 @@ typedef struct pmain_args {
     int exit_code;
 } pmain_args;
 
+/* A script that is no Lua but a YAML mapping is a config given where the
+ * script belongs (the script name forgotten). */
+static int looks_like_config(const char *path)
+{
+    char *text;
+    size_t len;
+    eh_error err = { 0 };
+    if (eh_fs_read(path, 1u << 20, &text, &len, &err) != EH_OK)
+        return 0;
+    eh_node *n = eh_yaml_parse(text, len, path, NULL, &err);
+    int yes = n && n->type == EH_NODE_MAP && n->u.list.count > 0;
+    eh_node_free(n);
+    free(text);
+    return yes;
+}
+
 /* Requires module `name` and calls its function `fn` with the values above
  * it on the stack (n of them); leaves its results.  A library that cannot be
  * found is named with where it was looked for. */
@@ -446,7 +462,11 @@ static int pmain(lua_State *L)
     }
     lua_pushcfunction(L, msghandler);
     int handler = lua_gettop(L);
-    if (luaL_loadfile(L, a->c->script) != LUA_OK)
+    int lrc = luaL_loadfile(L, a->c->script);
+    if (lrc == LUA_ERRSYNTAX && looks_like_config(a->c->script))
+        return luaL_error(L, "%s is a config, not a script: name the script first, e.g. evalhost two_stage %s "
+                          "(evalhost list shows the scripts)", a->c->script, a->c->script);
+    if (lrc != LUA_OK)
         return lua_error(L);   /* a syntax error or a missing script */
     for (int i = 0; i < a->c->n_args; i++)
         lua_pushstring(L, a->c->args[i]);

@@ -57,6 +57,15 @@ def test_a_config_given_as_the_script_is_named_as_such():
     assert "syntax error" not in r.stderr and "traceback" not in r.stderr
 
 
+def test_a_config_without_the_yaml_suffix_given_as_the_script_is_named_too(tmp_path):
+    cfg = tmp_path / "myconfig"
+    cfg.write_text("benchmark:\n  data_path: examples/benchmark.json\nrun: {out: o}\n", encoding="utf-8")
+    r = run_evalhost(cfg)
+    assert r.returncode == 2
+    assert f"{cfg} is a config, not a script: name the script first" in r.stderr, r.stderr
+    assert "unexpected symbol" not in r.stderr
+
+
 def test_an_unknown_script_name_says_where_it_looked():
     r = run_evalhost("two_stag", EXAMPLE)
     assert r.returncode == 2
