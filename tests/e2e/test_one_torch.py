@@ -24,11 +24,11 @@ def torch_root():
     return pathlib.Path(r.stdout.strip()).parents[1].resolve()
 
 
-def configure(tmp_path, body):
+def configure(tmp_path, body, *defs):
     proj = tmp_path / "proj"
     proj.mkdir()
     (proj / "CMakeLists.txt").write_text("cmake_minimum_required(VERSION 3.18)\nproject(probe C CXX)\n" + body)
-    r = subprocess.run(["cmake", "-S", str(proj), "-B", str(tmp_path / "b"), f"-DEVALHOST_PYTHON={PYTHON}"],
+    r = subprocess.run(["cmake", "-S", str(proj), "-B", str(tmp_path / "b"), f"-DEVALHOST_PYTHON={PYTHON}", *defs],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     cache = {}
@@ -65,6 +65,12 @@ def test_fresh_configure_takes_every_torch_library_from_the_one_torch(tmp_path):
     assert any(os.path.basename(p) == "libc10.so" for p in found)
     for p in found:
         assert pathlib.Path(p).resolve().is_relative_to(root), f"{p} is not from {root}"
+    # a build folder whose cache already holds the system's c10 (configured before the fix) is mended
+    (tmp_path / "stale").mkdir()
+    cache, libs = configure(tmp_path / "stale", f'set(EVALHOST_TORCH ON)\ninclude("{SRC}/cmake/torch.cmake")\n' + DUMP,
+                            f"-Dc10_LIBRARY:FILEPATH={SYSTEM_C10[0]}")
+    assert pathlib.Path(cache["c10_LIBRARY"]).resolve().is_relative_to(root), cache["c10_LIBRARY"]
+    assert SYSTEM_C10[0] not in libs
 
 
 def elf_binaries(folder):
