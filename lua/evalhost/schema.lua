@@ -82,6 +82,13 @@ local LORA = {
   scale = { "number", nil, "its scale (default lora_scale)" },
 }
 
+-- The overlapped load every libtorch backend reads (host/models/backend_overlap.c).
+local OVERLAP = {
+  overlap_load = { "boolean", false, "the device copy in chunks the first forward waits for one by one" },
+  overlap_chunk_mb = { "number", 64, "bytes per overlapped chunk, MB", min = 0, max = 1e6 },
+  overlap_test_delay_us = { "integer", 0, "tests: a sleep per chunk on the CPU's copy path", min = 0, max = 1000000 },
+}
+
 -- Keys of one backend. role = "editor"/"judge": only a model in that role reads it.
 schema.model_backends = {
   builtin = {
@@ -122,6 +129,8 @@ schema.model_backends = {
     cpu_copy = { "boolean", false, "keep a host copy when on the CPU" },
     synthetic_bytes = { "integer", 0, "tests: a synthetic module of this many bytes", min = 0 },
     synthetic_params = { "integer", 1000, "tests: parameters of the synthetic module", min = 1 },
+    overlap_load = OVERLAP.overlap_load, overlap_chunk_mb = OVERLAP.overlap_chunk_mb,
+    overlap_test_delay_us = OVERLAP.overlap_test_delay_us,
   },
   native = {
     cpu_copy = { "boolean", false, "keep a host copy when on the CPU" },
@@ -152,6 +161,8 @@ schema.model_backends = {
     height = { "integer", nil, "editor: output height", min = 1, role = "editor" },
     seed = { "integer", 0, "editor: the noise seed", role = "editor" },
     negative_prompt = { "string|boolean", " ", "editor: the negative prompt (false: none)", role = "editor" },
+    overlap_load = OVERLAP.overlap_load, overlap_chunk_mb = OVERLAP.overlap_chunk_mb,
+    overlap_test_delay_us = OVERLAP.overlap_test_delay_us,
   },
 }
 
