@@ -4,6 +4,7 @@ stops the run with file:line:col (or the --set assignment), the key's full
 path and the nearest known key; a wrong type names the expected one; nothing
 loads and no output folder is made. README's configuration reference is the
 schema's rendering."""
+import json
 import pathlib
 import re
 
@@ -178,3 +179,45 @@ def test_list_items_and_adapter_options_are_checked(tmp_path):
     r = run_evalhost("two_stage", "config/example.yaml", "--set", "dataset.adapter=gedit", "--set", "dataset.langauge=en")
     assert r.returncode == 2
     assert "--set dataset.langauge=en: unknown key 'dataset.langauge' (did you mean 'dataset.language'?)" in r.stderr
+
+
+KEYS_LUA = r"""
+local s = require "evalhost.schema"
+local function names(keys, out)
+  for k, e in pairs(keys) do
+    out[#out + 1] = k
+    if e.keys then names(e.keys, out) end
+    if type(e.items) == "table" and e.items.keys then names(e.items.keys, out) end
+  end
+  return out
+end
+local model = names(s.model_common, {})
+for _, b in pairs(s.model_backends) do names(b, model) end
+local out = { model = model }
+for name, sec in pairs(s.sections) do
+  if sec.keys then out[name] = names(sec.keys, {}) end
+end
+print(evalhost.json.encode(out))
+"""
+
+# which schema part a C reader's first argument names (host/*: eh_node_<get>(VAR, "key"))
+C_READERS = {"m->spec": "model", "s": "model", "spec": "model", "o": "model", "e": "model",
+             "limits": "limits", "lim": "limits", "ms": "limits", "image": "image", "run": "run", "dcfg": "dataset"}
+
+
+def test_every_key_the_c_code_reads_is_in_the_schema(tmp_path):
+    """A key read in C but missing from lua/evalhost/schema.lua would be refused
+    as unknown: add its line there (and `make config-doc`)."""
+    script = tmp_path / "keys.lua"
+    script.write_text(KEYS_LUA)
+    r = run_evalhost(script)
+    assert r.returncode == 0, r.stderr
+    known = {k: set(v) for k, v in json.loads(r.stdout).items()}
+    missing = []
+    for path in sorted((SRC / "host").rglob("*.c")):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for var, key in re.findall(r"eh_node_(?:str|int|num|bool|get)\(([\w>-]+), \"(\w+)\"", line):
+                part = C_READERS.get(var)
+                if part and key not in known[part]:
+                    missing.append(f"{path.relative_to(SRC)}:{n}: {part} key '{key}'")
+    assert not missing, "keys read in C but not in lua/evalhost/schema.lua:\n" + "\n".join(missing)
