@@ -231,6 +231,30 @@ static size_t intern_key(eh_dataset *ds, const char *k, size_t len)
     return ds->nkeys - 1;
 }
 
+/* A category name with a NUL or a control character cannot be one: it would
+ * be cut at the NUL (another category, or none) and split log lines, so the
+ * file is refused at open, the name shown escaped. 0 when the name is fine. */
+static int refuse_category(scan *sc, size_t at, const char *name, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (uint8_t)name[i] >= 0x20 && name[i] != 0x7f)
+        i++;
+    if (i == len)
+        return 0;
+    char shown[160];
+    size_t o = 0;
+    for (size_t k = 0; k < len && k < 64 && o + 5 < sizeof shown; k++) {
+        uint8_t c = (uint8_t)name[k];
+        if (c < 0x20 || c == 0x7f)
+            o += (size_t)snprintf(shown + o, sizeof shown - o, "\\x%02x", c);
+        else
+            shown[o++] = (char)c;
+    }
+    shown[o] = '\0';
+    return eh_jscan_fail(&sc->j, EH_EINVAL, at, "category \"%s%s\" holds a %s (refused: a category names a folder)",
+                         shown, len > 64 ? "..." : "", name[i] ? "control character" : "NUL byte");
+}
+
 static size_t get_category(eh_dataset *ds, const char *name, size_t len, int bad_utf8)
 {
     uint64_t h = XXH3_64bits(name, len);
@@ -348,6 +372,10 @@ static int finish_pair(scan *sc, pair_rec *p, size_t cat, int is_object, const c
         if (f && f->type == EH_JSON_STRING) {
             if (!(tmp = small_string(ds->map + f->off, (size_t)f->len, &tlen)))
                 goto nomem;
+            if (refuse_category(sc, (size_t)f->off, tmp, tlen)) {
+                free(tmp);
+                return -1;
+            }
             cat = get_category(ds, tmp, tlen, (f->flags & EH_JSTR_BAD) != 0);
             free(tmp);
             tmp = NULL;
@@ -604,6 +632,10 @@ static int scan_category_map(scan *sc)
         char *name = small_string(sc->j.b + ks, kl, &nlen);
         if (!name)
             return eh_jscan_fail(&sc->j, EH_ENOMEM, ks, "out of memory");
+        if (refuse_category(sc, ks, name, nlen)) {
+            free(name);
+            return -1;
+        }
         size_t cat = get_category(ds, name, nlen, (kf & EH_JSTR_BAD) != 0);
         free(name);
         if (cat == NONE)
@@ -987,6 +1019,12 @@ static char *resolve_inside(const eh_dataset *ds, const char *rel, size_t len, i
     return real;
 }
 
+char *eh_dataset_resolve(const eh_dataset *ds, const char *rel, size_t len, eh_error *err)
+{
+    int missing;
+    return resolve_inside(ds, rel, len, &missing, err);
+}
+
 eh_status eh_dataset_image(const eh_dataset *ds, size_t c, size_t i, eh_dataset_image_ref *ref, eh_error *err)
 {
     memset(ref, 0, sizeof *ref);
@@ -1086,7 +1124,9 @@ const char *eh_dataset_hash(eh_dataset *ds)
 
 int eh_dataset_id_safe(const char *id, size_t len)
 {
-    if (len == 0 || len > 255 || id[0] == '.')
+    /* no length bound here: a long id or category becomes a prefix and a hash
+     * when it names a file (the schedule's util.file_stem) */
+    if (len == 0 || id[0] == '.')
         return 0;
     for (size_t i = 0; i < len;) {
         uint8_t c = (uint8_t)id[i];

@@ -445,6 +445,24 @@ static int ds_tostring(lua_State *L)
     return 1;
 }
 
+/* ds:resolve(rel) → the real path of rel inside the dataset's folder, or nil,
+ * err: the pair's own image rule, for the paths in its other fields. */
+static int ds_resolve(lua_State *L)
+{
+    ldataset *d = luaL_checkudata(L, 1, DATASET_META);
+    if (!d->ds)
+        return luaL_error(L, "attempt to use a closed dataset");
+    size_t len;
+    const char *rel = luaL_checklstring(L, 2, &len);
+    eh_error err = {0};
+    char *real = eh_dataset_resolve(d->ds, rel, len, &err);
+    if (!real)
+        return eh_lua_fail(L, &err);
+    lua_pushstring(L, real);
+    free(real);
+    return 1;
+}
+
 /* evalhost.dataset.open(path [, opts]) → Dataset | nil, err */
 static int ds_open(lua_State *L)
 {
@@ -468,6 +486,7 @@ static const luaL_Reg ds_methods[] = {
     {"pair", ds_pair},
     {"path", ds_path},
     {"hash", ds_hash},
+    {"resolve", ds_resolve},
     {"close", ds_gc},
     {NULL, NULL},
 };

@@ -143,5 +143,9 @@ int eh_dataset_id_safe(const char *id, size_t len);
  * cut to fit) "-<8 hex of the id's hash>" keeps distinct ids distinct.
  * n >= 32 is required (EH_EINVAL otherwise); the result is at most n-1 bytes. */
 eh_status eh_dataset_safe_name(const char *id, size_t len, char *buf, size_t n, eh_error *err);
+/* The rule a pair's image path obeys, for any path a pair names (its further
+ * pictures): rel inside the dataset's folder (no absolute path, no "..", no
+ * symlink leading out), as a malloc'd real path; NULL and err otherwise. */
+char *eh_dataset_resolve(const eh_dataset *ds, const char *rel, size_t len, eh_error *err);
 
 #endif

@@ -68,7 +68,8 @@ local function check_record(stage, rec, range)
   else
     -- "7" is not 7: a string would make the console and the JSON disagree
     if type(rec.score) ~= "number" then
-      return nil, ("score %s is not a number"):format(rec.score == nil and "(none)" or util.shown(rec.score))
+      return nil, ("score %s is not a number"):format(rec.score == nil and "(none)"
+        or type(rec.score) == "string" and util.shown(rec.score) or ("(a %s)"):format(type(rec.score)))
     end
     if not finite(rec.score) then return nil, ("score %s is not finite"):format(tostring(rec.score)) end
     if rec.score < range[1] or rec.score > range[2] then

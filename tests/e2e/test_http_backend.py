@@ -240,9 +240,25 @@ def test_connection_reset(binary, server, tmp_path):
 
 
 @pytest.mark.parametrize("model, needle", [
-    ("malformed", 'malformed JSON reply from http://127.0.0.1:%d/v1/chat/completions: "{"choices": [{"message"'),
+    ("malformed", 'malformed JSON reply: "{"choices": [{"message"'),
+    ("wrongtype", "reply has content type 'text/html; charset=utf-8', not JSON"),
+])
+def test_unusable_bodies_are_the_servers_failure(binary, server, tmp_path, model, needle):
+    """A body the judge cannot read is the server's failure (issue 20): retried
+    like a 5xx, recorded with code ENET (not final: --resume retries it)."""
+    cfg, out = write_config(tmp_path, server.url, model, per_category=1)
+    r = two_stage(cfg)
+    assert r.returncode == 1, r.stderr
+    (p,) = report(out)["pairs"]
+    assert p["score"] is None and needle in p["error"], p["error"]
+    assert len(server.requests()) == 3   # retries: 2
+    with open(os.path.join(out, "journal.jsonl"), encoding="utf-8") as f:
+        scores = [json.loads(l) for l in f if '"stage":"score"' in l]
+    assert [s["record"]["code"] for s in scores] == ["ENET"]
+
+
+@pytest.mark.parametrize("model, needle", [
     ("noscore", 'judge reply has no score in 0..10: "The image shows 3 cats on a sofa; I cannot rate it."'),
-    ("wrongtype", "has content type 'text/html; charset=utf-8', not JSON: \"<html><body><h1>Please sign in"),
     ("badrequest", "HTTP 400: {\"error\": {\"message\": \"image too large for this model\"}}"),
     ("no-such-model", "HTTP 404"),
 ])
@@ -269,6 +285,9 @@ def test_50mb_body_over_the_limit_and_under_the_default(binary, server, tmp_path
     (p,) = report(out)["pairs"]
     assert p["score"] is None
     assert "over limits.max_http_body (10000000 bytes)" in p["error"], p["error"]
+    # the server's failure, not the pair's (issue 20): ENET, retried by --resume
+    with open(os.path.join(out, "journal.jsonl"), encoding="utf-8") as f:
+        assert [json.loads(l)["record"]["code"] for l in f if '"stage":"score"' in l] == ["ENET"]
     cfg, out = write_config(tmp_path / "b", server.url, "big", per_category=1)
     r = two_stage(cfg)
     assert r.returncode == 0, r.stderr
@@ -400,7 +419,8 @@ def test_breaker_fails_the_call_then_recovers(binary, tmp_path):
         res, stderr, sent = lua_batch(tmp_path, srv.url, "text", 6, calls=2, revive=1, srv=srv,
                                 judge_opts={"breaker_after": 3, "retries": 1, "max_in_flight": 2})
         first, second = res["calls"]
-        assert first["err"] and "the server looks down: 3 requests in a row failed" in first["err"]
+        # the breaker counts attempts (issue 20): a silent server stops a run after breaker_after of them
+        assert first["err"] and "the server looks down: 3 attempts in a row failed" in first["err"]
         # it stopped instead of sending all six: at most 2 in flight when the 3rd failed, 2 attempts each
         assert sent <= 4 * 2, sent
         assert second.get("err") is None

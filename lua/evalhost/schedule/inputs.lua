@@ -10,11 +10,21 @@ local Run, log, stop = base.Run, base.log, base.stop
 -- can later serve as run.reuse_edits_from.
 local IMAGE_FIELDS = { "original_image_b64", "image", "image_b64", "image_path" }
 
+local IMAGE_EXT = { png = true, jpg = true, jpeg = true, webp = true, bmp = true, gif = true }
+
 -- A dataset's image string that names a file (not base64, not a data: URL):
--- its path, beside the dataset file unless absolute; nil otherwise.
+-- its real path inside the dataset's folder, by the same C rule as the pair's
+-- own image (no absolute path, no "..", no symlink leading out); nil and why
+-- otherwise ("refused" in why when it names a file outside).
 function Run:image_file(v)
   if type(v) ~= "string" or #v >= 4096 or v:find("^data:") then return nil end
-  return util.is_absolute(v) and v or util.join(util.dirname(self.dataset_path), v)
+  if type(self.dataset.resolve) == "function" then return self.dataset:resolve(v) end
+  -- an adapter's dataset: the rule without realpath
+  if util.is_absolute(v) then return nil, ("image path %q is absolute (refused)"):format(v) end
+  for comp in v:gmatch("[^/]+") do
+    if comp == ".." then return nil, ("image path %q escapes the dataset folder (refused)"):format(v) end
+  end
+  return util.join(util.dirname(self.dataset_path), v)
 end
 
 -- What an input image adds to the input hash: a named file's bytes, else
@@ -77,9 +87,13 @@ function Run:more_images(pair)
   for i, s in ipairs(v) do
     if type(s) ~= "string" then return fail(("%s[%d] is not a string"):format(field, i)) end
     local img, err
-    local path = self:image_file(s)
+    local path, why = self:image_file(s)
     if path then
       img, err = h.image.load(path)
+    elseif why and (tostring(why):find("refused", 1, true) or s:lower():match("%.[a-z]+$") and
+        IMAGE_EXT[s:lower():match("%.([a-z]+)$")]) then
+      -- a path refused, or a file name that is missing: its own message, not base64's
+      return fail(("%s[%d]: %s"):format(field, i, tostring(why)))
     else
       img, err = h.image.decode_b64(s)
     end

@@ -1,0 +1,428 @@
+"""Nothing lost, round two (issue 20): each numbered case of the issue fed to
+the built binary, checking the message, the exit code, and that --resume
+afterwards gives the uninterrupted run's report.
+
+Builtin models (params.delay_ms slows them, so that a real signal lands while
+editing or scoring) and the fake OpenAI server on 127.0.0.1 (bounded in
+requests and time) stand in for the real ones.
+
+Environment: EVALHOST_BIN (default build/evalhost), EVALHOST_SRC (repo root).
+"""
+import base64
+import glob
+import io
+import json
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fake_openai_server import FakeOpenAI, expected_score  # noqa: E402
+
+SRC = os.environ.get("EVALHOST_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("EVALHOST_BIN") or os.path.join(SRC, "build", "evalhost")
+TWO_STAGE = os.path.join(SRC, "scripts", "two_stage.lua")
+MERGE = os.path.join(SRC, "scripts", "merge.lua")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def binary():
+    if not os.access(BIN, os.X_OK):
+        pytest.fail("evalhost binary not found at %s (build it or set EVALHOST_BIN)" % BIN)
+
+
+def png_b64(seed, w=24, h=16):
+    rng = random.Random(seed)
+    img = Image.new("RGB", (w, h), tuple(rng.randrange(256) for _ in range(3)))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def bench(path, cats, ids=None, per_category=3, extra=None):
+    """cats: {name: [id, ...]} or a list of names (ids pair_001..)."""
+    if not isinstance(cats, dict):
+        cats = {c: ["pair_%03d" % (i + 1) for i in range(per_category)] for c in cats}
+    doc = {}
+    k = 0
+    for cat, ids in cats.items():
+        pairs = []
+        for pid in ids:
+            k += 1
+            p = {"id": pid, "original_image_b64": png_b64(k), "edit_instruction": "make it red",
+                 "original_description": "a test picture"}
+            p.update((extra or {}).get(pid, {}))
+            pairs.append(p)
+        doc[cat] = {"data_pairs": pairs}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, ensure_ascii=False)
+    return path
+
+
+def config(tmp, data, out, editor="{backend: builtin, name: identity}", judge="{backend: builtin, name: metrics}",
+           extra=""):
+    cfg = os.path.join(str(tmp), "config.yaml")
+    with open(cfg, "w", encoding="utf-8") as f:
+        f.write("benchmark:\n  data_path: %s\n" % json.dumps(str(data)))
+        f.write("editor: %s\njudge: %s\n" % (editor, judge))
+        f.write("run:\n  out: %s\nreport:\n  bootstrap: {resamples: 20}\n" % json.dumps(str(out)))
+        f.write(extra)
+    return cfg
+
+
+def run(cfg, *args, timeout=120, script=TWO_STAGE):
+    return subprocess.run([BIN, script, cfg, *args], cwd=SRC, capture_output=True, text=True, timeout=timeout)
+
+
+def reports(out):
+    return sorted(glob.glob(os.path.join(str(out), "results", "evaluation_report_*.json")))
+
+
+def report(out):
+    files = reports(out)
+    assert len(files) >= 1, "no report in %s" % out
+    with open(files[-1], encoding="utf-8") as f:
+        return json.load(f)
+
+
+def results(out):
+    """What a report says about each pair, without times."""
+    return sorted((p["category"], p["id"], p.get("score"), p.get("error")) for p in report(out)["pairs"])
+
+
+def journal(out):
+    with open(os.path.join(str(out), "journal.jsonl"), "rb") as f:
+        data = f.read()
+    data.decode("utf-8")   # strict: the journal is valid UTF-8
+    return [json.loads(l) for l in data.splitlines()]
+
+
+# ---- 1. an id of 244-256 bytes --------------------------------------------------
+
+@pytest.mark.parametrize("n", [244, 250, 256])
+def test_long_id_is_saved_as_prefix_and_hash_and_resumes(tmp_path, n):
+    long_id = "i" * (n - 4) + "-é" + "x"   # a multi-byte character near the cut
+    long_id = long_id[: n - (len(long_id.encode()) - len(long_id))]
+    assert len(long_id.encode()) <= n
+    data = bench(tmp_path / "b.json", {"c": [long_id, "short"]})
+    out = tmp_path / "out"
+    cfg = config(tmp_path, data, out)
+    r = run(cfg)
+    assert r.returncode == 0, r.stderr
+    edits = {l["id"]: l["record"] for l in journal(out) if l.get("stage") == "edit"}
+    img = edits[long_id]["image"]
+    stem = os.path.basename(img)[:-4]
+    assert len(stem.encode()) <= 160 and "~" in stem and stem.startswith("iiii"), stem
+    assert os.path.isfile(os.path.join(str(out), img))
+    assert edits["short"]["image"] == "images/c/short.png"
+    ref = results(out)
+    assert all(s is not None for _, _, s, _ in ref)
+    r = run(cfg, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert results(out) == ref
+
+
+# ---- 2. a NUL (or control character) in a category name ---------------------------
+
+@pytest.mark.parametrize("name, shown, what", [("a\u0000b", "a\\x00b", "NUL byte"),
+                                               ("a\u001b[31mb", "a\\x1b[31mb", "control character")])
+def test_control_character_in_a_category_fails_by_name_at_open(tmp_path, name, shown, what):
+    data = bench(tmp_path / "b.json", [name, "ok"])
+    out = tmp_path / "out"
+    cfg = config(tmp_path, data, out)
+    r = run(cfg, "--set", "benchmark.categories=[ok]")   # even when the bad category is not chosen
+    assert r.returncode == 1, r.stderr
+    assert 'category "%s" holds a %s' % (shown, what) in r.stderr, r.stderr
+    assert "attempt to" not in r.stderr and "traceback" not in r.stderr.lower()
+    assert "\x1b[31m" not in r.stderr and "\x00" not in r.stderr
+
+
+# ---- 3. merge takes nothing on trust --------------------------------------------------
+
+@pytest.mark.parametrize("bad, why", [(99, "score 99 is outside 0..10"), (-50, "score -50 is outside 0..10"),
+                                      ("1e999", "score inf is not finite"), ('"7"', 'score "7" is not a number'),
+                                      ('{"a": 1}', "score (a table) is not a number")])
+def test_merge_checks_every_shard_record(tmp_path, bad, why):
+    data = bench(tmp_path / "b.json", ["c"], per_category=4)
+    out = tmp_path / "out"
+    cfg = config(tmp_path, data, out)
+    for i in range(2):
+        r = run(cfg, "--shard", "%d/2" % i)
+        assert r.returncode == 0, r.stderr
+    shard0 = os.path.join(str(out), "shard-0-of-2")
+    path = os.path.join(shard0, "journal.jsonl")
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    k = next(i for i, l in enumerate(lines) if '"stage":"score"' in l and '"type":"step"' in l)
+    rec = json.loads(lines[k])
+    victim = rec["id"]
+    lines[k] = lines[k].replace('"score":%s' % json.dumps(rec["record"]["score"]), '"score":%s' % bad, 1)
+    assert lines[k] != json.dumps(rec)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    merged = tmp_path / "merged"
+    r = run(cfg, "--set", "merge.inputs=[%s]" % out, "--set", "run.out=%s" % merged, script=MERGE)
+    assert r.returncode == 1, r.stderr
+    assert "%s line %d: c/%s score: %s" % (path, k + 1, victim, why) in r.stderr, r.stderr
+    rep = report(merged)
+    pairs = {p["id"]: p for p in rep["pairs"]}
+    assert pairs[victim]["score"] is None and why in pairs[victim]["error"]
+    good = [p["score"] for p in rep["pairs"] if p["id"] != victim]
+    assert len(good) == 3 and all(0 <= s <= 10 for s in good)
+    mean = rep["overall"]["mean"]
+    assert mean is not None and 0 <= mean <= 10
+    for f in glob.glob(os.path.join(str(merged), "results", "*.html")):
+        assert os.path.getsize(f) > 0
+
+
+def test_resume_checks_its_own_journal(tmp_path):
+    data = bench(tmp_path / "b.json", ["c"], per_category=3)
+    out = tmp_path / "out"
+    cfg = config(tmp_path, data, out)
+    assert run(cfg).returncode == 0
+    path = os.path.join(str(out), "journal.jsonl")
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    k = next(i for i, l in enumerate(lines) if '"stage":"edit"' in l)
+    rec = json.loads(lines[k])
+    rec["record"]["image"] = "../../etc/passwd"
+    lines[k] = json.dumps(rec)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    r = run(cfg, "--resume")
+    assert r.returncode == 1, r.stderr
+    assert 'line %d: c/%s edit: image "../../etc/passwd" leaves the run folder' % (k + 1, rec["id"]) in r.stderr, \
+        r.stderr
+
+
+# ---- 4.-7. text and faults from a server ----------------------------------------------
+
+def http_judge(url, model, **opts):
+    o = {"backend": "http", "base_url": url, "model": model, "retries": 1, "backoff_s": 0.05, "timeout_s": 10,
+         "connect_timeout_s": 2, "logprobs": False}
+    o.update(opts)
+    return json.dumps(o)
+
+
+PROMPTS = ('prompts:\n  templates:\n    default:\n      system: "Rate the edit."\n'
+           '      user: "id={{id}} instruction={{instruction}}. End with Score: N"\n')
+
+
+def test_invalid_utf8_in_a_reply_is_replaced_and_the_score_found(tmp_path):
+    with FakeOpenAI() as srv:
+        data = bench(tmp_path / "b.json", ["c"], per_category=2)
+        out = tmp_path / "out"
+        cfg = config(tmp_path, data, out, judge=http_judge(srv.url, "badutf8"), extra=PROMPTS)
+        r = run(cfg)
+        assert r.returncode == 0, r.stderr
+        for p in report(out)["pairs"]:
+            assert p["score"] == expected_score(p["id"])
+            assert "\ufffd" in p["text"] and "\ud800" not in p["text"]
+        journal(out)   # strictly valid UTF-8
+        for d, _, files in os.walk(os.path.join(str(out), "results")):
+            for f in files:
+                if f.endswith((".json", ".md", ".html", ".jsonl")):
+                    with open(os.path.join(d, f), "rb") as fh:
+                        fh.read().decode("utf-8")
+
+
+def test_reply_text_is_capped_by_max_reply_chars(tmp_path):
+    with FakeOpenAI() as srv:
+        data = bench(tmp_path / "b.json", ["c"], per_category=2)
+        out = tmp_path / "out"
+        cfg = config(tmp_path, data, out, judge=http_judge(srv.url, "hugetext"),
+                     extra=PROMPTS + "limits:\n  max_reply_chars: 1000\n")
+        r = run(cfg)
+        assert r.returncode == 0, r.stderr
+        for p in report(out)["pairs"]:
+            assert p["score"] == expected_score(p["id"])   # parsed whole: the score is at the end
+            assert len(p["text"]) < 1100 and "cut at limits.max_reply_chars = 1000" in p["text"]
+        assert os.path.getsize(os.path.join(str(out), "journal.jsonl")) < 50000
+
+
+def test_server_faults_are_transient_and_resume_retries_them(tmp_path):
+    """A malformed body is the server's: retried, then recorded as not final; --resume retries it."""
+    with FakeOpenAI() as srv:
+        data = bench(tmp_path / "b.json", ["c"], per_category=2)
+        out = tmp_path / "out"
+        cfg = config(tmp_path, data, out, judge=http_judge(srv.url, "malformed", breaker_after=0), extra=PROMPTS)
+        r = run(cfg)
+        assert r.returncode == 1, r.stderr
+        rep = report(out)
+        assert all("malformed JSON reply" in p["error"] for p in rep["pairs"]), rep["pairs"]
+        # one retry each: the failure was treated as the server's
+        assert len(srv.requests()) == 2 * 2
+        scores = [l for l in journal(out) if l.get("stage") == "score"]
+        assert all(l["record"].get("code") == "ENET" for l in scores)
+    with FakeOpenAI() as srv:   # the server is fixed: resume scores the same pairs
+        cfg = config(tmp_path, data, out, judge=http_judge(srv.url, "malformed-once", breaker_after=0),
+                     extra=PROMPTS)
+        r = run(cfg, "--resume=force")
+        assert r.returncode == 0, r.stderr
+        assert all(p["score"] == expected_score(p["id"]) for p in report(out)["pairs"])
+
+
+def test_infinite_logprob_on_the_score_digit_gives_the_text_score(tmp_path):
+    with FakeOpenAI() as srv:
+        data = bench(tmp_path / "b.json", ["c"], per_category=3)
+        out = tmp_path / "out"
+        cfg = config(tmp_path, data, out, judge=http_judge(srv.url, "inflogprob", logprobs=True), extra=PROMPTS)
+        r = run(cfg)
+        assert r.returncode == 0, r.stderr
+        for p in report(out)["pairs"]:
+            assert p["score"] is not None and p["score"] == p["score"]
+            assert 0 <= p["score"] <= 10
+
+
+def test_silent_server_trips_the_breaker_by_attempts_not_requests(tmp_path):
+    with FakeOpenAI() as srv:
+        data = bench(tmp_path / "b.json", ["c"], per_category=6)
+        out = tmp_path / "out"
+        judge = http_judge(srv.url, "silent", first_byte_timeout_s=0.5, retries=3, breaker_after=3,
+                           max_in_flight=1, batch_size=1)
+        cfg = config(tmp_path, data, out, judge=judge, extra=PROMPTS)
+        t0 = time.monotonic()
+        r = run(cfg)
+        took = time.monotonic() - t0
+        assert r.returncode == 1, r.stderr
+        assert "no reply within first_byte_timeout_s (0.5 s)" in r.stderr, r.stderr
+        assert "3 attempts in a row failed" in r.stderr, r.stderr
+        assert "judge: judge:" not in r.stderr
+        # 3 attempts of 0.5 s, not 3 requests x 4 attempts of the 10 s timeout
+        assert took < 20, took
+        assert not reports(out)
+
+
+# ---- 8. a FIFO or a link to /dev/zero where an edited image was ------------------------
+
+@pytest.mark.parametrize("kind", ["fifo", "devzero"])
+def test_resume_does_not_hang_on_a_fifo_or_a_device(tmp_path, kind):
+    data = bench(tmp_path / "b.json", ["c"], per_category=3)
+    out = tmp_path / "out"
+    cfg = config(tmp_path, data, out)
+    assert run(cfg).returncode == 0
+    ref = results(out)
+    img = os.path.join(str(out), "images", "c", "pair_002.png")
+    os.remove(img)
+    if kind == "fifo":
+        os.mkfifo(img)
+    else:
+        os.symlink("/dev/zero", img)
+    r = run(cfg, "--resume", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "redoing the edit of c/pair_002" in r.stderr
+    assert results(out) == ref
+    assert stat.S_ISREG(os.lstat(img).st_mode)
+
+
+# ---- 9. control characters from ids never reach the log raw -----------------------------
+
+def test_control_characters_in_ids_are_escaped_in_the_log(tmp_path):
+    data = bench(tmp_path / "b.json", {"c": ["ok_1", "bad\u001b[2J\nforged [error] line", "ok_2"]})
+    out = tmp_path / "out"
+    cfg = config(tmp_path, data, out)
+    r = run(cfg)
+    assert r.returncode == 1, r.stderr
+    assert "\x1b[2J" not in r.stderr
+    assert not any(l.startswith("forged") for l in r.stderr.splitlines())
+    assert "unsafe id" in r.stderr
+
+
+# ---- 10. signals ---------------------------------------------------------------------------
+
+def slow_config(tmp_path, n=6, edit_ms=300, score_ms=300):
+    data = bench(tmp_path / "b.json", ["c1", "c2"], per_category=n)
+    out = tmp_path / "out"
+    cfg = config(tmp_path, data, out, editor="{backend: builtin, name: identity, params: {delay_ms: %d}}" % edit_ms,
+                 judge="{backend: builtin, name: metrics, params: {delay_ms: %d}}" % score_ms)
+    return cfg, out
+
+
+def wait_for(out, stage, count, proc, limit=60):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            with open(os.path.join(str(out), "journal.jsonl"), encoding="utf-8") as f:
+                n = sum(1 for l in f if '"stage":"%s"' % stage in l)
+        except FileNotFoundError:
+            n = 0
+        if n >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no %d %s steps in %s s" % (count, stage, limit))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ref")
+    cfg, out = slow_config(tmp, edit_ms=0, score_ms=0)
+    r = run(cfg)
+    assert r.returncode == 0, r.stderr
+    rep = report(out)
+    return results(out), rep["swaps"]["count"]
+
+
+@pytest.mark.parametrize("sig, code, stage", [(signal.SIGINT, 130, "edit"), (signal.SIGTERM, 143, "score"),
+                                              (signal.SIGHUP, 129, "edit")])
+def test_a_signal_stops_after_the_item_and_resume_gives_the_same_report(tmp_path, uninterrupted, sig, code, stage):
+    cfg, out = slow_config(tmp_path)
+    p = subprocess.Popen([BIN, TWO_STAGE, cfg], cwd=SRC, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(out, stage, 2, p)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == code, err
+    assert "interrupted: resume with --resume" in err
+    assert "Traceback" not in err and "stack traceback" not in err
+    assert not os.path.exists(os.path.join(str(out), ".lock"))
+    assert not reports(out) and not glob.glob(os.path.join(str(out), "results", "*"))
+    lines = journal(out)
+    runs = [l for l in lines if l["type"] == "run"]
+    assert len(runs) == 1 and "swaps" in runs[0]["record"]
+    r = run(cfg, "--resume")
+    assert r.returncode == 0, r.stderr
+    ref, ref_swaps = uninterrupted
+    assert results(out) == ref
+    rep = report(out)
+    assert rep["swaps"]["processes"] == 2 and "whole run" in rep["swaps"]["covers"]
+    first = runs[0]["record"]["swaps"]["count"]
+    assert rep["swaps"]["count"] >= first
+
+
+def test_a_second_signal_exits_at_once(tmp_path):
+    cfg, out = slow_config(tmp_path, edit_ms=3000)
+    p = subprocess.Popen([BIN, TWO_STAGE, cfg], cwd=SRC, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(out, "edit", 1, p)
+    p.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert time.monotonic() - t0 < 2.0   # not after the 3 s edit under way
+    assert p.returncode == 130, err
+    assert "second signal" in err
+
+
+# ---- 13. more_images contained ---------------------------------------------------------------
+
+@pytest.mark.parametrize("entry", ["/etc/hostname", "../outside.png", "link.png"])
+def test_more_images_outside_the_dataset_folder_are_refused(tmp_path, entry):
+    d = tmp_path / "data"
+    d.mkdir()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(str(tmp_path / "outside.png"))
+    os.symlink(str(tmp_path / "outside.png"), str(d / "link.png"))
+    data = bench(d / "b.json", {"c": ["p1", "p2"]}, extra={"p1": {"more": [entry]}})
+    out = tmp_path / "out"
+    cfg = config(tmp_path, data, out, extra="dataset:\n  more_images: more\n")
+    r = run(cfg)
+    assert r.returncode == 1, r.stderr
+    pairs = {p["id"]: p for p in report(out)["pairs"]}
+    assert "more[1]" in pairs["p1"]["error"] and "refused" in pairs["p1"]["error"], pairs["p1"]["error"]
+    assert pairs["p2"]["score"] is not None
