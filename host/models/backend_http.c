@@ -14,7 +14,8 @@
  * sleep_mode (false), sleep_level (1), sleep_path ("/sleep?level=<sleep_level>",
  * vLLM), wake_path ("/wake_up"; SGLang: /release_memory_occupation and
  * /resume_memory_occupation), allow_url_fetch (false),
- * footprint_mb (0; what the server holds on the GPU, for the schedule). */
+ * footprint_mb (0; what the server holds on the GPU, for the schedule),
+ * score_range ([lo, hi], default [0, 10]: the logprobs' range). */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <math.h>
@@ -25,10 +26,16 @@
 #include "evalhost/backend.h"
 #include "evalhost/base64.h"
 #include "evalhost/http.h"
+#include "evalhost/image_rgb.h"
+#include "evalhost/score_logprobs.h"
+#include "evalhost/score_tree.h"
 #include "evalhost/score_parse.h"
 
 #define DEFAULT_MAX_TOKENS 512
 #define DEFAULT_TOP_LOGPROBS 20
+/* limits.max_reply_chars: the characters of a judge's reply kept (journal,
+ * report); a reply is parsed whole, only what is kept is cut */
+#define DEFAULT_MAX_REPLY_CHARS 65536
 
 typedef enum send_original { SEND_AUTO, SEND_ALWAYS, SEND_NEVER } send_original;
 
@@ -39,6 +46,8 @@ typedef struct http_model {
     char *api_key;            /* from the environment; owned, wiped on close */
     int64_t max_tokens, seed;
     int logprobs, top_logprobs;
+    int score_lo, score_hi;   /* score_range */
+    int warned_no_logprobs;   /* said once per run */
     send_original send_original;
     int jpeg;                 /* send images as JPEG instead of PNG */
     int jpeg_quality;
@@ -46,8 +55,30 @@ typedef struct http_model {
     char sleep_path[256], wake_path[256];   /* POSTed under root by unload/load */
     int allow_url_fetch;
     int64_t footprint;
+    size_t max_reply_chars;   /* limits.max_reply_chars */
     eh_image_limits limits;   /* for the editor's reply images */
 } http_model;
+
+static int is_json_type(const char *ct);
+
+/* eh_http_params.check_body: a reply that is not a JSON object is the
+ * server's failure (a proxy's error page, a torn body), retried like a 5xx. */
+static int json_body_ok(const char *body, size_t len, const char *ct, char *why, size_t n)
+{
+    if (!is_json_type(ct)) {
+        snprintf(why, n, "reply has content type '%s', not JSON", ct && *ct ? ct : "(none)");
+        return 0;
+    }
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    int ok = cJSON_IsObject(j);
+    cJSON_Delete(j);
+    if (!ok) {
+        char ex[300];
+        eh_score_excerpt(body, 80, ex, sizeof ex);
+        snprintf(why, n, "malformed JSON reply: \"%s\"", ex);
+    }
+    return ok;
+}
 
 static void http_log(void *ud, const char *msg)
 {
@@ -129,6 +160,13 @@ static eh_status http_open(eh_model *m, eh_error *err)
     p.backoff_s = eh_node_num(s, "backoff_s", p.backoff_s);
     p.backoff_max_s = eh_node_num(s, "backoff_max_s", p.backoff_max_s);
     p.breaker_after = (int)eh_node_int(s, "breaker_after", p.breaker_after);
+    p.first_byte_timeout_s = eh_node_num(s, "first_byte_timeout_s", p.first_byte_timeout_s);
+    p.low_speed_bytes = (long)eh_node_int(s, "low_speed_bytes", p.low_speed_bytes);
+    p.low_speed_s = eh_node_num(s, "low_speed_s", p.low_speed_s);
+    if (p.first_byte_timeout_s < 0 || p.low_speed_bytes < 0 || p.low_speed_s < 0)
+        return eh_fail(err, EH_EINVAL, "%s: first_byte_timeout_s, low_speed_bytes and low_speed_s must be >= 0",
+                       m->section);
+    p.check_body = json_body_ok;
     p.verify_tls = eh_node_bool(s, "verify_tls", 1);
     p.ca_file = eh_node_str(s, "ca_file", NULL);
     const eh_node *limits = m->host && m->host->config ? eh_node_get(m->host->config, "limits") : NULL;
@@ -136,6 +174,10 @@ static eh_status http_open(eh_model *m, eh_error *err)
     if (max_body < 1)
         return eh_fail(err, EH_EINVAL, "%s: limits.max_http_body must be positive", m->section);
     p.max_body = (size_t)max_body;
+    double max_reply = eh_node_num(limits, "max_reply_chars", DEFAULT_MAX_REPLY_CHARS);
+    if (max_reply < 1)
+        return eh_fail(err, EH_EINVAL, "%s: limits.max_reply_chars must be positive", m->section);
+    h->max_reply_chars = (size_t)max_reply;
     p.what = m->section;
     p.log = http_log;
     p.log_ud = m;
@@ -149,6 +191,9 @@ static eh_status http_open(eh_model *m, eh_error *err)
     h->seed = eh_node_int(s, "seed", 0);
     h->logprobs = eh_node_bool(s, "logprobs", 1);
     h->top_logprobs = (int)eh_node_int(s, "top_logprobs", DEFAULT_TOP_LOGPROBS);
+    eh_error rerr = { 0 };
+    if (eh_score_range_of(s, &h->score_lo, &h->score_hi, &rerr) != EH_OK)
+        return eh_fail(err, EH_EINVAL, "%s: %s", m->section, rerr.msg);
     const eh_node *so = eh_node_get(s, "send_original");
     h->send_original = !so ? SEND_AUTO : eh_node_bool(s, "send_original", 0) ? SEND_ALWAYS : SEND_NEVER;
     const char *fmt = eh_node_str(s, "image_format", "jpeg");
@@ -187,7 +232,8 @@ static eh_status post_control(eh_model *m, const char *path, eh_error *err)
     if (!url)
         return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
     /* "{}": vLLM ignores the body, SGLang's endpoints want a JSON object. */
-    eh_http_request rq = { .method = "POST", .url = url, .body = "{}", .body_len = 2, .bearer = h->api_key };
+    eh_http_request rq = { .method = "POST", .url = url, .body = "{}", .body_len = 2, .bearer = h->api_key,
+                           .any_body = 1 };
     eh_http_response rs;
     eh_error cerr = { 0 };
     eh_status rc = eh_http_perform(h->client, &rq, &rs, 1, &cerr);
@@ -274,12 +320,22 @@ static int merge_extra(cJSON *body, const eh_node *extra)
 }
 
 /* "data:image/png;base64,..." for img; malloc'd. */
-static char *image_data_url(const http_model *h, const eh_image *img, eh_error *err)
+static char *image_data_url(const http_model *h, const eh_image *img, int quality, eh_error *err)
 {
     uint8_t *bytes = NULL;
     size_t len = 0;
-    eh_status rc = h->jpeg ? eh_image_encode_jpeg(img, h->jpeg_quality, &bytes, &len, err)
+    /* alpha composited onto white: the pixels transformers' processor (and
+     * so the native judge) sees, whatever the server does with it */
+    eh_image *flat = NULL;
+    if (img->channels == 4) {
+        flat = eh_image_composite_white(img, err);
+        if (!flat)
+            return NULL;
+        img = flat;
+    }
+    eh_status rc = h->jpeg ? eh_image_encode_jpeg(img, quality > 0 ? quality : h->jpeg_quality, &bytes, &len, err)
                            : eh_image_encode_png(img, 3, &bytes, &len, err);
+    eh_image_free(flat);
     if (rc != EH_OK)
         return NULL;
     size_t b64_len = 0;
@@ -321,15 +377,19 @@ static int prompt_names_original(const eh_score_request *r)
     return 0;
 }
 
-static int add_image_part(const http_model *h, cJSON *content, const char *label, const eh_image *img, eh_error *err)
+/* label NULL: the picture alone (a benchmark's own layout has no labels). */
+static int add_image_part(const http_model *h, cJSON *content, const char *label, const eh_image *img, int quality,
+                          eh_error *err)
 {
-    cJSON *t = cJSON_CreateObject();
-    if (!t || !cJSON_AddStringToObject(t, "type", "text") || !cJSON_AddStringToObject(t, "text", label)) {
-        cJSON_Delete(t);
-        return -1;
+    if (label) {
+        cJSON *t = cJSON_CreateObject();
+        if (!t || !cJSON_AddStringToObject(t, "type", "text") || !cJSON_AddStringToObject(t, "text", label)) {
+            cJSON_Delete(t);
+            return -1;
+        }
+        cJSON_AddItemToArray(content, t);
     }
-    cJSON_AddItemToArray(content, t);
-    char *url = image_data_url(h, img, err);
+    char *url = image_data_url(h, img, quality, err);
     if (!url)
         return -1;
     cJSON *part = cJSON_CreateObject(), *iu = cJSON_CreateObject();
@@ -350,11 +410,11 @@ static int add_image_part(const http_model *h, cJSON *content, const char *label
 static char *score_body(eh_model *m, const eh_score_request *r, eh_error *err)
 {
     http_model *h = m->impl;
-    if (!r->image) {
+    if (!r->image && !r->n_images) {
         eh_fail(err, EH_EINVAL, "%s: score request has no image", m->section);
         return NULL;
     }
-    int with_original = r->original && (h->send_original == SEND_ALWAYS ||
+    int with_original = !r->n_images && r->original && (h->send_original == SEND_ALWAYS ||
                                          (h->send_original == SEND_AUTO && prompt_names_original(r)));
     char fallback[2048];
     const char *user = r->user_prompt;
@@ -389,16 +449,26 @@ static char *score_body(eh_model *m, const eh_score_request *r, eh_error *err)
     cJSON_AddItemToObject(msg, "content", content);
     content = NULL;   /* owned by msg now */
     cJSON *parts = cJSON_GetObjectItemCaseSensitive(msg, "content");
-    if (with_original && add_image_part(h, parts, "原始图像 / original image:", r->original, err) != 0)
-        goto fail;
-    if (add_image_part(h, parts, "编辑后的图像 / edited image:", r->image, err) != 0)
-        goto fail;
     cJSON *t = cJSON_CreateObject();
     if (!t)
         goto oom;
     cJSON_AddStringToObject(t, "type", "text");
     cJSON_AddStringToObject(t, "text", user);
-    cJSON_AddItemToArray(parts, t);
+    if (r->text_first)
+        cJSON_AddItemToArray(parts, t);
+    if (r->n_images) {
+        /* a benchmark's own request: its pictures in its order, unlabelled */
+        for (size_t k = 0; k < r->n_images; k++)
+            if (add_image_part(h, parts, NULL, r->images[k], r->jpeg_quality, err) != 0)
+                goto fail_text;
+    } else {
+        if (with_original && add_image_part(h, parts, "原始图像 / original image:", r->original, r->jpeg_quality, err) != 0)
+            goto fail_text;
+        if (add_image_part(h, parts, "编辑后的图像 / edited image:", r->image, r->jpeg_quality, err) != 0)
+            goto fail_text;
+    }
+    if (!r->text_first)
+        cJSON_AddItemToArray(parts, t);
     cJSON_AddNumberToObject(body, "temperature", 0);
     cJSON_AddNumberToObject(body, "max_tokens", (double)h->max_tokens);
     cJSON_AddNumberToObject(body, "seed", (double)h->seed);
@@ -415,6 +485,11 @@ static char *score_body(eh_model *m, const eh_score_request *r, eh_error *err)
     return text;
 oom:
     eh_fail(err, EH_ENOMEM, "%s: out of memory building the request", m->section);
+    goto fail;
+fail_text:
+    /* a picture failed before the text part joined the message */
+    if (!r->text_first)
+        cJSON_Delete(t);
 fail:
     cJSON_Delete(body);
     cJSON_Delete(content);
@@ -435,14 +510,14 @@ static cJSON *reply_json(eh_model *m, const char *url, const eh_http_response *r
     eh_http_safe_url(url, safe, sizeof safe);
     eh_score_excerpt(rs->body, EH_SCORE_EXCERPT_CHARS, ex, sizeof ex);
     if (!is_json_type(rs->content_type)) {
-        eh_fail(err, EH_EMODEL, "%s: reply from %s has content type '%s', not JSON: \"%s\"", m->section, safe,
+        eh_fail(err, EH_ENET, "%s: reply from %s has content type '%s', not JSON: \"%s\"", m->section, safe,
                 rs->content_type[0] ? rs->content_type : "(none)", ex);
         return NULL;
     }
     cJSON *j = cJSON_ParseWithLength(rs->body, rs->len);
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        eh_fail(err, EH_EMODEL, "%s: malformed JSON reply from %s: \"%s\"", m->section, safe, ex);
+        eh_fail(err, EH_ENET, "%s: malformed JSON reply from %s: \"%s\"", m->section, safe, ex);
         return NULL;
     }
     return j;
@@ -511,8 +586,16 @@ static const cJSON *score_token(const cJSON *tokens, const eh_score_parsed *pars
     return found;
 }
 
-/* Fills res->score/probs from the logprobs when they cover the score. */
-static int score_from_logprobs(const cJSON *choice, const eh_score_parsed *parsed, eh_score_result *res)
+/* positions read after the score's first token: the rest of a spelling
+ * of at most three digits, and the token after it */
+#define SCORE_POSITIONS 4
+#define MAX_TOP_LOGPROBS 1000
+
+/* Fills res->score/probs from the logprobs at the score's positions,
+ * combined along the observed path (score_logprobs.h); 0 when they do not
+ * cover it. */
+static int score_from_logprobs(const http_model *h, const cJSON *choice, const eh_score_parsed *parsed,
+                               eh_score_result *res, int *dropped)
 {
     const cJSON *lp = cJSON_GetObjectItemCaseSensitive(choice, "logprobs");
     const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(lp, "content");
@@ -520,48 +603,94 @@ static int score_from_logprobs(const cJSON *choice, const eh_score_parsed *parse
         return 0;
     const cJSON *next = NULL;
     const cJSON *at = score_token(tokens, parsed, &next);
-    const cJSON *top = cJSON_GetObjectItemCaseSensitive(at, "top_logprobs");
-    if (!at || !cJSON_IsArray(top))
+    if (!at)
         return 0;
-    /* Tokenizers that split digits write 10 as "1" "0": then the "1"
-     * candidates at this position stand for 10. */
-    const cJSON *at_tok = cJSON_GetObjectItemCaseSensitive(at, "token");
-    const cJSON *next_tok = cJSON_GetObjectItemCaseSensitive(next, "token");
-    int ten_split = parsed->value == 10 && eh_score_token_value(at_tok->valuestring) == 1 &&
-                    cJSON_IsString(next_tok) && eh_score_token_value(next_tok->valuestring) == 0;
-    int n = cJSON_GetArraySize(top);
-    if (n <= 0 || n > 1000)
-        return 0;
-    const char **toks = calloc((size_t)n, sizeof *toks);
-    double *lps = calloc((size_t)n, sizeof *lps);
-    int k = 0;
-    const cJSON *c;
-    cJSON_ArrayForEach(c, top) {
-        const cJSON *tt = cJSON_GetObjectItemCaseSensitive(c, "token");
-        const cJSON *tl = cJSON_GetObjectItemCaseSensitive(c, "logprob");
-        if (!toks || !lps || !cJSON_IsString(tt) || !cJSON_IsNumber(tl))
-            continue;
-        toks[k] = ten_split && eh_score_token_value(tt->valuestring) == 1 ? "10" : tt->valuestring;
-        lps[k++] = tl->valuedouble;
+    eh_lp_position pos[SCORE_POSITIONS];
+    eh_lp_cand *cands[SCORE_POSITIONS] = { 0 };
+    size_t n_pos = 0;
+    int ok = 1;
+    for (const cJSON *e = at; e && n_pos < SCORE_POSITIONS && ok; e = e->next) {
+        const cJSON *tt = cJSON_GetObjectItemCaseSensitive(e, "token");
+        const cJSON *tl = cJSON_GetObjectItemCaseSensitive(e, "logprob");
+        const cJSON *top = cJSON_GetObjectItemCaseSensitive(e, "top_logprobs");
+        int n = cJSON_IsArray(top) ? cJSON_GetArraySize(top) : 0;
+        if (!cJSON_IsString(tt) || n > MAX_TOP_LOGPROBS || (n_pos == 0 && n == 0))
+            break;
+        eh_lp_cand *c = n ? calloc((size_t)n, sizeof *c) : NULL;
+        if (n && !c) {
+            ok = 0;
+            break;
+        }
+        size_t k = 0;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, top) {
+            const cJSON *xt = cJSON_GetObjectItemCaseSensitive(x, "token");
+            const cJSON *xl = cJSON_GetObjectItemCaseSensitive(x, "logprob");
+            if (cJSON_IsString(xt) && cJSON_IsNumber(xl))
+                c[k++] = (eh_lp_cand){ xt->valuestring, xl->valuedouble };
+        }
+        cands[n_pos] = c;
+        pos[n_pos++] = (eh_lp_position){ tt->valuestring, cJSON_IsNumber(tl) ? tl->valuedouble : -INFINITY, c, k };
     }
-    double ev = toks && lps ? eh_score_expected(toks, lps, (size_t)k, res->probs) : -1;
-    free(toks);
-    free(lps);
-    if (ev < 0)
+    double ev = 0;
+    eh_lp_method how = ok && n_pos ? eh_score_from_positions(pos, n_pos, h->score_lo, h->score_hi, res->probs, &ev,
+                                                             dropped)
+                                   : EH_LP_NONE;
+    for (size_t i = 0; i < n_pos; i++)
+        free(cands[i]);
+    if (how == EH_LP_NONE)
         return 0;
     res->score = ev;
     res->has_probs = 1;
+    res->score_lo = h->score_lo;
+    res->n_probs = h->score_hi - h->score_lo + 1;
+    res->score_method = how == EH_LP_EXACT ? "logprobs" : "logprobs-approx";
     return 1;
 }
 
-static void read_score_reply(eh_model *m, const char *url, const eh_http_response *rs, eh_score_result *res)
+/* Cuts res->text to limits.max_reply_chars characters, saying so at its end. */
+static void keep_reply(eh_model *m, eh_score_result *res)
 {
+    http_model *h = m->impl;
+    int cut = 0;
+    size_t len = 0;
+    char *kept = eh_text_sanitize(res->text, strlen(res->text), h->max_reply_chars, &len, &cut);
+    if (!kept || !cut) {
+        free(kept);
+        return;
+    }
+    char note[96];
+    int k = snprintf(note, sizeof note, " [... cut at limits.max_reply_chars = %zu]", h->max_reply_chars);
+    char *grown = realloc(kept, len + (size_t)k + 1);
+    if (!grown) {
+        free(kept);
+        return;
+    }
+    memcpy(grown + len, note, (size_t)k + 1);
+    free(res->text);
+    res->text = grown;
+}
+
+/* text_only: the caller parses the text (a benchmark's rule), so a reply
+ * without a score the host reads is no failure; score is NaN then. */
+static void read_score_reply(eh_model *m, const char *url, const eh_http_response *rs, int text_only,
+                             eh_score_result *res)
+{
+    http_model *h = m->impl;
     cJSON *j = reply_json(m, url, rs, &res->err);
     if (!j)
         return;
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
     const cJSON *choice = cJSON_IsArray(choices) ? cJSON_GetArrayItem(choices, 0) : NULL;
-    char *text = choice ? reply_text(choice) : NULL;
+    char *raw = choice ? reply_text(choice) : NULL;
+    char *text = NULL;
+    size_t text_len = 0;
+    if (raw) {
+        /* valid UTF-8 before it is parsed or kept: an invalid byte must neither
+         * hide a score after it nor reach the journal and the report */
+        text = eh_text_sanitize(raw, strlen(raw), 0, &text_len, NULL);
+        free(raw);
+    }
     if (!text) {
         char ex[300];
         eh_score_excerpt(rs->body, EH_SCORE_EXCERPT_CHARS, ex, sizeof ex);
@@ -581,7 +710,15 @@ static void read_score_reply(eh_model *m, const char *url, const eh_http_respons
     }
     eh_score_parsed parsed;
     eh_error perr = { 0 };
-    if (eh_score_parse(text, &parsed, &perr) != EH_OK) {
+    eh_status prc = eh_score_parse(text, &parsed, &perr);
+    keep_reply(m, res);
+    if (prc != EH_OK && text_only) {
+        res->score = NAN;
+        res->ok = 1;
+        cJSON_Delete(j);
+        return;
+    }
+    if (prc != EH_OK) {
         const cJSON *fr = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
         int cut = cJSON_IsString(fr) && !strcmp(fr->valuestring, "length");
         eh_fail(&res->err, EH_EMODEL, "%s: %s%s", m->section, perr.msg,
@@ -589,8 +726,21 @@ static void read_score_reply(eh_model *m, const char *url, const eh_http_respons
         cJSON_Delete(j);
         return;
     }
-    if (!score_from_logprobs(choice, &parsed, res))
+    int dropped = 0;
+    if (!score_from_logprobs(h, choice, &parsed, res, &dropped)) {
         res->score = parsed.value;
+        res->score_method = "text";
+        const cJSON *lp = cJSON_GetObjectItemCaseSensitive(choice, "logprobs");
+        if (h->logprobs && !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(lp, "content")) && !h->warned_no_logprobs) {
+            /* transformers serve (5.24) drops logprobs with a log line of its own */
+            h->warned_no_logprobs = 1;
+            eh_log(m->host, EH_LOG_WARN, "%s: the server's replies carry no logprobs although they were asked for; "
+                   "scores are the replies' parsed text (score_method: text)", m->section);
+        }
+    }
+    if (dropped)
+        eh_log(m->host, EH_LOG_WARN, "%s: %d non-finite logprob(s) at the score ignored (%s)", m->section, dropped,
+               res->has_probs ? "expected score from the others" : "the reply's score used");
     res->ok = 1;
     cJSON_Delete(j);
 }
@@ -631,7 +781,7 @@ static eh_status http_score(eh_model *m, const eh_score_request *reqs, eh_score_
     rc = eh_http_perform_lazy(h->client, n, prepare_score, &b, rs, err);
     for (size_t i = 0; i < n; i++) {
         if (rs[i].ok)
-            read_score_reply(m, url, &rs[i], &results[i]);
+            read_score_reply(m, url, &rs[i], reqs[i].text_only, &results[i]);
         else
             results[i].err = rs[i].err;
         eh_http_response_clear(&rs[i]);
@@ -813,7 +963,7 @@ static eh_status http_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_res
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (fetch[i]) {
-            rq[k] = (eh_http_request){ .method = "GET", .url = fetch[i] };
+            rq[k] = (eh_http_request){ .method = "GET", .url = fetch[i], .any_body = 1 };
             map[k++] = i;
         }
     if (k) {
@@ -875,4 +1025,5 @@ const eh_backend eh_backend_http = {
     .score = http_score,
     .close = http_close,
     .several_images = 1,   /* image[] parts */
+    .judge_layout = 1,     /* a benchmark's own judge request (images in order, text first) */
 };
