@@ -248,12 +248,28 @@ static void push_score_result(lua_State *L, eh_score_result *r)
         lua_setfield(L, -2, "text");
     }
     if (r->has_probs) {
-        lua_createtable(L, 11, 0);
-        for (int i = 0; i < 11; i++) {
+        /* probs[1] is P(score_lo); argmax the most probable score (the lowest on a tie) */
+        int n = r->n_probs > 0 && r->n_probs <= EH_SCORE_MAX_VALUES ? r->n_probs : 11, best = 0;
+        lua_createtable(L, n, 0);
+        for (int i = 0; i < n; i++) {
             lua_pushnumber(L, r->probs[i]);
             lua_rawseti(L, -2, i + 1);
+            if (r->probs[i] > r->probs[best])
+                best = i;
         }
         lua_setfield(L, -2, "probs");
+        lua_pushinteger(L, r->score_lo + best);
+        lua_setfield(L, -2, "argmax");
+        lua_createtable(L, 2, 0);
+        lua_pushinteger(L, r->score_lo);
+        lua_rawseti(L, -2, 1);
+        lua_pushinteger(L, r->score_lo + n - 1);
+        lua_rawseti(L, -2, 2);
+        lua_setfield(L, -2, "score_range");
+    }
+    if (r->score_method) {
+        lua_pushstring(L, r->score_method);
+        lua_setfield(L, -2, "score_method");
     }
     eh_score_result_clear(r);
 }

@@ -12,16 +12,20 @@
  * 512) or a stop token (generation_config.json's eos_token_id, <|im_end|>,
  * <|endoftext|>), the reply parsed by the shared score parser, for
  * prompts that reason before the score; items then run one by one),
- * cpu_copy (tests: the GPU's load path on the CPU).
+ * cpu_copy (tests: the GPU's load path on the CPU), score_range ([lo, hi],
+ * 0 <= lo < hi <= 100; default [0, 10]).
  *
  * The prompt is built here, in C, as transformers' Qwen3-VL chat template
  * renders the judge's messages (what lua/evalhost/chat.lua does with style
  * "qwen3"): an optional system turn, one user turn with the edited image,
  * the original image (when given) and the text, then the assistant start.
- * The text is user_prompt, else instruction.  One prefill gives the logits
- * of the tokens "0".."10" at the last position; the score is the expected
- * value of their softmax (a value the tokenizer cannot spell as one token
- * gets probability 0). */
+ * The text is user_prompt, else instruction.  The score is exact whatever
+ * the tokenizer does with digits (score_tree.h): every score of
+ * score_range (default [0, 10]) spelled by the judge's tokenizer, one
+ * batched prefill with a KV cache and one batched step over the spellings'
+ * tree, P(s) = P(spelling) P(no digit-starting token | spelling)
+ * renormalised; the score is the expected value, score_method "logprobs"
+ * ("text" in mode generate). */
 #ifdef EVALHOST_HAVE_TORCH
 
 #include <cjson/cJSON.h>
@@ -36,6 +40,7 @@
 #include "evalhost/json_file.h"
 #include "evalhost/safetensors.h"
 #include "evalhost/score_parse.h"
+#include "evalhost/score_tree.h"
 #include "evalhost/tokenizer.h"
 #include "evalhost/native_config.h"
 #include "evalhost/qwen3vl.h"
@@ -48,13 +53,15 @@ typedef struct native_model {
     eh_vlm_config vlm;
     eh_tokenizer *tok;
     eh_qwen3vl *q;                /* NULL until the weights are on the host */
-    int32_t digits[11];           /* token ids of "0".."10", -1 where none */
+    eh_score_tree *tree;          /* the spellings of score_range's scores (owned) */
     char score_prefix[256];
     int generate;                 /* mode: generate */
     int max_new_tokens;
     int32_t stop[8];
     int n_stop;
     int cpu_copy;
+    int64_t overlap_chunk;        /* overlap_load: chunk bytes; 0 blocking */
+    int overlap_delay_us;
     eh_footprint fp;              /* from the headers at open, at m->dtype */
 } native_model;
 
@@ -90,6 +97,8 @@ static eh_status native_open(eh_model *m, eh_error *err)
     if (rc != EH_OK)
         return rc;
     t->cpu_copy = eh_node_bool(m->spec, "cpu_copy", 0);
+    if ((rc = eh_backend_overlap_options(m, &t->overlap_chunk, &t->overlap_delay_us, err)) != EH_OK)
+        return rc;
     const char *mode = eh_node_str(m->spec, "mode", "logits");
     if (strcmp(mode, "logits") && strcmp(mode, "generate"))
         return eh_fail(err, EH_EINVAL, "%s: mode '%s' (logits or generate)", m->section, mode);
@@ -123,15 +132,12 @@ static eh_status native_open(eh_model *m, eh_error *err)
     t->tok = eh_tokenizer_load(p, NULL, &e);
     if (!t->tok)
         return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
-    int any = 0;
-    for (int i = 0; i <= 10; i++) {
-        char d[4];
-        snprintf(d, sizeof d, "%d", i);
-        t->digits[i] = eh_tokenizer_token_to_id(t->tok, d, strlen(d));
-        any |= t->digits[i] >= 0;
-    }
-    if (!any)
-        return eh_fail(err, EH_EFORMAT, "%s: the tokenizer has no token for any of \"0\"..\"10\"", m->section);
+    int lo = 0, hi = 10;
+    if (eh_score_range_of(m->spec, &lo, &hi, &e) != EH_OK)
+        return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
+    t->tree = eh_score_tree_build(t->tok, lo, hi, &e);
+    if (!t->tree)
+        return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
     /* stop tokens: the generation config's eos ids, then the chat's ends */
     snprintf(p, sizeof p, "%s/generation_config.json", t->snap.dir);
     cJSON *gc = eh_json_read_object(p, EH_JSON_CONFIG_MAX_BYTES, NULL), *eid = cJSON_GetObjectItemCaseSensitive(gc, "eos_token_id"), *x;
@@ -173,6 +179,8 @@ static eh_status native_to_host(eh_model *m, eh_error *err)
     opt.dtype = m->dtype;
     opt.device = m->device;
     opt.cpu_copy = t->cpu_copy;
+    opt.overlap_chunk_bytes = t->overlap_chunk;
+    opt.overlap_test_delay_us = t->overlap_delay_us;
     size_t n = 0;
     const eh_st_tensor **ts = eh_safetensors_list(st, &n, &e);
     if (!ts) {
@@ -265,38 +273,33 @@ static char *render_prompt(const native_model *t, const eh_score_request *r, eh_
     return b.p;
 }
 
-/* Logits over "0".."10" → probabilities, expected score, argmax, text. */
-static void finish_score(eh_model *m, const double *v, eh_score_result *res)
+/* One item's walk of the score tree → probabilities over score_range,
+ * expected score, argmax, text. */
+static void finish_score(eh_model *m, const double *logp, const double *log_end, eh_score_result *res)
 {
-    double mx = -INFINITY;
-    for (int i = 0; i < 11; i++) {
-        if (isnan(v[i]) || v[i] == INFINITY) {
-            eh_fail(&res->err, EH_EMODEL, "%s: the judge returned a non-finite logit for \"%d\"", m->section, i);
-            return;
-        }
-        if (v[i] > mx)
-            mx = v[i];
+    native_model *t = m->impl;
+    const eh_score_tree *tr = t->tree;
+    double expected = eh_score_tree_probs(tr, logp, log_end, res->probs);
+    if (expected < 0) {
+        eh_fail(&res->err, EH_EMODEL, "%s: the judge gave no finite probability to any score in [%d, %d]", m->section,
+                tr->lo, tr->hi);
+        return;
     }
-    double sum = 0, expected = 0;
-    int argmax = 0;
-    for (int i = 0; i < 11; i++) {
-        res->probs[i] = v[i] == -INFINITY ? 0 : exp(v[i] - mx);
-        sum += res->probs[i];
-        if (v[i] > v[argmax])
+    int n = tr->hi - tr->lo + 1, argmax = 0;
+    for (int i = 1; i < n; i++)
+        if (res->probs[i] > res->probs[argmax])
             argmax = i;
-    }
-    for (int i = 0; i < 11; i++) {
-        res->probs[i] /= sum;
-        expected += i * res->probs[i];
-    }
     char text[96];
-    snprintf(text, sizeof text, "expected %.2f (argmax %d)", expected, argmax);
+    snprintf(text, sizeof text, "expected %.2f (argmax %d)", expected, tr->lo + argmax);
     res->text = strdup(text);
     if (!res->text) {
         eh_fail(&res->err, EH_ENOMEM, "%s: out of memory", m->section);
         return;
     }
     res->has_probs = 1;
+    res->score_lo = tr->lo;
+    res->n_probs = n;
+    res->score_method = "logprobs";
     res->score = expected;
     res->ok = 1;
 }
@@ -335,6 +338,7 @@ static void generate_one(eh_model *m, const eh_qwen3vl_item *item, eh_score_resu
     }
     res->score = sp.value;
     res->text = text;
+    res->score_method = "text";
     res->ok = 1;
 }
 
@@ -351,7 +355,7 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
     eh_vlm_patches *(*pp)[2] = calloc(cap, sizeof *pp);
     const float *(*pdata)[2] = calloc(cap, sizeof *pdata);
     int (*grids)[6] = calloc(cap, sizeof *grids);
-    double *out = calloc(cap * 11, sizeof *out);
+    double *out = calloc(cap * 2 * (size_t)t->tree->n_nodes, sizeof *out);   /* logp, then log_end */
     if (!items || !which || !ids || !pp || !pdata || !grids || !out) {
         free(items), free(which), free(ids), free(pp), free(pdata), free(grids), free(out);
         return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
@@ -406,9 +410,12 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
             generate_one(m, &items[j], &results[which[j]]);
     } else if (k > 0) {
         eh_error e = { 0 };
-        if (eh_qwen3vl_score(t->q, items, (int)k, t->digits, 11, out, NULL, &e) == EH_OK) {
+        const eh_score_tree *tr = t->tree;
+        size_t nn = (size_t)tr->n_nodes;
+        if (eh_qwen3vl_score_tree(t->q, items, (int)k, tr->token, tr->parent, tr->n_nodes, tr->cont, tr->n_cont, out,
+                                  out + k * nn, &e) == EH_OK) {
             for (size_t j = 0; j < k; j++)
-                finish_score(m, out + j * 11, &results[which[j]]);
+                finish_score(m, out + j * nn, out + (k + j) * nn, &results[which[j]]);
         } else {
             for (size_t j = 0; j < k; j++)
                 eh_fail(&results[which[j]].err, e.code ? e.code : EH_EMODEL, "%s: %s", m->section, e.msg);
@@ -429,6 +436,7 @@ static void native_close(eh_model *m)
     if (!t)
         return;
     eh_qwen3vl_free(t->q);
+    eh_score_tree_free(t->tree);
     eh_tokenizer_free(t->tok);
     free(t);
     m->impl = NULL;

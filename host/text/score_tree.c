@@ -158,10 +158,21 @@ eh_status eh_score_range_of(const eh_node *spec, int *lo, int *hi, eh_error *err
     const eh_node *r = eh_node_get(spec, "score_range");
     if (!r)
         return EH_OK;
-    if (r->type != EH_NODE_SEQ || r->u.list.count != 2 || r->u.list.items[0]->type != EH_NODE_INT ||
-        r->u.list.items[1]->type != EH_NODE_INT)
+    int64_t v[2] = { 0, 0 };
+    int ok = r->type == EH_NODE_SEQ && r->u.list.count == 2;
+    for (int i = 0; ok && i < 2; i++) {
+        const eh_node *x = r->u.list.items[i];
+        /* a number from Lua or JSON may arrive as a float: integral ones count */
+        if (x->type == EH_NODE_INT)
+            v[i] = x->u.integer;
+        else if (x->type == EH_NODE_FLOAT && x->u.number == floor(x->u.number) && fabs(x->u.number) < 1e9)
+            v[i] = (int64_t)x->u.number;
+        else
+            ok = 0;
+    }
+    if (!ok)
         return eh_fail(err, EH_EINVAL, "score_range must be two integers [lo, hi], e.g. [0, 10] or [1, 5]");
-    int64_t a = r->u.list.items[0]->u.integer, b = r->u.list.items[1]->u.integer;
+    int64_t a = v[0], b = v[1];
     if (a < 0 || b <= a || b > 100)
         return eh_fail(err, EH_EINVAL, "score_range [%lld, %lld]: need 0 <= lo < hi <= 100", (long long)a,
                        (long long)b);

@@ -42,14 +42,29 @@ typedef struct eh_score_request {
     const eh_image *image;           /* the edited image */
     const eh_image *original;        /* may be NULL */
     const char *instruction, *description, *system_prompt, *user_prompt, *category, *id;
+    /* A benchmark's own layout (its official judge request): when images is
+     * set, exactly these pictures in this order, unlabelled, replace
+     * original + image; text_first puts the prompt before them (VIEScore,
+     * ImgEdit, RISEBench do); text_only: a reply with no score the host can
+     * read is no failure (the benchmark's parser reads the text);
+     * jpeg_quality > 0 overrides the model's for this request. A backend
+     * without the capability fails such a request by name (model.c). */
+    const eh_image *const *images;
+    size_t n_images;
+    int text_first, text_only, jpeg_quality;
 } eh_score_request;
+
+/* values a judge's score_range may hold: [0, 100] at most */
+#define EH_SCORE_MAX_VALUES 101
 
 typedef struct eh_score_result {
     int ok;                          /* 0: err says why; score is meaningless */
-    double score;                    /* 0..10 */
+    double score;                    /* in the judge's score_range (default 0..10) */
     char *text;                      /* judge text, malloc'd, owned by the result */
-    double probs[11];                /* distribution over "0".."10" when has_probs */
+    double probs[EH_SCORE_MAX_VALUES]; /* P(score_lo + i) when has_probs */
     int has_probs;
+    int score_lo, n_probs;           /* the range probs covers; n_probs 0: 0..10 (11 values) */
+    const char *score_method;        /* static: "logprobs", "logprobs-approx", "text"; NULL: unsaid */
     eh_error err;
 } eh_score_result;
 

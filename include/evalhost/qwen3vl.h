@@ -49,6 +49,16 @@ eh_torch_module *eh_qwen3vl_module(eh_qwen3vl *q);         /* for to_device/off_
 eh_status eh_qwen3vl_score(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n, const int32_t *cand, int n_cand,
                            double *out, float *full, eh_error *err);
 
+/* The score tree's walk (score_tree.h) for n prompts: one batched prefill
+ * with a KV cache, then one batched step over every node's path of every
+ * item (each row attends to its own prompt's cache).  For item i and node
+ * v (index i*n_nodes + v): logp = log P(token[v] | prompt, path to
+ * parent[v]) (0 at the root), log_end = log P(a token not in cont |
+ * prompt, path to v).  EH_EINVAL for a malformed tree. */
+eh_status eh_qwen3vl_score_tree(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n, const int32_t *token,
+                                const int32_t *parent, int n_nodes, const int32_t *cont, int n_cont, double *logp,
+                                double *log_end, eh_error *err);
+
 /* Greedy decoding of one prompt with a KV cache (transformers' generate
  * with do_sample=False): up to max_new token ids into out (room for
  * max_new), stopping after the first id in stop[n_stop]; *n_out = count. */

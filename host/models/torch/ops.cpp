@@ -281,7 +281,8 @@ at::Tensor vision_rope_2d(const std::vector<int64_t> &prow, const std::vector<in
 
 // ---- attention -------------------------------------------------------------
 
-at::Tensor attention(const at::Tensor &q, at::Tensor k, at::Tensor v, bool causal, double scale)
+at::Tensor attention(const at::Tensor &q, at::Tensor k, at::Tensor v, bool causal, double scale,
+                     const at::Tensor &mask)
 {
     int64_t heads = q.size(-3), kv_heads = k.size(-3);
     if (heads != kv_heads) {
@@ -291,6 +292,8 @@ at::Tensor attention(const at::Tensor &q, at::Tensor k, at::Tensor v, bool causa
         k = k.unsqueeze(2).expand({ n, kv_heads, rep, T, hd }).reshape({ n, heads, T, hd });
         v = v.unsqueeze(2).expand({ n, kv_heads, rep, T, hd }).reshape({ n, heads, T, hd });
     }
+    if (mask.defined())
+        return at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale);
     return at::scaled_dot_product_attention(q, k, v, {}, 0.0, causal, scale);
 }
 

@@ -11,11 +11,16 @@
 #include "evalhost/safetensors.h"
 #include "evalhost/torch_shim.h"
 
+#include <c10/core/Event.h>
 #include <torch/script.h>
 
+#include <condition_variable>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -74,6 +79,19 @@ struct slot {
     int64_t nbytes;
 };
 
+// An overlapped load in flight (residency.cpp): the device buffer filled
+// chunk by chunk, an event per chunk (CUDA: recorded on the copy stream) or
+// a count of chunks arrived (the CPU's copier thread).
+struct pending_load {
+    std::vector<int64_t> ends;        // byte end of each chunk in the flat buffer, ascending
+    std::vector<c10::Event> events;   // CUDA
+    size_t waited = 0;                // CUDA: chunks the compute stream already waits for
+    std::mutex mu;                    // CPU: arrived
+    std::condition_variable cv;
+    size_t arrived = 0;
+    std::thread copier;
+};
+
 }  // namespace ehtorch
 
 struct eh_torch_module {
@@ -92,6 +110,9 @@ struct eh_torch_module {
     eh_torch_host_kind host_kind = EH_TORCH_HOST_PLAIN;
     std::optional<c10::Stream> copy_stream;
     bool on_device = false;
+    int64_t overlap_chunk = 0;         // > 0: loads overlap the first forward (torch_shim.h)
+    int overlap_delay_us = 0;          // tests: the CPU copier's sleep per chunk
+    std::unique_ptr<ehtorch::pending_load> pending;   // while an overlapped copy may be in flight
 };
 
 namespace ehtorch {
@@ -102,6 +123,21 @@ at::Tensor view_of(const at::Tensor &flat, const slot &s);
 void retarget(eh_torch_module *m, const at::Tensor &flat);
 // The host buffer: registered mmap, else torch pinned, on CUDA; plain on CPU.
 at::Tensor alloc_host(int64_t bytes, bool pin, eh_torch_host_kind *kind);
+// An overlapped load's waits.  ready: t (a weight viewing the device
+// buffer) once the chunk holding it has arrived: the current CUDA stream
+// waits on that chunk's event (the host goes on), the CPU waits for the
+// copier; at once when no copy is in flight.  ready_all: the same for the
+// whole buffer.  finish_load: the host waits for the copy and drops the
+// events (unload, free, reload).
+void wait_chunk(eh_torch_module *m, const at::Tensor &t);
+inline const at::Tensor &ready(eh_torch_module *m, const at::Tensor &t)
+{
+    if (m->pending)
+        wait_chunk(m, t);
+    return t;
+}
+void ready_all(eh_torch_module *m);
+void finish_load(eh_torch_module *m);
 // Reserves the next aligned stretch of the module's flat buffers.
 slot &add_slot(eh_torch_module *m, at::ScalarType dtype, std::vector<int64_t> sizes);
 // opt (NULL: the defaults) checked and copied into m.
@@ -236,7 +272,9 @@ at::Tensor vision_rope_2d(const std::vector<int64_t> &prow, const std::vector<in
 // ---- attention ------------------------------------------------------------
 // q [.., H, Lq, D], k/v [.., Hkv, Lk, D]: key/value heads repeated to H
 // (grouped-query), then SDPA with the given scale (causal: top-left aligned).
-at::Tensor attention(const at::Tensor &q, at::Tensor k, at::Tensor v, bool causal, double scale);
+// mask (bool, true = attend; broadcast over heads) replaces causal when given.
+at::Tensor attention(const at::Tensor &q, at::Tensor k, at::Tensor v, bool causal, double scale,
+                     const at::Tensor &mask = at::Tensor());
 
 }  // namespace ehtorch
 

@@ -19,7 +19,7 @@ namespace ehtorch {
 
 const at::Tensor &qw(eh_qwen3vl *q, const std::string &name)
 {
-    return named_weight(q->w, name);
+    return ready(q->tm, named_weight(q->w, name));
 }
 
 at::Tensor qlinear(eh_qwen3vl *q, const at::Tensor &x, const std::string &p, bool bias)
@@ -67,7 +67,8 @@ at::Tensor moe_mlp(eh_qwen3vl *q, const at::Tensor &x, const std::string &p)
 // over h itself (and, with a cache, its keys/values kept per layer);
 // otherwise one new token per item attending to the cache and itself.
 at::Tensor run_layers(eh_qwen3vl *q, at::Tensor h, const at::Tensor &cosv, const at::Tensor &sinv,
-                      const at::Tensor &vmask, const std::vector<at::Tensor> &deep, kv_cache *cache, bool prefill)
+                      const at::Tensor &vmask, const std::vector<at::Tensor> &deep, kv_cache *cache, bool prefill,
+                      const branch_rows *br)
 {
     const eh_qwen3vl_config &c = q->cfg;
     int64_t n = h.size(0), L = h.size(1);
@@ -89,7 +90,10 @@ at::Tensor run_layers(eh_qwen3vl *q, at::Tensor h, const at::Tensor &cosv, const
         at::Tensor vs = qlinear(q, x, p + ".self_attn.v_proj", qkv_bias).view({ n, L, -1, hd }).transpose(1, 2);
         qs = apply_rope(qs, cosv, sinv);
         ks = apply_rope(ks, cosv, sinv);
-        if (cache) {
+        if (br) {   // branch rows: read their prompts' cache, keep nothing
+            ks = at::cat({ cache->k[l].index_select(0, br->rows), ks }, 2);
+            vs = at::cat({ cache->v[l].index_select(0, br->rows), vs }, 2);
+        } else if (cache) {
             if (!prefill) {
                 ks = at::cat({ cache->k[l], ks }, 2);
                 vs = at::cat({ cache->v[l], vs }, 2);
@@ -99,7 +103,7 @@ at::Tensor run_layers(eh_qwen3vl *q, at::Tensor h, const at::Tensor &cosv, const
         }
         // a decode step's one query sees every cached key: no mask (sdpa's
         // causal mask is top-left aligned and would hide all but the first)
-        at::Tensor a = attention(qs, ks, vs, prefill, scale);
+        at::Tensor a = br ? attention(qs, ks, vs, false, scale, br->mask) : attention(qs, ks, vs, prefill, scale);
         a = a.transpose(1, 2).reshape({ n, L, -1 });
         h = h + qlinear(q, a, p + ".self_attn.o_proj", false);
         x = rms_norm(h, qw(q, p + ".post_attention_layernorm.weight"), c.rms_norm_eps);
@@ -224,7 +228,8 @@ void vision_forward(eh_qwen3vl *q, const std::vector<const float *> &patches, in
 // The prefill of n right-padded prompts → last-position logits [n, vocab]
 // in float32.  With a cache (one item), its keys and values are kept for
 // decoding.
-at::Tensor qwen_forward(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n, kv_cache *cache = nullptr)
+at::Tensor qwen_forward(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n, kv_cache *cache = nullptr,
+                        std::vector<int64_t> *next_pos = nullptr)
 {
     const eh_qwen3vl_config &c = q->cfg;
     at::Device dev = q->tm->device;
@@ -346,10 +351,18 @@ at::Tensor qwen_forward(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n, kv_c
     at::Tensor cosv = f.cos().to(dt).unsqueeze(1), sinv = f.sin().to(dt).unsqueeze(1);   // [n,1,L,hd]
 
     if (cache) {
-        TORCH_CHECK(n == 1, "a cached prefill takes one item");
+        // several items: right-padded keys, each item's next position in next_pos
+        TORCH_CHECK(n == 1 || next_pos, "a cached prefill takes one item");
         cache->k.assign(c.num_layers, at::Tensor());
         cache->v.assign(c.num_layers, at::Tensor());
         cache->next_pos = *std::max_element(pos.begin(), pos.begin() + 3 * L) + 1;
+        if (next_pos) {
+            next_pos->assign(n, 0);
+            for (int i = 0; i < n; i++)
+                for (int a = 0; a < 3; a++)
+                    for (int64_t j = 0; j < items[i].n_ids; j++)
+                        (*next_pos)[i] = std::max((*next_pos)[i], pos[(size_t)a * n * L + (size_t)i * L + j] + 1);
+        }
     }
     h = run_layers(q, h, cosv, sinv, vmask, deep, cache, true);
     h = rms_norm(h, qw(q, "model.language_model.norm.weight"), c.rms_norm_eps);
@@ -509,6 +522,116 @@ eh_status eh_qwen3vl_score(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n, c
                 out[(size_t)i * n_cand + j] = cand[j] >= 0 && cand[j] < V ? (double)lp[i * V + cand[j]] : -INFINITY;
         if (full)
             memcpy(full, lp, sizeof(float) * (size_t)n * (size_t)V);
+        return EH_OK;
+    });
+}
+
+// tree rows per step: each row copies its prompt's keys and values (a
+// 2k-token prompt of an 8B model: ~8 MB a row and layer in bfloat16)
+#define TREE_ROW_CHUNK 64
+
+eh_status eh_qwen3vl_score_tree(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n, const int32_t *token,
+                                const int32_t *parent, int n_nodes, const int32_t *cont, int n_cont, double *logp,
+                                double *log_end, eh_error *err)
+{
+    if (!q->tm->on_device)
+        return fail(err, EH_ESTATE, "model is not loaded");
+    if (n < 1)
+        return EH_OK;
+    if (n_nodes < 1 || n_nodes > 4096 || parent[0] != -1)
+        return fail(err, EH_EINVAL, "score tree: %d nodes, root's parent %d", n_nodes, n_nodes > 0 ? parent[0] : 0);
+    std::vector<int> depth(n_nodes, 0);
+    int D = 0;
+    for (int v = 1; v < n_nodes; v++) {
+        if (parent[v] < 0 || parent[v] >= v || token[v] < 0 || token[v] >= q->cfg.vocab_size)
+            return fail(err, EH_EINVAL, "score tree: node %d (parent %d, token %d) is malformed", v, parent[v], token[v]);
+        depth[v] = depth[parent[v]] + 1;
+        D = std::max(D, depth[v]);
+    }
+    for (int j = 0; j < n_cont; j++)
+        if (cont[j] < 0 || cont[j] >= q->cfg.vocab_size)
+            return fail(err, EH_EINVAL, "score tree: continuing token %d is outside the vocabulary", cont[j]);
+    return guarded(err, EH_EMODEL, "forward", [&]() -> eh_status {
+        device_scope scope(q->tm);
+        const eh_qwen3vl_config &c = q->cfg;
+        at::Device dev = q->tm->device;
+        at::ScalarType dt = q->tm->dtype;
+        at::TensorOptions lopt = at::TensorOptions().dtype(at::kLong);
+        kv_cache cache;
+        std::vector<int64_t> next;
+        at::Tensor all = qwen_forward(q, items, n, &cache, &next);   // [n, vocab]: the roots
+        // one step over every node of every item: row r = i*(n_nodes-1) + v-1
+        // holds v's path, right-padded to D, after item i's cached prompt
+        int64_t per = n_nodes - 1, R = (int64_t)n * per, L = cache.k[0].size(2);
+        if (R > 0) {
+            std::vector<int64_t> ids((size_t)(R * D), 0), pos((size_t)(R * D), 0), rows((size_t)R), last((size_t)R);
+            std::vector<uint8_t> mask((size_t)(R * D * (L + D)), 0);
+            for (int i = 0; i < n; i++)
+                for (int v = 1; v < n_nodes; v++) {
+                    int64_t r = i * per + v - 1;
+                    for (int u = v; u > 0; u = parent[u])
+                        ids[(size_t)(r * D + depth[u] - 1)] = token[u];
+                    for (int t = 0; t < D; t++) {
+                        pos[(size_t)(r * D + t)] = next[i] + t;
+                        uint8_t *m = &mask[(size_t)((r * D + t) * (L + D))];
+                        for (int64_t j = 0; j < items[i].n_ids; j++)
+                            m[j] = 1;
+                        for (int u = 0; u <= t; u++)
+                            m[L + u] = 1;
+                    }
+                    rows[(size_t)r] = i;
+                    last[(size_t)r] = depth[v] - 1;
+                }
+            // in chunks of rows: each reads a copy of its prompt's keys and values
+            std::vector<at::Tensor> parts{ all };
+            std::string head = q->w.count("lm_head.weight") ? "lm_head.weight" : "model.language_model.embed_tokens.weight";
+            for (int64_t r0 = 0; r0 < R; r0 += TREE_ROW_CHUNK) {
+                int64_t rc = std::min<int64_t>(TREE_ROW_CHUNK, R - r0);
+                at::Tensor tid = at::from_blob(ids.data() + r0 * D, { rc, D }, lopt).to(dev);
+                at::Tensor h = at::embedding(qw(q, "model.language_model.embed_tokens.weight"), tid);
+                // text positions: the three rotary axes agree, the interleave is the identity
+                at::Tensor f = rope_angles(at::from_blob(pos.data() + r0 * D, { rc, D }, lopt).to(at::kFloat),
+                                           c.rope_theta, c.head_dim);
+                f = rope_full(f).to(dev);
+                at::Tensor cosv = f.cos().to(dt).unsqueeze(1), sinv = f.sin().to(dt).unsqueeze(1);
+                branch_rows br{ at::from_blob(rows.data() + r0, { rc }, lopt).to(dev),
+                                at::from_blob(mask.data() + r0 * D * (L + D), { rc, 1, D, L + D },
+                                              at::TensorOptions().dtype(at::kBool))
+                                    .to(dev) };
+                h = run_layers(q, h, cosv, sinv, at::Tensor(), {}, &cache, false, &br);
+                h = rms_norm(h, qw(q, "model.language_model.norm.weight"), c.rms_norm_eps);
+                at::Tensor li = at::from_blob(last.data() + r0, { rc }, lopt).to(dev);
+                at::Tensor hl = h.index({ at::arange(rc, lopt.device(dev)), li });
+                parts.push_back(at::linear(hl, qw(q, head)).to(at::kFloat));
+            }
+            all = at::cat(parts, 0);   // [n + R, vocab]
+        }
+        // distribution of row x: all[x] - lse[x]; the end mass leaves out cont
+        at::Tensor lse = at::logsumexp(all, -1);
+        at::Tensor ends = all;
+        if (n_cont > 0) {
+            std::vector<int64_t> cv(cont, cont + n_cont);
+            ends = all.index_fill(1, at::from_blob(cv.data(), { n_cont }, lopt).to(dev), -INFINITY);
+        }
+        at::Tensor lend = (at::logsumexp(ends, -1) - lse).to(at::kDouble).to(at::kCPU).contiguous();
+        std::vector<int64_t> prow((size_t)std::max<int64_t>(R, 1)), ptok((size_t)std::max<int64_t>(R, 1));
+        auto row_of = [&](int i, int v) -> int64_t { return v == 0 ? i : n + i * per + v - 1; };
+        for (int i = 0; i < n; i++)
+            for (int v = 1; v < n_nodes; v++) {
+                prow[(size_t)(i * per + v - 1)] = row_of(i, parent[v]);
+                ptok[(size_t)(i * per + v - 1)] = token[v];
+            }
+        at::Tensor lp;
+        if (R > 0) {
+            at::Tensor pr = at::from_blob(prow.data(), { R }, lopt).to(dev), pt = at::from_blob(ptok.data(), { R }, lopt).to(dev);
+            lp = (all.index({ pr, pt }) - lse.index({ pr })).to(at::kDouble).to(at::kCPU).contiguous();
+        }
+        const double *le = lend.data_ptr<double>();
+        for (int i = 0; i < n; i++)
+            for (int v = 0; v < n_nodes; v++) {
+                log_end[(size_t)i * n_nodes + v] = le[row_of(i, v)];
+                logp[(size_t)i * n_nodes + v] = v == 0 ? 0.0 : lp.data_ptr<double>()[i * per + v - 1];
+            }
         return EH_OK;
     });
 }

@@ -28,13 +28,22 @@ struct kv_cache {
     int64_t next_pos = 0;
 };
 
+// Rows that continue cached prompts without extending the cache (the score
+// tree's paths): row r attends to the cached keys of prompt rows[r] where
+// mask [R, 1, Lnew, Lcache + Lnew] allows (its prompt's length, then causal
+// over the row's own tokens).
+struct branch_rows {
+    at::Tensor rows, mask;
+};
+
 // The decoder layers over h [n, L, hidden] with the rotary table cosv/sinv
 // [n or 1, 1, L, head_dim].  prefill: causal attention over h itself (and,
 // with a cache, its keys/values kept per layer); otherwise one new token per
 // item attending to the cache and itself.  deep[l] (prefill only) is added
 // onto the rows vmask marks after layer l.
 at::Tensor run_layers(eh_qwen3vl *q, at::Tensor h, const at::Tensor &cosv, const at::Tensor &sinv,
-                      const at::Tensor &vmask, const std::vector<at::Tensor> &deep, kv_cache *cache, bool prefill);
+                      const at::Tensor &vmask, const std::vector<at::Tensor> &deep, kv_cache *cache, bool prefill,
+                      const branch_rows *br = nullptr);
 
 }  // namespace ehtorch
 

@@ -232,7 +232,90 @@ function Run:settle_score(cat, pair, req, res, err, info, dt)
   end
   self.timings.score_seconds = self.timings.score_seconds + dt
   self.timings.scored = self.timings.scored + 1
-  self:record(self.score_stage, cat, pair_id(pair), { score = score, text = res.text, seconds = dt, dims = dims })
+  -- how the score was obtained (issue 19): the backend says; a profile's
+  -- parser reads the text; a distribution without a word is an expectation
+  local method = self.profile_parse and "text" or res.score_method or (res.probs and "logprobs" or "text")
+  self:record(self.score_stage, cat, pair_id(pair), { score = score, text = res.text, seconds = dt, dims = dims,
+    score_method = method, probs = res.probs, argmax = res.argmax })
+  return true
+end
+
+------------------------------------------------------------------------
+-- A benchmark's own protocol (issue 25): a profile with requests(ctx) asks
+-- the judge several times per pair, each request with its own prompt and
+-- pictures in the benchmark's order; combine(replies, ctx) turns the replies
+-- into the pair's score. The group is one pair: batched with the others,
+-- journaled once its replies are combined (a resumed run asks again).
+------------------------------------------------------------------------
+
+local function close_group(g)
+  g.image:close()
+  g.original:close()
+  for _, img in ipairs(g.owned) do img:close() end
+end
+
+-- What a profile sees of a pair: its pictures, fields and helpers.
+function Run:profile_ctx(cat, pair, edited, original)
+  local owned = {}
+  return {
+    category = cat, id = pair_id(pair), pair = pair, instruction = pair.instruction,
+    edited = edited, original = original, state = self.profile_state, owned = owned,
+    -- an Image the profile made (resized, a reference picture): closed with the group
+    own = function(_, img) owned[#owned + 1] = img; return img end,
+  }
+end
+
+function Run:profile_group(cat, pair, edited, original)
+  local ctx = self:profile_ctx(cat, pair, edited, original)
+  local parts, why = self.profile_requests(ctx)
+  local g = { image = edited, original = original, owned = ctx.owned, ctx = ctx, parts = {}, names = {} }
+  if not parts then
+    close_group(g)
+    return nil, self:fail(self.score_stage, cat, pair, "data", why) and false
+  end
+  for k, p in ipairs(parts) do
+    g.names[k] = p.name
+    g.parts[k] = {
+      images = p.images, image = p.images[#p.images], user_prompt = p.text, system_prompt = p.system,
+      text_first = p.text_first, text_only = true, jpeg_quality = p.jpeg_quality,
+      instruction = pair.instruction, category = cat, id = ctx.id,
+    }
+  end
+  return g
+end
+
+-- The judge's replies to a group (results[k] for parts[k]; nil with err,
+-- info when the whole call failed); true when the pair has a score.
+function Run:settle_group(cat, pair, g, results, err, info, dt)
+  close_group(g)
+  if not results and type(info) == "table" and info.whole then
+    stop(("%s: %s"):format(self.sections.judge, tostring(err)))
+  end
+  if not results then return self:fail(self.score_stage, cat, pair, "score", err, info) and false end
+  local replies = {}
+  for k, name in ipairs(g.names) do
+    local r = results[k]
+    if r.error then
+      return self:fail(self.score_stage, cat, pair, "score", ("%s: %s"):format(name, r.error), { code = r.code }) and false
+    end
+    replies[name] = r.text
+  end
+  local score, dims, official = self.profile_combine(replies, g.ctx)
+  local text = {}
+  for _, name in ipairs(g.names) do text[#text + 1] = ("[%s]\n%s"):format(name, replies[name]) end
+  text = table.concat(text, "\n\n")
+  if not score then
+    -- the benchmark's parser found no rating: ours is a failure; `official`
+    -- keeps what the official code would count instead (the report shows both)
+    log("warn", "[%s] %s: score failed: %s (%s)", cat, g.ctx.id, tostring(dims), self.dataset_path)
+    self:record(self.score_stage, cat, g.ctx.id, { error = tostring(dims), stage = "score", text = text,
+      official = official, replies = replies })
+    return false
+  end
+  self.timings.score_seconds = self.timings.score_seconds + dt * #g.parts
+  self.timings.scored = self.timings.scored + 1
+  self:record(self.score_stage, cat, g.ctx.id, { score = score, text = text, seconds = dt * #g.parts, dims = dims,
+    replies = replies })
   return true
 end
 
