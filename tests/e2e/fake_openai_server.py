@@ -41,8 +41,13 @@ def expected_score(pair_id):
 
 
 def expected_logprob_score(s):
-    """Expectation the 'logprobs' scenario's distribution gives for text score s."""
+    """Expectation the 'logprobs' scenario's distribution gives for text score s.
+    10 is "1" then "0" (logprob -0.01): combined along the path, P(10) =
+    P("1") P("0" | "1") and P(1) = P("1") P(no digit | "1") (issue 19)."""
     alt = s + 1 if s < 10 else s - 1
+    if s == 10:
+        p0 = math.exp(-0.01)
+        return (0.6 * p0 * 10 + 0.6 * (1 - p0) * 1 + 0.3 * alt) / 0.9
     return (0.6 * s + 0.3 * alt) / 0.9
 
 

@@ -243,7 +243,11 @@ static void test_odd(void)
     free(t);
     eh_image_free(raw);
 
-    /* PNG colour types and depths, RGB and (kept) RGBA, against Pillow. */
+    /* PNG colour types and depths, RGB (image.keep_alpha: false) and kept
+     * RGBA (the default since the judge composites it, issue 19), against Pillow. */
+    CHECK_EQ_INT(eh_image_default_limits().keep_alpha, 1);
+    eh_image_limits drop = eh_image_default_limits();
+    drop.keep_alpha = 0;
     const char *rgb[] = {"gray", "graya", "rgba", "pal", "bilevel", "pal_trns"};
     for (int i = 0; i < 6; i++) {
         char a[64], b[64];
