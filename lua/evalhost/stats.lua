@@ -111,7 +111,11 @@ end
 -- each resample draws len(g) values from every group g with replacement and
 -- combines the group means with `combine` (one group: its mean).
 local function bootstrap(groups, combine, resamples, seed, level)
-  local rng = stats.rng(seed)
+  -- Rng:next and Rng:index inlined on locals: the same draws, the same sums,
+  -- several times faster (2000 resamples of 100k pairs is 2e8 draws)
+  local st = stats.rng(seed).s
+  local s1, s2, s3, s4 = st[1], st[2], st[3], st[4]
+  local floor, scale = math.floor, 2.0 ^ -53
   local means = {}
   local gmeans = {}
   for b = 1, resamples do
@@ -119,7 +123,18 @@ local function bootstrap(groups, combine, resamples, seed, level)
       local xs = groups[g]
       local n = #xs
       local acc = 0.0
-      for _ = 1, n do acc = acc + xs[rng:index(n)] end
+      for _ = 1, n do
+        local r = s2 * 5
+        r = ((r << 7) | (r >> 57)) * 9
+        local t = s2 << 17
+        s3 = s3 ~ s1
+        s4 = s4 ~ s2
+        s2 = s2 ~ s3
+        s1 = s1 ~ s4
+        s3 = s3 ~ t
+        s4 = (s4 << 45) | (s4 >> 19)
+        acc = acc + xs[floor(((r >> 11) * scale) * n) + 1]
+      end
       gmeans[g] = acc / n
     end
     means[b] = combine(gmeans)
