@@ -412,39 +412,47 @@ local function up(path)
   return "../" .. path
 end
 
--- One row of the page's data (report_page.lua names the keys). files: what
--- opts.files gave for the pair (paths relative to the run folder), or
--- embed's data URLs.
-function report.page_row(p, files)
-  files = files or {}
-  local more
-  if type(files.more) == "table" and #files.more > 0 then
-    more = array({})
-    for i, m in ipairs(files.more) do more[i] = files.embedded and m or up(m) end
-  end
-  local pv = type(p.provenance) == "table" and p.provenance or nil
-  return {
-    c = p.category, i = p.id, n = nn(p.instruction), d = nn(p.description), s = nn(p.score), e = nn(p.error),
-    t = nn(p.text), m = nn(p.score_method), p = nn(p.probs), es = nn(p.edit_seconds), ss = nn(p.score_seconds),
-    im = not files.embedded and up(nn(p.image)) or nil, o = not files.embedded and up(files.original) or nil,
-    to = files.embedded and files.thumb_original or up(files.thumb_original),
-    te = files.embedded and files.thumb_edited or up(files.thumb_edited), x = more,
-    pv = pv and { edit = nn(pv.edit), score = nn(pv.score) } or nil,
-  }
+local JSON_ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+
+-- A JSON string for one of our own paths or data URLs (no cJSON round trip
+-- per pair: the page's pictures are built by hand, the pair is encoded once).
+local function json_str(v)
+  if type(v) ~= "string" then return "null" end
+  return '"' .. v:gsub('[%c"\\]', function(c) return JSON_ESC[c] or ("\\u%04x"):format(c:byte()) end) .. '"'
 end
 
--- Rows as a script chunk: JSON with "<" escaped, so that no text can close
--- the <script> it sits in.
-local function chunk_js(k, encoded)
-  return ("EH.chunk(%d,[%s]);\n"):format(k, (table.concat(encoded, ",\n"):gsub("<", "\\u003c")))
+-- A pair's pictures for the page, as the JSON array [thumb of the
+-- original, thumb of the edit, original, [more pictures], edited image]:
+-- paths relative to the page, or embed's data URLs (then no files).
+-- files: what opts.files gave (paths relative to the run folder).
+function report.page_files(p, files)
+  files = files or {}
+  local emb = files.embedded
+  local function path(x) return emb and x or up(x) end
+  local more = "null"
+  if type(files.more) == "table" and #files.more > 0 then
+    local m = {}
+    for i, x in ipairs(files.more) do m[i] = json_str(path(x)) end
+    more = "[" .. table.concat(m, ",") .. "]"
+  end
+  return ("[%s,%s,%s,%s,%s]"):format(json_str(path(files.thumb_original)), json_str(path(files.thumb_edited)),
+    emb and "null" or json_str(up(files.original)), more, emb and "null" or json_str(up(nn(p.image))))
+end
+
+-- Rows as a script chunk: the pairs as the JSON report has them and their
+-- pictures, "<" escaped so that no text can close the <script> it sits in.
+local function chunk_js(k, encoded, pictures)
+  return ("EH.chunk(%d,[%s],\n[%s]);\n"):format(k, (table.concat(encoded, ",\n"):gsub("<", "\\u003c")),
+    (table.concat(pictures, ",\n"):gsub("<", "\\u003c")))
 end
 
 -- What one pass over the pairs gathers for the page: scores per category
 -- for the histograms, the score_method values seen, the rows in chunks of
--- `size` (given to flush(k, encoded) as they fill).
+-- `size` (given to flush(k, encoded, pictures) as they fill).
 local function page_pass(size, flush)
-  local g = { scores = {}, all = {}, methods = {}, seen = {}, buf = {}, k = 0, n = 0 }
-  function g.add(p, files)
+  local g = { scores = {}, all = {}, methods = {}, seen = {}, buf = {}, pics = {}, k = 0, n = 0 }
+  -- line: p as JSON when the caller has it already
+  function g.add(p, files, line)
     if type(p.score) == "number" then
       local xs = g.scores[p.category] or {}
       g.scores[p.category] = xs
@@ -453,14 +461,15 @@ local function page_pass(size, flush)
     end
     local m = nn(p.score_method)
     if m ~= nil and not g.seen[m] then g.seen[m] = true; g.methods[#g.methods + 1] = tostring(m) end
-    g.buf[#g.buf + 1] = json().encode(report.page_row(p, files))
+    g.buf[#g.buf + 1] = line or json().encode(p)
+    g.pics[#g.pics + 1] = report.page_files(p, files)
     g.n = g.n + 1
     if #g.buf >= size then g.flush() end
   end
   function g.flush()
     if #g.buf == 0 then return end
-    flush(g.k, g.buf)
-    g.k, g.buf = g.k + 1, {}
+    flush(g.k, g.buf, g.pics)
+    g.k, g.buf, g.pics = g.k + 1, {}, {}
   end
   return g
 end
@@ -542,7 +551,9 @@ report.MAX_FAILURES_LISTED = 1000  -- failures the page's table shows (all are i
 function report.html(rep, opts)
   opts = opts or {}
   local inline = {}
-  local g = page_pass(opts.chunk_rows or report.CHUNK_ROWS, function(k, enc) inline[#inline + 1] = chunk_js(k, enc) end)
+  local g = page_pass(opts.chunk_rows or report.CHUNK_ROWS, function(k, enc, pics)
+    inline[#inline + 1] = chunk_js(k, enc, pics)
+  end)
   each_pair(rep, function(p)
     local files = { embedded = true }
     if opts.thumbnail then files.thumb_original, files.thumb_edited = opts.thumbnail(p) end
@@ -848,15 +859,6 @@ local function remove_folder(path)
   os.remove(path)
 end
 
--- One line of results/samples.jsonl: what a script reading the run needs per pair.
-local function sample_line(p)
-  return json().encode({
-    id = p.id, category = p.category, instruction = orNull(nn(p.instruction)), score = orNull(nn(p.score)),
-    score_method = p.score_method, probs = p.probs, text = orNull(nn(p.text)), image = orNull(nn(p.image)),
-    error = orNull(nn(p.error)), edit_seconds = orNull(nn(p.edit_seconds)), score_seconds = orNull(nn(p.score_seconds)),
-  })
-end
-
 -- Writes the reports in one pass over the pairs (rep.pairs an array, or
 -- report.build's streaming function): results/evaluation_report_<stamp>.json,
 -- .md and .html (the page's data in <stem>_files/ beside it, or inline with
@@ -887,11 +889,11 @@ function report.write(rep, out, opts)
       ok, err = h.fs.mkdir_beneath(dir, files_dir .. ".tmp")
       if not ok then error(setmetatable({ msg = ("cannot create %s: %s"):format(made_dir, tostring(err)) }, WriteFailed), 0) end
     end
-    local g = page_pass(opts.chunk_rows or report.CHUNK_ROWS, function(k, enc)
-      if embed then inline[#inline + 1] = chunk_js(k, enc); return end
+    local g = page_pass(opts.chunk_rows or report.CHUNK_ROWS, function(k, enc, pics)
+      if embed then inline[#inline + 1] = chunk_js(k, enc, pics); return end
       local fname = ("data-%05d.js"):format(k)
       local o = out_open(util.join(made_dir, fname), opened)
-      o:write(chunk_js(k, enc))
+      o:write(chunk_js(k, enc, pics))
       o:commit()
       chunk_names[#chunk_names + 1] = files_dir .. "/" .. fname
     end)
@@ -909,9 +911,11 @@ function report.write(rep, out, opts)
     js:write('"pairs": [')
     local first = true
     each_pair(rep, function(p, row)
-      js:write((first and "\n" or ",\n") .. json().encode(p))
+      -- one encoding serves the JSON report, samples.jsonl and the page
+      local line = json().encode(p)
+      js:write((first and "\n" or ",\n") .. line)
       first = false
-      samples:write(sample_line(p) .. "\n")
+      samples:write(line .. "\n")
       add_md(p)
       if html then
         local files
@@ -921,7 +925,7 @@ function report.write(rep, out, opts)
         elseif opts.files then
           files = opts.files(p, row)
         end
-        g.add(p, files)
+        g.add(p, files, line)
       end
     end)
     g.flush()

@@ -4,10 +4,12 @@
 -- from disk may not fetch() a file beside it, while <script src> works in
 -- every browser from file://.
 --
--- A row (report.page_row): c category, i id, n instruction, d description,
--- s score, e error, t judge text, m score_method, p probs, es/ss edit and
--- score seconds, im edited image, o original, to/te thumbnails, x extra input
--- pictures, pv provenance {edit, score}. Paths are relative to the page.
+-- A chunk carries the pairs as the JSON report has them and their pictures
+-- (report.page_files); the loader keeps each as a row: c category, i id, n
+-- instruction, d description, s score, e error, t judge text, m
+-- score_method, p probs, es/ss edit and score seconds, im edited image, o
+-- original, to/te thumbnails, x extra input pictures, pv provenance {edit,
+-- score}. Paths are relative to the page.
 local page = {}
 
 page.CSS = [[
@@ -196,7 +198,12 @@ EH.start();
 -- meta.chunks (file names) each is added as a <script> once the previous one
 -- ran, so the first rows paint before the last ones arrive.
 page.LOADER = [=[
-window.EH={rows:[],loading:true,chunk:function(k,rs){for(var i=0;i<rs.length;i++)this.rows.push(rs[i]);if(this.onchunk)this.onchunk(k);},
+window.EH={rows:[],loading:true,
+// rs: pairs as the JSON report has them; fs: their pictures [thumb original, thumb edited, original, more, edited]
+chunk:function(k,rs,fs){for(var i=0;i<rs.length;i++){var r=rs[i],f=(fs&&fs[i])||[];
+  this.rows.push({c:r.category,i:r.id,n:r.instruction,d:r.description,s:r.score,e:r.error,t:r.text,m:r.score_method,
+    p:r.probs,es:r.edit_seconds,ss:r.score_seconds,pv:r.provenance,to:f[0],te:f[1],o:f[2],x:f[3],im:f[4]});}
+  if(this.onchunk)this.onchunk(k);},
 start:function(){var self=this,list=(self.meta.chunks||[]).slice();
   (function next(){if(!list.length){self.done();return;}var s=document.createElement('script');s.src=list.shift();
     s.onload=next;s.onerror=function(){self.load_error=s.src;next();};document.head.appendChild(s);})();}};
