@@ -24,7 +24,7 @@ dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}dd{margin:0}
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:10px;margin-top:10px}
 .card{border:1px solid #ccc;padding:6px;background:#fafafa;cursor:pointer;font-size:13px;min-height:120px}
 .card:hover{border-color:#4a78c2}.card .imgs{display:flex;gap:4px}.card figure{margin:0;flex:1;text-align:center}
-.card img{max-width:100%;max-height:160px}.card figcaption,.lbl{font-size:11px;color:#555;text-transform:uppercase}
+.card img{max-width:100%;max-height:160px}.card .imgs figcaption,.lbl{font-size:11px;color:#555;text-transform:uppercase}
 .card .txt{color:#444;overflow:hidden;display:-webkit-box;-webkit-line-clamp:3;-webkit-box-orient:vertical}
 .noimg{display:inline-block;padding:30px 8px;color:#999;border:1px dashed #ccc}
 #pager{margin:10px 0}#pager button{margin:0 4px}

@@ -18,23 +18,24 @@ import tempfile
 SRC = pathlib.Path(__file__).resolve().parents[3]
 PROBE = ("import resource, subprocess, sys, time\n"
          "t = time.monotonic(); r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
-         "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.monotonic() - t)\n"
+         "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+         "print(r.returncode, u.ru_maxrss, time.monotonic() - t, u.ru_utime + u.ru_stime)\n"
          "sys.stderr.write(r.stderr)\n")
 
 
-def write_report(binary, pairs, out):
+def write_report(binary, pairs, out, resamples):
     (out / "t").mkdir(parents=True, exist_ok=True)
     from PIL import Image
     Image.new("RGB", (192, 144), (200, 90, 40)).save(out / "t" / "a.jpg")
     Image.new("RGB", (192, 144), (40, 90, 200)).save(out / "t" / "b.jpg")
     p = subprocess.run([sys.executable, "-c", PROBE, str(binary), "tools/bench/report/synthetic.lua",
                         "config/example.yaml", "--set", "script.pairs=%d" % pairs, "--set", "run.out=%s" % out,
-                        "--set", "script.thumbs=t"], cwd=SRC, capture_output=True, text=True, timeout=900)
-    rc, kb, secs = p.stdout.split()
+                        "--set", "script.thumbs=t", "--set", "script.resamples=%d" % resamples], cwd=SRC, capture_output=True, text=True, timeout=900)
+    rc, kb, secs, cpu = p.stdout.split()
     if rc != "0":
         sys.exit("synthetic report failed:\n" + p.stderr)
     size = sum(f.stat().st_size for f in (out / "results").rglob("*") if f.is_file() and "latest" not in f.name)
-    return float(secs), int(kb) / 1024, size / 1e6
+    return float(secs), float(cpu), int(kb) / 1024, size / 1e6
 
 
 def page_figures(html, repeat):
@@ -71,12 +72,13 @@ def main():
     ap.add_argument("--bin", default=str(SRC / "build" / "evalhost"))
     ap.add_argument("--pairs", type=int, default=100000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--resamples", type=int, default=2000, help="the CI's bootstrap resamples (report.bootstrap)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         out = pathlib.Path(d) / "r"
-        secs, mb, size = write_report(a.bin, a.pairs, out)
-        print("writer: %d pairs in %.2f s, peak RSS %.0f MB, %.1f MB written (JSON, MD, samples.jsonl, page + data)"
-              % (a.pairs, secs, mb, size))
+        secs, cpu, mb, size = write_report(a.bin, a.pairs, out, a.resamples)
+        print("writer: %d pairs in %.1f s wall, %.1f s CPU (bootstrap B=%d included), peak RSS %.0f MB, "
+              "%.1f MB written (JSON, MD, samples.jsonl, page + data)" % (a.pairs, secs, cpu, a.resamples, mb, size))
         f = page_figures(out / "results" / "latest.html", a.repeat)
         print("page (median of %d loads): first cards %.0f ms, all %d pairs loaded %.0f ms, "
               "filter (category + score) %.1f ms, search %.1f ms, sort %.1f ms"

@@ -3,7 +3,7 @@
 -- the 100k-pair browser test.
 --
 --   evalhost tools/bench/report/synthetic.lua config/example.yaml \
---     --set script.pairs=100000 --set run.out=/tmp/r [--set script.thumbs=DIR]
+--     --set script.pairs=100000 --set run.out=/tmp/r [--set script.thumbs=DIR] [--set script.resamples=B]
 --
 -- Rows are deterministic (a linear congruential generator): five categories,
 -- CJK and Latin instructions, a judge text of about 300 characters, 2% failed
@@ -17,6 +17,7 @@ local h = evalhost
 local cfg = h.config
 local n = tonumber((cfg.script or {}).pairs) or 1000
 local thumbs = (cfg.script or {}).thumbs
+local resamples = tonumber((cfg.script or {}).resamples) or 200   -- the CI's bootstrap, as report.bootstrap.resamples
 local out = (cfg.run or {}).out or "outputs/synthetic"
 local CATS = { "物理", "环境", "社会", "因果", "指代" }
 local VERBS = { "把天空变成晚霞 / turn the sky to sunset", "让杯子倒下 / tip the cup over", "加一场雪 / add snow",
@@ -65,7 +66,7 @@ end
 local t0 = h.clock()
 local light = {}
 rows(function(r) light[#light + 1] = { category = r.category, score = r.score } end)
-local agg = stats.aggregate(light, { order = CATS, resamples = 200 })
+local agg = stats.aggregate(light, { order = CATS, resamples = resamples })
 light = nil
 local rep = report.build({
   version = h.version,
@@ -75,7 +76,7 @@ local rep = report.build({
   models = { editor = { backend = "builtin", name = "synthetic", device = "cpu" },
     judge = { backend = "builtin", name = "synthetic", device = "cpu" } },
   prompts = {}, swaps = h.swaps(), timings = { edit_seconds = 0, score_seconds = 0 },
-  stats = agg, stats_method = stats.method({ resamples = 200 }), rows = rows,
+  stats = agg, stats_method = stats.method({ resamples = resamples }), rows = rows,
 })
 local files = thumbs and function(_, row)
   return { thumb_original = thumbs .. "/a.jpg", thumb_edited = row.image and thumbs .. "/b.jpg" or nil,
