@@ -45,6 +45,84 @@ static int jfloats(const cJSON *o, const char *k, float *out, int max)
     return i;
 }
 
+/* Keys no inference forward reads (training, generation, bookkeeping,
+ * video): accepted by every loader beside the keys it implements. */
+static const char *const k_inert[] = { "_name_or_path", "_diffusers_version", "transformers_version", "architectures",
+                                       "dtype", "torch_dtype", "initializer_range", "use_cache", "bos_token_id",
+                                       "eos_token_id", "pad_token_id", "attention_dropout", "dropout",
+                                       "router_aux_loss_coef", "output_router_logits", "max_position_embeddings",
+                                       "video_token_id", "vision_start_token_id", "vision_end_token_id",
+                                       "tokens_per_second", "model_type", "_class_name", NULL };
+
+static int in_list(const char *k, const char *const *list)
+{
+    for (; list && *list; list++)
+        if (!strcmp(k, *list))
+            return 1;
+    return 0;
+}
+
+/* A loader implements the keys it reads; any other key of o (but the inert
+ * ones and evalhost_* bookkeeping) is refused with its name and value, so a
+ * config asking for what is not written here fails at open instead of
+ * running another model. */
+static eh_status check_keys(const cJSON *o, const char *path, const char *where, const char *const *known,
+                            const char *const *more, eh_error *err)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, o) {
+        const char *k = e->string;
+        /* null is the reference's "not set" (sliding_window: null) */
+        if (!k || cJSON_IsNull(e) || in_list(k, known) || in_list(k, more) || in_list(k, k_inert) ||
+            !strncmp(k, "evalhost_", 9))
+            continue;
+        char *v = cJSON_PrintUnformatted(e);
+        eh_status rc = eh_fail(err, EH_EFORMAT, "%s: %s%s%s = %.80s is not implemented here (refused rather than "
+                               "ignored)", path, where, *where ? "." : "", k, v ? v : "?");
+        free(v);
+        return rc;
+    }
+    return EH_OK;
+}
+
+/* A boolean as transformers and diffusers hold it: JSON true or false
+ * (absent or null: dflt).  Anything else ("yes", 1) is refused by name and
+ * value: Python would take "yes" as true where a C reader takes it as
+ * false, so neither guess is made. */
+static eh_status jbool(const cJSON *o, const char *k, int dflt, int *out, const char *path, eh_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!v || cJSON_IsNull(v)) {
+        *out = dflt;
+        return EH_OK;
+    }
+    if (!cJSON_IsBool(v)) {
+        char *s = cJSON_PrintUnformatted(v);
+        eh_status rc = eh_fail(err, EH_EFORMAT, "%s: %s = %.80s is not a boolean (true or false)", path, k, s ? s : "?");
+        free(s);
+        return rc;
+    }
+    *out = cJSON_IsTrue(v);
+    return EH_OK;
+}
+
+/* A string key that must name what the forward implements (hidden_act):
+ * absent takes dflt, which is one of ok. */
+static eh_status jchoice(const cJSON *o, const char *k, const char *const *ok, const char *path, const char *where,
+                         eh_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!v)
+        return EH_OK;
+    if (cJSON_IsString(v) && in_list(v->valuestring, ok))
+        return EH_OK;
+    char *s = cJSON_PrintUnformatted(v);
+    eh_status rc = eh_fail(err, EH_EFORMAT, "%s: %s%s%s = %.80s is not implemented (%s)", path, where, *where ? "." : "",
+                           k, s ? s : "?", ok[0]);
+    free(s);
+    return rc;
+}
+
 /* diffusers' AutoencoderKLQwenImage defaults (the released model's values) */
 static const float k_mean[16] = { -0.7571f, -0.7089f, -0.9113f, 0.1075f,  -0.1745f, 0.9653f,  -0.1517f, 1.5508f,
                                   0.4134f,  -0.0715f, 0.5517f,  -0.3632f, -0.1922f, -0.9497f, 0.2503f,  -0.2921f };
@@ -66,6 +144,62 @@ static cJSON *read_config(const char *path, const char *key, const char *want, e
         return NULL;
     }
     return root;
+}
+
+/* What the Qwen3-VL forward (host/models/torch/qwen3vl.cpp) implements,
+ * key by key; everything else in the file is refused by name and value. */
+static eh_status qwen3vl_refuse(const cJSON *root, const cJSON *t, const cJSON *v, const char *path, int moe,
+                                eh_error *err)
+{
+    static const char *const top[] = { "text_config", "vision_config", "image_token_id", "tie_word_embeddings", NULL };
+    static const char *const text[] = { "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                        "num_attention_heads", "num_key_value_heads", "head_dim", "rms_norm_eps",
+                                        "rope_parameters", "rope_scaling", "rope_theta", "tie_word_embeddings",
+                                        "hidden_act", "attention_bias", NULL };
+    static const char *const text_moe[] = { "num_experts", "num_local_experts", "num_experts_per_tok",
+                                            "moe_intermediate_size", "decoder_sparse_step", "mlp_only_layers",
+                                            "norm_topk_prob", NULL };
+    static const char *const vision[] = { "depth", "hidden_size", "intermediate_size", "num_heads", "patch_size",
+                                          "temporal_patch_size", "spatial_merge_size", "out_hidden_size",
+                                          "num_position_embeddings", "rope_parameters", "deepstack_visual_indexes",
+                                          "hidden_act", "in_channels", NULL };
+    /* "type": transformers 4's spelling of rope_type, "mrope" for these models */
+    static const char *const rope[] = { "rope_type", "type", "rope_theta", "mrope_section", "mrope_interleaved", NULL };
+    static const char *const silu[] = { "silu", NULL }, *const gelu_tanh[] = { "gelu_pytorch_tanh", NULL };
+    static const char *const rope_types[] = { "default", "mrope", NULL };
+    eh_status rc;
+    int b;
+    /* the MoE keys only for qwen3_vl_moe */
+    if ((rc = check_keys(root, path, "", top, NULL, err)) || (rc = check_keys(v, path, "vision_config", vision, NULL, err)) ||
+        (rc = check_keys(t, path, "text_config", text, moe ? text_moe : NULL, err)))
+        return rc;
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(t, "rope_parameters");
+    if (!cJSON_IsObject(rp))
+        rp = cJSON_GetObjectItemCaseSensitive(t, "rope_scaling");
+    if (cJSON_IsObject(rp) && ((rc = check_keys(rp, path, "text_config.rope_parameters", rope, NULL, err)) ||
+                               (rc = jchoice(rp, "rope_type", rope_types, path, "text_config.rope_parameters", err)) ||
+                               (rc = jchoice(rp, "type", rope_types, path, "text_config.rope_parameters", err))))
+        return rc;
+    /* the forward interleaves the three axes' frequencies (Qwen3-VL's
+     * apply_interleaved_mrope); a chunked layout is Qwen2-VL's */
+    if (cJSON_IsObject(rp) && ((rc = jbool(rp, "mrope_interleaved", 1, &b, path, err)) || !b))
+        return rc ? rc : eh_fail(err, EH_EFORMAT, "%s: text_config.rope_parameters.mrope_interleaved = false is not "
+                                 "implemented (Qwen3-VL interleaves)", path);
+    if ((rc = jchoice(t, "hidden_act", silu, path, "text_config", err)) ||
+        (rc = jchoice(v, "hidden_act", gelu_tanh, path, "vision_config", err)))
+        return rc;
+    if ((rc = jbool(t, "attention_bias", 0, &b, path, err)) || b)
+        return rc ? rc : eh_fail(err, EH_EFORMAT, "%s: text_config.attention_bias = true is not implemented (the "
+                                 "decoder's projections have no biases)", path);
+    if ((rc = jbool(t, "norm_topk_prob", 1, &b, path, err)) || !b)
+        return rc ? rc : eh_fail(err, EH_EFORMAT, "%s: text_config.norm_topk_prob = false is not implemented (the "
+                                 "router renormalises its top-k)", path);
+    if ((rc = jbool(root, "tie_word_embeddings", 0, &b, path, err)) ||
+        (rc = jbool(t, "tie_word_embeddings", 0, &b, path, err)))
+        return rc;
+    if (jint(v, "in_channels", 3) != 3)
+        return eh_fail(err, EH_EFORMAT, "%s: vision_config.in_channels = %d (RGB: 3)", path, jint(v, "in_channels", 3));
+    return EH_OK;
 }
 
 /* config.json → the shim's config; defaults are transformers' class
@@ -90,6 +224,11 @@ eh_status eh_qwen3vl_config_load(const char *path, eh_qwen3vl_config *c, eh_erro
         cJSON_Delete(root);
         return eh_fail(err, EH_EFORMAT, "%s: text_config or vision_config missing", path);
     }
+    eh_status rc = qwen3vl_refuse(root, t, v, path, !strcmp(type, "qwen3_vl_moe"), err);
+    if (rc != EH_OK) {
+        cJSON_Delete(root);
+        return rc;
+    }
     c->vocab_size = jint(t, "vocab_size", 151936);
     c->hidden_size = jint(t, "hidden_size", 4096);
     c->intermediate_size = jint(t, "intermediate_size", 22016);
@@ -110,7 +249,7 @@ eh_status eh_qwen3vl_config_load(const char *path, eh_qwen3vl_config *c, eh_erro
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
     /* the 2B/4B models tie the head to the embeddings (said at the top
      * level, and in text_config by some exports) */
-    c->tie_word_embeddings = cJSON_IsTrue(tie) || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "tie_word_embeddings"));
+    c->tie_word_embeddings = cJSON_IsTrue(tie) || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "tie_word_embeddings"));   /* booleans checked in qwen3vl_refuse */
     if (!strcmp(type, "qwen3_vl_moe")) {
         c->num_experts = jint(t, "num_experts", jint(t, "num_local_experts", 60));
         c->experts_per_tok = jint(t, "num_experts_per_tok", 4);
@@ -142,6 +281,58 @@ eh_status eh_qwen3vl_config_load(const char *path, eh_qwen3vl_config *c, eh_erro
     return EH_OK;
 }
 
+/* What the Qwen2.5-VL text encoder (host/models/torch/qwen25vl_text_encoder.cpp)
+ * implements; t is text_config, or the file itself when the text keys are
+ * at the top (transformers 4). */
+static eh_status te_refuse(const cJSON *root, const cJSON *t, const char *path, eh_error *err)
+{
+    static const char *const top[] = { "text_config", "vision_config", "image_token_id", "tie_word_embeddings", NULL };
+    static const char *const text[] = { "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                        "num_attention_heads", "num_key_value_heads", "rms_norm_eps",
+                                        "rope_parameters", "rope_scaling", "rope_theta", "hidden_act",
+                                        "use_sliding_window", "sliding_window", "max_window_layers", "layer_types",
+                                        "tie_word_embeddings", "image_token_id", "vision_config", NULL };
+    static const char *const vision[] = { "depth", "hidden_size", "intermediate_size", "num_heads", "out_hidden_size",
+                                          "patch_size", "spatial_merge_size", "temporal_patch_size", "window_size",
+                                          "fullatt_block_indexes", "hidden_act", "in_channels", "in_chans",
+                                          "rope_parameters", NULL };
+    static const char *const rope[] = { "rope_type", "type", "rope_theta", "mrope_section", "mrope_interleaved", NULL };
+    static const char *const silu[] = { "silu", NULL }, *const rope_types[] = { "default", "mrope", NULL };
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
+    eh_status rc;
+    int b;
+    if ((rc = check_keys(root, path, "", top, t == root ? text : NULL, err)) ||
+        (t != root && (rc = check_keys(t, path, "text_config", text, NULL, err))) ||
+        (rc = check_keys(v, path, "vision_config", vision, NULL, err)))
+        return rc;
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(t, "rope_parameters");
+    if (!cJSON_IsObject(rp))
+        rp = cJSON_GetObjectItemCaseSensitive(t, "rope_scaling");
+    if (cJSON_IsObject(rp) && ((rc = check_keys(rp, path, "rope_parameters", rope, NULL, err)) ||
+                               (rc = jchoice(rp, "rope_type", rope_types, path, "rope_parameters", err)) ||
+                               (rc = jchoice(rp, "type", rope_types, path, "rope_parameters", err))))
+        return rc;
+    /* Qwen2.5-VL's mrope takes the sections one after the other */
+    if (cJSON_IsObject(rp) && ((rc = jbool(rp, "mrope_interleaved", 0, &b, path, err)) || b))
+        return rc ? rc : eh_fail(err, EH_EFORMAT, "%s: rope_parameters.mrope_interleaved = true is not implemented "
+                                 "(Qwen2.5-VL's sections are contiguous)", path);
+    if ((rc = jchoice(t, "hidden_act", silu, path, t == root ? "" : "text_config", err)) ||
+        (rc = jchoice(v, "hidden_act", silu, path, "vision_config", err)))
+        return rc;
+    if ((rc = jbool(t, "use_sliding_window", 0, &b, path, err)) || b)
+        return rc ? rc : eh_fail(err, EH_EFORMAT, "%s: use_sliding_window = true is not implemented (every layer "
+                                 "attends to the whole prompt)", path);
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(t, "layer_types"), *e;
+    cJSON_ArrayForEach(e, lt)
+        if (!cJSON_IsString(e) || strcmp(e->valuestring, "full_attention"))
+            return eh_fail(err, EH_EFORMAT, "%s: layer_types holds %s, not full_attention (not implemented)", path,
+                           cJSON_IsString(e) ? e->valuestring : "a non-string");
+    if ((rc = jbool(root, "tie_word_embeddings", 0, &b, path, err)) ||
+        (rc = jbool(t, "tie_word_embeddings", 0, &b, path, err)))
+        return rc;
+    return EH_OK;
+}
+
 eh_status eh_qwenimage_te_config_load(const char *path, eh_qwen3vl_config *c, eh_error *err)
 {
     cJSON *root = read_config(path, "model_type", "qwen2_5_vl", err);
@@ -154,6 +345,8 @@ eh_status eh_qwenimage_te_config_load(const char *path, eh_qwen3vl_config *c, eh
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "text_config");
     if (!cJSON_IsObject(t))
         t = root;
+    if ((rc = te_refuse(root, t, path, err)) != EH_OK)
+        goto done;
     c->vocab_size = jint(t, "vocab_size", 152064);
     c->hidden_size = jint(t, "hidden_size", 8192);
     c->intermediate_size = jint(t, "intermediate_size", 29568);
@@ -217,6 +410,15 @@ eh_status eh_qwenimage_vae_config_load(const char *path, eh_qwenimage_vae_config
         return err ? err->code : EH_EFORMAT;
     memset(c, 0, sizeof *c);
     eh_status rc = EH_OK;
+    static const char *const vae_keys[] = { "base_dim", "z_dim", "num_res_blocks", "dim_mult", "attn_scales",
+                                            "latents_mean", "latents_std", "temperal_downsample", "input_channels",
+                                            NULL };
+    if ((rc = check_keys(root, path, "", vae_keys, NULL, err)) != EH_OK)
+        goto done;
+    if (jint(root, "input_channels", 3) != 3) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: input_channels = %d (RGB: 3)", path, jint(root, "input_channels", 3));
+        goto done;
+    }
     c->base_dim = jint(root, "base_dim", 96);
     c->z_dim = jint(root, "z_dim", 16);
     c->num_res_blocks = jint(root, "num_res_blocks", 2);
@@ -238,6 +440,21 @@ eh_status eh_qwenimage_vae_config_load(const char *path, eh_qwenimage_vae_config
             rc = eh_fail(err, EH_EFORMAT, "%s: dim_mult[%d] is not an integer in 1..64", path, i);
             goto done;
         }
+    }
+    /* diffusers' pipeline takes its latent scale from temperal_downsample,
+     * 2^len (default [false, true, true]); the VAE halves the image once per
+     * level but the last.  They must agree, or the pipeline would size its
+     * latents for another scale than the VAE makes (refused, not guessed).
+     * Its values only matter from a second frame on: one frame is 2-D. */
+    const cJSON *td = cJSON_GetObjectItemCaseSensitive(root, "temperal_downsample"), *x;
+    int n_td = td ? (cJSON_IsArray(td) ? cJSON_GetArraySize(td) : -1) : 3;
+    cJSON_ArrayForEach(x, td)
+        if (!cJSON_IsBool(x))
+            n_td = -1;
+    if (n_td != n - 1) {
+        rc = eh_fail(err, EH_EFORMAT, "%s: temperal_downsample must list %d booleans for the %d levels of dim_mult "
+                     "(the pipeline's scale is 2^len(temperal_downsample))", path, n - 1, n);
+        goto done;
     }
     if (c->base_dim < 1 || c->base_dim > 4096 || c->num_res_blocks < 1 || c->num_res_blocks > 16 || c->z_dim < 1 ||
         c->z_dim > EH_QWENIMAGE_MAX_Z) {
@@ -283,13 +500,26 @@ eh_status eh_qwenimage_dit_config_load(const char *path, eh_qwenimage_dit_config
     eh_status rc = EH_OK;
     /* Edit-2511's zero_cond_t is in; the other switches change the forward
      * in ways no released editor uses (layered, guidance-distilled) */
+    static const char *const dit_keys[] = { "patch_size", "in_channels", "out_channels", "num_layers",
+                                            "attention_head_dim", "num_attention_heads", "joint_attention_dim",
+                                            "axes_dims_rope", "zero_cond_t", "use_additional_t_cond",
+                                            "use_layer3d_rope", "guidance_embeds",
+                                            "pooled_projection_dim", /* in the signature, read by nothing */
+                                            NULL };
+    if ((rc = check_keys(root, path, "", dit_keys, NULL, err)) != EH_OK)
+        goto done;
     const char *later[] = { "use_additional_t_cond", "use_layer3d_rope", "guidance_embeds" };
-    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, later[i]))) {
+    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
+        int on;
+        if ((rc = jbool(root, later[i], 0, &on, path, err)) != EH_OK)
+            goto done;
+        if (on) {
             rc = eh_fail(err, EH_EFORMAT, "%s: %s is not supported yet", path, later[i]);
             goto done;
         }
-    c->zero_cond_t = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "zero_cond_t"));
+    }
+    if ((rc = jbool(root, "zero_cond_t", 0, &c->zero_cond_t, path, err)) != EH_OK)
+        goto done;
     c->patch_size = jint(root, "patch_size", 2);
     c->in_channels = jint(root, "in_channels", 64);
     /* null: diffusers' `out_channels or in_channels` */
@@ -328,13 +558,23 @@ eh_status eh_flowmatch_config_load(const char *path, eh_flowmatch_config *c, eh_
         return err ? err->code : EH_EFORMAT;
     memset(c, 0, sizeof *c);
     eh_status rc = EH_OK;
+    static const char *const fm_keys[] = { "num_train_timesteps", "shift", "use_dynamic_shifting", "base_shift",
+                                           "max_shift", "base_image_seq_len", "max_image_seq_len", "invert_sigmas",
+                                           "shift_terminal", "use_karras_sigmas", "use_exponential_sigmas",
+                                           "use_beta_sigmas", "time_shift_type", "stochastic_sampling", NULL };
+    if ((rc = check_keys(root, path, "", fm_keys, NULL, err)) != EH_OK)
+        goto done;
     const char *later[] = { "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "invert_sigmas",
                             "stochastic_sampling" };
-    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, later[i]))) {
+    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
+        int on;
+        if ((rc = jbool(root, later[i], 0, &on, path, err)) != EH_OK)
+            goto done;
+        if (on) {
             rc = eh_fail(err, EH_EFORMAT, "%s: %s is not supported", path, later[i]);
             goto done;
         }
+    }
     c->num_train_timesteps = jint(root, "num_train_timesteps", 1000);
     c->shift = jnum(root, "shift", 1.0);
     c->base_shift = jnum(root, "base_shift", 0.5);
@@ -342,7 +582,8 @@ eh_status eh_flowmatch_config_load(const char *path, eh_flowmatch_config *c, eh_
     c->shift_terminal = jnum(root, "shift_terminal", 0.0);
     c->base_image_seq_len = jint(root, "base_image_seq_len", 256);
     c->max_image_seq_len = jint(root, "max_image_seq_len", 4096);
-    c->use_dynamic_shifting = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "use_dynamic_shifting"));
+    if ((rc = jbool(root, "use_dynamic_shifting", 0, &c->use_dynamic_shifting, path, err)) != EH_OK)
+        goto done;
     const cJSON *tst = cJSON_GetObjectItemCaseSensitive(root, "time_shift_type");
     const char *type = cJSON_IsString(tst) ? tst->valuestring : "exponential";
     c->exponential = !strcmp(type, "exponential");

@@ -176,6 +176,12 @@ eh_status eh_qwenimage_edit_open(const char *dir, eh_qwenimage_edit **out, eh_er
             rc = eh_fail(err, EH_EFORMAT, "%s: the transformer (in %d, out %d, patch %d) does not fit the VAE's "
                          "z_dim %d packed 2x2", dir, p->dit_cfg.in_channels, p->dit_cfg.out_channels,
                          p->dit_cfg.patch_size, p->vae_cfg.z_dim);
+        /* the pictures are resized to multiples of 32 (calculate_dimensions)
+         * and their latents packed 2x2: 2 x the VAE's scale must divide 32 */
+        else if (p->vae_cfg.n_levels > 5)
+            rc = eh_fail(err, EH_EFORMAT, "%s: a VAE of %d levels (scale %d): the pipeline's 32-pixel sizes do not "
+                         "pack into its latents (at most 5 levels)", dir, p->vae_cfg.n_levels,
+                         1 << (p->vae_cfg.n_levels - 1));
     }
     for (int i = 0; i < N_PARTS && rc == EH_OK; i++)
         rc = part_footprint(dir, part_dir[i], &p->fp[i], err);
@@ -563,6 +569,15 @@ static void prep_item_clear(prep_item *it)
  * encoder's condition (Edit: that same picture; Plus: the picture at
  * ~384²) through the Qwen2-VL processor, the rows of all pictures in one
  * array; then the prompt and the negative prompt encoded with them. */
+
+/* Pixels per latent: the VAE halves the image at every level but the last
+ * (the config agrees with diffusers' 2^len(temperal_downsample), checked in
+ * native_config.c), so a 3-level VAE's latents are a quarter, not an eighth. */
+static int latent_scale(const eh_qwenimage_edit *p)
+{
+    return 1 << (p->vae_cfg.n_levels - 1);
+}
+
 static int prepare_item(eh_qwenimage_edit *p, const eh_qwenimage_edit_item *item, const eh_qwenimage_edit_params *params,
                         int cfg, prep_item *it, eh_error *e)
 {
@@ -603,9 +618,11 @@ static int prepare_item(eh_qwenimage_edit *p, const eh_qwenimage_edit_item *item
         total += (size_t)pt[i]->rows * pt[i]->dim;
     }
     bad = -1;
-    /* output: the requested size, else the last picture's ~1 MP size, floored to 16 (vae scale x 2) */
-    it->ow = (params->width > 0 ? params->width : it->w[n_pic - 1]) / 16 * 16;
-    it->oh = (params->height > 0 ? params->height : it->h[n_pic - 1]) / 16 * 16;
+    /* output: the requested size, else the last picture's ~1 MP size, floored
+     * to the pipeline's multiple_of (the VAE's scale x 2, for the 2x2 packing) */
+    const int mult = 2 * latent_scale(p);
+    it->ow = (params->width > 0 ? params->width : it->w[n_pic - 1]) / mult * mult;
+    it->oh = (params->height > 0 ? params->height : it->h[n_pic - 1]) / mult * mult;
     if (it->ow < 16 || it->oh < 16 || it->ow > 8192 || it->oh > 8192) {
         eh_fail(e, EH_EINVAL, "output size %dx%d (16..8192 per side)", it->ow, it->oh);
         goto out;
@@ -711,7 +728,7 @@ static eh_image *to_image(const float *planes, int w, int h, eh_error *err)
 static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, int k, int cfg,
                                const eh_qwenimage_edit_params *params, eh_image **out, eh_error *err)
 {
-    const int z = p->vae_cfg.z_dim, ch = 4 * z, hidden = p->te_cfg.hidden_size, s = 8, n_pic = g[0]->n_pic;
+    const int z = p->vae_cfg.z_dim, ch = 4 * z, hidden = p->te_cfg.hidden_size, s = latent_scale(p), n_pic = g[0]->n_pic;
     const int ow = g[0]->ow, oh = g[0]->oh, olw = ow / s, olh = oh / s;
     const size_t out_tok = (size_t)(olw / 2) * (olh / 2);
     size_t tok = out_tok, pic_tok[MAX_PICTURES], max_px = (size_t)ow * oh, max_lat = (size_t)olw * olh;
@@ -742,10 +759,20 @@ static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, 
     int32_t *mc = malloc(sizeof *mc * (size_t)k * Lc), *mn = cfg ? malloc(sizeof *mn * (size_t)k * Ln) : NULL;
     float *sig = malloc(sizeof *sig * (size_t)(params->steps + 1)), *ts = malloc(sizeof *ts * (size_t)params->steps);
     float *tsv = malloc(sizeof *tsv * (size_t)k);
+    /* CFG in one call: the conditional and the negative halves as one batch
+     * of 2k (text padded to the longer, masked), one transformer pass a
+     * step where diffusers makes two; twice the activations */
+    const int one_call = cfg && params->cfg_one_call;
+    const int L2 = Lc > Ln ? Lc : Ln;
+    float *hid2 = one_call ? malloc(sizeof *hid2 * (size_t)2 * k * tok * ch) : NULL;
+    float *v2 = one_call ? malloc(sizeof *v2 * (size_t)2 * k * tok * ch) : NULL;
+    float *t2 = one_call ? malloc(sizeof *t2 * (size_t)2 * k * L2 * hidden) : NULL;
+    int32_t *m2 = one_call ? malloc(sizeof *m2 * (size_t)2 * k * L2) : NULL;
+    float *ts2 = one_call ? malloc(sizeof *ts2 * (size_t)2 * k) : NULL;
     eh_status rc = EH_OK;
     eh_error e = { 0 };
     if (!planes || !lat || !hid || !x || !v || (cfg && (!vn || !tn || !mn)) || !guided || !tc || !mc || !sig || !ts ||
-        !tsv) {
+        !tsv || (one_call && (!hid2 || !v2 || !t2 || !m2 || !ts2))) {
         rc = eh_fail(err, EH_ENOMEM, "out of memory for a batch of %d %dx%d edits", k, ow, oh);
         goto done;
     }
@@ -773,6 +800,10 @@ static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, 
     pad_text(g, k, 0, hidden, tc, mc, Lc);
     if (cfg)
         pad_text(g, k, 1, hidden, tn, mn, Ln);
+    if (one_call) {
+        pad_text(g, k, 0, hidden, t2, m2, L2);
+        pad_text(g, k, 1, hidden, t2 + (size_t)k * L2 * hidden, m2 + (size_t)k * L2, L2);
+    }
     if ((rc = eh_flowmatch_schedule(&p->sched, params->steps, (int)out_tok, sig, ts, &e)) != EH_OK) {
         eh_fail(err, rc, "scheduler: %s", e.msg);
         goto done;
@@ -787,8 +818,21 @@ static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, 
             tsv[j] = t;
             memcpy(hid + (size_t)j * tok * ch, x + (size_t)j * out_tok * ch, sizeof *x * out_tok * ch);
         }
-        if ((rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, n_pic + 1, tc, mc, Lc, tsv, v, &e)) != EH_OK ||
-            (cfg && (rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, n_pic + 1, tn, mn, Ln, tsv, vn, &e)) != EH_OK)) {
+        if (one_call) {
+            memcpy(hid2, hid, sizeof *hid * (size_t)k * tok * ch);
+            memcpy(hid2 + (size_t)k * tok * ch, hid, sizeof *hid * (size_t)k * tok * ch);
+            for (int j = 0; j < 2 * k; j++)
+                ts2[j] = t;
+            rc = eh_qwenimage_dit_forward(p->dit, hid2, 2 * k, shapes, n_pic + 1, t2, m2, L2, ts2, v2, &e);
+            if (rc == EH_OK) {
+                memcpy(v, v2, sizeof *v * (size_t)k * tok * ch);
+                memcpy(vn, v2 + (size_t)k * tok * ch, sizeof *vn * (size_t)k * tok * ch);
+            }
+        } else if ((rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, n_pic + 1, tc, mc, Lc, tsv, v, &e)) == EH_OK &&
+                   cfg) {
+            rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, n_pic + 1, tn, mn, Ln, tsv, vn, &e);
+        }
+        if (rc != EH_OK) {
             eh_fail(err, rc, "transformer, step %d: %s", i + 1, e.msg);
             goto done;
         }
@@ -827,6 +871,7 @@ static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, 
         if (!(out[j] = to_image(planes + (size_t)j * 3 * ow * oh, ow, oh, err)))
             rc = err->code;
 done:
+    free(hid2), free(v2), free(t2), free(m2), free(ts2);
     free(planes), free(lat), free(hid), free(x), free(v), free(vn), free(guided), free(tc), free(tn), free(mc),
         free(mn), free(sig), free(ts), free(tsv);
     return rc;

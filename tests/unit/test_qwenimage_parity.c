@@ -76,6 +76,11 @@ static void test_config(void)
         { "{\"_class_name\": \"AutoencoderKLQwenImage\", \"latents_std\": [1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0],"
           " \"latents_mean\": [0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}", "latents_std[15] is not positive" },
         { "[1, 2]", "not a JSON object" },
+        /* 3 levels need 2 temporal flags: the pipeline's scale is 2^len(temperal_downsample) */
+        { "{\"_class_name\": \"AutoencoderKLQwenImage\", \"dim_mult\": [1, 2, 4]}",
+          "temperal_downsample must list 2 booleans for the 3 levels" },
+        { "{\"_class_name\": \"AutoencoderKLQwenImage\", \"is_residual\": true}",
+          "is_residual = true is not implemented here" },
     };
     char path[] = "/tmp/eh_qwenimage_cfg_XXXXXX";
     int fd = mkstemp(path);
@@ -96,6 +101,14 @@ static void test_config(void)
         { "{\"_class_name\": \"QwenImageTransformer2DModel\", \"guidance_embeds\": true}", "guidance_embeds is not supported" },
         { "{\"_class_name\": \"QwenImageTransformer2DModel\", \"axes_dims_rope\": [16, 56, 54]}",
           "axes_dims_rope must be even and sum to attention_head_dim" },
+        /* booleans as diffusers holds them: "yes" is neither true nor false */
+        { "{\"_class_name\": \"QwenImageTransformer2DModel\", \"zero_cond_t\": \"yes\"}",
+          "zero_cond_t = \"yes\" is not a boolean" },
+        { "{\"_class_name\": \"QwenImageTransformer2DModel\", \"guidance_embeds\": 1}",
+          "guidance_embeds = 1 is not a boolean" },
+        /* a key the transformer does not implement is refused by name and value */
+        { "{\"_class_name\": \"QwenImageTransformer2DModel\", \"use_layer3d_rope_v2\": false}",
+          "use_layer3d_rope_v2 = false is not implemented here" },
     };
     eh_qwenimage_dit_config dc;
     for (size_t i = 0; i < sizeof bad_dit / sizeof bad_dit[0]; i++) {
