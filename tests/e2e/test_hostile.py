@@ -361,7 +361,7 @@ def test_script_error_mid_stage_leaves_a_resumable_journal(tmp_path):
                               cwd=SRC, capture_output=True, text=True, timeout=300, env=env)
 
     def scores(out):
-        (name,) = [n for n in os.listdir(out / "results") if n.endswith(".json")]
+        (name,) = [n for n in os.listdir(out / "results") if n.startswith("evaluation_report_") and n.endswith(".json")]
         rep = json.loads((out / "results" / name).read_text())
         return sorted((p["category"], p["id"], p["score"]) for p in rep["pairs"])
 

@@ -88,6 +88,24 @@ function Writer:write_oldest()
     self.done[#self.done + 1] = { path = job.path, image = img, error = err }
     return
   end
+  if job.convert then   -- decoded as a decode or a load, shrunk to fit, then written
+    local img, err
+    if job.kind == "path" then
+      img, err = self.load_image(job.data)
+    else
+      local w, h, data = job.data:match("^(%d+) (%d+) (.*)$")
+      img = w and fake.image(tonumber(w), tonumber(h), data, self.state)
+      err = not img and "not an image" or nil
+    end
+    if not img then
+      self.done[#self.done + 1] = { path = job.path, error = job.path .. ": " .. tostring(err) }
+      return
+    end
+    local s = job.max_side or 0
+    local scale = (s > 0 and math.max(img.w, img.h) > s) and s / math.max(img.w, img.h) or 1
+    job.w, job.h, job.data = math.max(1, math.floor(img.w * scale + 0.5)), math.max(1, math.floor(img.h * scale + 0.5)), img.data
+    img:close()
+  end
   local copy = setmetatable({ w = job.w, h = job.h, data = job.data, state = self.state }, Image)
   local ok, err = copy:save(job.path)
   if ok then
@@ -132,6 +150,15 @@ function Writer:decode(key, data, kind)
   if held >= self.in_flight then return nil, "image writer: loads not collected" end
   self.queue[#self.queue + 1] = { decode = true, path = key, data = data }
   if self.state then self.state.decodes_submitted = (self.state.decodes_submitted or 0) + 1 end
+  return true
+end
+
+function Writer:convert(path, data, kind, max_side)
+  check_writer(self)
+  assert(kind == "base64" or kind == "bytes" or kind == "path", "convert: unknown kind")
+  self.queue[#self.queue + 1] = { convert = true, path = path, data = data, kind = kind, max_side = max_side }
+  if self.state then self.state.converts_submitted = (self.state.converts_submitted or 0) + 1 end
+  while #self.queue > self.in_flight do self:write_oldest() end
   return true
 end
 

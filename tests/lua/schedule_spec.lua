@@ -49,7 +49,8 @@ local function read_report(dir, out)
   local h = _G.evalhost
   out = out or dir .. "/out"
   local names = h.fs.list(out .. "/results")
-  assert.are.equal(3, #names, table.concat(names, " "))
+  -- html, json, md, the page's data folder, latest.{html,json,md}, samples.jsonl
+  assert.are.equal(8, #names, table.concat(names, " "))
   local json = assert(h.fs.read(out .. "/results/" .. names[2]))
   assert.truthy(names[2]:match("^evaluation_report_%d%d%d%d%d%d%d%d_%d%d%d%d%d%d%.json$"))
   return assert(h.json.decode(json)), names
@@ -80,9 +81,19 @@ describe("schedules", function()
     local rep, names = read_report(dir)
     assert.are.equal(7, #rep.pairs)
     assert.are.equal(0, #rep.failures)
+    -- the page's pictures are files the writer made beside the report: p1's
+    -- original (full size and thumbnail) and its edit's thumbnail
     local html = _G.evalhost.fs.read(dir .. "/out/results/" .. names[1])
-    assert.truthy(html:find('src="data:image/jpeg;base64,B64(jpeg):img:p1@64x48" alt="original"', 1, true))
-    assert.truthy(html:find('src="data:image/jpeg;base64,B64(jpeg):img:p1+make it red@64x48" alt="edited"', 1, true))
+    assert.truthy(html:find('"chunks":["' .. names[4] .. '/data-00000.js"]', 1, true))
+    local chunk = assert(_G.evalhost.fs.read(dir .. "/out/results/" .. names[4] .. "/data-00000.js"))
+    local pics = assert(chunk:match('%["%.%./thumbs/物理/p1%.orig%.jpg",[^%]]*%]'))
+    local seen = 0
+    for rel in pics:gmatch('"%.%./([^"]+)"') do
+      assert.truthy(_G.evalhost.fs.exists(dir .. "/out/" .. rel), rel)
+      seen = seen + 1
+    end
+    assert.are.equal(4, seen, pics)   -- thumbnails of both, the original, the edited image
+    assert.truthy(pics:find('"../thumbs/物理/p1.edit.', 1, true))
     assert.are.equal(5, rep.swaps.count)
     assert.are.same({ "物理", "环境", "社会" }, rep.category_order)
     assert.are.equal(3, rep.categories["物理"].n)
