@@ -142,24 +142,31 @@ describe("report", function()
 
   it("streams rows given as a function: the same JSON as an array, failures gathered on the way", function()
     local arr = fake_run(h)
-    local rows = {}
-    for _, p in ipairs(arr.pairs) do rows[#rows + 1] = p end
+    local two = {
+      { category = "物理", id = "p1", index = 1, instruction = "i", score = 8, text = "t", image = "images/物理/p1.png",
+        score_method = "logprobs", probs = { 0.5, 0.5 } },
+      { category = "环境", id = "e1", index = 1, error = "boom", failed_stage = "edit" },
+    }
     local calls = 0
-    local streamed = report.build({
-      version = "0.1.0", run = arr.run, config = arr.config, config_hash = arr.config_hash, dataset = arr.dataset,
-      models = arr.models, prompts = arr.prompts, swaps = arr.swaps, timings = arr.timings,
-      stats = stats.aggregate({}, { order = { "物理", "环境" } }), stats_method = arr.stats_method,
-      rows = function(emit)
-        calls = calls + 1
-        emit({ category = "物理", id = "p1", index = 1, instruction = "i", score = 8, text = "t", image = "images/物理/p1.png",
-          score_method = "logprobs", probs = { 0.5, 0.5 } })
-        emit({ category = "环境", id = "e1", index = 1, error = "boom", failed_stage = "edit" })
-      end,
-    })
+    local function build(rows)
+      return report.build({
+        version = "0.1.0", run = arr.run, config = arr.config, config_hash = arr.config_hash, dataset = arr.dataset,
+        models = arr.models, prompts = arr.prompts, swaps = arr.swaps, timings = arr.timings,
+        stats = stats.aggregate({}, { order = { "物理", "环境" } }), stats_method = arr.stats_method, rows = rows,
+      })
+    end
+    local streamed = build(function(emit)
+      calls = calls + 1
+      for _, r in ipairs(two) do emit(r) end
+    end)
+    local as_array = assert(report.write(build(two), dir, { stamp = "a" }))
     assert.are.equal("function", type(streamed.pairs))
     local paths = assert(report.write(streamed, dir, { stamp = "s", chunk_rows = 1 }))
     assert.are.equal(1, calls, "one pass over the rows")
     local rep = assert(h.json.decode(assert(h.fs.read(paths[1]))))
+    local want = assert(h.json.decode(assert(h.fs.read(as_array[1]))))
+    assert.are.same(want.pairs, rep.pairs)
+    assert.are.same(want.failures, rep.failures)
     assert.are.equal(2, #rep.pairs)
     assert.are.equal("logprobs", rep.pairs[1].score_method)
     assert.are.same({ 0.5, 0.5 }, rep.pairs[1].probs)
