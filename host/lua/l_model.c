@@ -215,9 +215,47 @@ static void fill_edit_request(lua_State *L, int t, int anchor, eh_edit_request *
     r->options = NULL;
 }
 
-static void fill_score_request(lua_State *L, int t, eh_score_request *r)
+/* A benchmark's layout fields (SPEC §5): images = {Image, ...} in the order
+ * the benchmark sends them, text_first, text_only, jpeg_quality. The
+ * pointer array is anchored in the table at `anchor` for the call. */
+static void fill_score_layout(lua_State *L, int t, int anchor, eh_score_request *r)
+{
+    lua_getfield(L, t, "images");
+    if (!lua_isnil(L, -1)) {
+        luaL_checktype(L, -1, LUA_TTABLE);
+        lua_Integer n = luaL_len(L, -1);
+        if (n < 1 || n > EH_SCORE_MAX_IMAGES)
+            luaL_error(L, "score request: 'images' holds %d pictures (1..%d)", (int)n, EH_SCORE_MAX_IMAGES);
+        const eh_image **list = lua_newuserdatauv(L, sizeof *list * (size_t)n, 0);
+        lua_rawseti(L, anchor, luaL_len(L, anchor) + 1);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_geti(L, -1, i);
+            if (!luaL_testudata(L, -1, "evalhost.Image"))
+                luaL_error(L, "score request: images[%d] is a %s, not an evalhost.Image", (int)i, luaL_typename(L, -1));
+            list[i - 1] = eh_lua_check_image(L, -1);
+            lua_pop(L, 1);   /* the request's list keeps it alive */
+        }
+        r->images = list;
+        r->n_images = (size_t)n;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, t, "text_first");
+    r->text_first = lua_toboolean(L, -1);
+    lua_getfield(L, t, "text_only");
+    r->text_only = lua_toboolean(L, -1);
+    lua_getfield(L, t, "jpeg_quality");
+    lua_Integer q = lua_isnil(L, -1) ? 0 : luaL_checkinteger(L, -1);
+    if (q < 0 || q > 100)
+        luaL_error(L, "score request: jpeg_quality must be 1..100, got %d", (int)q);
+    r->jpeg_quality = (int)q;
+    lua_pop(L, 3);
+}
+
+static void fill_score_request(lua_State *L, int t, int anchor, eh_score_request *r)
 {
     luaL_checktype(L, t, LUA_TTABLE);
+    memset(r, 0, sizeof *r);
+    fill_score_layout(L, t, anchor, r);
     r->image = opt_field_image(L, t, "image");
     if (!r->image)
         luaL_error(L, "score request needs an 'image'");
@@ -377,7 +415,8 @@ static int model_score(lua_State *L)
     eh_model *m = check_model(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     eh_score_request req;
-    fill_score_request(L, 2, &req);
+    lua_newtable(L);   /* anchors the request's picture list */
+    fill_score_request(L, 2, lua_gettop(L), &req);
     eh_score_result res;
     eh_error err = { 0 };
     if (eh_model_score_batch(m, &req, &res, 1, &err) != EH_OK)
@@ -401,10 +440,11 @@ static int model_score_batch(lua_State *L)
     int base = lua_gettop(L);
     eh_score_request *reqs = lua_newuserdatauv(L, sizeof *reqs * (size_t)(n ? n : 1), 0);
     eh_score_result *res = lua_newuserdatauv(L, sizeof *res * (size_t)(n ? n : 1), 0);
+    lua_newtable(L);   /* anchors the requests' picture lists */
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, 2, i);
-        fill_score_request(L, lua_gettop(L), &reqs[i - 1]);
-        lua_settop(L, base + 2);
+        fill_score_request(L, lua_gettop(L), base + 3, &reqs[i - 1]);
+        lua_settop(L, base + 3);
     }
     eh_error err = { 0 };
     if (eh_model_score_batch(m, reqs, res, (size_t)n, &err) != EH_OK)

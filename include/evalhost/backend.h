@@ -21,6 +21,8 @@ typedef struct eh_backend {
     void (*close)(eh_model *m);   /* frees m->impl; must accept a half-opened model */
     /* edit takes requests with more_images (else model.c fails them by name) */
     int several_images;
+    /* score takes requests with images/text_first/text_only (a benchmark's layout) */
+    int judge_layout;
 } eh_backend;
 
 struct eh_model {

@@ -38,6 +38,8 @@ typedef struct eh_edit_result {
     eh_error err;
 } eh_edit_result;
 
+#define EH_SCORE_MAX_IMAGES 16   /* pictures in one benchmark-layout judge request */
+
 typedef struct eh_score_request {
     const eh_image *image;           /* the edited image */
     const eh_image *original;        /* may be NULL */
