@@ -268,6 +268,8 @@ local function markdown_head(rep, add)
   for _, c in ipairs(rep.category_order) do add(stat_row(c, rep.categories[c])) end
   add(stat_row("**总体 / overall**", rep.overall))
   add("")
+  -- a benchmark profile's official tables (issue 25)
+  for _, line in ipairs(require("evalhost.report_profile").markdown(rep.profile)) do add("%s", line) end
   add("## 失败 / Failures (%d)", #rep.failures)
   add("")
   if #rep.failures == 0 then
@@ -507,6 +509,7 @@ local function html_page(rep, g, data, opts)
   for _, c in ipairs(rep.category_order) do add(stat_tr(c, rep.categories[c])) end
   add(stat_tr("总体 / overall", rep.overall, "overall"))
   add("</tbody></table>")
+  add(require("evalhost.report_profile").html(rep.profile))   -- a benchmark profile's official tables
 
   add('<h2>分数分布 / Score histograms</h2><div class="hists">')
   for _, c in ipairs(rep.category_order) do add(report.histogram_svg(g.scores[c] or {}, c)) end

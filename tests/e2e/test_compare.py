@@ -284,7 +284,7 @@ def test_adapters_and_gedit_converter_through_the_binary(tmp_path):
     cfg.write_text("dataset: {path: x.json, adapter: magicbrush}\neditor: {backend: builtin, name: imageops}\n"
                    "judge: {backend: builtin, name: metrics}\n", encoding="utf-8")
     r = run("two_stage.lua", str(cfg), "run.out=" + str(tmp_path / "bad"))
-    assert r.returncode == 1 and "dataset.adapter must be imgedit, kris, rise or gedit, got magicbrush" in r.stderr
+    assert r.returncode == 1 and 'dataset.adapter must be one of imgedit, kris, rise, gedit, got "magicbrush"' in r.stderr
 
 
 def test_adapter_profiles_score_with_their_benchmark_rules(tmp_path):
@@ -303,7 +303,8 @@ def test_adapter_profiles_score_with_their_benchmark_rules(tmp_path):
                            ("rise", os.path.join(fix, "rise", "data", "data_total.json")),
                            ("gedit", str(tmp_path / "gedit" / "gedit.jsonl"))):
             cfg = tmp_path / (name + ".yaml")
-            cfg.write_text("dataset: {path: %s, adapter: %s}\neditor: {backend: builtin, name: imageops}\n"
+            # compact: evalhost's one-request prompts (the official protocols: test_protocols.py)
+            cfg.write_text("dataset: {path: %s, adapter: %s, protocol: compact}\neditor: {backend: builtin, name: imageops}\n"
                            "judge: %s\nreport: {bootstrap: {resamples: 20}}\n" % (json.dumps(path), name,
                                                                                  http_judge(srv.url, "dims")),
                            encoding="utf-8")

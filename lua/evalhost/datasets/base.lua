@@ -37,6 +37,13 @@ function Pair:decode()
   return img
 end
 
+-- pair:image_source() as the C dataset's: "path", the image file; nil when
+-- the adapter decodes the picture itself (or has none).
+function Pair:image_source()
+  if self.load == nil and type(self.image_path) == "string" then return "path", self.image_path end
+  return nil
+end
+
 function Pair:field(name)
   return self.fields and self.fields[name]
 end

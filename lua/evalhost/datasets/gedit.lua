@@ -3,8 +3,8 @@
 --   {"id": key, "category": task_type, "edit_instruction": ..., "image_path":
 --    "images/<task_type>/<key>.png", "language": "en"|"cn", "intersection_exist": bool}
 -- dataset.language (default en) keeps one instruction language, as the
--- benchmark scores each language apart; dataset.intersection=true keeps the
--- intersection subset only.
+-- benchmark scores each language apart (all: both, the report's tables
+-- still apart); dataset.intersection=true keeps the intersection subset only.
 --
 -- Scoring profile (VIEScore, as GEdit-Bench reports it): semantic
 -- consistency SC and perceptual quality PQ rated 0-10 (each the minimum of
@@ -29,7 +29,7 @@ function M.open(path, opts)
     for _, p in ds:pairs(cat) do
       local fields = {}
       for _, k in ipairs({ "language", "intersection_exist", "image_path", "key" }) do fields[k] = p:field(k) end
-      if fields.language == lang and (opts.intersection ~= true or fields.intersection_exist == true) then
+      if (lang == "all" or fields.language == lang) and (opts.intersection ~= true or fields.intersection_exist == true) then
         local s = { id = p.id, category = cat, instruction = p.instruction, description = p.description,
           fields = fields, error = p.error }
         s.image_path = base.under(root, fields.image_path)
@@ -109,6 +109,265 @@ function M.profile.aggregate_rows(rows)
       means[#means + 1] = m
     end
     out.overall[k] = base.mean(table.unpack(means))
+  end
+  return out
+end
+
+------------------------------------------------------------------------
+-- The official protocol (dataset.protocol: official, the default), as
+-- stepfun-ai/Step1X-Edit @570eba6 GEdit-Bench/ runs it with an OpenAI judge
+-- (test_gedit_score.py, viescore/__init__.py task "tie",
+-- viescore/mllm_tools/openai.py, calculate_statistics.py):
+--   SC: VIEScore's SC prompt with the instruction, then [source, edit
+--       resized to the source's size]; PQ: the PQ prompt, then [that edit];
+--       one user message each, text first, pictures as JPEG quality 75
+--       (PIL's default), no system message;
+--   a reply -> its "score" list as mllm_output_to_dict reads it; SC, PQ =
+--       the lists' minima, O = sqrt(SC * PQ);
+--   a task type's SC/PQ/O = the mean over its pairs, the benchmark's = the
+--       mean of the task types' means; per language, full set and the
+--       Intersection_exist subset; printed to 3 decimals.
+-- Where the official code re-asks an unparseable reply once and then counts
+-- a random 0-10 guess, evalhost fails the pair; the summary shows both the
+-- figure without the failed pairs and the official rule's expected figure
+-- (the guess's mean over 0..10: `with_guess`).
+------------------------------------------------------------------------
+local protocol = require "evalhost.datasets.protocol"
+local vie = require "evalhost.datasets.viescore_prompts"
+
+local official = { aggregate = "categories", requests_per_pair = "2 requests per pair: SC and PQ" }
+M.profile.official = official
+
+-- The 11 task types calculate_statistics.py averages over, in its order.
+official.GROUPS = { "background_change", "color_alter", "material_alter", "motion_change", "ps_human",
+  "style_change", "subject-add", "subject-remove", "subject-replace", "text_change", "tone_transfer" }
+
+local JPEG_QUALITY = 75   -- PIL's save(format="JPEG") default, which openai.py uses
+
+function official.requests(ctx)
+  local sw, sh = ctx.original:size()
+  local ew, eh = ctx.edited:size()
+  local edit = ctx.edited
+  if ew ~= sw or eh ~= sh then
+    -- .convert("RGB").resize(source size): PIL's default filter for RGB is bicubic
+    local r, err = ctx.edited:resize(sw, sh, "bicubic")
+    if not r then return nil, "gedit: resizing the edit to the source's size: " .. tostring(err) end
+    edit = ctx:own(r)
+  end
+  return {
+    { name = "SC", text = protocol.replace(vie.SC, "<instruction>", ctx.instruction),
+      images = { ctx.original, edit }, text_first = true, jpeg_quality = JPEG_QUALITY },
+    { name = "PQ", text = vie.PQ, images = { edit }, text_first = true, jpeg_quality = JPEG_QUALITY },
+  }
+end
+
+local function is_list(t)
+  return type(t) == "table" and (next(t) == nil or rawlen(t) > 0)
+end
+
+-- Python's int(s) for 0..10 (surrounding whitespace, a sign, digits).
+local function int_0_10(s)
+  local d = s:match("^%s*%+?(%d+)%s*$")
+  local v = d and tonumber(d)
+  return v ~= nil and v >= 0 and v <= 10 and v or nil
+end
+
+-- viescore/utils.py fix_json: quotes bare keys, wraps numbers in lists,
+-- quotes other bare values (as its two re.sub calls do).
+local function fix_json(str)
+  local fixed = str:gsub("([%w_]+):", '"%1":')
+  fixed = fixed:gsub('(".-"):(.-)([,}])', function(key, value, comma)
+    value = value:match("^%s*(.-)%s*$")
+    if value:match("^%-?%d+$") or value:match("^%-?%d+%.%d+$") then
+      value = "[" .. value .. "]"
+    elseif not (value:lower() == "true" or value:lower() == "false" or value:lower() == "null") then
+      value = '"' .. value .. '"'
+    end
+    return key .. ": " .. value .. comma
+  end)
+  return fixed
+end
+
+-- viescore/utils.py mllm_output_to_dict without its random guess: the
+-- reply's {"score": [...], ...} or nil. Delimited JSON, else the text from
+-- the first "{" to the last "}", else a bare "[a, b]" list or a bare 0..10.
+function official.parse(text)
+  if type(text) ~= "string" then return nil end
+  local json = util.host().json
+  local delim = "||V^=^V||"
+  local count, at = 0, 1
+  while true do
+    local a = text:find(delim, at, true)
+    if not a then break end
+    count, at = count + 1, a + #delim
+  end
+  local body
+  if count == 2 then
+    local a = text:find(delim, 1, true)
+    local b = 0
+    for i = #text - #delim + 1, 1, -1 do
+      if text:sub(i, i + #delim - 1) == delim then b = i; break end
+    end
+    body = text:sub(a + #delim, b - 1)
+  else
+    local a = text:find("{", 1, true)
+    local b = text:match(".*()}")
+    if a and b then
+      body = text:sub(a, b)
+    else
+      local la, lb = text:find("[", 1, true), text:match(".*()%]")
+      local list = (la and lb) and text:sub(la, lb) or ""
+      if list:match("^%[%d+, ?%d+%]$") then
+        local x, y = list:match("^%[(%d+), ?(%d+)%]$")
+        return { score = { tonumber(x), tonumber(y) } }
+      end
+      local v = int_0_10(text)
+      if v then return { score = { v } } end
+      return nil
+    end
+  end
+  if body == "" then return nil end
+  body = body:match("^%s*(.-)%s*$"):gsub("\n", "")
+  local d = json.decode(body)
+  if type(d) == "table" and not is_list(d) then
+    if d.score ~= nil and type(d.score) ~= "table" then d.score = { d.score } end
+    return d
+  end
+  d = json.decode(fix_json(body))   -- the fixed text is returned as it parses (no list wrap)
+  if type(d) == "table" and not is_list(d) then return d end
+  return nil
+end
+
+-- The minimum of a parsed reply's score list; nil and why when it has none.
+local function min_score(d, name)
+  if d == nil then return nil, name .. " reply has no VIEScore JSON (official code: re-asked, then a random guess)" end
+  local list = d.score
+  if type(list) ~= "table" or #list == 0 then return nil, name .. " reply's \"score\" is not a list of numbers" end
+  local m
+  for _, v in ipairs(list) do
+    if type(v) ~= "number" then return nil, name .. " reply's \"score\" holds a non-number" end
+    if m == nil or v < m then m = v end
+  end
+  return m
+end
+
+function official.combine(replies, ctx)
+  local fields = ctx.pair.fields or {}
+  local lang, inter = fields.language, fields.intersection_exist == true
+  local sc, why_sc = min_score(official.parse(replies.SC), "SC")
+  local pq, why_pq = min_score(official.parse(replies.PQ), "PQ")
+  if sc == nil or pq == nil then
+    local why = { why_sc, why_pq }
+    return nil, "gedit: " .. table.concat(why, "; "),
+      { SC = sc, PQ = pq, language = lang, intersection = inter, rule = "random 0-10 guess for an unparsed call" }
+  end
+  return math.sqrt(sc * pq), { SC = sc, PQ = pq, O = math.sqrt(sc * pq), language = lang, intersection = inter }
+end
+
+-- The expected O of a failed pair under the official random guess (0..10
+-- uniform, integers) for each unparsed call.
+local function expected(sc, pq)
+  local function each(v) return v and { v } or { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 } end
+  local s, o, p, n = 0.0, 0.0, 0.0, 0
+  for _, a in ipairs(each(sc)) do
+    for _, b in ipairs(each(pq)) do
+      s, p, o, n = s + a, p + b, o + math.sqrt(a * b), n + 1
+    end
+  end
+  return s / n, p / n, o / n
+end
+
+-- rows: {category, SC, PQ, O} -> the official table: per task type (in
+-- GROUPS order, then any other) and the mean of the task types' means.
+local function table_of(rows)
+  local per = {}
+  for _, r in ipairs(rows) do
+    per[r.category] = per[r.category] or { SC = {}, PQ = {}, O = {} }
+    for _, k in ipairs({ "SC", "PQ", "O" }) do table.insert(per[r.category][k], r[k]) end
+  end
+  local order, seen = {}, {}
+  for _, g in ipairs(official.GROUPS) do
+    if per[g] then order[#order + 1], seen[g] = g, true end
+  end
+  local rest = {}
+  for g in pairs(per) do if not seen[g] then rest[#rest + 1] = g end end
+  table.sort(rest)
+  for _, g in ipairs(rest) do order[#order + 1] = g end
+  local out = { order = order, categories = {}, average = {}, missing = {} }
+  local means = { SC = {}, PQ = {}, O = {} }
+  for _, g in ipairs(order) do
+    out.categories[g] = {}
+    for _, k in ipairs({ "SC", "PQ", "O" }) do
+      local m = protocol.mean(per[g][k])
+      out.categories[g][k] = m
+      table.insert(means[k], m)
+    end
+  end
+  for _, k in ipairs({ "SC", "PQ", "O" }) do out.average[k] = protocol.mean(means[k]) end
+  for _, g in ipairs(official.GROUPS) do
+    if not per[g] then out.missing[#out.missing + 1] = g end
+  end
+  return out
+end
+
+function official.summary(rows)
+  local by_lang, langs, failed = {}, {}, 0
+  local function bucket(lang)
+    lang = tostring(lang)
+    if not by_lang[lang] then
+      by_lang[lang] = { full = {}, inter = {}, full_g = {}, inter_g = {} }
+      langs[#langs + 1] = lang
+    end
+    return by_lang[lang]
+  end
+  for _, r in ipairs(rows) do
+    local d = r.dims
+    if type(d) == "table" and d.O then
+      local b = bucket(d.language)
+      local row = { category = r.category, SC = d.SC, PQ = d.PQ, O = d.O }
+      for _, t in ipairs(d.intersection and { b.full, b.inter, b.full_g, b.inter_g } or { b.full, b.full_g }) do
+        t[#t + 1] = row
+      end
+    elseif type(r.official) == "table" then
+      failed = failed + 1
+      local o = r.official
+      local b = bucket(o.language)
+      local s, p, ov = expected(o.SC, o.PQ)
+      local row = { category = r.category, SC = s, PQ = p, O = ov }
+      for _, t in ipairs(o.intersection and { b.full_g, b.inter_g } or { b.full_g }) do t[#t + 1] = row end
+    end
+  end
+  table.sort(langs)
+  local out = {
+    method = "GEdit-Bench (VIEScore, stepfun-ai/Step1X-Edit @570eba6): SC = min of [editing success, "
+      .. "over-editing], PQ = min of [naturalness, artifacts], O = sqrt(SC*PQ), 0-10; task-type means, "
+      .. "then their mean; per language, full set and Intersection_exist subset",
+    protocol = "official", languages = {}, language_order = langs, unparsed = failed, tables = {},
+  }
+  for _, lang in ipairs(langs) do
+    local b = by_lang[lang]
+    local l = { fullset = table_of(b.full), intersection = table_of(b.inter) }
+    if failed > 0 then
+      l.with_guess = { fullset = table_of(b.full_g), intersection = table_of(b.inter_g) }
+    end
+    out.languages[lang] = l
+    for _, part in ipairs({ { "fullset", "full set" }, { "intersection", "intersection subset" } }) do
+      local t = l[part[1]]
+      local tab = { title = ("GEdit-Bench %s, %s (SC / PQ / O, 0-10)"):format(lang, part[2]),
+        header = { "task type", "SC", "PQ", "O" }, rows = {} }
+      for _, g in ipairs(t.order) do
+        local c = t.categories[g]
+        tab.rows[#tab.rows + 1] = { g, c.SC, c.PQ, c.O }
+      end
+      tab.rows[#tab.rows + 1] = { "Average", t.average.SC, t.average.PQ, t.average.O }
+      if l.with_guess then
+        local w = l.with_guess[part[1]].average
+        tab.rows[#tab.rows + 1] = { ("Average, %d unparsed as the official guess (expected)"):format(failed),
+          w.SC, w.PQ, w.O }
+      end
+      tab.digits = 3
+      out.tables[#out.tables + 1] = tab
+    end
   end
   return out
 end

@@ -1,3 +1,4 @@
+-- luacheck: ignore 613 631 (the prompts are verbatim: their trailing spaces and long lines are the benchmark's)
 -- VIEScore's prompts as GEdit-Bench's evaluation runs them (task "tie"),
 -- word for word from stepfun-ai/Step1X-Edit @570eba6
 -- GEdit-Bench/viescore/vie_prompts.py (Apache-2.0; VIEScore by TIGER-AI-Lab,

@@ -33,6 +33,7 @@ function Run:each_row(fn)
         category = cat, id = id, index = pair.index, instruction = pair.instruction,
         description = pair.description,
         score = s.score, text = s.text, error = err, failed_stage = stage, dims = s.dims,
+        official = s.official,   -- what a benchmark's official code counts for a reply ours fails (issue 25)
         score_method = s.score_method, probs = s.probs,
         image = e.image, image_hash = e.hash, edit_seconds = e.seconds, score_seconds = s.seconds,
         -- only a run built on others (rejudge, reuse_edits_from) says where each step came from
@@ -110,6 +111,7 @@ function Run:each_row(fn)
         category = cat, id = id, index = pair.index, instruction = pair.instruction,
         description = pair.description,
         score = s.score, text = s.text, error = err, failed_stage = stage, dims = s.dims,
+        official = s.official,   -- what a benchmark's official code counts for a reply ours fails (issue 25)
         score_method = s.score_method, probs = s.probs,
         image = e.image, image_hash = e.hash, edit_seconds = e.seconds, score_seconds = s.seconds,
         -- only a run built on others (rejudge, reuse_edits_from) says where each step came from
@@ -222,7 +224,9 @@ function Run:finish()
   -- the statistics from a light pass (category, score, a profile's ratings);
   -- the report's own pass streams the full rows
   local rows = {}
-  self:each_row(function(r) rows[#rows + 1] = { category = r.category, score = r.score, dims = r.dims } end)
+  self:each_row(function(r)
+    rows[#rows + 1] = { category = r.category, score = r.score, dims = r.dims, official = r.official }
+  end)
   local agg = stats.aggregate(rows, {
     rule = self.aggregate, order = self.categories,
     resamples = self.bootstrap.resamples, seed = self.bootstrap.seed,

@@ -68,7 +68,8 @@ local function open_dataset(run, cfg)
   path, missing = find_data(path, bench.data_path and "benchmark.data_path" or "dataset.path")
   local opts = {}
   for k, v in pairs(dcfg) do
-    if k ~= "path" and k ~= "adapter" and k ~= "profile" and k ~= "more_images" then opts[k] = v end
+    if k ~= "path" and k ~= "adapter" and k ~= "profile" and k ~= "more_images" and k ~= "protocol"
+      and k ~= "official" then opts[k] = v end
   end
   local ds, err
   if dcfg.adapter ~= nil then
@@ -294,6 +295,8 @@ function setup.start(name, opts)
   local jm = run.models.judge
   if run.profile and (cfg.dataset or {}).profile ~= false and not (jm and jm:info().backend == "builtin") then
     run.profile_parse = run.profile.from_text
+    ok, err = require("evalhost.datasets.protocol").select(run, cfg.dataset or {}, jm)
+    if not ok then return nil, err end
   end
   if run.sections.editor then
     run.editor_hash = h.hash(util.canonical(runkey.filter(cfg)[run.sections.editor] or {}))

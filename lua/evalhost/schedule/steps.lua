@@ -204,6 +204,7 @@ function Run:score_request(cat, pair)
     edited:close()
     return nil, self:fail(self.score_stage, cat, pair, "data", err) and false
   end
+  if self.profile_requests then return self:profile_group(cat, pair, edited, original) end
   return {
     image = edited, original = original, instruction = pair.instruction,
     description = pair.description, system_prompt = system, user_prompt = user,
@@ -326,6 +327,10 @@ function Run:score(cat, pair)
   local judge, err = self:model("judge")
   local res, info
   local t0 = util.host().clock()
+  if req.parts then
+    if judge then res, err, info = judge:score_batch(req.parts) end
+    return self:settle_group(cat, pair, req, res, err, info, (util.host().clock() - t0) / #req.parts)
+  end
   if judge then res, err, info = judge:score(req) end
   return self:settle_score(cat, pair, req, res, err, info, util.host().clock() - t0)
 end
@@ -341,12 +346,15 @@ function Run:score_pairs(cat, list, tick)
   local i = 1
   while i <= #list do
     base.check_interrupt()   -- a stop signal: stop after the batch under way
-    local reqs, owners = {}, {}
-    while i <= #list and #reqs < size do
+    -- flat: the judge requests in order (a group's parts one after another);
+    -- first[k]: where reqs[k]'s start
+    local reqs, owners, flat, first = {}, {}, {}, {}
+    while i <= #list and #flat < size do
       local pair = list[i]
       local req = self:score_request(cat, pair)
       if req then
-        reqs[#reqs + 1], owners[#owners + 1] = req, pair
+        reqs[#reqs + 1], owners[#owners + 1], first[#reqs + 1] = req, pair, #flat + 1
+        for _, part in ipairs(req.parts or { req }) do flat[#flat + 1] = part end
       else
         tick()
       end
@@ -357,12 +365,15 @@ function Run:score_pairs(cat, list, tick)
       local judge, err = self:model("judge")
       local results, info
       local t0 = util.host().clock()
-      if judge then results, err, info = judge:score_batch(reqs) end
+      if judge then results, err, info = judge:score_batch(flat) end
       self:note_call("judge", results, info, err)   -- out of memory twice in a row: stop
-      local dt = (util.host().clock() - t0) / #reqs
+      local dt = (util.host().clock() - t0) / #flat
       for k, req in ipairs(reqs) do
-        local r = results and results[k]
-        if results and r.error then
+        local r = results and results[first[k]]
+        if req.parts then
+          self:settle_group(cat, owners[k], req, results and table.move(results, first[k], first[k] + #req.parts - 1, 1, {}),
+            err, info, dt)
+        elseif results and r.error then
           self:settle_score(cat, owners[k], req, nil, r.error, { code = r.code, whole = false }, dt)
         else
           self:settle_score(cat, owners[k], req, r, err, info, dt)

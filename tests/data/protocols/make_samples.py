@@ -41,7 +41,7 @@ def gedit(rng):
     rows, n = [], 0
     for g, group in enumerate(GEDIT_GROUPS):
         for k in range(2):
-            key = "%s_%d" % (group.replace("-", "_")[:6], k)
+            key = "g%02d_%d" % (g, k)
             inter = k == 0 or g % 3 == 0
             for lang in ("en", "cn"):
                 n += 1

@@ -1,0 +1,177 @@
+"""The benchmarks' official judging protocols (issue 25): evalhost on a
+sample in each benchmark's official layout (tests/data/protocols, written
+by make_samples.py), its judge the recorded-replies server
+(tools/recorded_judge.py) answering from the committed replies, against
+what the official evaluation code computed from the same replies
+(reference.json, written by tools/protocols/run_official.py from a
+checkout of the official repository at the revision it names).
+
+Always: evalhost equals the committed reference, per item and aggregate, to
+the printed precision, and sends the official code's requests (count,
+order, text first, pictures and their sizes). With EVALHOST_OFFICIAL_GEDIT
+set to a Step1X-Edit checkout (and tools/protocols/requirements-official.txt
+installed), the official code also runs live on this run's edits and must
+give the reference again.
+"""
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(SRC, "tools"))
+sys.path.insert(0, HERE)
+from recorded_judge import RecordedJudge  # noqa: E402
+from test_rejudge import http_judge, report, run  # noqa: E402
+
+DATA = os.path.join(SRC, "tests", "data", "protocols")
+
+
+def load(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def gedit_dataset(tmp):
+    conv = subprocess.run([sys.executable, os.path.join(SRC, "tools", "convert_gedit.py"),
+                           os.path.join(DATA, "gedit"), str(tmp / "gedit")], capture_output=True, text=True, timeout=60)
+    assert conv.returncode == 0, conv.stderr
+    return str(tmp / "gedit" / "gedit.jsonl")
+
+
+def run_gedit(tmp, replies, name="run", extra="", policy=None):
+    data = gedit_dataset(tmp) if not (tmp / "gedit").exists() else str(tmp / "gedit" / "gedit.jsonl")
+    log = str(tmp / (name + "-requests.jsonl"))
+    cfg = tmp / (name + ".yaml")
+    out = str(tmp / name)
+    with RecordedJudge(replies, log=log, policy=policy) as j:
+        cfg.write_text("dataset: {path: %s, adapter: gedit, language: all%s}\n"
+                       "editor: {backend: builtin, name: imageops}\njudge: %s\n"
+                       "report: {bootstrap: {resamples: 20}}\n" % (json.dumps(data), extra, http_judge(j.url, "gpt-4.1")),
+                       encoding="utf-8")
+        r = run("two_stage.lua", str(cfg), "run.out=" + out)
+        reqs = list(j.log)
+    return r, out, reqs
+
+
+def fmt3(x):
+    return "%.3f" % x
+
+
+def test_gedit_official_protocol_equals_the_official_code(tmp_path):
+    ref = load(os.path.join(DATA, "gedit", "reference.json"))
+    assert ref["official"]["revision"].startswith("570eba6")
+    r, out, reqs = run_gedit(tmp_path, os.path.join(DATA, "gedit", "replies.json"))
+    assert r.returncode == 0, r.stderr
+    rep = report(out)
+    pairs = {p["id"]: p for p in rep["pairs"]}
+    assert len(pairs) == 44 and all(p["score"] is not None for p in pairs.values())
+    # every item: SC and PQ as the official code read them, O = sqrt(SC*PQ)
+    assert set(ref["items"]) == set(pairs)
+    for pid, want in ref["items"].items():
+        d = pairs[pid]["dims"]
+        assert (d["SC"], d["PQ"]) == (want["SC"], want["PQ"]), pid
+        assert pairs[pid]["score"] == pytest.approx(math.sqrt(want["SC"] * want["PQ"]))
+    # the aggregates, as calculate_statistics.py prints them
+    prof = rep["profile"]
+    for lang in ("en", "cn"):
+        for part in ("fullset", "intersection"):
+            got, want = prof["languages"][lang][part], ref["aggregates"][lang][part]
+            for g in got["order"]:
+                c = got["categories"][g]
+                assert [fmt3(c["SC"]), fmt3(c["PQ"]), fmt3(c["O"])] == want[g], (lang, part, g)
+            a = got["average"]
+            assert [fmt3(a["SC"]), fmt3(a["PQ"]), fmt3(a["O"])] == want["Average"], (lang, part)
+            assert not got["missing"]   # all 11 task types present (an empty list is {} in JSON)
+    # the requests: two per pair (SC, then PQ), one user message, text first,
+    # JPEG pictures; SC [source, edit at the source's size], PQ [that edit]
+    assert len(reqs) == 88 == ref["official"]["requests"] and all(e["found"] for e in reqs)
+    assert not any(e["system"] for e in reqs) and all(e["n_messages"] == 1 and e["text_first"] for e in reqs)
+    assert all(set(e["mimes"]) == {"image/jpeg"} for e in reqs)
+    sc = [e for e in reqs if "Editing instruction:" in e["text"]]
+    pq = [e for e in reqs if "naturalness" in e["text"]]
+    assert len(sc) == len(pq) == 44
+    assert all(len(e["sizes"]) == 2 and e["sizes"][0] == e["sizes"][1] for e in sc)
+    assert sorted(e["sizes"][0] for e in sc) == sorted(e["sizes"][0] for e in pq)
+    # the Markdown and HTML reports carry the official table layout
+    md = open(os.path.join(out, "results", os.path.basename(rep["files"]["markdown"])) if "files" in rep else
+              sorted(p for p in (os.path.join(out, "results", f) for f in os.listdir(os.path.join(out, "results")))
+                     if p.endswith(".md"))[0], encoding="utf-8").read()
+    assert "GEdit-Bench en, full set (SC / PQ / O, 0-10)" in md and "GEdit-Bench cn, intersection subset" in md
+    a = prof["languages"]["en"]["fullset"]["average"]
+    assert "| Average | %s | %s | %s |" % (fmt3(a["SC"]), fmt3(a["PQ"]), fmt3(a["O"])) in md
+    html = [f for f in os.listdir(os.path.join(out, "results")) if f.endswith(".html")]
+    page = open(os.path.join(out, "results", html[0]), encoding="utf-8").read()
+    assert "GEdit-Bench en, full set" in page
+
+    checkout = os.environ.get("EVALHOST_OFFICIAL_GEDIT")
+    if checkout:
+        live = str(tmp_path / "live-reference.json")
+        r = subprocess.run([sys.executable, os.path.join(SRC, "tools", "protocols", "run_official.py"), "gedit",
+                            "--checkout", checkout, "--sample", os.path.join(DATA, "gedit"), "--edits", out,
+                            "--replies", os.path.join(DATA, "gedit", "replies.json"), "--out", live],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+        got = load(live)
+        assert got["items"] == ref["items"] and got["aggregates"] == ref["aggregates"]
+
+
+def test_gedit_unparseable_reply_fails_the_pair_and_reports_the_official_guess(tmp_path):
+    """VIEScore re-asks and then counts a random 0-10 guess; evalhost fails
+    the pair, keeps the others, and reports the official rule's expected
+    figure beside its own."""
+    doc = load(os.path.join(DATA, "gedit", "replies.json"))
+    victim = next(k for k in sorted(doc["replies"]) if "," in k.split(":")[1])   # an SC request: two pictures
+    doc["replies"][victim] = "I would rather not give numbers."
+    path = tmp_path / "replies.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    r, out, reqs = run_gedit(tmp_path, str(path))
+    assert r.returncode == 1
+    rep = report(out)
+    assert len(rep["failures"]) == 1
+    f = rep["failures"][0]
+    assert "gedit: SC reply has no VIEScore JSON (official code: re-asked, then a random guess)" in f["error"]
+    ref = load(os.path.join(DATA, "gedit", "reference.json"))
+    for p in rep["pairs"]:
+        if p["id"] != f["id"]:
+            assert (p["dims"]["SC"], p["dims"]["PQ"]) == (ref["items"][p["id"]]["SC"], ref["items"][p["id"]]["PQ"])
+    prof = rep["profile"]
+    assert prof["unparsed"] == 1
+    lang = f["id"].rsplit("_", 1)[1]
+    cat = f["category"]
+    full, guess = prof["languages"][lang]["fullset"], prof["languages"][lang]["with_guess"]["fullset"]
+    # the failed pair's expected official figures: SC a uniform 0..10 guess, PQ as replied
+    pq = ref["items"][f["id"]]["PQ"]
+    others = [p for p in rep["pairs"] if p["category"] == cat and p["id"].endswith("_" + lang) and p["id"] != f["id"]]
+    want_sc = (sum(p["dims"]["SC"] for p in others) + 5.0) / (len(others) + 1)
+    want_o = (sum(p["dims"]["O"] for p in others) + sum(math.sqrt(u * pq) for u in range(11)) / 11) / (len(others) + 1)
+    assert guess["categories"][cat]["SC"] == pytest.approx(want_sc)
+    assert guess["categories"][cat]["O"] == pytest.approx(want_o)
+    assert full["categories"][cat]["SC"] == pytest.approx(sum(p["dims"]["SC"] for p in others) / len(others))
+    # every pair was still asked twice; the failure is in the journal with the replies
+    assert len(reqs) == 88
+
+
+def test_gedit_compact_protocol_is_one_request_per_pair(tmp_path):
+    """dataset.protocol: compact keeps evalhost's one-request approximation
+    (one request per pair, its own prompt with a system message, the pictures
+    as they are); official is two (SC, PQ) -- the test above."""
+    r, out, reqs = run_gedit(tmp_path, str(tmp_path / "compact-replies.json"), "compact", extra=", protocol: compact",
+                             policy=lambda text, sizes: "SC: 8, 6\nPQ: 9, 4\nScore: 5")
+    assert r.returncode == 0, r.stderr
+    assert len(reqs) == 44 and all(e["system"] for e in reqs)
+    assert any(e["sizes"][0] != e["sizes"][1] for e in reqs)   # a rotated edit is not resized back
+    rep = report(out)
+    assert all(p["score"] == pytest.approx(math.sqrt(6 * 4)) for p in rep["pairs"])
+    assert "languages" not in rep["profile"]   # the compact summary, not the official tables
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset: {path: %s, adapter: gedit, protocol: vie}\neditor: {backend: builtin, name: imageops}\n"
+                   "judge: %s\n" % (json.dumps(str(tmp_path / "gedit" / "gedit.jsonl")),
+                                    http_judge("http://127.0.0.1:9", "x")), encoding="utf-8")
+    r = run("two_stage.lua", str(bad), "run.out=" + str(tmp_path / "bad"))
+    assert r.returncode != 0 and "dataset.protocol" in r.stderr and "vie" in r.stderr

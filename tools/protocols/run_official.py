@@ -1,0 +1,163 @@
+"""Runs a benchmark's official evaluation code -- from the user's checkout,
+never from this repository -- on a protocol sample and evalhost's edits,
+against the recorded-replies judge, and writes what it computed (per item
+and aggregate) as a reference file tests/e2e/test_protocols.py compares
+evalhost with (issue 25).
+
+  EVALHOST_OFFICIAL_GEDIT=/path/to/Step1X-Edit \
+  .venv/bin/python tools/protocols/run_official.py gedit \
+      --sample tests/data/protocols/gedit --edits OUT_OF_AN_EVALHOST_RUN \
+      --replies tests/data/protocols/gedit/replies.json --out reference.json
+
+The official code is imported as it is; only its surroundings are
+supplied: the judge's URL (its OpenAI client points at the recorded judge),
+the dataset (GEdit's load_dataset is the sample's parquet), megfile (local
+files), and a fixed random seed (VIEScore's guess for an unparseable reply).
+Dependencies: tools/protocols/requirements-official.txt.
+"""
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import types
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+from recorded_judge import RecordedJudge  # noqa: E402
+
+CHECKOUT_ENV = {"gedit": "EVALHOST_OFFICIAL_GEDIT"}
+
+
+def revision(checkout):
+    r = subprocess.run(["git", "-C", checkout, "rev-parse", "HEAD"], capture_output=True, text=True)
+    if r.returncode == 0:
+        return r.stdout.strip()
+    path = os.path.join(checkout, "REVISION")   # an exported tree (git archive) names its commit here
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    return "unknown"
+
+
+def stub_megfile():
+    m = types.ModuleType("megfile")
+    m.smart_open = open
+    m.smart_exists = os.path.exists
+    sys.modules["megfile"] = m
+
+
+def gedit_rows(sample):
+    import pyarrow.parquet as pq
+
+    rows = []
+    for root, _, files in os.walk(sample):
+        for f in sorted(files):
+            if f.endswith(".parquet"):
+                rows += pq.read_table(os.path.join(root, f)).to_pylist()
+    return rows
+
+
+def run_gedit(checkout, sample, edits, judge_url, seed):
+    bench = os.path.join(checkout, "GEdit-Bench")
+    stub_megfile()
+    datasets = types.ModuleType("datasets")   # test_gedit_score imports load_dataset; the sample replaces it
+    datasets.load_dataset = datasets.load_from_disk = None
+    sys.modules["datasets"] = datasets
+    sys.path[:0] = [os.path.join(bench, "viescore"), bench]
+    import calculate_statistics as cs
+    import test_gedit_score as tgs
+    from viescore import VIEScore
+
+    work = tempfile.mkdtemp(prefix="gedit-official-")
+    key_file = os.path.join(work, "secret_t2.env")
+    with open(key_file, "w") as f:
+        f.write("recorded\n")
+    vie = VIEScore(backbone="gpt4o", task="tie", key_path=key_file)
+    vie.model.url = judge_url + "/chat/completions"
+    random.seed(seed)
+    model = "evalhost"
+    save_path = os.path.join(work, model)
+    out_dir = os.path.join(save_path, "gpt4o", "eval_results_new")
+    os.makedirs(out_dir)
+    items, log = {}, io.StringIO()
+    rows = gedit_rows(sample)
+    for group in tgs.GROUPS:
+        group_rows = []
+        for item in rows:
+            if item["task_type"] != group:
+                continue
+            lang, key = item["instruction_language"], item["key"]
+            d = os.path.join(save_path, "fullset", group, lang)
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, key + "_SRCIMG.png"), "wb") as f:
+                f.write(item["input_image"]["bytes"])
+            shutil.copy(os.path.join(edits, "images", group, "%s_%s.png" % (key, lang)), os.path.join(d, key + ".png"))
+            tgs.save_path, tgs.group_name = save_path, group   # the module-level names process_single_item reads
+            with contextlib.redirect_stdout(log):
+                res = tgs.process_single_item(item, vie, max_retries=1)
+            if res:
+                group_rows.append(res)
+                items["%s_%s" % (key, lang)] = {"SC": res["sementics_score"], "PQ": res["quality_score"]}
+        with open(os.path.join(out_dir, "%s_%s_gpt_score.csv" % (model, group)), "w", newline="") as f:
+            fields = ["source_image", "edited_image", "instruction", "sementics_score", "quality_score",
+                      "intersection_exist", "instruction_language"]
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            for r in group_rows:
+                w.writerow(r)
+    aggregates = {}
+    for lang in ("en", "cn"):
+        with contextlib.redirect_stdout(log):
+            sem, qual, ov, sem_i, qual_i, ov_i = cs.analyze_scores(out_dir, [model], language=lang)
+        # the figures as calculate_statistics.py's __main__ prints them (3 decimals)
+        table = lambda s, q, o, avg: {**{g: ["%.3f" % s[model][g], "%.3f" % q[model][g], "%.3f" % o[model][g]]
+                                         for g in tgs.GROUPS},
+                                      "Average": ["%.3f" % s[model]["avg_semantics"], "%.3f" % q[model]["avg_quality"],
+                                                  "%.3f" % o[model]["avg_overall"]]}
+        aggregates[lang] = {"fullset": table(sem, qual, ov, True), "intersection": table(sem_i, qual_i, ov_i, True)}
+    text = log.getvalue()
+    shutil.rmtree(work)
+    # what the official code said about items it could not score, and its guesses
+    return {"items": items, "aggregates": aggregates,
+            "failed": sorted(l for l in text.splitlines() if l.startswith("Failed to process")),
+            "guesses": sorted(l for l in text.splitlines() if "Guess a value" in l)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("bench", choices=sorted(CHECKOUT_ENV))
+    ap.add_argument("--checkout", help="the official repository (default: $EVALHOST_OFFICIAL_<BENCH>)")
+    ap.add_argument("--sample", required=True)
+    ap.add_argument("--edits", required=True, help="an evalhost run's output folder (its images/)")
+    ap.add_argument("--replies", required=True)
+    ap.add_argument("--log", help="the recorded judge's request log (JSON lines)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    checkout = a.checkout or os.environ.get(CHECKOUT_ENV[a.bench])
+    if not checkout or not os.path.isdir(checkout):
+        raise SystemExit("run_official: give --checkout or set %s to the official repository" % CHECKOUT_ENV[a.bench])
+    with RecordedJudge(a.replies, log=a.log) as judge:
+        res = {"gedit": run_gedit}[a.bench](checkout, a.sample, a.edits, judge.url, a.seed)
+        missing = [e["key"] for e in judge.log if not e["found"]]
+    res["official"] = {"bench": a.bench, "revision": revision(checkout), "requests": len(judge.log),
+                       "unrecorded_requests": missing}
+    tmp = a.out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(res, f, indent=1, ensure_ascii=False, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, a.out)
+    print("run_official: %s: %d items, %d requests (%d unrecorded) -> %s"
+          % (a.bench, len(res["items"]), len(judge.log), len(missing), a.out))
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
