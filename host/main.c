@@ -404,26 +404,7 @@ static void call_library(lua_State *L, const char *name, const char *fn, int n, 
  * the messages (1 for the file, 2 for --set). */
 static int check_config(lua_State *L, pmain_args *a)
 {
-    lua_getglobal(L, "evalhost");
-    lua_getfield(L, -1, "config");
-    lua_remove(L, -2);
-    lua_createtable(L, 0, 3);
-    lua_pushstring(L, a->c->config ? a->c->config : "config");
-    lua_setfield(L, -2, "name");
-    lua_getglobal(L, "evalhost");
-    lua_getfield(L, -1, "config_position");
-    lua_remove(L, -2);
-    /* position(path) unpacks the path into config_position */
-    luaL_loadstring(L, "local f = ... return function(path) return f(table.unpack(path)) end");
-    lua_insert(L, -2);
-    lua_call(L, 1, 1);
-    lua_setfield(L, -2, "position");
-    lua_getglobal(L, "evalhost");
-    lua_getfield(L, -1, "options");
-    lua_getfield(L, -1, "sets");
-    lua_setfield(L, -4, "sets");
-    lua_pop(L, 2);
-    call_library(L, "evalhost.config_check", "config", 2, 3, a->c->root);
+    call_library(L, "evalhost.config_check", "host", 0, 3, a->c->root);
     int rc = 0;
     if (!lua_toboolean(L, -3)) {
         fprintf(stderr, "%s\n", lua_tostring(L, -2));

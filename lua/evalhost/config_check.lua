@@ -266,6 +266,18 @@ function check.config(cfg, opts)
   return nil, table.concat(lines, "\n"), w.errors[1].from_set == true
 end
 
+-- The host's own check, before the script: evalhost.config against the
+-- schema, positions from the config file, --set assignments by name.
+function check.host()
+  local h = util.host()
+  local path = rawget(h, "config_path")
+  return check.config(h.config, {
+    name = type(path) == "string" and path ~= "" and path or "config",
+    position = function(keys) return h.config_position(table.unpack(keys)) end,
+    sets = (h.options or {}).sets,
+  })
+end
+
 ------------------------------------------------------------------------
 -- README's configuration section.
 ------------------------------------------------------------------------
