@@ -1,5 +1,5 @@
--- `evalhost list`: the scripts (first comment line of each), the backends
--- with their builtin model names, and the dataset adapters, from the data
+-- `evalhost list`: the scripts and configs (first comment line of each), the
+-- backends with their builtin model names, and the dataset adapters, from the data
 -- root the binary found (the checkout or <prefix>/share/evalhost).
 local util = require "evalhost.util"
 local schema = require "evalhost.schema"
@@ -13,15 +13,16 @@ local BACKENDS = {
   { "native", "Qwen-Image-Edit editor, Qwen3-VL judge from safetensors", torch = true },
 }
 
--- The first comment line of a Lua file, without "-- ".
-local function summary(path)
+-- The first comment line of a file ("--" for Lua, "#" for YAML), without the marker.
+local function summary(path, marker)
   local f = io.open(path, "r")
   if not f then return "" end
+  local m = (marker or "--"):gsub("%p", "%%%0")
   local out = ""
   for line in f:lines() do
-    local c = line:match("^%-%-+%s*(.-)%s*$")
+    local c = line:match("^" .. m .. "+%s*(.-)%s*$")
     if c and c ~= "" then out = c break end
-    if line:match("%S") and not line:match("^%-%-") then break end
+    if line:match("%S") and not line:match("^" .. m) then break end
   end
   f:close()
   return out
@@ -45,6 +46,12 @@ function cli.list(root)
   out[#out + 1] = ("scripts (%s; run one by name: evalhost two_stage config.yaml):"):format(scripts)
   for _, s in ipairs(lua_files(scripts)) do
     out[#out + 1] = ("  %-16s %s"):format(s, summary(util.join(scripts, s .. ".lua")))
+  end
+  out[#out + 1] = ""
+  local configs = util.join(root, "config")
+  out[#out + 1] = ("configs (%s):"):format(configs)
+  for _, n in ipairs(h.fs.list(configs) or {}) do
+    if n:match("%.ya?ml$") then out[#out + 1] = ("  %-16s %s"):format(n, summary(util.join(configs, n), "#")) end
   end
   out[#out + 1] = ""
   out[#out + 1] = "backends (editor:/judge: backend):"

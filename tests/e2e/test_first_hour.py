@@ -33,6 +33,7 @@ def test_list_names_scripts_backends_models_and_adapters():
     # the first comment line of each script
     first = (SRC / "scripts" / "two_stage.lua").read_text(encoding="utf-8").splitlines()[0].lstrip("- ")
     assert first in out
+    assert re.search(r"^  example\.yaml +The default job", out, re.M), out
     for backend in ("builtin", "torch", "http", "native"):
         assert re.search(rf"^  {backend} ", out, re.M), backend
     assert "identity, imageops" in out and "metrics" in out
