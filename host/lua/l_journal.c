@@ -6,7 +6,7 @@
  *             is the journal's header, so the caller can say what changed.
  *   j:done(stage, cat, id) -> record table or nil
  *   j:record(stage, cat, id, tbl) -> true, or nil and a message (disk full ...)
- *   j:entries() -> {{stage=, category=, id=, record=, line=}, ...} in file order
+ *   j:entries() -> {{stage=, category=, id=, record=, line=}, ...}: the lines replayed at open, in file order
  *   j:record_run(tbl), j:runs() -> {{record=, line=}, ...}: each process's own line
  *   j:header(), j:is_new(), j:path(), j:close()
  *   evalhost.journal.read(dir) -> header, entries (read-only, no lock: merge)
@@ -241,9 +241,8 @@ static int m_record(lua_State *L)
     push_key(L, stage, cat, id);
     lua_pushvalue(L, 5);
     lua_settable(L, -3);
-    lua_getiuservalue(L, 1, UV_ENTRIES);
-    lua_pushvalue(L, 6);
-    lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+    /* not appended to the entries: they are the replayed lines, and a copy of
+     * every new line would grow with the run (flat memory, issue 20) */
     lua_pushboolean(L, 1);
     return 1;
 }

@@ -38,6 +38,10 @@ schedule.start = setup.start
 -- Set up, run body(run), write the reports; the exit code (0 all scored, 1
 -- some pair or the setup failed). A script bug raises (exit 2).
 function schedule.main(name, body, opts)
+  -- a run holds one small record per step for its whole length: the
+  -- generational collector keeps that heap near its live size (flat memory
+  -- at 100k pairs; the incremental one let garbage double it)
+  collectgarbage("generational")
   local run, err = schedule.start(name, opts)
   if not run then
     log("error", "%s", err)
