@@ -175,3 +175,76 @@ def test_gedit_compact_protocol_is_one_request_per_pair(tmp_path):
                                     http_judge("http://127.0.0.1:9", "x")), encoding="utf-8")
     r = run("two_stage.lua", str(bad), "run.out=" + str(tmp_path / "bad"))
     assert r.returncode != 0 and "dataset.protocol" in r.stderr and "vie" in r.stderr
+
+
+def run_imgedit(tmp, replies, name="imgedit", official=True):
+    log = str(tmp / (name + "-requests.jsonl"))
+    cfg = tmp / (name + ".yaml")
+    out = str(tmp / name)
+    extra = ", official: %s" % json.dumps(os.path.join(DATA, "imgedit", "prompts.json")) if official else ""
+    with RecordedJudge(replies, log=log) as j:
+        cfg.write_text("dataset: {path: %s, adapter: imgedit%s}\neditor: {backend: builtin, name: imageops}\n"
+                       "judge: %s\nreport: {bootstrap: {resamples: 20}}\n"
+                       % (json.dumps(os.path.join(DATA, "imgedit", "basic_edit.json")), extra,
+                          http_judge(j.url, "gpt-4o")), encoding="utf-8")
+        r = run("two_stage.lua", str(cfg), "run.out=" + out)
+        reqs = list(j.log)
+    return r, out, reqs
+
+
+def test_imgedit_official_protocol_equals_the_official_code(tmp_path):
+    ref = load(os.path.join(DATA, "imgedit", "reference.json"))
+    assert ref["official"]["revision"].startswith("547185d")
+    r, out, reqs = run_imgedit(tmp_path, os.path.join(DATA, "imgedit", "replies.json"))
+    assert r.returncode == 0, r.stderr
+    rep = report(out)
+    pairs = {p["id"]: p for p in rep["pairs"]}
+    assert set(pairs) == set(ref["items"]) and len(pairs) == 27
+    for key, want in ref["items"].items():   # step1: the mean of the "name: N" lines, round(.., 2)
+        assert pairs[key]["dims"]["item"] == want and pairs[key]["score"] == want, key
+    prof = rep["profile"]
+    assert prof["types"] == ref["aggregates"]["types"]   # step2: per edit type, round(.., 2)
+    assert prof["overall"] == pytest.approx(sum(ref["aggregates"]["types"].values()) / 9)
+    # one request per pair: the edit type's rubric with the instruction, then [original, edit]
+    assert len(reqs) == 27 == ref["official"]["requests"] and all(e["found"] for e in reqs)
+    assert all(e["text_first"] and not e["system"] and len(e["sizes"]) == 2 for e in reqs)
+    md = [f for f in os.listdir(os.path.join(out, "results")) if f.endswith(".md")][0]
+    text = open(os.path.join(out, "results", md), encoding="utf-8").read()
+    assert "### ImgEdit Basic: score per edit type (1-5)" in text and "| add | %.2f | 3 |" % prof["types"]["add"] in text
+
+    checkout = os.environ.get("EVALHOST_OFFICIAL_IMGEDIT")
+    if checkout:
+        live = str(tmp_path / "live-reference.json")
+        r = subprocess.run([sys.executable, os.path.join(SRC, "tools", "protocols", "run_official.py"), "imgedit",
+                            "--checkout", checkout, "--sample", os.path.join(DATA, "imgedit"), "--edits", out,
+                            "--replies", os.path.join(DATA, "imgedit", "replies.json"), "--out", live],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+        got = load(live)
+        assert got["items"] == ref["items"] and got["aggregates"] == ref["aggregates"]
+
+
+def test_imgedit_reply_without_a_rating_drops_the_item_as_the_official_code_does(tmp_path):
+    """step1 drops an item whose reply has no "name: N" line; evalhost fails
+    the pair (listed), and the edit type's score is the official one over
+    the rest."""
+    doc = load(os.path.join(DATA, "imgedit", "replies.json"))
+    victim = sorted(doc["replies"])[0]
+    doc["replies"][victim] = "Prompt Compliance: high\nVisual Naturalness: 4/5"
+    path = tmp_path / "replies.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    r, out, reqs = run_imgedit(tmp_path, str(path))
+    assert r.returncode == 1
+    rep = report(out)
+    assert len(rep["failures"]) == 1 and "has no \"<criterion>: N\" line" in rep["failures"][0]["error"]
+    f = rep["failures"][0]
+    ref = load(os.path.join(DATA, "imgedit", "reference.json"))
+    rest = [ref["items"][p["id"]] for p in rep["pairs"] if p["category"] == f["category"] and p["id"] != f["id"]]
+    assert rep["profile"]["types"][f["category"]] == round(sum(rest) / len(rest), 2)
+    assert rep["profile"]["dropped"] == 1
+
+
+def test_imgedit_official_protocol_needs_the_benchmarks_rubrics(tmp_path):
+    r, out, reqs = run_imgedit(tmp_path, os.path.join(DATA, "imgedit", "replies.json"), official=False)
+    assert r.returncode != 0 and reqs == []
+    assert "dataset.official must name the ImgEdit checkout" in r.stderr

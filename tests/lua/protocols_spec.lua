@@ -63,6 +63,19 @@ describe("benchmark protocols", function()
     assert.are.same({ "task type", "SC", "PQ", "O" }, sum.tables[1].header)
   end)
 
+  it("imgedit: every line splitting on ': ' into two parts, digits after, is a rating; item = round(mean, 2)", function()
+    local off = require("evalhost.datasets.imgedit").profile.official
+    assert.are.same({ 4, 3, 5 }, off.ratings("Brief reasoning: fine; a: b\nPrompt Compliance: 4\n  Visual: 3  \nX: 5\r"))
+    assert.are.same({}, off.ratings("Score: 4/5\nA: b: 3\nB:4\nC: four"))
+    local s, d = off.combine({ rating = "A: 1\nB: 2\nC: 2" })
+    assert.are.equal(1.67, s)
+    assert.are.same({ 1, 2, 2 }, d.ratings)
+    local none, why, official = off.combine({ rating = "no ratings" })
+    assert.is_nil(none)
+    assert.matches("drop the item", why)
+    assert.is_true(official.dropped)
+  end)
+
   it("python's format, replace and round; PIL's thumbnail size", function()
     local p = require "evalhost.datasets.protocol"
     assert.are.equal("a {x} b", p.format("a {{x}} {y}", { y = "b" }))

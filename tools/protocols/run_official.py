@@ -4,7 +4,7 @@ against the recorded-replies judge, and writes what it computed (per item
 and aggregate) as a reference file tests/e2e/test_protocols.py compares
 evalhost with (issue 25).
 
-  EVALHOST_OFFICIAL_GEDIT=/path/to/Step1X-Edit \
+  EVALHOST_OFFICIAL_GEDIT=/path/to/Step1X-Edit \   (imgedit: EVALHOST_OFFICIAL_IMGEDIT=ImgEdit)
   .venv/bin/python tools/protocols/run_official.py gedit \
       --sample tests/data/protocols/gedit --edits OUT_OF_AN_EVALHOST_RUN \
       --replies tests/data/protocols/gedit/replies.json --out reference.json
@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from recorded_judge import RecordedJudge  # noqa: E402
 
-CHECKOUT_ENV = {"gedit": "EVALHOST_OFFICIAL_GEDIT"}
+CHECKOUT_ENV = {"gedit": "EVALHOST_OFFICIAL_GEDIT", "imgedit": "EVALHOST_OFFICIAL_IMGEDIT"}
 
 
 def revision(checkout):
@@ -130,6 +130,37 @@ def run_gedit(checkout, sample, edits, judge_url, seed):
             "guesses": sorted(l for l in text.splitlines() if "Guess a value" in l)}
 
 
+def run_imgedit(checkout, sample, edits, judge_url, seed):
+    """Benchmark/Basic: basic_bench.process_json (its OpenAI client pointed
+    at the judge), then step1's and step2's functions on its result.json.
+    The rubrics are the sample's prompts.json (the one the replies were
+    recorded with), passed to process_json as its --prompts_json."""
+    basic = os.path.join(checkout, "Benchmark", "Basic")
+    sys.path.insert(0, basic)
+    import basic_bench
+    import step1_get_avgscore as step1
+    import step2_typescore as step2
+    from openai import OpenAI
+
+    basic_bench.OpenAI = lambda **kw: OpenAI(api_key="recorded", base_url=judge_url)
+    work = tempfile.mkdtemp(prefix="imgedit-official-")
+    edit_json = os.path.join(sample, "basic_edit.json")
+    with open(edit_json, encoding="utf-8") as f:
+        meta = json.load(f)
+    for key, e in meta.items():
+        shutil.copy(os.path.join(edits, "images", e["edit_type"], key + ".png"), os.path.join(work, key + ".png"))
+    prompts = basic_bench.load_prompts(os.path.join(sample, "prompts.json"))
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        basic_bench.process_json(edit_json, work, os.path.join(sample, "singleturn"), 1, prompts)
+    with open(os.path.join(work, "result.json"), encoding="utf-8") as f:
+        result = json.load(f)
+    avg = step1.compute_averages(result)
+    types = step2.compute_edit_type_averages(avg, meta)
+    shutil.rmtree(work)
+    return {"items": avg, "aggregates": {"types": types}, "dropped": sorted(k for k in result if k not in avg)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("bench", choices=sorted(CHECKOUT_ENV))
@@ -145,7 +176,7 @@ def main():
     if not checkout or not os.path.isdir(checkout):
         raise SystemExit("run_official: give --checkout or set %s to the official repository" % CHECKOUT_ENV[a.bench])
     with RecordedJudge(a.replies, log=a.log) as judge:
-        res = {"gedit": run_gedit}[a.bench](checkout, a.sample, a.edits, judge.url, a.seed)
+        res = {"gedit": run_gedit, "imgedit": run_imgedit}[a.bench](checkout, a.sample, a.edits, judge.url, a.seed)
         missing = [e["key"] for e in judge.log if not e["found"]]
     res["official"] = {"bench": a.bench, "revision": revision(checkout), "requests": len(judge.log),
                        "unrecorded_requests": missing}

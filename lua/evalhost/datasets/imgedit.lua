@@ -77,4 +77,117 @@ function M.profile.summary(rows)
   return { dimensions = base.dimension_means(rows, M.profile.dimensions), scale = "1-5 per criterion; score = their mean" }
 end
 
+------------------------------------------------------------------------
+-- The official protocol (dataset.protocol: official, the default), as
+-- PKU-YuanGroup/ImgEdit @547185d Benchmark/Basic/ runs it (basic_bench.py,
+-- step1_get_avgscore.py, step2_typescore.py):
+--   one request per pair: the edit type's rubric from the benchmark's
+--     prompts.json with <edit_prompt> replaced by the instruction, then
+--     [original, edit], one user message, text first, no system message;
+--   every reply line "<name>: <digits>" is a rating; the item's score is
+--     their mean rounded to 2 decimals (Python's round);
+--   an edit type's score is the mean of its items' scores, rounded to 2.
+-- The repository has no license, so its prompts are not copied here: they
+-- load from the user's checkout, dataset.official = the ImgEdit folder (or
+-- the prompts.json itself). The official scripts stop at the type scores;
+-- `overall` here is their mean (as the paper's Overall column). A reply with
+-- no rating drops the item there and fails the pair here: the type scores
+-- are the same either way, the failure is listed.
+------------------------------------------------------------------------
+local protocol = require "evalhost.datasets.protocol"
+
+local official = { aggregate = "categories", requests_per_pair = "1 request per pair with the edit type's rubric" }
+M.profile.official = official
+
+official.TYPES = { "add", "remove", "replace", "adjust", "style", "action", "extract", "background", "compose" }
+
+function official.prepare(dcfg)
+  local where = dcfg.official
+  if type(where) ~= "string" or where == "" then
+    return nil, "config: dataset.official must name the ImgEdit checkout (or its Benchmark/Basic/prompts.json): "
+      .. "the official protocol's rubrics load from it (the repository has no license to copy them under)"
+  end
+  local path = where
+  if not where:match("%.json$") then path = util.join(where, "Benchmark", "Basic", "prompts.json") end
+  local doc, digest = base.read_json("imgedit", path)
+  if not doc then return nil, "config: dataset.official: " .. digest end
+  if type(doc) ~= "table" or #doc > 0 then
+    return nil, ("config: dataset.official: %s is not an object of edit type -> rubric"):format(path)
+  end
+  for k, v in pairs(doc) do
+    if type(v) ~= "string" then return nil, ("config: dataset.official: %s: rubric %s is not text"):format(path, k) end
+  end
+  return { prompts = doc, prompts_path = path, prompts_hash = digest }
+end
+
+function official.requests(ctx)
+  local rubric = ctx.state.prompts[ctx.category]
+  if not rubric then
+    return nil, ("imgedit: %s has no rubric for edit type %q"):format(ctx.state.prompts_path, ctx.category)
+  end
+  return { { name = "rating", text = protocol.replace(rubric, "<edit_prompt>", ctx.instruction),
+    images = { ctx.original, ctx.edited }, text_first = true } }
+end
+
+-- step1_get_avgscore.py's extract_scores_and_average: every line that
+-- splits on ": " into exactly two parts, the second all digits.
+function official.ratings(text)
+  local out = {}
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    line = line:gsub("\r$", ""):match("^%s*(.-)%s*$")
+    local parts, at = {}, 1
+    while true do
+      local a, b = line:find(": ", at, true)
+      if not a then break end
+      parts[#parts + 1] = line:sub(at, a - 1)
+      at = b + 1
+    end
+    parts[#parts + 1] = line:sub(at)
+    if #parts == 2 and parts[2]:match("^%d+$") then out[#out + 1] = tonumber(parts[2]) end
+  end
+  return out
+end
+
+function official.combine(replies)
+  local r = official.ratings(replies.rating or "")
+  if #r == 0 then
+    return nil, "imgedit: the reply has no \"<criterion>: N\" line (the official scripts drop the item)",
+      { dropped = true }
+  end
+  local s = 0
+  for _, v in ipairs(r) do s = s + v end
+  local item = protocol.round2(s / #r)
+  return item, { ratings = r, item = item }
+end
+
+function official.summary(rows)
+  local per, order, dropped = {}, {}, 0
+  for _, r in ipairs(rows) do
+    if type(r.dims) == "table" and r.dims.item then
+      if not per[r.category] then per[r.category], order[#order + 1] = {}, r.category end
+      table.insert(per[r.category], r.dims.item)
+    elseif type(r.official) == "table" and r.official.dropped then
+      dropped = dropped + 1
+    end
+  end
+  local sorted, seen = {}, {}
+  for _, t in ipairs(official.TYPES) do if per[t] then sorted[#sorted + 1], seen[t] = t, true end end
+  for _, t in ipairs(order) do if not seen[t] then sorted[#sorted + 1] = t end end
+  local types, means = {}, {}
+  local tab = { title = "ImgEdit Basic: score per edit type (1-5)", header = { "edit type", "score", "n" }, rows = {},
+    digits = 2 }
+  for _, t in ipairs(sorted) do
+    types[t] = protocol.round2(protocol.mean(per[t]))
+    means[#means + 1] = types[t]
+    tab.rows[#tab.rows + 1] = { t, types[t], tostring(#per[t]) }
+  end
+  local overall = protocol.mean(means)
+  tab.rows[#tab.rows + 1] = { "Overall (mean of the types)", overall, "" }
+  return {
+    method = "ImgEdit Basic (PKU-YuanGroup/ImgEdit @547185d): item = mean of its reply's \"name: N\" ratings, "
+      .. "rounded to 2; edit type = mean of its items, rounded to 2; overall = mean of the types",
+    protocol = "official", types = types, order = sorted, overall = overall, dropped = dropped, tables = { tab },
+  }
+end
+
 return M

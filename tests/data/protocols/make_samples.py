@@ -5,6 +5,8 @@ tests/e2e/test_protocols.py and tools/protocols/run_official.py:
   gedit/data/train-00000-of-00001.parquet   GEdit-Bench as published on the
       Hub (key, task_type, instruction, instruction_language, input_image,
       Intersection_exist): 2 keys x 2 languages per each of the 11 task types.
+  imgedit/basic_edit.json, singleturn/, prompts.json   ImgEdit Basic: 3 items
+      per each of the 9 edit types, and a stand-in rubric file.
 
 Every source picture has its own pixel size, so the recorded judge's keys
 (text + picture sizes) tell every request apart; some instructions rotate
@@ -56,9 +58,42 @@ def gedit(rng):
     pq.write_table(pa.Table.from_pylist(rows), os.path.join(HERE, "gedit/data/train-00000-of-00001.parquet"))
 
 
+IMGEDIT_TYPES = ["add", "remove", "replace", "adjust", "style", "action", "extract", "background", "compose"]
+
+
+def imgedit(rng):
+    """basic_edit.json + singleturn/<group>/<n>.jpg as Benchmark/Basic has
+    them, and a stand-in prompts.json in its layout (edit type -> rubric
+    with <edit_prompt>): the repository has no license, so its rubrics are
+    not copied; the official code reads whichever prompts.json it is given."""
+    import json
+
+    doc, n = {}, 0
+    for t, etype in enumerate(IMGEDIT_TYPES):
+        for k in range(3):
+            n += 1
+            key = str(100 + n * 7)
+            rel = "%s/%06d.jpg" % (["animal", "style", "architecture"][k], n)
+            doc[key] = {"id": rel, "prompt": "%s edit number %d%s" % (etype, k, ", rotate it" if n % 5 == 0 else ""),
+                        "edit_type": etype}
+            path = os.path.join(HERE, "imgedit", "singleturn", rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(picture(rng, 50 + n, 40 + (n * 5) % 17, "JPEG"))
+    with open(os.path.join(HERE, "imgedit", "basic_edit.json"), "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=4)
+    prompts = {t: ("\nImgEdit stand-in rubric for %s edits. Rate the edit from 1 to 5 on three criteria.\n"
+                   "Example Response Format:\nBrief reasoning: ...\nPrompt Compliance: N\nVisual Naturalness: N\n"
+                   "Physical & Detail Integrity: N\nediting instruction is : <edit_prompt>.\n\n"
+                   "Below are the images before and after editing:\n" % t) for t in IMGEDIT_TYPES}
+    with open(os.path.join(HERE, "imgedit", "prompts.json"), "w", encoding="utf-8") as f:
+        json.dump(prompts, f, indent=2)
+
+
 def main():
     rng = random.Random(25)
     gedit(rng)
+    imgedit(rng)
 
 
 if __name__ == "__main__":

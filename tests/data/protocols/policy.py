@@ -32,7 +32,26 @@ def gedit(text, sizes):
     return "{score: %d, reasoning: unquoted}" % a   # viescore's fix_json repairs it
 
 
+def imgedit(text, sizes):
+    """ImgEdit replies: "Name: N" lines (every one with exactly one ": " and
+    digits after it counts), with lines that must not count."""
+    h = _h(text, sizes)
+    a, b, c = 1 + h % 5, 1 + (h >> 3) % 5, 1 + (h >> 6) % 5
+    form = (h >> 9) % 4
+    head = "Brief reasoning: the edit is partly done; colours: kept.\n"
+    if form == 0:
+        return head + "Prompt Compliance: %d\nVisual Naturalness: %d\nPhysical & Detail Integrity: %d" % (a, b, c)
+    if form == 1:
+        return head + "Prompt Compliance: %d\nVisual Naturalness: %d/5\nPhysical & Detail Integrity: %d" % (a, b, c)
+    if form == 2:
+        return "**Prompt Compliance**: %d\n  Visual Naturalness: %d  \nNote: a: b: %d" % (a, b, c)
+    return head + "Prompt Compliance: %d\nVisual Naturalness: %d\nPhysical & Detail Integrity: %d\nOverall: %d" % (
+        a, b, c, (a + b + c) // 3)
+
+
 def reply(text, sizes):
     if "professional digital artist" in text:
         return gedit(text, sizes)
+    if "ImgEdit stand-in rubric" in text:
+        return imgedit(text, sizes)
     raise ValueError("policy: no benchmark recognised in %r" % text[:80])
