@@ -101,10 +101,11 @@ static int m_decode(lua_State *L)
     return 1;
 }
 
-/* w:convert(path, data [, kind [, max_side]]) → true, or nil, err: data
- * (as w:decode reads it) decoded on the writer's thread, shrunk to fit
- * max_side px when given, saved at path; its result is a write's
- * {path=, hash=} or {path=, error=}. */
+/* w:convert(path, data [, kind [, max_side [, {no_follow=}]]]) → true, or
+ * nil, err: data (as w:decode reads it) decoded on the writer's thread,
+ * shrunk to fit max_side px when given, saved at path; its result is a
+ * write's {path=, hash=} or {path=, error=}.  no_follow: a "path" source
+ * that is a symbolic link is refused (a file read back from the run folder). */
 static int m_convert(lua_State *L)
 {
     static const char *const kinds[] = { "bytes", "base64", "path", NULL };
@@ -116,8 +117,10 @@ static int m_convert(lua_State *L)
     int kind = luaL_checkoption(L, 4, "bytes", kinds);
     lua_Integer side = luaL_optinteger(L, 5, 0);
     luaL_argcheck(L, side >= 0 && side <= CONVERT_MAX_SIDE, 5, "max_side must be 0..65535");
+    eh_image_limits lim = eh_lua_host(L)->image_limits;
+    lim.read_flags = eh_lua_read_flags(L, 6);
     eh_error err = {0};
-    if (eh_image_writer_convert(w, path, data, len, as[kind], &eh_lua_host(L)->image_limits, (int)side, &err) != EH_OK)
+    if (eh_image_writer_convert(w, path, data, len, as[kind], &lim, (int)side, &err) != EH_OK)
         return eh_lua_fail(L, &err);
     lua_pushboolean(L, 1);
     return 1;

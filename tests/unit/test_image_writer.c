@@ -250,6 +250,19 @@ int main(void)
     CHECK_CONTAINS(r.error, "not an image");
     CHECK(!eh_fs_exists(bpath));
     free(r.path);
+    /* a source path that is a symbolic link, with EH_FS_NOFOLLOW in the
+     * limits (an edited image read back from the run folder): refused */
+    char lpath[1100];
+    snprintf(lpath, sizeof lpath, "%s/link.png", dir);
+    CHECK(symlink(kpath, lpath) == 0);
+    eh_image_limits nofollow = eh_image_default_limits();
+    nofollow.read_flags = EH_FS_NOFOLLOW;
+    CHECK_EQ_INT(eh_image_writer_convert(w, bpath, lpath, strlen(lpath), EH_SOURCE_PATH, &nofollow, 20, &err), EH_OK);
+    CHECK_EQ_INT(eh_image_writer_collect(w, 1, &r), 1);
+    CHECK(r.status != EH_OK);
+    CHECK_CONTAINS(r.error, "symbolic link");
+    CHECK(!eh_fs_exists(bpath));
+    free(r.path);
 
     free(b64), free(url);
     eh_image_free(src);

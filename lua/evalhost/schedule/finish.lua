@@ -150,7 +150,7 @@ function Run:report_pictures(size)
       end
     end
   end
-  local function want(rel, data, kind, side)
+  local function want(rel, data, kind, side, no_follow)
     if not data then return nil end
     local path = util.join(self.out, rel)
     if h.fs.exists(path) then return rel end
@@ -160,7 +160,7 @@ function Run:report_pictures(size)
       if not ok then return nil end
       made[folder] = true
     end
-    if not w:convert(path, data, kind, side) then return nil end
+    if not w:convert(path, data, kind, side, no_follow and { no_follow = true } or nil) then return nil end
     note(w:collect())
     return rel
   end
@@ -189,7 +189,7 @@ function Run:report_pictures(size)
     if type(row.image) == "string" then
       local tag = type(row.image_hash) == "string" and ("." .. row.image_hash:sub(1, 12)) or ""
       f.thumb_edited = want(util.join("thumbs", cat, id .. ".edit" .. tag .. ".jpg"),
-        util.join(self.out, row.image), "path", size)
+        util.join(self.out, row.image), "path", size, true)   -- a link planted in images/ is not followed
     end
     return f
   end
