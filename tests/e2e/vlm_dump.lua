@@ -2,7 +2,7 @@
 -- $VLM_CONFIG (a preprocessor_config.json) and writes to $VLM_OUT a line
 -- "t h w tokens rows dim" and the float32 patches, or "ERROR <message>".
 local out = assert(io.open(assert(os.getenv("VLM_OUT"), "VLM_OUT unset"), "wb"))
-local img, err = evalhost.image.load(assert(os.getenv("VLM_IMAGE"), "VLM_IMAGE unset"))
+local img, err = evalhost.image.load((assert(os.getenv("VLM_IMAGE"), "VLM_IMAGE unset")))
 local r
 if img then
   r, err = evalhost.vlm.preprocess(img, assert(os.getenv("VLM_CONFIG"), "VLM_CONFIG unset"))
