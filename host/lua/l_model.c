@@ -141,6 +141,10 @@ static int model_info(lua_State *L)
     lua_setfield(L, -2, "device");
     lua_pushstring(L, eh_model_dtype(m));
     lua_setfield(L, -2, "dtype");
+    if (*eh_model_host_memory(m)) {   /* after a load: pinned or pageable, and why */
+        lua_pushstring(L, eh_model_host_memory(m));
+        lua_setfield(L, -2, "host_memory");
+    }
     lua_pushinteger(L, eh_model_batch_size(m));
     lua_setfield(L, -2, "batch_size");
     if (eh_model_revision(m)[0]) {

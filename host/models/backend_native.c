@@ -84,6 +84,21 @@ eh_status eh_native_resolve_device(eh_model *m, const char *want, eh_error *err)
     return EH_OK;
 }
 
+int eh_backend_pin(const eh_model *m)
+{
+    if (!m->host || m->host->pin == EH_PIN_AUTO)
+        return EH_TORCH_PIN_AUTO;
+    return m->host->pin == EH_PIN_ALWAYS ? EH_TORCH_PIN_ALWAYS : EH_TORCH_PIN_NEVER;
+}
+
+void eh_backend_log_host(const eh_model *m, int host_kind, const char *note)
+{
+    if (host_kind == EH_TORCH_HOST_PIN_REFUSED)
+        eh_log(m->host, EH_LOG_WARN, "[load] %s: host copy %s", m->section, note);
+    else
+        eh_log(m->host, EH_LOG_DEBUG, "[load] %s: host copy %s", m->section, note);
+}
+
 static eh_status native_open(eh_model *m, eh_error *err)
 {
     native_model *t = calloc(1, sizeof *t);
@@ -179,6 +194,7 @@ static eh_status native_to_host(eh_model *m, eh_error *err)
     opt.dtype = m->dtype;
     opt.device = m->device;
     opt.cpu_copy = t->cpu_copy;
+    opt.pin = (eh_torch_pin)eh_backend_pin(m);
     opt.overlap_chunk_bytes = t->overlap_chunk;
     opt.overlap_test_delay_us = t->overlap_delay_us;
     size_t n = 0;
@@ -192,7 +208,15 @@ static eh_status native_to_host(eh_model *m, eh_error *err)
     eh_safetensors_close(st);
     if (rc != EH_OK)
         return eh_fail(err, rc, "%s: cannot load %s: %s", m->section, t->snap.dir, e.msg);
+    eh_torch_module *tm = eh_qwen3vl_module(t->q);
+    eh_backend_log_host(m, eh_torch_module_host_kind(tm), eh_torch_module_host_note(tm));
     return EH_OK;
+}
+
+static const char *native_host_memory(const eh_model *m)
+{
+    const native_model *t = m->impl;
+    return t->q ? eh_torch_module_host_note(eh_qwen3vl_module(t->q)) : NULL;
 }
 
 static eh_status native_to_device(eh_model *m, int64_t *bytes, eh_error *err)
@@ -449,6 +473,7 @@ const eh_backend eh_backend_native = {
     .to_device = native_to_device,
     .off_device = native_off_device,
     .footprint = native_footprint,
+    .host_memory = native_host_memory,
     .edit = NULL,
     .score = native_score,
     .close = native_close,

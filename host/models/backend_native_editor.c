@@ -11,7 +11,9 @@
  * output; default the input's ~1 MP size), text_encoder_positions
  * (sequential: what diffusers 0.42.1 with transformers 5 feeds; mrope:
  * get_rope_index's, as transformers 4.x computed them), offload_text_encoder
- * (keep only the transformer and VAE on the GPU between prompts), lora (a
+ * (keep only the transformer and VAE on the GPU between prompts),
+ * cfg_one_call (true CFG's conditional and negative passes as one
+ * transformer call of twice the batch; default false), lora (a
  * path, or a list of paths or {path, scale}), lora_scale (default weight,
  * 1.0), scheduler (overrides of scheduler_config.json: shift, base_shift,
  * max_shift, shift_terminal (0 or false: none), use_dynamic_shifting,
@@ -178,6 +180,9 @@ static eh_status editor_open(eh_model *m, eh_error *err)
     if (strcmp(pos, "sequential") && strcmp(pos, "mrope"))
         return eh_fail(err, EH_EINVAL, "%s: text_encoder_positions '%s' (sequential or mrope)", m->section, pos);
     t->params.mrope = !strcmp(pos, "mrope");
+    /* cfg_one_call: true CFG's two passes as one batch of 2n (twice the
+     * activations); off by default, diffusers' order */
+    t->params.cfg_one_call = eh_node_bool(m->spec, "cfg_one_call", 0);
     if ((rc = read_params(m, m->spec, &t->params, &t->seed, err)) != EH_OK)
         return rc;
     if (t->params.negative_prompt) {   /* the spec's string lives in m->spec; keep a copy anyway */
@@ -200,10 +205,14 @@ static eh_status editor_to_host(eh_model *m, eh_error *err)
     editor_model *t = m->impl;
     if (eh_qwenimage_edit_loaded(t->pipe))
         return EH_OK;
-    eh_qwenimage_load_options o = { .dtype = m->dtype, .device = m->device, .cpu_copy = t->cpu_copy };
+    eh_qwenimage_load_options o = { .dtype = m->dtype, .device = m->device, .cpu_copy = t->cpu_copy,
+                                    .pin = eh_backend_pin(m) };
     eh_error e = { 0 };
     if (eh_qwenimage_edit_load(t->pipe, &o, t->loras, t->n_loras, &e) != EH_OK)
         return eh_fail(err, e.code, "%s: cannot load %s: %s", m->section, t->snap.dir, e.msg);
+    int refused = 0;
+    const char *note = eh_qwenimage_edit_host_note(t->pipe, &refused);
+    eh_backend_log_host(m, refused ? EH_TORCH_HOST_PIN_REFUSED : EH_TORCH_HOST_PLAIN, note ? note : "");
     if (t->n_loras)
         eh_log(m->host, EH_LOG_INFO, "[load] %s: %d LoRA pair(s) from %d file(s) merged into the transformer",
                m->section, eh_qwenimage_edit_lora_pairs(t->pipe), t->n_loras);
@@ -233,6 +242,13 @@ static eh_status editor_off_device(eh_model *m, eh_error *err)
     if (eh_qwenimage_edit_off_device(t->pipe, EH_QIE_ALL, &e) != EH_OK)
         return eh_fail(err, e.code, "%s: cannot free %s: %s", m->section, m->device, e.msg);
     return EH_OK;
+}
+
+static const char *editor_host_memory(const eh_model *m)
+{
+    const editor_model *t = m->impl;
+    int refused = 0;
+    return eh_qwenimage_edit_loaded(t->pipe) ? eh_qwenimage_edit_host_note(t->pipe, &refused) : NULL;
 }
 
 static int64_t editor_footprint(const eh_model *m)
@@ -352,6 +368,7 @@ const eh_backend eh_backend_native_editor = {
     .to_device = editor_to_device,
     .off_device = editor_off_device,
     .footprint = editor_footprint,
+    .host_memory = editor_host_memory,
     .edit = editor_edit,
     .score = NULL,
     .close = editor_close,

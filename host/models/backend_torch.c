@@ -31,6 +31,8 @@ typedef struct torch_model {
     int synthetic_params;
     int jit_optimize;
     int cpu_copy;
+    int64_t overlap_chunk;      /* overlap_load: chunk bytes; 0 blocking */
+    int overlap_delay_us;
 } torch_model;
 
 /* "auto" → the local rank's GPU when CUDA is usable, else the CPU; "cuda" →
@@ -97,6 +99,8 @@ static eh_status torch_open(eh_model *m, eh_error *err)
         return rc;
     t->jit_optimize = eh_node_bool(m->spec, "jit_optimize", 0);
     t->cpu_copy = eh_node_bool(m->spec, "cpu_copy", 0);
+    if ((rc = eh_backend_overlap_options(m, &t->overlap_chunk, &t->overlap_delay_us, err)) != EH_OK)
+        return rc;
     t->synthetic_bytes = eh_node_int(m->spec, "synthetic_bytes", 0);
     if (t->synthetic_bytes > 0) {
         int64_t np = eh_node_int(m->spec, "synthetic_params", 1000);
@@ -129,6 +133,9 @@ static eh_status torch_to_host(eh_model *m, eh_error *err)
     opt.device = m->device;
     opt.jit_optimize = t->jit_optimize;
     opt.cpu_copy = t->cpu_copy;
+    opt.pin = (eh_torch_pin)eh_backend_pin(m);
+    opt.overlap_chunk_bytes = t->overlap_chunk;
+    opt.overlap_test_delay_us = t->overlap_delay_us;
     eh_error e = { 0 };
     eh_status rc = t->synthetic_bytes > 0
                        ? eh_torch_module_synthetic(t->synthetic_bytes, t->synthetic_params, &opt, &t->tm, &e)
@@ -136,10 +143,11 @@ static eh_status torch_to_host(eh_model *m, eh_error *err)
     if (rc != EH_OK)
         return eh_fail(err, rc, "%s: cannot load %s: %s", m->section, t->synthetic_bytes > 0 ? "synthetic model" : t->path,
                        e.msg);
-    static const char *const kinds[] = { "pageable", "pinned (cudaHostRegister)", "pinned (torch allocator)" };
     eh_log(m->host, EH_LOG_DEBUG, "[load] %s: %d tensors, %.3f GB %s in host memory (%s)", m->section,
            eh_torch_module_tensor_count(t->tm), (double)eh_torch_module_footprint(t->tm) / 1e9, m->dtype,
-           kinds[eh_torch_module_host_kind(t->tm)]);
+           eh_torch_module_host_note(t->tm));
+    if (eh_torch_module_host_kind(t->tm) == EH_TORCH_HOST_PIN_REFUSED)
+        eh_backend_log_host(m, EH_TORCH_HOST_PIN_REFUSED, eh_torch_module_host_note(t->tm));
     return EH_OK;
 }
 
@@ -159,6 +167,12 @@ static eh_status torch_off_device(eh_model *m, eh_error *err)
     if (eh_torch_module_off_device(t->tm, &e) != EH_OK)
         return eh_fail(err, e.code, "%s: cannot free %s: %s", m->section, m->device, e.msg);
     return EH_OK;
+}
+
+static const char *torch_host_memory(const eh_model *m)
+{
+    const torch_model *t = m->impl;
+    return t->tm ? eh_torch_module_host_note(t->tm) : NULL;
 }
 
 static int64_t torch_footprint(const eh_model *m)
@@ -399,6 +413,7 @@ const eh_backend eh_backend_torch = {
     .to_device = torch_to_device,
     .off_device = torch_off_device,
     .footprint = torch_footprint,
+    .host_memory = torch_host_memory,
     .edit = torch_edit,
     .score = torch_score,
     .close = torch_close,

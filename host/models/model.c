@@ -313,6 +313,11 @@ eh_status eh_model_unload(eh_model *m, eh_error *err)
 
 eh_residency eh_model_state(const eh_model *m) { return m->state; }
 int64_t eh_model_footprint(const eh_model *m) { return m->backend->footprint ? m->backend->footprint(m) : 0; }
+const char *eh_model_host_memory(const eh_model *m)
+{
+    const char *s = m->backend->host_memory ? m->backend->host_memory(m) : NULL;
+    return s ? s : "";
+}
 eh_model_role eh_model_role_of(const eh_model *m) { return m->role; }
 const char *eh_model_section(const eh_model *m) { return m->section; }
 const char *eh_model_backend_name(const eh_model *m) { return m->backend->name; }

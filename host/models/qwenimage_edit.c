@@ -237,6 +237,20 @@ int64_t eh_qwenimage_edit_footprint(const eh_qwenimage_edit *p, int which, const
     return total;
 }
 
+const char *eh_qwenimage_edit_host_note(const eh_qwenimage_edit *p, int *refused)
+{
+    *refused = 0;
+    for (int i = 0; i < N_PARTS; i++) {
+        eh_torch_module *m = part_module(p, i);
+        if (m && eh_torch_module_host_kind(m) == EH_TORCH_HOST_PIN_REFUSED) {
+            *refused = 1;
+            return eh_torch_module_host_note(m);
+        }
+    }
+    eh_torch_module *d = part_module(p, DIT);
+    return d ? eh_torch_module_host_note(d) : NULL;
+}
+
 const char *eh_qwenimage_edit_stand_in(const eh_qwenimage_edit *p)
 {
     for (int i = 0; i < N_PARTS; i++)
@@ -414,6 +428,7 @@ eh_status eh_qwenimage_edit_load(eh_qwenimage_edit *p, const eh_qwenimage_load_o
     opt.dtype = o->dtype;
     opt.device = o->device;
     opt.cpu_copy = o->cpu_copy;
+    opt.pin = (eh_torch_pin)o->pin;
     snprintf(p->dtype, sizeof p->dtype, "%s", o->dtype ? o->dtype : "float32");
     tensor_list l = { 0 };
     eh_error e = { 0 };
@@ -759,10 +774,20 @@ static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, 
     int32_t *mc = malloc(sizeof *mc * (size_t)k * Lc), *mn = cfg ? malloc(sizeof *mn * (size_t)k * Ln) : NULL;
     float *sig = malloc(sizeof *sig * (size_t)(params->steps + 1)), *ts = malloc(sizeof *ts * (size_t)params->steps);
     float *tsv = malloc(sizeof *tsv * (size_t)k);
+    /* CFG in one call: the conditional and the negative halves as one batch
+     * of 2k (text padded to the longer, masked), one transformer pass a
+     * step where diffusers makes two; twice the activations */
+    const int one_call = cfg && params->cfg_one_call;
+    const int L2 = Lc > Ln ? Lc : Ln;
+    float *hid2 = one_call ? malloc(sizeof *hid2 * (size_t)2 * k * tok * ch) : NULL;
+    float *v2 = one_call ? malloc(sizeof *v2 * (size_t)2 * k * tok * ch) : NULL;
+    float *t2 = one_call ? malloc(sizeof *t2 * (size_t)2 * k * L2 * hidden) : NULL;
+    int32_t *m2 = one_call ? malloc(sizeof *m2 * (size_t)2 * k * L2) : NULL;
+    float *ts2 = one_call ? malloc(sizeof *ts2 * (size_t)2 * k) : NULL;
     eh_status rc = EH_OK;
     eh_error e = { 0 };
     if (!planes || !lat || !hid || !x || !v || (cfg && (!vn || !tn || !mn)) || !guided || !tc || !mc || !sig || !ts ||
-        !tsv) {
+        !tsv || (one_call && (!hid2 || !v2 || !t2 || !m2 || !ts2))) {
         rc = eh_fail(err, EH_ENOMEM, "out of memory for a batch of %d %dx%d edits", k, ow, oh);
         goto done;
     }
@@ -790,6 +815,10 @@ static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, 
     pad_text(g, k, 0, hidden, tc, mc, Lc);
     if (cfg)
         pad_text(g, k, 1, hidden, tn, mn, Ln);
+    if (one_call) {
+        pad_text(g, k, 0, hidden, t2, m2, L2);
+        pad_text(g, k, 1, hidden, t2 + (size_t)k * L2 * hidden, m2 + (size_t)k * L2, L2);
+    }
     if ((rc = eh_flowmatch_schedule(&p->sched, params->steps, (int)out_tok, sig, ts, &e)) != EH_OK) {
         eh_fail(err, rc, "scheduler: %s", e.msg);
         goto done;
@@ -804,8 +833,21 @@ static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, 
             tsv[j] = t;
             memcpy(hid + (size_t)j * tok * ch, x + (size_t)j * out_tok * ch, sizeof *x * out_tok * ch);
         }
-        if ((rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, n_pic + 1, tc, mc, Lc, tsv, v, &e)) != EH_OK ||
-            (cfg && (rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, n_pic + 1, tn, mn, Ln, tsv, vn, &e)) != EH_OK)) {
+        if (one_call) {
+            memcpy(hid2, hid, sizeof *hid * (size_t)k * tok * ch);
+            memcpy(hid2 + (size_t)k * tok * ch, hid, sizeof *hid * (size_t)k * tok * ch);
+            for (int j = 0; j < 2 * k; j++)
+                ts2[j] = t;
+            rc = eh_qwenimage_dit_forward(p->dit, hid2, 2 * k, shapes, n_pic + 1, t2, m2, L2, ts2, v2, &e);
+            if (rc == EH_OK) {
+                memcpy(v, v2, sizeof *v * (size_t)k * tok * ch);
+                memcpy(vn, v2 + (size_t)k * tok * ch, sizeof *vn * (size_t)k * tok * ch);
+            }
+        } else if ((rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, n_pic + 1, tc, mc, Lc, tsv, v, &e)) == EH_OK &&
+                   cfg) {
+            rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, n_pic + 1, tn, mn, Ln, tsv, vn, &e);
+        }
+        if (rc != EH_OK) {
             eh_fail(err, rc, "transformer, step %d: %s", i + 1, e.msg);
             goto done;
         }
@@ -844,6 +886,7 @@ static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, 
         if (!(out[j] = to_image(planes + (size_t)j * 3 * ow * oh, ow, oh, err)))
             rc = err->code;
 done:
+    free(hid2), free(v2), free(t2), free(m2), free(ts2);
     free(planes), free(lat), free(hid), free(x), free(v), free(vn), free(guided), free(tc), free(tn), free(mc),
         free(mn), free(sig), free(ts), free(tsv);
     return rc;

@@ -16,6 +16,9 @@ typedef struct eh_backend {
     /* device → host: frees device memory, no copy back. */
     eh_status (*off_device)(eh_model *m, eh_error *err);
     int64_t (*footprint)(const eh_model *m);
+    /* how the weights' host copy is held, in words (pinned, pageable and
+     * why); NULL or "" when the backend holds none */
+    const char *(*host_memory)(const eh_model *m);
     eh_status (*edit)(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n, eh_error *err);
     eh_status (*score)(eh_model *m, const eh_score_request *reqs, eh_score_result *results, size_t n, eh_error *err);
     void (*close)(eh_model *m);   /* frees m->impl; must accept a half-opened model */
@@ -51,6 +54,11 @@ extern const eh_backend eh_backend_native_editor;   /* Qwen-Image-Edit in libtor
 /* device: auto (the local rank's GPU, else cpu), cuda (the local rank's), or
  * as given; checked against the libtorch build.  Into m->device. */
 eh_status eh_native_resolve_device(eh_model *m, const char *want, eh_error *err);
+/* run.pin as the shim's eh_torch_pin (auto without a host). */
+int eh_backend_pin(const eh_model *m);
+/* After a load into host memory: a refused page-locking is a warning
+ * (once: the host copy is made once per model), else a debug line. */
+void eh_backend_log_host(const eh_model *m, int host_kind, const char *note);
 #endif
 
 #endif

@@ -82,7 +82,16 @@ eh_status eh_model_load(eh_model *m, eh_error *err);     /* → device (via host
 eh_status eh_model_unload(eh_model *m, eh_error *err);   /* device → host, no copy back */
 eh_residency eh_model_state(const eh_model *m);
 const char *eh_residency_name(eh_residency r);
-int64_t eh_model_footprint(const eh_model *m);           /* bytes on the device when loaded */
+/* Bytes the weights take on the device at the model's dtype, known before
+ * anything loads: native models from every shard's safetensors header
+ * (floating tensors at the dtype's size; LoRAs merge and add nothing; a
+ * real-shape stand-in counts as its full model), then the held tensors'
+ * own bytes; builtin and http: footprint_mb; torch: the file's size until
+ * it is read. */
+int64_t eh_model_footprint(const eh_model *m);
+/* How the host copy of the weights is held ("pinned (cudaHostRegister)",
+ * "pageable: page-locking ... failed ..."); "" when none is held. */
+const char *eh_model_host_memory(const eh_model *m);
 
 eh_model_role eh_model_role_of(const eh_model *m);
 const char *eh_model_section(const eh_model *m);

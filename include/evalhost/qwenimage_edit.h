@@ -44,6 +44,7 @@ typedef struct eh_qwenimage_load_options {
     const char *dtype;         /* float32, bfloat16, float16 */
     const char *device;        /* cpu, cuda:N (resolved) */
     int cpu_copy;              /* tests: the GPU's copy path on the CPU */
+    int pin;                   /* run.pin as eh_torch_pin (0: auto) */
 } eh_qwenimage_load_options;
 
 typedef struct eh_qwenimage_edit_params {
@@ -52,6 +53,7 @@ typedef struct eh_qwenimage_edit_params {
     const char *negative_prompt;
     int width, height;         /* output size; 0: the input's ~1 MP size (the pipeline's default) */
     int mrope;                 /* text encoder positions: 1 get_rope_index's, 0 sequential (diffusers 0.42.1) */
+    int cfg_one_call;          /* true CFG's two transformer passes as one batch of 2n (twice the activations) */
 } eh_qwenimage_edit_params;
 
 /* Model card defaults: 50 steps, true CFG 4.0, negative prompt " ". */
@@ -87,6 +89,9 @@ int eh_qwenimage_edit_max_pictures(const eh_qwenimage_edit *p);
 int64_t eh_qwenimage_edit_footprint(const eh_qwenimage_edit *p, int which, const char *dtype);
 /* A stand-in part's note ("2 of 60 blocks"), or NULL when none is one. */
 const char *eh_qwenimage_edit_stand_in(const eh_qwenimage_edit *p);
+/* How the loaded parts' host copies are held: the first part whose
+ * page-locking was refused, else the transformer's; NULL before load. */
+const char *eh_qwenimage_edit_host_note(const eh_qwenimage_edit *p, int *refused);
 
 /* Weights into the host copy in opt->dtype, the LoRAs merged into the
  * transformer (their names as diffusers accepts them: diffusers/PEFT

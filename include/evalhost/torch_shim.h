@@ -44,7 +44,16 @@ typedef enum eh_torch_host_kind {
     EH_TORCH_HOST_PLAIN = 0,      /* pageable: CPU modules */
     EH_TORCH_HOST_REGISTERED,     /* mmap'd and cudaHostRegister'ed: exact size */
     EH_TORCH_HOST_TORCH_PINNED,   /* torch's pinned allocator (rounds up to 2^k) */
+    EH_TORCH_HOST_PIN_REFUSED,    /* pageable: page-locking was refused (run.pin: auto) */
 } eh_torch_host_kind;
+
+/* run.pin for a CUDA module's host copy (and a CPU one with cpu_copy under
+ * the test hook EVALHOST_TEST_PIN_REFUSE, which makes every page-locking
+ * fail): auto page-locks it and, when the driver refuses (the locked-memory
+ * limit, 118 GB for two models of the job), falls back to pageable copies
+ * for that module (eh_torch_module_host_note says why); always fails the
+ * load instead; never does not try. */
+typedef enum eh_torch_pin { EH_TORCH_PIN_AUTO = 0, EH_TORCH_PIN_ALWAYS, EH_TORCH_PIN_NEVER } eh_torch_pin;
 
 typedef struct eh_torch_options {
     eh_torch_role role;
@@ -52,6 +61,7 @@ typedef struct eh_torch_options {
     const char *device;           /* "cpu", "cuda", "cuda:N" (resolve "auto" first) */
     int jit_optimize;             /* 0: profiling-executor fusions off, so batches equal single calls */
     int cpu_copy;                 /* CPU only: load copies into a second buffer and retargets, as on a GPU */
+    eh_torch_pin pin;             /* run.pin (default auto) */
 } eh_torch_options;
 
 eh_torch_options eh_torch_default_options(void);   /* editor, float32, cpu, no jit fusions, no cpu copy */
@@ -94,6 +104,9 @@ int64_t eh_torch_module_footprint(const eh_torch_module *m);   /* bytes of all t
 int eh_torch_module_tensor_count(const eh_torch_module *m);
 int eh_torch_module_on_device(const eh_torch_module *m);       /* 1 between to_device and off_device */
 eh_torch_host_kind eh_torch_module_host_kind(const eh_torch_module *m);
+/* How the host copy is held, in words ("pinned (cudaHostRegister)", "pageable:
+ * page-locking 62.1 GB was refused (cudaHostRegister error 2)", ...). */
+const char *eh_torch_module_host_note(const eh_torch_module *m);
 /* 1 when forward's text argument is List[str] (one text per batch item);
  * 0 when it is str (a batch must share one text). */
 int eh_torch_module_text_is_list(const eh_torch_module *m);

@@ -143,6 +143,8 @@ schema.model_backends = {
     max_new_tokens = { "integer", 512, "judge: tokens generated in generate mode", min = 1, role = "judge" },
     score_prefix = { "string", "", "judge: text the reply starts with before the score", role = "judge" },
     offload_text_encoder = { "boolean", false, "editor: text encoder off the GPU between prompts", role = "editor" },
+    cfg_one_call = { "boolean", false, "editor: true CFG's two transformer passes as one call of twice the batch",
+      role = "editor" },
     text_encoder_positions = { "string", "sequential", "editor: the text encoder's position ids", role = "editor" },
     lora = { "string|list|map", nil, "editor: LoRA file(s): path, [path...] or [{path, scale}...]", role = "editor",
       keys = LORA, items = { "string|map", nil, "one LoRA", keys = LORA } },

@@ -177,7 +177,7 @@ void place_weights(eh_torch_module *m, const std::vector<planned_weight> &plan, 
     size_t first = m->slots.size();
     for (const auto &p : plan)
         add_slot(m, p.dtype, p.sizes);
-    m->host = alloc_host(m->total, m->device.is_cuda(), &m->host_kind);
+    m->host = alloc_module_host(m, m->total);
     at::NoGradGuard no_grad;
     for (size_t i = 0; i < plan.size(); i++) {
         const planned_weight &p = plan[i];
@@ -191,6 +191,9 @@ void place_weights(eh_torch_module *m, const std::vector<planned_weight> &plan, 
         else if (p.how == stored_as::last_frame)
             from = from.select(2, from.size(2) - 1);
         dst.copy_(from);
+        // the file's pages of this tensor are no longer needed: without
+        // this a bf16 load's peak is the buffer plus every page read
+        eh_st_tensor_release(p.t);
         s.t = at::empty({ 0 }, at::TensorOptions().dtype(s.dtype));
         s.t.set_data(dst);
         w[p.name] = s.t;

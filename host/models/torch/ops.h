@@ -108,6 +108,8 @@ struct eh_torch_module {
     at::Tensor host;                   // uint8 [total]: written once, never again
     at::Tensor dev;                    // uint8 [total] on the device when loaded
     eh_torch_host_kind host_kind = EH_TORCH_HOST_PLAIN;
+    eh_torch_pin pin = EH_TORCH_PIN_AUTO;   // run.pin
+    std::string host_note;             // how the host copy is held, in words
     std::optional<c10::Stream> copy_stream;
     bool on_device = false;
     int64_t overlap_chunk = 0;         // > 0: loads overlap the first forward (torch_shim.h)
@@ -123,6 +125,9 @@ at::Tensor view_of(const at::Tensor &flat, const slot &s);
 void retarget(eh_torch_module *m, const at::Tensor &flat);
 // The host buffer: registered mmap, else torch pinned, on CUDA; plain on CPU.
 at::Tensor alloc_host(int64_t bytes, bool pin, eh_torch_host_kind *kind);
+// m's host buffer by its run.pin (torch_shim.h): kind and note set; a
+// refusal under "always" throws naming the size.
+at::Tensor alloc_module_host(eh_torch_module *m, int64_t bytes);
 // An overlapped load's waits.  ready: t (a weight viewing the device
 // buffer) once the chunk holding it has arrived: the current CUDA stream
 // waits on that chunk's event (the host goes on), the CPU waits for the

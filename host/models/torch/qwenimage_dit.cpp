@@ -27,7 +27,7 @@ namespace {
 
 const at::Tensor &dw(eh_qwenimage_dit *d, const std::string &name)
 {
-    return named_weight(d->w, name);
+    return ready(d->tm, named_weight(d->w, name));
 }
 
 at::Tensor dlinear(eh_qwenimage_dit *d, const at::Tensor &x, const std::string &p)

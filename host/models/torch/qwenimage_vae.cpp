@@ -25,7 +25,7 @@ namespace {
 
 const at::Tensor &vw(eh_qwenimage_vae *v, const std::string &name)
 {
-    return named_weight(v->w, name);
+    return ready(v->tm, named_weight(v->w, name));
 }
 
 // A (former causal 3-D) convolution: pad 1 for 3x3 kernels, as diffusers'

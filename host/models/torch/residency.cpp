@@ -27,12 +27,15 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -94,7 +97,8 @@ at::Tensor alloc_host(int64_t bytes, bool pin, eh_torch_host_kind *kind)
 #ifdef MADV_HUGEPAGE
             madvise(p, (size_t)bytes, MADV_HUGEPAGE);   // fewer pages to pin, faster DMA setup
 #endif
-            if (rt.reg(p, (size_t)bytes, 1u /* cudaHostRegisterPortable */) == 0) {
+            int rc = rt.reg(p, (size_t)bytes, 1u /* cudaHostRegisterPortable */);
+            if (rc == 0) {
                 *kind = EH_TORCH_HOST_REGISTERED;
                 size_t len = (size_t)bytes;
                 host_unregister_fn unreg = rt.unreg;
@@ -112,11 +116,109 @@ at::Tensor alloc_host(int64_t bytes, bool pin, eh_torch_host_kind *kind)
             if (auto clear = reinterpret_cast<get_last_error_fn>(dlsym(RTLD_DEFAULT, "cudaGetLastError")))
                 clear();
             munmap(p, (size_t)bytes);
+            // refused: the caller falls back to pageable copies (run.pin:
+            // auto) rather than torch's allocator, which rounds 60 GB up to
+            // 64 GB of the same locked memory
+            throw std::runtime_error("cudaHostRegister error " + std::to_string(rc));
         }
         *kind = EH_TORCH_HOST_TORCH_PINNED;
         return at::empty({ bytes }, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
     }
     return at::empty({ bytes }, at::TensorOptions().dtype(at::kByte));
+}
+
+// The test hook: EVALHOST_TEST_PIN_REFUSE=1 refuses every page-locking,
+// and lets a CPU module with cpu_copy take the pinning path, so the
+// fallback runs on a machine without CUDA.
+static bool pin_refused_for_tests()
+{
+    const char *v = getenv("EVALHOST_TEST_PIN_REFUSE");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+at::Tensor alloc_module_host(eh_torch_module *m, int64_t bytes)
+{
+    bool refuse = pin_refused_for_tests();
+    bool want = m->pin != EH_TORCH_PIN_NEVER && (m->device.is_cuda() || (refuse && m->cpu_copy));
+    char size[64];
+    snprintf(size, sizeof size, "%.1f GB", (double)bytes / 1e9);
+    if (!want) {
+        m->host_kind = EH_TORCH_HOST_PLAIN;
+        m->host_note = m->device.is_cuda() ? "pageable (run.pin: never)" : "pageable";
+        return alloc_host(bytes, false, &m->host_kind);
+    }
+    std::string why;
+    if (!refuse) {
+        try {
+            at::Tensor t = alloc_host(bytes, true, &m->host_kind);
+            m->host_note = m->host_kind == EH_TORCH_HOST_REGISTERED ? "pinned (cudaHostRegister)"
+                                                                    : "pinned (torch allocator)";
+            return t;
+        } catch (const std::exception &e) {
+            why = first_line(e.what());   // neither cudaHostRegister nor torch's pinned allocator agreed
+        }
+    } else {
+        why = "refused by EVALHOST_TEST_PIN_REFUSE";
+    }
+    std::string msg = std::string("page-locking ") + size + " of host memory failed (" + why + ")";
+    TORCH_CHECK(m->pin != EH_TORCH_PIN_ALWAYS, msg, "; run.pin is always (auto falls back to pageable copies)");
+    at::Tensor t = alloc_host(bytes, false, &m->host_kind);
+    m->host_kind = EH_TORCH_HOST_PIN_REFUSED;
+    m->host_note = "pageable: " + msg + ", so loads copy from pageable memory (slower)";
+    return t;
+}
+
+void wait_chunk(eh_torch_module *m, const at::Tensor &t)
+{
+    pending_load *p = m->pending.get();
+    if (!m->dev.defined() || !t.defined() || p->ends.empty())
+        return;
+    const auto *base = static_cast<const uint8_t *>(m->dev.data_ptr());
+    const auto *w = static_cast<const uint8_t *>(t.data_ptr());
+    if (w < base || w >= base + m->total)
+        return;   // not one of this buffer's weights
+    int64_t end = (int64_t)(w - base) + (int64_t)t.nbytes();
+    size_t k = (size_t)(std::lower_bound(p->ends.begin(), p->ends.end(), end) - p->ends.begin());
+    if (k >= p->ends.size())
+        k = p->ends.size() - 1;
+    if (m->device.is_cuda()) {
+        if (k < p->waited)
+            return;   // the stream already waits for a later chunk
+        c10::impl::VirtualGuardImpl impl(c10::kCUDA);
+        p->events[k].block(impl.getStream(m->device));
+        p->waited = k + 1;
+        return;
+    }
+    std::unique_lock<std::mutex> lock(p->mu);
+    p->cv.wait(lock, [&] { return p->arrived > k; });
+}
+
+void ready_all(eh_torch_module *m)
+{
+    pending_load *p = m->pending.get();
+    if (!p || p->ends.empty())
+        return;
+    if (m->device.is_cuda()) {
+        if (p->waited < p->ends.size()) {
+            c10::impl::VirtualGuardImpl impl(c10::kCUDA);
+            p->events.back().block(impl.getStream(m->device));
+            p->waited = p->ends.size();
+        }
+        return;
+    }
+    std::unique_lock<std::mutex> lock(p->mu);
+    p->cv.wait(lock, [&] { return p->arrived == p->ends.size(); });
+}
+
+void finish_load(eh_torch_module *m)
+{
+    if (!m->pending)
+        return;
+    if (m->pending->copier.joinable())
+        m->pending->copier.join();
+    if (m->device.is_cuda() && m->copy_stream)
+        m->copy_stream->synchronize();
+    m->pending.reset();
 }
 
 // Reserves the next aligned stretch of the module's flat buffers.
@@ -151,6 +253,9 @@ eh_status setup(const eh_torch_options *opt, eh_torch_module *m, eh_error *err)
         m->device = *dev;
         m->jit_optimize = o.jit_optimize != 0;
         m->cpu_copy = o.cpu_copy != 0;
+        m->pin = o.pin;
+        m->overlap_chunk = o.overlap_chunk_bytes > 0 ? o.overlap_chunk_bytes : 0;
+        m->overlap_delay_us = o.overlap_test_delay_us > 0 ? o.overlap_test_delay_us : 0;
         return EH_OK;
     });
 }
@@ -177,8 +282,7 @@ void pack(eh_torch_module *m)
                     "' is sparse or quantized, which this backend does not hold");
         add_slot(m, at::isFloatingType(t.scalar_type()) ? m->dtype : t.scalar_type(), t.sizes().vec()).t = t;
     }
-    bool pin = m->device.is_cuda();
-    m->host = alloc_host(m->total, pin, &m->host_kind);
+    m->host = alloc_module_host(m, m->total);
     at::NoGradGuard no_grad;
     for (auto &s : m->slots) {
         at::Tensor v = view_of(m->host, s);
@@ -186,6 +290,24 @@ void pack(eh_torch_module *m)
         s.t.set_data(v);
         s.t.requires_grad_(false);
     }
+}
+
+// The byte ends of an overlapped load's chunks: runs of whole tensors of at
+// least overlap_chunk bytes each (the last may be shorter), ending at total.
+std::vector<int64_t> chunk_ends(const eh_torch_module *m)
+{
+    std::vector<int64_t> ends;
+    int64_t start = 0;
+    for (size_t i = 0; i < m->slots.size(); i++) {
+        int64_t end = i + 1 < m->slots.size() ? m->slots[i + 1].offset : m->total;
+        if (end - start >= m->overlap_chunk || i + 1 == m->slots.size()) {
+            ends.push_back(end);
+            start = end;
+        }
+    }
+    if (ends.empty() || ends.back() < m->total)
+        ends.push_back(m->total);
+    return ends;
 }
 
 bool is_tensor_type(const c10::TypePtr &t)
@@ -255,6 +377,7 @@ at::Tensor run_forward(eh_torch_module *m, std::vector<c10::IValue> inputs)
 {
     torch::jit::GraphOptimizerEnabledGuard opt_guard(m->jit_optimize);
     c10::InferenceMode inference;
+    ready_all(m);   // a TorchScript forward cannot wait weight by weight
     c10::IValue out = m->module.forward(std::move(inputs));
     TORCH_CHECK(out.isTensor(), "forward returned ", out.tagKind(), ", not a Tensor");
     return out.toTensor();
@@ -325,6 +448,8 @@ eh_torch_options eh_torch_default_options(void)
     o.device = "cpu";
     o.jit_optimize = 0;
     o.cpu_copy = 0;
+    o.overlap_chunk_bytes = 0;
+    o.overlap_test_delay_us = 0;
     return o;
 }
 
@@ -447,6 +572,7 @@ void eh_torch_module_free(eh_torch_module *m)
     if (!m)
         return;
     try {
+        finish_load(m);
         if (m->on_device) {
             retarget(m, m->host);
             m->dev = at::Tensor();
@@ -474,7 +600,37 @@ eh_status eh_torch_module_to_device(eh_torch_module *m, int64_t *bytes, eh_error
     }
     if (!m->device.is_cuda()) {
         eh_status rc = guarded(err, EH_EMODEL, "load", [&]() -> eh_status {
+            finish_load(m);
             m->dev = at::empty({ m->host.numel() }, at::TensorOptions().dtype(at::kByte));
+            if (m->overlap_chunk > 0) {
+                // the GPU's overlapped path on a copier thread: chunk k
+                // arrives, then waiters of chunk k go on
+                auto p = std::make_unique<pending_load>();
+                p->ends = chunk_ends(m);
+                retarget(m, m->dev);
+                uint8_t *dst = m->dev.data_ptr<uint8_t>();
+                const uint8_t *src = m->host.data_ptr<uint8_t>();
+                pending_load *raw = p.get();
+                int delay = m->overlap_delay_us;
+                if (delay)   // tests: a read before its chunk arrives sees NaNs, not last load's bytes
+                    memset(dst, 0xff, (size_t)m->total);
+                p->copier = std::thread([raw, dst, src, delay] {
+                    int64_t start = 0;
+                    for (size_t k = 0; k < raw->ends.size(); k++) {
+                        if (delay)
+                            std::this_thread::sleep_for(std::chrono::microseconds(delay));
+                        memcpy(dst + start, src + start, (size_t)(raw->ends[k] - start));
+                        start = raw->ends[k];
+                        {
+                            std::lock_guard<std::mutex> g(raw->mu);
+                            raw->arrived = k + 1;
+                        }
+                        raw->cv.notify_all();
+                    }
+                });
+                m->pending = std::move(p);
+                return EH_OK;
+            }
             m->dev.copy_(m->host);
             retarget(m, m->dev);
             return EH_OK;
@@ -493,9 +649,30 @@ eh_status eh_torch_module_to_device(eh_torch_module *m, int64_t *bytes, eh_error
         // Allocated on the current stream (the one forward runs on), so the
         // caching allocator orders its reuse after our kernels; filled on a
         // stream of its own with one copy of the whole buffer.
+        finish_load(m);
         m->dev = at::empty({ m->host.numel() }, at::TensorOptions().dtype(at::kByte).device(m->device));
         if (!m->copy_stream)
             m->copy_stream = impl.getStreamFromGlobalPool(m->device, /*isHighPriority=*/false);
+        if (m->overlap_chunk > 0) {
+            // chunk by chunk on the copy stream, an event after each; the
+            // host goes on at once and forwards wait per chunk (ready)
+            auto p = std::make_unique<pending_load>();
+            p->ends = chunk_ends(m);
+            bool async = m->host_kind != EH_TORCH_HOST_PLAIN;
+            {
+                c10::StreamGuard stream_guard(*m->copy_stream);
+                int64_t start = 0;
+                for (int64_t e : p->ends) {
+                    m->dev.narrow(0, start, e - start).copy_(m->host.narrow(0, start, e - start), async);
+                    p->events.emplace_back(c10::DeviceType::CUDA);
+                    p->events.back().record(*m->copy_stream);
+                    start = e;
+                }
+            }
+            retarget(m, m->dev);
+            m->pending = std::move(p);
+            return EH_OK;
+        }
         {
             c10::StreamGuard stream_guard(*m->copy_stream);
             m->dev.copy_(m->host, /*non_blocking=*/m->host_kind != EH_TORCH_HOST_PLAIN);
@@ -507,6 +684,8 @@ eh_status eh_torch_module_to_device(eh_torch_module *m, int64_t *bytes, eh_error
     if (rc != EH_OK) {
         // a partial failure leaves the module where it was: on the host
         try {
+            if (m->copy_stream)
+                m->copy_stream->synchronize();   // no copy may land in a freed buffer
             retarget(m, m->host);
         } catch (...) {
         }
@@ -524,6 +703,7 @@ eh_status eh_torch_module_off_device(eh_torch_module *m, eh_error *err)
         return EH_OK;
     if (!m->device.is_cuda()) {
         return guarded(err, EH_EMODEL, "unload", [&]() -> eh_status {
+            finish_load(m);
             if (m->dev.defined())
                 retarget(m, m->host);
             m->dev = at::Tensor();
@@ -533,6 +713,7 @@ eh_status eh_torch_module_off_device(eh_torch_module *m, eh_error *err)
     }
     return guarded(err, EH_EMODEL, "unload", [&]() -> eh_status {
         c10::DeviceGuard device_guard(m->device);
+        finish_load(m);
         retarget(m, m->host);
         m->dev = at::Tensor();
         m->on_device = false;
@@ -565,6 +746,11 @@ int eh_torch_module_tensor_count(const eh_torch_module *m)
 eh_torch_host_kind eh_torch_module_host_kind(const eh_torch_module *m)
 {
     return m->host_kind;
+}
+
+const char *eh_torch_module_host_note(const eh_torch_module *m)
+{
+    return m->host_note.c_str();
 }
 
 int eh_torch_module_text_is_list(const eh_torch_module *m)
