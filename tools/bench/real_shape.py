@@ -115,6 +115,7 @@ ed, og = Image.open(P["edited"]), Image.open(P["original"])
 pix = proc(images=[ed, og], return_tensors="pt")
 counts = (pix["image_grid_thw"].prod(-1) // 4).tolist()
 digits = [fast.convert_tokens_to_ids(str(d)) for d in range(10)]
+image_id = model.config.image_token_id
 def ids_of(prompt):
     msgs = [{"role": "system", "content": P["system"]},
             {"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": prompt}]}]
@@ -127,7 +128,7 @@ def score(prompts):
     ids = torch.tensor([ids_of(p) for p in prompts], device=dev)
     n = len(prompts)
     with torch.no_grad():
-        out = model(input_ids=ids, attention_mask=torch.ones_like(ids),
+        out = model(input_ids=ids, attention_mask=torch.ones_like(ids), mm_token_type_ids=(ids == image_id).int(),
                     pixel_values=pix["pixel_values"].repeat(n, 1).to(dev, dtype),
                     image_grid_thw=pix["image_grid_thw"].repeat(n, 1).to(dev), logits_to_keep=1)
     p = out.logits[:, -1, digits].float().softmax(-1)
@@ -135,7 +136,7 @@ def score(prompts):
 def generate(prompt):
     ids = torch.tensor([ids_of(prompt)], device=dev)
     with torch.no_grad():
-        g = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+        g = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), mm_token_type_ids=(ids == image_id).int(),
                            pixel_values=pix["pixel_values"].to(dev, dtype), image_grid_thw=pix["image_grid_thw"].to(dev),
                            max_new_tokens=P["new_tokens"], min_new_tokens=P["new_tokens"], do_sample=False,
                            pad_token_id=fast.convert_tokens_to_ids("<|endoftext|>"))
