@@ -59,6 +59,9 @@ int eh_backend_pin(const eh_model *m);
 /* After a load into host memory: a refused page-locking is a warning
  * (once: the host copy is made once per model), else a debug line. */
 void eh_backend_log_host(const eh_model *m, int host_kind, const char *note);
+/* overlap_load, overlap_chunk_mb, overlap_test_delay_us (backend_overlap.c):
+ * *chunk_bytes 0 for a blocking load; a bad value fails by key name. */
+eh_status eh_backend_overlap_options(const eh_model *m, int64_t *chunk_bytes, int *delay_us, eh_error *err);
 #endif
 
 #endif

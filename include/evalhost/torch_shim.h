@@ -61,6 +61,15 @@ typedef struct eh_torch_options {
     const char *device;           /* "cpu", "cuda", "cuda:N" (resolve "auto" first) */
     int jit_optimize;             /* 0: profiling-executor fusions off, so batches equal single calls */
     int cpu_copy;                 /* CPU only: load copies into a second buffer and retargets, as on a GPU */
+    /* > 0: an overlapped load.  to_device returns once the copy is queued in
+     * chunks of about this many bytes (cut on tensor boundaries) with an
+     * event per chunk (CUDA: the copy stream; CPU with cpu_copy: a copier
+     * thread); a native forward's weight lookup waits for the chunk holding
+     * that weight only, so the first forward after a load computes layer i
+     * while layer i+1 is still on the wire.  A TorchScript forward waits
+     * for the whole copy (on the GPU, not the host).  0: one blocking copy. */
+    int64_t overlap_chunk_bytes;
+    int overlap_test_delay_us;    /* tests: the CPU copier sleeps this long per chunk, the buffer NaN bytes until then */
     eh_torch_pin pin;             /* run.pin (default auto) */
 } eh_torch_options;
 
