@@ -5,6 +5,10 @@
 #
 #   tools/gpu/check.sh [--dry-run] [--kit DIR] [--python PY] [--out DIR] [--budget S] [--only a,b]
 #
+# Through this workplace's device tool: run with command
+# "tools/gpu/check.sh", carry [".gpu-kit"] (it is git-ignored) and
+# timeout_s 540; check.json and check.log come back from $OUT.
+#
 # 1. machine: card, driver, nvcc, the Python's torch and transformers
 # 2. kit:     the .deb files unpacked with dpkg -x into a private prefix (their
 #             .pc files pointed at it, pkgconf wrapped), the wheels installed
