@@ -389,11 +389,11 @@ static int slot_finish(eh_http_client *c, slot *s, CURLcode rc, eh_http_response
     slot_release(c, s);
     double now = eh_clock();
 
-    char bad[200] = "";
+    char bad[600] = "";
     /* a 2xx whose body the caller cannot use (malformed JSON) is the server's
      * failure like a 5xx: retried, counted, never the pair's final record */
     if (rc == CURLE_OK && status >= 200 && status < 300 && !s->too_large && c->p.check_body && !s->rq.any_body &&
-        !c->p.check_body(s->buf ? s->buf : "", s->len, rs->content_type, bad, sizeof bad))
+        !c->p.check_body(s->buf ? s->buf : "", s->len, rs->content_type, s->url, bad, sizeof bad))
         status = -1;
     if (rc == CURLE_OK && status >= 200 && status < 300) {
         rs->ok = 1;
@@ -425,7 +425,7 @@ static int slot_finish(eh_http_client *c, slot *s, CURLcode rc, eh_http_response
     int down = rc != CURLE_OK || server_down_status(status) || status == -1;
     if (down)
         c->consecutive_failures++;
-    char why[320];
+    char why[640];
     if (s->no_first_byte) {
         snprintf(why, sizeof why, "no reply within first_byte_timeout_s (%g s)", c->p.first_byte_timeout_s);
     } else if (status == -1) {
@@ -446,8 +446,12 @@ static int slot_finish(eh_http_client *c, slot *s, CURLcode rc, eh_http_response
         s->not_before = now + d;
         return 0;
     }
-    eh_fail(&rs->err, EH_ENET, "%s: %s from %s (after %d attempt%s)", c->what, why, s->url, rs->attempts,
-            rs->attempts == 1 ? "" : "s");
+    if (status == -1)   /* the body's own message names the URL */
+        eh_fail(&rs->err, EH_ENET, "%s: %s (after %d attempt%s)", c->what, why, rs->attempts,
+                rs->attempts == 1 ? "" : "s");
+    else
+        eh_fail(&rs->err, EH_ENET, "%s: %s from %s (after %d attempt%s)", c->what, why, s->url, rs->attempts,
+                rs->attempts == 1 ? "" : "s");
     rs->seconds = now - s->t_first;
     s->state = SLOT_DONE;
     if (!down)

@@ -63,20 +63,19 @@ static int is_json_type(const char *ct);
 
 /* eh_http_params.check_body: a reply that is not a JSON object is the
  * server's failure (a proxy's error page, a torn body), retried like a 5xx. */
-static int json_body_ok(const char *body, size_t len, const char *ct, char *why, size_t n)
+static int json_body_ok(const char *body, size_t len, const char *ct, const char *url, char *why, size_t n)
 {
+    char ex[300];
+    eh_score_excerpt(body, EH_SCORE_EXCERPT_CHARS, ex, sizeof ex);
     if (!is_json_type(ct)) {
-        snprintf(why, n, "reply has content type '%s', not JSON", ct && *ct ? ct : "(none)");
+        snprintf(why, n, "reply from %s has content type '%s', not JSON: \"%s\"", url, ct && *ct ? ct : "(none)", ex);
         return 0;
     }
     cJSON *j = cJSON_ParseWithLength(body, len);
     int ok = cJSON_IsObject(j);
     cJSON_Delete(j);
-    if (!ok) {
-        char ex[300];
-        eh_score_excerpt(body, 80, ex, sizeof ex);
-        snprintf(why, n, "malformed JSON reply: \"%s\"", ex);
-    }
+    if (!ok)
+        snprintf(why, n, "malformed JSON reply from %s: \"%s\"", url, ex);
     return ok;
 }
 

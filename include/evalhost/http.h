@@ -37,7 +37,8 @@ typedef struct eh_http_params {
     double low_speed_s;         /* ... below it this long cuts the attempt (a stall too); 0 off; default 120 */
     /* Whether a 2xx body is usable (NULL: any is): 0 and why filled makes the
      * attempt a server failure (retried, counted by the breaker, EH_ENET). */
-    int (*check_body)(const char *body, size_t len, const char *content_type, char *why, size_t why_len);
+    int (*check_body)(const char *body, size_t len, const char *content_type, const char *url, char *why,
+                      size_t why_len);
     int verify_tls;             /* verify the server's certificate and name; default 1 */
     const char *ca_file;        /* extra CA bundle (PEM); default NULL (the system's) */
     const char *what;           /* prefix of messages ("judge"); default "http" */

@@ -9,7 +9,8 @@
 --
 -- entry is one of journal:entries() ({stage=, category=, id=, record=, line=});
 -- on a bad record `why` names the file, the line and what is wrong, and the
--- caller fails that pair with it.
+-- caller fails that pair with it; a third value "path" says only the edited
+-- image's path was bad (a resumed run may simply redo that edit).
 local util = require "evalhost.util"
 
 local records = {}
@@ -60,7 +61,7 @@ local function check_record(stage, rec, range)
   end
   if stage == "edit" then
     local ok, why = records.inside_path(rec.image)
-    if not ok then return nil, ("image %s %s"):format(util.shown(rec.image), why) end
+    if not ok then return nil, ("image %s %s"):format(util.shown(rec.image), why), "path" end
     if rec.hash ~= nil and (type(rec.hash) ~= "string" or not rec.hash:match("^%x+$")) then
       return nil, "hash is not a hex string"
     end
@@ -99,8 +100,8 @@ function records.check(entry, opts)
   if not records.known_stage(entry.stage) then
     return nil, ("%s: %s/%s: unknown stage %s"):format(where, entry.category, entry.id, util.shown(entry.stage))
   end
-  local rec, why = check_record(entry.stage, entry.record, opts.range or records.DEFAULT_RANGE)
-  if not rec then return nil, ("%s: %s/%s %s: %s"):format(where, entry.category, entry.id, entry.stage, why) end
+  local rec, why, kind = check_record(entry.stage, entry.record, opts.range or records.DEFAULT_RANGE)
+  if not rec then return nil, ("%s: %s/%s %s: %s"):format(where, entry.category, entry.id, entry.stage, why), kind end
   return rec
 end
 

@@ -240,8 +240,8 @@ def test_connection_reset(binary, server, tmp_path):
 
 
 @pytest.mark.parametrize("model, needle", [
-    ("malformed", 'malformed JSON reply: "{"choices": [{"message"'),
-    ("wrongtype", "reply has content type 'text/html; charset=utf-8', not JSON"),
+    ("malformed", 'malformed JSON reply from http://127.0.0.1:%d/v1/chat/completions: "{"choices": [{"message"'),
+    ("wrongtype", "has content type 'text/html; charset=utf-8', not JSON: \"<html><body><h1>Please sign in"),
 ])
 def test_unusable_bodies_are_the_servers_failure(binary, server, tmp_path, model, needle):
     """A body the judge cannot read is the server's failure (issue 20): retried
@@ -250,7 +250,7 @@ def test_unusable_bodies_are_the_servers_failure(binary, server, tmp_path, model
     r = two_stage(cfg)
     assert r.returncode == 1, r.stderr
     (p,) = report(out)["pairs"]
-    assert p["score"] is None and needle in p["error"], p["error"]
+    assert p["score"] is None and (needle % server.port if "%d" in needle else needle) in p["error"], p["error"]
     assert len(server.requests()) == 3   # retries: 2
     with open(os.path.join(out, "journal.jsonl"), encoding="utf-8") as f:
         scores = [json.loads(l) for l in f if '"stage":"score"' in l]

@@ -187,19 +187,28 @@ def test_resume_checks_its_own_journal(tmp_path):
     out = tmp_path / "out"
     cfg = config(tmp_path, data, out)
     assert run(cfg).returncode == 0
+    ref = results(out)
     path = os.path.join(str(out), "journal.jsonl")
     with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    k = next(i for i, l in enumerate(lines) if '"stage":"edit"' in l)
-    rec = json.loads(lines[k])
-    rec["record"]["image"] = "../../etc/passwd"
-    lines[k] = json.dumps(rec)
+        lines = [json.loads(l) for l in f.read().splitlines()]
+    k = next(i for i, l in enumerate(lines) if l.get("stage") == "edit" and l["id"] == "pair_001")
+    lines[k]["record"]["image"] = "../../etc/passwd"
+    q = next(i for i, l in enumerate(lines) if l.get("stage") == "score" and l["id"] == "pair_002")
+    lines[q]["record"]["score"] = "7"
     with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("".join(json.dumps(l, ensure_ascii=False) + "\n" for l in lines))
     r = run(cfg, "--resume")
     assert r.returncode == 1, r.stderr
-    assert 'line %d: c/%s edit: image "../../etc/passwd" leaves the run folder' % (k + 1, rec["id"]) in r.stderr, \
-        r.stderr
+    # the edit naming a file outside is never read but redone (and scored again) ...
+    assert '%s line %d: c/pair_001 edit: image "../../etc/passwd" leaves the run folder, so it is not where this run keeps its images; redoing the edit' % (
+        path, k + 1) in r.stderr, r.stderr
+    # ... a score that is no number fails its pair by file and line
+    msg = '%s line %d: c/pair_002 score: score "7" is not a number' % (path, q + 1)
+    assert msg in r.stderr, r.stderr
+    got = {i: (sc, e) for _, i, sc, e in results(out)}
+    want = {i: (sc, e) for _, i, sc, e in ref}
+    assert got["pair_001"] == want["pair_001"] and got["pair_003"] == want["pair_003"]
+    assert got["pair_002"][0] is None and msg in got["pair_002"][1]
 
 
 # ---- 4.-7. text and faults from a server ----------------------------------------------

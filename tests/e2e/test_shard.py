@@ -71,7 +71,7 @@ def owned(folder):
     """{category: [ids]} a shard's journal finished (its edit steps)."""
     by = {}
     for line in journal_lines(folder)[1:]:
-        if line["stage"] == "edit":
+        if line.get("stage") == "edit":   # run lines (a process's swaps and timings) have none
             by.setdefault(line["category"], []).append(line["id"])
     return by
 
@@ -168,7 +168,7 @@ def test_merge_names_missing_and_duplicated_pairs(setup):
     bad = str(setup["dir"] / "shard-0-copy")
     shutil.copytree(s[0], bad)
     lines = journal_lines(bad)
-    target = next(l for l in lines[1:] if l["stage"] == "score")
+    target = next(l for l in lines[1:] if l.get("stage") == "score")
     target["record"]["score"] = 0.5
     with open(os.path.join(bad, "journal.jsonl"), "w", encoding="utf-8") as f:
         f.write("".join(json.dumps(l, ensure_ascii=False) + "\n" for l in lines))

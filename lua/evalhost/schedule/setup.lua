@@ -193,11 +193,16 @@ local function open_journal(run)
   run.journal = j
   if j:is_new() then return true end
   local entries = j:entries()
-  local range, bad = records.score_range(run.config, run.sections.judge), 0
+  local range, bad, redo_edits = records.score_range(run.config, run.sections.judge), 0, {}
   for _, e in ipairs(entries) do
     -- replayed like any input: a record that does not check out fails its pair, by file and line
-    local rec, why = records.check(e, { range = range, file = j:path() })
-    if not rec then
+    local rec, why, kind = records.check(e, { range = range, file = j:path() })
+    if not rec and kind == "path" then
+      -- an edit naming a file outside this run's images is never read: redone
+      log("warn", "resume: %s, so it is not where this run keeps its images; redoing the edit", why)
+      redo_edits[#redo_edits + 1] = { e.category, e.id }
+      bad = bad + 1
+    elseif not rec then
       if type(e.category) == "string" and type(e.id) == "string" and records.known_stage(e.stage) then
         log("warn", "resume: %s", why)
         run:remember(e.stage, e.category, e.id, records.failure(why))
@@ -209,6 +214,12 @@ local function open_journal(run)
     elseif not (rec.error and records.transient(rec.code)) then
       run:remember(e.stage, e.category, e.id, rec)
     end
+  end
+  -- an edit redone is scored again: its score was made from the file it named
+  for _, ci in ipairs(redo_edits) do
+    local cat, id = ci[1], ci[2]
+    if run.steps.edit and run.steps.edit[cat] then run.steps.edit[cat][id] = nil end
+    if run.steps.score and run.steps.score[cat] then run.steps.score[cat][id] = nil end
   end
   -- the earlier processes' swaps and timings, for a report of the whole run
   for _, r in ipairs(j.runs and j:runs() or {}) do run:replay_totals(r, j:path()) end
