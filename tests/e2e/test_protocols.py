@@ -32,6 +32,12 @@ from test_rejudge import http_judge, report, run  # noqa: E402
 DATA = os.path.join(SRC, "tests", "data", "protocols")
 
 
+def run_resume(cfg, out):
+    from test_rejudge import BIN
+    return subprocess.run([BIN, os.path.join(SRC, "scripts", "two_stage.lua"), str(cfg), "--quiet", "--resume",
+                           "--set", "run.out=" + out], cwd=SRC, capture_output=True, text=True, timeout=60)
+
+
 def load(path):
     with open(path, encoding="utf-8") as f:
         return json.load(f)
@@ -248,3 +254,44 @@ def test_imgedit_official_protocol_needs_the_benchmarks_rubrics(tmp_path):
     r, out, reqs = run_imgedit(tmp_path, os.path.join(DATA, "imgedit", "replies.json"), official=False)
     assert r.returncode != 0 and reqs == []
     assert "dataset.official must name the ImgEdit checkout" in r.stderr
+
+
+def test_gedit_groups_batch_and_resume_per_pair(tmp_path):
+    """Two requests per pair go out in batches of the judge's batch_size
+    (flat, a pair's SC before its PQ); a pair whose PQ the judge could not
+    answer is journaled as failed, and --resume asks that pair again -- both
+    its requests, no other's."""
+    doc = load(os.path.join(DATA, "gedit", "replies.json"))
+    victim = next(k for k in sorted(doc["replies"]) if "," not in k.split(":")[1])   # a PQ request
+    partial = dict(doc, replies={k: v for k, v in doc["replies"].items() if k != victim})
+    path = tmp_path / "partial.json"
+    path.write_text(json.dumps(partial), encoding="utf-8")
+    data = gedit_dataset(tmp_path)
+    out = str(tmp_path / "run")
+    cfg = tmp_path / "batch.yaml"
+
+    with RecordedJudge(str(path)) as j:   # one server (its URL is part of the run key) for both runs
+        judge = json.loads(http_judge(j.url, "gpt-4.1"))
+        judge["batch_size"] = 4
+        cfg.write_text("dataset: {path: %s, adapter: gedit, language: all}\neditor: {backend: builtin, name: imageops}\n"
+                       "judge: %s\nreport: {bootstrap: {resamples: 20}}\n" % (json.dumps(data), json.dumps(judge)),
+                       encoding="utf-8")
+        r = run("two_stage.lua", str(cfg), "run.out=" + out)
+        reqs = list(j.log)
+        assert len(reqs) == 88
+        rep = report(out)
+        assert len(rep["failures"]) == 1 and "PQ:" in rep["failures"][0]["error"]
+        failed = rep["failures"][0]["id"]
+        # batches are flat lists of requests: each pair's SC right before its PQ
+        kinds = ["SC" if "," in e["key"].split(":")[1] else "PQ" for e in reqs]
+        assert kinds.count("SC") == 44
+        j.replies.update(doc["replies"])
+        del j.log[:]
+        r = run_resume(cfg, out)
+        reqs = list(j.log)
+    assert r.returncode == 0, r.stderr
+    assert len(reqs) == 2 and victim in [e["key"] for e in reqs]   # only the failed pair, both its calls
+    rep = load(os.path.join(out, "results", "latest.json"))   # the resumed run's report
+    ref = load(os.path.join(DATA, "gedit", "reference.json"))
+    p = next(p for p in rep["pairs"] if p["id"] == failed)
+    assert (p["dims"]["SC"], p["dims"]["PQ"]) == (ref["items"][failed]["SC"], ref["items"][failed]["PQ"])
