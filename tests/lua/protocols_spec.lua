@@ -76,6 +76,20 @@ describe("benchmark protocols", function()
     assert.is_true(official.dropped)
   end)
 
+  it("rise: an unreadable reply leaves our accuracy's denominator and counts as inaccurate in the official one", function()
+    local rp = require("evalhost.datasets.rise").profile
+    local rows = {
+      { category = "temporal_reasoning", dims = { consistency = 5, reasoning = 5, plausibility = 5 } },
+      { category = "temporal_reasoning", dims = { consistency = 5, reasoning = 4, plausibility = 5 } },
+      { category = "temporal_reasoning", failed_stage = "score" },
+      { category = "temporal_reasoning", failed_stage = "edit" },   -- no edit: gpt_eval.py stops; not counted
+    }
+    local s = rp.summary(rows)
+    assert.are.equal(0.5, s.accuracy.overall)
+    assert.are.equal(1, s.unparsed)
+    assert.are.equal(1 / 3, s.accuracy_with_unparsed)
+  end)
+
   it("python's format, replace and round; PIL's thumbnail size", function()
     local p = require "evalhost.datasets.protocol"
     assert.are.equal("a {x} b", p.format("a {{x}} {y}", { y = "b" }))

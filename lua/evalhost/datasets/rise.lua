@@ -116,8 +116,19 @@ function M.profile.summary(rows)
       acc_rows[#acc_rows + 1] = { category = r.category, dims = r.dims, consistency_free = r.dims.consistency_free }
     end
   end
-  return { accuracy = M.profile.accuracy(acc_rows), dimensions = base.dimension_means(rows, M.profile.dimensions),
-    scale = "1-5 per dimension; score weighted as RISEBench's gpt_eval.py; accurate = every rated dimension 5" }
+  -- gpt_eval.py counts an item whose reply it cannot read as inaccurate (its
+  -- accuracy's denominator is every item); ours leaves it out: both shown
+  local unread = 0
+  for _, r in ipairs(rows) do
+    if type(r.dims) ~= "table" and r.failed_stage == "score" then unread = unread + 1 end
+  end
+  local acc = M.profile.accuracy(acc_rows)
+  local n_all = acc.n + unread
+  return { accuracy = acc, dimensions = base.dimension_means(rows, M.profile.dimensions),
+    unparsed = unread,
+    accuracy_with_unparsed = n_all > 0 and (acc.overall or 0) * acc.n / n_all or nil,
+    scale = "1-5 per dimension; score weighted as RISEBench's gpt_eval.py; accurate = every rated dimension 5; "
+      .. "accuracy_with_unparsed counts unreadable replies as inaccurate, as gpt_eval.py does" }
 end
 
 -- rows: {category=, dims=, consistency_free=} -> {categories={[cat]=share}, overall=share, n=}

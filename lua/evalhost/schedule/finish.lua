@@ -225,7 +225,8 @@ function Run:finish()
   -- the report's own pass streams the full rows
   local rows = {}
   self:each_row(function(r)
-    rows[#rows + 1] = { category = r.category, score = r.score, dims = r.dims, official = r.official }
+    rows[#rows + 1] = { category = r.category, score = r.score, dims = r.dims, official = r.official,
+      failed_stage = r.failed_stage }
   end)
   local agg = stats.aggregate(rows, {
     rule = self.aggregate, order = self.categories,
