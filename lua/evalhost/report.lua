@@ -833,11 +833,15 @@ function Out:commit()
   self.f = nil
   if ok then ok, err = os.rename(self.tmp, self.path) end
   if not ok then error(setmetatable({ msg = ("cannot write %s: %s"):format(self.path, tostring(err)) }, WriteFailed), 0) end
+  self.committed = true
 end
 
+-- A report is all or none (issue 20): a failure later in report.write
+-- removes the files this write already renamed into place, too.
 function Out:abort()
   if self.f then self.f:close(); self.f = nil end
   os.remove(self.tmp)
+  if self.committed then os.remove(self.path) end
 end
 
 -- Copies a finished file (latest.*), in blocks.
@@ -880,7 +884,7 @@ function report.write(rep, out, opts)
   local stem = util.join(dir, name)
   local html = opts.html ~= false
   local embed = html and opts.embed == true
-  local opened, made_dir = {}, nil
+  local opened, made_dir, placed_dir = {}, nil, nil
   local function run_pass()
     local js = out_open(stem .. ".json", opened)
     local samples = out_open(util.join(dir, "samples.jsonl"), opened)
@@ -955,7 +959,7 @@ function report.write(rep, out, opts)
         remove_folder(util.join(dir, files_dir))   -- a same-stamp report's, replaced
         local rok, rerr = os.rename(made_dir, util.join(dir, files_dir))
         if not rok then error(setmetatable({ msg = ("cannot write %s: %s"):format(util.join(dir, files_dir), tostring(rerr)) }, WriteFailed), 0) end
-        made_dir = nil
+        made_dir, placed_dir = nil, util.join(dir, files_dir)
       end
       local page_out = out_open(stem .. ".html", opened)
       page_out:write(html_page(rep, g, { chunks = chunk_names, inline = inline }, opts))
@@ -970,6 +974,7 @@ function report.write(rep, out, opts)
   for _, o in ipairs(opened) do o:abort() end
   os.remove(stem .. ".md.pairs")
   if made_dir then remove_folder(made_dir) end
+  if placed_dir then remove_folder(placed_dir) end   -- all or none: a page's data folder too
   if getmetatable(res) == WriteFailed then return nil, res.msg end
   error(res, 0)
 end

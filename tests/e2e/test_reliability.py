@@ -435,3 +435,22 @@ def test_more_images_outside_the_dataset_folder_are_refused(tmp_path, entry):
     pairs = {p["id"]: p for p in report(out)["pairs"]}
     assert "more[1]" in pairs["p1"]["error"] and "refused" in pairs["p1"]["error"], pairs["p1"]["error"]
     assert pairs["p2"]["score"] is not None
+
+
+# ---- 13. a report that fails half-way leaves none ----------------------------------------------
+
+def test_a_failed_report_write_leaves_no_report_files(tmp_path):
+    data = bench(tmp_path / "b.json", ["c"], per_category=3)
+    out = tmp_path / "out"
+    cfg = config(tmp_path, data, out)
+    os.makedirs(os.path.join(str(out), "results", "latest.json"))   # the last file renamed into place fails
+    r = run(cfg, "--resume")   # the folder is not empty; nothing to replay yet
+    assert r.returncode == 1, r.stderr
+    assert "report: cannot write" in r.stderr, r.stderr
+    assert not glob.glob(os.path.join(str(out), "results", "evaluation_report_*")), os.listdir(
+        os.path.join(str(out), "results"))
+    assert not glob.glob(os.path.join(str(out), "results", "*.tmp"))
+    os.rmdir(os.path.join(str(out), "results", "latest.json"))
+    r = run(cfg, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert all(s is not None for _, _, s, _ in results(out))
