@@ -82,7 +82,27 @@ int64_t eh_footprint_at(const eh_footprint *f, size_t elem)
     return f->float_numel * (int64_t)elem + f->other_bytes;
 }
 
+static eh_status count(const char *path, const char *dtype, int still, const char *skip, eh_footprint *out,
+                       eh_error *err);
+
 eh_status eh_footprint_safetensors(const char *path, const char *dtype, eh_footprint *out, eh_error *err)
+{
+    return count(path, dtype, 0, NULL, out, err);
+}
+
+eh_status eh_footprint_safetensors_still(const char *path, const char *dtype, eh_footprint *out, eh_error *err)
+{
+    return count(path, dtype, 1, NULL, out, err);
+}
+
+eh_status eh_footprint_safetensors_without(const char *path, const char *dtype, const char *skip, eh_footprint *out,
+                                          eh_error *err)
+{
+    return count(path, dtype, 0, skip, out, err);
+}
+
+static eh_status count(const char *path, const char *dtype, int still, const char *skip, eh_footprint *out,
+                       eh_error *err)
 {
     memset(out, 0, sizeof *out);
     size_t elem = eh_dtype_bytes(dtype);
@@ -94,10 +114,13 @@ eh_status eh_footprint_safetensors(const char *path, const char *dtype, eh_footp
     for (size_t i = 0; i < eh_safetensors_count(st); i++) {
         const eh_st_tensor *t = eh_safetensors_at(st, i);
         out->stored_bytes += (int64_t)t->nbytes;
+        if (skip && !strcmp(t->name, skip))
+            continue;
+        int64_t numel = still && t->ndim == 5 && t->shape[2] > 0 ? t->numel / t->shape[2] : t->numel;
         /* the loaders cast every floating tensor to the model's dtype and
          * keep integer ones (none in these models) as they are */
-        out->bytes += is_float(t->dtype) ? t->numel * (int64_t)elem : (int64_t)t->nbytes;
-        out->float_numel += is_float(t->dtype) ? t->numel : 0;
+        out->bytes += is_float(t->dtype) ? numel * (int64_t)elem : (int64_t)t->nbytes;
+        out->float_numel += is_float(t->dtype) ? numel : 0;
         out->other_bytes += is_float(t->dtype) ? 0 : (int64_t)t->nbytes;
     }
     eh_safetensors_close(st);

@@ -123,6 +123,11 @@ static eh_status part_footprint(const char *dir, const char *part, eh_footprint 
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, part);
+    /* the VAE keeps one temporal slice of its causal 3-D kernels */
+    if (!strcmp(part, "vae"))
+        return eh_footprint_safetensors_still(path, "float32", out, err);
+    if (!strcmp(part, "text_encoder"))   /* the pipeline takes hidden states: no LM head */
+        return eh_footprint_safetensors_without(path, "float32", "lm_head.weight", out, err);
     return eh_footprint_safetensors(path, "float32", out, err);
 }
 

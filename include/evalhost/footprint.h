@@ -38,6 +38,14 @@ size_t eh_dtype_bytes(const char *dtype);
  * eh_safetensors_open takes).  EH_EIO / EH_EFORMAT as that open fails;
  * EH_EINVAL for an unknown dtype. */
 eh_status eh_footprint_safetensors(const char *path, const char *dtype, eh_footprint *out, eh_error *err);
+/* The same for a loader that keeps one temporal slice of every 5-D kernel
+ * (the Qwen-Image VAE's causal 3-D convolutions, run on still images):
+ * such a tensor counts numel / shape[2]. */
+eh_status eh_footprint_safetensors_still(const char *path, const char *dtype, eh_footprint *out, eh_error *err);
+/* The same without one tensor the loader leaves out (the editor's text
+ * encoder has no use for lm_head.weight: 1.1 GB of Qwen2.5-VL-7B's in bf16). */
+eh_status eh_footprint_safetensors_without(const char *path, const char *dtype, const char *skip, eh_footprint *out,
+                                          eh_error *err);
 
 /* The same checkpoint's device bytes at another dtype's element size (a
  * stand-in's: its full model's). */

@@ -49,7 +49,9 @@ def footprint(script, section, spec):
     return json.loads(r.stdout.strip().splitlines()[-1]), r.stderr
 
 
-def float_elements(path):
+def float_elements(path, still=False):
+    """Floating elements and other bytes; still: 5-D kernels count one
+    temporal slice (the VAE on still images)."""
     from safetensors import safe_open
     n = other = 0
     with safe_open(path, "pt") as f:
@@ -58,6 +60,10 @@ def float_elements(path):
             numel = 1
             for d in t.get_shape():
                 numel *= d
+            if k == "lm_head.weight" and not still and "text_encoder" in path:
+                continue   # the editor's text encoder leaves its LM head out
+            if still and len(t.get_shape()) == 5:
+                numel //= t.get_shape()[2]
             if t.get_dtype() in ("F32", "F16", "BF16", "F64"):
                 n += numel
             else:
@@ -122,13 +128,14 @@ def test_native_editor_before_and_after(script, lora):
     parts = {}
     for part, stem in (("text_encoder", "model"), ("transformer", "diffusion_pytorch_model"),
                        ("vae", "diffusion_pytorch_model")):
-        parts[part] = float_elements(os.path.join(EDITOR, part, stem + ".safetensors"))
+        parts[part] = float_elements(os.path.join(EDITOR, part, stem + ".safetensors"), still=part == "vae")
     spec = {"backend": "native", "path": EDITOR, "device": "cpu", "dtype": "bfloat16", "num_inference_steps": 1}
     if lora:
         spec["lora"] = os.path.join(EDITOR, "lora", lora)
     fp, _ = footprint(script, "editor", spec)
     assert fp["before"] == sum(n * 2 + o for n, o in parts.values())
     # the VAE keeps one temporal slice of its causal 3-D kernels (a still
-    # image): what it holds is a little less than the file; the LoRA merges
+    # image) and the text encoder no LM head, both counted so before load;
+    # what the loaders leave out beyond that is under 1%; the LoRA merges
     # into the transformer's weights and adds nothing
-    assert 0.9 * fp["before"] <= fp["after"] <= fp["before"]
+    assert fp["after"] <= fp["before"] <= 1.01 * fp["after"]
