@@ -29,18 +29,34 @@ void eh_error_clear(eh_error *err)
     }
 }
 
+/* One table for both spellings of a status. */
+static const struct {
+    eh_status code;
+    const char *name, *short_code;
+} k_status[] = {
+    { EH_OK, "ok", "OK" },
+    { EH_EINVAL, "invalid data", "EINVAL" },
+    { EH_ENOMEM, "out of memory", "ENOMEM" },
+    { EH_EIO, "i/o error", "EIO" },
+    { EH_ELIMIT, "limit exceeded", "ELIMIT" },
+    { EH_EFORMAT, "unsupported format", "EFORMAT" },
+    { EH_ESTATE, "bad state", "ESTATE" },
+    { EH_EMODEL, "model error", "EMODEL" },
+    { EH_ENET, "network error", "ENET" },
+};
+
 const char *eh_status_name(eh_status code)
 {
-    switch (code) {
-    case EH_OK: return "ok";
-    case EH_EINVAL: return "invalid data";
-    case EH_ENOMEM: return "out of memory";
-    case EH_EIO: return "i/o error";
-    case EH_ELIMIT: return "limit exceeded";
-    case EH_EFORMAT: return "unsupported format";
-    case EH_ESTATE: return "bad state";
-    case EH_EMODEL: return "model error";
-    case EH_ENET: return "network error";
-    }
+    for (size_t i = 0; i < sizeof k_status / sizeof k_status[0]; i++)
+        if (k_status[i].code == code)
+            return k_status[i].name;
     return "unknown error";
+}
+
+const char *eh_status_code(eh_status code)
+{
+    for (size_t i = 0; i < sizeof k_status / sizeof k_status[0]; i++)
+        if (k_status[i].code == code)
+            return k_status[i].short_code;
+    return "EUNKNOWN";
 }

@@ -2,8 +2,8 @@
  * saving of RGB8/RGBA8 images.
  *
  * JPEG goes through TurboJPEG (EXIF orientation applied here, CMYK converted
- * to RGB), PNG through our own chunk reader over libdeflate when it is built
- * in (stb_image otherwise, and for interlaced or sub-byte PNGs), BMP and GIF
+ * to RGB), PNG through our own chunk reader over libdeflate (stb_image for
+ * interlaced or sub-byte PNGs), BMP and GIF
  * through stb_image, WebP through libwebp.  Every decoder reads the
  * dimensions from the header and checks them against eh_image_limits before
  * it allocates the pixel buffer; every failure frees what it made and returns
@@ -565,11 +565,11 @@ eh_image *eh_image_decode(const void *bytes, size_t len, const eh_image_limits *
         /* stb refuses some huge headers with a vague message: check first. */
         if (len >= 24 && memcmp(b + 12, "IHDR", 4) == 0 && eh_image_check_size(be32(b + 16), be32(b + 20), lim, err) != EH_OK)
             return NULL;
-#ifdef EVALHOST_HAVE_LIBDEFLATE
+        /* our libdeflate decoder first (several times faster); stb for what
+         * it hands back (interlaced, depths below 8, colour keys) */
         eh_image *img;
         if (eh_png_decode(b, len, lim, &img, err))
             return img;
-#endif
         return decode_stb(b, len, fmt, lim, err);
     }
     case EH_FMT_BMP:
@@ -690,20 +690,7 @@ eh_status eh_image_encode_png(const eh_image *img, int level, uint8_t **out, siz
         level = EH_DEFAULT_PNG_LEVEL;
     if (level > 9)
         return eh_fail(err, EH_EINVAL, "png: level %d out of range 0..9", level);
-#ifdef EVALHOST_HAVE_LIBDEFLATE
     return eh_png_encode(img, level, out, out_len, err);
-#else
-    (void)level;    /* stb's level is a global; we keep its default rather than share mutable state */
-    membuf m = {0};
-    if (!stbi_write_png_to_func(membuf_write, &m, img->width, img->height, img->channels, img->pixels,
-                                img->width * img->channels) || m.oom) {
-        free(m.p);
-        return eh_fail(err, EH_ENOMEM, "png: encoding failed");
-    }
-    *out = m.p;
-    *out_len = m.n;
-    return EH_OK;
-#endif
 }
 
 eh_status eh_image_encode_jpeg(const eh_image *img, int quality, uint8_t **out, size_t *out_len, eh_error *err)

@@ -1,11 +1,8 @@
 /* png.c — evalhost's PNG codec over libdeflate (see png.h): whole-buffer
  * inflate of the joined IDAT data, SSE2 unfiltering of RGB8/RGBA8 rows
  * straight into the image where the layouts agree, and an encoder with
- * libpng's adaptive filter heuristic.  The whole file depends on libdeflate;
- * without it image.c uses stb for both directions. */
+ * libpng's adaptive filter heuristic.  libdeflate is required (CMake). */
 #include "evalhost/png.h"
-
-#ifdef EVALHOST_HAVE_LIBDEFLATE
 
 #include <stdlib.h>
 #include <string.h>
@@ -563,7 +560,3 @@ done:
     free(png);
     return st;
 }
-
-#else
-typedef int eh_png_not_built;   /* ISO C wants something in a translation unit */
-#endif

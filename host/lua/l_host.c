@@ -28,7 +28,8 @@ int eh_lua_fail(lua_State *L, const eh_error *err)
 {
     lua_pushnil(L);
     lua_pushstring(L, err && err->msg[0] ? err->msg : "unknown error");
-    return 2;
+    lua_pushstring(L, eh_status_code(err ? err->code : EH_EINVAL));
+    return 3;
 }
 
 int eh_lua_failf(lua_State *L, const char *fmt, ...)

@@ -159,9 +159,10 @@ static int l_open(lua_State *L)
     eh_error err = { 0 };
     lj->j = eh_journal_open(dir, &p, &err);
     if (!lj->j) {
-        eh_lua_fail(L, &err);
+        int n = eh_lua_fail(L, &err);
         if (err.code != EH_ESTATE || strstr(err.msg, "different run") == NULL)
-            return 2;
+            return n;
+        lua_pop(L, 1);   /* another run's journal: its header in the code's place */
         push_old_header(L, dir);
         return 3;
     }

@@ -22,32 +22,17 @@ static eh_model *check_model(lua_State *L, int idx)
     return lm->m;
 }
 
-/* The short code a script can test ("ENET", "EIO", ...). */
-static const char *status_code(eh_status code)
-{
-    switch (code) {
-    case EH_OK: return "OK";
-    case EH_EINVAL: return "EINVAL";
-    case EH_ENOMEM: return "ENOMEM";
-    case EH_EIO: return "EIO";
-    case EH_ELIMIT: return "ELIMIT";
-    case EH_EFORMAT: return "EFORMAT";
-    case EH_ESTATE: return "ESTATE";
-    case EH_EMODEL: return "EMODEL";
-    case EH_ENET: return "ENET";
-    }
-    return "EUNKNOWN";
-}
-
 /* Failures return nil, message, {code = "ENET"|..., whole = bool}.
  * `whole` tells a schedule that the call failed as a whole (server down,
  * out of memory), not one pair, so it stops resumably instead of recording
  * every pair as failed; `code` lets it retry network failures on resume. */
 static int push_failure(lua_State *L, const eh_error *err, int whole)
 {
-    eh_lua_fail(L, err);
+    /* eh_lua_fail's nil, message, with a table in the code's place */
+    lua_pushnil(L);
+    lua_pushstring(L, err && err->msg[0] ? err->msg : "unknown error");
     lua_createtable(L, 0, 2);
-    lua_pushstring(L, status_code(err->code));
+    lua_pushstring(L, eh_status_code(err->code));
     lua_setfield(L, -2, "code");
     lua_pushboolean(L, whole);
     lua_setfield(L, -2, "whole");
@@ -279,7 +264,7 @@ static void push_score_result(lua_State *L, eh_score_result *r)
     if (!r->ok) {
         lua_pushstring(L, r->err.msg[0] ? r->err.msg : "score failed");
         lua_setfield(L, -2, "error");
-        lua_pushstring(L, status_code(r->err.code ? r->err.code : EH_EMODEL));
+        lua_pushstring(L, eh_status_code(r->err.code ? r->err.code : EH_EMODEL));
         lua_setfield(L, -2, "code");
     } else {
         lua_pushnumber(L, r->score);
@@ -405,7 +390,7 @@ static int model_edit_batch(lua_State *L)
         } else {
             lua_pushstring(L, res[i].err.msg[0] ? res[i].err.msg : "edit failed");
             lua_setfield(L, -2, "error");
-            lua_pushstring(L, status_code(res[i].err.code ? res[i].err.code : EH_EMODEL));
+            lua_pushstring(L, eh_status_code(res[i].err.code ? res[i].err.code : EH_EMODEL));
             lua_setfield(L, -2, "code");
         }
         lua_rawseti(L, -2, i + 1);

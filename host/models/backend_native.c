@@ -65,25 +65,6 @@ typedef struct native_model {
     eh_footprint fp;              /* from the headers at open, at m->dtype */
 } native_model;
 
-eh_status eh_native_resolve_device(eh_model *m, const char *want, eh_error *err)
-{
-    int rank = m->host && m->host->local_rank >= 0 ? m->host->local_rank : 0;
-    if (!strcmp(want, "auto")) {
-        if (eh_torch_cuda_available() && rank < eh_torch_cuda_device_count())
-            snprintf(m->device, sizeof m->device, "cuda:%d", rank);
-        else
-            snprintf(m->device, sizeof m->device, "cpu");
-    } else if (!strcmp(want, "cuda")) {
-        snprintf(m->device, sizeof m->device, "cuda:%d", rank);
-    } else {
-        snprintf(m->device, sizeof m->device, "%s", want);
-    }
-    eh_error e = { 0 };
-    if (eh_torch_check_device(m->device, &e) != EH_OK)
-        return eh_fail(err, EH_EINVAL, "%s: %s", m->section, e.msg);
-    return EH_OK;
-}
-
 int eh_backend_pin(const eh_model *m)
 {
     if (!m->host || m->host->pin == EH_PIN_AUTO)
@@ -108,7 +89,7 @@ static eh_status native_open(eh_model *m, eh_error *err)
     eh_error e = { 0 };
     if (eh_torch_check_dtype(m->dtype, &e) != EH_OK)
         return eh_fail(err, EH_EINVAL, "%s: %s", m->section, e.msg);
-    eh_status rc = eh_native_resolve_device(m, eh_node_str(m->spec, "device", "auto"), err);
+    eh_status rc = eh_torch_resolve_device(m, eh_node_str(m->spec, "device", "auto"), err);
     if (rc != EH_OK)
         return rc;
     t->cpu_copy = eh_node_bool(m->spec, "cpu_copy", 0);

@@ -36,8 +36,9 @@ typedef struct torch_model {
 } torch_model;
 
 /* "auto" → the local rank's GPU when CUDA is usable, else the CPU; "cuda" →
- * the local rank's GPU.  The result is written to m->device. */
-static eh_status resolve_device(eh_model *m, const char *want, eh_error *err)
+ * the local rank's GPU.  The result is written to m->device.  One rule for
+ * every libtorch backend (torch, native judge, native editor): backend.h. */
+eh_status eh_torch_resolve_device(eh_model *m, const char *want, eh_error *err)
 {
     int rank = m->host && m->host->local_rank >= 0 ? m->host->local_rank : 0;
     /* under `srun --gpus-per-task=1` each rank sees one GPU whatever its
@@ -94,7 +95,7 @@ static eh_status torch_open(eh_model *m, eh_error *err)
     eh_error e = { 0 };
     if (eh_torch_check_dtype(m->dtype, &e) != EH_OK)
         return eh_fail(err, EH_EINVAL, "%s: %s", m->section, e.msg);
-    eh_status rc = resolve_device(m, eh_node_str(m->spec, "device", "auto"), err);
+    eh_status rc = eh_torch_resolve_device(m, eh_node_str(m->spec, "device", "auto"), err);
     if (rc != EH_OK)
         return rc;
     t->jit_optimize = eh_node_bool(m->spec, "jit_optimize", 0);

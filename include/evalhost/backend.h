@@ -51,9 +51,11 @@ extern const eh_backend eh_backend_http;
 extern const eh_backend eh_backend_torch;
 extern const eh_backend eh_backend_native;          /* Qwen3-VL judge in libtorch (backend_native.c) */
 extern const eh_backend eh_backend_native_editor;   /* Qwen-Image-Edit in libtorch (backend_native_editor.c) */
-/* device: auto (the local rank's GPU, else cpu), cuda (the local rank's), or
- * as given; checked against the libtorch build.  Into m->device. */
-eh_status eh_native_resolve_device(eh_model *m, const char *want, eh_error *err);
+/* device: auto (the local rank's GPU, else cpu), cuda (the local rank's;
+ * ranks past the visible GPUs wrap round them, as under srun
+ * --gpus-per-task=1), or as given; checked against the libtorch build.
+ * Into m->device.  Defined in backend_torch.c, for every libtorch backend. */
+eh_status eh_torch_resolve_device(eh_model *m, const char *want, eh_error *err);
 /* run.pin as the shim's eh_torch_pin (auto without a host). */
 int eh_backend_pin(const eh_model *m);
 /* After a load into host memory: a refused page-locking is a warning

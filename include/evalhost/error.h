@@ -33,6 +33,7 @@ eh_status eh_fail(eh_error *err, eh_status code, const char *fmt, ...)
     ;
 eh_status eh_vfail(eh_error *err, eh_status code, const char *fmt, va_list ap);
 void eh_error_clear(eh_error *err);
-const char *eh_status_name(eh_status code);
+const char *eh_status_name(eh_status code);   /* "i/o error": for messages */
+const char *eh_status_code(eh_status code);   /* "EIO": what a script tests (the Lua API's third value) */
 
 #endif

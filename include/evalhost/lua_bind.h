@@ -15,7 +15,9 @@
 /* The host, stored in the registry under "evalhost.host". */
 eh_host *eh_lua_host(lua_State *L);
 
-/* Data failures: push nil and the message; return 2 (for `return eh_lua_fail(...)`). */
+/* World failures in luaL_fileresult's shape: push nil, the message and the
+ * status code ("EIO", eh_status_code); return 3 (for `return
+ * eh_lua_fail(...)`).  eh_lua_failf: nil and a formatted message (2). */
 int eh_lua_fail(lua_State *L, const eh_error *err);
 int eh_lua_failf(lua_State *L, const char *fmt, ...);
 /* An optional options table at idx ({no_follow = true}) as eh_fs_open_read

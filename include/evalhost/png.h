@@ -2,7 +2,7 @@
  * eh_image_decode / eh_image_encode_png, not these).  It decodes
  * non-interlaced 8- and 16-bit PNGs of every colour type, faster than stb
  * and Pillow, and leaves the rarer shapes to stb; it encodes RGB8/RGBA8 with
- * adaptive filtering.  Present when built with EVALHOST_HAVE_LIBDEFLATE. */
+ * adaptive filtering (libdeflate is a required dependency). */
 #ifndef EVALHOST_PNG_H
 #define EVALHOST_PNG_H
 

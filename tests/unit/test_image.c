@@ -152,11 +152,7 @@ static void test_hostile(void)
     CHECK_EQ_STR(err0.msg, "image 3718438918x3236244336 exceeds image.max_pixels (64000000)");
     CHECK_EQ_INT(eh_image_check_size(8000, 8000, NULL, &err0), EH_OK);
     CHECK_EQ_INT(eh_image_check_size(8000, 8001, NULL, &err0), EH_ELIMIT);
-#ifdef EVALHOST_HAVE_LIBDEFLATE
     check_decode_fails("bad/bad_filter.png", NULL, EH_EINVAL, "corrupt PNG (filter type 7 in row 1)", 0);
-#else
-    check_decode_fails("bad/bad_filter.png", NULL, EH_EINVAL, "corrupt PNG (", 1);
-#endif
     check_decode_fails("bad/truncated.webp", NULL, EH_EINVAL, "corrupt or truncated WebP", 0);
     check_decode_fails("bad/scan_bomb.jpg", NULL, EH_EINVAL,
                        "corrupt JPEG (Progressive JPEG image has more than 500 scans)", 0);
