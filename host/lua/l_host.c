@@ -358,6 +358,7 @@ static const submodule submodules[] = {
     { "tokenizer", eh_open_tokenizer },
     { "vlm", eh_open_vlm },
     { "journal", eh_open_journal },
+    { "bootstrap", eh_open_bootstrap },
     { NULL, NULL },
 };
 

@@ -52,5 +52,6 @@ int eh_open_progress(lua_State *L);  /* pushes the evalhost.progress function */
 int eh_open_tokenizer(lua_State *L);
 int eh_open_vlm(lua_State *L);
 int eh_open_journal(lua_State *L);
+int eh_open_bootstrap(lua_State *L);  /* evalhost.bootstrap (l_bootstrap.c) */
 
 #endif

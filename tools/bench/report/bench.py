@@ -23,14 +23,15 @@ PROBE = ("import resource, subprocess, sys, time\n"
          "sys.stderr.write(r.stderr)\n")
 
 
-def write_report(binary, pairs, out, resamples):
+def write_report(binary, pairs, out, resamples, lua_bootstrap=False):
     (out / "t").mkdir(parents=True, exist_ok=True)
     from PIL import Image
     Image.new("RGB", (192, 144), (200, 90, 40)).save(out / "t" / "a.jpg")
     Image.new("RGB", (192, 144), (40, 90, 200)).save(out / "t" / "b.jpg")
     p = subprocess.run([sys.executable, "-c", PROBE, str(binary), "tools/bench/report/synthetic.lua",
                         "config/example.yaml", "--set", "script.pairs=%d" % pairs, "--set", "run.out=%s" % out,
-                        "--set", "script.thumbs=t", "--set", "script.resamples=%d" % resamples], cwd=SRC, capture_output=True, text=True, timeout=900)
+                        "--set", "script.thumbs=t", "--set", "script.resamples=%d" % resamples]
+                       + (["--set", "script.lua_bootstrap=true"] if lua_bootstrap else []), cwd=SRC, capture_output=True, text=True, timeout=900)
     rc, kb, secs, cpu = p.stdout.split()
     if rc != "0":
         sys.exit("synthetic report failed:\n" + p.stderr)
@@ -73,12 +74,22 @@ def main():
     ap.add_argument("--pairs", type=int, default=100000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--resamples", type=int, default=2000, help="the CI's bootstrap resamples (report.bootstrap)")
+    ap.add_argument("--lua-bootstrap", action="store_true",
+                    help="also write the report with stats.lua's Lua bootstrap loop, for the C/Lua ratio")
+    ap.add_argument("--no-page", action="store_true", help="the writer's figures only")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         out = pathlib.Path(d) / "r"
         secs, cpu, mb, size = write_report(a.bin, a.pairs, out, a.resamples)
         print("writer: %d pairs in %.1f s wall, %.1f s CPU (bootstrap B=%d included), peak RSS %.0f MB, "
               "%.1f MB written (JSON, MD, samples.jsonl, page + data)" % (a.pairs, secs, cpu, a.resamples, mb, size))
+        if a.lua_bootstrap:
+            lout = pathlib.Path(d) / "lua"
+            lsecs, lcpu, lmb, _ = write_report(a.bin, a.pairs, lout, a.resamples, lua_bootstrap=True)
+            print("writer with the Lua bootstrap loop: %.1f s wall, %.1f s CPU, peak RSS %.0f MB; "
+                  "C loop / Lua loop CPU: %.2f" % (lsecs, lcpu, lmb, cpu / lcpu))
+        if a.no_page:
+            return
         f = page_figures(out / "results" / "latest.html", a.repeat)
         print("page (median of %d loads): first cards %.0f ms, all %d pairs loaded %.0f ms, "
               "filter (category + score) %.1f ms, search %.1f ms, sort %.1f ms"

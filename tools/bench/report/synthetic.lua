@@ -4,6 +4,7 @@
 --
 --   evalhost tools/bench/report/synthetic.lua config/example.yaml \
 --     --set script.pairs=100000 --set run.out=/tmp/r [--set script.thumbs=DIR] [--set script.resamples=B]
+--     [--set script.lua_bootstrap=true]
 --
 -- Rows are deterministic (a linear congruential generator): five categories,
 -- CJK and Latin instructions, a judge text of about 300 characters, 2% failed
@@ -18,6 +19,8 @@ local cfg = h.config
 local n = tonumber((cfg.script or {}).pairs) or 1000
 local thumbs = (cfg.script or {}).thumbs
 local resamples = tonumber((cfg.script or {}).resamples) or 200   -- the CI's bootstrap, as report.bootstrap.resamples
+-- script.lua_bootstrap=true: stats.lua's Lua loop instead of the host's C one (the bench's side-by-side line)
+if (cfg.script or {}).lua_bootstrap == true then stats.use_c = false end
 local out = (cfg.run or {}).out or "outputs/synthetic"
 local CATS = { "物理", "环境", "社会", "因果", "指代" }
 local VERBS = { "把天空变成晚霞 / turn the sky to sunset", "让杯子倒下 / tip the cup over", "加一场雪 / add snow",
