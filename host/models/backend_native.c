@@ -1,5 +1,5 @@
 /* backend_native.c — the `native` backend: a Qwen3-VL judge (dense or MoE)
- * run in process through libtorch (host/models/torch/torch_shim.cpp), from the Hugging
+ * run in process through libtorch (host/models/torch/qwen3vl.cpp), from the Hugging
  * Face files of its snapshot.  The editor role (Qwen-Image-Edit) is
  * backend_native_editor.c.
  *

@@ -2,7 +2,7 @@
  * `forward(Tensor img, str instruction) -> Tensor` or judge
  * `forward(Tensor edited, Tensor original, str prompt) -> Tensor` (scores,
  * or logits over "0".."10" whose expected value is the score), through the
- * C API of host/models/torch/torch_shim.cpp.  Spec keys: path, device (cpu, cuda, cuda:N,
+ * C API of host/models/torch/residency.cpp (evalhost/torch_shim.h).  Spec keys: path, device (cpu, cuda, cuda:N,
  * auto; default auto), dtype (float32, float16, bfloat16), batch_size,
  * jit_optimize (default false), cpu_copy (default false: on the CPU a load
  * moves nothing; true takes the GPU's path through a second buffer, for

@@ -1,6 +1,7 @@
 /* qwenimage_edit.c — QwenImageEditPipeline and QwenImageEditPlusPipeline
- * (diffusers 0.42.1) in process: the components of evalhost/torch_shim.h
- * composed as the pipelines' __call__ compose them (see
+ * (diffusers 0.42.1) in process: the text encoder, transformer and VAE of
+ * host/models/torch/ (evalhost/qwen25vl_text_encoder.h, qwenimage_dit.h,
+ * qwenimage_vae.h) composed as the pipelines' __call__ compose them (see
  * evalhost/qwenimage_edit.h). */
 #ifdef EVALHOST_HAVE_TORCH
 
