@@ -290,7 +290,8 @@ try({backend = "native", path = P.good, device = "cpu"})
     # a judge's folder opened as the editor (Qwen-Image-Edit: tests/e2e/test_native_editor.py)
     assert "has no model_index.json" in lines[0]["open"]
     assert "unknown dtype 'int8'" in lines[1]["open"]
-    assert "model.safetensors: tensor '" in lines[2]["load"] and "truncated file?" in lines[2]["load"]
+    # the footprint reads every shard's header at open, so a truncated file is refused there
+    assert "model.safetensors" in lines[2]["open"] and "truncated" in lines[2]["open"], lines[2]
     assert "model_type 'llava' is not one the native judge runs" in lines[3]["open"]
     assert "nowhere: no such directory" in lines[4]["open"]
     assert lines[5] == {"load": "ok"}
