@@ -215,7 +215,12 @@ from transformers.processing_utils import ProcessorMixin
 ProcessorMixin.check_argument_for_proper_class = lambda self, name, arg: None   # no torchvision for the video part
 dtype = getattr(torch, P["dtype"])
 t0 = time.perf_counter()
-pipe = QwenImageEditPlusPipeline.from_pretrained(P["dir"], torch_dtype=dtype).to(P["device"])
+# the processor built by hand: AutoProcessor would want torchvision for its video half
+from transformers import Qwen2TokenizerFast, Qwen2VLImageProcessor, Qwen2VLProcessor
+pd = os.path.join(P["dir"], "processor")
+proc = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor.from_pretrained(pd),
+                        tokenizer=Qwen2TokenizerFast.from_pretrained(pd))
+pipe = QwenImageEditPlusPipeline.from_pretrained(P["dir"], torch_dtype=dtype, processor=proc).to(P["device"])
 pipe.set_progress_bar_config(disable=True)
 load = time.perf_counter() - t0
 img = Image.open(P["image"]).convert("RGB")
