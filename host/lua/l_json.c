@@ -101,16 +101,28 @@ static int key_less(lua_State *L)
     return 1;
 }
 
+#define GUARD_MT "evalhost.json.guard"
+
 typedef struct json_guard {
     cJSON *root;
 } json_guard;
 
+/* __gc and __close: frees the tree once; later calls do nothing. */
 static int guard_gc(lua_State *L)
 {
-    json_guard *g = lua_touserdata(L, 1);
+    json_guard *g = luaL_checkudata(L, 1, GUARD_MT);
     cJSON_Delete(g->root);
     g->root = NULL;
     return 0;
+}
+
+/* Pushes a guard owning root (may be NULL); its metatable is create_meta's. */
+static json_guard *new_guard(lua_State *L, cJSON *root)
+{
+    json_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
+    g->root = root;
+    luaL_setmetatable(L, GUARD_MT);
+    return g;
 }
 
 /* Attaches item under parent (key NULL: array), or makes it the guard's
@@ -214,12 +226,7 @@ static int json_encode(lua_State *L)
         pretty = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
-    json_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
-    g->root = NULL;
-    lua_newtable(L);
-    lua_pushcfunction(L, guard_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
+    json_guard *g = new_guard(L, NULL);
     to_json(L, 1, 0, g, NULL, NULL);
     char *text = g->root ? (pretty ? cJSON_Print(g->root) : cJSON_PrintUnformatted(g->root)) : NULL;
     if (!text)
@@ -249,33 +256,47 @@ static int json_decode(lua_State *L)
         return eh_lua_failf(L, "json: nested deeper than limits.max_json_depth (%d)", max_depth(L));
     }
     /* push_json may raise (out of memory); keep root owned by a guard meanwhile */
-    json_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
-    g->root = root;
-    lua_newtable(L);
-    lua_pushcfunction(L, guard_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
+    json_guard *g = new_guard(L, root);
     push_json(L, root, 0);
     cJSON_Delete(g->root);
     g->root = NULL;
     return 1;
 }
 
+static const luaL_Reg funcs[] = {
+    { "encode", json_encode },
+    { "decode", json_decode },
+    { NULL, NULL },
+};
+
+/* The guard has no methods: it only frees what encode/decode hold. */
+static const luaL_Reg guard_metamethods[] = {
+    { "__gc", guard_gc },
+    { "__close", guard_gc },
+    { NULL, NULL },
+};
+
+/* The one place this binding's metatables are made: the guard's and the
+ * array marker (a plain tag table named "array", no methods). */
+static void create_meta(lua_State *L)
+{
+    if (luaL_newmetatable(L, GUARD_MT))
+        luaL_setfuncs(L, guard_metamethods, 0);
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, ARRAY_MT)) {
+        lua_pushstring(L, "array");
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+}
+
 int eh_open_json(lua_State *L)
 {
-    static const luaL_Reg funcs[] = {
-        { "encode", json_encode },
-        { "decode", json_decode },
-        { NULL, NULL },
-    };
-    luaL_newmetatable(L, ARRAY_MT);
-    lua_pushstring(L, "array");
-    lua_setfield(L, -2, "__name");
+    create_meta(L);
     luaL_newlib(L, funcs);
-    lua_pushvalue(L, -2);
+    luaL_getmetatable(L, ARRAY_MT);
     lua_setfield(L, -2, "array_mt");
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
-    lua_remove(L, -2);
     return 1;
 }

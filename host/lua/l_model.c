@@ -70,6 +70,7 @@ static int model_open(lua_State *L)
     return 1;
 }
 
+/* close, __close and __gc: frees the model once; later calls do nothing. */
 static int model_gc(lua_State *L)
 {
     lmodel *lm = luaL_checkudata(L, 1, MODEL_MT);
@@ -457,37 +458,47 @@ static int model_tostring(lua_State *L)
     return 1;
 }
 
+static const luaL_Reg funcs[] = {
+    { "open", model_open },
+    { NULL, NULL },
+};
+
+static const luaL_Reg methods[] = {
+    { "load", model_load },
+    { "unload", model_unload },
+    { "state", model_state },
+    { "footprint", model_footprint },
+    { "info", model_info },
+    { "edit", model_edit },
+    { "edit_batch", model_edit_batch },
+    { "score", model_score },
+    { "score_batch", model_score_batch },
+    { "close", model_gc },
+    { NULL, NULL },
+};
+
+static const luaL_Reg metamethods[] = {
+    { "__index", NULL },      /* placeholder: the method table */
+    { "__gc", model_gc },
+    { "__close", model_gc },
+    { "__tostring", model_tostring },
+    { NULL, NULL },
+};
+
+/* The one place the Model metatable is made (liolib's shape). */
+static void create_meta(lua_State *L)
+{
+    if (luaL_newmetatable(L, MODEL_MT)) {
+        luaL_setfuncs(L, metamethods, 0);
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}
+
 int eh_open_model(lua_State *L)
 {
-    static const luaL_Reg funcs[] = {
-        { "open", model_open },
-        { NULL, NULL },
-    };
-    static const luaL_Reg methods[] = {
-        { "load", model_load },
-        { "unload", model_unload },
-        { "state", model_state },
-        { "footprint", model_footprint },
-        { "info", model_info },
-        { "edit", model_edit },
-        { "edit_batch", model_edit_batch },
-        { "score", model_score },
-        { "score_batch", model_score_batch },
-        { "close", model_gc },
-        { NULL, NULL },
-    };
-    static const luaL_Reg metamethods[] = {
-        { "__gc", model_gc },
-        { "__close", model_gc },
-        { "__tostring", model_tostring },
-        { "__index", NULL },
-        { NULL, NULL },
-    };
-    luaL_newmetatable(L, MODEL_MT);
-    luaL_setfuncs(L, metamethods, 0);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    create_meta(L);
     luaL_newlib(L, funcs);
     return 1;
 }

@@ -40,6 +40,7 @@ static int progress_tick(lua_State *L)
     return 0;
 }
 
+/* close, __close and __gc: finishes the bar once; later calls do nothing. */
 static int progress_close(lua_State *L)
 {
     lprogress *p = luaL_checkudata(L, 1, PROGRESS_MT);
@@ -48,24 +49,33 @@ static int progress_close(lua_State *L)
     return 0;
 }
 
+static const luaL_Reg methods[] = {
+    { "tick", progress_tick },
+    { "close", progress_close },
+    { NULL, NULL },
+};
+
+static const luaL_Reg metamethods[] = {
+    { "__index", NULL },      /* placeholder: the method table */
+    { "__gc", progress_close },
+    { "__close", progress_close },
+    { NULL, NULL },
+};
+
+/* The one place the Progress metatable is made (liolib's shape). */
+static void create_meta(lua_State *L)
+{
+    if (luaL_newmetatable(L, PROGRESS_MT)) {
+        luaL_setfuncs(L, metamethods, 0);
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}
+
 int eh_open_progress(lua_State *L)
 {
-    static const luaL_Reg methods[] = {
-        { "tick", progress_tick },
-        { "close", progress_close },
-        { NULL, NULL },
-    };
-    static const luaL_Reg metamethods[] = {
-        { "__gc", progress_close },
-        { "__close", progress_close },
-        { "__index", NULL },
-        { NULL, NULL },
-    };
-    luaL_newmetatable(L, PROGRESS_MT);
-    luaL_setfuncs(L, metamethods, 0);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    create_meta(L);
     lua_pushcfunction(L, progress_new);
     return 1;
 }
