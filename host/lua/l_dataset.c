@@ -268,7 +268,7 @@ static int pair_image(lua_State *L)
     if (!img) {
         char where[256];
         pair_where(d->ds, c, i, where, sizeof where);
-        return eh_lua_failf(L, "%s: image: %s", where, err.msg);
+        return eh_lua_failf(L, err.code, "%s: image: %s", where, err.msg);
     }
     eh_lua_push_image(L, img);
     return 1;
@@ -286,7 +286,7 @@ static int pair_image_source(lua_State *L)
     if (eh_dataset_image(d->ds, c, i, &ref, &err) != EH_OK) {
         char where[256];
         pair_where(d->ds, c, i, where, sizeof where);
-        return eh_lua_failf(L, "%s: image: %s", where, err.msg);
+        return eh_lua_failf(L, err.code, "%s: image: %s", where, err.msg);
     }
     lua_pushstring(L, ref.is_path ? "path" : "base64");
     lua_pushlstring(L, ref.data, ref.is_path ? strlen(ref.data) : ref.len);
@@ -312,7 +312,7 @@ static int pair_field(lua_State *L)
             return 1;
         char where[256];
         pair_where(d->ds, c, i, where, sizeof where);
-        return eh_lua_failf(L, "%s: %s", where, err.msg);
+        return eh_lua_failf(L, err.code, "%s: %s", where, err.msg);
     }
     lua_pushnil(L);
     return 1;
@@ -349,7 +349,7 @@ static int ds_count(lua_State *L)
     const char *name = luaL_checkstring(L, 2);
     long c = eh_dataset_find_category(d->ds, name);
     if (c < 0)
-        return eh_lua_failf(L, "unknown category \"%s\" in %s", name, eh_dataset_path(d->ds));
+        return eh_lua_failf(L, EH_EINVAL, "unknown category \"%s\" in %s", name, eh_dataset_path(d->ds));
     lua_pushinteger(L, (lua_Integer)eh_dataset_count(d->ds, (size_t)c));
     return 1;
 }
@@ -399,7 +399,7 @@ static int ds_pair(lua_State *L)
     size_t c = check_category(L, d, 2);
     lua_Integer i = luaL_checkinteger(L, 3);
     if (i < 1 || (size_t)i > eh_dataset_count(d->ds, c))
-        return eh_lua_failf(L, "no pair #%lld in category \"%s\" (%zu pairs)", (long long)i,
+        return eh_lua_failf(L, EH_EINVAL, "no pair #%lld in category \"%s\" (%zu pairs)", (long long)i,
                             eh_dataset_category(d->ds, c), eh_dataset_count(d->ds, c));
     push_pair(L, 1, c, (size_t)i);
     return 1;
@@ -421,7 +421,7 @@ static int ds_hash(lua_State *L)
 {
     const char *h = eh_dataset_hash(check_dataset(L, 1)->ds);
     if (!h)
-        return eh_lua_failf(L, "dataset hash: out of memory");
+        return eh_lua_failf(L, EH_ENOMEM, "dataset hash: out of memory");
     lua_pushstring(L, h);
     return 1;
 }
@@ -500,11 +500,13 @@ static const luaL_Reg ds_metamethods[] = {
     {NULL, NULL},
 };
 
+/* pair.image() after a failed decode: the same nil, message, code again. */
 static int image_failed(lua_State *L)
 {
     lua_pushnil(L);
     lua_pushvalue(L, lua_upvalueindex(1));
-    return 2;
+    lua_pushvalue(L, lua_upvalueindex(2));
+    return 3;
 }
 
 /* Pair __index: "image" decodes (see the top of this file); other keys come
@@ -517,7 +519,7 @@ static int pair_index(lua_State *L)
         int n = pair_image(L);
         if (n == 1 && !lua_isnil(L, -1))
             return 1;
-        lua_pushcclosure(L, image_failed, 1);   /* captures the message */
+        lua_pushcclosure(L, image_failed, 2);   /* captures the message and code */
         return 1;
     }
     lua_pushvalue(L, 2);

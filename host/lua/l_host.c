@@ -32,7 +32,7 @@ int eh_lua_fail(lua_State *L, const eh_error *err)
     return 3;
 }
 
-int eh_lua_failf(lua_State *L, const char *fmt, ...)
+int eh_lua_failf(lua_State *L, eh_status code, const char *fmt, ...)
 {
     char msg[EH_ERROR_MAX];
     va_list ap;
@@ -41,7 +41,8 @@ int eh_lua_failf(lua_State *L, const char *fmt, ...)
     va_end(ap);
     lua_pushnil(L);
     lua_pushstring(L, msg);
-    return 2;
+    lua_pushstring(L, eh_status_code(code));
+    return 3;
 }
 
 int eh_lua_read_flags(lua_State *L, int idx)

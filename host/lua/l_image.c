@@ -132,9 +132,9 @@ static int m_resize(lua_State *L)
     int f = luaL_checkoption(L, 4, "bilinear", filters);
     const eh_image_limits *lim = host_limits(L);
     if ((int64_t)w * h > lim->max_pixels)
-        return eh_lua_failf(L, "resize: %dx%d exceeds image.max_pixels (%lld)", w, h, (long long)lim->max_pixels);
+        return eh_lua_failf(L, EH_ELIMIT, "resize: %dx%d exceeds image.max_pixels (%lld)", w, h, (long long)lim->max_pixels);
     if (w > lim->max_side || h > lim->max_side)
-        return eh_lua_failf(L, "resize: %dx%d exceeds image.max_side (%d)", w, h, lim->max_side);
+        return eh_lua_failf(L, EH_ELIMIT, "resize: %dx%d exceeds image.max_side (%d)", w, h, lim->max_side);
     limage *p = new_image(L);
     eh_error err = {0};
     return image_result(L, p, eh_image_resize(img, w, h, (eh_resize_filter)f, &err), &err);
@@ -204,7 +204,7 @@ static int m_b64(lua_State *L)
     char *text = eh_b64_encode(buf, n, &tn);
     free(buf);
     if (!text)
-        return eh_lua_failf(L, "b64: out of memory for %zu bytes", n);
+        return eh_lua_failf(L, EH_ENOMEM, "b64: out of memory for %zu bytes", n);
     return push_bytes(L, (uint8_t *)text, tn);
 }
 

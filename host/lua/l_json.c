@@ -249,11 +249,11 @@ static int json_decode(lua_State *L)
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
         size_t off = at && at >= s && at <= s + len ? (size_t)(at - s) : 0;
-        return eh_lua_failf(L, "json: invalid JSON at offset %zu", off);
+        return eh_lua_failf(L, EH_EINVAL, "json: invalid JSON at offset %zu", off);
     }
     if (json_depth(root, max_depth(L)) > max_depth(L)) {
         cJSON_Delete(root);
-        return eh_lua_failf(L, "json: nested deeper than limits.max_json_depth (%d)", max_depth(L));
+        return eh_lua_failf(L, EH_ELIMIT, "json: nested deeper than limits.max_json_depth (%d)", max_depth(L));
     }
     /* push_json may raise (out of memory); keep root owned by a guard meanwhile */
     json_guard *g = new_guard(L, root);

@@ -114,7 +114,7 @@ static int tok_decode(lua_State *L)
             return luaL_error(L, "decode: ids[%d] is not an integer", (int)(i + 1));
         lua_pop(L, 1);
         if (v < 0 || v > INT32_MAX)
-            return eh_lua_failf(L, "tokenizer: unknown token id %lld (at %d)", (long long)v, (int)(i + 1));
+            return eh_lua_failf(L, EH_EINVAL, "tokenizer: unknown token id %lld (at %d)", (long long)v, (int)(i + 1));
         ids[i] = (int32_t)v;
     }
     char *text;

@@ -17,9 +17,10 @@ eh_host *eh_lua_host(lua_State *L);
 
 /* World failures in luaL_fileresult's shape: push nil, the message and the
  * status code ("EIO", eh_status_code); return 3 (for `return
- * eh_lua_fail(...)`).  eh_lua_failf: nil and a formatted message (2). */
+ * eh_lua_fail(...)`).  eh_lua_failf: the same three values with a formatted
+ * message and the given code. */
 int eh_lua_fail(lua_State *L, const eh_error *err);
-int eh_lua_failf(lua_State *L, const char *fmt, ...);
+int eh_lua_failf(lua_State *L, eh_status code, const char *fmt, ...);
 /* An optional options table at idx ({no_follow = true}) as eh_fs_open_read
  * flags: the run folder's files are read without following a link. */
 int eh_lua_read_flags(lua_State *L, int idx);

@@ -58,6 +58,9 @@ for _ = 1, 200 do
 end
 collectgarbage(); collectgarbage()
 assert(getmetatable(j.decode("[1,2]")) == j.array_mt)
+-- a world failure has luaL_fileresult's shape: nil, message, code
+local v, msg, code = j.decode("[1,")
+assert(v == nil and msg:find("invalid JSON", 1, true) and code == "EINVAL", tostring(msg) .. " " .. tostring(code))
 assert(j.decode(j.encode({1, {a = 1}}))[2].a == 1)
 print("ok")
 ''')

@@ -155,10 +155,10 @@ print(select(2, dataset.open(DS .. "/lines.json", {format = "json"})))
 ''', config="limits:\n  max_json_depth: 3\n"))
     lines = out.splitlines()
     assert lines[0] == 'a/x2 (#2): missing field "image"'
-    assert lines[1].endswith("seed.json:6:24: more than 2 pairs (limits.max_pairs)")
-    assert lines[2].endswith("nesting deeper than 3 (limits.max_json_depth)")   # from the config
+    assert lines[1].endswith("seed.json:6:24: more than 2 pairs (limits.max_pairs)\tELIMIT")
+    assert lines[2].endswith("nesting deeper than 3 (limits.max_json_depth)\tELIMIT")   # from the config
     assert 'unknown option "imagee"' in lines[3]
-    assert lines[4].endswith('lines.json:1:8: category "id": expected an object with "data_pairs" or a list of pairs')
+    assert lines[4].endswith('lines.json:1:8: category "id": expected an object with "data_pairs" or a list of pairs\tEINVAL')
 
 
 def test_structural_errors_are_data_errors(tmp_path):
@@ -168,9 +168,9 @@ print(select(2, dataset.open(DS .. "/notjson.json")))
 print(select(2, dataset.open(DS .. "/nope.json")))
 '''))
     lines = out.splitlines()
-    assert lines[0].startswith(DS + "/truncated.json:") and lines[0].endswith(": unterminated string (truncated?)")
-    assert lines[1] == DS + "/notjson.json:1:1: not a benchmark: expected '{' (categories) or '[' (pairs)"
-    assert lines[2] == DS + "/nope.json: No such file or directory"
+    assert lines[0].startswith(DS + "/truncated.json:") and lines[0].endswith(": unterminated string (truncated?)\tEINVAL")
+    assert lines[1] == DS + "/notjson.json:1:1: not a benchmark: expected '{' (categories) or '[' (pairs)\tEINVAL"
+    assert lines[2] == DS + "/nope.json: No such file or directory\tEIO"
 
 
 def test_close_is_idempotent_and_misuse_raises(tmp_path):

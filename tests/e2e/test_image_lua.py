@@ -136,7 +136,7 @@ local img = assert(image.load(DATA .. "/images/photo.png"))
 print(img:resize(200, 200))
 return 0
 ''', "--set", "image.max_pixels=10000")
-    assert rs.stdout.strip() == "nil\tresize: 200x200 exceeds image.max_pixels (10000)", rs.stdout
+    assert rs.stdout.strip() == "nil\tresize: 200x200 exceeds image.max_pixels (10000)\tELIMIT", rs.stdout
 
 
 def test_encodings_read_back_in_pillow(tmp_path):
