@@ -135,8 +135,9 @@ void eh_dataset_image_ref_release(const eh_dataset *ds, eh_dataset_image_ref *re
  * first call by streaming the map once, then cached. */
 const char *eh_dataset_hash(eh_dataset *ds);
 
-/* 1 when id can be a file name as it is: non-empty, valid UTF-8, at most
- * 255 bytes, no '/', '\\', "..", NUL or control characters, no leading '.'. */
+/* 1 when id can name a file: non-empty, valid UTF-8, no '/', '\\', "..",
+ * NUL or control characters, no leading '.'.  No length bound: a long id
+ * names its file as a prefix and a hash (the schedule's util.file_stem). */
 int eh_dataset_id_safe(const char *id, size_t len);
 /* Writes a file stem that always stays inside its folder: unsafe bytes become
  * '_', a leading '.' becomes '_', and when anything changed (or the id was
