@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "evalhost/backend.h"
+#include "evalhost/group.h"
 #include "evalhost/hf_hub.h"
 #include "evalhost/qwenimage_edit.h"
 #include "evalhost/torch_shim.h"
@@ -259,13 +260,25 @@ static int64_t editor_footprint(const eh_model *m)
 
 /* Requests with the same per-call settings go through the pipeline
  * together (items of one size share the transformer's batch). */
+/* eh_group_gather's `same`: one group shares every setting the pipeline
+ * takes per batch (a schedule rarely mixes them). */
+static int same_settings(const void *ctx, size_t i, size_t j)
+{
+    const eh_qwenimage_edit_params *a = (const eh_qwenimage_edit_params *)ctx + i;
+    const eh_qwenimage_edit_params *b = (const eh_qwenimage_edit_params *)ctx + j;
+    int same_neg = (!a->negative_prompt && !b->negative_prompt) ||
+                   (a->negative_prompt && b->negative_prompt && !strcmp(a->negative_prompt, b->negative_prompt));
+    return a->steps == b->steps && a->true_cfg_scale == b->true_cfg_scale && a->width == b->width &&
+           a->height == b->height && same_neg;
+}
+
 static eh_status editor_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n,
                              eh_error *err)
 {
     editor_model *t = m->impl;
     eh_qwenimage_edit_item *items = calloc(n ? n : 1, sizeof *items);
     eh_qwenimage_edit_params *params = calloc(n ? n : 1, sizeof *params);
-    char *done = calloc(n ? n : 1, 1);
+    unsigned char *done = calloc(n ? n : 1, 1);
     size_t *idx = calloc(n ? n : 1, sizeof *idx);
     /* the requests reordered into groups of equal settings: group g is
      * sorted[gstart[g] .. gstart[g + 1]), request idx[q] at position q */
@@ -307,17 +320,9 @@ static eh_status editor_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_r
         if (done[i])
             continue;
         gstart[ng] = k;
-        for (size_t j = i; j < n; j++) {
-            const eh_qwenimage_edit_params *a = &params[i], *b = &params[j];
-            int same_neg = (!a->negative_prompt && !b->negative_prompt) ||
-                           (a->negative_prompt && b->negative_prompt && !strcmp(a->negative_prompt, b->negative_prompt));
-            if (!done[j] && a->steps == b->steps && a->true_cfg_scale == b->true_cfg_scale && a->width == b->width &&
-                a->height == b->height && same_neg) {
-                sorted[k] = items[j];
-                idx[k++] = j;
-                done[j] = 1;
-            }
-        }
+        k += eh_group_gather(n, i, done, idx + k, same_settings, params);
+        for (size_t q = gstart[ng]; q < k; q++)
+            sorted[q] = items[idx[q]];
         eh_error e = { 0 };
         preps[ng] = eh_qwenimage_edit_prepare(t->pipe, sorted + gstart[ng], (int)(k - gstart[ng]), &params[i],
                                               gerrs + gstart[ng], &e);

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "evalhost/backend.h"
+#include "evalhost/group.h"
 #include "evalhost/torch_shim.h"
 
 typedef struct torch_model {
@@ -210,26 +211,19 @@ static int same_text(const char *a, const char *b)
     return !strcmp(a ? a : "", b ? b : "");
 }
 
-/* Marks the members of the group that starts at `first`: same size(s) and,
- * unless the module takes a list of texts, the same text. */
-static size_t gather(size_t n, size_t first, unsigned char *done, size_t *members, int text_list,
-                     int (*same)(const void *reqs, size_t a, size_t b, int text_list), const void *reqs)
-{
-    size_t k = 0;
-    for (size_t j = first; j < n; j++) {
-        if (done[j] || !same(reqs, first, j, text_list))
-            continue;
-        done[j] = 1;
-        members[k++] = j;
-    }
-    return k;
-}
+/* What eh_group_gather's `same` sees: a group shares its size(s) and,
+ * unless the module takes a list of texts, its text. */
+typedef struct group_ctx {
+    const void *reqs;
+    int text_list;
+} group_ctx;
 
-static int same_edit_group(const void *r, size_t a, size_t b, int text_list)
+static int same_edit_group(const void *ctx, size_t a, size_t b)
 {
-    const eh_edit_request *reqs = r;
+    const group_ctx *g = ctx;
+    const eh_edit_request *reqs = g->reqs;
     return reqs[a].image->width == reqs[b].image->width && reqs[a].image->height == reqs[b].image->height &&
-           (text_list || same_text(reqs[a].instruction, reqs[b].instruction));
+           (g->text_list || same_text(reqs[a].instruction, reqs[b].instruction));
 }
 
 static eh_status torch_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n,
@@ -250,11 +244,11 @@ static eh_status torch_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_re
             done[i] = 1;
         }
     }
-    int text_list = eh_torch_module_text_is_list(t->tm);
+    group_ctx gc = { reqs, eh_torch_module_text_is_list(t->tm) };
     for (size_t i = 0; i < n; i++) {
         if (done[i])
             continue;
-        size_t k = gather(n, i, done, members, text_list, same_edit_group, reqs);
+        size_t k = eh_group_gather(n, i, done, members, same_edit_group, &gc);
         for (size_t j = 0; j < k; j++) {
             imgs[j] = reqs[members[j]].image;
             texts[j] = reqs[members[j]].instruction ? reqs[members[j]].instruction : "";
@@ -288,9 +282,11 @@ static const char *judge_prompt(const eh_score_request *r)
     return r->instruction ? r->instruction : "";
 }
 
-static int same_score_group(const void *rp, size_t a, size_t b, int text_list)
+static int same_score_group(const void *ctx, size_t a, size_t b)
 {
-    const eh_score_request *r = rp;
+    const group_ctx *g = ctx;
+    const eh_score_request *r = g->reqs;
+    int text_list = g->text_list;
     return r[a].image->width == r[b].image->width && r[a].image->height == r[b].image->height &&
            r[a].original->width == r[b].original->width && r[a].original->height == r[b].original->height &&
            (text_list || same_text(judge_prompt(&r[a]), judge_prompt(&r[b])));
@@ -368,11 +364,11 @@ static eh_status torch_score(eh_model *m, const eh_score_request *reqs, eh_score
             done[i] = 1;
         }
     }
-    int text_list = eh_torch_module_text_is_list(t->tm);
+    group_ctx gc = { reqs, eh_torch_module_text_is_list(t->tm) };
     for (size_t i = 0; i < n; i++) {
         if (done[i])
             continue;
-        size_t k = gather(n, i, done, members, text_list, same_score_group, reqs);
+        size_t k = eh_group_gather(n, i, done, members, same_score_group, &gc);
         for (size_t j = 0; j < k; j++) {
             eds[j] = reqs[members[j]].image;
             origs[j] = reqs[members[j]].original;

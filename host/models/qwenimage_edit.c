@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "evalhost/footprint.h"
+#include "evalhost/group.h"
 #include "evalhost/json_file.h"
 #include "evalhost/native_config.h"
 #include "evalhost/qwen25vl_text_encoder.h"
@@ -910,6 +911,13 @@ static int same_layout(const prep_item *a, const prep_item *b)
     return 1;
 }
 
+/* eh_group_gather's `same` over the prepared items (ctx: the item array). */
+static int same_layout_at(const void *ctx, size_t a, size_t b)
+{
+    const prep_item *it = ctx;
+    return same_layout(&it[a], &it[b]);
+}
+
 eh_status eh_qwenimage_edit_denoise(eh_qwenimage_edit *p, eh_qwenimage_prepared *b,
                                     const eh_qwenimage_edit_params *params, eh_image **out, eh_error *item_errs,
                                     eh_error *err)
@@ -920,24 +928,21 @@ eh_status eh_qwenimage_edit_denoise(eh_qwenimage_edit *p, eh_qwenimage_prepared 
     for (int i = 0; i < b->n; i++)
         out[i] = NULL;
     const prep_item **g = malloc(sizeof *g * (size_t)(b->n > 0 ? b->n : 1));
-    int *idx = malloc(sizeof *idx * (size_t)(b->n > 0 ? b->n : 1));
-    char *done = calloc((size_t)(b->n > 0 ? b->n : 1), 1);
+    size_t *idx = malloc(sizeof *idx * (size_t)(b->n > 0 ? b->n : 1));
+    unsigned char *done = calloc((size_t)(b->n > 0 ? b->n : 1), 1);
     eh_image **res = malloc(sizeof *res * (size_t)(b->n > 0 ? b->n : 1));
     if (!g || !idx || !done || !res) {
         free(g), free(idx), free(done), free(res);
         return eh_fail(err, EH_ENOMEM, "out of memory");
     }
+    for (int i = 0; i < b->n; i++)
+        done[i] = !b->it[i].ok;   /* failed items join no group */
     for (int i = 0; i < b->n; i++) {
-        if (done[i] || !b->it[i].ok)
+        if (done[i])
             continue;
-        int k = 0;
-        for (int j = i; j < b->n; j++) {
-            const prep_item *a = &b->it[i], *c = &b->it[j];
-            if (!done[j] && c->ok && same_layout(a, c)) {
-                g[k] = c, idx[k++] = j;
-                done[j] = 1;
-            }
-        }
+        int k = (int)eh_group_gather((size_t)b->n, (size_t)i, done, idx, same_layout_at, b->it);
+        for (int j = 0; j < k; j++)
+            g[j] = &b->it[idx[j]];
         eh_error e = { 0 };
         for (int j = 0; j < k; j++)
             res[j] = NULL;
