@@ -8,8 +8,6 @@ local Run, log, stop = base.Run, base.log, base.stop
 -- written in the file (a file named by path: its bytes), its instruction, id
 -- and category. Cheap (no decode), so every edit record carries it and any run
 -- can later serve as run.reuse_edits_from.
-local IMAGE_FIELDS = { "original_image_b64", "image", "image_b64", "image_path" }
-
 local IMAGE_EXT = { png = true, jpg = true, jpeg = true, webp = true, bmp = true, gif = true }
 
 -- A dataset's image string that names a file (not base64, not a data: URL):
@@ -37,17 +35,25 @@ function Run:image_digest(v)
   return type(v) == "string" and h.hash(v) or "none"
 end
 
+-- The C dataset answers which field holds the image (dataset.image or its
+-- aliases) and whether it names a file (pair:image_source, dataset.c's one
+-- rule); an adapter's pair names its file in image_path.
+function Run:pair_image_digest(pair)
+  local h = util.host()
+  if type(self.dataset.resolve) ~= "function" or type(pair.image_source) ~= "function" then
+    return self:image_digest(pair.image_path)
+  end
+  local kind, data = pair:image_source()
+  if kind == nil then return "none" end   -- no usable image: the pair fails on its own
+  if kind == "path" then
+    local fh = h.hash_file(data)
+    return h.hash(fh and ("file:" .. fh) or data)
+  end
+  return type(data) == "string" and h.hash(data) or "none"
+end
+
 function Run:input_hash(cat, pair)
   local h = util.host()
-  local want = (self.config.dataset or {}).image
-  local v
-  if type(pair.field) == "function" then
-    for _, f in ipairs(want and { want } or IMAGE_FIELDS) do
-      v = pair:field(f)
-      if v ~= nil then break end
-    end
-  end
-  if v == nil then v = pair.image_path end
   local more = self:more_images_field(pair)
   if type(more) == "table" then
     local digests = {}
@@ -56,7 +62,7 @@ function Run:input_hash(cat, pair)
   end
   -- 64 bits are plenty to tell inputs apart and keep each journal line short
   return h.hash(util.canonical({ category = cat, id = pair.id, instruction = pair.instruction,
-    image = self:image_digest(v),
+    image = self:pair_image_digest(pair),
     more_images = more ~= nil and h.hash(util.canonical(more)) or nil })):sub(1, 16)
 end
 
