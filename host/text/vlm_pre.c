@@ -3,6 +3,7 @@
  * torchvision): smart_resize, Pillow 13's bicubic on uint8, float64 rescale cast to
  * float32, float32 normalise, patchify. */
 #include "evalhost/vlm_pre.h"
+#include "evalhost/image_rgb.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

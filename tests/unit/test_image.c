@@ -251,7 +251,7 @@ static void test_odd(void)
         char a[64], b[64];
         snprintf(a, sizeof a, "images/v_%s.png", rgb[i]);
         snprintf(b, sizeof b, "images/v_%s_rgb_ref.png", rgb[i]);
-        check_matches(a, b, NULL, 0);
+        check_matches(a, b, &drop, 0);
     }
     const char *rgba[] = {"graya", "rgba", "pal_trns"};
     for (int i = 0; i < 3; i++) {

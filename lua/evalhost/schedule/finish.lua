@@ -18,31 +18,6 @@ function Run:origin(rec)
   return { run = self.out, run_key = self.run_key }
 end
 
--- Every pair's row, one at a time, to fn(row): the report is written in
--- one streaming pass, so no list of 100k rows is ever held.
-function Run:each_row(fn)
-  for _, cat in ipairs(self.categories) do
-    for _, pair in self:pairs(cat) do
-      local id = pair_id(pair)
-      local e = self:done("edit", cat, id) or {}
-      local s = self:done("score", cat, id) or {}
-      local err, stage = e.error, e.stage
-      if not err then err, stage = s.error, s.stage end
-      if not err and not s.score then err, stage = "not scored", "schedule" end
-      fn({
-        category = cat, id = id, index = pair.index, instruction = pair.instruction,
-        description = pair.description,
-        score = s.score, text = s.text, error = err, failed_stage = stage, dims = s.dims,
-        official = s.official,   -- what a benchmark's official code counts for a reply ours fails (issue 25)
-        score_method = s.score_method, probs = s.probs,
-        image = e.image, image_hash = e.hash, edit_seconds = e.seconds, score_seconds = s.seconds,
-        -- only a run built on others (rejudge, reuse_edits_from) says where each step came from
-        provenance = #self.sources > 0 and { edit = self:origin(e), score = self:origin(s) } or nil,
-      })
-    end
-  end
-end
-
 -- Display width of a console cell: CJK characters take two columns.
 local function width(s)
   local w = 0
