@@ -316,8 +316,10 @@ static int resolve_script(cli *c)
 {
     const char *s = c->script;
     if (ends_with(s, ".yaml") || ends_with(s, ".yml") || ends_with(s, ".json")) {
-        fprintf(stderr, "evalhost: '%s' is a config, not a script: name the script first, "
-                "e.g. evalhost two_stage %s (evalhost list shows the scripts)\n", s, s);
+        fprintf(stderr,
+                "evalhost: '%s' is a config, not a script: name the script first, "
+                "e.g. evalhost two_stage %s (evalhost list shows the scripts)\n",
+                s, s);
         return -1;
     }
     if (access(s, R_OK) == 0)
@@ -333,8 +335,10 @@ static int resolve_script(cli *c)
                 return 0;
             }
         }
-        fprintf(stderr, "evalhost: cannot read script '%s': %s, and %s/scripts has no %s.lua "
-                "(evalhost list shows the scripts)\n", s, strerror(err), c->root, s);
+        fprintf(stderr,
+                "evalhost: cannot read script '%s': %s, and %s/scripts has no %s.lua "
+                "(evalhost list shows the scripts)\n",
+                s, strerror(err), c->root, s);
         return -1;
     }
     fprintf(stderr, "evalhost: cannot read script '%s': %s\n", s, strerror(err));
@@ -386,9 +390,10 @@ static void call_library(lua_State *L, const char *name, const char *fn, int n, 
     lua_getfield(L, -3, "path");
     lua_call(L, 2, 1);
     if (lua_isnil(L, -1))
-        luaL_error(L, "cannot find the Lua library (module %s) in %s/lua%s; set EVALHOST_PATH to the lua/ folder "
-                   "of an evalhost checkout or install", name, root[0] ? root : "(no data folder found)",
-                   getenv("EVALHOST_PATH") ? " or EVALHOST_PATH" : "");
+        luaL_error(L,
+                   "cannot find the Lua library (module %s) in %s/lua%s; set EVALHOST_PATH to the lua/ folder "
+                   "of an evalhost checkout or install",
+                   name, root[0] ? root : "(no data folder found)", getenv("EVALHOST_PATH") ? " or EVALHOST_PATH" : "");
     lua_pop(L, 2);
     lua_getglobal(L, "require");
     lua_pushstring(L, name);
@@ -445,8 +450,10 @@ static int pmain(lua_State *L)
     int handler = lua_gettop(L);
     int lrc = luaL_loadfile(L, a->c->script);
     if (lrc == LUA_ERRSYNTAX && looks_like_config(a->c->script))
-        return luaL_error(L, "%s is a config, not a script: name the script first, e.g. evalhost two_stage %s "
-                          "(evalhost list shows the scripts)", a->c->script, a->c->script);
+        return luaL_error(L,
+                          "%s is a config, not a script: name the script first, e.g. evalhost two_stage %s "
+                          "(evalhost list shows the scripts)",
+                          a->c->script, a->c->script);
     if (lrc != LUA_OK)
         return lua_error(L);   /* a syntax error or a missing script */
     for (int i = 0; i < a->c->n_args; i++)

@@ -14,27 +14,22 @@ enum { B64_WS = 0x40, B64_PAD = 0x41, B64_BAD = 0xff };
 
 static const uint8_t b64_table[256] = {
 #define X B64_BAD
-    X, X, X, X, X, X, X, X, X, B64_WS, B64_WS, B64_WS, B64_WS, B64_WS, X, X,
-    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-    B64_WS, X, X, X, X, X, X, X, X, X, X, 62, X, 62, X, 63,
-    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, X, X, X, B64_PAD, X, X,
-    X, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
-    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, X, X, X, X, 63,
-    X, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
-    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, X, X, X, X, X,
-    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  B64_WS, B64_WS, B64_WS, B64_WS, B64_WS, X,  X,  X,  X,       X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,      B64_WS, X,      X,      X,      X,  X,  X,  X,       X,  X,  X,  62,
+    X,  62, X,  63, 52, 53, 54, 55, 56, 57,     58,     59,     60,     61,     X,  X,  X,  B64_PAD, X,  X,  X,  0,
+    1,  2,  3,  4,  5,  6,  7,  8,  9,  10,     11,     12,     13,     14,     15, 16, 17, 18,      19, 20, 21, 22,
+    23, 24, 25, X,  X,  X,  X,  63, X,  26,     27,     28,     29,     30,     31, 32, 33, 34,      35, 36, 37, 38,
+    39, 40, 41, 42, 43, 44, 45, 46, 47, 48,     49,     50,     51,     X,      X,  X,  X,  X,       X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,      X,      X,      X,      X,      X,  X,  X,  X,       X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,      X,      X,      X,      X,      X,  X,  X,  X,       X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,      X,      X,      X,      X,      X,  X,  X,  X,       X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,      X,      X,      X,      X,      X,  X,  X,  X,       X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,      X,      X,      X,      X,      X,  X,  X,  X,       X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,      X,      X,      X,      X,
 #undef X
 };
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 size_t eh_b64_decoded_max(size_t text_len)
 {

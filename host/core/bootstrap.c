@@ -12,10 +12,13 @@ static uint64_t splitmix64(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
-eh_status eh_bootstrap_means(const double *const *groups, const size_t *sizes, size_t ngroups,
-                             size_t resamples, uint64_t seed, double *means, eh_error *err)
+eh_status eh_bootstrap_means(const double *const *groups, const size_t *sizes, size_t ngroups, size_t resamples,
+                             uint64_t seed, double *means, eh_error *err)
 {
     if (ngroups == 0 || resamples == 0)
         return eh_fail(err, EH_EINVAL, "bootstrap: needs at least one group and one resample");

@@ -30,9 +30,18 @@ static int match_all(const char *s, int (*pred)(int))
     return 1;
 }
 
-static int is_dec(int c) { return c >= '0' && c <= '9'; }
-static int is_oct(int c) { return c >= '0' && c <= '7'; }
-static int is_hex(int c) { return is_dec(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+static int is_dec(int c)
+{
+    return c >= '0' && c <= '9';
+}
+static int is_oct(int c)
+{
+    return c >= '0' && c <= '7';
+}
+static int is_hex(int c)
+{
+    return is_dec(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 static int is_float_text(const char *s)
 {
@@ -40,10 +49,16 @@ static int is_float_text(const char *s)
     int digits = 0;
     if (*p == '+' || *p == '-')
         p++;
-    while (is_dec(*p)) { p++; digits++; }
+    while (is_dec(*p)) {
+        p++;
+        digits++;
+    }
     if (*p == '.') {
         p++;
-        while (is_dec(*p)) { p++; digits++; }
+        while (is_dec(*p)) {
+            p++;
+            digits++;
+        }
     }
     if (!digits)
         return 0;
@@ -65,8 +80,8 @@ static eh_node *resolve_plain(const char *s, size_t len)
     eh_node *n;
     if (len == 0 || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL"))
         return eh_node_new(EH_NODE_NULL);
-    if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE") ||
-        !strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) {
+    if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE") || !strcmp(s, "false") || !strcmp(s, "False") ||
+        !strcmp(s, "FALSE")) {
         n = eh_node_new(EH_NODE_BOOL);
         if (n)
             n->u.boolean = (s[0] == 't' || s[0] == 'T');
@@ -206,7 +221,8 @@ static eh_node *scalar_node(builder *b, const yaml_event_t *ev)
                 n->u.number = v;
             }
         } else {
-            return fail_at(b, ev->start_mark, EH_EFORMAT, "unsupported tag '%s' (configs are data: only the core schema's tags are allowed)",
+            return fail_at(b, ev->start_mark, EH_EFORMAT,
+                           "unsupported tag '%s' (configs are data: only the core schema's tags are allowed)",
                            (const char *)ev->data.scalar.tag);
         }
     } else if (ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !tag) {
@@ -415,8 +431,7 @@ static eh_node *parse_node(builder *b, yaml_event_t *ev, int depth)
         }
         return fail_at(b, ev->start_mark, EH_EINVAL, "unknown alias '*%s'", name);
     }
-    default:
-        return fail_at(b, ev->start_mark, EH_EINVAL, "%s", "unexpected YAML event");
+    default: return fail_at(b, ev->start_mark, EH_EINVAL, "%s", "unexpected YAML event");
     }
     if (!n)
         return NULL;
@@ -438,13 +453,13 @@ static eh_node *parse_node(builder *b, yaml_event_t *ev, int depth)
     return n;
 }
 
-eh_node *eh_yaml_parse(const char *text, size_t len, const char *name,
-                       const eh_config_limits *limits, eh_error *err)
+eh_node *eh_yaml_parse(const char *text, size_t len, const char *name, const eh_config_limits *limits, eh_error *err)
 {
     eh_config_limits dflt = eh_config_default_limits();
     builder b = { .name = name ? name : "<yaml>", .limits = limits ? limits : &dflt, .err = err };
     eh_node *root = NULL;
-    eh_error_clear(err);   /* err->code is read below to tell "empty" from "failed"; a caller's stale error must not count */
+    eh_error_clear(
+        err);   /* err->code is read below to tell "empty" from "failed"; a caller's stale error must not count */
     if (len > b.limits->max_bytes) {
         eh_fail(err, EH_ELIMIT, "%s: %zu bytes exceeds the config size limit (%zu)", b.name, len, b.limits->max_bytes);
         return NULL;
@@ -465,8 +480,7 @@ eh_node *eh_yaml_parse(const char *text, size_t len, const char *name,
         }
         switch (ev.type) {
         case YAML_STREAM_START_EVENT:
-        case YAML_DOCUMENT_END_EVENT:
-            break;
+        case YAML_DOCUMENT_END_EVENT: break;
         case YAML_DOCUMENT_START_EVENT:
             if (++docs > 1) {
                 fail_at(&b, ev.start_mark, EH_EINVAL, "%s", "more than one YAML document");
@@ -475,9 +489,7 @@ eh_node *eh_yaml_parse(const char *text, size_t len, const char *name,
                 done = 1;
             }
             break;
-        case YAML_STREAM_END_EVENT:
-            done = 1;
-            break;
+        case YAML_STREAM_END_EVENT: done = 1; break;
         default:
             root = parse_node(&b, &ev, 1);
             if (!root)

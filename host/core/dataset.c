@@ -24,7 +24,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define NONE ((size_t)-1)
+#define NONE ((size_t) - 1)
 #define RELEASE_STEP ((size_t)8 << 20)    /* give back scanned pages every 8 MiB */
 #define READ_AHEAD ((size_t)32 << 20)     /* and ask the kernel for the next 32 MiB */
 #define PATH_GUESS_MAX 4096                /* longer image values are never paths */
@@ -59,7 +59,10 @@ typedef struct key_rec {
 
 /* Open-addressing table of (hash, value+1); 0 marks an empty slot. */
 typedef struct htab {
-    struct { uint64_t h; size_t v; } *slot;
+    struct {
+        uint64_t h;
+        size_t v;
+    } *slot;
     size_t cap, n;
 } htab;
 
@@ -132,8 +135,8 @@ static const char *astr(const eh_dataset *ds, size_t off)
  * where it would go.  The table is at most half full. */
 typedef int (*ht_eq)(const eh_dataset *ds, size_t v, const void *key, size_t len, size_t extra);
 
-static size_t ht_find(const eh_dataset *ds, const htab *t, uint64_t h, ht_eq eq,
-                      const void *key, size_t len, size_t extra)
+static size_t ht_find(const eh_dataset *ds, const htab *t, uint64_t h, ht_eq eq, const void *key, size_t len,
+                      size_t extra)
 {
     size_t i = (size_t)h & (t->cap - 1);
     while (t->slot[i].v && !(t->slot[i].h == h && eq(ds, t->slot[i].v - 1, key, len, extra)))
@@ -149,7 +152,7 @@ static int ht_reserve(htab *t)
     void *slot = calloc(cap, sizeof *t->slot);
     if (!slot)
         return -1;
-    htab nt = {slot, cap, t->n};
+    htab nt = { slot, cap, t->n };
     for (size_t i = 0; i < t->cap; i++) {
         if (!t->slot[i].v)
             continue;
@@ -199,7 +202,7 @@ static int id_eq(const eh_dataset *ds, size_t v, const void *key, size_t len, si
     return p->cat == extra && strlen(ds->arena + p->id) == len && memcmp(ds->arena + p->id, key, len) == 0;
 }
 
-static const char *const image_aliases[] = {"image", "image_b64", "image_path"};
+static const char *const image_aliases[] = { "image", "image_b64", "image_path" };
 
 /* Interns an unescaped key; returns its index or NONE on allocation failure. */
 static size_t intern_key(eh_dataset *ds, const char *k, size_t len)
@@ -212,7 +215,7 @@ static size_t intern_key(eh_dataset *ds, const char *k, size_t len)
         return ds->key_ht.slot[slot].v - 1;
     if (grow((void **)&ds->keys, &ds->keys_cap, ds->nkeys + 1, sizeof *ds->keys))
         return NONE;
-    key_rec kr = {arena_put(ds, k, len), len, EH_ROLE_OTHER, 0};
+    key_rec kr = { arena_put(ds, k, len), len, EH_ROLE_OTHER, 0 };
     if (kr.str == NONE)
         return NONE;
     for (int r = EH_ROLE_ID; r < N_ROLES; r++)
@@ -265,7 +268,7 @@ static size_t get_category(eh_dataset *ds, const char *name, size_t len, int bad
         return ds->cat_ht.slot[slot].v - 1;
     if (grow((void **)&ds->cats, &ds->cats_cap, ds->ncats + 1, sizeof *ds->cats))
         return NONE;
-    cat_rec c = {arena_put(ds, name, len), len, bad_utf8 || !eh_dataset_id_safe(name, len), NULL, 0, 0};
+    cat_rec c = { arena_put(ds, name, len), len, bad_utf8 || !eh_dataset_id_safe(name, len), NULL, 0, 0 };
     if (c.name == NONE)
         return NONE;
     ds->cats[ds->ncats] = c;
@@ -361,7 +364,7 @@ static void show_id(char *out, size_t n, const char *id, size_t len)
 static int finish_pair(scan *sc, pair_rec *p, size_t cat, int is_object, const char *note)
 {
     eh_dataset *ds = sc->ds;
-    problems pr = {{0}, 0};
+    problems pr = { { 0 }, 0 };
     char *tmp = NULL;
     size_t tlen;
 
@@ -388,7 +391,8 @@ static int finish_pair(scan *sc, pair_rec *p, size_t cat, int is_object, const c
             goto nomem;
     }
     if (ds->npairs >= ds->params.max_pairs)
-        return eh_jscan_fail(&sc->j, EH_ELIMIT, (size_t)p->off, "more than %zu pairs (limits.max_pairs)", ds->params.max_pairs);
+        return eh_jscan_fail(&sc->j, EH_ELIMIT, (size_t)p->off, "more than %zu pairs (limits.max_pairs)",
+                             ds->params.max_pairs);
     cat_rec *c = &ds->cats[cat];
     if (c->unsafe)
         problem(&pr, "unsafe category name");
@@ -473,8 +477,8 @@ static int finish_pair(scan *sc, pair_rec *p, size_t cat, int is_object, const c
         ds->nbad++;
     }
     free(tmp);
-    if (grow((void **)&c->pairs, &c->cap, c->n + 1, sizeof *c->pairs)
-        || grow((void **)&ds->pairs, &ds->pairs_cap, ds->npairs + 1, sizeof *ds->pairs))
+    if (grow((void **)&c->pairs, &c->cap, c->n + 1, sizeof *c->pairs) ||
+        grow((void **)&ds->pairs, &ds->pairs_cap, ds->npairs + 1, sizeof *ds->pairs))
         goto nomem;
     c->pairs[c->n++] = ds->npairs;
     ds->pairs[ds->npairs++] = *p;
@@ -501,7 +505,7 @@ static int scan_pair(scan *sc, int depth, size_t cat)
 {
     eh_dataset *ds = sc->ds;
     pair_rec p = new_pair(ds, sc->j.pos);
-    uint8_t rank[N_ROLES] = {0};
+    uint8_t rank[N_ROLES] = { 0 };
     char problem_text[160] = "";
     int more = eh_jscan_open(&sc->j, depth);
     if (more < 0)
@@ -519,8 +523,12 @@ static int scan_pair(scan *sc, int depth, size_t cat)
                 return -1;
         } else {
             vs = sc->j.pos;
-            type = c == '{' ? EH_JSON_OBJECT : c == '[' ? EH_JSON_ARRAY : c == 't' ? EH_JSON_TRUE
-                 : c == 'f' ? EH_JSON_FALSE : c == 'n' ? EH_JSON_NULL : EH_JSON_NUMBER;
+            type = c == '{'   ? EH_JSON_OBJECT
+                   : c == '[' ? EH_JSON_ARRAY
+                   : c == 't' ? EH_JSON_TRUE
+                   : c == 'f' ? EH_JSON_FALSE
+                   : c == 'n' ? EH_JSON_NULL
+                              : EH_JSON_NUMBER;
             if (eh_jscan_skip(&sc->j, depth + 1))
                 return -1;
             vl = sc->j.pos - vs;
@@ -542,7 +550,7 @@ static int scan_pair(scan *sc, int depth, size_t cat)
             return eh_jscan_fail(&sc->j, EH_ENOMEM, ks, "out of memory");
         if (grow((void **)&ds->fields, &ds->fields_cap, ds->nfields + 1, sizeof *ds->fields))
             return eh_jscan_fail(&sc->j, EH_ENOMEM, ks, "out of memory");
-        field_rec fr = {vs, vl, (uint32_t)key, (uint8_t)type, (uint8_t)vf};
+        field_rec fr = { vs, vl, (uint32_t)key, (uint8_t)type, (uint8_t)vf };
         int role = ds->keys[key].role;
         if (role != EH_ROLE_OTHER) {
             int idx = (int)(ds->nfields - p.first_field);
@@ -700,8 +708,8 @@ static int scan_file(scan *sc)
         return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "empty file (no benchmark)");
     eh_dataset_format fmt = ds->params.format;
     if (fmt == EH_DATASET_AUTO)
-        fmt = eh_ends_with(ds->path, ".jsonl") || (sc->j.b[sc->j.pos] == '{' && looks_like_jsonl(sc))
-                  ? EH_DATASET_JSONL : EH_DATASET_JSON;
+        fmt = eh_ends_with(ds->path, ".jsonl") || (sc->j.b[sc->j.pos] == '{' && looks_like_jsonl(sc)) ? EH_DATASET_JSONL
+                                                                                                      : EH_DATASET_JSON;
     ds->format = fmt;
     if (fmt == EH_DATASET_JSONL)
         return scan_jsonl(sc);
@@ -716,7 +724,8 @@ static int scan_file(scan *sc)
         return r;
     eh_jscan_ws(&sc->j);
     if (sc->j.pos < sc->j.n)
-        return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos, "data after the top-level value (JSONL? name the file .jsonl)");
+        return eh_jscan_fail(&sc->j, EH_EINVAL, sc->j.pos,
+                             "data after the top-level value (JSONL? name the file .jsonl)");
     return 0;
 }
 
@@ -804,8 +813,10 @@ eh_dataset *eh_dataset_open(const char *path, const eh_dataset_params *params, e
         }
     }
 
-    scan sc = {{ds->map, ds->size, 0, ds->path, ds->params.max_json_depth,
-                malloc((size_t)ds->params.max_json_depth + 1), err}, ds, 0};
+    scan sc = { { ds->map, ds->size, 0, ds->path, ds->params.max_json_depth,
+                  malloc((size_t)ds->params.max_json_depth + 1), err },
+                ds,
+                0 };
     if (!sc.j.stack) {
         eh_fail(err, EH_ENOMEM, "%s: out of memory", path);
         goto fail;
@@ -851,12 +862,30 @@ void eh_dataset_free(eh_dataset *ds)
 
 /* ---- accessors ------------------------------------------------------------ */
 
-const char *eh_dataset_path(const eh_dataset *ds) { return ds->path; }
-size_t eh_dataset_size(const eh_dataset *ds) { return ds->size; }
-eh_dataset_format eh_dataset_detected_format(const eh_dataset *ds) { return ds->format; }
-size_t eh_dataset_total(const eh_dataset *ds) { return ds->npairs; }
-size_t eh_dataset_bad(const eh_dataset *ds) { return ds->nbad; }
-size_t eh_dataset_ncategories(const eh_dataset *ds) { return ds->ncats; }
+const char *eh_dataset_path(const eh_dataset *ds)
+{
+    return ds->path;
+}
+size_t eh_dataset_size(const eh_dataset *ds)
+{
+    return ds->size;
+}
+eh_dataset_format eh_dataset_detected_format(const eh_dataset *ds)
+{
+    return ds->format;
+}
+size_t eh_dataset_total(const eh_dataset *ds)
+{
+    return ds->npairs;
+}
+size_t eh_dataset_bad(const eh_dataset *ds)
+{
+    return ds->nbad;
+}
+size_t eh_dataset_ncategories(const eh_dataset *ds)
+{
+    return ds->ncats;
+}
 
 const char *eh_dataset_category(const eh_dataset *ds, size_t c)
 {
@@ -919,8 +948,7 @@ static void fill_field(const eh_dataset *ds, const field_rec *f, eh_dataset_fiel
     out->bad_utf8 = (f->flags & EH_JSTR_BAD) != 0;
 }
 
-eh_status eh_dataset_field_at(const eh_dataset *ds, size_t c, size_t i, size_t k, eh_dataset_field *out,
-                              eh_error *err)
+eh_status eh_dataset_field_at(const eh_dataset *ds, size_t c, size_t i, size_t k, eh_dataset_field *out, eh_error *err)
 {
     const pair_rec *p = get_pair(ds, c, i, err);
     if (!p)
@@ -931,14 +959,15 @@ eh_status eh_dataset_field_at(const eh_dataset *ds, size_t c, size_t i, size_t k
     return EH_OK;
 }
 
-eh_status eh_dataset_field_role(const eh_dataset *ds, size_t c, size_t i, eh_field_role role,
-                                eh_dataset_field *out, eh_error *err)
+eh_status eh_dataset_field_role(const eh_dataset *ds, size_t c, size_t i, eh_field_role role, eh_dataset_field *out,
+                                eh_error *err)
 {
     const pair_rec *p = get_pair(ds, c, i, err);
     if (!p)
         return EH_EINVAL;
     if ((int)role <= EH_ROLE_OTHER || (int)role >= N_ROLES || p->role[role] < 0)
-        return eh_fail(err, EH_EINVAL, "missing field \"%s\"", (int)role > 0 && (int)role < N_ROLES ? ds->names[role] : "?");
+        return eh_fail(err, EH_EINVAL, "missing field \"%s\"",
+                       (int)role > 0 && (int)role < N_ROLES ? ds->names[role] : "?");
     fill_field(ds, &ds->fields[p->first_field + (size_t)p->role[role]], out);
     return EH_OK;
 }
@@ -972,8 +1001,8 @@ char *eh_dataset_string(const eh_dataset_field *f, size_t *len, eh_error *err)
 
 static int b64_char(uint8_t c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/'
-           || c == '-' || c == '_' || c == '=' || c == ' ' || c == '\n' || c == '\r' || c == '\t';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+           c == '-' || c == '_' || c == '=' || c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
 /* Resolves rel inside dir: refuses absolute paths, ".." components and
@@ -1116,8 +1145,7 @@ const char *eh_dataset_hash(eh_dataset *ds)
     XXH128_hash_t h = XXH3_128bits_digest(st);
     XXH3_freeState(st);
     /* same text as eh_hash_hex: high 64 bits first */
-    snprintf(ds->hash, sizeof ds->hash, "%016llx%016llx", (unsigned long long)h.high64,
-             (unsigned long long)h.low64);
+    snprintf(ds->hash, sizeof ds->hash, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
     ds->hashed = 1;
     return ds->hash;
 }
@@ -1165,8 +1193,8 @@ eh_status eh_dataset_safe_name(const char *id, size_t len, char *buf, size_t n, 
             i += k;
             continue;
         }
-        int keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'
-                   || c == '_' || (c == '.' && o > 0 && buf[o - 1] != '.');
+        int keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                   (c == '.' && o > 0 && buf[o - 1] != '.');
         buf[o++] = keep ? (char)c : '_';
         i++;
     }

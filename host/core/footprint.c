@@ -15,9 +15,12 @@
 
 size_t eh_dtype_bytes(const char *dtype)
 {
-    static const struct { const char *name; size_t size; } names[] = {
-        { "float32", 4 }, { "fp32", 4 }, { "float", 4 }, { "float16", 2 }, { "fp16", 2 },
-        { "half", 2 },    { "bfloat16", 2 }, { "bf16", 2 },
+    static const struct {
+        const char *name;
+        size_t size;
+    } names[] = {
+        { "float32", 4 }, { "fp32", 4 }, { "float", 4 },    { "float16", 2 },
+        { "fp16", 2 },    { "half", 2 }, { "bfloat16", 2 }, { "bf16", 2 },
     };
     for (size_t i = 0; dtype && i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(dtype, names[i].name))
@@ -96,7 +99,7 @@ eh_status eh_footprint_safetensors_still(const char *path, const char *dtype, eh
 }
 
 eh_status eh_footprint_safetensors_without(const char *path, const char *dtype, const char *skip, eh_footprint *out,
-                                          eh_error *err)
+                                           eh_error *err)
 {
     return count(path, dtype, 0, skip, out, err);
 }

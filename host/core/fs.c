@@ -17,7 +17,7 @@ eh_status eh_fs_mkdir_p(const char *path, eh_error *err)
     if (len == 0 || len >= sizeof buf)
         return eh_fail(err, EH_EINVAL, "%s: bad folder name", path);
     memcpy(buf, path, len + 1);
-    for (char *p = buf + 1; ; p++) {
+    for (char *p = buf + 1;; p++) {
         if (*p == '/' || *p == '\0') {
             char saved = *p;
             *p = '\0';

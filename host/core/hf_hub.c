@@ -61,7 +61,8 @@ static int is_hash(const char *s)
 static eh_status resolve_path(const char *path, const char *marker, eh_hf_snapshot *out, eh_error *err)
 {
     if (!is_dir(path))
-        return eh_fail(err, EH_EIO, "model path %s: %s", path, errno == ENOENT ? "no such directory" : "not a directory");
+        return eh_fail(err, EH_EIO, "model path %s: %s", path,
+                       errno == ENOENT ? "no such directory" : "not a directory");
     if (strlen(path) >= sizeof out->dir)
         return eh_fail(err, EH_EINVAL, "model path is too long");
     snprintf(out->dir, sizeof out->dir, "%s", path);
@@ -95,8 +96,8 @@ eh_status eh_hf_resolve_file(const char *id, const char *path, const char *revis
     if (!id || !*id)
         return eh_fail(err, EH_EINVAL, "no model: give a Hugging Face id (Org/Name) or a path");
     if (!valid_id(id))
-        return eh_fail(err, EH_EINVAL, "'%s' is not a Hugging Face model id (Org/Name of letters, digits, '.', '_', '-')",
-                       id);
+        return eh_fail(err, EH_EINVAL,
+                       "'%s' is not a Hugging Face model id (Org/Name of letters, digits, '.', '_', '-')", id);
     const char *rev = revision && *revision ? revision : "main";
     if (!valid_ref(rev))
         return eh_fail(err, EH_EINVAL, "%s: bad revision '%s'", id, rev);

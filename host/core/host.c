@@ -108,9 +108,12 @@ void eh_host_forget_model(eh_host *host, const void *model)
 
 int eh_parse_bytes(const char *s, int64_t *out)
 {
-    static const struct { const char *unit; double scale; } units[] = {
-        { "", 1 },        { "B", 1 },         { "KB", 1e3 },          { "MB", 1e6 },          { "GB", 1e9 },
-        { "TB", 1e12 },   { "KiB", 1024.0 },  { "MiB", 1048576.0 },   { "GiB", 1073741824.0 }, { "TiB", 1099511627776.0 },
+    static const struct {
+        const char *unit;
+        double scale;
+    } units[] = {
+        { "", 1 },      { "B", 1 },        { "KB", 1e3 },        { "MB", 1e6 },           { "GB", 1e9 },
+        { "TB", 1e12 }, { "KiB", 1024.0 }, { "MiB", 1048576.0 }, { "GiB", 1073741824.0 }, { "TiB", 1099511627776.0 },
     };
     if (!s)
         return -1;

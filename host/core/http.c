@@ -167,7 +167,10 @@ void eh_http_client_free(eh_http_client *c)
     curl_global_cleanup();
 }
 
-int eh_http_consecutive_failures(const eh_http_client *c) { return c->consecutive_failures; }
+int eh_http_consecutive_failures(const eh_http_client *c)
+{
+    return c->consecutive_failures;
+}
 
 void eh_http_response_clear(eh_http_response *r)
 {
@@ -248,8 +251,7 @@ static int add_header(struct curl_slist **list, const char *h)
 }
 
 /* Starts one attempt; on failure the response is final. */
-static eh_status slot_start(eh_http_client *c, slot *s, const eh_http_request *rq, eh_http_response *rs,
-                            eh_error *err)
+static eh_status slot_start(eh_http_client *c, slot *s, const eh_http_request *rq, eh_http_response *rs, eh_error *err)
 {
     s->len = 0;
     s->too_large = 0;
@@ -312,8 +314,7 @@ static eh_status slot_start(eh_http_client *c, slot *s, const eh_http_request *r
         for (size_t i = 0; i < rq->n_parts; i++) {
             const eh_http_part *pt = &rq->parts[i];
             curl_mimepart *mp = curl_mime_addpart(s->mime);
-            if (!mp || curl_mime_name(mp, pt->name) != CURLE_OK ||
-                curl_mime_data(mp, pt->data, pt->len) != CURLE_OK ||
+            if (!mp || curl_mime_name(mp, pt->name) != CURLE_OK || curl_mime_data(mp, pt->data, pt->len) != CURLE_OK ||
                 (pt->filename && curl_mime_filename(mp, pt->filename) != CURLE_OK) ||
                 (pt->content_type && curl_mime_type(mp, pt->content_type) != CURLE_OK))
                 return eh_fail(err, EH_ENOMEM, "%s: out of memory (multipart)", c->what);
@@ -347,10 +348,8 @@ static int retryable_curl(CURLcode rc)
     case CURLE_PARTIAL_FILE:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-        return 1;
-    default:
-        return 0;
+    case CURLE_HTTP2_STREAM: return 1;
+    default: return 0;
     }
 }
 
@@ -458,8 +457,6 @@ static int slot_finish(eh_http_client *c, slot *s, CURLcode rc, eh_http_response
         c->consecutive_failures = 0;
     return down;
 }
-
-
 
 static eh_status copy_request(void *ud, size_t i, eh_http_request *rq, eh_error *err)
 {

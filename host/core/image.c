@@ -24,7 +24,6 @@
 #include <webp/decode.h>
 #include <webp/encode.h>
 
-
 /* stb is vendored code: its warnings are not ours to fix. */
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
@@ -54,7 +53,8 @@
 #define EH_DEFAULT_MAX_PIXELS 64000000
 #define EH_DEFAULT_MAX_SIDE 65535
 #define EH_DEFAULT_MAX_B64 ((size_t)1 << 30)
-#define EH_DEFAULT_PNG_LEVEL 2   /* saves are on the per-pair path: the fast filter + deflate level (README, Performance) */
+#define EH_DEFAULT_PNG_LEVEL                                                                                           \
+    2   /* saves are on the per-pair path: the fast filter + deflate level (README, Performance) */
 #define EH_DEFAULT_JPEG_QUALITY 90
 
 eh_image_limits eh_image_default_limits(void)
@@ -197,11 +197,11 @@ eh_status eh_image_check_size(int64_t w, int64_t h, const eh_image_limits *limit
     if (w <= 0 || h <= 0)
         return eh_fail(err, EH_EINVAL, "image has no pixels (%lldx%lld in the header)", (long long)w, (long long)h);
     if (w > lim->max_pixels / h)       /* w*h > max_pixels without overflowing int64 */
-        return eh_fail(err, EH_ELIMIT, "image %lldx%lld exceeds image.max_pixels (%lld)",
-                       (long long)w, (long long)h, (long long)lim->max_pixels);
+        return eh_fail(err, EH_ELIMIT, "image %lldx%lld exceeds image.max_pixels (%lld)", (long long)w, (long long)h,
+                       (long long)lim->max_pixels);
     if (w > lim->max_side || h > lim->max_side)
-        return eh_fail(err, EH_ELIMIT, "image %lldx%lld exceeds image.max_side (%d)",
-                       (long long)w, (long long)h, lim->max_side);
+        return eh_fail(err, EH_ELIMIT, "image %lldx%lld exceeds image.max_side (%d)", (long long)w, (long long)h,
+                       lim->max_side);
     return EH_OK;
 }
 
@@ -226,8 +226,7 @@ static int tiff_u16(const uint8_t *p, int le)
 
 static uint32_t tiff_u32(const uint8_t *p, int le)
 {
-    return le ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24
-              : be32(p);
+    return le ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24 : be32(p);
 }
 
 /* Orientation tag (0x0112) of IFD0 in a TIFF block; 1 when absent or bad. */
@@ -263,7 +262,7 @@ static int exif_orientation(const uint8_t *t, size_t n)
 
 static jpeg_meta jpeg_scan_markers(const uint8_t *p, size_t n)
 {
-    jpeg_meta m = {1, 0};
+    jpeg_meta m = { 1, 0 };
     size_t i = 2;
     while (i + 4 <= n) {
         if (p[i] != 0xff)
@@ -354,10 +353,26 @@ static eh_image *apply_orientation(eh_image *src, int o, eh_error *err)
     }
     ptrdiff_t px = (ptrdiff_t)C, row = (ptrdiff_t)W * px, origin, dx, dy;
     switch (o) {
-    case 5: origin = 0; dx = row; dy = px; break;
-    case 6: origin = (H - 1) * row; dx = -row; dy = px; break;
-    case 7: origin = (H - 1) * row + (W - 1) * px; dx = -row; dy = -px; break;
-    default: origin = (W - 1) * px; dx = row; dy = -px; break;     /* 8 */
+    case 5:
+        origin = 0;
+        dx = row;
+        dy = px;
+        break;
+    case 6:
+        origin = (H - 1) * row;
+        dx = -row;
+        dy = px;
+        break;
+    case 7:
+        origin = (H - 1) * row + (W - 1) * px;
+        dx = -row;
+        dy = -px;
+        break;
+    default:
+        origin = (W - 1) * px;
+        dx = row;
+        dy = -px;
+        break;     /* 8 */
     }
     const int T = 64;
     int ow = dst->width, oh = dst->height;
@@ -410,8 +425,8 @@ static eh_image *decode_jpeg(const uint8_t *b, size_t len, const eh_image_limits
      * TurboJPEG reports the last warning, so any later one still refuses.
      * LIMITSCANS refuses progressive files of more than 500 scans, a known
      * way to make a small file cost minutes of CPU. */
-    if (tjDecompress2(tj, b, (unsigned long)len, img->pixels, w, 0, h,
-                      is_cmyk ? TJPF_CMYK : TJPF_RGB, TJFLAG_LIMITSCANS) != 0) {
+    if (tjDecompress2(tj, b, (unsigned long)len, img->pixels, w, 0, h, is_cmyk ? TJPF_CMYK : TJPF_RGB,
+                      TJFLAG_LIMITSCANS) != 0) {
         const char *why = tjGetErrorStr2(tj);
         if (tjGetErrorCode(tj) == TJERR_WARNING && strstr(why, "extraneous bytes before marker"))
             goto decoded;
@@ -436,7 +451,10 @@ decoded:
         for (size_t i = 0; i < n; i++, s += 4, o += 3) {
             int c = s[0], m = s[1], y = s[2], k = s[3];
             if (!meta.adobe) {
-                c = 255 - c; m = 255 - m; y = 255 - y; k = 255 - k;
+                c = 255 - c;
+                m = 255 - m;
+                y = 255 - y;
+                k = 255 - k;
             }
             o[0] = muldiv255(c, k);
             o[1] = muldiv255(m, k);
@@ -451,11 +469,11 @@ done:
     return img;
 }
 
-
 /* ------------------------------------------------------------------------ */
 /* stb (PNG fallback, BMP, GIF) and WebP                                    */
 
-static eh_image *decode_stb(const uint8_t *b, size_t len, eh_image_format fmt, const eh_image_limits *lim, eh_error *err)
+static eh_image *decode_stb(const uint8_t *b, size_t len, eh_image_format fmt, const eh_image_limits *lim,
+                            eh_error *err)
 {
     const char *name = fmt == EH_FMT_PNG ? "PNG" : fmt == EH_FMT_GIF ? "GIF" : "BMP";
     if (len > INT_MAX) {
@@ -475,7 +493,7 @@ static eh_image *decode_stb(const uint8_t *b, size_t len, eh_image_format fmt, c
         return NULL;
     /* stb grows its IDAT buffer to a chunk's claimed length before reading
      * it, so a 100-byte PNG could ask for 2 GB: check the lengths first. */
-    for (size_t i = 8; fmt == EH_FMT_PNG && i < len; ) {
+    for (size_t i = 8; fmt == EH_FMT_PNG && i < len;) {
         if (len - i < 8) {
             eh_fail(err, EH_EINVAL, "truncated PNG (chunk header cut at byte %zu)", i);
             return NULL;
@@ -495,8 +513,8 @@ static eh_image *decode_stb(const uint8_t *b, size_t len, eh_image_format fmt, c
     uint8_t *px = stbi_load_from_memory(b, (int)len, &w2, &h2, &c2, want);
     if (!px) {
         const char *why = stbi_failure_reason();
-        int trunc = why && (strstr(why, "unexpected end") || strstr(why, "no IEND") || strstr(why, "outofdata")
-                            || strstr(why, "truncated"));
+        int trunc = why && (strstr(why, "unexpected end") || strstr(why, "no IEND") || strstr(why, "outofdata") ||
+                            strstr(why, "truncated"));
         eh_fail(err, EH_EINVAL, "%s %s (%s)", trunc ? "truncated" : "corrupt", name, why ? why : "?");
         return NULL;
     }
@@ -559,11 +577,11 @@ eh_image *eh_image_decode(const void *bytes, size_t len, const eh_image_limits *
     }
     eh_image_format fmt = eh_image_sniff(b, len);
     switch (fmt) {
-    case EH_FMT_JPEG:
-        return decode_jpeg(b, len, lim, err);
+    case EH_FMT_JPEG: return decode_jpeg(b, len, lim, err);
     case EH_FMT_PNG: {
         /* stb refuses some huge headers with a vague message: check first. */
-        if (len >= 24 && memcmp(b + 12, "IHDR", 4) == 0 && eh_image_check_size(be32(b + 16), be32(b + 20), lim, err) != EH_OK)
+        if (len >= 24 && memcmp(b + 12, "IHDR", 4) == 0 &&
+            eh_image_check_size(be32(b + 16), be32(b + 20), lim, err) != EH_OK)
             return NULL;
         /* our libdeflate decoder first (several times faster); stb for what
          * it hands back (interlaced, depths below 8, colour keys) */
@@ -573,12 +591,9 @@ eh_image *eh_image_decode(const void *bytes, size_t len, const eh_image_limits *
         return decode_stb(b, len, fmt, lim, err);
     }
     case EH_FMT_BMP:
-    case EH_FMT_GIF:
-        return decode_stb(b, len, fmt, lim, err);
-    case EH_FMT_WEBP:
-        return decode_webp(b, len, lim, err);
-    case EH_FMT_UNKNOWN:
-        break;
+    case EH_FMT_GIF: return decode_stb(b, len, fmt, lim, err);
+    case EH_FMT_WEBP: return decode_webp(b, len, lim, err);
+    case EH_FMT_UNKNOWN: break;
     }
     char hex[3 * 8 + 1] = "";
     size_t k = len < 8 ? len : 8, at = 0;
@@ -614,7 +629,7 @@ eh_image *eh_image_load(const char *path, const eh_image_limits *limits, eh_erro
     size_t n;
     if (eh_fs_read_ex(path, 0, limits ? limits->read_flags : 0, &buf, &n, err) != EH_OK)
         return NULL;
-    eh_error e = {0};
+    eh_error e = { 0 };
     eh_image *img = eh_image_decode(buf, n, limits, &e);
     free(buf);
     if (!img)
@@ -622,17 +637,17 @@ eh_image *eh_image_load(const char *path, const eh_image_limits *limits, eh_erro
     return img;
 }
 
-eh_status eh_image_encode_for_path(const eh_image *img, const char *path, uint8_t **out, size_t *out_len,
-                                   eh_error *err)
+eh_status eh_image_encode_for_path(const eh_image *img, const char *path, uint8_t **out, size_t *out_len, eh_error *err)
 {
     eh_image_format fmt = eh_image_format_from_path(path);
     if (fmt == EH_FMT_UNKNOWN) {
         const char *slash = strrchr(path, '/');
         if (strchr(slash ? slash : path, '.'))
-            return eh_fail(err, EH_EFORMAT, "%s: unsupported image format for saving (use .png, .jpg, .bmp or .webp)", path);
+            return eh_fail(err, EH_EFORMAT, "%s: unsupported image format for saving (use .png, .jpg, .bmp or .webp)",
+                           path);
         fmt = EH_FMT_PNG;
     }
-    eh_error e = {0};
+    eh_error e = { 0 };
     if (eh_image_encode(img, fmt, out, out_len, &e) != EH_OK)
         return eh_fail(err, e.code, "%s: %s", path, e.msg);
     return EH_OK;
@@ -681,7 +696,6 @@ static void membuf_write(void *ctx, void *data, int size)
     m->n += (size_t)size;
 }
 
-
 eh_status eh_image_encode_png(const eh_image *img, int level, uint8_t **out, size_t *out_len, eh_error *err)
 {
     *out = NULL;
@@ -709,8 +723,8 @@ eh_status eh_image_encode_jpeg(const eh_image *img, int quality, uint8_t **out, 
     /* High qualities ask for colour detail too: keep full-resolution chroma. */
     int subsamp = quality >= 90 ? TJSAMP_444 : TJSAMP_420;
     eh_status st = EH_OK;
-    if (tjCompress2(tj, img->pixels, img->width, 0, img->height, img->channels == 4 ? TJPF_RGBA : TJPF_RGB,
-                    &jb, &jn, subsamp, quality, 0) != 0) {
+    if (tjCompress2(tj, img->pixels, img->width, 0, img->height, img->channels == 4 ? TJPF_RGBA : TJPF_RGB, &jb, &jn,
+                    subsamp, quality, 0) != 0) {
         st = eh_fail(err, EH_EINVAL, "jpeg: encoding failed (%s)", tjGetErrorStr2(tj));
     } else if (!(*out = malloc(jn))) {
         st = eh_fail(err, EH_ENOMEM, "jpeg: out of memory for %lu bytes", jn);
@@ -728,12 +742,10 @@ eh_status eh_image_encode(const eh_image *img, eh_image_format fmt, uint8_t **ou
     *out = NULL;
     *out_len = 0;
     switch (fmt) {
-    case EH_FMT_PNG:
-        return eh_image_encode_png(img, -1, out, out_len, err);
-    case EH_FMT_JPEG:
-        return eh_image_encode_jpeg(img, -1, out, out_len, err);
+    case EH_FMT_PNG: return eh_image_encode_png(img, -1, out, out_len, err);
+    case EH_FMT_JPEG: return eh_image_encode_jpeg(img, -1, out, out_len, err);
     case EH_FMT_BMP: {
-        membuf m = {0};
+        membuf m = { 0 };
         if (!stbi_write_bmp_to_func(membuf_write, &m, img->width, img->height, img->channels, img->pixels) || m.oom) {
             free(m.p);
             return eh_fail(err, EH_ENOMEM, "bmp: encoding failed");
@@ -746,8 +758,8 @@ eh_status eh_image_encode(const eh_image *img, eh_image_format fmt, uint8_t **ou
         uint8_t *wb = NULL;
         int stride = img->width * img->channels;
         size_t n = img->channels == 4
-            ? WebPEncodeRGBA(img->pixels, img->width, img->height, stride, EH_DEFAULT_JPEG_QUALITY, &wb)
-            : WebPEncodeRGB(img->pixels, img->width, img->height, stride, EH_DEFAULT_JPEG_QUALITY, &wb);
+                       ? WebPEncodeRGBA(img->pixels, img->width, img->height, stride, EH_DEFAULT_JPEG_QUALITY, &wb)
+                       : WebPEncodeRGB(img->pixels, img->width, img->height, stride, EH_DEFAULT_JPEG_QUALITY, &wb);
         if (n == 0 || !(*out = malloc(n))) {
             WebPFree(wb);
             return eh_fail(err, EH_ENOMEM, "webp: encoding failed");
@@ -758,8 +770,7 @@ eh_status eh_image_encode(const eh_image *img, eh_image_format fmt, uint8_t **ou
         return EH_OK;
     }
     case EH_FMT_GIF:
-    case EH_FMT_UNKNOWN:
-        break;
+    case EH_FMT_UNKNOWN: break;
     }
     return eh_fail(err, EH_EFORMAT, "cannot encode %s images", eh_image_format_name(fmt));
 }
@@ -971,17 +982,18 @@ static eh_image *resize_nearest(const eh_image *img, int width, int height, eh_e
 static eh_image *resample(const eh_image *img, int width, int height, eh_resize_filter filter, eh_error *err)
 {
     eh_image *mid = NULL, *dst = NULL;
-    taps th = {0}, tv = {0};
+    taps th = { 0 }, tv = { 0 };
     const eh_image *cur = img;
     if (width != img->width) {
-        if (taps_make(&th, img->width, width, filter) != 0 || !(mid = image_alloc(width, img->height, img->channels, 0, err)))
+        if (taps_make(&th, img->width, width, filter) != 0 ||
+            !(mid = image_alloc(width, img->height, img->channels, 0, err)))
             goto oom;
         resample_h(img, mid, &th);
         cur = mid;
     }
     if (height != img->height) {
-        if (taps_make(&tv, img->height, height, filter) != 0 || !(dst = image_alloc(width, height, img->channels, 0, err))
-            || resample_v(cur, dst, &tv) != 0)
+        if (taps_make(&tv, img->height, height, filter) != 0 ||
+            !(dst = image_alloc(width, height, img->channels, 0, err)) || resample_v(cur, dst, &tv) != 0)
             goto oom;
         eh_image_free(mid);
     } else {

@@ -68,7 +68,7 @@ static void recycle(eh_image_writer *w, eh_image *img, size_t cap)
 static void write_one(job *j)
 {
     eh_image_write_result *r = &j->res;
-    eh_error e = {0};
+    eh_error e = { 0 };
     uint8_t *buf;
     size_t n;
     if (eh_image_encode_for_path(j->img, r->path, &buf, &n, &e) != EH_OK)
@@ -89,7 +89,7 @@ fail:
 static void load_one(job *j)
 {
     eh_image_write_result *r = &j->res;
-    eh_error e = {0};
+    eh_error e = { 0 };
     if (!j->src)
         r->image = eh_image_load(r->path, &j->limits, &e);
     else if (j->kind == EH_SOURCE_BASE64)
@@ -109,7 +109,7 @@ static void load_one(job *j)
 static void convert_one(job *j)
 {
     eh_image_write_result *r = &j->res;
-    eh_error e = {0};
+    eh_error e = { 0 };
     eh_image *img;
     if (j->kind == EH_SOURCE_BASE64)
         img = eh_image_decode_b64(j->src, j->src_len, &j->limits, &e);
@@ -216,8 +216,8 @@ static eh_status enqueue(eh_image_writer *w, job *j, eh_error *err)
     if (w->quit)
         st = eh_fail(err, EH_ESTATE, "image writer: closed (%s)", j->res.path);
     else if (w->holding >= w->max)
-        st = eh_fail(err, EH_ESTATE, "image writer: %d loads not collected (in flight at most %d; %s)",
-                     w->holding, w->max, j->res.path);
+        st = eh_fail(err, EH_ESTATE, "image writer: %d loads not collected (in flight at most %d; %s)", w->holding,
+                     w->max, j->res.path);
     if (st != EH_OK) {
         pthread_mutex_unlock(&w->mu);
         free(j->src);
@@ -323,8 +323,7 @@ static eh_status copy_source(job *j, const void *data, size_t len, eh_image_sour
 }
 
 eh_status eh_image_writer_convert(eh_image_writer *w, const char *path, const void *data, size_t len,
-                                  eh_image_source kind, const eh_image_limits *limits, int max_side,
-                                  eh_error *err)
+                                  eh_image_source kind, const eh_image_limits *limits, int max_side, eh_error *err)
 {
     job *j = new_job(path, NULL, err);
     if (!j)

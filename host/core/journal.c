@@ -108,8 +108,8 @@ static eh_status lock_acquire(eh_journal *j, const char *host, eh_error *err)
         if (fd < 0) {
             int e = errno;
             free(path);
-            return eh_fail(err, EH_EIO, "output folder %s: cannot create the lock file %s/%s: %s",
-                           j->dir, j->dir, EH_JOURNAL_LOCK, strerror(e));
+            return eh_fail(err, EH_EIO, "output folder %s: cannot create the lock file %s/%s: %s", j->dir, j->dir,
+                           EH_JOURNAL_LOCK, strerror(e));
         }
         char text[HOST_MAX + 64];
         long pid = 0;
@@ -128,8 +128,8 @@ static eh_status lock_acquire(eh_journal *j, const char *host, eh_error *err)
                 return eh_fail(err, EH_ESTATE, "output folder %s is in use by another evalhost (lock file %s/%s)",
                                j->dir, j->dir, EH_JOURNAL_LOCK);
             }
-            return eh_fail(err, EH_EIO, "output folder %s: cannot lock %s/%s: %s", j->dir, j->dir,
-                           EH_JOURNAL_LOCK, strerror(e));
+            return eh_fail(err, EH_EIO, "output folder %s: cannot lock %s/%s: %s", j->dir, j->dir, EH_JOURNAL_LOCK,
+                           strerror(e));
         }
         struct stat a, b;
         if (fstat(fd, &a) != 0 || stat(path, &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
@@ -484,23 +484,23 @@ eh_journal *eh_journal_open(const char *dir, const eh_journal_params *params, eh
 
     size_t len = 0;
     off_t keep = 0;
-    if (load_file(j, &len, err) != EH_OK ||
-        replay(j, len, p.resume == EH_RESUME_FORCE, &keep, err) != EH_OK)
+    if (load_file(j, &len, err) != EH_OK || replay(j, len, p.resume == EH_RESUME_FORCE, &keep, err) != EH_OK)
         goto fail;
 
     if (j->header && !p.read_only) {
         char *old = header_field(j->header, "run_key");
         int same = old && !strcmp(old, p.run_key);
         if (!same && p.resume != EH_RESUME_FORCE) {
-            eh_fail(err, EH_ESTATE, "%s was written by a different run (run key %s, this run %s); "
+            eh_fail(err, EH_ESTATE,
+                    "%s was written by a different run (run key %s, this run %s); "
                     "use --resume=force to continue it anyway, or set run.out to a new folder",
                     j->path, old ? old : "(none)", p.run_key);
             free(old);
             goto fail;
         }
         if (!same)
-            warnf(j, "%s: --resume=force: continuing the journal of run %s as run %s", j->path,
-                  old ? old : "(none)", p.run_key);
+            warnf(j, "%s: --resume=force: continuing the journal of run %s as run %s", j->path, old ? old : "(none)",
+                  p.run_key);
         free(old);
     }
     if (p.read_only) {
@@ -536,12 +536,30 @@ fail:
     return NULL;
 }
 
-int eh_journal_is_new(const eh_journal *j) { return j->is_new; }
-const char *eh_journal_header(const eh_journal *j) { return j->header; }
-size_t eh_journal_count(const eh_journal *j) { return j->n_lines; }
-const char *eh_journal_line(const eh_journal *j, size_t i) { return i < j->n_lines ? j->lines[i] : NULL; }
-size_t eh_journal_line_no(const eh_journal *j, size_t i) { return i < j->n_lines ? j->line_nos[i] : 0; }
-const char *eh_journal_path(const eh_journal *j) { return j->path; }
+int eh_journal_is_new(const eh_journal *j)
+{
+    return j->is_new;
+}
+const char *eh_journal_header(const eh_journal *j)
+{
+    return j->header;
+}
+size_t eh_journal_count(const eh_journal *j)
+{
+    return j->n_lines;
+}
+const char *eh_journal_line(const eh_journal *j, size_t i)
+{
+    return i < j->n_lines ? j->lines[i] : NULL;
+}
+size_t eh_journal_line_no(const eh_journal *j, size_t i)
+{
+    return i < j->n_lines ? j->line_nos[i] : 0;
+}
+const char *eh_journal_path(const eh_journal *j)
+{
+    return j->path;
+}
 
 eh_status eh_journal_append(eh_journal *j, const char *json, size_t len, eh_error *err)
 {

@@ -17,15 +17,28 @@ size_t eh_utf8_len(const uint8_t *s, size_t n)
         return 1;
     size_t len;
     uint8_t lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c == 0xE0) { len = 3; lo = 0xA0; }
-    else if (c >= 0xE1 && c <= 0xEC) len = 3;
-    else if (c == 0xED) { len = 3; hi = 0x9F; }
-    else if (c >= 0xEE && c <= 0xEF) len = 3;
-    else if (c == 0xF0) { len = 4; lo = 0x90; }
-    else if (c >= 0xF1 && c <= 0xF3) len = 4;
-    else if (c == 0xF4) { len = 4; hi = 0x8F; }
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c == 0xE0) {
+        len = 3;
+        lo = 0xA0;
+    } else if (c >= 0xE1 && c <= 0xEC)
+        len = 3;
+    else if (c == 0xED) {
+        len = 3;
+        hi = 0x9F;
+    } else if (c >= 0xEE && c <= 0xEF)
+        len = 3;
+    else if (c == 0xF0) {
+        len = 4;
+        lo = 0x90;
+    } else if (c >= 0xF1 && c <= 0xF3)
+        len = 4;
+    else if (c == 0xF4) {
+        len = 4;
+        hi = 0x8F;
+    } else
+        return 0;
     if (n < len || s[1] < lo || s[1] > hi)
         return 0;
     for (size_t k = 2; k < len; k++)
@@ -40,10 +53,14 @@ static int hex4(const uint8_t *s, unsigned *out)
     for (int k = 0; k < 4; k++) {
         uint8_t c = s[k];
         v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-        else return -1;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
     }
     *out = v;
     return 0;
@@ -51,15 +68,25 @@ static int hex4(const uint8_t *s, unsigned *out)
 
 static size_t put_utf8(char *o, unsigned cp)
 {
-    if (cp < 0x80) { o[0] = (char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (char)(0xC0 | cp >> 6); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | cp >> 6);
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
     if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[0] = (char)(0xE0 | cp >> 12);
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
         o[2] = (char)(0x80 | (cp & 0x3F));
         return 3;
     }
-    o[0] = (char)(0xF0 | cp >> 18); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
+    o[0] = (char)(0xF0 | cp >> 18);
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
     return 4;
 }
 
@@ -83,12 +110,15 @@ size_t eh_json_unescape(const uint8_t *s, size_t n, char *out, int lossy, size_t
             unsigned cp, lo;
             hex4(s + i + 2, &cp);
             i += 6;
-            if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 <= n && s[i] == '\\' && s[i + 1] == 'u'
-                && hex4(s + i + 2, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
+            if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 <= n && s[i] == '\\' && s[i + 1] == 'u' &&
+                hex4(s + i + 2, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 i += 6;
             } else if (cp >= 0xD800 && cp <= 0xDFFF) {
-                if (!lossy) { *bad = i - 6; return (size_t)-1; }
+                if (!lossy) {
+                    *bad = i - 6;
+                    return (size_t)-1;
+                }
                 cp = 0xFFFD;
             }
             o += put_utf8(out + o, cp);
@@ -102,7 +132,10 @@ size_t eh_json_unescape(const uint8_t *s, size_t n, char *out, int lossy, size_t
                 o += k;
                 i += k;
             } else {
-                if (!lossy) { *bad = i; return (size_t)-1; }
+                if (!lossy) {
+                    *bad = i;
+                    return (size_t)-1;
+                }
                 o += put_utf8(out + o, 0xFFFD);
                 i++;
             }
@@ -234,8 +267,8 @@ int eh_jscan_string(eh_jscan *sc, size_t *start, size_t *len, unsigned *flags)
         while (i + 8 <= n) {
             uint64_t x;
             memcpy(&x, b + i, 8);
-            uint64_t stop = HAS_ZERO(x ^ (ONES * '"')) | HAS_ZERO(x ^ (ONES * '\\'))
-                          | ((x - ONES * 0x20) & ~x & HIGH) | (x & HIGH);
+            uint64_t stop =
+                HAS_ZERO(x ^ (ONES * '"')) | HAS_ZERO(x ^ (ONES * '\\')) | ((x - ONES * 0x20) & ~x & HIGH) | (x & HIGH);
             if (stop)
                 break;
             i += 8;
@@ -262,8 +295,8 @@ int eh_jscan_string(eh_jscan *sc, size_t *start, size_t *len, unsigned *flags)
                     return eh_jscan_fail(sc, EH_EINVAL, i, "bad \\u escape");
                 i += 6;
                 if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    if (i + 6 <= n && b[i] == '\\' && b[i + 1] == 'u' && hex4(b + i + 2, &lo) == 0
-                        && lo >= 0xDC00 && lo <= 0xDFFF)
+                    if (i + 6 <= n && b[i] == '\\' && b[i + 1] == 'u' && hex4(b + i + 2, &lo) == 0 && lo >= 0xDC00 &&
+                        lo <= 0xDFFF)
                         i += 6;
                     else
                         fl |= EH_JSTR_BAD;
@@ -329,7 +362,7 @@ bad:
 
 static int scan_literal(eh_jscan *sc)
 {
-    static const char *const lits[] = {"true", "false", "null"};
+    static const char *const lits[] = { "true", "false", "null" };
     for (int k = 0; k < 3; k++) {
         size_t l = strlen(lits[k]);
         if (sc->b[sc->pos] != (uint8_t)lits[k][0])
@@ -346,7 +379,7 @@ static int scan_literal(eh_jscan *sc)
         break;
     }
     return eh_jscan_fail(sc, EH_EINVAL, sc->pos, "unexpected character '%c'",
-                 sc->b[sc->pos] >= 0x20 && sc->b[sc->pos] < 0x7f ? sc->b[sc->pos] : '?');
+                         sc->b[sc->pos] >= 0x20 && sc->b[sc->pos] < 0x7f ? sc->b[sc->pos] : '?');
 }
 
 int eh_jscan_expect(eh_jscan *sc, char c, const char *what)
@@ -363,8 +396,7 @@ int eh_jscan_expect(eh_jscan *sc, char c, const char *what)
 int eh_jscan_depth(eh_jscan *sc, int depth)
 {
     if (depth > sc->max_depth)
-        return eh_jscan_fail(sc, EH_ELIMIT, sc->pos, "nesting deeper than %d (limits.max_json_depth)",
-                     sc->max_depth);
+        return eh_jscan_fail(sc, EH_ELIMIT, sc->pos, "nesting deeper than %d (limits.max_json_depth)", sc->max_depth);
     return 0;
 }
 

@@ -69,9 +69,8 @@ eh_node *eh_node_clone(const eh_node *n)
     }
     for (size_t i = 0; i < n->u.list.count; i++) {
         eh_node *item = eh_node_clone(n->u.list.items[i]);
-        int rc = item ? (n->type == EH_NODE_MAP ? eh_node_set(c, n->u.list.keys[i], item)
-                                                : eh_node_append(c, item))
-                      : -1;
+        int rc =
+            item ? (n->type == EH_NODE_MAP ? eh_node_set(c, n->u.list.keys[i], item) : eh_node_append(c, item)) : -1;
         if (rc != 0) {
             eh_node_free(c);
             return NULL;

@@ -17,7 +17,6 @@ static uint32_t be32(const uint8_t *p)
 /* ------------------------------------------------------------------------ */
 /* Decoding                                                                 */
 
-
 /* With p = a + b - c: |p-a| = |b-c|, |p-b| = |a-c|, |p-c| = |a+b-2c|. */
 static inline uint8_t paeth(int a, int b, int c)
 {
@@ -430,9 +429,7 @@ static void filter_row(int ft, const uint8_t *restrict cur, const uint8_t *restr
 {
     size_t i;
     switch (ft) {
-    case 0:
-        memcpy(out, cur, n);
-        break;
+    case 0: memcpy(out, cur, n); break;
     case 1:
         memcpy(out, cur, bpp);
         for (i = bpp; i < n; i++)

@@ -23,11 +23,9 @@ eh_progress_params eh_progress_default_params(void)
 
 static int is_wide(unsigned cp)
 {
-    return (cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0xA4CF) ||
-           (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xF900 && cp <= 0xFAFF) ||
-           (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF60) ||
-           (cp >= 0xFFE0 && cp <= 0xFFE6) || (cp >= 0x1F300 && cp <= 0x1FAFF) ||
-           (cp >= 0x20000 && cp <= 0x3FFFD);
+    return (cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0xA4CF) || (cp >= 0xAC00 && cp <= 0xD7A3) ||
+           (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF60) ||
+           (cp >= 0xFFE0 && cp <= 0xFFE6) || (cp >= 0x1F300 && cp <= 0x1FAFF) || (cp >= 0x20000 && cp <= 0x3FFFD);
 }
 
 int eh_display_width(const char *s)
@@ -37,13 +35,28 @@ int eh_display_width(const char *s)
     while (*p) {
         unsigned cp;
         int len;
-        if (*p < 0x80) { cp = *p; len = 1; }
-        else if ((*p & 0xE0) == 0xC0) { cp = *p & 0x1F; len = 2; }
-        else if ((*p & 0xF0) == 0xE0) { cp = *p & 0x0F; len = 3; }
-        else if ((*p & 0xF8) == 0xF0) { cp = *p & 0x07; len = 4; }
-        else { p++; w++; continue; }
+        if (*p < 0x80) {
+            cp = *p;
+            len = 1;
+        } else if ((*p & 0xE0) == 0xC0) {
+            cp = *p & 0x1F;
+            len = 2;
+        } else if ((*p & 0xF0) == 0xE0) {
+            cp = *p & 0x0F;
+            len = 3;
+        } else if ((*p & 0xF8) == 0xF0) {
+            cp = *p & 0x07;
+            len = 4;
+        } else {
+            p++;
+            w++;
+            continue;
+        }
         for (int i = 1; i < len; i++) {
-            if ((p[i] & 0xC0) != 0x80) { len = i; break; }
+            if ((p[i] & 0xC0) != 0x80) {
+                len = i;
+                break;
+            }
             cp = (cp << 6) | (p[i] & 0x3F);
         }
         p += len;
@@ -67,8 +80,8 @@ static void fmt_time(char *buf, size_t n, double s)
         snprintf(buf, n, "%02ld:%02ld", t / 60, t % 60);
 }
 
-void eh_progress_format(char *buf, size_t n, const char *label, int64_t done, int64_t total,
-                        double elapsed, int width, int with_bar)
+void eh_progress_format(char *buf, size_t n, const char *label, int64_t done, int64_t total, double elapsed, int width,
+                        int with_bar)
 {
     char el[32], eta[32], rate[48];
     fmt_time(el, sizeof el, elapsed);
@@ -87,7 +100,8 @@ void eh_progress_format(char *buf, size_t n, const char *label, int64_t done, in
     char tail[128];
     snprintf(tail, sizeof tail, "| %lld/%lld [%s<%s, %s]", (long long)done, (long long)total, el, eta, rate);
     if (!with_bar) {
-        snprintf(buf, n, "%s: %3d%% %lld/%lld [%s<%s, %s]", label, pct, (long long)done, (long long)total, el, eta, rate);
+        snprintf(buf, n, "%s: %3d%% %lld/%lld [%s<%s, %s]", label, pct, (long long)done, (long long)total, el, eta,
+                 rate);
         return;
     }
     char head[300];

@@ -37,17 +37,26 @@ struct eh_safetensors {
     uint64_t total;
 };
 
-static const struct { const char *name; size_t size; } dtypes[] = {
-    [EH_ST_BOOL] = { "BOOL", 1 }, [EH_ST_U8] = { "U8", 1 },     [EH_ST_I8] = { "I8", 1 },
-    [EH_ST_I16] = { "I16", 2 },   [EH_ST_U16] = { "U16", 2 },   [EH_ST_F16] = { "F16", 2 },
-    [EH_ST_BF16] = { "BF16", 2 }, [EH_ST_I32] = { "I32", 4 },   [EH_ST_U32] = { "U32", 4 },
-    [EH_ST_F32] = { "F32", 4 },   [EH_ST_I64] = { "I64", 8 },   [EH_ST_U64] = { "U64", 8 },
+static const struct {
+    const char *name;
+    size_t size;
+} dtypes[] = {
+    [EH_ST_BOOL] = { "BOOL", 1 }, [EH_ST_U8] = { "U8", 1 },           [EH_ST_I8] = { "I8", 1 },
+    [EH_ST_I16] = { "I16", 2 },   [EH_ST_U16] = { "U16", 2 },         [EH_ST_F16] = { "F16", 2 },
+    [EH_ST_BF16] = { "BF16", 2 }, [EH_ST_I32] = { "I32", 4 },         [EH_ST_U32] = { "U32", 4 },
+    [EH_ST_F32] = { "F32", 4 },   [EH_ST_I64] = { "I64", 8 },         [EH_ST_U64] = { "U64", 8 },
     [EH_ST_F64] = { "F64", 8 },   [EH_ST_F8_E4M3] = { "F8_E4M3", 1 }, [EH_ST_F8_E5M2] = { "F8_E5M2", 1 },
 };
 #define N_DTYPES (sizeof dtypes / sizeof dtypes[0])
 
-const char *eh_st_dtype_name(eh_st_dtype d) { return (size_t)d < N_DTYPES ? dtypes[d].name : "?"; }
-size_t eh_st_dtype_size(eh_st_dtype d) { return (size_t)d < N_DTYPES ? dtypes[d].size : 0; }
+const char *eh_st_dtype_name(eh_st_dtype d)
+{
+    return (size_t)d < N_DTYPES ? dtypes[d].name : "?";
+}
+size_t eh_st_dtype_size(eh_st_dtype d)
+{
+    return (size_t)d < N_DTYPES ? dtypes[d].size : 0;
+}
 
 static int parse_dtype(const char *s, eh_st_dtype *out)
 {
@@ -75,8 +84,14 @@ void eh_safetensors_close(eh_safetensors *st)
     free(st);
 }
 
-size_t eh_safetensors_count(const eh_safetensors *st) { return st->count; }
-uint64_t eh_safetensors_total_bytes(const eh_safetensors *st) { return st->total; }
+size_t eh_safetensors_count(const eh_safetensors *st)
+{
+    return st->count;
+}
+uint64_t eh_safetensors_total_bytes(const eh_safetensors *st)
+{
+    return st->total;
+}
 
 const eh_st_tensor *eh_safetensors_at(const eh_safetensors *st, size_t i)
 {
@@ -180,7 +195,10 @@ static int push_tensor(eh_safetensors *st, const eh_st_tensor *t)
     return 0;
 }
 
-typedef struct range { uint64_t begin, end; const char *name; } range;
+typedef struct range {
+    uint64_t begin, end;
+    const char *name;
+} range;
 
 static int by_begin(const void *a, const void *b)
 {
@@ -199,19 +217,21 @@ static int read_entry(const cJSON *e, const char *file, uint64_t data_len, eh_st
     const cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
     if (!cJSON_IsString(dt) || parse_dtype(dt->valuestring, &t->dtype) != 0)
         return eh_fail(err, EH_EFORMAT, "%s: tensor '%s': unknown or missing dtype%s%s", file, name,
-                       cJSON_IsString(dt) ? " " : "", cJSON_IsString(dt) ? dt->valuestring : ""), -1;
+                       cJSON_IsString(dt) ? " " : "", cJSON_IsString(dt) ? dt->valuestring : ""),
+               -1;
     if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) > EH_ST_MAX_DIMS)
         return eh_fail(err, EH_EFORMAT, "%s: tensor '%s': shape is not an array of at most %d sizes", file, name,
-                       EH_ST_MAX_DIMS), -1;
+                       EH_ST_MAX_DIMS),
+               -1;
     uint64_t numel = 1;
     int nd = 0;
     const cJSON *d;
-    cJSON_ArrayForEach(d, shape) {
+    cJSON_ArrayForEach (d, shape) {
         /* cJSON holds numbers as doubles: exact up to 2^53, far above any size */
         if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 9007199254740992.0 ||
             d->valuedouble != (double)(uint64_t)d->valuedouble)
-            return eh_fail(err, EH_EFORMAT, "%s: tensor '%s': shape holds a non-integer or negative size", file,
-                           name), -1;
+            return eh_fail(err, EH_EFORMAT, "%s: tensor '%s': shape holds a non-integer or negative size", file, name),
+                   -1;
         uint64_t v = (uint64_t)d->valuedouble;
         if (v && numel > UINT64_MAX / v)
             return eh_fail(err, EH_EFORMAT, "%s: tensor '%s': shape overflows", file, name), -1;
@@ -232,11 +252,13 @@ static int read_entry(const cJSON *e, const char *file, uint64_t data_len, eh_st
                        "%s: tensor '%s': %s shape of %llu elements needs %llu bytes but data_offsets give %llu", file,
                        name, eh_st_dtype_name(t->dtype), (unsigned long long)numel,
                        (unsigned long long)(numel <= UINT64_MAX / es ? numel * es : UINT64_MAX),
-                       (unsigned long long)(end - begin)), -1;
+                       (unsigned long long)(end - begin)),
+               -1;
     if (end > data_len)
         return eh_fail(err, EH_EFORMAT,
                        "%s: tensor '%s': data ends at byte %llu of a %llu-byte data section (truncated file?)", file,
-                       name, (unsigned long long)end, (unsigned long long)data_len), -1;
+                       name, (unsigned long long)end, (unsigned long long)data_len),
+               -1;
     t->numel = (int64_t)numel;
     t->nbytes = end - begin;
     t->data = (const void *)(uintptr_t)begin;   /* rebased by the caller */
@@ -279,7 +301,7 @@ static eh_status load_file(eh_safetensors *st, const char *path, eh_error *err)
     size_t nr = 0;
     eh_status rc = EH_OK;
     const cJSON *e;
-    cJSON_ArrayForEach(e, root) {
+    cJSON_ArrayForEach (e, root) {
         if (!strcmp(e->string, "__metadata__")) {
             if (!cJSON_IsObject(e)) {
                 rc = eh_fail(err, EH_EFORMAT, "%s: __metadata__ is not an object", path);
@@ -370,11 +392,11 @@ static eh_status load_index(eh_safetensors *st, const char *index_path, eh_error
     size_t ns = 0;
     if (!shards)
         rc = eh_fail(err, EH_ENOMEM, "%s: out of memory", index_path);
-    cJSON_ArrayForEach(e, wm) {
+    cJSON_ArrayForEach (e, wm) {
         if (rc != EH_OK)
             break;
-        if (!cJSON_IsString(e) || !*e->valuestring || strchr(e->valuestring, '/') ||
-            !strcmp(e->valuestring, "..") || !strcmp(e->valuestring, ".")) {
+        if (!cJSON_IsString(e) || !*e->valuestring || strchr(e->valuestring, '/') || !strcmp(e->valuestring, "..") ||
+            !strcmp(e->valuestring, ".")) {
             rc = eh_fail(err, EH_EFORMAT, "%s: tensor '%s' maps to a bad shard name (a file beside the index expected)",
                          index_path, e->string);
             break;
@@ -396,7 +418,7 @@ static eh_status load_index(eh_safetensors *st, const char *index_path, eh_error
             qsort(st->tensors, st->count, sizeof *st->tensors, by_name);
         /* every mapped name must be in the shard the index names, and no
          * shard may hold a tensor the index does not know of */
-        cJSON_ArrayForEach(e, wm) {
+        cJSON_ArrayForEach (e, wm) {
             const eh_st_tensor *t = eh_safetensors_find(st, e->string);
             if (!t) {
                 rc = eh_fail(err, EH_EFORMAT, "%s: tensor '%s' is not in its shard %s", index_path, e->string,
@@ -449,8 +471,10 @@ eh_safetensors *eh_safetensors_open(const char *path, eh_error *err)
             }
         }
         if (!found)
-            rc = eh_fail(err, EH_EIO, "%s: no model.safetensors(.index.json) or diffusion_pytorch_model.safetensors"
-                         "(.index.json) in this directory", path);
+            rc = eh_fail(err, EH_EIO,
+                         "%s: no model.safetensors(.index.json) or diffusion_pytorch_model.safetensors"
+                         "(.index.json) in this directory",
+                         path);
     } else if (eh_ends_with(path, ".json")) {
         rc = load_index(st, path, err);
     } else {
@@ -461,8 +485,8 @@ eh_safetensors *eh_safetensors_open(const char *path, eh_error *err)
             qsort(st->tensors, st->count, sizeof *st->tensors, by_name);
         for (size_t i = 1; i < st->count; i++)
             if (!strcmp(st->tensors[i].name, st->tensors[i - 1].name)) {
-                rc = eh_fail(err, EH_EFORMAT, "%s: tensor '%s' appears twice (in %s and %s)", path,
-                             st->tensors[i].name, st->tensors[i - 1].file, st->tensors[i].file);
+                rc = eh_fail(err, EH_EFORMAT, "%s: tensor '%s' appears twice (in %s and %s)", path, st->tensors[i].name,
+                             st->tensors[i - 1].file, st->tensors[i].file);
                 break;
             }
     }

@@ -51,9 +51,12 @@ static const char *opt_string(lua_State *L, int idx, const char *key)
 
 static eh_dataset_format parse_format(lua_State *L, const char *s)
 {
-    if (strcmp(s, "auto") == 0) return EH_DATASET_AUTO;
-    if (strcmp(s, "json") == 0) return EH_DATASET_JSON;
-    if (strcmp(s, "jsonl") == 0) return EH_DATASET_JSONL;
+    if (strcmp(s, "auto") == 0)
+        return EH_DATASET_AUTO;
+    if (strcmp(s, "json") == 0)
+        return EH_DATASET_JSON;
+    if (strcmp(s, "jsonl") == 0)
+        return EH_DATASET_JSONL;
     luaL_error(L, "dataset.open: format must be auto, json or jsonl (got \"%s\")", s);
     return EH_DATASET_AUTO;
 }
@@ -97,11 +100,15 @@ static eh_dataset_params read_params(lua_State *L, int opts)
     if (fmt)
         p.format = parse_format(L, fmt);
     int64_t v;
-    if ((v = eh_node_int(lim, "max_pairs", 0)) > 0) p.max_pairs = (size_t)v;
-    if ((v = eh_node_int(lim, "max_json_depth", 0)) > 0) p.max_json_depth = (int)v;
+    if ((v = eh_node_int(lim, "max_pairs", 0)) > 0)
+        p.max_pairs = (size_t)v;
+    if ((v = eh_node_int(lim, "max_json_depth", 0)) > 0)
+        p.max_json_depth = (int)v;
     const eh_node *ms = eh_node_get(lim, "max_string");
-    if ((v = eh_node_int(ms, "id", 0)) > 0) p.max_id_len = (size_t)v;
-    if ((v = eh_node_int(ms, "instruction", 0)) > 0) p.max_instruction_len = (size_t)v;
+    if ((v = eh_node_int(ms, "id", 0)) > 0)
+        p.max_id_len = (size_t)v;
+    if ((v = eh_node_int(ms, "instruction", 0)) > 0)
+        p.max_instruction_len = (size_t)v;
     if (lua_isnoneornil(L, opts))
         return p;
     luaL_checktype(L, opts, LUA_TTABLE);
@@ -110,16 +117,25 @@ static eh_dataset_params read_params(lua_State *L, int opts)
         if (lua_type(L, -2) != LUA_TSTRING)
             luaL_error(L, "dataset.open: option names are strings");
         const char *k = lua_tostring(L, -2);
-        if (strcmp(k, "id") == 0) p.field_id = opt_string(L, -1, k);
-        else if (strcmp(k, "image") == 0) p.field_image = opt_string(L, -1, k);
-        else if (strcmp(k, "instruction") == 0) p.field_instruction = opt_string(L, -1, k);
-        else if (strcmp(k, "description") == 0) p.field_description = opt_string(L, -1, k);
-        else if (strcmp(k, "category") == 0) p.field_category = opt_string(L, -1, k);
-        else if (strcmp(k, "format") == 0) p.format = parse_format(L, opt_string(L, -1, k));
-        else if (strcmp(k, "limits") == 0 && lua_istable(L, -1)) apply_limits(L, lua_gettop(L), &p);
+        if (strcmp(k, "id") == 0)
+            p.field_id = opt_string(L, -1, k);
+        else if (strcmp(k, "image") == 0)
+            p.field_image = opt_string(L, -1, k);
+        else if (strcmp(k, "instruction") == 0)
+            p.field_instruction = opt_string(L, -1, k);
+        else if (strcmp(k, "description") == 0)
+            p.field_description = opt_string(L, -1, k);
+        else if (strcmp(k, "category") == 0)
+            p.field_category = opt_string(L, -1, k);
+        else if (strcmp(k, "format") == 0)
+            p.format = parse_format(L, opt_string(L, -1, k));
+        else if (strcmp(k, "limits") == 0 && lua_istable(L, -1))
+            apply_limits(L, lua_gettop(L), &p);
         else
-            luaL_error(L, "dataset.open: unknown option \"%s\" (known: id, image, instruction, "
-                          "description, category, format, limits)", k);
+            luaL_error(L,
+                       "dataset.open: unknown option \"%s\" (known: id, image, instruction, "
+                       "description, category, format, limits)",
+                       k);
         lua_pop(L, 1);
     }
     return p;
@@ -149,9 +165,7 @@ static int push_value(lua_State *L, const eh_dataset_field *f, eh_error *err)
         lua_remove(L, -2);
         return 1;
     case EH_JSON_TRUE:
-    case EH_JSON_FALSE:
-        lua_pushboolean(L, f->type == EH_JSON_TRUE);
-        return 1;
+    case EH_JSON_FALSE: lua_pushboolean(L, f->type == EH_JSON_TRUE); return 1;
     case EH_JSON_NULL:
         lua_pushlightuserdata(L, NULL);   /* evalhost.json.null */
         return 1;
@@ -170,7 +184,7 @@ static void push_pair(lua_State *L, int dsi, size_t c, size_t i)
 {
     ldataset *d = check_dataset(L, dsi);
     eh_dataset_pair p;
-    eh_error err = {0};
+    eh_error err = { 0 };
     if (eh_dataset_get(d->ds, c, i, &p, &err) != EH_OK)
         luaL_error(L, "%s", err.msg);
     lua_createtable(L, 0, 8);
@@ -257,7 +271,7 @@ static int pair_image(lua_State *L)
 {
     size_t c, i;
     ldataset *d = pair_owner(L, 1, &c, &i);
-    eh_error err = {0};
+    eh_error err = { 0 };
     eh_dataset_image_ref ref;
     eh_image *img = NULL;
     if (eh_dataset_image(d->ds, c, i, &ref, &err) == EH_OK) {
@@ -281,7 +295,7 @@ static int pair_image_source(lua_State *L)
 {
     size_t c, i;
     ldataset *d = pair_owner(L, 1, &c, &i);
-    eh_error err = {0};
+    eh_error err = { 0 };
     eh_dataset_image_ref ref;
     if (eh_dataset_image(d->ds, c, i, &ref, &err) != EH_OK) {
         char where[256];
@@ -307,7 +321,7 @@ static int pair_field(lua_State *L)
         eh_dataset_field_at(d->ds, c, i, k, &f, NULL);
         if (f.key_len != klen || memcmp(f.key, key, klen) != 0)
             continue;
-        eh_error err = {0};
+        eh_error err = { 0 };
         if (push_value(L, &f, &err))
             return 1;
         char where[256];
@@ -454,7 +468,7 @@ static int ds_resolve(lua_State *L)
         return luaL_error(L, "attempt to use a closed dataset");
     size_t len;
     const char *rel = luaL_checklstring(L, 2, &len);
-    eh_error err = {0};
+    eh_error err = { 0 };
     char *real = eh_dataset_resolve(d->ds, rel, len, &err);
     if (!real)
         return eh_lua_fail(L, &err);
@@ -472,7 +486,7 @@ static int ds_open(lua_State *L)
     d->ds = NULL;
     d->max_string = p.max_instruction_len;
     luaL_setmetatable(L, DATASET_META);
-    eh_error err = {0};
+    eh_error err = { 0 };
     d->ds = eh_dataset_open(path, &p, &err);
     if (!d->ds)
         return eh_lua_fail(L, &err);
@@ -480,24 +494,20 @@ static int ds_open(lua_State *L)
 }
 
 static const luaL_Reg ds_methods[] = {
-    {"categories", ds_categories},
-    {"count", ds_count},
-    {"pairs", ds_pairs},
-    {"pair", ds_pair},
-    {"path", ds_path},
-    {"hash", ds_hash},
-    {"resolve", ds_resolve},
-    {"close", ds_gc},
-    {NULL, NULL},
+    { "categories", ds_categories },
+    { "count", ds_count },
+    { "pairs", ds_pairs },
+    { "pair", ds_pair },
+    { "path", ds_path },
+    { "hash", ds_hash },
+    { "resolve", ds_resolve },
+    { "close", ds_gc },
+    { NULL, NULL },
 };
 
 static const luaL_Reg ds_metamethods[] = {
-    {"__index", NULL},   /* the method table */
-    {"__len", ds_len},
-    {"__gc", ds_gc},
-    {"__close", ds_gc},
-    {"__tostring", ds_tostring},
-    {NULL, NULL},
+    { "__index", NULL },   /* the method table */
+    { "__len", ds_len }, { "__gc", ds_gc }, { "__close", ds_gc }, { "__tostring", ds_tostring }, { NULL, NULL },
 };
 
 /* pair.image() after a failed decode: the same nil, message, code again. */
@@ -528,10 +538,10 @@ static int pair_index(lua_State *L)
 }
 
 static const luaL_Reg pair_methods[] = {
-    {"image", pair_image},
-    {"image_source", pair_image_source},
-    {"field", pair_field},
-    {NULL, NULL},
+    { "image", pair_image },
+    { "image_source", pair_image_source },
+    { "field", pair_field },
+    { NULL, NULL },
 };
 
 /* The Dataset and Pair metatables and the owner table, made once. */
@@ -567,8 +577,8 @@ static void create_meta(lua_State *L)
 int eh_open_dataset(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        {"open", ds_open},
-        {NULL, NULL},
+        { "open", ds_open },
+        { NULL, NULL },
     };
     create_meta(L);
     luaL_newlib(L, funcs);

@@ -202,8 +202,8 @@ static int l_fs_read(lua_State *L)
     char *buf;
     size_t len;
     eh_error err = { 0 };
-    if (eh_fs_read_ex(luaL_checkstring(L, 1), (size_t)luaL_optinteger(L, 2, 0), eh_lua_read_flags(L, 3), &buf,
-                      &len, &err) != EH_OK)
+    if (eh_fs_read_ex(luaL_checkstring(L, 1), (size_t)luaL_optinteger(L, 2, 0), eh_lua_read_flags(L, 3), &buf, &len,
+                      &err) != EH_OK)
         return eh_lua_fail(L, &err);
     lua_pushlstring(L, buf, len);
     free(buf);
@@ -349,18 +349,10 @@ typedef struct submodule {
 } submodule;
 
 static const submodule submodules[] = {
-    { "json", eh_open_json },
-    { "model", eh_open_model },
-    { "gpu", eh_open_gpu },
-    { "progress", eh_open_progress },
-    { "image", eh_open_image },
-    { "image_writer", eh_open_image_writer },
-    { "dataset", eh_open_dataset },
-    { "tokenizer", eh_open_tokenizer },
-    { "vlm", eh_open_vlm },
-    { "journal", eh_open_journal },
-    { "bootstrap", eh_open_bootstrap },
-    { NULL, NULL },
+    { "json", eh_open_json },         { "model", eh_open_model },         { "gpu", eh_open_gpu },
+    { "progress", eh_open_progress }, { "image", eh_open_image },         { "image_writer", eh_open_image_writer },
+    { "dataset", eh_open_dataset },   { "tokenizer", eh_open_tokenizer }, { "vlm", eh_open_vlm },
+    { "journal", eh_open_journal },   { "bootstrap", eh_open_bootstrap }, { NULL, NULL },
 };
 
 /* luaopen for `require "evalhost"` (preloaded): pushes the table. */
@@ -379,16 +371,11 @@ int eh_open_evalhost(lua_State *L)
         { NULL, NULL },
     };
     static const luaL_Reg fs_funcs[] = {
-        { "mkdir", l_fs_mkdir },
-        { "mkdir_beneath", l_fs_mkdir_beneath },
-        { "write", l_fs_write },
-        { "read", l_fs_read },
-        { "exists", l_fs_exists },
-        { "is_dir", l_fs_is_dir },
-        { "remove", l_fs_remove },
-        { "cwd", l_fs_cwd },
-        { "list", l_fs_list },
-        { NULL, NULL },
+        { "mkdir", l_fs_mkdir },   { "mkdir_beneath", l_fs_mkdir_beneath },
+        { "write", l_fs_write },   { "read", l_fs_read },
+        { "exists", l_fs_exists }, { "is_dir", l_fs_is_dir },
+        { "remove", l_fs_remove }, { "cwd", l_fs_cwd },
+        { "list", l_fs_list },     { NULL, NULL },
     };
     static const luaL_Reg yaml_funcs[] = {
         { "load", l_yaml_load },

@@ -76,7 +76,7 @@ static int l_decode(lua_State *L)
     const char *b = luaL_checklstring(L, 1, &n);
     const eh_image_limits *lim = host_limits(L);
     limage *p = new_image(L);
-    eh_error err = {0};
+    eh_error err = { 0 };
     return image_result(L, p, eh_image_decode(b, n, lim, &err), &err);
 }
 
@@ -86,7 +86,7 @@ static int l_decode_b64(lua_State *L)
     const char *s = luaL_checklstring(L, 1, &n);
     const eh_image_limits *lim = host_limits(L);
     limage *p = new_image(L);
-    eh_error err = {0};
+    eh_error err = { 0 };
     return image_result(L, p, eh_image_decode_b64(s, n, lim, &err), &err);
 }
 
@@ -96,7 +96,7 @@ static int l_load(lua_State *L)
     eh_image_limits lim = *host_limits(L);
     lim.read_flags = eh_lua_read_flags(L, 2);
     limage *p = new_image(L);
-    eh_error err = {0};
+    eh_error err = { 0 };
     return image_result(L, p, eh_image_load(path, &lim, &err), &err);
 }
 
@@ -126,17 +126,18 @@ static int check_side(lua_State *L, int arg)
 /* img:resize(w, h [, filter]) → new Image; the original stays open. */
 static int m_resize(lua_State *L)
 {
-    static const char *const filters[] = {"bilinear", "bicubic", "nearest", "lanczos", NULL};
+    static const char *const filters[] = { "bilinear", "bicubic", "nearest", "lanczos", NULL };
     eh_image *img = check_image(L, 1)->img;
     int w = check_side(L, 2), h = check_side(L, 3);
     int f = luaL_checkoption(L, 4, "bilinear", filters);
     const eh_image_limits *lim = host_limits(L);
     if ((int64_t)w * h > lim->max_pixels)
-        return eh_lua_failf(L, EH_ELIMIT, "resize: %dx%d exceeds image.max_pixels (%lld)", w, h, (long long)lim->max_pixels);
+        return eh_lua_failf(L, EH_ELIMIT, "resize: %dx%d exceeds image.max_pixels (%lld)", w, h,
+                            (long long)lim->max_pixels);
     if (w > lim->max_side || h > lim->max_side)
         return eh_lua_failf(L, EH_ELIMIT, "resize: %dx%d exceeds image.max_side (%d)", w, h, lim->max_side);
     limage *p = new_image(L);
-    eh_error err = {0};
+    eh_error err = { 0 };
     return image_result(L, p, eh_image_resize(img, w, h, (eh_resize_filter)f, &err), &err);
 }
 
@@ -158,7 +159,7 @@ static int m_png(lua_State *L)
     luaL_argcheck(L, level >= -1 && level <= 9, 2, "level must be 0..9");
     uint8_t *buf;
     size_t n;
-    eh_error err = {0};
+    eh_error err = { 0 };
     if (eh_image_encode_png(img, (int)level, &buf, &n, &err) != EH_OK)
         return eh_lua_fail(L, &err);
     return push_bytes(L, buf, n);
@@ -171,7 +172,7 @@ static int m_jpeg(lua_State *L)
     luaL_argcheck(L, q == -1 || (q >= 1 && q <= 100), 2, "quality must be 1..100");
     uint8_t *buf;
     size_t n;
-    eh_error err = {0};
+    eh_error err = { 0 };
     if (eh_image_encode_jpeg(img, (int)q, &buf, &n, &err) != EH_OK)
         return eh_lua_fail(L, &err);
     return push_bytes(L, buf, n);
@@ -182,7 +183,7 @@ static int m_save(lua_State *L)
 {
     eh_image *img = check_image(L, 1)->img;
     const char *path = luaL_checkstring(L, 2);
-    eh_error err = {0};
+    eh_error err = { 0 };
     if (eh_image_save(img, path, &err) != EH_OK)
         return eh_lua_fail(L, &err);
     lua_pushboolean(L, 1);
@@ -192,13 +193,13 @@ static int m_save(lua_State *L)
 /* img:b64([format]) → base64 of the image encoded as format (png default). */
 static int m_b64(lua_State *L)
 {
-    static const char *const names[] = {"png", "jpeg", "jpg", "webp", "bmp", NULL};
-    static const eh_image_format fmts[] = {EH_FMT_PNG, EH_FMT_JPEG, EH_FMT_JPEG, EH_FMT_WEBP, EH_FMT_BMP};
+    static const char *const names[] = { "png", "jpeg", "jpg", "webp", "bmp", NULL };
+    static const eh_image_format fmts[] = { EH_FMT_PNG, EH_FMT_JPEG, EH_FMT_JPEG, EH_FMT_WEBP, EH_FMT_BMP };
     eh_image *img = check_image(L, 1)->img;
     eh_image_format fmt = fmts[luaL_checkoption(L, 2, "png", names)];
     uint8_t *buf;
     size_t n, tn;
-    eh_error err = {0};
+    eh_error err = { 0 };
     if (eh_image_encode(img, fmt, &buf, &n, &err) != EH_OK)
         return eh_lua_fail(L, &err);
     char *text = eh_b64_encode(buf, n, &tn);
@@ -237,31 +238,20 @@ static int m_tostring(lua_State *L)
 }
 
 static const luaL_Reg functions[] = {
-    {"decode", l_decode},
-    {"decode_b64", l_decode_b64},
-    {"load", l_load},
-    {NULL, NULL},
+    { "decode", l_decode },
+    { "decode_b64", l_decode_b64 },
+    { "load", l_load },
+    { NULL, NULL },
 };
 
 static const luaL_Reg methods[] = {
-    {"size", m_size},
-    {"channels", m_channels},
-    {"resize", m_resize},
-    {"png", m_png},
-    {"jpeg", m_jpeg},
-    {"save", m_save},
-    {"b64", m_b64},
-    {"close", m_close},
-    {NULL, NULL},
+    { "size", m_size }, { "channels", m_channels }, { "resize", m_resize }, { "png", m_png }, { "jpeg", m_jpeg },
+    { "save", m_save }, { "b64", m_b64 },           { "close", m_close },   { NULL, NULL },
 };
 
 static const luaL_Reg metamethods[] = {
-    {"__index", NULL},      /* placeholder: the method table */
-    {"__gc", m_close},
-    {"__close", m_close},
-    {"__tostring", m_tostring},
-    {"__call", m_call},
-    {NULL, NULL},
+    { "__index", NULL },      /* placeholder: the method table */
+    { "__gc", m_close }, { "__close", m_close }, { "__tostring", m_tostring }, { "__call", m_call }, { NULL, NULL },
 };
 
 /* Makes the metatable on first use, from the opener or from the first push

@@ -41,7 +41,7 @@ static int l_new(lua_State *L)
     lwriter *p = lua_newuserdatauv(L, sizeof *p, 0);
     p->w = NULL;
     luaL_setmetatable(L, WRITER_MT);
-    eh_error err = {0};
+    eh_error err = { 0 };
     p->w = eh_image_writer_new((int)n, &err);
     if (!p->w)
         return eh_lua_fail(L, &err);
@@ -56,7 +56,7 @@ static int m_submit(lua_State *L)
     eh_image_writer *w = check_writer(L, 1)->w;
     eh_image *img = eh_lua_check_image(L, 2);
     const char *path = luaL_checkstring(L, 3);
-    eh_error err = {0};
+    eh_error err = { 0 };
     /* a copy: the Image stays the caller's to close, as after img:save */
     if (eh_image_writer_submit_copy(w, img, path, &err) != EH_OK)
         return eh_lua_fail(L, &err);
@@ -73,7 +73,7 @@ static int m_load(lua_State *L)
     const char *path = luaL_checkstring(L, 2);
     eh_image_limits lim = eh_lua_host(L)->image_limits;
     lim.read_flags = eh_lua_read_flags(L, 3);
-    eh_error err = {0};
+    eh_error err = { 0 };
     if (eh_image_writer_load(w, path, &lim, &err) != EH_OK)
         return eh_lua_fail(L, &err);
     lua_pushboolean(L, 1);
@@ -94,7 +94,7 @@ static int m_decode(lua_State *L)
     size_t len;
     const char *data = luaL_checklstring(L, 3, &len);
     int kind = luaL_checkoption(L, 4, "bytes", kinds);
-    eh_error err = {0};
+    eh_error err = { 0 };
     if (eh_image_writer_decode(w, key, data, len, as[kind], &eh_lua_host(L)->image_limits, &err) != EH_OK)
         return eh_lua_fail(L, &err);
     lua_pushboolean(L, 1);
@@ -119,7 +119,7 @@ static int m_convert(lua_State *L)
     luaL_argcheck(L, side >= 0 && side <= CONVERT_MAX_SIDE, 5, "max_side must be 0..65535");
     eh_image_limits lim = eh_lua_host(L)->image_limits;
     lim.read_flags = eh_lua_read_flags(L, 6);
-    eh_error err = {0};
+    eh_error err = { 0 };
     if (eh_image_writer_convert(w, path, data, len, as[kind], &lim, (int)side, &err) != EH_OK)
         return eh_lua_fail(L, &err);
     lua_pushboolean(L, 1);
@@ -196,28 +196,19 @@ static int m_tostring(lua_State *L)
 }
 
 static const luaL_Reg functions[] = {
-    {"new", l_new},
-    {NULL, NULL},
+    { "new", l_new },
+    { NULL, NULL },
 };
 
 static const luaL_Reg methods[] = {
-    {"submit", m_submit},
-    {"load", m_load},
-    {"decode", m_decode},
-    {"convert", m_convert},
-    {"collect", m_collect},
-    {"flush", m_flush},
-    {"pending", m_pending},
-    {"close", m_close},
-    {NULL, NULL},
+    { "submit", m_submit },   { "load", m_load },       { "decode", m_decode },
+    { "convert", m_convert }, { "collect", m_collect }, { "flush", m_flush },
+    { "pending", m_pending }, { "close", m_close },     { NULL, NULL },
 };
 
 static const luaL_Reg metamethods[] = {
-    {"__index", NULL},      /* placeholder: the method table */
-    {"__gc", m_close},
-    {"__close", m_close},
-    {"__tostring", m_tostring},
-    {NULL, NULL},
+    { "__index", NULL },      /* placeholder: the method table */
+    { "__gc", m_close }, { "__close", m_close }, { "__tostring", m_tostring }, { NULL, NULL },
 };
 
 static void create_meta(lua_State *L)

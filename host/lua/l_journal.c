@@ -68,7 +68,8 @@ static void load_entries(lua_State *L, int idx, const eh_journal *j)
     for (size_t i = 0; i < eh_journal_count(j); i++) {
         decode(L, eh_journal_line(j, i));
         int e = lua_gettop(L);
-        if (!lua_istable(L, e) || lua_getfield(L, e, "type") != LUA_TSTRING || strcmp(lua_tostring(L, -1), "step") != 0) {
+        if (!lua_istable(L, e) || lua_getfield(L, e, "type") != LUA_TSTRING ||
+            strcmp(lua_tostring(L, -1), "step") != 0) {
             lua_settop(L, e - 1);  /* other line types are not steps */
             continue;
         }
@@ -106,7 +107,8 @@ static eh_resume_mode resume_option(lua_State *L, int opts, eh_host *h)
             return (eh_resume_mode)m;
         }
     }
-    luaL_error(L, "journal.open: opts.resume must be \"no\", \"yes\" or \"force\" (got %s)", luaL_tolstring(L, -1, NULL));
+    luaL_error(L, "journal.open: opts.resume must be \"no\", \"yes\" or \"force\" (got %s)",
+               luaL_tolstring(L, -1, NULL));
     return EH_RESUME_NO;
 }
 
@@ -346,24 +348,14 @@ static int m_tostring(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-    { "done", m_done },
-    { "record", m_record },
-    { "entries", m_entries },
-    { "record_run", m_record_run },
-    { "runs", m_runs },
-    { "header", m_header },
-    { "is_new", m_is_new },
-    { "path", m_path },
-    { "close", m_gc },
-    { NULL, NULL },
+    { "done", m_done }, { "record", m_record }, { "entries", m_entries }, { "record_run", m_record_run },
+    { "runs", m_runs }, { "header", m_header }, { "is_new", m_is_new },   { "path", m_path },
+    { "close", m_gc },  { NULL, NULL },
 };
 
 static const luaL_Reg metamethods[] = {
     { "__index", NULL },   /* placeholder: the methods table */
-    { "__gc", m_gc },
-    { "__close", m_gc },
-    { "__tostring", m_tostring },
-    { NULL, NULL },
+    { "__gc", m_gc },    { "__close", m_gc }, { "__tostring", m_tostring }, { NULL, NULL },
 };
 
 /* Expects the two upvalues (encode, decode) on top of the stack; leaves them. */

@@ -63,7 +63,6 @@ static void push_json(lua_State *L, const cJSON *item, int depth)
     }
 }
 
-
 static int is_array(lua_State *L, int idx, size_t *len)
 {
     size_t n = 0;
@@ -149,27 +148,21 @@ static void to_json(lua_State *L, int idx, int depth, json_guard *g, cJSON *pare
         luaL_error(L, "json.encode: table nested deeper than limits.max_json_depth (%d) (or cyclic)", max_depth(L));
     luaL_checkstack(L, 6, "table too deep");
     switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        attach(g, parent, key, cJSON_CreateNull());
-        return;
+    case LUA_TNIL: attach(g, parent, key, cJSON_CreateNull()); return;
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == NULL) {
             attach(g, parent, key, cJSON_CreateNull());
             return;
         }
         break;
-    case LUA_TBOOLEAN:
-        attach(g, parent, key, cJSON_CreateBool(lua_toboolean(L, idx)));
-        return;
+    case LUA_TBOOLEAN: attach(g, parent, key, cJSON_CreateBool(lua_toboolean(L, idx))); return;
     case LUA_TNUMBER: {
         double d = lua_tonumber(L, idx);
         /* JSON has no NaN/Inf */
         attach(g, parent, key, isfinite(d) ? cJSON_CreateNumber(d) : cJSON_CreateNull());
         return;
     }
-    case LUA_TSTRING:
-        attach(g, parent, key, cJSON_CreateString(lua_tostring(L, idx)));
-        return;
+    case LUA_TSTRING: attach(g, parent, key, cJSON_CreateString(lua_tostring(L, idx))); return;
     case LUA_TTABLE: {
         size_t n;
         if (is_array(L, idx, &n)) {
@@ -211,8 +204,7 @@ static void to_json(lua_State *L, int idx, int depth, json_guard *g, cJSON *pare
         lua_remove(L, keys);
         return;
     }
-    default:
-        break;
+    default: break;
     }
     luaL_error(L, "json.encode: cannot encode a %s", luaL_typename(L, idx));
 }

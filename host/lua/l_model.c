@@ -140,7 +140,6 @@ static int model_info(lua_State *L)
     return 1;
 }
 
-
 static const char *opt_field_string(lua_State *L, int t, const char *key)
 {
     lua_getfield(L, t, key);   /* left on the stack: keeps the string alive */
@@ -479,10 +478,7 @@ static const luaL_Reg methods[] = {
 
 static const luaL_Reg metamethods[] = {
     { "__index", NULL },      /* placeholder: the method table */
-    { "__gc", model_gc },
-    { "__close", model_gc },
-    { "__tostring", model_tostring },
-    { NULL, NULL },
+    { "__gc", model_gc }, { "__close", model_gc }, { "__tostring", model_tostring }, { NULL, NULL },
 };
 
 /* The one place the Model metatable is made (liolib's shape). */

@@ -76,8 +76,7 @@ static eh_node *to_node(lua_State *L, int idx, int depth, eh_error *err)
     luaL_checkstack(L, 6, "table too deep");
     eh_node *n = NULL;
     switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        return eh_node_new(EH_NODE_NULL);
+    case LUA_TNIL: return eh_node_new(EH_NODE_NULL);
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == NULL)
             return eh_node_new(EH_NODE_NULL);
@@ -147,8 +146,7 @@ static eh_node *to_node(lua_State *L, int idx, int depth, eh_error *err)
         }
         return n;
     }
-    default:
-        break;
+    default: break;
     }
     eh_fail(err, EH_EINVAL, "cannot convert a %s to a config value", luaL_typename(L, idx));
     return NULL;

@@ -200,10 +200,7 @@ static const luaL_Reg methods[] = {
 
 static const luaL_Reg metamethods[] = {
     { "__index", NULL },    /* filled with methods */
-    { "__gc", tok_gc },
-    { "__close", tok_gc },
-    { "__tostring", tok_tostring },
-    { NULL, NULL },
+    { "__gc", tok_gc },  { "__close", tok_gc }, { "__tostring", tok_tostring }, { NULL, NULL },
 };
 
 static void create_meta(lua_State *L)

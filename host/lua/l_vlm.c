@@ -84,8 +84,7 @@ static int vlm_smart_resize(lua_State *L)
     eh_vlm_config cfg;
     eh_error err = { 0 };
     int oh, ow;
-    if (read_config(L, 3, &cfg, &err) != EH_OK ||
-        eh_vlm_smart_resize((int)h, (int)w, &cfg, &oh, &ow, &err) != EH_OK)
+    if (read_config(L, 3, &cfg, &err) != EH_OK || eh_vlm_smart_resize((int)h, (int)w, &cfg, &oh, &ow, &err) != EH_OK)
         return eh_lua_fail(L, &err);
     lua_pushinteger(L, oh);
     lua_pushinteger(L, ow);
@@ -149,19 +148,13 @@ static const luaL_Reg module_fns[] = {
 };
 
 static const luaL_Reg methods[] = {
-    { "shape", patches_shape },
-    { "get", patches_get },
-    { "bytes", patches_bytes },
-    { "close", patches_close },
-    { NULL, NULL },
+    { "shape", patches_shape }, { "get", patches_get }, { "bytes", patches_bytes },
+    { "close", patches_close }, { NULL, NULL },
 };
 
 static const luaL_Reg metamethods[] = {
     { "__index", NULL },    /* filled with methods */
-    { "__gc", patches_gc },
-    { "__close", patches_gc },
-    { "__tostring", patches_tostring },
-    { NULL, NULL },
+    { "__gc", patches_gc }, { "__close", patches_gc }, { "__tostring", patches_tostring }, { NULL, NULL },
 };
 
 static void create_meta(lua_State *L)

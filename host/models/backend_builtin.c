@@ -100,7 +100,8 @@ static void op_scale(eh_image *img, double f)
     size_t n = (size_t)img->width * (size_t)img->height;
     for (size_t i = 0; i < n; i++)
         for (int c = 0; c < 3; c++)
-            img->pixels[i * (size_t)img->channels + (size_t)c] = clamp_u8(img->pixels[i * (size_t)img->channels + (size_t)c] * f);
+            img->pixels[i * (size_t)img->channels + (size_t)c] =
+                clamp_u8(img->pixels[i * (size_t)img->channels + (size_t)c] * f);
 }
 
 static void op_gray(eh_image *img)
@@ -151,10 +152,22 @@ static eh_image *op_rotate(const eh_image *img, int quarter_turns, eh_error *err
         for (int x = 0; x < w; x++) {
             int nx, ny;
             switch (quarter_turns) {
-            case 1: nx = h - 1 - y; ny = x; break;
-            case 2: nx = w - 1 - x; ny = h - 1 - y; break;
-            case 3: nx = y; ny = w - 1 - x; break;
-            default: nx = x; ny = y; break;
+            case 1:
+                nx = h - 1 - y;
+                ny = x;
+                break;
+            case 2:
+                nx = w - 1 - x;
+                ny = h - 1 - y;
+                break;
+            case 3:
+                nx = y;
+                ny = w - 1 - x;
+                break;
+            default:
+                nx = x;
+                ny = y;
+                break;
             }
             memcpy(out->pixels + ((size_t)ny * nw + nx) * ch, img->pixels + ((size_t)y * w + x) * ch, (size_t)ch);
         }
@@ -199,14 +212,12 @@ typedef struct colour_word {
 } colour_word;
 
 static const colour_word colours[] = {
-    { "red", { 220, 30, 30 } },    { "红", { 220, 30, 30 } },
-    { "green", { 30, 180, 60 } },  { "绿", { 30, 180, 60 } },
-    { "blue", { 30, 60, 220 } },   { "蓝", { 30, 60, 220 } },
-    { "yellow", { 240, 220, 30 } }, { "黄", { 240, 220, 30 } },
-    { "purple", { 140, 40, 180 } }, { "紫", { 140, 40, 180 } },
-    { "orange", { 250, 140, 20 } }, { "橙", { 250, 140, 20 } },
-    { "pink", { 250, 150, 190 } }, { "粉", { 250, 150, 190 } },
-    { "white", { 250, 250, 250 } }, { "白", { 250, 250, 250 } },
+    { "red", { 220, 30, 30 } },     { "红", { 220, 30, 30 } },      { "green", { 30, 180, 60 } },
+    { "绿", { 30, 180, 60 } },      { "blue", { 30, 60, 220 } },    { "蓝", { 30, 60, 220 } },
+    { "yellow", { 240, 220, 30 } }, { "黄", { 240, 220, 30 } },     { "purple", { 140, 40, 180 } },
+    { "紫", { 140, 40, 180 } },     { "orange", { 250, 140, 20 } }, { "橙", { 250, 140, 20 } },
+    { "pink", { 250, 150, 190 } },  { "粉", { 250, 150, 190 } },    { "white", { 250, 250, 250 } },
+    { "白", { 250, 250, 250 } },
 };
 
 static int has_any(const char *text, const char *const *words)
@@ -251,7 +262,9 @@ static eh_image *imageops_edit(const eh_image *src, const char *instruction, eh_
     static const char *const w_invert[] = { "invert", "negative", "反色", "负片", NULL };
 
     if (has_any(text, w_rotate)) {
-        int turns = strstr(text, "180") ? 2 : (strstr(text, "270") || strstr(text, "counter") || strstr(text, "逆时针")) ? 3 : 1;
+        int turns = strstr(text, "180")                                                          ? 2
+                    : (strstr(text, "270") || strstr(text, "counter") || strstr(text, "逆时针")) ? 3
+                                                                                                 : 1;
         eh_image *r = op_rotate(img, turns, err);
         eh_image_free(img);
         if (!r)
@@ -327,8 +340,8 @@ static eh_status builtin_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_
         if (b->kind == BUILTIN_IDENTITY)
             results[i].image = eh_image_clone(reqs[i].image, &results[i].err);
         else
-            results[i].image = imageops_edit(reqs[i].image, reqs[i].instruction ? reqs[i].instruction : "",
-                                              &results[i].err);
+            results[i].image =
+                imageops_edit(reqs[i].image, reqs[i].instruction ? reqs[i].instruction : "", &results[i].err);
     }
     return EH_OK;
 }

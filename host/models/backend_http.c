@@ -144,8 +144,8 @@ static eh_status http_open(eh_model *m, eh_error *err)
     if (key_env) {
         const char *key = getenv(key_env);
         if (!key || !*key)
-            return eh_fail(err, EH_EINVAL, "%s: api_key_env names %s, which is not set in the environment",
-                           m->section, key_env);
+            return eh_fail(err, EH_EINVAL, "%s: api_key_env names %s, which is not set in the environment", m->section,
+                           key_env);
         h->api_key = strdup(key);
         if (!h->api_key)
             return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
@@ -231,7 +231,11 @@ static eh_status post_control(eh_model *m, const char *path, eh_error *err)
     if (!url)
         return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
     /* "{}": vLLM ignores the body, SGLang's endpoints want a JSON object. */
-    eh_http_request rq = { .method = "POST", .url = url, .body = "{}", .body_len = 2, .bearer = h->api_key,
+    eh_http_request rq = { .method = "POST",
+                           .url = url,
+                           .body = "{}",
+                           .body_len = 2,
+                           .bearer = h->api_key,
                            .any_body = 1 };
     eh_http_response rs;
     eh_error cerr = { 0 };
@@ -243,8 +247,10 @@ static eh_status post_control(eh_model *m, const char *path, eh_error *err)
     }
     eh_http_response_clear(&rs);
     if (rc != EH_OK)
-        return eh_fail(err, rc, "%s (sleep_mode needs vLLM started with --enable-sleep-mode and "
-                       "VLLM_SERVER_DEV_MODE=1)", cerr.msg);
+        return eh_fail(err, rc,
+                       "%s (sleep_mode needs vLLM started with --enable-sleep-mode and "
+                       "VLLM_SERVER_DEV_MODE=1)",
+                       cerr.msg);
     return EH_OK;
 }
 
@@ -392,7 +398,8 @@ static int add_image_part(const http_model *h, cJSON *content, const char *label
     if (!url)
         return -1;
     cJSON *part = cJSON_CreateObject(), *iu = cJSON_CreateObject();
-    int ok = part && iu && cJSON_AddStringToObject(part, "type", "image_url") && cJSON_AddStringToObject(iu, "url", url);
+    int ok =
+        part && iu && cJSON_AddStringToObject(part, "type", "image_url") && cJSON_AddStringToObject(iu, "url", url);
     free(url);
     if (!ok) {
         cJSON_Delete(part);
@@ -413,8 +420,9 @@ static char *score_body(eh_model *m, const eh_score_request *r, eh_error *err)
         eh_fail(err, EH_EINVAL, "%s: score request has no image", m->section);
         return NULL;
     }
-    int with_original = !r->n_images && r->original && (h->send_original == SEND_ALWAYS ||
-                                         (h->send_original == SEND_AUTO && prompt_names_original(r)));
+    int with_original =
+        !r->n_images && r->original &&
+        (h->send_original == SEND_ALWAYS || (h->send_original == SEND_AUTO && prompt_names_original(r)));
     char fallback[2048];
     const char *user = r->user_prompt;
     if (!user) {
@@ -461,7 +469,8 @@ static char *score_body(eh_model *m, const eh_score_request *r, eh_error *err)
             if (add_image_part(h, parts, NULL, r->images[k], r->jpeg_quality, err) != 0)
                 goto fail_text;
     } else {
-        if (with_original && add_image_part(h, parts, "原始图像 / original image:", r->original, r->jpeg_quality, err) != 0)
+        if (with_original &&
+            add_image_part(h, parts, "原始图像 / original image:", r->original, r->jpeg_quality, err) != 0)
             goto fail_text;
         if (add_image_part(h, parts, "编辑后的图像 / edited image:", r->image, r->jpeg_quality, err) != 0)
             goto fail_text;
@@ -533,7 +542,7 @@ static char *reply_text(const cJSON *choice)
         return NULL;
     size_t total = 1;
     const cJSON *p;
-    cJSON_ArrayForEach(p, content) {
+    cJSON_ArrayForEach (p, content) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "text");
         if (cJSON_IsString(t))
             total += strlen(t->valuestring);
@@ -542,7 +551,7 @@ static char *reply_text(const cJSON *choice)
     if (!s)
         return NULL;
     s[0] = '\0';
-    cJSON_ArrayForEach(p, content) {
+    cJSON_ArrayForEach (p, content) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "text");
         if (cJSON_IsString(t))
             strcat(s, t->valuestring);
@@ -557,7 +566,7 @@ static const cJSON *score_token(const cJSON *tokens, const eh_score_parsed *pars
 {
     size_t off = 0;
     const cJSON *t, *found = NULL;
-    cJSON_ArrayForEach(t, tokens) {
+    cJSON_ArrayForEach (t, tokens) {
         const cJSON *tok = cJSON_GetObjectItemCaseSensitive(t, "token");
         if (!cJSON_IsString(tok))
             break;
@@ -571,7 +580,7 @@ static const cJSON *score_token(const cJSON *tokens, const eh_score_parsed *pars
     }
     if (!found) {
         int want = (int)floor(parsed->value);
-        cJSON_ArrayForEach(t, tokens) {
+        cJSON_ArrayForEach (t, tokens) {
             const cJSON *tok = cJSON_GetObjectItemCaseSensitive(t, "token");
             int v = cJSON_IsString(tok) ? eh_score_token_value(tok->valuestring) : -1;
             if (v >= 0) {
@@ -622,7 +631,7 @@ static int score_from_logprobs(const http_model *h, const cJSON *choice, const e
         }
         size_t k = 0;
         const cJSON *x;
-        cJSON_ArrayForEach(x, top) {
+        cJSON_ArrayForEach (x, top) {
             const cJSON *xt = cJSON_GetObjectItemCaseSensitive(x, "token");
             const cJSON *xl = cJSON_GetObjectItemCaseSensitive(x, "logprob");
             if (cJSON_IsString(xt) && cJSON_IsNumber(xl))
@@ -632,9 +641,9 @@ static int score_from_logprobs(const http_model *h, const cJSON *choice, const e
         pos[n_pos++] = (eh_lp_position){ tt->valuestring, cJSON_IsNumber(tl) ? tl->valuedouble : -INFINITY, c, k };
     }
     double ev = 0;
-    eh_lp_method how = ok && n_pos ? eh_score_from_positions(pos, n_pos, h->score_lo, h->score_hi, res->probs, &ev,
-                                                             dropped)
-                                   : EH_LP_NONE;
+    eh_lp_method how = ok && n_pos
+                           ? eh_score_from_positions(pos, n_pos, h->score_lo, h->score_hi, res->probs, &ev, dropped)
+                           : EH_LP_NONE;
     for (size_t i = 0; i < n_pos; i++)
         free(cands[i]);
     if (how == EH_LP_NONE)
@@ -704,8 +713,7 @@ static void read_score_reply(eh_model *m, const char *url, const eh_http_respons
         const cJSON *fp = cJSON_GetObjectItemCaseSensitive(j, "system_fingerprint");
         if (cJSON_IsString(model) && model->valuestring[0])
             snprintf(m->revision, sizeof m->revision, "%s%s%s", model->valuestring,
-                     cJSON_IsString(fp) && fp->valuestring[0] ? " " : "",
-                     cJSON_IsString(fp) ? fp->valuestring : "");
+                     cJSON_IsString(fp) && fp->valuestring[0] ? " " : "", cJSON_IsString(fp) ? fp->valuestring : "");
     }
     eh_score_parsed parsed;
     eh_error perr = { 0 };
@@ -733,8 +741,10 @@ static void read_score_reply(eh_model *m, const char *url, const eh_http_respons
         if (h->logprobs && !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(lp, "content")) && !h->warned_no_logprobs) {
             /* transformers serve (5.24) drops logprobs with a log line of its own */
             h->warned_no_logprobs = 1;
-            eh_log(m->host, EH_LOG_WARN, "%s: the server's replies carry no logprobs although they were asked for; "
-                   "scores are the replies' parsed text (score_method: text)", m->section);
+            eh_log(m->host, EH_LOG_WARN,
+                   "%s: the server's replies carry no logprobs although they were asked for; "
+                   "scores are the replies' parsed text (score_method: text)",
+                   m->section);
         }
     }
     if (dropped)
@@ -759,8 +769,11 @@ static eh_status prepare_score(void *ud, size_t i, eh_http_request *rq, eh_error
     b->bodies[i] = score_body(b->m, &b->reqs[i], err);
     if (!b->bodies[i])
         return err->code ? err->code : EH_EINVAL;   /* this pair fails; the others go out */
-    *rq = (eh_http_request){ .url = b->url, .content_type = "application/json", .body = b->bodies[i],
-                             .body_len = strlen(b->bodies[i]), .bearer = h->api_key };
+    *rq = (eh_http_request){ .url = b->url,
+                             .content_type = "application/json",
+                             .body = b->bodies[i],
+                             .body_len = strlen(b->bodies[i]),
+                             .bearer = h->api_key };
     return EH_OK;
 }
 
@@ -827,13 +840,14 @@ static eh_status edit_parts(eh_model *m, const eh_edit_request *r, edit_job *job
     if (!r->image)
         return eh_fail(err, EH_EINVAL, "%s: edit request has no image", m->section);
     if (r->n_more_images >= MAX_EDIT_PICTURES)
-        return eh_fail(err, EH_EINVAL, "%s: %zu input images (at most %d per upload)", m->section,
-                       r->n_more_images + 1, MAX_EDIT_PICTURES);
+        return eh_fail(err, EH_EINVAL, "%s: %zu input images (at most %d per upload)", m->section, r->n_more_images + 1,
+                       MAX_EDIT_PICTURES);
     size_t pics = 1 + r->n_more_images;
     eh_http_part *p = job->parts;
     size_t n = 0;
     p[n++] = (eh_http_part){ .name = "model", .data = m->name, .len = strlen(m->name) };
-    p[n++] = (eh_http_part){ .name = "prompt", .data = r->instruction ? r->instruction : "",
+    p[n++] = (eh_http_part){ .name = "prompt",
+                             .data = r->instruction ? r->instruction : "",
                              .len = r->instruction ? strlen(r->instruction) : 0 };
     for (size_t k = 0; k < pics; k++) {
         const eh_image *img = k ? r->more_images[k - 1] : r->image;
@@ -842,8 +856,11 @@ static eh_status edit_parts(eh_model *m, const eh_edit_request *r, edit_job *job
         if (eh_image_encode_png(img, 3, &job->png[k], &job->png_len[k], err) != EH_OK)
             return err ? err->code : EH_EINVAL;
         snprintf(job->filename[k], sizeof job->filename[k], pics > 1 ? "image_%zu.png" : "image.png", k + 1);
-        p[n++] = (eh_http_part){ .name = pics > 1 ? "image[]" : "image", .data = job->png[k], .len = job->png_len[k],
-                                 .filename = job->filename[k], .content_type = "image/png" };
+        p[n++] = (eh_http_part){ .name = pics > 1 ? "image[]" : "image",
+                                 .data = job->png[k],
+                                 .len = job->png_len[k],
+                                 .filename = job->filename[k],
+                                 .content_type = "image/png" };
     }
     p[n++] = (eh_http_part){ .name = "response_format", .data = "b64_json", .len = 8 };
     p[n++] = (eh_http_part){ .name = "n", .data = "1", .len = 1 };
@@ -894,8 +911,10 @@ static eh_image *read_edit_reply(eh_model *m, const char *url, const eh_http_res
             if (!img)
                 eh_fail(err, derr.code, "%s: edited image in the reply: %s", m->section, derr.msg);
         } else if (!h->allow_url_fetch) {
-            eh_fail(err, EH_EMODEL, "%s: the server answered with an image URL instead of b64_json; set "
-                    "allow_url_fetch: true to fetch it", m->section);
+            eh_fail(err, EH_EMODEL,
+                    "%s: the server answered with an image URL instead of b64_json; set "
+                    "allow_url_fetch: true to fetch it",
+                    m->section);
         } else if (strncmp(u->valuestring, "http://", 7) != 0 && strncmp(u->valuestring, "https://", 8) != 0) {
             eh_fail(err, EH_EMODEL, "%s: image URL in the reply is not http(s)", m->section);
         } else {
@@ -926,13 +945,14 @@ static eh_status prepare_edit(void *ud, size_t i, eh_http_request *rq, eh_error 
     eh_status rc = edit_parts(b->m, &b->reqs[i], &b->jobs[i], err);
     if (rc != EH_OK)
         return rc;
-    *rq = (eh_http_request){ .url = b->url, .parts = b->jobs[i].parts, .n_parts = b->jobs[i].n_parts,
+    *rq = (eh_http_request){ .url = b->url,
+                             .parts = b->jobs[i].parts,
+                             .n_parts = b->jobs[i].n_parts,
                              .bearer = h->api_key };
     return EH_OK;
 }
 
-static eh_status http_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n,
-                           eh_error *err)
+static eh_status http_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n, eh_error *err)
 {
     http_model *h = m->impl;
     size_t cap = n ? n : 1;

@@ -136,11 +136,12 @@ static eh_status native_open(eh_model *m, eh_error *err)
         return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
     /* stop tokens: the generation config's eos ids, then the chat's ends */
     snprintf(p, sizeof p, "%s/generation_config.json", t->snap.dir);
-    cJSON *gc = eh_json_read_object(p, EH_JSON_CONFIG_MAX_BYTES, NULL), *eid = cJSON_GetObjectItemCaseSensitive(gc, "eos_token_id"), *x;
+    cJSON *gc = eh_json_read_object(p, EH_JSON_CONFIG_MAX_BYTES, NULL),
+          *eid = cJSON_GetObjectItemCaseSensitive(gc, "eos_token_id"), *x;
     if (cJSON_IsNumber(eid))
         t->stop[t->n_stop++] = (int32_t)eid->valuedouble;
     if (cJSON_IsArray(eid))
-        cJSON_ArrayForEach(x, eid)
+        cJSON_ArrayForEach (x, eid)
             if (cJSON_IsNumber(x) && t->n_stop < 6)
                 t->stop[t->n_stop++] = (int32_t)x->valuedouble;
     cJSON_Delete(gc);
@@ -154,9 +155,10 @@ static eh_status native_open(eh_model *m, eh_error *err)
     if (eh_footprint_safetensors(t->snap.dir, m->dtype, &t->fp, &e) != EH_OK)
         return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
     if (t->fp.full_bytes)
-        eh_log(m->host, EH_LOG_INFO, "[open] %s: a real-shape stand-in (%s): footprint %.1f GB, the full model's "
-               "(%.2f GB of weights here)", m->section, t->fp.stand_in, (double)t->fp.full_bytes / 1e9,
-               (double)t->fp.bytes / 1e9);
+        eh_log(m->host, EH_LOG_INFO,
+               "[open] %s: a real-shape stand-in (%s): footprint %.1f GB, the full model's "
+               "(%.2f GB of weights here)",
+               m->section, t->fp.stand_in, (double)t->fp.full_bytes / 1e9, (double)t->fp.bytes / 1e9);
     eh_log(m->host, EH_LOG_DEBUG, "[open] %s: %s revision %s (%s)", m->section, m->name, t->snap.revision, t->snap.dir);
     return EH_OK;
 }
@@ -229,7 +231,11 @@ static int64_t native_footprint(const eh_model *m)
 }
 
 /* A growable string. */
-typedef struct sbuf { char *p; size_t n, cap; int oom; } sbuf;
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+    int oom;
+} sbuf;
 
 static void sb_add(sbuf *b, const char *s, size_t len)
 {
@@ -249,7 +255,10 @@ static void sb_add(sbuf *b, const char *s, size_t len)
     b->p[b->n] = 0;
 }
 
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+static void sb_str(sbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
 
 /* The Qwen3-VL chat template's text for the judge's messages, image pads
  * expanded to each image's token count. */
@@ -359,7 +368,7 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
     int32_t **ids = calloc(cap, sizeof *ids);
     eh_vlm_patches *(*pp)[2] = calloc(cap, sizeof *pp);
     const float *(*pdata)[2] = calloc(cap, sizeof *pdata);
-    int (*grids)[6] = calloc(cap, sizeof *grids);
+    int(*grids)[6] = calloc(cap, sizeof *grids);
     double *out = calloc(cap * 2 * (size_t)t->tree->n_nodes, sizeof *out);   /* logp, then log_end */
     if (!items || !which || !ids || !pp || !pdata || !grids || !out) {
         free(items), free(which), free(ids), free(pp), free(pdata), free(grids), free(out);

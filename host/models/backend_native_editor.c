@@ -88,24 +88,33 @@ static eh_status read_scheduler(eh_model *m, editor_model *t, eh_error *err)
     if (s->type != EH_NODE_MAP)
         return eh_fail(err, EH_EINVAL, "%s: scheduler must be a mapping of scheduler_config.json keys", m->section);
     eh_flowmatch_config *c = eh_qwenimage_edit_scheduler(t->pipe);
-    static const char *const known[] = { "shift", "base_shift", "max_shift", "shift_terminal", "use_dynamic_shifting",
-                                         "base_image_seq_len", "max_image_seq_len", "time_shift_type" };
+    static const char *const known[] = { "shift",
+                                         "base_shift",
+                                         "max_shift",
+                                         "shift_terminal",
+                                         "use_dynamic_shifting",
+                                         "base_image_seq_len",
+                                         "max_image_seq_len",
+                                         "time_shift_type" };
     for (size_t i = 0; i < s->u.list.count; i++) {
         const char *k = s->u.list.keys[i];
         size_t j = 0;
         while (j < sizeof known / sizeof *known && strcmp(k, known[j]))
             j++;
         if (j == sizeof known / sizeof *known)
-            return eh_fail(err, EH_EINVAL, "%s: scheduler.%s is not a setting of the FlowMatch Euler scheduler "
+            return eh_fail(err, EH_EINVAL,
+                           "%s: scheduler.%s is not a setting of the FlowMatch Euler scheduler "
                            "(shift, base_shift, max_shift, shift_terminal, use_dynamic_shifting, base_image_seq_len, "
-                           "max_image_seq_len, time_shift_type)", m->section, k);
+                           "max_image_seq_len, time_shift_type)",
+                           m->section, k);
     }
     c->shift = eh_node_num(s, "shift", c->shift);
     c->base_shift = eh_node_num(s, "base_shift", c->base_shift);
     c->max_shift = eh_node_num(s, "max_shift", c->max_shift);
     const eh_node *term = eh_node_get(s, "shift_terminal");
     if (term)
-        c->shift_terminal = term->type == EH_NODE_NULL || term->type == EH_NODE_BOOL ? 0 : eh_node_num(s, "shift_terminal", 0);
+        c->shift_terminal =
+            term->type == EH_NODE_NULL || term->type == EH_NODE_BOOL ? 0 : eh_node_num(s, "shift_terminal", 0);
     c->use_dynamic_shifting = eh_node_bool(s, "use_dynamic_shifting", c->use_dynamic_shifting);
     c->base_image_seq_len = (int)eh_node_int(s, "base_image_seq_len", c->base_image_seq_len);
     c->max_image_seq_len = (int)eh_node_int(s, "max_image_seq_len", c->max_image_seq_len);
@@ -116,14 +125,15 @@ static eh_status read_scheduler(eh_model *m, editor_model *t, eh_error *err)
         c->exponential = !strcmp(tst, "exponential");
     if (c->base_image_seq_len >= c->max_image_seq_len || c->shift <= 0 || c->shift_terminal < 0 ||
         c->shift_terminal >= 1)
-        return eh_fail(err, EH_EINVAL, "%s: scheduler: base_image_seq_len must be below max_image_seq_len, shift "
-                       "positive, shift_terminal in [0, 1)", m->section);
+        return eh_fail(err, EH_EINVAL,
+                       "%s: scheduler: base_image_seq_len must be below max_image_seq_len, shift "
+                       "positive, shift_terminal in [0, 1)",
+                       m->section);
     return EH_OK;
 }
 
 /* The generation settings, from the spec or a call's options over them. */
-static eh_status read_params(eh_model *m, const eh_node *o, eh_qwenimage_edit_params *p, uint64_t *seed,
-                             eh_error *err)
+static eh_status read_params(eh_model *m, const eh_node *o, eh_qwenimage_edit_params *p, uint64_t *seed, eh_error *err)
 {
     int64_t steps = eh_node_int(o, "num_inference_steps", eh_node_int(o, "steps", p->steps));
     if (steps < 1 || steps > 1000)
@@ -206,7 +216,9 @@ static eh_status editor_to_host(eh_model *m, eh_error *err)
     editor_model *t = m->impl;
     if (eh_qwenimage_edit_loaded(t->pipe))
         return EH_OK;
-    eh_qwenimage_load_options o = { .dtype = m->dtype, .device = m->device, .cpu_copy = t->cpu_copy,
+    eh_qwenimage_load_options o = { .dtype = m->dtype,
+                                    .device = m->device,
+                                    .cpu_copy = t->cpu_copy,
                                     .pin = eh_backend_pin(m) };
     eh_error e = { 0 };
     if (eh_qwenimage_edit_load(t->pipe, &o, t->loras, t->n_loras, &e) != EH_OK)
@@ -272,8 +284,7 @@ static int same_settings(const void *ctx, size_t i, size_t j)
            a->height == b->height && same_neg;
 }
 
-static eh_status editor_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n,
-                             eh_error *err)
+static eh_status editor_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n, eh_error *err)
 {
     editor_model *t = m->impl;
     eh_qwenimage_edit_item *items = calloc(n ? n : 1, sizeof *items);
@@ -338,8 +349,8 @@ static eh_status editor_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_r
         if (!preps[g])
             continue;
         eh_error e = { 0 };
-        if (eh_qwenimage_edit_denoise(t->pipe, preps[g], &params[idx[gstart[g]]], gout + gstart[g],
-                                      gerrs + gstart[g], &e) != EH_OK)
+        if (eh_qwenimage_edit_denoise(t->pipe, preps[g], &params[idx[gstart[g]]], gout + gstart[g], gerrs + gstart[g],
+                                      &e) != EH_OK)
             for (size_t q = gstart[g]; q < gstart[g + 1]; q++)
                 gerrs[q] = e;
         eh_qwenimage_prepared_free(preps[g]);

@@ -143,8 +143,8 @@ static eh_status torch_to_host(eh_model *m, eh_error *err)
                        ? eh_torch_module_synthetic(t->synthetic_bytes, t->synthetic_params, &opt, &t->tm, &e)
                        : eh_torch_module_load(t->path, &opt, &t->tm, &e);
     if (rc != EH_OK)
-        return eh_fail(err, rc, "%s: cannot load %s: %s", m->section, t->synthetic_bytes > 0 ? "synthetic model" : t->path,
-                       e.msg);
+        return eh_fail(err, rc, "%s: cannot load %s: %s", m->section,
+                       t->synthetic_bytes > 0 ? "synthetic model" : t->path, e.msg);
     eh_log(m->host, EH_LOG_DEBUG, "[load] %s: %d tensors, %.3f GB %s in host memory (%s)", m->section,
            eh_torch_module_tensor_count(t->tm), (double)eh_torch_module_footprint(t->tm) / 1e9, m->dtype,
            eh_torch_module_host_note(t->tm));
@@ -226,8 +226,7 @@ static int same_edit_group(const void *ctx, size_t a, size_t b)
            (g->text_list || same_text(reqs[a].instruction, reqs[b].instruction));
 }
 
-static eh_status torch_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n,
-                            eh_error *err)
+static eh_status torch_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n, eh_error *err)
 {
     torch_model *t = m->impl;
     unsigned char *done = calloc(n ? n : 1, 1);
@@ -257,8 +256,8 @@ static eh_status torch_edit(eh_model *m, const eh_edit_request *reqs, eh_edit_re
         float *out = NULL;
         int oh = 0, ow = 0;
         float *batch = stack_images(imgs, k, &e);
-        if (batch && eh_torch_module_edit(t->tm, batch, (int)k, imgs[0]->height, imgs[0]->width, texts, &out, &oh,
-                                          &ow, &e) == EH_OK) {
+        if (batch && eh_torch_module_edit(t->tm, batch, (int)k, imgs[0]->height, imgs[0]->width, texts, &out, &oh, &ow,
+                                          &e) == EH_OK) {
             size_t plane = 3 * (size_t)oh * (size_t)ow;
             for (size_t j = 0; j < k; j++) {
                 eh_edit_result *r = &results[members[j]];
@@ -378,8 +377,8 @@ static eh_status torch_score(eh_model *m, const eh_score_request *reqs, eh_score
         int kk = 0;
         float *be = stack_images(eds, k, &e);
         float *bo = be ? stack_images(origs, k, &e) : NULL;
-        if (bo && eh_torch_module_judge(t->tm, be, eds[0]->height, eds[0]->width, bo, origs[0]->height,
-                                        origs[0]->width, (int)k, texts, out, &kk, &e) == EH_OK) {
+        if (bo && eh_torch_module_judge(t->tm, be, eds[0]->height, eds[0]->width, bo, origs[0]->height, origs[0]->width,
+                                        (int)k, texts, out, &kk, &e) == EH_OK) {
             for (size_t j = 0; j < k; j++)
                 finish_score(m, out + j * (size_t)kk, kk, &results[members[j]]);
         } else {

@@ -43,7 +43,8 @@ eh_status eh_flowmatch_schedule(const eh_flowmatch_config *c, int steps, int ima
         float scale = (1.0f - sigmas[steps - 1]) / (float)(1.0 - c->shift_terminal);
         /* one step leaves sigma 1: diffusers divides 0 by 0 and edits with NaN */
         if (!(scale > 0))
-            return eh_fail(err, EH_EINVAL, "scheduler: %d step(s) with shift_terminal %g: the terminal stretch "
+            return eh_fail(err, EH_EINVAL,
+                           "scheduler: %d step(s) with shift_terminal %g: the terminal stretch "
                            "divides by zero (diffusers edits with NaN); use 2 or more steps or shift_terminal: false",
                            steps, c->shift_terminal);
         for (int i = 0; i < steps; i++)

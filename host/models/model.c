@@ -119,12 +119,24 @@ static int role_from_section(const char *section, const eh_node *spec, eh_model_
 {
     const char *r = eh_node_str(spec, "role", NULL);
     if (r) {
-        if (!strcmp(r, "editor")) { *role = EH_ROLE_EDITOR; return 0; }
-        if (!strcmp(r, "judge")) { *role = EH_ROLE_JUDGE; return 0; }
+        if (!strcmp(r, "editor")) {
+            *role = EH_ROLE_EDITOR;
+            return 0;
+        }
+        if (!strcmp(r, "judge")) {
+            *role = EH_ROLE_JUDGE;
+            return 0;
+        }
         return -1;
     }
-    if (strstr(section, "editor") || strstr(section, "diffusion")) { *role = EH_ROLE_EDITOR; return 0; }
-    if (strstr(section, "judge") || strstr(section, "reward")) { *role = EH_ROLE_JUDGE; return 0; }
+    if (strstr(section, "editor") || strstr(section, "diffusion")) {
+        *role = EH_ROLE_EDITOR;
+        return 0;
+    }
+    if (strstr(section, "judge") || strstr(section, "reward")) {
+        *role = EH_ROLE_JUDGE;
+        return 0;
+    }
     return -1;
 }
 
@@ -174,10 +186,13 @@ eh_model *eh_model_open(eh_host *host, const char *section, const eh_node *spec,
 #endif
     if (!m->backend) {
         if (!strcmp(backend, "torch") || !strcmp(backend, "native"))
-            eh_fail(err, EH_EFORMAT, "%s: backend '%s' (%s) is not available: this evalhost was built without "
-                    "libtorch (build with EVALHOST_TORCH=ON after `make deps`)", section, backend, m->name);
+            eh_fail(err, EH_EFORMAT,
+                    "%s: backend '%s' (%s) is not available: this evalhost was built without "
+                    "libtorch (build with EVALHOST_TORCH=ON after `make deps`)",
+                    section, backend, m->name);
         else if (!strcmp(backend, "http"))
-            eh_fail(err, EH_EFORMAT, "%s: backend 'http' (%s) is not available: this evalhost was built without "
+            eh_fail(err, EH_EFORMAT,
+                    "%s: backend 'http' (%s) is not available: this evalhost was built without "
                     "libcurl (EVALHOST_HTTP=OFF; rebuild with EVALHOST_HTTP=ON and libcurl4-openssl-dev)",
                     section, m->name);
         else
@@ -246,9 +261,10 @@ static eh_status charge_device(eh_model *m, eh_error *err)
         human_bytes(fb, sizeof fb, (double)need);
         human_bytes(cb, sizeof cb, (double)cap);
         human_bytes(ub, sizeof ub, (double)used);
-        return eh_fail(err, EH_ENOMEM, "%s (%s): cannot move to %s: out of memory: the model's footprint is %s, the "
-                       "device's capacity %s (run.device_memory), %s of it in use by other models", m->section,
-                       m->name, m->device, fb, cb, ub);
+        return eh_fail(err, EH_ENOMEM,
+                       "%s (%s): cannot move to %s: out of memory: the model's footprint is %s, the "
+                       "device's capacity %s (run.device_memory), %s of it in use by other models",
+                       m->section, m->name, m->device, fb, cb, ub);
     }
     m->device_charge = need;
     m->host->device_used += need;
@@ -311,21 +327,51 @@ eh_status eh_model_unload(eh_model *m, eh_error *err)
     return EH_OK;
 }
 
-eh_residency eh_model_state(const eh_model *m) { return m->state; }
-int64_t eh_model_footprint(const eh_model *m) { return m->backend->footprint ? m->backend->footprint(m) : 0; }
+eh_residency eh_model_state(const eh_model *m)
+{
+    return m->state;
+}
+int64_t eh_model_footprint(const eh_model *m)
+{
+    return m->backend->footprint ? m->backend->footprint(m) : 0;
+}
 const char *eh_model_host_memory(const eh_model *m)
 {
     const char *s = m->backend->host_memory ? m->backend->host_memory(m) : NULL;
     return s ? s : "";
 }
-eh_model_role eh_model_role_of(const eh_model *m) { return m->role; }
-const char *eh_model_section(const eh_model *m) { return m->section; }
-const char *eh_model_backend_name(const eh_model *m) { return m->backend->name; }
-const char *eh_model_name(const eh_model *m) { return m->name; }
-const char *eh_model_device(const eh_model *m) { return m->device; }
-const char *eh_model_dtype(const eh_model *m) { return m->dtype; }
-int eh_model_batch_size(const eh_model *m) { return m->batch_size; }
-const char *eh_model_revision(const eh_model *m) { return m->revision; }
+eh_model_role eh_model_role_of(const eh_model *m)
+{
+    return m->role;
+}
+const char *eh_model_section(const eh_model *m)
+{
+    return m->section;
+}
+const char *eh_model_backend_name(const eh_model *m)
+{
+    return m->backend->name;
+}
+const char *eh_model_name(const eh_model *m)
+{
+    return m->name;
+}
+const char *eh_model_device(const eh_model *m)
+{
+    return m->device;
+}
+const char *eh_model_dtype(const eh_model *m)
+{
+    return m->dtype;
+}
+int eh_model_batch_size(const eh_model *m)
+{
+    return m->batch_size;
+}
+const char *eh_model_revision(const eh_model *m)
+{
+    return m->revision;
+}
 
 static eh_status check_ready(const eh_model *m, eh_model_role role, const char *what, eh_error *err)
 {
@@ -357,8 +403,10 @@ static int forward_out_of_memory(eh_model *m, size_t k, void *results, size_t re
     for (size_t j = 0; j < k; j++) {
         char *r = (char *)results + j * res_size;
         eh_error *e = m->role == EH_ROLE_EDITOR ? &((eh_edit_result *)r)->err : &((eh_score_result *)r)->err;
-        eh_fail(e, EH_ENOMEM, "%s: out of memory in the forward: a batch of %zu needs %s of activations, %s free of "
-                "the device's %s (run.device_memory); a smaller batch_size fits", m->section, k, nb, fb, cb);
+        eh_fail(e, EH_ENOMEM,
+                "%s: out of memory in the forward: a batch of %zu needs %s of activations, %s free of "
+                "the device's %s (run.device_memory); a smaller batch_size fits",
+                m->section, k, nb, fb, cb);
     }
     return 1;
 }
@@ -367,8 +415,8 @@ static int forward_out_of_memory(eh_model *m, size_t k, void *results, size_t re
  * whole-call failure.  `size` is the size of one request and one result. */
 typedef eh_status (*batch_fn)(eh_model *m, const void *reqs, void *results, size_t n, eh_error *err);
 
-static eh_status in_batches(eh_model *m, batch_fn fn, const void *reqs, size_t req_size, void *results,
-                            size_t res_size, size_t n, eh_error *err)
+static eh_status in_batches(eh_model *m, batch_fn fn, const void *reqs, size_t req_size, void *results, size_t res_size,
+                            size_t n, eh_error *err)
 {
     memset(results, 0, res_size * n);
     for (size_t i = 0; i < n; i += (size_t)m->batch_size) {
@@ -430,8 +478,8 @@ static eh_status edit_chunk(eh_model *m, const void *reqs_, void *results_, size
         return m->backend->edit(m, reqs, results, n, err);
     for (size_t i = 0; i < n;) {
         if (reqs[i].n_more_images) {
-            eh_fail(&results[i].err, EH_EINVAL, "%s: the %s backend takes one input image per edit, not %zu", m->section,
-                    m->backend->name, reqs[i].n_more_images + 1);
+            eh_fail(&results[i].err, EH_EINVAL, "%s: the %s backend takes one input image per edit, not %zu",
+                    m->section, m->backend->name, reqs[i].n_more_images + 1);
             i++;
             continue;
         }

@@ -14,7 +14,6 @@
 #include "evalhost/json_file.h"
 #include "evalhost/native_config.h"
 
-
 static double jnum(const cJSON *o, const char *k, double dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -37,7 +36,7 @@ static int jfloats(const cJSON *o, const char *k, float *out, int max)
     if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) > max)
         return -1;
     int i = 0;
-    cJSON_ArrayForEach(x, a) {
+    cJSON_ArrayForEach (x, a) {
         if (!cJSON_IsNumber(x))
             return -1;
         out[i++] = (float)x->valuedouble;
@@ -47,12 +46,29 @@ static int jfloats(const cJSON *o, const char *k, float *out, int max)
 
 /* Keys no inference forward reads (training, generation, bookkeeping,
  * video): accepted by every loader beside the keys it implements. */
-static const char *const k_inert[] = { "_name_or_path", "_diffusers_version", "transformers_version", "architectures",
-                                       "dtype", "torch_dtype", "initializer_range", "use_cache", "bos_token_id",
-                                       "eos_token_id", "pad_token_id", "attention_dropout", "dropout",
-                                       "router_aux_loss_coef", "output_router_logits", "max_position_embeddings",
-                                       "video_token_id", "vision_start_token_id", "vision_end_token_id",
-                                       "tokens_per_second", "model_type", "_class_name", NULL };
+static const char *const k_inert[] = { "_name_or_path",
+                                       "_diffusers_version",
+                                       "transformers_version",
+                                       "architectures",
+                                       "dtype",
+                                       "torch_dtype",
+                                       "initializer_range",
+                                       "use_cache",
+                                       "bos_token_id",
+                                       "eos_token_id",
+                                       "pad_token_id",
+                                       "attention_dropout",
+                                       "dropout",
+                                       "router_aux_loss_coef",
+                                       "output_router_logits",
+                                       "max_position_embeddings",
+                                       "video_token_id",
+                                       "vision_start_token_id",
+                                       "vision_end_token_id",
+                                       "tokens_per_second",
+                                       "model_type",
+                                       "_class_name",
+                                       NULL };
 
 static int in_list(const char *k, const char *const *list)
 {
@@ -70,15 +86,17 @@ static eh_status check_keys(const cJSON *o, const char *path, const char *where,
                             const char *const *more, eh_error *err)
 {
     const cJSON *e;
-    cJSON_ArrayForEach(e, o) {
+    cJSON_ArrayForEach (e, o) {
         const char *k = e->string;
         /* null is the reference's "not set" (sliding_window: null) */
         if (!k || cJSON_IsNull(e) || in_list(k, known) || in_list(k, more) || in_list(k, k_inert) ||
             !strncmp(k, "evalhost_", 9))
             continue;
         char *v = cJSON_PrintUnformatted(e);
-        eh_status rc = eh_fail(err, EH_EFORMAT, "%s: %s%s%s = %.80s is not implemented here (refused rather than "
-                               "ignored)", path, where, *where ? "." : "", k, v ? v : "?");
+        eh_status rc = eh_fail(err, EH_EFORMAT,
+                               "%s: %s%s%s = %.80s is not implemented here (refused rather than "
+                               "ignored)",
+                               path, where, *where ? "." : "", k, v ? v : "?");
         free(v);
         return rc;
     }
@@ -98,7 +116,8 @@ static eh_status jbool(const cJSON *o, const char *k, int dflt, int *out, const 
     }
     if (!cJSON_IsBool(v)) {
         char *s = cJSON_PrintUnformatted(v);
-        eh_status rc = eh_fail(err, EH_EFORMAT, "%s: %s = %.80s is not a boolean (true or false)", path, k, s ? s : "?");
+        eh_status rc =
+            eh_fail(err, EH_EFORMAT, "%s: %s = %.80s is not a boolean (true or false)", path, k, s ? s : "?");
         free(s);
         return rc;
     }
@@ -117,8 +136,8 @@ static eh_status jchoice(const cJSON *o, const char *k, const char *const *ok, c
     if (cJSON_IsString(v) && in_list(v->valuestring, ok))
         return EH_OK;
     char *s = cJSON_PrintUnformatted(v);
-    eh_status rc = eh_fail(err, EH_EFORMAT, "%s: %s%s%s = %.80s is not implemented (%s)", path, where, *where ? "." : "",
-                           k, s ? s : "?", ok[0]);
+    eh_status rc = eh_fail(err, EH_EFORMAT, "%s: %s%s%s = %.80s is not implemented (%s)", path, where,
+                           *where ? "." : "", k, s ? s : "?", ok[0]);
     free(s);
     return rc;
 }
@@ -152,17 +171,29 @@ static eh_status qwen3vl_refuse(const cJSON *root, const cJSON *t, const cJSON *
                                 eh_error *err)
 {
     static const char *const top[] = { "text_config", "vision_config", "image_token_id", "tie_word_embeddings", NULL };
-    static const char *const text[] = { "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                                        "num_attention_heads", "num_key_value_heads", "head_dim", "rms_norm_eps",
-                                        "rope_parameters", "rope_scaling", "rope_theta", "tie_word_embeddings",
-                                        "hidden_act", "attention_bias", NULL };
-    static const char *const text_moe[] = { "num_experts", "num_local_experts", "num_experts_per_tok",
-                                            "moe_intermediate_size", "decoder_sparse_step", "mlp_only_layers",
-                                            "norm_topk_prob", NULL };
-    static const char *const vision[] = { "depth", "hidden_size", "intermediate_size", "num_heads", "patch_size",
-                                          "temporal_patch_size", "spatial_merge_size", "out_hidden_size",
-                                          "num_position_embeddings", "rope_parameters", "deepstack_visual_indexes",
-                                          "hidden_act", "in_channels", NULL };
+    static const char *const text[] = { "vocab_size",        "hidden_size",         "intermediate_size",
+                                        "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                                        "head_dim",          "rms_norm_eps",        "rope_parameters",
+                                        "rope_scaling",      "rope_theta",          "tie_word_embeddings",
+                                        "hidden_act",        "attention_bias",      NULL };
+    static const char *const text_moe[] = { "num_experts",         "num_local_experts",
+                                            "num_experts_per_tok", "moe_intermediate_size",
+                                            "decoder_sparse_step", "mlp_only_layers",
+                                            "norm_topk_prob",      NULL };
+    static const char *const vision[] = { "depth",
+                                          "hidden_size",
+                                          "intermediate_size",
+                                          "num_heads",
+                                          "patch_size",
+                                          "temporal_patch_size",
+                                          "spatial_merge_size",
+                                          "out_hidden_size",
+                                          "num_position_embeddings",
+                                          "rope_parameters",
+                                          "deepstack_visual_indexes",
+                                          "hidden_act",
+                                          "in_channels",
+                                          NULL };
     /* "type": transformers 4's spelling of rope_type, "mrope" for these models */
     static const char *const rope[] = { "rope_type", "type", "rope_theta", "mrope_section", "mrope_interleaved", NULL };
     static const char *const silu[] = { "silu", NULL }, *const gelu_tanh[] = { "gelu_pytorch_tanh", NULL };
@@ -170,7 +201,8 @@ static eh_status qwen3vl_refuse(const cJSON *root, const cJSON *t, const cJSON *
     eh_status rc;
     int b;
     /* the MoE keys only for qwen3_vl_moe */
-    if ((rc = check_keys(root, path, "", top, NULL, err)) || (rc = check_keys(v, path, "vision_config", vision, NULL, err)) ||
+    if ((rc = check_keys(root, path, "", top, NULL, err)) ||
+        (rc = check_keys(v, path, "vision_config", vision, NULL, err)) ||
         (rc = check_keys(t, path, "text_config", text, moe ? text_moe : NULL, err)))
         return rc;
     const cJSON *rp = cJSON_GetObjectItemCaseSensitive(t, "rope_parameters");
@@ -183,17 +215,26 @@ static eh_status qwen3vl_refuse(const cJSON *root, const cJSON *t, const cJSON *
     /* the forward interleaves the three axes' frequencies (Qwen3-VL's
      * apply_interleaved_mrope); a chunked layout is Qwen2-VL's */
     if (cJSON_IsObject(rp) && ((rc = jbool(rp, "mrope_interleaved", 1, &b, path, err)) || !b))
-        return rc ? rc : eh_fail(err, EH_EFORMAT, "%s: text_config.rope_parameters.mrope_interleaved = false is not "
-                                 "implemented (Qwen3-VL interleaves)", path);
+        return rc ? rc
+                  : eh_fail(err, EH_EFORMAT,
+                            "%s: text_config.rope_parameters.mrope_interleaved = false is not "
+                            "implemented (Qwen3-VL interleaves)",
+                            path);
     if ((rc = jchoice(t, "hidden_act", silu, path, "text_config", err)) ||
         (rc = jchoice(v, "hidden_act", gelu_tanh, path, "vision_config", err)))
         return rc;
     if ((rc = jbool(t, "attention_bias", 0, &b, path, err)) || b)
-        return rc ? rc : eh_fail(err, EH_EFORMAT, "%s: text_config.attention_bias = true is not implemented (the "
-                                 "decoder's projections have no biases)", path);
+        return rc ? rc
+                  : eh_fail(err, EH_EFORMAT,
+                            "%s: text_config.attention_bias = true is not implemented (the "
+                            "decoder's projections have no biases)",
+                            path);
     if ((rc = jbool(t, "norm_topk_prob", 1, &b, path, err)) || !b)
-        return rc ? rc : eh_fail(err, EH_EFORMAT, "%s: text_config.norm_topk_prob = false is not implemented (the "
-                                 "router renormalises its top-k)", path);
+        return rc ? rc
+                  : eh_fail(err, EH_EFORMAT,
+                            "%s: text_config.norm_topk_prob = false is not implemented (the "
+                            "router renormalises its top-k)",
+                            path);
     if ((rc = jbool(root, "tie_word_embeddings", 0, &b, path, err)) ||
         (rc = jbool(t, "tie_word_embeddings", 0, &b, path, err)))
         return rc;
@@ -213,8 +254,9 @@ eh_status eh_qwen3vl_config_load(const char *path, eh_qwen3vl_config *c, eh_erro
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     const char *type = cJSON_IsString(mt) ? mt->valuestring : "";
     if (strcmp(type, "qwen3_vl") && strcmp(type, "qwen3_vl_moe")) {
-        eh_status rc = eh_fail(err, EH_EFORMAT, "%s: model_type '%s' is not one the native judge runs (qwen3_vl, qwen3_vl_moe)",
-                               path, type);
+        eh_status rc =
+            eh_fail(err, EH_EFORMAT, "%s: model_type '%s' is not one the native judge runs (qwen3_vl, qwen3_vl_moe)",
+                    path, type);
         cJSON_Delete(root);
         return rc;
     }
@@ -249,14 +291,17 @@ eh_status eh_qwen3vl_config_load(const char *path, eh_qwen3vl_config *c, eh_erro
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
     /* the 2B/4B models tie the head to the embeddings (said at the top
      * level, and in text_config by some exports) */
-    c->tie_word_embeddings = cJSON_IsTrue(tie) || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "tie_word_embeddings"));   /* booleans checked in qwen3vl_refuse */
+    c->tie_word_embeddings =
+        cJSON_IsTrue(tie) ||
+        cJSON_IsTrue(
+            cJSON_GetObjectItemCaseSensitive(t, "tie_word_embeddings"));   /* booleans checked in qwen3vl_refuse */
     if (!strcmp(type, "qwen3_vl_moe")) {
         c->num_experts = jint(t, "num_experts", jint(t, "num_local_experts", 60));
         c->experts_per_tok = jint(t, "num_experts_per_tok", 4);
         c->moe_intermediate_size = jint(t, "moe_intermediate_size", 1408);
         c->decoder_sparse_step = jint(t, "decoder_sparse_step", 1);
         const cJSON *mo = cJSON_GetObjectItemCaseSensitive(t, "mlp_only_layers"), *e;
-        cJSON_ArrayForEach(e, mo)
+        cJSON_ArrayForEach (e, mo)
             if (cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble < 256)
                 c->mlp_only[(int)e->valuedouble] = 1;
     }
@@ -271,7 +316,7 @@ eh_status eh_qwen3vl_config_load(const char *path, eh_qwen3vl_config *c, eh_erro
     c->num_position_embeddings = jint(v, "num_position_embeddings", 2304);
     c->v_rope_theta = jnum(cJSON_GetObjectItemCaseSensitive(v, "rope_parameters"), "rope_theta", 10000.0);
     const cJSON *ds = cJSON_GetObjectItemCaseSensitive(v, "deepstack_visual_indexes"), *e;
-    cJSON_ArrayForEach(e, ds)
+    cJSON_ArrayForEach (e, ds)
         if (c->n_deepstack < 16)
             c->deepstack[c->n_deepstack++] = (int)e->valuedouble;
     c->image_token_id = jint(root, "image_token_id", 151655);
@@ -287,15 +332,40 @@ eh_status eh_qwen3vl_config_load(const char *path, eh_qwen3vl_config *c, eh_erro
 static eh_status te_refuse(const cJSON *root, const cJSON *t, const char *path, eh_error *err)
 {
     static const char *const top[] = { "text_config", "vision_config", "image_token_id", "tie_word_embeddings", NULL };
-    static const char *const text[] = { "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                                        "num_attention_heads", "num_key_value_heads", "rms_norm_eps",
-                                        "rope_parameters", "rope_scaling", "rope_theta", "hidden_act",
-                                        "use_sliding_window", "sliding_window", "max_window_layers", "layer_types",
-                                        "tie_word_embeddings", "image_token_id", "vision_config", NULL };
-    static const char *const vision[] = { "depth", "hidden_size", "intermediate_size", "num_heads", "out_hidden_size",
-                                          "patch_size", "spatial_merge_size", "temporal_patch_size", "window_size",
-                                          "fullatt_block_indexes", "hidden_act", "in_channels", "in_chans",
-                                          "rope_parameters", NULL };
+    static const char *const text[] = { "vocab_size",
+                                        "hidden_size",
+                                        "intermediate_size",
+                                        "num_hidden_layers",
+                                        "num_attention_heads",
+                                        "num_key_value_heads",
+                                        "rms_norm_eps",
+                                        "rope_parameters",
+                                        "rope_scaling",
+                                        "rope_theta",
+                                        "hidden_act",
+                                        "use_sliding_window",
+                                        "sliding_window",
+                                        "max_window_layers",
+                                        "layer_types",
+                                        "tie_word_embeddings",
+                                        "image_token_id",
+                                        "vision_config",
+                                        NULL };
+    static const char *const vision[] = { "depth",
+                                          "hidden_size",
+                                          "intermediate_size",
+                                          "num_heads",
+                                          "out_hidden_size",
+                                          "patch_size",
+                                          "spatial_merge_size",
+                                          "temporal_patch_size",
+                                          "window_size",
+                                          "fullatt_block_indexes",
+                                          "hidden_act",
+                                          "in_channels",
+                                          "in_chans",
+                                          "rope_parameters",
+                                          NULL };
     static const char *const rope[] = { "rope_type", "type", "rope_theta", "mrope_section", "mrope_interleaved", NULL };
     static const char *const silu[] = { "silu", NULL }, *const rope_types[] = { "default", "mrope", NULL };
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
@@ -314,16 +384,22 @@ static eh_status te_refuse(const cJSON *root, const cJSON *t, const char *path, 
         return rc;
     /* Qwen2.5-VL's mrope takes the sections one after the other */
     if (cJSON_IsObject(rp) && ((rc = jbool(rp, "mrope_interleaved", 0, &b, path, err)) || b))
-        return rc ? rc : eh_fail(err, EH_EFORMAT, "%s: rope_parameters.mrope_interleaved = true is not implemented "
-                                 "(Qwen2.5-VL's sections are contiguous)", path);
+        return rc ? rc
+                  : eh_fail(err, EH_EFORMAT,
+                            "%s: rope_parameters.mrope_interleaved = true is not implemented "
+                            "(Qwen2.5-VL's sections are contiguous)",
+                            path);
     if ((rc = jchoice(t, "hidden_act", silu, path, t == root ? "" : "text_config", err)) ||
         (rc = jchoice(v, "hidden_act", silu, path, "vision_config", err)))
         return rc;
     if ((rc = jbool(t, "use_sliding_window", 0, &b, path, err)) || b)
-        return rc ? rc : eh_fail(err, EH_EFORMAT, "%s: use_sliding_window = true is not implemented (every layer "
-                                 "attends to the whole prompt)", path);
+        return rc ? rc
+                  : eh_fail(err, EH_EFORMAT,
+                            "%s: use_sliding_window = true is not implemented (every layer "
+                            "attends to the whole prompt)",
+                            path);
     const cJSON *lt = cJSON_GetObjectItemCaseSensitive(t, "layer_types"), *e;
-    cJSON_ArrayForEach(e, lt)
+    cJSON_ArrayForEach (e, lt)
         if (!cJSON_IsString(e) || strcmp(e->valuestring, "full_attention"))
             return eh_fail(err, EH_EFORMAT, "%s: layer_types holds %s, not full_attention (not implemented)", path,
                            cJSON_IsString(e) ? e->valuestring : "a non-string");
@@ -410,9 +486,10 @@ eh_status eh_qwenimage_vae_config_load(const char *path, eh_qwenimage_vae_config
         return err ? err->code : EH_EFORMAT;
     memset(c, 0, sizeof *c);
     eh_status rc = EH_OK;
-    static const char *const vae_keys[] = { "base_dim", "z_dim", "num_res_blocks", "dim_mult", "attn_scales",
-                                            "latents_mean", "latents_std", "temperal_downsample", "input_channels",
-                                            NULL };
+    static const char *const vae_keys[] = {
+        "base_dim",     "z_dim",       "num_res_blocks",      "dim_mult",       "attn_scales",
+        "latents_mean", "latents_std", "temperal_downsample", "input_channels", NULL
+    };
     if ((rc = check_keys(root, path, "", vae_keys, NULL, err)) != EH_OK)
         goto done;
     if (jint(root, "input_channels", 3) != 3) {
@@ -448,12 +525,14 @@ eh_status eh_qwenimage_vae_config_load(const char *path, eh_qwenimage_vae_config
      * Its values only matter from a second frame on: one frame is 2-D. */
     const cJSON *td = cJSON_GetObjectItemCaseSensitive(root, "temperal_downsample"), *x;
     int n_td = td ? (cJSON_IsArray(td) ? cJSON_GetArraySize(td) : -1) : 3;
-    cJSON_ArrayForEach(x, td)
+    cJSON_ArrayForEach (x, td)
         if (!cJSON_IsBool(x))
             n_td = -1;
     if (n_td != n - 1) {
-        rc = eh_fail(err, EH_EFORMAT, "%s: temperal_downsample must list %d booleans for the %d levels of dim_mult "
-                     "(the pipeline's scale is 2^len(temperal_downsample))", path, n - 1, n);
+        rc = eh_fail(err, EH_EFORMAT,
+                     "%s: temperal_downsample must list %d booleans for the %d levels of dim_mult "
+                     "(the pipeline's scale is 2^len(temperal_downsample))",
+                     path, n - 1, n);
         goto done;
     }
     if (c->base_dim < 1 || c->base_dim > 4096 || c->num_res_blocks < 1 || c->num_res_blocks > 16 || c->z_dim < 1 ||
@@ -500,10 +579,18 @@ eh_status eh_qwenimage_dit_config_load(const char *path, eh_qwenimage_dit_config
     eh_status rc = EH_OK;
     /* Edit-2511's zero_cond_t is in; the other switches change the forward
      * in ways no released editor uses (layered, guidance-distilled) */
-    static const char *const dit_keys[] = { "patch_size", "in_channels", "out_channels", "num_layers",
-                                            "attention_head_dim", "num_attention_heads", "joint_attention_dim",
-                                            "axes_dims_rope", "zero_cond_t", "use_additional_t_cond",
-                                            "use_layer3d_rope", "guidance_embeds",
+    static const char *const dit_keys[] = { "patch_size",
+                                            "in_channels",
+                                            "out_channels",
+                                            "num_layers",
+                                            "attention_head_dim",
+                                            "num_attention_heads",
+                                            "joint_attention_dim",
+                                            "axes_dims_rope",
+                                            "zero_cond_t",
+                                            "use_additional_t_cond",
+                                            "use_layer3d_rope",
+                                            "guidance_embeds",
                                             "pooled_projection_dim", /* in the signature, read by nothing */
                                             NULL };
     if ((rc = check_keys(root, path, "", dit_keys, NULL, err)) != EH_OK)
@@ -538,12 +625,12 @@ eh_status eh_qwenimage_dit_config_load(const char *path, eh_qwenimage_dit_config
         rc = eh_fail(err, EH_EFORMAT, "%s: axes_dims_rope must hold 3 numbers", path);
         goto done;
     }
-    if (c->patch_size < 1 || c->in_channels < 1 || c->out_channels < 1 || c->num_layers < 1 || c->num_layers > 1024 || c->head_dim < 2 ||
-        c->num_heads < 1 || c->joint_attention_dim < 1 ||
-        c->axes_dims_rope[0] + c->axes_dims_rope[1] + c->axes_dims_rope[2] != c->head_dim ||
-        c->axes_dims_rope[0] % 2 || c->axes_dims_rope[1] % 2 || c->axes_dims_rope[2] % 2) {
-        rc = eh_fail(err, EH_EFORMAT, "%s: inconsistent sizes (axes_dims_rope must be even and sum to attention_head_dim)",
-                     path);
+    if (c->patch_size < 1 || c->in_channels < 1 || c->out_channels < 1 || c->num_layers < 1 || c->num_layers > 1024 ||
+        c->head_dim < 2 || c->num_heads < 1 || c->joint_attention_dim < 1 ||
+        c->axes_dims_rope[0] + c->axes_dims_rope[1] + c->axes_dims_rope[2] != c->head_dim || c->axes_dims_rope[0] % 2 ||
+        c->axes_dims_rope[1] % 2 || c->axes_dims_rope[2] % 2) {
+        rc = eh_fail(err, EH_EFORMAT,
+                     "%s: inconsistent sizes (axes_dims_rope must be even and sum to attention_head_dim)", path);
         goto done;
     }
 done:
@@ -558,10 +645,21 @@ eh_status eh_flowmatch_config_load(const char *path, eh_flowmatch_config *c, eh_
         return err ? err->code : EH_EFORMAT;
     memset(c, 0, sizeof *c);
     eh_status rc = EH_OK;
-    static const char *const fm_keys[] = { "num_train_timesteps", "shift", "use_dynamic_shifting", "base_shift",
-                                           "max_shift", "base_image_seq_len", "max_image_seq_len", "invert_sigmas",
-                                           "shift_terminal", "use_karras_sigmas", "use_exponential_sigmas",
-                                           "use_beta_sigmas", "time_shift_type", "stochastic_sampling", NULL };
+    static const char *const fm_keys[] = { "num_train_timesteps",
+                                           "shift",
+                                           "use_dynamic_shifting",
+                                           "base_shift",
+                                           "max_shift",
+                                           "base_image_seq_len",
+                                           "max_image_seq_len",
+                                           "invert_sigmas",
+                                           "shift_terminal",
+                                           "use_karras_sigmas",
+                                           "use_exponential_sigmas",
+                                           "use_beta_sigmas",
+                                           "time_shift_type",
+                                           "stochastic_sampling",
+                                           NULL };
     if ((rc = check_keys(root, path, "", fm_keys, NULL, err)) != EH_OK)
         goto done;
     const char *later[] = { "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "invert_sigmas",
@@ -593,8 +691,8 @@ eh_status eh_flowmatch_config_load(const char *path, eh_flowmatch_config *c, eh_
     }
     if (c->num_train_timesteps < 1 || c->max_image_seq_len == c->base_image_seq_len || !(c->shift > 0) ||
         c->shift_terminal < 0 || c->shift_terminal >= 1) {
-        rc = eh_fail(err, EH_EFORMAT, "%s: num_train_timesteps, shift, shift_terminal or the image_seq_lens out of range",
-                     path);
+        rc = eh_fail(err, EH_EFORMAT,
+                     "%s: num_train_timesteps, shift, shift_terminal or the image_seq_lens out of range", path);
         goto done;
     }
 done:

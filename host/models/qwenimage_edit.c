@@ -31,10 +31,10 @@
  * then the prompt and TEMPLATE_TAIL.  The first 64 tokens
  * (prompt_template_encode_start_idx) of the encoder's output are dropped,
  * whatever the tokenizer made of them. */
-#define TEMPLATE_HEAD                                                                                            \
-    "<|im_start|>system\nDescribe the key features of the input image (color, shape, size, texture, objects, " \
-    "background), then explain how the user's text instruction should alter or modify the image. Generate a " \
-    "new image that meets the user's requirements while maintaining consistency with the original input where " \
+#define TEMPLATE_HEAD                                                                                                  \
+    "<|im_start|>system\nDescribe the key features of the input image (color, shape, size, texture, objects, "         \
+    "background), then explain how the user's text instruction should alter or modify the image. Generate a "          \
+    "new image that meets the user's requirements while maintaining consistency with the original input where "        \
     "appropriate.<|im_end|>\n<|im_start|>user\n"
 #define TEMPLATE_TAIL "<|im_end|>\n<|im_start|>assistant\n"
 #define TEMPLATE_DROP 64
@@ -142,8 +142,8 @@ eh_status eh_qwenimage_edit_open(const char *dir, eh_qwenimage_edit **out, eh_er
     snprintf(p->dir, sizeof p->dir, "%s", dir);
     char path[4200];
     eh_status rc = check_index(dir, &p->plus, err);
-#define STEP(expr)               \
-    if (rc == EH_OK)             \
+#define STEP(expr)                                                                                                     \
+    if (rc == EH_OK)                                                                                                   \
         rc = (expr);
     snprintf(path, sizeof path, "%s/vae/config.json", dir);
     STEP(eh_qwenimage_vae_config_load(path, &p->vae_cfg, err));
@@ -169,26 +169,33 @@ eh_status eh_qwenimage_edit_open(const char *dir, eh_qwenimage_edit **out, eh_er
         const eh_qwen3vl_config *t = &p->te_cfg;
         int32_t pad = eh_tokenizer_token_to_id(p->tok, "<|image_pad|>", 13);
         if (pad != t->image_token_id)
-            rc = eh_fail(err, EH_EFORMAT, "%s: the tokenizer's <|image_pad|> is %d, the text encoder's image_token_id %d",
-                         dir, pad, t->image_token_id);
+            rc = eh_fail(err, EH_EFORMAT,
+                         "%s: the tokenizer's <|image_pad|> is %d, the text encoder's image_token_id %d", dir, pad,
+                         t->image_token_id);
         else if (p->vlm.patch_size != t->patch_size || p->vlm.merge_size != t->merge_size ||
                  p->vlm.temporal_patch_size != t->temporal_patch_size)
-            rc = eh_fail(err, EH_EFORMAT, "%s: processor/preprocessor_config.json and text_encoder/config.json "
-                         "disagree on patch/merge sizes", dir);
+            rc = eh_fail(err, EH_EFORMAT,
+                         "%s: processor/preprocessor_config.json and text_encoder/config.json "
+                         "disagree on patch/merge sizes",
+                         dir);
         else if (p->dit_cfg.joint_attention_dim != t->hidden_size)
-            rc = eh_fail(err, EH_EFORMAT, "%s: the transformer's joint_attention_dim %d is not the text encoder's "
-                         "hidden_size %d", dir, p->dit_cfg.joint_attention_dim, t->hidden_size);
+            rc = eh_fail(err, EH_EFORMAT,
+                         "%s: the transformer's joint_attention_dim %d is not the text encoder's "
+                         "hidden_size %d",
+                         dir, p->dit_cfg.joint_attention_dim, t->hidden_size);
         else if (p->dit_cfg.in_channels != 4 * p->vae_cfg.z_dim || p->dit_cfg.out_channels != p->vae_cfg.z_dim ||
                  p->dit_cfg.patch_size != 2)
-            rc = eh_fail(err, EH_EFORMAT, "%s: the transformer (in %d, out %d, patch %d) does not fit the VAE's "
-                         "z_dim %d packed 2x2", dir, p->dit_cfg.in_channels, p->dit_cfg.out_channels,
-                         p->dit_cfg.patch_size, p->vae_cfg.z_dim);
+            rc = eh_fail(err, EH_EFORMAT,
+                         "%s: the transformer (in %d, out %d, patch %d) does not fit the VAE's "
+                         "z_dim %d packed 2x2",
+                         dir, p->dit_cfg.in_channels, p->dit_cfg.out_channels, p->dit_cfg.patch_size, p->vae_cfg.z_dim);
         /* the pictures are resized to multiples of 32 (calculate_dimensions)
          * and their latents packed 2x2: 2 x the VAE's scale must divide 32 */
         else if (p->vae_cfg.n_levels > 5)
-            rc = eh_fail(err, EH_EFORMAT, "%s: a VAE of %d levels (scale %d): the pipeline's 32-pixel sizes do not "
-                         "pack into its latents (at most 5 levels)", dir, p->vae_cfg.n_levels,
-                         1 << (p->vae_cfg.n_levels - 1));
+            rc = eh_fail(err, EH_EFORMAT,
+                         "%s: a VAE of %d levels (scale %d): the pipeline's 32-pixel sizes do not "
+                         "pack into its latents (at most 5 levels)",
+                         dir, p->vae_cfg.n_levels, 1 << (p->vae_cfg.n_levels - 1));
     }
     for (int i = 0; i < N_PARTS && rc == EH_OK; i++)
         rc = part_footprint(dir, part_dir[i], &p->fp[i], err);
@@ -369,10 +376,13 @@ static eh_status merge_lora(eh_qwenimage_edit *p, const eh_qwenimage_lora *l, eh
         else if (eh_ends_with(name, ".lora_A.weight"))
             down_sfx = ".lora_A.weight", up_sfx = ".lora_B.weight";
         if (!down_sfx) {
-            if (eh_ends_with(name, ".alpha") || eh_ends_with(name, ".lora_up.weight") || eh_ends_with(name, ".lora_B.weight"))
-                continue;   /* read with their down/A half */
-            rc = eh_fail(err, EH_EFORMAT, "LoRA %s: tensor '%s' is not a LoRA pair's (lora_A/lora_B, "
-                         "lora_down/lora_up, alpha); full-weight diffs are not supported", l->path, name);
+            if (eh_ends_with(name, ".alpha") || eh_ends_with(name, ".lora_up.weight") ||
+                eh_ends_with(name, ".lora_B.weight"))
+                continue; /* read with their down/A half */
+            rc = eh_fail(err, EH_EFORMAT,
+                         "LoRA %s: tensor '%s' is not a LoRA pair's (lora_A/lora_B, "
+                         "lora_down/lora_up, alpha); full-weight diffs are not supported",
+                         l->path, name);
             break;
         }
         char base[1024], key[1100], module[1024];
@@ -391,7 +401,7 @@ static eh_status merge_lora(eh_qwenimage_edit *p, const eh_qwenimage_lora *l, eh
                 rc = eh_fail(err, EH_EFORMAT, "LoRA %s: '%s' is not a float scalar", l->path, key);
                 break;
             }
-            scale *= alpha / (double)t->shape[0];   /* alpha / rank, as kohya and diffusers scale */
+            scale *= alpha / (double)t->shape[0]; /* alpha / rank, as kohya and diffusers scale */
         }
         /* the prefixes diffusers strips: diffusion_model., transformer.,
          * lora_unet_ (flattened), and PEFT's adapter name default. */
@@ -600,17 +610,19 @@ static int latent_scale(const eh_qwenimage_edit *p)
     return 1 << (p->vae_cfg.n_levels - 1);
 }
 
-static int prepare_item(eh_qwenimage_edit *p, const eh_qwenimage_edit_item *item, const eh_qwenimage_edit_params *params,
-                        int cfg, prep_item *it, eh_error *e)
+static int prepare_item(eh_qwenimage_edit *p, const eh_qwenimage_edit_item *item,
+                        const eh_qwenimage_edit_params *params, int cfg, prep_item *it, eh_error *e)
 {
     const eh_image *pics[MAX_PICTURES];
     if (!item->image || !item->prompt)
         return eh_fail(e, EH_EINVAL, "no image or no prompt"), 0;
     if (item->n_more_images >= (size_t)eh_qwenimage_edit_max_pictures(p))
-        return eh_fail(e, EH_EINVAL, p->plus ? "%zu input images (at most %d)"
-                                             : "%zu input images: Qwen-Image-Edit (QwenImageEditPipeline) takes %d; "
-                                               "Edit-2509/2511 (QwenImageEditPlusPipeline) take several",
-                       item->n_more_images + 1, eh_qwenimage_edit_max_pictures(p)), 0;
+        return eh_fail(e, EH_EINVAL,
+                       p->plus ? "%zu input images (at most %d)"
+                               : "%zu input images: Qwen-Image-Edit (QwenImageEditPipeline) takes %d; "
+                                 "Edit-2509/2511 (QwenImageEditPlusPipeline) take several",
+                       item->n_more_images + 1, eh_qwenimage_edit_max_pictures(p)),
+               0;
     int n_pic = 1 + (int)item->n_more_images;
     pics[0] = item->image;
     for (int i = 1; i < n_pic; i++)
@@ -618,7 +630,7 @@ static int prepare_item(eh_qwenimage_edit *p, const eh_qwenimage_edit_item *item
             return eh_fail(e, EH_EINVAL, "input image %d is missing", i + 1), 0;
     eh_vlm_patches *pt[MAX_PICTURES] = { 0 };
     float *rows = NULL;
-    int grids[3 * MAX_PICTURES], ok = 0, bad = -1;   /* bad: the picture that failed */
+    int grids[3 * MAX_PICTURES], ok = 0, bad = -1; /* bad: the picture that failed */
     size_t total = 0;
     it->n_pic = n_pic;
     it->seed = item->seed;
@@ -629,7 +641,9 @@ static int prepare_item(eh_qwenimage_edit *p, const eh_qwenimage_edit_item *item
             goto out;
         it->w[i] = rs->width, it->h[i] = rs->height;
         it->planes[i] = eh_qwenimage_planes(rs, e);
-        eh_image *cond = !it->planes[i] ? NULL : p->plus ? eh_qwenimage_resize_area(pics[i], PLUS_CONDITION_AREA, e) : rs;
+        eh_image *cond = !it->planes[i] ? NULL
+                         : p->plus      ? eh_qwenimage_resize_area(pics[i], PLUS_CONDITION_AREA, e)
+                                        : rs;
         pt[i] = cond ? eh_vlm_preprocess(cond, &p->vlm, e) : NULL;
         if (cond != rs)
             eh_image_free(cond);
@@ -738,7 +752,7 @@ static eh_image *to_image(const float *planes, int w, int h, eh_error *err)
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++) {
                 float q = planes[((size_t)c * h + y) * w + x] / 2.0f + 0.5f;
-                q = q > 0 ? (q > 1 ? 1 : q) : 0;   /* NaN → 0 as well: never an out-of-range cast */
+                q = q > 0 ? (q > 1 ? 1 : q) : 0; /* NaN → 0 as well: never an out-of-range cast */
                 img->pixels[((size_t)y * w + x) * 3 + c] = (uint8_t)nearbyintf(q * 255.0f);
             }
     return img;
@@ -750,7 +764,8 @@ static eh_image *to_image(const float *planes, int w, int h, eh_error *err)
 static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, int k, int cfg,
                                const eh_qwenimage_edit_params *params, eh_image **out, eh_error *err)
 {
-    const int z = p->vae_cfg.z_dim, ch = 4 * z, hidden = p->te_cfg.hidden_size, s = latent_scale(p), n_pic = g[0]->n_pic;
+    const int z = p->vae_cfg.z_dim, ch = 4 * z, hidden = p->te_cfg.hidden_size, s = latent_scale(p),
+              n_pic = g[0]->n_pic;
     const int ow = g[0]->ow, oh = g[0]->oh, olw = ow / s, olh = oh / s;
     const size_t out_tok = (size_t)(olw / 2) * (olh / 2);
     size_t tok = out_tok, pic_tok[MAX_PICTURES], max_px = (size_t)ow * oh, max_lat = (size_t)olw * olh;
@@ -777,7 +792,8 @@ static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, 
     float *v = malloc(sizeof *v * (size_t)k * tok * ch);
     float *vn = cfg ? malloc(sizeof *vn * (size_t)k * tok * ch) : NULL;
     float *guided = malloc(sizeof *guided * out_tok * ch);
-    float *tc = malloc(sizeof *tc * (size_t)k * Lc * hidden), *tn = cfg ? malloc(sizeof *tn * (size_t)k * Ln * hidden) : NULL;
+    float *tc = malloc(sizeof *tc * (size_t)k * Lc * hidden),
+          *tn = cfg ? malloc(sizeof *tn * (size_t)k * Ln * hidden) : NULL;
     int32_t *mc = malloc(sizeof *mc * (size_t)k * Lc), *mn = cfg ? malloc(sizeof *mn * (size_t)k * Ln) : NULL;
     float *sig = malloc(sizeof *sig * (size_t)(params->steps + 1)), *ts = malloc(sizeof *ts * (size_t)params->steps);
     float *tsv = malloc(sizeof *tsv * (size_t)k);
@@ -811,7 +827,8 @@ static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, 
             eh_qwenimage_pack(lat + (size_t)j * z * lw * lh, 1, z, lh, lw, hid + ((size_t)j * tok + off) * ch);
     }
     for (int j = 0; j < k; j++)
-        if ((rc = eh_qwenimage_noise(g[j]->seed, 1, z, olh, olw, p->dtype, x + (size_t)j * out_tok * ch, &e)) != EH_OK) {
+        if ((rc = eh_qwenimage_noise(g[j]->seed, 1, z, olh, olw, p->dtype, x + (size_t)j * out_tok * ch, &e)) !=
+            EH_OK) {
             eh_fail(err, rc, "noise: %s", e.msg);
             goto done;
         }
@@ -850,7 +867,8 @@ static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, 
                 memcpy(v, v2, sizeof *v * (size_t)k * tok * ch);
                 memcpy(vn, v2 + (size_t)k * tok * ch, sizeof *vn * (size_t)k * tok * ch);
             }
-        } else if ((rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, n_pic + 1, tc, mc, Lc, tsv, v, &e)) == EH_OK &&
+        } else if ((rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, n_pic + 1, tc, mc, Lc, tsv, v, &e)) ==
+                       EH_OK &&
                    cfg) {
             rc = eh_qwenimage_dit_forward(p->dit, hid, k, shapes, n_pic + 1, tn, mn, Ln, tsv, vn, &e);
         }
@@ -860,9 +878,10 @@ static eh_status denoise_group(eh_qwenimage_edit *p, const prep_item *const *g, 
         }
         for (int j = 0; j < k; j++) {
             float *xj = x + (size_t)j * out_tok * ch;
-            const float *vj = v + (size_t)j * tok * ch;   /* the first out_tok tokens: the noised latents' */
+            const float *vj = v + (size_t)j * tok * ch; /* the first out_tok tokens: the noised latents' */
             if (cfg) {
-                eh_qwenimage_true_cfg(vj, vn + (size_t)j * tok * ch, out_tok, ch, (float)params->true_cfg_scale, guided);
+                eh_qwenimage_true_cfg(vj, vn + (size_t)j * tok * ch, out_tok, ch, (float)params->true_cfg_scale,
+                                      guided);
                 vj = guided;
             }
             if (!half) {
@@ -936,7 +955,7 @@ eh_status eh_qwenimage_edit_denoise(eh_qwenimage_edit *p, eh_qwenimage_prepared 
         return eh_fail(err, EH_ENOMEM, "out of memory");
     }
     for (int i = 0; i < b->n; i++)
-        done[i] = !b->it[i].ok;   /* failed items join no group */
+        done[i] = !b->it[i].ok; /* failed items join no group */
     for (int i = 0; i < b->n; i++) {
         if (done[i])
             continue;

@@ -135,8 +135,7 @@ eh_lp_method eh_score_from_positions(const eh_lp_position *pos, size_t n_pos, in
         return EH_LP_NONE;
     w.k = 1;
     if (!first[r0])
-        while (w.k < n_pos && pos[w.k].token && digit_run(pos[w.k].token) &&
-               !pos[w.k].token[digit_run(pos[w.k].token)])
+        while (w.k < n_pos && pos[w.k].token && digit_run(pos[w.k].token) && !pos[w.k].token[digit_run(pos[w.k].token)])
             w.k++;
     /* position 0: its candidates start the number (leading spaces dropped) */
     const eh_lp_position *at = &pos[0];

@@ -96,8 +96,8 @@ static int at_line_start(const char *s, size_t pos)
 /* Label rule: qualified labels (final/overall/total, 最终/总) win, last
  * first; then the last label that starts a line (the verdict line); then the
  * first label anywhere (later mentions tend to be hypotheticals). */
-static void scan_label(const char *s, size_t n, pcre2_code *re, pcre2_code *tail, pcre2_match_data *md,
-                       candidate *out, double *out_of_range)
+static void scan_label(const char *s, size_t n, pcre2_code *re, pcre2_code *tail, pcre2_match_data *md, candidate *out,
+                       double *out_of_range)
 {
     candidate qualified = { 0 }, line = { 0 }, first = { 0 };
     PCRE2_SIZE start = 0;

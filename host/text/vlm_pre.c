@@ -19,9 +19,14 @@
 eh_vlm_config eh_vlm_default_config(void)
 {
     eh_vlm_config c = {
-        .patch_size = 14, .temporal_patch_size = 2, .merge_size = 2,
-        .min_pixels = 56 * 56, .max_pixels = 28 * 28 * 1280,
-        .do_resize = 1, .do_rescale = 1, .do_normalize = 1,
+        .patch_size = 14,
+        .temporal_patch_size = 2,
+        .merge_size = 2,
+        .min_pixels = 56 * 56,
+        .max_pixels = 28 * 28 * 1280,
+        .do_resize = 1,
+        .do_rescale = 1,
+        .do_normalize = 1,
         .rescale_factor = 1.0 / 255.0,
         .image_mean = { 0.48145466f, 0.4578275f, 0.40821073f },
         .image_std = { 0.26862954f, 0.26130258f, 0.27577711f },
@@ -33,20 +38,29 @@ eh_vlm_config eh_vlm_default_config(void)
 
 static int num_of(const eh_node *n, double *out)
 {
-    if (!n) return 0;
-    if (n->type == EH_NODE_INT) { *out = (double)n->u.integer; return 1; }
-    if (n->type == EH_NODE_FLOAT) { *out = n->u.number; return 1; }
+    if (!n)
+        return 0;
+    if (n->type == EH_NODE_INT) {
+        *out = (double)n->u.integer;
+        return 1;
+    }
+    if (n->type == EH_NODE_FLOAT) {
+        *out = n->u.number;
+        return 1;
+    }
     return -1;
 }
 
-static eh_status get_int(const eh_node *map, const char *key, int64_t lo, int64_t hi, int64_t *out,
-                         const char *name, eh_error *err)
+static eh_status get_int(const eh_node *map, const char *key, int64_t lo, int64_t hi, int64_t *out, const char *name,
+                         eh_error *err)
 {
     double v;
     int r = num_of(eh_node_get(map, key), &v);
-    if (r == 0) return EH_OK;
+    if (r == 0)
+        return EH_OK;
     if (r < 0 || v != floor(v) || v < (double)lo || v > (double)hi)
-        return eh_fail(err, EH_EINVAL, "%s: %s must be an integer in [%lld, %lld]", name, key, (long long)lo, (long long)hi);
+        return eh_fail(err, EH_EINVAL, "%s: %s must be an integer in [%lld, %lld]", name, key, (long long)lo,
+                       (long long)hi);
     *out = (int64_t)v;
     return EH_OK;
 }
@@ -54,8 +68,10 @@ static eh_status get_int(const eh_node *map, const char *key, int64_t lo, int64_
 static eh_status get_bool(const eh_node *map, const char *key, int *out, const char *name, eh_error *err)
 {
     const eh_node *n = eh_node_get(map, key);
-    if (!n || n->type == EH_NODE_NULL) return EH_OK;
-    if (n->type != EH_NODE_BOOL) return eh_fail(err, EH_EINVAL, "%s: %s must be a boolean", name, key);
+    if (!n || n->type == EH_NODE_NULL)
+        return EH_OK;
+    if (n->type != EH_NODE_BOOL)
+        return eh_fail(err, EH_EINVAL, "%s: %s must be a boolean", name, key);
     *out = n->u.boolean;
     return EH_OK;
 }
@@ -64,10 +80,12 @@ static eh_status get_triple(const eh_node *map, const char *key, float out[3], i
                             eh_error *err)
 {
     const eh_node *n = eh_node_get(map, key);
-    if (!n || n->type == EH_NODE_NULL) return EH_OK;
+    if (!n || n->type == EH_NODE_NULL)
+        return EH_OK;
     double v;
-    if (num_of(n, &v) > 0) { out[0] = out[1] = out[2] = (float)v; }
-    else if (n->type == EH_NODE_SEQ && n->u.list.count == 3) {
+    if (num_of(n, &v) > 0) {
+        out[0] = out[1] = out[2] = (float)v;
+    } else if (n->type == EH_NODE_SEQ && n->u.list.count == 3) {
         for (int i = 0; i < 3; i++) {
             if (num_of(n->u.list.items[i], &v) <= 0)
                 return eh_fail(err, EH_EINVAL, "%s: %s[%d] is not a number", name, key, i + 1);
@@ -85,7 +103,8 @@ static eh_status get_triple(const eh_node *map, const char *key, float out[3], i
 eh_status eh_vlm_config_from_node(const eh_node *m, const char *name, eh_vlm_config *cfg, eh_error *err)
 {
     *cfg = eh_vlm_default_config();
-    if (!m || m->type != EH_NODE_MAP) return eh_fail(err, EH_EINVAL, "%s: not a preprocessor config (not an object)", name);
+    if (!m || m->type != EH_NODE_MAP)
+        return eh_fail(err, EH_EINVAL, "%s: not a preprocessor config (not an object)", name);
     int64_t ps = cfg->patch_size, tps = cfg->temporal_patch_size, ms = cfg->merge_size;
     int64_t minp = cfg->min_pixels, maxp = cfg->max_pixels, resample = 3;
     const eh_node *size = eh_node_get(m, "size");
@@ -111,41 +130,63 @@ eh_status eh_vlm_config_from_node(const eh_node *m, const char *name, eh_vlm_con
         (st = get_triple(m, "image_mean", cfg->image_mean, 0, name, err)) ||
         (st = get_triple(m, "image_std", cfg->image_std, 1, name, err)))
         return st;
-    if (resample != 3) return eh_fail(err, EH_EFORMAT, "%s: resample %lld is not supported (only 3, bicubic)", name, (long long)resample);
+    if (resample != 3)
+        return eh_fail(err, EH_EFORMAT, "%s: resample %lld is not supported (only 3, bicubic)", name,
+                       (long long)resample);
     double rf;
     int r = num_of(eh_node_get(m, "rescale_factor"), &rf);
-    if (r < 0 || (r > 0 && !(rf > 0 && isfinite(rf)))) return eh_fail(err, EH_EINVAL, "%s: rescale_factor must be a positive number", name);
-    if (r > 0) cfg->rescale_factor = rf;
-    if (minp > maxp) return eh_fail(err, EH_EINVAL, "%s: min_pixels %lld exceeds max_pixels %lld", name, (long long)minp, (long long)maxp);
-    if (ps * ms > 4096) return eh_fail(err, EH_EINVAL, "%s: patch_size*merge_size too large", name);
-    cfg->patch_size = (int)ps; cfg->temporal_patch_size = (int)tps; cfg->merge_size = (int)ms;
-    cfg->min_pixels = minp; cfg->max_pixels = maxp;
+    if (r < 0 || (r > 0 && !(rf > 0 && isfinite(rf))))
+        return eh_fail(err, EH_EINVAL, "%s: rescale_factor must be a positive number", name);
+    if (r > 0)
+        cfg->rescale_factor = rf;
+    if (minp > maxp)
+        return eh_fail(err, EH_EINVAL, "%s: min_pixels %lld exceeds max_pixels %lld", name, (long long)minp,
+                       (long long)maxp);
+    if (ps * ms > 4096)
+        return eh_fail(err, EH_EINVAL, "%s: patch_size*merge_size too large", name);
+    cfg->patch_size = (int)ps;
+    cfg->temporal_patch_size = (int)tps;
+    cfg->merge_size = (int)ms;
+    cfg->min_pixels = minp;
+    cfg->max_pixels = maxp;
     return EH_OK;
 }
 
 /* cJSON → eh_node (objects, arrays, numbers, bools, strings). */
 static eh_node *from_cjson(const cJSON *j, int depth)
 {
-    if (depth > 32) return NULL;
+    if (depth > 32)
+        return NULL;
     eh_node *n = NULL;
     if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
         n = eh_node_new(cJSON_IsObject(j) ? EH_NODE_MAP : EH_NODE_SEQ);
         const cJSON *it;
-        cJSON_ArrayForEach(it, j) {
+        cJSON_ArrayForEach (it, j) {
             eh_node *c = from_cjson(it, depth + 1);
             if (!n || !c || (cJSON_IsObject(j) ? eh_node_set(n, it->string, c) : eh_node_append(n, c))) {
-                if (n && !c) { eh_node_free(n); return NULL; }
+                if (n && !c) {
+                    eh_node_free(n);
+                    return NULL;
+                }
                 eh_node_free(n);
                 return NULL;
             }
         }
     } else if (cJSON_IsNumber(j)) {
         double v = j->valuedouble;
-        if (v == floor(v) && fabs(v) < 9e15) { n = eh_node_new(EH_NODE_INT); if (n) n->u.integer = (int64_t)v; }
-        else { n = eh_node_new(EH_NODE_FLOAT); if (n) n->u.number = v; }
+        if (v == floor(v) && fabs(v) < 9e15) {
+            n = eh_node_new(EH_NODE_INT);
+            if (n)
+                n->u.integer = (int64_t)v;
+        } else {
+            n = eh_node_new(EH_NODE_FLOAT);
+            if (n)
+                n->u.number = v;
+        }
     } else if (cJSON_IsBool(j)) {
         n = eh_node_new(EH_NODE_BOOL);
-        if (n) n->u.boolean = cJSON_IsTrue(j);
+        if (n)
+            n->u.boolean = cJSON_IsTrue(j);
     } else if (cJSON_IsString(j)) {
         n = eh_node_new_string(j->valuestring, strlen(j->valuestring));
     } else {
@@ -157,18 +198,25 @@ static eh_node *from_cjson(const cJSON *j, int depth)
 eh_status eh_vlm_config_load(const char *path, eh_vlm_config *cfg, eh_error *err)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) return eh_fail(err, EH_EIO, "%s: %s", path, strerror(errno));
+    if (!f)
+        return eh_fail(err, EH_EIO, "%s: %s", path, strerror(errno));
     char *buf = malloc(VLM_MAX_CONFIG + 1);
     size_t n = buf ? fread(buf, 1, VLM_MAX_CONFIG + 1, f) : 0;
     fclose(f);
-    if (!buf) return eh_fail(err, EH_ENOMEM, "%s: out of memory", path);
-    if (n > VLM_MAX_CONFIG) { free(buf); return eh_fail(err, EH_ELIMIT, "%s: larger than %d bytes", path, VLM_MAX_CONFIG); }
+    if (!buf)
+        return eh_fail(err, EH_ENOMEM, "%s: out of memory", path);
+    if (n > VLM_MAX_CONFIG) {
+        free(buf);
+        return eh_fail(err, EH_ELIMIT, "%s: larger than %d bytes", path, VLM_MAX_CONFIG);
+    }
     cJSON *j = cJSON_ParseWithLength(buf, n);
     free(buf);
-    if (!j) return eh_fail(err, EH_EINVAL, "%s: not valid JSON", path);
+    if (!j)
+        return eh_fail(err, EH_EINVAL, "%s: not valid JSON", path);
     eh_node *node = from_cjson(j, 0);
     cJSON_Delete(j);
-    if (!node) return eh_fail(err, EH_EINVAL, "%s: too deeply nested or out of memory", path);
+    if (!node)
+        return eh_fail(err, EH_EINVAL, "%s: too deeply nested or out of memory", path);
     eh_status st = eh_vlm_config_from_node(node, path, cfg, err);
     eh_node_free(node);
     return st;
@@ -179,11 +227,12 @@ eh_status eh_vlm_config_load(const char *path, eh_vlm_config *cfg, eh_error *err
 eh_status eh_vlm_smart_resize(int height, int width, const eh_vlm_config *cfg, int *out_h, int *out_w, eh_error *err)
 {
     if (height < 2 || width < 2)
-        return eh_fail(err, EH_EINVAL, "vlm: image %dx%d is too small (each side must be at least 2 pixels)", width, height);
+        return eh_fail(err, EH_EINVAL, "vlm: image %dx%d is too small (each side must be at least 2 pixels)", width,
+                       height);
     int hi = height > width ? height : width, lo = height > width ? width : height;
     if ((double)hi / lo > VLM_MAX_ASPECT)
-        return eh_fail(err, EH_EINVAL, "vlm: image %dx%d: aspect ratio %.1f exceeds %d", width, height,
-                       (double)hi / lo, VLM_MAX_ASPECT);
+        return eh_fail(err, EH_EINVAL, "vlm: image %dx%d: aspect ratio %.1f exceeds %d", width, height, (double)hi / lo,
+                       VLM_MAX_ASPECT);
     double factor = (double)cfg->patch_size * cfg->merge_size;
     /* Python's round() is round-half-even: rint in the default mode */
     double h_bar = rint(height / factor) * factor, w_bar = rint(width / factor) * factor;
@@ -211,9 +260,12 @@ eh_status eh_vlm_smart_resize(int height, int width, const eh_vlm_config *cfg, i
 static double bicubic(double x)
 {
     const double a = -0.5;
-    if (x < 0.0) x = -x;
-    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
-    if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+    if (x < 0.0)
+        x = -x;
+    if (x < 1.0)
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+    if (x < 2.0)
+        return (((x - 5) * x + 8) * x - 4) * a;
     return 0.0;
 }
 
@@ -228,18 +280,28 @@ static int coeffs(int in_size, int out_size, int **bounds_out, int32_t **kk_out)
     double *w = malloc((size_t)ksize * sizeof *w);
     int32_t *kk = malloc((size_t)out_size * (size_t)ksize * sizeof *kk);
     int *bounds = malloc((size_t)out_size * 2 * sizeof *bounds);
-    if (!w || !kk || !bounds) { free(w); free(kk); free(bounds); return 0; }
+    if (!w || !kk || !bounds) {
+        free(w);
+        free(kk);
+        free(bounds);
+        return 0;
+    }
     for (int xx = 0; xx < out_size; xx++) {
         double center = (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
         int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
-        if (xmin < 0) xmin = 0;
-        if (xmax > in_size) xmax = in_size;
+        if (xmin < 0)
+            xmin = 0;
+        if (xmax > in_size)
+            xmax = in_size;
         xmax -= xmin;
-        for (int x = 0; x < xmax; x++) { w[x] = bicubic((x + xmin - center + 0.5) * ss); ww += w[x]; }
+        for (int x = 0; x < xmax; x++) {
+            w[x] = bicubic((x + xmin - center + 0.5) * ss);
+            ww += w[x];
+        }
         for (int x = 0; x < ksize; x++) {
             double k = x < xmax ? (ww != 0.0 ? w[x] / ww : w[x]) : 0.0;
-            kk[xx * ksize + x] = k < 0 ? (int32_t)(-0.5 + k * (1 << PRECISION_BITS))
-                                       : (int32_t)(0.5 + k * (1 << PRECISION_BITS));
+            kk[xx * ksize + x] =
+                k < 0 ? (int32_t)(-0.5 + k * (1 << PRECISION_BITS)) : (int32_t)(0.5 + k * (1 << PRECISION_BITS));
         }
         bounds[xx * 2] = xmin;
         bounds[xx * 2 + 1] = xmax;
@@ -257,8 +319,8 @@ static uint8_t clip8(int32_t v)
 }
 
 /* Horizontal pass: rows [y0, y0+rows) of src (w wide) → out_w wide. */
-static void pass_h(const uint8_t *src, int w, int ch, int y0, int rows, int out_w, const int *bounds,
-                   const int32_t *kk, int ksize, uint8_t *dst)
+static void pass_h(const uint8_t *src, int w, int ch, int y0, int rows, int out_w, const int *bounds, const int32_t *kk,
+                   int ksize, uint8_t *dst)
 {
     for (int y = 0; y < rows; y++) {
         const uint8_t *row = src + (size_t)(y + y0) * (size_t)w * (size_t)ch;
@@ -268,7 +330,8 @@ static void pass_h(const uint8_t *src, int w, int ch, int y0, int rows, int out_
             int xmin = bounds[xx * 2], xmax = bounds[xx * 2 + 1];
             for (int c = 0; c < ch; c++) {
                 int32_t ss = 1 << (PRECISION_BITS - 1);
-                for (int x = 0; x < xmax; x++) ss += row[(size_t)(x + xmin) * (size_t)ch + (size_t)c] * k[x];
+                for (int x = 0; x < xmax; x++)
+                    ss += row[(size_t)(x + xmin) * (size_t)ch + (size_t)c] * k[x];
                 orow[(size_t)xx * (size_t)ch + (size_t)c] = clip8(ss);
             }
         }
@@ -285,7 +348,8 @@ static void pass_v(const uint8_t *src, int w, int ch, int out_h, const int *boun
         uint8_t *orow = dst + (size_t)yy * (size_t)w * (size_t)ch;
         for (int xc = 0; xc < w * ch; xc++) {
             int32_t ss = 1 << (PRECISION_BITS - 1);
-            for (int y = 0; y < ymax; y++) ss += src[(size_t)(y + ymin) * (size_t)w * (size_t)ch + (size_t)xc] * k[y];
+            for (int y = 0; y < ymax; y++)
+                ss += src[(size_t)(y + ymin) * (size_t)w * (size_t)ch + (size_t)xc] * k[y];
             orow[xc] = clip8(ss);
         }
     }
@@ -299,32 +363,53 @@ uint8_t *eh_vlm_resize_bicubic(const uint8_t *src, int w, int h, int ch, int out
     size_t out_bytes = (size_t)out_w * (size_t)out_h * (size_t)ch;
     if (out_w == w && out_h == h) {
         out = malloc(out_bytes);
-        if (out) memcpy(out, src, out_bytes);
+        if (out)
+            memcpy(out, src, out_bytes);
         return out;
     }
     int ksv = coeffs(h, out_h, &bv, &kv), ksh = ksv ? coeffs(w, out_w, &bh, &kh) : 0;
     out = ksh ? malloc(out_bytes) : NULL;
-    if (!out) goto done;
-    if (out_w == w) { pass_v(src, w, ch, out_h, bv, kv, ksv, out); goto done; }
-    if (out_h == h) { pass_h(src, w, ch, 0, h, out_w, bh, kh, ksh, out); goto done; }
+    if (!out)
+        goto done;
+    if (out_w == w) {
+        pass_v(src, w, ch, out_h, bv, kv, ksv, out);
+        goto done;
+    }
+    if (out_h == h) {
+        pass_h(src, w, ch, 0, h, out_w, bh, kh, ksh, out);
+        goto done;
+    }
     /* Pillow 13 (Resample.c, ImagingResampleInner) runs the vertical pass
      * first when the height shrinks by more than twice what the width
      * does; the orders round differently in between, so ours follows */
     if (h - out_h > 0 && h - out_h > (w - out_w) * 2) {
         tmp = malloc((size_t)w * (size_t)out_h * (size_t)ch);
-        if (!tmp) { free(out); out = NULL; goto done; }
+        if (!tmp) {
+            free(out);
+            out = NULL;
+            goto done;
+        }
         pass_v(src, w, ch, out_h, bv, kv, ksv, tmp);
         pass_h(tmp, w, ch, 0, out_h, out_w, bh, kh, ksh, out);
     } else {    /* horizontal first, over the rows the vertical pass reads */
         int y_first = bv[0], y_rows = bv[out_h * 2 - 2] + bv[out_h * 2 - 1] - y_first;
         tmp = malloc((size_t)out_w * (size_t)y_rows * (size_t)ch);
-        if (!tmp) { free(out); out = NULL; goto done; }
+        if (!tmp) {
+            free(out);
+            out = NULL;
+            goto done;
+        }
         pass_h(src, w, ch, y_first, y_rows, out_w, bh, kh, ksh, tmp);
-        for (int i = 0; i < out_h; i++) bv[i * 2] -= y_first;
+        for (int i = 0; i < out_h; i++)
+            bv[i * 2] -= y_first;
         pass_v(tmp, out_w, ch, out_h, bv, kv, ksv, out);
     }
 done:
-    free(bv); free(kv); free(bh); free(kh); free(tmp);
+    free(bv);
+    free(kv);
+    free(bh);
+    free(kh);
+    free(tmp);
     return out;
 }
 
@@ -332,7 +417,8 @@ done:
 
 void eh_vlm_patches_free(eh_vlm_patches *p)
 {
-    if (!p) return;
+    if (!p)
+        return;
     free(p->data);
     free(p);
 }
@@ -344,8 +430,12 @@ eh_vlm_patches *eh_vlm_preprocess(const eh_image *img, const eh_vlm_config *cfg,
         return NULL;
     }
     int rh = img->height, rw = img->width;
-    if (eh_vlm_smart_resize(img->height, img->width, cfg, &rh, &rw, err) != EH_OK) return NULL;
-    if (!cfg->do_resize) { rh = img->height; rw = img->width; }
+    if (eh_vlm_smart_resize(img->height, img->width, cfg, &rh, &rw, err) != EH_OK)
+        return NULL;
+    if (!cfg->do_resize) {
+        rh = img->height;
+        rw = img->width;
+    }
     int p = cfg->patch_size, m = cfg->merge_size, T = cfg->temporal_patch_size;
     if (rh % (p * m) || rw % (p * m)) {
         eh_fail(err, EH_EINVAL, "vlm: image %dx%d is not a multiple of %d (do_resize is off)", rw, rh, p * m);
@@ -358,7 +448,8 @@ eh_vlm_patches *eh_vlm_preprocess(const eh_image *img, const eh_vlm_config *cfg,
     eh_image *flat = NULL;
     if (img->channels == 4) {
         flat = eh_image_composite_white(img, err);
-        if (!flat) return NULL;
+        if (!flat)
+            return NULL;
         rgb = rgb_owned = flat->pixels;   /* owned through flat */
         flat->pixels = NULL;
         eh_image_free(flat);
@@ -368,7 +459,10 @@ eh_vlm_patches *eh_vlm_preprocess(const eh_image *img, const eh_vlm_config *cfg,
         resized = eh_vlm_resize_bicubic(rgb, img->width, img->height, 3, rw, rh);
         free(rgb_owned);
         rgb_owned = NULL;
-        if (!resized) { eh_fail(err, EH_ENOMEM, "vlm: out of memory resizing to %dx%d", rw, rh); return NULL; }
+        if (!resized) {
+            eh_fail(err, EH_ENOMEM, "vlm: out of memory resizing to %dx%d", rw, rh);
+            return NULL;
+        }
         rgb = resized;
     }
     /* per byte value and channel: the float the processor makes of it */
@@ -381,9 +475,12 @@ eh_vlm_patches *eh_vlm_preprocess(const eh_image *img, const eh_vlm_config *cfg,
     int gh = rh / p, gw = rw / p;
     eh_vlm_patches *out = calloc(1, sizeof *out);
     int64_t dim = 3LL * T * p * p, rows = (int64_t)gh * gw;
-    if (out) out->data = malloc((size_t)(rows * dim) * sizeof(float));
+    if (out)
+        out->data = malloc((size_t)(rows * dim) * sizeof(float));
     if (!out || !out->data) {
-        free(out); free(resized); free(rgb_owned);
+        free(out);
+        free(resized);
+        free(rgb_owned);
         eh_fail(err, EH_ENOMEM, "vlm: out of memory for %lld patches", (long long)rows);
         return NULL;
     }
@@ -398,7 +495,8 @@ eh_vlm_patches *eh_vlm_preprocess(const eh_image *img, const eh_vlm_config *cfg,
                         for (int t = 0; t < T; t++)
                             for (int ph = 0; ph < p; ph++) {
                                 const uint8_t *src = rgb + ((size_t)(y0 + ph) * (size_t)rw + (size_t)x0) * 3 + c;
-                                for (int pw = 0; pw < p; pw++) *dst++ = lut[c][src[pw * 3]];
+                                for (int pw = 0; pw < p; pw++)
+                                    *dst++ = lut[c][src[pw * 3]];
                             }
                 }
     free(resized);

@@ -20,7 +20,7 @@
  * value, groups in order), take each group's mean, and store in means[b]
  * the group mean (one group) or the mean of the group means.  Every size
  * must be > 0.  means has room for `resamples` doubles (caller owns it). */
-eh_status eh_bootstrap_means(const double *const *groups, const size_t *sizes, size_t ngroups,
-                             size_t resamples, uint64_t seed, double *means, eh_error *err);
+eh_status eh_bootstrap_means(const double *const *groups, const size_t *sizes, size_t ngroups, size_t resamples,
+                             uint64_t seed, double *means, eh_error *err);
 
 #endif

@@ -17,8 +17,7 @@ eh_config_limits eh_config_default_limits(void);
 
 /* Parses YAML text.  `name` is used in messages ("config.yaml:3:5: ...").
  * Returns a tree (MAP for a config) or NULL with err set. */
-eh_node *eh_yaml_parse(const char *text, size_t len, const char *name,
-                       const eh_config_limits *limits, eh_error *err);
+eh_node *eh_yaml_parse(const char *text, size_t len, const char *name, const eh_config_limits *limits, eh_error *err);
 
 /* Reads and parses a config file; it must be a mapping. */
 eh_node *eh_config_load(const char *path, const eh_config_limits *limits, eh_error *err);

@@ -41,14 +41,23 @@ typedef struct eh_dataset_params {
 } eh_dataset_params;
 
 typedef enum eh_json_type {
-    EH_JSON_NULL = 0, EH_JSON_FALSE, EH_JSON_TRUE, EH_JSON_NUMBER,
-    EH_JSON_STRING, EH_JSON_ARRAY, EH_JSON_OBJECT,
+    EH_JSON_NULL = 0,
+    EH_JSON_FALSE,
+    EH_JSON_TRUE,
+    EH_JSON_NUMBER,
+    EH_JSON_STRING,
+    EH_JSON_ARRAY,
+    EH_JSON_OBJECT,
 } eh_json_type;
 
 /* What a field is to the dataset; EH_ROLE_OTHER fields pass through. */
 typedef enum eh_field_role {
-    EH_ROLE_OTHER = 0, EH_ROLE_ID, EH_ROLE_IMAGE, EH_ROLE_INSTRUCTION,
-    EH_ROLE_DESCRIPTION, EH_ROLE_CATEGORY,
+    EH_ROLE_OTHER = 0,
+    EH_ROLE_ID,
+    EH_ROLE_IMAGE,
+    EH_ROLE_INSTRUCTION,
+    EH_ROLE_DESCRIPTION,
+    EH_ROLE_CATEGORY,
 } eh_field_role;
 
 /* One field of a pair.  key points into the dataset (NUL-terminated,
@@ -112,11 +121,10 @@ size_t eh_dataset_count(const eh_dataset *ds, size_t c);
 
 /* i is 1-based.  EH_EINVAL when c or i is out of range. */
 eh_status eh_dataset_get(const eh_dataset *ds, size_t c, size_t i, eh_dataset_pair *out, eh_error *err);
-eh_status eh_dataset_field_at(const eh_dataset *ds, size_t c, size_t i, size_t k,
-                              eh_dataset_field *out, eh_error *err);
+eh_status eh_dataset_field_at(const eh_dataset *ds, size_t c, size_t i, size_t k, eh_dataset_field *out, eh_error *err);
 /* The first field with the role (not EH_ROLE_OTHER); EH_EINVAL when absent. */
-eh_status eh_dataset_field_role(const eh_dataset *ds, size_t c, size_t i, eh_field_role role,
-                                eh_dataset_field *out, eh_error *err);
+eh_status eh_dataset_field_role(const eh_dataset *ds, size_t c, size_t i, eh_field_role role, eh_dataset_field *out,
+                                eh_error *err);
 
 /* Unescapes a string field into a malloc'd NUL-terminated buffer the
  * caller frees; *len (may be NULL) gets its length.  NULL with err for a

@@ -45,7 +45,7 @@ eh_status eh_footprint_safetensors_still(const char *path, const char *dtype, eh
 /* The same without one tensor the loader leaves out (the editor's text
  * encoder has no use for lm_head.weight: 1.1 GB of Qwen2.5-VL-7B's in bf16). */
 eh_status eh_footprint_safetensors_without(const char *path, const char *dtype, const char *skip, eh_footprint *out,
-                                          eh_error *err);
+                                           eh_error *err);
 
 /* The same checkpoint's device bytes at another dtype's element size (a
  * stand-in's: its full model's). */

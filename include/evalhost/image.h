@@ -24,11 +24,19 @@ typedef struct eh_image_limits {
 } eh_image_limits;
 
 typedef enum eh_image_format {
-    EH_FMT_UNKNOWN = 0, EH_FMT_PNG, EH_FMT_JPEG, EH_FMT_BMP, EH_FMT_GIF, EH_FMT_WEBP,
+    EH_FMT_UNKNOWN = 0,
+    EH_FMT_PNG,
+    EH_FMT_JPEG,
+    EH_FMT_BMP,
+    EH_FMT_GIF,
+    EH_FMT_WEBP,
 } eh_image_format;
 
 typedef enum eh_resize_filter {
-    EH_FILTER_BILINEAR = 0, EH_FILTER_BICUBIC, EH_FILTER_NEAREST, EH_FILTER_LANCZOS,
+    EH_FILTER_BILINEAR = 0,
+    EH_FILTER_BICUBIC,
+    EH_FILTER_NEAREST,
+    EH_FILTER_LANCZOS,
 } eh_resize_filter;
 
 eh_image_limits eh_image_default_limits(void);

@@ -64,8 +64,7 @@ eh_status eh_image_writer_decode(eh_image_writer *w, const char *key, const void
  * Its result is a write's; a source that does not decode is its error.
  * Waits and fails as eh_image_writer_submit. */
 eh_status eh_image_writer_convert(eh_image_writer *w, const char *path, const void *data, size_t len,
-                                  eh_image_source kind, const eh_image_limits *limits, int max_side,
-                                  eh_error *err);
+                                  eh_image_source kind, const eh_image_limits *limits, int max_side, eh_error *err);
 
 /* The oldest finished result not yet collected: 1 and *out filled, or 0
  * when none has finished (wait = 0) or nothing is outstanding (wait != 0:

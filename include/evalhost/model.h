@@ -105,9 +105,9 @@ const char *eh_model_revision(const eh_model *m);   /* "" when unknown (native: 
 /* Batches: results[i] filled for each request; a per-item failure is in
  * results[i].err and does not fail the call.  The return value is non-OK
  * only when the whole call failed (wrong role, not loaded). */
-eh_status eh_model_edit_batch(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results,
-                              size_t n, eh_error *err);
-eh_status eh_model_score_batch(eh_model *m, const eh_score_request *reqs, eh_score_result *results,
-                               size_t n, eh_error *err);
+eh_status eh_model_edit_batch(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n,
+                              eh_error *err);
+eh_status eh_model_score_batch(eh_model *m, const eh_score_request *reqs, eh_score_result *results, size_t n,
+                               eh_error *err);
 
 #endif

@@ -25,7 +25,10 @@ struct eh_node {
         int boolean;
         int64_t integer;
         double number;
-        struct { char *data; size_t len; } str;   /* NUL-terminated, owned */
+        struct {
+            char *data;
+            size_t len;
+        } str;   /* NUL-terminated, owned */
         struct {                                  /* SEQ and MAP */
             eh_node **items;                      /* owned */
             char **keys;                          /* MAP only, owned */

@@ -23,8 +23,8 @@ void eh_progress_free(eh_progress *p);      /* closes first; NULL is a no-op */
 
 /* Formats the bar line as it would be printed (no \r or \n) into buf —
  * the unit tests check it; `elapsed` in seconds. */
-void eh_progress_format(char *buf, size_t n, const char *label, int64_t done, int64_t total,
-                        double elapsed, int width, int with_bar);
+void eh_progress_format(char *buf, size_t n, const char *label, int64_t done, int64_t total, double elapsed, int width,
+                        int with_bar);
 /* Display columns of a UTF-8 string (East Asian wide characters count 2). */
 int eh_display_width(const char *s);
 

@@ -62,8 +62,8 @@ eh_status eh_qwen3vl_score_tree(eh_qwen3vl *q, const eh_qwen3vl_item *items, int
 /* Greedy decoding of one prompt with a KV cache (transformers' generate
  * with do_sample=False): up to max_new token ids into out (room for
  * max_new), stopping after the first id in stop[n_stop]; *n_out = count. */
-eh_status eh_qwen3vl_generate(eh_qwen3vl *q, const eh_qwen3vl_item *item, int max_new, const int32_t *stop,
-                              int n_stop, int32_t *out, int *n_out, eh_error *err);
+eh_status eh_qwen3vl_generate(eh_qwen3vl *q, const eh_qwen3vl_item *item, int max_new, const int32_t *stop, int n_stop,
+                              int32_t *out, int *n_out, eh_error *err);
 
 #ifdef __cplusplus
 }

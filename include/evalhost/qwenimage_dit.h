@@ -20,8 +20,8 @@ struct eh_st_tensor;
 
 /* Weights: every tensor the config needs, checked by name and shape
  * (EH_EFORMAT names the tensor), into the host copy in opt->dtype. */
-eh_status eh_qwenimage_dit_load(const eh_qwenimage_dit_config *cfg, const struct eh_st_tensor *const *tensors,
-                                size_t n, const eh_torch_options *opt, eh_qwenimage_dit **out, eh_error *err);
+eh_status eh_qwenimage_dit_load(const eh_qwenimage_dit_config *cfg, const struct eh_st_tensor *const *tensors, size_t n,
+                                const eh_torch_options *opt, eh_qwenimage_dit **out, eh_error *err);
 void eh_qwenimage_dit_free(eh_qwenimage_dit *d);                 /* NULL is a no-op */
 eh_torch_module *eh_qwenimage_dit_module(eh_qwenimage_dit *d);   /* residency */
 /* The weights' names (sorted), e.g. to map a LoRA's flattened names. */

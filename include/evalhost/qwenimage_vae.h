@@ -23,8 +23,8 @@ struct eh_st_tensor;
  * post_quant_conv. among the n given (vae/diffusion_pytorch_model.safetensors),
  * into the host copy in opt->dtype; every one the config needs is checked
  * (present, shape) by a dry pass.  EH_EFORMAT names the tensor. */
-eh_status eh_qwenimage_vae_load(const eh_qwenimage_vae_config *cfg, const struct eh_st_tensor *const *tensors,
-                                size_t n, const eh_torch_options *opt, eh_qwenimage_vae **out, eh_error *err);
+eh_status eh_qwenimage_vae_load(const eh_qwenimage_vae_config *cfg, const struct eh_st_tensor *const *tensors, size_t n,
+                                const eh_torch_options *opt, eh_qwenimage_vae **out, eh_error *err);
 void eh_qwenimage_vae_free(eh_qwenimage_vae *v);                 /* NULL is a no-op */
 eh_torch_module *eh_qwenimage_vae_module(eh_qwenimage_vae *v);   /* residency */
 int eh_qwenimage_vae_scale(const eh_qwenimage_vae *v);           /* pixels per latent: 2^(levels-1) */

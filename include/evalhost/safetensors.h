@@ -24,8 +24,21 @@ extern "C" {
 #define EH_ST_MAX_DIMS 8
 
 typedef enum eh_st_dtype {
-    EH_ST_BOOL = 0, EH_ST_U8, EH_ST_I8, EH_ST_I16, EH_ST_U16, EH_ST_F16, EH_ST_BF16, EH_ST_I32, EH_ST_U32,
-    EH_ST_F32, EH_ST_I64, EH_ST_U64, EH_ST_F64, EH_ST_F8_E4M3, EH_ST_F8_E5M2,
+    EH_ST_BOOL = 0,
+    EH_ST_U8,
+    EH_ST_I8,
+    EH_ST_I16,
+    EH_ST_U16,
+    EH_ST_F16,
+    EH_ST_BF16,
+    EH_ST_I32,
+    EH_ST_U32,
+    EH_ST_F32,
+    EH_ST_I64,
+    EH_ST_U64,
+    EH_ST_F64,
+    EH_ST_F8_E4M3,
+    EH_ST_F8_E5M2,
 } eh_st_dtype;
 
 typedef struct eh_st_tensor {

@@ -28,8 +28,8 @@ eh_tokenizer_params eh_tokenizer_default_params(void);
  * EH_EFORMAT (a component we do not support, named in the message). */
 eh_tokenizer *eh_tokenizer_load(const char *path, const eh_tokenizer_params *params, eh_error *err);
 /* Same, from the JSON text in memory; `name` is used in messages. */
-eh_tokenizer *eh_tokenizer_load_json(const char *json, size_t len, const char *name,
-                                     const eh_tokenizer_params *params, eh_error *err);
+eh_tokenizer *eh_tokenizer_load_json(const char *json, size_t len, const char *name, const eh_tokenizer_params *params,
+                                     eh_error *err);
 void eh_tokenizer_free(eh_tokenizer *tok);              /* NULL is a no-op */
 
 /* Encodes UTF-8 text.  add_special: apply the post-processor (the
@@ -37,14 +37,14 @@ void eh_tokenizer_free(eh_tokenizer *tok);              /* NULL is a no-op */
  * recognised, as `tokenizers` does.  On success *ids is malloc'd (caller
  * frees; may be NULL when *n is 0).  EH_EINVAL for invalid UTF-8,
  * EH_ELIMIT past params.max_input. */
-eh_status eh_tokenizer_encode(eh_tokenizer *tok, const char *text, size_t len, int add_special,
-                              int32_t **ids, size_t *n, eh_error *err);
+eh_status eh_tokenizer_encode(eh_tokenizer *tok, const char *text, size_t len, int add_special, int32_t **ids,
+                              size_t *n, eh_error *err);
 
 /* Decodes ids to UTF-8 (invalid byte sequences become U+FFFD, as
  * `tokenizers` does).  skip_special drops special added tokens.  *text is
  * malloc'd and NUL-terminated.  EH_EINVAL names an unknown id. */
-eh_status eh_tokenizer_decode(const eh_tokenizer *tok, const int32_t *ids, size_t n, int skip_special,
-                              char **text, size_t *len, eh_error *err);
+eh_status eh_tokenizer_decode(const eh_tokenizer *tok, const int32_t *ids, size_t n, int skip_special, char **text,
+                              size_t *len, eh_error *err);
 
 /* Id of a token string (vocab or added token), or -1. */
 int32_t eh_tokenizer_token_to_id(const eh_tokenizer *tok, const char *s, size_t len);

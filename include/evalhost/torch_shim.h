@@ -69,11 +69,11 @@ typedef struct eh_torch_options {
      * while layer i+1 is still on the wire.  A TorchScript forward waits
      * for the whole copy (on the GPU, not the host).  0: one blocking copy. */
     int64_t overlap_chunk_bytes;
-    int overlap_test_delay_us;    /* tests: the CPU copier sleeps this long per chunk, the buffer NaN bytes until then */
-    eh_torch_pin pin;             /* run.pin (default auto) */
+    int overlap_test_delay_us; /* tests: the CPU copier sleeps this long per chunk, the buffer NaN bytes until then */
+    eh_torch_pin pin; /* run.pin (default auto) */
 } eh_torch_options;
 
-eh_torch_options eh_torch_default_options(void);   /* editor, float32, cpu, no jit fusions, no cpu copy */
+eh_torch_options eh_torch_default_options(void); /* editor, float32, cpu, no jit fusions, no cpu copy */
 
 /* Library facts.  Without CUDA: available 0, count 0, memory zeros. */
 const char *eh_torch_version(void);
@@ -99,7 +99,7 @@ eh_status eh_torch_module_load(const char *path, const eh_torch_options *opt, eh
 eh_status eh_torch_module_synthetic(int64_t bytes, int n_params, const eh_torch_options *opt, eh_torch_module **out,
                                     eh_error *err);
 
-void eh_torch_module_free(eh_torch_module *m);          /* NULL is a no-op; frees device memory too */
+void eh_torch_module_free(eh_torch_module *m); /* NULL is a no-op; frees device memory too */
 
 /* host → device; *bytes = what the copy moved (the footprint on CPU, where
  * nothing is copied).  Idempotent.  On failure (device OOM) the module is
@@ -109,9 +109,9 @@ eh_status eh_torch_module_to_device(eh_torch_module *m, int64_t *bytes, eh_error
  * the device buffer is freed (and the caching allocator's cache emptied). */
 eh_status eh_torch_module_off_device(eh_torch_module *m, eh_error *err);
 
-int64_t eh_torch_module_footprint(const eh_torch_module *m);   /* bytes of all tensors in their dtypes */
+int64_t eh_torch_module_footprint(const eh_torch_module *m); /* bytes of all tensors in their dtypes */
 int eh_torch_module_tensor_count(const eh_torch_module *m);
-int eh_torch_module_on_device(const eh_torch_module *m);       /* 1 between to_device and off_device */
+int eh_torch_module_on_device(const eh_torch_module *m); /* 1 between to_device and off_device */
 eh_torch_host_kind eh_torch_module_host_kind(const eh_torch_module *m);
 /* How the host copy is held, in words ("pinned (cudaHostRegister)", "pageable:
  * page-locking 62.1 GB was refused (cudaHostRegister error 2)", ...). */

@@ -38,8 +38,7 @@ eh_status eh_vlm_config_load(const char *path, eh_vlm_config *cfg, eh_error *err
 
 /* Qwen's smart_resize: *out_h, *out_w.  EH_EINVAL when the aspect ratio
  * exceeds 200 or a side is below 2 pixels. */
-eh_status eh_vlm_smart_resize(int height, int width, const eh_vlm_config *cfg, int *out_h, int *out_w,
-                              eh_error *err);
+eh_status eh_vlm_smart_resize(int height, int width, const eh_vlm_config *cfg, int *out_h, int *out_w, eh_error *err);
 
 typedef struct eh_vlm_patches {
     float *data;            /* rows x dim floats, row-major, owned */

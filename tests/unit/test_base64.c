@@ -28,7 +28,7 @@ static void check_decodes(const char *s, const char *want)
 {
     uint8_t *out;
     size_t n;
-    eh_error err = {0};
+    eh_error err = { 0 };
     eh_status st = eh_b64_decode(s, strlen(s), &out, &n, &err);
     CHECK_EQ_INT(st, EH_OK);
     if (st != EH_OK) {
@@ -44,7 +44,7 @@ static void check_fails(const char *s, const char *msg)
 {
     uint8_t *out = (uint8_t *)"untouched";
     size_t n = 99;
-    eh_error err = {0};
+    eh_error err = { 0 };
     CHECK_EQ_INT(eh_b64_decode(s, strlen(s), &out, &n, &err), EH_EINVAL);
     CHECK(out == NULL);
     CHECK_EQ_INT(n, 0);
@@ -61,7 +61,7 @@ static void check_file_fails(const char *rel, const char *msg)
         return;
     uint8_t *out;
     size_t n;
-    eh_error err = {0};
+    eh_error err = { 0 };
     CHECK_EQ_INT(eh_b64_decode(t, len, &out, &n, &err), EH_EINVAL);
     CHECK_CONTAINS(err.msg, msg);
     free(t);
@@ -70,8 +70,8 @@ static void check_file_fails(const char *rel, const char *msg)
 int main(void)
 {
     /* RFC 4648 §10 vectors, padded and unpadded. */
-    static const char *plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-    static const char *coded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    static const char *plain[] = { "", "f", "fo", "foo", "foob", "fooba", "foobar" };
+    static const char *coded[] = { "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy" };
     for (int i = 0; i < 7; i++) {
         size_t n;
         char *e = eh_b64_encode(plain[i], strlen(plain[i]), &n);
@@ -126,7 +126,7 @@ int main(void)
         CHECK_EQ_INT(elen, (n + 2) / 3 * 4);
         uint8_t *d;
         size_t dn;
-        eh_error err = {0};
+        eh_error err = { 0 };
         CHECK_EQ_INT(eh_b64_decode(e, elen, &d, &dn, &err), EH_OK);
         CHECK(dn == n && memcmp(d, buf, n) == 0);
         CHECK(dn <= eh_b64_decoded_max(elen));

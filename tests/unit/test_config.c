@@ -16,7 +16,8 @@ static void test_core_schema(void)
 {
     eh_error err;
     eh_node *n = parse("a: no\nb: 0x1F\nc: 1e3\nd: 0o17\ne: ~\nf: true\ng: '12'\nh: -3\ni: .inf\nj: 1.5\nk: yes\n"
-                       "l: 12abc\nm: !!str 5\nn: !!float 2\n", &err);
+                       "l: 12abc\nm: !!str 5\nn: !!float 2\n",
+                       &err);
     CHECK(n != NULL);
     if (!n)
         return;

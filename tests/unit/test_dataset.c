@@ -82,7 +82,7 @@ static int find_field(const eh_dataset *ds, size_t c, size_t i, const char *key,
 
 static void test_seed_shape(void)
 {
-    eh_error err = {0};
+    eh_error err = { 0 };
     eh_dataset *ds = eh_dataset_open(fx("seed.json"), NULL, &err);
     CHECK(ds != NULL);
     if (!ds) {
@@ -173,7 +173,7 @@ static void test_seed_shape(void)
 
 static void test_category_lists_and_aliases(void)
 {
-    eh_error err = {0};
+    eh_error err = { 0 };
     eh_dataset *ds = eh_dataset_open(fx("catlist.json"), NULL, &err);
     CHECK(ds != NULL);
     if (!ds)
@@ -196,7 +196,8 @@ static void test_category_lists_and_aliases(void)
     p.field_image = "image";
     p.field_instruction = "prompt";
     ds = open_text("{\"c\": [{\"id\": \"a\", \"image\": \"QUJD\", \"prompt\": \"go\"},"
-                   " {\"id\": \"b\", \"image_b64\": \"QUJD\", \"prompt\": \"go\"}]}", &p, &err, NULL);
+                   " {\"id\": \"b\", \"image_b64\": \"QUJD\", \"prompt\": \"go\"}]}",
+                   &p, &err, NULL);
     CHECK(ds != NULL);
     if (!ds)
         return;
@@ -210,7 +211,7 @@ static void test_category_lists_and_aliases(void)
 
 static void test_flat_and_jsonl(void)
 {
-    eh_error err = {0};
+    eh_error err = { 0 };
     eh_dataset *ds = eh_dataset_open(fx("flat.json"), NULL, &err);
     CHECK(ds != NULL);
     if (!ds)
@@ -248,7 +249,8 @@ static void test_flat_and_jsonl(void)
     eh_dataset_free(ds);
 
     /* a broken JSONL line fails the open at its line and column */
-    const char *bad = "{\"id\": \"a\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"x\"}\n{\"id\": \"b\",,}\n";
+    const char *bad =
+        "{\"id\": \"a\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"x\"}\n{\"id\": \"b\",,}\n";
     char *path = tmp_file(bad, strlen(bad), ".jsonl");
     CHECK(eh_dataset_open(path, NULL, &err) == NULL);
     char want[256];
@@ -260,10 +262,11 @@ static void test_flat_and_jsonl(void)
 
 static void test_escapes(void)
 {
-    eh_error err = {0};
-    eh_dataset *ds = open_text("[{\"id\": \"e\", \"original_image_b64\": \"QUJD\","
-                               " \"edit_instruction\": \"q\\\" b\\\\ s\\/ \\b\\f\\n\\r\\t \\u0041\\u00e9\\u4e2d\\uD83D\\uDE00\"}]",
-                               NULL, &err, NULL);
+    eh_error err = { 0 };
+    eh_dataset *ds =
+        open_text("[{\"id\": \"e\", \"original_image_b64\": \"QUJD\","
+                  " \"edit_instruction\": \"q\\\" b\\\\ s\\/ \\b\\f\\n\\r\\t \\u0041\\u00e9\\u4e2d\\uD83D\\uDE00\"}]",
+                  NULL, &err, NULL);
     CHECK(ds != NULL);
     if (!ds)
         return;
@@ -273,23 +276,26 @@ static void test_escapes(void)
     eh_dataset_free(ds);
 
     /* syntax errors in strings are structural: file:line:col: what */
-    static const struct { const char *text; const char *msg; } bad[] = {
-        {"[{\"id\": \"a\\x\"}]", ":1:11: bad escape '\\x' in string"},
-        {"[{\"id\": \"a\\u12G4\"}]", ":1:11: bad \\u escape"},
-        {"[{\"id\": \"a\tb\"}]", ":1:11: control character 0x09 in string"},
-        {"[{\"id\": 01}]", ":1:10: expected ',' or '}'"},
-        {"[{\"id\": -}]", ":1:9: bad number"},
-        {"[{\"id\": tru}]", ":1:9: unexpected character 't'"},
-        {"[{\"id\": \"a\"} {\"id\": \"b\"}]", ":1:14: expected ',' or ']'"},
-        {"{\"c\": []} {\"d\": []}", ":1:11: data after the top-level value (JSONL? name the file .jsonl)"},
-        {"{\"c\": 5}\n]", ":2:1: expected a pair object (JSONL: one a line)"},
-        {"{\"c\": {\"pairs\": []}}", ":1:7: category \"c\" has no \"data_pairs\" array"},
-        {"\"just a string\"", ":1:1: not a benchmark: expected '{' (categories) or '[' (pairs)"},
-        {"   \n", ":2:1: empty file (no benchmark)"},
+    static const struct {
+        const char *text;
+        const char *msg;
+    } bad[] = {
+        { "[{\"id\": \"a\\x\"}]", ":1:11: bad escape '\\x' in string" },
+        { "[{\"id\": \"a\\u12G4\"}]", ":1:11: bad \\u escape" },
+        { "[{\"id\": \"a\tb\"}]", ":1:11: control character 0x09 in string" },
+        { "[{\"id\": 01}]", ":1:10: expected ',' or '}'" },
+        { "[{\"id\": -}]", ":1:9: bad number" },
+        { "[{\"id\": tru}]", ":1:9: unexpected character 't'" },
+        { "[{\"id\": \"a\"} {\"id\": \"b\"}]", ":1:14: expected ',' or ']'" },
+        { "{\"c\": []} {\"d\": []}", ":1:11: data after the top-level value (JSONL? name the file .jsonl)" },
+        { "{\"c\": 5}\n]", ":2:1: expected a pair object (JSONL: one a line)" },
+        { "{\"c\": {\"pairs\": []}}", ":1:7: category \"c\" has no \"data_pairs\" array" },
+        { "\"just a string\"", ":1:1: not a benchmark: expected '{' (categories) or '[' (pairs)" },
+        { "   \n", ":2:1: empty file (no benchmark)" },
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         char *path;
-        eh_error e = {0};
+        eh_error e = { 0 };
         ds = open_text(bad[k].text, NULL, &e, &path);
         CHECK(ds == NULL);
         eh_dataset_free(ds);
@@ -308,7 +314,7 @@ static void test_escapes(void)
 
 static void test_structural_failures(void)
 {
-    eh_error err = {0};
+    eh_error err = { 0 };
     /* cut inside a base64 string: the error points at the string's quote,
      * which is the file's last quote */
     CHECK(eh_dataset_open(fx("truncated.json"), NULL, &err) == NULL);
@@ -322,8 +328,11 @@ static void test_structural_failures(void)
     const char *q = strrchr(text, '"');
     long line = 1, col = 1;
     for (const char *c = text; c < q; c++) {
-        if (*c == '\n') { line++; col = 1; }
-        else if ((*c & 0xC0) != 0x80) col++;
+        if (*c == '\n') {
+            line++;
+            col = 1;
+        } else if ((*c & 0xC0) != 0x80)
+            col++;
     }
     snprintf(want, sizeof want, "%s:%ld:%ld: unterminated string (truncated?)", fx("truncated.json"), line, col);
     CHECK_EQ_STR(err.msg, want);
@@ -337,7 +346,8 @@ static void test_structural_failures(void)
     free(cut);
 
     CHECK(eh_dataset_open(fx("notjson.json"), NULL, &err) == NULL);
-    snprintf(want, sizeof want, "%s:1:1: not a benchmark: expected '{' (categories) or '[' (pairs)", fx("notjson.json"));
+    snprintf(want, sizeof want, "%s:1:1: not a benchmark: expected '{' (categories) or '[' (pairs)",
+             fx("notjson.json"));
     CHECK_EQ_STR(err.msg, want);
 
     CHECK(eh_dataset_open(fx("no-such-file.json"), NULL, &err) == NULL);
@@ -354,7 +364,7 @@ static void test_structural_failures(void)
 
 static void test_hostile_pairs(void)
 {
-    eh_error err = {0};
+    eh_error err = { 0 };
     eh_dataset *ds = eh_dataset_open(fx("hostile.json"), NULL, &err);
     CHECK(ds != NULL);
     if (!ds) {
@@ -402,7 +412,7 @@ static void test_hostile_pairs(void)
     eh_dataset_field_role(ds, 0, 10, EH_ROLE_INSTRUCTION, &f, NULL);
     CHECK(eh_dataset_string(&f, NULL, &err) == NULL);
     CHECK_EQ_STR(err.msg, "field \"edit_instruction\": invalid UTF-8 at byte 0");
-    CHECK_EQ_INT(eh_dataset_image(ds, 0, 8, &(eh_dataset_image_ref){0}, &err), EH_EINVAL);
+    CHECK_EQ_INT(eh_dataset_image(ds, 0, 8, &(eh_dataset_image_ref){ 0 }, &err), EH_EINVAL);
     CHECK_EQ_STR(err.msg, "missing field \"original_image_b64\"");
     eh_dataset_free(ds);
 
@@ -423,7 +433,9 @@ static char *nested(int levels)
 {
     size_t n = 200 + 2 * (size_t)levels;
     char *s = malloc(n);
-    int o = snprintf(s, n, "{\"c\": [{\"id\": \"a\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"x\", \"deep\": ");
+    int o =
+        snprintf(s, n,
+                 "{\"c\": [{\"id\": \"a\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"x\", \"deep\": ");
     for (int k = 0; k < levels; k++)
         s[o++] = '[';
     for (int k = 0; k < levels; k++)
@@ -434,7 +446,7 @@ static char *nested(int levels)
 
 static void test_depth_limit(void)
 {
-    eh_error err = {0};
+    eh_error err = { 0 };
     CHECK_EQ_INT(eh_dataset_default_params().max_json_depth, 64);
     char *at = nested(61), *past = nested(62);
     eh_dataset *ds = open_text(at, NULL, &err, NULL);
@@ -479,7 +491,8 @@ static char *many_pairs(int n)
     char *s = malloc(cap);
     size_t o = (size_t)snprintf(s, cap, "[");
     for (int i = 1; i <= n; i++)
-        o += (size_t)snprintf(s + o, cap - o, "%s{\"id\": \"p%d\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"x\"}",
+        o += (size_t)snprintf(s + o, cap - o,
+                              "%s{\"id\": \"p%d\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"x\"}",
                               i > 1 ? "," : "", i);
     snprintf(s + o, cap - o, "]");
     return s;
@@ -487,7 +500,7 @@ static char *many_pairs(int n)
 
 static void test_pair_limit(void)
 {
-    eh_error err = {0};
+    eh_error err = { 0 };
     CHECK_EQ_INT(eh_dataset_default_params().max_pairs, 1000000);
     eh_dataset_params p = eh_dataset_default_params();
     p.max_pairs = 5;
@@ -506,19 +519,20 @@ static void test_pair_limit(void)
 
 static void test_string_limits(void)
 {
-    eh_error err = {0};
+    eh_error err = { 0 };
     eh_dataset_params p = eh_dataset_default_params();
     CHECK_EQ_INT(p.max_id_len, 256);
     CHECK_EQ_INT(p.max_instruction_len, 65536);
     p.max_id_len = 8;
     p.max_instruction_len = 3;
-    eh_dataset *ds = open_text("[{\"id\": \"12345678\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"abc\"},"
-                               " {\"id\": \"123456789\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"abcd\"},"
-                               " {\"id\": \"u1\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"\\u4e2d\"},"
-                               " {\"id\": \"u2\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"\\u4e2da\"},"
-                               " {\"id\": \"d\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"ab\","
-                               " \"original_description\": \"long\"}]",
-                               &p, &err, NULL);
+    eh_dataset *ds =
+        open_text("[{\"id\": \"12345678\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"abc\"},"
+                  " {\"id\": \"123456789\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"abcd\"},"
+                  " {\"id\": \"u1\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"\\u4e2d\"},"
+                  " {\"id\": \"u2\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"\\u4e2da\"},"
+                  " {\"id\": \"d\", \"original_image_b64\": \"QUJD\", \"edit_instruction\": \"ab\","
+                  " \"original_description\": \"long\"}]",
+                  &p, &err, NULL);
     CHECK(ds != NULL);
     if (!ds)
         return;
@@ -526,14 +540,16 @@ static void test_string_limits(void)
     CHECK_EQ_STR(pair_error(ds, 0, 2), "default/123456789 (#2): id is 9 bytes, over limits.max_string.id (8); "
                                        "\"edit_instruction\" is 4 bytes, over limits.max_string.instruction (3)");
     CHECK(pair_error(ds, 0, 3) == NULL);
-    CHECK_EQ_STR(pair_error(ds, 0, 4), "default/u2 (#4): \"edit_instruction\" is 4 bytes, over limits.max_string.instruction (3)");
-    CHECK_EQ_STR(pair_error(ds, 0, 5), "default/d (#5): \"original_description\" is 4 bytes, over limits.max_string.instruction (3)");
+    CHECK_EQ_STR(pair_error(ds, 0, 4),
+                 "default/u2 (#4): \"edit_instruction\" is 4 bytes, over limits.max_string.instruction (3)");
+    CHECK_EQ_STR(pair_error(ds, 0, 5),
+                 "default/d (#5): \"original_description\" is 4 bytes, over limits.max_string.instruction (3)");
     eh_dataset_free(ds);
 }
 
 static void test_image_paths(void)
 {
-    eh_error err = {0};
+    eh_error err = { 0 };
     eh_dataset *ds = eh_dataset_open(fx("paths.json"), NULL, &err);
     CHECK(ds != NULL);
     if (!ds)
@@ -566,8 +582,8 @@ static void test_image_paths(void)
 
     /* a short base64 value that begins like an absolute path ("/9j/" is
      * every JPEG) stays base64 */
-    ds = open_text("[{\"id\": \"j\", \"original_image_b64\": \"/9j/4AAQSkZJRg==\", \"edit_instruction\": \"x\"}]",
-                   NULL, &err, NULL);
+    ds = open_text("[{\"id\": \"j\", \"original_image_b64\": \"/9j/4AAQSkZJRg==\", \"edit_instruction\": \"x\"}]", NULL,
+                   &err, NULL);
     CHECK(ds != NULL);
     if (!ds)
         return;
@@ -581,13 +597,13 @@ static void test_image_paths(void)
 static void test_safe_names(void)
 {
     char buf[256], buf2[256];
-    eh_error err = {0};
+    eh_error err = { 0 };
     CHECK_EQ_INT(eh_dataset_safe_name("pair_001", 8, buf, sizeof buf, &err), EH_OK);
     CHECK_EQ_STR(buf, "pair_001");
     CHECK_EQ_INT(eh_dataset_safe_name("物理_1", strlen("物理_1"), buf, sizeof buf, &err), EH_OK);
     CHECK_EQ_STR(buf, "物理_1");
 
-    static const char *hostile[] = {"../x", "/etc", "..", ".", "", "a/../../b", "a\\b", ".hidden", "x\ny"};
+    static const char *hostile[] = { "../x", "/etc", "..", ".", "", "a/../../b", "a\\b", ".hidden", "x\ny" };
     for (size_t k = 0; k < sizeof hostile / sizeof *hostile; k++) {
         const char *id = hostile[k];
         CHECK(!eh_dataset_id_safe(id, strlen(id)));

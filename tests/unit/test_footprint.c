@@ -39,7 +39,10 @@ static void write_st(const char *name, const char *header, size_t data)
     free(b);
 }
 
-static void write_text(const char *name, const char *text) { write_file(name, text, strlen(text)); }
+static void write_text(const char *name, const char *text)
+{
+    write_file(name, text, strlen(text));
+}
 
 /* Two shards: a [4, 8] F32 and a [16] F32 in one, an [8] I64 and a [2, 3]
  * BF16 in the other: 128 + 64 + 64 + 12 bytes as stored. */
@@ -47,15 +50,18 @@ static void sharded(const char *metadata)
 {
     write_st("model-00001-of-00002.safetensors",
              "{\"a.weight\":{\"dtype\":\"F32\",\"shape\":[4,8],\"data_offsets\":[0,128]},"
-             "\"b.bias\":{\"dtype\":\"F32\",\"shape\":[16],\"data_offsets\":[128,192]}}", 192);
+             "\"b.bias\":{\"dtype\":\"F32\",\"shape\":[16],\"data_offsets\":[128,192]}}",
+             192);
     write_st("model-00002-of-00002.safetensors",
              "{\"c.index\":{\"dtype\":\"I64\",\"shape\":[8],\"data_offsets\":[0,64]},"
-             "\"d.weight\":{\"dtype\":\"BF16\",\"shape\":[2,3],\"data_offsets\":[64,76]}}", 76);
+             "\"d.weight\":{\"dtype\":\"BF16\",\"shape\":[2,3],\"data_offsets\":[64,76]}}",
+             76);
     char idx[1024];
     snprintf(idx, sizeof idx,
              "{\"metadata\":{\"total_size\":268%s},\"weight_map\":{\"a.weight\":\"model-00001-of-00002.safetensors\","
              "\"b.bias\":\"model-00001-of-00002.safetensors\",\"c.index\":\"model-00002-of-00002.safetensors\","
-             "\"d.weight\":\"model-00002-of-00002.safetensors\"}}", metadata);
+             "\"d.weight\":\"model-00002-of-00002.safetensors\"}}",
+             metadata);
     write_text("model.safetensors.index.json", idx);
 }
 
@@ -198,7 +204,7 @@ static void test_simulated_device(void)
     CHECK_EQ_INT(h.device_used, 57699000000LL);
     CHECK(eh_model_load(jd, &err) == EH_ENOMEM);
     CHECK_CONTAINS(err.msg, "judge (metrics): cannot move to cpu: out of memory: the model's footprint is 62.1 GB, "
-                   "the device's capacity 80.0 GB (run.device_memory), 57.7 GB of it in use by other models");
+                            "the device's capacity 80.0 GB (run.device_memory), 57.7 GB of it in use by other models");
     CHECK_EQ_STR(eh_residency_name(eh_model_state(jd)), "host");
     CHECK_EQ_INT(h.device_used, 57699000000LL);   /* the failed load charged nothing */
     CHECK(eh_model_unload(ed, &err) == EH_OK);
@@ -225,7 +231,7 @@ static void test_simulated_device(void)
     h.device_capacity = 40000000000LL;
     CHECK(eh_model_load(ed, &err) == EH_ENOMEM);
     CHECK_CONTAINS(err.msg, "editor (identity): cannot move to cpu: out of memory: the model's footprint is 57.7 GB, "
-                   "the device's capacity 40.0 GB");
+                            "the device's capacity 40.0 GB");
     CHECK_EQ_INT(h.device_used, 0);
     eh_model_free(ed);
     eh_model_free(jd);

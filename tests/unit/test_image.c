@@ -39,7 +39,7 @@ static uint8_t *read_all(const char *rel, size_t *len)
 
 static eh_image *load(const char *rel, const eh_image_limits *lim)
 {
-    eh_error err = {0};
+    eh_error err = { 0 };
     eh_image *img = eh_image_load(data_path(rel), lim, &err);
     if (!img)
         fprintf(stderr, "load %s failed: %s\n", rel, err.msg);
@@ -77,7 +77,7 @@ static void check_decode_fails(const char *rel, const eh_image_limits *lim, eh_s
     size_t n;
     uint8_t *b = read_all(rel, &n);
     CHECK(b != NULL);
-    eh_error err = {0};
+    eh_error err = { 0 };
     eh_image *img = eh_image_decode(b, n, lim, &err);
     CHECK(img == NULL);
     eh_image_free(img);
@@ -131,19 +131,21 @@ static void test_formats(void)
     eh_image *z = eh_image_new(3, 2, 4, NULL);
     CHECK(z && z->pixels[0] == 0 && z->pixels[23] == 0);
     eh_image_free(z);
-    eh_error err = {0};
+    eh_error err = { 0 };
     CHECK(eh_image_new(0, 5, 3, &err) == NULL);
     CHECK_CONTAINS(err.msg, "bad geometry 0x5");
 }
 
 static void test_hostile(void)
 {
-    eh_error err0 = {0};
+    eh_error err0 = { 0 };
     check_decode_fails("bad/truncated.jpg", NULL, EH_EINVAL, "truncated JPEG (", 1);
     check_decode_fails("bad/truncated.png", NULL, EH_EINVAL, "truncated PNG (", 1);
-    check_decode_fails("bad/not_an_image.png", NULL, EH_EINVAL, "not an image (first bytes 3c 68 74 6d 6c 3e 3c 62)", 0);
+    check_decode_fails("bad/not_an_image.png", NULL, EH_EINVAL, "not an image (first bytes 3c 68 74 6d 6c 3e 3c 62)",
+                       0);
     check_decode_fails("bad/empty.jpg", NULL, EH_EINVAL, "not an image (empty, 0 bytes)", 0);
-    check_decode_fails("bad/huge_header.png", NULL, EH_ELIMIT, "image 100000x100000 exceeds image.max_pixels (64000000)", 0);
+    check_decode_fails("bad/huge_header.png", NULL, EH_ELIMIT,
+                       "image 100000x100000 exceeds image.max_pixels (64000000)", 0);
     eh_image_limits lim = eh_image_default_limits();
     lim.max_pixels = (int64_t)1 << 40;
     check_decode_fails("bad/huge_header.png", &lim, EH_ELIMIT, "image 100000x100000 exceeds image.max_side (65535)", 0);
@@ -158,7 +160,7 @@ static void test_hostile(void)
                        "corrupt JPEG (Progressive JPEG image has more than 500 scans)", 0);
 
     /* Through load, the message names the file. */
-    eh_error err = {0};
+    eh_error err = { 0 };
     CHECK(eh_image_load(data_path("bad/empty.jpg"), NULL, &err) == NULL);
     CHECK_CONTAINS(err.msg, "bad/empty.jpg: not an image (empty, 0 bytes)");
     CHECK(eh_image_load(data_path("bad/no_such_file.png"), NULL, &err) == NULL);
@@ -168,13 +170,14 @@ static void test_hostile(void)
     CHECK_CONTAINS(err.msg, "not a regular file");
 
     /* Every truncation of a JPEG and a PNG fails cleanly (no crash, no partial image). */
-    const char *whole[] = {"images/exif_o1.jpg", "images/photo.png", "bad/lossless.webp", "bad/anim.gif", "images/v_rgb.bmp"};
+    const char *whole[] = { "images/exif_o1.jpg", "images/photo.png", "bad/lossless.webp", "bad/anim.gif",
+                            "images/v_rgb.bmp" };
     for (int f = 0; f < 5; f++) {
         size_t n;
         uint8_t *b = read_all(whole[f], &n);
         int failures = 0;
         for (size_t cut = 0; cut < n; cut += 1 + cut / 16) {
-            eh_error e = {0};
+            eh_error e = { 0 };
             eh_image *img = eh_image_decode(b, cut, NULL, &e);
             if (img) {
                 /* GIF and BMP may end early by design; everything else must refuse. */
@@ -225,7 +228,7 @@ static void test_odd(void)
     eh_image_free(img);
     size_t n;
     char *t = (char *)read_all("images/photo_dataurl.txt", &n);
-    eh_error err = {0};
+    eh_error err = { 0 };
     img = eh_image_decode_b64(t, n, NULL, &err);
     CHECK_EQ_INT(max_diff(img, raw), 0);
     eh_image_free(img);
@@ -246,14 +249,14 @@ static void test_odd(void)
     CHECK_EQ_INT(eh_image_default_limits().keep_alpha, 1);
     eh_image_limits drop = eh_image_default_limits();
     drop.keep_alpha = 0;
-    const char *rgb[] = {"gray", "graya", "rgba", "pal", "bilevel", "pal_trns"};
+    const char *rgb[] = { "gray", "graya", "rgba", "pal", "bilevel", "pal_trns" };
     for (int i = 0; i < 6; i++) {
         char a[64], b[64];
         snprintf(a, sizeof a, "images/v_%s.png", rgb[i]);
         snprintf(b, sizeof b, "images/v_%s_rgb_ref.png", rgb[i]);
         check_matches(a, b, &drop, 0);
     }
-    const char *rgba[] = {"graya", "rgba", "pal_trns"};
+    const char *rgba[] = { "graya", "rgba", "pal_trns" };
     for (int i = 0; i < 3; i++) {
         char a[64], b[64];
         snprintf(a, sizeof a, "images/v_%s.png", rgba[i]);
@@ -281,7 +284,7 @@ static void check_limits(const char *rel, int w, int h)
     size_t n;
     uint8_t *b = read_all(rel, &n);
     eh_image_limits lim = eh_image_default_limits();
-    eh_error err = {0};
+    eh_error err = { 0 };
     char want[128];
 
     lim.max_pixels = (int64_t)w * h;
@@ -320,7 +323,7 @@ static void test_limits(void)
 static void test_round_trips(void)
 {
     eh_image *raw = photo_raw();
-    eh_error err = {0};
+    eh_error err = { 0 };
     for (int level = -1; level <= 9; level += 2) {
         uint8_t *png;
         size_t n;
@@ -358,7 +361,7 @@ static void test_round_trips(void)
     free(out);
     CHECK_EQ_INT(eh_image_encode_jpeg(raw, 101, &out, &n, &err), EH_EINVAL);
 
-    const eh_image_format fmts[] = {EH_FMT_PNG, EH_FMT_JPEG, EH_FMT_BMP, EH_FMT_WEBP};
+    const eh_image_format fmts[] = { EH_FMT_PNG, EH_FMT_JPEG, EH_FMT_BMP, EH_FMT_WEBP };
     for (int i = 0; i < 4; i++) {
         CHECK_EQ_INT(eh_image_encode(raw, fmts[i], &out, &n, &err), EH_OK);
         CHECK_EQ_INT(eh_image_sniff(out, n), fmts[i]);
@@ -373,7 +376,8 @@ static void test_round_trips(void)
     CHECK_EQ_STR(err.msg, "cannot encode gif images");
 
     float *chw = eh_image_to_chw(raw, &err);
-    CHECK(chw && fabsf(chw[0] - raw->pixels[0] / 255.0f) < 1e-6f && fabsf(chw[96 * 64] - raw->pixels[1] / 255.0f) < 1e-6f);
+    CHECK(chw && fabsf(chw[0] - raw->pixels[0] / 255.0f) < 1e-6f &&
+          fabsf(chw[96 * 64] - raw->pixels[1] / 255.0f) < 1e-6f);
     back = eh_image_from_chw(chw, 96, 64, &err);
     CHECK_EQ_INT(max_diff(back, raw), 0);
     eh_image_free(back);
@@ -389,10 +393,10 @@ static void test_round_trips(void)
 static void test_resize(void)
 {
     eh_image *raw = photo_raw();
-    eh_error err = {0};
-    static const char *names[] = {"bilinear", "bicubic", "lanczos", "nearest"};
-    static const eh_resize_filter filters[] = {EH_FILTER_BILINEAR, EH_FILTER_BICUBIC, EH_FILTER_LANCZOS,
-                                               EH_FILTER_NEAREST};
+    eh_error err = { 0 };
+    static const char *names[] = { "bilinear", "bicubic", "lanczos", "nearest" };
+    static const eh_resize_filter filters[] = { EH_FILTER_BILINEAR, EH_FILTER_BICUBIC, EH_FILTER_LANCZOS,
+                                                EH_FILTER_NEAREST };
     for (int i = 0; i < 4; i++) {
         char ref[64];
         eh_image *down = eh_image_resize(raw, 37, 23, filters[i], &err);
@@ -460,7 +464,7 @@ static void test_save(void)
     CHECK(mkdtemp(dir) != NULL);
     char path[600];
     eh_image *raw = photo_raw();
-    eh_error err = {0};
+    eh_error err = { 0 };
 
     snprintf(path, sizeof path, "%s/out.png", dir);
     CHECK_EQ_INT(eh_image_save(raw, path, &err), EH_OK);
@@ -479,7 +483,7 @@ static void test_save(void)
     CHECK_EQ_INT(eh_image_save(raw, path, &err), EH_OK);
     size_t n;
     FILE *f = fopen(path, "rb");
-    uint8_t head[8] = {0};
+    uint8_t head[8] = { 0 };
     n = f ? fread(head, 1, 8, f) : 0;
     if (f)
         fclose(f);
@@ -513,15 +517,15 @@ static void test_save(void)
     eh_image_free(raw);
 }
 
-
 /* Random byte mutations of good files: each decode either succeeds with a
  * sane image or fails with a message; under ASan this is a small fuzzer. */
 static void test_mutations(void)
 {
-    static const char *files[] = {"images/photo.png", "images/exif_o1.jpg", "bad/lossless.webp", "bad/lossy.webp",
-                                  "bad/anim.gif", "images/v_rgb.bmp", "images/v_pal.png", "images/v_bilevel.png",
-                                  "bad/cmyk.jpg", "bad/rgb16.png", "images/v_graya.png", "images/v_pal_trns.png",
-                                  "images/interlaced.png", "images/extraneous.jpg"};
+    static const char *files[] = { "images/photo.png",      "images/exif_o1.jpg",   "bad/lossless.webp",
+                                   "bad/lossy.webp",        "bad/anim.gif",         "images/v_rgb.bmp",
+                                   "images/v_pal.png",      "images/v_bilevel.png", "bad/cmyk.jpg",
+                                   "bad/rgb16.png",         "images/v_graya.png",   "images/v_pal_trns.png",
+                                   "images/interlaced.png", "images/extraneous.jpg" };
     eh_image_limits lim = eh_image_default_limits();
     lim.max_pixels = 1000000;   /* mutated headers may claim large sizes: keep the test quick */
     uint32_t seed = 7;
@@ -540,7 +544,7 @@ static void test_mutations(void)
                 b[at] ^= (uint8_t)(1 + (seed >> 24) % 255);
             }
             lim.keep_alpha = round & 1;
-            eh_error err = {0};
+            eh_error err = { 0 };
             eh_image *img = eh_image_decode(b, n, &lim, &err);
             if (img) {
                 decoded++;

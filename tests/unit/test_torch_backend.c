@@ -90,7 +90,7 @@ static void test_editor_residency(int cpu_copy)
         CHECK_EQ_INT(eh_torch_module_to_device(m, &bytes, &err), EH_OK);
         /* a copy moves the padded buffer (10 tensors of 2000 bytes, 256-aligned); no copy counts the footprint */
         CHECK_EQ_INT(bytes, cpu_copy ? 10 * 2048 : 20000);
-        CHECK_EQ_INT(eh_torch_module_to_device(m, &bytes, &err), EH_OK);   /* already there: nothing moves */
+        CHECK_EQ_INT(eh_torch_module_to_device(m, &bytes, &err), EH_OK); /* already there: nothing moves */
         CHECK_EQ_INT(bytes, 0);
         CHECK_EQ_INT(eh_torch_module_edit(m, img, 2, 2, 2, texts, &out, &oh, &ow, &err), EH_OK);
         CHECK_EQ_INT(oh, 2);
@@ -99,7 +99,7 @@ static void test_editor_residency(int cpu_copy)
             float want = (float)synthetic_mean(10);
             int close = 1;
             for (int i = 0; i < 2 * 3 * 2 * 2; i++)
-                close &= fabsf(out[i] - want) < 1e-3f;   /* float16 rounding of the mean */
+                close &= fabsf(out[i] - want) < 1e-3f; /* float16 rounding of the mean */
             CHECK(close);
             free(out);
             out = NULL;
@@ -117,7 +117,7 @@ static void test_editor_residency(int cpu_copy)
     CHECK_EQ_INT(eh_torch_module_edit(m, img, 2, 2, 2, mixed, &out, &oh, &ow, &err), EH_EMODEL);
     CHECK_CONTAINS(err.msg, "group items by text");
     CHECK(out == NULL);
-    eh_torch_module_free(m);   /* while on the device */
+    eh_torch_module_free(m); /* while on the device */
 }
 
 static void test_judge(void)

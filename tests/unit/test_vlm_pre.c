@@ -25,17 +25,24 @@ static void test_smart_resize(void)
     int h = 0, w = 0;
     /* expected values: transformers' smart_resize(h, w, factor, min, max) */
     CHECK_EQ_INT(eh_vlm_smart_resize(1000, 27, &c, &h, &w, &err), EH_OK);
-    CHECK_EQ_INT(h, 1008); CHECK_EQ_INT(w, 28);
+    CHECK_EQ_INT(h, 1008);
+    CHECK_EQ_INT(w, 28);
     CHECK_EQ_INT(eh_vlm_smart_resize(3000, 4000, &c, &h, &w, &err), EH_OK);
-    CHECK_EQ_INT(h, 2996); CHECK_EQ_INT(w, 4004);
+    CHECK_EQ_INT(h, 2996);
+    CHECK_EQ_INT(w, 4004);
     CHECK_EQ_INT(eh_vlm_smart_resize(2, 2, &c, &h, &w, &err), EH_OK);
-    CHECK_EQ_INT(h, 56); CHECK_EQ_INT(w, 56);
+    CHECK_EQ_INT(h, 56);
+    CHECK_EQ_INT(w, 56);
     c.max_pixels = 200000;
     CHECK_EQ_INT(eh_vlm_smart_resize(517, 333, &c, &h, &w, &err), EH_OK);
-    CHECK_EQ_INT(h, 504); CHECK_EQ_INT(w, 336);
-    c.patch_size = 16; c.min_pixels = 65536; c.max_pixels = 16777216;
+    CHECK_EQ_INT(h, 504);
+    CHECK_EQ_INT(w, 336);
+    c.patch_size = 16;
+    c.min_pixels = 65536;
+    c.max_pixels = 16777216;
     CHECK_EQ_INT(eh_vlm_smart_resize(3000, 4000, &c, &h, &w, &err), EH_OK);
-    CHECK_EQ_INT(h, 3008); CHECK_EQ_INT(w, 4000);
+    CHECK_EQ_INT(h, 3008);
+    CHECK_EQ_INT(w, 4000);
 
     CHECK_EQ_INT(eh_vlm_smart_resize(1, 1, &c, &h, &w, &err), EH_EINVAL);
     CHECK_CONTAINS(err.msg, "image 1x1 is too small");
@@ -54,7 +61,9 @@ static void test_config(void)
     eh_node_set(m, "size", size);
     eh_node_set(m, "patch_size", num_node(16));
     CHECK_EQ_INT(eh_vlm_config_from_node(m, "cfg", &c, &err), EH_OK);
-    CHECK_EQ_INT(c.min_pixels, 65536); CHECK_EQ_INT(c.max_pixels, 16777216); CHECK_EQ_INT(c.patch_size, 16);
+    CHECK_EQ_INT(c.min_pixels, 65536);
+    CHECK_EQ_INT(c.max_pixels, 16777216);
+    CHECK_EQ_INT(c.patch_size, 16);
     eh_node_set(m, "max_pixels", num_node(1000000));      /* min/max_pixels override size, as __init__ does */
     CHECK_EQ_INT(eh_vlm_config_from_node(m, "cfg", &c, &err), EH_OK);
     CHECK_EQ_INT(c.max_pixels, 1000000);
@@ -83,8 +92,12 @@ static void test_preprocess(void)
     eh_vlm_patches *p = eh_vlm_preprocess(&img, &c, &err);
     CHECK(p != NULL);
     if (p) {
-        CHECK_EQ_INT(p->grid_t, 1); CHECK_EQ_INT(p->grid_h, 4); CHECK_EQ_INT(p->grid_w, 4);
-        CHECK_EQ_INT(p->rows, 16); CHECK_EQ_INT(p->dim, 3 * 2 * 14 * 14); CHECK_EQ_INT(p->tokens, 4);
+        CHECK_EQ_INT(p->grid_t, 1);
+        CHECK_EQ_INT(p->grid_h, 4);
+        CHECK_EQ_INT(p->grid_w, 4);
+        CHECK_EQ_INT(p->rows, 16);
+        CHECK_EQ_INT(p->dim, 3 * 2 * 14 * 14);
+        CHECK_EQ_INT(p->tokens, 4);
         float want = ((float)(128.0 / 255.0) - 0.48145466f) / 0.26862954f;
         CHECK(fabsf(p->data[0] - want) < 1e-7f);
         CHECK(fabsf(want - 0.076336145f) < 1e-6f);     /* numpy's float32 result */
@@ -112,7 +125,8 @@ static void test_preprocess(void)
 static void test_resize_identity(void)
 {
     uint8_t src[4 * 3 * 3];
-    for (int i = 0; i < (int)sizeof src; i++) src[i] = (uint8_t)(i * 7);
+    for (int i = 0; i < (int)sizeof src; i++)
+        src[i] = (uint8_t)(i * 7);
     uint8_t *same = eh_vlm_resize_bicubic(src, 4, 3, 3, 4, 3);
     CHECK(same && memcmp(same, src, sizeof src) == 0);
     free(same);
@@ -120,7 +134,8 @@ static void test_resize_identity(void)
     memset(flat, 77, sizeof flat);
     uint8_t *up = eh_vlm_resize_bicubic(flat, 10, 10, 3, 23, 7);   /* a flat image stays flat */
     int ok = up != NULL;
-    for (int i = 0; up && i < 23 * 7 * 3; i++) ok &= up[i] == 77;
+    for (int i = 0; up && i < 23 * 7 * 3; i++)
+        ok &= up[i] == 77;
     CHECK(ok);
     free(up);
 }

@@ -20,7 +20,8 @@
 #include <cstring>
 #include <sstream>
 
-namespace ehtorch {
+namespace ehtorch
+{
 
 eh_status fail(eh_error *err, eh_status code, const char *fmt, ...)
 {
@@ -94,8 +95,8 @@ std::optional<c10::Device> parse_device(const char *s, std::string &why)
             idx = (int)v;
         }
         if (!torch::cuda::is_available()) {
-            why = "device '" + d + "' requested but CUDA is not available (libtorch " TORCH_VERSION
-                  " without a usable GPU)";
+            why = "device '" + d +
+                  "' requested but CUDA is not available (libtorch " TORCH_VERSION " without a usable GPU)";
             return std::nullopt;
         }
         int count = (int)torch::cuda::device_count();
@@ -184,8 +185,8 @@ void place_weights(eh_torch_module *m, const std::vector<planned_weight> &plan, 
         slot &s = m->slots[first + i];
         at::Tensor dst = view_of(m->host, s);
         std::vector<int64_t> file_sizes(p.t->shape, p.t->shape + p.t->ndim);
-        at::Tensor from = at::from_blob(const_cast<void *>(p.t->data), file_sizes,
-                                        at::TensorOptions().dtype(*st_scalar(p.t->dtype)));
+        at::Tensor from =
+            at::from_blob(const_cast<void *>(p.t->data), file_sizes, at::TensorOptions().dtype(*st_scalar(p.t->dtype)));
         if (p.how == stored_as::transposed_1_2)
             from = from.transpose(1, 2);
         else if (p.how == stored_as::last_frame)
@@ -284,8 +285,7 @@ at::Tensor vision_rope_2d(const std::vector<int64_t> &prow, const std::vector<in
 
 // ---- attention -------------------------------------------------------------
 
-at::Tensor attention(const at::Tensor &q, at::Tensor k, at::Tensor v, bool causal, double scale,
-                     const at::Tensor &mask)
+at::Tensor attention(const at::Tensor &q, at::Tensor k, at::Tensor v, bool causal, double scale, const at::Tensor &mask)
 {
     int64_t heads = q.size(-3), kv_heads = k.size(-3);
     if (heads != kv_heads) {

@@ -24,7 +24,8 @@
 #include <utility>
 #include <vector>
 
-namespace ehtorch {
+namespace ehtorch
+{
 
 // Offsets in the flat buffers are rounded up to this, so every tensor starts
 // aligned for vector loads and for the device's widest access.
@@ -45,8 +46,7 @@ inline std::string shape_str(const at::Tensor &t)
 // Every exported function body runs inside this, so no exception crosses C:
 // c10::Error and std::exception become code (EH_ENOMEM for allocation
 // failures) with "what: " and torch's first line.
-template <typename F>
-eh_status guarded(eh_error *err, eh_status code, const char *what, F &&f)
+template <typename F> eh_status guarded(eh_error *err, eh_status code, const char *what, F &&f)
 {
     try {
         return f();
@@ -54,8 +54,8 @@ eh_status guarded(eh_error *err, eh_status code, const char *what, F &&f)
         return fail(err, EH_ENOMEM, "%s: out of memory: %s", what, first_line(e.what_without_backtrace()).c_str());
     } catch (const c10::Error &e) {
         std::string msg = first_line(e.what_without_backtrace());
-        bool oom = msg.find("can't allocate memory") != std::string::npos ||
-                   msg.find("out of memory") != std::string::npos;
+        bool oom =
+            msg.find("can't allocate memory") != std::string::npos || msg.find("out of memory") != std::string::npos;
         return fail(err, oom ? EH_ENOMEM : code, "%s: %s", what, msg.c_str());
     } catch (const std::bad_alloc &) {
         return fail(err, EH_ENOMEM, "%s: out of host memory", what);
@@ -98,7 +98,7 @@ struct eh_torch_module {
     torch::jit::Module module;
     eh_torch_role role;
     at::ScalarType dtype;
-    c10::Device device{c10::kCPU};
+    c10::Device device{ c10::kCPU };
     bool jit_optimize = false;
     bool cpu_copy = false;             // CPU: move through a second buffer as a GPU load does
     bool text_list = false;
@@ -117,7 +117,8 @@ struct eh_torch_module {
     std::unique_ptr<ehtorch::pending_load> pending;   // while an overlapped copy may be in flight
 };
 
-namespace ehtorch {
+namespace ehtorch
+{
 
 // ---- the flat buffers (residency.cpp) ------------------------------------
 at::Tensor view_of(const at::Tensor &flat, const slot &s);
@@ -208,8 +209,7 @@ void place_weights(eh_torch_module *m, const std::vector<planned_weight> &plan, 
 // w: free_weights releases both; load_weights sets x's module up from opt
 // with role, then fill(m) lays the weights out (an exception becomes
 // EH_EFORMAT "weights: ..."); *out = x, or x freed.
-template <class M>
-void free_weights(M *x)
+template <class M> void free_weights(M *x)
 {
     if (!x)
         return;

@@ -18,7 +18,8 @@ struct eh_qwenimage_te {
     eh_qwen3vl *q = nullptr;
 };
 
-namespace {
+namespace
+{
 
 // Qwen-Image-Edit's checkpoint names (model.layers.*) → transformers 5's
 // (model.language_model.layers.*), which run_layers reads; "" to skip.
@@ -40,8 +41,7 @@ expected_weights te_expected(const eh_qwen3vl_config &c)
 {
     int64_t H = c.hidden_size, hd = c.head_dim, qd = (int64_t)c.num_heads * hd, kd = (int64_t)c.num_kv_heads * hd;
     std::string lm = "model.language_model.";
-    expected_weights e = { { lm + "embed_tokens.weight", { c.vocab_size, H } },
-                                                                    { lm + "norm.weight", { H } } };
+    expected_weights e = { { lm + "embed_tokens.weight", { c.vocab_size, H } }, { lm + "norm.weight", { H } } };
     for (int l = 0; l < c.num_layers; l++) {
         std::string p = lm + "layers." + std::to_string(l);
         e.push_back({ p + ".input_layernorm.weight", { H } });
@@ -58,7 +58,8 @@ expected_weights te_expected(const eh_qwen3vl_config &c)
         e.push_back({ p + ".mlp.down_proj.weight", { H, c.intermediate_size } });
     }
     int64_t vh = c.v_hidden, vi = c.v_intermediate, mm = vh * c.merge_size * c.merge_size;
-    e.push_back({ "model.visual.patch_embed.proj.weight", { vh, 3, c.temporal_patch_size, c.patch_size, c.patch_size } });
+    e.push_back(
+        { "model.visual.patch_embed.proj.weight", { vh, 3, c.temporal_patch_size, c.patch_size, c.patch_size } });
     for (int l = 0; l < c.v_depth; l++) {
         std::string p = "model.visual.blocks." + std::to_string(l);
         e.push_back({ p + ".norm1.weight", { vh } });
@@ -166,8 +167,7 @@ eh_status eh_qwenimage_te_load(const eh_qwen3vl_config *cfg, const struct eh_st_
     *out = nullptr;
     const eh_qwen3vl_config &c = *cfg;
     if (c.hidden_size < 1 || c.num_layers < 1 || c.num_layers > 256 || c.num_heads < 1 || c.num_kv_heads < 1 ||
-        c.num_heads % c.num_kv_heads || c.head_dim < 2 || c.head_dim % 2 || c.vocab_size < 1 ||
-        c.intermediate_size < 1)
+        c.num_heads % c.num_kv_heads || c.head_dim < 2 || c.head_dim % 2 || c.vocab_size < 1 || c.intermediate_size < 1)
         return fail(err, EH_EFORMAT, "config: inconsistent sizes (heads, head_dim, layers or vocabulary)");
     eh_qwenimage_te *te = new (std::nothrow) eh_qwenimage_te();
     eh_qwen3vl *q = te ? new (std::nothrow) eh_qwen3vl() : nullptr;
@@ -228,8 +228,8 @@ eh_status eh_qwenimage_te_encode(eh_qwenimage_te *te, const int32_t *ids, const 
             int32_t id = ids[(size_t)i * L + j];
             bool real = !mask || mask[(size_t)i * L + j];
             if (real && len[i] < L)
-                return fail(err, EH_EINVAL, "text encoder: prompt %d has a real token at %d after padding (right padding only)",
-                            i, j);
+                return fail(err, EH_EINVAL,
+                            "text encoder: prompt %d has a real token at %d after padding (right padding only)", i, j);
             if (!real && len[i] == L)
                 len[i] = j;
             if (real && (id < 0 || id >= c.vocab_size))
@@ -328,7 +328,8 @@ eh_status eh_qwenimage_te_encode_images(eh_qwenimage_te *te, const int32_t *ids,
         }
         if (count == toks[img]) {
             if (mrope)
-                cur += std::max<int64_t>({ (int64_t)grid_thw[3 * img], grid_thw[3 * img + 1] / m, grid_thw[3 * img + 2] / m });
+                cur += std::max<int64_t>(
+                    { (int64_t)grid_thw[3 * img], grid_thw[3 * img + 1] / m, grid_thw[3 * img + 2] / m });
             count = 0;
             img++;
         }

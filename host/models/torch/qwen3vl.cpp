@@ -15,7 +15,8 @@
 
 using namespace ehtorch;
 
-namespace ehtorch {
+namespace ehtorch
+{
 
 const at::Tensor &qw(eh_qwen3vl *q, const std::string &name)
 {
@@ -26,7 +27,6 @@ at::Tensor qlinear(eh_qwen3vl *q, const at::Tensor &x, const std::string &p, boo
 {
     return bias ? at::linear(x, qw(q, p + ".weight"), qw(q, p + ".bias")) : at::linear(x, qw(q, p + ".weight"));
 }
-
 
 // Qwen3VLMoeTextSparseMoeBlock: softmax router in float32, top-k
 // renormalised, each hit expert run on its tokens.
@@ -126,7 +126,8 @@ at::Tensor run_layers(eh_qwen3vl *q, at::Tensor h, const at::Tensor &cosv, const
 
 }  // namespace ehtorch
 
-namespace {
+namespace
+{
 
 // Qwen3VLVisionPatchMerger: LayerNorm (before or after the 2x2 shuffle), fc1, GELU (erf), fc2.
 at::Tensor vision_merger(eh_qwen3vl *q, const at::Tensor &x, const std::string &p, bool postshuffle)
@@ -202,8 +203,7 @@ void vision_forward(eh_qwen3vl *q, const std::vector<const float *> &patches, in
     for (int l = 0; l < c.v_depth; l++) {
         std::string p = "model.visual.blocks." + std::to_string(l);
         at::Tensor h = at::layer_norm(x, { c.v_hidden }, qw(q, p + ".norm1.weight"), qw(q, p + ".norm1.bias"), 1e-6);
-        at::Tensor qkv =
-            qlinear(q, h, p + ".attn.qkv").reshape({ k * rows, 3, c.v_heads, hd }).permute({ 1, 0, 2, 3 });
+        at::Tensor qkv = qlinear(q, h, p + ".attn.qkv").reshape({ k * rows, 3, c.v_heads, hd }).permute({ 1, 0, 2, 3 });
         at::Tensor qs = qkv[0], ks = qkv[1], vs = qkv[2];
         at::Tensor qf = qs.to(at::kFloat), kf = ks.to(at::kFloat);
         qs = apply_rope(qf, cosv, sinv).to(dt);
@@ -216,8 +216,8 @@ void vision_forward(eh_qwen3vl *q, const std::vector<const float *> &patches, in
         x = x + qlinear(q, at::gelu(qlinear(q, h, p + ".mlp.linear_fc1"), "tanh"), p + ".mlp.linear_fc2");
         for (int d = 0; d < c.n_deepstack; d++)
             if (c.deepstack[d] == l) {
-                auto split = vision_merger(q, x, "model.visual.deepstack_merger_list." + std::to_string(d), true)
-                                 .chunk(k, 0);
+                auto split =
+                    vision_merger(q, x, "model.visual.deepstack_merger_list." + std::to_string(d), true).chunk(k, 0);
                 for (int64_t i = 0; i < k; i++)
                     deep[i][d] = split[i];
             }
@@ -453,7 +453,8 @@ eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_st_tenso
         c.num_heads % c.num_kv_heads || c.head_dim < 2 || c.head_dim % 2 || c.vocab_size < 1 || c.v_depth < 1 ||
         c.v_heads < 1 || c.v_hidden % c.v_heads || (c.v_hidden / c.v_heads) % 4 || c.merge_size < 1 ||
         c.patch_size < 1 || c.temporal_patch_size < 1 || c.n_deepstack < 0 || c.n_deepstack > 16 ||
-        c.num_position_embeddings < 1 || (c.num_experts > 0 && (c.experts_per_tok < 1 || c.experts_per_tok > c.num_experts)))
+        c.num_position_embeddings < 1 ||
+        (c.num_experts > 0 && (c.experts_per_tok < 1 || c.experts_per_tok > c.num_experts)))
         return fail(err, EH_EFORMAT, "config: inconsistent sizes (heads, head_dim, layers, experts or vision)");
     eh_qwen3vl *q = new (std::nothrow) eh_qwen3vl();
     if (!q)
@@ -468,8 +469,8 @@ eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_st_tenso
                 continue;
             auto sd = st_scalar(t->dtype);
             if (!sd)
-                return fail(err, EH_EFORMAT, "%s: tensor '%s' has a dtype (%d) the native judge cannot use",
-                            t->file, t->name, (int)t->dtype);
+                return fail(err, EH_EFORMAT, "%s: tensor '%s' has a dtype (%d) the native judge cannot use", t->file,
+                            t->name, (int)t->dtype);
             planned_weight s{ name, t, at::isFloatingType(*sd) ? m->dtype : *sd,
                               std::vector<int64_t>(t->shape, t->shape + t->ndim), stored_as::as_is };
             // Hub checkpoints of the MoE models store the experts as
@@ -478,10 +479,9 @@ eh_status eh_qwen3vl_load(const eh_qwen3vl_config *cfg, const struct eh_st_tenso
             // check_dims=True) in conversion_mapping.py), and so do we.
             bool gate_up = ends_with(name, ".mlp.experts.gate_up_proj");
             if ((gate_up || ends_with(name, ".mlp.experts.down_proj")) && t->ndim == 3) {
-                std::vector<int64_t> ours = gate_up ? std::vector<int64_t>{ c.num_experts, 2LL * c.moe_intermediate_size,
-                                                                            c.hidden_size }
-                                                    : std::vector<int64_t>{ c.num_experts, c.hidden_size,
-                                                                            c.moe_intermediate_size };
+                std::vector<int64_t> ours =
+                    gate_up ? std::vector<int64_t>{ c.num_experts, 2LL * c.moe_intermediate_size, c.hidden_size }
+                            : std::vector<int64_t>{ c.num_experts, c.hidden_size, c.moe_intermediate_size };
                 if (s.sizes != ours) {
                     std::swap(s.sizes[1], s.sizes[2]);
                     s.how = stored_as::transposed_1_2;
@@ -544,7 +544,8 @@ eh_status eh_qwen3vl_score_tree(eh_qwen3vl *q, const eh_qwen3vl_item *items, int
     int D = 0;
     for (int v = 1; v < n_nodes; v++) {
         if (parent[v] < 0 || parent[v] >= v || token[v] < 0 || token[v] >= q->cfg.vocab_size)
-            return fail(err, EH_EINVAL, "score tree: node %d (parent %d, token %d) is malformed", v, parent[v], token[v]);
+            return fail(err, EH_EINVAL, "score tree: node %d (parent %d, token %d) is malformed", v, parent[v],
+                        token[v]);
         depth[v] = depth[parent[v]] + 1;
         D = std::max(D, depth[v]);
     }
@@ -584,7 +585,8 @@ eh_status eh_qwen3vl_score_tree(eh_qwen3vl *q, const eh_qwen3vl_item *items, int
                 }
             // in chunks of rows: each reads a copy of its prompt's keys and values
             std::vector<at::Tensor> parts{ all };
-            std::string head = q->w.count("lm_head.weight") ? "lm_head.weight" : "model.language_model.embed_tokens.weight";
+            std::string head =
+                q->w.count("lm_head.weight") ? "lm_head.weight" : "model.language_model.embed_tokens.weight";
             for (int64_t r0 = 0; r0 < R; r0 += TREE_ROW_CHUNK) {
                 int64_t rc = std::min<int64_t>(TREE_ROW_CHUNK, R - r0);
                 at::Tensor tid = at::from_blob(ids.data() + r0 * D, { rc, D }, lopt).to(dev);
@@ -623,7 +625,8 @@ eh_status eh_qwen3vl_score_tree(eh_qwen3vl *q, const eh_qwen3vl_item *items, int
             }
         at::Tensor lp;
         if (R > 0) {
-            at::Tensor pr = at::from_blob(prow.data(), { R }, lopt).to(dev), pt = at::from_blob(ptok.data(), { R }, lopt).to(dev);
+            at::Tensor pr = at::from_blob(prow.data(), { R }, lopt).to(dev),
+                       pt = at::from_blob(ptok.data(), { R }, lopt).to(dev);
             lp = (all.index({ pr, pt }) - lse.index({ pr })).to(at::kDouble).to(at::kCPU).contiguous();
         }
         const double *le = lend.data_ptr<double>();
@@ -636,8 +639,8 @@ eh_status eh_qwen3vl_score_tree(eh_qwen3vl *q, const eh_qwen3vl_item *items, int
     });
 }
 
-eh_status eh_qwen3vl_generate(eh_qwen3vl *q, const eh_qwen3vl_item *item, int max_new, const int32_t *stop,
-                              int n_stop, int32_t *out, int *n_out, eh_error *err)
+eh_status eh_qwen3vl_generate(eh_qwen3vl *q, const eh_qwen3vl_item *item, int max_new, const int32_t *stop, int n_stop,
+                              int32_t *out, int *n_out, eh_error *err)
 {
     *n_out = 0;
     if (!q->tm->on_device)

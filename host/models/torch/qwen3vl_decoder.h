@@ -15,7 +15,8 @@ struct eh_qwen3vl {
     ehtorch::weight_map w;   // share their TensorImpls with tm->slots
 };
 
-namespace ehtorch {
+namespace ehtorch
+{
 
 const at::Tensor &qw(eh_qwen3vl *q, const std::string &name);
 at::Tensor qlinear(eh_qwen3vl *q, const at::Tensor &x, const std::string &p, bool bias = true);

@@ -23,7 +23,8 @@ struct eh_qwenimage_dit {
     weight_map w;
 };
 
-namespace {
+namespace
+{
 
 const at::Tensor &dw(eh_qwenimage_dit *d, const std::string &name)
 {
@@ -110,7 +111,8 @@ std::pair<at::Tensor, at::Tensor> dit_modulate(const at::Tensor &x, const at::Te
     int64_t b = x.size(0), rest = x.size(1) - noised;
     auto per_token = [&](const at::Tensor &v) {
         return at::cat({ v.narrow(0, 0, b).unsqueeze(1).expand({ b, noised, v.size(1) }),
-                         v.narrow(0, b, b).unsqueeze(1).expand({ b, rest, v.size(1) }) }, 1);
+                         v.narrow(0, b, b).unsqueeze(1).expand({ b, rest, v.size(1) }) },
+                       1);
     };
     return { x * (1 + per_token(p[1])) + per_token(p[0]), per_token(p[2]) };
 }
@@ -138,7 +140,8 @@ void dit_block(eh_qwenimage_dit *d, int layer, at::Tensor &img, at::Tensor &txt,
     auto heads = [&](const at::Tensor &x) { return x.unflatten(-1, { -1, c.head_dim }); };
     at::Tensor iq = heads(dlinear(d, im1.first, a + ".to_q")), ik = heads(dlinear(d, im1.first, a + ".to_k"));
     at::Tensor iv = heads(dlinear(d, im1.first, a + ".to_v"));
-    at::Tensor tq = heads(dlinear(d, tm1.first, a + ".add_q_proj")), tk = heads(dlinear(d, tm1.first, a + ".add_k_proj"));
+    at::Tensor tq = heads(dlinear(d, tm1.first, a + ".add_q_proj")),
+               tk = heads(dlinear(d, tm1.first, a + ".add_k_proj"));
     at::Tensor tv = heads(dlinear(d, tm1.first, a + ".add_v_proj"));
     iq = dit_rotary(rms_norm_diffusers(iq, dw(d, a + ".norm_q.weight"), 1e-6), img_freqs);
     ik = dit_rotary(rms_norm_diffusers(ik, dw(d, a + ".norm_k.weight"), 1e-6), img_freqs);
@@ -147,7 +150,11 @@ void dit_block(eh_qwenimage_dit *d, int layer, at::Tensor &img, at::Tensor &txt,
     at::Tensor q = at::cat({ tq, iq }, 1).permute({ 0, 2, 1, 3 });
     at::Tensor k = at::cat({ tk, ik }, 1).permute({ 0, 2, 1, 3 });
     at::Tensor v = at::cat({ tv, iv }, 1).permute({ 0, 2, 1, 3 });
-    at::Tensor o = at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt).permute({ 0, 2, 1, 3 }).flatten(2, 3).to(q.scalar_type());
+    at::Tensor o =
+        at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt)
+            .permute({ 0, 2, 1, 3 })
+            .flatten(2, 3)
+            .to(q.scalar_type());
     int64_t st = txt.size(1);
     at::Tensor img_attn = dlinear(d, o.narrow(1, st, o.size(1) - st).contiguous(), a + ".to_out.0");
     at::Tensor txt_attn = dlinear(d, o.narrow(1, 0, st).contiguous(), a + ".to_add_out");
@@ -187,7 +194,8 @@ expected_weights dit_expected(const eh_qwenimage_dit_config &c)
             lin(p + "." + s + "_mlp.net.0.proj", ff, dim);
             lin(p + "." + s + "_mlp.net.2", dim, ff);
         }
-        for (const char *s : { "to_q", "to_k", "to_v", "add_q_proj", "add_k_proj", "add_v_proj", "to_out.0", "to_add_out" })
+        for (const char *s :
+             { "to_q", "to_k", "to_v", "add_q_proj", "add_k_proj", "add_v_proj", "to_out.0", "to_add_out" })
             lin(p + ".attn." + s, dim, dim);
         for (const char *s : { "norm_q", "norm_k", "norm_added_q", "norm_added_k" })
             e.push_back({ p + ".attn." + s + ".weight", { c.head_dim } });
@@ -199,8 +207,8 @@ expected_weights dit_expected(const eh_qwenimage_dit_config &c)
 
 extern "C" {
 
-eh_status eh_qwenimage_dit_load(const eh_qwenimage_dit_config *cfg, const struct eh_st_tensor *const *tensors,
-                                size_t n, const eh_torch_options *opt, eh_qwenimage_dit **out, eh_error *err)
+eh_status eh_qwenimage_dit_load(const eh_qwenimage_dit_config *cfg, const struct eh_st_tensor *const *tensors, size_t n,
+                                const eh_torch_options *opt, eh_qwenimage_dit **out, eh_error *err)
 {
     *out = nullptr;
     const eh_qwenimage_dit_config &c = *cfg;
@@ -252,7 +260,8 @@ eh_status eh_qwenimage_dit_add_lora(eh_qwenimage_dit *d, const char *module, con
                                     const struct eh_st_tensor *up, double scale, eh_error *err)
 {
     if (d->tm->on_device || d->tm->dev.defined())
-        return fail(err, EH_ESTATE, "LoRA '%s': the transformer is already loaded (merge before the first load)", module);
+        return fail(err, EH_ESTATE, "LoRA '%s': the transformer is already loaded (merge before the first load)",
+                    module);
     auto it = d->w.find(std::string(module) + ".weight");
     if (it == d->w.end())
         return fail(err, EH_EFORMAT, "LoRA: the transformer has no linear layer '%s'", module);
@@ -267,9 +276,11 @@ eh_status eh_qwenimage_dit_add_lora(eh_qwenimage_dit *d, const char *module, con
     return guarded(err, EH_EMODEL, "LoRA", [&]() -> eh_status {
         at::NoGradGuard no_grad;
         at::Tensor a = at::from_blob(const_cast<void *>(down->data), { down->shape[0], down->shape[1] },
-                                     at::TensorOptions().dtype(*ds)).to(at::kFloat);
-        at::Tensor b = at::from_blob(const_cast<void *>(up->data), { up->shape[0], up->shape[1] },
-                                     at::TensorOptions().dtype(*us)).to(at::kFloat);
+                                     at::TensorOptions().dtype(*ds))
+                           .to(at::kFloat);
+        at::Tensor b =
+            at::from_blob(const_cast<void *>(up->data), { up->shape[0], up->shape[1] }, at::TensorOptions().dtype(*us))
+                .to(at::kFloat);
         at::Tensor delta = at::mm(b, a);
         if (scale != 1.0)
             delta.mul_(scale);
@@ -308,7 +319,8 @@ eh_status eh_qwenimage_dit_forward(eh_qwenimage_dit *d, const float *hidden, int
             all_real = mask[i] != 0;
         at::Tensor jmask;
         if (!all_real) {
-            at::Tensor tmask = at::from_blob(const_cast<int32_t *>(mask), { n, txt_len }, at::kInt).to(d->tm->device).ne(0);
+            at::Tensor tmask =
+                at::from_blob(const_cast<int32_t *>(mask), { n, txt_len }, at::kInt).to(d->tm->device).ne(0);
             jmask = at::cat({ tmask, at::ones({ n, tokens }, tmask.options()) }, 1).view({ n, 1, 1, -1 });
         }
 

@@ -21,7 +21,8 @@ struct eh_qwenimage_vae {
     weight_map w;
 };
 
-namespace {
+namespace
+{
 
 const at::Tensor &vw(eh_qwenimage_vae *v, const std::string &name)
 {
@@ -95,8 +96,8 @@ at::Tensor vae_encode(eh_qwenimage_vae *v, at::Tensor x)
         }
         if (i != c.n_levels - 1) {
             // ZeroPad2d((0, 1, 0, 1)) then a stride-2 3x3 convolution
-            x = vconv(v, at::constant_pad_nd(x, { 0, 1, 0, 1 }, 0), "encoder.down_blocks." + std::to_string(idx++) +
-                      ".resample.1", 2, 0);
+            x = vconv(v, at::constant_pad_nd(x, { 0, 1, 0, 1 }, 0),
+                      "encoder.down_blocks." + std::to_string(idx++) + ".resample.1", 2, 0);
         }
     }
     x = vmid(v, x, "encoder.mid_block");
@@ -139,8 +140,8 @@ at::Tensor vae_stat(eh_qwenimage_vae *v, const float *src, const at::TensorOptio
 
 extern "C" {
 
-eh_status eh_qwenimage_vae_load(const eh_qwenimage_vae_config *cfg, const struct eh_st_tensor *const *tensors,
-                                size_t n, const eh_torch_options *opt, eh_qwenimage_vae **out, eh_error *err)
+eh_status eh_qwenimage_vae_load(const eh_qwenimage_vae_config *cfg, const struct eh_st_tensor *const *tensors, size_t n,
+                                const eh_torch_options *opt, eh_qwenimage_vae **out, eh_error *err)
 {
     *out = nullptr;
     const eh_qwenimage_vae_config &c = *cfg;
@@ -165,14 +166,14 @@ eh_status eh_qwenimage_vae_load(const eh_qwenimage_vae_config *cfg, const struct
                 continue;
             auto sd = st_scalar(t->dtype);
             if (!sd || !at::isFloatingType(*sd))
-                return fail(err, EH_EFORMAT, "%s: tensor '%s' has a dtype (%s) the VAE cannot use", t->file,
-                            t->name, eh_st_dtype_name(t->dtype));
+                return fail(err, EH_EFORMAT, "%s: tensor '%s' has a dtype (%s) the VAE cannot use", t->file, t->name,
+                            eh_st_dtype_name(t->dtype));
             planned_weight s{ name, t, m->dtype, std::vector<int64_t>(t->shape, t->shape + t->ndim), stored_as::as_is };
             if (t->ndim == 5) {   // [out, in, kt, kh, kw] → its last temporal slice
                 s.sizes.erase(s.sizes.begin() + 2);
                 s.how = stored_as::last_frame;
             } else if (t->ndim == 4 && ends_with(name, ".weight") && name.find(".resample.") == std::string::npos &&
-                     name.find(".to_qkv.") == std::string::npos && name.find(".proj.") == std::string::npos)
+                       name.find(".to_qkv.") == std::string::npos && name.find(".proj.") == std::string::npos)
                 return fail(err, EH_EFORMAT, "%s: tensor '%s' is 4-D where a 5-D causal conv kernel is expected",
                             t->file, t->name);
             plan.push_back(std::move(s));

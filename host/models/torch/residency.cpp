@@ -42,7 +42,8 @@
 
 using namespace ehtorch;
 
-namespace {
+namespace
+{
 // cudaHostRegister, found at run time in the CUDA runtime torch already
 // loaded: page-locking our own mmap'd buffer pins exactly the bytes we need,
 // where torch's pinned allocator would round 40 GB up to 64 GB.  No CUDA
@@ -67,7 +68,8 @@ cuda_rt find_cuda_rt()
 
 }  // namespace
 
-namespace ehtorch {
+namespace ehtorch
+{
 
 at::Tensor view_of(const at::Tensor &flat, const slot &s)
 {
@@ -151,8 +153,8 @@ at::Tensor alloc_module_host(eh_torch_module *m, int64_t bytes)
     if (!refuse) {
         try {
             at::Tensor t = alloc_host(bytes, true, &m->host_kind);
-            m->host_note = m->host_kind == EH_TORCH_HOST_REGISTERED ? "pinned (cudaHostRegister)"
-                                                                    : "pinned (torch allocator)";
+            m->host_note =
+                m->host_kind == EH_TORCH_HOST_REGISTERED ? "pinned (cudaHostRegister)" : "pinned (torch allocator)";
             return t;
         } catch (const std::exception &e) {
             why = first_line(e.what());   // neither cudaHostRegister nor torch's pinned allocator agreed
@@ -262,7 +264,8 @@ eh_status setup(const eh_torch_options *opt, eh_torch_module *m, eh_error *err)
 
 }  // namespace ehtorch
 
-namespace {
+namespace
+{
 
 // Collects the module's tensors once each (a shared submodule lists them
 // twice), casts floating ones to the dtype and packs them into the host
@@ -770,8 +773,8 @@ eh_status eh_torch_module_edit(eh_torch_module *m, const float *images, int n, i
         at::Tensor y = run_forward(m, { input_tensor(m, images, n, h, w), text_value(m, texts, n) });
         if (y.dim() == 3 && n == 1)
             y = y.unsqueeze(0);
-        if (y.dim() != 4 || y.size(0) != n || (y.size(1) != 3 && y.size(1) != 1 && y.size(1) != 4) ||
-            y.size(2) < 1 || y.size(3) < 1)
+        if (y.dim() != 4 || y.size(0) != n || (y.size(1) != 3 && y.size(1) != 1 && y.size(1) != 4) || y.size(2) < 1 ||
+            y.size(3) < 1)
             return fail(err, EH_EMODEL, "forward returned a tensor of shape %s; an editor returns [%d, 3, H, W]",
                         shape_str(y).c_str(), n);
         if (!at::isFloatingType(y.scalar_type()))
@@ -803,8 +806,8 @@ eh_status eh_torch_module_judge(eh_torch_module *m, const float *edited, int h, 
     if (!m->on_device)
         return fail(err, EH_ESTATE, "module is not loaded");
     return guarded(err, EH_EMODEL, "forward", [&]() -> eh_status {
-        at::Tensor y = run_forward(
-            m, { input_tensor(m, edited, n, h, w), input_tensor(m, original, n, h2, w2), text_value(m, prompts, n) });
+        at::Tensor y = run_forward(m, { input_tensor(m, edited, n, h, w), input_tensor(m, original, n, h2, w2),
+                                        text_value(m, prompts, n) });
         int kk;
         if (y.dim() == 0 && n == 1)
             y = y.reshape({ 1, 1 });
