@@ -32,13 +32,13 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-
 def sanitized(binary):
     """True when binary is an AddressSanitizer build (make test-asan)."""
     r = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
     return "libasan" in r.stdout
 
+
+@pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
