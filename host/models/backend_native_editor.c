@@ -167,9 +167,7 @@ static eh_status editor_open(eh_model *m, eh_error *err)
         return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
     m->impl = t;
     eh_error e = { 0 };
-    if (eh_torch_check_dtype(m->dtype, &e) != EH_OK)
-        return eh_fail(err, EH_EINVAL, "%s: %s", m->section, e.msg);
-    eh_status rc = eh_torch_resolve_device(m, eh_node_str(m->spec, "device", "auto"), err);
+    eh_status rc = eh_torch_backend_setup(m, err);
     if (rc != EH_OK)
         return rc;
     t->cpu_copy = eh_node_bool(m->spec, "cpu_copy", 0);

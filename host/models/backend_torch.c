@@ -87,16 +87,24 @@ static eh_status check_file(eh_model *m, torch_model *t, eh_error *err)
     return EH_OK;
 }
 
+/* The section's dtype checked against libtorch and its `device` resolved
+ * into m->device: what every libtorch backend's open does first
+ * (backend.h). */
+eh_status eh_torch_backend_setup(eh_model *m, eh_error *err)
+{
+    eh_error e = { 0 };
+    if (eh_torch_check_dtype(m->dtype, &e) != EH_OK)
+        return eh_fail(err, EH_EINVAL, "%s: %s", m->section, e.msg);
+    return eh_torch_resolve_device(m, eh_node_str(m->spec, "device", "auto"), err);
+}
+
 static eh_status torch_open(eh_model *m, eh_error *err)
 {
     torch_model *t = calloc(1, sizeof *t);
     if (!t)
         return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
     m->impl = t;
-    eh_error e = { 0 };
-    if (eh_torch_check_dtype(m->dtype, &e) != EH_OK)
-        return eh_fail(err, EH_EINVAL, "%s: %s", m->section, e.msg);
-    eh_status rc = eh_torch_resolve_device(m, eh_node_str(m->spec, "device", "auto"), err);
+    eh_status rc = eh_torch_backend_setup(m, err);
     if (rc != EH_OK)
         return rc;
     t->jit_optimize = eh_node_bool(m->spec, "jit_optimize", 0);
