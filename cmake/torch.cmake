@@ -8,9 +8,13 @@
 # find_library calls search the system before its own lib/, so beside Debian's
 # libtorch-dev they would take /usr/lib/<arch>/libc10.so next to the venv's
 # libtorch, and every binary would abort at start (two c10s, "INTERNAL ASSERT
-# FAILED ... DispatchKeySet.cpp"). So each library of that Torch's lib/ is found
-# there alone first (a cached path into another Torch is dropped), and a c10 or
-# torch library from anywhere else is an error at configure time.
+# FAILED ... DispatchKeySet.cpp"). Its find_package(Caffe2 PATHS ...) likewise
+# searches the system first, and Debian's Caffe2Targets.cmake then defines the
+# imported targets torch, torch_cpu and c10 at /usr/lib/<arch>/lib*.so.1.13.
+# So Caffe2_DIR is pinned beside Torch_DIR, each library of that Torch's lib/
+# is found there alone first (a cached path into another Torch is dropped),
+# and a c10 or torch library or imported target from anywhere else is an
+# error at configure time.
 set(EH_HAVE_TORCH OFF)
 if(NOT EVALHOST_TORCH STREQUAL "OFF")
   if(EXISTS "${EVALHOST_PYTHON}")
@@ -19,6 +23,12 @@ if(NOT EVALHOST_TORCH STREQUAL "OFF")
                     RESULT_VARIABLE EH_TORCH_RC ERROR_QUIET)
     if(EH_TORCH_RC EQUAL 0 AND EXISTS "${EH_TORCH_PREFIX}/Torch/TorchConfig.cmake")
       set(Torch_DIR "${EH_TORCH_PREFIX}/Torch" CACHE PATH "Torch's CMake package (from EVALHOST_PYTHON)" FORCE)
+    endif()
+  endif()
+  if(Torch_DIR AND EXISTS "${Torch_DIR}/../Caffe2/Caffe2Config.cmake")
+    get_filename_component(EH_CAFFE2_DIR "${Torch_DIR}/../Caffe2" ABSOLUTE)
+    if(NOT Caffe2_DIR STREQUAL EH_CAFFE2_DIR)
+      set(Caffe2_DIR "${EH_CAFFE2_DIR}" CACHE PATH "Caffe2's CMake package, beside Torch_DIR" FORCE)
     endif()
   endif()
   if(Torch_DIR AND EXISTS "${Torch_DIR}/TorchConfig.cmake")
@@ -47,12 +57,31 @@ if(NOT EVALHOST_TORCH STREQUAL "OFF")
   endif()
   find_package(Torch QUIET)
   if(Torch_FOUND)
-    foreach(lib ${TORCH_LIBRARIES} ${TORCH_LIBRARY} ${c10_LIBRARY})
+    # imported targets stand for their files: check those files too
+    set(EH_TORCH_FILES ${TORCH_LIBRARY} ${c10_LIBRARY})
+    foreach(lib ${TORCH_LIBRARIES} torch torch_cpu torch_cuda c10 c10_cuda)
+      if(TARGET ${lib})
+        get_target_property(configs ${lib} IMPORTED_CONFIGURATIONS)
+        set(props IMPORTED_LOCATION)
+        foreach(config ${configs})
+          list(APPEND props IMPORTED_LOCATION_${config})
+        endforeach()
+        foreach(prop ${props})
+          get_target_property(loc ${lib} ${prop})
+          if(loc)
+            list(APPEND EH_TORCH_FILES "${loc}")
+          endif()
+        endforeach()
+      else()
+        list(APPEND EH_TORCH_FILES "${lib}")
+      endif()
+    endforeach()
+    foreach(lib ${EH_TORCH_FILES})
       get_filename_component(name "${lib}" NAME)
       string(FIND "${lib}" "${TORCH_INSTALL_PREFIX}/" at)
       if(IS_ABSOLUTE "${lib}" AND name MATCHES "^lib(c10|torch|caffe2)" AND NOT at EQUAL 0)
         message(FATAL_ERROR "evalhost: ${lib} is not from the Torch at ${TORCH_INSTALL_PREFIX}: two Torch "
-                "installations would be linked together; remove ${name}'s cache entry or set Torch_DIR")
+                "installations would be linked together; remove ${name}'s cache entry (and Caffe2_DIR's) or set Torch_DIR")
       endif()
     endforeach()
     set(EH_HAVE_TORCH ON)
