@@ -1,12 +1,16 @@
 """One Torch (issue 24): with Debian's libtorch-dev installed beside the
 venv's torch, a fresh configure takes every Torch library (c10 included)
 from the Torch EVALHOST_PYTHON imports, and every binary of the build links
-one c10. Without that, TorchConfig's find_library takes /usr/lib's libc10.so
-and the binaries abort at start (two c10s)."""
+one c10. Without that, TorchConfig's find_library takes /usr/lib's libc10.so,
+its find_package(Caffe2 PATHS ...) takes Debian's Caffe2Targets.cmake (imported
+targets torch, torch_cpu, c10 at /usr/lib/<arch>/lib*.so.1.13), and the
+binaries abort at start (two c10s)."""
 import glob
 import os
 import pathlib
 import subprocess
+
+import re
 
 import pytest
 
@@ -91,3 +95,30 @@ def test_every_binary_links_one_c10():
         assert len(c10) <= 1, f"{b.name} links {sorted(c10)}"
         for path in c10:
             assert pathlib.Path(path).resolve().is_relative_to(root), f"{b.name} links {path}, not {root}'s"
+
+
+def link_line_torch_files(build, target):
+    text = (build / "CMakeFiles" / f"{target}.dir" / "link.txt").read_text()
+    return sorted({m for m in re.findall(r"[^\s\"']+", text)
+                   if os.path.isabs(m) and re.match(r"lib(c10|torch|caffe2)", os.path.basename(m))})
+
+
+@pytest.mark.skipif(not SYSTEM_C10, reason="Debian's libtorch-dev is not installed (apt-get install libtorch-dev): "
+                    "nothing else on this machine to take c10 from")
+def test_fresh_configure_of_evalhost_links_only_the_one_torch(tmp_path):
+    """The real project, not a probe: evalhost's and a replay test's link lines name only the one Torch's
+    files, in a fresh build folder and in one whose cache names Debian's Caffe2 package (made before the fix)."""
+    root = torch_root()
+    system_caffe2 = sorted(glob.glob("/usr/lib/*/cmake/Caffe2/Caffe2Config.cmake"))
+    stale = [f"-DCaffe2_DIR:PATH={pathlib.Path(system_caffe2[0]).parent}"] if system_caffe2 else []
+    for name, extra in (("fresh", []), ("stale", stale)):
+        build = tmp_path / name
+        r = subprocess.run(["cmake", "-S", str(SRC), "-B", str(build), f"-DEVALHOST_PYTHON={PYTHON}",
+                            "-DEVALHOST_TORCH=ON", *extra], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        assert "building the torch backend against" in r.stdout
+        for target in ("evalhost", "test_torch_backend"):
+            files = link_line_torch_files(build, target)
+            assert any(os.path.basename(f).startswith("libc10") for f in files), (target, files)
+            for f in files:
+                assert pathlib.Path(f).resolve().is_relative_to(root), f"{name}: {target} links {f}, not {root}'s"
