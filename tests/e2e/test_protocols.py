@@ -295,3 +295,123 @@ def test_gedit_groups_batch_and_resume_per_pair(tmp_path):
     ref = load(os.path.join(DATA, "gedit", "reference.json"))
     p = next(p for p in rep["pairs"] if p["id"] == failed)
     assert (p["dims"]["SC"], p["dims"]["PQ"]) == (ref["items"][failed]["SC"], ref["items"][failed]["PQ"])
+
+
+# ---------------------------------------------------------------- RISEBench
+
+RISE = os.path.join(DATA, "rise")
+
+
+RISE_REVISION = "5f22651"
+_RISE = {}
+
+
+def rise_checkout():
+    """The RISEBench checkout whose utils.py the official protocol loads its
+    prompts from (the repository has no license, so they are not in this
+    one): EVALHOST_OFFICIAL_RISE, else the revision exported from a git
+    mirror of PhoenixZ810/RISEBench (EVALHOST_RISE_GIT, default the fetch
+    tool's /work/.mirror/PhoenixZ810+RISEBench/repo)."""
+    where = os.environ.get("EVALHOST_OFFICIAL_RISE")
+    if where:
+        return where
+    if "dir" not in _RISE:
+        git = os.environ.get("EVALHOST_RISE_GIT", "/work/.mirror/PhoenixZ810+RISEBench/repo")
+        _RISE["dir"] = None
+        if os.path.isdir(git):
+            import tarfile
+            import tempfile
+            d = tempfile.mkdtemp(prefix="risebench-")
+            tar = subprocess.run(["git", "--git-dir", git, "archive", RISE_REVISION, "utils.py", "gpt_eval.py"],
+                                 capture_output=True, timeout=60)
+            if tar.returncode == 0:
+                import io
+                tarfile.open(fileobj=io.BytesIO(tar.stdout)).extractall(d)
+                with open(os.path.join(d, "REVISION"), "w") as f:
+                    f.write(subprocess.run(["git", "--git-dir", git, "rev-parse", RISE_REVISION],
+                                           capture_output=True, text=True).stdout)
+                _RISE["dir"] = d
+    if not _RISE["dir"]:
+        pytest.skip("needs RISEBench's utils.py (its prompts are not copied here: no license): set "
+                    "EVALHOST_OFFICIAL_RISE to a PhoenixZ810/RISEBench checkout at %s" % RISE_REVISION)
+    return _RISE["dir"]
+
+
+def run_rise(tmp, replies, name="rise", official=True, policy=None, data=None):
+    log = str(tmp / (name + "-requests.jsonl"))
+    cfg = tmp / (name + ".yaml")
+    out = str(tmp / name)
+    extra = ", official: %s" % json.dumps(rise_checkout()) if official else ""
+    with RecordedJudge(replies, log=log, policy=policy) as j:
+        cfg.write_text("dataset: {path: %s, adapter: rise%s}\neditor: {backend: builtin, name: imageops}\n"
+                       "judge: %s\nreport: {bootstrap: {resamples: 20}}\n"
+                       % (json.dumps(data or os.path.join(RISE, "data", "data_total.json")), extra,
+                          http_judge(j.url, "gpt-4.1-2025-04-14")), encoding="utf-8")
+        r = run("two_stage.lua", str(cfg), "run.out=" + out)
+        reqs = list(j.log)
+    return r, out, reqs
+
+
+RISE_DIMS = {"consistency": "ApprConsistency", "reasoning": "Reasoning", "plausibility": "VisualPlausibility"}
+
+
+def g15(row):
+    """Numbers to the 15 significant digits evalhost's JSON report prints
+    (cJSON; the sums behind them are numpy's pairwise ones, bit for bit:
+    busted protocols_spec); gpt_eval.py's CSV prints repr floats."""
+    return [("%.15g" % x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x for x in row]
+
+
+def test_rise_official_protocol_equals_the_official_code(tmp_path):
+    ref = load(os.path.join(RISE, "reference.json"))
+    assert ref["official"]["revision"].startswith("5f22651")
+    r, out, reqs = run_rise(tmp_path, os.path.join(RISE, "replies.json"))
+    assert r.returncode == 0, r.stderr
+    rep = report(out)
+    pairs = {p["id"]: p for p in rep["pairs"]}
+    assert set(pairs) == set(ref["items"]) and len(pairs) == 16
+    for pid, want in ref["items"].items():   # main(): the ratings, calculate_score, calculate_completion
+        d = pairs[pid]["dims"]
+        for ours, theirs in RISE_DIMS.items():
+            assert d.get(ours) == want[theirs], (pid, ours)
+        assert g15([pairs[pid]["score"]]) == g15([want["score"]]) and d["complete"] == want["complete"], pid
+    # the CSV's rows, in its order, every figure as printed (repr floats)
+    prof = rep["profile"]
+    got = [[row["name"], row.get("score"), row.get("percent"), row.get("accuracy")] for row in prof["rows"]]
+    assert [g15(row) for row in got] == [g15(row) for row in ref["aggregates"]["table"]]
+    # consistency_free items: no consistency call; logical: no quality call
+    data = load(os.path.join(RISE, "data", "data_total.json"))
+    want_calls = sum(3 - (it.get("consistency_free") is not None) - (it["category"] == "logical_reasoning")
+                     for it in data)
+    assert len(reqs) == want_calls == ref["official"]["requests"] and all(e["found"] for e in reqs)
+    assert all(e["text_first"] and not e["system"] and e["n_messages"] == 1 for e in reqs)
+    assert all(set(e["mimes"]) == {"image/jpeg"} for e in reqs)
+    # every picture within 768 px: the 900x600 input goes as PIL's 768x512 thumbnail
+    sizes = [tuple(map(int, s.split("x"))) for e in reqs for s in e["sizes"]]
+    assert max(max(s) for s in sizes) == 768 and (768, 512) in sizes
+    md = [f for f in os.listdir(os.path.join(out, "results")) if f.endswith(".md")][0]
+    text = open(os.path.join(out, "results", md), encoding="utf-8").read()
+    overall = prof["rows"][0]
+    assert "| Overall | %.3f | %.3f | %.3f |" % (overall["score"], overall["percent"], overall["accuracy"]) in text
+
+
+
+def test_rise_official_code_gives_the_reference_again(tmp_path):
+    """gpt_eval.py itself on this run's edits and the recorded replies (its
+    requests must all be recorded ones: same prompts, same picture sizes)."""
+    checkout = rise_checkout()
+    if not os.path.exists(os.path.join(checkout, "gpt_eval.py")):
+        pytest.skip("%s has no gpt_eval.py to run" % checkout)
+    for mod in ("pandas", "xlsxwriter", "openpyxl", "requests", "tqdm"):
+        pytest.importorskip(mod, reason="gpt_eval.py needs tools/protocols/requirements-official.txt")
+    r, out, reqs = run_rise(tmp_path, os.path.join(RISE, "replies.json"))
+    assert r.returncode == 0, r.stderr
+    live = str(tmp_path / "live-reference.json")
+    r = subprocess.run([sys.executable, os.path.join(SRC, "tools", "protocols", "run_official.py"), "rise",
+                        "--checkout", checkout, "--sample", RISE, "--edits", out,
+                        "--replies", os.path.join(RISE, "replies.json"), "--out", live],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr + r.stdout
+    got, ref = load(live), load(os.path.join(RISE, "reference.json"))
+    assert got["items"] == ref["items"] and got["aggregates"] == ref["aggregates"]
+    assert got["official"]["requests"] == len(reqs) and not got["official"]["unrecorded_requests"]

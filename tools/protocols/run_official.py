@@ -4,7 +4,8 @@ against the recorded-replies judge, and writes what it computed (per item
 and aggregate) as a reference file tests/e2e/test_protocols.py compares
 evalhost with (issue 25).
 
-  EVALHOST_OFFICIAL_GEDIT=/path/to/Step1X-Edit \   (imgedit: EVALHOST_OFFICIAL_IMGEDIT=ImgEdit)
+  EVALHOST_OFFICIAL_GEDIT=/path/to/Step1X-Edit \   (imgedit: EVALHOST_OFFICIAL_IMGEDIT=ImgEdit,
+                                                      rise: EVALHOST_OFFICIAL_RISE=RISEBench)
   .venv/bin/python tools/protocols/run_official.py gedit \
       --sample tests/data/protocols/gedit --edits OUT_OF_AN_EVALHOST_RUN \
       --replies tests/data/protocols/gedit/replies.json --out reference.json
@@ -32,7 +33,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from recorded_judge import RecordedJudge  # noqa: E402
 
-CHECKOUT_ENV = {"gedit": "EVALHOST_OFFICIAL_GEDIT", "imgedit": "EVALHOST_OFFICIAL_IMGEDIT"}
+CHECKOUT_ENV = {"gedit": "EVALHOST_OFFICIAL_GEDIT", "imgedit": "EVALHOST_OFFICIAL_IMGEDIT",
+                "rise": "EVALHOST_OFFICIAL_RISE"}
 
 
 def revision(checkout):
@@ -161,6 +163,60 @@ def run_imgedit(checkout, sample, edits, judge_url, seed):
     return {"items": avg, "aggregates": {"types": types}, "dropped": sorted(k for k in result if k not in avg)}
 
 
+def _cell(v):
+    """A pandas cell as JSON: NaN -> None, numpy numbers -> Python's."""
+    import math
+
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return v.item() if hasattr(v, "item") else v
+
+
+def run_rise(checkout, sample, edits, judge_url, seed):
+    """gpt_eval.py's main() as its README runs it (--data, --output
+    outputs/<model>, --input data), one process (--nproc 1, so the
+    requests come in its order), its requests posted to the judge; the
+    per-item judgements from the .xlsx it writes, the aggregates from its
+    .csv (as printed: repr floats, empty for NaN)."""
+    import pandas as pd
+
+    sys.path.insert(0, checkout)
+    import gpt_eval
+
+    sample = os.path.abspath(sample)   # main() runs in its own working folder
+    gpt_eval.api_base = judge_url + "/chat/completions"
+    work = tempfile.mkdtemp(prefix="rise-official-")
+    data = os.path.join(sample, "data", "data_total.json")
+    with open(data, encoding="utf-8") as f:
+        meta = json.load(f)
+    out = os.path.join(work, "outputs", "evalhost")
+    for it in meta:
+        d = os.path.join(out, "images", it["category"])
+        os.makedirs(d, exist_ok=True)
+        shutil.copy(os.path.join(edits, "images", it["category"], it["index"] + ".png"), d)
+    log, cwd, argv = io.StringIO(), os.getcwd(), sys.argv
+    try:
+        os.chdir(work)   # main() makes outputs/ in the working folder
+        sys.argv = ["gpt_eval.py", "--data", data, "--output", out, "--input", os.path.join(sample, "data"),
+                    "--nproc", "1"]
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            gpt_eval.main()
+    finally:
+        os.chdir(cwd)
+        sys.argv = argv
+    judged = pd.read_excel(os.path.join(out, "evalhost_judge.xlsx"))
+    items = {}
+    for _, row in judged.iterrows():
+        items[row["index"]] = {k: _cell(row[k]) for k in
+                               ("ApprConsistency", "Reasoning", "VisualPlausibility", "score", "complete", "match_log")}
+    with open(os.path.join(out, "evalhost_judge.csv"), newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["-", "Score-Origin", "Score-Percentage", "Accuracy"], rows[0]
+    table = [[r[0]] + [float(x) if x != "" else None for x in r[1:]] for r in rows[1:]]
+    shutil.rmtree(work)
+    return {"items": items, "aggregates": {"table": table}}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("bench", choices=sorted(CHECKOUT_ENV))
@@ -176,7 +232,7 @@ def main():
     if not checkout or not os.path.isdir(checkout):
         raise SystemExit("run_official: give --checkout or set %s to the official repository" % CHECKOUT_ENV[a.bench])
     with RecordedJudge(a.replies, log=a.log) as judge:
-        res = {"gedit": run_gedit, "imgedit": run_imgedit}[a.bench](checkout, a.sample, a.edits, judge.url, a.seed)
+        res = {"gedit": run_gedit, "imgedit": run_imgedit, "rise": run_rise}[a.bench](checkout, a.sample, a.edits, judge.url, a.seed)
         missing = [e["key"] for e in judge.log if not e["found"]]
     res["official"] = {"bench": a.bench, "revision": revision(checkout), "requests": len(judge.log),
                        "unrecorded_requests": missing}

@@ -27,7 +27,7 @@ function M.open(path, opts)
   end
   local dir = util.dirname(path)
   local roots = opts.images and { opts.images } or { dir, util.dirname(dir) }
-  local specs = {}
+  local specs, columns, positions = {}, {}, {}
   for i, e in ipairs(doc) do
     local s = { fields = {} }
     if type(e) ~= "table" then
@@ -44,11 +44,17 @@ function M.open(path, opts)
       if e.image ~= nil and s.image_path == nil then
         s.error = ("rise: %s: item %s: image path %q leaves the data folder"):format(path, tostring(e.index), tostring(e.image))
       end
-      for k, v in pairs(e) do s.fields[k] = v end
+      for k, v in pairs(e) do s.fields[k] = v; columns[k] = true end
+      positions[tostring(s.category) .. "\0" .. tostring(s.id)] = i
     end
     specs[#specs + 1] = s
   end
-  return base.new(specs, path, digest, M.name)
+  local ds = base.new(specs, path, digest, M.name)
+  -- gpt_eval.py reads the JSON as a pandas DataFrame: a key any item has is
+  -- a column every row has (NaN where the item lacks it), which some of its
+  -- rules test; and reference pictures resolve like the input's
+  ds.columns, ds.roots, ds.positions = columns, roots, positions
+  return ds
 end
 
 M.profile = {
@@ -143,6 +149,497 @@ function M.profile.accuracy(rows)
   local cats = {}
   for _, c in ipairs(order) do cats[c] = per[c].hit / per[c].n end
   return { categories = cats, order = order, overall = n > 0 and hit / n or nil, n = n }
+end
+
+------------------------------------------------------------------------
+-- The official protocol (dataset.protocol: official, the default), as
+-- PhoenixZ810/RISEBench @5f22651 gpt_eval.py (eval_vanilla, extract,
+-- calculate_score, calculate_completion, main) and utils.py (prepare_itlist,
+-- encode_image_to_base64) run it:
+--   per item, in order: consistency [prompt, img1, edit] (none when the
+--     item is consistency_free), reasoning [prompt, (img1,) edit], quality
+--     [prompt, edit] (not for logical items); one user message, text first,
+--     no system message; every picture shrunk as PIL's thumbnail((768,
+--     768)) does and sent as JPEG quality 75. img1 is the input, or the
+--     item's reference_img for spatial and logical items that have one;
+--     the prompt per category and per reasoning_img / reference_img /
+--     reference_txt as eval_vanilla picks it;
+--   a reply -> the integers after its first "Final Score" (else "Final
+--     Scores"); consistency, reasoning, plausibility in 1-5, a logical
+--     item's 0/1 judgements mapped to 1/5 (4 * min(x, 1) + 1);
+--   score = 0.3 C + 0.5 R + 0.2 P (0.2 P + 0.8 R when consistency_free;
+--     0.3 C + 0.7 R for logical), halved (not below 1) when R = 1; accurate
+--     when every rated dimension is 5; Overall / per category / per
+--     dimension / per subtask: the mean score, 25 (score - 1) and the
+--     accuracy, as the CSV gpt_eval.py writes.
+-- The repository has no license, so its prompts are not copied here: they
+-- load from the user's checkout (dataset.official = the RISEBench folder or
+-- its utils.py). Where gpt_eval.py turns a reply it cannot read into a
+-- NaN score counted inaccurate, evalhost fails the pair; the summary gives
+-- both figures (`official`: the failures counted as gpt_eval.py counts
+-- them). evalhost also fails a reply whose Final Score has several numbers
+-- (gpt_eval.py then shifts the ratings or stops) or a rating off its
+-- prompt's scale (gpt_eval.py takes it as it is).
+------------------------------------------------------------------------
+local protocol = require "evalhost.datasets.protocol"
+
+local official = { aggregate = "pairs", requests_per_pair = "2-3 requests per pair: consistency, reasoning, quality" }
+M.profile.official = official
+
+official.PROMPTS = { "prompt_consist", "prompt_reasoning", "prompt_reasoning_w_input", "prompt_generation",
+  "prompt_spatial_ref", "prompt_spatial_ref_img", "prompt_spatial_ref_w_input", "prompt_spatial_qual",
+  "prompt_spatial_cons", "prompt_logical_cons_ans", "prompt_logical_cons", "prompt_logical_txt",
+  "prompt_logical_img", "prompt_logical_img_wo_q" }
+official.CATEGORIES = { "temporal_reasoning", "causal_reasoning", "spatial_reasoning", "logical_reasoning" }
+official.TITLES = { temporal_reasoning = "Temporal", causal_reasoning = "Causal", spatial_reasoning = "Spatial",
+  logical_reasoning = "Logical" }
+-- gpt_eval.py's subtask_dic: the subtask rows, in its order, with its prefixes
+official.SUBTASKS = {
+  { "Temp", { "Life Progression", "Material Progression", "Environmental Cycles", "Societal Transformation" } },
+  { "Causal", { "Structural Deformation", "State Transition", "Chemical and Biological Transformation",
+    "Physics Manifestation" } },
+  { "Spa", { "Component Assembly", "Object Arrangement", "Viewpoint Generation", "Structural Inference",
+    "Layout Reasoning" } },
+  { "Logic", { "Pattern Prediction", "Mathematical Derivation", "Puzzle Solving" } },
+}
+local IMAGE_SIZE, JPEG_QUALITY = 768, 75   -- gpt_generate's image_size; PIL's JPEG default
+
+-- Python's escapes in a non-raw string literal (the ones a prompt file
+-- uses); nil and why for one this reader does not know.
+local ESCAPES = { ["\\"] = "\\", ['"'] = '"', ["'"] = "'", n = "\n", t = "\t", r = "\r", ["\n"] = "" }
+local function unescape(body)
+  local out, i = {}, 1
+  while i <= #body do
+    local c = body:sub(i, i)
+    if c == "\\" then
+      local e = body:sub(i + 1, i + 1)
+      local r = ESCAPES[e]
+      if r then
+        out[#out + 1], i = r, i + 2
+      elseif e:match("[0-7xuUN]") then
+        return nil, ("escape \\%s is not read here"):format(e)
+      else
+        out[#out + 1], i = "\\" .. e, i + 2   -- Python keeps an unknown escape as written
+      end
+    else
+      out[#out + 1], i = c, i + 1
+    end
+  end
+  return table.concat(out)
+end
+
+-- utils.py's module-level  name = """..."""  strings: {name = text}.
+function official.read_prompts(text)
+  local out, at = {}, 1
+  while true do
+    local a, b, name, raw = text:find("\n([%w_]+)%s*=%s*([rR]?)\"\"\"", at)
+    if not a then break end
+    local close, i = nil, b + 1
+    while i <= #text do
+      local c = text:sub(i, i)
+      if c == "\\" and raw == "" then
+        i = i + 2
+      elseif text:sub(i, i + 2) == '"""' then
+        close = i; break
+      else
+        i = i + 1
+      end
+    end
+    if not close then return nil, ("%s: unterminated string"):format(name) end
+    local body = text:sub(b + 1, close - 1)
+    if raw == "" then
+      local why
+      body, why = unescape(body)
+      if not body then return nil, ("%s: %s"):format(name, why) end
+    end
+    out[name] = body
+    at = close + 3
+  end
+  return out
+end
+
+function official.prepare(dcfg, dataset)
+  local where = dcfg.official
+  if type(where) ~= "string" or where == "" then
+    return nil, "config: dataset.official must name the RISEBench checkout (or its utils.py): "
+      .. "the official protocol's prompts load from it (the repository has no license to copy them under)"
+  end
+  local path = where:match("%.py$") and where or util.join(where, "utils.py")
+  local text, err = util.host().fs.read(path)
+  if not text then return nil, ("config: dataset.official: %s: %s"):format(path, tostring(err)) end
+  local prompts, why = official.read_prompts("\n" .. text)
+  if not prompts then return nil, ("config: dataset.official: %s: %s"):format(path, why) end
+  for _, name in ipairs(official.PROMPTS) do
+    if type(prompts[name]) ~= "string" then
+      return nil, ("config: dataset.official: %s has no %s (is it RISEBench's utils.py?)"):format(path, name)
+    end
+  end
+  dataset = dataset or {}
+  return { prompts = prompts, prompts_path = path, prompts_hash = util.host().hash(text),
+    columns = dataset.columns or {}, roots = dataset.roots or {}, positions = dataset.positions or {} }
+end
+
+local function null() return util.host().json.null end
+
+-- pandas' isna on a cell: the item lacks the key, or it is null.
+local function isna(v) return v == nil or v == null() end
+
+-- Python's truth of a cell; a missing key in a column the frame has is NaN, which is true.
+local function truthy(v)
+  if v == nil then return true end
+  if v == null() or v == false or v == 0 or v == "" then return false end
+  if type(v) == "table" then return next(v) ~= nil end
+  return true
+end
+
+-- The text Python's str.format gives a cell (a missing one is NaN: "nan").
+local function cell_text(v)
+  if isna(v) then return "nan" end
+  if v == true then return "True" end
+  if v == false then return "False" end
+  return tostring(v)
+end
+
+local function picture(ctx, path, what)
+  for _, root in ipairs(ctx.state.roots) do
+    local p = base.under(root, path)
+    if p and util.host().fs.exists(p) then return protocol.load(ctx, p, what) end
+  end
+  return nil, ("%s: %s %s not found under %s"):format(ctx.id, what, tostring(path), table.concat(ctx.state.roots, ", "))
+end
+
+-- eval_vanilla's choice of img1 and prompts for an item: {cons=, rea=,
+-- qua=, rea_img=, ref=(path)} or nil and why.
+function official.plan(category, f, columns, prompts)
+  local P, instruct = prompts, cell_text(f.instruction)
+  local function fmt(name, fields)
+    local s, why = protocol.format(P[name], fields)
+    if not s then return nil, name .. ": " .. why end
+    return s
+  end
+  local x, why = {}, nil
+  if category == "temporal_reasoning" or category == "causal_reasoning" then
+    local fields = { instruct = instruct, reference = cell_text(f.reference) }
+    x.rea_img = not isna(f.reasoning_img)
+    x.rea, why = fmt(x.rea_img and "prompt_reasoning_w_input" or "prompt_reasoning", fields)
+    x.cons = fmt("prompt_consist", fields)
+    x.qua = P.prompt_generation
+  elseif category == "spatial_reasoning" then
+    local fields = { instruct = instruct, reference = cell_text(f.reference) }
+    if not isna(f.reference_img) then
+      x.rea_img, x.ref = true, f.reference_img
+      x.rea, why = fmt("prompt_spatial_ref_img", fields)
+    elseif not isna(f.reasoning_img) then
+      x.rea_img = true
+      x.rea, why = fmt("prompt_spatial_ref_w_input", fields)
+    else
+      x.rea_img = false
+      x.rea, why = fmt("prompt_spatial_ref", fields)
+    end
+    x.cons = fmt("prompt_spatial_cons", fields)
+    x.qua = P.prompt_spatial_qual
+  elseif category == LOGICAL then
+    if not isna(f.reference_txt) then
+      local fields = { instruct = instruct, reference = cell_text(f.reference_txt) }
+      x.rea_img = false
+      x.cons = fmt("prompt_logical_cons_ans", fields)
+      x.rea, why = fmt("prompt_logical_txt", fields)
+    elseif not isna(f.reference_img) then
+      x.rea_img, x.ref = true, f.reference_img
+      x.cons = fmt("prompt_logical_cons", { instruct = instruct })
+      -- a column test: one item with reasoning_wo_ins gives every such item this prompt
+      if columns.reasoning_wo_ins then x.rea = P.prompt_logical_img_wo_q
+      else x.rea, why = fmt("prompt_logical_img", { instruct = instruct }) end
+    else
+      return nil, "a logical item needs reference_txt or reference_img (gpt_eval.py stops on it)"
+    end
+  else
+    return nil, ("category %q is not one of RISEBench's four"):format(tostring(category))
+  end
+  if not x.rea then return nil, why end
+  if not x.cons then return nil, "the consistency prompt does not format" end
+  x.free = not isna(f.consistency_free)   -- eval_vanilla then skips the consistency call
+  if x.free and category == LOGICAL then
+    return nil, "a consistency_free logical item (gpt_eval.py stops on it: no judge3)"
+  end
+  return x
+end
+
+function official.requests(ctx)
+  local f = ctx.pair.fields or {}
+  local x, why = official.plan(ctx.category, f, ctx.state.columns, ctx.state.prompts)
+  if not x then return nil, ("rise: %s: %s"):format(ctx.id, why) end
+  local img1 = ctx.original
+  if x.ref then
+    img1, why = picture(ctx, x.ref, "reference_img")
+    if not img1 then return nil, "rise: " .. why end
+  end
+  local err
+  img1, err = protocol.thumbnail(ctx, img1, IMAGE_SIZE)
+  if not img1 then return nil, "rise: " .. tostring(err) end
+  local edit
+  edit, err = protocol.thumbnail(ctx, ctx.edited, IMAGE_SIZE)
+  if not edit then return nil, "rise: " .. tostring(err) end
+  ctx.rise = x
+  local out = {}
+  local function ask(name, text, images)
+    out[#out + 1] = { name = name, text = text, images = images, text_first = true, jpeg_quality = JPEG_QUALITY }
+  end
+  if not x.free then ask("consistency", x.cons, { img1, edit }) end
+  ask("reasoning", x.rea, x.rea_img and { img1, edit } or { edit })
+  if ctx.category ~= LOGICAL then ask("quality", x.qua, { edit }) end
+  return out
+end
+
+-- gpt_eval.py's extract: the integers after the first "Final Score" whose
+-- run of digits, stars, commas and spaces has one, else the same after
+-- "Final Scores"; nil when none (ASCII case folding and spaces).
+function official.extract(text)
+  if type(text) ~= "string" then return nil end
+  local low = text:lower()
+  local function after(label)
+    local at, matched = 1, false
+    while true do
+      local a, b = low:find(label, at, true)
+      if not a then return nil, matched end
+      matched = true
+      local i = b + 1
+      for _ = 1, 2 do if text:sub(i, i) == "*" then i = i + 1 end end
+      if text:sub(i, i) == ":" then i = i + 1 end
+      local run = text:match("^[%d%*%s,]*", i)
+      local nums = {}
+      for d in run:gmatch("%d+") do nums[#nums + 1] = tonumber(d) end
+      if #nums > 0 then return nums, true end
+      at = i + #run
+    end
+  end
+  local nums = after("final score")
+  if nums then return nums end
+  nums = after("final scores")
+  return nums
+end
+
+-- main()'s reading of an item's replies: {C=, R=, P=} as gpt_eval.py
+-- assigns them (nil where it has NaN), unread = true when one reply has
+-- no number; nil when the script would stop on them.
+function official.read(category, free, lists)
+  local score
+  local NONE = {}
+  local function cat(...)
+    local out = {}
+    for _, l in ipairs({ ... }) do for _, v in ipairs(l) do out[#out + 1] = v end end
+    return out
+  end
+  if free then
+    if lists.reasoning and lists.quality then score = cat({ NONE }, lists.reasoning, lists.quality) end
+  elseif category == LOGICAL then
+    if lists.consistency and lists.reasoning then score = cat(lists.consistency, lists.reasoning) end
+  else
+    if lists.consistency and lists.reasoning and lists.quality then
+      score = cat(lists.consistency, lists.reasoning, lists.quality)
+    end
+  end
+  if not score then return { unread = true } end
+  if #score == 3 then
+    return { C = score[1] ~= NONE and score[1] or nil, R = score[2], P = score[3] }
+  elseif #score == 2 then
+    return { C = 4 * math.min(score[1], 1) + 1, R = 4 * math.min(score[2], 1) + 1 }
+  end
+  return nil
+end
+
+-- calculate_score (nil for NaN); free: the row's consistency_free as Python takes it.
+function official.score(category, d, free)
+  local C, R, P = d.C, d.R, d.P
+  local s
+  if category == LOGICAL then
+    if not (C and R) then return nil end
+    s = 0.3 * C + 0.7 * R
+  elseif free then
+    if not (P and R) then return nil end
+    s = 0.2 * P + 0.8 * R
+  else
+    if not (C and R and P) then return nil end
+    s = 0.3 * C + 0.5 * R + 0.2 * P
+  end
+  if R == 1 then
+    s = s * 0.5
+    if s < 1 then s = 1 end
+  end
+  return s
+end
+
+-- calculate_completion; free: the item has a consistency_free value.
+function official.complete(category, d, free)
+  if category == LOGICAL then return (d.C == 5 and d.R == 5) and 1 or 0 end
+  if free then return (d.R == 5 and d.P == 5) and 1 or 0 end
+  return (d.C == 5 and d.R == 5 and d.P == 5) and 1 or 0
+end
+
+function official.combine(replies, ctx)
+  local x = ctx.rise or {}
+  local f = ctx.pair.fields or {}
+  local cat = ctx.category
+  local lists = {}
+  for name, text in pairs(replies) do lists[name] = official.extract(text) end
+  -- calculate_score tests the cell's truth: a missing one in a frame with the column is NaN, true
+  local score_free = ctx.state.columns.consistency_free and truthy(f.consistency_free) or false
+  local od = official.read(cat, x.free, lists)
+  local info = { subtask = not isna(f.subtask) and f.subtask or nil,
+    position = ctx.state.positions[cat .. "\0" .. ctx.id] }
+  if od == nil then
+    info.stops = true
+    return nil, "rise: a reply's Final Score has several numbers (gpt_eval.py stops on the item)", info
+  end
+  info.consistency, info.reasoning, info.plausibility = od.C, od.R, od.P
+  info.score = official.score(cat, od, score_free)
+  info.complete = official.complete(cat, od, x.free)
+  if od.unread then
+    local missing = {}
+    for _, name in ipairs({ "consistency", "reasoning", "quality" }) do
+      if replies[name] ~= nil and not lists[name] then missing[#missing + 1] = name end
+    end
+    return nil, ("rise: the %s reply has no Final Score number (gpt_eval.py: NaN score, counted inaccurate)")
+      :format(table.concat(missing, " and ")), info
+  end
+  for name, l in pairs(lists) do
+    if #l ~= 1 then
+      return nil, ("rise: the %s reply's Final Score has %d numbers (gpt_eval.py reads them shifted)")
+        :format(name, #l), info
+    end
+    local v, lo, hi = l[1], 1, 5
+    if cat == LOGICAL then lo, hi = 0, 1 end
+    if v < lo or v > hi then
+      return nil, ("rise: the %s rating %d is outside %d..%d (gpt_eval.py takes it as it is)"):format(name, v, lo, hi),
+        info
+    end
+  end
+  local dims = { consistency = od.C, reasoning = od.R, plausibility = od.P, score = info.score,
+    complete = info.complete, subtask = info.subtask, position = info.position, consistency_free = x.free or nil }
+  return info.score, dims
+end
+
+-- numpy's pairwise float sum (what pandas' mean adds with), over xs[1..n].
+local function np_sum(xs, lo, n)
+  if n < 8 then
+    local r = 0.0
+    for i = lo, lo + n - 1 do r = r + xs[i] end
+    return r
+  elseif n <= 128 then
+    local r = {}
+    for j = 0, 7 do r[j] = xs[lo + j] end
+    local i = 8
+    while i < n - (n % 8) do
+      for j = 0, 7 do r[j] = r[j] + xs[lo + i + j] end
+      i = i + 8
+    end
+    local res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    while i < n do res = res + xs[lo + i]; i = i + 1 end
+    return res
+  end
+  local n2 = n // 2
+  n2 = n2 - n2 % 8
+  return np_sum(xs, lo, n2) + np_sum(xs, lo + n2, n - n2)
+end
+official.np_sum = function(xs) return np_sum(xs, 1, #xs) end
+
+-- pandas' Series.mean with NaN (nil) cells: the pairwise sum with NaN as 0,
+-- over the count of numbers; nil when there is none.
+local function pd_mean(cells, n)
+  local xs, count = {}, 0
+  for i = 1, n do
+    local v = cells[i]
+    if type(v) == "number" then xs[i], count = v, count + 1 else xs[i] = 0.0 end
+  end
+  if count == 0 then return nil end
+  return np_sum(xs, 1, n) / count
+end
+
+local function percent(s) return s and 25 * (s - 1) or nil end
+
+-- items: {category, subtask, C, R, P, score, complete} in data order ->
+-- gpt_eval.py's CSV rows {name, score, percent, accuracy}.
+function official.table_rows(items)
+  local function col(list, k)
+    local c = {}
+    for i, it in ipairs(list) do c[i] = it[k] end
+    return c
+  end
+  local function mean(list, k) return pd_mean(col(list, k), #list) end
+  local function where(fn)
+    local out = {}
+    for _, it in ipairs(items) do if fn(it) then out[#out + 1] = it end end
+    return out
+  end
+  local rows = {}
+  local function row(name, list, with_acc, k)
+    local s = mean(list, k or "score")
+    rows[#rows + 1] = { name = name, score = s, percent = percent(s), accuracy = with_acc and mean(list, "complete") or nil }
+  end
+  row("Overall", items, true)
+  local per = {}
+  for _, c in ipairs(official.CATEGORIES) do
+    per[c] = where(function(it) return it.category == c end)
+    row(official.TITLES[c], per[c], true)
+  end
+  row("Overall_Reasoning", items, false, "R")
+  row("Overall_ApprConsistency", items, false, "C")
+  row("Overall_VisualPlausibility_total", items, false, "P")
+  for _, c in ipairs(official.CATEGORIES) do
+    local t = official.TITLES[c]
+    row(t .. "_Reasoning", per[c], false, "R")
+    row(t .. "_Consistency", per[c], false, "C")
+    if c ~= LOGICAL then row(t .. "_Quality", per[c], false, "P") end
+  end
+  for _, group in ipairs(official.SUBTASKS) do
+    for _, sub in ipairs(group[2]) do
+      local list = where(function(it) return it.subtask == sub end)
+      if #list > 0 then row(group[1] .. "-" .. sub, list, true) end
+    end
+  end
+  return rows
+end
+
+function official.summary(rows)
+  local ours, all, unparsed, stops = {}, {}, 0, 0
+  for _, r in ipairs(rows) do
+    local d = type(r.dims) == "table" and r.dims or nil
+    local o = type(r.official) == "table" and r.official or nil
+    if d and d.score ~= nil then
+      local it = { category = r.category, subtask = d.subtask, C = d.consistency, R = d.reasoning,
+        P = d.plausibility, score = d.score, complete = d.complete, position = d.position or math.huge }
+      ours[#ours + 1], all[#all + 1] = it, it
+    elseif o then
+      unparsed = unparsed + 1
+      if o.stops then stops = stops + 1 end
+      all[#all + 1] = { category = r.category, subtask = o.subtask, C = o.consistency, R = o.reasoning,
+        P = o.plausibility, score = o.score, complete = o.complete or 0, position = o.position or math.huge }
+    end
+  end
+  local function by_position(a, b) return a.position < b.position end
+  table.sort(ours, by_position)
+  table.sort(all, by_position)
+  local out = {
+    method = "RISEBench (PhoenixZ810/RISEBench @5f22651 gpt_eval.py): score = 0.3 C + 0.5 R + 0.2 P "
+      .. "(0.2 P + 0.8 R consistency-free, 0.3 C + 0.7 R logical), halved when R = 1; accuracy = share of items "
+      .. "with every rated dimension 5; Score-Percentage = 25 (score - 1)",
+    protocol = "official", rows = official.table_rows(ours), unparsed = unparsed, n = #ours, tables = {},
+  }
+  if unparsed > 0 then
+    -- gpt_eval.py's own figures: an unreadable item is a NaN score and inaccurate
+    out.official = stops == 0 and official.table_rows(all) or nil
+    out.official_stops = stops > 0 and stops or nil
+  end
+  local function tab(title, list)
+    local t = { title = title, header = { "-", "Score-Origin", "Score-Percentage", "Accuracy" }, rows = {}, digits = 3 }
+    for _, r in ipairs(list) do t.rows[#t.rows + 1] = { r.name, r.score, r.percent, r.accuracy } end
+    out.tables[#out.tables + 1] = t
+  end
+  tab(("RISEBench (score 1-5, accuracy over %d scored items)"):format(#ours), out.rows)
+  if out.official then
+    tab(("RISEBench as gpt_eval.py counts it (%d unread items: NaN score, inaccurate)"):format(unparsed), out.official)
+  end
+  return out
 end
 
 return M

@@ -7,6 +7,11 @@ tests/e2e/test_protocols.py and tools/protocols/run_official.py:
       Intersection_exist): 2 keys x 2 languages per each of the 11 task types.
   imgedit/basic_edit.json, singleturn/, prompts.json   ImgEdit Basic: 3 items
       per each of the 9 edit types, and a stand-in rubric file.
+  rise/data/data_total.json, <category>_images/   RISEBench in the layout its
+      gpt_eval.py reads (the Hub's full set: index, category, subtask,
+      instruction, image, reference / reference_img / reference_txt,
+      reasoning_img, consistency_free): 4 items per each of the 4 categories,
+      one per prompt branch of eval_vanilla, one picture over 768 px.
 
 Every source picture has its own pixel size, so the recorded judge's keys
 (text + picture sizes) tell every request apart; some instructions rotate
@@ -90,10 +95,77 @@ def imgedit(rng):
         json.dump(prompts, f, indent=2)
 
 
+RISE_SUBTASKS = {
+    "temporal_reasoning": ["Life Progression", "Material Progression", "Environmental Cycles", "Societal Transformation"],
+    "causal_reasoning": ["Structural Deformation", "State Transition", "Chemical and Biological Transformation",
+                         "Physics Manifestation"],
+    "spatial_reasoning": ["Component Assembly", "Object Arrangement", "Viewpoint Generation", "Layout Reasoning"],
+    "logical_reasoning": ["Pattern Prediction", "Mathematical Derivation", "Puzzle Solving", "Puzzle Solving"],
+}
+
+
+def rise(rng):
+    """Item k of each category takes one of eval_vanilla's branches:
+    temporal/causal: plain, reasoning_img (the input goes with the
+    reasoning prompt), consistency_free (no consistency call), plain with
+    "consistency_free": null (pandas: None, not NaN); spatial: reference_img
+    (it replaces the input), reasoning_img, plain, consistency_free;
+    logical: reference_txt twice, reference_img twice. Every other item
+    lacks the consistency_free key, which gpt_eval.py's calculate_score
+    reads as NaN (true) -- the sample keeps that quirk in view. One
+    picture is 900x600 (sent as PIL's 768x512 thumbnail); width > height
+    everywhere, so a rotated edit's size is nobody's input size."""
+    import json
+
+    root = os.path.join(HERE, "rise", "data")
+    items, n = [], 0
+    for cat, subs in RISE_SUBTASKS.items():
+        for k in range(4):
+            n += 1
+            ext = "jpg" if n % 3 == 0 else "png"
+            rel = "%s_images/%d.%s" % (cat, k + 1, ext)
+            w, h = (900, 600) if n == 6 else (60 + 3 * n, 30 + 2 * n)
+            rotate = ", then rotate it" if n % 5 == 0 else ""
+            it = {"index": "%s_%d" % (cat, k + 1), "category": cat, "subtask": subs[k],
+                  "instruction": "Show %s item %d after the change%s." % (cat.split("_")[0], k + 1, rotate),
+                  "image": rel}
+            path = os.path.join(root, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(picture(rng, w, h, "JPEG" if ext == "jpg" else "PNG"))
+            if cat == "logical_reasoning":
+                if k < 2:
+                    it["reference_txt"] = "The answer {%d} drawn in red." % k
+                else:
+                    ref = "%s_images/%d_ref.png" % (cat, k + 1)
+                    with open(os.path.join(root, ref), "wb") as f:
+                        f.write(picture(rng, 200 + 3 * n, 100 + n))
+                    it["reference_img"] = ref
+            else:
+                it["reference"] = "The %s after the change, number %d." % (cat, k + 1)
+                if cat == "spatial_reasoning" and k == 0:
+                    ref = "%s_images/%d_ref.png" % (cat, k + 1)
+                    with open(os.path.join(root, ref), "wb") as f:
+                        f.write(picture(rng, 300 + n, 150 + n))
+                    it["reference_img"] = ref
+                if k == 1:
+                    it["reasoning_img"] = True
+                elif k == 0:
+                    it["reasoning_img"] = None
+                if (cat != "spatial_reasoning" and k == 2) or (cat == "spatial_reasoning" and k == 3):
+                    it["consistency_free"] = True
+                if cat != "spatial_reasoning" and k == 3:
+                    it["consistency_free"] = None
+            items.append(it)
+    with open(os.path.join(root, "data_total.json"), "w", encoding="utf-8") as f:
+        json.dump(items, f, indent=4, ensure_ascii=False)
+
+
 def main():
     rng = random.Random(25)
     gedit(rng)
     imgedit(rng)
+    rise(random.Random(26))   # its own stream: the other samples stay as committed
 
 
 if __name__ == "__main__":

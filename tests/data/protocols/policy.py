@@ -49,7 +49,35 @@ def imgedit(text, sizes):
         a, b, c, (a + b + c) // 3)
 
 
+RISE_BINARY = ("**0** (inconsistent)", "(0 or 1)", "(0/1)", "Give 1 when same")
+
+
+def rise(text, sizes):
+    """RISEBench replies: reasoning, then a "Final Score" line in the forms
+    gpt_eval.py's extract reads (bold, no colon, lower case, "Final
+    Scores"); 1-5, or 0/1 for the logical prompts; mostly top marks, so
+    some items are accurate."""
+    h = _h(text, sizes)
+    binary = any(m in text for m in RISE_BINARY)
+    v = (h % 2 if (h >> 4) % 3 == 0 else 1) if binary else (5 if (h >> 4) % 3 else 1 + h % 5)
+    form = (h >> 8) % 6
+    head = "Step 1: compared the pictures; 2 details differ slightly.\n\n"
+    if form == 0:
+        return head + "**Final Score:** **%d**" % v
+    if form == 1:
+        return head + "Final Score: %d" % v
+    if form == 2:
+        return head + "**Final Score**: **%d**\n" % v
+    if form == 3:
+        return head + "final score %d/5" % v
+    if form == 4:
+        return head + "Final Scores: %d" % v
+    return "**Final Score:**\n\n**%d**\n\nThe edit keeps most details." % v
+
+
 def reply(text, sizes):
+    if "Final Score" in text and "evaluator" in text:
+        return rise(text, sizes)
     if "professional digital artist" in text:
         return gedit(text, sizes)
     if "ImgEdit stand-in rubric" in text:
