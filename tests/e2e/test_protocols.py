@@ -415,3 +415,72 @@ def test_rise_official_code_gives_the_reference_again(tmp_path):
     got, ref = load(live), load(os.path.join(RISE, "reference.json"))
     assert got["items"] == ref["items"] and got["aggregates"] == ref["aggregates"]
     assert got["official"]["requests"] == len(reqs) and not got["official"]["unrecorded_requests"]
+    # and with the unreadable reply: reference-unread.json
+    r = subprocess.run([sys.executable, os.path.join(SRC, "tools", "protocols", "run_official.py"), "rise",
+                        "--checkout", checkout, "--sample", RISE, "--edits", out,
+                        "--replies", rise_unread_replies(tmp_path), "--out", live],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr + r.stdout
+    got, ref = load(live), load(os.path.join(RISE, "reference-unread.json"))
+    assert got["items"] == ref["items"] and got["aggregates"] == ref["aggregates"]
+
+
+UNREAD_REPLY = "I would rather not give numbers."
+
+
+def rise_unread_replies(tmp):
+    """replies.json with its first key's reply (a consistency call) turned
+    into one without a number: reference-unread.json is run_official.py's
+    output on exactly this file."""
+    doc = load(os.path.join(RISE, "replies.json"))
+    victim = sorted(doc["replies"])[0]
+    doc["replies"][victim] = UNREAD_REPLY
+    path = tmp / "replies-unread.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return str(path)
+
+
+def test_rise_unreadable_reply_fails_the_pair_and_reports_the_official_figures(tmp_path):
+    """gpt_eval.py gives an item whose reply has no Final Score number a NaN
+    score (left out of the means) and counts it inaccurate (accuracy over
+    every item); evalhost fails the pair -- its accuracy is over the scored
+    pairs -- and reports gpt_eval.py's table beside its own."""
+    ref = load(os.path.join(RISE, "reference-unread.json"))
+    failed = [k for k, v in ref["items"].items() if v["match_log"] == "failed"]
+    r, out, reqs = run_rise(tmp_path, rise_unread_replies(tmp_path))
+    assert r.returncode == 1
+    rep = report(out)
+    assert [f["id"] for f in rep["failures"]] == failed
+    assert "rise: the consistency reply has no Final Score number (gpt_eval.py: NaN score, counted inaccurate)" \
+        in rep["failures"][0]["error"]
+    prof = rep["profile"]
+    assert prof["unparsed"] == 1 and prof["n"] == 15
+    official = [[row["name"], row.get("score"), row.get("percent"), row.get("accuracy")] for row in prof["official"]]
+    assert [g15(row) for row in official] == [g15(row) for row in ref["aggregates"]["table"]]
+    # ours: the same means (NaN is left out of them there too), the accuracy over the 15 scored pairs
+    ours = {row["name"]: row for row in prof["rows"]}
+    for name, score, pct, acc in ref["aggregates"]["table"]:
+        assert g15([ours[name].get("score"), ours[name].get("percent")]) == g15([score, pct]), name
+    good = {k: v for k, v in ref["items"].items() if k not in failed}
+    assert ours["Overall"]["accuracy"] == pytest.approx(sum(v["complete"] for v in good.values()) / 15)
+    assert ours["Overall"]["accuracy"] != ref["aggregates"]["table"][0][3]
+    md = [f for f in os.listdir(os.path.join(out, "results")) if f.endswith(".md")][0]
+    text = open(os.path.join(out, "results", md), encoding="utf-8").read()
+    assert "RISEBench as gpt_eval.py counts it (1 unread items: NaN score, inaccurate)" in text
+    assert len(reqs) == 41   # the pair was still asked all its calls
+
+
+def test_rise_official_protocol_needs_the_benchmarks_prompts(tmp_path):
+    r, out, reqs = run_rise(tmp_path, os.path.join(RISE, "replies.json"), official=False)
+    assert r.returncode != 0 and reqs == []
+    assert "dataset.official must name the RISEBench checkout (or its utils.py)" in r.stderr
+    bad = tmp_path / "utils.py"
+    bad.write_text('prompt_consist = """only one"""\n', encoding="utf-8")
+    log = str(tmp_path / "bad.jsonl")
+    with RecordedJudge(os.path.join(RISE, "replies.json"), log=log) as j:
+        cfg = tmp_path / "bad.yaml"
+        cfg.write_text("dataset: {path: %s, adapter: rise, official: %s}\neditor: {backend: builtin, name: imageops}\n"
+                       "judge: %s\n" % (json.dumps(os.path.join(RISE, "data", "data_total.json")), json.dumps(str(bad)),
+                                        http_judge(j.url, "x")), encoding="utf-8")
+        r = run("two_stage.lua", str(cfg), "run.out=" + str(tmp_path / "bad"))
+    assert r.returncode != 0 and "utils.py has no prompt_reasoning (is it RISEBench's utils.py?)" in r.stderr

@@ -130,4 +130,90 @@ describe("benchmark protocols", function()
     assert.are.equal(gedit.official.summary, run.profile.summary)
     assert.are.equal(gedit.dimensions, run.profile.dimensions)   -- the compact profile's fields show through
   end)
+
+  it("rise: extract reads the numbers after the first Final Score that has some, as gpt_eval.py does", function()
+    local ex = require("evalhost.datasets.rise").profile.official.extract
+    assert.are.same({ 4 }, ex("Reasoning...\n**Final Score:** **4**"))
+    assert.are.same({ 1 }, ex("**Final Score**: **1**\n"))
+    assert.are.same({ 5 }, ex("final score 5/5"))                 -- case-insensitive; stops at "/"
+    assert.are.same({ 3 }, ex("Final Scores: 3"))                 -- the "Final Scores" fallback
+    assert.are.same({ 2 }, ex("**Final Score:**\n\n**2**\n\nok"))   -- stars, blank lines
+    assert.are.same({ 3, 4 }, ex("Final Score: 3, 4"))
+    assert.are.same({ 4, 5 }, ex("Final Score: 4\n\n5"))           -- a later number in the run counts too
+    assert.are.same({ 2 }, ex("Final Score: (see below)\nFinal Score: 2"))   -- the first one without digits is passed
+    assert.are.same({ 7 }, ex("Final Score: 7"))                  -- no range check there
+    assert.is_nil(ex("Final Score***: 4"))                        -- three stars: the run starts at ":"
+    assert.is_nil(ex("Score: 4"))
+    assert.is_nil(ex("Final Score: four"))
+    assert.is_nil(ex(nil))
+  end)
+
+  it("rise: main()'s reading of the replies -- shifted ratings, the logical mapping, NaN", function()
+    local o = require("evalhost.datasets.rise").profile.official
+    assert.are.same({ C = 4, R = 5, P = 3 }, o.read("temporal_reasoning", false,
+      { consistency = { 4 }, reasoning = { 5 }, quality = { 3 } }))
+    assert.are.same({ R = 5, P = 3 }, o.read("spatial_reasoning", true, { reasoning = { 5 }, quality = { 3 } }))
+    assert.are.same({ C = 5, R = 1 }, o.read("logical_reasoning", false, { consistency = { 3 }, reasoning = { 0 } }))
+    -- two numbers in a logical consistency reply: gpt_eval.py reads C, R, P from the three numbers as they are
+    assert.are.same({ C = 0, R = 1, P = 1 }, o.read("logical_reasoning", false,
+      { consistency = { 0, 1 }, reasoning = { 1 } }))
+    assert.is_nil(o.read("causal_reasoning", false, { consistency = { 4, 4 }, reasoning = { 5 }, quality = { 3 } }))
+    assert.are.same({ unread = true }, o.read("causal_reasoning", false, { consistency = { 4 }, quality = { 3 } }))
+  end)
+
+  it("rise: calculate_score and calculate_completion, consistency_free as pandas sees it", function()
+    local o = require("evalhost.datasets.rise").profile.official
+    assert.are.equal(0.3 * 4 + 0.5 * 5 + 0.2 * 3, o.score("causal_reasoning", { C = 4, R = 5, P = 3 }, false))
+    assert.are.equal(0.2 * 3 + 0.8 * 5, o.score("causal_reasoning", { C = 4, R = 5, P = 3 }, true))
+    assert.are.equal(1, o.score("temporal_reasoning", { C = 1, R = 1, P = 1 }, false))   -- halved, not below 1
+    assert.are.equal((0.3 * 5 + 0.5 * 1 + 0.2 * 5) * 0.5, o.score("temporal_reasoning", { C = 5, R = 1, P = 5 }, false))
+    assert.are.equal(0.3 * 5 + 0.7 * 5, o.score("logical_reasoning", { C = 5, R = 5 }, true))
+    assert.is_nil(o.score("causal_reasoning", { R = 5, P = 3 }, false))   -- NaN
+    assert.are.equal(1, o.complete("spatial_reasoning", { R = 5, P = 5 }, true))
+    assert.are.equal(0, o.complete("spatial_reasoning", { R = 5, P = 5 }, false))
+    assert.are.equal(0, o.complete("logical_reasoning", {}, false))
+  end)
+
+  it("rise: eval_vanilla's prompt and picture choice per item, column tests included", function()
+    local o = require("evalhost.datasets.rise").profile.official
+    local null = require("evalhost.util").host().json.null
+    local P = {}
+    for _, n in ipairs(o.PROMPTS) do P[n] = n .. ":{instruct}|{reference}" end
+    P.prompt_logical_cons, P.prompt_logical_img = "lc:{instruct}", "li:{instruct}"
+    P.prompt_generation, P.prompt_spatial_qual, P.prompt_logical_img_wo_q = "gen", "squal", "woq"
+    local x = assert(o.plan("temporal_reasoning", { instruction = "i", reference = "r", reasoning_img = null }, {}, P))
+    assert.are.same({ "prompt_reasoning:i|r", "prompt_consist:i|r", "gen", false, false },
+      { x.rea, x.cons, x.qua, x.rea_img, x.free })
+    x = assert(o.plan("causal_reasoning", { instruction = "i", reasoning_img = true, consistency_free = true }, {}, P))
+    assert.are.same({ "prompt_reasoning_w_input:i|nan", true, true }, { x.rea, x.rea_img, x.free })   -- NaN prints nan
+    x = assert(o.plan("spatial_reasoning", { instruction = "i", reference = "r", reference_img = "a.png" }, {}, P))
+    assert.are.same({ "prompt_spatial_ref_img:i|r", "a.png", "prompt_spatial_cons:i|r", "squal" },
+      { x.rea, x.ref, x.cons, x.qua })
+    x = assert(o.plan("logical_reasoning", { instruction = "i", reference_txt = "t {0}" }, {}, P))
+    assert.are.same({ "prompt_logical_txt:i|t {0}", "prompt_logical_cons_ans:i|t {0}", false },
+      { x.rea, x.cons, x.rea_img })
+    x = assert(o.plan("logical_reasoning", { instruction = "i", reference_img = "b.png" }, {}, P))
+    assert.are.same({ "li:i", "lc:i", "b.png" }, { x.rea, x.cons, x.ref })
+    -- one item with reasoning_wo_ins makes it a column: every reference_img item gets that prompt
+    x = assert(o.plan("logical_reasoning", { instruction = "i", reference_img = "b.png" }, { reasoning_wo_ins = true }, P))
+    assert.are.equal("woq", x.rea)
+    local none, why = o.plan("logical_reasoning", { instruction = "i" }, {}, P)
+    assert.is_nil(none)
+    assert.matches("needs reference_txt or reference_img", why)
+  end)
+
+  it("rise: numpy's pairwise sum, and utils.py's strings read as Python reads them", function()
+    local o = require("evalhost.datasets.rise").profile.official
+    local xs = { 5, 5, 3.4000000000000004, 5, 5, 2.6, 4.2, 5, 5, 4.8, 3.6, 5, 1.1, 5, 5, 5 }
+    assert.are.equal("4.3562499999999993", ("%.17g"):format(o.np_sum(xs) / 16))   -- numpy's, not 4.35625
+    local seq = 0.0
+    for _, v in ipairs(xs) do seq = seq + v end
+    assert.are.equal("4.3562500000000002", ("%.17g"):format(seq / 16))            -- a plain loop's
+    local p = assert(o.read_prompts('\nx = 1\nprompt_a = """say \\"hi\\"\\n{instruct}\\\nend"""\nprompt_b = r"""a\\nb"""\n'))
+    assert.are.equal('say "hi"\n{instruct}end', p.prompt_a)
+    assert.are.equal("a\\nb", p.prompt_b)
+    local none, why = o.read_prompts('\nprompt_c = """\\x41"""\n')
+    assert.is_nil(none)
+    assert.matches("prompt_c: escape \\x is not read here", why, 1, true)
+  end)
 end)

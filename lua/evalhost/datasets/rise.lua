@@ -558,8 +558,9 @@ end
 local function percent(s) return s and 25 * (s - 1) or nil end
 
 -- items: {category, subtask, C, R, P, score, complete} in data order ->
--- gpt_eval.py's CSV rows {name, score, percent, accuracy}.
-function official.table_rows(items)
+-- gpt_eval.py's CSV rows {name, score, percent, accuracy}; subtasks: the
+-- ones to list (default: those the items have).
+function official.table_rows(items, subtasks)
   local function col(list, k)
     local c = {}
     for i, it in ipairs(list) do c[i] = it[k] end
@@ -591,10 +592,13 @@ function official.table_rows(items)
     row(t .. "_Consistency", per[c], false, "C")
     if c ~= LOGICAL then row(t .. "_Quality", per[c], false, "P") end
   end
+  if not subtasks then
+    subtasks = {}
+    for _, it in ipairs(items) do if it.subtask ~= nil then subtasks[it.subtask] = true end end
+  end
   for _, group in ipairs(official.SUBTASKS) do
     for _, sub in ipairs(group[2]) do
-      local list = where(function(it) return it.subtask == sub end)
-      if #list > 0 then row(group[1] .. "-" .. sub, list, true) end
+      if subtasks[sub] then row(group[1] .. "-" .. sub, where(function(it) return it.subtask == sub end), true) end
     end
   end
   return rows
@@ -619,11 +623,13 @@ function official.summary(rows)
   local function by_position(a, b) return a.position < b.position end
   table.sort(ours, by_position)
   table.sort(all, by_position)
+  local subtasks = {}   -- the official table's rows, listed for ours too (empty where every pair failed)
+  for _, it in ipairs(all) do if it.subtask ~= nil then subtasks[it.subtask] = true end end
   local out = {
     method = "RISEBench (PhoenixZ810/RISEBench @5f22651 gpt_eval.py): score = 0.3 C + 0.5 R + 0.2 P "
       .. "(0.2 P + 0.8 R consistency-free, 0.3 C + 0.7 R logical), halved when R = 1; accuracy = share of items "
       .. "with every rated dimension 5; Score-Percentage = 25 (score - 1)",
-    protocol = "official", rows = official.table_rows(ours), unparsed = unparsed, n = #ours, tables = {},
+    protocol = "official", rows = official.table_rows(ours, subtasks), unparsed = unparsed, n = #ours, tables = {},
   }
   if unparsed > 0 then
     -- gpt_eval.py's own figures: an unreadable item is a NaN score and inaccurate
