@@ -12,6 +12,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "evalhost/grow.h"
+
 eh_config_limits eh_config_default_limits(void)
 {
     eh_config_limits l = { .max_depth = 64, .max_nodes = 1000000, .max_bytes = 16u << 20 };
@@ -168,14 +170,8 @@ static eh_node *fail_parser(builder *b)
 
 static int remember_anchor(builder *b, const char *name, eh_node *node)
 {
-    if (b->n_anchors == b->cap_anchors) {
-        size_t cap = b->cap_anchors ? b->cap_anchors * 2 : 8;
-        anchor *a = realloc(b->anchors, cap * sizeof *a);
-        if (!a)
-            return -1;
-        b->anchors = a;
-        b->cap_anchors = cap;
-    }
+    if (eh_grow((void **)&b->anchors, &b->cap_anchors, b->n_anchors + 1, sizeof *b->anchors, 8))
+        return -1;
     char *copy = strdup(name);
     if (!copy)
         return -1;

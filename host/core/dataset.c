@@ -9,6 +9,7 @@
 #define _DEFAULT_SOURCE 1   /* madvise(MADV_DONTNEED), realpath */
 
 #include "evalhost/dataset.h"
+#include "evalhost/grow.h"
 #include "evalhost/jscan.h"
 #include "evalhost/str.h"
 
@@ -100,24 +101,9 @@ typedef struct scan {
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 16;
-    while (c < need)
-        c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q)
-        return -1;
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
 static size_t arena_put(eh_dataset *ds, const char *s, size_t len)
 {
-    if (grow((void **)&ds->arena, &ds->arena_cap, ds->arena_len + len + 1, 1))
+    if (eh_grow((void **)&ds->arena, &ds->arena_cap, ds->arena_len + len + 1, 1, 16))
         return NONE;
     size_t off = ds->arena_len;
     memcpy(ds->arena + off, s, len);
@@ -213,7 +199,7 @@ static size_t intern_key(eh_dataset *ds, const char *k, size_t len)
     size_t slot = ht_find(ds, &ds->key_ht, h, key_eq, k, len, 0);
     if (ds->key_ht.slot[slot].v)
         return ds->key_ht.slot[slot].v - 1;
-    if (grow((void **)&ds->keys, &ds->keys_cap, ds->nkeys + 1, sizeof *ds->keys))
+    if (eh_grow((void **)&ds->keys, &ds->keys_cap, ds->nkeys + 1, sizeof *ds->keys, 16))
         return NONE;
     key_rec kr = { arena_put(ds, k, len), len, EH_ROLE_OTHER, 0 };
     if (kr.str == NONE)
@@ -266,7 +252,7 @@ static size_t get_category(eh_dataset *ds, const char *name, size_t len, int bad
     size_t slot = ht_find(ds, &ds->cat_ht, h, cat_eq, name, len, 0);
     if (ds->cat_ht.slot[slot].v)
         return ds->cat_ht.slot[slot].v - 1;
-    if (grow((void **)&ds->cats, &ds->cats_cap, ds->ncats + 1, sizeof *ds->cats))
+    if (eh_grow((void **)&ds->cats, &ds->cats_cap, ds->ncats + 1, sizeof *ds->cats, 16))
         return NONE;
     cat_rec c = { arena_put(ds, name, len), len, bad_utf8 || !eh_dataset_id_safe(name, len), NULL, 0, 0 };
     if (c.name == NONE)
@@ -477,8 +463,8 @@ static int finish_pair(scan *sc, pair_rec *p, size_t cat, int is_object, const c
         ds->nbad++;
     }
     free(tmp);
-    if (grow((void **)&c->pairs, &c->cap, c->n + 1, sizeof *c->pairs) ||
-        grow((void **)&ds->pairs, &ds->pairs_cap, ds->npairs + 1, sizeof *ds->pairs))
+    if (eh_grow((void **)&c->pairs, &c->cap, c->n + 1, sizeof *c->pairs, 16) ||
+        eh_grow((void **)&ds->pairs, &ds->pairs_cap, ds->npairs + 1, sizeof *ds->pairs, 16))
         goto nomem;
     c->pairs[c->n++] = ds->npairs;
     ds->pairs[ds->npairs++] = *p;
@@ -548,7 +534,7 @@ static int scan_pair(scan *sc, int depth, size_t cat)
         }
         if (key == NONE)
             return eh_jscan_fail(&sc->j, EH_ENOMEM, ks, "out of memory");
-        if (grow((void **)&ds->fields, &ds->fields_cap, ds->nfields + 1, sizeof *ds->fields))
+        if (eh_grow((void **)&ds->fields, &ds->fields_cap, ds->nfields + 1, sizeof *ds->fields, 16))
             return eh_jscan_fail(&sc->j, EH_ENOMEM, ks, "out of memory");
         field_rec fr = { vs, vl, (uint32_t)key, (uint8_t)type, (uint8_t)vf };
         int role = ds->keys[key].role;

@@ -1,4 +1,4 @@
-/* error.c — formatting of eh_error. */
+/* error.c — formatting of eh_error and of the messages handed to callbacks. */
 #include "evalhost/error.h"
 
 #include <stdio.h>
@@ -19,6 +19,18 @@ eh_status eh_fail(eh_error *err, eh_status code, const char *fmt, ...)
     eh_vfail(err, code, fmt, ap);
     va_end(ap);
     return code;
+}
+
+void eh_message(eh_message_fn fn, void *ud, const char *fmt, ...)
+{
+    if (!fn)
+        return;
+    char msg[EH_ERROR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fn(ud, msg);
 }
 
 void eh_error_clear(eh_error *err)

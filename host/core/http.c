@@ -6,7 +6,6 @@
 
 #include <curl/curl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +13,7 @@
 #include <unistd.h>
 
 #include "evalhost/host.h"
-#include "evalhost/score_parse.h"
+#include "evalhost/utf8_text.h"
 
 #define BODY_EXCERPT_CHARS 200   /* of a failed reply, quoted in the error */
 
@@ -71,23 +70,8 @@ eh_http_params eh_http_default_params(void)
     return p;
 }
 
-static void say(const eh_http_client *c, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static void say(const eh_http_client *c, const char *fmt, ...)
-{
-    if (!c->p.log)
-        return;
-    char msg[EH_ERROR_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    c->p.log(c->p.log_ud, msg);
-}
+/* a line for the client's log callback */
+#define say(c, ...) eh_message((c)->p.log, (c)->p.log_ud, __VA_ARGS__)
 
 void eh_http_safe_url(const char *url, char *buf, size_t n)
 {

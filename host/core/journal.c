@@ -52,23 +52,8 @@ eh_journal_params eh_journal_default_params(void)
     return p;
 }
 
-static void warnf(const eh_journal *j, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static void warnf(const eh_journal *j, const char *fmt, ...)
-{
-    if (!j->warn)
-        return;
-    char msg[EH_ERROR_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    j->warn(j->warn_ud, msg);
-}
+/* a warning for the journal's callback */
+#define warnf(j, ...) eh_message((j)->warn, (j)->warn_ud, __VA_ARGS__)
 
 static char *join_path(const char *dir, const char *name)
 {

@@ -6,6 +6,7 @@
  * mapping, so each one names the file and the tensor. */
 #define _DEFAULT_SOURCE   /* madvise (MADV_DONTNEED): POSIX's posix_madvise does nothing on Linux */
 #include "evalhost/safetensors.h"
+#include "evalhost/grow.h"
 #include "evalhost/str.h"
 
 #include <cjson/cJSON.h>
@@ -183,14 +184,8 @@ static st_map *map_file(eh_safetensors *st, const char *path, eh_error *err)
 
 static int push_tensor(eh_safetensors *st, const eh_st_tensor *t)
 {
-    if (st->count == st->cap) {
-        size_t cap = st->cap ? st->cap * 2 : 64;
-        eh_st_tensor *grown = realloc(st->tensors, sizeof *grown * cap);
-        if (!grown)
-            return -1;
-        st->tensors = grown;
-        st->cap = cap;
-    }
+    if (eh_grow((void **)&st->tensors, &st->cap, st->count + 1, sizeof *st->tensors, 64))
+        return -1;
     st->tensors[st->count++] = *t;
     return 0;
 }

@@ -23,6 +23,8 @@
 #include <utf8proc.h>
 #include <xxhash.h>
 
+#include "evalhost/grow.h"
+
 #define TOK_MAX_ID (1 << 24)        /* ids above this are refused (hostile files) */
 #define TOK_MAX_STEPS 8             /* pre-tokenizer steps after flattening Sequences */
 #define TOK_MAX_TEMPLATE 16         /* special tokens in a post-processor template */
@@ -330,25 +332,10 @@ static int nfc_trivial(const char *s, size_t len)
 
 /* ------------------------------------------------------------------ trie */
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 64;
-    while (c < need)
-        c *= 2;
-    void *v = realloc(*p, c * elem);
-    if (!v)
-        return -1;
-    *p = v;
-    *cap = c;
-    return 0;
-}
-
 static int trie_add(trie *t, const char *s, size_t len, int32_t token)
 {
     /* room for the whole path first: `link` points into nodes */
-    if (grow((void **)&t->nodes, &t->cap, t->n + len, sizeof *t->nodes))
+    if (eh_grow((void **)&t->nodes, &t->cap, t->n + len, sizeof *t->nodes, 64))
         return -1;
     int32_t *link = &t->root[(uint8_t)s[0]];
     for (size_t i = 0; i < len; i++) {
@@ -457,8 +444,8 @@ static int bpe_word(eh_tokenizer *t, const uint8_t *w, size_t len, idvec *out)
             }
         }
     }
-    if (grow((void **)&t->syms, &t->syms_cap, len, sizeof *t->syms) ||
-        grow((void **)&t->heap, &t->heap_cap, len, sizeof *t->heap))
+    if (eh_grow((void **)&t->syms, &t->syms_cap, len, sizeof *t->syms, 64) ||
+        eh_grow((void **)&t->heap, &t->heap_cap, len, sizeof *t->heap, 64))
         return -1;
     /* initial symbols: one per byte; a byte with no vocab char becomes unk
      * (fused when fuse_unk) or is dropped, as tokenizers' BPE does */
@@ -1114,7 +1101,7 @@ static int load_model(eh_tokenizer *t, const cJSON *model, const cJSON *added, c
             free(buf);
             LOAD_FAIL(EH_EINVAL, "%s: merge %ld is neither \"a b\" nor [a, b]", name, (long)rank);
         }
-        if (grow((void **)&buf, &buf_cap, al + bl + 1, 1)) {
+        if (eh_grow((void **)&buf, &buf_cap, al + bl + 1, 1, 64)) {
             free(buf);
             LOAD_FAIL(EH_ENOMEM, "%s: out of memory", name);
         }

@@ -36,4 +36,13 @@ void eh_error_clear(eh_error *err);
 const char *eh_status_name(eh_status code);   /* "i/o error": for messages */
 const char *eh_status_code(eh_status code);   /* "EIO": what a script tests (the Lua API's third value) */
 
+/* A warning or log line handed to a module's callback: formats at most
+ * EH_ERROR_MAX bytes and calls fn(ud, msg); nothing when fn is NULL. */
+typedef void (*eh_message_fn)(void *ud, const char *msg);
+void eh_message(eh_message_fn fn, void *ud, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 #endif

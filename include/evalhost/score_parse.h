@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "evalhost/error.h"
+#include "evalhost/utf8_text.h"   /* eh_score_excerpt, eh_text_sanitize: core, quoted by every judge */
 
 #define EH_SCORE_EXCERPT_CHARS 200   /* characters of the reply quoted in errors */
 
@@ -26,17 +27,6 @@ typedef struct eh_score_parsed {
  * `Overall rating: **8**`, `评分：7分`, a bare `8.5`, `7/10`, `7 out of 10`,
  * `**8**`, `7分`.  Text inside <think>...</think> is ignored. */
 eh_status eh_score_parse(const char *text, eh_score_parsed *out, eh_error *err);
-
-/* Writes the first `max_chars` UTF-8 characters of text into buf (size n),
- * control characters as spaces, "..." appended when cut.  Returns buf. */
-char *eh_score_excerpt(const char *text, size_t max_chars, char *buf, size_t n);
-
-/* Text from a server made safe to parse and to keep: len bytes of text as
- * valid UTF-8, each byte that starts no valid sequence (surrogates and
- * overlong forms included) replaced by U+FFFD, NUL bytes too; at most
- * max_chars characters (0: no cap), *cut set when more followed.  Malloc'd,
- * NUL-terminated; NULL when out of memory. */
-char *eh_text_sanitize(const char *text, size_t len, size_t max_chars, size_t *out_len, int *cut);
 
 /* The integer 0..10 a token spells ("7", " 7", "10"), or -1. */
 int eh_score_token_value(const char *token);
