@@ -11,8 +11,9 @@
 #include "evalhost/image.h"
 #include "evalhost/qwenimage.h"
 
-/* out[b, i*(w/2) + j, ch*4 + di*2 + dj] = in[b, ch, 2i + di, 2j + dj] */
-void eh_qwenimage_pack(const float *in, int n, int c, int h, int w, float *out)
+/* The one index map of packing: packed[b, i*(w/2) + j, ch*4 + di*2 + dj] is
+ * planar[b, ch, 2i + di, 2j + dj]; unpack walks the same map the other way. */
+static void pack_map(const float *in, int n, int c, int h, int w, float *out, int to_packed)
 {
     size_t hw = (size_t)(h / 2) * (size_t)(w / 2);
     for (int b = 0; b < n; b++)
@@ -21,21 +22,23 @@ void eh_qwenimage_pack(const float *in, int n, int c, int h, int w, float *out)
                 for (int x = 0; x < w; x++) {
                     size_t tok = (size_t)(y / 2) * (size_t)(w / 2) + (size_t)(x / 2);
                     size_t k = (size_t)ch * 4 + (size_t)(y % 2) * 2 + (size_t)(x % 2);
-                    out[((size_t)b * hw + tok) * (size_t)c * 4 + k] = in[(((size_t)b * c + ch) * h + y) * w + x];
+                    size_t packed = ((size_t)b * hw + tok) * (size_t)c * 4 + k;
+                    size_t planar = (((size_t)b * c + ch) * h + y) * w + x;
+                    if (to_packed)
+                        out[packed] = in[planar];
+                    else
+                        out[planar] = in[packed];
                 }
+}
+
+void eh_qwenimage_pack(const float *in, int n, int c, int h, int w, float *out)
+{
+    pack_map(in, n, c, h, w, out, 1);
 }
 
 void eh_qwenimage_unpack(const float *in, int n, int c, int h, int w, float *out)
 {
-    size_t hw = (size_t)(h / 2) * (size_t)(w / 2);
-    for (int b = 0; b < n; b++)
-        for (int ch = 0; ch < c; ch++)
-            for (int y = 0; y < h; y++)
-                for (int x = 0; x < w; x++) {
-                    size_t tok = (size_t)(y / 2) * (size_t)(w / 2) + (size_t)(x / 2);
-                    size_t k = (size_t)ch * 4 + (size_t)(y % 2) * 2 + (size_t)(x % 2);
-                    out[(((size_t)b * c + ch) * h + y) * w + x] = in[((size_t)b * hw + tok) * (size_t)c * 4 + k];
-                }
+    pack_map(in, n, c, h, w, out, 0);
 }
 
 void eh_qwenimage_true_cfg(const float *cond, const float *neg, size_t tokens, int dim, float scale, float *out)

@@ -7,6 +7,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Whether requests a and b (indices into what ctx describes) share a forward. */
 typedef int (*eh_group_same_fn)(const void *ctx, size_t a, size_t b);
 
@@ -15,5 +19,9 @@ typedef int (*eh_group_same_fn)(const void *ctx, size_t a, size_t b);
  * done.  Returns the group's size (>= 1, first included). */
 size_t eh_group_gather(size_t n, size_t first, unsigned char *done, size_t *members, eh_group_same_fn same,
                        const void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -3,22 +3,16 @@
 #ifndef EVALHOST_TEST_NPY_H
 #define EVALHOST_TEST_NPY_H
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "files.h"
 
 /* malloc'd values and their *count; NULL if the file is not such a .npy. */
 static inline float *npy_f32(const char *path, size_t *count)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = n > 0 ? malloc((size_t)n) : NULL;
-    size_t len = b ? fread(b, 1, (size_t)n, f) : 0;
-    fclose(f);
+    size_t len = 0;
+    unsigned char *b = (unsigned char *)slurp(path, &len);
     if (!b || len < 12 || memcmp(b, "\x93NUMPY", 6) != 0 || (b[6] != 1 && b[6] != 2)) {
         free(b);
         return NULL;

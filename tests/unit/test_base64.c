@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "files.h"
 #include "evalhost/base64.h"
 
 static char *read_text(const char *rel, size_t *len)
@@ -10,17 +11,7 @@ static char *read_text(const char *rel, size_t *len)
     char path[1024];
     const char *src = getenv("EVALHOST_SRC");
     snprintf(path, sizeof path, "%s/%s", src ? src : ".", rel);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    *len = fread(buf, 1, (size_t)n, f);
-    buf[*len] = '\0';
-    fclose(f);
-    return buf;
+    return slurp(path, len);
 }
 
 /* Decodes s and compares with want (NUL-terminated). */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "files.h"
 #include "evalhost/image.h"
 
 static char *data_path(const char *rel)
@@ -23,17 +24,9 @@ static char *data_path(const char *rel)
 
 static uint8_t *read_all(const char *rel, size_t *len)
 {
-    FILE *f = fopen(data_path(rel), "rb");
-    if (!f) {
+    uint8_t *buf = (uint8_t *)slurp(data_path(rel), len);
+    if (!buf)
         fprintf(stderr, "cannot open %s\n", rel);
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)n + 1);
-    *len = fread(buf, 1, (size_t)n, f);
-    fclose(f);
     return buf;
 }
 

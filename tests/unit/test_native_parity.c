@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "files.h"
 #include "npy.h"
 #include "evalhost/image.h"
 #include "evalhost/safetensors.h"
@@ -31,22 +32,6 @@
 #define FP32_TOL 2e-5
 #define BF16_TOL 0.25
 #define BATCH_TOL 1e-5
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    *len = buf ? fread(buf, 1, (size_t)n, f) : 0;
-    if (buf)
-        buf[*len] = 0;
-    fclose(f);
-    return buf;
-}
 
 typedef struct fixture {
     char dir[512];

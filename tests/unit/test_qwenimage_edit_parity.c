@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "files.h"
 #include "evalhost/qwenimage_edit.h"
 #include "npy.h"
 
@@ -463,15 +464,6 @@ out:
     eh_qwenimage_edit_free(p);
     free(ref);
     free(ref32);
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (f) {
-        fwrite(data, 1, len, f);
-        fclose(f);
-    }
 }
 
 /* Copies the fixture's small files into dir, links the weights. */

@@ -27,6 +27,7 @@
 #include <cjson/cJSON.h>
 
 #include "check.h"
+#include "files.h"
 #include "npy.h"
 #include "evalhost/flowmatch.h"
 #include "evalhost/image.h"
@@ -43,13 +44,11 @@
 /* The fixture's reference.json (NULL if missing or unreadable). */
 static cJSON *read_reference(void)
 {
-    static char buf[1 << 20];
-    FILE *f = fopen(FIX "/reference/reference.json", "rb");
-    if (!f)
-        return NULL;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    return cJSON_ParseWithLength(buf, len);
+    size_t len = 0;
+    char *buf = slurp(FIX "/reference/reference.json", &len);
+    cJSON *root = buf ? cJSON_ParseWithLength(buf, len) : NULL;
+    free(buf);
+    return root;
 }
 
 static void test_config(void)

@@ -4,14 +4,6 @@
 #include "ops.h"
 
 #include <torch/cuda.h>
-#if __has_include(<torch/headeronly/version.h>)
-#include <torch/headeronly/version.h>
-#elif __has_include(<torch/version.h>)
-#include <torch/version.h>
-#endif
-#ifndef TORCH_VERSION
-#define TORCH_VERSION "unknown"
-#endif
 
 #include <cmath>
 #include <cstdarg>
@@ -95,8 +87,8 @@ std::optional<c10::Device> parse_device(const char *s, std::string &why)
             idx = (int)v;
         }
         if (!torch::cuda::is_available()) {
-            why = "device '" + d +
-                  "' requested but CUDA is not available (libtorch " TORCH_VERSION " without a usable GPU)";
+            why = "device '" + d + "' requested but CUDA is not available (libtorch " + eh_torch_version() +
+                  " without a usable GPU)";
             return std::nullopt;
         }
         int count = (int)torch::cuda::device_count();

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <new>
 
+#include "evalhost/group.h"
+
 using namespace ehtorch;
 
 namespace ehtorch
@@ -263,22 +265,24 @@ at::Tensor qwen_forward(eh_qwen3vl *q, const eh_qwen3vl_item *items, int n, kv_c
             }
         job_embeds.resize(grid.size());
         job_deep.assign(grid.size(), std::vector<at::Tensor>(c.n_deepstack));
-        std::vector<char> done(grid.size(), 0);
+        // the host's one grouping of equal requests (group.h), here by grid
+        auto same_grid = [](const void *ctx, size_t a, size_t b) -> int {
+            const auto &g = *static_cast<const std::vector<std::array<int, 3>> *>(ctx);
+            return g[a] == g[b];
+        };
+        std::vector<unsigned char> done(grid.size(), 0);
+        std::vector<size_t> members(grid.size());
         for (size_t a = 0; a < grid.size(); a++) {
             if (done[a])
                 continue;
-            std::vector<size_t> members;
+            size_t k = eh_group_gather(grid.size(), a, done.data(), members.data(), same_grid, &grid);
             std::vector<const float *> ptrs;
-            for (size_t b = a; b < grid.size(); b++)
-                if (!done[b] && grid[b] == grid[a]) {
-                    done[b] = 1;
-                    members.push_back(b);
-                    ptrs.push_back(data[b]);
-                }
+            for (size_t j = 0; j < k; j++)
+                ptrs.push_back(data[members[j]]);
             std::vector<at::Tensor> e;
-            std::vector<std::vector<at::Tensor>> d(members.size(), std::vector<at::Tensor>(c.n_deepstack));
+            std::vector<std::vector<at::Tensor>> d(k, std::vector<at::Tensor>(c.n_deepstack));
             vision_forward(q, ptrs, grid[a][0], grid[a][1], grid[a][2], e, d);
-            for (size_t j = 0; j < members.size(); j++) {
+            for (size_t j = 0; j < k; j++) {
                 job_embeds[members[j]] = e[j];
                 job_deep[members[j]] = d[j];
             }

@@ -475,17 +475,38 @@ eh_status eh_torch_check_device(const char *device, eh_error *err)
     });
 }
 
-eh_status eh_torch_module_load(const char *path, const eh_torch_options *opt, eh_torch_module **out, eh_error *err)
+// The start of both constructors: a module with opt's dtype and device.
+static eh_status create(const eh_torch_options *opt, eh_torch_module **m, eh_error *err)
 {
-    *out = nullptr;
-    eh_torch_module *m = new (std::nothrow) eh_torch_module();
-    if (!m)
+    *m = new (std::nothrow) eh_torch_module();
+    if (!*m)
         return fail(err, EH_ENOMEM, "out of memory");
-    eh_status rc = setup(opt, m, err);
+    eh_status rc = setup(opt, *m, err);
+    if (rc != EH_OK) {
+        delete *m;
+        *m = nullptr;
+    }
+    return rc;
+}
+
+// Their end: m is the caller's when rc is EH_OK, freed otherwise.
+static eh_status hand_over(eh_torch_module *m, eh_status rc, eh_torch_module **out)
+{
     if (rc != EH_OK) {
         delete m;
         return rc;
     }
+    *out = m;
+    return EH_OK;
+}
+
+eh_status eh_torch_module_load(const char *path, const eh_torch_options *opt, eh_torch_module **out, eh_error *err)
+{
+    *out = nullptr;
+    eh_torch_module *m = nullptr;
+    eh_status rc = create(opt, &m, err);
+    if (rc != EH_OK)
+        return rc;
     struct stat st;
     if (stat(path, &st) != 0) {
         int e = errno;
@@ -509,12 +530,7 @@ eh_status eh_torch_module_load(const char *path, const eh_torch_options *opt, eh
             pack(m);
             return EH_OK;
         });
-    if (rc != EH_OK) {
-        delete m;
-        return rc;
-    }
-    *out = m;
-    return EH_OK;
+    return hand_over(m, rc, out);
 }
 
 eh_status eh_torch_module_synthetic(int64_t bytes, int n_params, const eh_torch_options *opt, eh_torch_module **out,
@@ -523,14 +539,10 @@ eh_status eh_torch_module_synthetic(int64_t bytes, int n_params, const eh_torch_
     *out = nullptr;
     if (n_params < 1 || bytes < n_params)
         return fail(err, EH_EINVAL, "synthetic model: need n_params >= 1 and bytes >= n_params");
-    eh_torch_module *m = new (std::nothrow) eh_torch_module();
-    if (!m)
-        return fail(err, EH_ENOMEM, "out of memory");
-    eh_status rc = setup(opt, m, err);
-    if (rc != EH_OK) {
-        delete m;
+    eh_torch_module *m = nullptr;
+    eh_status rc = create(opt, &m, err);
+    if (rc != EH_OK)
         return rc;
-    }
     rc = guarded(err, EH_EMODEL, "synthetic model", [&]() -> eh_status {
         m->module = torch::jit::Module("__torch__.EvalhostSynthetic");
         int64_t per = bytes / n_params / (int64_t)c10::elementSize(m->dtype);
@@ -562,12 +574,7 @@ eh_status eh_torch_module_synthetic(int64_t bytes, int n_params, const eh_torch_
         pack(m);
         return EH_OK;
     });
-    if (rc != EH_OK) {
-        delete m;
-        return rc;
-    }
-    *out = m;
-    return EH_OK;
+    return hand_over(m, rc, out);
 }
 
 void eh_torch_module_free(eh_torch_module *m)
