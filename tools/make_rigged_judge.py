@@ -29,7 +29,7 @@ from PIL import Image
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SYSTEM = "You are a strict judge of image edits. Reply with one integer."
-USER = "Instruction: make the sky purple.\nRate how well the edited image (first) follows it, given the original (second)."
+USER = "Instruction: make the sky purple.\nRate how well the edited image follows it, given the original."
 HIDDEN = 32
 
 
@@ -149,11 +149,21 @@ def write(out, kind):
     return model, fast, cfg
 
 
+# lua/evalhost/chat.lua's labels (score_messages: the original, then the edited image)
+LABELS = {"original": "原始图像 / original image:", "edited": "编辑后的图像 / edited image:"}
+
+
 def prompt_inputs(fast, cfg, imgs, system=SYSTEM, user=USER):
+    """imgs = (edited, original) or (edited,): laid out as evalhost.chat.score_messages does."""
+    order = [("original", imgs[1])] if len(imgs) > 1 else []
+    order.append(("edited", imgs[0]))
+    content = []
+    for label, _ in order:
+        content += [{"type": "text", "text": LABELS[label]}, {"type": "image"}]
     msgs = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": [{"type": "image"}] * len(imgs) + [{"type": "text", "text": user}]}]
+        {"role": "user", "content": content + [{"type": "text", "text": user}]}]
     text = fast.apply_chat_template(msgs, chat_template=template(), tokenize=False, add_generation_prompt=True)
-    pix = processor()(images=imgs, return_tensors="pt")
+    pix = processor()(images=[im for _, im in order], return_tensors="pt")
     counts = (pix["image_grid_thw"].prod(-1) // 4).tolist()
     parts = text.split("<|image_pad|>")
     text = parts[0] + "".join("<|image_pad|>" * counts[i] + parts[i + 1] for i in range(len(imgs)))

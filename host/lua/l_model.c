@@ -240,6 +240,107 @@ static void fill_score_layout(lua_State *L, int t, int anchor, eh_score_request 
     lua_pop(L, 3);
 }
 
+#define MAX_CHAT_MESSAGES 64
+#define MAX_CHAT_PARTS 256   /* content parts of one request, all messages */
+
+/* One content part at idx into p: {type = "text", text = s} or
+ * {type = "image", image = Image}.  Raises on anything else (a layout bug). */
+static void check_chat_part(lua_State *L, int idx, int i, int j, eh_chat_part *p)
+{
+    if (!lua_istable(L, idx))
+        luaL_error(L, "score request: messages[%d].content[%d] is a %s, not a part table", i, j, luaL_typename(L, idx));
+    lua_getfield(L, idx, "type");
+    const char *type = lua_tostring(L, -1);
+    lua_getfield(L, idx, "image");
+    lua_getfield(L, idx, "text");
+    p->text = NULL;
+    p->image = NULL;
+    if ((!type || !strcmp(type, "image")) && !lua_isnil(L, -2)) {
+        if (!luaL_testudata(L, -2, "evalhost.Image"))
+            luaL_error(L, "score request: messages[%d].content[%d].image is a %s, not an evalhost.Image", i, j,
+                       luaL_typename(L, -2));
+        p->image = eh_lua_check_image(L, -2);
+    } else if ((!type || !strcmp(type, "text")) && lua_type(L, -1) == LUA_TSTRING) {
+        p->text = lua_tostring(L, -1);   /* the part table (anchored) keeps it */
+    } else {
+        luaL_error(L, "score request: messages[%d].content[%d] is neither {type = \"text\", text = string} nor "
+                   "{type = \"image\", image = Image}", i, j);
+    }
+    lua_pop(L, 3);
+}
+
+/* r->messages from req.messages, or from evalhost.chat.score_messages(req)
+ * when the request has none: the one layout every judge backend gets.
+ * The list and its arrays are anchored in the table at `anchor`. */
+static void fill_score_messages(lua_State *L, int t, int anchor, eh_score_request *r)
+{
+    luaL_checkstack(L, 12, "score request messages");
+    lua_getfield(L, t, "messages");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_getglobal(L, "require");
+        lua_pushliteral(L, "evalhost.chat");
+        lua_call(L, 1, 1);   /* raises through the caller's protected call */
+        lua_getfield(L, -1, "score_messages");
+        lua_remove(L, -2);
+        lua_pushvalue(L, t);
+        lua_call(L, 1, 1);
+    }
+    int msgs = lua_gettop(L);
+    if (!lua_istable(L, msgs))
+        luaL_error(L, "score request: messages is a %s, not a list", luaL_typename(L, msgs));
+    lua_pushvalue(L, msgs);
+    lua_rawseti(L, anchor, luaL_len(L, anchor) + 1);
+    lua_Integer n = luaL_len(L, msgs), total = 0;
+    if (n < 1 || n > MAX_CHAT_MESSAGES)
+        luaL_error(L, "score request: %d messages (1..%d)", (int)n, MAX_CHAT_MESSAGES);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_geti(L, msgs, i) != LUA_TTABLE)
+            luaL_error(L, "score request: messages[%d] is a %s, not a table", (int)i, luaL_typename(L, -1));
+        total += lua_getfield(L, -1, "content") == LUA_TTABLE ? luaL_len(L, -1) : 1;
+        lua_pop(L, 2);
+    }
+    if (total > MAX_CHAT_PARTS)
+        luaL_error(L, "score request: %d content parts (at most %d)", (int)total, MAX_CHAT_PARTS);
+    eh_chat_message *m = lua_newuserdatauv(L, sizeof *m * (size_t)n, 0);
+    lua_rawseti(L, anchor, luaL_len(L, anchor) + 1);
+    eh_chat_part *parts = lua_newuserdatauv(L, sizeof *parts * (size_t)(total ? total : 1), 0);
+    lua_rawseti(L, anchor, luaL_len(L, anchor) + 1);
+    size_t k = 0, images = 0;
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, msgs, i);
+        lua_getfield(L, -1, "role");
+        const char *role = lua_tostring(L, -1);
+        if (!role || (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant")))
+            luaL_error(L, "score request: messages[%d].role is %s (system, user or assistant)", (int)i,
+                       role ? role : luaL_typename(L, -1));
+        m[i - 1].role = role;   /* the message table (anchored) keeps it */
+        m[i - 1].parts = parts + k;
+        lua_getfield(L, -2, "content");
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            parts[k++] = (eh_chat_part){ .text = lua_tostring(L, -1) };
+        } else if (lua_istable(L, -1)) {
+            lua_Integer np = luaL_len(L, -1);
+            for (lua_Integer j = 1; j <= np; j++) {
+                lua_geti(L, -1, j);
+                check_chat_part(L, lua_gettop(L), (int)i, (int)j, &parts[k]);
+                images += parts[k++].image != NULL;
+                lua_pop(L, 1);
+            }
+        } else {
+            luaL_error(L, "score request: messages[%d].content is a %s (a string or a list of parts)", (int)i,
+                       luaL_typename(L, -1));
+        }
+        m[i - 1].n_parts = (size_t)(parts + k - m[i - 1].parts);
+        lua_pop(L, 3);
+    }
+    if (images > EH_SCORE_MAX_IMAGES)
+        luaL_error(L, "score request: %d pictures in its messages (at most %d)", (int)images, EH_SCORE_MAX_IMAGES);
+    lua_pop(L, 1);
+    r->messages = m;
+    r->n_messages = (size_t)n;
+}
+
 static void fill_score_request(lua_State *L, int t, int anchor, eh_score_request *r)
 {
     luaL_checktype(L, t, LUA_TTABLE);
@@ -255,6 +356,7 @@ static void fill_score_request(lua_State *L, int t, int anchor, eh_score_request
     r->user_prompt = opt_field_string(L, t, "user_prompt");
     r->category = opt_field_string(L, t, "category");
     r->id = opt_field_string(L, t, "id");
+    fill_score_messages(L, t, anchor, r);
 }
 
 /* Pushes a score result table, freeing its text. */

@@ -7,15 +7,19 @@
  * api_key_env, max_in_flight (8; also batch_size's default), retries (3),
  * timeout_s (300), connect_timeout_s (10), backoff_s (1), backoff_max_s
  * (60), breaker_after (5), verify_tls (true), ca_file, max_tokens (512),
- * seed (0), logprobs (true), top_logprobs (20), send_original (default:
- * when a prompt names the original), image_format (jpeg|png; jpeg because
+ * seed (0), logprobs (true), top_logprobs (20), image_format (jpeg|png; jpeg because
  * encoding PNG costs ~25x more host time per request and then bounds
  * throughput), jpeg_quality (95), extra_body (map merged into each request body),
  * sleep_mode (false), sleep_level (1), sleep_path ("/sleep?level=<sleep_level>",
  * vLLM), wake_path ("/wake_up"; SGLang: /release_memory_occupation and
  * /resume_memory_occupation), allow_url_fetch (false),
  * footprint_mb (0; what the server holds on the GPU, for the schedule),
- * score_range ([lo, hi], default [0, 10]: the logprobs' range). */
+ * score_range ([lo, hi], default [0, 10]: the logprobs' range).
+ *
+ * The judge's request is the request's messages, as lua/evalhost/chat.lua
+ * built them (the same list the native judge renders): sent in order, each
+ * picture an image_url part with a data URL (alpha composited onto white,
+ * then image_format), a message of one text part as a string. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <math.h>
@@ -37,8 +41,6 @@
  * report); a reply is parsed whole, only what is kept is cut */
 #define DEFAULT_MAX_REPLY_CHARS 65536
 
-typedef enum send_original { SEND_AUTO, SEND_ALWAYS, SEND_NEVER } send_original;
-
 typedef struct http_model {
     eh_http_client *client;
     char *api_base;           /* ".../v1" */
@@ -48,7 +50,6 @@ typedef struct http_model {
     int logprobs, top_logprobs;
     int score_lo, score_hi;   /* score_range */
     int warned_no_logprobs;   /* said once per run */
-    send_original send_original;
     int jpeg;                 /* send images as JPEG instead of PNG */
     int jpeg_quality;
     int sleep_mode;
@@ -193,8 +194,6 @@ static eh_status http_open(eh_model *m, eh_error *err)
     eh_error rerr = { 0 };
     if (eh_score_range_of(s, &h->score_lo, &h->score_hi, &rerr) != EH_OK)
         return eh_fail(err, EH_EINVAL, "%s: %s", m->section, rerr.msg);
-    const eh_node *so = eh_node_get(s, "send_original");
-    h->send_original = !so ? SEND_AUTO : eh_node_bool(s, "send_original", 0) ? SEND_ALWAYS : SEND_NEVER;
     const char *fmt = eh_node_str(s, "image_format", "jpeg");
     if (strcmp(fmt, "png") != 0 && strcmp(fmt, "jpeg") != 0 && strcmp(fmt, "jpg") != 0)
         return eh_fail(err, EH_EINVAL, "%s: image_format must be png or jpeg, got '%s'", m->section, fmt);
@@ -373,110 +372,95 @@ static int contains_ci(const char *hay, const char *needle)
     return 0;
 }
 
-static int prompt_names_original(const eh_score_request *r)
+/* One content part as the chat-completions API takes it: a text part, or
+ * the picture as an image_url data URL. */
+static cJSON *chat_part(const http_model *h, const eh_chat_part *p, int quality, eh_error *err)
 {
-    static const char *const words[] = { "original", "原始图", "原图", "编辑前", "before image", NULL };
-    for (const char *const *w = words; *w; w++)
-        if (contains_ci(r->system_prompt, *w) || contains_ci(r->user_prompt, *w))
-            return 1;
-    return 0;
-}
-
-/* label NULL: the picture alone (a benchmark's own layout has no labels). */
-static int add_image_part(const http_model *h, cJSON *content, const char *label, const eh_image *img, int quality,
-                          eh_error *err)
-{
-    if (label) {
-        cJSON *t = cJSON_CreateObject();
-        if (!t || !cJSON_AddStringToObject(t, "type", "text") || !cJSON_AddStringToObject(t, "text", label)) {
-            cJSON_Delete(t);
-            return -1;
-        }
-        cJSON_AddItemToArray(content, t);
+    cJSON *part = cJSON_CreateObject();
+    if (!part) {
+        eh_fail(err, EH_ENOMEM, "out of memory");
+        return NULL;
     }
-    char *url = image_data_url(h, img, quality, err);
-    if (!url)
-        return -1;
-    cJSON *part = cJSON_CreateObject(), *iu = cJSON_CreateObject();
-    int ok =
-        part && iu && cJSON_AddStringToObject(part, "type", "image_url") && cJSON_AddStringToObject(iu, "url", url);
+    if (p->text) {
+        if (cJSON_AddStringToObject(part, "type", "text") && cJSON_AddStringToObject(part, "text", p->text))
+            return part;
+        cJSON_Delete(part);
+        eh_fail(err, EH_ENOMEM, "out of memory");
+        return NULL;
+    }
+    char *url = image_data_url(h, p->image, quality, err);
+    cJSON *iu = url ? cJSON_CreateObject() : NULL;
+    int ok = iu && cJSON_AddStringToObject(iu, "url", url) && cJSON_AddStringToObject(part, "type", "image_url");
     free(url);
     if (!ok) {
         cJSON_Delete(part);
         cJSON_Delete(iu);
-        eh_fail(err, EH_ENOMEM, "out of memory");
-        return -1;
+        if (!err || !err->code)
+            eh_fail(err, EH_ENOMEM, "out of memory");
+        return NULL;
     }
     cJSON_AddItemToObject(part, "image_url", iu);
-    cJSON_AddItemToArray(content, part);
-    return 0;
+    return part;
+}
+
+/* The request's messages (lua/evalhost/chat.lua's layout) as JSON: a
+ * message of one text part keeps a string content (the templates render
+ * both alike), any other a list of parts in order. */
+static cJSON *chat_messages(const http_model *h, const eh_score_request *r, eh_error *err)
+{
+    cJSON *list = cJSON_CreateArray();
+    for (size_t i = 0; list && i < r->n_messages; i++) {
+        const eh_chat_message *m = &r->messages[i];
+        cJSON *msg = cJSON_CreateObject();
+        if (!msg || !cJSON_AddItemToArray(list, msg) || !cJSON_AddStringToObject(msg, "role", m->role))
+            goto oom;
+        if (m->n_parts == 1 && m->parts[0].text) {
+            if (!cJSON_AddStringToObject(msg, "content", m->parts[0].text))
+                goto oom;
+            continue;
+        }
+        cJSON *content = cJSON_AddArrayToObject(msg, "content");
+        if (!content)
+            goto oom;
+        for (size_t k = 0; k < m->n_parts; k++) {
+            cJSON *part = chat_part(h, &m->parts[k], r->jpeg_quality, err);
+            if (!part) {
+                cJSON_Delete(list);
+                return NULL;
+            }
+            cJSON_AddItemToArray(content, part);
+        }
+    }
+    if (list)
+        return list;
+oom:
+    cJSON_Delete(list);
+    eh_fail(err, EH_ENOMEM, "out of memory");
+    return NULL;
 }
 
 /* The chat-completions body for one score request; malloc'd JSON text. */
 static char *score_body(eh_model *m, const eh_score_request *r, eh_error *err)
 {
     http_model *h = m->impl;
-    if (!r->image && !r->n_images) {
-        eh_fail(err, EH_EINVAL, "%s: score request has no image", m->section);
+    if (!r->n_messages) {
+        eh_fail(err, EH_EINVAL, "%s: score request has no messages (evalhost.chat builds them)", m->section);
         return NULL;
     }
-    int with_original =
-        !r->n_images && r->original &&
-        (h->send_original == SEND_ALWAYS || (h->send_original == SEND_AUTO && prompt_names_original(r)));
-    char fallback[2048];
-    const char *user = r->user_prompt;
-    if (!user) {
-        snprintf(fallback, sizeof fallback,
-                 "Edit instruction: %s\nOriginal description: %s\nRate how well the edited image follows the "
-                 "instruction while keeping everything else, from 0 to 10. End with a line \"Score: N\".",
-                 r->instruction ? r->instruction : "", r->description ? r->description : "");
-        user = fallback;
-    }
-    cJSON *body = cJSON_CreateObject(), *messages = cJSON_CreateArray(), *content = cJSON_CreateArray();
+    eh_error perr = { 0 };
+    cJSON *body = cJSON_CreateObject(), *messages = chat_messages(h, r, &perr);
     char *text = NULL;
-    if (!body || !messages || !content) {
+    if (!messages) {
+        cJSON_Delete(body);
+        eh_fail(err, perr.code ? perr.code : EH_ENOMEM, "%s: %s", m->section, perr.msg);
+        return NULL;
+    }
+    if (!body) {
         cJSON_Delete(messages);
         goto oom;
     }
     cJSON_AddItemToObject(body, "model", cJSON_CreateString(m->name));
     cJSON_AddItemToObject(body, "messages", messages);
-    if (r->system_prompt && *r->system_prompt) {
-        cJSON *sys = cJSON_CreateObject();
-        if (!sys)
-            goto oom;
-        cJSON_AddStringToObject(sys, "role", "system");
-        cJSON_AddStringToObject(sys, "content", r->system_prompt);
-        cJSON_AddItemToArray(messages, sys);
-    }
-    cJSON *msg = cJSON_CreateObject();
-    if (!msg)
-        goto oom;
-    cJSON_AddStringToObject(msg, "role", "user");
-    cJSON_AddItemToArray(messages, msg);
-    cJSON_AddItemToObject(msg, "content", content);
-    content = NULL;   /* owned by msg now */
-    cJSON *parts = cJSON_GetObjectItemCaseSensitive(msg, "content");
-    cJSON *t = cJSON_CreateObject();
-    if (!t)
-        goto oom;
-    cJSON_AddStringToObject(t, "type", "text");
-    cJSON_AddStringToObject(t, "text", user);
-    if (r->text_first)
-        cJSON_AddItemToArray(parts, t);
-    if (r->n_images) {
-        /* a benchmark's own request: its pictures in its order, unlabelled */
-        for (size_t k = 0; k < r->n_images; k++)
-            if (add_image_part(h, parts, NULL, r->images[k], r->jpeg_quality, err) != 0)
-                goto fail_text;
-    } else {
-        if (with_original &&
-            add_image_part(h, parts, "原始图像 / original image:", r->original, r->jpeg_quality, err) != 0)
-            goto fail_text;
-        if (add_image_part(h, parts, "编辑后的图像 / edited image:", r->image, r->jpeg_quality, err) != 0)
-            goto fail_text;
-    }
-    if (!r->text_first)
-        cJSON_AddItemToArray(parts, t);
     cJSON_AddNumberToObject(body, "temperature", 0);
     cJSON_AddNumberToObject(body, "max_tokens", (double)h->max_tokens);
     cJSON_AddNumberToObject(body, "seed", (double)h->seed);
@@ -492,15 +476,8 @@ static char *score_body(eh_model *m, const eh_score_request *r, eh_error *err)
     cJSON_Delete(body);
     return text;
 oom:
-    eh_fail(err, EH_ENOMEM, "%s: out of memory building the request", m->section);
-    goto fail;
-fail_text:
-    /* a picture failed before the text part joined the message */
-    if (!r->text_first)
-        cJSON_Delete(t);
-fail:
     cJSON_Delete(body);
-    cJSON_Delete(content);
+    eh_fail(err, EH_ENOMEM, "%s: out of memory building the request", m->section);
     return NULL;
 }
 

@@ -15,11 +15,16 @@
  * cpu_copy (tests: the GPU's load path on the CPU), score_range ([lo, hi],
  * 0 <= lo < hi <= 100; default [0, 10]).
  *
- * The prompt is built here, in C, as transformers' Qwen3-VL chat template
- * renders the judge's messages (what lua/evalhost/chat.lua does with style
- * "qwen3"): an optional system turn, one user turn with the edited image,
- * the original image (when given) and the text, then the assistant start.
- * The text is user_prompt, else instruction.  The score is exact whatever
+ * The prompt is the request's messages (lua/evalhost/chat.lua's layout, the
+ * list the http judge sends) rendered as the model's chat template renders
+ * them in transformers' apply_chat_template: the snapshot's
+ * chat_template.jinja, chat_template.json or tokenizer_config.json, which
+ * must be Qwen3-VL's (checked by its markers; none: Qwen3-VL's is assumed):
+ * the first message's system turn when it is one, the user turns with each
+ * picture as <|vision_start|>, its <|image_pad|> count, <|vision_end|>, the
+ * assistant turns' text, then the assistant start and score_prefix.
+ * Pictures go to the vision tower in the messages' order.  With --verbose
+ * the prompt's token ids are logged.  The score is exact whatever
  * the tokenizer does with digits (score_tree.h): every score of
  * score_range (default [0, 10]) spelled by the judge's tokenizer, one
  * batched prefill with a KV cache and one batched step over the spellings'
@@ -36,6 +41,7 @@
 
 #include "evalhost/backend.h"
 #include "evalhost/footprint.h"
+#include "evalhost/fs.h"
 #include "evalhost/hf_hub.h"
 #include "evalhost/json_file.h"
 #include "evalhost/safetensors.h"
@@ -78,6 +84,65 @@ void eh_backend_log_host(const eh_model *m, int host_kind, const char *note)
         eh_log(m->host, EH_LOG_WARN, "[load] %s: host copy %s", m->section, note);
     else
         eh_log(m->host, EH_LOG_DEBUG, "[load] %s: host copy %s", m->section, note);
+}
+
+/* The snapshot's chat template text (malloc'd), as transformers looks for
+ * it: chat_template.jinja, chat_template.json, tokenizer_config.json;
+ * NULL when there is none.  *from names the file. */
+static char *read_chat_template(const char *dir, const char **from)
+{
+    static const char *const files[] = { "chat_template.jinja", "chat_template.json", "tokenizer_config.json" };
+    char p[4200];
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        *from = files[i];
+        if (i == 0) {
+            char *text = NULL;
+            size_t len = 0;
+            if (eh_fs_read(p, EH_JSON_CONFIG_MAX_BYTES, &text, &len, NULL) == EH_OK)
+                return text;
+            continue;
+        }
+        cJSON *j = eh_json_read_object(p, EH_JSON_CONFIG_MAX_BYTES, NULL);
+        const cJSON *ct = cJSON_GetObjectItemCaseSensitive(j, "chat_template"), *x;
+        char *text = NULL;
+        if (cJSON_IsString(ct))
+            text = strdup(ct->valuestring);
+        else if (cJSON_IsArray(ct))   /* named templates: the "default" one */
+            cJSON_ArrayForEach (x, ct) {
+                const cJSON *name = cJSON_GetObjectItemCaseSensitive(x, "name");
+                const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(x, "template");
+                if (cJSON_IsString(name) && !strcmp(name->valuestring, "default") && cJSON_IsString(tmpl))
+                    text = strdup(tmpl->valuestring);
+            }
+        cJSON_Delete(j);
+        if (text)
+            return text;
+    }
+    return NULL;
+}
+
+/* render_prompt writes Qwen3-VL's template only: refuse another by name. */
+static eh_status check_chat_template(eh_model *m, const char *dir, eh_error *err)
+{
+    const char *from = NULL;
+    char *text = read_chat_template(dir, &from);
+    if (!text) {
+        eh_log(m->host, EH_LOG_INFO, "[open] %s: no chat template in %s; Qwen3-VL's is used", m->section, dir);
+        return EH_OK;
+    }
+    const char *why = NULL;
+    if (!strstr(text, "<|im_start|>") || !strstr(text, "<|vision_start|><|image_pad|><|vision_end|>"))
+        why = "it has no <|im_start|> turns or no <|vision_start|><|image_pad|><|vision_end|> picture";
+    else if (strstr(text, "You are a helpful assistant."))
+        why = "it adds a default system turn (Qwen2-VL's template)";
+    else if (strstr(text, "<think>"))
+        why = "it writes <think> (a thinking model's template)";
+    free(text);
+    if (why)
+        return eh_fail(err, EH_EFORMAT, "%s: the chat template in %s/%s is not Qwen3-VL's: %s", m->section, dir, from,
+                       why);
+    return EH_OK;
 }
 
 static eh_status native_open(eh_model *m, eh_error *err)
@@ -126,6 +191,8 @@ static eh_status native_open(eh_model *m, eh_error *err)
     t->tok = eh_tokenizer_load(p, NULL, &e);
     if (!t->tok)
         return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
+    if (check_chat_template(m, t->snap.dir, err) != EH_OK)
+        return err ? err->code : EH_EFORMAT;
     int lo = 0, hi = 10;
     if (eh_score_range_of(m->spec, &lo, &hi, &e) != EH_OK)
         return eh_fail(err, e.code, "%s: %s", m->section, e.msg);
@@ -258,31 +325,70 @@ static void sb_str(sbuf *b, const char *s)
     sb_add(b, s, strlen(s));
 }
 
-/* The Qwen3-VL chat template's text for the judge's messages, image pads
- * expanded to each image's token count. */
-static char *render_prompt(const native_model *t, const eh_score_request *r, eh_vlm_patches *const *pp, int n_img)
+/* The request's messages as Qwen3-VL's chat template renders them
+ * (add_generation_prompt), the k-th picture's pad expanded to its token
+ * count, then score_prefix: a system turn only as the first message, an
+ * assistant turn's text parts only. */
+static char *render_prompt(const native_model *t, const eh_score_request *r, eh_vlm_patches *const *pp)
 {
     sbuf b = { 0 };
-    if (r->system_prompt && *r->system_prompt) {
-        sb_str(&b, "<|im_start|>system\n");
-        sb_str(&b, r->system_prompt);
+    int k = 0;
+    for (size_t i = 0; i < r->n_messages; i++) {
+        const eh_chat_message *msg = &r->messages[i];
+        int user = !strcmp(msg->role, "user");
+        if (!strcmp(msg->role, "system") && i > 0)
+            continue;
+        sb_str(&b, "<|im_start|>");
+        sb_str(&b, msg->role);
+        sb_str(&b, "\n");
+        for (size_t j = 0; j < msg->n_parts; j++) {
+            const eh_chat_part *p = &msg->parts[j];
+            if (p->text) {
+                sb_str(&b, p->text);
+            } else if (user) {
+                sb_str(&b, "<|vision_start|>");
+                for (int64_t n = 0; n < pp[k]->tokens; n++)
+                    sb_str(&b, "<|image_pad|>");
+                sb_str(&b, "<|vision_end|>");
+                k++;
+            }
+        }
         sb_str(&b, "<|im_end|>\n");
     }
-    sb_str(&b, "<|im_start|>user\n");
-    for (int i = 0; i < n_img; i++) {
-        sb_str(&b, "<|vision_start|>");
-        for (int64_t k = 0; k < pp[i]->tokens; k++)
-            sb_str(&b, "<|image_pad|>");
-        sb_str(&b, "<|vision_end|>");
-    }
-    sb_str(&b, r->user_prompt ? r->user_prompt : r->instruction ? r->instruction : "");
-    sb_str(&b, "<|im_end|>\n<|im_start|>assistant\n");
+    sb_str(&b, "<|im_start|>assistant\n");
     sb_str(&b, t->score_prefix);
     if (b.oom) {
         free(b.p);
         return NULL;
     }
     return b.p;
+}
+
+/* --verbose: the prompt's token ids, for comparing with transformers'. */
+static void log_prompt_ids(const eh_model *m, const int32_t *ids, size_t n)
+{
+    if (!m->host || m->host->log_level > EH_LOG_DEBUG)
+        return;
+    sbuf b = { 0 };
+    char num[16];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(num, sizeof num, i ? ",%d" : "%d", (int)ids[i]);
+        sb_str(&b, num);
+    }
+    eh_log(m->host, EH_LOG_DEBUG, "[score] %s: prompt ids (%zu): %s", m->section, n, b.p ? b.p : "");
+    free(b.p);
+}
+
+/* The pictures the template renders, in order: user turns' image parts. */
+static int prompt_images(const eh_score_request *r, const eh_image **imgs)
+{
+    int n = 0;
+    for (size_t i = 0; i < r->n_messages; i++)
+        if (!strcmp(r->messages[i].role, "user"))
+            for (size_t j = 0; j < r->messages[i].n_parts; j++)
+                if (r->messages[i].parts[j].image && n < EH_SCORE_MAX_IMAGES)
+                    imgs[n++] = r->messages[i].parts[j].image;
+    return n;
 }
 
 /* One item's walk of the score tree → probabilities over score_range,
@@ -364,9 +470,9 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
     eh_qwen3vl_item *items = calloc(cap, sizeof *items);
     size_t *which = calloc(cap, sizeof *which);
     int32_t **ids = calloc(cap, sizeof *ids);
-    eh_vlm_patches *(*pp)[2] = calloc(cap, sizeof *pp);
-    const float *(*pdata)[2] = calloc(cap, sizeof *pdata);
-    int(*grids)[6] = calloc(cap, sizeof *grids);
+    eh_vlm_patches *(*pp)[EH_SCORE_MAX_IMAGES] = calloc(cap, sizeof *pp);
+    const float *(*pdata)[EH_SCORE_MAX_IMAGES] = calloc(cap, sizeof *pdata);
+    int(*grids)[3 * EH_SCORE_MAX_IMAGES] = calloc(cap, sizeof *grids);
     double *out = calloc(cap * 2 * (size_t)t->tree->n_nodes, sizeof *out);   /* logp, then log_end */
     if (!items || !which || !ids || !pp || !pdata || !grids || !out) {
         free(items), free(which), free(ids), free(pp), free(pdata), free(grids), free(out);
@@ -376,16 +482,17 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
     for (size_t i = 0; i < n; i++) {
         const eh_score_request *r = &reqs[i];
         eh_error e = { 0 };
-        if (!r->image) {
-            eh_fail(&results[i].err, EH_EINVAL, "%s: no image to judge", m->section);
+        const eh_image *imgs[EH_SCORE_MAX_IMAGES];
+        int n_img = prompt_images(r, imgs), ok = 1;
+        if (!n_img) {
+            eh_fail(&results[i].err, EH_EINVAL, "%s: no image to judge in the request's messages", m->section);
             continue;
         }
-        const eh_image *imgs[2] = { r->image, r->original };
-        int n_img = r->original ? 2 : 1, ok = 1;
         for (int j = 0; j < n_img && ok; j++) {
             pp[k][j] = eh_vlm_preprocess(imgs[j], &t->vlm, &e);
             if (!pp[k][j]) {
-                eh_fail(&results[i].err, e.code, "%s: %s image: %s", m->section, j ? "original" : "edited", e.msg);
+                eh_fail(&results[i].err, e.code, "%s: %s image: %s", m->section,
+                        imgs[j] == r->original ? "original" : imgs[j] == r->image ? "edited" : "a", e.msg);
                 ok = 0;
                 break;
             }
@@ -393,7 +500,7 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
             grids[k][3 * j] = pp[k][j]->grid_t, grids[k][3 * j + 1] = pp[k][j]->grid_h;
             grids[k][3 * j + 2] = pp[k][j]->grid_w;
         }
-        char *text = ok ? render_prompt(t, r, pp[k], n_img) : NULL;
+        char *text = ok ? render_prompt(t, r, pp[k]) : NULL;
         if (ok && !text) {
             eh_fail(&results[i].err, EH_ENOMEM, "%s: out of memory", m->section);
             ok = 0;
@@ -404,8 +511,10 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
             ok = 0;
         }
         free(text);
+        if (ok)
+            log_prompt_ids(m, ids[k], n_ids);
         if (!ok) {
-            for (int j = 0; j < 2; j++)
+            for (int j = 0; j < EH_SCORE_MAX_IMAGES; j++)
                 eh_vlm_patches_free(pp[k][j]), pp[k][j] = NULL;
             free(ids[k]), ids[k] = NULL;
             continue;
@@ -434,8 +543,8 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
         }
     }
     for (size_t j = 0; j < k; j++) {
-        eh_vlm_patches_free(pp[j][0]);
-        eh_vlm_patches_free(pp[j][1]);
+        for (int q = 0; q < EH_SCORE_MAX_IMAGES; q++)
+            eh_vlm_patches_free(pp[j][q]);
         free(ids[j]);
     }
     free(items), free(which), free(ids), free(pp), free(pdata), free(grids), free(out);

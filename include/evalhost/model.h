@@ -38,7 +38,22 @@ typedef struct eh_edit_result {
     eh_error err;
 } eh_edit_result;
 
-#define EH_SCORE_MAX_IMAGES 16   /* pictures in one benchmark-layout judge request */
+#define EH_SCORE_MAX_IMAGES 16   /* pictures in one judge request */
+
+/* The judge's chat (lua/evalhost/chat.lua builds it): OpenAI-style
+ * messages whose content parts are a text or a picture (exactly one set).
+ * The http judge sends them as content parts, the native judge renders
+ * them with its model's chat template. */
+typedef struct eh_chat_part {
+    const char *text;
+    const eh_image *image;
+} eh_chat_part;
+
+typedef struct eh_chat_message {
+    const char *role;                /* system, user or assistant */
+    const eh_chat_part *parts;
+    size_t n_parts;
+} eh_chat_message;
 
 typedef struct eh_score_request {
     const eh_image *image;           /* the edited image */
@@ -54,6 +69,10 @@ typedef struct eh_score_request {
     const eh_image *const *images;
     size_t n_images;
     int text_first, text_only, jpeg_quality;
+    /* the chat every judge backend uses (http, native); the fields above
+     * are what it was built from */
+    const eh_chat_message *messages;
+    size_t n_messages;
 } eh_score_request;
 
 /* values a judge's score_range may hold: [0, 100] at most */

@@ -1,13 +1,22 @@
--- evalhost.chat — the Qwen-VL chat templates, written out in Lua so the
--- native judge builds the same prompt text transformers'
--- apply_chat_template does (tests/e2e/test_chat_template.py renders the
--- Jinja templates and compares).
+-- evalhost.chat — the judge's chat, built once for every judge backend
+-- (SPEC §3), and the Qwen-VL chat templates written out in Lua.
+--
+-- score_messages(req) turns a score request into OpenAI-style messages
+-- with typed content parts; Model:score calls it for a request without
+-- `messages` (host/lua/l_model.c), so the native judge renders this very
+-- list with its model's chat template and the http judge sends it as
+-- content parts.  Replace it (or set req.messages) to change the layout:
 --
 --   local chat = require "evalhost.chat"
---   local text = chat.render({
---     {role = "system", content = "You are a judge."},
---     {role = "user", content = {{type = "image"}, {type = "text", text = "Score it."}}},
---   }, {style = "qwen2", add_generation_prompt = true})
+--   chat.score_messages(req)  --> {{role = "system", content = "..."},
+--     {role = "user", content = {{type = "text", text = "原始图像 / original image:"},
+--       {type = "image", image = req.original}, {type = "text", text = "编辑后的图像 / edited image:"},
+--       {type = "image", image = req.image}, {type = "text", text = req.user_prompt}}}}
+--
+-- render() is the Lua form of the templates transformers' apply_chat_template
+-- renders (tests/e2e/test_chat_template.py compares with Jinja):
+--
+--   local text = chat.render(messages, {style = "qwen3", add_generation_prompt = true})
 --   text = chat.expand_image_pads(text, {r.tokens})   -- r from evalhost.vlm.preprocess
 --
 -- Styles: "qwen2" (Qwen2-VL / Qwen2.5-VL: a default system message when the
@@ -88,16 +97,43 @@ function M.render(messages, opts)
   return table.concat(out)
 end
 
---- The judge's messages: an optional system prompt, then one user turn
---- with the images (in order) before the text.
-function M.judge_messages(system_prompt, n_images, user_text)
+-- The text before each picture of the default layout: the words the
+-- prompts use (config/prompts.yaml: 原始图像, 编辑后的图像; original, edited).
+M.LABELS = {original = "原始图像 / original image:", edited = "编辑后的图像 / edited image:"}
+
+--- The user text of a request without user_prompt (the one fallback).
+function M.fallback_text(req)
+  return ("Edit instruction: %s\nOriginal description: %s\nRate how well the edited image follows the "
+    .. "instruction while keeping everything else unchanged. End with a line \"Score: N\"."):format(
+    tostring(req.instruction or ""), tostring(req.description or ""))
+end
+
+--- The judge's messages for a score request: req.messages as given; else
+--- a system turn (system_prompt, when not empty) and one user turn: the
+--- pictures, then the text (user_prompt, else fallback_text).  The pictures
+--- are req.images in their order, unlabelled (a benchmark's own request;
+--- text_first puts the text before them), else the original (when given)
+--- and the edited image, each after its label.
+function M.score_messages(req)
+  if req.messages ~= nil then return req.messages end
   local msgs = {}
-  if system_prompt and system_prompt ~= "" then
-    msgs[#msgs + 1] = {role = "system", content = system_prompt}
+  if req.system_prompt and req.system_prompt ~= "" then
+    msgs[1] = {role = "system", content = req.system_prompt}
   end
+  local text = {type = "text", text = req.user_prompt or M.fallback_text(req)}
   local parts = {}
-  for _ = 1, n_images do parts[#parts + 1] = {type = "image"} end
-  parts[#parts + 1] = {type = "text", text = user_text}
+  if req.text_first then parts[1] = text end
+  if req.images then
+    for _, img in ipairs(req.images) do parts[#parts + 1] = {type = "image", image = img} end
+  else
+    if req.original then
+      parts[#parts + 1] = {type = "text", text = M.LABELS.original}
+      parts[#parts + 1] = {type = "image", image = req.original}
+    end
+    parts[#parts + 1] = {type = "text", text = M.LABELS.edited}
+    parts[#parts + 1] = {type = "image", image = req.image}
+  end
+  if not req.text_first then parts[#parts + 1] = text end
   msgs[#msgs + 1] = {role = "user", content = parts}
   return msgs
 end

@@ -107,13 +107,6 @@ def by_id(rep):
     return {(p["category"], p["id"]): p for p in rep["pairs"]}
 
 
-@pytest.fixture(scope="module")
-def binary():
-    if not os.access(BIN, os.X_OK):
-        pytest.fail("evalhost binary not found at %s (build it or set EVALHOST_BIN)" % BIN)
-    return BIN
-
-
 @pytest.fixture
 def server():
     with FakeOpenAI() as srv:
@@ -155,15 +148,17 @@ def test_two_stage_with_http_judge_logprobs(binary, server, tmp_path):
         assert body["logprobs"] is True and body["top_logprobs"] == 20
         assert body["messages"][0] == {"role": "system", "content": "You compare the original image with the edited image."}
         parts = body["messages"][1]["content"]
+        # evalhost.chat's layout: the original, then the edited image, each after its label, then the text
+        assert [p["type"] for p in parts] == ["text", "image_url", "text", "image_url", "text"]
+        assert parts[0]["text"] == "原始图像 / original image:" and parts[2]["text"] == "编辑后的图像 / edited image:"
         images = [decode_data_url(p["image_url"]["url"]) for p in parts if p["type"] == "image_url"]
-        assert len(images) == 2   # the prompt names the original, so it goes too
         assert images[0].tobytes() == images[1].tobytes()   # identity editor: edited == original
         assert parts[-1]["text"] == "id=%s instruction=make the sky red. End with a line Score: N" % e["id"]
         assert e["auth"] is None
 
 
-def test_text_scores_extra_body_and_no_original(binary, server, tmp_path):
-    judge = judge_yaml(server.url, "text", logprobs=False, send_original=False, image_format="png",
+def test_text_scores_extra_body_and_png(binary, server, tmp_path):
+    judge = judge_yaml(server.url, "text", logprobs=False, image_format="png",
                        extra_body={"top_k": 1, "chat_template_kwargs": {"enable_thinking": False}, "seed": 5})
     cfg, out = write_config(tmp_path, server.url, "text", per_category=7, judge=judge)
     r = two_stage(cfg)
@@ -175,8 +170,10 @@ def test_text_scores_extra_body_and_no_original(binary, server, tmp_path):
         assert "logprobs" not in body and "top_logprobs" not in body
         assert body["top_k"] == 1 and body["chat_template_kwargs"] == {"enable_thinking": False}
         assert body["seed"] == 5   # extra_body wins
-        (img,) = [p for p in body["messages"][1]["content"] if p["type"] == "image_url"]
-        decode_data_url(img["image_url"]["url"], "png")
+        imgs = [p for p in body["messages"][1]["content"] if p["type"] == "image_url"]
+        assert len(imgs) == 2   # the original always goes with the edited image
+        for img in imgs:
+            decode_data_url(img["image_url"]["url"], "png")
 
 
 # ---- judge: faults ----------------------------------------------------------
