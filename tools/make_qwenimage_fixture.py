@@ -287,6 +287,24 @@ def edit_reference(out):
 TE_IDS = [[7, 3, 19, 260, 2, 44, 5, 31, 12], [9, 360, 27, 8, 50, 1]]   # the prompts' tokens after the prefix
 
 
+class _Inputs(dict):
+    """A processor's output whose .to() is a no-op (the inputs are on the CPU)."""
+    def to(self, device):
+        return self
+
+
+def prompt_embeds(te, prompts, image, **inputs):
+    """QwenImageEditPipeline._get_qwen_prompt_embeds on te with the processor
+    replaced by the given inputs (ids with a 64-token prefix to drop), float32."""
+    from diffusers import QwenImageEditPipeline
+    pipe = QwenImageEditPipeline.__new__(QwenImageEditPipeline)
+    pipe.prompt_template_encode = "{}"
+    pipe.prompt_template_encode_start_idx = 64
+    pipe.processor = lambda **kw: _Inputs(**inputs)
+    pipe.text_encoder = te
+    return QwenImageEditPipeline._get_qwen_prompt_embeds(pipe, prompts, image, torch.device("cpu"), torch.float32)
+
+
 def text_encoder_reference(out):
     """The Qwen2.5-VL text encoder as QwenImageEditPipeline runs it
     (_get_qwen_prompt_embeds, diffusers' own code) on two prompts without
@@ -295,7 +313,6 @@ def text_encoder_reference(out):
     the prompt's ids, right-padded as the processor pads; the last layer's
     hidden states with the prefix dropped, zero-padded, and their mask."""
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-    from diffusers import QwenImageEditPipeline
     sp = specials()
     cfg = Qwen2_5_VLConfig(
         text_config=dict(vocab_size=VOCAB, hidden_size=24, intermediate_size=40, num_hidden_layers=2,
@@ -321,18 +338,8 @@ def text_encoder_reference(out):
     ids = torch.tensor([r + [0] * (L - len(r)) for r in rows])
     mask = torch.tensor([[1] * len(r) + [0] * (L - len(r)) for r in rows])
 
-    class Inputs(dict):
-        def to(self, device):
-            return self
-
-    pipe = QwenImageEditPipeline.__new__(QwenImageEditPipeline)
-    pipe.prompt_template_encode = "{}"
-    pipe.prompt_template_encode_start_idx = 64
-    pipe.processor = lambda **kw: Inputs(input_ids=ids, attention_mask=mask)
-    pipe.text_encoder = te
     with torch.no_grad():
-        emb, emask = QwenImageEditPipeline._get_qwen_prompt_embeds(pipe, ["a", "b"], None, torch.device("cpu"),
-                                                                   torch.float32)
+        emb, emask = prompt_embeds(te, ["a", "b"], None, input_ids=ids, attention_mask=mask)
     npy(os.path.join(out, "reference", "te_embeds.npy"), emb)
     return {"text_encoder": {"ids": ids.tolist(), "mask": mask.tolist(), "drop": 64, "embeds": list(emb.shape),
                              "embeds_mask": emask.tolist()}}
@@ -346,7 +353,6 @@ def text_encoder_image_reference(out):
     prompt; the image rows are kept) and pixel_values for the C test;
     te_image_mrope.npy: the same with get_rope_index's positions."""
     from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor
-    from diffusers import QwenImageEditPipeline
     from PIL import Image
     te = Qwen2_5_VLForConditionalGeneration.from_pretrained(os.path.join(out, "text_encoder")).eval()
     y, x = np.mgrid[0:84, 0:112]
@@ -363,18 +369,9 @@ def text_encoder_image_reference(out):
     ids = torch.tensor([prefix + [sp["<|vision_start|>"]] + [pad] * n_pad + [sp["<|vision_end|>"]] + [40, 17, 33, 2, 140]])
     mask = torch.ones_like(ids)
 
-    class Inputs(dict):
-        def to(self, device):
-            return self
-
-    pipe = QwenImageEditPipeline.__new__(QwenImageEditPipeline)
-    pipe.prompt_template_encode = "{}"
-    pipe.prompt_template_encode_start_idx = 64
-    pipe.processor = lambda **kw: Inputs(input_ids=ids, attention_mask=mask, pixel_values=pv["pixel_values"],
-                                         image_grid_thw=grid)
-    pipe.text_encoder = te
     with torch.no_grad():
-        emb, _ = QwenImageEditPipeline._get_qwen_prompt_embeds(pipe, ["a"], img, torch.device("cpu"), torch.float32)
+        emb, _ = prompt_embeds(te, ["a"], img, input_ids=ids, attention_mask=mask, pixel_values=pv["pixel_values"],
+                               image_grid_thw=grid)
     # what transformers computes with the processor's mm_token_type_ids (1 on
     # the image pads), which diffusers 0.42.1 does not pass on: the
     # multimodal rotary positions of get_rope_index instead of 0..L-1

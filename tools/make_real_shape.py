@@ -38,76 +38,56 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
+def vlm_config(arch, model_type, text, vision):
+    """A Qwen VL config.json: what Qwen3-VL (dense and MoE) and Qwen2.5-VL
+    share (token ids, untied head, the text model's defaults) around the
+    sizes each publishes (text, vision: their own keys, kept over these)."""
+    return {
+        "architectures": [arch], "model_type": model_type,
+        "image_token_id": 151655, "video_token_id": 151656,
+        "vision_start_token_id": 151652, "vision_end_token_id": 151653,
+        "tie_word_embeddings": False,
+        "text_config": dict({"model_type": model_type + "_text", "vocab_size": 151936, "hidden_act": "silu",
+                             "rms_norm_eps": 1e-6, "tie_word_embeddings": False,
+                             "bos_token_id": 151643, "eos_token_id": 151645}, **text),
+        "vision_config": dict({"in_channels": 3, "spatial_merge_size": 2, "temporal_patch_size": 2,
+                               "num_heads": 16, "out_hidden_size": text["hidden_size"]}, **vision),
+    }
+
+
+# Qwen3-VL's text and vision towers beyond vlm_config's defaults
+QWEN3_TEXT = {"num_attention_heads": 32, "head_dim": 128, "max_position_embeddings": 262144, "attention_bias": False,
+              "rope_parameters": {"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [24, 20, 20],
+                                  "mrope_interleaved": True}}
+QWEN3_VISION = {"depth": 27, "hidden_size": 1152, "intermediate_size": 4304, "patch_size": 16,
+                "num_position_embeddings": 2304, "deepstack_visual_indexes": [8, 16, 24],
+                "hidden_act": "gelu_pytorch_tanh", "initializer_range": 0.02}
+
 # Qwen/Qwen3-VL-30B-A3B-Instruct config.json
-QWEN3_VL_30B_A3B = {
-    "architectures": ["Qwen3VLMoeForConditionalGeneration"],
-    "model_type": "qwen3_vl_moe",
-    "image_token_id": 151655, "video_token_id": 151656,
-    "vision_start_token_id": 151652, "vision_end_token_id": 151653,
-    "tie_word_embeddings": False,
-    "text_config": {
-        "model_type": "qwen3_vl_moe_text", "vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 6144,
-        "num_hidden_layers": 48, "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128,
-        "hidden_act": "silu", "rms_norm_eps": 1e-6, "max_position_embeddings": 262144, "attention_bias": False,
-        "num_experts": 128, "num_experts_per_tok": 8, "moe_intermediate_size": 768, "decoder_sparse_step": 1,
-        "mlp_only_layers": [], "norm_topk_prob": True, "tie_word_embeddings": False,
-        "bos_token_id": 151643, "eos_token_id": 151645,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [24, 20, 20],
-                            "mrope_interleaved": True},
-    },
-    "vision_config": {
-        "model_type": "qwen3_vl_moe", "depth": 27, "hidden_size": 1152, "intermediate_size": 4304, "num_heads": 16,
-        "in_channels": 3, "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2,
-        "out_hidden_size": 2048, "num_position_embeddings": 2304, "deepstack_visual_indexes": [8, 16, 24],
-        "hidden_act": "gelu_pytorch_tanh", "initializer_range": 0.02,
-    },
-}
+QWEN3_VL_30B_A3B = vlm_config(
+    "Qwen3VLMoeForConditionalGeneration", "qwen3_vl_moe",
+    dict(QWEN3_TEXT, hidden_size=2048, intermediate_size=6144, num_hidden_layers=48, num_key_value_heads=4,
+         num_experts=128, num_experts_per_tok=8, moe_intermediate_size=768, decoder_sparse_step=1,
+         mlp_only_layers=[], norm_topk_prob=True),
+    dict(QWEN3_VISION, model_type="qwen3_vl_moe"))
 
 # Qwen/Qwen3-VL-8B-Instruct config.json
-QWEN3_VL_8B = {
-    "architectures": ["Qwen3VLForConditionalGeneration"],
-    "model_type": "qwen3_vl",
-    "image_token_id": 151655, "video_token_id": 151656,
-    "vision_start_token_id": 151652, "vision_end_token_id": 151653,
-    "tie_word_embeddings": False,
-    "text_config": {
-        "model_type": "qwen3_vl_text", "vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 12288,
-        "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
-        "hidden_act": "silu", "rms_norm_eps": 1e-6, "max_position_embeddings": 262144, "attention_bias": False,
-        "tie_word_embeddings": False, "bos_token_id": 151643, "eos_token_id": 151645,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [24, 20, 20],
-                            "mrope_interleaved": True},
-    },
-    "vision_config": {
-        "model_type": "qwen3_vl", "depth": 27, "hidden_size": 1152, "intermediate_size": 4304, "num_heads": 16,
-        "in_channels": 3, "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2,
-        "out_hidden_size": 4096, "num_position_embeddings": 2304, "deepstack_visual_indexes": [8, 16, 24],
-        "hidden_act": "gelu_pytorch_tanh", "initializer_range": 0.02,
-    },
-}
+QWEN3_VL_8B = vlm_config(
+    "Qwen3VLForConditionalGeneration", "qwen3_vl",
+    dict(QWEN3_TEXT, hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_key_value_heads=8),
+    dict(QWEN3_VISION, model_type="qwen3_vl"))
 
 # Qwen/Qwen-Image-Edit-2509: text_encoder/config.json (Qwen2.5-VL-7B-Instruct's)
-QWEN25_VL_7B = {
-    "architectures": ["Qwen2_5_VLForConditionalGeneration"],
-    "model_type": "qwen2_5_vl",
-    "image_token_id": 151655, "video_token_id": 151656,
-    "vision_start_token_id": 151652, "vision_end_token_id": 151653,
-    "tie_word_embeddings": False,
-    "text_config": {
-        "model_type": "qwen2_5_vl_text", "vocab_size": 152064, "hidden_size": 3584, "intermediate_size": 18944,
-        "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4, "hidden_act": "silu",
-        "rms_norm_eps": 1e-6, "max_position_embeddings": 128000, "max_window_layers": 28, "use_sliding_window": False,
-        "sliding_window": None, "tie_word_embeddings": False, "bos_token_id": 151643, "eos_token_id": 151645,
-        "rope_parameters": {"rope_type": "default", "type": "mrope", "rope_theta": 1000000.0,
-                            "mrope_section": [16, 24, 24]},
-    },
-    "vision_config": {
-        "model_type": "qwen2_5_vl_vision", "depth": 32, "hidden_size": 1280, "intermediate_size": 3420,
-        "num_heads": 16, "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
-        "out_hidden_size": 3584, "window_size": 112, "fullatt_block_indexes": [7, 15, 23, 31],
-        "tokens_per_second": 2, "hidden_act": "silu",
-    },
-}
+QWEN25_VL_7B = vlm_config(
+    "Qwen2_5_VLForConditionalGeneration", "qwen2_5_vl",
+    {"vocab_size": 152064, "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+     "num_attention_heads": 28, "num_key_value_heads": 4, "max_position_embeddings": 128000,
+     "max_window_layers": 28, "use_sliding_window": False, "sliding_window": None,
+     "rope_parameters": {"rope_type": "default", "type": "mrope", "rope_theta": 1000000.0,
+                         "mrope_section": [16, 24, 24]}},
+    {"model_type": "qwen2_5_vl_vision", "depth": 32, "hidden_size": 1280, "intermediate_size": 3420,
+     "patch_size": 14, "window_size": 112, "fullatt_block_indexes": [7, 15, 23, 31], "tokens_per_second": 2,
+     "hidden_act": "silu"})
 
 # transformer/config.json (QwenImageTransformer2DModel)
 QWEN_IMAGE_DIT = {

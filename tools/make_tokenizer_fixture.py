@@ -53,22 +53,11 @@ NUMBERS = ["0", "7", "42", "1234567", "3.14159", "-273.15", "1,000,000", "2026-1
 
 def piece(rng):
     k = rng.random()
-    if k < 0.30:
-        return rng.choice(WORDS)
-    if k < 0.38:
-        return rng.choice(CONTRACTIONS)
-    if k < 0.50:
-        return rng.choice(CJK)
-    if k < 0.57:
-        return rng.choice(EMOJI)
-    if k < 0.64:
-        return rng.choice(SCRIPTS)
-    if k < 0.69:
-        return rng.choice(DECOMPOSED)
-    if k < 0.76:
-        return rng.choice(CODE)
-    if k < 0.86:
-        return rng.choice(NUMBERS)
+    # the word lists by cumulative share (the same draws as an if-chain)
+    for upto, words in ((0.30, WORDS), (0.38, CONTRACTIONS), (0.50, CJK), (0.57, EMOJI), (0.64, SCRIPTS),
+                        (0.69, DECOMPOSED), (0.76, CODE), (0.86, NUMBERS)):
+        if k < upto:
+            return rng.choice(words)
     if k < 0.90:
         r = rng.random()
         return rng.choice(SPECIALS) if r < 0.6 else rng.choice(EXTRA) if r < 0.9 else "<|im_start"

@@ -67,14 +67,17 @@ function util.file_stem(s)
   return s:sub(1, keep) .. "~" .. util.host().hash(s):sub(1, 16)
 end
 
-function util.sorted_keys(t)
+local function by_type_then_value(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return ta < tb end
+  return a < b
+end
+
+-- The keys of t, sorted by less (default: by type name, then by value).
+function util.sorted_keys(t, less)
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b)
-    local ta, tb = type(a), type(b)
-    if ta ~= tb then return ta < tb end
-    return a < b
-  end)
+  table.sort(keys, less or by_type_then_value)
   return keys
 end
 

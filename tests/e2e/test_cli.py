@@ -2,6 +2,8 @@
 script errors with a traceback (issue 4)."""
 import json
 
+import pytest
+
 from conftest import run_evalhost
 
 DUMP_CONFIG = """
@@ -52,27 +54,20 @@ def test_bad_yaml_names_line(tmp_path):
     assert "traceback" not in r.stderr
 
 
-def test_duplicate_key_names_both_lines(tmp_path):
-    cfg = tmp_path / "dup.yaml"
-    cfg.write_text("run: {out: a}\njudge: {name: metrics}\nrun: {out: b}\n")
+@pytest.mark.parametrize("name,text,want", [
+    # a duplicate key names both lines
+    ("dup", "run: {out: a}\njudge: {name: metrics}\nrun: {out: b}\n",
+     "{cfg}:3:1: duplicate key 'run' (first at line 1)"),
+    ("typo", "benchmark: {data_path: examples/benchmark.json}\njudeg: {name: metrics}\n",
+     "{cfg}:2:1: unknown top-level key 'judeg' (did you mean 'judge'?)"),
+    ("tag", "run: !!python/object/apply:os.system ['echo hi']\n", "unsupported tag"),
+])
+def test_bad_config_is_refused_by_name(tmp_path, name, text, want):
+    cfg = tmp_path / (name + ".yaml")
+    cfg.write_text(text)
     r = run_evalhost("scripts/two_stage.lua", cfg)
     assert r.returncode == 1
-    assert f"{cfg}:3:1: duplicate key 'run' (first at line 1)" in r.stderr
-
-
-def test_unknown_top_level_key(tmp_path):
-    cfg = tmp_path / "typo.yaml"
-    cfg.write_text("benchmark: {data_path: examples/benchmark.json}\njudeg: {name: metrics}\n")
-    r = run_evalhost("scripts/two_stage.lua", cfg)
-    assert r.returncode == 1
-    assert f"{cfg}:2:1: unknown top-level key 'judeg' (did you mean 'judge'?)" in r.stderr
-
-
-def test_unknown_tag_is_refused(tmp_path):
-    cfg = tmp_path / "tag.yaml"
-    cfg.write_text("run: !!python/object/apply:os.system ['echo hi']\n")
-    r = run_evalhost("scripts/two_stage.lua", cfg)
-    assert r.returncode == 1 and "unsupported tag" in r.stderr
+    assert want.format(cfg=cfg) in r.stderr
 
 
 def test_set_values_are_typed_like_yaml(tmp_path):

@@ -30,13 +30,6 @@ CATEGORIES = ["c1", "c2", "c3", "c4", "c5"]
 
 
 @pytest.fixture(scope="module")
-def binary():
-    if not os.access(BIN, os.X_OK):
-        pytest.fail("evalhost binary not found at %s (build it or set EVALHOST_BIN)" % BIN)
-    return BIN
-
-
-@pytest.fixture(scope="module")
 def footprints():
     """The full models' bfloat16 bytes, from the real configs through
     transformers' and diffusers' classes (meta device: nothing allocated)."""

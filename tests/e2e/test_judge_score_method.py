@@ -18,16 +18,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fake_openai_server import FakeOpenAI, expected_logprob_score, expected_score  # noqa: E402
-from test_http_backend import BIN, by_id, judge_yaml, report, two_stage, write_config  # noqa: E402
+from test_http_backend import by_id, judge_yaml, report, two_stage, write_config  # noqa: E402
 
 WARNING = "carry no logprobs although they were asked for"
-
-
-@pytest.fixture(scope="module")
-def binary():
-    if not os.access(BIN, os.X_OK):
-        pytest.fail("evalhost binary not found at %s" % BIN)
-    return BIN
 
 
 def scored(out):

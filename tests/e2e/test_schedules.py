@@ -101,13 +101,6 @@ def scores(rep):
 
 
 @pytest.fixture(scope="module")
-def binary():
-    if not os.access(BIN, os.X_OK):
-        pytest.fail("evalhost binary not found at %s (build it or set EVALHOST_BIN)" % BIN)
-    return BIN
-
-
-@pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     d = tmp_path_factory.mktemp("bench")
     path = str(d / "bench.json")

@@ -14,6 +14,8 @@ import sys
 import pytest
 from tokenizers import Tokenizer
 
+from conftest import run_dump
+
 SRC = os.environ.get("EVALHOST_SRC", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BIN = os.environ.get("EVALHOST_BIN", os.path.join(SRC, "build", "evalhost"))
 sys.path.insert(0, os.path.join(SRC, "tools"))
@@ -23,15 +25,7 @@ import make_tokenizer_fixture as fx  # noqa: E402
 def run_ours(tok_json, lines_path, add_special=False):
     env = dict(os.environ, TOK_JSON=str(tok_json), TOK_LINES=str(lines_path),
                TOK_ADD_SPECIAL="1" if add_special else "0")
-    if os.access(BIN, os.X_OK):
-        cmd = [BIN, os.path.join(SRC, "tests", "e2e", "tok_dump.lua")]
-    else:
-        drv = os.path.join(os.path.dirname(BIN), "test_tokenizer")
-        if not os.access(drv, os.X_OK):
-            pytest.fail(f"neither {BIN} nor {drv} is built")
-        cmd = [drv, "--dump", str(tok_json), str(lines_path), "1" if add_special else "0"]
-    r = subprocess.run(cmd, capture_output=True, env=env, cwd=SRC, timeout=600)
-    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    r = run_dump("tok_dump.lua", "test_tokenizer", [tok_json, lines_path, "1" if add_special else "0"], env, 600)
     return r.stdout.decode().split("\n")
 
 

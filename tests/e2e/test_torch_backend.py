@@ -17,32 +17,17 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import have_torch
+
 SRC = os.environ.get("EVALHOST_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("EVALHOST_BIN") or os.path.join(SRC, "build", "evalhost")
 
-
-def _probe_torch():
-    """CMake says whether the build has libtorch; run by hand, ask the binary."""
-    flag = os.environ.get("EVALHOST_HAVE_TORCH")
-    if flag:
-        return flag.upper() not in ("OFF", "0", "FALSE", "NO")
-    probe = 'local m, e = require("evalhost").model.open({backend = "torch", path = "x.pt"}, "judge") print(e)'
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(probe)
-    try:
-        p = subprocess.run([BIN, f.name], capture_output=True, text=True, timeout=60)
-    finally:
-        os.unlink(f.name)
-    return "without libtorch" not in p.stdout
-
-
-HAVE_TORCH = _probe_torch()
+HAVE_TORCH = have_torch()
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="this evalhost was built without libtorch "
                                  "(EVALHOST_HAVE_TORCH=OFF); only the unavailable-backend message is checked")

@@ -4,14 +4,13 @@ torchvision: Qwen2VLImageProcessorPil) for Qwen2.5-VL and Qwen3-VL configs,
 on awkward sizes.  Patches within 1e-5 (in practice equal), grids equal."""
 import json
 import os
-import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image
 
-SRC = os.environ.get("EVALHOST_SRC", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-BIN = os.environ.get("EVALHOST_BIN", os.path.join(SRC, "build", "evalhost"))
+from conftest import run_dump
+
 
 CONFIGS = {
     # Qwen2.5-VL's preprocessor_config.json
@@ -45,15 +44,7 @@ def make_image(w, h, seed):
 
 def run_ours(img_path, cfg_path, out_path):
     env = dict(os.environ, VLM_IMAGE=str(img_path), VLM_CONFIG=str(cfg_path), VLM_OUT=str(out_path))
-    if os.access(BIN, os.X_OK):
-        cmd = [BIN, os.path.join(SRC, "tests", "e2e", "vlm_dump.lua")]
-    else:
-        drv = os.path.join(os.path.dirname(BIN), "test_vlm_pre")
-        if not os.access(drv, os.X_OK):
-            pytest.fail(f"neither {BIN} nor {drv} is built")
-        cmd = [drv, "--dump", str(img_path), str(cfg_path), str(out_path)]
-    r = subprocess.run(cmd, capture_output=True, env=env, cwd=SRC, timeout=300)
-    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    run_dump("vlm_dump.lua", "test_vlm_pre", [img_path, cfg_path, out_path], env, 300)
     data = out_path.read_bytes()
     head, _, rest = data.partition(b"\n")
     if head.startswith(b"ERROR"):

@@ -149,16 +149,15 @@ function base.under(root, rel)
 end
 
 -- Keys of a JSON object in numeric order when they are numbers ("2" < "10").
+local function numbers_first(a, b)
+  local na, nb = tonumber(a), tonumber(b)
+  if na and nb and na ~= nb then return na < nb end
+  if (na == nil) ~= (nb == nil) then return na ~= nil end
+  return tostring(a) < tostring(b)
+end
+
 function base.sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b)
-    local na, nb = tonumber(a), tonumber(b)
-    if na and nb and na ~= nb then return na < nb end
-    if (na == nil) ~= (nb == nil) then return na ~= nil end
-    return tostring(a) < tostring(b)
-  end)
-  return keys
+  return util.sorted_keys(t, numbers_first)
 end
 
 -- The mean of the numbers among its arguments, nils skipped (nil when none).
