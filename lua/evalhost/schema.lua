@@ -51,8 +51,8 @@ S.dataset = { doc = "how the dataset is read (field names, format, adapters)", k
   intersection = { "boolean", false, "gedit: only the pairs in both languages' intersection", adapter = { "gedit" } },
   protocol = { "string", "official", "with an adapter: official (the benchmark's own judge requests; an http judge) "
     .. "or compact (one request per pair)", one_of = { "official", "compact" } },
-  official = { "string", nil, "imgedit, rise: the benchmark's checkout (its prompts load from it)",
-    adapter = { "imgedit", "rise" } },
+  official = { "string", nil, "imgedit, rise, kris: the benchmark's checkout (its prompts load from it)",
+    adapter = { "imgedit", "rise", "kris" } },
 } }
 
 ------------------------------------------------------------------------

@@ -484,3 +484,108 @@ def test_rise_official_protocol_needs_the_benchmarks_prompts(tmp_path):
                                         http_judge(j.url, "x")), encoding="utf-8")
         r = run("two_stage.lua", str(cfg), "run.out=" + str(tmp_path / "bad"))
     assert r.returncode != 0 and "utils.py has no prompt_reasoning (is it RISEBench's utils.py?)" in r.stderr
+
+
+# ---------------------------------------------------------------- KRIS-Bench
+
+KRIS = os.path.join(DATA, "kris")
+
+
+def run_kris(tmp, replies, name="kris", official=True, policy=None):
+    log = str(tmp / (name + "-requests.jsonl"))
+    cfg = tmp / (name + ".yaml")
+    out = str(tmp / name)
+    # the stand-in prompts the replies were recorded with, in utils/prompts.py's layout
+    extra = ", official: %s" % json.dumps(KRIS) if official else ""
+    with RecordedJudge(replies, log=log, policy=policy) as j:
+        cfg.write_text("dataset: {path: %s, adapter: kris%s}\neditor: {backend: builtin, name: imageops}\n"
+                       "judge: %s\nreport: {bootstrap: {resamples: 20}}\n"
+                       % (json.dumps(os.path.join(KRIS, "KRIS_Bench")), extra, http_judge(j.url, "gpt-4o")),
+                       encoding="utf-8")
+        r = run("two_stage.lua", str(cfg), "run.out=" + out)
+        reqs = list(j.log)
+    return r, out, reqs
+
+
+KRIS_DIMS = {"consistency": "consistency_score", "instruction": "instruction_score", "knowledge": "knowledge_score",
+             "quality": "quality_score"}
+
+
+def kris_means(items):
+    """The aggregation evalhost documents for KRIS-Bench (its repository has
+    none): per category and overall, each metric's mean over the items
+    rated on it."""
+    per, allv = {}, {}
+    for key, rec in items.items():
+        cat = key.split("/")[0]
+        for ours, theirs in KRIS_DIMS.items():
+            v = rec.get(theirs)
+            if isinstance(v, int):
+                per.setdefault(cat, {}).setdefault(ours, []).append(v)
+                allv.setdefault(ours, []).append(v)
+    mean = lambda xs: sum(xs) / len(xs)
+    return ({c: {k: mean(v) for k, v in d.items()} for c, d in per.items()}, {k: mean(v) for k, v in allv.items()})
+
+
+def test_kris_official_protocol_equals_the_official_scripts(tmp_path):
+    ref = load(os.path.join(KRIS, "reference.json"))
+    assert "7f7a944" in ref["official"]["revision"]
+    r, out, reqs = run_kris(tmp_path, os.path.join(KRIS, "replies.json"))
+    assert r.returncode == 0, r.stderr
+    rep = report(out)
+    pairs = {"%s/%s" % (p["category"], p["id"]): p for p in rep["pairs"]}
+    assert set(pairs) == set(ref["items"]) and len(pairs) == 14
+    for key, want in ref["items"].items():   # what each script stores in metrics.json
+        d = pairs[key]["dims"]
+        assert {k: d.get(k) for k in KRIS_DIMS if k in d and k != "score"} == \
+            {ours: want[theirs] for ours, theirs in KRIS_DIMS.items() if theirs in want}, key
+        assert pairs[key]["score"] == pytest.approx(sum(want.values()) / len(want))
+    cats, overall = kris_means(ref["items"])
+    prof = rep["profile"]
+    for cat, means in cats.items():
+        for k, v in means.items():
+            assert prof["categories"][cat][k] == pytest.approx(v, abs=5e-4), (cat, k)
+    for k, v in overall.items():
+        assert prof["overall"][k] == pytest.approx(v, abs=5e-4), k
+    # three requests per item, each the scripts' content: the prompt, then a label before every picture
+    assert len(reqs) == 42 == ref["official"]["requests"] and all(e["found"] for e in reqs)
+    assert all(e["text_first"] and not e["system"] and e["n_messages"] == 1 for e in reqs)
+    labels = {}
+    for e in reqs:
+        parts = e["text"].split("\n\x00")
+        assert len(parts) == 1 + len(e["sizes"])   # one label per picture
+        labels.setdefault(parts[1], 0)
+        labels[parts[1]] += 1
+    assert labels["This is the original image:"] == 2 * 10   # common, knowledge, viewpoint: consistency + instruction
+    assert labels["This is the edited image:"] == 10          # their quality request
+    assert labels["Reference Image 1:"] == 4 and labels["This is the image to evaluate:"] == 4
+    assert sum(v for k, v in labels.items() if k.startswith("Frame ")) == 4
+    # viewpoint_change's ground truth is never sent (the script tests category == "view_pair")
+    assert not any("ground truth" in e["text"] for e in reqs)
+    md = [f for f in os.listdir(os.path.join(out, "results")) if f.endswith(".md")][0]
+    text = open(os.path.join(out, "results", md), encoding="utf-8").read()
+    assert "### KRIS-Bench: mean rating per metric (1-5)" in text and "| Overall (every item) | 14 |" in text
+
+
+def kris_checkout():
+    where = os.environ.get("EVALHOST_OFFICIAL_KRIS")
+    if not where or not os.path.exists(os.path.join(where, "metrics_common.py")):
+        pytest.skip("set EVALHOST_OFFICIAL_KRIS to a mercurystraw/Kris_Bench checkout (metrics_*.py at the "
+                    "revisions reference.json names) to run its scripts live")
+    pytest.importorskip("openai", reason="the scripts need tools/protocols/requirements-official.txt")
+    return where
+
+
+def test_kris_official_scripts_give_the_reference_again(tmp_path):
+    checkout = kris_checkout()
+    r, out, reqs = run_kris(tmp_path, os.path.join(KRIS, "replies.json"))
+    assert r.returncode == 0, r.stderr
+    live = str(tmp_path / "live-reference.json")
+    r = subprocess.run([sys.executable, os.path.join(SRC, "tools", "protocols", "run_official.py"), "kris",
+                        "--checkout", checkout, "--sample", KRIS, "--edits", out,
+                        "--replies", os.path.join(KRIS, "replies.json"), "--out", live],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr + r.stdout
+    got, ref = load(live), load(os.path.join(KRIS, "reference.json"))
+    assert got["items"] == ref["items"]
+    assert got["official"]["requests"] == len(reqs) and not got["official"]["unrecorded_requests"]

@@ -5,7 +5,8 @@ and aggregate) as a reference file tests/e2e/test_protocols.py compares
 evalhost with (issue 25).
 
   EVALHOST_OFFICIAL_GEDIT=/path/to/Step1X-Edit \   (imgedit: EVALHOST_OFFICIAL_IMGEDIT=ImgEdit,
-                                                      rise: EVALHOST_OFFICIAL_RISE=RISEBench)
+                                                      rise: EVALHOST_OFFICIAL_RISE=RISEBench,
+                                                      kris: EVALHOST_OFFICIAL_KRIS=Kris_Bench)
   .venv/bin/python tools/protocols/run_official.py gedit \
       --sample tests/data/protocols/gedit --edits OUT_OF_AN_EVALHOST_RUN \
       --replies tests/data/protocols/gedit/replies.json --out reference.json
@@ -34,7 +35,7 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 from recorded_judge import RecordedJudge  # noqa: E402
 
 CHECKOUT_ENV = {"gedit": "EVALHOST_OFFICIAL_GEDIT", "imgedit": "EVALHOST_OFFICIAL_IMGEDIT",
-                "rise": "EVALHOST_OFFICIAL_RISE"}
+                "rise": "EVALHOST_OFFICIAL_RISE", "kris": "EVALHOST_OFFICIAL_KRIS"}
 
 
 def revision(checkout):
@@ -217,6 +218,63 @@ def run_rise(checkout, sample, edits, judge_url, seed):
     return {"items": items, "aggregates": {"table": table}}
 
 
+KRIS_SCRIPTS = (("metrics_common", "run_evaluation"), ("metrics_knowledge", "run_evaluation"),
+                ("metrics_view_change", "run_evaluation"), ("metrics_multi_element", "run_multi_element_evaluation"),
+                ("metrics_temporal_prediction", "run_temporal_evaluation"))
+KRIS_SCORES = ("consistency_score", "instruction_score", "knowledge_score", "quality_score")
+
+
+def run_kris(checkout, sample, edits, judge_url, seed):
+    """Kris_Bench's five metrics_*.py scripts, each on its own categories
+    (their run functions, max_workers=1), in a working folder holding
+    KRIS_Bench/ (the sample) and results/evalhost/<category>/<id>.jpg
+    (evalhost's edits: their bytes under the name the scripts read; the
+    scripts send a file's bytes as they are). The scripts come from the
+    checkout, utils/prompts.py from the sample (the stand-in prompts the
+    replies were recorded with); each module's OpenAI client points at the
+    judge. Items: every metrics.json entry's *_score fields, keyed
+    "<category>/<id>". The repository has no aggregation code."""
+    from openai import OpenAI
+
+    sample, edits = os.path.abspath(sample), os.path.abspath(edits)
+    bench = os.path.join(sample, "KRIS_Bench")
+    work = tempfile.mkdtemp(prefix="kris-official-")
+    os.symlink(bench, os.path.join(work, "KRIS_Bench"))
+    cats = sorted(c for c in os.listdir(bench) if os.path.exists(os.path.join(bench, c, "annotation.json")))
+    for cat in cats:
+        with open(os.path.join(bench, cat, "annotation.json"), encoding="utf-8") as f:
+            keys = list(json.load(f))
+        d = os.path.join(work, "results", "evalhost", cat)
+        os.makedirs(d)
+        for key in keys:
+            shutil.copy(os.path.join(edits, "images", cat, key + ".png"), os.path.join(d, key + ".jpg"))
+    log, cwd, argv = io.StringIO(), os.getcwd(), sys.argv
+    sys.path[:0] = [sample, checkout]
+    os.environ.setdefault("OPENAI_API_KEY", "recorded")
+    try:
+        os.chdir(work)   # BENCH_DIR and RESULTS_DIR are relative
+        sys.argv = ["metrics", "--models", "evalhost"]   # every script parses its arguments at import
+        client = OpenAI(api_key="recorded", base_url=judge_url)
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            for name, fn in KRIS_SCRIPTS:
+                mod = __import__(name)
+                mod.client = client
+                getattr(mod, fn)(max_workers=1)
+    finally:
+        os.chdir(cwd)
+        sys.argv = argv
+    items = {}
+    for cat in cats:
+        path = os.path.join(work, "results", "evalhost", cat, "metrics.json")
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            for key, rec in json.load(f).items():
+                items["%s/%s" % (cat, key)] = {k: rec[k] for k in KRIS_SCORES if k in rec}
+    shutil.rmtree(work)
+    return {"items": items, "aggregates": {}}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("bench", choices=sorted(CHECKOUT_ENV))
@@ -232,7 +290,7 @@ def main():
     if not checkout or not os.path.isdir(checkout):
         raise SystemExit("run_official: give --checkout or set %s to the official repository" % CHECKOUT_ENV[a.bench])
     with RecordedJudge(a.replies, log=a.log) as judge:
-        res = {"gedit": run_gedit, "imgedit": run_imgedit, "rise": run_rise}[a.bench](checkout, a.sample, a.edits, judge.url, a.seed)
+        res = {"gedit": run_gedit, "imgedit": run_imgedit, "rise": run_rise, "kris": run_kris}[a.bench](checkout, a.sample, a.edits, judge.url, a.seed)
         missing = [e["key"] for e in judge.log if not e["found"]]
     res["official"] = {"bench": a.bench, "revision": revision(checkout), "requests": len(judge.log),
                        "unrecorded_requests": missing}

@@ -204,59 +204,8 @@ official.SUBTASKS = {
 }
 local IMAGE_SIZE, JPEG_QUALITY = 768, 75   -- gpt_generate's image_size; PIL's JPEG default
 
--- Python's escapes in a non-raw string literal (the ones a prompt file
--- uses); nil and why for one this reader does not know.
-local ESCAPES = { ["\\"] = "\\", ['"'] = '"', ["'"] = "'", n = "\n", t = "\t", r = "\r", ["\n"] = "" }
-local function unescape(body)
-  local out, i = {}, 1
-  while i <= #body do
-    local c = body:sub(i, i)
-    if c == "\\" then
-      local e = body:sub(i + 1, i + 1)
-      local r = ESCAPES[e]
-      if r then
-        out[#out + 1], i = r, i + 2
-      elseif e:match("[0-7xuUN]") then
-        return nil, ("escape \\%s is not read here"):format(e)
-      else
-        out[#out + 1], i = "\\" .. e, i + 2   -- Python keeps an unknown escape as written
-      end
-    else
-      out[#out + 1], i = c, i + 1
-    end
-  end
-  return table.concat(out)
-end
-
 -- utils.py's module-level  name = """..."""  strings: {name = text}.
-function official.read_prompts(text)
-  local out, at = {}, 1
-  while true do
-    local a, b, name, raw = text:find("\n([%w_]+)%s*=%s*([rR]?)\"\"\"", at)
-    if not a then break end
-    local close, i = nil, b + 1
-    while i <= #text do
-      local c = text:sub(i, i)
-      if c == "\\" and raw == "" then
-        i = i + 2
-      elseif text:sub(i, i + 2) == '"""' then
-        close = i; break
-      else
-        i = i + 1
-      end
-    end
-    if not close then return nil, ("%s: unterminated string"):format(name) end
-    local body = text:sub(b + 1, close - 1)
-    if raw == "" then
-      local why
-      body, why = unescape(body)
-      if not body then return nil, ("%s: %s"):format(name, why) end
-    end
-    out[name] = body
-    at = close + 3
-  end
-  return out
-end
+official.read_prompts = protocol.python_strings
 
 function official.prepare(dcfg, dataset)
   local where = dcfg.official
@@ -267,7 +216,7 @@ function official.prepare(dcfg, dataset)
   local path = where:match("%.py$") and where or util.join(where, "utils.py")
   local text, err = util.host().fs.read(path)
   if not text then return nil, ("config: dataset.official: %s: %s"):format(path, tostring(err)) end
-  local prompts, why = official.read_prompts("\n" .. text)
+  local prompts, why = official.read_prompts(text)
   if not prompts then return nil, ("config: dataset.official: %s: %s"):format(path, why) end
   for _, name in ipairs(official.PROMPTS) do
     if type(prompts[name]) ~= "string" then

@@ -279,6 +279,7 @@ function Run:profile_group(cat, pair, edited, original)
     g.parts[k] = {
       images = p.images, image = p.images[#p.images], user_prompt = p.text, system_prompt = p.system,
       text_first = p.text_first, text_only = true, jpeg_quality = p.jpeg_quality,
+      messages = p.messages,   -- a layout with text between the pictures (KRIS-Bench's labels)
       instruction = pair.instruction, category = cat, id = ctx.id,
     }
   end

@@ -12,6 +12,10 @@ tests/e2e/test_protocols.py and tools/protocols/run_official.py:
       instruction, image, reference / reference_img / reference_txt,
       reasoning_img, consistency_free): 4 items per each of the 4 categories,
       one per prompt branch of eval_vanilla, one picture over 768 px.
+  kris/KRIS_Bench/<category>/annotation.json + pictures, kris/utils/prompts.py
+      KRIS-Bench: 2 items in each of 7 categories covering its five scripts
+      (common, knowledge, viewpoint, temporal frames, multi-element
+      sources), and stand-in prompts in utils/prompts.py's layout.
 
 Every source picture has its own pixel size, so the recorded judge's keys
 (text + picture sizes) tell every request apart; some instructions rotate
@@ -161,11 +165,82 @@ def rise(rng):
         json.dump(items, f, indent=4, ensure_ascii=False)
 
 
+KRIS_CATEGORIES = ["count_change", "anomaly_correction", "chemistry", "mathematics", "viewpoint_change",
+                   "temporal_prediction", "multi-element_composition"]
+
+KRIS_PROMPTS = {
+    "prompt_consist": "[consistency] KRIS stand-in: rate visual consistency 1-5.\nEditing Instruction: {instruct}\n"
+                      "Answer in JSON:\n{{\n\"reasoning\": ...,\n\"consistency_score\": X\n}}\n",
+    "prompt_quality": "[quality] KRIS stand-in: rate perceptual quality 1-5.\n{{\n\"reasoning\": XXX,\n"
+                      "\"quality_score\": X,\n}}\n",
+    "prompt_instruction_following": "[instruction] KRIS stand-in: rate instruction following 1-5.\n"
+                                    "Editing Instruction: {instruct}\n{{\n\"instruction_score\": X\n}}\n",
+    "prompt_abnormal_instruction_following": "[instruction] KRIS stand-in, abnormal: {instruct} / {explanation}\n",
+    "prompt_dual_evaluation": "[dual] KRIS stand-in: rate instruction and knowledge 1-5.\n"
+                              "Editing Instruction: {instruct}\nReal-World Knowledge Explanation: {explanation}\n"
+                              "{{\n  \"instruction_score\": X,\n  \"knowledge_score\": X\n}}\n",
+    "prompt_view_instruction_following": "[instruction] KRIS stand-in, viewpoint with ground truth: {instruct}\n",
+    "prompt_consist_temporal": "[consistency] KRIS stand-in, frame {N} in context: {instruct}\n",
+    "prompt_instruction_temporal": "[instruction] KRIS stand-in, frame {N} follows: {instruct}\n",
+    "prompt_consist_multi": "[consistency] KRIS stand-in, composite vs its sources: {instruct}\n",
+    "prompt_instruction_multi": "[instruction] KRIS stand-in, composite follows: {instruct}\n",
+}
+
+
+def kris(rng):
+    """annotation.json per category as the Hub has it (ori_img: a name, or
+    a list for temporal frames "<n>-<k>.jpg" and multi-element sources;
+    gt_img for viewpoint_change, which the scripts never send) with ins_en /
+    explain_en, plus instruction / explain (same text), the keys the scripts
+    read at the revisions matched: both sides then send the same prompts.
+    Pictures: width > height, every size its own. utils/prompts.py: stand-in
+    prompts (the repository has no license) with the scripts' fields."""
+    import json
+
+    root = os.path.join(HERE, "kris", "KRIS_Bench")
+    n = 0
+
+    def pic(cat, name, ext="jpg"):
+        nonlocal n
+        n += 1
+        path = os.path.join(root, cat, name)
+        with open(path, "wb") as f:
+            f.write(picture(rng, 70 + 3 * n, 40 + 2 * n, "JPEG" if ext == "jpg" else "PNG"))
+        return name
+
+    for cat in KRIS_CATEGORIES:
+        os.makedirs(os.path.join(root, cat), exist_ok=True)
+        doc = {}
+        for k in (1, 2):
+            ins = "Change %s number %d%s." % (cat, k, " and rotate it" if k == 2 and cat == "chemistry" else "")
+            expl = "The %s result %d, as knowledge says." % (cat, k) if cat in ("chemistry", "mathematics") else ""
+            if cat == "temporal_prediction":
+                missing = 1 + (k * 2) % 4
+                ori = [pic(cat, "%d-%d.jpg" % (k, f)) for f in range(1, 5) if f != missing]
+                e = {"ori_img": ori, "gt_img": pic(cat, "%d-%d.jpg" % (k, missing))}
+            elif cat == "multi-element_composition":
+                e = {"ori_img": [pic(cat, "%d_%d.png" % (k, j), "png") for j in range(1, 4)]}
+            else:
+                e = {"ori_img": pic(cat, "%d.%s" % (k, "png" if k == 2 else "jpg"), "png" if k == 2 else "jpg")}
+                if cat == "viewpoint_change":
+                    e["gt_img"] = pic(cat, "%d_gt.jpg" % k)
+            e.update({"ins_en": ins, "explain_en": expl, "instruction": ins, "explain": expl})
+            doc[str(k)] = e
+        with open(os.path.join(root, cat, "annotation.json"), "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2, ensure_ascii=False)
+    os.makedirs(os.path.join(HERE, "kris", "utils"), exist_ok=True)
+    with open(os.path.join(HERE, "kris", "utils", "prompts.py"), "w", encoding="utf-8") as f:
+        f.write("# Stand-in prompts in Kris_Bench's utils/prompts.py layout (not its text: no license).\n")
+        for name, text in KRIS_PROMPTS.items():
+            f.write('\n%s = """\n%s"""\n' % (name, text.replace("\\", "\\\\").replace('"""', '\\"""')))
+
+
 def main():
     rng = random.Random(25)
     gedit(rng)
     imgedit(rng)
     rise(random.Random(26))   # its own stream: the other samples stay as committed
+    kris(random.Random(27))
 
 
 if __name__ == "__main__":

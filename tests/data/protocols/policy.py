@@ -75,7 +75,33 @@ def rise(text, sizes):
     return "**Final Score:**\n\n**%d**\n\nThe edit keeps most details." % v
 
 
+def kris(text, sizes):
+    """KRIS-Bench replies in the forms the scripts' extractors meet: a
+    JSON block, one with a trailing comma (json.loads refuses it: the
+    regexes decide, down to the first standalone digit), "score: N" lines,
+    "N/5", "N out of 5"; the dual request's two scores together."""
+    h = _h(text, sizes)
+    a, b = 1 + h % 5, 1 + (h >> 3) % 5
+    form = (h >> 6) % 5
+    if "[dual]" in text:
+        if form in (0, 1, 2):
+            return 'Thinking.\n{\n  "instruction_score": %d,\n  "knowledge_score": %d,\n  "instruction_reasoning": "ok"\n}' % (a, b)
+        return "Instruction score: %d\nKnowledge_score: %d\nBoth judged." % (a, b)
+    metric = "consistency" if "[consistency]" in text else "instruction" if "[instruction]" in text else "quality"
+    if form == 0:
+        return '{\n"reasoning": "Compared the two.",\n"%s_score": %d\n}' % (metric, a)
+    if form == 1:
+        return 'Step 3 of the check.\n{\n"reasoning": "trailing comma",\n"%s_score": %d,\n}' % (metric, a)
+    if form == 2:
+        return "%s score: %d" % (metric.capitalize(), a)
+    if form == 3:
+        return "I would give it %d/5." % a
+    return "Overall it earns %d out of 5." % a
+
+
 def reply(text, sizes):
+    if "KRIS stand-in" in text:
+        return kris(text, sizes)
     if "Final Score" in text and "evaluator" in text:
         return rise(text, sizes)
     if "professional digital artist" in text:
