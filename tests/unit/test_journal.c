@@ -41,6 +41,29 @@ static eh_journal_params params(const char *key, eh_resume_mode mode, warnings *
     return p;
 }
 
+/* A test's journal folder under root and what its opens share: the start
+ * of most tests here. */
+typedef struct jdir {
+    char dir[512], path[600];   /* the folder and its journal.jsonl */
+    warnings w;
+    eh_error err;
+    eh_journal_params p;
+} jdir;
+
+/* Opens root/sub with run key key and mode (CHECKed to succeed). */
+static eh_journal *jdir_open(jdir *d, const char *root, const char *sub, const char *key, eh_resume_mode mode)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->dir, sizeof d->dir, "%s/%s", root, sub);
+    snprintf(d->path, sizeof d->path, "%s/journal.jsonl", d->dir);
+    d->p = params(key, mode, &d->w);
+    eh_journal *j = eh_journal_open(d->dir, &d->p, &d->err);
+    CHECK(j != NULL);
+    if (!j)
+        fprintf(stderr, "%s\n", d->err.msg);
+    return j;
+}
+
 static char *slurp(const char *path)
 {
     char *buf = NULL;
@@ -146,60 +169,54 @@ static void test_new_append_replay(const char *root)
 
 static void test_torn_and_damaged(const char *root)
 {
-    char dir[512], path[600];
-    snprintf(dir, sizeof dir, "%s/torn", root);
-    snprintf(path, sizeof path, "%s/journal.jsonl", dir);
-    warnings w = { 0 };
-    eh_error err = { 0 };
-    eh_journal_params p = params("k", EH_RESUME_NO, &w);
-    eh_journal *j = eh_journal_open(dir, &p, &err);
-    CHECK(j != NULL);
+    jdir d;
+    eh_journal *j = jdir_open(&d, root, "torn", "k", EH_RESUME_NO);
     if (!j)
         return;
-    CHECK_EQ_INT(eh_journal_append(j, "{\"n\":1}", 7, &err), EH_OK);
+    CHECK_EQ_INT(eh_journal_append(j, "{\"n\":1}", 7, &d.err), EH_OK);
     eh_journal_free(j);
-    append_raw(path, "{\"n\":2,\"half");   /* killed mid-write: no newline */
+    append_raw(d.path, "{\"n\":2,\"half");   /* killed mid-write: no newline */
 
-    p.resume = EH_RESUME_YES;
-    j = eh_journal_open(dir, &p, &err);
+    d.p.resume = EH_RESUME_YES;
+    j = eh_journal_open(d.dir, &d.p, &d.err);
     CHECK(j != NULL);
     if (!j)
         return;
     CHECK_EQ_INT(eh_journal_count(j), 1);
-    CHECK_EQ_INT(w.n, 1);
-    CHECK_CONTAINS(w.last, "torn last record");
-    CHECK_EQ_INT(eh_journal_append(j, "{\"n\":3}", 7, &err), EH_OK);
+    CHECK_EQ_INT(d.w.n, 1);
+    CHECK_CONTAINS(d.w.last, "torn last record");
+    CHECK_EQ_INT(eh_journal_append(j, "{\"n\":3}", 7, &d.err), EH_OK);
     eh_journal_free(j);
-    char *text = slurp(path);
+    char *text = slurp(d.path);
     CHECK(text && strstr(text, "half") == NULL);                /* cut away before appending */
     CHECK(text && strstr(text, "{\"n\":1}\n{\"n\":3}\n") != NULL);
     free(text);
 
     /* zeros after the last line (a file system that lost the tail) */
-    append_bytes(path, "\0\0\0\n", 4);
-    w.n = 0;
-    j = eh_journal_open(dir, &p, &err);
+    append_bytes(d.path, "\0\0\0\n", 4);
+    d.w.n = 0;
+    j = eh_journal_open(d.dir, &d.p, &d.err);
     CHECK(j != NULL);
     if (j) {
         CHECK_EQ_INT(eh_journal_count(j), 2);
-        CHECK_EQ_INT(w.n, 1);
+        CHECK_EQ_INT(d.w.n, 1);
         eh_journal_free(j);
     }
 
     /* damage before a valid line: refused, naming the line; force skips it */
-    append_raw(path, "not json\n{\"n\":4}\n");
-    j = eh_journal_open(dir, &p, &err);
+    append_raw(d.path, "not json\n{\"n\":4}\n");
+    j = eh_journal_open(d.dir, &d.p, &d.err);
     CHECK(j == NULL);
-    CHECK_EQ_INT(err.code, EH_EFORMAT);
-    CHECK_CONTAINS(err.msg, "line 4 is damaged");
-    p.resume = EH_RESUME_FORCE;
-    w.n = 0;
-    j = eh_journal_open(dir, &p, &err);
+    CHECK_EQ_INT(d.err.code, EH_EFORMAT);
+    CHECK_CONTAINS(d.err.msg, "line 4 is damaged");
+    d.p.resume = EH_RESUME_FORCE;
+    d.w.n = 0;
+    j = eh_journal_open(d.dir, &d.p, &d.err);
     CHECK(j != NULL);
     if (j) {
         CHECK_EQ_INT(eh_journal_count(j), 3);
         CHECK_EQ_STR(eh_journal_line(j, 2), "{\"n\":4}");
-        CHECK_CONTAINS(w.last, "skipped 1 damaged line");
+        CHECK_CONTAINS(d.w.last, "skipped 1 damaged line");
         eh_journal_free(j);
     }
 
@@ -209,9 +226,9 @@ static void test_torn_and_damaged(const char *root)
     snprintf(path2, sizeof path2, "%s/journal.jsonl", dir2);
     CHECK_EQ_INT(eh_fs_mkdir_p(dir2, NULL), EH_OK);
     CHECK_EQ_INT(eh_fs_write_atomic(path2, "{\"type\":\"step\"}\n", 16, NULL), EH_OK);
-    p.resume = EH_RESUME_YES;
-    CHECK(eh_journal_open(dir2, &p, &err) == NULL);
-    CHECK_CONTAINS(err.msg, "before the header");
+    d.p.resume = EH_RESUME_YES;
+    CHECK(eh_journal_open(dir2, &d.p, &d.err) == NULL);
+    CHECK_CONTAINS(d.err.msg, "before the header");
 }
 
 static void test_run_key(const char *root)
@@ -395,31 +412,25 @@ static int open_as_nobody(void *ctx, eh_error *err)
  * the journal still replays (runs in a child: the limit is per process). */
 static void test_file_size_limit(const char *root)
 {
-    char dir[512], path[600];
-    snprintf(dir, sizeof dir, "%s/fsize", root);
-    snprintf(path, sizeof path, "%s/journal.jsonl", dir);
-    warnings w = { 0 };
-    eh_error err = { 0 };
-    eh_journal_params p = params("k", EH_RESUME_NO, &w);
-    eh_journal *j = eh_journal_open(dir, &p, &err);
-    CHECK(j != NULL);
+    jdir d;
+    eh_journal *j = jdir_open(&d, root, "fsize", "k", EH_RESUME_NO);
     eh_journal_free(j);
     struct stat st;
-    CHECK(stat(path, &st) == 0);
+    CHECK(stat(d.path, &st) == 0);
     off_t before = st.st_size;
 
-    fsize_ctx ctx = { dir, before + 20, p };
+    fsize_ctx ctx = { d.dir, before + 20, d.p };
     ctx.p.resume = EH_RESUME_YES;
     char msg[EH_ERROR_MAX];
     CHECK_EQ_INT(in_child(append_past_limit, &ctx, msg, sizeof msg), 0);
     CHECK_CONTAINS(msg, "cannot append a record");
-    CHECK(stat(path, &st) == 0);
+    CHECK(stat(d.path, &st) == 0);
     CHECK_EQ_INT(st.st_size, before);   /* the partial record was cut off */
-    p.resume = EH_RESUME_YES;
-    w.n = 0;
-    j = eh_journal_open(dir, &p, &err);
+    d.p.resume = EH_RESUME_YES;
+    d.w.n = 0;
+    j = eh_journal_open(d.dir, &d.p, &d.err);
     CHECK(j != NULL);
-    CHECK_EQ_INT(w.n, 0);
+    CHECK_EQ_INT(d.w.n, 0);
     if (j)
         CHECK_EQ_INT(eh_journal_count(j), 0);
     eh_journal_free(j);
