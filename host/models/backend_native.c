@@ -492,7 +492,7 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
             pp[k][j] = eh_vlm_preprocess(imgs[j], &t->vlm, &e);
             if (!pp[k][j]) {
                 eh_fail(&results[i].err, e.code, "%s: %s image: %s", m->section,
-                        imgs[j] == r->original ? "original" : imgs[j] == r->image ? "edited" : "a", e.msg);
+                        imgs[j] == r->image ? "edited" : imgs[j] == r->original ? "original" : "a", e.msg);
                 ok = 0;
                 break;
             }
