@@ -118,7 +118,6 @@ schema.model_backends = {
     seed = { "integer", 0, "the sampling seed sent with each request" },
     logprobs = { "boolean", true, "judge: ask for logprobs (expected score)", role = "judge" },
     top_logprobs = { "integer", 20, "judge: alternatives per position", min = 0, role = "judge" },
-    send_original = { "boolean", "auto", "judge: send the original image too" , role = "judge" },
     image_format = { "string", "jpeg", "how images are sent", one_of = { "png", "jpeg", "jpg" } },
     jpeg_quality = { "integer", 95, "JPEG quality when image_format is jpeg", min = 1, max = 100 },
     sleep_mode = { "boolean", false, "unload/load map to the server's sleep/wake (vLLM)" },
