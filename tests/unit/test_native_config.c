@@ -19,22 +19,25 @@ static void put(const char *json)
     fclose(f);
 }
 
-static void qwen3vl_case(const char *json, const char *want)
+/* json written to the test's config file must be refused with want. */
+static void refused(eh_status (*load)(const char *, eh_qwen3vl_config *, eh_error *), const char *json,
+                    const char *want)
 {
     eh_qwen3vl_config c;
     eh_error err = { 0 };
     put(json);
-    CHECK_EQ_INT(eh_qwen3vl_config_load(path, &c, &err), EH_EFORMAT);
+    CHECK_EQ_INT(load(path, &c, &err), EH_EFORMAT);
     CHECK_CONTAINS(err.msg, want);
+}
+
+static void qwen3vl_case(const char *json, const char *want)
+{
+    refused(eh_qwen3vl_config_load, json, want);
 }
 
 static void te_case(const char *json, const char *want)
 {
-    eh_qwen3vl_config c;
-    eh_error err = { 0 };
-    put(json);
-    CHECK_EQ_INT(eh_qwenimage_te_config_load(path, &c, &err), EH_EFORMAT);
-    CHECK_CONTAINS(err.msg, want);
+    refused(eh_qwenimage_te_config_load, json, want);
 }
 
 int main(void)
