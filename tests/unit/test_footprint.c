@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "model_yaml.h"
 #include "evalhost/config.h"
 #include "evalhost/footprint.h"
 #include "evalhost/host.h"
@@ -179,15 +180,6 @@ static void test_sizes_and_keys(void)
     }
 }
 
-static eh_model *open_builtin(eh_host *h, const char *section, const char *yaml)
-{
-    eh_error err = { 0 };
-    eh_node *s = eh_yaml_parse(yaml, strlen(yaml), section, NULL, &err);
-    eh_model *m = eh_model_open(h, section, s, &err);
-    eh_node_free(s);
-    return m;
-}
-
 /* The job's sizes (tools/make_real_shape.py --footprints, bfloat16):
  * Qwen-Image-Edit-2509 57.7 GB, Qwen3-VL-30B-A3B 62.1 GB. */
 static void test_simulated_device(void)
@@ -196,8 +188,8 @@ static void test_simulated_device(void)
     memset(&h, 0, sizeof h);
     h.quiet = 1;
     eh_error err = { 0 };
-    eh_model *ed = open_builtin(&h, "editor", "{name: identity, footprint_mb: 57699}");
-    eh_model *jd = open_builtin(&h, "judge", "{name: metrics, footprint_mb: 62142}");
+    eh_model *ed = open_yaml(&h, "editor", "{name: identity, footprint_mb: 57699}", &err);
+    eh_model *jd = open_yaml(&h, "judge", "{name: metrics, footprint_mb: 62142}", &err);
     CHECK(ed && jd);
     if (!ed || !jd)
         return;

@@ -3,14 +3,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "model_yaml.h"
 #include "evalhost/config.h"
 #include "evalhost/model.h"
-
-static eh_node *spec(const char *yaml)
-{
-    eh_error err;
-    return eh_yaml_parse(yaml, strlen(yaml), "spec", NULL, &err);
-}
 
 static eh_image *gradient(int w, int h)
 {
@@ -31,10 +26,8 @@ static void test_swaps(void)
     memset(&host, 0, sizeof host);
     host.quiet = 1;
     eh_error err = { 0 };
-    eh_node *es = spec("{backend: builtin, name: identity, footprint_mb: 2}");
-    eh_node *js = spec("{params: {model_name: metrics}}");
-    eh_model *ed = eh_model_open(&host, "editor", es, &err);
-    eh_model *jd = eh_model_open(&host, "reward_model", js, &err);
+    eh_model *ed = open_yaml(&host, "editor", "{backend: builtin, name: identity, footprint_mb: 2}", &err);
+    eh_model *jd = open_yaml(&host, "reward_model", "{params: {model_name: metrics}}", &err);
     CHECK(ed && jd);
     if (!ed || !jd)
         return;
@@ -61,8 +54,6 @@ static void test_swaps(void)
     CHECK(s && s->loads == 4 && s->unloads == 3);
     eh_model_free(ed);
     eh_model_free(jd);
-    eh_node_free(es);
-    eh_node_free(js);
 }
 
 static void test_edit_and_score(void)
@@ -71,10 +62,8 @@ static void test_edit_and_score(void)
     memset(&host, 0, sizeof host);
     host.quiet = 1;
     eh_error err = { 0 };
-    eh_node *es = spec("{name: imageops}");
-    eh_node *js = spec("{name: metrics}");
-    eh_model *ed = eh_model_open(&host, "editor", es, &err);
-    eh_model *jd = eh_model_open(&host, "judge", js, &err);
+    eh_model *ed = open_yaml(&host, "editor", "{name: imageops}", &err);
+    eh_model *jd = open_yaml(&host, "judge", "{name: metrics}", &err);
     CHECK(ed && jd);
     if (!ed || !jd)
         return;
@@ -123,8 +112,6 @@ static void test_edit_and_score(void)
     eh_image_free(img);
     eh_model_free(ed);
     eh_model_free(jd);
-    eh_node_free(es);
-    eh_node_free(js);
 }
 
 static void test_open_errors(void)
@@ -132,26 +119,19 @@ static void test_open_errors(void)
     eh_host host;
     memset(&host, 0, sizeof host);
     eh_error err = { 0 };
-    eh_node *s = spec("{backend: builtin, name: nonsense}");
-    CHECK(eh_model_open(&host, "judge", s, &err) == NULL);
-    CHECK_CONTAINS(err.msg, "unknown builtin model 'nonsense'");
-    eh_node_free(s);
-    s = spec("{backend: warp}");
-    CHECK(eh_model_open(&host, "judge", s, &err) == NULL);
-    CHECK_CONTAINS(err.msg, "unknown backend 'warp'");
-    eh_node_free(s);
-    s = spec("{name: metrics}");
-    CHECK(eh_model_open(&host, "editor", s, &err) == NULL);
-    CHECK_CONTAINS(err.msg, "builtin 'metrics' is a judge, but this section is an editor");
-    eh_node_free(s);
-    s = spec("{name: metrics}");
-    CHECK(eh_model_open(&host, "thing", s, &err) == NULL);
-    CHECK_CONTAINS(err.msg, "role: editor|judge");
-    eh_node_free(s);
-    s = spec("{foo: 1}");
-    CHECK(eh_model_open(&host, "judge", s, &err) == NULL);
-    CHECK_CONTAINS(err.msg, "cannot infer the backend");
-    eh_node_free(s);
+    static const struct {
+        const char *section, *yaml, *want;
+    } cases[] = {
+        { "judge", "{backend: builtin, name: nonsense}", "unknown builtin model 'nonsense'" },
+        { "judge", "{backend: warp}", "unknown backend 'warp'" },
+        { "editor", "{name: metrics}", "builtin 'metrics' is a judge, but this section is an editor" },
+        { "thing", "{name: metrics}", "role: editor|judge" },
+        { "judge", "{foo: 1}", "cannot infer the backend" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK(open_yaml(&host, cases[i].section, cases[i].yaml, &err) == NULL);
+        CHECK_CONTAINS(err.msg, cases[i].want);
+    }
     eh_model_free(NULL);
 }
 
