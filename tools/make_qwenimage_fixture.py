@@ -60,6 +60,18 @@ VOCAB = 384            # the tokenizer's size; Qwen's special tokens are ids 0..
 _TOKENIZER = []
 
 
+def pipeline_index(cls):
+    """A Qwen-Image-Edit pipeline's model_index.json (diffusers 0.42.1's
+    components); cls: QwenImageEditPipeline or QwenImageEditPlusPipeline."""
+    return {"_class_name": cls, "_diffusers_version": "0.42.1",
+            "processor": ["transformers", "Qwen2VLProcessor"],
+            "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+            "text_encoder": ["transformers", "Qwen2_5_VLForConditionalGeneration"],
+            "tokenizer": ["transformers", "Qwen2Tokenizer"],
+            "transformer": ["diffusers", "QwenImageTransformer2DModel"],
+            "vae": ["diffusers", "AutoencoderKLQwenImage"]}
+
+
 def tokenizer():
     """A byte-level BPE trained here with Qwen's special tokens (the real
     processor's tokenizer.json has 151k tokens; ours keeps the text
@@ -101,15 +113,8 @@ def processor(out, write=True):
     proc.image_processor.save_pretrained(d)
     fast.save_pretrained(d)
     fast.save_pretrained(os.path.join(out, "tokenizer"))
-    index = {"_class_name": "QwenImageEditPipeline", "_diffusers_version": "0.42.1",
-             "processor": ["transformers", "Qwen2VLProcessor"],
-             "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
-             "text_encoder": ["transformers", "Qwen2_5_VLForConditionalGeneration"],
-             "tokenizer": ["transformers", "Qwen2Tokenizer"],
-             "transformer": ["diffusers", "QwenImageTransformer2DModel"],
-             "vae": ["diffusers", "AutoencoderKLQwenImage"]}
     with open(os.path.join(out, "model_index.json"), "w") as f:
-        json.dump(index, f, indent=2)
+        json.dump(pipeline_index("QwenImageEditPipeline"), f, indent=2)
         f.write("\n")
     return proc
 

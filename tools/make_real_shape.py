@@ -37,6 +37,9 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from make_qwenimage_fixture import pipeline_index  # noqa: E402
+
 
 def vlm_config(arch, model_type, text, vision):
     """A Qwen VL config.json: what Qwen3-VL (dense and MoE) and Qwen2.5-VL
@@ -290,14 +293,7 @@ def write_editor(out, layers, vision_layers, dtype, shard_bytes):
                 QWEN_IMAGE_VAE, None),
     }
     os.makedirs(out, exist_ok=True)
-    index = {"_class_name": "QwenImageEditPlusPipeline", "_diffusers_version": "0.42.1",
-             "processor": ["transformers", "Qwen2VLProcessor"],
-             "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
-             "text_encoder": ["transformers", "Qwen2_5_VLForConditionalGeneration"],
-             "tokenizer": ["transformers", "Qwen2Tokenizer"],
-             "transformer": ["diffusers", "QwenImageTransformer2DModel"],
-             "vae": ["diffusers", "AutoencoderKLQwenImage"]}
-    dump(os.path.join(out, "model_index.json"), index)
+    dump(os.path.join(out, "model_index.json"), pipeline_index("QwenImageEditPlusPipeline"))
     os.makedirs(os.path.join(out, "scheduler"), exist_ok=True)
     dump(os.path.join(out, "scheduler", "scheduler_config.json"), SCHEDULER)
     for sub in ("processor", "tokenizer"):
