@@ -37,9 +37,11 @@ local P = eh.json.decode(os.getenv("EH_T"))
 local ref = eh.json.decode(assert(eh.fs.read(P.dir .. "/reference.json")))
 local m = assert(eh.model.open({backend = "native", path = P.dir, device = P.device, dtype = P.dtype}, "judge"))
 assert(m:load())
-local r, e = m:score({image = assert(eh.image.load(P.dir .. "/edited.png")),
-                      original = assert(eh.image.load(P.dir .. "/original.png")),
-                      system_prompt = ref.system_prompt, user_prompt = ref.user_prompt})
+local ed, og = assert(eh.image.load(P.dir .. "/edited.png")), assert(eh.image.load(P.dir .. "/original.png"))
+-- the fixture's own chat (tools/make_qwen3vl_fixture.py): the edited image, the original, unlabelled
+local r, e = m:score({image = ed, original = og, messages = {{role = "system", content = ref.system_prompt},
+  {role = "user", content = {{type = "image", image = ed}, {type = "image", image = og},
+                             {type = "text", text = ref.user_prompt}}}}})
 if not r then error(tostring(e)) end
 io.stdout:write(eh.json.encode({score = r.score, probs = r.probs, device = m:info().device}), "\\n")
 m:close()
