@@ -694,7 +694,7 @@ static void read_score_reply(eh_model *m, const char *url, const eh_http_respons
     }
     eh_score_parsed parsed;
     eh_error perr = { 0 };
-    eh_status prc = eh_score_parse(text, &parsed, &perr);
+    eh_status prc = eh_score_parse_range(text, h->score_lo, h->score_hi, &parsed, &perr);
     keep_reply(m, res);
     if (prc != EH_OK && text_only) {
         res->score = NAN;

@@ -449,7 +449,7 @@ static void generate_one(eh_model *m, const eh_qwen3vl_item *item, eh_score_resu
     }
     free(ids);
     eh_score_parsed sp;
-    if (eh_score_parse(text, &sp, &e) != EH_OK) {
+    if (eh_score_parse_range(text, t->tree->lo, t->tree->hi, &sp, &e) != EH_OK) {
         eh_fail(&res->err, e.code ? e.code : EH_EMODEL, "%s: %s", m->section, e.msg);
         free(text);
         return;

@@ -12,6 +12,9 @@
 
 /* A number that is not the tail of a longer one or a negative. */
 #define NUM "(?<![0-9.\\-])([0-9]{1,3}(?:\\.[0-9]+)?)(?![0-9])"
+/* The denominator of "7/10" in the rules below: 10, or the range's top
+ * ("(10|5)" for 1..5), filled in when the rule is compiled. */
+#define DEN "(@DEN@)"
 
 typedef enum pick { PICK_LAST, PICK_LABEL } pick;
 
@@ -29,9 +32,9 @@ static const rule rules[] = {
       "|(最终|总)?(?:评分|得分|分数|打分)"
       "|总分",
       PICK_LABEL },
-    { "bare", "\\A\\s*(?:\\*\\*)?\\s*" NUM "\\s*(?:/\\s*(10))?\\s*(?:\\*\\*)?\\s*[.。]?\\s*\\z", PICK_LAST },
-    { "fraction", NUM "\\s*(?:/|out\\s+of)\\s*(10)(?![0-9]|\\.[0-9])", PICK_LAST },
-    { "bold", "\\*\\*\\s*" NUM "\\s*(?:/\\s*(10))?\\s*\\*\\*", PICK_LAST },
+    { "bare", "\\A\\s*(?:\\*\\*)?\\s*" NUM "\\s*(?:/\\s*" DEN ")?\\s*(?:\\*\\*)?\\s*[.。]?\\s*\\z", PICK_LAST },
+    { "fraction", NUM "\\s*(?:/|out\\s+of)\\s*" DEN "(?![0-9]|\\.[0-9])", PICK_LAST },
+    { "bold", "\\*\\*\\s*" NUM "\\s*(?:/\\s*" DEN ")?\\s*\\*\\*", PICK_LAST },
     { "fen", "(?<!满分)" NUM "\\s*分(?!制)", PICK_LAST },
 };
 
@@ -54,9 +57,21 @@ static pcre2_code *compile(const char *pattern)
     return pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_CASELESS, &ec, &eo, NULL);
 }
 
-/* Value of group 1 scaled by the denominator in group 2 (when present);
- * -1 when the denominator is not one a score uses. */
-static double group_value(const char *s, const PCRE2_SIZE *ov, int rc, int num_group)
+/* A rule's pattern with its denominator filled in (DEN). */
+static pcre2_code *compile_rule(const char *pattern, int hi)
+{
+    const char *at = strstr(pattern, "@DEN@");
+    if (!at)
+        return compile(pattern);
+    char den[16], buf[512];
+    snprintf(den, sizeof den, hi == 10 ? "10" : "10|%d", hi);
+    int n = snprintf(buf, sizeof buf, "%.*s%s%s", (int)(at - pattern), pattern, den, at + strlen("@DEN@"));
+    return n > 0 && (size_t)n < sizeof buf ? compile(buf) : NULL;
+}
+
+/* Value of group 1 scaled by the denominator in group 2 (when present) to
+ * the range's top; -1 when the denominator is not one a score uses. */
+static double group_value(const char *s, const PCRE2_SIZE *ov, int rc, int num_group, int hi)
 {
     char buf[32];
     size_t len = ov[2 * num_group + 1] - ov[2 * num_group];
@@ -68,8 +83,10 @@ static double group_value(const char *s, const PCRE2_SIZE *ov, int rc, int num_g
     int den_group = num_group + 1;
     if (rc > den_group && ov[2 * den_group] != PCRE2_UNSET) {
         double den = strtod(s + ov[2 * den_group], NULL);
-        if (den == 5 || den == 10 || den == 100)
-            v = v * 10.0 / den;
+        if (den == hi)
+            ;   /* "4/5" on a 1..5 scale is 4 */
+        else if (den == 5 || den == 10 || den == 100)
+            v = v * hi / den;
         else
             return -1;
     }
@@ -93,8 +110,17 @@ static int at_line_start(const char *s, size_t pos)
 /* Label rule: qualified labels (final/overall/total, 最终/总) win, last
  * first; then the last label that starts a line (the verdict line); then the
  * first label anywhere (later mentions tend to be hypotheticals). */
-static void scan_label(const char *s, size_t n, pcre2_code *re, pcre2_code *tail, pcre2_match_data *md, candidate *out,
-                       double *out_of_range)
+typedef struct range {
+    int lo, hi;
+} range;
+
+static int in_range(double v, range r)
+{
+    return v >= r.lo && v <= r.hi;
+}
+
+static void scan_label(const char *s, size_t n, pcre2_code *re, pcre2_code *tail, pcre2_match_data *md, range rg,
+                       candidate *out, double *out_of_range)
 {
     candidate qualified = { 0 }, line = { 0 }, first = { 0 };
     PCRE2_SIZE start = 0;
@@ -109,16 +135,16 @@ static void scan_label(const char *s, size_t n, pcre2_code *re, pcre2_code *tail
         int trc = pcre2_match(tail, (PCRE2_SPTR)s, n, lend, 0, md, NULL);
         if (trc > 0) {
             PCRE2_SIZE *tv = pcre2_get_ovector_pointer(md);
-            double v = group_value(s, tv, trc, 1);
+            double v = group_value(s, tv, trc, 1, rg.hi);
             candidate c = { 1, v, tv[2], tv[3] - tv[2] };
-            if (v >= 0 && v <= 10) {
+            if (in_range(v, rg)) {
                 if (is_qualified)
                     qualified = c;
                 if (at_line_start(s, lstart))
                     line = c;
                 if (!first.found)
                     first = c;
-            } else if (v > 10 && *out_of_range < 0) {
+            } else if (v >= 0 && *out_of_range < 0) {
                 *out_of_range = v;
             }
         }
@@ -127,7 +153,7 @@ static void scan_label(const char *s, size_t n, pcre2_code *re, pcre2_code *tail
     *out = qualified.found ? qualified : line.found ? line : first;
 }
 
-static void scan_last(const char *s, size_t n, pcre2_code *re, pcre2_match_data *md, candidate *out,
+static void scan_last(const char *s, size_t n, pcre2_code *re, pcre2_match_data *md, range rg, candidate *out,
                       double *out_of_range)
 {
     PCRE2_SIZE start = 0;
@@ -136,10 +162,10 @@ static void scan_last(const char *s, size_t n, pcre2_code *re, pcre2_match_data 
         if (rc < 0)
             break;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-        double v = group_value(s, ov, rc, 1);
-        if (v >= 0 && v <= 10)
+        double v = group_value(s, ov, rc, 1, rg.hi);
+        if (in_range(v, rg))
             *out = (candidate){ 1, v, ov[2], ov[3] - ov[2] };
-        else if (v > 10 && *out_of_range < 0)
+        else if (v >= 0 && *out_of_range < 0)
             *out_of_range = v;
         start = ov[1] > start ? ov[1] : start + 1;
     }
@@ -164,6 +190,14 @@ static void blank_thinking(char *s)
 
 eh_status eh_score_parse(const char *text, eh_score_parsed *out, eh_error *err)
 {
+    return eh_score_parse_range(text, 0, 10, out, err);
+}
+
+eh_status eh_score_parse_range(const char *text, int lo, int hi, eh_score_parsed *out, eh_error *err)
+{
+    if (lo < 0 || hi <= lo || hi > 100)
+        return eh_fail(err, EH_EINVAL, "score parser: range %d..%d (0 <= lo < hi <= 100)", lo, hi);
+    range rg = { lo, hi };
     if (!text)
         return eh_fail(err, EH_EINVAL, "judge reply is empty");
     size_t n = strlen(text);
@@ -182,13 +216,13 @@ eh_status eh_score_parse(const char *text, eh_score_parsed *out, eh_error *err)
     double out_of_range = -1;
     const char *rule_name = NULL;
     for (size_t i = 0; i < sizeof rules / sizeof rules[0] && !best.found; i++) {
-        pcre2_code *re = compile(rules[i].pattern);
+        pcre2_code *re = compile_rule(rules[i].pattern, hi);
         if (!re)
             continue;   /* cannot happen with the fixed patterns; the unit test compiles each */
         if (rules[i].pick == PICK_LABEL)
-            scan_label(s, n, re, tail, md, &best, &out_of_range);
+            scan_label(s, n, re, tail, md, rg, &best, &out_of_range);
         else
-            scan_last(s, n, re, md, &best, &out_of_range);
+            scan_last(s, n, re, md, rg, &best, &out_of_range);
         pcre2_code_free(re);
         rule_name = rules[i].name;
     }
@@ -198,9 +232,10 @@ eh_status eh_score_parse(const char *text, eh_score_parsed *out, eh_error *err)
     if (!best.found) {
         char ex[420];
         eh_score_excerpt(text, EH_SCORE_EXCERPT_CHARS, ex, sizeof ex);
-        if (out_of_range > 10)
-            return eh_fail(err, EH_EMODEL, "judge reply has no score in 0..10 (found %g): \"%s\"", out_of_range, ex);
-        return eh_fail(err, EH_EMODEL, "judge reply has no score in 0..10: \"%s\"", ex);
+        if (out_of_range >= 0)
+            return eh_fail(err, EH_EMODEL, "judge reply has no score in %d..%d (found %g): \"%s\"", lo, hi,
+                           out_of_range, ex);
+        return eh_fail(err, EH_EMODEL, "judge reply has no score in %d..%d: \"%s\"", lo, hi, ex);
     }
     if (out) {
         out->value = best.value;

@@ -17,7 +17,7 @@
 #define EH_SCORE_EXCERPT_CHARS 200   /* characters of the reply quoted in errors */
 
 typedef struct eh_score_parsed {
-    double value;           /* 0..10 */
+    double value;           /* in the range parsed for (0..10) */
     size_t offset, len;     /* byte span of the number in the reply (for locating logprob tokens) */
     const char *rule;       /* which form matched: "json", "label", "bare", "fraction", "bold", "fen" */
 } eh_score_parsed;
@@ -27,6 +27,11 @@ typedef struct eh_score_parsed {
  * `Overall rating: **8**`, `评分：7分`, a bare `8.5`, `7/10`, `7 out of 10`,
  * `**8**`, `7分`.  Text inside <think>...</think> is ignored. */
 eh_status eh_score_parse(const char *text, eh_score_parsed *out, eh_error *err);
+
+/* The same for a judge's score_range lo..hi (0 <= lo < hi <= 100): only
+ * numbers in it count, and a fraction over 5, 10 or 100 is scaled to hi
+ * ("4/5" is 4 on 1..5, 8 on 0..10).  eh_score_parse is lo 0, hi 10. */
+eh_status eh_score_parse_range(const char *text, int lo, int hi, eh_score_parsed *out, eh_error *err);
 
 /* The integer 0..10 a token spells ("7", " 7", "10"), or -1. */
 int eh_score_token_value(const char *token);

@@ -106,6 +106,35 @@ static void test_no_score(void)
     CHECK_EQ_INT(eh_score_parse(NULL, NULL, &err), EH_EINVAL);
 }
 
+/* A judge's score_range: only numbers in it count, fractions scale to its
+ * top, and the error names the range. */
+static void test_range(void)
+{
+    eh_score_parsed p;
+    eh_error err = { 0 };
+    CHECK_EQ_INT(eh_score_parse_range("Score: 85", 0, 100, &p, &err), EH_OK);
+    CHECK(p.value == 85);
+    CHECK_EQ_INT(eh_score_parse_range("Overall 72/100, final score 85/100", 0, 100, &p, &err), EH_OK);
+    CHECK(p.value == 85);
+    CHECK_EQ_INT(eh_score_parse_range("Rating: 4/5", 1, 5, &p, &err), EH_OK);
+    CHECK(p.value == 4);
+    CHECK_EQ_INT(eh_score_parse_range("Rating: 4/5", 0, 10, &p, &err), EH_OK);
+    CHECK(p.value == 8);
+    CHECK_EQ_INT(eh_score_parse_range("4 out of 5", 1, 5, &p, &err), EH_OK);
+    CHECK(p.value == 4);
+    /* a 7 is no score on a 1..5 scale, nor a 0: the last one in range wins */
+    CHECK_EQ_INT(eh_score_parse_range("Score: 3. Later: Score: 7", 1, 5, &p, &err), EH_OK);
+    CHECK(p.value == 3);
+    CHECK_EQ_INT(eh_score_parse_range("Score: 7", 1, 5, NULL, &err), EH_EMODEL);
+    CHECK_CONTAINS(err.msg, "judge reply has no score in 1..5 (found 7)");
+    CHECK_EQ_INT(eh_score_parse_range("Score: 0", 1, 5, NULL, &err), EH_EMODEL);
+    CHECK_CONTAINS(err.msg, "no score in 1..5 (found 0)");
+    CHECK_EQ_INT(eh_score_parse_range("Score: 101", 0, 100, NULL, &err), EH_EMODEL);
+    CHECK_CONTAINS(err.msg, "no score in 0..100 (found 101)");
+    CHECK_EQ_INT(eh_score_parse_range("Score: 5", 5, 5, NULL, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "range 5..5");
+}
+
 /* The error quotes the first 200 characters, whole UTF-8 characters only,
  * newlines flattened, and fits the error buffer even for CJK text. */
 static void test_excerpt(void)
@@ -184,6 +213,7 @@ int main(void)
     test_good_replies();
     test_no_score();
     test_excerpt();
+    test_range();
     test_tokens();
     test_expected();
     return check_summary("test_score_parse");
