@@ -313,6 +313,18 @@ std::vector<int64_t> chunk_ends(const eh_torch_module *m)
     return ends;
 }
 
+// The one walk over those chunks, both copy paths' (the CPU copier
+// thread's memcpy, the CUDA copy stream's copy_ and event): f(k, start,
+// end) for chunk k = [start, end).
+template <class F> void each_chunk(const std::vector<int64_t> &ends, F f)
+{
+    int64_t start = 0;
+    for (size_t k = 0; k < ends.size(); k++) {
+        f(k, start, ends[k]);
+        start = ends[k];
+    }
+}
+
 bool is_tensor_type(const c10::TypePtr &t)
 {
     return t->kind() == c10::TypeKind::TensorType;
@@ -625,18 +637,16 @@ eh_status eh_torch_module_to_device(eh_torch_module *m, int64_t *bytes, eh_error
                 if (delay)   // tests: a read before its chunk arrives sees NaNs, not last load's bytes
                     memset(dst, 0xff, (size_t)m->total);
                 p->copier = std::thread([raw, dst, src, delay] {
-                    int64_t start = 0;
-                    for (size_t k = 0; k < raw->ends.size(); k++) {
+                    each_chunk(raw->ends, [&](size_t k, int64_t start, int64_t end) {
                         if (delay)
                             std::this_thread::sleep_for(std::chrono::microseconds(delay));
-                        memcpy(dst + start, src + start, (size_t)(raw->ends[k] - start));
-                        start = raw->ends[k];
+                        memcpy(dst + start, src + start, (size_t)(end - start));
                         {
                             std::lock_guard<std::mutex> g(raw->mu);
                             raw->arrived = k + 1;
                         }
                         raw->cv.notify_all();
-                    }
+                    });
                 });
                 m->pending = std::move(p);
                 return EH_OK;
@@ -671,13 +681,11 @@ eh_status eh_torch_module_to_device(eh_torch_module *m, int64_t *bytes, eh_error
             bool async = m->host_kind != EH_TORCH_HOST_PLAIN;
             {
                 c10::StreamGuard stream_guard(*m->copy_stream);
-                int64_t start = 0;
-                for (int64_t e : p->ends) {
-                    m->dev.narrow(0, start, e - start).copy_(m->host.narrow(0, start, e - start), async);
+                each_chunk(p->ends, [&](size_t, int64_t start, int64_t end) {
+                    m->dev.narrow(0, start, end - start).copy_(m->host.narrow(0, start, end - start), async);
                     p->events.emplace_back(c10::DeviceType::CUDA);
                     p->events.back().record(*m->copy_stream);
-                    start = e;
-                }
+                });
             }
             retarget(m, m->dev);
             m->pending = std::move(p);
