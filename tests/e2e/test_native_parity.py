@@ -51,9 +51,16 @@ local P = eh.json.decode(os.getenv("EH_T"))
 local function out(v) io.stdout:write(eh.json.encode(v), "\\n") end
 local function must(v, e) if v == nil then error(tostring(e), 2) end return v end
 local function req(dir, ref, with_original, text)
-  return {image = must(eh.image.load(dir .. "/edited.png")),
-          original = with_original ~= false and must(eh.image.load(dir .. "/original.png")) or nil,
-          system_prompt = ref.system_prompt, user_prompt = text or ref.user_prompt}
+  local r = {image = must(eh.image.load(dir .. "/edited.png")),
+             original = with_original ~= false and must(eh.image.load(dir .. "/original.png")) or nil,
+             system_prompt = ref.system_prompt, user_prompt = text or ref.user_prompt}
+  -- the fixture's own chat (tools/make_qwen3vl_fixture.py): the edited image, the original, unlabelled
+  local parts = {{type = "image", image = r.image}}
+  if r.original then parts[2] = {type = "image", image = r.original} end
+  parts[#parts + 1] = {type = "text", text = r.user_prompt}
+  r.messages = {{role = "user", content = parts}}
+  if r.system_prompt then table.insert(r.messages, 1, {role = "system", content = r.system_prompt}) end
+  return r
 end
 local function ref_of(dir) return eh.json.decode(must(eh.fs.read(dir .. "/reference.json"))) end
 local function res(r, e) if not r then return {error = tostring(e)} end
@@ -151,10 +158,8 @@ local ref = ref_of(P.dir)
 local m = must(eh.model.open({backend = "native", path = P.dir, device = "cpu"}, "judge"))
 m:load()
 for _, v in ipairs(ref.variants) do
-  local r = {image = must(eh.image.load(P.dir .. "/edited.png")), user_prompt = v.user_prompt,
-             system_prompt = v.system_prompt ~= eh.json.null and v.system_prompt or nil}
-  if v.images == 2 then r.original = must(eh.image.load(P.dir .. "/original.png")) end
-  out(res(m:score(r)))
+  out(res(m:score(req(P.dir, {user_prompt = v.user_prompt,
+    system_prompt = v.system_prompt ~= eh.json.null and v.system_prompt or nil}, v.images == 2))))
 end
 """
     lines, _ = run_lua(tmp_path, body, {"dir": os.path.join(FIX, kind)})
@@ -295,4 +300,5 @@ try({backend = "native", path = P.good, device = "cpu"})
     assert "model_type 'llava' is not one the native judge runs" in lines[3]["open"]
     assert "nowhere: no such directory" in lines[4]["open"]
     assert lines[5] == {"load": "ok"}
-    assert "judge: edited image:" in lines[6]["score"], lines[6]
+    # evalhost.chat's layout shows the original first: the first picture refused names it
+    assert "judge: original image:" in lines[6]["score"], lines[6]
