@@ -109,7 +109,7 @@ end
 -- Copies an input's edited image into run.out, checking its recorded hash.
 local function copy_image(run, input, rec)
   local src = util.join(input.dir, rec.image)
-  local bytes, err = h.fs.read(src, nil, { no_follow = true })
+  local bytes, err = h.fs.read(src, nil, records.read_opts(rec.image))
   if not bytes then return nil, err end
   if rec.hash and h.hash(bytes) ~= rec.hash then return nil, ("%s does not match its recorded hash"):format(src) end
   local dst = util.join(run.out, rec.image)

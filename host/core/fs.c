@@ -72,11 +72,80 @@ int eh_fs_temp_name(const char *path, char *buf, size_t n)
     return k < 0 || (size_t)k >= n ? -1 : 0;
 }
 
+/* The folder fd of path's first components, all but its last `depth`, each
+ * of those but the last opened below it with O_NOFOLLOW; *name gets the file
+ * name (inside buf). -1 with err when a folder is a link or cannot be opened. */
+static int open_parent_nofollow(const char *path, int depth, char *buf, size_t n, const char **name, eh_error *err)
+{
+    size_t len = strlen(path);
+    if (len == 0 || len >= n) {
+        eh_fail(err, EH_EINVAL, "%s: bad file name", path);
+        return -1;
+    }
+    memcpy(buf, path, len + 1);
+    /* where the last `depth` components start */
+    char *start = buf + len;
+    for (int k = 0; k < depth && start > buf;) {
+        start--;
+        if (*start == '/' && start[1] != '/' && start[1] != '\0')
+            k++;
+    }
+    int dfd;
+    if (start == buf && *start != '/') {
+        dfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    } else {
+        *start++ = '\0';
+        dfd = open(*buf ? buf : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
+    if (dfd < 0) {
+        eh_fail(err, EH_EIO, "%s: cannot open folder %s: %s", path, *buf ? buf : "/", strerror(errno));
+        return -1;
+    }
+    char *comp = start;
+    for (char *next; (next = strchr(comp, '/')) != NULL; comp = next) {
+        *next++ = '\0';
+        if (*comp == '\0' || !strcmp(comp, "."))
+            continue;
+        int sub = strcmp(comp, "..") ? openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+        if (sub < 0) {
+            int e = strcmp(comp, "..") ? errno : EINVAL;
+            struct stat lst;
+            int is_link = e != EINVAL && fstatat(dfd, comp, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode);
+            close(dfd);
+            if (is_link || e == EINVAL)
+                eh_fail(err, EH_EIO, "%s: folder %s %s (refused: files in the run folder are read as they are)", path,
+                        comp, is_link ? "is a symbolic link" : "leaves the folder");
+            else
+                eh_fail(err, EH_EIO, "%s: cannot open folder %s: %s", path, comp, strerror(e));
+            return -1;
+        }
+        close(dfd);
+        dfd = sub;
+    }
+    *name = comp;
+    return dfd;
+}
+
 int eh_fs_open_read(const char *path, int flags, eh_error *err)
 {
     /* O_NONBLOCK: a FIFO planted where a file was must not hang the open;
      * the file is refused below unless regular, so no read ever blocks */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | ((flags & EH_FS_NOFOLLOW) ? O_NOFOLLOW : 0));
+    int oflags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | ((flags & EH_FS_NOFOLLOW) ? O_NOFOLLOW : 0);
+    int depth = (flags & EH_FS_NOFOLLOW) ? flags >> EH_FS_DEPTH_SHIFT : 0;
+    int fd;
+    if (depth > 1) {
+        char buf[4096];
+        const char *name = NULL;
+        int dfd = open_parent_nofollow(path, depth, buf, sizeof buf, &name, err);
+        if (dfd < 0)
+            return -1;
+        fd = openat(dfd, name, oflags);
+        int e = errno;
+        close(dfd);
+        errno = e;
+    } else {
+        fd = open(path, oflags);
+    }
     if (fd < 0) {
         if (errno == ELOOP && (flags & EH_FS_NOFOLLOW))
             eh_fail(err, EH_EIO, "%s: is a symbolic link (refused: files in the run folder are read as they are)",

@@ -1,11 +1,13 @@
 /* l_host.c — the `evalhost` table: host context in the registry, the one
  * `nil, message` helper, and the small primitives (log, clock, swaps, hash,
  * fs, yaml, shard).  Sub-modules register themselves through their openers. */
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "evalhost/config.h"
 #include "evalhost/fs.h"
@@ -53,7 +55,13 @@ int eh_lua_read_flags(lua_State *L, int idx)
     lua_getfield(L, idx, "no_follow");
     int flags = lua_toboolean(L, -1) ? EH_FS_NOFOLLOW : 0;
     lua_pop(L, 1);
-    return flags;
+    /* depth = n: the folders above the file that the run made are not followed either */
+    lua_getfield(L, idx, "depth");
+    lua_Integer depth = lua_isnil(L, -1) ? 0 : luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    if (depth < 0 || depth > 64)
+        luaL_error(L, "read options: depth must be 0..64 (got %d)", (int)depth);
+    return flags | EH_FS_DEPTH(depth);
 }
 
 /* ---- log, clock, swaps ---------------------------------------------- */
@@ -207,6 +215,39 @@ static int l_fs_read(lua_State *L)
         return eh_lua_fail(L, &err);
     lua_pushlstring(L, buf, len);
     free(buf);
+    return 1;
+}
+
+static int stream_close(lua_State *L)
+{
+    luaL_Stream *p = luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    int ok = fclose(p->f) == 0;
+    return luaL_fileresult(L, ok, NULL);
+}
+
+/* evalhost.fs.open(path [, {no_follow=, depth=}]) -> a Lua file for reading
+ * (io's type: lines, read, seek), opened as eh_fs_open_read does: never
+ * blocking, regular files only, links refused as the options say. */
+static int l_fs_open(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    int flags = eh_lua_read_flags(L, 2);
+    luaL_Stream *p = lua_newuserdatauv(L, sizeof *p, 0);
+    p->f = NULL;
+    p->closef = NULL;   /* a closed file until opened */
+    luaL_setmetatable(L, LUA_FILEHANDLE);
+    eh_error err = { 0 };
+    int fd = eh_fs_open_read(path, flags, &err);
+    if (fd < 0)
+        return eh_lua_fail(L, &err);
+    p->f = fdopen(fd, "rb");
+    if (!p->f) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return luaL_fileresult(L, 0, path);
+    }
+    p->closef = stream_close;
     return 1;
 }
 
@@ -375,7 +416,8 @@ int eh_open_evalhost(lua_State *L)
         { "write", l_fs_write },   { "read", l_fs_read },
         { "exists", l_fs_exists }, { "is_dir", l_fs_is_dir },
         { "remove", l_fs_remove }, { "cwd", l_fs_cwd },
-        { "list", l_fs_list },     { NULL, NULL },
+        { "list", l_fs_list },     { "open", l_fs_open },
+        { NULL, NULL },
     };
     static const luaL_Reg yaml_funcs[] = {
         { "load", l_yaml_load },

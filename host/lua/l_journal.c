@@ -4,7 +4,7 @@
  *     opts = {header = {...} (extra header fields), resume = "no"|"yes"|"force"
  *             (default evalhost.options.resume)}; on a run-key mismatch `old`
  *             is the journal's header, so the caller can say what changed.
- *   j:done(stage, cat, id) -> record table or nil
+ *   j:done(stage, cat, id) -> a replayed step's record table or nil
  *   j:record(stage, cat, id, tbl) -> true, or nil and a message (disk full ...)
  *   j:entries() -> {{stage=, category=, id=, record=, line=}, ...}: the lines replayed at open, in file order
  *   j:record_run(tbl), j:runs() -> {{record=, line=}, ...}: each process's own line
@@ -242,12 +242,13 @@ static int m_record(lua_State *L)
     eh_error err = { 0 };
     if (eh_journal_append(lj->j, text, len, &err) != EH_OK)
         return eh_lua_fail(L, &err);
-    lua_getiuservalue(L, 1, UV_INDEX);
-    push_key(L, stage, cat, id);
-    lua_pushvalue(L, 5);
-    lua_settable(L, -3);
-    /* not appended to the entries: they are the replayed lines, and a copy of
-     * every new line would grow with the run (flat memory, issue 20) */
+    /* neither indexed nor appended to the entries: j:done and j:entries are
+     * the replayed lines, and a reference to every new record would keep the
+     * whole run in memory (flat memory, issue 20: the schedule reads its own
+     * records back from the file) */
+    (void)stage;
+    (void)cat;
+    (void)id;
     lua_pushboolean(L, 1);
     return 1;
 }

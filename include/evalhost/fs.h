@@ -22,8 +22,15 @@ eh_status eh_fs_write_atomic(const char *path, const void *data, size_t len, eh_
  * does not fit n bytes. */
 int eh_fs_temp_name(const char *path, char *buf, size_t n);
 /* eh_fs_open_read / eh_fs_read_ex flags. EH_FS_NOFOLLOW: a symbolic link
- * as the last component is refused (files read back from the run folder). */
+ * as the last component is refused (files read back from the run folder).
+ * EH_FS_DEPTH(n) with it: the last n components (the file and the n-1
+ * folders above it, the ones evalhost made below the run folder) are each
+ * opened relative to the one above with O_NOFOLLOW, so a folder swapped for a
+ * link is refused too; what lies above them (the run folder the user named)
+ * is followed. */
 #define EH_FS_NOFOLLOW 1
+#define EH_FS_DEPTH_SHIFT 8
+#define EH_FS_DEPTH(n) ((int)(n) << EH_FS_DEPTH_SHIFT)
 /* Opens path for reading without blocking on a FIFO or device, refused
  * unless a regular file: an fd, or -1 with err. */
 int eh_fs_open_read(const char *path, int flags, eh_error *err);

@@ -48,6 +48,18 @@ function records.inside_path(p)
   return p
 end
 
+-- The read options for a file a record names, rel below a run folder
+-- (images/<cat>/<id>.png): none of its components is followed, the folders
+-- above the file included (a category folder swapped for a link is refused),
+-- a FIFO or device never blocks, only a regular file is read.
+function records.read_opts(rel)
+  local n = 0
+  for comp in tostring(rel):gmatch("[^/]+") do
+    if comp ~= "." then n = n + 1 end
+  end
+  return { no_follow = true, depth = math.max(1, math.min(n, 64)) }
+end
+
 local function check_record(stage, rec, range)
   if type(rec) ~= "table" then return nil, "record is not an object" end
   if rec.seconds ~= nil and not (finite(rec.seconds) and rec.seconds >= 0) then

@@ -120,7 +120,7 @@ function runs.take_edit(run, src, cat, id)
   end
   if e.error or not e.image then return run:record("edit", cat, id, runs.carried(e, src)) end
   local path = util.join(src.dir, e.image)
-  local bytes, err = h.fs.read(path, nil, { no_follow = true })
+  local bytes, err = h.fs.read(path, nil, records.read_opts(e.image))
   if bytes and e.hash and h.hash(bytes) ~= e.hash then bytes, err = nil, "does not match its recorded hash" end
   if not bytes then
     return run:record("edit", cat, id, { error = ("edited image %s: %s"):format(path, tostring(err)), stage = "source" })

@@ -9,11 +9,13 @@ requests and time) stand in for the real ones.
 Environment: EVALHOST_BIN (default build/evalhost), EVALHOST_SRC (repo root).
 """
 import base64
+import contextlib
 import glob
 import io
 import json
 import os
 import random
+import shutil
 import signal
 import stat
 import subprocess
@@ -331,6 +333,77 @@ def test_resume_does_not_hang_on_a_fifo_or_a_device(tmp_path, kind):
     assert stat.S_ISREG(os.lstat(img).st_mode)
 
 
+# ---- files: no folder below the run folder is followed either ----------------------------
+
+def probe(tmp_path, code):
+    script = tmp_path / "probe.lua"
+    script.write_text(code, encoding="utf-8")
+    return subprocess.run([BIN, str(script)], cwd=SRC, capture_output=True, text=True, timeout=60)
+
+
+def test_reads_with_a_depth_refuse_a_symlinked_intermediate_folder(tmp_path):
+    """The C rule itself: images/c swapped for a link to a folder holding the same file."""
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    (real / "x.png").write_bytes(b"not an image, just bytes")
+    (tmp_path / "run" / "images").mkdir(parents=True)
+    os.symlink(str(real), str(tmp_path / "run" / "images" / "c"))
+    path = str(tmp_path / "run" / "images" / "c" / "x.png")
+    r = probe(tmp_path, """
+local h, path = evalhost, %s
+local function show(tag, ...) print(tag, select('#', ...) > 1 and select(2, ...) or tostring((...))) end
+show("hash3", h.hash_file(path, { no_follow = true, depth = 3 }))
+show("read3", h.fs.read(path, nil, { no_follow = true, depth = 3 }))
+show("open3", h.fs.open(path, { no_follow = true, depth = 3 }))
+show("image3", h.image.load(path, { no_follow = true, depth = 3 }))
+show("hash1", h.hash_file(path, { no_follow = true }))
+local f = assert(h.fs.open(path, { no_follow = true, depth = 1 }))
+print("open1", f:read("a"))
+f:close()
+show("baddepth", pcall(h.hash_file, path, { no_follow = true, depth = -1 }))
+""" % json.dumps(path))
+    assert r.returncode == 0, r.stderr
+    out = dict(l.split("\t", 1) for l in r.stdout.splitlines())
+    for k in ("hash3", "read3", "open3", "image3"):
+        assert "folder c is a symbolic link (refused" in out[k], (k, out[k])
+    # depth 1: only the file itself is not followed (the run folder above may be a link the user made)
+    assert len(out["hash1"]) >= 16 and "refused" not in out["hash1"]
+    assert out["open1"] == "not an image, just bytes"
+    assert "depth must be 0..64" in out["baddepth"]
+
+
+@pytest.mark.parametrize("folder", ["images", "images/c"])
+def test_resume_refuses_edited_images_behind_a_symlinked_folder(tmp_path, folder):
+    """images/ or images/c/ replaced by a link to a copy (same bytes, same hashes): resume does not
+    trust the copy, and writes nothing through the link; without the link it finishes as before."""
+    data = bench(tmp_path / "b.json", ["c"], per_category=3)
+    out = tmp_path / "out"
+    cfg = config(tmp_path, data, out)
+    assert run(cfg).returncode == 0
+    ref = results(out)
+    inside = os.path.join(str(out), folder)
+    copy = str(tmp_path / "copy")
+    shutil.copytree(inside, copy)
+    shutil.rmtree(inside)
+    os.symlink(copy, inside)
+    before = {n: open(os.path.join(dp, n), "rb").read() for dp, _, ns in os.walk(copy) for n in ns}
+    r = run(cfg, "--resume", timeout=60)
+    assert r.returncode == 1, r.stderr
+    name = os.path.basename(folder)
+    assert "folder %s is a symbolic link (refused: files in the run folder are read as they are)" % name in r.stderr
+    assert all("redoing the edit of c/pair_%03d" % i in r.stderr for i in (1, 2, 3)), r.stderr
+    assert "is a symbolic link (refused: nothing is written outside" in r.stderr
+    assert "Traceback" not in r.stderr and "stack traceback" not in r.stderr
+    after = {n: open(os.path.join(dp, n), "rb").read() for dp, _, ns in os.walk(copy) for n in ns}
+    assert after == before
+    assert not os.path.exists(os.path.join(str(out), ".lock"))
+    os.remove(inside)
+    r = run(cfg, "--resume", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert results(out) == ref
+    assert not os.path.islink(inside)
+
+
 # ---- 9. control characters from ids never reach the log raw -----------------------------
 
 def test_control_characters_in_ids_are_escaped_in_the_log(tmp_path):
@@ -376,7 +449,7 @@ def uninterrupted(tmp_path_factory):
     r = run(cfg)
     assert r.returncode == 0, r.stderr
     rep = report(out)
-    return results(out), rep["swaps"]["count"]
+    return results(out), rep["swaps"]
 
 
 @pytest.mark.parametrize("sig, code, stage", [(signal.SIGINT, 130, "edit"), (signal.SIGTERM, 143, "score"),
@@ -401,8 +474,88 @@ def test_a_signal_stops_after_the_item_and_resume_gives_the_same_report(tmp_path
     assert results(out) == ref
     rep = report(out)
     assert rep["swaps"]["processes"] == 2 and "whole run" in rep["swaps"]["covers"]
-    first = runs[0]["record"]["swaps"]["count"]
-    assert rep["swaps"]["count"] >= first
+    # the whole run's exchanges: exactly the uninterrupted run's (editor -> judge -> editor -> judge
+    # over two categories), the first process's journaled ones plus the second's; the moves are the
+    # uninterrupted run's plus the one load the resumed process needs to start again
+    first = runs[0]["record"]["swaps"]
+    assert rep["swaps"]["count"] == ref_swaps["count"] == 3, (rep["swaps"], ref_swaps)
+    assert rep["swaps"]["moves"] == ref_swaps["moves"] + 1
+    second = [l for l in journal(out) if l["type"] == "run"][1]["record"]["swaps"]
+    assert rep["swaps"]["count"] == first["count"] + second["count"]
+    for model, m in rep["swaps"]["by_model"].items():
+        assert m["loads"] == ref_swaps["by_model"][model]["loads"] + (1 if model == ("editor" if stage == "edit" else "judge")
+                                                                  else 0), (model, m, ref_swaps)
+    # every pair's edit and score counted once over the two processes
+    t = rep["timings"]
+    assert t["processes"] == 2 and "whole run" in t["covers"]
+    edited = sum(l["record"]["timings"]["edited"] for l in journal(out) if l["type"] == "run")
+    scored = sum(l["record"]["timings"]["scored"] for l in journal(out) if l["type"] == "run")
+    assert edited == scored == len(ref)
+
+
+def count_steps(out, stage):
+    try:
+        with open(os.path.join(str(out), "journal.jsonl"), encoding="utf-8") as f:
+            return sum(1 for l in f if '"stage":"%s"' % stage in l)
+    except FileNotFoundError:
+        return 0
+
+
+def saved_edits(out):
+    return sorted(glob.glob(os.path.join(str(out), "images", "*", "*.png")))
+
+
+@pytest.mark.parametrize("sig, code, stage, judge", [
+    (signal.SIGINT, 130, "edit", None), (signal.SIGTERM, 143, "score", None), (signal.SIGHUP, 129, "score", "http")])
+def test_a_signal_during_a_model_call_lets_the_call_finish(tmp_path, uninterrupted, sig, code, stage, judge):
+    """The signal lands 0.5 s into a 1.5 s model call (builtin delay_ms, or the fake server's
+    latency for an http judge): the call is not cut short, its result is saved and journaled, no
+    further item starts, and the run stops, releases .lock and resumes to the uninterrupted report."""
+    call = 1.5
+    data = bench(tmp_path / "b.json", ["c1", "c2"], per_category=6)
+    out = tmp_path / "out"
+    with contextlib.ExitStack() as stack:
+        srv = stack.enter_context(FakeOpenAI(latency=call, spread=False)) if judge else None
+        judge_cfg = (http_judge(srv.url, "text", batch_size=1) if srv else
+                     "{backend: builtin, name: metrics, params: {delay_ms: %d}}" % (call * 1000 if stage == "score" else 0))
+        cfg = config(tmp_path, data, out, judge=judge_cfg, extra=PROMPTS if srv else "",
+                     editor="{backend: builtin, name: identity, params: {delay_ms: %d}}" % (call * 1000 if stage == "edit" else 0))
+        p = subprocess.Popen([BIN, TWO_STAGE, cfg], cwd=SRC, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(out, stage, 1, p)
+        # a step just ended (its line or its image appeared); the next call is under way: land mid-call
+        marker = (lambda: len(saved_edits(out))) if stage == "edit" else (lambda: count_steps(out, stage))
+        n = marker()
+        t0 = time.monotonic()
+        while marker() == n:
+            assert time.monotonic() - t0 < 10 * call, "no step ended"
+            time.sleep(0.01)
+        time.sleep(call / 3)
+        done_before = marker()
+        t_sig = time.monotonic()
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=60)
+        waited = time.monotonic() - t_sig
+        assert p.returncode == code, err
+        assert "interrupted: resume with --resume" in err and "stopping after the item under way" in err
+        assert "Traceback" not in err and "stack traceback" not in err
+        assert not os.path.exists(os.path.join(str(out), ".lock"))
+        assert not reports(out)
+        # the call under way ran to its end (about call*2/3 more), and no further call started
+        assert waited >= call / 2, waited
+        assert waited < call * 1.5, waited
+        assert marker() == done_before + 1, (marker(), done_before)
+        assert count_steps(out, stage) == done_before + 1   # its result journaled, not lost
+        if stage == "edit":
+            assert count_steps(out, "score") == 0
+        if srv:
+            srv.latency = 0
+        r = run(cfg, "--resume")
+        assert r.returncode == 0, r.stderr
+        if srv is None:
+            assert results(out) == uninterrupted[0]
+        else:
+            assert all(sc == expected_score(i) and e is None for _, i, sc, e in results(out))
+        assert report(out)["swaps"]["processes"] == 2
 
 
 def test_a_second_signal_exits_at_once(tmp_path):

@@ -3,6 +3,7 @@ local util = require "evalhost.util"
 local base = require "evalhost.schedule.run"
 local Run, log, stop, pair_id = base.Run, base.log, base.stop, base.pair_id
 local stats = require "evalhost.stats"
+local records = require "evalhost.records"
 local report = require "evalhost.report"
 local banner = base.banner
 
@@ -125,7 +126,7 @@ function Run:report_pictures(size)
       end
     end
   end
-  local function want(rel, data, kind, side, no_follow)
+  local function want(rel, data, kind, side, read_opts)
     if not data then return nil end
     local path = util.join(self.out, rel)
     if h.fs.exists(path) then return rel end
@@ -135,7 +136,7 @@ function Run:report_pictures(size)
       if not ok then return nil end
       made[folder] = true
     end
-    if not w:convert(path, data, kind, side, no_follow and { no_follow = true } or nil) then return nil end
+    if not w:convert(path, data, kind, side, read_opts) then return nil end
     note(w:collect())
     return rel
   end
@@ -164,7 +165,7 @@ function Run:report_pictures(size)
     if type(row.image) == "string" then
       local tag = type(row.image_hash) == "string" and ("." .. row.image_hash:sub(1, 12)) or ""
       f.thumb_edited = want(util.join("thumbs", cat, id .. ".edit" .. tag .. ".jpg"),
-        util.join(self.out, row.image), "path", size, true)   -- a link planted in images/ is not followed
+        util.join(self.out, row.image), "path", size, records.read_opts(row.image))   -- a link planted in images/ is not followed
     end
     return f
   end
@@ -183,7 +184,7 @@ function Run:thumbnails(size)
   return function(row)
     local pair = type(row.index) == "number" and self.dataset:pair(row.category, row.index) or nil
     local orig = pair and pair.error == nil and thumb((pair:image())) or nil
-    local edited = type(row.image) == "string" and thumb((h.image.load(util.join(self.out, row.image), { no_follow = true }))) or nil
+    local edited = type(row.image) == "string" and thumb((h.image.load(util.join(self.out, row.image), records.read_opts(row.image)))) or nil
     return orig, edited
   end
 end

@@ -1,6 +1,7 @@
 -- A pair's inputs: the input hash an edit record carries, the further
 -- pictures of multi-image edits, and edits reused from an earlier run.
 local util = require "evalhost.util"
+local records = require "evalhost.records"
 local base = require "evalhost.schedule.run"
 local Run, log, stop = base.Run, base.log, base.stop
 
@@ -126,7 +127,7 @@ function Run:reuse_edit(cat, id, input)
   if not (rec and rec.image and not rec.error and rec.input == input and src.editor_hash == self.editor_hash) then
     return false
   end
-  local bytes = h.fs.read(util.join(src.dir, rec.image), nil, { no_follow = true })
+  local bytes = h.fs.read(util.join(src.dir, rec.image), nil, records.read_opts(rec.image))
   if not bytes or (rec.hash and h.hash(bytes) ~= rec.hash) then
     log("warn", "[%s] %s: %s changed since that run; editing again", cat, id, util.join(src.dir, rec.image))
     return false

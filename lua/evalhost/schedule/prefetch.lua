@@ -3,6 +3,7 @@
 -- next steps need (originals, edited images for the next judge batch).
 local util = require "evalhost.util"
 local base = require "evalhost.schedule.run"
+local records = require "evalhost.records"
 local Run, stop, pair_id = base.Run, base.stop, base.pair_id
 
 -- Edited images are saved by evalhost.image_writer's thread (encode, fsync,
@@ -76,10 +77,10 @@ end
 
 -- An edited image for scoring: the one prefetched on the reader's thread
 -- (waited for when still loading), else loaded here.
-function Run:load_edited(path)
+function Run:load_edited(path, rel)
   local img = self:take_prefetched(path)
   if img then return img end
-  return util.host().image.load(path, { no_follow = true })   -- both values: an error names the file
+  return util.host().image.load(path, records.read_opts(rel or path))   -- both values: an error names the file
 end
 
 local function original_key(cat, pair) return "<original>/" .. cat .. "/" .. pair_id(pair) end
@@ -147,7 +148,7 @@ function Run:prefetch(cat, list, from, size)
     local e = not self:done(self.score_stage, cat, id) and self:done("edit", cat, id)
     if e and not e.error and type(e.image) == "string" then
       local path = util.join(self.out, e.image)
-      if not self.loading[path] and self.reader:load(path, { no_follow = true }) then
+      if not self.loading[path] and self.reader:load(path, records.read_opts(e.image)) then
         self.loading[path] = true
         queued = queued + 1
         self:prefetch_original(cat, list[j])   -- the judge's other image

@@ -155,7 +155,7 @@ local function verify_images(run)
         local own = rec.image == run:image_rel(cat, id)
         -- no_follow, regular files only: a FIFO or a link to /dev/zero must not hang resume
         local got, why = nil, nil
-        if own then got, why = h.hash_file(path, { no_follow = true }) end
+        if own then got, why = h.hash_file(path, records.read_opts(rec.image)) end
         if got == nil or (rec.hash ~= nil and got ~= rec.hash) then
           log("warn", "resume: %s %s; redoing the edit of %s/%s", path, not own and "is not where this run keeps its images"
             or got and "does not match its recorded hash"

@@ -11,12 +11,55 @@ local records = require "evalhost.records"
 -- The two functions every step goes through (resume lives here).
 ------------------------------------------------------------------------
 
--- Store a step's result in memory only (used by replay and by record).
+-- Flat memory (issue 20): a step recorded here lives in the journal, not in
+-- memory. What stays is where its line starts (self.at[stage][cat][id], one
+-- integer per step) and the last few records (self.recent); Run:done reads an
+-- older one back from the journal. Replayed steps (resume) and runs without a
+-- journal file (a host without evalhost.fs.open, a test's journal) keep their
+-- records in self.steps as before.
+
+local RECENT = 256   -- records kept per generation: a batch and the writes in flight
+
+-- Store a step's result in memory (used by replay and without a journal file).
 function Run:remember(stage, cat, id, tbl)
   local s = self.steps[stage] or {}
   self.steps[stage] = s
   s[cat] = s[cat] or {}
   s[cat][id] = tbl
+  local a = self.at and self.at[stage]
+  if a and a[cat] then a[cat][id] = nil end
+end
+
+-- The journal opened for reading back (no links, regular file), its end, or
+-- false when the journal is not a file this process can read.
+function Run:journal_reader()
+  if self.jread == nil then
+    local h = util.host()
+    local open = rawget(h.fs, "open")
+    local path = self.journal and self.journal.path and self.journal:path()
+    local f = open and path and open(path, { no_follow = true }) or nil
+    self.jread = f or false
+    if f then
+      self.jend = f:seek("end")
+      self.at, self.recent, self.recent_old, self.recent_n = {}, {}, {}, 0
+    end
+  end
+  return self.jread
+end
+
+local function recent_key(stage, cat, id) return stage .. "\0" .. cat .. "\0" .. tostring(id) end
+
+-- The record of the journal line at `off`, checked to be (stage, cat, id)'s.
+function Run:read_step(off, stage, cat, id)
+  local f = self.jread
+  f:seek("set", off)
+  local line = f:read("l")
+  local e = line and util.host().json.decode(line)
+  if type(e) ~= "table" or e.type ~= "step" or e.stage ~= stage or e.category ~= cat or e.id ~= tostring(id) then
+    stop(("journal: %s at byte %d is not the line of %s %s/%s this run wrote (changed under the run?)"):format(
+      self.journal:path(), off, stage, cat, tostring(id)))
+  end
+  return e.record
 end
 
 -- The record of a finished step, or nil when it still has to run. An edit
@@ -27,15 +70,40 @@ function Run:done(stage, cat, id)
     self:settle_writes(true)
   end
   local s = self.steps[stage]
-  return s and s[cat] and s[cat][id] or nil
+  local rec = s and s[cat] and s[cat][id]
+  if rec ~= nil then return rec end
+  local a = self.at and self.at[stage]
+  local off = a and a[cat] and a[cat][id]
+  if off == nil then return nil end
+  local k = recent_key(stage, cat, id)
+  rec = self.recent[k] or self.recent_old[k]
+  if rec ~= nil then return rec end
+  return self:read_step(off, stage, cat, id)
 end
 
 function Run:record(stage, cat, id, tbl)
   if self.journal then
+    local f = self:journal_reader()   -- opened before the first append: jend is where that line starts
     local ok, err = self.journal:record(stage, cat, id, tbl)
     if ok == nil and err then
       self.journal_failed = true
       stop(("journal: %s"):format(err))
+    end
+    if f then
+      -- the line just appended starts at the journal's previous end
+      local a = self.at[stage] or {}
+      self.at[stage] = a
+      a[cat] = a[cat] or {}
+      a[cat][id] = self.jend
+      self.jend = f:seek("end")
+      local s = self.steps[stage]
+      if s and s[cat] then s[cat][id] = nil end   -- a replayed record redone here
+      if self.recent_n >= RECENT then
+        self.recent_old, self.recent, self.recent_n = self.recent, {}, 0
+      end
+      self.recent[recent_key(stage, cat, id)] = tbl
+      self.recent_n = self.recent_n + 1
+      return tbl
     end
   end
   self:remember(stage, cat, id, tbl)
@@ -194,7 +262,7 @@ function Run:score_request(cat, pair)
 
   local system, user = self.prompts:render(cat, pair)
   if not system then return nil, self:fail(self.score_stage, cat, pair, "prompt", user) and false end
-  local edited, err = self:load_edited(util.join(self.out, e.image))
+  local edited, err = self:load_edited(util.join(self.out, e.image), e.image)
   if not edited then
     return nil, self:fail(self.score_stage, cat, pair, "score", "edited image: " .. tostring(err)) and false
   end

@@ -13,6 +13,7 @@ local function finite(x) return type(x) == "number" and x == x and x >= 0 and x 
 
 local SWAP_KEYS = { "count", "moves", "bytes", "seconds" }
 local TIME_KEYS = { "edit_seconds", "score_seconds", "edited", "scored", "reused" }
+local MODEL_KEYS = { "loads", "unloads", "bytes", "load_seconds", "unload_seconds" }
 
 -- One replayed "run" line's record, checked: the counts or nil, why.
 function totals.check(rec)
@@ -24,6 +25,16 @@ function totals.check(rec)
   end
   for _, k in ipairs(TIME_KEYS) do
     if rec.timings[k] ~= nil and not finite(rec.timings[k]) then return nil, ("timings.%s is not a count"):format(k) end
+  end
+  local bm = rec.swaps.by_model
+  if bm ~= nil and type(bm) ~= "table" then return nil, "swaps.by_model is not an object" end
+  for name, m in pairs(bm or {}) do
+    if type(name) ~= "string" or type(m) ~= "table" then return nil, "swaps.by_model is not an object of objects" end
+    for _, k in ipairs(MODEL_KEYS) do
+      if m[k] ~= nil and not finite(m[k]) then
+        return nil, ("swaps.by_model[%s].%s is not a count"):format(util.shown(name), k)
+      end
+    end
   end
   return rec
 end
@@ -46,6 +57,14 @@ function Run:journal_totals()
   local sw, t = util.host().swaps(), self.timings
   local rec = { swaps = {}, timings = {}, started = self.started }
   for _, k in ipairs(SWAP_KEYS) do rec.swaps[k] = sw[k] end
+  if type(sw.by_model) == "table" then
+    rec.swaps.by_model = {}
+    for name, m in pairs(sw.by_model) do
+      local c = {}
+      for _, k in ipairs(MODEL_KEYS) do c[k] = m[k] end
+      rec.swaps.by_model[name] = c
+    end
+  end
   for _, k in ipairs(TIME_KEYS) do rec.timings[k] = t[k] end
   -- a name per process: this run's start and the clock (no two processes share both)
   local id = ("%s-%.6f"):format(self.started, util.host().clock()):gsub("[^%w%-%.]", "_")
@@ -53,6 +72,16 @@ function Run:journal_totals()
   if not self.journal.record_run then return end
   local ok, err = self.journal:record_run(rec)
   if ok == nil and err then log("warn", "journal: %s (this process's swaps and timings are not kept)", err) end
+end
+
+local function copy_models(bm)
+  local out = {}
+  for name, m in pairs(bm or {}) do
+    local c = {}
+    for k, v in pairs(m) do c[k] = v end
+    out[name] = c
+  end
+  return out
 end
 
 -- This process's swaps and timings plus the earlier processes' (resume):
@@ -66,6 +95,16 @@ function Run:whole_run(swaps)
   for _, p in ipairs(self.prior or {}) do
     n = n + 1
     for _, k in ipairs(SWAP_KEYS) do sw[k] = (sw[k] or 0) + (p.swaps[k] or 0) end
+    -- per model too (a copy: h.swaps()'s tables are not changed)
+    for name, m in pairs(p.swaps.by_model or {}) do
+      if sw.by_model == swaps.by_model then sw.by_model = copy_models(swaps.by_model) end
+      sw.by_model = sw.by_model or {}
+      local c = sw.by_model[name] or {}
+      sw.by_model[name] = c
+      for _, k in ipairs(MODEL_KEYS) do
+        if m[k] ~= nil then c[k] = (c[k] or 0) + m[k] end
+      end
+    end
     for _, k in ipairs(TIME_KEYS) do
       if p.timings[k] ~= nil then t[k] = (t[k] or 0) + p.timings[k] end
     end
