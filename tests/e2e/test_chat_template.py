@@ -2,7 +2,9 @@
 transformers' apply_chat_template does (its Jinja environment: trim_blocks,
 lstrip_blocks, loopcontrols).  The templates are committed fixtures
 (tests/data/tokenizer/*_chat_template.jinja): Qwen2-VL/Qwen2.5-VL's published
-chat template and Qwen3-VL-30B-A3B-Instruct's, as public sources carry them."""
+chat template and Qwen3-VL-30B-A3B-Instruct's, as public sources carry them.
+The native judge's C rendering of the judge-shaped cases is checked against
+the same Qwen3-VL template, token for token (test_native_rendering_matches)."""
 import json
 import os
 import subprocess
@@ -51,3 +53,71 @@ def test_render_matches(style, case, vision_id, tmp_path):
                        env=dict(os.environ, CHAT_JSON=str(p)), cwd=SRC, timeout=60)
     assert r.returncode == 0, r.stderr.decode()
     assert r.stdout.decode() == render_ref(style, CASES[case], vision_id)
+
+
+# The native judge's C rendering (host/models/backend_native.c) of the same
+# cases against the same Jinja template: the Qwen3-VL fixture judge scores
+# each list as the request's messages (every image part the fixture's
+# edited.png) and --verbose logs its prompt ids, which must be the Jinja
+# text's, pads expanded, through the fixture's tokenizer. Cases with no image
+# (nothing to judge) or a video (not a judge input) are left out.
+FIXTURE = os.path.join(SRC, "tests", "data", "qwen3vl", "dense")
+
+
+def judge_input(case):
+    """A list the native judge takes: a user turn with parts, no video."""
+    parts = [p for m in case if isinstance(m["content"], list) for p in m["content"]]
+    return (not any(p.get("type") == "video" or "video" in p for p in parts)
+            and any(m["role"] == "user" and isinstance(m["content"], list) for m in case))
+
+
+NATIVE_CASES = [i for i, c in enumerate(CASES) if judge_input(c)]
+
+NATIVE_LUA = r"""
+local eh = require "evalhost"
+local spec = eh.json.decode(os.getenv("EH_T"))
+local img = assert(eh.image.load(spec.dir .. "/edited.png"))
+local msgs = {}
+for i, m in ipairs(spec.messages) do
+  local content = m.content
+  if type(content) == "table" then
+    content = {}
+    for j, p in ipairs(m.content) do
+      if p.text then content[j] = {type = "text", text = p.text} else content[j] = {type = "image", image = img} end
+    end
+  end
+  msgs[i] = {role = m.role, content = content}
+end
+local m = assert(eh.model.open({backend = "native", path = spec.dir, device = "cpu"}, "judge"))
+assert(m:load())
+local r, e = m:score({image = img, messages = msgs})
+assert(r, e)
+"""
+
+
+def expanded_ids(messages):
+    from PIL import Image
+    from tokenizers import Tokenizer
+    from transformers import Qwen2VLImageProcessor
+    text = render_ref("qwen3", messages, False)
+    proc = Qwen2VLImageProcessor.from_pretrained(FIXTURE)
+    grid = proc(images=[Image.open(os.path.join(FIXTURE, "edited.png")).convert("RGB")])["image_grid_thw"][0]
+    pads = int(grid.prod()) // proc.merge_size ** 2
+    text = text.replace("<|image_pad|>", "<|image_pad|>" * pads)
+    return Tokenizer.from_file(os.path.join(FIXTURE, "tokenizer.json")).encode(text, add_special_tokens=False).ids
+
+
+@pytest.mark.skipif(not os.access(BIN, os.X_OK), reason="evalhost binary not built")
+@pytest.mark.skipif((os.environ.get("EVALHOST_HAVE_TORCH") or "ON").upper() in ("OFF", "0", "FALSE", "NO"),
+                    reason="this evalhost was built without libtorch (the native judge)")
+@pytest.mark.parametrize("case", NATIVE_CASES)
+def test_native_rendering_matches(case, tmp_path):
+    script = tmp_path / "native.lua"
+    script.write_text(NATIVE_LUA)
+    r = subprocess.run([BIN, "--verbose", str(script)], capture_output=True, text=True, cwd=SRC, timeout=120,
+                       env=dict(os.environ, EH_T=json.dumps({"dir": FIXTURE, "messages": CASES[case]})))
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if "prompt ids (" in ln]
+    assert len(lines) == 1, r.stderr
+    got = [int(x) for x in lines[0].split(": ")[-1].split(",")]
+    assert got == expanded_ids(CASES[case])
