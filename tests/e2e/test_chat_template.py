@@ -121,3 +121,48 @@ def test_native_rendering_matches(case, tmp_path):
     assert len(lines) == 1, r.stderr
     got = [int(x) for x in lines[0].split(": ")[-1].split(",")]
     assert got == expanded_ids(CASES[case])
+
+
+@pytest.mark.skipif(not os.access(BIN, os.X_OK), reason="evalhost binary not built")
+@pytest.mark.skipif((os.environ.get("EVALHOST_HAVE_TORCH") or "ON").upper() in ("OFF", "0", "FALSE", "NO"),
+                    reason="this evalhost was built without libtorch (the native judge)")
+@pytest.mark.parametrize("template,why", [
+    ("qwen2_vl_chat_template.jinja", "it adds a default system turn (Qwen2-VL's template)"),
+    (None, "it has no <|im_start|> turns or no <|vision_start|><|image_pad|><|vision_end|> picture"),
+])
+def test_native_refuses_another_template(template, why, tmp_path):
+    """render_prompt writes Qwen3-VL's template: a snapshot with another is refused at open, by file."""
+    import shutil
+    d = tmp_path / "judge"
+    shutil.copytree(FIXTURE, d)
+    text = open(os.path.join(SRC, "tests", "data", "tokenizer", template)).read() if template else "{{ messages }}"
+    (d / "chat_template.jinja").write_text(text)
+    script = tmp_path / "open.lua"
+    script.write_text('local m, e = evalhost.model.open({backend = "native", path = os.getenv("D"), device = "cpu"}, '
+                      '"judge")\nio.write(tostring(m), "|", tostring(e))\n')
+    r = subprocess.run([BIN, str(script)], capture_output=True, text=True, cwd=SRC, timeout=60,
+                       env=dict(os.environ, D=str(d)))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("nil|"), r.stdout
+    assert f"the chat template in {d}/chat_template.jinja is not Qwen3-VL's: {why}" in r.stdout
+
+
+@pytest.mark.skipif(not os.access(BIN, os.X_OK), reason="evalhost binary not built")
+@pytest.mark.parametrize("messages,needle", [
+    ("{}", "score request: 0 messages (1..64)"),
+    ('{{role = "tool", content = "x"}}', "messages[1].role is tool (system, user or assistant)"),
+    ('{{role = "user", content = 7}}', "messages[1].content is a number (a string or a list of parts)"),
+    ('{{role = "user", content = {{type = "image", image = "a.png"}}}}',
+     "messages[1].content[1].image is a string, not an evalhost.Image"),
+    ('{{role = "user", content = {{type = "video"}}}}', "messages[1].content[1] is neither"),
+])
+def test_bad_messages_raise(messages, needle, tmp_path):
+    """A layout bug (req.messages or a replaced chat.score_messages) is a script error naming the part."""
+    script = tmp_path / "bad.lua"
+    script.write_text('local m = assert(evalhost.model.open({backend = "builtin", name = "metrics"}, "judge"))\n'
+                      'assert(m:load())\nlocal img = assert(evalhost.image.load(os.getenv("IMG")))\n'
+                      f"m:score({{image = img, original = img, messages = {messages}}})\n")
+    r = subprocess.run([BIN, str(script)], capture_output=True, text=True, cwd=SRC, timeout=60,
+                       env=dict(os.environ, IMG=os.path.join(FIXTURE, "edited.png")))
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert needle in r.stderr, r.stderr
