@@ -589,3 +589,54 @@ def test_kris_official_scripts_give_the_reference_again(tmp_path):
     got, ref = load(live), load(os.path.join(KRIS, "reference.json"))
     assert got["items"] == ref["items"]
     assert got["official"]["requests"] == len(reqs) and not got["official"]["unrecorded_requests"]
+    r = subprocess.run([sys.executable, os.path.join(SRC, "tools", "protocols", "run_official.py"), "kris",
+                        "--checkout", checkout, "--sample", KRIS, "--edits", out,
+                        "--replies", kris_unread_replies(tmp_path), "--out", live],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert load(live)["items"] == load(os.path.join(KRIS, "reference-unread.json"))["items"]
+
+
+def kris_unread_replies(tmp):
+    """replies.json with its first quality request's reply turned into one
+    with no rating: reference-unread.json is run_official.py's output on
+    exactly this file."""
+    doc = load(os.path.join(KRIS, "replies.json"))
+    victim = next(k for k in sorted(doc["replies"]) if "[quality]" in doc["prompts"][k])
+    doc["replies"][victim] = "Nothing to rate here."
+    path = tmp / "replies-unread.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return str(path)
+
+
+def test_kris_reply_without_a_rating_fails_the_pair_and_keeps_the_scripts_figure(tmp_path):
+    """A script stores null for a rating it cannot read (and its other
+    ratings); evalhost fails the pair and shows the scripts' means beside
+    its own: the null left out of its metric, the item's other ratings kept."""
+    ref = load(os.path.join(KRIS, "reference-unread.json"))
+    nulls = [k for k, v in ref["items"].items() if None in v.values()]
+    assert len(nulls) == 1
+    r, out, reqs = run_kris(tmp_path, kris_unread_replies(tmp_path))
+    assert r.returncode == 1
+    rep = report(out)
+    assert ["%s/%s" % (f["category"], f["id"]) for f in rep["failures"]] == nulls
+    assert "kris: no quality rating in the reply (the script stores null)" in rep["failures"][0]["error"]
+    prof = rep["profile"]
+    assert prof["unparsed"] == 1
+    cats, overall = kris_means(ref["items"])   # the scripts' metrics.json, null left out
+    for cat, means in cats.items():
+        for k, v in means.items():
+            assert prof["official"]["categories"][cat][k] == pytest.approx(v, abs=5e-4), (cat, k)
+    ours_cats, ours_overall = kris_means({k: v for k, v in ref["items"].items() if k not in nulls})
+    assert prof["overall"]["consistency"] == pytest.approx(ours_overall["consistency"], abs=5e-4)
+    assert prof["official"]["overall"]["consistency"] == pytest.approx(overall["consistency"], abs=5e-4)
+    assert prof["overall"]["n"] == 13 and prof["official"]["overall"]["n"] == 14
+    md = [f for f in os.listdir(os.path.join(out, "results")) if f.endswith(".md")][0]
+    assert "KRIS-Bench as the scripts store it (1 items with a null or off-scale rating kept)" in \
+        open(os.path.join(out, "results", md), encoding="utf-8").read()
+
+
+def test_kris_official_protocol_needs_the_benchmarks_prompts(tmp_path):
+    r, out, reqs = run_kris(tmp_path, os.path.join(KRIS, "replies.json"), official=False)
+    assert r.returncode != 0 and reqs == []
+    assert "dataset.official must name the Kris_Bench checkout (or its utils/prompts.py)" in r.stderr

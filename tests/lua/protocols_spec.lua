@@ -216,4 +216,60 @@ describe("benchmark protocols", function()
     assert.is_nil(none)
     assert.matches("prompt_c: escape \\x is not read here", why, 1, true)
   end)
+
+  it("kris: each script's extractor gives what the Python one gives (cases run through metrics_*.py)", function()
+    local o = require("evalhost.datasets.kris").profile.official
+    -- text, metrics_common's extract_consistency_score_and_reason, extract_score_and_reason without a
+    -- prefix (temporal, multi-element), metrics_knowledge's extract_consistency_score
+    local cases = {
+      { "{\"reasoning\": \"fine\", \"consistency_score\": 4}", 4, 4, 4 },
+      { "{\"reasoning\": \"fine\", \"consistency_score\": \"3\"}", 3, 3, 3 },
+      { "{\"reasoning\": \"fine\", \"consistency_score\": 4.7}", 4, 4, 4 },
+      { "{\"reasoning\": \"fine\", \"consistency_score\": 9}", 9, 9, 9 },
+      { "{\"reasoning\": \"fine\", \"consistency_score\": null} then 2/5", 2, 2, nil },
+      { "{\"reasoning\": \"trailing\", \"consistency_score\": 4,}", 4, 4, 4 },
+      { "{\"reasoning\": \"line\nbreak\", \"consistency_score\": 4}", 4, 4, 4 },
+      { "Step 3 done.\n{\"reasoning\": \"x\", \"consistency_score\": 5,}", 3, 3, 3 },
+      { "Consistency score 4", 4, 4, 4 },
+      { "consistency_score: 2 and 5/5", 2, 5, 2 },
+      { "CONSISTENCY SCORE：3", 3, 3, 3 },
+      { "I give it 3 / 5.", 3, 3, 3 },
+      { "It earns 4 out of 5", 4, 4, 4 },
+      { "It earns 4 OUT  OF\n5", 4, 4, 4 },
+      { "version2 has 15 issues, rating 3.", 3, 3, 3 },
+      { "得分3分，or 4", 4, 4, 4 },
+      { "score 45", nil, nil, nil },
+      { "nothing here", nil, nil, nil },
+      { "{\"a\": {\"consistency_score\": 4}}", 4, 4, 4 },
+      { "\"consistency_score\": 4", 4, 4, 4 },
+    }
+    for _, c in ipairs(cases) do
+      assert.are.equal(c[2], o.extract_common(c[1], "consistency", true), c[1])
+      assert.are.equal(c[3], o.extract_common(c[1], "consistency", false), c[1])
+      assert.are.equal(c[4], o.extract_knowledge(c[1], "consistency"), c[1])
+    end
+    -- metrics_knowledge's extract_dual_scores: instruction, knowledge
+    local duals = {
+      { "{\"instruction_score\": 4, \"knowledge_score\": 2}", 4, 2 },
+      { "{\"instruction_score\": 4}", 4, nil },
+      { "{\"instruction_score\": \"x\", \"knowledge_score\": 2} Instruction score: 3\nKnowledge score: 5", 3, 5 },
+      { "instruction_score: 4\nknowledge score：1", 4, 1 },
+      { "Instruction score 4, knowledge score 3", nil, nil },
+      { "{\"instruction_score\": 4,}", nil, nil },
+    }
+    for _, c in ipairs(duals) do
+      local i, k = o.extract_dual(c[1])
+      assert.are.same({ c[2], c[3] }, { i, k }, c[1])
+    end
+  end)
+
+  it("kris: the temporal script's frame numbers, and the requests' labels per script", function()
+    local o = require("evalhost.datasets.kris").profile.official
+    assert.are.same({ { 2, 3, 4 }, 1 }, { o.frames({ "5-2.jpg", "5-3.jpg", "5-4.jpg" }) })
+    assert.are.same({ { 1, 2, 4 }, 3 }, { o.frames({ "5-1.jpg", "5-2.jpg", "5-4.jpg" }) })
+    assert.are.same({ { 1, 2 }, 3 }, { o.frames({ "5-1.jpg", "5-2.jpg" }) })   -- two missing: the next frame
+    assert.are.equal("common", o.SCRIPTS.anomaly_correction)
+    assert.are.equal("knowledge", o.SCRIPTS["rule-based_reasoning"])
+    assert.are.equal(20, #o.ORDER)
+  end)
 end)

@@ -282,9 +282,10 @@ function official.json_block(text, key)
 end
 
 -- Python's json.loads of a block (strict: no control characters in a
--- string); the object or nil.
+-- string, no trailing comma -- what some decoders let through); the
+-- object or nil.
 local function loads(block)
-  local in_str, esc = false, false
+  local in_str, esc, comma = false, false, false
   for k = 1, #block do
     local b = block:byte(k)
     if in_str then
@@ -292,7 +293,11 @@ local function loads(block)
       elseif b == 92 then esc = true
       elseif b == 34 then in_str = false
       elseif b < 32 then return nil end
-    elseif b == 34 then in_str = true end
+    elseif b == 34 then in_str, comma = true, false
+    elseif b == 44 then comma = true
+    elseif b == 125 or b == 93 then
+      if comma then return nil end
+    elseif not (b == 32 or b == 9 or b == 10 or b == 13) then comma = false end
   end
   local v = util.host().json.decode(block)
   return type(v) == "table" and v or nil
