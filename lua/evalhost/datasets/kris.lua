@@ -100,10 +100,11 @@ end
 -- or its utils/prompts.py). It has no aggregation code either; evalhost's
 -- (official.summary): per category the mean of each metric over the items
 -- rated on it, 1-5 as the scripts store them, and overall the same means
--- over every item (each item weighs the same; categories of different
--- sizes are not re-weighted, as the paper's per-category tables are means
--- over items). Where a script stores a null rating (a reply it cannot
--- read) evalhost fails the pair; the summary gives both figures.
+-- over every item (each item weighs the same: no rule in the code says
+-- to re-weight categories of different sizes, and the per-metric means
+-- are what the stored metrics.json files give without one). Where a
+-- script stores a null rating (a reply it cannot read) evalhost fails the
+-- pair; the summary gives both figures.
 -- Deliberate: the scripts at these revisions read an item's "instruction"
 -- and "explain", which the published annotation.json files spell
 -- "ins_en" and "explain_en" (the scripts would send empty ones): evalhost
