@@ -36,9 +36,18 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 PY = sys.executable
 
 
-def peak_rss(cmd, env=None):
+PERF = None   # --perf: a folder for each side's perf recording
+
+
+def peak_rss(cmd, env=None, name=None):
     """Runs cmd; (its stdout's last JSON line, its peak RSS in bytes from
-    wait4, wall seconds)."""
+    wait4, wall seconds).  With --perf, cmd runs under perf record (cpu-clock
+    at 250 Hz, CLOCK_MONOTONIC stamps) and the JSON gets "profile": where the
+    CPU time of its timed "window" went (perf_split.py)."""
+    data = None
+    if PERF and name:
+        data = os.path.join(PERF, name + ".perf.data")
+        cmd = ["perf", "record", "-q", "-e", "cpu-clock", "-F", "250", "-k", "CLOCK_MONOTONIC", "-o", data, "--"] + cmd
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env=dict(os.environ, **(env or {})))
@@ -54,7 +63,13 @@ def peak_rss(cmd, env=None):
     if p.returncode:
         sys.exit(f"{' '.join(cmd[:2])} failed ({p.returncode}):\n{err[-4000:]}")
     lines = [l for l in out.strip().splitlines() if l.startswith("{")]
-    return json.loads(lines[-1]), ru.ru_maxrss * 1024, wall
+    res = json.loads(lines[-1])
+    if data:
+        sys.path.insert(0, HERE)
+        import perf_split
+        res["profile"] = perf_split.split(data, res.get("window"))
+        res["profile"]["data"] = data
+    return res, ru.ru_maxrss * 1024, wall
 
 
 def images(mp):
@@ -71,6 +86,8 @@ def images(mp):
 
 
 SYSTEM = "You are a strict judge of image edits. Reply with one integer from 0 to 10."
+# evalhost.chat.LABELS: the text before each picture in the judge's default layout
+LABELS = {"original": "原始图像 / original image:", "edited": "编辑后的图像 / edited image:"}
 
 
 def prompts(n):
@@ -89,13 +106,16 @@ assert(m:load())
 local load = eh.clock() - t0
 local ed, og = assert(eh.image.load(P.edited)), assert(eh.image.load(P.original))
 local reqs = {}
+-- evalhost.chat's layout (the original, then the edited picture, each after its label): TF_JUDGE builds the same
 for i, p in ipairs(P.prompts) do reqs[i] = {image = ed, original = og, system_prompt = P.system, user_prompt = p} end
 m:score_batch({reqs[1]})                       -- warm-up
 t0 = eh.clock()
+local c0 = os.clock()                          -- the process's CPU time, all threads
 local rs = assert(m:score_batch(reqs))
-local dt = eh.clock() - t0
+local dt, cpu = eh.clock() - t0, os.clock() - c0
 for _, r in ipairs(rs) do assert(r.score, r.error) end
-io.stdout:write(eh.json.encode({seconds = dt, load_seconds = load, first = rs[1].score, text = rs[1].text}), "\n")
+io.stdout:write(eh.json.encode({seconds = dt, cpu_seconds = cpu, load_seconds = load, first = rs[1].score,
+                                text = rs[1].text, window = {t0, t0 + dt}}), "\n")
 """
 
 TF_JUDGE = r"""
@@ -112,13 +132,15 @@ fast = PreTrainedTokenizerFast(tokenizer_file=os.path.join(P["dir"], "tokenizer.
 proc = Qwen2VLImageProcessor.from_pretrained(P["dir"])
 template = open(os.path.join(P["dir"], "chat_template.jinja")).read()
 ed, og = Image.open(P["edited"]), Image.open(P["original"])
-pix = proc(images=[ed, og], return_tensors="pt")
+pix = proc(images=[og, ed], return_tensors="pt")   # evalhost.chat's order: the original first
 counts = (pix["image_grid_thw"].prod(-1) // 4).tolist()
 digits = [fast.convert_tokens_to_ids(str(d)) for d in range(10)]
 image_id = model.config.image_token_id
 def ids_of(prompt):
     msgs = [{"role": "system", "content": P["system"]},
-            {"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": prompt}]}]
+            {"role": "user", "content": [{"type": "text", "text": P["labels"]["original"]}, {"type": "image"},
+                                         {"type": "text", "text": P["labels"]["edited"]}, {"type": "image"},
+                                         {"type": "text", "text": prompt}]}]
     text = fast.apply_chat_template(msgs, chat_template=template, tokenize=False, add_generation_prompt=True)
     a, b, c = text.split("<|image_pad|>")
     text = a + "<|image_pad|>" * counts[0] + b + "<|image_pad|>" * counts[1] + c
@@ -144,19 +166,19 @@ def generate(prompt):
 ps = P["prompts"]
 if P["mode"] == "logits":
     score(ps[:1])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = []
     for i in range(0, len(ps), P["batch"]):
         res += score(ps[i:i + P["batch"]])
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     first = res[0]
 else:
     generate(ps[0])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = [generate(p) for p in ps]
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     first = res[0]
-print(json.dumps({"seconds": dt, "load_seconds": load, "first": first}))
+print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "load_seconds": load, "first": first, "window": [t0, t0 + dt]}))
 """
 
 
@@ -172,15 +194,15 @@ def bench_judge(a, work):
     rows = []
     for mode in a.modes.split(","):
         P = {"dir": d, "device": a.device, "dtype": a.dtype, "batch": a.batch if mode == "logits" else 1,
-             "mode": mode, "new_tokens": a.new_tokens, "prompts": prompts(a.pairs), "system": SYSTEM,
+             "mode": mode, "new_tokens": a.new_tokens, "prompts": prompts(a.pairs), "system": SYSTEM, "labels": LABELS,
              "edited": ep, "original": op}
         env = {"EH_BENCH": json.dumps(P), "OMP_NUM_THREADS": str(a.threads)}
         lua = os.path.join(work, "judge.lua")
         open(lua, "w").write(JUDGE_LUA)
-        ours, ours_rss, _ = peak_rss([a.bin, lua], env)
+        ours, ours_rss, _ = peak_rss([a.bin, lua], env, f"evalhost_judge_{mode}")
         tfp = os.path.join(work, "tf_judge.py")
         open(tfp, "w").write(TF_JUDGE)
-        theirs, their_rss, _ = peak_rss([PY, tfp], env)
+        theirs, their_rss, _ = peak_rss([PY, tfp], env, f"transformers_judge_{mode}")
         rows.append({"mode": mode, "ours": dict(ours, peak_rss=ours_rss), "transformers": dict(theirs, peak_rss=their_rss),
                      "speed_ratio": theirs["seconds"] / ours["seconds"], "memory_ratio": ours_rss / their_rss})
     return {"bench": "judge", "model": a.model, "stand_in": info.get("stand_in"), "pairs": a.pairs, "batch": a.batch,
@@ -191,7 +213,8 @@ EDITOR_LUA = r"""
 local eh = require "evalhost"
 local P = eh.json.decode(os.getenv("EH_BENCH"))
 local m = assert(eh.model.open({backend = "native", path = P.dir, device = P.device, dtype = P.dtype,
-  num_inference_steps = P.steps, true_cfg_scale = P.cfg, width = P.size, height = P.size, seed = 42}, "editor"))
+  num_inference_steps = P.steps, true_cfg_scale = P.cfg, width = P.size, height = P.size, seed = 42,
+  cfg_one_call = P.one_call}, "editor"))
 local t0 = eh.clock()
 assert(m:load())
 local load = eh.clock() - t0
@@ -200,9 +223,11 @@ local pics = {}
 for i = 1, P.pictures do pics[i] = img end
 m:edit(P.pictures > 1 and pics or img, P.prompt)   -- warm-up
 t0 = eh.clock()
+local c0 = os.clock()
 for _ = 1, P.images do assert(m:edit(P.pictures > 1 and pics or img, P.prompt)) end
-local dt = eh.clock() - t0
-io.stdout:write(eh.json.encode({seconds = dt / P.images, load_seconds = load}), "\n")
+local dt, cpu = eh.clock() - t0, os.clock() - c0
+io.stdout:write(eh.json.encode({seconds = dt / P.images, cpu_seconds = cpu / P.images, load_seconds = load,
+                                window = {t0, t0 + dt}}), "\n")
 """
 
 DIFFUSERS_EDITOR = r"""
@@ -229,11 +254,12 @@ def one():
     return pipe(image=[img] * P["pictures"], prompt=P["prompt"], negative_prompt=" ", true_cfg_scale=P["cfg"],
                 num_inference_steps=P["steps"], width=P["size"], height=P["size"], generator=g).images[0]
 one()
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 for _ in range(P["images"]):
     one()
-dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt / P["images"], "load_seconds": load}))
+dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+print(json.dumps({"seconds": dt / P["images"], "cpu_seconds": cpu / P["images"], "load_seconds": load,
+                  "window": [t0, t0 + dt]}))
 """
 
 
@@ -247,19 +273,27 @@ def bench_editor(a, work):
     ip = os.path.join(work, "input.png")
     ed.save(ip)
     P = {"dir": d, "device": a.device, "dtype": a.dtype, "steps": a.steps, "cfg": a.cfg, "size": a.size,
-         "images": a.images, "pictures": a.pictures, "image": ip, "prompt": "make the sky purple"}
-    env = {"EH_BENCH": json.dumps(P), "OMP_NUM_THREADS": str(a.threads)}
+         "images": a.images, "pictures": a.pictures, "image": ip, "prompt": "make the sky purple", "one_call": False}
     lua = os.path.join(work, "editor.lua")
     open(lua, "w").write(EDITOR_LUA)
-    ours, ours_rss, _ = peak_rss([a.bin, lua], env)
+    env = {"EH_BENCH": json.dumps(P), "OMP_NUM_THREADS": str(a.threads)}
+    ours, ours_rss, _ = peak_rss([a.bin, lua], env, "evalhost_editor")
     dp = os.path.join(work, "diffusers_editor.py")
     open(dp, "w").write(DIFFUSERS_EDITOR)
-    theirs, their_rss, _ = peak_rss([PY, dp], env)
-    row = {"mode": f"cfg {a.cfg}", "ours": dict(ours, peak_rss=ours_rss), "diffusers": dict(theirs, peak_rss=their_rss),
-           "speed_ratio": theirs["seconds"] / ours["seconds"], "memory_ratio": ours_rss / their_rss}
+    theirs, their_rss, _ = peak_rss([PY, dp], env, "diffusers_editor")
+    rows = [{"mode": f"cfg {a.cfg}", "ours": dict(ours, peak_rss=ours_rss), "diffusers": dict(theirs, peak_rss=their_rss),
+             "speed_ratio": theirs["seconds"] / ours["seconds"], "memory_ratio": ours_rss / their_rss}]
+    if a.one_call and a.cfg > 1:
+        # cfg_one_call: the conditional and negative passes as one transformer call of twice the batch
+        env = {"EH_BENCH": json.dumps(dict(P, one_call=True)), "OMP_NUM_THREADS": str(a.threads)}
+        one, one_rss, _ = peak_rss([a.bin, lua], env, "evalhost_editor_one_call")
+        rows.append({"mode": f"cfg {a.cfg}, cfg_one_call", "ours": dict(one, peak_rss=one_rss),
+                     "diffusers": dict(theirs, peak_rss=their_rss), "speed_ratio": theirs["seconds"] / one["seconds"],
+                     "memory_ratio": one_rss / their_rss, "gain_over_two_calls": ours["seconds"] / one["seconds"],
+                     "cpu_gain_over_two_calls": ours["cpu_seconds"] / one["cpu_seconds"]})
     return {"bench": "editor", "model": "qwen-image-edit-2509", "stand_in": info.get("parts"), "size": a.size,
             "steps": a.steps, "pictures": a.pictures, "device": a.device, "dtype": a.dtype, "threads": a.threads,
-            "rows": [row]}
+            "rows": rows}
 
 
 def main():
@@ -276,6 +310,10 @@ def main():
     ap.add_argument("--images", type=int, default=1, help="editor: timed edits per side (after one warm-up)")
     ap.add_argument("--pictures", type=int, default=1, help="editor: input pictures per edit")
     ap.add_argument("--cfg", type=float, default=4.0)
+    ap.add_argument("--one-call", action="store_true",
+                    help="editor: also run ours with cfg_one_call (CFG's two passes as one call) and report the gain")
+    ap.add_argument("--perf", action="store_true",
+                    help="run each side under perf record and add where its timed CPU time went (perf_split.py)")
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32", "float16"])
@@ -289,6 +327,9 @@ def main():
         sys.exit(f"real_shape bench: no evalhost binary at {a.bin} (make build, or --bin / EVALHOST_BIN)")
     work = a.dir or tempfile.mkdtemp(prefix="eh_real_shape_")
     os.makedirs(work, exist_ok=True)
+    global PERF
+    if a.perf:
+        PERF = work
     try:
         res = bench_judge(a, work) if a.what == "judge" else bench_editor(a, work)
     finally:
@@ -299,9 +340,16 @@ def main():
     for r in res["rows"]:
         o, t = r["ours"], r[ref]
         per = a.pairs if a.what == "judge" else 1
-        print(f"{a.what} {r['mode']}: evalhost {o['seconds'] / per:.3f} s/item, peak RSS {o['peak_rss'] / gib:.2f} GiB"
-              f" | {ref} {t['seconds'] / per:.3f} s/item, peak RSS {t['peak_rss'] / gib:.2f} GiB"
-              f" | speed {r['speed_ratio']:.2f}x, memory {r['memory_ratio']:.2f}x")
+        r["cpu_ratio"] = t["cpu_seconds"] / o["cpu_seconds"]
+        print(f"{a.what} {r['mode']}: evalhost {o['seconds'] / per:.3f} s/item ({o['cpu_seconds'] / per:.2f} CPU-s),"
+              f" peak RSS {o['peak_rss'] / gib:.2f} GiB | {ref} {t['seconds'] / per:.3f} s/item"
+              f" ({t['cpu_seconds'] / per:.2f} CPU-s), peak RSS {t['peak_rss'] / gib:.2f} GiB"
+              f" | speed {r['speed_ratio']:.2f}x (CPU time {r['cpu_ratio']:.2f}x), memory {r['memory_ratio']:.2f}x"
+              + (f" | gain over two calls {r['gain_over_two_calls']:.2f}x" if "gain_over_two_calls" in r else ""))
+        for side, v in (("evalhost", o), (ref, t)):
+            if "profile" in v:
+                print(f"  {side} profile ({v['profile']['cpu_seconds'] or 0:.1f} CPU-s sampled): " +
+                      ", ".join(f"{k} {100 * x:.0f}%" for k, x in v["profile"]["kinds"][:8]))
     res["machine"] = os.uname().nodename
     res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     if a.out:
