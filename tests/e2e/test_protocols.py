@@ -393,6 +393,9 @@ def test_rise_official_protocol_equals_the_official_code(tmp_path):
     text = open(os.path.join(out, "results", md), encoding="utf-8").read()
     overall = prof["rows"][0]
     assert "| Overall | %.3f | %.3f | %.3f |" % (overall["score"], overall["percent"], overall["accuracy"]) in text
+    html = [f for f in os.listdir(os.path.join(out, "results")) if f.endswith(".html")][0]
+    page = open(os.path.join(out, "results", html), encoding="utf-8").read()
+    assert "RISEBench (score 1-5, accuracy over 16 scored items)" in page and "Score-Percentage" in page
 
 
 
@@ -565,6 +568,8 @@ def test_kris_official_protocol_equals_the_official_scripts(tmp_path):
     md = [f for f in os.listdir(os.path.join(out, "results")) if f.endswith(".md")][0]
     text = open(os.path.join(out, "results", md), encoding="utf-8").read()
     assert "### KRIS-Bench: mean rating per metric (1-5)" in text and "| Overall (every item) | 14 |" in text
+    html = [f for f in os.listdir(os.path.join(out, "results")) if f.endswith(".html")][0]
+    assert "KRIS-Bench: mean rating per metric (1-5)" in open(os.path.join(out, "results", html), encoding="utf-8").read()
 
 
 def kris_checkout():

@@ -272,4 +272,46 @@ describe("benchmark protocols", function()
     assert.are.equal("knowledge", o.SCRIPTS["rule-based_reasoning"])
     assert.are.equal(20, #o.ORDER)
   end)
+
+  it("rise: combine fails what gpt_eval.py misreads or takes off-scale, keeping its reading", function()
+    local o = require("evalhost.datasets.rise").profile.official
+    local function ctx(cat, free)
+      return { category = cat, id = "x", pair = { fields = { subtask = "Puzzle Solving" } }, rise = { free = free },
+        state = { columns = {}, positions = { [cat .. "\0x"] = 7 } } }
+    end
+    local s, d = o.combine({ consistency = "Final Score: 1", reasoning = "Final Score: 1" }, ctx("logical_reasoning"))
+    assert.are.equal(0.3 * 5 + 0.7 * 5, s)
+    assert.are.same({ 5, 5, 1, 7, "Puzzle Solving" }, { d.consistency, d.reasoning, d.complete, d.position, d.subtask })
+    local none, why, info = o.combine({ consistency = "Final Score: 3", reasoning = "Final Score: 1" },
+      ctx("logical_reasoning"))
+    assert.is_nil(none)
+    assert.matches("the consistency rating 3 is outside 0..1 (gpt_eval.py takes it as it is)", why, 1, true)
+    assert.are.same({ 5, 5, 1 }, { info.consistency, info.reasoning, info.complete })   -- its 4 * min(3, 1) + 1
+    none, why, info = o.combine({ consistency = "Final Score: 4, 5", reasoning = "Final Score: 5",
+      quality = "Final Score: 5" }, ctx("causal_reasoning"))
+    assert.is_nil(none)
+    assert.matches("several numbers (gpt_eval.py stops on the item)", why, 1, true)
+    assert.is_true(info.stops)
+    none, why, info = o.combine({ consistency = "Final Score: 6", reasoning = "Final Score: 5",
+      quality = "Final Score: 5" }, ctx("causal_reasoning"))
+    assert.matches("the consistency rating 6 is outside 1..5", why, 1, true)
+    assert.are.equal(0.3 * 6 + 0.5 * 5 + 0.2 * 5, info.score)
+  end)
+
+  it("kris: combine fails a null or off-scale rating, keeping what the script stores", function()
+    local o = require("evalhost.datasets.kris").profile.official
+    local s, d = o.combine({ consistency = '{"consistency_score": 4}', dual = '{"instruction_score": 3, "knowledge_score": 2}',
+      quality = "quality score: 5" }, { category = "chemistry" })
+    assert.are.equal((4 + 3 + 2 + 5) / 4, s)
+    assert.are.same({ 4, 3, 2, 5 }, { d.consistency, d.instruction, d.knowledge, d.quality })
+    local none, why, info = o.combine({ consistency = '{"consistency_score": 7}', instruction = "4/5",
+      quality = "3 out of 5" }, { category = "count_change" })
+    assert.is_nil(none)
+    assert.matches("the consistency rating 7 is outside 1..5 (the script stores it as it is)", why, 1, true)
+    assert.are.same({ 7, 4, 3 }, { info.ratings.consistency, info.ratings.instruction, info.ratings.quality })
+    none, why, info = o.combine({ consistency = "4/5", dual = '{"instruction_score": 4}', quality = "5/5" },
+      { category = "physics" })
+    assert.matches("no knowledge rating in the reply (the script stores null)", why, 1, true)
+    assert.is_nil(info.ratings.knowledge)
+  end)
 end)
