@@ -292,8 +292,9 @@ describe("benchmark protocols", function()
     assert.is_nil(none)
     assert.matches("several numbers (gpt_eval.py stops on the item)", why, 1, true)
     assert.is_true(info.stops)
-    _, why, info = o.combine({ consistency = "Final Score: 6", reasoning = "Final Score: 5",
+    none, why, info = o.combine({ consistency = "Final Score: 6", reasoning = "Final Score: 5",
       quality = "Final Score: 5" }, ctx("causal_reasoning"))
+    assert.is_nil(none)
     assert.matches("the consistency rating 6 is outside 1..5", why, 1, true)
     assert.are.equal(0.3 * 6 + 0.5 * 5 + 0.2 * 5, info.score)
   end)
@@ -309,8 +310,9 @@ describe("benchmark protocols", function()
     assert.is_nil(none)
     assert.matches("the consistency rating 7 is outside 1..5 (the script stores it as it is)", why, 1, true)
     assert.are.same({ 7, 4, 3 }, { info.ratings.consistency, info.ratings.instruction, info.ratings.quality })
-    _, why, info = o.combine({ consistency = "4/5", dual = '{"instruction_score": 4}', quality = "5/5" },
+    none, why, info = o.combine({ consistency = "4/5", dual = '{"instruction_score": 4}', quality = "5/5" },
       { category = "physics" })
+    assert.is_nil(none)
     assert.matches("no knowledge rating in the reply (the script stores null)", why, 1, true)
     assert.is_nil(info.ratings.knowledge)
   end)
