@@ -9,9 +9,12 @@ checkout of the official repository at the revision it names).
 Always: evalhost equals the committed reference, per item and aggregate, to
 the printed precision, and sends the official code's requests (count,
 order, text first, pictures and their sizes). With EVALHOST_OFFICIAL_GEDIT
-set to a Step1X-Edit checkout (and tools/protocols/requirements-official.txt
+(a Step1X-Edit checkout), EVALHOST_OFFICIAL_IMGEDIT, EVALHOST_OFFICIAL_RISE
+or EVALHOST_OFFICIAL_KRIS set (and tools/protocols/requirements-official.txt
 installed), the official code also runs live on this run's edits and must
-give the reference again.
+give the reference again. RISEBench's prompts are not copied (no license):
+its tests read utils.py from EVALHOST_OFFICIAL_RISE or a git mirror of the
+repository (EVALHOST_RISE_GIT) and skip, saying so, without one.
 """
 import json
 import math

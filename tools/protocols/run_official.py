@@ -14,7 +14,13 @@ evalhost with (issue 25).
 The official code is imported as it is; only its surroundings are
 supplied: the judge's URL (its OpenAI client points at the recorded judge),
 the dataset (GEdit's load_dataset is the sample's parquet), megfile (local
-files), and a fixed random seed (VIEScore's guess for an unparseable reply).
+files), and a fixed random seed (VIEScore's guess for an unparseable reply);
+RISEBench's gpt_eval.main() and Kris_Bench's metrics_*.py run in a working
+folder laid out as their READMEs ask (outputs/<model>/images/...,
+KRIS_Bench/ + results/<model>/...). A benchmark without a license to copy
+its prompts (ImgEdit, RISEBench, KRIS-Bench): the sample's stand-in prompts
+where the replies were recorded with them (ImgEdit's prompts.json, KRIS's
+utils/prompts.py), RISEBench's own utils.py from the checkout.
 Dependencies: tools/protocols/requirements-official.txt.
 """
 import argparse
