@@ -19,6 +19,7 @@ repository (EVALHOST_RISE_GIT) and skip, saying so, without one.
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -340,11 +341,20 @@ def rise_checkout():
     return _RISE["dir"]
 
 
-def run_rise(tmp, replies, name="rise", official=True, policy=None, data=None):
+# the two prompt sets the replies were recorded with: RISEBench's own (utils.py from a checkout; the test
+# skips without one) and stand-ins under its names (always there): name -> (replies, reference)
+RISE_SETS = {"utils.py": ("replies.json", "reference.json"),
+             "stand_in": ("replies-standin.json", "reference-standin.json")}
+STAND_IN = os.path.join(RISE, "stand_in_prompts.py")
+
+
+def run_rise(tmp, replies, name="rise", official=True, policy=None, data=None, prompts="utils.py"):
     log = str(tmp / (name + "-requests.jsonl"))
     cfg = tmp / (name + ".yaml")
     out = str(tmp / name)
-    extra = ", official: %s" % json.dumps(rise_checkout()) if official else ""
+    extra = ""
+    if official:
+        extra = ", official: %s" % json.dumps(STAND_IN if prompts == "stand_in" else rise_checkout())
     with RecordedJudge(replies, log=log, policy=policy) as j:
         cfg.write_text("dataset: {path: %s, adapter: rise%s}\neditor: {backend: builtin, name: imageops}\n"
                        "judge: %s\nreport: {bootstrap: {resamples: 20}}\n"
@@ -365,10 +375,12 @@ def g15(row):
     return [("%.15g" % x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x for x in row]
 
 
-def test_rise_official_protocol_equals_the_official_code(tmp_path):
-    ref = load(os.path.join(RISE, "reference.json"))
+@pytest.mark.parametrize("prompts", sorted(RISE_SETS))
+def test_rise_official_protocol_equals_the_official_code(tmp_path, prompts):
+    replies, reference = RISE_SETS[prompts]
+    ref = load(os.path.join(RISE, reference))
     assert ref["official"]["revision"].startswith("5f22651")
-    r, out, reqs = run_rise(tmp_path, os.path.join(RISE, "replies.json"))
+    r, out, reqs = run_rise(tmp_path, os.path.join(RISE, replies), prompts=prompts)
     assert r.returncode == 0, r.stderr
     rep = report(out)
     pairs = {p["id"]: p for p in rep["pairs"]}
@@ -402,7 +414,15 @@ def test_rise_official_protocol_equals_the_official_code(tmp_path):
 
 
 
-def test_rise_official_code_gives_the_reference_again(tmp_path):
+def rise_official(checkout, out, replies, live, prompts):
+    more = ["--prompts", STAND_IN] if prompts == "stand_in" else []
+    return subprocess.run([sys.executable, os.path.join(SRC, "tools", "protocols", "run_official.py"), "rise",
+                           "--checkout", checkout, "--sample", RISE, "--edits", out, "--replies", replies,
+                           "--out", live] + more, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("prompts", sorted(RISE_SETS))
+def test_rise_official_code_gives_the_reference_again(tmp_path, prompts):
     """gpt_eval.py itself on this run's edits and the recorded replies (its
     requests must all be recorded ones: same prompts, same picture sizes)."""
     checkout = rise_checkout()
@@ -410,22 +430,19 @@ def test_rise_official_code_gives_the_reference_again(tmp_path):
         pytest.skip("%s has no gpt_eval.py to run" % checkout)
     for mod in ("pandas", "xlsxwriter", "openpyxl", "requests", "tqdm"):
         pytest.importorskip(mod, reason="gpt_eval.py needs tools/protocols/requirements-official.txt")
-    r, out, reqs = run_rise(tmp_path, os.path.join(RISE, "replies.json"))
+    replies, reference = RISE_SETS[prompts]
+    r, out, reqs = run_rise(tmp_path, os.path.join(RISE, replies), prompts=prompts)
     assert r.returncode == 0, r.stderr
     live = str(tmp_path / "live-reference.json")
-    r = subprocess.run([sys.executable, os.path.join(SRC, "tools", "protocols", "run_official.py"), "rise",
-                        "--checkout", checkout, "--sample", RISE, "--edits", out,
-                        "--replies", os.path.join(RISE, "replies.json"), "--out", live],
-                       capture_output=True, text=True, timeout=600)
+    r = rise_official(checkout, out, os.path.join(RISE, replies), live, prompts)
     assert r.returncode == 0, r.stderr + r.stdout
-    got, ref = load(live), load(os.path.join(RISE, "reference.json"))
+    got, ref = load(live), load(os.path.join(RISE, reference))
     assert got["items"] == ref["items"] and got["aggregates"] == ref["aggregates"]
     assert got["official"]["requests"] == len(reqs) and not got["official"]["unrecorded_requests"]
+    if prompts != "stand_in":
+        return
     # and with the unreadable reply: reference-unread.json
-    r = subprocess.run([sys.executable, os.path.join(SRC, "tools", "protocols", "run_official.py"), "rise",
-                        "--checkout", checkout, "--sample", RISE, "--edits", out,
-                        "--replies", rise_unread_replies(tmp_path), "--out", live],
-                       capture_output=True, text=True, timeout=600)
+    r = rise_official(checkout, out, rise_unread_replies(tmp_path), live, prompts)
     assert r.returncode == 0, r.stderr + r.stdout
     got, ref = load(live), load(os.path.join(RISE, "reference-unread.json"))
     assert got["items"] == ref["items"] and got["aggregates"] == ref["aggregates"]
@@ -435,10 +452,10 @@ UNREAD_REPLY = "I would rather not give numbers."
 
 
 def rise_unread_replies(tmp):
-    """replies.json with its first key's reply (a consistency call) turned
-    into one without a number: reference-unread.json is run_official.py's
-    output on exactly this file."""
-    doc = load(os.path.join(RISE, "replies.json"))
+    """replies-standin.json with its first key's reply turned into one
+    without a number: reference-unread.json is run_official.py's output on
+    exactly this file (with the stand-in prompts)."""
+    doc = load(os.path.join(RISE, "replies-standin.json"))
     victim = sorted(doc["replies"])[0]
     doc["replies"][victim] = UNREAD_REPLY
     path = tmp / "replies-unread.json"
@@ -453,12 +470,12 @@ def test_rise_unreadable_reply_fails_the_pair_and_reports_the_official_figures(t
     pairs -- and reports gpt_eval.py's table beside its own."""
     ref = load(os.path.join(RISE, "reference-unread.json"))
     failed = [k for k, v in ref["items"].items() if v["match_log"] == "failed"]
-    r, out, reqs = run_rise(tmp_path, rise_unread_replies(tmp_path))
+    r, out, reqs = run_rise(tmp_path, rise_unread_replies(tmp_path), prompts="stand_in")
     assert r.returncode == 1
     rep = report(out)
     assert [f["id"] for f in rep["failures"]] == failed
-    assert "rise: the consistency reply has no Final Score number (gpt_eval.py: NaN score, counted inaccurate)" \
-        in rep["failures"][0]["error"]
+    assert re.search(r"rise: the (consistency|reasoning|quality) reply has no Final Score number "
+                     r"\(gpt_eval\.py: NaN score, counted inaccurate\)", rep["failures"][0]["error"])
     prof = rep["profile"]
     assert prof["unparsed"] == 1 and prof["n"] == 15
     official = [[row["name"], row.get("score"), row.get("percent"), row.get("accuracy")] for row in prof["official"]]

@@ -20,7 +20,8 @@ folder laid out as their READMEs ask (outputs/<model>/images/...,
 KRIS_Bench/ + results/<model>/...). A benchmark without a license to copy
 its prompts (ImgEdit, RISEBench, KRIS-Bench): the sample's stand-in prompts
 where the replies were recorded with them (ImgEdit's prompts.json, KRIS's
-utils/prompts.py), RISEBench's own utils.py from the checkout.
+utils/prompts.py, RISEBench's stand_in_prompts.py with --prompts) or the
+checkout's own (RISEBench's utils.py).
 Dependencies: tools/protocols/requirements-official.txt.
 """
 import argparse
@@ -179,7 +180,7 @@ def _cell(v):
     return v.item() if hasattr(v, "item") else v
 
 
-def run_rise(checkout, sample, edits, judge_url, seed):
+def run_rise(checkout, sample, edits, judge_url, seed, prompts=None):
     """gpt_eval.py's main() as its README runs it (--data, --output
     outputs/<model>, --input data), one process (--nproc 1, so the
     requests come in its order), its requests posted to the judge; the
@@ -192,6 +193,14 @@ def run_rise(checkout, sample, edits, judge_url, seed):
 
     sample = os.path.abspath(sample)   # main() runs in its own working folder
     gpt_eval.api_base = judge_url + "/chat/completions"
+    if prompts:   # stand-in prompts in place of utils.py's (eval_vanilla reads them as gpt_eval's globals)
+        stand_in = {}
+        with open(prompts, encoding="utf-8") as f:
+            exec(compile(f.read(), prompts, "exec"), stand_in)
+        for name, text in stand_in.items():
+            if name.startswith("prompt_"):
+                assert hasattr(gpt_eval, name), name
+                setattr(gpt_eval, name, text)
     work = tempfile.mkdtemp(prefix="rise-official-")
     data = os.path.join(sample, "data", "data_total.json")
     with open(data, encoding="utf-8") as f:
@@ -291,15 +300,20 @@ def main():
     ap.add_argument("--log", help="the recorded judge's request log (JSON lines)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prompts", help="rise: a .py of stand-in prompt_* strings to use in place of utils.py's")
     a = ap.parse_args()
     checkout = a.checkout or os.environ.get(CHECKOUT_ENV[a.bench])
     if not checkout or not os.path.isdir(checkout):
         raise SystemExit("run_official: give --checkout or set %s to the official repository" % CHECKOUT_ENV[a.bench])
     with RecordedJudge(a.replies, log=a.log) as judge:
-        res = {"gedit": run_gedit, "imgedit": run_imgedit, "rise": run_rise, "kris": run_kris}[a.bench](checkout, a.sample, a.edits, judge.url, a.seed)
+        run = {"gedit": run_gedit, "imgedit": run_imgedit, "rise": run_rise, "kris": run_kris}[a.bench]
+        extra = {"prompts": a.prompts} if a.prompts else {}
+        res = run(checkout, a.sample, a.edits, judge.url, a.seed, **extra)
         missing = [e["key"] for e in judge.log if not e["found"]]
     res["official"] = {"bench": a.bench, "revision": revision(checkout), "requests": len(judge.log),
                        "unrecorded_requests": missing}
+    if a.prompts:
+        res["official"]["prompts"] = os.path.basename(a.prompts)
     tmp = a.out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(res, f, indent=1, ensure_ascii=False, sort_keys=True)

@@ -108,6 +108,19 @@ RISE_SUBTASKS = {
 }
 
 
+RISE_PROMPTS = ["prompt_consist", "prompt_reasoning", "prompt_reasoning_w_input", "prompt_generation",
+                "prompt_spatial_ref", "prompt_spatial_ref_img", "prompt_spatial_ref_w_input", "prompt_spatial_qual",
+                "prompt_spatial_cons", "prompt_logical_cons_ans", "prompt_logical_cons", "prompt_logical_txt",
+                "prompt_logical_img", "prompt_logical_img_wo_q"]
+# the fields eval_vanilla formats each with (the others are sent as they are)
+RISE_PROMPT_FIELDS = {"prompt_consist": ["instruct"], "prompt_reasoning": ["instruct", "reference"],
+                      "prompt_reasoning_w_input": ["instruct", "reference"], "prompt_spatial_ref": ["instruct", "reference"],
+                      "prompt_spatial_ref_img": ["instruct"], "prompt_spatial_ref_w_input": ["instruct", "reference"],
+                      "prompt_spatial_cons": ["instruct"], "prompt_logical_cons_ans": ["instruct", "reference"],
+                      "prompt_logical_cons": ["instruct"], "prompt_logical_txt": ["reference"],
+                      "prompt_logical_img": ["instruct"]}
+
+
 def rise(rng):
     """Item k of each category takes one of eval_vanilla's branches:
     temporal/causal: plain, reasoning_img (the input goes with the
@@ -163,6 +176,15 @@ def rise(rng):
             items.append(it)
     with open(os.path.join(root, "data_total.json"), "w", encoding="utf-8") as f:
         json.dump(items, f, indent=4, ensure_ascii=False)
+    # stand-in prompts under utils.py's names (the repository has no license): the tests that run without a
+    # RISEBench checkout point dataset.official at this file, run_official.py --prompts puts them in gpt_eval
+    with open(os.path.join(HERE, "rise", "stand_in_prompts.py"), "w", encoding="utf-8") as f:
+        f.write("# Stand-in prompts under RISEBench utils.py's names (not its text: no license).\n")
+        for name in RISE_PROMPTS:
+            binary = name.startswith("prompt_logical")
+            fields = "".join(" {%s}" % x for x in RISE_PROMPT_FIELDS.get(name, ()))
+            f.write('\n%s = """RISE stand-in evaluator: %s.%s\nScale: %s.\nEnd with **Final Score:** **X**\n"""\n'
+                    % (name, name, fields, "binary score (0 or 1)" if binary else "1 to 5"))
 
 
 KRIS_CATEGORIES = ["count_change", "anomaly_correction", "chemistry", "mathematics", "viewpoint_change",
