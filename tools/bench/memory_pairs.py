@@ -8,8 +8,8 @@ report at the end) from the console's progress lines.
 
 A tmpfs output folder (the default, /dev/shm) keeps the per-edit fsync from
 dominating the time. Prints one JSON line: pairs, seconds, peak RSS (MB)
-overall and per phase, and RSS after 10% and 90% of the edits (flat memory:
-the two agree within a few MB)."""
+overall and per phase, and RSS at 10% and 90% of the editing and of the
+scoring (flat memory: each pair agrees within a few MB)."""
 import argparse
 import base64
 import io
@@ -101,13 +101,15 @@ def main():
         time.sleep(0.1)
     secs = time.monotonic() - t0
     t.join(timeout=5)
-    edit_samples = [s for s in samples if s[1] == "edit"]
-    early = edit_samples[len(edit_samples) // 10][2] if edit_samples else None
-    late = edit_samples[(len(edit_samples) * 9) // 10][2] if edit_samples else None
+    def at(phase, frac):
+        xs = [s for s in samples if s[1] == phase]
+        return round(xs[int(len(xs) * frac)][2], 1) if xs else None
+    # flat memory: the RSS at 10% and 90% of each phase agree within a few MB
     print(json.dumps({"pairs": args.pairs, "exit": p.returncode, "seconds": round(secs, 1),
                       "peak_rss_mb": round(max(peaks.values()), 1),
                       "peak_rss_mb_by_phase": {k: round(v, 1) for k, v in peaks.items()},
-                      "edit_rss_mb_at_10pct": early and round(early, 1), "edit_rss_mb_at_90pct": late and round(late, 1)}))
+                      "edit_rss_mb_at_10pct": at("edit", 0.1), "edit_rss_mb_at_90pct": at("edit", 0.9),
+                      "score_rss_mb_at_10pct": at("score", 0.1), "score_rss_mb_at_90pct": at("score", 0.9)}))
     if not args.out:
         shutil.rmtree(work, ignore_errors=True)
 

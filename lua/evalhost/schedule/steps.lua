@@ -78,7 +78,18 @@ function Run:done(stage, cat, id)
   local k = recent_key(stage, cat, id)
   rec = self.recent[k] or self.recent_old[k]
   if rec ~= nil then return rec end
-  return self:read_step(off, stage, cat, id)
+  rec = self:read_step(off, stage, cat, id)
+  self:keep_recent(k, rec)   -- a pair's prefetch, request and row ask again soon
+  return rec
+end
+
+-- Two generations of RECENT records: the older is dropped when the newer fills.
+function Run:keep_recent(k, rec)
+  if self.recent_n >= RECENT then
+    self.recent_old, self.recent, self.recent_n = self.recent, {}, 0
+  end
+  self.recent[k] = rec
+  self.recent_n = self.recent_n + 1
 end
 
 function Run:record(stage, cat, id, tbl)
@@ -98,11 +109,9 @@ function Run:record(stage, cat, id, tbl)
       self.jend = f:seek("end")
       local s = self.steps[stage]
       if s and s[cat] then s[cat][id] = nil end   -- a replayed record redone here
-      if self.recent_n >= RECENT then
-        self.recent_old, self.recent, self.recent_n = self.recent, {}, 0
-      end
-      self.recent[recent_key(stage, cat, id)] = tbl
-      self.recent_n = self.recent_n + 1
+      local k = recent_key(stage, cat, id)
+      self.recent_old[k] = nil   -- an older record of the same step must not come back
+      self:keep_recent(k, tbl)
       return tbl
     end
   end
