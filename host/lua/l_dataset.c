@@ -506,7 +506,6 @@ static const luaL_Reg ds_methods[] = {
 };
 
 static const luaL_Reg ds_metamethods[] = {
-    { "__index", NULL },   /* the method table */
     { "__len", ds_len }, { "__gc", ds_gc }, { "__close", ds_gc }, { "__tostring", ds_tostring }, { NULL, NULL },
 };
 
@@ -547,12 +546,7 @@ static const luaL_Reg pair_methods[] = {
 /* The Dataset and Pair metatables and the owner table, made once. */
 static void create_meta(lua_State *L)
 {
-    if (luaL_newmetatable(L, DATASET_META)) {
-        luaL_setfuncs(L, ds_metamethods, 0);
-        luaL_newlib(L, ds_methods);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
+    eh_lua_new_type(L, DATASET_META, ds_metamethods, ds_methods);
     if (luaL_newmetatable(L, PAIR_META)) {
         luaL_newlib(L, pair_methods);
         lua_pushcclosure(L, pair_index, 1);

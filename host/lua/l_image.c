@@ -250,7 +250,6 @@ static const luaL_Reg methods[] = {
 };
 
 static const luaL_Reg metamethods[] = {
-    { "__index", NULL },      /* placeholder: the method table */
     { "__gc", m_close }, { "__close", m_close }, { "__tostring", m_tostring }, { "__call", m_call }, { NULL, NULL },
 };
 
@@ -258,12 +257,7 @@ static const luaL_Reg metamethods[] = {
  * by another binding (a model may return an Image before any decode). */
 static void create_meta(lua_State *L)
 {
-    if (luaL_newmetatable(L, IMAGE_MT)) {
-        luaL_setfuncs(L, metamethods, 0);
-        luaL_newlib(L, methods);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
+    eh_lua_new_type(L, IMAGE_MT, metamethods, methods);
 }
 
 int eh_open_image(lua_State *L)

@@ -207,23 +207,12 @@ static const luaL_Reg methods[] = {
 };
 
 static const luaL_Reg metamethods[] = {
-    { "__index", NULL },      /* placeholder: the method table */
     { "__gc", m_close }, { "__close", m_close }, { "__tostring", m_tostring }, { NULL, NULL },
 };
 
-static void create_meta(lua_State *L)
-{
-    if (luaL_newmetatable(L, WRITER_MT)) {
-        luaL_setfuncs(L, metamethods, 0);
-        luaL_newlib(L, methods);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
-}
-
 int eh_open_image_writer(lua_State *L)
 {
-    create_meta(L);
+    eh_lua_new_type(L, WRITER_MT, metamethods, methods);
     luaL_newlib(L, functions);
     return 1;
 }

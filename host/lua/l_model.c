@@ -579,24 +579,12 @@ static const luaL_Reg methods[] = {
 };
 
 static const luaL_Reg metamethods[] = {
-    { "__index", NULL },      /* placeholder: the method table */
     { "__gc", model_gc }, { "__close", model_gc }, { "__tostring", model_tostring }, { NULL, NULL },
 };
 
-/* The one place the Model metatable is made (liolib's shape). */
-static void create_meta(lua_State *L)
-{
-    if (luaL_newmetatable(L, MODEL_MT)) {
-        luaL_setfuncs(L, metamethods, 0);
-        luaL_newlib(L, methods);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
-}
-
 int eh_open_model(lua_State *L)
 {
-    create_meta(L);
+    eh_lua_new_type(L, MODEL_MT, metamethods, methods);
     luaL_newlib(L, funcs);
     return 1;
 }

@@ -56,26 +56,14 @@ static const luaL_Reg methods[] = {
 };
 
 static const luaL_Reg metamethods[] = {
-    { "__index", NULL },      /* placeholder: the method table */
     { "__gc", progress_close },
     { "__close", progress_close },
     { NULL, NULL },
 };
 
-/* The one place the Progress metatable is made (liolib's shape). */
-static void create_meta(lua_State *L)
-{
-    if (luaL_newmetatable(L, PROGRESS_MT)) {
-        luaL_setfuncs(L, metamethods, 0);
-        luaL_newlib(L, methods);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
-}
-
 int eh_open_progress(lua_State *L)
 {
-    create_meta(L);
+    eh_lua_new_type(L, PROGRESS_MT, metamethods, methods);
     lua_pushcfunction(L, progress_new);
     return 1;
 }

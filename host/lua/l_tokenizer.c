@@ -199,23 +199,12 @@ static const luaL_Reg methods[] = {
 };
 
 static const luaL_Reg metamethods[] = {
-    { "__index", NULL },    /* filled with methods */
     { "__gc", tok_gc },  { "__close", tok_gc }, { "__tostring", tok_tostring }, { NULL, NULL },
 };
 
-static void create_meta(lua_State *L)
-{
-    luaL_newmetatable(L, TOKENIZER_MT);
-    luaL_setfuncs(L, metamethods, 0);
-    luaL_newlibtable(L, methods);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-}
-
 int eh_open_tokenizer(lua_State *L)
 {
-    create_meta(L);
+    eh_lua_new_type(L, TOKENIZER_MT, metamethods, methods);
     luaL_newlib(L, module_fns);
     return 1;
 }

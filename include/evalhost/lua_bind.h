@@ -25,6 +25,10 @@ int eh_lua_failf(lua_State *L, eh_status code, const char *fmt, ...);
  * flags: the run folder's files are read without following a link. */
 int eh_lua_read_flags(lua_State *L, int idx);
 
+/* A userdata type's metatable, made once (liolib's shape; l_meta.c):
+ * the metamethods, and __index = a table of the methods. */
+void eh_lua_new_type(lua_State *L, const char *name, const luaL_Reg *metamethods, const luaL_Reg *methods);
+
 /* Converts between eh_node and Lua values (l_node.c).  eh_lua_push_node
  * pushes 1 value; eh_lua_to_node returns a new tree or NULL with err set
  * (cycles, unsupported types). */
