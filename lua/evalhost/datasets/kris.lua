@@ -132,7 +132,7 @@ official.PROMPTS = { "prompt_consist", "prompt_quality", "prompt_instruction_fol
   "prompt_consist_temporal", "prompt_instruction_temporal", "prompt_consist_multi", "prompt_instruction_multi" }
 official.METRICS = { "consistency", "instruction", "knowledge", "quality" }
 
-function official.prepare(dcfg)
+function official.prepare(dcfg, dataset)
   local where = dcfg.official
   if type(where) ~= "string" or where == "" then
     return nil, "config: dataset.official must name the Kris_Bench checkout (or its utils/prompts.py): "
@@ -148,7 +148,9 @@ function official.prepare(dcfg)
       return nil, ("config: dataset.official: %s has no %s (is it Kris_Bench's utils/prompts.py?)"):format(path, name)
     end
   end
-  return { prompts = prompts, prompts_path = path, prompts_hash = util.host().hash(text) }
+  -- the KRIS_Bench folder: an item's pictures are named relative to its category's folder there
+  local root = type(dataset) == "table" and type(dataset.file) == "string" and dataset.file or nil
+  return { prompts = prompts, prompts_path = path, prompts_hash = util.host().hash(text), root = root }
 end
 
 ------------------------------------------------------------------------
@@ -437,7 +439,7 @@ function official.requests(ctx)
         part("quality", P.prompt_quality, { { EDIT, edit } }) }
     end
     local names = type(f.ori_img) == "table" and f.ori_img or { f.ori_img }
-    local dir = util.dirname(ctx.pair.image_path or "")
+    local dir = ctx.state.root and util.join(ctx.state.root, cat) or util.dirname(ctx.pair.image_path or "")
     local refs = {}
     for k, n in ipairs(names) do
       local path = base.under(dir, n)
