@@ -390,6 +390,10 @@ def test_rise_official_protocol_equals_the_official_code(tmp_path, prompts):
         for ours, theirs in RISE_DIMS.items():
             assert d.get(ours) == want[theirs], (pid, ours)
         assert g15([pairs[pid]["score"]]) == g15([want["score"]]) and d["complete"] == want["complete"], pid
+    # a logical item's 0/1 judgements come out as 1 or 5 (4 * min(x, 1) + 1); it has no plausibility
+    logical = [p["dims"] for p in pairs.values() if p["category"] == "logical_reasoning"]
+    assert logical and all(d["consistency"] in (1, 5) and d["reasoning"] in (1, 5) for d in logical)
+    assert not any("plausibility" in d for d in logical)
     # the CSV's rows, in its order, every figure as printed (repr floats)
     prof = rep["profile"]
     got = [[row["name"], row.get("score"), row.get("percent"), row.get("accuracy")] for row in prof["rows"]]
