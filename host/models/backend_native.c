@@ -379,15 +379,19 @@ static void log_prompt_ids(const eh_model *m, const int32_t *ids, size_t n)
     free(b.p);
 }
 
-/* The pictures the template renders, in order: user turns' image parts. */
+/* The pictures the template renders, in order: user turns' image parts
+ * (the first EH_SCORE_MAX_IMAGES into imgs); returns how many there are. */
 static int prompt_images(const eh_score_request *r, const eh_image **imgs)
 {
     int n = 0;
     for (size_t i = 0; i < r->n_messages; i++)
         if (!strcmp(r->messages[i].role, "user"))
             for (size_t j = 0; j < r->messages[i].n_parts; j++)
-                if (r->messages[i].parts[j].image && n < EH_SCORE_MAX_IMAGES)
-                    imgs[n++] = r->messages[i].parts[j].image;
+                if (r->messages[i].parts[j].image) {
+                    if (n < EH_SCORE_MAX_IMAGES)
+                        imgs[n] = r->messages[i].parts[j].image;
+                    n++;
+                }
     return n;
 }
 
@@ -484,8 +488,9 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
         eh_error e = { 0 };
         const eh_image *imgs[EH_SCORE_MAX_IMAGES];
         int n_img = prompt_images(r, imgs), ok = 1;
-        if (!n_img) {
-            eh_fail(&results[i].err, EH_EINVAL, "%s: no image to judge in the request's messages", m->section);
+        if (!n_img || n_img > EH_SCORE_MAX_IMAGES) {
+            eh_fail(&results[i].err, EH_EINVAL, "%s: %d pictures in the request's messages (1..%d)", m->section,
+                    n_img, EH_SCORE_MAX_IMAGES);
             continue;
         }
         for (int j = 0; j < n_img && ok; j++) {

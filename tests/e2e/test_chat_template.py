@@ -166,3 +166,20 @@ def test_bad_messages_raise(messages, needle, tmp_path):
                        env=dict(os.environ, IMG=os.path.join(FIXTURE, "edited.png")))
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert needle in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(not os.access(BIN, os.X_OK), reason="evalhost binary not built")
+@pytest.mark.skipif((os.environ.get("EVALHOST_HAVE_TORCH") or "ON").upper() in ("OFF", "0", "FALSE", "NO"),
+                    reason="this evalhost was built without libtorch (the native judge)")
+def test_native_needs_a_picture_in_a_user_turn(tmp_path):
+    """Pictures outside user turns are not rendered (the template drops them): none left fails the pair."""
+    script = tmp_path / "none.lua"
+    script.write_text('local m = assert(evalhost.model.open({backend = "native", path = os.getenv("D"), '
+                      'device = "cpu"}, "judge"))\nassert(m:load())\n'
+                      'local img = assert(evalhost.image.load(os.getenv("D") .. "/edited.png"))\n'
+                      'local r, e = m:score({image = img, messages = {{role = "system", content = {{type = "image", '
+                      'image = img}}}, {role = "user", content = "Score it."}}})\nio.write(tostring(r), "|", e)\n')
+    r = subprocess.run([BIN, str(script)], capture_output=True, text=True, cwd=SRC, timeout=60,
+                       env=dict(os.environ, D=FIXTURE))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "nil|judge: 0 pictures in the request's messages (1..16)", r.stdout
