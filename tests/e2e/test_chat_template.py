@@ -62,6 +62,9 @@ def test_render_matches(style, case, vision_id, tmp_path):
 # text's, pads expanded, through the fixture's tokenizer. Cases with no image
 # (nothing to judge) or a video (not a judge input) are left out.
 FIXTURE = os.path.join(SRC, "tests", "data", "qwen3vl", "dense")
+needs_native = pytest.mark.skipif(
+    not os.access(BIN, os.X_OK) or (os.environ.get("EVALHOST_HAVE_TORCH") or "ON").upper() in ("OFF", "0", "FALSE", "NO"),
+    reason="needs the evalhost binary built with libtorch (the native judge)")
 
 
 def judge_input(case):
@@ -107,9 +110,7 @@ def expanded_ids(messages):
     return Tokenizer.from_file(os.path.join(FIXTURE, "tokenizer.json")).encode(text, add_special_tokens=False).ids
 
 
-@pytest.mark.skipif(not os.access(BIN, os.X_OK), reason="evalhost binary not built")
-@pytest.mark.skipif((os.environ.get("EVALHOST_HAVE_TORCH") or "ON").upper() in ("OFF", "0", "FALSE", "NO"),
-                    reason="this evalhost was built without libtorch (the native judge)")
+@needs_native
 @pytest.mark.parametrize("case", NATIVE_CASES)
 def test_native_rendering_matches(case, tmp_path):
     script = tmp_path / "native.lua"
@@ -123,9 +124,7 @@ def test_native_rendering_matches(case, tmp_path):
     assert got == expanded_ids(CASES[case])
 
 
-@pytest.mark.skipif(not os.access(BIN, os.X_OK), reason="evalhost binary not built")
-@pytest.mark.skipif((os.environ.get("EVALHOST_HAVE_TORCH") or "ON").upper() in ("OFF", "0", "FALSE", "NO"),
-                    reason="this evalhost was built without libtorch (the native judge)")
+@needs_native
 @pytest.mark.parametrize("template,why", [
     ("qwen2_vl_chat_template.jinja", "it adds a default system turn (Qwen2-VL's template)"),
     (None, "it has no <|im_start|> turns or no <|vision_start|><|image_pad|><|vision_end|> picture"),
@@ -168,9 +167,7 @@ def test_bad_messages_raise(messages, needle, tmp_path):
     assert needle in r.stderr, r.stderr
 
 
-@pytest.mark.skipif(not os.access(BIN, os.X_OK), reason="evalhost binary not built")
-@pytest.mark.skipif((os.environ.get("EVALHOST_HAVE_TORCH") or "ON").upper() in ("OFF", "0", "FALSE", "NO"),
-                    reason="this evalhost was built without libtorch (the native judge)")
+@needs_native
 def test_native_needs_a_picture_in_a_user_turn(tmp_path):
     """Pictures outside user turns are not rendered (the template drops them): none left fails the pair."""
     script = tmp_path / "none.lua"
