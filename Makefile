@@ -46,9 +46,11 @@ apt:
 
 venv: $(VENV)/.stamp
 
-$(VENV)/.stamp: tools/requirements.txt
+# tests/e2e/requirements-serve.txt: transformers serve's extra, so that the
+# three-route judge test runs a real OpenAI-compatible server on loopback.
+$(VENV)/.stamp: tools/requirements.txt tests/e2e/requirements-serve.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r tools/requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r tools/requirements.txt -r tests/e2e/requirements-serve.txt
 	@touch $@
 
 $(BUILD)/CMakeCache.txt: CMakeLists.txt
