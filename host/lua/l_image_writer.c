@@ -210,9 +210,15 @@ static const luaL_Reg metamethods[] = {
     { "__gc", m_close }, { "__close", m_close }, { "__tostring", m_tostring }, { NULL, NULL },
 };
 
-int eh_open_image_writer(lua_State *L)
+/* The one place this type's metatable is made (lua_bind.h's eh_lua_new_type). */
+static void create_meta(lua_State *L)
 {
     eh_lua_new_type(L, WRITER_MT, metamethods, methods);
+}
+
+int eh_open_image_writer(lua_State *L)
+{
+    create_meta(L);
     luaL_newlib(L, functions);
     return 1;
 }

@@ -582,9 +582,15 @@ static const luaL_Reg metamethods[] = {
     { "__gc", model_gc }, { "__close", model_gc }, { "__tostring", model_tostring }, { NULL, NULL },
 };
 
-int eh_open_model(lua_State *L)
+/* The one place this type's metatable is made (lua_bind.h's eh_lua_new_type). */
+static void create_meta(lua_State *L)
 {
     eh_lua_new_type(L, MODEL_MT, metamethods, methods);
+}
+
+int eh_open_model(lua_State *L)
+{
+    create_meta(L);
     luaL_newlib(L, funcs);
     return 1;
 }

@@ -61,9 +61,15 @@ static const luaL_Reg metamethods[] = {
     { NULL, NULL },
 };
 
-int eh_open_progress(lua_State *L)
+/* The one place this type's metatable is made (lua_bind.h's eh_lua_new_type). */
+static void create_meta(lua_State *L)
 {
     eh_lua_new_type(L, PROGRESS_MT, metamethods, methods);
+}
+
+int eh_open_progress(lua_State *L)
+{
+    create_meta(L);
     lua_pushcfunction(L, progress_new);
     return 1;
 }

@@ -202,9 +202,15 @@ static const luaL_Reg metamethods[] = {
     { "__gc", tok_gc },  { "__close", tok_gc }, { "__tostring", tok_tostring }, { NULL, NULL },
 };
 
-int eh_open_tokenizer(lua_State *L)
+/* The one place this type's metatable is made (lua_bind.h's eh_lua_new_type). */
+static void create_meta(lua_State *L)
 {
     eh_lua_new_type(L, TOKENIZER_MT, metamethods, methods);
+}
+
+int eh_open_tokenizer(lua_State *L)
+{
+    create_meta(L);
     luaL_newlib(L, module_fns);
     return 1;
 }

@@ -156,9 +156,15 @@ static const luaL_Reg metamethods[] = {
     { "__gc", patches_gc }, { "__close", patches_gc }, { "__tostring", patches_tostring }, { NULL, NULL },
 };
 
-int eh_open_vlm(lua_State *L)
+/* The one place this type's metatable is made (lua_bind.h's eh_lua_new_type). */
+static void create_meta(lua_State *L)
 {
     eh_lua_new_type(L, PATCHES_MT, metamethods, methods);
+}
+
+int eh_open_vlm(lua_State *L)
+{
+    create_meta(L);
     luaL_newlib(L, module_fns);
     return 1;
 }
