@@ -55,6 +55,9 @@ local function mismatch(header, run)
     why[#why + 1] = #keys > 0 and ("config keys differ: " .. table.concat(keys, ", ")) or "the config differs"
   end
   if p.version ~= run.key_parts.version then why[#why + 1] = ("evalhost %s, now %s"):format(tostring(p.version), tostring(run.key_parts.version)) end
+  if p.chat ~= run.key_parts.chat then
+    why[#why + 1] = ("the judge's chat layout %s, now %s"):format(tostring(p.chat or "unnamed"), tostring(run.key_parts.chat))
+  end
   return #why > 0 and table.concat(why, "; ") or nil
 end
 

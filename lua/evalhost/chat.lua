@@ -97,6 +97,10 @@ function M.render(messages, opts)
   return table.concat(out)
 end
 
+-- The name of score_messages' layout, part of the run key: change it with
+-- the layout, so that --resume never mixes scores asked two ways.
+M.LAYOUT = "2"  -- 1: edited first, unlabelled (native) or original first (http); 2: one layout
+
 -- The text before each picture of the default layout: the words the
 -- prompts use (config/prompts.yaml: 原始图像, 编辑后的图像; original, edited).
 M.LABELS = {original = "原始图像 / original image:", edited = "编辑后的图像 / edited image:"}

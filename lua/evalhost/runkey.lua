@@ -1,11 +1,13 @@
 -- The run key: what a journal must agree on before --resume may continue it.
 --
--- It hashes four parts: the dataset's bytes, the config minus the keys that
+-- It hashes five parts: the dataset's bytes, the config minus the keys that
 -- cannot change a pair's result (where outputs go, how the report looks,
--- whether both models stay resident), the script file and the evalhost
--- version. The journal's header keeps the parts and the filtered config, so a
+-- whether both models stay resident), the script file, the evalhost version
+-- and the judge's chat layout (evalhost.chat.LAYOUT: a score asked with
+-- other messages is another score). The journal's header keeps the parts and the filtered config, so a
 -- mismatch can be explained key by key.
 local util = require "evalhost.util"
+local chat = require "evalhost.chat"
 
 local runkey = {}
 
@@ -50,6 +52,7 @@ function runkey.compute(opts)
     config = h.hash(util.canonical(cfg)),
     script = script,
     version = opts.version or h.version,
+    chat = opts.chat or chat.LAYOUT,
   }
   local shard = opts.shard or { index = 0, count = 1 }
   local keyed = { parts = parts }
@@ -97,7 +100,7 @@ function runkey.config_diff(old, new)
 end
 
 -- Why a journal's header does not match this run: one line naming what
--- differs (dataset, config keys, script, version, shard).
+-- differs (dataset, config keys, script, version, chat layout, shard).
 function runkey.explain(path, old, parts, cfg, shard)
   if type(old) ~= "table" then
     return ("%s belongs to a different run (its header is unreadable)"):format(path)
@@ -124,6 +127,10 @@ function runkey.explain(path, old, parts, cfg, shard)
   end
   if op.version ~= parts.version then
     why[#why + 1] = ("the evalhost version differs (%s, now %s)"):format(tostring(op.version), tostring(parts.version))
+  end
+  if op.chat ~= parts.chat then
+    why[#why + 1] = ("the judge's chat layout differs (%s, now %s)"):format(tostring(op.chat or "before layouts were named"),
+      tostring(parts.chat))
   end
   local os_ = type(old.shard) == "table" and old.shard or { index = 0, count = 1 }
   shard = shard or { index = 0, count = 1 }
