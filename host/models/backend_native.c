@@ -23,7 +23,14 @@
  * the first message's system turn when it is one, the user turns with each
  * picture as <|vision_start|>, its <|image_pad|> count, <|vision_end|>, the
  * assistant turns' text, then the assistant start and score_prefix.
- * Pictures go to the vision tower in the messages' order.  With --verbose
+ * Pictures go to the vision tower in the messages' order (none: a text-only
+ * request; more than EH_SCORE_MAX_IMAGES fail the pair by count).  A
+ * benchmark's own judge request (judge_layout: its pictures in its order,
+ * text first) is rendered the same way; its jpeg_quality makes each picture
+ * the one a server decodes from the http judge's data URL (alpha composited
+ * onto white, JPEG at that quality, decoded), and text_only (the
+ * benchmark's parser reads the reply) needs mode generate, where a reply
+ * with no score is the text alone (score NaN), as over http.  With --verbose
  * the prompt's token ids are logged.  The score is exact whatever
  * the tokenizer does with digits (score_tree.h): every score of
  * score_range (default [0, 10]) spelled by the judge's tokenizer, one
@@ -43,6 +50,7 @@
 #include "evalhost/footprint.h"
 #include "evalhost/fs.h"
 #include "evalhost/hf_hub.h"
+#include "evalhost/image_rgb.h"
 #include "evalhost/json_file.h"
 #include "evalhost/safetensors.h"
 #include "evalhost/score_parse.h"
@@ -426,8 +434,9 @@ static void finish_score(eh_model *m, const double *logp, const double *log_end,
     res->ok = 1;
 }
 
-/* mode: generate — the greedy reply, its text kept, its score parsed. */
-static void generate_one(eh_model *m, const eh_qwen3vl_item *item, eh_score_result *res)
+/* mode: generate — the greedy reply, its text kept, its score parsed;
+ * text_only: a reply without a score is no failure (score NaN). */
+static void generate_one(eh_model *m, const eh_qwen3vl_item *item, int text_only, eh_score_result *res)
 {
     native_model *t = m->impl;
     int32_t *ids = malloc(sizeof *ids * (size_t)t->max_new_tokens);
@@ -453,7 +462,14 @@ static void generate_one(eh_model *m, const eh_qwen3vl_item *item, eh_score_resu
     }
     free(ids);
     eh_score_parsed sp;
-    if (eh_score_parse_range(text, t->tree->lo, t->tree->hi, &sp, &e) != EH_OK) {
+    eh_status prc = eh_score_parse_range(text, t->tree->lo, t->tree->hi, &sp, &e);
+    if (prc != EH_OK && text_only) {
+        res->score = NAN;
+        res->text = text;
+        res->ok = 1;
+        return;
+    }
+    if (prc != EH_OK) {
         eh_fail(&res->err, e.code ? e.code : EH_EMODEL, "%s: %s", m->section, e.msg);
         free(text);
         return;
@@ -462,6 +478,43 @@ static void generate_one(eh_model *m, const eh_qwen3vl_item *item, eh_score_resu
     res->text = text;
     res->score_method = "text";
     res->ok = 1;
+}
+
+/* The picture a server decodes from the http judge's JPEG data URL at
+ * quality: alpha composited onto white, encoded, decoded (backend_http.c's
+ * image_data_url, then the server's decoder, as PIL's reads the bytes). */
+static eh_image *jpeg_round_trip(const eh_image *img, int quality, eh_error *err)
+{
+    eh_image *flat = NULL;
+    if (img->channels == 4) {
+        flat = eh_image_composite_white(img, err);
+        if (!flat)
+            return NULL;
+        img = flat;
+    }
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    eh_status rc = eh_image_encode_jpeg(img, quality, &bytes, &len, err);
+    eh_image_free(flat);
+    if (rc != EH_OK)
+        return NULL;
+    eh_image *out = eh_image_decode(bytes, len, NULL, err);
+    free(bytes);
+    return out;
+}
+
+/* One picture of a request: preprocessed, through the JPEG round trip
+ * first when the request asks for a quality. */
+static eh_vlm_patches *request_picture(const native_model *t, const eh_image *img, int quality, eh_error *err)
+{
+    if (quality <= 0)
+        return eh_vlm_preprocess(img, &t->vlm, err);
+    eh_image *seen = jpeg_round_trip(img, quality, err);
+    if (!seen)
+        return NULL;
+    eh_vlm_patches *p = eh_vlm_preprocess(seen, &t->vlm, err);
+    eh_image_free(seen);
+    return p;
 }
 
 /* Per request: render, tokenize, preprocess; the ready ones go through one
@@ -488,13 +541,22 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
         eh_error e = { 0 };
         const eh_image *imgs[EH_SCORE_MAX_IMAGES];
         int n_img = prompt_images(r, imgs), ok = 1;
-        if (!n_img || n_img > EH_SCORE_MAX_IMAGES) {
-            eh_fail(&results[i].err, EH_EINVAL, "%s: %d pictures in the request's messages (1..%d)", m->section,
+        if (n_img > EH_SCORE_MAX_IMAGES) {
+            eh_fail(&results[i].err, EH_EINVAL,
+                    "%s: %d pictures in the request's messages; the native judge takes at most %d", m->section,
                     n_img, EH_SCORE_MAX_IMAGES);
             continue;
         }
+        if (r->text_only && !t->generate) {
+            /* logits mode's reply is the score's distribution, not text */
+            eh_fail(&results[i].err, EH_EINVAL,
+                    "%s: a benchmark's own judge request is read from the reply's text by its parser: "
+                    "set mode: generate on the native judge",
+                    m->section);
+            continue;
+        }
         for (int j = 0; j < n_img && ok; j++) {
-            pp[k][j] = eh_vlm_preprocess(imgs[j], &t->vlm, &e);
+            pp[k][j] = request_picture(t, imgs[j], r->jpeg_quality, &e);
             if (!pp[k][j]) {
                 eh_fail(&results[i].err, e.code, "%s: %s image: %s", m->section,
                         imgs[j] == r->image ? "edited" : imgs[j] == r->original ? "original" : "a", e.msg);
@@ -533,7 +595,7 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
     }
     if (k > 0 && t->generate) {
         for (size_t j = 0; j < k; j++)
-            generate_one(m, &items[j], &results[which[j]]);
+            generate_one(m, &items[j], reqs[which[j]].text_only, &results[which[j]]);
     } else if (k > 0) {
         eh_error e = { 0 };
         const eh_score_tree *tr = t->tree;
@@ -579,6 +641,7 @@ const eh_backend eh_backend_native = {
     .edit = NULL,
     .score = native_score,
     .close = native_close,
+    .judge_layout = 1,   /* a benchmark's own judge request: its pictures in order, text first, jpeg_quality */
 };
 
 #else

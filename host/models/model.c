@@ -533,8 +533,9 @@ static int wants_layout(const eh_score_request *r)
     return r->n_images || r->text_first || r->text_only || r->jpeg_quality;
 }
 
-/* A backend without judge_layout never sees a benchmark-layout request:
- * those fail by name (its prompt would not be the benchmark's). */
+/* A backend without judge_layout (builtin, torch) never sees a
+ * benchmark-layout request: those fail by name (its prompt would not be
+ * the benchmark's); http and native take them. */
 static eh_status score_chunk(eh_model *m, const void *reqs_, void *results_, size_t n, eh_error *err)
 {
     const eh_score_request *reqs = reqs_;
@@ -545,7 +546,7 @@ static eh_status score_chunk(eh_model *m, const void *reqs_, void *results_, siz
         if (wants_layout(&reqs[i])) {
             eh_fail(&results[i].err, EH_EINVAL,
                     "%s: the %s backend cannot send a benchmark's own judge request (images in its order); "
-                    "use an http judge",
+                    "use an http or native judge",
                     m->section, m->backend->name);
             i++;
             continue;

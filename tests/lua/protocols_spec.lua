@@ -108,14 +108,14 @@ describe("benchmark protocols", function()
     end
   end)
 
-  it("an official protocol needs an http judge; compact and bad values", function()
+  it("an official protocol needs an http or native judge; compact and bad values", function()
     local p = require "evalhost.datasets.protocol"
     local gedit = require("evalhost.datasets.gedit").profile
     local function judge(b) return { info = function() return { backend = b } end } end
     local run = { profile = gedit, dataset = { adapter = "gedit" }, config = {} }
-    local ok, why = p.select(run, {}, judge("native"))
+    local ok, why = p.select(run, {}, judge("torch"))
     assert.is_nil(ok)
-    assert.matches("need an http judge; the native judge builds its own chat", why, 1, true)
+    assert.matches("need an http or native judge; the torch judge builds its own chat", why, 1, true)
     assert.matches("dataset.protocol: compact", why, 1, true)
     run = { profile = gedit, dataset = { adapter = "gedit" }, config = {} }
     assert.is_true(p.select(run, { protocol = "compact" }, judge("native")))
@@ -123,6 +123,9 @@ describe("benchmark protocols", function()
     ok, why = p.select(run, { protocol = "viescore" }, judge("http"))
     assert.is_nil(ok)
     assert.matches("dataset.protocol must be official or compact, got viescore", why, 1, true)
+    run = { profile = gedit, dataset = { adapter = "gedit" }, config = {} }
+    assert.is_true(p.select(run, {}, judge("native")))
+    assert.are.equal(gedit.official.requests, run.profile_requests)
     run = { profile = gedit, dataset = { adapter = "gedit" }, config = {} }
     assert.is_true(p.select(run, {}, judge("http")))
     assert.are.equal(gedit.official.requests, run.profile_requests)

@@ -6,14 +6,16 @@
 -- dataset.protocol: official (default) | compact. "official" asks the judge
 -- what the benchmark's own code asks (its prompts, several requests per
 -- pair, its pictures in its order: profile.official.requests/combine);
--- only an http judge can send such requests (a native judge builds its own
--- chat). "compact" keeps the one-request approximation (profile.template +
--- from_text), for native judges and quick runs.
+-- an http or native judge sends such requests (builtin and torch judges
+-- cannot). "compact" keeps the one-request approximation (profile.template +
+-- from_text), for those judges and quick runs.
 local util = require "evalhost.util"
 
 local M = {}
 
 M.PROTOCOLS = { official = true, compact = true }
+-- the judge backends that send a benchmark's own requests (judge_layout in C)
+M.LAYOUT_BACKENDS = { http = true, native = true }
 
 -- The layered profile an official run uses: the official table's fields
 -- first, the compact profile's for the rest (dimensions, scale ...).
@@ -39,10 +41,11 @@ function M.select(run, dcfg, judge)
   run.protocol = proto
   if proto == "compact" or type(prof.official) ~= "table" then return true end
   local backend = judge and judge:info().backend
-  if judge and backend ~= "http" then
-    return nil, ("config: dataset.protocol official: %s's judge requests (its prompts, %s) need an http judge; "
-      .. "the %s judge builds its own chat. Serve the model over an OpenAI-compatible server, or set "
-      .. "dataset.protocol: compact (one request per pair, evalhost's approximation)")
+  if judge and not M.LAYOUT_BACKENDS[backend] then
+    return nil, ("config: dataset.protocol official: %s's judge requests (its prompts, %s) need an http or "
+      .. "native judge; the %s judge builds its own chat. Serve the model over an OpenAI-compatible server, run "
+      .. "it with backend: native (mode: generate), or set dataset.protocol: compact (one request per pair, "
+      .. "evalhost's approximation)")
       :format(run.dataset.adapter, prof.official.requests_per_pair or "several requests per pair", tostring(backend))
   end
   local state = {}
