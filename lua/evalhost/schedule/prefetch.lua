@@ -142,7 +142,8 @@ function Run:prefetch(cat, list, from, size)
   if not self:get_reader(2 * size) then return end
   self:drop_prefetched()
   local queued = 0
-  for j = from, #list do
+  -- a bounded look ahead: list may be a window (Run:pair_window) that keeps 512
+  for j = from, math.min(#list, from + 4 * size) do
     if queued >= size then break end
     local id = pair_id(list[j])
     local e = not self:done(self.score_stage, cat, id) and self:done("edit", cat, id)

@@ -153,19 +153,51 @@ end
 
 -- Runs fn(pair) over a category's pairs under a progress bar; the next
 -- pair's original decodes on the reader's thread while fn's model call runs.
+-- The pairs stream from the dataset with one of lookahead: no list of a
+-- category's pairs is held (flat memory).
 function Run:each(cat, label, fn)
   local bar = util.host().progress(("[%s] %s"):format(cat, label), self:count(cat))
-  local list = {}
-  for _, pair in self:pairs(cat) do list[#list + 1] = pair end
-  for i, pair in ipairs(list) do
+  local it = self:pairs(cat)
+  local _, nxt = it()
+  local first = true
+  while nxt ~= nil do
+    local pair = nxt
+    _, nxt = it()
     base.check_interrupt()   -- a stop signal: stop after the item under way
-    if i == 1 then self:prefetch_original(cat, pair) end
-    if list[i + 1] then self:prefetch_original(cat, list[i + 1]) end
+    if first then self:prefetch_original(cat, pair) end
+    first = false
+    if nxt ~= nil then self:prefetch_original(cat, nxt) end
     fn(pair)
     self:forget_original(cat, pair)
     bar:tick()
   end
   bar:close()
+end
+
+-- A category's pairs as a list read on demand (list[i], #list): entries
+-- are pulled from the dataset as they are asked for and dropped `keep`
+-- behind the furthest one, so scoring holds a window of pairs, not the
+-- category (callers read list[i] in order, looking at most keep/2 ahead).
+function Run:pair_window(cat, keep)
+  local it, n = self:pairs(cat), self:count(cat)
+  local got, hi = {}, 0
+  return setmetatable({}, {
+    __len = function() return n end,
+    __index = function(_, i)
+      if type(i) ~= "number" then return nil end
+      while hi < i do
+        local _, pair = it()
+        if pair == nil then
+          n = hi   -- fewer than counted: the list ends here
+          return nil
+        end
+        hi = hi + 1
+        got[hi] = pair
+        got[hi - keep] = nil
+      end
+      return got[i]
+    end,
+  })
 end
 
 -- Where a pair's edited image lives inside the run folder: one rule for
@@ -468,8 +500,7 @@ function Run:edit_all(cat)
 end
 
 function Run:score_all(cat)
-  local list = {}
-  for _, pair in self:pairs(cat) do list[#list + 1] = pair end
+  local list = self:pair_window(cat, 512)   -- the batch, the prefetch ahead and margin
   local bar = util.host().progress(("[%s] %s"):format(cat, base.say("评分", "score")), #list)
   self:score_pairs(cat, list, function() bar:tick() end)
   bar:close()
