@@ -20,7 +20,7 @@ the pictures and the text move the probabilities).
    0..10), the official table in the report.  A request past the native
    judge's picture count fails its pair by name, as does a benchmark
    request (read from the reply's text) in mode logits.
-3. The builtin judge still refuses a benchmark's request by name.
+3. The builtin and torch judges still refuse a benchmark's request by name.
 """
 import io
 import json
@@ -264,7 +264,8 @@ def test_gedit_official_protocol_with_the_native_judge(rig, tmp_path):
 
 REFUSED = r"""
 local eh = require "evalhost"
-local m = assert(eh.model.open({backend = "builtin", name = "metrics"}, "judge"))
+local P = eh.json.decode(os.getenv("EH_T"))
+local m = assert(eh.model.open(P.spec, "judge"))
 assert(m:load())
 local img = assert(eh.image.load(os.getenv("IMG")))
 local rs = assert(m:score_batch({{image = img, images = {img, img}, text_first = true, user_prompt = "x"},
@@ -274,14 +275,24 @@ print(rs[2].error == nil and type(rs[2].score) == "number")
 """
 
 
-def test_builtin_judge_refuses_a_benchmark_request_by_name(tmp_path):
+@pytest.mark.parametrize("backend", ["builtin", "torch"])
+def test_builtin_and_torch_judges_refuse_a_benchmark_request_by_name(tmp_path, backend):
+    """They build their own chat: a benchmark's request fails by name, the batch's other requests are scored."""
     if not os.access(BIN, os.X_OK):
         pytest.fail(f"evalhost binary not found at {BIN}")
+    spec = {"backend": "builtin", "name": "metrics"}
+    if backend == "torch":
+        if not have_torch():
+            pytest.skip("this evalhost was built without libtorch (the torch backend)")
+        subprocess.run([sys.executable, os.path.join(SRC, "tools", "make_tiny_torch_models.py"), str(tmp_path)],
+                       check=True, capture_output=True, timeout=120)
+        spec = {"backend": "torch", "path": str(tmp_path / "judge_logits.pt"), "device": "cpu"}
     script = tmp_path / "refused.lua"
     script.write_text(REFUSED)
     r = subprocess.run([BIN, str(script)], capture_output=True, text=True, timeout=60, cwd=SRC,
-                       env=dict(os.environ, IMG=os.path.join(SRC, "tests", "data", "qwen3vl", "dense", "edited.png")))
+                       env=dict(os.environ, EH_T=json.dumps({"spec": spec}),
+                                IMG=os.path.join(SRC, "tests", "data", "qwen3vl", "dense", "edited.png")))
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == [
-        "judge: the builtin backend cannot send a benchmark's own judge request (images in its order); "
+        f"judge: the {backend} backend cannot send a benchmark's own judge request (images in its order); "
         "use an http or native judge", "true"], r.stdout
