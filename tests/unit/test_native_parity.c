@@ -16,6 +16,7 @@
 #include "check.h"
 #include "files.h"
 #include "npy.h"
+#include "tensors.h"
 #include "tolerance.h"
 #include "evalhost/image.h"
 #include "evalhost/safetensors.h"
@@ -153,28 +154,19 @@ static void fixture_close(fixture *fx)
     eh_vlm_patches_free(fx->pp[1]);
 }
 
-static const eh_st_tensor **tensors_of(const eh_safetensors *st, size_t *n)
-{
-    *n = eh_safetensors_count(st);
-    const eh_st_tensor **ts = malloc(sizeof *ts * (*n + 1));
-    for (size_t i = 0; i < *n; i++)
-        ts[i] = eh_safetensors_at(st, i);
-    return ts;
-}
-
 static eh_qwen3vl *load_model(fixture *fx, const char *dtype)
 {
     eh_error err = { 0 };
-    eh_safetensors *st = eh_safetensors_open(fx->dir, &err);
-    CHECK(st != NULL);
-    if (!st)
+    eh_safetensors *st = NULL;
+    size_t n = 0;
+    const eh_st_tensor **ts = open_tensors(fx->dir, NULL, &st, &n, &err);
+    CHECK(ts != NULL);
+    if (!ts)
         return NULL;
     eh_torch_options o = eh_torch_default_options();
     o.role = EH_TORCH_JUDGE;
     o.dtype = dtype;
     eh_qwen3vl *q = NULL;
-    size_t n = 0;
-    const eh_st_tensor **ts = tensors_of(st, &n);
     CHECK_EQ_INT(eh_qwen3vl_load(&fx->cfg, ts, n, &o, &q, &err), EH_OK);
     free(ts);
     if (!q)
@@ -339,12 +331,13 @@ static void test_bad_weights(void)
         return;
     }
     eh_error err = { 0 };
-    eh_safetensors *st = eh_safetensors_open(fx.dir, &err);
+    eh_safetensors *st = NULL;
+    size_t n = 0;
+    const eh_st_tensor **ts = open_tensors(fx.dir, NULL, &st, &n, &err);
+    CHECK(ts != NULL);
     eh_torch_options o = eh_torch_default_options();
     o.role = EH_TORCH_JUDGE;
     eh_qwen3vl *q = NULL;
-    size_t n = 0;
-    const eh_st_tensor **ts = tensors_of(st, &n);
     eh_qwen3vl_config c = fx.cfg;
     c.intermediate_size = 100;
     CHECK_EQ_INT(eh_qwen3vl_load(&c, ts, n, &o, &q, &err), EH_EFORMAT);

@@ -31,6 +31,7 @@
 #include "check.h"
 #include "files.h"
 #include "npy.h"
+#include "tensors.h"
 #include "tolerance.h"
 #include "evalhost/flowmatch.h"
 #include "evalhost/image.h"
@@ -337,23 +338,6 @@ static double max_diff(const float *a, const float *b, size_t n)
 /* The tensors of one weights file, but the one named skip (NULL: all),
  * as a malloc'd list of *k; *st stays open (the caller closes it after
  * the load).  NULL with err when the file does not open. */
-static const eh_st_tensor **open_tensors(const char *path, const char *skip, eh_safetensors **st, size_t *k,
-                                         eh_error *err)
-{
-    *st = eh_safetensors_open(path, err);
-    if (!*st)
-        return NULL;
-    size_t n = eh_safetensors_count(*st);
-    const eh_st_tensor **ts = malloc(sizeof *ts * (n + 1));
-    *k = 0;
-    for (size_t i = 0; ts && i < n; i++)
-        if (!skip || strcmp(eh_safetensors_at(*st, i)->name, skip))
-            ts[(*k)++] = eh_safetensors_at(*st, i);
-    if (!ts)
-        eh_safetensors_close(*st);
-    return ts;
-}
-
 static eh_qwenimage_vae *load_vae(const char *dtype, int cpu_copy, const char *skip, eh_error *err)
 {
     eh_qwenimage_vae_config c;
@@ -510,11 +494,9 @@ static void test_bad_input(const refs *r)
     eh_qwenimage_vae_config c;
     CHECK_EQ_INT(eh_qwenimage_vae_config_load(FIX "/vae/config.json", &c, &err), EH_OK);
     c.z_dim = 8;   /* the files' latents have 16 channels */
-    eh_safetensors *st = eh_safetensors_open(FIX "/vae/diffusion_pytorch_model.safetensors", &err);
-    size_t n = st ? eh_safetensors_count(st) : 0;
-    const eh_st_tensor **ts = malloc(sizeof *ts * (n + 1));
-    for (size_t i = 0; i < n; i++)
-        ts[i] = eh_safetensors_at(st, i);
+    eh_safetensors *st = NULL;
+    size_t n = 0;
+    const eh_st_tensor **ts = open_tensors(FIX "/vae/diffusion_pytorch_model.safetensors", NULL, &st, &n, &err);
     eh_torch_options o = eh_torch_default_options();
     memset(&err, 0, sizeof err);
     CHECK_EQ_INT(eh_qwenimage_vae_load(&c, ts, n, &o, &v, &err), EH_EFORMAT);
