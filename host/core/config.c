@@ -135,6 +135,8 @@ typedef struct anchor {
 typedef struct builder {
     yaml_parser_t parser;
     const char *name;
+    const char *text;         /* the input, for hints about its bytes */
+    size_t len;
     const eh_config_limits *limits;
     eh_error *err;
     size_t nodes;
@@ -163,8 +165,11 @@ static eh_node *fail_parser(builder *b)
 {
     yaml_mark_t mark = b->parser.problem_mark;
     char what[EH_ERROR_MAX / 2];
-    snprintf(what, sizeof what, "%s%s%s", b->parser.problem ? b->parser.problem : "syntax error",
-             b->parser.context ? " " : "", b->parser.context ? b->parser.context : "");
+    /* a tab is the usual culprit of libyaml's "cannot start any token" */
+    int tab = b->text && mark.index < b->len && b->text[mark.index] == '\t';
+    snprintf(what, sizeof what, "%s%s%s%s", b->parser.problem ? b->parser.problem : "syntax error",
+             b->parser.context ? " " : "", b->parser.context ? b->parser.context : "",
+             tab ? " (a tab: YAML indents with spaces only)" : "");
     return fail_at(b, mark, EH_EINVAL, "%s", what);
 }
 
@@ -452,7 +457,8 @@ static eh_node *parse_node(builder *b, yaml_event_t *ev, int depth)
 eh_node *eh_yaml_parse(const char *text, size_t len, const char *name, const eh_config_limits *limits, eh_error *err)
 {
     eh_config_limits dflt = eh_config_default_limits();
-    builder b = { .name = name ? name : "<yaml>", .limits = limits ? limits : &dflt, .err = err };
+    builder b = { .name = name ? name : "<yaml>", .text = text, .len = len, .limits = limits ? limits : &dflt,
+                  .err = err };
     eh_node *root = NULL;
     eh_error_clear(
         err);   /* err->code is read below to tell "empty" from "failed"; a caller's stale error must not count */
@@ -554,8 +560,10 @@ eh_node *eh_yaml_parse_value(const char *text, eh_error *err)
     if (*text == '\0')
         return eh_node_new_string("", 0);
     eh_node *n = eh_yaml_parse(text, strlen(text), "--set value", NULL, err);
-    if (n && n->type == EH_NODE_MAP) {
-        /* "a: b" was meant literally far more often than as a mapping */
+    const char *lead = text + strspn(text, " \t");
+    if (n && n->type == EH_NODE_MAP && *lead != '{') {
+        /* "a: b" was meant literally far more often than as a mapping; a
+         * flow mapping {a: b} is a mapping */
         eh_node_free(n);
         return eh_node_new_string(text, strlen(text));
     }
@@ -578,11 +586,27 @@ eh_status eh_config_set(eh_node *root, const char *assignment, eh_error *err)
     if (!eq || eq == assignment)
         return eh_fail(err, EH_EINVAL, "--set %s: expected key.path=value", assignment);
     size_t klen = (size_t)(eq - assignment);
+    /* run..out or run. would set another key than the one written */
+    int empty_part = assignment[0] == '.' || eq[-1] == '.';
+    for (size_t i = 1; i < klen; i++)
+        empty_part |= assignment[i] == '.' && assignment[i - 1] == '.';
+    if (empty_part)
+        return eh_fail(err, EH_EINVAL, "--set %s: empty part in the key '%.*s' (write key.path=value)", assignment,
+                       (int)klen, assignment);
     char *path = strndup(assignment, klen);
     if (!path)
         return eh_fail(err, EH_ENOMEM, "out of memory");
     eh_node *value = eh_yaml_parse_value(eq + 1, err);
     if (!value) {
+        /* the parser named "--set value:L:C"; name the assignment instead */
+        if (err && err->code != EH_ENOMEM) {
+            char why[EH_ERROR_MAX];
+            const char *m = strstr(err->msg, "--set value:");
+            const char *text = m ? strchr(m + 12, ' ') : NULL;
+            snprintf(why, sizeof why, "%s", text ? text + 1 : err->msg);
+            eh_status code = err->code;
+            eh_fail(err, code, "--set %s: the value is not valid YAML: %s", assignment, why);
+        }
         free(path);
         return err ? err->code : EH_EINVAL;
     }
@@ -601,8 +625,18 @@ eh_status eh_config_set(eh_node *root, const char *assignment, eh_error *err)
         }
         eh_node *child = (eh_node *)eh_node_get(cur, part);
         if (!child || child->type != EH_NODE_MAP) {
+            if (child && child->type == EH_NODE_SEQ) {
+                /* a list's items have no names to set one by: the whole list is set */
+                rc = eh_fail(err, EH_EINVAL,
+                             "--set %s: '%s' is not a section: %.*s is a list; set the whole list, "
+                             "e.g. --set '%.*s=[...]'",
+                             assignment, part, (int)(part + strlen(part) - path), assignment,
+                             (int)(part + strlen(part) - path), assignment);
+                break;
+            }
             if (child && child->type != EH_NODE_NULL) {
-                rc = eh_fail(err, EH_EINVAL, "--set %.*s: '%s' is not a section", (int)klen, assignment, part);
+                rc = eh_fail(err, EH_EINVAL, "--set %s: '%s' is not a section: %.*s holds a value", assignment,
+                             part, (int)(part + strlen(part) - path), assignment);
                 break;
             }
             child = eh_node_new(EH_NODE_MAP);
@@ -621,40 +655,63 @@ eh_status eh_config_set(eh_node *root, const char *assignment, eh_error *err)
     return rc;
 }
 
+/* The key's letters without case, '_' or '-': batchSize, batch-size and
+ * batch_size all read as "batchsize" (other tools' spellings). */
+static size_t fold_key(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *s && n + 1 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '_' || c == '-')
+            continue;
+        out[n++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* Edits between a and b, a swap of two neighbours counting one (nmae ->
+ * name): the optimal-string-alignment distance. */
 static size_t edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 64 || lb > 64)
         return (size_t)-1;
-    size_t prev[65], cur[65];
+    size_t d[65][65];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
     for (size_t j = 0; j <= lb; j++)
-        prev[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        cur[0] = i;
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
         for (size_t j = 1; j <= lb; j++) {
-            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            size_t sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            size_t best = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
         }
-        memcpy(prev, cur, (lb + 1) * sizeof *prev);
-    }
-    return prev[lb];
+    return d[la][lb];
 }
 
 const char *eh_nearest_word(const char *word, const char *const *candidates)
 {
     const char *best = NULL;
     size_t best_d = (size_t)-1;
+    char w[80], c[80];
+    size_t len = fold_key(word, w, sizeof w);
     for (size_t i = 0; candidates[i]; i++) {
-        size_t d = edit_distance(word, candidates[i]);
+        fold_key(candidates[i], c, sizeof c);
+        size_t d = edit_distance(w, c);
         if (d < best_d) {
             best_d = d;
             best = candidates[i];
         }
     }
-    /* a suggestion that differs in most letters helps nobody */
-    size_t len = strlen(word);
-    return best && best_d <= (len < 4 ? 2 : len / 2 + 1) ? best : NULL;
+    /* about one slip per four letters: a suggestion further off than that
+     * names an unrelated key (max_tokens is no misspelt backend) */
+    size_t allowed = len < 4 ? 1 : len / 4 + 1;
+    return best && best_d <= allowed ? best : NULL;
 }
 
 eh_status eh_config_validate(const eh_node *root, const char *name, eh_error *err)

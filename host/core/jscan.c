@@ -175,15 +175,16 @@ size_t eh_json_unescaped_len(const uint8_t *s, size_t n)
 }
 
 /* 1-based line and column (in characters, UTF-8 continuation bytes not
- * counted) of byte offset off: what an editor jumps to.  Only on the error
- * path, so a plain count. */
+ * counted) of byte offset off: what an editor jumps to, so a leading BOM
+ * (invisible there) is no column.  Only on the error path, so a plain count. */
 static void line_col(const uint8_t *b, size_t n, size_t off, size_t *line, size_t *col)
 {
     if (off > n)
         off = n;
     *line = 1;
     *col = 1;
-    for (size_t i = 0; i < off; i++) {
+    size_t start = n >= 3 && off >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF ? 3 : 0;
+    for (size_t i = start; i < off; i++) {
         if (b[i] == '\n') {
             ++*line;
             *col = 1;

@@ -65,9 +65,11 @@ local function got(v)
 end
 
 -- The keys a model section of `role` may hold when its backend is `backend`
--- (nil: not known before the model opens, so any backend's).
+-- (nil: not known before the model opens, so any backend's). owner[k]: the
+-- backends reading k in this role; other_role[k]: {role, backends} of a key
+-- only the other role reads (max_tokens is a judge's).
 local function model_keys(role, backend)
-  local keys, owner = {}, {}
+  local keys, owner, other_role = {}, {}, {}
   for k, e in pairs(schema.model_common) do keys[k] = e end
   for name, bkeys in pairs(schema.model_backends) do
     for k, e in pairs(bkeys) do
@@ -75,11 +77,15 @@ local function model_keys(role, backend)
         owner[k] = owner[k] or {}
         owner[k][#owner[k] + 1] = name
         if backend == nil or backend == name then keys[k] = keys[k] or e end
+      else
+        other_role[k] = other_role[k] or { role = e.role }
+        table.insert(other_role[k], name)
       end
     end
   end
   for _, list in pairs(owner) do table.sort(list) end
-  return keys, owner
+  for _, list in pairs(other_role) do table.sort(list) end
+  return keys, owner, other_role
 end
 
 local function ends_with(s, suffix) return s:sub(-#suffix):lower() == suffix end
@@ -147,18 +153,29 @@ local function child(path, k)
   return p
 end
 
-function Walk:unknown(path, k, keys, owner)
+function Walk:unknown(path, k, keys, owner, other_role)
   local names = util.sorted_keys(keys)
   local near = util.host().nearest(tostring(k), names)
   local full = dotted(path, k)
   local label = #path == 0 and "unknown top-level key" or "unknown key"
   local hint
-  if owner and owner[k] then
+  if owner and owner[k] and not keys[k] then
     hint = ("(a key of the %s backend, not of this one)"):format(table.concat(owner[k], ", "))
+  elseif other_role and other_role[k] and not owner[k] then
+    local theirs = other_role[k].role
+    hint = ("(%s %s key of the %s backend: the %s does not read it)"):format(theirs == "editor" and "an" or "a",
+      theirs, table.concat(other_role[k], ", "), theirs == "editor" and "judge" or "editor")
   elseif near then
     hint = ("(did you mean '%s'?)"):format(dotted(path, near))
   else
-    hint = ("(known: %s)"):format(table.concat(names, ", "))
+    -- a misspelt key of another backend: name it and whose it is
+    local far = owner and util.host().nearest(tostring(k), util.sorted_keys(owner))
+    if far and not keys[far] then
+      hint = ("(did you mean '%s'? a key of the %s backend, not of this one)"):format(dotted(path, far),
+        table.concat(owner[far], ", "))
+    else
+      hint = ("(known: %s)"):format(table.concat(names, ", "))
+    end
   end
   self:fail(child(path, k), "%s '%s' %s", label, full, hint)
 end
@@ -183,6 +200,9 @@ function Walk:value(path, v, e)
     if e.max and v > e.max then return self:fail(path, "%s must be at most %s, got %s", full, tostring(e.max), tostring(v)) end
   end
   if type(v) ~= "table" then return end
+  if e.nonempty and next(v) == nil then
+    return self:fail(path, "%s is an empty list: %s", full, e.nonempty)
+  end
   if e.items and is_list(v) then
     -- items: a TYPE, or an entry of its own (a list of mappings with keys)
     local item = type(e.items) == "table" and e.items or nil
@@ -200,11 +220,11 @@ function Walk:value(path, v, e)
   end
 end
 
-function Walk:map(path, t, keys, owner)
+function Walk:map(path, t, keys, owner, other_role)
   for _, k in ipairs(util.sorted_keys(t)) do
     local e = type(k) == "string" and keys[k] or nil
     if e == nil then
-      self:unknown(path, k, keys, owner)
+      self:unknown(path, k, keys, owner, other_role)
     elseif e.adapter and not contains(e.adapter, t.adapter) then
       -- a dataset adapter's own option: read by that adapter alone
       self:fail(child(path, k), "%s is an option of the %s adapter%s, and %s", dotted(path, k),
@@ -221,12 +241,12 @@ function Walk:model(section, role, spec)
   if type(spec) ~= "table" or (next(spec) ~= nil and is_list(spec)) then
     return self:fail(path, "%s must be a mapping (backend, name, path, ...), got %s", section, got(spec))
   end
-  local keys, owner = model_keys(role, model_backend(role, spec))
-  self:map(path, spec, keys, owner)
+  local keys, owner, other_role = model_keys(role, model_backend(role, spec))
+  self:map(path, spec, keys, owner, other_role)
   if type(spec.params) == "table" and not is_list(spec.params) then
     local inner = {}
     for k, e in pairs(keys) do if k ~= "params" then inner[k] = e end end
-    self:map(child(path, "params"), spec.params, inner, owner)
+    self:map(child(path, "params"), spec.params, inner, owner, other_role)
   end
 end
 

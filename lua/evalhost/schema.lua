@@ -32,7 +32,8 @@ schema.order = {
 S.benchmark = { doc = "the benchmark file and the categories to run", keys = {
   data_path = { "string", nil, "the dataset file; a relative path is looked for from the current folder, the config's "
     .. "folder, then evalhost's own (its examples/)" },
-  categories = { "list|string", "all", "categories to run, in this order", items = "string|number" },
+  categories = { "list|string", nil, "categories to run, in this order (left out: every category of the file)",
+    items = "string|number", nonempty = "name at least one category, or leave the key out to run them all" },
 } }
 
 S.dataset = { doc = "how the dataset is read (field names, format, adapters)", keys = {
@@ -41,13 +42,14 @@ S.dataset = { doc = "how the dataset is read (field names, format, adapters)", k
   profile = { "boolean", true, "with an adapter: parse the judge's reply as that benchmark does" },
   format = { "string", "auto", "the file's layout", one_of = { "auto", "json", "jsonl" } },
   id = { "string", "id", "the field holding a pair's id" },
-  image = { "string", "image", "the field holding the input image (base64, data: URL or a path)" },
-  instruction = { "string", "instruction", "the field holding the edit instruction" },
-  description = { "string", "description", "the field holding the image's description" },
+  image = { "string", "original_image_b64", "the field holding the input image (base64, data: URL or a path)" },
+  instruction = { "string", "edit_instruction", "the field holding the edit instruction" },
+  description = { "string", "original_description", "the field holding the image's description" },
   category = { "string", "category", "the field holding the category (a flat list of records)" },
   more_images = { "string", nil, "the field holding a list of further input pictures" },
   images = { "string", nil, "imgedit, rise: the folder of the benchmark's images", adapter = { "imgedit", "rise" } },
-  language = { "string", "en", "gedit: the instructions' language", adapter = { "gedit" } },
+  language = { "string", "en", "gedit: the instructions' language (all: both)", one_of = { "en", "cn", "all" },
+    adapter = { "gedit" } },
   intersection = { "boolean", false, "gedit: only the pairs in both languages' intersection", adapter = { "gedit" } },
   protocol = { "string", "official", "with an adapter: official (the benchmark's own judge requests; an http judge) "
     .. "or compact (one request per pair)", one_of = { "official", "compact" } },

@@ -127,14 +127,62 @@ function base.new(specs, file, digest, adapter)
   return d
 end
 
--- JSON file -> value, its bytes' hash; or nil and "adapter: file: why".
+-- 1-based line and column of byte offset off in text, in characters (UTF-8
+-- continuation bytes and a leading BOM not counted), as the datasets' own
+-- reader (host/core/jscan.c) gives them: what an editor jumps to.
+function base.line_col(text, off)
+  local line, col = 1, 1
+  local start = text:sub(1, 3) == "\239\187\191" and off >= 3 and 4 or 1
+  for i = start, math.min(off, #text) do
+    local b = text:byte(i)
+    if b == 10 then line, col = line + 1, 1
+    elseif b < 0x80 or b >= 0xC0 then col = col + 1 end
+  end
+  return line, col
+end
+
+-- Whether byte i of text sits inside an object (not an array), outside strings.
+local function in_object(text, i)
+  local stack, in_str, esc = {}, false, false
+  for j = 1, i do
+    local c = text:sub(j, j)
+    if in_str then
+      if esc then esc = false elseif c == "\\" then esc = true elseif c == '"' then in_str = false end
+    elseif c == '"' then in_str = true
+    elseif c == "{" or c == "[" then stack[#stack + 1] = c
+    elseif c == "}" or c == "]" then stack[#stack] = nil end
+  end
+  return stack[#stack] == "{"
+end
+
+-- The byte offset of the mistake from cJSON's error offset: cJSON points one
+-- past a bad object key (`{"a": 1,}` at the end, `,,` past the second comma).
+local function json_error_offset(text, off)
+  local c = text:sub(off, off)
+  if off < 1 or c:match("^%s?$") then return off end
+  local before = text:sub(1, off - 1):match("()[^%s]%s*$")
+  local p = before and text:sub(before, before)
+  if (p == "," or p == "{") and in_object(text, before) then return off - 1 end
+  return off
+end
+
+-- JSON file -> value, its bytes' hash; or nil and "adapter: file:line:col: why".
 function base.read_json(name, path)
   local h = util.host()
   local text, err = h.fs.read(path)
   if not text then return nil, ("%s: %s: %s"):format(name, path, tostring(err)) end
+  -- a BOM (Windows editors write one) is no JSON, and no content either
+  local body = text:sub(1, 3) == "\239\187\191" and text:sub(4) or text
   local v
-  v, err = h.json.decode(text)
-  if v == nil then return nil, ("%s: %s: not JSON: %s"):format(name, path, tostring(err)) end
+  v, err = h.json.decode(body)
+  if v == nil then
+    local off = tonumber(tostring(err):match("at offset (%d+)"))
+    if off then
+      local line, col = base.line_col(text, json_error_offset(body, off) + #text - #body)
+      return nil, ("%s: %s:%d:%d: not valid JSON"):format(name, path, line, col)
+    end
+    return nil, ("%s: %s: not JSON: %s"):format(name, path, tostring(err))
+  end
   return v, h.hash(text)
 end
 

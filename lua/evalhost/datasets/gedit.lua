@@ -24,11 +24,12 @@ function M.open(path, opts)
   if not ds then return nil, "gedit: " .. tostring(err) end
   local digest = h.hash_file(path)
   local root = util.dirname(path)
-  local specs = {}
+  local specs, ds_langs = {}, {}
   for _, cat in ipairs(ds:categories()) do
     for _, p in ds:pairs(cat) do
       local fields = {}
       for _, k in ipairs({ "language", "intersection_exist", "image_path", "key" }) do fields[k] = p:field(k) end
+      if fields.language ~= nil then ds_langs[tostring(fields.language)] = true end
       if (lang == "all" or fields.language == lang) and (opts.intersection ~= true or fields.intersection_exist == true) then
         local s = { id = p.id, category = cat, instruction = p.instruction, description = p.description,
           fields = fields, error = p.error }
@@ -41,7 +42,13 @@ function M.open(path, opts)
     end
   end
   ds:close()
-  if #specs == 0 then return nil, ("gedit: %s has no pairs in language %q"):format(path, lang) end
+  if #specs == 0 then
+    local have = util.sorted_keys(ds_langs)
+    local why = #have > 0 and ("its languages: %s; dataset.language: all for every one"):format(table.concat(have, ", "))
+      or "no record has a \"language\" field: is it tools/convert_gedit.py's output?"
+    return nil, ("gedit: %s has no pairs in language %q%s (%s)"):format(path, lang,
+      opts.intersection == true and " in the intersection subset" or "", why)
+  end
   return base.new(specs, path, h.hash(digest .. "\n" .. lang .. "\n" .. tostring(opts.intersection == true)), M.name)
 end
 
@@ -315,7 +322,7 @@ function official.summary(rows)
   local function bucket(lang)
     lang = tostring(lang)
     if not by_lang[lang] then
-      by_lang[lang] = { full = {}, inter = {}, full_g = {}, inter_g = {} }
+      by_lang[lang] = { full = {}, inter = {}, full_g = {}, inter_g = {}, failed = { fullset = 0, intersection = 0 } }
       langs[#langs + 1] = lang
     end
     return by_lang[lang]
@@ -335,6 +342,8 @@ function official.summary(rows)
       local s, p, ov = expected(o.SC, o.PQ)
       local row = { category = r.category, SC = s, PQ = p, O = ov }
       for _, t in ipairs(o.intersection and { b.full_g, b.inter_g } or { b.full_g }) do t[#t + 1] = row end
+      b.failed.fullset = b.failed.fullset + 1
+      if o.intersection then b.failed.intersection = b.failed.intersection + 1 end
     end
   end
   table.sort(langs)
@@ -359,10 +368,15 @@ function official.summary(rows)
         local c = t.categories[g]
         tab.rows[#tab.rows + 1] = { g, c.SC, c.PQ, c.O }
       end
-      tab.rows[#tab.rows + 1] = { "Average", t.average.SC, t.average.PQ, t.average.O }
-      if l.with_guess then
+      -- a task type without a scored pair is said, not left out silently
+      for _, g in ipairs(t.missing) do tab.rows[#tab.rows + 1] = { g .. " (no scored pair)" } end
+      tab.rows[#tab.rows + 1] = { #t.missing > 0 and ("Average of the %d task types scored"):format(#t.order)
+        or "Average", t.average.SC, t.average.PQ, t.average.O }
+      -- this table's own unparsed pairs (a language's, a subset's), not the run's
+      local n_failed = b.failed[part[1]]
+      if l.with_guess and n_failed > 0 then
         local w = l.with_guess[part[1]].average
-        tab.rows[#tab.rows + 1] = { ("Average, %d unparsed as the official guess (expected)"):format(failed),
+        tab.rows[#tab.rows + 1] = { ("Average, %d unparsed as the official guess (expected)"):format(n_failed),
           w.SC, w.PQ, w.O }
       end
       tab.digits = 3

@@ -1,0 +1,311 @@
+"""Hidden cases of the kinds issues 24 and 25 name, tried as a new user
+(lmms-eval / VLMEvalKit habits) would, each a defect found and fixed:
+
+* --set: a flow mapping ({a: b}) is a mapping whose keys are checked; an
+  empty part in the key (run..out, run.) or a key below a list is refused
+  naming the assignment; a value that is no YAML names the assignment, not
+  "--set value:2:1";
+* nearest-key hints: camelCase and kebab-case spellings find the key, a
+  swap of two letters counts one slip, an unrelated key is not offered
+  (editor.max_tokens is no misspelt backend); a key only the other role reads
+  says so; a misspelt key of another backend is named with its backend;
+* a tab indenting YAML says so; an empty benchmark.categories list is refused
+  before anything runs; dataset.language takes en, cn or all;
+* the dataset field defaults the README documents are the ones the reader
+  uses (original_image_b64, edit_instruction, original_description);
+* a dataset's syntax error after a UTF-8 BOM and multi-byte text: the
+  column counts characters and not the BOM (jscan.c); an adapter's JSON file
+  (ImgEdit, RISEBench) errs as file:line:col too, where it said "at offset N",
+  and a BOM there is read;
+* GEdit-Bench's tables with every pair failed: each language's table counts
+  its own unparsed pairs (not the run's), a task type without a scored pair
+  is a row saying so; a language the file lacks names the ones it has.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SRC, run_evalhost
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(str(SRC), "tools"))
+EXAMPLE = str(SRC / "config" / "example.yaml")
+PROT = SRC / "tests" / "data" / "protocols"
+
+
+def nothing_ran(r, out):
+    assert "[swap]" not in r.stderr and "evalhost two_stage:" not in r.stderr, r.stderr
+    assert not out.exists(), "an output folder was made before the config was checked"
+
+
+def set_run(tmp_path, *sets):
+    out = tmp_path / "out"
+    args = ["two_stage", EXAMPLE, "--set", f"run.out={out}"]
+    for s in sets:
+        args += [s] if s.startswith("--") else ["--set", s]
+    return run_evalhost(*args), out
+
+
+# --- --set -------------------------------------------------------------------
+
+@pytest.mark.parametrize("assignment,message", [
+    ("judge={backend: builtin, name: metrics, nmae: x}",
+     "unknown key 'judge.nmae' (did you mean 'judge.name'?)"),
+    ("report.bootstrap={resamples: 10, sede: 1}",
+     "unknown key 'report.bootstrap.sede' (did you mean 'report.bootstrap.seed'?)"),
+])
+def test_set_a_flow_mapping_is_a_mapping_and_its_keys_are_checked(tmp_path, assignment, message):
+    r, out = set_run(tmp_path, assignment)
+    assert r.returncode == 2, r.stderr
+    assert f"--set {assignment}: {message}" in r.stderr, r.stderr
+    nothing_ran(r, out)
+
+
+def test_set_a_flow_mapping_that_is_right_runs(tmp_path):
+    r, out = set_run(tmp_path, "report.bootstrap={resamples: 10, seed: 3}", "benchmark.categories=[物理]",
+                     "--quiet")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / "results" / "latest.json").read_text(encoding="utf-8"))
+    assert rep["overall"]["n"] == 5
+
+
+@pytest.mark.parametrize("assignment,message", [
+    ("run..out=x", "--set run..out=x: empty part in the key 'run..out'"),
+    ("run.=x", "--set run.=x: empty part in the key 'run.'"),
+    (".run=x", "--set .run=x: empty part in the key '.run'"),
+    ("benchmark.categories.x=1", "--set benchmark.categories.x=1: 'categories' is not a section: "
+     "benchmark.categories is a list; set the whole list, e.g. --set 'benchmark.categories=[...]'"),
+    ("benchmark.data_path.x=1", "--set benchmark.data_path.x=1: 'data_path' is not a section: "
+     "benchmark.data_path holds a value"),
+    ("benchmark.categories=[物理", "--set benchmark.categories=[物理: the value is not valid YAML: did not find "
+     "expected ',' or ']'"),
+])
+def test_set_a_key_that_cannot_be_set_names_the_assignment(tmp_path, assignment, message):
+    r, out = set_run(tmp_path, assignment)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr, r.stderr
+    assert "--set value:" not in r.stderr
+    nothing_ran(r, out)
+
+
+# --- nearest-key hints ----------------------------------------------------------
+
+@pytest.mark.parametrize("assignment,message", [
+    ("judge.batchSize=2", "unknown key 'judge.batchSize' (did you mean 'judge.batch_size'?)"),
+    ("judge.batch-size=2", "unknown key 'judge.batch-size' (did you mean 'judge.batch_size'?)"),
+    ("report.Aggregate=pairs", "unknown key 'report.Aggregate' (did you mean 'report.aggregate'?)"),
+    ("benchmark.datapath=x", "unknown key 'benchmark.datapath' (did you mean 'benchmark.data_path'?)"),
+    ("prompts.langauge=en", "unknown key 'prompts.langauge' (did you mean 'prompts.language'?)"),
+    # a key only the other role reads
+    ("editor.max_tokens=3", "unknown key 'editor.max_tokens' (a judge key of the http backend: the editor does "
+     "not read it)"),
+    ("judge.cfg_one_call=true", "unknown key 'judge.cfg_one_call' (an editor key of the native backend: the judge "
+     "does not read it)"),
+    # another backend's key, misspelt
+    ("judge.params.retires=1", "unknown key 'judge.params.retires' (did you mean 'judge.params.retries'? a key of "
+     "the http backend, not of this one)"),
+])
+def test_hints_name_the_key_meant_and_never_an_unrelated_one(tmp_path, assignment, message):
+    r, out = set_run(tmp_path, assignment)
+    assert r.returncode == 2, r.stderr
+    assert f"--set {assignment}: {message}" in r.stderr, r.stderr
+    nothing_ran(r, out)
+
+
+def test_an_unrelated_key_gets_the_known_list_not_a_wrong_guess(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    # a docker-compose habit: an x- key holding anchors; max_tokens under an editor
+    cfg.write_text("x-base: &b {backend: builtin, name: imageops}\neditor: *b\n"
+                   "judge: {backend: builtin, name: metrics}\nbenchmark: {data_path: %s}\n"
+                   % json.dumps(str(SRC / "examples" / "benchmark.json")), encoding="utf-8")
+    r = run_evalhost("two_stage", cfg, "--set", f"run.out={tmp_path / 'out'}")
+    assert r.returncode == 1, r.stderr
+    assert f"{cfg}:1:1: unknown top-level key 'x-base' (known: benchmark, compare, dataset," in r.stderr, r.stderr
+    assert "did you mean" not in r.stderr
+    nothing_ran(r, tmp_path / "out")
+
+
+# --- YAML and schema corners --------------------------------------------------------
+
+def test_a_tab_indenting_yaml_says_so(tmp_path):
+    cfg = tmp_path / "tab.yaml"
+    cfg.write_text("prompts:\n\tlanguage: en\n", encoding="utf-8")
+    r = run_evalhost("two_stage", cfg)
+    assert r.returncode == 1
+    assert f"{cfg}:2:1: found character that cannot start any token" in r.stderr, r.stderr
+    assert "(a tab: YAML indents with spaces only)" in r.stderr
+
+
+def test_an_empty_category_list_is_refused_before_anything_runs(tmp_path):
+    r, out = set_run(tmp_path, "benchmark.categories=[]")
+    assert r.returncode == 2, r.stderr
+    assert "--set benchmark.categories=[]: benchmark.categories is an empty list: name at least one category, " \
+           "or leave the key out to run them all" in r.stderr, r.stderr
+    nothing_ran(r, out)
+
+
+def test_gedit_language_is_one_of_its_languages(tmp_path):
+    r, out = set_run(tmp_path, "dataset.adapter=gedit", "dataset.language=zh")
+    assert r.returncode == 2, r.stderr
+    assert '--set dataset.language=zh: dataset.language must be one of en, cn, all, got "zh"' in r.stderr
+    nothing_ran(r, out)
+
+
+def test_the_documented_dataset_field_defaults_are_the_readers(tmp_path):
+    """README's table said image/instruction/description; the reader's
+    defaults are original_image_b64/edit_instruction/original_description:
+    a file written from the table failed every pair."""
+    r = run_evalhost(str(SRC / "tools" / "config_doc.lua"))
+    assert r.returncode == 0, r.stderr
+    doc = r.stdout
+    for key, default in (("image", "original_image_b64"), ("instruction", "edit_instruction"),
+                         ("description", "original_description")):
+        assert f"| `dataset.{key}` | string | `{default}` |" in doc, key
+    src = json.loads((SRC / "examples" / "benchmark.json").read_text(encoding="utf-8"))
+    first = next(iter(src.values()))["data_pairs"][0]
+    # a file with the documented defaults' names runs, pair for pair
+    doc = {"c": [{"id": "a", "original_image_b64": first["original_image_b64"],
+                  "edit_instruction": first["edit_instruction"], "original_description": "d"}]}
+    data = tmp_path / "b.json"
+    data.write_text(json.dumps(doc), encoding="utf-8")
+    out = tmp_path / "out"
+    r = run_evalhost("two_stage", EXAMPLE, "--set", f"run.out={out}", "--set", f"benchmark.data_path={data}",
+                     "--set", "benchmark.categories=[c]", "--quiet")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in (out / "results" / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 1 and rows[0]["error"] is None and rows[0]["instruction"] == first["edit_instruction"]
+
+
+# --- file:line:col of JSON datasets ------------------------------------------------
+
+def dataset_error(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    out = tmp_path / "out"
+    r = run_evalhost("two_stage", EXAMPLE, "--set", f"run.out={out}", "--set", f"benchmark.data_path={path}",
+                     "--set", "benchmark.categories=[c]")
+    assert r.returncode == 1, r.stderr
+    return r.stderr
+
+
+def test_a_bom_is_no_column_and_columns_count_characters(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    # 1-based characters: '}' after the trailing comma is the 64th character, the BOM none
+    text = '[{"id": "a", "category": "c", "instruction": "i", "image": "x",}]'
+    assert text.index(",}") + 2 == 64
+    assert f"{tmp_path / 'bom.json'}:1:64: expected a string key" in dataset_error(tmp_path, "bom.json",
+                                                                                   bom + text.encode())
+    # multi-byte text before the mistake on the same line: 中文中文 is 4 columns (12 bytes)
+    text = '{"c": [{"id": "中文中文", oops}]}'
+    assert f"{tmp_path / 'mb.json'}:1:23: expected a string key" in dataset_error(tmp_path, "mb.json",
+                                                                                  bom + text.encode())
+
+
+def run_adapter(tmp_path, adapter, data, official):
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text("dataset: {path: %s, adapter: %s, official: %s}\neditor: {backend: builtin, name: imageops}\n"
+                   "judge: {backend: http, base_url: 'http://127.0.0.1:9', model: x, retries: 0}\n"
+                   % (json.dumps(str(data)), adapter, json.dumps(str(official))), encoding="utf-8")
+    return run_evalhost("two_stage", cfg, "--set", f"run.out={tmp_path / 'out'}")
+
+
+def test_an_adapters_json_file_errs_at_file_line_col(tmp_path):
+    text = (PROT / "imgedit" / "basic_edit.json").read_text(encoding="utf-8")
+    line = text.splitlines()[8]
+    assert line.strip() == '"prompt": "add edit number 1",'
+    bad = text.replace('"prompt": "add edit number 1",', '"prompt": "add edit 中文",,', 1)
+    col = len(bad.splitlines()[8].split(",,")[0]) + 2   # the second comma, in characters
+    path = tmp_path / "basic_edit.json"
+    path.write_text(bad, encoding="utf-8")
+    r = run_adapter(tmp_path, "imgedit", path, PROT / "imgedit" / "prompts.json")
+    assert r.returncode == 1
+    assert f"imgedit: {path}:9:{col}: not valid JSON" in r.stderr, r.stderr
+    assert "offset" not in r.stderr
+
+    rise = (PROT / "rise" / "data" / "data_total.json").read_text(encoding="utf-8")
+    lines = rise.splitlines()
+    n = next(i for i, x in enumerate(lines) if x.rstrip().endswith('",'))
+    lines[n] = lines[n].rstrip() + " }"   # a stray brace after a member's comma
+    path = tmp_path / "data_total.json"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    r = run_adapter(tmp_path, "rise", path, PROT / "rise" / "stand_in_prompts.py")
+    assert r.returncode == 1
+    assert f"rise: {path}:{n + 1}:{len(lines[n])}: not valid JSON" in r.stderr, r.stderr
+
+
+def test_an_adapters_json_file_with_a_bom_is_read(tmp_path):
+    path = tmp_path / "basic_edit.json"
+    path.write_bytes(b"\xef\xbb\xbf" + (PROT / "imgedit" / "basic_edit.json").read_bytes())
+    r = run_adapter(tmp_path, "imgedit", path, PROT / "imgedit" / "prompts.json")
+    # it opens and runs; the judge on a closed port then fails every pair (transient)
+    assert "not valid JSON" not in r.stderr and "not JSON" not in r.stderr, r.stderr
+    assert "9 categories, 27 pairs" in r.stderr, r.stderr
+
+
+# --- GEdit-Bench with every pair failed ------------------------------------------
+
+def test_gedit_every_pair_failed_each_table_counts_its_own(tmp_path):
+    sys.path.insert(0, HERE)
+    import test_protocols as T
+    r, out, reqs = T.run_gedit(tmp_path, str(tmp_path / "none.json"), name="run",
+                               policy=lambda text, sizes: "I would rather not give numbers.")
+    assert r.returncode == 1
+    assert len(reqs) == 88   # still two requests per pair
+    rep = T.report(out)
+    assert len(rep["failures"]) == 44 and rep["profile"]["unparsed"] == 44
+    md = open(os.path.join(out, "results", "latest.md"), encoding="utf-8").read()
+    sample = [json.loads(x) for x in open(tmp_path / "gedit" / "gedit.jsonl", encoding="utf-8") if x.strip()]
+    for lang in ("en", "cn"):
+        n_full = sum(1 for s in sample if s["language"] == lang)
+        n_inter = sum(1 for s in sample if s["language"] == lang and s.get("intersection_exist"))
+        head = f"### GEdit-Bench {lang}, full set (SC / PQ / O, 0-10)"
+        part = md.split(head, 1)[1].split("###", 1)[0]
+        assert f"| Average, {n_full} unparsed as the official guess (expected) |" in part, part
+        assert "| background_change (no scored pair) | — | — | — |" in part
+        assert "| Average of the 0 task types scored | — | — | — |" in part
+        part = md.split(f"### GEdit-Bench {lang}, intersection subset", 1)[1].split("###", 1)[0]
+        if n_inter:
+            assert f"| Average, {n_inter} unparsed as the official guess (expected) |" in part, part
+    # the failed pairs are in the per-sample log with their error
+    rows = [json.loads(x) for x in open(os.path.join(out, "results", "samples.jsonl"), encoding="utf-8")]
+    assert len(rows) == 44 and all(x["score"] is None and "no VIEScore JSON" in x["error"] for x in rows)
+
+
+def test_gedit_one_language_failed_leaves_the_other_languages_table_alone(tmp_path):
+    sys.path.insert(0, HERE)
+    import test_protocols as T
+    doc = json.loads((PROT / "gedit" / "replies.json").read_text(encoding="utf-8"))
+    victim = next(k for k in sorted(doc["replies"]) if "," in k.split(":")[1])   # an SC request
+    doc["replies"][victim] = "no numbers"
+    path = tmp_path / "replies.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    r, out, _ = T.run_gedit(tmp_path, str(path))
+    assert r.returncode == 1
+    rep = T.report(out)
+    lang = rep["failures"][0]["id"].rsplit("_", 1)[1]
+    other = "cn" if lang == "en" else "en"
+    md = open(os.path.join(out, "results", "latest.md"), encoding="utf-8").read()
+    mine = md.split(f"### GEdit-Bench {lang}, full set", 1)[1].split("###", 1)[0]
+    theirs = md.split(f"### GEdit-Bench {other}, full set", 1)[1].split("###", 1)[0]
+    assert "| Average, 1 unparsed as the official guess (expected) |" in mine, mine
+    assert "unparsed" not in theirs, theirs
+
+
+def test_gedit_a_language_the_file_lacks_names_the_ones_it_has(tmp_path):
+    sys.path.insert(0, HERE)
+    import test_protocols as T
+    data = T.gedit_dataset(tmp_path)
+    rows = [json.loads(x) for x in open(data, encoding="utf-8") if x.strip()]
+    only_en = tmp_path / "en.jsonl"
+    only_en.write_text("".join(json.dumps(x) + "\n" for x in rows if x["language"] == "en"), encoding="utf-8")
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text("dataset: {path: %s, adapter: gedit, language: cn}\neditor: {backend: builtin, name: imageops}\n"
+                   "judge: {backend: http, base_url: 'http://127.0.0.1:9', model: x}\n" % json.dumps(str(only_en)),
+                   encoding="utf-8")
+    r = run_evalhost("two_stage", cfg, "--set", f"run.out={tmp_path / 'out'}")
+    assert r.returncode == 1
+    assert f'gedit: {only_en} has no pairs in language "cn" (its languages: en; dataset.language: all for every ' \
+           f'one)' in r.stderr, r.stderr
