@@ -309,3 +309,65 @@ def test_gedit_a_language_the_file_lacks_names_the_ones_it_has(tmp_path):
     assert r.returncode == 1
     assert f'gedit: {only_en} has no pairs in language "cn" (its languages: en; dataset.language: all for every ' \
            f'one)' in r.stderr, r.stderr
+
+
+# --- ImgEdit with odd but valid inputs ------------------------------------------------
+
+def test_imgedit_odd_entries_fail_by_name_and_the_table_says_which_types_are_missing(tmp_path):
+    """Entries without a prompt, an image or an edit_type, an edit type the
+    rubrics lack and a type with no entries at all: each failure names its
+    cause, the table lists the official types it could not score and the
+    overall says it is over fewer types."""
+    import shutil
+    sys.path.insert(0, HERE)
+    import test_protocols as T
+    from recorded_judge import RecordedJudge
+    src = PROT / "imgedit"
+    doc = json.loads((src / "basic_edit.json").read_text(encoding="utf-8"))
+    keys = sorted(doc, key=int)
+    adds = [k for k in keys if doc[k]["edit_type"] == "add"]
+    assert len(adds) == 3
+    del doc[adds[0]]["prompt"]
+    del doc[adds[1]]["id"]
+    doc[adds[2]]["edit_type"] = "hybrid"
+    nontype = next(k for k in keys if doc[k]["edit_type"] == "remove")
+    del doc[nontype]["edit_type"]
+    for k in [k for k in keys if doc[k].get("edit_type") == "compose"]:
+        del doc[k]
+    shutil.copytree(src / "singleturn", tmp_path / "singleturn")
+    data = tmp_path / "basic_edit.json"
+    data.write_text(json.dumps(doc), encoding="utf-8")
+    out = tmp_path / "out"
+    with RecordedJudge(str(tmp_path / "none.json"), log=str(tmp_path / "log.jsonl"),
+                       policy=lambda t, s: "Prompt Compliance: 4\nVisual Naturalness: 3\nPhysical Integrity: 5") as j:
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text("dataset: {path: %s, adapter: imgedit, official: %s}\neditor: {backend: builtin, name: imageops}\n"
+                       "judge: %s\n" % (json.dumps(str(data)), json.dumps(str(src / "prompts.json")),
+                                        T.http_judge(j.url, "gpt-4o")), encoding="utf-8")
+        r = T.run("two_stage.lua", str(cfg), "run.out=" + str(out))
+    assert r.returncode == 1, r.stderr
+    rep = T.report(str(out))
+    why = {f["id"]: f["error"] for f in rep["failures"]}
+    assert "no instruction" in why[adds[0]] and "no image" in why[adds[1]]
+    assert f'has no rubric for edit type "hybrid"' in why[adds[2]]
+    assert f'imgedit: {data}: entry {nontype} has no "edit_type"' in why[nontype]
+    assert len(why) == 4
+    prof = rep["profile"]
+    assert prof["missing"] == ["add", "compose"] and "add" not in prof["types"]
+    assert prof["overall"] == pytest.approx(sum(prof["types"].values()) / 7)
+    md = (out / "results" / "latest.md").read_text(encoding="utf-8")
+    assert "| add (no scored item) | — | 0 |" in md and "| compose (no scored item) | — | 0 |" in md
+    assert "| Overall (mean of the 7 types scored, not of all 9) | %.2f |  |" % prof["overall"] in md, md
+
+
+@pytest.mark.parametrize("adapter,name,text,official", [
+    ("imgedit", "basic_edit.json", "{}", PROT / "imgedit" / "prompts.json"),
+    ("rise", "data_total.json", "[]", PROT / "rise" / "stand_in_prompts.py"),
+])
+def test_an_adapter_file_with_no_items_is_an_error_not_an_empty_run(tmp_path, adapter, name, text, official):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    r = run_adapter(tmp_path, adapter, path, official)
+    assert r.returncode == 1, r.stderr
+    assert f"[error] {adapter}: {path} holds no items" in r.stderr, r.stderr
+    assert not (tmp_path / "out" / "results").exists()

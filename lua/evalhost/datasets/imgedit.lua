@@ -42,9 +42,13 @@ function M.open(path, opts)
         s.error = ("imgedit: %s: entry %s: image path %q leaves %s"):format(path, tostring(key), tostring(e.id), root)
       end
       for k, v in pairs(e) do s.fields[k] = v end
+      if type(e.edit_type) ~= "string" then
+        s.error = ("imgedit: %s: entry %s has no \"edit_type\""):format(path, tostring(key))
+      end
     end
     specs[#specs + 1] = s
   end
+  if #specs == 0 then return nil, ("imgedit: %s holds no items"):format(path) end
   return base.new(specs, path, digest, M.name)
 end
 
@@ -181,12 +185,25 @@ function official.summary(rows)
     means[#means + 1] = types[t]
     tab.rows[#tab.rows + 1] = { t, types[t], tostring(#per[t]) }
   end
+  -- an official type without a scored item is said: the overall is then over fewer types
+  local missing = {}
+  for _, t in ipairs(official.TYPES) do
+    if not per[t] then
+      missing[#missing + 1] = t
+      tab.rows[#tab.rows + 1] = { t .. " (no scored item)", nil, "0" }
+    end
+  end
+  if dropped > 0 then
+    tab.rows[#tab.rows + 1] = { ("items without a rating (dropped, as step1 drops them)"), nil, tostring(dropped) }
+  end
   local overall = protocol.mean(means)
-  tab.rows[#tab.rows + 1] = { "Overall (mean of the types)", overall, "" }
+  tab.rows[#tab.rows + 1] = { #missing > 0 and ("Overall (mean of the %d types scored, not of all %d)"):format(#sorted,
+    #official.TYPES) or "Overall (mean of the types)", overall, "" }
   return {
     method = "ImgEdit Basic (PKU-YuanGroup/ImgEdit @547185d): item = mean of its reply's \"name: N\" ratings, "
       .. "rounded to 2; edit type = mean of its items, rounded to 2; overall = mean of the types",
-    protocol = "official", types = types, order = sorted, overall = overall, dropped = dropped, tables = { tab },
+    protocol = "official", types = types, order = sorted, overall = overall, dropped = dropped, missing = missing,
+    tables = { tab },
   }
 end
 

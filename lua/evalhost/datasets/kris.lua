@@ -46,6 +46,7 @@ function M.open(path)
     end
   end
   if #digests == 0 then return nil, ("kris: %s has no <category>/annotation.json"):format(path) end
+  if #specs == 0 then return nil, ("kris: %s: its annotation.json files hold no items"):format(path) end
   return base.new(specs, path, h.hash(table.concat(digests, "\n")), M.name)
 end
 

@@ -49,6 +49,7 @@ function M.open(path, opts)
     end
     specs[#specs + 1] = s
   end
+  if #specs == 0 then return nil, ("rise: %s holds no items"):format(path) end
   local ds = base.new(specs, path, digest, M.name)
   -- gpt_eval.py reads the JSON as a pandas DataFrame: a key any item has is
   -- a column every row has (NaN where the item lacks it), which some of its
