@@ -91,5 +91,8 @@ if #res.only_a + #res.only_b + #res.unscored > 0 then
   h.log("warn", "compare: %d pair(s) only in A, %d only in B, %d not scored by both (listed in the report)",
     #res.only_a, #res.only_b, #res.unscored)
 end
-for _, p in ipairs(paths) do h.log("info", "comparison: %s", p) end
+-- the paths under --quiet too, as a run's report paths: they are what it made
+for _, p in ipairs(paths) do
+  if (h.options or {}).quiet then io.stderr:write("comparison: ", p, "\n") else h.log("info", "comparison: %s", p) end
+end
 return 0

@@ -371,3 +371,23 @@ def test_an_adapter_file_with_no_items_is_an_error_not_an_empty_run(tmp_path, ad
     assert r.returncode == 1, r.stderr
     assert f"[error] {adapter}: {path} holds no items" in r.stderr, r.stderr
     assert not (tmp_path / "out" / "results").exists()
+
+
+# --- --quiet ------------------------------------------------------------------------
+
+def test_compare_quiet_still_prints_the_comparison_paths(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        r = run_evalhost("two_stage", EXAMPLE, "--set", f"run.out={out}", "--set", "benchmark.categories=[物理]",
+                         "--quiet")
+        assert r.returncode == 0, r.stderr
+        runs.append(str(out))
+    out = tmp_path / "cmp"
+    r = run_evalhost("compare", EXAMPLE, "--set", f"run.out={out}", "--set", "compare.runs=[%s, %s]" % tuple(runs),
+                     "--quiet")
+    assert r.returncode == 0, r.stderr
+    printed = [line.split(": ", 1)[1] for line in r.stderr.splitlines() if line.startswith("comparison: ")]
+    assert sorted(os.path.splitext(p)[1] for p in printed) == [".html", ".json", ".md"], r.stderr
+    assert all(os.path.isfile(p) for p in printed)
+    assert "runs:" not in r.stderr and "compare: B - A" not in r.stderr   # the rest stays quiet
