@@ -2,7 +2,8 @@
 N tiny pairs (builtin identity editor, builtin metrics judge, no HTML report:
 the HTML writer's own memory belongs to the report), sampled from
 /proc/<pid>/status every 0.1 s and split by phase (editing, scoring, the
-report at the end) from the console's progress lines.
+report at the end: from the last category's mean line on) from the console's
+progress lines.
 
   .venv/bin/python tools/bench/memory_pairs.py --pairs 100000 [--bin build/evalhost] [--out /dev/shm/x]
 
@@ -33,7 +34,10 @@ def tiny_png_b64(i):
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def write_dataset(path, n, cats=4):
+CATS = 4
+
+
+def write_dataset(path, n, cats=CATS):
     with open(path, "w", encoding="utf-8") as f:
         for i in range(n):
             f.write(json.dumps({"id": "p%06d" % i, "category": "c%d" % (i % cats), "original_image_b64": tiny_png_b64(i),
@@ -73,13 +77,17 @@ def main():
     phase = {"now": "setup"}
     edits = {"n": 0}
 
+    last_cat = "[c%d]" % (CATS - 1)
+
     def read_log():
         for line in p.stderr:
             if "评分" in line or "score" in line and "%" in line:
                 phase["now"] = "score"
             elif "编辑" in line or "edit" in line and "%" in line:
                 phase["now"] = "edit"
-            if "evaluation finished" in line or "评估完成" in line:
+            # the last category's mean line ends the loop: what follows (rows, statistics,
+            # the report files) is the report's, printed as "evaluation finished" only after it
+            if line.startswith(last_cat) and ("平均分" in line or "mean" in line) and "%" not in line:
                 phase["now"] = "report"
 
     t = threading.Thread(target=read_log, daemon=True)
