@@ -17,9 +17,10 @@ the pictures and the text move the probabilities).
 2. End to end: tests/data/protocols' GEdit-Bench sample with
    dataset.protocol official and the native judge in mode generate: two
    requests per pair, the "10" replies read by VIEScore's parser (a bare
-   0..10), the official table in the report.  A request past the native
-   judge's picture count fails its pair by name, as does a benchmark
-   request (read from the reply's text) in mode logits.
+   0..10), the official table in the report; in mode logits the run is
+   refused at setup by name.  A request past the native judge's picture
+   count fails its pair by name, as does a benchmark request (read from the
+   reply's text) in mode logits.
 3. The builtin and torch judges still refuse a benchmark's request by name.
 """
 import io
@@ -260,6 +261,14 @@ def test_gedit_official_protocol_with_the_native_judge(rig, tmp_path):
     text = open(os.path.join(out, "results", md[0]), encoding="utf-8").read()
     assert "GEdit-Bench en, full set (SC / PQ / O, 0-10)" in text and "GEdit-Bench cn, intersection subset" in text
     assert "| Average | 10.000 | 10.000 | 10.000 |" in text
+
+    # mode logits (the default) replies with a distribution, not text: refused at setup, by name
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace(", mode: generate, max_new_tokens: 8", ""),
+                   encoding="utf-8")
+    r = subprocess.run([BIN, os.path.join(SRC, "scripts", "two_stage.lua"), str(cfg), "--quiet", "--set",
+                        "run.out=" + str(tmp_path / "logits")], cwd=SRC, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "gedit's parser reads the judge's reply text: set mode: generate on the native judge" in r.stderr, r.stderr
 
 
 REFUSED = r"""

@@ -123,9 +123,19 @@ describe("benchmark protocols", function()
     ok, why = p.select(run, { protocol = "viescore" }, judge("http"))
     assert.is_nil(ok)
     assert.matches("dataset.protocol must be official or compact, got viescore", why, 1, true)
-    run = { profile = gedit, dataset = { adapter = "gedit" }, config = {} }
+    run = { profile = gedit, dataset = { adapter = "gedit" }, config = { judge = { mode = "generate" } } }
     assert.is_true(p.select(run, {}, judge("native")))
     assert.are.equal(gedit.official.requests, run.profile_requests)
+    -- mode logits (the default) replies with a distribution, not the text the benchmark's parser reads
+    for _, cfg in ipairs({ {}, { judge = { mode = "logits" } }, { scorer = { params = { mode = "logits" } } } }) do
+      run = { profile = gedit, dataset = { adapter = "gedit" }, config = cfg, sections = { judge = "scorer" } }
+      ok, why = p.select(run, {}, judge("native"))
+      assert.is_nil(ok)
+      assert.matches("gedit's parser reads the judge's reply text: set mode: generate on the native judge", why, 1, true)
+    end
+    run = { profile = gedit, dataset = { adapter = "gedit" }, sections = { judge = "scorer" },
+      config = { scorer = { params = { mode = "generate" } } } }
+    assert.is_true(p.select(run, {}, judge("native")))
     run = { profile = gedit, dataset = { adapter = "gedit" }, config = {} }
     assert.is_true(p.select(run, {}, judge("http")))
     assert.are.equal(gedit.official.requests, run.profile_requests)

@@ -29,6 +29,15 @@ local function layered(prof)
   })
 end
 
+-- The judge section's key k (the section's own, else its params:'s), as
+-- config_check reads it; nil when unset.
+function M.judge_option(run, k)
+  local spec = ((run.config or {})[(run.sections or {}).judge or "judge"]) or {}
+  if type(spec) ~= "table" then return nil end
+  if spec[k] ~= nil then return spec[k] end
+  return type(spec.params) == "table" and spec.params[k] or nil
+end
+
 -- Sets run.profile_requests/profile_combine/profile_state for an official
 -- run; true, or nil and a config message.
 function M.select(run, dcfg, judge)
@@ -47,6 +56,12 @@ function M.select(run, dcfg, judge)
       .. "it with backend: native (mode: generate), or set dataset.protocol: compact (one request per pair, "
       .. "evalhost's approximation)")
       :format(run.dataset.adapter, prof.official.requests_per_pair or "several requests per pair", tostring(backend))
+  end
+  if backend == "native" and M.judge_option(run, "mode") ~= "generate" then
+    -- mode logits replies with the score's distribution, not text the benchmark's parser reads
+    return nil, ("config: dataset.protocol official: %s's parser reads the judge's reply text: set mode: generate "
+      .. "on the native judge, or set dataset.protocol: compact (one request per pair, evalhost's approximation)")
+      :format(run.dataset.adapter)
   end
   local state = {}
   if prof.official.prepare then
