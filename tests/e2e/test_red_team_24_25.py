@@ -391,3 +391,18 @@ def test_compare_quiet_still_prints_the_comparison_paths(tmp_path):
     assert sorted(os.path.splitext(p)[1] for p in printed) == [".html", ".json", ".md"], r.stderr
     assert all(os.path.isfile(p) for p in printed)
     assert "runs:" not in r.stderr and "compare: B - A" not in r.stderr   # the rest stays quiet
+
+
+def test_kris_a_category_with_no_items_is_said_and_the_rest_runs(tmp_path):
+    import shutil
+    root = tmp_path / "KRIS_Bench"
+    shutil.copytree(PROT / "kris" / "KRIS_Bench", root)
+    (root / "count_change" / "annotation.json").write_text("{}", encoding="utf-8")
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text("dataset: {path: %s, adapter: kris, official: %s}\neditor: {backend: builtin, name: imageops}\n"
+                   "judge: {backend: http, base_url: 'http://127.0.0.1:9', model: x, retries: 0}\n"
+                   % (json.dumps(str(root)), json.dumps(str(PROT / "kris"))), encoding="utf-8")
+    r = run_evalhost("two_stage", cfg, "--set", f"run.out={tmp_path / 'out'}")
+    assert f"[warn] kris: {root / 'count_change' / 'annotation.json'} holds no items: category count_change is " \
+           "not run" in r.stderr, r.stderr
+    assert "6 categories, 12 pairs" in r.stderr, r.stderr

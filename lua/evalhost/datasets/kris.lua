@@ -26,6 +26,10 @@ function M.open(path)
       local doc, digest = base.read_json("kris", ann)
       if not doc then return nil, digest end
       digests[#digests + 1] = cat .. ":" .. digest
+      -- a category with no items would leave the tables without a word
+      if type(doc) == "table" and next(doc) == nil then
+        h.log("warn", "kris: %s holds no items: category %s is not run", ann, cat)
+      end
       for _, key in ipairs(base.sorted_keys(doc)) do
         local e = doc[key]
         local s = { id = tostring(key), category = cat, fields = {} }
