@@ -203,6 +203,18 @@ function Walk:value(path, v, e)
   if e.nonempty and next(v) == nil then
     return self:fail(path, "%s is an empty list: %s", full, e.nonempty)
   end
+  if e.length and is_list(v) and #v ~= e.length then
+    return self:fail(path, "%s must be a list of %d, got %d item(s)", full, e.length, #v)
+  end
+  if e.increasing and is_list(v) then
+    for i = 2, #v do
+      if type(v[i]) == "number" and type(v[i - 1]) == "number" and v[i] <= v[i - 1] then
+        local t = {}
+        for j, x in ipairs(v) do t[j] = tostring(x) end
+        return self:fail(path, "%s must be increasing ([lo, hi] with lo < hi), got [%s]", full, table.concat(t, ", "))
+      end
+    end
+  end
   if e.items and is_list(v) then
     -- items: a TYPE, or an entry of its own (a list of mappings with keys)
     local item = type(e.items) == "table" and e.items or nil

@@ -79,7 +79,8 @@ schema.model_common = {
   activation_mb = { "number", 0, "with run.device_memory: the device MB a forward needs per batch item beyond the "
     .. "weights (a batch past what is free fails as a CUDA out-of-memory)", min = 0 },
   params = { "map", nil, "any of these keys, as the seed's config writes them" },
-  score_range = { "list", "[0, 10]", "judge: the scores' range [lo, hi]", items = "number" },
+  score_range = { "list", "[0, 10]", "judge: the scores' range [lo, hi]", length = 2, increasing = true,
+    items = { "integer", nil, "a bound", min = 0, max = 100 } },
 }
 
 -- One LoRA of the native editor's lora: list.

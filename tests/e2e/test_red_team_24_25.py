@@ -406,3 +406,19 @@ def test_kris_a_category_with_no_items_is_said_and_the_rest_runs(tmp_path):
     assert f"[warn] kris: {root / 'count_change' / 'annotation.json'} holds no items: category count_change is " \
            "not run" in r.stderr, r.stderr
     assert "6 categories, 12 pairs" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("value,message", [
+    ("[10, 0]", "judge.score_range must be increasing ([lo, hi] with lo < hi), got [10, 0]"),
+    ("[0]", "judge.score_range must be a list of 2, got 1 item(s)"),
+    ("[0, 10, 20]", "judge.score_range must be a list of 2, got 3 item(s)"),
+    ("[0, 101]", "judge.score_range[2] must be at most 100, got 101"),
+    ("[0.5, 5]", "judge.score_range[1] must be an integer, got a number (0.5)"),
+])
+def test_a_score_range_the_backends_would_refuse_or_ignore_is_refused_up_front(tmp_path, value, message):
+    """records.score_range fell back on 0..10 for [10, 0] and the builtin
+    judge ran: the report's range silently not the one written."""
+    r, out = set_run(tmp_path, f"judge.score_range={value}")
+    assert r.returncode == 2, r.stderr
+    assert f"--set judge.score_range={value}: {message}" in r.stderr, r.stderr
+    nothing_ran(r, out)
