@@ -192,7 +192,9 @@ function Walk:value(path, v, e)
     if not ok then
       local names = {}
       for i, c in ipairs(e.one_of) do names[i] = tostring(c) end
-      return self:fail(path, "%s must be one of %s, got %s", full, table.concat(names, ", "), shown(v))
+      local near = type(v) == "string" and util.host().nearest(v, names)
+      return self:fail(path, "%s must be one of %s, got %s%s", full, table.concat(names, ", "), shown(v),
+        near and (" (did you mean '%s'?)"):format(near) or "")
     end
   end
   if type(v) == "number" then

@@ -104,6 +104,11 @@ def test_set_a_key_that_cannot_be_set_names_the_assignment(tmp_path, assignment,
      "not read it)"),
     ("judge.cfg_one_call=true", "unknown key 'judge.cfg_one_call' (an editor key of the native backend: the judge "
      "does not read it)"),
+    # an enum's value, misspelt
+    ("report.aggregate=category", 'report.aggregate must be one of pairs, categories, got "category" (did you mean '
+     "'categories'?)"),
+    ("dataset.adapter=GEdit", 'dataset.adapter must be one of imgedit, kris, rise, gedit, got "GEdit" (did you mean '
+     "'gedit'?)"),
     # another backend's key, misspelt
     ("judge.params.retires=1", "unknown key 'judge.params.retires' (did you mean 'judge.params.retries'? a key of "
      "the http backend, not of this one)"),
