@@ -61,6 +61,7 @@ local function got(v)
   local t = math.type(v) or type(v)
   if t == "table" then return is_list(v) and "a list" or "a mapping" end
   if t == "float" then t = "number" end
+  if t == "boolean" then return ("a boolean (%s)"):format(tostring(v)) end
   return ("%s (%s)"):format(ARTICLE[t] or t, shown(v))
 end
 
@@ -184,7 +185,13 @@ end
 function Walk:value(path, v, e)
   local full = dotted(path)
   if e[1] and not fits_any(v, e[1]) then
-    return self:fail(path, "%s must be %s, got %s", full, expected(e[1]), got(v))
+    -- YAML read 2024, true or 1e3 as a number or a boolean: quoting keeps the text
+    local quote = fits_any("", e[1]) and (type(v) == "number" or type(v) == "boolean")
+      and (": quote it to mean the text, \"%s\""):format(tostring(v)) or ""
+    -- YAML 1.1's yes/no/on/off are text under the 1.2 core schema
+    local yes = type(v) == "string" and fits_any(true, e[1]) and ({ yes = 1, no = 1, on = 1, off = 1, y = 1, n = 1 })[v:lower()]
+    if yes then quote = " (YAML 1.2 reads yes/no/on/off as text: write true or false)" end
+    return self:fail(path, "%s must be %s, got %s%s", full, expected(e[1]), got(v), quote)
   end
   if e.one_of and type(v) ~= "table" then
     local ok = false

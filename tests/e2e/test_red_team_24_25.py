@@ -427,3 +427,28 @@ def test_a_score_range_the_backends_would_refuse_or_ignore_is_refused_up_front(t
     assert r.returncode == 2, r.stderr
     assert f"--set judge.score_range={value}: {message}" in r.stderr, r.stderr
     nothing_ran(r, out)
+
+
+@pytest.mark.parametrize("assignment,message", [
+    ("run.out=2024", 'run.out must be a string, got an integer (2024): quote it to mean the text, "2024"'),
+    ("judge.name=true", 'judge.name must be a string, got a boolean (true): quote it to mean the text, "true"'),
+    ("report.html=yes", 'report.html must be true or false, got a string ("yes") (YAML 1.2 reads yes/no/on/off as '
+     'text: write true or false)'),
+])
+def test_yaml_typing_surprises_say_how_to_write_what_was_meant(tmp_path, assignment, message):
+    r, out = set_run(tmp_path, assignment)
+    assert r.returncode == 2, r.stderr
+    assert f"--set {assignment}: {message}" in r.stderr, r.stderr
+    nothing_ran(r, out)
+
+
+def test_yaml_typing_surprise_in_a_file_names_its_place(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("benchmark: {data_path: %s}\nrun:\n  out: 2024\n" % json.dumps(str(SRC / "examples" /
+                                                                                   "benchmark.json")),
+                   encoding="utf-8")
+    r = run_evalhost("two_stage", cfg, cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert f'{cfg}:3:3: run.out must be a string, got an integer (2024): quote it to mean the text, "2024"' \
+           in r.stderr, r.stderr
+    assert not (tmp_path / "2024").exists()
