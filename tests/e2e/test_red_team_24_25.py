@@ -452,3 +452,17 @@ def test_yaml_typing_surprise_in_a_file_names_its_place(tmp_path):
     assert f'{cfg}:3:3: run.out must be a string, got an integer (2024): quote it to mean the text, "2024"' \
            in r.stderr, r.stderr
     assert not (tmp_path / "2024").exists()
+
+
+def test_config_columns_count_characters_too_and_a_bom_is_none(tmp_path):
+    """One convention everywhere: a column is a character (a UTF-8 code
+    point), a leading BOM none -- in configs (libyaml) as in datasets."""
+    cfg = tmp_path / "c.yaml"
+    text = "prompts: {templates: {物理物理: {sytem: x}}}\n"
+    cfg.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    r = run_evalhost("two_stage", cfg)
+    assert r.returncode == 1
+    col = text.index("sytem") + 1   # characters, not bytes (the bytes would put it at 38)
+    assert col == 30
+    assert f"{cfg}:1:{col}: unknown key 'prompts.templates.物理物理.sytem' (did you mean " \
+           "'prompts.templates.物理物理.system'?)" in r.stderr, r.stderr
