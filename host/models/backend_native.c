@@ -31,8 +31,8 @@
  * onto white, JPEG at that quality, decoded), and text_only (the
  * benchmark's parser reads the reply) needs mode generate, where a reply
  * with no score is the text alone (score NaN), as over http.  With --verbose
- * the prompt's token ids are logged.  The score is exact whatever
- * the tokenizer does with digits (score_tree.h): every score of
+ * the prompt's token ids and the pictures' sizes are logged.  The score is
+ * exact whatever the tokenizer does with digits (score_tree.h): every score of
  * score_range (default [0, 10]) spelled by the judge's tokenizer, one
  * batched prefill with a KV cache and one batched step over the spellings'
  * tree, P(s) = P(spelling) P(no digit-starting token | spelling)
@@ -387,6 +387,23 @@ static void log_prompt_ids(const eh_model *m, const int32_t *ids, size_t n)
     free(b.p);
 }
 
+/* --verbose: each picture's size as the request gave it (before the JPEG
+ * round trip and the processor's resize), for checking a protocol's own
+ * resizes. */
+static void log_picture_sizes(const eh_model *m, const eh_image *const *imgs, int n)
+{
+    if (!m->host || m->host->log_level > EH_LOG_DEBUG || n == 0)
+        return;
+    sbuf b = { 0 };
+    char one[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(one, sizeof one, i ? ",%dx%d" : "%dx%d", imgs[i]->width, imgs[i]->height);
+        sb_str(&b, one);
+    }
+    eh_log(m->host, EH_LOG_DEBUG, "[score] %s: pictures (%d): %s", m->section, n, b.p ? b.p : "");
+    free(b.p);
+}
+
 /* The pictures the template renders, in order: user turns' image parts
  * (the first EH_SCORE_MAX_IMAGES into imgs); returns how many there are. */
 static int prompt_images(const eh_score_request *r, const eh_image **imgs)
@@ -579,7 +596,7 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
         }
         free(text);
         if (ok)
-            log_prompt_ids(m, ids[k], n_ids);
+            log_prompt_ids(m, ids[k], n_ids), log_picture_sizes(m, imgs, n_img);
         if (!ok) {
             for (int j = 0; j < EH_SCORE_MAX_IMAGES; j++)
                 eh_vlm_patches_free(pp[k][j]), pp[k][j] = NULL;

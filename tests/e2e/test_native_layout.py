@@ -252,6 +252,19 @@ def test_gedit_official_protocol_with_the_native_judge(rig, tmp_path):
     # two requests per pair (SC with [source, edit], PQ with [edit]), each rendered and logged
     ids = [ln for ln in r.stderr.splitlines() if "prompt ids (" in ln]
     assert len(ids) == 88, len(ids)
+    # the edit resized to the source's size in Lua (gedit.lua, the one place, for both backends): the
+    # native judge gets SC's two pictures at one size though rotated edits are not the source's
+    # (the sample's sources are not square), and PQ's at that size too
+    sizes = [ln.split(": ")[-1].split(",") for ln in r.stderr.splitlines() if "pictures (" in ln]
+    with open(data, encoding="utf-8") as f:
+        asks = [json.loads(ln)["edit_instruction"] for ln in f if ln.strip()]
+    rotated = sum("rotate" in a.lower() or "旋转" in a for a in asks)
+    assert rotated > 0
+    sc = [x for x in sizes if len(x) == 2]
+    pq = [x for x in sizes if len(x) == 1]
+    assert len(sc) == len(pq) == 44 and all(a == b for a, b in sc), sizes
+    assert all(w != h for w, h in (a.split("x") for a, _ in sc))
+    assert sorted(b for _, b in sc) == sorted(x for (x,) in pq)
     rep = report(out)
     pairs = rep["pairs"]
     assert len(pairs) == 44 and not rep.get("failures")
