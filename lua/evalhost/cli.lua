@@ -13,19 +13,35 @@ local BACKENDS = {
   { "native", "Qwen-Image-Edit editor, Qwen3-VL judge from safetensors", torch = true },
 }
 
--- The first comment line of a file ("--" for Lua, "#" for YAML), without the marker.
+local WIDTH = 110   -- a summary's characters at most, unless its first line is longer
+
+-- The first sentence of a file's first comment paragraph ("--" for Lua, "#"
+-- for YAML), without the markers: its first line, continued to the
+-- sentence's end (a first line alone stops mid-sentence), cut at a word.
 local function summary(path, marker)
   local f = io.open(path, "r")
   if not f then return "" end
   local m = (marker or "--"):gsub("%p", "%%%0")
-  local out = ""
+  local parts = {}
   for line in f:lines() do
     local c = line:match("^" .. m .. "+%s*(.-)%s*$")
-    if c and c ~= "" then out = c break end
-    if line:match("%S") and not line:match("^" .. m) then break end
+    if c == nil or (c == "" and #parts > 0) then
+      if #parts > 0 or line:match("%S") then break end
+    elseif c ~= "" then
+      parts[#parts + 1] = c
+    end
   end
   f:close()
-  return out
+  if #parts == 0 then return "" end
+  local text = table.concat(parts, " ")
+  local stop = text:find("%.%s") or text:find("%.$")
+  if stop then text = text:sub(1, stop) end
+  local width = math.max(WIDTH, #parts[1])
+  if #text > width then
+    local cut = text:sub(1, width):match("^(.*%S)%s") or text:sub(1, width)
+    text = cut .. " ..."
+  end
+  return text
 end
 
 local function lua_files(dir)   -- sorted stems of dir's *.lua

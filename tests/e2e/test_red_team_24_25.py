@@ -23,7 +23,7 @@
 """
 import json
 import os
-import subprocess
+import re
 import sys
 
 import pytest
@@ -466,3 +466,20 @@ def test_config_columns_count_characters_too_and_a_bom_is_none(tmp_path):
     assert col == 30
     assert f"{cfg}:1:{col}: unknown key 'prompts.templates.物理物理.sytem' (did you mean " \
            "'prompts.templates.物理物理.system'?)" in r.stderr, r.stderr
+
+
+def test_list_summaries_end_a_sentence_not_a_line(tmp_path):
+    """The first comment line alone stopped mid-sentence ('... per category
+    and'); a summary is the first sentence of the first comment paragraph,
+    cut at a word with '...' when long."""
+    r = run_evalhost("list", cwd="/")
+    assert r.returncode == 0, r.stderr
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^  (\S+) +(.+)$", r.stdout, re.M)}
+    assert rows["cross_category"] == ("Edit every category first, then swap once and score everything: one model "
+                                      "exchange for the whole benchmark.")
+    assert rows["rejudge"] == ("Judge-only re-run: scores an earlier run's edited images with the current judge "
+                               "and prompts.")
+    assert rows["compare"].startswith("Paired comparison of two runs on the pairs both scored: per category and "
+                                      "overall") and rows["compare"].endswith(" ...")
+    for name in ("compare", "two_stage", "judge_repeat", "merge", "example.yaml"):
+        assert rows[name].endswith((".", " ...")), (name, rows[name])
