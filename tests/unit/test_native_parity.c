@@ -223,6 +223,89 @@ static void test_logits(const char *kind, const char *dtype, const char *npy)
     fixture_close(&fx);
 }
 
+/* The model as load_model loads it, but with the float32 tensor name
+ * scaled by scale (a copy: the mapping is read-only; the loader copies). */
+static eh_qwen3vl *load_mutant(fixture *fx, const char *dtype, const char *name, float scale)
+{
+    eh_error err = { 0 };
+    eh_safetensors *st = NULL;
+    size_t n = 0;
+    const eh_st_tensor **ts = open_tensors(fx->dir, NULL, &st, &n, &err);
+    CHECK(ts != NULL);
+    if (!ts)
+        return NULL;
+    eh_st_tensor mut = { 0 };
+    float *data = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(ts[i]->name, name) && ts[i]->dtype == EH_ST_F32 && (data = malloc(ts[i]->nbytes))) {
+            mut = *ts[i];
+            for (int64_t k = 0; k < mut.numel; k++)
+                data[k] = ((const float *)mut.data)[k] * scale;
+            mut.data = data;
+            ts[i] = &mut;
+        }
+    CHECK(data != NULL);
+    eh_torch_options o = eh_torch_default_options();
+    o.role = EH_TORCH_JUDGE;
+    o.dtype = dtype;
+    eh_qwen3vl *q = NULL;
+    CHECK_EQ_INT(eh_qwen3vl_load(&fx->cfg, ts, n, &o, &q, &err), EH_OK);
+    free(ts);
+    free(data);
+    eh_safetensors_close(st);
+    int64_t bytes = 0;
+    if (q)
+        CHECK_EQ_INT(eh_torch_module_to_device(eh_qwen3vl_module(q), &bytes, &err), EH_OK);
+    return q;
+}
+
+/* The bounds can fail: a computation changed past rounding noise must
+ * break them.  float32: the final norm's weight scaled by 1 + 1e-3, and
+ * the whole forward in float16 (an op in lower precision); bfloat16: that
+ * weight scaled by 1 + 1/8 (bfloat16 keeps 8 bits, so its bound is ~1/16
+ * of the largest logit here: a smaller change hides in it). */
+static void test_mutants_fail(const char *kind)
+{
+    static const struct {
+        const char *dtype, *npy;
+        float scale;
+    } cases[] = { { "float32", "logits_fp32.npy", 1.001f },
+                  { "float16", "logits_fp32.npy", 1.0f },
+                  { "bfloat16", "logits_bf16.npy", 1.125f } };
+    fixture fx;
+    if (fixture_open(&fx, kind) != 0) {
+        fixture_close(&fx);
+        return;
+    }
+    size_t V = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", fx.dir, cases[c].npy);
+        float *ref = npy_f32(p, &V);
+        eh_qwen3vl *q = load_mutant(&fx, cases[c].dtype, "model.language_model.norm.weight", cases[c].scale);
+        /* float16's mutant is its dtype: it must fail float32's bound */
+        double tol = logit_tolerance(&fx.cfg, cases[c].scale == 1.0f ? "float32" : cases[c].dtype);
+        CHECK(ref != NULL && q != NULL);
+        if (ref && q) {
+            eh_qwen3vl_item it = { fx.ids, fx.n_ids, 2, fx.pdata, fx.grid };
+            float *full = malloc(sizeof(float) * V);
+            double digits[1], maxd = 0;
+            int32_t cand = 0;
+            eh_error err = { 0 };
+            CHECK_EQ_INT(eh_qwen3vl_score(q, &it, 1, &cand, 1, digits, full, &err), EH_OK);
+            for (size_t i = 0; i < V; i++)
+                maxd = fmax(maxd, fabs((double)full[i] - ref[i]));
+            printf("%s mutant %s, final norm x %g: max |logit - transformers| = %.3g, must exceed %.3g\n", kind,
+                   cases[c].dtype, cases[c].scale, maxd, tol);
+            CHECK(maxd > tol);
+            free(full);
+        }
+        free(ref);
+        eh_qwen3vl_free(q);
+    }
+    fixture_close(&fx);
+}
+
 /* Three prompts of different lengths and image counts in one batch: each
  * row equals its own one-item run. */
 static void test_batch(const char *kind)
@@ -369,6 +452,8 @@ int main(void)
     test_logits("moe", "bfloat16", "logits_bf16.npy");
     test_batch("dense");
     test_batch("moe");
+    test_mutants_fail("dense");
+    test_mutants_fail("moe");
     test_generate("dense");
     test_generate("moe");
     test_bad_weights();

@@ -317,11 +317,21 @@ static eh_qwenimage_vae_config vae_config(void)
 
 /* 40x56 pixels: 5x7 latents, the middle's attention over 35 tokens */
 #define VAE_TOKENS 35
-/* float32 (a batch against one item too) and bfloat16, encode and decode */
+/* float32 (a batch against one item too) and bfloat16, encode and decode.
+ * Encoding: the probabilistic bound (tolerance.h).  Decoding: its
+ * upsampling convolutions sum terms larger than the [-1,1] pixels they
+ * make, so M = 1 under-counts there and the probabilistic bound does not
+ * hold — the bfloat16 decode measures 0.26 where it gives 0.33 (the encode
+ * 0.008 of 0.28), the float32 decode 1.4e-5..4.2e-5 (with the CPU's load)
+ * where it gives 4.2e-5.  float32 keeps the worst case gamma_2K (4.5e-4);
+ * bfloat16's, gamma_R = 0.77, would pass anything, so it stays at the
+ * first-order R u = 0.43 — not derived (no bound on the decoder's gain),
+ * 1.7x the measured. */
 static double vae_tol(const eh_qwenimage_vae_config *c, int bf16, int decode)
 {
-    return bf16 ? tol_rounded(vae_roundings(c, decode), U_BF16, 0, 1)
-                : tol_f32_chain(vae_chain(c, decode, VAE_TOKENS), 1);
+    if (decode)
+        return bf16 ? vae_roundings(c, 1) * U_BF16 : tol_worst(2 * vae_chain(c, 1, VAE_TOKENS), U_F32, 1);
+    return bf16 ? tol_rounded(vae_roundings(c, 0), U_BF16, 0, 1) : tol_f32_chain(vae_chain(c, 0, VAE_TOKENS), 1);
 }
 
 static double max_diff(const float *a, const float *b, size_t n)
@@ -709,7 +719,9 @@ static void test_noise(void)
  * true CFG (neg + s (cond - neg) carries each call's error up to 2s - 1
  * times), the decoding of 16x16 latents; M: the largest magnitude the
  * transformer returns (at least 1, the latents' scale), and the
- * postprocess x / 2 + 0.5 halves it. */
+ * postprocess x / 2 + 0.5 halves it.  Each piece's bound is tolerance.h's
+ * for its own chain (the gain 2s - 1 multiplies a bound, it adds no
+ * roundings), the pieces' bounds added. */
 #define EDIT_CFG 4.0
 
 static void test_edit(void)
@@ -775,9 +787,13 @@ static void test_edit(void)
     eh_qwenimage_dit_config dc;
     memset(&dc, 0, sizeof dc);
     CHECK_EQ_INT(eh_qwenimage_dit_config_load(FIX "/transformer/config.json", &dc, &err), EH_OK);
-    double chain = vae_chain(&vc, 0, LW * LH) + 2 * (2 * EDIT_CFG - 1) * dit_chain(&dc, (int)(out_tok + img_tok) + 7) +
-                   vae_chain(&vc, 1, OL * OL);
-    double diff = max_diff(pix, ref, no), tol = 0.5 * tol_f32_chain(chain, m);
+    /* the pieces' bounds added, each carried by its gain: the steps' calls
+     * by 2s - 1, the decoder's worst case (vae_tol's reason) */
+    double tol = 0.5 * m *
+                 (tol_f32_chain(vae_chain(&vc, 0, LW * LH), 1) +
+                  2 * (2 * EDIT_CFG - 1) * tol_f32_chain(dit_chain(&dc, (int)(out_tok + img_tok) + 7), 1) +
+                  tol_worst(2 * vae_chain(&vc, 1, OL * OL), U_F32, 1));
+    double diff = max_diff(pix, ref, no);
     printf("qwenimage edit (2 steps, true CFG 4, seed 42, from prompt embeddings): max |diff| %.3g (tolerance %.3g)\n",
            diff, tol);
     CHECK(diff <= tol);
