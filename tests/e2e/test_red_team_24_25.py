@@ -483,3 +483,20 @@ def test_list_summaries_end_a_sentence_not_a_line(tmp_path):
                                       "overall") and rows["compare"].endswith(" ...")
     for name in ("compare", "two_stage", "judge_repeat", "merge", "example.yaml"):
         assert rows[name].endswith((".", " ...")), (name, rows[name])
+
+
+def test_gedit_records_without_a_language_get_a_table_of_their_own_named_so(tmp_path):
+    sys.path.insert(0, HERE)
+    import test_protocols as T
+    data = T.gedit_dataset(tmp_path)
+    rows = [json.loads(x) for x in open(data, encoding="utf-8") if x.strip()]
+    for x in rows[:2]:
+        del x["language"]
+    with open(data, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(x) + "\n" for x in rows)
+    r, out, _ = T.run_gedit(tmp_path, str(PROT / "gedit" / "replies.json"))
+    assert r.returncode == 0, r.stderr
+    rep = T.report(out)
+    assert "(no language)" in rep["profile"]["languages"] and "nil" not in rep["profile"]["languages"]
+    md = open(os.path.join(out, "results", "latest.md"), encoding="utf-8").read()
+    assert "### GEdit-Bench (no language), full set (SC / PQ / O, 0-10)" in md

@@ -320,7 +320,7 @@ end
 function official.summary(rows)
   local by_lang, langs, failed = {}, {}, 0
   local function bucket(lang)
-    lang = tostring(lang)
+    lang = lang == nil and "(no language)" or tostring(lang)   -- a record without the field
     if not by_lang[lang] then
       by_lang[lang] = { full = {}, inter = {}, full_g = {}, inter_g = {}, failed = { fullset = 0, intersection = 0 } }
       langs[#langs + 1] = lang
