@@ -296,6 +296,14 @@ function check.config(cfg, opts)
       end
     end
   end
+  -- a section under both its names: one is read, the other silently not
+  for _, name in ipairs(util.sorted_keys(schema.sections)) do
+    local s = schema.sections[name]
+    if s.model and name ~= s.model and cfg[name] ~= nil and cfg[s.model] ~= nil then
+      w:fail({ name }, "%s and %s are one section (%s is the seed's name): keep one, %s is read and %s ignored",
+        s.model, name, name, s.model, name)
+    end
+  end
   if #w.errors == 0 then return true end
   table.sort(w.errors, function(a, b)
     if a.line ~= b.line then return a.line < b.line end

@@ -500,3 +500,20 @@ def test_gedit_records_without_a_language_get_a_table_of_their_own_named_so(tmp_
     assert "(no language)" in rep["profile"]["languages"] and "nil" not in rep["profile"]["languages"]
     md = open(os.path.join(out, "results", "latest.md"), encoding="utf-8").read()
     assert "### GEdit-Bench (no language), full set (SC / PQ / O, 0-10)" in md
+
+
+def test_a_section_under_both_its_names_is_refused(tmp_path):
+    """editor was read and diffusion_model silently ignored (or judge and
+    reward_model): an override written under the other name did nothing."""
+    r, out = set_run(tmp_path, "diffusion_model={backend: builtin, name: identity}")
+    assert r.returncode == 2, r.stderr
+    assert "--set diffusion_model={backend: builtin, name: identity}: editor and diffusion_model are one section " \
+           "(diffusion_model is the seed's name): keep one, editor is read and diffusion_model ignored" in r.stderr
+    nothing_ran(r, out)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("editor: {backend: builtin, name: imageops}\nreward_model: {backend: builtin, name: metrics}\n"
+                   "judge: {backend: builtin, name: metrics}\n", encoding="utf-8")
+    r = run_evalhost("two_stage", cfg, "--set", f"run.out={out}")
+    assert r.returncode == 1, r.stderr
+    assert f"{cfg}:2:1: judge and reward_model are one section (reward_model is the seed's name)" in r.stderr
+    nothing_ran(r, out)
