@@ -62,6 +62,7 @@ local function got(v)
   if t == "table" then return is_list(v) and "a list" or "a mapping" end
   if t == "float" then t = "number" end
   if t == "boolean" then return ("a boolean (%s)"):format(tostring(v)) end
+  if t == "userdata" then return "null (an empty item, ~ or null)" end   -- a list's null from the host
   return ("%s (%s)"):format(ARTICLE[t] or t, shown(v))
 end
 

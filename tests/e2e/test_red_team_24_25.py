@@ -517,3 +517,12 @@ def test_a_section_under_both_its_names_is_refused(tmp_path):
     assert r.returncode == 1, r.stderr
     assert f"{cfg}:2:1: judge and reward_model are one section (reward_model is the seed's name)" in r.stderr
     nothing_ran(r, out)
+
+
+def test_a_null_list_item_is_named_null_not_userdata(tmp_path):
+    r, out = set_run(tmp_path, "compare.runs=[a, null]")
+    assert r.returncode == 2, r.stderr
+    assert "--set compare.runs=[a, null]: compare.runs[2] must be a string, got null (an empty item, ~ or null)" \
+        in r.stderr, r.stderr
+    assert "userdata" not in r.stderr
+    nothing_ran(r, out)
