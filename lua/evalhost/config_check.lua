@@ -263,8 +263,16 @@ function Walk:model(section, role, spec)
   if type(spec) ~= "table" or (next(spec) ~= nil and is_list(spec)) then
     return self:fail(path, "%s must be a mapping (backend, name, path, ...), got %s", section, got(spec))
   end
-  local keys, owner, other_role = model_keys(role, model_backend(role, spec))
+  local backend = model_backend(role, spec)
+  local keys, owner, other_role = model_keys(role, backend)
   self:map(path, spec, keys, owner, other_role)
+  local params = type(spec.params) == "table" and spec.params or {}
+  local function opt(k) if spec[k] ~= nil then return spec[k] end return params[k] end
+  if backend == "builtin" and opt("name") == nil and opt("model_name") == nil and opt("model") == nil then
+    -- the backend said (no name to infer it from): without one it is "unknown builtin model ''"
+    self:fail(child(path, "backend"), "%s.name is not set: the builtin backend's %s models are %s", section, role,
+      table.concat(schema.builtin_models[role] or {}, ", "))
+  end
   if type(spec.params) == "table" and not is_list(spec.params) then
     local inner = {}
     for k, e in pairs(keys) do if k ~= "params" then inner[k] = e end end

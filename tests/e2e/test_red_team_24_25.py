@@ -526,3 +526,19 @@ def test_a_null_list_item_is_named_null_not_userdata(tmp_path):
         in r.stderr, r.stderr
     assert "userdata" not in r.stderr
     nothing_ran(r, out)
+
+
+def test_a_builtin_model_without_a_name_names_the_key_and_the_models(tmp_path):
+    """backend: builtin with the name misspelt (nmae) or left out failed at
+    model open with "unknown builtin model ''"."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("editor:\n  backend: builtin\n  nmae: imageops\njudge: {backend: builtin, name: metrics}\n",
+                   encoding="utf-8")
+    out = tmp_path / "out"
+    r = run_evalhost("two_stage", cfg, "--set", f"run.out={out}")
+    assert r.returncode == 1, r.stderr
+    assert f"{cfg}:2:3: editor.name is not set: the builtin backend's editor models are identity, imageops" \
+        in r.stderr, r.stderr
+    assert f"{cfg}:3:3: unknown key 'editor.nmae' (did you mean 'editor.name'?)" in r.stderr
+    assert "unknown builtin model ''" not in r.stderr
+    nothing_ran(r, out)
