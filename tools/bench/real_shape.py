@@ -10,16 +10,24 @@ own process so its peak RSS is its own (wait4's ru_maxrss).
       same tokens in batches of BATCH (logits_to_keep=1); generate mode
       (greedy, NEW_TOKENS) vs transformers' generate, one pair at a time on
       both sides.
-  real_shape.py editor [--size 256] [--steps 2] [--images 2] [--cfg 4.0]
+  real_shape.py editor [--size 256] [--steps 2] [--images 2] [--cfg 4.0] [--one-call]
       the native editor vs diffusers' QwenImageEditPlusPipeline (true CFG on:
-      two transformer passes a step), same input, seed and size.
+      two transformer passes a step), same input, seed and size; --one-call
+      also runs ours with cfg_one_call (the two passes as one call of twice
+      the batch) and reports its gain over two calls.
 
-Common: --device cpu|cuda:0, --dtype bfloat16|float32, --out results.json,
---dir (where the checkpoint is generated; kept with --keep), --layers N.
-On a GPU the same script runs the job's sizes: judge --mp 1.0, editor
---size 1024 --steps 50 --device cuda:0.
-Prints one line per side (seconds per item, peak RSS GiB) and the ratios
-(speed: reference time / ours; memory: ours / reference).
+Both judges get evalhost.chat's layout (system; the original, then the
+edited picture, each after its label; the prompt), so they score the same
+tokens.  Common: --device cpu|cuda:0, --dtype bfloat16|float32, --out
+results.json, --dir (where the checkpoint is generated; kept with --keep),
+--layers N, --threads N (OMP_NUM_THREADS of both sides), --perf (each side
+under `perf record`; the JSON and the printout get where the CPU time of its
+timed window went, from tools/bench/perf_split.py).  On a GPU the same
+script runs the job's sizes: judge --mp 1.0, editor --size 1024 --steps 50
+--device cuda:0.
+Prints one line per side (seconds per item, CPU seconds per item, peak RSS
+GiB) and the ratios (speed: reference time / ours, also in CPU time, which
+a shared machine's load disturbs less; memory: ours / reference).
 """
 import argparse
 import json
