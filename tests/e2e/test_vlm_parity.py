@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import tolerance
 from conftest import run_dump
 
 
@@ -75,7 +76,8 @@ def patch_tolerance(proc):
     mean = np.atleast_1d(np.asarray(proc.image_mean if proc.do_normalize else 0.0, dtype=np.float64))
     std = np.atleast_1d(np.asarray(proc.image_std if proc.do_normalize else 1.0, dtype=np.float64))
     m = float(np.max(np.maximum((1 - mean) / std, mean / std)))
-    return 4 * 2.0 ** -24 * max(m, 1.0)
+    # four roundings: tolerance.py's worst case (below its probabilistic bound for so few)
+    return tolerance.rounded(4, tolerance.U32, False, max(m, 1.0))
 
 
 @pytest.mark.parametrize("cfg_name", list(CONFIGS))
