@@ -19,16 +19,29 @@
 #define DECODE_KEY "evalhost.dataset.json"  /* registry: evalhost.json.decode, for nested fields */
 
 typedef struct ldataset {
-    eh_dataset *ds;             /* NULL when closed */
+    eh_lua_handle h;            /* h.p: the eh_dataset, NULL when closed */
     size_t max_string;          /* pass-through strings longer than this wait for pair:field() */
 } ldataset;
 
+static void ds_free(void *ds)
+{
+    eh_dataset_free(ds);
+}
+
+static void ds_describe(lua_State *L, void *ds)
+{
+    lua_pushfstring(L, "evalhost.Dataset (%s, %d pairs)", eh_dataset_path(ds), (int)eh_dataset_total(ds));
+}
+
+static const eh_lua_type ds_type = {
+    .mt = DATASET_META, .what = "Dataset", .free = ds_free,
+    .describe = ds_describe, .closed = "evalhost.Dataset (closed)",
+};
+
 static ldataset *check_dataset(lua_State *L, int idx)
 {
-    ldataset *d = luaL_checkudata(L, idx, DATASET_META);
-    if (!d->ds)
-        luaL_error(L, "attempt to use a closed Dataset");
-    return d;
+    eh_lua_handle_check(L, idx, &ds_type);
+    return lua_touserdata(L, idx);
 }
 
 /* ---- options ------------------------------------------------------------- */
@@ -185,7 +198,7 @@ static void push_pair(lua_State *L, int dsi, size_t c, size_t i)
     ldataset *d = check_dataset(L, dsi);
     eh_dataset_pair p;
     eh_error err = { 0 };
-    if (eh_dataset_get(d->ds, c, i, &p, &err) != EH_OK)
+    if (eh_dataset_get(d->h.p, c, i, &p, &err) != EH_OK)
         luaL_error(L, "%s", err.msg);
     lua_createtable(L, 0, 8);
     if (p.id) {
@@ -205,7 +218,7 @@ static void push_pair(lua_State *L, int dsi, size_t c, size_t i)
     lua_newtable(L);   /* fields: the pass-through ones */
     for (size_t k = 0; k < p.nfields; k++) {
         eh_dataset_field f;
-        eh_dataset_field_at(d->ds, c, i, k, &f, NULL);
+        eh_dataset_field_at(d->h.p, c, i, k, &f, NULL);
         if (f.role == EH_ROLE_INSTRUCTION || f.role == EH_ROLE_DESCRIPTION) {
             /* over-long text is already the pair's error: not copied */
             if (f.type != EH_JSON_STRING || f.raw_len > 6 * d->max_string || !push_value(L, &f, NULL))
@@ -274,14 +287,14 @@ static int pair_image(lua_State *L)
     eh_error err = { 0 };
     eh_dataset_image_ref ref;
     eh_image *img = NULL;
-    if (eh_dataset_image(d->ds, c, i, &ref, &err) == EH_OK) {
+    if (eh_dataset_image(d->h.p, c, i, &ref, &err) == EH_OK) {
         const eh_image_limits *lim = &eh_lua_host(L)->image_limits;
         img = ref.is_path ? eh_image_load(ref.data, lim, &err) : eh_image_decode_b64(ref.data, ref.len, lim, &err);
-        eh_dataset_image_ref_release(d->ds, &ref);
+        eh_dataset_image_ref_release(d->h.p, &ref);
     }
     if (!img) {
         char where[256];
-        pair_where(d->ds, c, i, where, sizeof where);
+        pair_where(d->h.p, c, i, where, sizeof where);
         return eh_lua_failf(L, err.code, "%s: image: %s", where, err.msg);
     }
     eh_lua_push_image(L, img);
@@ -297,14 +310,14 @@ static int pair_image_source(lua_State *L)
     ldataset *d = pair_owner(L, 1, &c, &i);
     eh_error err = { 0 };
     eh_dataset_image_ref ref;
-    if (eh_dataset_image(d->ds, c, i, &ref, &err) != EH_OK) {
+    if (eh_dataset_image(d->h.p, c, i, &ref, &err) != EH_OK) {
         char where[256];
-        pair_where(d->ds, c, i, where, sizeof where);
+        pair_where(d->h.p, c, i, where, sizeof where);
         return eh_lua_failf(L, err.code, "%s: image: %s", where, err.msg);
     }
     lua_pushstring(L, ref.is_path ? "path" : "base64");
     lua_pushlstring(L, ref.data, ref.is_path ? strlen(ref.data) : ref.len);
-    eh_dataset_image_ref_release(d->ds, &ref);
+    eh_dataset_image_ref_release(d->h.p, &ref);
     return 2;
 }
 
@@ -315,17 +328,17 @@ static int pair_field(lua_State *L)
     ldataset *d = pair_owner(L, 1, &c, &i);
     const char *key = luaL_checklstring(L, 2, &klen);
     eh_dataset_pair p;
-    eh_dataset_get(d->ds, c, i, &p, NULL);
+    eh_dataset_get(d->h.p, c, i, &p, NULL);
     for (size_t k = 0; k < p.nfields; k++) {
         eh_dataset_field f;
-        eh_dataset_field_at(d->ds, c, i, k, &f, NULL);
+        eh_dataset_field_at(d->h.p, c, i, k, &f, NULL);
         if (f.key_len != klen || memcmp(f.key, key, klen) != 0)
             continue;
         eh_error err = { 0 };
         if (push_value(L, &f, &err))
             return 1;
         char where[256];
-        pair_where(d->ds, c, i, where, sizeof where);
+        pair_where(d->h.p, c, i, where, sizeof where);
         return eh_lua_failf(L, err.code, "%s: %s", where, err.msg);
     }
     lua_pushnil(L);
@@ -337,19 +350,19 @@ static int pair_field(lua_State *L)
 static size_t check_category(lua_State *L, ldataset *d, int idx)
 {
     const char *name = luaL_checkstring(L, idx);
-    long c = eh_dataset_find_category(d->ds, name);
+    long c = eh_dataset_find_category(d->h.p, name);
     if (c < 0)
-        luaL_error(L, "unknown category \"%s\" in %s (check with ds:count first)", name, eh_dataset_path(d->ds));
+        luaL_error(L, "unknown category \"%s\" in %s (check with ds:count first)", name, eh_dataset_path(d->h.p));
     return (size_t)c;
 }
 
 static int ds_categories(lua_State *L)
 {
     ldataset *d = check_dataset(L, 1);
-    size_t n = eh_dataset_ncategories(d->ds);
+    size_t n = eh_dataset_ncategories(d->h.p);
     lua_createtable(L, (int)n, 0);
     for (size_t c = 0; c < n; c++) {
-        lua_pushstring(L, eh_dataset_category(d->ds, c));
+        lua_pushstring(L, eh_dataset_category(d->h.p, c));
         lua_rawseti(L, -2, (lua_Integer)c + 1);
     }
     return 1;
@@ -361,10 +374,10 @@ static int ds_count(lua_State *L)
 {
     ldataset *d = check_dataset(L, 1);
     const char *name = luaL_checkstring(L, 2);
-    long c = eh_dataset_find_category(d->ds, name);
+    long c = eh_dataset_find_category(d->h.p, name);
     if (c < 0)
-        return eh_lua_failf(L, EH_EINVAL, "unknown category \"%s\" in %s", name, eh_dataset_path(d->ds));
-    lua_pushinteger(L, (lua_Integer)eh_dataset_count(d->ds, (size_t)c));
+        return eh_lua_failf(L, EH_EINVAL, "unknown category \"%s\" in %s", name, eh_dataset_path(d->h.p));
+    lua_pushinteger(L, (lua_Integer)eh_dataset_count(d->h.p, (size_t)c));
     return 1;
 }
 
@@ -376,13 +389,13 @@ static int ds_pairs_next(lua_State *L)
     lua_Integer only = lua_tointeger(L, lua_upvalueindex(2));
     size_t c = (size_t)lua_tointeger(L, lua_upvalueindex(3));
     size_t i = (size_t)lua_tointeger(L, lua_upvalueindex(4));
-    while (c < eh_dataset_ncategories(d->ds) && i > eh_dataset_count(d->ds, c)) {
+    while (c < eh_dataset_ncategories(d->h.p) && i > eh_dataset_count(d->h.p, c)) {
         if (only >= 0)
             return 0;
         c++;
         i = 1;
     }
-    if (c >= eh_dataset_ncategories(d->ds))
+    if (c >= eh_dataset_ncategories(d->h.p))
         return 0;
     lua_pushinteger(L, (lua_Integer)c);
     lua_replace(L, lua_upvalueindex(3));
@@ -412,50 +425,31 @@ static int ds_pair(lua_State *L)
     ldataset *d = check_dataset(L, 1);
     size_t c = check_category(L, d, 2);
     lua_Integer i = luaL_checkinteger(L, 3);
-    if (i < 1 || (size_t)i > eh_dataset_count(d->ds, c))
+    if (i < 1 || (size_t)i > eh_dataset_count(d->h.p, c))
         return eh_lua_failf(L, EH_EINVAL, "no pair #%lld in category \"%s\" (%zu pairs)", (long long)i,
-                            eh_dataset_category(d->ds, c), eh_dataset_count(d->ds, c));
+                            eh_dataset_category(d->h.p, c), eh_dataset_count(d->h.p, c));
     push_pair(L, 1, c, (size_t)i);
     return 1;
 }
 
 static int ds_len(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)eh_dataset_total(check_dataset(L, 1)->ds));
+    lua_pushinteger(L, (lua_Integer)eh_dataset_total(check_dataset(L, 1)->h.p));
     return 1;
 }
 
 static int ds_path(lua_State *L)
 {
-    lua_pushstring(L, eh_dataset_path(check_dataset(L, 1)->ds));
+    lua_pushstring(L, eh_dataset_path(check_dataset(L, 1)->h.p));
     return 1;
 }
 
 static int ds_hash(lua_State *L)
 {
-    const char *h = eh_dataset_hash(check_dataset(L, 1)->ds);
+    const char *h = eh_dataset_hash(check_dataset(L, 1)->h.p);
     if (!h)
         return eh_lua_failf(L, EH_ENOMEM, "dataset hash: out of memory");
     lua_pushstring(L, h);
-    return 1;
-}
-
-/* __gc, __close and close(): safe to run twice. */
-static int ds_gc(lua_State *L)
-{
-    ldataset *d = luaL_checkudata(L, 1, DATASET_META);
-    eh_dataset_free(d->ds);
-    d->ds = NULL;
-    return 0;
-}
-
-static int ds_tostring(lua_State *L)
-{
-    ldataset *d = luaL_checkudata(L, 1, DATASET_META);
-    if (!d->ds)
-        lua_pushliteral(L, "evalhost.Dataset (closed)");
-    else
-        lua_pushfstring(L, "evalhost.Dataset (%s, %d pairs)", eh_dataset_path(d->ds), (int)eh_dataset_total(d->ds));
     return 1;
 }
 
@@ -464,12 +458,12 @@ static int ds_tostring(lua_State *L)
 static int ds_resolve(lua_State *L)
 {
     ldataset *d = luaL_checkudata(L, 1, DATASET_META);
-    if (!d->ds)
+    if (!d->h.p)
         return luaL_error(L, "attempt to use a closed dataset");
     size_t len;
     const char *rel = luaL_checklstring(L, 2, &len);
     eh_error err = { 0 };
-    char *real = eh_dataset_resolve(d->ds, rel, len, &err);
+    char *real = eh_dataset_resolve(d->h.p, rel, len, &err);
     if (!real)
         return eh_lua_fail(L, &err);
     lua_pushstring(L, real);
@@ -482,17 +476,16 @@ static int ds_open(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     eh_dataset_params p = read_params(L, 2);
-    ldataset *d = lua_newuserdatauv(L, sizeof *d, 0);
-    d->ds = NULL;
+    ldataset *d = eh_lua_handle_new(L, &ds_type, sizeof *d, 0);
     d->max_string = p.max_instruction_len;
-    luaL_setmetatable(L, DATASET_META);
     eh_error err = { 0 };
-    d->ds = eh_dataset_open(path, &p, &err);
-    if (!d->ds)
+    d->h.p = eh_dataset_open(path, &p, &err);
+    if (!d->h.p)
         return eh_lua_fail(L, &err);
     return 1;
 }
 
+/* close, __gc, __close and __tostring are the handle's (lua_bind.h) */
 static const luaL_Reg ds_methods[] = {
     { "categories", ds_categories },
     { "count", ds_count },
@@ -501,12 +494,12 @@ static const luaL_Reg ds_methods[] = {
     { "path", ds_path },
     { "hash", ds_hash },
     { "resolve", ds_resolve },
-    { "close", ds_gc },
     { NULL, NULL },
 };
 
 static const luaL_Reg ds_metamethods[] = {
-    { "__len", ds_len }, { "__gc", ds_gc }, { "__close", ds_gc }, { "__tostring", ds_tostring }, { NULL, NULL },
+    { "__len", ds_len },
+    { NULL, NULL },
 };
 
 /* pair.image() after a failed decode: the same nil, message, code again. */
@@ -546,7 +539,7 @@ static const luaL_Reg pair_methods[] = {
 /* The Dataset and Pair metatables and the owner table, made once. */
 static void create_meta(lua_State *L)
 {
-    eh_lua_new_type(L, DATASET_META, ds_metamethods, ds_methods);
+    eh_lua_new_type(L, &ds_type, ds_metamethods, ds_methods, 0);
     if (luaL_newmetatable(L, PAIR_META)) {
         luaL_newlib(L, pair_methods);
         lua_pushcclosure(L, pair_index, 1);

@@ -47,6 +47,14 @@ int eh_lua_failf(lua_State *L, eh_status code, const char *fmt, ...)
     return 3;
 }
 
+int eh_lua_result(lua_State *L, eh_status st, const eh_error *err)
+{
+    if (st != EH_OK)
+        return eh_lua_fail(L, err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 int eh_lua_read_flags(lua_State *L, int idx)
 {
     if (lua_isnoneornil(L, idx))
@@ -176,10 +184,7 @@ static int l_hash_file(lua_State *L)
 static int l_fs_mkdir(lua_State *L)
 {
     eh_error err = { 0 };
-    if (eh_fs_mkdir_p(luaL_checkstring(L, 1), &err) != EH_OK)
-        return eh_lua_fail(L, &err);
-    lua_pushboolean(L, 1);
-    return 1;
+    return eh_lua_result(L, eh_fs_mkdir_p(luaL_checkstring(L, 1), &err), &err);
 }
 
 /* evalhost.fs.mkdir_beneath(root, rel): folders for outputs; a symlink
@@ -187,10 +192,7 @@ static int l_fs_mkdir(lua_State *L)
 static int l_fs_mkdir_beneath(lua_State *L)
 {
     eh_error err = { 0 };
-    if (eh_fs_mkdir_beneath(luaL_checkstring(L, 1), luaL_checkstring(L, 2), &err) != EH_OK)
-        return eh_lua_fail(L, &err);
-    lua_pushboolean(L, 1);
-    return 1;
+    return eh_lua_result(L, eh_fs_mkdir_beneath(luaL_checkstring(L, 1), luaL_checkstring(L, 2), &err), &err);
 }
 
 static int l_fs_write(lua_State *L)
@@ -199,10 +201,7 @@ static int l_fs_write(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     const char *data = luaL_checklstring(L, 2, &len);
     eh_error err = { 0 };
-    if (eh_fs_write_atomic(path, data, len, &err) != EH_OK)
-        return eh_lua_fail(L, &err);
-    lua_pushboolean(L, 1);
-    return 1;
+    return eh_lua_result(L, eh_fs_write_atomic(path, data, len, &err), &err);
 }
 
 static int l_fs_read(lua_State *L)
@@ -278,10 +277,7 @@ static int l_fs_cwd(lua_State *L)
 static int l_fs_remove(lua_State *L)
 {
     eh_error err = { 0 };
-    if (eh_fs_remove(luaL_checkstring(L, 1), &err) != EH_OK)
-        return eh_lua_fail(L, &err);
-    lua_pushboolean(L, 1);
-    return 1;
+    return eh_lua_result(L, eh_fs_remove(luaL_checkstring(L, 1), &err), &err);
 }
 
 static int l_fs_list(lua_State *L)

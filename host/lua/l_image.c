@@ -11,44 +11,45 @@
 
 #define IMAGE_MT "evalhost.Image"
 
-typedef struct limage {
-    eh_image *img;      /* owned; NULL when closed */
-} limage;
+static void image_free(void *img)
+{
+    eh_image_free(img);
+}
+
+static void image_describe(lua_State *L, void *p)
+{
+    const eh_image *img = p;
+    lua_pushfstring(L, "Image(%dx%d)", img->width, img->height);
+}
+
+static const eh_lua_type image_type = {
+    .mt = IMAGE_MT, .what = "Image", .free = image_free,
+    .describe = image_describe, .closed = "Image(closed)",
+};
 
 static void create_meta(lua_State *L);
 
 /* Pushes a closed Image (1 value) and returns it. */
-static limage *new_image(lua_State *L)
+static eh_lua_handle *new_image(lua_State *L)
 {
-    limage *p = lua_newuserdatauv(L, sizeof *p, 0);
-    p->img = NULL;
     create_meta(L);
-    luaL_setmetatable(L, IMAGE_MT);
-    return p;
+    return eh_lua_handle_new(L, &image_type, sizeof(eh_lua_handle), 0);
 }
 
 void eh_lua_push_image(lua_State *L, eh_image *img)
 {
-    new_image(L)->img = img;
-}
-
-static limage *check_image(lua_State *L, int idx)
-{
-    limage *p = luaL_checkudata(L, idx, IMAGE_MT);
-    if (!p->img)
-        luaL_error(L, "attempt to use a closed Image");
-    return p;
+    new_image(L)->p = img;
 }
 
 eh_image *eh_lua_check_image(lua_State *L, int idx)
 {
-    return check_image(L, idx)->img;
+    return eh_lua_handle_check(L, idx, &image_type);
 }
 
 eh_image *eh_lua_to_image(lua_State *L, int idx)
 {
-    limage *p = luaL_testudata(L, idx, IMAGE_MT);
-    return p ? p->img : NULL;
+    eh_lua_handle *p = luaL_testudata(L, idx, IMAGE_MT);
+    return p ? p->p : NULL;
 }
 
 static const eh_image_limits *host_limits(lua_State *L)
@@ -58,13 +59,13 @@ static const eh_image_limits *host_limits(lua_State *L)
 
 /* Pushes the Image made from img, or nil, err when img is NULL: the one
  * ending of every function that decodes. */
-static int image_result(lua_State *L, limage *p, eh_image *img, const eh_error *err)
+static int image_result(lua_State *L, eh_lua_handle *p, eh_image *img, const eh_error *err)
 {
     if (!img) {
         lua_pop(L, 1);      /* the closed Image made for it */
         return eh_lua_fail(L, err);
     }
-    p->img = img;
+    p->p = img;
     return 1;
 }
 
@@ -75,7 +76,7 @@ static int l_decode(lua_State *L)
     size_t n;
     const char *b = luaL_checklstring(L, 1, &n);
     const eh_image_limits *lim = host_limits(L);
-    limage *p = new_image(L);
+    eh_lua_handle *p = new_image(L);
     eh_error err = { 0 };
     return image_result(L, p, eh_image_decode(b, n, lim, &err), &err);
 }
@@ -85,7 +86,7 @@ static int l_decode_b64(lua_State *L)
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     const eh_image_limits *lim = host_limits(L);
-    limage *p = new_image(L);
+    eh_lua_handle *p = new_image(L);
     eh_error err = { 0 };
     return image_result(L, p, eh_image_decode_b64(s, n, lim, &err), &err);
 }
@@ -95,7 +96,7 @@ static int l_load(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     eh_image_limits lim = *host_limits(L);
     lim.read_flags = eh_lua_read_flags(L, 2);
-    limage *p = new_image(L);
+    eh_lua_handle *p = new_image(L);
     eh_error err = { 0 };
     return image_result(L, p, eh_image_load(path, &lim, &err), &err);
 }
@@ -104,7 +105,7 @@ static int l_load(lua_State *L)
 
 static int m_size(lua_State *L)
 {
-    eh_image *img = check_image(L, 1)->img;
+    eh_image *img = eh_lua_check_image(L, 1);
     lua_pushinteger(L, img->width);
     lua_pushinteger(L, img->height);
     return 2;
@@ -112,7 +113,7 @@ static int m_size(lua_State *L)
 
 static int m_channels(lua_State *L)
 {
-    lua_pushinteger(L, check_image(L, 1)->img->channels);
+    lua_pushinteger(L, eh_lua_check_image(L, 1)->channels);
     return 1;
 }
 
@@ -127,7 +128,7 @@ static int check_side(lua_State *L, int arg)
 static int m_resize(lua_State *L)
 {
     static const char *const filters[] = { "bilinear", "bicubic", "nearest", "lanczos", NULL };
-    eh_image *img = check_image(L, 1)->img;
+    eh_image *img = eh_lua_check_image(L, 1);
     int w = check_side(L, 2), h = check_side(L, 3);
     int f = luaL_checkoption(L, 4, "bilinear", filters);
     const eh_image_limits *lim = host_limits(L);
@@ -136,7 +137,7 @@ static int m_resize(lua_State *L)
                             (long long)lim->max_pixels);
     if (w > lim->max_side || h > lim->max_side)
         return eh_lua_failf(L, EH_ELIMIT, "resize: %dx%d exceeds image.max_side (%d)", w, h, lim->max_side);
-    limage *p = new_image(L);
+    eh_lua_handle *p = new_image(L);
     eh_error err = { 0 };
     return image_result(L, p, eh_image_resize(img, w, h, (eh_resize_filter)f, &err), &err);
 }
@@ -154,7 +155,7 @@ static int push_bytes(lua_State *L, uint8_t *buf, size_t n)
 
 static int m_png(lua_State *L)
 {
-    eh_image *img = check_image(L, 1)->img;
+    eh_image *img = eh_lua_check_image(L, 1);
     lua_Integer level = luaL_optinteger(L, 2, -1);
     luaL_argcheck(L, level >= -1 && level <= 9, 2, "level must be 0..9");
     uint8_t *buf;
@@ -167,7 +168,7 @@ static int m_png(lua_State *L)
 
 static int m_jpeg(lua_State *L)
 {
-    eh_image *img = check_image(L, 1)->img;
+    eh_image *img = eh_lua_check_image(L, 1);
     lua_Integer q = luaL_optinteger(L, 2, -1);
     luaL_argcheck(L, q == -1 || (q >= 1 && q <= 100), 2, "quality must be 1..100");
     uint8_t *buf;
@@ -181,13 +182,10 @@ static int m_jpeg(lua_State *L)
 /* img:save(path) → true, or nil, err (format from the extension, atomic). */
 static int m_save(lua_State *L)
 {
-    eh_image *img = check_image(L, 1)->img;
+    eh_image *img = eh_lua_check_image(L, 1);
     const char *path = luaL_checkstring(L, 2);
     eh_error err = { 0 };
-    if (eh_image_save(img, path, &err) != EH_OK)
-        return eh_lua_fail(L, &err);
-    lua_pushboolean(L, 1);
-    return 1;
+    return eh_lua_result(L, eh_image_save(img, path, &err), &err);
 }
 
 /* img:b64([format]) → base64 of the image encoded as format (png default). */
@@ -195,7 +193,7 @@ static int m_b64(lua_State *L)
 {
     static const char *const names[] = { "png", "jpeg", "jpg", "webp", "bmp", NULL };
     static const eh_image_format fmts[] = { EH_FMT_PNG, EH_FMT_JPEG, EH_FMT_JPEG, EH_FMT_WEBP, EH_FMT_BMP };
-    eh_image *img = check_image(L, 1)->img;
+    eh_image *img = eh_lua_check_image(L, 1);
     eh_image_format fmt = fmts[luaL_checkoption(L, 2, "png", names)];
     uint8_t *buf;
     size_t n, tn;
@@ -209,31 +207,12 @@ static int m_b64(lua_State *L)
     return push_bytes(L, (uint8_t *)text, tn);
 }
 
-/* close, __close and __gc: frees the pixels once; later calls do nothing. */
-static int m_close(lua_State *L)
-{
-    limage *p = luaL_checkudata(L, 1, IMAGE_MT);
-    eh_image_free(p->img);
-    p->img = NULL;
-    return 0;
-}
-
 /* img(...) returns img: lets `pair.image` (an Image) also serve
  * `pair:image()` (see l_dataset.c). */
 static int m_call(lua_State *L)
 {
     luaL_checkudata(L, 1, IMAGE_MT);
     lua_settop(L, 1);
-    return 1;
-}
-
-static int m_tostring(lua_State *L)
-{
-    limage *p = luaL_checkudata(L, 1, IMAGE_MT);
-    if (p->img)
-        lua_pushfstring(L, "Image(%dx%d)", p->img->width, p->img->height);
-    else
-        lua_pushliteral(L, "Image(closed)");
     return 1;
 }
 
@@ -244,20 +223,22 @@ static const luaL_Reg functions[] = {
     { NULL, NULL },
 };
 
+/* close, __gc, __close and __tostring are the handle's (lua_bind.h) */
 static const luaL_Reg methods[] = {
-    { "size", m_size }, { "channels", m_channels }, { "resize", m_resize }, { "png", m_png }, { "jpeg", m_jpeg },
-    { "save", m_save }, { "b64", m_b64 },           { "close", m_close },   { NULL, NULL },
+    { "size", m_size }, { "channels", m_channels }, { "resize", m_resize }, { "png", m_png },
+    { "jpeg", m_jpeg }, { "save", m_save },         { "b64", m_b64 },       { NULL, NULL },
 };
 
 static const luaL_Reg metamethods[] = {
-    { "__gc", m_close }, { "__close", m_close }, { "__tostring", m_tostring }, { "__call", m_call }, { NULL, NULL },
+    { "__call", m_call },
+    { NULL, NULL },
 };
 
 /* Makes the metatable on first use, from the opener or from the first push
  * by another binding (a model may return an Image before any decode). */
 static void create_meta(lua_State *L)
 {
-    eh_lua_new_type(L, IMAGE_MT, metamethods, methods);
+    eh_lua_new_type(L, &image_type, metamethods, methods, 0);
 }
 
 int eh_open_image(lua_State *L)

@@ -12,16 +12,24 @@
 #define WRITER_MAX_IN_FLIGHT 64
 #define CONVERT_MAX_SIDE 65535     /* a thumbnail bound past any image the limits let in */
 
-typedef struct lwriter {
-    eh_image_writer *w;     /* owned; NULL when closed */
-} lwriter;
-
-static lwriter *check_writer(lua_State *L, int idx)
+static void writer_free(void *w)
 {
-    lwriter *p = luaL_checkudata(L, idx, WRITER_MT);
-    if (!p->w)
-        luaL_error(L, "attempt to use a closed ImageWriter");
-    return p;
+    eh_image_writer_free(w);   /* finishes the queued writes first */
+}
+
+static void writer_describe(lua_State *L, void *w)
+{
+    lua_pushfstring(L, "ImageWriter(%d pending)", eh_image_writer_pending(w));
+}
+
+static const eh_lua_type writer_type = {
+    .mt = WRITER_MT, .what = "ImageWriter", .free = writer_free,
+    .describe = writer_describe, .closed = "ImageWriter(closed)",
+};
+
+static eh_image_writer *check_writer(lua_State *L, int idx)
+{
+    return eh_lua_handle_check(L, idx, &writer_type);
 }
 
 /* new([opts]) → ImageWriter, or nil, err when its thread cannot start. */
@@ -38,12 +46,10 @@ static int l_new(lua_State *L)
         }
         lua_pop(L, 1);
     }
-    lwriter *p = lua_newuserdatauv(L, sizeof *p, 0);
-    p->w = NULL;
-    luaL_setmetatable(L, WRITER_MT);
+    eh_lua_handle *p = eh_lua_handle_new(L, &writer_type, sizeof *p, 0);
     eh_error err = { 0 };
-    p->w = eh_image_writer_new((int)n, &err);
-    if (!p->w)
+    p->p = eh_image_writer_new((int)n, &err);
+    if (!p->p)
         return eh_lua_fail(L, &err);
     return 1;
 }
@@ -53,15 +59,12 @@ static int l_new(lua_State *L)
  * holds in_flight images. */
 static int m_submit(lua_State *L)
 {
-    eh_image_writer *w = check_writer(L, 1)->w;
+    eh_image_writer *w = check_writer(L, 1);
     eh_image *img = eh_lua_check_image(L, 2);
     const char *path = luaL_checkstring(L, 3);
     eh_error err = { 0 };
     /* a copy: the Image stays the caller's to close, as after img:save */
-    if (eh_image_writer_submit_copy(w, img, path, &err) != EH_OK)
-        return eh_lua_fail(L, &err);
-    lua_pushboolean(L, 1);
-    return 1;
+    return eh_lua_result(L, eh_image_writer_submit_copy(w, img, path, &err), &err);
 }
 
 /* w:load(path [, {no_follow=}]) → true, or nil, err (out of memory; in_flight loaded Images
@@ -69,15 +72,12 @@ static int m_submit(lua_State *L)
  * under the host's image limits. */
 static int m_load(lua_State *L)
 {
-    eh_image_writer *w = check_writer(L, 1)->w;
+    eh_image_writer *w = check_writer(L, 1);
     const char *path = luaL_checkstring(L, 2);
     eh_image_limits lim = eh_lua_host(L)->image_limits;
     lim.read_flags = eh_lua_read_flags(L, 3);
     eh_error err = { 0 };
-    if (eh_image_writer_load(w, path, &lim, &err) != EH_OK)
-        return eh_lua_fail(L, &err);
-    lua_pushboolean(L, 1);
-    return 1;
+    return eh_lua_result(L, eh_image_writer_load(w, path, &lim, &err), &err);
 }
 
 /* w:decode(key, data [, kind]) → true, or nil, err: data decoded on the
@@ -89,16 +89,14 @@ static int m_decode(lua_State *L)
 {
     static const char *const kinds[] = { "bytes", "base64", "path", NULL };
     static const eh_image_source as[] = { EH_SOURCE_BYTES, EH_SOURCE_BASE64, EH_SOURCE_PATH };
-    eh_image_writer *w = check_writer(L, 1)->w;
+    eh_image_writer *w = check_writer(L, 1);
     const char *key = luaL_checkstring(L, 2);
     size_t len;
     const char *data = luaL_checklstring(L, 3, &len);
     int kind = luaL_checkoption(L, 4, "bytes", kinds);
     eh_error err = { 0 };
-    if (eh_image_writer_decode(w, key, data, len, as[kind], &eh_lua_host(L)->image_limits, &err) != EH_OK)
-        return eh_lua_fail(L, &err);
-    lua_pushboolean(L, 1);
-    return 1;
+    eh_status st = eh_image_writer_decode(w, key, data, len, as[kind], &eh_lua_host(L)->image_limits, &err);
+    return eh_lua_result(L, st, &err);
 }
 
 /* w:convert(path, data [, kind [, max_side [, {no_follow=}]]]) → true, or
@@ -110,7 +108,7 @@ static int m_convert(lua_State *L)
 {
     static const char *const kinds[] = { "bytes", "base64", "path", NULL };
     static const eh_image_source as[] = { EH_SOURCE_BYTES, EH_SOURCE_BASE64, EH_SOURCE_PATH };
-    eh_image_writer *w = check_writer(L, 1)->w;
+    eh_image_writer *w = check_writer(L, 1);
     const char *path = luaL_checkstring(L, 2);
     size_t len;
     const char *data = luaL_checklstring(L, 3, &len);
@@ -120,10 +118,7 @@ static int m_convert(lua_State *L)
     eh_image_limits lim = eh_lua_host(L)->image_limits;
     lim.read_flags = eh_lua_read_flags(L, 6);
     eh_error err = { 0 };
-    if (eh_image_writer_convert(w, path, data, len, as[kind], &lim, (int)side, &err) != EH_OK)
-        return eh_lua_fail(L, &err);
-    lua_pushboolean(L, 1);
-    return 1;
+    return eh_lua_result(L, eh_image_writer_convert(w, path, data, len, as[kind], &lim, (int)side, &err), &err);
 }
 
 /* Pushes the list of finished results: a write's {path=, hash=}, a load's
@@ -156,7 +151,7 @@ static int push_results(lua_State *L, eh_image_writer *w)
  * none); wait true: at least the oldest outstanding one, waited for. */
 static int m_collect(lua_State *L)
 {
-    eh_image_writer *w = check_writer(L, 1)->w;
+    eh_image_writer *w = check_writer(L, 1);
     if (lua_toboolean(L, 2))
         eh_image_writer_wait_oldest(w);
     return push_results(L, w);
@@ -165,7 +160,7 @@ static int m_collect(lua_State *L)
 /* w:flush() → waits for every submitted write, then as collect. */
 static int m_flush(lua_State *L)
 {
-    eh_image_writer *w = check_writer(L, 1)->w;
+    eh_image_writer *w = check_writer(L, 1);
     eh_image_writer_flush(w);
     return push_results(L, w);
 }
@@ -173,25 +168,7 @@ static int m_flush(lua_State *L)
 /* w:pending() → images submitted and not yet collected. */
 static int m_pending(lua_State *L)
 {
-    lua_pushinteger(L, eh_image_writer_pending(check_writer(L, 1)->w));
-    return 1;
-}
-
-static int m_close(lua_State *L)
-{
-    lwriter *p = luaL_checkudata(L, 1, WRITER_MT);
-    eh_image_writer_free(p->w);
-    p->w = NULL;
-    return 0;
-}
-
-static int m_tostring(lua_State *L)
-{
-    lwriter *p = luaL_checkudata(L, 1, WRITER_MT);
-    if (p->w)
-        lua_pushfstring(L, "ImageWriter(%d pending)", eh_image_writer_pending(p->w));
-    else
-        lua_pushliteral(L, "ImageWriter(closed)");
+    lua_pushinteger(L, eh_image_writer_pending(check_writer(L, 1)));
     return 1;
 }
 
@@ -200,20 +177,16 @@ static const luaL_Reg functions[] = {
     { NULL, NULL },
 };
 
+/* close, __gc, __close and __tostring are the handle's (lua_bind.h) */
 static const luaL_Reg methods[] = {
-    { "submit", m_submit },   { "load", m_load },       { "decode", m_decode },
-    { "convert", m_convert }, { "collect", m_collect }, { "flush", m_flush },
-    { "pending", m_pending }, { "close", m_close },     { NULL, NULL },
-};
-
-static const luaL_Reg metamethods[] = {
-    { "__gc", m_close }, { "__close", m_close }, { "__tostring", m_tostring }, { NULL, NULL },
+    { "submit", m_submit },   { "load", m_load },       { "decode", m_decode },  { "convert", m_convert },
+    { "collect", m_collect }, { "flush", m_flush },     { "pending", m_pending }, { NULL, NULL },
 };
 
 /* The one place this type's metatable is made (lua_bind.h's eh_lua_new_type). */
 static void create_meta(lua_State *L)
 {
-    eh_lua_new_type(L, WRITER_MT, metamethods, methods);
+    eh_lua_new_type(L, &writer_type, NULL, methods, 0);
 }
 
 int eh_open_image_writer(lua_State *L)

@@ -28,16 +28,24 @@
 #define UP_ENCODE lua_upvalueindex(1)
 #define UP_DECODE lua_upvalueindex(2)
 
-typedef struct ljournal {
-    eh_journal *j;   /* NULL when closed */
-} ljournal;
-
-static ljournal *check_journal(lua_State *L, int idx)
+static void journal_free(void *j)
 {
-    ljournal *lj = luaL_checkudata(L, idx, JOURNAL_MT);
-    if (!lj->j)
-        luaL_error(L, "attempt to use a closed journal");
-    return lj;
+    eh_journal_free(j);   /* releases the lock */
+}
+
+static void journal_describe(lua_State *L, void *j)
+{
+    lua_pushfstring(L, "evalhost.Journal (%s)", eh_journal_path(j));
+}
+
+static const eh_lua_type journal_type = {
+    .mt = JOURNAL_MT, .what = "journal", .free = journal_free,
+    .describe = journal_describe, .closed = "evalhost.Journal (closed)",
+};
+
+static eh_journal *check_journal(lua_State *L, int idx)
+{
+    return eh_lua_handle_check(L, idx, &journal_type);
 }
 
 static void warn_to_log(void *ud, const char *msg)
@@ -125,12 +133,10 @@ static void push_old_header(lua_State *L, const char *dir)
     }
 }
 
-static ljournal *new_journal(lua_State *L)
+/* A closed Journal with its two user values (UV_INDEX, UV_ENTRIES). */
+static eh_lua_handle *new_journal(lua_State *L)
 {
-    ljournal *lj = lua_newuserdatauv(L, sizeof *lj, 2);
-    lj->j = NULL;                 /* born closed */
-    luaL_setmetatable(L, JOURNAL_MT);
-    return lj;
+    return eh_lua_handle_new(L, &journal_type, sizeof(eh_lua_handle), 2);
 }
 
 static int l_open(lua_State *L)
@@ -157,10 +163,10 @@ static int l_open(lua_State *L)
     } else if (!lua_isnil(L, -1)) {
         return luaL_error(L, "journal.open: opts.header must be a table");
     }
-    ljournal *lj = new_journal(L);
+    eh_lua_handle *lj = new_journal(L);
     eh_error err = { 0 };
-    lj->j = eh_journal_open(dir, &p, &err);
-    if (!lj->j) {
+    lj->p = eh_journal_open(dir, &p, &err);
+    if (!lj->p) {
         eh_lua_fail(L, &err);
         /* journal.open's third value is another run's header (the schedule
          * explains the difference from it), so no code there */
@@ -170,7 +176,7 @@ static int l_open(lua_State *L)
         push_old_header(L, dir);
         return 3;
     }
-    load_entries(L, -1, lj->j);
+    load_entries(L, -1, lj->p);
     return 1;
 }
 
@@ -182,16 +188,16 @@ static int l_read(lua_State *L)
     p.resume = EH_RESUME_FORCE;   /* a damaged middle line is skipped with a warning */
     p.warn = warn_to_log;
     p.warn_ud = eh_lua_host(L);
-    ljournal *lj = new_journal(L);   /* owns j until it is collected, even if Lua raises */
+    eh_lua_handle *lj = new_journal(L);   /* owns j until it is collected, even if Lua raises */
     eh_error err = { 0 };
-    lj->j = eh_journal_open(dir, &p, &err);
-    if (!lj->j)
+    lj->p = eh_journal_open(dir, &p, &err);
+    if (!lj->p)
         return eh_lua_fail(L, &err);
-    decode(L, eh_journal_header(lj->j));
-    load_entries(L, -2, lj->j);
+    decode(L, eh_journal_header(lj->p));
+    load_entries(L, -2, lj->p);
     lua_getiuservalue(L, -2, UV_ENTRIES);
-    eh_journal_free(lj->j);
-    lj->j = NULL;
+    eh_journal_free(lj->p);
+    lj->p = NULL;
     return 2;
 }
 
@@ -217,7 +223,7 @@ static int m_done(lua_State *L)
 
 static int m_record(lua_State *L)
 {
-    ljournal *lj = check_journal(L, 1);
+    eh_journal *j = check_journal(L, 1);
     const char *stage = luaL_checkstring(L, 2);
     const char *cat = luaL_checkstring(L, 3);
     const char *id = luaL_checkstring(L, 4);
@@ -240,7 +246,7 @@ static int m_record(lua_State *L)
     size_t len;
     const char *text = lua_tolstring(L, 7, &len);
     eh_error err = { 0 };
-    if (eh_journal_append(lj->j, text, len, &err) != EH_OK)
+    if (eh_journal_append(j, text, len, &err) != EH_OK)
         return eh_lua_fail(L, &err);
     /* neither indexed nor appended to the entries: j:done and j:entries are
      * the replayed lines, and a reference to every new record would keep the
@@ -260,7 +266,7 @@ static int m_record(lua_State *L)
  * timings, so that a resumed run's report covers every process. */
 static int m_record_run(lua_State *L)
 {
-    ljournal *lj = check_journal(L, 1);
+    eh_journal *j = check_journal(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
     luaL_Buffer b;
@@ -275,20 +281,17 @@ static int m_record_run(lua_State *L)
     size_t len;
     const char *text = lua_tolstring(L, -1, &len);
     eh_error err = { 0 };
-    if (eh_journal_append(lj->j, text, len, &err) != EH_OK)
-        return eh_lua_fail(L, &err);
-    lua_pushboolean(L, 1);
-    return 1;
+    return eh_lua_result(L, eh_journal_append(j, text, len, &err), &err);
 }
 
 /* j:runs() -> {{record=, line=}, ...}: the run lines replayed, in file order. */
 static int m_runs(lua_State *L)
 {
-    ljournal *lj = check_journal(L, 1);
+    eh_journal *j = check_journal(L, 1);
     lua_newtable(L);
     lua_Integer n = 0;
-    for (size_t i = 0; i < eh_journal_count(lj->j); i++) {
-        const char *line = eh_journal_line(lj->j, i);
+    for (size_t i = 0; i < eh_journal_count(j); i++) {
+        const char *line = eh_journal_line(j, i);
         if (strncmp(line, RUN_PREFIX, sizeof RUN_PREFIX - 1) != 0)
             continue;
         decode(L, line);
@@ -296,7 +299,7 @@ static int m_runs(lua_State *L)
             lua_pop(L, 1);
             continue;
         }
-        lua_pushinteger(L, (lua_Integer)eh_journal_line_no(lj->j, i));
+        lua_pushinteger(L, (lua_Integer)eh_journal_line_no(j, i));
         lua_setfield(L, -2, "line");
         lua_rawseti(L, -2, ++n);
     }
@@ -312,66 +315,34 @@ static int m_entries(lua_State *L)
 
 static int m_header(lua_State *L)
 {
-    ljournal *lj = check_journal(L, 1);
-    decode(L, eh_journal_header(lj->j));
+    eh_journal *j = check_journal(L, 1);
+    decode(L, eh_journal_header(j));
     return 1;
 }
 
 static int m_is_new(lua_State *L)
 {
-    lua_pushboolean(L, eh_journal_is_new(check_journal(L, 1)->j));
+    lua_pushboolean(L, eh_journal_is_new(check_journal(L, 1)));
     return 1;
 }
 
 static int m_path(lua_State *L)
 {
-    lua_pushstring(L, eh_journal_path(check_journal(L, 1)->j));
+    lua_pushstring(L, eh_journal_path(check_journal(L, 1)));
     return 1;
 }
 
-/* __gc, __close and :close(): releases the lock; safe to run twice. */
-static int m_gc(lua_State *L)
-{
-    ljournal *lj = luaL_checkudata(L, 1, JOURNAL_MT);
-    eh_journal_free(lj->j);
-    lj->j = NULL;
-    return 0;
-}
-
-static int m_tostring(lua_State *L)
-{
-    ljournal *lj = luaL_checkudata(L, 1, JOURNAL_MT);
-    if (lj->j)
-        lua_pushfstring(L, "evalhost.Journal (%s)", eh_journal_path(lj->j));
-    else
-        lua_pushliteral(L, "evalhost.Journal (closed)");
-    return 1;
-}
-
+/* close (releasing the lock), __gc, __close and __tostring are the handle's (lua_bind.h) */
 static const luaL_Reg methods[] = {
     { "done", m_done }, { "record", m_record }, { "entries", m_entries }, { "record_run", m_record_run },
     { "runs", m_runs }, { "header", m_header }, { "is_new", m_is_new },   { "path", m_path },
-    { "close", m_gc },  { NULL, NULL },
-};
-
-static const luaL_Reg metamethods[] = {
-    { "__index", NULL },   /* placeholder: the methods table */
-    { "__gc", m_gc },    { "__close", m_gc }, { "__tostring", m_tostring }, { NULL, NULL },
+    { NULL, NULL },
 };
 
 /* Expects the two upvalues (encode, decode) on top of the stack; leaves them. */
 static void create_meta(lua_State *L)
 {
-    luaL_newmetatable(L, JOURNAL_MT);
-    lua_pushvalue(L, -3);
-    lua_pushvalue(L, -3);
-    luaL_setfuncs(L, metamethods, 2);
-    luaL_newlibtable(L, methods);
-    lua_pushvalue(L, -4);
-    lua_pushvalue(L, -4);
-    luaL_setfuncs(L, methods, 2);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    eh_lua_new_type(L, &journal_type, NULL, methods, 2);
 }
 
 int eh_open_journal(lua_State *L)

@@ -10,16 +10,25 @@
 
 #define MODEL_MT "evalhost.Model"
 
-typedef struct lmodel {
-    eh_model *m;   /* NULL when closed */
-} lmodel;
+static void model_free(void *m)
+{
+    eh_model_free(m);
+}
+
+static void model_describe(lua_State *L, void *m)
+{
+    lua_pushfstring(L, "Model(%s: %s/%s, %s)", eh_model_section(m), eh_model_backend_name(m), eh_model_name(m),
+                    eh_residency_name(eh_model_state(m)));
+}
+
+static const eh_lua_type model_type = {
+    .mt = MODEL_MT, .what = "Model", .free = model_free,
+    .describe = model_describe, .closed = "Model(closed)",
+};
 
 static eh_model *check_model(lua_State *L, int idx)
 {
-    lmodel *lm = luaL_checkudata(L, idx, MODEL_MT);
-    if (!lm->m)
-        luaL_error(L, "attempt to use a closed Model");
-    return lm->m;
+    return eh_lua_handle_check(L, idx, &model_type);
 }
 
 /* Failures return nil, message, {code = "ENET"|..., whole = bool}.
@@ -60,23 +69,12 @@ static int model_open(lua_State *L)
     eh_node *spec = eh_lua_to_node(L, 1, &err);
     if (!spec)
         return luaL_error(L, "model.open: %s", err.msg);
-    lmodel *lm = lua_newuserdatauv(L, sizeof *lm, 0);
-    lm->m = NULL;
-    luaL_setmetatable(L, MODEL_MT);
-    lm->m = eh_model_open(eh_lua_host(L), section, spec, &err);
+    eh_lua_handle *lm = eh_lua_handle_new(L, &model_type, sizeof *lm, 0);
+    lm->p = eh_model_open(eh_lua_host(L), section, spec, &err);
     eh_node_free(spec);
-    if (!lm->m)
+    if (!lm->p)
         return eh_lua_fail(L, &err);
     return 1;
-}
-
-/* close, __close and __gc: frees the model once; later calls do nothing. */
-static int model_gc(lua_State *L)
-{
-    lmodel *lm = luaL_checkudata(L, 1, MODEL_MT);
-    eh_model_free(lm->m);
-    lm->m = NULL;
-    return 0;
 }
 
 static int model_load(lua_State *L)
@@ -549,22 +547,12 @@ static int model_score_batch(lua_State *L)
     return 1;
 }
 
-static int model_tostring(lua_State *L)
-{
-    lmodel *lm = luaL_checkudata(L, 1, MODEL_MT);
-    if (!lm->m)
-        lua_pushliteral(L, "Model(closed)");
-    else
-        lua_pushfstring(L, "Model(%s: %s/%s, %s)", eh_model_section(lm->m), eh_model_backend_name(lm->m),
-                        eh_model_name(lm->m), eh_residency_name(eh_model_state(lm->m)));
-    return 1;
-}
-
 static const luaL_Reg funcs[] = {
     { "open", model_open },
     { NULL, NULL },
 };
 
+/* close (freeing the model once), __gc, __close and __tostring are the handle's (lua_bind.h) */
 static const luaL_Reg methods[] = {
     { "load", model_load },
     { "unload", model_unload },
@@ -575,18 +563,13 @@ static const luaL_Reg methods[] = {
     { "edit_batch", model_edit_batch },
     { "score", model_score },
     { "score_batch", model_score_batch },
-    { "close", model_gc },
     { NULL, NULL },
-};
-
-static const luaL_Reg metamethods[] = {
-    { "__gc", model_gc }, { "__close", model_gc }, { "__tostring", model_tostring }, { NULL, NULL },
 };
 
 /* The one place this type's metatable is made (lua_bind.h's eh_lua_new_type). */
 static void create_meta(lua_State *L)
 {
-    eh_lua_new_type(L, MODEL_MT, metamethods, methods);
+    eh_lua_new_type(L, &model_type, NULL, methods, 0);
 }
 
 int eh_open_model(lua_State *L)

@@ -4,16 +4,18 @@
 
 #define PROGRESS_MT "evalhost.Progress"
 
-typedef struct lprogress {
-    eh_progress *bar;   /* NULL when closed */
-} lprogress;
-
-static lprogress *check_progress(lua_State *L, int idx)
+static void progress_free(void *bar)
 {
-    lprogress *p = luaL_checkudata(L, idx, PROGRESS_MT);
-    if (!p->bar)
-        luaL_error(L, "attempt to use a closed Progress");
-    return p;
+    eh_progress_free(bar);   /* finishes the bar */
+}
+
+static const eh_lua_type progress_type = {
+    .mt = PROGRESS_MT, .what = "Progress", .free = progress_free,
+};
+
+static eh_progress *check_progress(lua_State *L, int idx)
+{
+    return eh_lua_handle_check(L, idx, &progress_type);
 }
 
 static int progress_new(lua_State *L)
@@ -21,50 +23,32 @@ static int progress_new(lua_State *L)
     const char *label = luaL_checkstring(L, 1);
     lua_Integer total = luaL_checkinteger(L, 2);
     eh_host *h = eh_lua_host(L);
-    lprogress *p = lua_newuserdatauv(L, sizeof *p, 0);
-    p->bar = NULL;
-    luaL_setmetatable(L, PROGRESS_MT);
+    eh_lua_handle *p = eh_lua_handle_new(L, &progress_type, sizeof *p, 0);
     eh_progress_params params = eh_progress_default_params();
     params.tty = h->stderr_tty;
     params.quiet = h->quiet;
-    p->bar = eh_progress_new(label, total, &params);
-    if (!p->bar)
+    p->p = eh_progress_new(label, total, &params);
+    if (!p->p)
         return luaL_error(L, "progress: out of memory");
     return 1;
 }
 
 static int progress_tick(lua_State *L)
 {
-    lprogress *p = check_progress(L, 1);
-    eh_progress_tick(p->bar, luaL_optinteger(L, 2, 1));
+    eh_progress_tick(check_progress(L, 1), luaL_optinteger(L, 2, 1));
     return 0;
 }
 
-/* close, __close and __gc: finishes the bar once; later calls do nothing. */
-static int progress_close(lua_State *L)
-{
-    lprogress *p = luaL_checkudata(L, 1, PROGRESS_MT);
-    eh_progress_free(p->bar);
-    p->bar = NULL;
-    return 0;
-}
-
+/* close, __close and __gc (finishing the bar once) are the handle's: lua_bind.h */
 static const luaL_Reg methods[] = {
     { "tick", progress_tick },
-    { "close", progress_close },
-    { NULL, NULL },
-};
-
-static const luaL_Reg metamethods[] = {
-    { "__gc", progress_close },
-    { "__close", progress_close },
     { NULL, NULL },
 };
 
 /* The one place this type's metatable is made (lua_bind.h's eh_lua_new_type). */
 static void create_meta(lua_State *L)
 {
-    eh_lua_new_type(L, PROGRESS_MT, metamethods, methods);
+    eh_lua_new_type(L, &progress_type, NULL, methods, 0);
 }
 
 int eh_open_progress(lua_State *L)

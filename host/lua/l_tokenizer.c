@@ -14,16 +14,25 @@
 
 #define TOKENIZER_MT "evalhost.Tokenizer"
 
-typedef struct ltok {
-    eh_tokenizer *tok;  /* NULL when closed */
-} ltok;
+static void tok_free(void *tok)
+{
+    eh_tokenizer_free(tok);
+}
+
+static void tok_describe(lua_State *L, void *tok)
+{
+    lua_pushfstring(L, "Tokenizer (%d ids)", (int)eh_tokenizer_vocab_size(tok));
+}
+
+/* close() on a closed Tokenizer raises (the handle's strict_close) */
+static const eh_lua_type tok_type = {
+    .mt = TOKENIZER_MT, .what = "Tokenizer", .free = tok_free,
+    .describe = tok_describe, .closed = "Tokenizer (closed)", .strict_close = 1,
+};
 
 static eh_tokenizer *check_tokenizer(lua_State *L, int idx)
 {
-    ltok *p = luaL_checkudata(L, idx, TOKENIZER_MT);
-    if (!p->tok)
-        luaL_error(L, "attempt to use a closed Tokenizer");
-    return p->tok;
+    return eh_lua_handle_check(L, idx, &tok_type);
 }
 
 /* evalhost.tokenizer.load(path) → Tokenizer | nil, err */
@@ -39,12 +48,10 @@ static int tok_load(lua_State *L)
             return luaL_error(L, "limits.max_tokenizer_input must be a non-negative integer");
         params.max_input = (size_t)v;
     }
-    ltok *p = lua_newuserdatauv(L, sizeof *p, 0);
-    p->tok = NULL;      /* born closed: a failed load leaves a consistent handle */
-    luaL_setmetatable(L, TOKENIZER_MT);
+    eh_lua_handle *p = eh_lua_handle_new(L, &tok_type, sizeof *p, 0);
     eh_error err = { 0 };
-    p->tok = eh_tokenizer_load(path, &params, &err);
-    if (!p->tok)
+    p->p = eh_tokenizer_load(path, &params, &err);
+    if (!p->p)
         return eh_lua_fail(L, &err);
     return 1;
 }
@@ -158,54 +165,25 @@ static int tok_vocab_size(lua_State *L)
     return 1;
 }
 
-/* __gc, __close and close(): idempotent */
-static int tok_gc(lua_State *L)
-{
-    ltok *p = luaL_checkudata(L, 1, TOKENIZER_MT);
-    eh_tokenizer_free(p->tok);
-    p->tok = NULL;
-    return 0;
-}
-
-static int tok_close(lua_State *L)
-{
-    check_tokenizer(L, 1);
-    return tok_gc(L);
-}
-
-static int tok_tostring(lua_State *L)
-{
-    ltok *p = luaL_checkudata(L, 1, TOKENIZER_MT);
-    if (p->tok)
-        lua_pushfstring(L, "Tokenizer (%d ids)", (int)eh_tokenizer_vocab_size(p->tok));
-    else
-        lua_pushliteral(L, "Tokenizer (closed)");
-    return 1;
-}
-
 static const luaL_Reg module_fns[] = {
     { "load", tok_load },
     { NULL, NULL },
 };
 
+/* close, __gc, __close and __tostring are the handle's (lua_bind.h) */
 static const luaL_Reg methods[] = {
     { "encode", tok_encode },
     { "decode", tok_decode },
     { "token_to_id", tok_token_to_id },
     { "id_to_token", tok_id_to_token },
     { "vocab_size", tok_vocab_size },
-    { "close", tok_close },
     { NULL, NULL },
-};
-
-static const luaL_Reg metamethods[] = {
-    { "__gc", tok_gc },  { "__close", tok_gc }, { "__tostring", tok_tostring }, { NULL, NULL },
 };
 
 /* The one place this type's metatable is made (lua_bind.h's eh_lua_new_type). */
 static void create_meta(lua_State *L)
 {
-    eh_lua_new_type(L, TOKENIZER_MT, metamethods, methods);
+    eh_lua_new_type(L, &tok_type, NULL, methods, 0);
 }
 
 int eh_open_tokenizer(lua_State *L)

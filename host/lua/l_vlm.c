@@ -15,16 +15,26 @@
 
 #define PATCHES_MT "evalhost.Patches"
 
-typedef struct lpatches {
-    eh_vlm_patches *p;  /* NULL when closed */
-} lpatches;
+static void patches_free(void *p)
+{
+    eh_vlm_patches_free(p);
+}
+
+static void patches_describe(lua_State *L, void *p)
+{
+    const eh_vlm_patches *vp = p;
+    lua_pushfstring(L, "Patches (%I x %I)", (lua_Integer)vp->rows, (lua_Integer)vp->dim);
+}
+
+/* close() on a closed Patches raises (the handle's strict_close) */
+static const eh_lua_type patches_type = {
+    .mt = PATCHES_MT, .what = "Patches", .free = patches_free,
+    .describe = patches_describe, .closed = "Patches (closed)", .strict_close = 1,
+};
 
 static eh_vlm_patches *check_patches(lua_State *L, int idx)
 {
-    lpatches *lp = luaL_checkudata(L, idx, PATCHES_MT);
-    if (!lp->p)
-        luaL_error(L, "attempt to use a closed Patches");
-    return lp->p;
+    return eh_lua_handle_check(L, idx, &patches_type);
 }
 
 /* Reads the config argument at idx: a path or a table.  Data failures
@@ -55,22 +65,21 @@ static int vlm_preprocess(lua_State *L)
     if (read_config(L, 2, &cfg, &err) != EH_OK)
         return eh_lua_fail(L, &err);
     lua_createtable(L, 0, 3);
-    lpatches *lp = lua_newuserdatauv(L, sizeof *lp, 0);
-    lp->p = NULL;       /* born closed */
-    luaL_setmetatable(L, PATCHES_MT);
-    lp->p = eh_vlm_preprocess(img, &cfg, &err);
-    if (!lp->p)
+    eh_lua_handle *lp = eh_lua_handle_new(L, &patches_type, sizeof *lp, 0);
+    eh_vlm_patches *p = eh_vlm_preprocess(img, &cfg, &err);
+    lp->p = p;
+    if (!p)
         return eh_lua_fail(L, &err);
     lua_setfield(L, -2, "patches");
     lua_createtable(L, 3, 0);
-    lua_pushinteger(L, lp->p->grid_t);
+    lua_pushinteger(L, p->grid_t);
     lua_rawseti(L, -2, 1);
-    lua_pushinteger(L, lp->p->grid_h);
+    lua_pushinteger(L, p->grid_h);
     lua_rawseti(L, -2, 2);
-    lua_pushinteger(L, lp->p->grid_w);
+    lua_pushinteger(L, p->grid_w);
     lua_rawseti(L, -2, 3);
     lua_setfield(L, -2, "grid_thw");
-    lua_pushinteger(L, lp->p->tokens);
+    lua_pushinteger(L, p->tokens);
     lua_setfield(L, -2, "tokens");
     return 1;
 }
@@ -117,49 +126,24 @@ static int patches_bytes(lua_State *L)
     return 1;
 }
 
-static int patches_gc(lua_State *L)
-{
-    lpatches *lp = luaL_checkudata(L, 1, PATCHES_MT);
-    eh_vlm_patches_free(lp->p);
-    lp->p = NULL;
-    return 0;
-}
-
-static int patches_close(lua_State *L)
-{
-    check_patches(L, 1);
-    return patches_gc(L);
-}
-
-static int patches_tostring(lua_State *L)
-{
-    lpatches *lp = luaL_checkudata(L, 1, PATCHES_MT);
-    if (lp->p)
-        lua_pushfstring(L, "Patches (%I x %I)", (lua_Integer)lp->p->rows, (lua_Integer)lp->p->dim);
-    else
-        lua_pushliteral(L, "Patches (closed)");
-    return 1;
-}
-
 static const luaL_Reg module_fns[] = {
     { "preprocess", vlm_preprocess },
     { "smart_resize", vlm_smart_resize },
     { NULL, NULL },
 };
 
+/* close, __gc, __close and __tostring are the handle's (lua_bind.h) */
 static const luaL_Reg methods[] = {
-    { "shape", patches_shape }, { "get", patches_get }, { "bytes", patches_bytes },
-    { "close", patches_close }, { NULL, NULL },
-};
-
-static const luaL_Reg metamethods[] = {
-    { "__gc", patches_gc }, { "__close", patches_gc }, { "__tostring", patches_tostring }, { NULL, NULL },
+    { "shape", patches_shape },
+    { "get", patches_get },
+    { "bytes", patches_bytes },
+    { NULL, NULL },
 };
 
 /* The one place this type's metatable is made (lua_bind.h's eh_lua_new_type). */
 static void create_meta(lua_State *L)
 {
-    eh_lua_new_type(L, PATCHES_MT, metamethods, methods);
+    eh_lua_new_type(L, &patches_type, NULL, methods, 0);
 }
 
 int eh_open_vlm(lua_State *L)

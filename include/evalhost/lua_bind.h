@@ -25,9 +25,39 @@ int eh_lua_failf(lua_State *L, eh_status code, const char *fmt, ...);
  * flags: the run folder's files are read without following a link. */
 int eh_lua_read_flags(lua_State *L, int idx);
 
-/* A userdata type's metatable, made once (liolib's shape; l_meta.c):
- * the metamethods, and __index = a table of the methods. */
-void eh_lua_new_type(lua_State *L, const char *name, const luaL_Reg *metamethods, const luaL_Reg *methods);
+/* What a call that returns only success pushes (luaL_fileresult's shape):
+ * true when st is EH_OK, else eh_lua_fail's nil, message, code. */
+int eh_lua_result(lua_State *L, eh_status st, const eh_error *err);
+
+/* A handle type (liolib's LStream shape; l_meta.c): a userdata whose first
+ * member is an eh_lua_handle owning one pointer, NULL once closed.  Each
+ * binding describes its type once; the shared functions below do the rest. */
+typedef struct eh_lua_handle {
+    void *p;                                  /* owned; NULL when closed */
+} eh_lua_handle;
+
+typedef struct eh_lua_type {
+    const char *mt;                           /* metatable name, "evalhost.Image" */
+    const char *what;                         /* "attempt to use a closed <what>" */
+    void (*free)(void *p);                    /* releases an open handle's p */
+    void (*describe)(lua_State *L, void *p);  /* pushes an open handle's __tostring; NULL: none */
+    const char *closed;                       /* a closed handle's __tostring */
+    int strict_close;                         /* close() on a closed handle raises too */
+} eh_lua_type;
+
+/* The type's metatable, made once: close, __gc and __close free the handle
+ * (one function, safe to run twice; close raises when strict_close),
+ * __tostring from describe/closed, then the binding's own metamethods (may
+ * be NULL) and __index = its methods, each with the nup values on the
+ * stack's top as upvalues (luaL_setfuncs'), which stay there. */
+void eh_lua_new_type(lua_State *L, const eh_lua_type *t, const luaL_Reg *metamethods, const luaL_Reg *methods,
+                     int nup);
+/* Pushes a handle born closed (p NULL) with its metatable set, so a failure
+ * before it is filled leaves one __gc can collect: size bytes (at least an
+ * eh_lua_handle, which comes first) and nuv user values.  Returns it. */
+void *eh_lua_handle_new(lua_State *L, const eh_lua_type *t, size_t size, int nuv);
+/* The open handle's pointer at idx; raises on another type or a closed one. */
+void *eh_lua_handle_check(lua_State *L, int idx, const eh_lua_type *t);
 
 /* Converts between eh_node and Lua values (l_node.c).  eh_lua_push_node
  * pushes 1 value; eh_lua_to_node returns a new tree or NULL with err set
