@@ -31,4 +31,26 @@ static inline const eh_st_tensor **open_tensors(const char *path, const char *sk
     return ts;
 }
 
+/* A mutant weight for the "bound must fail" cases: the float32 tensor
+ * name in ts[0..k) replaced by *mut, a copy scaled by scale (the mapping is
+ * read-only); its data malloc'd, the caller frees it after the load (the
+ * loaders copy).  NULL when the tensor is missing or not float32. */
+static inline float *scale_tensor(const eh_st_tensor **ts, size_t k, const char *name, float scale, eh_st_tensor *mut)
+{
+    for (size_t i = 0; i < k; i++) {
+        if (strcmp(ts[i]->name, name) || ts[i]->dtype != EH_ST_F32)
+            continue;
+        float *data = malloc(ts[i]->nbytes);
+        if (!data)
+            return NULL;
+        *mut = *ts[i];
+        for (int64_t j = 0; j < mut->numel; j++)
+            data[j] = ((const float *)mut->data)[j] * scale;
+        mut->data = data;
+        ts[i] = mut;
+        return data;
+    }
+    return NULL;
+}
+
 #endif

@@ -224,7 +224,7 @@ static void test_logits(const char *kind, const char *dtype, const char *npy)
 }
 
 /* The model as load_model loads it, but with the float32 tensor name
- * scaled by scale (a copy: the mapping is read-only; the loader copies). */
+ * scaled by scale (tensors.h's scale_tensor). */
 static eh_qwen3vl *load_mutant(fixture *fx, const char *dtype, const char *name, float scale)
 {
     eh_error err = { 0 };
@@ -234,16 +234,8 @@ static eh_qwen3vl *load_mutant(fixture *fx, const char *dtype, const char *name,
     CHECK(ts != NULL);
     if (!ts)
         return NULL;
-    eh_st_tensor mut = { 0 };
-    float *data = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(ts[i]->name, name) && ts[i]->dtype == EH_ST_F32 && (data = malloc(ts[i]->nbytes))) {
-            mut = *ts[i];
-            for (int64_t k = 0; k < mut.numel; k++)
-                data[k] = ((const float *)mut.data)[k] * scale;
-            mut.data = data;
-            ts[i] = &mut;
-        }
+    eh_st_tensor mut;
+    float *data = scale_tensor(ts, n, name, scale, &mut);
     CHECK(data != NULL);
     eh_torch_options o = eh_torch_default_options();
     o.role = EH_TORCH_JUDGE;

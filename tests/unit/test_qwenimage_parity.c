@@ -348,7 +348,17 @@ static double max_diff(const float *a, const float *b, size_t n)
 /* The tensors of one weights file, but the one named skip (NULL: all),
  * as a malloc'd list of *k; *st stays open (the caller closes it after
  * the load).  NULL with err when the file does not open. */
+static eh_qwenimage_vae *load_vae_mutant(const char *dtype, int cpu_copy, const char *skip, const char *scaled,
+                                         float scale, eh_error *err);
+
 static eh_qwenimage_vae *load_vae(const char *dtype, int cpu_copy, const char *skip, eh_error *err)
+{
+    return load_vae_mutant(dtype, cpu_copy, skip, NULL, 1, err);
+}
+
+/* load_vae with the float32 tensor scaled (NULL: none) times scale. */
+static eh_qwenimage_vae *load_vae_mutant(const char *dtype, int cpu_copy, const char *skip, const char *scaled,
+                                         float scale, eh_error *err)
 {
     eh_qwenimage_vae_config c;
     if (eh_qwenimage_vae_config_load(FIX "/vae/config.json", &c, err) != EH_OK)
@@ -358,12 +368,17 @@ static eh_qwenimage_vae *load_vae(const char *dtype, int cpu_copy, const char *s
     const eh_st_tensor **ts = open_tensors(FIX "/vae/diffusion_pytorch_model.safetensors", skip, &st, &k, err);
     if (!ts)
         return NULL;
+    eh_st_tensor mut;
+    float *data = scaled ? scale_tensor(ts, k, scaled, scale, &mut) : NULL;
+    if (scaled)
+        CHECK(data != NULL);
     eh_torch_options o = eh_torch_default_options();
     o.dtype = dtype;
     o.cpu_copy = cpu_copy;
     eh_qwenimage_vae *v = NULL;
     eh_qwenimage_vae_load(&c, ts, k, &o, &v, err);
     free(ts);
+    free(data);
     eh_safetensors_close(st);   /* the host copy is ours: the mapping may go */
     return v;
 }
@@ -434,8 +449,39 @@ static void test_parity(const refs *r)
     parity(r, "float32", 1, vae_tol(&vc, 0, 0), vae_tol(&vc, 0, 1), &e, &d);
     CHECK(e == e32 && d == d32);   /* same ops on the same numbers: bit equal */
     parity(r, "bfloat16", 0, vae_tol(&vc, 1, 0), vae_tol(&vc, 1, 1), &e, &d);
-    /* bfloat16 must be worse than float32, or the dtype was not applied */
+    /* bfloat16 must be worse than float32, or the dtype was not applied;
+     * as a mutant of float32's (an op in lower precision) it breaks its bounds */
     CHECK(e > e32 && d > d32);
+    CHECK(e > vae_tol(&vc, 0, 0) && d > vae_tol(&vc, 0, 1));
+}
+
+/* The float32 bounds can fail: a weight scaled by 1 + 1e-3 at the end of
+ * the encoder (quant_conv) and the start of the decoder (post_quant_conv)
+ * must break them. */
+static void test_mutants_fail(const refs *r)
+{
+    eh_qwenimage_vae_config vc = vae_config();
+    const char *names[2] = { "quant_conv.weight", "post_quant_conv.weight" };
+    for (int k = 0; k < 2; k++) {
+        eh_error err = { 0 };
+        eh_qwenimage_vae *v = load_vae_mutant("float32", 0, NULL, names[k], 1.001f, &err);
+        CHECK(v != NULL);
+        if (!v)
+            continue;
+        int64_t bytes = 0;
+        CHECK_EQ_INT(eh_torch_module_to_device(eh_qwenimage_vae_module(v), &bytes, &err), EH_OK);
+        size_t n = k ? r->n_decoded : r->n_latents;
+        float *out = malloc(sizeof *out * n);
+        CHECK_EQ_INT(k ? eh_qwenimage_vae_decode(v, r->latents, 1, 5, 7, out, &err)
+                       : eh_qwenimage_vae_encode(v, r->image, 1, 40, 56, out, &err),
+                     EH_OK);
+        double d = max_diff(out, k ? r->decoded : r->latents, n), tol = vae_tol(&vc, 0, k);
+        printf("qwenimage vae mutant %s x 1.001: %s max |diff| %.3g, must exceed %.3g\n", names[k],
+               k ? "decode" : "encode", d, tol);
+        CHECK(d > tol);
+        free(out);
+        eh_qwenimage_vae_free(v);
+    }
 }
 
 /* a batch of two (the image, and it upside down) equals one by one */
@@ -625,13 +671,13 @@ static void test_dit(void)
         CHECK(mean <= (k ? DIT_BF16_MEAN_TOL : tol));
         if (k == 0) {
             d32 = diff;
-            /* the wrong timestep or image layout must show */
+            /* the wrong timestep or image layout (mutants) must break the bound */
             float t2 = 0.5f;
             CHECK_EQ_INT(eh_qwenimage_dit_forward(d, hidden, 1, shapes, 2, enc, NULL, 7, &t2, got, &err), EH_OK);
-            CHECK(max_diff(got, ref, no) > 1e-3);
+            CHECK(max_diff(got, ref, no) > tol);
             const int other[6] = { 1, 4, 3, 1, 3, 4 };
             CHECK_EQ_INT(eh_qwenimage_dit_forward(d, hidden, 1, other, 2, enc, NULL, 7, &t, got, &err), EH_OK);
-            CHECK(max_diff(got, ref, no) > 1e-3);
+            CHECK(max_diff(got, ref, no) > tol);
             /* a batch of two: item 1 with its text padded by 3 masked tokens
              * of garbage gives item 0's image output */
             float h2[2 * 24 * 64], e2[2 * 10 * 24], o2[2 * 24 * 64];
@@ -1077,6 +1123,7 @@ int main(void)
     if (refs_load(&r) == 0) {
         test_parity(&r);
         test_batch(&r);
+        test_mutants_fail(&r);
         test_bad_input(&r);
     }
     refs_free(&r);
