@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 import tolerance
@@ -278,6 +279,33 @@ out({err = err})
     assert "is not on this machine" in miss["err"]
     assert str(tmp_path / "hub" / "models--Qwen--Qwen3-VL-8B-Instruct") in miss["err"]
     assert "huggingface-cli download Qwen/Qwen3-VL-8B-Instruct" in miss["err"]
+
+
+@needs_torch
+@pytest.mark.parametrize("kind", ["dense", "moe"])
+def test_mutant_breaks_the_bounds(tmp_path, kind):
+    """The float32 bounds can fail: the final norm's weight scaled by
+    1 + 1e-3 must put the probabilities and the score past them."""
+    from safetensors.numpy import load_file, save_file
+    mut = tmp_path / kind
+    shutil.copytree(os.path.join(FIX, kind), mut)
+    w = load_file(str(mut / "model.safetensors"))
+    w["model.language_model.norm.weight"] = w["model.language_model.norm.weight"] * np.float32(1.001)
+    save_file(w, str(mut / "model.safetensors"))
+    body = """
+local ref = ref_of(P.dir)
+local m = must(eh.model.open({backend = "native", path = P.dir, device = "cpu"}, "judge"))
+m:load()
+out(res(m:score(req(P.dir, ref))))
+"""
+    (r,), _ = run_lua(tmp_path, body, {"dir": str(mut)})
+    want = reference(kind)["fp32"]["tree"]
+    tol_p, tol_score = reorder_tolerance(kind)
+    dp = max(abs(a - b) for a, b in zip(r["probs"], want["probs"]))
+    ds = abs(r["score"] - want["score"])
+    print(f"{kind} mutant (final norm x 1.001): probabilities {dp:.3g} (bound {tol_p:.3g}), "
+          f"score {ds:.3g} (bound {tol_score:.3g})")
+    assert dp > tol_p and ds > tol_score
 
 
 @needs_torch
