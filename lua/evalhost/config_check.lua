@@ -192,6 +192,10 @@ function Walk:value(path, v, e)
     -- YAML 1.1's yes/no/on/off are text under the 1.2 core schema
     local yes = type(v) == "string" and fits_any(true, e[1]) and ({ yes = 1, no = 1, on = 1, off = 1, y = 1, n = 1 })[v:lower()]
     if yes then quote = " (YAML 1.2 reads yes/no/on/off as text: write true or false)" end
+    -- 1e6 and 4.0 are floats in YAML: the integer written out is
+    if math.type(v) == "float" and fits_any(1, e[1]) and v == math.floor(v) and math.abs(v) < 2^53 then
+      quote = (" (YAML reads it as a float: write %d)"):format(math.tointeger(v))
+    end
     return self:fail(path, "%s must be %s, got %s%s", full, expected(e[1]), got(v), quote)
   end
   if e.one_of and type(v) ~= "table" then

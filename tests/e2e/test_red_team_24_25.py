@@ -434,6 +434,8 @@ def test_a_score_range_the_backends_would_refuse_or_ignore_is_refused_up_front(t
     ("judge.name=true", 'judge.name must be a string, got a boolean (true): quote it to mean the text, "true"'),
     ("report.html=yes", 'report.html must be true or false, got a string ("yes") (YAML 1.2 reads yes/no/on/off as '
      'text: write true or false)'),
+    ("limits.max_pairs=1e6", "limits.max_pairs must be an integer, got a number (1000000.0) (YAML reads it as a "
+     "float: write 1000000)"),
 ])
 def test_yaml_typing_surprises_say_how_to_write_what_was_meant(tmp_path, assignment, message):
     r, out = set_run(tmp_path, assignment)
