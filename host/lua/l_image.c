@@ -71,24 +71,27 @@ static int image_result(lua_State *L, eh_lua_handle *p, eh_image *img, const eh_
 
 /* ---- evalhost.image ------------------------------------------------- */
 
-static int l_decode(lua_State *L)
-{
-    size_t n;
-    const char *b = luaL_checklstring(L, 1, &n);
-    const eh_image_limits *lim = host_limits(L);
-    eh_lua_handle *p = new_image(L);
-    eh_error err = { 0 };
-    return image_result(L, p, eh_image_decode(b, n, lim, &err), &err);
-}
-
-static int l_decode_b64(lua_State *L)
+/* decode(bytes) and decode_b64(text): the string argument as a file's
+ * bytes or as base64 text (a data: URL too). */
+static int decode_string(lua_State *L, int b64)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     const eh_image_limits *lim = host_limits(L);
     eh_lua_handle *p = new_image(L);
     eh_error err = { 0 };
-    return image_result(L, p, eh_image_decode_b64(s, n, lim, &err), &err);
+    eh_image *img = b64 ? eh_image_decode_b64(s, n, lim, &err) : eh_image_decode(s, n, lim, &err);
+    return image_result(L, p, img, &err);
+}
+
+static int l_decode(lua_State *L)
+{
+    return decode_string(L, 0);
+}
+
+static int l_decode_b64(lua_State *L)
+{
+    return decode_string(L, 1);
 }
 
 static int l_load(lua_State *L)

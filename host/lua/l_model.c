@@ -77,24 +77,25 @@ static int model_open(lua_State *L)
     return 1;
 }
 
-static int model_load(lua_State *L)
+/* load and unload: true, or the whole call's failure. */
+static int move_model(lua_State *L, eh_status (*move)(eh_model *, eh_error *))
 {
     eh_model *m = check_model(L, 1);
     eh_error err = { 0 };
-    if (eh_model_load(m, &err) != EH_OK)
+    if (move(m, &err) != EH_OK)
         return call_failed(L, &err);
     lua_pushboolean(L, 1);
     return 1;
 }
 
+static int model_load(lua_State *L)
+{
+    return move_model(L, eh_model_load);
+}
+
 static int model_unload(lua_State *L)
 {
-    eh_model *m = check_model(L, 1);
-    eh_error err = { 0 };
-    if (eh_model_unload(m, &err) != EH_OK)
-        return call_failed(L, &err);
-    lua_pushboolean(L, 1);
-    return 1;
+    return move_model(L, eh_model_unload);
 }
 
 static int model_state(lua_State *L)

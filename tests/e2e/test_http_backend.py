@@ -39,7 +39,9 @@ def picture(rng, w=40, h=30):
     return img
 
 
-def make_benchmark(path, categories, per_category, seed=3):
+def bench_doc(categories, per_category, seed=3, instructions=("make the sky red",)):
+    """A benchmark's JSON document: per_category pairs of small random
+    pictures in each category, the instructions taken in turn."""
     rng = random.Random(seed)
     doc = {}
     for cat in categories:
@@ -48,10 +50,15 @@ def make_benchmark(path, categories, per_category, seed=3):
             buf = io.BytesIO()
             picture(rng).save(buf, "PNG")
             pairs.append({"id": "pair_%03d" % (i + 1), "original_image_b64": base64.b64encode(buf.getvalue()).decode(),
-                          "edit_instruction": "make the sky red", "original_description": "a test picture"})
+                          "edit_instruction": instructions[i % len(instructions)],
+                          "original_description": "a test picture"})
         doc[cat] = {"data_pairs": pairs}
+    return doc
+
+
+def make_benchmark(path, categories, per_category, seed=3):
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(doc, f, ensure_ascii=False)
+        json.dump(bench_doc(categories, per_category, seed), f, ensure_ascii=False)
     return path
 
 

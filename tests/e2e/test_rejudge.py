@@ -11,12 +11,9 @@ benchmark in which two instructions changed and must edit exactly those.
 
 Environment: EVALHOST_BIN (default build/evalhost), EVALHOST_SRC (repo root).
 """
-import base64
 import glob
-import io
 import json
 import os
-import random
 import subprocess
 import sys
 
@@ -24,7 +21,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fake_openai_server import FakeOpenAI, expected_score  # noqa: E402
-from test_http_backend import picture  # noqa: E402  (the same small test pictures)
+from test_http_backend import bench_doc  # noqa: E402  (the same small test pictures)
 
 SRC = os.environ.get("EVALHOST_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("EVALHOST_BIN") or os.path.join(SRC, "build", "evalhost")
@@ -33,17 +30,7 @@ INSTR = ["make the sky red", "flip horizontally", "blur the picture", "brighten 
 
 
 def make_doc(per_category=4, seed=7):
-    rng = random.Random(seed)
-    doc = {}
-    for c in CATS:
-        pairs = []
-        for i in range(per_category):
-            buf = io.BytesIO()
-            picture(rng).save(buf, "PNG")
-            pairs.append({"id": "pair_%03d" % (i + 1), "original_image_b64": base64.b64encode(buf.getvalue()).decode(),
-                          "edit_instruction": INSTR[i % len(INSTR)], "original_description": "a test picture"})
-        doc[c] = {"data_pairs": pairs}
-    return doc
+    return bench_doc(CATS, per_category, seed, INSTR)
 
 
 def write_json(path, doc):
