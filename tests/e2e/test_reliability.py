@@ -513,11 +513,12 @@ def test_a_signal_during_a_model_call_lets_the_call_finish(tmp_path, uninterrupt
     latency for an http judge): the call is not cut short, its result is saved and journaled, no
     further item starts, and the run stops, releases .lock and resumes to the uninterrupted report."""
     call = 1.5
-    data = bench(tmp_path / "b.json", ["c1", "c2"], per_category=6)
+    batch = 4 if judge == "http4" else 1   # http4: four requests in flight at once, all finish
+    # whole batches only (8 = 2 x 4): whichever batch the signal lands in holds `batch` pairs
+    data = bench(tmp_path / "b.json", ["c1", "c2"], per_category=8 if batch > 1 else 6)
     out = tmp_path / "out"
     with contextlib.ExitStack() as stack:
         srv = stack.enter_context(FakeOpenAI(latency=call, spread=False)) if judge else None
-        batch = 4 if judge == "http4" else 1   # http4: four requests in flight at once, all finish
         judge_cfg = (http_judge(srv.url, "text", batch_size=batch) if srv else
                      "{backend: builtin, name: metrics, params: {delay_ms: %d}}" % (call * 1000 if stage == "score" else 0))
         cfg = config(tmp_path, data, out, judge=judge_cfg, extra=PROMPTS if srv else "",
