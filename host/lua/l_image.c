@@ -156,17 +156,26 @@ static int push_bytes(lua_State *L, uint8_t *buf, size_t n)
     return 1;
 }
 
+/* img:png([level]) and img:jpeg([quality]): the file's bytes as a string,
+ * or nil, err; setting -1 is the encoder's default. */
+static int push_encoded(lua_State *L, const eh_image *img, eh_image_format fmt, int setting)
+{
+    uint8_t *buf;
+    size_t n;
+    eh_error err = { 0 };
+    eh_status st = fmt == EH_FMT_JPEG ? eh_image_encode_jpeg(img, setting, &buf, &n, &err)
+                                      : eh_image_encode_png(img, setting, &buf, &n, &err);
+    if (st != EH_OK)
+        return eh_lua_fail(L, &err);
+    return push_bytes(L, buf, n);
+}
+
 static int m_png(lua_State *L)
 {
     eh_image *img = eh_lua_check_image(L, 1);
     lua_Integer level = luaL_optinteger(L, 2, -1);
     luaL_argcheck(L, level >= -1 && level <= 9, 2, "level must be 0..9");
-    uint8_t *buf;
-    size_t n;
-    eh_error err = { 0 };
-    if (eh_image_encode_png(img, (int)level, &buf, &n, &err) != EH_OK)
-        return eh_lua_fail(L, &err);
-    return push_bytes(L, buf, n);
+    return push_encoded(L, img, EH_FMT_PNG, (int)level);
 }
 
 static int m_jpeg(lua_State *L)
@@ -174,12 +183,7 @@ static int m_jpeg(lua_State *L)
     eh_image *img = eh_lua_check_image(L, 1);
     lua_Integer q = luaL_optinteger(L, 2, -1);
     luaL_argcheck(L, q == -1 || (q >= 1 && q <= 100), 2, "quality must be 1..100");
-    uint8_t *buf;
-    size_t n;
-    eh_error err = { 0 };
-    if (eh_image_encode_jpeg(img, (int)q, &buf, &n, &err) != EH_OK)
-        return eh_lua_fail(L, &err);
-    return push_bytes(L, buf, n);
+    return push_encoded(L, img, EH_FMT_JPEG, (int)q);
 }
 
 /* img:save(path) → true, or nil, err (format from the extension, atomic). */

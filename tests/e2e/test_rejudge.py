@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fake_openai_server import FakeOpenAI, expected_score  # noqa: E402
-from test_http_backend import bench_doc  # noqa: E402  (the same small test pictures)
+from test_http_backend import bench_doc, report  # noqa: E402  (the same small test pictures, one report reader)
 
 SRC = os.environ.get("EVALHOST_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("EVALHOST_BIN") or os.path.join(SRC, "build", "evalhost")
@@ -60,13 +60,6 @@ def run(script, cfg, *sets):
     for s in sets:
         args += ["--set", s]
     return subprocess.run(args, cwd=SRC, capture_output=True, text=True, timeout=60)
-
-
-def report(out):
-    files = sorted(glob.glob(os.path.join(out, "results", "evaluation_report_*.json")))
-    assert len(files) == 1, files
-    with open(files[0], encoding="utf-8") as f:
-        return json.load(f)
 
 
 def journal(out):
