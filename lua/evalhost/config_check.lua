@@ -256,6 +256,10 @@ function Walk:map(path, t, keys, owner, other_role)
       self:fail(child(path, k), "%s is an option of the %s adapter%s, and %s", dotted(path, k),
         table.concat(e.adapter, ", "), #e.adapter > 1 and "s" or "",
         t.adapter == nil and "dataset.adapter is not set" or ("dataset.adapter is %s"):format(tostring(t.adapter)))
+    elseif e.plain and t.adapter ~= nil then
+      -- a field name of evalhost's own layout: an adapter reads its benchmark's fields, so it would be ignored
+      self:fail(child(path, k), "%s is read by evalhost's own dataset layout only: the %s adapter reads its "
+        .. "benchmark's own fields (leave %s out)", dotted(path, k), tostring(t.adapter), dotted(path, k))
     else
       self:value(child(path, k), t[k], e)
     end

@@ -544,3 +544,15 @@ def test_a_builtin_model_without_a_name_names_the_key_and_the_models(tmp_path):
     assert f"{cfg}:3:3: unknown key 'editor.nmae' (did you mean 'editor.name'?)" in r.stderr
     assert "unknown builtin model ''" not in r.stderr
     nothing_ran(r, out)
+
+
+@pytest.mark.parametrize("key", ["instruction=prompt", "image=img", "format=jsonl", "id=key"])
+def test_a_field_name_of_the_own_layout_under_an_adapter_is_refused(tmp_path, key):
+    """dataset.instruction (and the other field names) are read by
+    evalhost's own reader; with an adapter they were silently ignored."""
+    r, out = set_run(tmp_path, "dataset.adapter=imgedit", f"dataset.{key}")
+    name = key.split("=")[0]
+    assert r.returncode == 2, r.stderr
+    assert f"--set dataset.{key}: dataset.{name} is read by evalhost's own dataset layout only: the imgedit adapter " \
+           f"reads its benchmark's own fields (leave dataset.{name} out)" in r.stderr, r.stderr
+    nothing_ran(r, out)
