@@ -7,8 +7,9 @@ whose magnitudes sum to at most M.  Worst case (Higham's gamma_n):
 n*u/(1 - n*u) * M.  Probabilistic (Higham & Mary, SIAM J. Sci. Comput.
 2019, Theorem 3.1): with independent mean-zero rounding errors,
 (exp(LAMBDA*sqrt(n)*u + n*u^2/(1-u)) - 1) * M, with probability at least
-1 - 2*exp(-LAMBDA^2*(1-u)^2/2) a chain (LAMBDA = 8: 2.5e-14; over the
-~10^8 rounded values a test here depends on, under 2.5e-6).  The tolerance
+1 - 2*exp(-LAMBDA^2*(1-u)^2/2) a chain (LAMBDA = 8: 2.5e-14; times the
+rounded values a test's compared values depend on, by the union bound:
+~10^6 for the judge fixtures, 2.5e-8).  The tolerance
 is the smaller of the two; two computations compared carry 2n roundings."""
 import math
 

@@ -8,9 +8,10 @@
  * each a relative error |delta| <= u (u = 2^-24 float32, 2^-11 float16,
  * 2^-8 bfloat16), on terms whose magnitudes sum to at most M.
  *
- * Worst case (Higham's gamma_n): |error| <= n*u/(1 - n*u) * M.  It assumes
- * every rounding goes the same way, which round-to-nearest on varied data
- * does not do, so it is so loose that a test under it could not fail.
+ * Worst case (Higham's gamma_n): |error| <= n*u/(1 - n*u) * M.  It is
+ * reached only when every rounding goes the same way at its limit, which
+ * round-to-nearest on varied data does not do: over long chains it is so
+ * loose that a test under it cannot fail.
  *
  * Probabilistic (Higham & Mary, "A new approach to probabilistic rounding
  * error analysis", SIAM J. Sci. Comput. 41(5), 2019, Theorem 3.1 and its
@@ -19,14 +20,17 @@
  * exp(lambda*sqrt(n)*u + n*u^2/(1-u)) - 1 (~ lambda*sqrt(n)*u), with
  * probability at least 1 - 2*exp(-lambda^2*(1-u)^2/2) for each term's chain
  * (by the union bound, a sum of T terms fails with at most T times that).
+ * Round-to-nearest is deterministic: the independence is a model, one
+ * Higham & Mary find holds on varied data (not on constant or integer data).
  * TOL_LAMBDA = 8: 2*exp(-32) = 2.5e-14 a chain.  By the union bound a
  * test fails by chance with at most that times the rounded values its
- * compared values depend on: the fixtures here compare at most ~10^4
- * values, each after at most ~10^4 rounded intermediates, so under
- * 2.5e-6 a test (lambda = 6, 3.0e-8 a chain, would give ~1 there).  Past
- * n = lambda^2 = 64 roundings the probabilistic bound is the smaller, by
- * sqrt(n)/lambda; both hold, so the tolerance is the smaller one (a chain
- * of a few roundings keeps the worst case).
+ * compared values depend on: ~10^6 for the judge fixtures (tokens x width
+ * x stored results x layers: 2.5e-8), ~10^9 for the whole edit's VAE
+ * encoding of a 1248x832 picture (2.5e-5); lambda = 6 (3.0e-8 a chain)
+ * would give 3e-2 and ~30 there.  Past n = lambda^2 = 64 roundings the
+ * probabilistic bound is the smaller, by sqrt(n)/lambda; both hold, so
+ * the tolerance is the smaller one (a chain of a few roundings keeps the
+ * worst case).
  *
  * Two computations compared (ours against transformers', a batch against
  * one item): each carries its own n independent roundings, so the
