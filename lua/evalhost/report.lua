@@ -238,6 +238,15 @@ local function stat_row(name, s)
     val(s.mean, 3), val(s.std, 3), val(s.median), val(s.min), val(s.max), ci(s))
 end
 
+-- A per-category table (the report's and the comparison's): head, rule,
+-- one row a category in order, then the overall row.
+local function add_category_table(add, head, rule, row, order, cats, overall)
+  add(head)
+  add(rule)
+  for _, c in ipairs(order) do add(row(c, cats[c])) end
+  add(row("**总体 / overall**", overall))
+end
+
 -- Everything before the per-pair section: run, per category, failures.
 local function markdown_head(rep, add)
   local run, t, sw = rep.run, rep.timings, rep.swaps
@@ -263,10 +272,7 @@ local function markdown_head(rep, add)
   add("")
   add("## 各类别统计 / Per category")
   add("")
-  add(STAT_HEAD)
-  add(STAT_RULE)
-  for _, c in ipairs(rep.category_order) do add(stat_row(c, rep.categories[c])) end
-  add(stat_row("**总体 / overall**", rep.overall))
+  add_category_table(add, STAT_HEAD, STAT_RULE, stat_row, rep.category_order, rep.categories, rep.overall)
   add("")
   -- a benchmark profile's official tables (issue 25)
   for _, line in ipairs(require("evalhost.report_profile").markdown(rep.profile)) do add("%s", line) end
@@ -652,10 +658,7 @@ function report.comparison_markdown(c)
   add("- Δ = B − A on pairs both runs scored; CI: %s", c.method.ci95)
   add("- sign test: %s; Wilcoxon: %s", c.method.sign_test, c.method.wilcoxon)
   add("")
-  add(CMP_HEAD)
-  add(CMP_RULE)
-  for _, cat in ipairs(c.category_order) do add(cmp_row(cat, c.categories[cat])) end
-  add(cmp_row("**总体 / overall**", c.overall))
+  add_category_table(add, CMP_HEAD, CMP_RULE, cmp_row, c.category_order, c.categories, c.overall)
   add("")
   add("## 变化最大的样本 / Pairs that moved most")
   add("")
