@@ -164,6 +164,22 @@ static eh_node *fail_at(builder *b, yaml_mark_t mark, eh_status code, const char
 static eh_node *fail_parser(builder *b)
 {
     yaml_mark_t mark = b->parser.problem_mark;
+    if (b->parser.error == YAML_READER_ERROR && b->text) {
+        /* libyaml gives a reader error (bad UTF-8) a byte offset only: the
+         * line and the column (in characters, a BOM none) are counted here */
+        size_t off = b->parser.problem_offset < b->len ? b->parser.problem_offset : b->len, col = 0, line = 0;
+        size_t i = b->len >= 3 && !memcmp(b->text, "\xEF\xBB\xBF", 3) && off >= 3 ? 3 : 0;
+        for (; i < off; i++) {
+            unsigned char c = (unsigned char)b->text[i];
+            if (c == '\n')
+                line++, col = 0;
+            else if ((c & 0xC0) != 0x80)
+                col++;
+        }
+        mark.line = line;
+        mark.column = col;
+        mark.index = off;
+    }
     char what[EH_ERROR_MAX / 2];
     /* a tab is the usual culprit of libyaml's "cannot start any token" */
     int tab = b->text && mark.index < b->len && b->text[mark.index] == '\t';
@@ -525,11 +541,12 @@ eh_node *eh_config_load(const char *path, const eh_config_limits *limits, eh_err
         return NULL;
     }
     size_t len = fread(buf, 1, lim->max_bytes + 1, f);
-    int read_error = ferror(f);
+    int read_error = ferror(f) ? errno : 0;
     fclose(f);
     if (read_error) {
         free(buf);
-        eh_fail(err, EH_EIO, "%s: read error", path);
+        /* a folder opens but does not read: say so ("Is a directory") */
+        eh_fail(err, EH_EIO, "%s: cannot read config: %s", path, strerror(read_error));
         return NULL;
     }
     eh_node *root = eh_yaml_parse(buf, len, path, lim, err);

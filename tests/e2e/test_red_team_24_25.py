@@ -556,3 +556,20 @@ def test_a_field_name_of_the_own_layout_under_an_adapter_is_refused(tmp_path, ke
     assert f"--set dataset.{key}: dataset.{name} is read by evalhost's own dataset layout only: the imgedit adapter " \
            f"reads its benchmark's own fields (leave dataset.{name} out)" in r.stderr, r.stderr
     nothing_ran(r, out)
+
+
+def test_a_folder_given_as_the_config_says_so(tmp_path):
+    r = run_evalhost("two_stage", tmp_path)
+    assert r.returncode == 1
+    assert f"{tmp_path}: cannot read config: Is a directory" in r.stderr, r.stderr
+
+
+def test_bad_utf8_in_a_config_names_its_line_and_column(tmp_path):
+    """libyaml reports a reader error by byte offset only: it was printed
+    as 1:1 whatever the line."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_bytes(b"benchmark: {data_path: x}\nrun:\n  out: \"\xe4\xb8\xad\xc3\x28\"\n")
+    r = run_evalhost("two_stage", cfg)
+    assert r.returncode == 1
+    # line 3: two spaces, `out: "` (8 characters), 中 the 9th, the bad lead byte the 10th, its bad trailer the 11th
+    assert f"{cfg}:3:11: invalid trailing UTF-8 octet" in r.stderr, r.stderr
