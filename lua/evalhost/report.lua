@@ -847,16 +847,21 @@ function Out:abort()
   if self.committed then os.remove(self.path) end
 end
 
--- Copies a finished file (latest.*), in blocks.
-local function copy_file(from, to, opened)
-  local f = io.open(from, "rb")
-  if not f then error(setmetatable({ msg = ("cannot read %s"):format(from) }, WriteFailed), 0) end
-  local o = out_open(to, opened)
+-- Writes the rest of the open file f to o, in blocks.
+local function copy_blocks(f, o)
   while true do
     local block = f:read(1 << 20)
     if not block then break end
     o:write(block)
   end
+end
+
+-- Copies a finished file (latest.*), in blocks.
+local function copy_file(from, to, opened)
+  local f = io.open(from, "rb")
+  if not f then error(setmetatable({ msg = ("cannot read %s"):format(from) }, WriteFailed), 0) end
+  local o = out_open(to, opened)
+  copy_blocks(f, o)
   f:close()
   o:commit()
 end
@@ -946,11 +951,7 @@ function report.write(rep, out, opts)
     local md = out_open(stem .. ".md", opened)
     markdown_head(rep, function(fmt, ...) md:write((select("#", ...) > 0 and fmt:format(...) or fmt) .. "\n") end)
     local part = assert(io.open(stem .. ".md.pairs", "rb"))
-    while true do
-      local block = part:read(1 << 20)
-      if not block then break end
-      md:write(block)
-    end
+    copy_blocks(part, md)
     part:close()
     os.remove(stem .. ".md.pairs")
     md:write("\n")
