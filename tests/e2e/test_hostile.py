@@ -79,7 +79,7 @@ EXPECTED = [
     ("configs/list_root.yaml", "list_root.yaml:1:1: a config must be a mapping of sections"),
     ("configs/scalar_root.yaml", "scalar_root.yaml:1:1: a config must be a mapping of sections"),
     ("configs/binary_garbage.yaml", "binary_garbage.yaml:1:1: control characters are not allowed"),
-    ("configs/invalid_utf8.yaml", "invalid_utf8.yaml:1:1: invalid leading UTF-8 octet"),
+    ("configs/invalid_utf8.yaml", "invalid_utf8.yaml:2:9: invalid leading UTF-8 octet"),   # line 2, the 9th character
     ("configs/tab_indent.yaml", "tab_indent.yaml:2:1: found character that cannot start any token"),
     ("configs/duplicate_key.yaml", "duplicate_key.yaml:2:1: duplicate key 'run' (first at line 1)"),
     ("configs/recursive_alias.yaml", "recursive_alias.yaml:1:15: unknown alias '*r'"),
