@@ -80,27 +80,36 @@ static int m_load(lua_State *L)
     return eh_lua_result(L, eh_image_writer_load(w, path, &lim, &err), &err);
 }
 
-/* A source's kind at arg: "bytes" (the default: a file's bytes), "base64"
- * (base64 text, a data: URL too) or "path" (a file to load). */
-static eh_image_source check_source(lua_State *L, int arg)
+/* The data argument at arg and its kind at arg + 1: "bytes" (the default:
+ * a file's bytes), "base64" (base64 text, a data: URL too) or "path" (a
+ * file to load). */
+typedef struct source {
+    const char *data;
+    size_t len;
+    eh_image_source kind;
+} source;
+
+static source check_source(lua_State *L, int arg)
 {
     static const char *const kinds[] = { "bytes", "base64", "path", NULL };
     static const eh_image_source as[] = { EH_SOURCE_BYTES, EH_SOURCE_BASE64, EH_SOURCE_PATH };
-    return as[luaL_checkoption(L, arg, "bytes", kinds)];
+    source src;
+    src.data = luaL_checklstring(L, arg, &src.len);
+    src.kind = as[luaL_checkoption(L, arg + 1, "bytes", kinds)];
+    return src;
 }
 
-/* w:decode(key, data [, kind]) → true, or nil, err: data (of check_source's
- * kind) decoded on the writer's thread, under the host's image limits; its result is {path = key, image = } or {path = key,
- * error = }.  What pair:image_source() returns fits as it is. */
+/* w:decode(key, data [, kind]) → true, or nil, err: data (check_source's)
+ * decoded on the writer's thread, under the host's image limits; its result
+ * is {path = key, image = } or {path = key, error = }.  What
+ * pair:image_source() returns fits as it is. */
 static int m_decode(lua_State *L)
 {
     eh_image_writer *w = check_writer(L, 1);
     const char *key = luaL_checkstring(L, 2);
-    size_t len;
-    const char *data = luaL_checklstring(L, 3, &len);
-    eh_image_source kind = check_source(L, 4);
+    source src = check_source(L, 3);
     eh_error err = { 0 };
-    eh_status st = eh_image_writer_decode(w, key, data, len, kind, &eh_lua_host(L)->image_limits, &err);
+    eh_status st = eh_image_writer_decode(w, key, src.data, src.len, src.kind, &eh_lua_host(L)->image_limits, &err);
     return eh_lua_result(L, st, &err);
 }
 
@@ -113,15 +122,13 @@ static int m_convert(lua_State *L)
 {
     eh_image_writer *w = check_writer(L, 1);
     const char *path = luaL_checkstring(L, 2);
-    size_t len;
-    const char *data = luaL_checklstring(L, 3, &len);
-    eh_image_source kind = check_source(L, 4);
+    source src = check_source(L, 3);
     lua_Integer side = luaL_optinteger(L, 5, 0);
     luaL_argcheck(L, side >= 0 && side <= CONVERT_MAX_SIDE, 5, "max_side must be 0..65535");
     eh_image_limits lim = eh_lua_host(L)->image_limits;
     lim.read_flags = eh_lua_read_flags(L, 6);
     eh_error err = { 0 };
-    return eh_lua_result(L, eh_image_writer_convert(w, path, data, len, kind, &lim, (int)side, &err), &err);
+    return eh_lua_result(L, eh_image_writer_convert(w, path, src.data, src.len, src.kind, &lim, (int)side, &err), &err);
 }
 
 /* Pushes the list of finished results: a write's {path=, hash=}, a load's
