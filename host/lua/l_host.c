@@ -181,10 +181,16 @@ static int l_hash_file(lua_State *L)
 
 /* ---- fs -------------------------------------------------------------- */
 
-static int l_fs_mkdir(lua_State *L)
+/* fs.mkdir(path) and fs.remove(path): true, or nil, message, code. */
+static int path_call(lua_State *L, eh_status (*fn)(const char *, eh_error *))
 {
     eh_error err = { 0 };
-    return eh_lua_result(L, eh_fs_mkdir_p(luaL_checkstring(L, 1), &err), &err);
+    return eh_lua_result(L, fn(luaL_checkstring(L, 1), &err), &err);
+}
+
+static int l_fs_mkdir(lua_State *L)
+{
+    return path_call(L, eh_fs_mkdir_p);
 }
 
 /* evalhost.fs.mkdir_beneath(root, rel): folders for outputs; a symlink
@@ -276,8 +282,7 @@ static int l_fs_cwd(lua_State *L)
 
 static int l_fs_remove(lua_State *L)
 {
-    eh_error err = { 0 };
-    return eh_lua_result(L, eh_fs_remove(luaL_checkstring(L, 1), &err), &err);
+    return path_call(L, eh_fs_remove);
 }
 
 static int l_fs_list(lua_State *L)
