@@ -1,6 +1,8 @@
-/* lua_bind.h — what the Lua bindings (host/l_*.c) share: reaching the host
- * from a lua_State, the one `nil, message` helper, the openers of each
- * evalhost.* sub-table and cross-binding accessors. */
+/* lua_bind.h — what the Lua bindings (host/lua/l_*.c) share: reaching the
+ * host from a lua_State, the one `nil, message` helper, the one handle type
+ * (eh_lua_type: close, __gc, __close, __tostring and the closed-handle
+ * check for every userdata), the openers of each evalhost.* sub-table and
+ * cross-binding accessors. */
 #ifndef EVALHOST_LUA_BIND_H
 #define EVALHOST_LUA_BIND_H
 
