@@ -38,7 +38,7 @@ typedef struct eh_edit_result {
     eh_error err;
 } eh_edit_result;
 
-#define EH_SCORE_MAX_IMAGES 16   /* pictures in one judge request */
+#define EH_SCORE_MAX_IMAGES 16   /* pictures the native judge takes in one request */
 
 /* The judge's chat (lua/evalhost/chat.lua builds it): OpenAI-style
  * messages whose content parts are a text or a picture (exactly one set).

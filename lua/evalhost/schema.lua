@@ -52,7 +52,7 @@ S.dataset = { doc = "how the dataset is read (field names, format, adapters)", k
   language = { "string", "en", "gedit: the instructions' language (all: both)", one_of = { "en", "cn", "all" },
     adapter = { "gedit" } },
   intersection = { "boolean", false, "gedit: only the pairs in both languages' intersection", adapter = { "gedit" } },
-  protocol = { "string", "official", "with an adapter: official (the benchmark's own judge requests; an http judge) "
+  protocol = { "string", "official", "with an adapter: official (the benchmark's own judge requests; an http judge, or a native one in mode: generate) "
     .. "or compact (one request per pair)", one_of = { "official", "compact" } },
   official = { "string", nil, "imgedit, rise, kris: the benchmark's checkout (its prompts load from it)",
     adapter = { "imgedit", "rise", "kris" } },
