@@ -34,11 +34,13 @@ import urllib.request
 
 import pytest
 
+from conftest import have_torch
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("EVALHOST_SRC") or os.path.abspath(os.path.join(HERE, "..", ".."))
 BIN = os.environ.get("EVALHOST_BIN") or os.path.join(SRC, "build", "evalhost")
 sys.path.insert(0, os.path.join(SRC, "tools"))
-HAVE_TORCH = (os.environ.get("EVALHOST_HAVE_TORCH") or "ON").upper() not in ("OFF", "0", "FALSE", "NO")
+HAVE_TORCH = have_torch()
 SERVER_START_S = 180   # the model loads before the server listens
 MAX_NEW = 8
 WARNING = "carry no logprobs although they were asked for"

@@ -14,6 +14,8 @@ import jinja2.ext
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from conftest import have_torch
+
 SRC = os.environ.get("EVALHOST_SRC", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BIN = os.environ.get("EVALHOST_BIN", os.path.join(SRC, "build", "evalhost"))
 TEMPLATES = {"qwen2": "qwen2_vl_chat_template.jinja", "qwen3": "qwen3_vl_chat_template.jinja"}
@@ -63,7 +65,7 @@ def test_render_matches(style, case, vision_id, tmp_path):
 # (nothing to judge) or a video (not a judge input) are left out.
 FIXTURE = os.path.join(SRC, "tests", "data", "qwen3vl", "dense")
 needs_native = pytest.mark.skipif(
-    not os.access(BIN, os.X_OK) or (os.environ.get("EVALHOST_HAVE_TORCH") or "ON").upper() in ("OFF", "0", "FALSE", "NO"),
+    not os.access(BIN, os.X_OK) or not have_torch(),
     reason="needs the evalhost binary built with libtorch (the native judge)")
 
 

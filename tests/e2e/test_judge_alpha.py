@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+
+from conftest import have_torch
 from PIL import Image
 
 from test_native_parity import reorder_tolerance
@@ -33,7 +35,7 @@ SRC = os.environ.get("EVALHOST_SRC") or os.path.abspath(os.path.join(os.path.dir
 BIN = os.environ.get("EVALHOST_BIN") or os.path.join(SRC, "build", "evalhost")
 FIX = os.path.join(SRC, "tests", "data", "qwen3vl", "dense")
 sys.path.insert(0, os.path.join(SRC, "tools"))
-HAVE_TORCH = (os.environ.get("EVALHOST_HAVE_TORCH") or "ON").upper() not in ("OFF", "0", "FALSE", "NO")
+HAVE_TORCH = have_torch()
 
 
 def rgba_grid():

@@ -22,10 +22,12 @@ import time
 
 import pytest
 
+from conftest import have_torch
+
 SRC = os.environ.get("EVALHOST_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("EVALHOST_BIN") or os.path.join(SRC, "build", "evalhost")
 sys.path.insert(0, os.path.join(SRC, "tools"))
-HAVE_TORCH = (os.environ.get("EVALHOST_HAVE_TORCH") or "ON").upper() not in ("OFF", "0", "FALSE", "NO")
+HAVE_TORCH = have_torch()
 pytestmark = pytest.mark.skipif(not HAVE_TORCH, reason="this evalhost was built without libtorch")
 
 
