@@ -325,23 +325,51 @@ static int resolve_script(cli *c)
     if (access(s, R_OK) == 0)
         return 0;
     int err = errno;
-    if (!strchr(s, '/') && c->root[0]) {
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd))
+        snprintf(cwd, sizeof cwd, "the current folder");
+    /* A relative path not found from the cwd (scripts/two_stage.lua run from
+     * elsewhere) is looked up in the data root as a bare name is: first as
+     * written under the root, then by its last part under <root>/scripts. */
+    if (s[0] != '/' && c->root[0]) {
+        const char *base = strrchr(s, '/') ? strrchr(s, '/') + 1 : s;
+        char tried[3][PATH_MAX + 64];
+        int n_tried = 0;
         const char *suffixes[] = { "", ".lua" };
-        for (int i = 0; i < 2; i++) {
-            int n = snprintf(c->script_buf, sizeof c->script_buf, "%s/scripts/%s%s", c->root, s, suffixes[i]);
-            if (n > 0 && (size_t)n < sizeof c->script_buf && !eh_fs_is_dir(c->script_buf) &&
-                access(c->script_buf, R_OK) == 0) {
+        if (strchr(s, '/'))
+            snprintf(tried[n_tried++], sizeof tried[0], "%s/%s", c->root, s);
+        for (int i = 0; i < 2 && *base; i++) {
+            if (i == 1 && ends_with(base, ".lua"))
+                break;
+            snprintf(tried[n_tried], sizeof tried[0], "%s/scripts/%s%s", c->root, base, suffixes[i]);
+            if (n_tried == 0 || strcmp(tried[n_tried], tried[0]) != 0)   /* scripts/x.lua names it already */
+                n_tried++;
+        }
+        for (int i = 0; i < n_tried; i++) {
+            if (strlen(tried[i]) < sizeof c->script_buf && !eh_fs_is_dir(tried[i]) && access(tried[i], R_OK) == 0) {
+                snprintf(c->script_buf, sizeof c->script_buf, "%s", tried[i]);
                 c->script = c->script_buf;
                 return 0;
             }
         }
-        fprintf(stderr,
-                "evalhost: cannot read script '%s': %s, and %s/scripts has no %s.lua "
-                "(evalhost list shows the scripts)\n",
-                s, strerror(err), c->root, s);
+        if (!strchr(s, '/')) {
+            fprintf(stderr,
+                    "evalhost: cannot read script '%s': %s, and %s/scripts has no %s.lua "
+                    "(evalhost list shows the scripts)\n",
+                    s, strerror(err), c->root, s);
+            return -1;
+        }
+        fprintf(stderr, "evalhost: cannot read script '%s': %s in %s", s, strerror(err), cwd);
+        for (int i = 0; i < n_tried; i++)
+            fprintf(stderr, ", nor %s", tried[i]);
+        fputs(" (evalhost list shows the scripts)\n", stderr);
         return -1;
     }
-    fprintf(stderr, "evalhost: cannot read script '%s': %s\n", s, strerror(err));
+    if (s[0] != '/')
+        fprintf(stderr, "evalhost: cannot read script '%s': %s in %s (no data folder with scripts/ was found)\n", s,
+                strerror(err), cwd);
+    else
+        fprintf(stderr, "evalhost: cannot read script '%s': %s\n", s, strerror(err));
     return -1;
 }
 
@@ -419,6 +447,34 @@ static int check_config(lua_State *L, pmain_args *a)
     return rc;
 }
 
+/* run.device_memory and run.pin into the host, after the schema check (which
+ * has refused a wrong type or choice with its position); what is left, a
+ * size it cannot read, is named at its key's file:line:col or its --set.
+ * Returns 0, or the exit code after printing (1 for the file, 2 for --set). */
+static int apply_run(pmain_args *a)
+{
+    eh_error err = { 0 };
+    const eh_node *run = eh_node_get(a->h->config, "run");
+    if (eh_host_apply_run(a->h, run, &err) == EH_OK)
+        return 0;
+    const char *key = strstr(err.msg, "run.pin") ? "pin" : "device_memory";
+    const char *msg = strncmp(err.msg, "config: ", 8) ? err.msg : err.msg + 8;
+    const eh_node *n = eh_node_get(run, key);
+    if (n && n->line > 0) {
+        fprintf(stderr, "%s:%d:%d: %s\n", a->c->config ? a->c->config : "config", n->line, n->col, msg);
+        return EXIT_DATA;
+    }
+    char full[64];
+    snprintf(full, sizeof full, "run.%s=", key);
+    for (int i = a->c->n_sets - 1; i >= 0; i--)
+        if (!strncmp(a->c->sets[i], full, strlen(full)) || !strncmp(a->c->sets[i], "run=", 4)) {
+            fprintf(stderr, "evalhost: --set %s: %s\n", a->c->sets[i], msg);
+            return EXIT_USAGE;
+        }
+    fprintf(stderr, "evalhost: %s\n", msg);
+    return EXIT_USAGE;
+}
+
 /* Runs in protected mode: opens libraries, loads and calls the script. */
 static int pmain(lua_State *L)
 {
@@ -439,7 +495,7 @@ static int pmain(lua_State *L)
     lua_setfield(L, -2, "args");
     lua_pop(L, 1);
 
-    if ((a->exit_code = check_config(L, a)) != 0)
+    if ((a->exit_code = check_config(L, a)) != 0 || (a->exit_code = apply_run(a)) != 0)
         return 0;
     if (a->c->list) {
         lua_pushstring(L, a->c->root);
@@ -481,6 +537,12 @@ int main(int argc, char **argv)
     memset(&host, 0, sizeof host);
     int rc = 0;
     c.list = !strcmp(c.script, "list") && access(c.script, R_OK) != 0;
+    if (c.list && (c.config || c.n_args || c.n_sets)) {
+        fprintf(stderr, "evalhost: list takes no arguments (got '%s'): run `evalhost list` alone\n",
+                c.config ? c.config : c.n_args ? c.args[0] : c.sets[0]);
+        rc = EXIT_USAGE;
+        goto done;
+    }
     if (!c.list && resolve_script(&c) != 0) {
         rc = EXIT_USAGE;
         goto done;
@@ -518,11 +580,6 @@ int main(int argc, char **argv)
         }
     }
     apply_limits(&host);
-    if (eh_host_apply_run(&host, eh_node_get(host.config, "run"), &err) != EH_OK) {
-        fprintf(stderr, "evalhost: %s\n", err.msg);
-        rc = EXIT_USAGE;
-        goto done;
-    }
     if (resolve_shard(&host, c.shard) != 0) {
         rc = EXIT_USAGE;
         goto done;

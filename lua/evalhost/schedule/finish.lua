@@ -48,7 +48,11 @@ function Run:summary(agg, rep, swaps, paths)
     for _, cat in ipairs(self.categories) do
       if agg.categories[cat] then row(cat, agg.categories[cat]) end
     end
-    row(say("总体", "overall") .. " (" .. self.aggregate .. ")", agg.overall)
+    -- the aggregate's name in the table's language (both: the English one, after the pair of labels)
+    local AGG_ZH = { pairs = "按对", categories = "按类别" }
+    local zh_only = say("zh", "en") == "zh"
+    row(zh_only and ("总体 (%s)"):format(AGG_ZH[self.aggregate] or self.aggregate)
+      or say("总体", "overall") .. " (" .. self.aggregate .. ")", agg.overall)
     local w = {}
     for i, cell in ipairs(head) do w[i] = width(cell) end
     for _, l in ipairs(lines) do
@@ -63,8 +67,21 @@ function Run:summary(agg, rep, swaps, paths)
     log("info", "%s", say(("%d 对失败; 模型交换 %d 次 (%.2f s)"):format(#rep.failures, swaps.count, swaps.seconds or 0),
       ("%d failed; %d model exchange(s) (%.2f s)"):format(#rep.failures, swaps.count, swaps.seconds or 0)))
     if self.reuse then
-      log("info", "run.reuse_edits_from: %d edit(s) reused from %s, %d made here", self.timings.reused or 0,
-        tostring(self.reuse.dir), self.timings.edited or 0)
+      -- each edit not reused counted by why, so "0 reused" is never a riddle
+      local WHY = { editor = "the editor config differs", absent = "that run has no edit of the pair",
+        failed = "that run's edit failed", input = "the pair's inputs differ (image or instruction)",
+        changed = "the edited file changed since" }
+      local missed = {}
+      for _, k in ipairs({ "editor", "absent", "failed", "input", "changed" }) do
+        local n = (self.reuse_misses or {})[k]
+        if n then
+          local keys = k == "editor" and select(2, self:reuse_editor()) or {}
+          missed[#missed + 1] = ("%d: %s%s"):format(n, WHY[k], #keys > 0 and (" (%s)"):format(table.concat(keys, ", ")) or "")
+        end
+      end
+      log("info", "run.reuse_edits_from: %d edit(s) reused from %s, %d made here%s", self.timings.reused or 0,
+        tostring(self.reuse.dir), self.timings.edited or 0,
+        #missed > 0 and ("; not reused: " .. table.concat(missed, "; ")) or "")
     end
   end
   for _, p in ipairs(paths) do

@@ -2,6 +2,7 @@
 -- pictures of multi-image edits, and edits reused from an earlier run.
 local util = require "evalhost.util"
 local records = require "evalhost.records"
+local runkey = require "evalhost.runkey"
 local base = require "evalhost.schedule.run"
 local Run, log, stop = base.Run, base.log, base.stop
 
@@ -113,24 +114,41 @@ end
 -- Takes the edit of (cat, id) from run.reuse_edits_from when its input hash
 -- and that run's editor config (from its journal header) match this run's: the image is copied (hash-checked) and the
 -- step recorded as this run's, with where it came from. True when reused.
-function Run:reuse_edit(cat, id, input)
-  local h = util.host()
-  local src = self.reuse
-  local rec = src:step("edit", cat, id)
+-- The source run's editor section (from its journal header: the run key's
+-- filtered config), its hash, and the keys in which it differs from this
+-- run's (runkey.config_diff's "editor.steps (4 -> 8)"; empty when equal).
+function Run:reuse_editor()
+  local h, src = util.host(), self.reuse
   if src.editor_hash == nil then
-    -- the source's editor section from its journal header (the run key's filtered config)
     local hc = type(src.header) == "table" and type(src.header.config) == "table" and src.header.config or {}
     local sec = hc.editor
     if sec == nil then sec = hc.diffusion_model end
     src.editor_hash = h.hash(util.canonical(sec or {}))
+    src.editor_diff = src.editor_hash == self.editor_hash and {}
+      or runkey.config_diff({ editor = sec or {} }, { editor = self.editor_config or {} })
   end
-  if not (rec and rec.image and not rec.error and rec.input == input and src.editor_hash == self.editor_hash) then
-    return false
-  end
+  return src.editor_hash, src.editor_diff
+end
+
+-- Why an edit was not reused, counted for the closing line.
+function Run:reuse_missed(why)
+  self.reuse_misses = self.reuse_misses or {}
+  self.reuse_misses[why] = (self.reuse_misses[why] or 0) + 1
+  return false
+end
+
+function Run:reuse_edit(cat, id, input)
+  local h = util.host()
+  local src = self.reuse
+  local rec = src:step("edit", cat, id)
+  if self:reuse_editor() ~= self.editor_hash then return self:reuse_missed("editor") end
+  if not rec then return self:reuse_missed("absent") end
+  if not rec.image or rec.error then return self:reuse_missed("failed") end
+  if rec.input ~= input then return self:reuse_missed("input") end
   local bytes = h.fs.read(util.join(src.dir, rec.image), nil, records.read_opts(rec.image))
   if not bytes or (rec.hash and h.hash(bytes) ~= rec.hash) then
     log("warn", "[%s] %s: %s changed since that run; editing again", cat, id, util.join(src.dir, rec.image))
-    return false
+    return self:reuse_missed("changed")
   end
   local rel = self:image_rel(cat, id)
   local ok, err = h.fs.mkdir_beneath(self.out, util.dirname(rel))

@@ -36,6 +36,9 @@ end
 -- each absolute path tried, for the opener's failure.
 local function find_data(path, key)
   local h = util.host()
+  -- a leading ~/ is the shell's, which a config file never passes through
+  local home = os.getenv("HOME")
+  if (path == "~" or path:sub(1, 2) == "~/") and home and home ~= "" then path = home .. path:sub(2) end
   if util.is_absolute(path) or h.fs.exists(path) then return path end
   local cwd = h.fs.cwd and h.fs.cwd() or "."
   local function abs(p) return util.is_absolute(p) and p or util.join(cwd, p) end
@@ -51,8 +54,16 @@ local function find_data(path, key)
   for i = 2, #tried do
     if h.fs.exists(tried[i][1]) then return tried[i][1] end
   end
-  local said = {}
-  for i, t in ipairs(tried) do said[i] = ("%s (from %s)"):format(t[1], t[2]) end
+  -- one path reached from two folders (the config beside the cwd) is named once, with both
+  local said, at = {}, {}
+  for _, t in ipairs(tried) do
+    if at[t[1]] then
+      said[at[t[1]]] = said[at[t[1]]]:sub(1, -2) .. " and " .. t[2] .. ")"
+    else
+      said[#said + 1] = ("%s (from %s)"):format(t[1], t[2])
+      at[t[1]] = #said
+    end
+  end
   return path, ("config: %s: %s does not exist; tried %s"):format(key, path, table.concat(said, ", "))
 end
 
@@ -93,7 +104,20 @@ end
 local function select_categories(run, cfg)
   local have, known = {}, run.dataset:categories()
   for _, c in ipairs(known) do have[c] = true end
-  local wanted = as_list((cfg.benchmark or {}).categories) or known
+  local given = (cfg.benchmark or {}).categories
+  -- lmms-eval's habit: "物理,环境" as one string is the list [物理, 环境]
+  -- (split at ASCII or full-width commas, unless the file has it as one name)
+  if type(given) == "string" and not have[given] and given:find("[,，]") then
+    local parts = {}
+    for part in (given:gsub("，", ",") .. ","):gmatch("([^,]*),") do
+      part = part:match("^%s*(.-)%s*$")
+      if part ~= "" then parts[#parts + 1] = part end
+    end
+    given = parts
+  end
+  -- all: every category of the file, in its order (as leaving the key out)
+  if (given == "all" or type(given) == "table" and #given == 1 and given[1] == "all") and not have.all then given = nil end
+  local wanted = as_list(given) or known
   local unknown = {}
   for _, c in ipairs(wanted) do
     if not have[tostring(c)] then unknown[#unknown + 1] = ("%q"):format(tostring(c)) end
@@ -310,7 +334,8 @@ function setup.start(name, opts)
     if not ok then return nil, err end
   end
   if run.sections.editor then
-    run.editor_hash = h.hash(util.canonical(runkey.filter(cfg)[run.sections.editor] or {}))
+    run.editor_config = runkey.filter(cfg)[run.sections.editor] or {}
+    run.editor_hash = h.hash(util.canonical(run.editor_config))
   end
   if runcfg.reuse_edits_from ~= nil then
     local src
@@ -318,6 +343,12 @@ function setup.start(name, opts)
     if not src then return nil, ("config: run.reuse_edits_from: %s"):format(err) end
     run.reuse = src
     run.sources[#run.sources + 1] = { role = "reuse_edits_from", dir = src.dir, run_key = src.run_key }
+    -- said before any edit: with another editor config nothing will be reused
+    local _, diff = run:reuse_editor()
+    if #diff > 0 then
+      log("warn", "run.reuse_edits_from: %s's editor config differs (%s): its edits are not reused", src.dir,
+        table.concat(diff, ", "))
+    end
   end
 
   -- Shards (issue 8): a balanced split of each category, a folder of their own.
