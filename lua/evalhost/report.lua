@@ -889,6 +889,12 @@ function report.write(rep, out, opts)
   local ok, err = h.fs.mkdir_beneath(out, "results")   -- a planted symlink is refused, not followed
   if not ok then return nil, ("cannot create %s: %s"):format(dir, tostring(err)) end
   local name = "evaluation_report_" .. (opts.stamp or os.date("%Y%m%d_%H%M%S"))
+  -- two runs in one second (or one stamp): the later report is <name>_2, _3, ..., never the earlier's files
+  local base_name, n = name, 1
+  while h.fs.exists(util.join(dir, name .. ".json")) do
+    n = n + 1
+    name = ("%s_%d"):format(base_name, n)
+  end
   local stem = util.join(dir, name)
   local html = opts.html ~= false
   local embed = html and opts.embed == true
@@ -971,6 +977,8 @@ function report.write(rep, out, opts)
       paths[#paths + 1] = stem .. ".html"
     end
     for _, p in ipairs(paths) do copy_file(p, util.join(dir, "latest" .. p:match("%.%w+$")), opened) end
+    -- without a page this time, an older run's latest.html would pass for this run's
+    if not html then os.remove(util.join(dir, "latest.html")) end
     return paths
   end
   local okp, res = pcall(run_pass)

@@ -186,3 +186,44 @@ def test_the_zh_table_names_the_aggregate_in_chinese(tmp_path, aggregate, label)
     assert r.returncode == 0, r.stderr
     assert re.search(rf"^{re.escape(label)} +25 ", r.stderr, re.M), r.stderr
     assert f"({aggregate})" not in r.stderr
+
+
+# --- 4. report names, latest.* -----------------------------------------------
+
+def test_report_html_false_leaves_no_older_latest_html(tmp_path):
+    out = tmp_path / "out"
+    args = ("two_stage", EXAMPLE, "--set", f"run.out={out}", "--set", "benchmark.categories=[物理]", "--quiet")
+    assert run_evalhost(*args).returncode == 0
+    assert (out / "results" / "latest.html").exists()
+    r = run_evalhost(*args, "--set", "report.html=false", "--resume")
+    assert r.returncode == 0, r.stderr
+    assert not (out / "results" / "latest.html").exists(), "latest.html is the first run's page"
+    assert (out / "results" / "latest.json").exists() and (out / "results" / "latest.md").exists()
+
+
+def test_two_reports_in_one_second_get_two_names(tmp_path):
+    import time
+    out = tmp_path / "out"
+    results = out / "results"
+    args = ("two_stage", EXAMPLE, "--set", f"run.out={out}", "--set", "benchmark.categories=[物理]", "--quiet")
+    first = run_evalhost(*args)
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in results.glob("evaluation_report_*.json")}
+    # reports stamped with each second the resumed run may finish in, as a run in that second leaves them
+    now = time.time()
+    planted = {}
+    for dt in range(0, 60):
+        stem = "evaluation_report_" + time.strftime("%Y%m%d_%H%M%S", time.localtime(now + dt))
+        p = results / (stem + ".json")
+        if not p.exists():
+            p.write_text('{"planted": true}', encoding="utf-8")
+            planted[stem] = p
+    r = run_evalhost(*args, "--resume")
+    assert r.returncode == 0, r.stderr
+    paths = [l[len("report: "):] for l in r.stderr.splitlines() if l.startswith("report: ")]
+    assert len(paths) == 3, r.stderr
+    m = re.fullmatch(r".*/(evaluation_report_\d{8}_\d{6})_2\.json", paths[0])
+    assert m and (m.group(1) in planted or m.group(1) + ".json" in before), paths
+    assert all(p.read_text(encoding="utf-8") == '{"planted": true}' for p in planted.values())
+    assert all((results / name).read_bytes() == data for name, data in before.items()), "the first report was replaced"
+    assert json.loads(open(paths[0], encoding="utf-8").read())["overall"]["n"] == 5
