@@ -302,6 +302,21 @@ static void problem(problems *pr, const char *fmt, ...)
         pr->len += (size_t)k < sizeof pr->text - pr->len ? (size_t)k : sizeof pr->text - pr->len - 1;
 }
 
+/* The config key naming each role's field: a pair missing its field points
+ * at it (the file may spell the field otherwise). */
+static const char *const ROLE_KEY[N_ROLES] = {
+    [EH_ROLE_ID] = "dataset.id",
+    [EH_ROLE_IMAGE] = "dataset.image",
+    [EH_ROLE_INSTRUCTION] = "dataset.instruction",
+    [EH_ROLE_DESCRIPTION] = "dataset.description",
+    [EH_ROLE_CATEGORY] = "dataset.category",
+};
+
+static void missing_field(problems *pr, const eh_dataset *ds, int role)
+{
+    problem(pr, "missing field \"%s\" (the config key %s names it)", ds->names[role], ROLE_KEY[role]);
+}
+
 static const field_rec *role_field(const eh_dataset *ds, const pair_rec *p, int role)
 {
     return p->role[role] < 0 ? NULL : &ds->fields[p->first_field + (size_t)p->role[role]];
@@ -314,7 +329,7 @@ static void check_text(const eh_dataset *ds, const pair_rec *p, int role, int re
     const char *name = ds->names[role];
     if (!f) {
         if (required)
-            problem(pr, "missing field \"%s\"", name);
+            missing_field(pr, ds, role);
         return;
     }
     if (f->type != EH_JSON_STRING) {
@@ -389,7 +404,7 @@ static int finish_pair(scan *sc, pair_rec *p, size_t cat, int is_object, const c
     char shown[96] = "";
     const field_rec *f = role_field(ds, p, EH_ROLE_ID);
     if (!f) {
-        problem(&pr, "missing field \"%s\"", ds->names[EH_ROLE_ID]);
+        missing_field(&pr, ds, EH_ROLE_ID);
     } else if (f->type != EH_JSON_STRING && f->type != EH_JSON_NUMBER) {
         problem(&pr, "\"%s\" is not a string", ds->names[EH_ROLE_ID]);
     } else {
@@ -439,7 +454,7 @@ static int finish_pair(scan *sc, pair_rec *p, size_t cat, int is_object, const c
         check_text(ds, p, EH_ROLE_DESCRIPTION, 0, &pr);
         const field_rec *img = role_field(ds, p, EH_ROLE_IMAGE);
         if (!img)
-            problem(&pr, "missing field \"%s\"", ds->names[EH_ROLE_IMAGE]);
+            missing_field(&pr, ds, EH_ROLE_IMAGE);
         else if (img->type != EH_JSON_STRING)
             problem(&pr, "\"%s\" is not a string", ds->keys[img->key].str + ds->arena);
         else if (img->len == 0)

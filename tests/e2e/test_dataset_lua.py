@@ -94,8 +94,9 @@ print("bad", bad)
     assert lines[-1] == "bad\t13"
     assert lines[1] == "2\tpair_001\th/pair_001 (#2): duplicate id (first at #1)\timage"
     assert lines[2].startswith("3\t_._x-") and "\th/../x (#3): unsafe id (not usable as a file name)\timage" in lines[2]
-    assert lines[6] == "7\tpair_7\th/#7: missing field \"id\"\timage"
-    assert lines[7] == ('8\tno_image\th/no_image (#8): missing field "original_image_b64"\t'
+    assert lines[6] == "7\tpair_7\th/#7: missing field \"id\" (the config key dataset.id names it)\timage"
+    assert lines[7] == ('8\tno_image\th/no_image (#8): missing field "original_image_b64" (the config key dataset.image '
+                        'names it)\t'
                         'h/no_image (#8): image: missing field "original_image_b64"')
     for line in lines[:-1]:
         assert "/" not in line.split("\t")[1]   # every output name stays in its folder
@@ -154,7 +155,7 @@ print(select(2, pcall(dataset.open, DS .. "/seed.json", {imagee = "x"})))
 print(select(2, dataset.open(DS .. "/lines.json", {format = "json"})))
 ''', config="limits:\n  max_json_depth: 3\n"))
     lines = out.splitlines()
-    assert lines[0] == 'a/x2 (#2): missing field "image"'
+    assert lines[0] == 'a/x2 (#2): missing field "image" (the config key dataset.image names it)'
     assert lines[1].endswith("seed.json:6:24: more than 2 pairs (limits.max_pairs)\tELIMIT")
     assert lines[2].endswith("nesting deeper than 3 (limits.max_json_depth)\tELIMIT")   # from the config
     assert 'unknown option "imagee"' in lines[3]

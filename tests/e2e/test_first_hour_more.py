@@ -227,3 +227,51 @@ def test_two_reports_in_one_second_get_two_names(tmp_path):
     assert all(p.read_text(encoding="utf-8") == '{"planted": true}' for p in planted.values())
     assert all((results / name).read_bytes() == data for name, data in before.items()), "the first report was replaced"
     assert json.loads(open(paths[0], encoding="utf-8").read())["overall"]["n"] == 5
+
+
+# --- 5. prompts.file ---------------------------------------------------------
+
+def test_a_missing_prompts_file_names_the_absolute_paths_tried(tmp_path):
+    sub = tmp_path / "cfgdir"
+    sub.mkdir()
+    cfg = write_config(sub, f"benchmark:\n  data_path: {SRC}/examples/benchmark.json\nprompts:\n  file: mine.yaml\n"
+                            f"run:\n  out: {tmp_path}/out\n")
+    r = run_evalhost("two_stage", "cfgdir/cfg.yaml", cwd=str(tmp_path))
+    assert r.returncode == 1, r.stderr
+    assert (f"config: prompts.file: mine.yaml does not exist; tried {tmp_path}/mine.yaml (from the current folder "
+            f"{tmp_path}), {sub}/mine.yaml (from the config's folder {sub})") in r.stderr, r.stderr
+
+
+def test_a_prompts_file_beside_the_config_is_found(tmp_path):
+    sub = tmp_path / "cfgdir"
+    sub.mkdir()
+    (sub / "mine.yaml").write_bytes((SRC / "config" / "prompts.yaml").read_bytes())
+    cfg = write_config(sub, f"benchmark:\n  data_path: {SRC}/examples/benchmark.json\n  categories: [物理]\n"
+                            "editor: {backend: builtin, name: imageops}\njudge: {backend: builtin, name: metrics}\n"
+                            f"prompts:\n  file: mine.yaml\nrun:\n  out: {tmp_path}/out\n")
+    r = run_evalhost("two_stage", "cfgdir/cfg.yaml", "--quiet", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert cfg.exists() and report_of(tmp_path / "out")["overall"]["n"] == 5
+
+
+# --- 6. a dataset missing a field --------------------------------------------
+
+@pytest.mark.parametrize("drop,field,key", [
+    ("edit_instruction", "edit_instruction", "dataset.instruction"),
+    ("original_image_b64", "original_image_b64", "dataset.image"),
+])
+def test_a_missing_field_names_the_config_key(tmp_path, drop, field, key):
+    data = json.loads((SRC / "examples" / "benchmark.json").read_text(encoding="utf-8"))
+    cat = next(iter(data))
+    first = data[cat]["data_pairs"][0]
+    first.pop(drop)
+    if drop == "original_image_b64":
+        first.pop("image", None)
+    ds = tmp_path / "b.json"
+    ds.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    out = tmp_path / "out"
+    r = run_evalhost("two_stage", EXAMPLE, "--set", f"run.out={out}", "--set", f"benchmark.data_path={ds}",
+                     "--set", f"benchmark.categories=[{cat}]")
+    assert r.returncode == 1, r.stderr
+    want = f'{cat}/{first["id"]} (#1): missing field "{field}" (the config key {key} names it)'
+    assert want in r.stderr, r.stderr
