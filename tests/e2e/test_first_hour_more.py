@@ -275,3 +275,19 @@ def test_a_missing_field_names_the_config_key(tmp_path, drop, field, key):
     assert r.returncode == 1, r.stderr
     want = f'{cat}/{first["id"]} (#1): missing field "{field}" (the config key {key} names it)'
     assert want in r.stderr, r.stderr
+
+
+def test_an_installed_binary_runs_a_script_path_from_root(tmp_path):
+    import subprocess
+    from conftest import BIN
+    prefix = tmp_path / "prefix"
+    subprocess.run(["cmake", "--install", str(BIN.parent), "--prefix", str(prefix)], check=True,
+                   capture_output=True, timeout=120)
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "EVALHOST_PATH"}
+    r = subprocess.run([str(prefix / "bin" / "evalhost"), "scripts/two_stage.lua",
+                        str(prefix / "share" / "evalhost" / "config" / "example.yaml"), "--set", f"run.out={out}",
+                        "--set", "benchmark.categories=[物理]", "--quiet"], cwd="/", env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert report_of(out)["overall"]["n"] == 5
