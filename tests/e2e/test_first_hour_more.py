@@ -236,7 +236,7 @@ def test_a_missing_prompts_file_names_the_absolute_paths_tried(tmp_path):
     sub.mkdir()
     cfg = write_config(sub, f"benchmark:\n  data_path: {SRC}/examples/benchmark.json\nprompts:\n  file: mine.yaml\n"
                             f"run:\n  out: {tmp_path}/out\n")
-    r = run_evalhost("two_stage", "cfgdir/cfg.yaml", cwd=str(tmp_path))
+    r = run_evalhost("two_stage", cfg.relative_to(tmp_path), cwd=str(tmp_path))
     assert r.returncode == 1, r.stderr
     assert (f"config: prompts.file: mine.yaml does not exist; tried {tmp_path}/mine.yaml (from the current folder "
             f"{tmp_path}), {sub}/mine.yaml (from the config's folder {sub})") in r.stderr, r.stderr
