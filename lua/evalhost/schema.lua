@@ -32,7 +32,7 @@ schema.order = {
 S.benchmark = { doc = "the benchmark file and the categories to run", keys = {
   data_path = { "string", nil, "the dataset file; a relative path is looked for from the current folder, the config's "
     .. "folder, then evalhost's own (its examples/)" },
-  categories = { "list|string", nil, "categories to run, in this order (left out: every category of the file)",
+  categories = { "list|string", nil, "categories to run, in this order (left out or all: every category of the file; one string splits at commas)",
     items = "string|number", nonempty = "name at least one category, or leave the key out to run them all" },
 } }
 
