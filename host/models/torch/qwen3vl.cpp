@@ -54,17 +54,23 @@ at::Tensor moe_mlp(eh_qwen3vl *q, const at::Tensor &x, const std::string &p)
     const int64_t *cnt = counts.data_ptr<int64_t>();
     at::Tensor xs = h.index_select(0, at::floor_divide(order, K));
     const at::Tensor &gu = qw(q, p + ".experts.gate_up_proj"), &dn = qw(q, p + ".experts.down_proj");
+    // two passes of one matmul per expert, the activation once between
+    // them (per-expert element-wise ops were each a parallel region whose
+    // threads mostly waited: OpenMP spin was a third of the layer's CPU)
+    at::Tensor up = at::empty({ T * K, gu.size(1) }, h.options());
+    for (int e = 0, at_row = 0; e < c.num_experts; at_row += (int)cnt[e], e++)
+        if (cnt[e] > 0) {
+            at::Tensor out = up.narrow(0, at_row, cnt[e]);
+            at::mm_out(out, xs.narrow(0, at_row, cnt[e]), gu[e].t());
+        }
+    auto gate_up = up.chunk(2, -1);
+    at::Tensor act = at::silu(gate_up[0]) * gate_up[1];
     at::Tensor y = at::empty({ T * K, c.hidden_size }, h.options());
-    int64_t at_row = 0;
-    for (int e = 0; e < c.num_experts; e++) {
-        int64_t rows = cnt[e];
-        if (rows == 0)
-            continue;
-        auto gate_up = at::linear(xs.narrow(0, at_row, rows), gu[e]).chunk(2, -1);
-        at::Tensor out = y.narrow(0, at_row, rows);
-        at::mm_out(out, at::silu(gate_up[0]) * gate_up[1], dn[e].t());
-        at_row += rows;
-    }
+    for (int e = 0, at_row = 0; e < c.num_experts; at_row += (int)cnt[e], e++)
+        if (cnt[e] > 0) {
+            at::Tensor out = y.narrow(0, at_row, cnt[e]);
+            at::mm_out(out, act.narrow(0, at_row, cnt[e]), dn[e].t());
+        }
     y.mul_(tw.reshape({ -1 }).index_select(0, order).unsqueeze(-1));
     y = y.index_select(0, at::argsort(order));   // back to (token, choice) order
     return y.view({ T, K, c.hidden_size }).sum(1).reshape(x.sizes());
