@@ -43,6 +43,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from PIL import Image
 
+from serve_thread import Serving  # tools/, beside this file
+
 MAX_REQUESTS = 20000
 MAX_LIFETIME = 1800.0
 MAX_BODY = 200 * 1000 * 1000
@@ -164,17 +166,11 @@ class RecordedJudge:
         self.httpd = _Server(("127.0.0.1", self.port), _Handler)
         self.httpd.owner = self
         self.url = "http://127.0.0.1:%d/v1" % self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.timer = threading.Timer(MAX_LIFETIME, self.httpd.shutdown)
-        self.timer.daemon = True
-        self.timer.start()
+        self.serving = Serving(self.httpd, MAX_LIFETIME)
         return self
 
     def __exit__(self, *exc):
-        self.timer.cancel()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.serving.stop()
         if self.policy is not None:
             self.save()
 

@@ -19,15 +19,20 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from PIL import Image, ImageOps
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from serve_thread import Serving  # noqa: E402
 
 MAX_REQUESTS = 3000
 MAX_SLEEP = 5.0
@@ -334,18 +339,11 @@ class FakeOpenAI:
             ctx.load_cert_chain(*self.tls)
             # handshake in the handler's thread, so a client that hangs up cannot stall accept()
             self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True, do_handshake_on_connect=False)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        self._timer = threading.Timer(MAX_LIFETIME, self._httpd.shutdown)
-        self._timer.daemon = True
-        self._timer.start()
+        self._serving = Serving(self._httpd, MAX_LIFETIME, poll_interval=0.05)
         return self
 
     def __exit__(self, *exc):
-        self._timer.cancel()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._serving.stop()
 
     def reset_log(self):
         with self.lock:
