@@ -539,7 +539,9 @@ int main(int argc, char **argv)
     c.list = !strcmp(c.script, "list") && access(c.script, R_OK) != 0;
     if (c.list && (c.config || c.n_args || c.n_sets)) {
         fprintf(stderr, "evalhost: list takes no arguments (got '%s'): run `evalhost list` alone\n",
-                c.config ? c.config : c.n_args ? c.args[0] : c.sets[0]);
+                c.config   ? c.config
+                : c.n_args ? c.args[0]
+                           : c.sets[0]);
         rc = EXIT_USAGE;
         goto done;
     }

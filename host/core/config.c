@@ -473,7 +473,10 @@ static eh_node *parse_node(builder *b, yaml_event_t *ev, int depth)
 eh_node *eh_yaml_parse(const char *text, size_t len, const char *name, const eh_config_limits *limits, eh_error *err)
 {
     eh_config_limits dflt = eh_config_default_limits();
-    builder b = { .name = name ? name : "<yaml>", .text = text, .len = len, .limits = limits ? limits : &dflt,
+    builder b = { .name = name ? name : "<yaml>",
+                  .text = text,
+                  .len = len,
+                  .limits = limits ? limits : &dflt,
                   .err = err };
     eh_node *root = NULL;
     eh_error_clear(
@@ -652,8 +655,8 @@ eh_status eh_config_set(eh_node *root, const char *assignment, eh_error *err)
                 break;
             }
             if (child && child->type != EH_NODE_NULL) {
-                rc = eh_fail(err, EH_EINVAL, "--set %s: '%s' is not a section: %.*s holds a value", assignment,
-                             part, (int)(part + strlen(part) - path), assignment);
+                rc = eh_fail(err, EH_EINVAL, "--set %s: '%s' is not a section: %.*s holds a value", assignment, part,
+                             (int)(part + strlen(part) - path), assignment);
                 break;
             }
             child = eh_node_new(EH_NODE_MAP);

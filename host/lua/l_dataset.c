@@ -34,8 +34,11 @@ static void ds_describe(lua_State *L, void *ds)
 }
 
 static const eh_lua_type ds_type = {
-    .mt = DATASET_META, .what = "Dataset", .free = ds_free,
-    .describe = ds_describe, .closed = "evalhost.Dataset (closed)",
+    .mt = DATASET_META,
+    .what = "Dataset",
+    .free = ds_free,
+    .describe = ds_describe,
+    .closed = "evalhost.Dataset (closed)",
 };
 
 static ldataset *check_dataset(lua_State *L, int idx)

@@ -413,11 +413,16 @@ int eh_open_evalhost(lua_State *L)
         { NULL, NULL },
     };
     static const luaL_Reg fs_funcs[] = {
-        { "mkdir", l_fs_mkdir },   { "mkdir_beneath", l_fs_mkdir_beneath },
-        { "write", l_fs_write },   { "read", l_fs_read },
-        { "exists", l_fs_exists }, { "is_dir", l_fs_is_dir },
-        { "remove", l_fs_remove }, { "cwd", l_fs_cwd },
-        { "list", l_fs_list },     { "open", l_fs_open },
+        { "mkdir", l_fs_mkdir },
+        { "mkdir_beneath", l_fs_mkdir_beneath },
+        { "write", l_fs_write },
+        { "read", l_fs_read },
+        { "exists", l_fs_exists },
+        { "is_dir", l_fs_is_dir },
+        { "remove", l_fs_remove },
+        { "cwd", l_fs_cwd },
+        { "list", l_fs_list },
+        { "open", l_fs_open },
         { NULL, NULL },
     };
     static const luaL_Reg yaml_funcs[] = {

@@ -23,8 +23,11 @@ static void image_describe(lua_State *L, void *p)
 }
 
 static const eh_lua_type image_type = {
-    .mt = IMAGE_MT, .what = "Image", .free = image_free,
-    .describe = image_describe, .closed = "Image(closed)",
+    .mt = IMAGE_MT,
+    .what = "Image",
+    .free = image_free,
+    .describe = image_describe,
+    .closed = "Image(closed)",
 };
 
 static void create_meta(lua_State *L);

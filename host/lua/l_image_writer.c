@@ -23,8 +23,11 @@ static void writer_describe(lua_State *L, void *w)
 }
 
 static const eh_lua_type writer_type = {
-    .mt = WRITER_MT, .what = "ImageWriter", .free = writer_free,
-    .describe = writer_describe, .closed = "ImageWriter(closed)",
+    .mt = WRITER_MT,
+    .what = "ImageWriter",
+    .free = writer_free,
+    .describe = writer_describe,
+    .closed = "ImageWriter(closed)",
 };
 
 static eh_image_writer *check_writer(lua_State *L, int idx)
@@ -189,8 +192,8 @@ static const luaL_Reg functions[] = {
 
 /* close, __gc, __close and __tostring are the handle's (lua_bind.h) */
 static const luaL_Reg methods[] = {
-    { "submit", m_submit },   { "load", m_load },       { "decode", m_decode },  { "convert", m_convert },
-    { "collect", m_collect }, { "flush", m_flush },     { "pending", m_pending }, { NULL, NULL },
+    { "submit", m_submit },   { "load", m_load },   { "decode", m_decode },   { "convert", m_convert },
+    { "collect", m_collect }, { "flush", m_flush }, { "pending", m_pending }, { NULL, NULL },
 };
 
 /* The one place this type's metatable is made (lua_bind.h's eh_lua_new_type). */

@@ -39,8 +39,11 @@ static void journal_describe(lua_State *L, void *j)
 }
 
 static const eh_lua_type journal_type = {
-    .mt = JOURNAL_MT, .what = "journal", .free = journal_free,
-    .describe = journal_describe, .closed = "evalhost.Journal (closed)",
+    .mt = JOURNAL_MT,
+    .what = "journal",
+    .free = journal_free,
+    .describe = journal_describe,
+    .closed = "evalhost.Journal (closed)",
 };
 
 static eh_journal *check_journal(lua_State *L, int idx)

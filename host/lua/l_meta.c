@@ -53,8 +53,7 @@ static void set_funcs(lua_State *L, const luaL_Reg *l, int nup, int above)
     luaL_setfuncs(L, l, nup);
 }
 
-void eh_lua_new_type(lua_State *L, const eh_lua_type *t, const luaL_Reg *metamethods, const luaL_Reg *methods,
-                     int nup)
+void eh_lua_new_type(lua_State *L, const eh_lua_type *t, const luaL_Reg *metamethods, const luaL_Reg *methods, int nup)
 {
     if (luaL_newmetatable(L, t->mt)) {
         set_typed(L, t, "__gc", handle_gc);

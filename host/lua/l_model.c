@@ -22,8 +22,11 @@ static void model_describe(lua_State *L, void *m)
 }
 
 static const eh_lua_type model_type = {
-    .mt = MODEL_MT, .what = "Model", .free = model_free,
-    .describe = model_describe, .closed = "Model(closed)",
+    .mt = MODEL_MT,
+    .what = "Model",
+    .free = model_free,
+    .describe = model_describe,
+    .closed = "Model(closed)",
 };
 
 static eh_model *check_model(lua_State *L, int idx)
@@ -265,8 +268,10 @@ static void check_chat_part(lua_State *L, int idx, int i, int j, eh_chat_part *p
     } else if ((!type || !strcmp(type, "text")) && lua_type(L, -1) == LUA_TSTRING) {
         p->text = lua_tostring(L, -1);   /* the part table (anchored) keeps it */
     } else {
-        luaL_error(L, "score request: messages[%d].content[%d] is neither {type = \"text\", text = string} nor "
-                   "{type = \"image\", image = Image}", i, j);
+        luaL_error(L,
+                   "score request: messages[%d].content[%d] is neither {type = \"text\", text = string} nor "
+                   "{type = \"image\", image = Image}",
+                   i, j);
     }
     lua_pop(L, 3);
 }

@@ -10,7 +10,9 @@ static void progress_free(void *bar)
 }
 
 static const eh_lua_type progress_type = {
-    .mt = PROGRESS_MT, .what = "Progress", .free = progress_free,
+    .mt = PROGRESS_MT,
+    .what = "Progress",
+    .free = progress_free,
 };
 
 static eh_progress *check_progress(lua_State *L, int idx)

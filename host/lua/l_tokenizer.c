@@ -26,8 +26,12 @@ static void tok_describe(lua_State *L, void *tok)
 
 /* close() on a closed Tokenizer raises (the handle's strict_close) */
 static const eh_lua_type tok_type = {
-    .mt = TOKENIZER_MT, .what = "Tokenizer", .free = tok_free,
-    .describe = tok_describe, .closed = "Tokenizer (closed)", .strict_close = 1,
+    .mt = TOKENIZER_MT,
+    .what = "Tokenizer",
+    .free = tok_free,
+    .describe = tok_describe,
+    .closed = "Tokenizer (closed)",
+    .strict_close = 1,
 };
 
 static eh_tokenizer *check_tokenizer(lua_State *L, int idx)
@@ -172,12 +176,8 @@ static const luaL_Reg module_fns[] = {
 
 /* close, __gc, __close and __tostring are the handle's (lua_bind.h) */
 static const luaL_Reg methods[] = {
-    { "encode", tok_encode },
-    { "decode", tok_decode },
-    { "token_to_id", tok_token_to_id },
-    { "id_to_token", tok_id_to_token },
-    { "vocab_size", tok_vocab_size },
-    { NULL, NULL },
+    { "encode", tok_encode },           { "decode", tok_decode },         { "token_to_id", tok_token_to_id },
+    { "id_to_token", tok_id_to_token }, { "vocab_size", tok_vocab_size }, { NULL, NULL },
 };
 
 /* The one place this type's metatable is made (lua_bind.h's eh_lua_new_type). */

@@ -28,8 +28,12 @@ static void patches_describe(lua_State *L, void *p)
 
 /* close() on a closed Patches raises (the handle's strict_close) */
 static const eh_lua_type patches_type = {
-    .mt = PATCHES_MT, .what = "Patches", .free = patches_free,
-    .describe = patches_describe, .closed = "Patches (closed)", .strict_close = 1,
+    .mt = PATCHES_MT,
+    .what = "Patches",
+    .free = patches_free,
+    .describe = patches_describe,
+    .closed = "Patches (closed)",
+    .strict_close = 1,
 };
 
 static eh_vlm_patches *check_patches(lua_State *L, int idx)

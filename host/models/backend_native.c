@@ -560,8 +560,8 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
         int n_img = prompt_images(r, imgs), ok = 1;
         if (n_img > EH_SCORE_MAX_IMAGES) {
             eh_fail(&results[i].err, EH_EINVAL,
-                    "%s: %d pictures in the request's messages; the native judge takes at most %d", m->section,
-                    n_img, EH_SCORE_MAX_IMAGES);
+                    "%s: %d pictures in the request's messages; the native judge takes at most %d", m->section, n_img,
+                    EH_SCORE_MAX_IMAGES);
             continue;
         }
         if (r->text_only && !t->generate) {
@@ -576,7 +576,10 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
             pp[k][j] = request_picture(t, imgs[j], r->jpeg_quality, &e);
             if (!pp[k][j]) {
                 eh_fail(&results[i].err, e.code, "%s: %s image: %s", m->section,
-                        imgs[j] == r->image ? "edited" : imgs[j] == r->original ? "original" : "a", e.msg);
+                        imgs[j] == r->image      ? "edited"
+                        : imgs[j] == r->original ? "original"
+                                                 : "a",
+                        e.msg);
                 ok = 0;
                 break;
             }

@@ -52,8 +52,7 @@ typedef struct eh_lua_type {
  * __tostring from describe/closed, then the binding's own metamethods (may
  * be NULL) and __index = its methods, each with the nup values on the
  * stack's top as upvalues (luaL_setfuncs'), which stay there. */
-void eh_lua_new_type(lua_State *L, const eh_lua_type *t, const luaL_Reg *metamethods, const luaL_Reg *methods,
-                     int nup);
+void eh_lua_new_type(lua_State *L, const eh_lua_type *t, const luaL_Reg *metamethods, const luaL_Reg *methods, int nup);
 /* Pushes a handle born closed (p NULL) with its metatable set, so a failure
  * before it is filled leaves one __gc can collect: size bytes (at least an
  * eh_lua_handle, which comes first) and nuv user values.  Returns it. */

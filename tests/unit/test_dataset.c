@@ -379,14 +379,14 @@ static void test_hostile_pairs(void)
     CHECK_EQ_STR(pair_error(ds, 0, 4), "h//etc (#4): unsafe id (not usable as a file name)");
     CHECK_EQ_STR(pair_error(ds, 0, 5), "h/nul?id (#5): unsafe id (not usable as a file name)");
     CHECK_EQ_STR(pair_error(ds, 0, 6), "h/no_instruction (#6): missing field \"edit_instruction\" "
-                                         "(the config key dataset.instruction names it)");
+                                       "(the config key dataset.instruction names it)");
     CHECK_EQ_STR(pair_error(ds, 0, 7), "h/#7: missing field \"id\" (the config key dataset.id names it)");
     CHECK_EQ_STR(pair_error(ds, 0, 8), "h/no_image (#8): missing field \"original_image_b64\" "
-                                         "(the config key dataset.image names it)");
+                                       "(the config key dataset.image names it)");
     CHECK_EQ_STR(pair_error(ds, 0, 9), "h/bad_utf8 (#9): \"edit_instruction\" is not valid UTF-8");
     CHECK_EQ_STR(pair_error(ds, 0, 10), "h/lone_surrogate (#10): \"edit_instruction\" is not valid UTF-8");
     CHECK_EQ_STR(pair_error(ds, 0, 11), "h/#11: pair is not a JSON object; missing field \"id\" "
-                                          "(the config key dataset.id names it)");
+                                        "(the config key dataset.id names it)");
     CHECK_EQ_STR(pair_error(ds, 0, 12), "h/.hidden (#12): unsafe id (not usable as a file name)");
     CHECK_EQ_STR(pair_error(ds, 0, 13), "h/ctl? (#13): unsafe id (not usable as a file name)");
     CHECK_EQ_STR(pair_error(ds, 0, 14), "h/7 (#14): duplicate field \"edit_instruction\"");

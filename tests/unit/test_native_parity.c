@@ -43,9 +43,9 @@
 static double f32_chain(const eh_qwen3vl_config *c)
 {
     double mlp = c->moe_intermediate_size > c->intermediate_size ? c->moe_intermediate_size : c->intermediate_size;
-    double text = c->num_layers * (2.0 * c->hidden_size + c->head_dim + MAX_SEQ + (double)c->num_heads * c->head_dim +
-                                   mlp) +
-                  c->hidden_size;
+    double text =
+        c->num_layers * (2.0 * c->hidden_size + c->head_dim + MAX_SEQ + (double)c->num_heads * c->head_dim + mlp) +
+        c->hidden_size;
     double vision = c->v_depth * (3.0 * c->v_hidden + c->v_hidden / c->v_heads + MAX_SEQ + c->v_intermediate);
     return text + vision + 3.0 * c->temporal_patch_size * c->patch_size * c->patch_size;
 }
