@@ -60,34 +60,6 @@ local function check_section(section, where)
   return nil
 end
 
--- prompts.file: from the working directory, else the config's folder (a
--- leading ~/ is HOME's). When neither exists: the path as given and a
--- message naming each absolute path tried and the folder it came from.
-local function find_file(path)
-  local h = util.host()
-  local home = os.getenv("HOME")
-  if (path == "~" or path:sub(1, 2) == "~/") and home and home ~= "" then path = home .. path:sub(2) end
-  if util.is_absolute(path) or h.fs.exists(path) then return path end
-  local cwd = h.fs.cwd and h.fs.cwd() or "."
-  local function abs(p) return util.is_absolute(p) and p or util.join(cwd, p) end
-  local tried = { { abs(path), "the current folder " .. cwd } }
-  local cfg = rawget(h, "config_path")
-  if type(cfg) == "string" and cfg ~= "" then
-    local dir = util.dirname(cfg)
-    dir = dir == "." and cwd or abs(dir)
-    local alt = util.join(dir, path)
-    if h.fs.exists(alt) then return alt end
-    if alt == tried[1][1] then
-      tried[1][2] = tried[1][2] .. " and the config's folder " .. dir
-    else
-      tried[2] = { alt, "the config's folder " .. dir }
-    end
-  end
-  local said = {}
-  for i, t in ipairs(tried) do said[i] = ("%s (from %s)"):format(t[1], t[2]) end
-  return path, ("config: prompts.file: %s does not exist; tried %s"):format(path, table.concat(said, ", "))
-end
-
 local Prompts = {}
 Prompts.__index = Prompts
 
@@ -102,7 +74,7 @@ function prompts.load(cfg)
   end
   local h = util.host()
   local file, missing
-  if cfg.file then file, missing = find_file(cfg.file) else file = prompts.default_file() end
+  if cfg.file then file, missing = util.find_config_path(cfg.file, "prompts.file") else file = prompts.default_file() end
   if not (h.yaml and h.yaml.load) then return nil, "prompts: this host has no evalhost.yaml.load" end
   local doc, err = h.yaml.load(file)
   if doc == nil then return nil, missing or ("prompts: cannot read %s: %s"):format(file, tostring(err)) end

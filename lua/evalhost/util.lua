@@ -141,4 +141,41 @@ function util.fmt(x, decimals)
   return ("%." .. (decimals or 2) .. "f"):format(x)
 end
 
+-- A relative path a config names: from the current folder, else the
+-- config's folder, else (when data_root) evalhost's data root (the checkout
+-- or <prefix>/share/evalhost, which holds examples/). A leading ~/ is HOME's:
+-- a config file never passes through a shell. When none exists: the path as
+-- given and a message naming each absolute path tried, once, with the
+-- folders it was reached from.
+function util.find_config_path(path, key, data_root)
+  local h = util.host()
+  local home = os.getenv("HOME")
+  if (path == "~" or path:sub(1, 2) == "~/") and home and home ~= "" then path = home .. path:sub(2) end
+  if util.is_absolute(path) or h.fs.exists(path) then return path end
+  local cwd = h.fs.cwd and h.fs.cwd() or "."
+  local function abs(p) return util.is_absolute(p) and p or util.join(cwd, p) end
+  local tried = { { abs(path), "the current folder " .. cwd } }
+  local cfg = rawget(h, "config_path")
+  if type(cfg) == "string" and cfg ~= "" then
+    local dir = util.dirname(cfg)
+    dir = dir == "." and cwd or abs(dir)
+    tried[#tried + 1] = { util.join(dir, path), "the config's folder " .. dir }
+  end
+  local root = data_root and rawget(h, "data_dir")
+  if type(root) == "string" and root ~= "" then tried[#tried + 1] = { util.join(root, path), "evalhost's folder " .. root } end
+  for i = 2, #tried do
+    if h.fs.exists(tried[i][1]) then return tried[i][1] end
+  end
+  local said, at = {}, {}
+  for _, t in ipairs(tried) do
+    if at[t[1]] then
+      said[at[t[1]]] = said[at[t[1]]]:sub(1, -2) .. " and " .. t[2] .. ")"
+    else
+      said[#said + 1] = ("%s (from %s)"):format(t[1], t[2])
+      at[t[1]] = #said
+    end
+  end
+  return path, ("config: %s: %s does not exist; tried %s"):format(key, path, table.concat(said, ", "))
+end
+
 return util

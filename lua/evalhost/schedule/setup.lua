@@ -30,43 +30,6 @@ end
 -- Setting up: config, output folder, dataset, prompts, models.
 ------------------------------------------------------------------------
 
--- A relative dataset path: from the current folder, else the config's
--- folder, else the data root (the checkout or <prefix>/share/evalhost, which
--- holds examples/). When none exists: the path as given and a message naming
--- each absolute path tried, for the opener's failure.
-local function find_data(path, key)
-  local h = util.host()
-  -- a leading ~/ is the shell's, which a config file never passes through
-  local home = os.getenv("HOME")
-  if (path == "~" or path:sub(1, 2) == "~/") and home and home ~= "" then path = home .. path:sub(2) end
-  if util.is_absolute(path) or h.fs.exists(path) then return path end
-  local cwd = h.fs.cwd and h.fs.cwd() or "."
-  local function abs(p) return util.is_absolute(p) and p or util.join(cwd, p) end
-  local tried = { { abs(path), "the current folder " .. cwd } }
-  local cfg = rawget(h, "config_path")
-  if type(cfg) == "string" and cfg ~= "" then
-    local dir = util.dirname(cfg)
-    dir = dir == "." and cwd or abs(dir)
-    tried[#tried + 1] = { util.join(dir, path), "the config's folder " .. dir }
-  end
-  local root = rawget(h, "data_dir")
-  if type(root) == "string" and root ~= "" then tried[#tried + 1] = { util.join(root, path), "evalhost's folder " .. root } end
-  for i = 2, #tried do
-    if h.fs.exists(tried[i][1]) then return tried[i][1] end
-  end
-  -- one path reached from two folders (the config beside the cwd) is named once, with both
-  local said, at = {}, {}
-  for _, t in ipairs(tried) do
-    if at[t[1]] then
-      said[at[t[1]]] = said[at[t[1]]]:sub(1, -2) .. " and " .. t[2] .. ")"
-    else
-      said[#said + 1] = ("%s (from %s)"):format(t[1], t[2])
-      at[t[1]] = #said
-    end
-  end
-  return path, ("config: %s: %s does not exist; tried %s"):format(key, path, table.concat(said, ", "))
-end
-
 local function open_dataset(run, cfg)
   local h = util.host()
   local dcfg = cfg.dataset or {}
@@ -76,7 +39,7 @@ local function open_dataset(run, cfg)
     return nil, "config: no dataset path (benchmark.data_path or dataset.path)"
   end
   local missing
-  path, missing = find_data(path, bench.data_path and "benchmark.data_path" or "dataset.path")
+  path, missing = util.find_config_path(path, bench.data_path and "benchmark.data_path" or "dataset.path", true)
   local opts = {}
   for k, v in pairs(dcfg) do
     if k ~= "path" and k ~= "adapter" and k ~= "profile" and k ~= "more_images" and k ~= "protocol"
