@@ -142,6 +142,23 @@ function M.score_messages(req)
   return msgs
 end
 
+--- The messages with each picture part replaced by {type = "image", name =
+--- names[picture]}: a layout that can be printed or compared (logs, tests).
+function M.named(messages, names)
+  local out = {}
+  for i, m in ipairs(messages) do
+    local content = m.content
+    if type(content) == "table" then
+      content = {}
+      for j, part in ipairs(m.content) do
+        content[j] = part.image and {type = "image", name = names[part.image]} or {type = "text", text = part.text}
+      end
+    end
+    out[i] = {role = m.role, content = content}
+  end
+  return out
+end
+
 --- Replaces the i-th <|image_pad|> with counts[i] copies, as the Qwen-VL
 --- processor does with each image's token count.
 function M.expand_image_pads(text, counts)

@@ -55,18 +55,7 @@ local req = {image = must(eh.image.load(P.dir .. "/edited.png")), original = mus
              system_prompt = P.system, user_prompt = P.user, instruction = "make the sky purple"}
 -- the layout, with each picture named for the reference
 local names = {[req.image] = "edited", [req.original] = "original"}
-local msgs = {}
-for i, m in ipairs(chat.score_messages(req)) do
-  local content = m.content
-  if type(content) == "table" then
-    content = {}
-    for j, part in ipairs(m.content) do
-      content[j] = part.image and {type = "image", name = names[part.image]} or {type = "text", text = part.text}
-    end
-  end
-  msgs[i] = {role = m.role, content = content}
-end
-out({messages = msgs})
+out({messages = chat.named(chat.score_messages(req), names)})
 local function score(spec)
   local m = must(eh.model.open(spec, "judge"))
   must(m:load())

@@ -65,17 +65,7 @@ local cases = {
 local m = must(eh.model.open({backend = "native", path = P.dir, device = "cpu"}, "judge"))
 must(m:load())
 for _, c in ipairs(cases) do
-  local msgs = {}
-  for i, msg in ipairs(chat.score_messages(c.req)) do
-    local content = msg.content
-    if type(content) == "table" then
-      content = {}
-      for j, part in ipairs(msg.content) do
-        content[j] = part.image and {type = "image", name = names[part.image]} or {type = "text", text = part.text}
-      end
-    end
-    msgs[i] = {role = msg.role, content = content}
-  end
+  local msgs = chat.named(chat.score_messages(c.req), names)
   local r, e = m:score(c.req)
   out({name = c.name, messages = msgs, jpeg = c.req.jpeg_quality ~= nil, error = r and r.error or e,
        probs = r and r.probs, score = r and r.score})

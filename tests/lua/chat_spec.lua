@@ -39,6 +39,15 @@ describe("chat.score_messages", function()
     assert.are.same({ type = "text", text = "T" }, m[1].content[3])
   end)
 
+  it("names the pictures of a layout for printing", function()
+    local a, b = { name = "a" }, { name = "b" }
+    local m = chat.score_messages({ image = b, original = a, system_prompt = "S", user_prompt = "T" })
+    assert.are.same({ { role = "system", content = "S" }, { role = "user", content = {
+      { type = "text", text = chat.LABELS.original }, { type = "image", name = "orig" },
+      { type = "text", text = chat.LABELS.edited }, { type = "image", name = "ed" }, { type = "text", text = "T" } } } },
+      chat.named(m, { [a] = "orig", [b] = "ed" }))
+  end)
+
   it("returns the request's own messages as they are", function()
     local own = { { role = "user", content = "hi" } }
     assert.are.equal(own, chat.score_messages({ image = edited, messages = own }))
