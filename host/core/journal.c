@@ -541,6 +541,10 @@ size_t eh_journal_line_no(const eh_journal *j, size_t i)
 {
     return i < j->n_lines ? j->line_nos[i] : 0;
 }
+size_t eh_journal_line_offset(const eh_journal *j, size_t i)
+{
+    return i < j->n_lines ? (size_t)(j->lines[i] - j->buf) : 0;
+}
 const char *eh_journal_path(const eh_journal *j)
 {
     return j->path;

@@ -6,7 +6,10 @@
  *             is the journal's header, so the caller can say what changed.
  *   j:done(stage, cat, id) -> a replayed step's record table or nil
  *   j:record(stage, cat, id, tbl) -> true, or nil and a message (disk full ...)
- *   j:entries() -> {{stage=, category=, id=, record=, line=}, ...}: the lines replayed at open, in file order
+ *   j:each() -> an iterator over the step lines replayed at open, in file
+ *     order, each {stage=, category=, id=, record=, line=, offset=} decoded
+ *     when reached (offset: where the line starts in the file)
+ *   j:entries() -> the same entries as one list
  *   j:record_run(tbl), j:runs() -> {{record=, line=}, ...}: each process's own line
  *   j:header(), j:is_new(), j:path(), j:close()
  *   evalhost.journal.read(dir) -> header, entries (read-only, no lock: merge)
@@ -22,8 +25,7 @@
 
 #define JOURNAL_MT "evalhost.Journal"
 /* user values of the userdata */
-#define UV_INDEX 1     /* "stage\tcat\tid" -> record */
-#define UV_ENTRIES 2   /* array of entries */
+#define UV_INDEX 1   /* "stage\tcat\tid" -> record, built by the first j:done */
 /* upvalues of every function here: json.encode, json.decode */
 #define UP_ENCODE lua_upvalueindex(1)
 #define UP_DECODE lua_upvalueindex(2)
@@ -69,39 +71,41 @@ static void push_key(lua_State *L, const char *stage, const char *cat, const cha
     lua_pushfstring(L, "%s\t%s\t%s", stage, cat, id);
 }
 
-/* Fills the index and entries tables of the userdata at idx from j's lines. */
-static void load_entries(lua_State *L, int idx, const eh_journal *j)
+/* Pushes the entry of j's line i and returns 1, or pushes nothing and
+ * returns 0 when the line is not a step. Nothing is decoded ahead: a
+ * resumed run of 100k pairs holds one entry at a time, not all of them. */
+static int push_entry(lua_State *L, const eh_journal *j, size_t i)
 {
-    idx = lua_absindex(L, idx);
-    lua_newtable(L);               /* index */
-    lua_newtable(L);               /* entries */
-    lua_Integer n = 0;
-    for (size_t i = 0; i < eh_journal_count(j); i++) {
-        decode(L, eh_journal_line(j, i));
-        int e = lua_gettop(L);
-        if (!lua_istable(L, e) || lua_getfield(L, e, "type") != LUA_TSTRING ||
-            strcmp(lua_tostring(L, -1), "step") != 0) {
-            lua_settop(L, e - 1);  /* other line types are not steps */
-            continue;
-        }
-        lua_pop(L, 1);
-        lua_getfield(L, e, "stage");
-        lua_getfield(L, e, "category");
-        lua_getfield(L, e, "id");
-        if (!lua_isstring(L, -3) || !lua_isstring(L, -2) || !lua_isstring(L, -1)) {
-            lua_settop(L, e - 1);
-            continue;
-        }
-        push_key(L, lua_tostring(L, -3), lua_tostring(L, -2), lua_tostring(L, -1));
-        lua_getfield(L, e, "record");
-        lua_settable(L, e - 2);    /* index[key] = record */
-        lua_settop(L, e);
-        lua_pushinteger(L, (lua_Integer)eh_journal_line_no(j, i));
-        lua_setfield(L, e, "line");   /* where a bad record is, for its message */
-        lua_rawseti(L, e - 1, ++n);
+    decode(L, eh_journal_line(j, i));
+    int e = lua_gettop(L);
+    if (!lua_istable(L, e) || lua_getfield(L, e, "type") != LUA_TSTRING || strcmp(lua_tostring(L, -1), "step") != 0) {
+        lua_settop(L, e - 1);   /* other line types are not steps */
+        return 0;
     }
-    lua_setiuservalue(L, idx, UV_ENTRIES);
-    lua_setiuservalue(L, idx, UV_INDEX);
+    lua_getfield(L, e, "stage");
+    lua_getfield(L, e, "category");
+    lua_getfield(L, e, "id");
+    int ok = lua_isstring(L, -3) && lua_isstring(L, -2) && lua_isstring(L, -1);
+    lua_settop(L, e);
+    if (!ok) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_pushinteger(L, (lua_Integer)eh_journal_line_no(j, i));
+    lua_setfield(L, e, "line");   /* where a bad record is, for its message */
+    lua_pushinteger(L, (lua_Integer)eh_journal_line_offset(j, i));
+    lua_setfield(L, e, "offset");
+    return 1;
+}
+
+/* Pushes the list of j's step entries. */
+static void push_entries(lua_State *L, const eh_journal *j)
+{
+    lua_newtable(L);
+    lua_Integer n = 0;
+    for (size_t i = 0; i < eh_journal_count(j); i++)
+        if (push_entry(L, j, i))
+            lua_rawseti(L, -2, ++n);
 }
 
 static eh_resume_mode resume_option(lua_State *L, int opts, eh_host *h)
@@ -136,10 +140,10 @@ static void push_old_header(lua_State *L, const char *dir)
     }
 }
 
-/* A closed Journal with its two user values (UV_INDEX, UV_ENTRIES). */
+/* A closed Journal with its user value (UV_INDEX). */
 static eh_lua_handle *new_journal(lua_State *L)
 {
-    return eh_lua_handle_new(L, &journal_type, sizeof(eh_lua_handle), 2);
+    return eh_lua_handle_new(L, &journal_type, sizeof(eh_lua_handle), 1);
 }
 
 static int l_open(lua_State *L)
@@ -179,7 +183,6 @@ static int l_open(lua_State *L)
         push_old_header(L, dir);
         return 3;
     }
-    load_entries(L, -1, lj->p);
     return 1;
 }
 
@@ -197,8 +200,7 @@ static int l_read(lua_State *L)
     if (!lj->p)
         return eh_lua_fail(L, &err);
     decode(L, eh_journal_header(lj->p));
-    load_entries(L, -2, lj->p);
-    lua_getiuservalue(L, -2, UV_ENTRIES);
+    push_entries(L, lj->p);
     eh_journal_free(lj->p);
     lj->p = NULL;
     return 2;
@@ -214,11 +216,27 @@ static int l_header_of(lua_State *L)
 
 static int m_done(lua_State *L)
 {
-    check_journal(L, 1);
+    eh_journal *j = check_journal(L, 1);
     const char *stage = luaL_checkstring(L, 2);
     const char *cat = luaL_checkstring(L, 3);
     const char *id = luaL_checkstring(L, 4);
-    lua_getiuservalue(L, 1, UV_INDEX);
+    if (lua_getiuservalue(L, 1, UV_INDEX) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);   /* a later line for a step replaces the earlier one */
+        for (size_t i = 0; i < eh_journal_count(j); i++) {
+            if (!push_entry(L, j, i))
+                continue;
+            lua_getfield(L, -1, "stage");
+            lua_getfield(L, -2, "category");
+            lua_getfield(L, -3, "id");
+            push_key(L, lua_tostring(L, -3), lua_tostring(L, -2), lua_tostring(L, -1));
+            lua_getfield(L, -5, "record");
+            lua_settable(L, -7);
+            lua_pop(L, 4);
+        }
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, 1, UV_INDEX);
+    }
     push_key(L, stage, cat, id);
     lua_gettable(L, -2);
     return 1;
@@ -311,8 +329,35 @@ static int m_runs(lua_State *L)
 
 static int m_entries(lua_State *L)
 {
+    push_entries(L, check_journal(L, 1));
+    return 1;
+}
+
+/* upvalues of the iterator: encode and decode (as every function here),
+ * the journal, the next line's index */
+#define UP_EACH_JOURNAL lua_upvalueindex(3)
+#define UP_EACH_NEXT lua_upvalueindex(4)
+
+static int each_next(lua_State *L)
+{
+    eh_journal *j = check_journal(L, UP_EACH_JOURNAL);
+    size_t i = (size_t)lua_tointeger(L, UP_EACH_NEXT);
+    int found = 0;
+    while (i < eh_journal_count(j) && !found)
+        found = push_entry(L, j, i++);
+    lua_pushinteger(L, (lua_Integer)i);
+    lua_replace(L, UP_EACH_NEXT);
+    return found;
+}
+
+static int m_each(lua_State *L)
+{
     check_journal(L, 1);
-    lua_getiuservalue(L, 1, UV_ENTRIES);
+    lua_pushvalue(L, UP_ENCODE);
+    lua_pushvalue(L, UP_DECODE);
+    lua_pushvalue(L, 1);
+    lua_pushinteger(L, 0);
+    lua_pushcclosure(L, each_next, 4);
     return 1;
 }
 
@@ -337,8 +382,9 @@ static int m_path(lua_State *L)
 
 /* close (releasing the lock), __gc, __close and __tostring are the handle's (lua_bind.h) */
 static const luaL_Reg methods[] = {
-    { "done", m_done }, { "record", m_record }, { "entries", m_entries }, { "record_run", m_record_run },
-    { "runs", m_runs }, { "header", m_header }, { "is_new", m_is_new },   { "path", m_path },
+    { "done", m_done },     { "record", m_record },         { "entries", m_entries },
+    { "each", m_each },     { "record_run", m_record_run }, { "runs", m_runs },
+    { "header", m_header }, { "is_new", m_is_new },         { "path", m_path },
     { NULL, NULL },
 };
 

@@ -57,6 +57,9 @@ size_t eh_journal_count(const eh_journal *j);
 const char *eh_journal_line(const eh_journal *j, size_t i);
 /* Line i's number in the file (1-based: the header is line 1), for messages. */
 size_t eh_journal_line_no(const eh_journal *j, size_t i);
+/* The byte offset in the file where line i starts: a reader that keeps
+ * offsets instead of records (flat memory on resume) reads it back there. */
+size_t eh_journal_line_offset(const eh_journal *j, size_t i);
 const char *eh_journal_path(const eh_journal *j);
 
 /* Appends one line (a JSON object, no newline) with a single write() and an

@@ -145,6 +145,10 @@ static void test_new_append_replay(const char *root)
         CHECK_EQ_STR(eh_journal_line(j, 0), rec1);
         CHECK_EQ_STR(eh_journal_line(j, 1), rec2);
         CHECK(eh_journal_line(j, 2) == NULL);
+        /* where each line starts in the file: after the header, then after rec1 */
+        const char *hdr = eh_journal_header(j);
+        CHECK_EQ_INT(eh_journal_line_offset(j, 0), strlen(hdr) + 1);
+        CHECK_EQ_INT(eh_journal_line_offset(j, 1), strlen(hdr) + 1 + strlen(rec1) + 1);
         eh_journal_free(j);
     }
     CHECK_EQ_INT(w.n, 0);

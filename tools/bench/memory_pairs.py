@@ -5,7 +5,10 @@ the HTML writer's own memory belongs to the report), sampled from
 report at the end: from the last category's mean line on) from the console's
 progress lines.
 
-  .venv/bin/python tools/bench/memory_pairs.py --pairs 100000 [--bin build/evalhost] [--out /dev/shm/x]
+  .venv/bin/python tools/bench/memory_pairs.py --pairs 100000 [--bin build/evalhost] [--out /dev/shm/x] [--resume]
+
+--resume runs the finished run once more with --resume: every step is
+replayed from the journal and the report rewritten (resume_peak_rss_mb).
 
 A tmpfs output folder (the default, /dev/shm) keeps the per-edit fsync from
 dominating the time. Prints one JSON line: pairs, seconds, peak RSS (MB)
@@ -60,6 +63,7 @@ def main():
     ap.add_argument("--pairs", type=int, default=100000)
     ap.add_argument("--bin", default=os.path.join(SRC, "build", "evalhost"))
     ap.add_argument("--out", default=None, help="work folder (default: a new one under /dev/shm)")
+    ap.add_argument("--resume", action="store_true", help="then replay the finished run (--resume) and measure that")
     args = ap.parse_args()
     work = args.out or tempfile.mkdtemp(prefix="eh_mem_", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     os.makedirs(work, exist_ok=True)
@@ -113,7 +117,17 @@ def main():
         xs = [s for s in samples if s[1] == phase]
         return round(xs[int(len(xs) * frac)][2], 1) if xs else None
     # flat memory: the RSS at 10% and 90% of each phase agree within a few MB
-    print(json.dumps({"pairs": args.pairs, "exit": p.returncode, "seconds": round(secs, 1),
+    resumed = {}
+    if args.resume:
+        q = subprocess.Popen([args.bin, os.path.join(SRC, "scripts", "two_stage.lua"), cfg, "--resume", "--quiet"],
+                             cwd=SRC, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        peak, t1 = 0.0, time.monotonic()
+        while q.poll() is None:
+            peak = max(peak, rss_mb(q.pid) or 0.0)
+            time.sleep(0.1)
+        resumed = {"resume_exit": q.returncode, "resume_seconds": round(time.monotonic() - t1, 1),
+                   "resume_peak_rss_mb": round(peak, 1)}
+    print(json.dumps({"pairs": args.pairs, "exit": p.returncode, "seconds": round(secs, 1), **resumed,
                       "peak_rss_mb": round(max(peaks.values()), 1),
                       "peak_rss_mb_by_phase": {k: round(v, 1) for k, v in peaks.items()},
                       "edit_rss_mb_at_10pct": at("edit", 0.1), "edit_rss_mb_at_90pct": at("edit", 0.9),

@@ -134,8 +134,17 @@ end
 local function verify_images(run)
   local h = util.host()
   local redo = 0
-  for cat, recs in pairs(run.steps.edit or {}) do
-    for id, rec in pairs(recs) do
+  -- the edits replayed into memory and those left in the journal (their offsets)
+  local cats = {}
+  for _, by in ipairs({ run.steps.edit or {}, run.at and run.at.edit or {} }) do
+    for cat, recs in pairs(by) do
+      cats[cat] = cats[cat] or {}
+      for id in pairs(recs) do cats[cat][#cats[cat] + 1] = id end
+    end
+  end
+  for cat, ids in pairs(cats) do
+    for _, id in ipairs(ids) do
+      local rec = run:done("edit", cat, id)
       if type(rec) == "table" and rec.image and not rec.error then
         local path = util.join(run.out, rec.image)
         -- only the path Run:edit writes is trusted: a journal naming "../x" or "/etc/x" is never read
@@ -147,9 +156,8 @@ local function verify_images(run)
           log("warn", "resume: %s %s; redoing the edit of %s/%s", path, not own and "is not where this run keeps its images"
             or got and "does not match its recorded hash"
             or (not h.fs.exists(path) and "is missing") or ("cannot be used (%s)"):format(tostring(why)), cat, id)
-          recs[id] = nil
-          local s = run.steps.score and run.steps.score[cat]
-          if s then s[id] = nil end
+          run:forget("edit", cat, id)
+          run:forget("score", cat, id)
           redo = redo + 1
         end
       end
@@ -179,9 +187,13 @@ local function open_journal(run)
   end
   run.journal = j
   if j:is_new() then return true end
-  local entries = j:entries()
-  local range, bad, redo_edits = records.score_range(run.config, run.sections.judge), 0, {}
-  for _, e in ipairs(entries) do
+  -- one entry at a time: a replayed step stays in the journal (its offset), not in memory
+  local each = j.each and j:each() or coroutine.wrap(function()
+    for _, e in ipairs(j:entries()) do coroutine.yield(e) end
+  end)
+  local range, bad, redo_edits, n = records.score_range(run.config, run.sections.judge), 0, {}, 0
+  for e in each do
+    n = n + 1
     -- replayed like any input: a record that does not check out fails its pair, by file and line
     local rec, why, kind = records.check(e, { range = range, file = j:path() })
     if not rec and kind == "path" then
@@ -199,19 +211,18 @@ local function open_journal(run)
       bad = bad + 1
     -- a server's or network's failure is not the pair's: retried on resume
     elseif not (rec.error and records.transient(rec.code)) then
-      run:remember(e.stage, e.category, e.id, rec)
+      if not run:replayed(e.stage, e.category, e.id, e.offset) then run:remember(e.stage, e.category, e.id, rec) end
     end
   end
   -- an edit redone is scored again: its score was made from the file it named
   for _, ci in ipairs(redo_edits) do
-    local cat, id = ci[1], ci[2]
-    if run.steps.edit and run.steps.edit[cat] then run.steps.edit[cat][id] = nil end
-    if run.steps.score and run.steps.score[cat] then run.steps.score[cat][id] = nil end
+    run:forget("edit", ci[1], ci[2])
+    run:forget("score", ci[1], ci[2])
   end
   -- the earlier processes' swaps and timings, for a report of the whole run
   for _, r in ipairs(j.runs and j:runs() or {}) do run:replay_totals(r, j:path()) end
   local redo = verify_images(run)
-  log("info", "resume: %s: %d finished step(s) replayed%s%s", j:path(), #entries,
+  log("info", "resume: %s: %d finished step(s) replayed%s%s", j:path(), n,
     redo > 0 and (", %d edit(s) to redo"):format(redo) or "",
     bad > 0 and (", %d bad record(s) failed their pairs"):format(bad) or "")
   return true

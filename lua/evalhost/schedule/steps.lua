@@ -30,6 +30,32 @@ function Run:remember(stage, cat, id, tbl)
   if a and a[cat] then a[cat][id] = nil end
 end
 
+-- A replayed step (resume) left in the journal: where its line starts, as
+-- for the steps this process writes. Returns false when the journal cannot
+-- be read back (the caller keeps the record in memory instead).
+function Run:replayed(stage, cat, id, off)
+  if not (off and self:journal_reader()) then return false end
+  local a = self.at[stage] or {}
+  self.at[stage] = a
+  a[cat] = a[cat] or {}
+  a[cat][id] = off
+  local s = self.steps[stage]
+  if s and s[cat] then s[cat][id] = nil end
+  return true
+end
+
+-- Drops a finished step, in memory or in the journal, so that it runs again.
+function Run:forget(stage, cat, id)
+  local s = self.steps[stage]
+  if s and s[cat] then s[cat][id] = nil end
+  local a = self.at and self.at[stage]
+  if a and a[cat] then a[cat][id] = nil end
+  if self.recent then
+    local k = stage .. "\0" .. cat .. "\0" .. tostring(id)
+    self.recent[k], self.recent_old[k] = nil, nil
+  end
+end
+
 -- The journal opened for reading back (no links, regular file), its end, or
 -- false when the journal is not a file this process can read.
 function Run:journal_reader()
