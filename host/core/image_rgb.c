@@ -1,5 +1,5 @@
 /* image_rgb.c — RGBA to RGB as transformers (onto white) and PIL's
- * convert("RGB") (alpha dropped) do it. */
+ * convert("RGB") (alpha dropped) do it, and a judge's picture encoded. */
 #include <string.h>
 
 #include "evalhost/image_rgb.h"
@@ -48,4 +48,23 @@ eh_image *eh_image_composite_white(const eh_image *img, eh_error *err)
 eh_image *eh_image_drop_alpha(const eh_image *img, eh_error *err)
 {
     return to_rgb(img, 0, err);
+}
+
+eh_status eh_image_encode_onto_white(const eh_image *img, int quality, uint8_t **out, size_t *out_len, eh_error *err)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (!img || !img->pixels || (img->channels != 3 && img->channels != 4))
+        return eh_fail(err, EH_EINVAL, "image: need an RGB or RGBA image");
+    eh_image *flat = NULL;
+    if (img->channels == 4) {
+        flat = eh_image_composite_white(img, err);
+        if (!flat)
+            return EH_ENOMEM;   /* the only way it fails on a checked image */
+        img = flat;
+    }
+    eh_status rc = quality > 0 ? eh_image_encode_jpeg(img, quality, out, out_len, err)
+                               : eh_image_encode_png(img, 3, out, out_len, err);
+    eh_image_free(flat);
+    return rc;
 }

@@ -328,19 +328,8 @@ static char *image_data_url(const http_model *h, const eh_image *img, int qualit
 {
     uint8_t *bytes = NULL;
     size_t len = 0;
-    /* alpha composited onto white: the pixels transformers' processor (and
-     * so the native judge) sees, whatever the server does with it */
-    eh_image *flat = NULL;
-    if (img->channels == 4) {
-        flat = eh_image_composite_white(img, err);
-        if (!flat)
-            return NULL;
-        img = flat;
-    }
-    eh_status rc = h->jpeg ? eh_image_encode_jpeg(img, quality > 0 ? quality : h->jpeg_quality, &bytes, &len, err)
-                           : eh_image_encode_png(img, 3, &bytes, &len, err);
-    eh_image_free(flat);
-    if (rc != EH_OK)
+    int q = !h->jpeg ? 0 : quality > 0 ? quality : h->jpeg_quality;   /* 0: png */
+    if (eh_image_encode_onto_white(img, q, &bytes, &len, err) != EH_OK)
         return NULL;
     size_t b64_len = 0;
     char *b64 = eh_b64_encode(bytes, len, &b64_len);

@@ -498,22 +498,13 @@ static void generate_one(eh_model *m, const eh_qwen3vl_item *item, int text_only
 }
 
 /* The picture a server decodes from the http judge's JPEG data URL at
- * quality: alpha composited onto white, encoded, decoded (backend_http.c's
- * image_data_url, then the server's decoder, as PIL's reads the bytes). */
+ * quality: the bytes the http judge sends (eh_image_encode_onto_white),
+ * decoded as the server's decoder, PIL's, reads them. */
 static eh_image *jpeg_round_trip(const eh_image *img, int quality, eh_error *err)
 {
-    eh_image *flat = NULL;
-    if (img->channels == 4) {
-        flat = eh_image_composite_white(img, err);
-        if (!flat)
-            return NULL;
-        img = flat;
-    }
     uint8_t *bytes = NULL;
     size_t len = 0;
-    eh_status rc = eh_image_encode_jpeg(img, quality, &bytes, &len, err);
-    eh_image_free(flat);
-    if (rc != EH_OK)
+    if (eh_image_encode_onto_white(img, quality, &bytes, &len, err) != EH_OK)
         return NULL;
     eh_image *out = eh_image_decode(bytes, len, NULL, err);
     free(bytes);

@@ -1,7 +1,7 @@
 /* test_image.c — decoding of every file in tests/data/bad/ (the hostile ones
  * by their exact error, the odd ones against Pillow's pixels), limits at and
- * one past, encode/decode round trips, resize against Pillow, CHW views and
- * atomic saving. */
+ * one past, encode/decode round trips, a judge's picture encoded onto
+ * white, resize against Pillow, CHW views and atomic saving. */
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 #include "check.h"
 #include "files.h"
 #include "evalhost/image.h"
+#include "evalhost/image_rgb.h"
 
 static char *data_path(const char *rel)
 {
@@ -383,6 +384,55 @@ static void test_round_trips(void)
     eh_image_free(raw);
 }
 
+/* eh_image_encode_onto_white: the composite's own encoding, byte for byte
+ * (PNG back to the composite's pixels, JPEG the same bytes), and a named
+ * refusal of what is no RGB(A) image. */
+static void test_encode_onto_white(void)
+{
+    eh_image_limits keep = eh_image_default_limits();
+    keep.keep_alpha = 1;
+    eh_image *rgba = load("images/v_rgba.png", &keep);
+    eh_error err = { 0 };
+    eh_image *flat = eh_image_composite_white(rgba, &err);
+    CHECK(rgba && rgba->channels == 4 && flat);
+    if (!rgba || !flat) {
+        eh_image_free(rgba);
+        eh_image_free(flat);
+        return;
+    }
+    uint8_t *out, *want;
+    size_t n, want_n;
+    CHECK_EQ_INT(eh_image_encode_onto_white(rgba, 0, &out, &n, &err), EH_OK);
+    CHECK_EQ_INT(eh_image_sniff(out, n), EH_FMT_PNG);
+    eh_image *back = eh_image_decode(out, n, &keep, &err);
+    CHECK(back && back->channels == 3);
+    CHECK_EQ_INT(max_diff(back, flat), 0);
+    eh_image_free(back);
+    free(out);
+
+    CHECK_EQ_INT(eh_image_encode_onto_white(rgba, 90, &out, &n, &err), EH_OK);
+    CHECK_EQ_INT(eh_image_encode_jpeg(flat, 90, &want, &want_n, &err), EH_OK);
+    CHECK(n == want_n && memcmp(out, want, n) == 0);
+    free(out);
+    free(want);
+    CHECK_EQ_INT(eh_image_encode_onto_white(flat, 90, &out, &n, &err), EH_OK);   /* RGB: as it is */
+    CHECK_EQ_INT(eh_image_encode_jpeg(flat, 90, &want, &want_n, &err), EH_OK);
+    CHECK(n == want_n && memcmp(out, want, n) == 0);
+    free(out);
+    free(want);
+
+    CHECK_EQ_INT(eh_image_encode_onto_white(NULL, 90, &out, &n, &err), EH_EINVAL);
+    CHECK_EQ_STR(err.msg, "image: need an RGB or RGBA image");
+    CHECK(out == NULL && n == 0);
+    eh_image gray = { .width = 2, .height = 2, .channels = 1, .pixels = flat->pixels };
+    CHECK_EQ_INT(eh_image_encode_onto_white(&gray, 0, &out, &n, &err), EH_EINVAL);
+    CHECK_EQ_STR(err.msg, "image: need an RGB or RGBA image");
+    CHECK_EQ_INT(eh_image_encode_onto_white(rgba, 101, &out, &n, &err), EH_EINVAL);
+    CHECK_CONTAINS(err.msg, "quality 101 out of range");
+    eh_image_free(flat);
+    eh_image_free(rgba);
+}
+
 static void test_resize(void)
 {
     eh_image *raw = photo_raw();
@@ -563,6 +613,7 @@ int main(void)
     test_odd();
     test_limits();
     test_round_trips();
+    test_encode_onto_white();
     test_resize();
     test_save();
     test_mutations();
