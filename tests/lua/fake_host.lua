@@ -459,6 +459,26 @@ end
 
 function fake.uninstall() _G.evalhost = nil end
 
+-- The specs' per-test setup, registered in the enclosing describe: before
+-- each test a fresh temporary folder (and, with opts.install, a fresh fake
+-- host first), handed to set(dir, host, state); after it the folder is
+-- removed and the fake uninstalled. Hooks come from require "busted": in a
+-- required module before_each is no global.
+function fake.each_test(set, opts)
+  local busted = require "busted"
+  local dir
+  busted.before_each(function()
+    local h, st
+    if opts and opts.install then h, st = fake.install() end
+    dir = fake.tmpdir()
+    set(dir, h, st)
+  end)
+  busted.after_each(function()
+    fake.rmtree(dir)
+    fake.uninstall()
+  end)
+end
+
 -- The log lines at `level` (or all) joined, for matching in specs.
 function fake.log_text(st, level)
   local out = {}

@@ -63,11 +63,7 @@ end
 
 describe("saving edits through the image writer", function()
   local dir
-  before_each(function() dir = fake.tmpdir() end)
-  after_each(function()
-    fake.rmtree(dir)
-    fake.uninstall()
-  end)
+  fake.each_test(function(d) dir = d end)
 
   it("by default holds one save in flight, so a kill loses at most one saved-but-unjournaled edit", function()
     local _, st = setup(dir, { batch_size = 2 })

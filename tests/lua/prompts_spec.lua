@@ -16,14 +16,7 @@ end
 
 describe("prompts", function()
   local dir
-  before_each(function()
-    fake.install()
-    dir = fake.tmpdir()
-  end)
-  after_each(function()
-    fake.rmtree(dir)
-    fake.uninstall()
-  end)
+  fake.each_test(function(d) dir = d end, { install = true })
 
   it("finds config/prompts.yaml next to the library", function()
     assert.are.equal("./config/prompts.yaml", prompts.default_file())

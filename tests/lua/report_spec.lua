@@ -36,14 +36,7 @@ end
 
 describe("report", function()
   local h, dir
-  before_each(function()
-    h = fake.install()
-    dir = fake.tmpdir()
-  end)
-  after_each(function()
-    fake.rmtree(dir)
-    fake.uninstall()
-  end)
+  fake.each_test(function(d, host) dir, h = d, host end, { install = true })
 
   it("writes json, md and html under results/ with the seed's file names", function()
     local paths = assert(report.write(fake_run(h), dir, { stamp = "20260101_120000" }))

@@ -64,11 +64,7 @@ end
 
 describe("schedules", function()
   local dir
-  before_each(function() dir = fake.tmpdir() end)
-  after_each(function()
-    fake.rmtree(dir)
-    fake.uninstall()
-  end)
+  fake.each_test(function(d) dir = d end)
 
   it("two_stage makes 2C-1 exchanges in the seed's order and reports every pair", function()
     local _, st = setup(dir)
