@@ -452,13 +452,11 @@ static eh_status builtin_score(eh_model *m, const eh_score_request *reqs, eh_sco
 static void builtin_close(eh_model *m)
 {
     free(m->impl);
-    m->impl = NULL;
 }
 
 const eh_backend eh_backend_builtin = {
     .name = "builtin",
     .open = builtin_open,
-    .to_host = NULL,
     .to_device = builtin_to_device,
     .off_device = builtin_off_device,
     .footprint = builtin_footprint,

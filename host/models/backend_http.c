@@ -986,8 +986,6 @@ done:
 static void http_close(eh_model *m)
 {
     http_model *h = m->impl;
-    if (!h)
-        return;
     eh_http_client_free(h->client);
     if (h->api_key) {
         memset(h->api_key, 0, strlen(h->api_key));
@@ -996,13 +994,11 @@ static void http_close(eh_model *m)
     free(h->api_base);
     free(h->root);
     free(h);
-    m->impl = NULL;
 }
 
 const eh_backend eh_backend_http = {
     .name = "http",
     .open = http_open,
-    .to_host = NULL,
     .to_device = http_to_device,
     .off_device = http_off_device,
     .footprint = http_footprint,

@@ -632,13 +632,10 @@ static eh_status native_score(eh_model *m, const eh_score_request *reqs, eh_scor
 static void native_close(eh_model *m)
 {
     native_model *t = m->impl;
-    if (!t)
-        return;
     eh_qwen3vl_free(t->q);
     eh_score_tree_free(t->tree);
     eh_tokenizer_free(t->tok);
     free(t);
-    m->impl = NULL;
 }
 
 const eh_backend eh_backend_native = {
@@ -649,7 +646,6 @@ const eh_backend eh_backend_native = {
     .off_device = native_off_device,
     .footprint = native_footprint,
     .host_memory = native_host_memory,
-    .edit = NULL,
     .score = native_score,
     .close = native_close,
     .judge_layout = 1,   /* a benchmark's own judge request: its pictures in order, text first, jpeg_quality */

@@ -368,11 +368,8 @@ out:
 static void editor_close(eh_model *m)
 {
     editor_model *t = m->impl;
-    if (!t)
-        return;
     eh_qwenimage_edit_free(t->pipe);
     free(t);
-    m->impl = NULL;
 }
 
 const eh_backend eh_backend_native_editor = {
@@ -384,7 +381,6 @@ const eh_backend eh_backend_native_editor = {
     .footprint = editor_footprint,
     .host_memory = editor_host_memory,
     .edit = editor_edit,
-    .score = NULL,
     .close = editor_close,
     .several_images = 1,   /* Edit-2509/2511; Edit's own limit of 1 is the pipeline's to state */
 };

@@ -403,11 +403,8 @@ static eh_status torch_score(eh_model *m, const eh_score_request *reqs, eh_score
 static void torch_close(eh_model *m)
 {
     torch_model *t = m->impl;
-    if (!t)
-        return;
     eh_torch_module_free(t->tm);
     free(t);
-    m->impl = NULL;
 }
 
 const eh_backend eh_backend_torch = {

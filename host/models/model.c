@@ -115,6 +115,14 @@ static const eh_backend *find_backend(const char *name)
     return NULL;
 }
 
+/* The backend's state freed, once: a failed open may leave none. */
+static void close_impl(eh_model *m)
+{
+    if (m->impl && m->backend && m->backend->close)
+        m->backend->close(m);
+    m->impl = NULL;
+}
+
 static int role_from_section(const char *section, const eh_node *spec, eh_model_role *role)
 {
     const char *r = eh_node_str(spec, "role", NULL);
@@ -209,8 +217,7 @@ eh_model *eh_model_open(eh_host *host, const char *section, const eh_node *spec,
         goto fail;
     return m;
 fail:
-    if (m->backend && m->backend->close)
-        m->backend->close(m);
+    close_impl(m);
     eh_node_free(m->spec);
     free(m);
     return NULL;
@@ -222,8 +229,7 @@ void eh_model_free(eh_model *m)
         return;
     if (m->state == EH_RES_DEVICE)
         eh_model_unload(m, NULL);
-    if (m->backend && m->backend->close)
-        m->backend->close(m);
+    close_impl(m);
     if (m->host)
         eh_host_forget_model(m->host, m);
     eh_node_free(m->spec);

@@ -5,6 +5,9 @@
 
 #include "evalhost/model.h"
 
+/* A backend leaves out the members it lacks (NULL): no to_host or
+ * host_memory when it holds no host copy, no edit for a judge, no score
+ * for an editor (the role check keeps those from being called). */
 typedef struct eh_backend {
     const char *name;
     /* Reads the spec, checks files; the model starts on disk.  Sets m->impl. */
@@ -21,7 +24,9 @@ typedef struct eh_backend {
     const char *(*host_memory)(const eh_model *m);
     eh_status (*edit)(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n, eh_error *err);
     eh_status (*score)(eh_model *m, const eh_score_request *reqs, eh_score_result *results, size_t n, eh_error *err);
-    void (*close)(eh_model *m);   /* frees m->impl; must accept a half-opened model */
+    /* Frees m->impl, which may be half filled by a failed open; called only
+     * when open set it, and model.c clears it after. */
+    void (*close)(eh_model *m);
     /* edit takes requests with more_images (else model.c fails them by name) */
     int several_images;
     /* score takes requests with images/text_first/text_only (a benchmark's layout) */
