@@ -21,6 +21,12 @@ def run_evalhost(*args, cwd=None, timeout=120, env=None, input=None):
                           timeout=timeout, env=full_env, input=input)
 
 
+def nothing_ran(r, out):
+    """A config refused before the script ran: no swap, no script output, no output folder."""
+    assert "[swap]" not in r.stderr and "evalhost two_stage:" not in r.stderr, r.stderr
+    assert not out.exists(), "an output folder was made before the config was checked"
+
+
 def have_torch():
     """Whether this evalhost has the libtorch backends: CMake says so through
     EVALHOST_HAVE_TORCH; run by hand without it, ask the binary."""

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from conftest import SRC, run_evalhost
+from conftest import SRC, nothing_ran, run_evalhost
 
 SET_TYPOS = [
     ("report.agregate=categories", "report.agregate", "report.aggregate"),
@@ -28,11 +28,6 @@ SET_TYPOS = [
 ]
 
 
-def fails_before_anything_runs(r, out):
-    assert "[swap]" not in r.stderr and "evalhost two_stage:" not in r.stderr, r.stderr
-    assert not out.exists(), "an output folder was made before the config was checked"
-
-
 @pytest.mark.parametrize("assignment,path,near", SET_TYPOS)
 def test_set_typo_names_the_assignment_the_path_and_the_nearest_key(tmp_path, assignment, path, near):
     out = tmp_path / "out"
@@ -40,7 +35,7 @@ def test_set_typo_names_the_assignment_the_path_and_the_nearest_key(tmp_path, as
     assert r.returncode == 2, r.stderr
     kind = "unknown top-level key" if "." not in path else "unknown key"
     assert f"--set {assignment}: {kind} '{path}' (did you mean '{near}'?)" in r.stderr, r.stderr
-    fails_before_anything_runs(r, out)
+    nothing_ran(r, out)
 
 
 BAD_FILE = """\
@@ -75,7 +70,7 @@ def test_typos_at_depth_2_and_3_in_a_file_name_line_and_column(tmp_path):
     ]
     # every mistake, one a line, in file order
     assert r.stderr.splitlines() == want, r.stderr
-    fails_before_anything_runs(r, out)
+    nothing_ran(r, out)
 
 
 def test_a_seed_style_params_section_is_checked_too(tmp_path):
@@ -107,7 +102,7 @@ def test_a_wrong_type_or_value_names_the_expected_one(tmp_path, assignment, mess
     r = run_evalhost("two_stage", "config/example.yaml", "--set", f"run.out={out}", "--set", assignment)
     assert r.returncode == 2, r.stderr
     assert f"--set {assignment}: {message}" in r.stderr, r.stderr
-    fails_before_anything_runs(r, out)
+    nothing_ran(r, out)
 
 
 def test_a_wrong_type_in_the_file_names_its_place(tmp_path):

@@ -28,17 +28,12 @@ import sys
 
 import pytest
 
-from conftest import SRC, run_evalhost
+from conftest import SRC, nothing_ran, run_evalhost
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(str(SRC), "tools"))
 EXAMPLE = str(SRC / "config" / "example.yaml")
 PROT = SRC / "tests" / "data" / "protocols"
-
-
-def nothing_ran(r, out):
-    assert "[swap]" not in r.stderr and "evalhost two_stage:" not in r.stderr, r.stderr
-    assert not out.exists(), "an output folder was made before the config was checked"
 
 
 def set_run(tmp_path, *sets):
@@ -49,51 +44,34 @@ def set_run(tmp_path, *sets):
     return run_evalhost(*args), out
 
 
+def set_refused(tmp_path, *sets, says):
+    """Runs with the assignments, which must be refused (exit 2) before
+    anything runs, saying `says`; returns the finished process."""
+    r, out = set_run(tmp_path, *sets)
+    assert r.returncode == 2, r.stderr
+    assert says in r.stderr, r.stderr
+    nothing_ran(r, out)
+    return r
+
+
 # --- --set -------------------------------------------------------------------
 
+# Each refused (exit 2) before anything runs, saying "--set <assignment>: <why>".
 @pytest.mark.parametrize("assignment,message", [
+    # a flow mapping ({a: b}) is a mapping whose keys are checked
     ("judge={backend: builtin, name: metrics, nmae: x}",
      "unknown key 'judge.nmae' (did you mean 'judge.name'?)"),
     ("report.bootstrap={resamples: 10, sede: 1}",
      "unknown key 'report.bootstrap.sede' (did you mean 'report.bootstrap.seed'?)"),
-])
-def test_set_a_flow_mapping_is_a_mapping_and_its_keys_are_checked(tmp_path, assignment, message):
-    r, out = set_run(tmp_path, assignment)
-    assert r.returncode == 2, r.stderr
-    assert f"--set {assignment}: {message}" in r.stderr, r.stderr
-    nothing_ran(r, out)
-
-
-def test_set_a_flow_mapping_that_is_right_runs(tmp_path):
-    r, out = set_run(tmp_path, "report.bootstrap={resamples: 10, seed: 3}", "benchmark.categories=[物理]",
-                     "--quiet")
-    assert r.returncode == 0, r.stderr
-    rep = json.loads((out / "results" / "latest.json").read_text(encoding="utf-8"))
-    assert rep["overall"]["n"] == 5
-
-
-@pytest.mark.parametrize("assignment,message", [
-    ("run..out=x", "--set run..out=x: empty part in the key 'run..out'"),
-    ("run.=x", "--set run.=x: empty part in the key 'run.'"),
-    (".run=x", "--set .run=x: empty part in the key '.run'"),
-    ("benchmark.categories.x=1", "--set benchmark.categories.x=1: 'categories' is not a section: "
-     "benchmark.categories is a list; set the whole list, e.g. --set 'benchmark.categories=[...]'"),
-    ("benchmark.data_path.x=1", "--set benchmark.data_path.x=1: 'data_path' is not a section: "
-     "benchmark.data_path holds a value"),
-    ("benchmark.categories=[物理", "--set benchmark.categories=[物理: the value is not valid YAML: did not find "
-     "expected ',' or ']'"),
-])
-def test_set_a_key_that_cannot_be_set_names_the_assignment(tmp_path, assignment, message):
-    r, out = set_run(tmp_path, assignment)
-    assert r.returncode == 2, r.stderr
-    assert message in r.stderr, r.stderr
-    assert "--set value:" not in r.stderr
-    nothing_ran(r, out)
-
-
-# --- nearest-key hints ----------------------------------------------------------
-
-@pytest.mark.parametrize("assignment,message", [
+    # a key that cannot be set: an empty part, a key below a list or a value; a value that is no YAML
+    ("run..out=x", "empty part in the key 'run..out'"),
+    ("run.=x", "empty part in the key 'run.'"),
+    (".run=x", "empty part in the key '.run'"),
+    ("benchmark.categories.x=1", "'categories' is not a section: benchmark.categories is a list; set the whole "
+     "list, e.g. --set 'benchmark.categories=[...]'"),
+    ("benchmark.data_path.x=1", "'data_path' is not a section: benchmark.data_path holds a value"),
+    ("benchmark.categories=[物理", "the value is not valid YAML: did not find expected ',' or ']'"),
+    # nearest-key hints name the key meant, never an unrelated one
     ("judge.batchSize=2", "unknown key 'judge.batchSize' (did you mean 'judge.batch_size'?)"),
     ("judge.batch-size=2", "unknown key 'judge.batch-size' (did you mean 'judge.batch_size'?)"),
     ("report.Aggregate=pairs", "unknown key 'report.Aggregate' (did you mean 'report.aggregate'?)"),
@@ -112,13 +90,35 @@ def test_set_a_key_that_cannot_be_set_names_the_assignment(tmp_path, assignment,
     # another backend's key, misspelt
     ("judge.params.retires=1", "unknown key 'judge.params.retires' (did you mean 'judge.params.retries'? a key of "
      "the http backend, not of this one)"),
+    # a score range the backends would refuse or ignore (records.score_range fell back on 0..10 for
+    # [10, 0] and the builtin judge ran: the report's range silently not the one written)
+    ("judge.score_range=[10, 0]", "judge.score_range must be increasing ([lo, hi] with lo < hi), got [10, 0]"),
+    ("judge.score_range=[0]", "judge.score_range must be a list of 2, got 1 item(s)"),
+    ("judge.score_range=[0, 10, 20]", "judge.score_range must be a list of 2, got 3 item(s)"),
+    ("judge.score_range=[0, 101]", "judge.score_range[2] must be at most 100, got 101"),
+    ("judge.score_range=[0.5, 5]", "judge.score_range[1] must be an integer, got a number (0.5)"),
+    # YAML typing surprises say how to write what was meant
+    ("run.out=2024", 'run.out must be a string, got an integer (2024): quote it to mean the text, "2024"'),
+    ("judge.name=true", 'judge.name must be a string, got a boolean (true): quote it to mean the text, "true"'),
+    ("report.html=yes", 'report.html must be true or false, got a string ("yes") (YAML 1.2 reads yes/no/on/off as '
+     'text: write true or false)'),
+    ("limits.max_pairs=1e6", "limits.max_pairs must be an integer, got a number (1000000.0) (YAML reads it as a "
+     "float: write 1000000)"),
 ])
-def test_hints_name_the_key_meant_and_never_an_unrelated_one(tmp_path, assignment, message):
-    r, out = set_run(tmp_path, assignment)
-    assert r.returncode == 2, r.stderr
-    assert f"--set {assignment}: {message}" in r.stderr, r.stderr
-    nothing_ran(r, out)
+def test_a_refused_set_names_the_assignment_and_why(tmp_path, assignment, message):
+    r = set_refused(tmp_path, assignment, says=f"--set {assignment}: {message}")
+    assert "--set value:" not in r.stderr   # a YAML error once named the value's position, not the assignment
 
+
+def test_set_a_flow_mapping_that_is_right_runs(tmp_path):
+    r, out = set_run(tmp_path, "report.bootstrap={resamples: 10, seed: 3}", "benchmark.categories=[物理]",
+                     "--quiet")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / "results" / "latest.json").read_text(encoding="utf-8"))
+    assert rep["overall"]["n"] == 5
+
+
+# --- nearest-key hints (the table above has the --set ones) ----------------------
 
 def test_an_unrelated_key_gets_the_known_list_not_a_wrong_guess(tmp_path):
     cfg = tmp_path / "c.yaml"
@@ -145,18 +145,14 @@ def test_a_tab_indenting_yaml_says_so(tmp_path):
 
 
 def test_an_empty_category_list_is_refused_before_anything_runs(tmp_path):
-    r, out = set_run(tmp_path, "benchmark.categories=[]")
-    assert r.returncode == 2, r.stderr
-    assert "--set benchmark.categories=[]: benchmark.categories is an empty list: name at least one category, " \
-           "or leave the key out to run them all" in r.stderr, r.stderr
-    nothing_ran(r, out)
+    set_refused(tmp_path, "benchmark.categories=[]",
+                says="--set benchmark.categories=[]: benchmark.categories is an empty list: name at least one "
+                     "category, or leave the key out to run them all")
 
 
 def test_gedit_language_is_one_of_its_languages(tmp_path):
-    r, out = set_run(tmp_path, "dataset.adapter=gedit", "dataset.language=zh")
-    assert r.returncode == 2, r.stderr
-    assert '--set dataset.language=zh: dataset.language must be one of en, cn, all, got "zh"' in r.stderr
-    nothing_ran(r, out)
+    set_refused(tmp_path, "dataset.adapter=gedit", "dataset.language=zh",
+                says='--set dataset.language=zh: dataset.language must be one of en, cn, all, got "zh"')
 
 
 def test_the_documented_dataset_field_defaults_are_the_readers(tmp_path):
@@ -413,37 +409,6 @@ def test_kris_a_category_with_no_items_is_said_and_the_rest_runs(tmp_path):
     assert "6 categories, 12 pairs" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("value,message", [
-    ("[10, 0]", "judge.score_range must be increasing ([lo, hi] with lo < hi), got [10, 0]"),
-    ("[0]", "judge.score_range must be a list of 2, got 1 item(s)"),
-    ("[0, 10, 20]", "judge.score_range must be a list of 2, got 3 item(s)"),
-    ("[0, 101]", "judge.score_range[2] must be at most 100, got 101"),
-    ("[0.5, 5]", "judge.score_range[1] must be an integer, got a number (0.5)"),
-])
-def test_a_score_range_the_backends_would_refuse_or_ignore_is_refused_up_front(tmp_path, value, message):
-    """records.score_range fell back on 0..10 for [10, 0] and the builtin
-    judge ran: the report's range silently not the one written."""
-    r, out = set_run(tmp_path, f"judge.score_range={value}")
-    assert r.returncode == 2, r.stderr
-    assert f"--set judge.score_range={value}: {message}" in r.stderr, r.stderr
-    nothing_ran(r, out)
-
-
-@pytest.mark.parametrize("assignment,message", [
-    ("run.out=2024", 'run.out must be a string, got an integer (2024): quote it to mean the text, "2024"'),
-    ("judge.name=true", 'judge.name must be a string, got a boolean (true): quote it to mean the text, "true"'),
-    ("report.html=yes", 'report.html must be true or false, got a string ("yes") (YAML 1.2 reads yes/no/on/off as '
-     'text: write true or false)'),
-    ("limits.max_pairs=1e6", "limits.max_pairs must be an integer, got a number (1000000.0) (YAML reads it as a "
-     "float: write 1000000)"),
-])
-def test_yaml_typing_surprises_say_how_to_write_what_was_meant(tmp_path, assignment, message):
-    r, out = set_run(tmp_path, assignment)
-    assert r.returncode == 2, r.stderr
-    assert f"--set {assignment}: {message}" in r.stderr, r.stderr
-    nothing_ran(r, out)
-
-
 def test_yaml_typing_surprise_in_a_file_names_its_place(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("benchmark: {data_path: %s}\nrun:\n  out: 2024\n" % json.dumps(str(SRC / "examples" /
@@ -507,11 +472,11 @@ def test_gedit_records_without_a_language_get_a_table_of_their_own_named_so(tmp_
 def test_a_section_under_both_its_names_is_refused(tmp_path):
     """editor was read and diffusion_model silently ignored (or judge and
     reward_model): an override written under the other name did nothing."""
-    r, out = set_run(tmp_path, "diffusion_model={backend: builtin, name: identity}")
-    assert r.returncode == 2, r.stderr
-    assert "--set diffusion_model={backend: builtin, name: identity}: editor and diffusion_model are one section " \
-           "(diffusion_model is the seed's name): keep one, editor is read and diffusion_model ignored" in r.stderr
-    nothing_ran(r, out)
+    set_refused(tmp_path, "diffusion_model={backend: builtin, name: identity}",
+                says="--set diffusion_model={backend: builtin, name: identity}: editor and diffusion_model are one "
+                     "section (diffusion_model is the seed's name): keep one, editor is read and diffusion_model "
+                     "ignored")
+    out = tmp_path / "out"
     cfg = tmp_path / "c.yaml"
     cfg.write_text("editor: {backend: builtin, name: imageops}\nreward_model: {backend: builtin, name: metrics}\n"
                    "judge: {backend: builtin, name: metrics}\n", encoding="utf-8")
@@ -522,12 +487,10 @@ def test_a_section_under_both_its_names_is_refused(tmp_path):
 
 
 def test_a_null_list_item_is_named_null_not_userdata(tmp_path):
-    r, out = set_run(tmp_path, "compare.runs=[a, null]")
-    assert r.returncode == 2, r.stderr
-    assert "--set compare.runs=[a, null]: compare.runs[2] must be a string, got null (an empty item, ~ or null)" \
-        in r.stderr, r.stderr
+    r = set_refused(tmp_path, "compare.runs=[a, null]",
+                    says="--set compare.runs=[a, null]: compare.runs[2] must be a string, got null (an empty item, "
+                         "~ or null)")
     assert "userdata" not in r.stderr
-    nothing_ran(r, out)
 
 
 def test_a_builtin_model_without_a_name_names_the_key_and_the_models(tmp_path):
@@ -550,12 +513,10 @@ def test_a_builtin_model_without_a_name_names_the_key_and_the_models(tmp_path):
 def test_a_field_name_of_the_own_layout_under_an_adapter_is_refused(tmp_path, key):
     """dataset.instruction (and the other field names) are read by
     evalhost's own reader; with an adapter they were silently ignored."""
-    r, out = set_run(tmp_path, "dataset.adapter=imgedit", f"dataset.{key}")
     name = key.split("=")[0]
-    assert r.returncode == 2, r.stderr
-    assert f"--set dataset.{key}: dataset.{name} is read by evalhost's own dataset layout only: the imgedit adapter " \
-           f"reads its benchmark's own fields (leave dataset.{name} out)" in r.stderr, r.stderr
-    nothing_ran(r, out)
+    set_refused(tmp_path, "dataset.adapter=imgedit", f"dataset.{key}",
+                says=f"--set dataset.{key}: dataset.{name} is read by evalhost's own dataset layout only: the "
+                     f"imgedit adapter reads its benchmark's own fields (leave dataset.{name} out)")
 
 
 def test_a_folder_given_as_the_config_says_so(tmp_path):
