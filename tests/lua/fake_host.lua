@@ -479,6 +479,13 @@ function fake.each_test(set, opts)
   end)
 end
 
+-- A report's scores keyed "category/id", for comparing two runs in specs.
+function fake.scores(rep)
+  local t = {}
+  for _, p in ipairs(rep.pairs) do t[p.category .. "/" .. p.id] = p.score end
+  return t
+end
+
 -- The log lines at `level` (or all) joined, for matching in specs.
 function fake.log_text(st, level)
   local out = {}

@@ -55,10 +55,7 @@ end
 local function scores(dir)
   local h = _G.evalhost
   local names = h.fs.list(dir .. "/out/results")
-  local rep = assert(h.json.decode(assert(h.fs.read(dir .. "/out/results/" .. names[2]))))
-  local t = {}
-  for _, p in ipairs(rep.pairs) do t[p.category .. "/" .. p.id] = p.score end
-  return t
+  return fake.scores(assert(h.json.decode(assert(h.fs.read(dir .. "/out/results/" .. names[2])))))
 end
 
 describe("saving edits through the image writer", function()

@@ -56,12 +56,6 @@ local function read_report(dir, out)
   return assert(h.json.decode(json)), names
 end
 
-local function scores_of(rep)
-  local t = {}
-  for _, p in ipairs(rep.pairs) do t[p.category .. "/" .. p.id] = p.score end
-  return t
-end
-
 describe("schedules", function()
   local dir
   fake.each_test(function(d) dir = d end)
@@ -106,14 +100,14 @@ describe("schedules", function()
   it("single_stage makes 2N-1 and cross_category 1, with the same scores as two_stage", function()
     setup(dir)
     run_script("two_stage")
-    local base = scores_of(read_report(dir))
+    local base = fake.scores(read_report(dir))
     for script, swaps in pairs({ single_stage = 13, cross_category = 1 }) do
       fake.rmtree(dir .. "/out")
       local _, st = setup(dir)
       assert.are.equal(0, run_script(script))
       assert.are.equal(swaps, st.swaps.count, script)
       local rep = read_report(dir)
-      assert.are.same(base, scores_of(rep), script)
+      assert.are.same(base, fake.scores(rep), script)
       assert.are.equal(script, rep.run.schedule)
     end
   end)
@@ -121,12 +115,12 @@ describe("schedules", function()
   it("the README's custom schedule (chunks of K) runs with the same scores", function()
     setup(dir)
     run_script("two_stage")
-    local base = scores_of(read_report(dir))
+    local base = fake.scores(read_report(dir))
     fake.rmtree(dir .. "/out")
     local _, st = setup(dir, { script = { chunk = 3 } })
     assert.are.equal(0, run_script("examples/my_schedule"))
     assert.are.equal(5, st.swaps.count) -- chunks of 3, 3, 1: E J E J E J
-    assert.are.same(base, scores_of(read_report(dir)))
+    assert.are.same(base, fake.scores(read_report(dir)))
     assert.truthy(fake.log_text(st, "info"):find("[物理] mean ", 1, true))
   end)
 
@@ -225,11 +219,11 @@ describe("schedules", function()
   it("scores through score_batch in the judge's batch_size, with the same scores", function()
     setup(dir)
     assert.are.equal(0, run_script("two_stage"))
-    local one = scores_of(read_report(dir))
+    local one = fake.scores(read_report(dir))
     fake.rmtree(dir .. "/out")
     local _, st = setup(dir, { judge = { name = "metrics", batch_size = 2 } })
     assert.are.equal(0, run_script("two_stage"))
-    assert.are.same(one, scores_of(read_report(dir)))
+    assert.are.same(one, fake.scores(read_report(dir)))
     assert.are.same({ 2, 1, 2, 2 }, st.batches)   -- categories of 3, 2 and 2 pairs
   end)
 
