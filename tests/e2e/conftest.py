@@ -21,6 +21,17 @@ def run_evalhost(*args, cwd=None, timeout=120, env=None, input=None):
                           timeout=timeout, env=full_env, input=input)
 
 
+# The head of the Lua scripts the tests run with the binary: `eh`, the
+# parameters P (JSON in $EH_T), must() raising a nil's error at its caller,
+# out() writing a value as one JSON line of stdout.
+LUA_PRELUDE = r"""
+local eh = require "evalhost"
+local P = eh.json.decode(os.getenv("EH_T"))
+local function must(v, e) if v == nil then error(tostring(e), 2) end return v end
+local function out(v) io.stdout:write(eh.json.encode(v), "\n") end
+"""
+
+
 def nothing_ran(r, out):
     """A config refused before the script ran: no swap, no script output, no output folder."""
     assert "[swap]" not in r.stderr and "evalhost two_stage:" not in r.stderr, r.stderr

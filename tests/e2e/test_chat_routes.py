@@ -34,7 +34,7 @@ import urllib.request
 
 import pytest
 
-from conftest import have_torch
+from conftest import LUA_PRELUDE, have_torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("EVALHOST_SRC") or os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -45,12 +45,8 @@ SERVER_START_S = 180   # the model loads before the server listens
 MAX_NEW = 8
 WARNING = "carry no logprobs although they were asked for"
 
-SCRIPT = r"""
-local eh = require "evalhost"
+SCRIPT = LUA_PRELUDE + r"""
 local chat = require "evalhost.chat"
-local P = eh.json.decode(os.getenv("EH_T"))
-local function must(v, e) if v == nil then error(tostring(e), 2) end return v end
-local function out(v) io.stdout:write(eh.json.encode(v), "\n") end
 local req = {image = must(eh.image.load(P.dir .. "/edited.png")), original = must(eh.image.load(P.dir .. "/original.png")),
              system_prompt = P.system, user_prompt = P.user, instruction = "make the sky purple"}
 -- the layout, with each picture named for the reference

@@ -31,7 +31,7 @@ import sys
 
 import pytest
 
-from conftest import have_torch
+from conftest import LUA_PRELUDE, have_torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("EVALHOST_SRC") or os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -42,12 +42,8 @@ sys.path.insert(0, HERE)
 QUALITY = 75   # GEdit's and RISEBench's (PIL's default)
 USER = "Rate the edit from 0 to 10.\nEditing instruction: make the sky purple."
 
-PARITY = r"""
-local eh = require "evalhost"
+PARITY = LUA_PRELUDE + r"""
 local chat = require "evalhost.chat"
-local P = eh.json.decode(os.getenv("EH_T"))
-local function must(v, e) if v == nil then error(tostring(e), 2) end return v end
-local function out(v) io.stdout:write(eh.json.encode(v), "\n") end
 local ed, orig = must(eh.image.load(P.dir .. "/edited.png")), must(eh.image.load(P.dir .. "/original.png"))
 local names = {[ed] = "edited", [orig] = "original"}
 -- the bytes the http judge would send, and what our decoder makes of them
@@ -182,10 +178,7 @@ def test_benchmark_requests_match_transformers(rig, tmp_path):
     assert abs(refs["two_text_first_jpeg"] - refs["two_text_first"]) > 10 * tol_score, refs
 
 
-LIMITS = r"""
-local eh = require "evalhost"
-local P = eh.json.decode(os.getenv("EH_T"))
-local function must(v, e) if v == nil then error(tostring(e), 2) end return v end
+LIMITS = LUA_PRELUDE + r"""
 local ed = must(eh.image.load(P.dir .. "/edited.png"))
 local many = {}
 for i = 1, 17 do many[i] = ed end
