@@ -436,6 +436,29 @@ static eh_status in_batches(eh_model *m, batch_fn fn, const void *reqs, size_t r
     return EH_OK;
 }
 
+/* Whether request i stays out of the backend's call; a left-out request's
+ * result holds why (set here, or before).  Asked once per request. */
+typedef int (*left_out_fn)(eh_model *m, const void *reqs, void *results, size_t i, const void *ctx);
+
+/* Runs fn over each run of requests between the left-out ones, in order;
+ * stops at the first whole-call failure (as in_batches). */
+static eh_status in_runs(eh_model *m, batch_fn fn, left_out_fn left_out, const void *ctx, const void *reqs,
+                         size_t req_size, void *results, size_t res_size, size_t n, eh_error *err)
+{
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && !left_out(m, reqs, results, j, ctx))
+            j++;
+        if (j > i) {
+            eh_status rc = fn(m, (const char *)reqs + i * req_size, (char *)results + i * res_size, j - i, err);
+            if (rc != EH_OK)
+                return rc;
+        }
+        i = j + 1;
+    }
+    return EH_OK;
+}
+
 /* An editor gets RGB pictures: alpha dropped, as PIL's convert("RGB")
  * does before diffusers' pipelines (their VAE takes three channels; the
  * judge composites onto white instead, vlm_pre.c).  Copies into rgb[]
@@ -466,6 +489,23 @@ static int edit_rgb(const eh_edit_request *r, eh_image **rgb, const eh_image **m
 static eh_status edit_chunk_rgb(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n,
                                 eh_error *err);
 
+static eh_status backend_edit(eh_model *m, const void *reqs, void *results, size_t n, eh_error *err)
+{
+    return m->backend->edit(m, reqs, results, n, err);
+}
+
+static int more_pictures_refused(eh_model *m, const void *reqs, void *results, size_t i, const void *ctx)
+{
+    (void)ctx;
+    const eh_edit_request *r = (const eh_edit_request *)reqs + i;
+    if (!r->n_more_images)
+        return 0;
+    eh_fail(&((eh_edit_result *)results)[i].err, EH_EINVAL,
+            "%s: the %s backend takes one input image per edit, not %zu", m->section, m->backend->name,
+            r->n_more_images + 1);
+    return 1;
+}
+
 /* A backend that takes one picture per edit never sees a request with
  * more: those fail by name, the runs between them go through. */
 static eh_status edit_chunk(eh_model *m, const void *reqs_, void *results_, size_t n, eh_error *err)
@@ -482,22 +522,13 @@ static eh_status edit_chunk(eh_model *m, const void *reqs_, void *results_, size
         return edit_chunk_rgb(m, reqs, results, n, err);
     if (m->backend->several_images)
         return m->backend->edit(m, reqs, results, n, err);
-    for (size_t i = 0; i < n;) {
-        if (reqs[i].n_more_images) {
-            eh_fail(&results[i].err, EH_EINVAL, "%s: the %s backend takes one input image per edit, not %zu",
-                    m->section, m->backend->name, reqs[i].n_more_images + 1);
-            i++;
-            continue;
-        }
-        size_t j = i;
-        while (j < n && !reqs[j].n_more_images)
-            j++;
-        eh_status rc = m->backend->edit(m, reqs + i, results + i, j - i, err);
-        if (rc != EH_OK)
-            return rc;
-        i = j;
-    }
-    return EH_OK;
+    return in_runs(m, backend_edit, more_pictures_refused, NULL, reqs, sizeof *reqs, results, sizeof *results, n, err);
+}
+
+static int copy_failed(eh_model *m, const void *reqs, void *results, size_t i, const void *failed)
+{
+    (void)m, (void)reqs, (void)results;
+    return ((const char *)failed)[i];
 }
 
 /* edit_chunk over RGB copies of a chunk with alpha somewhere in it. */
@@ -519,14 +550,7 @@ static eh_status edit_chunk_rgb(eh_model *m, const eh_edit_request *reqs, eh_edi
     }
     for (size_t i = 0; i < n; i++)   /* a pair whose copy fails keeps that error; the rest go on */
         failed[i] = edit_rgb(&reqs[i], rgb + i * per, more + i * per, &cp[i], &results[i]) != 0;
-    for (size_t i = 0; i < n && rc == EH_OK;) {
-        size_t j = i;
-        while (j < n && !failed[j])
-            j++;
-        if (j > i)
-            rc = edit_chunk(m, cp + i, results + i, j - i, err);
-        i = j + 1;
-    }
+    rc = in_runs(m, edit_chunk, copy_failed, failed, cp, sizeof *cp, results, sizeof *results, n, err);
 done:
     for (size_t k = 0; rgb && k < n * per; k++)
         eh_image_free(rgb[k]);
@@ -539,6 +563,23 @@ static int wants_layout(const eh_score_request *r)
     return r->n_images || r->text_first || r->text_only || r->jpeg_quality;
 }
 
+static eh_status backend_score(eh_model *m, const void *reqs, void *results, size_t n, eh_error *err)
+{
+    return m->backend->score(m, reqs, results, n, err);
+}
+
+static int layout_refused(eh_model *m, const void *reqs, void *results, size_t i, const void *ctx)
+{
+    (void)ctx;
+    if (!wants_layout((const eh_score_request *)reqs + i))
+        return 0;
+    eh_fail(&((eh_score_result *)results)[i].err, EH_EINVAL,
+            "%s: the %s backend cannot send a benchmark's own judge request (images in its order); "
+            "use an http or native judge",
+            m->section, m->backend->name);
+    return 1;
+}
+
 /* A backend without judge_layout (builtin, torch) never sees a
  * benchmark-layout request: those fail by name (its prompt would not be
  * the benchmark's); http and native take them. */
@@ -548,24 +589,7 @@ static eh_status score_chunk(eh_model *m, const void *reqs_, void *results_, siz
     eh_score_result *results = results_;
     if (m->backend->judge_layout)
         return m->backend->score(m, reqs, results, n, err);
-    for (size_t i = 0; i < n;) {
-        if (wants_layout(&reqs[i])) {
-            eh_fail(&results[i].err, EH_EINVAL,
-                    "%s: the %s backend cannot send a benchmark's own judge request (images in its order); "
-                    "use an http or native judge",
-                    m->section, m->backend->name);
-            i++;
-            continue;
-        }
-        size_t j = i;
-        while (j < n && !wants_layout(&reqs[j]))
-            j++;
-        eh_status rc = m->backend->score(m, reqs + i, results + i, j - i, err);
-        if (rc != EH_OK)
-            return rc;
-        i = j;
-    }
-    return EH_OK;
+    return in_runs(m, backend_score, layout_refused, NULL, reqs, sizeof *reqs, results, sizeof *results, n, err);
 }
 
 eh_status eh_model_edit_batch(eh_model *m, const eh_edit_request *reqs, eh_edit_result *results, size_t n,

@@ -1,5 +1,6 @@
 /* test_model.c — model handles with the builtin backend: residency, the
- * swap count (SPEC §3), edits and the metrics judge, and misuse. */
+ * swap count (SPEC §3), edits and the metrics judge, the requests a backend
+ * cannot take failed by name around the runs it can, and misuse. */
 #include <string.h>
 
 #include "check.h"
@@ -56,6 +57,48 @@ static void test_swaps(void)
     eh_model_free(jd);
 }
 
+/* Requests the builtin backend cannot take (a second picture, a
+ * benchmark's layout) fail by name; the runs around them are edited and
+ * scored, an RGBA picture among them included.  ed and jd are loaded. */
+static void check_refused_between_runs(eh_model *ed, eh_model *jd, const eh_image *img)
+{
+    eh_error err = { 0 };
+    eh_image *rgba = eh_image_new(64, 48, 4, &err);
+    const eh_image *second[1] = { img };
+    eh_edit_request reqs[5] = {
+        { .image = img, .instruction = "rotate 90 degrees" },
+        { .image = img, .instruction = "rotate 90 degrees", .more_images = second, .n_more_images = 1 },
+        { .image = rgba, .instruction = "rotate 90 degrees" },
+        { .image = img, .instruction = "rotate 90 degrees" },
+        { .image = img, .instruction = "rotate 90 degrees", .more_images = second, .n_more_images = 1 },
+    };
+    eh_edit_result res[5];
+    CHECK(eh_model_edit_batch(ed, reqs, res, 5, &err) == EH_OK);
+    for (int i = 0; i < 5; i++) {
+        if (i == 1 || i == 4) {
+            CHECK(!res[i].image);
+            CHECK_CONTAINS(res[i].err.msg, "editor: the builtin backend takes one input image per edit, not 2");
+        } else {
+            CHECK(res[i].image && res[i].image->width == 48 && res[i].image->channels == 3);
+        }
+        eh_image_free(res[i].image);
+    }
+    eh_score_request sreq[4] = {
+        { .image = img, .original = img, .text_first = 1 },
+        { .image = img, .original = img },
+        { .image = img, .original = img },
+        { .image = img, .original = img, .jpeg_quality = 90 },
+    };
+    eh_score_result sres[4];
+    CHECK(eh_model_score_batch(jd, sreq, sres, 4, &err) == EH_OK);
+    CHECK(!sres[0].ok && !sres[3].ok && sres[1].ok && sres[2].ok && sres[1].score == 10.0);
+    CHECK_CONTAINS(sres[0].err.msg, "judge: the builtin backend cannot send a benchmark's own judge request");
+    CHECK_CONTAINS(sres[3].err.msg, "use an http or native judge");
+    for (int i = 0; i < 4; i++)
+        eh_score_result_clear(&sres[i]);
+    eh_image_free(rgba);
+}
+
 static void test_edit_and_score(void)
 {
     eh_host host;
@@ -107,6 +150,7 @@ static void test_edit_and_score(void)
     CHECK_CONTAINS(sres[3].err.msg, "needs the edited and the original image");
     for (int i = 0; i < 4; i++)
         eh_score_result_clear(&sres[i]);
+    check_refused_between_runs(ed, jd, img);
     for (int i = 0; i < 3; i++)
         eh_image_free(res[i].image);
     eh_image_free(img);
