@@ -209,50 +209,51 @@ start:function(){var self=this,list=(self.meta.chunks||[]).slice();
     s.onload=next;s.onerror=function(){self.load_error=s.src;next();};document.head.appendChild(s);})();}};
 ]=]
 
--- Both pages' filter controls: a select's options (each value its own
--- label, after "all"), and the pager below the controls.
-local function add_options(o, H, values)
+-- A select's options, each value its own label (they follow an "all").
+local function options(H, values)
+  local o = {}
   for _, v in ipairs(values) do o[#o + 1] = ('<option value="%s">%s</option>'):format(H(v), H(v)) end
+  return table.concat(o)
 end
-local PAGER = '<div id="pager"><button id="prev">‹ prev</button><span id="pageno"></span><button id="next">next ›</button></div>'
+
+-- Both pages' pair list: its heading, the controls (the category select
+-- first, then the page's own filters, then the count), the pager, the list.
+local function pair_list(H, heading, cats, filters, list)
+  return '<h2 id="explore">' .. heading .. '</h2><div id="controls">'
+    .. '<label>category <select id="f-cat"><option value="">all</option>' .. options(H, cats) .. '</select></label>'
+    .. filters
+    .. '<span id="count"></span></div>'
+    .. '<div id="pager"><button id="prev">‹ prev</button><span id="pageno"></span><button id="next">next ›</button></div>'
+    .. list
+end
 
 -- The explorer's controls and placeholders; cats: category names, methods: score_method values seen.
 function page.controls(H, cats, methods)
-  local o = { '<h2 id="explore">样本 / Pairs</h2><div id="controls">' }
-  o[#o + 1] = '<label>category <select id="f-cat"><option value="">all</option>'
-  add_options(o, H, cats)
-  o[#o + 1] = '</select></label><label>status <select id="f-status"><option value="">all</option>'
+  return pair_list(H, "样本 / Pairs", cats,
+    '<label>status <select id="f-status"><option value="">all</option>'
     .. '<option value="scored">scored</option><option value="failed">failed</option></select></label>'
     .. '<label>score ≥ <input id="f-min" type="number" step="any"></label><label>score &lt; <input id="f-max" type="number" step="any"></label>'
-    .. '<label>method <select id="f-method"><option value="">all</option>'
-  add_options(o, H, methods)
-  o[#o + 1] = '</select></label><label>search <input id="f-q" type="search" placeholder="instruction, description, judge text"></label>'
+    .. '<label>method <select id="f-method"><option value="">all</option>' .. options(H, methods) .. '</select></label>'
+    .. '<label>search <input id="f-q" type="search" placeholder="instruction, description, judge text"></label>'
     .. '<label>sort <select id="f-sort"><option value="">dataset order</option><option value="score-asc">score ↑ (worst first)</option>'
     .. '<option value="score-desc">score ↓</option><option value="edit-desc">edit time ↓</option><option value="edit-asc">edit time ↑</option>'
-    .. '<option value="conf-desc">judge confidence ↓ (low entropy first)</option><option value="conf-asc">judge confidence ↑</option></select></label>'
-    .. '<span id="count"></span></div>'
-    .. PAGER
-    .. '<div class="gallery" id="gallery"></div>'
-    .. '<div id="detail"><div class="box"><button id="close">close ✕</button><div id="detail-body"></div></div></div>'
-  return table.concat(o)
+    .. '<option value="conf-desc">judge confidence ↓ (low entropy first)</option><option value="conf-asc">judge confidence ↑</option></select></label>',
+    '<div class="gallery" id="gallery"></div>'
+    .. '<div id="detail"><div class="box"><button id="close">close ✕</button><div id="detail-body"></div></div></div>')
 end
 
 -- The comparison page's pair list: category, search (id), Δ range, sort;
 -- the view in the hash as on the report page.
 function page.compare_controls(H, cats)
-  local o = { '<h2 id="explore">所有样本 / All paired pairs</h2><div id="controls">'
-    .. '<label>category <select id="f-cat"><option value="">all</option>' }
-  add_options(o, H, cats)
-  o[#o + 1] = '</select></label><label>Δ ≥ <input id="f-min" type="number" step="any"></label>'
+  return pair_list(H, "所有样本 / All paired pairs", cats,
+    '<label>Δ ≥ <input id="f-min" type="number" step="any"></label>'
     .. '<label>Δ ≤ <input id="f-max" type="number" step="any"></label>'
     .. '<label>search id <input id="f-q" type="search"></label><label>sort <select id="f-sort">'
     .. '<option value="">|Δ| ↓ (moved most first)</option><option value="d-asc">Δ ↑ (B worse first)</option>'
     .. '<option value="d-desc">Δ ↓ (B better first)</option><option value="a-asc">A score ↑</option>'
-    .. '<option value="b-asc">B score ↑</option></select></label><span id="count"></span></div>'
-    .. PAGER
-    .. '<table id="pairs"><thead><tr><th class="l">category</th><th class="l">id</th><th><span class="ab a">A</span></th>'
-    .. '<th><span class="ab b">B</span></th><th>Δ (B−A)</th></tr></thead><tbody id="rows"></tbody></table>'
-  return table.concat(o)
+    .. '<option value="b-asc">B score ↑</option></select></label>',
+    '<table id="pairs"><thead><tr><th class="l">category</th><th class="l">id</th><th><span class="ab a">A</span></th>'
+    .. '<th><span class="ab b">B</span></th><th>Δ (B−A)</th></tr></thead><tbody id="rows"></tbody></table>')
 end
 
 page.COMPARE_JS = [=[
