@@ -155,14 +155,11 @@ static eh_status check_chat_template(eh_model *m, const char *dir, eh_error *err
 
 static eh_status native_open(eh_model *m, eh_error *err)
 {
-    native_model *t = calloc(1, sizeof *t);
-    if (!t)
-        return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
-    m->impl = t;
-    eh_error e = { 0 };
-    eh_status rc = eh_torch_backend_setup(m, err);
+    eh_status rc = eh_torch_backend_open(m, sizeof(native_model), err);
     if (rc != EH_OK)
         return rc;
+    native_model *t = m->impl;
+    eh_error e = { 0 };
     t->cpu_copy = eh_node_bool(m->spec, "cpu_copy", 0);
     if ((rc = eh_backend_overlap_options(m, &t->overlap_chunk, &t->overlap_delay_us, err)) != EH_OK)
         return rc;

@@ -162,14 +162,11 @@ static int resident_parts(const editor_model *t);
 
 static eh_status editor_open(eh_model *m, eh_error *err)
 {
-    editor_model *t = calloc(1, sizeof *t);
-    if (!t)
-        return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
-    m->impl = t;
-    eh_error e = { 0 };
-    eh_status rc = eh_torch_backend_setup(m, err);
+    eh_status rc = eh_torch_backend_open(m, sizeof(editor_model), err);
     if (rc != EH_OK)
         return rc;
+    editor_model *t = m->impl;
+    eh_error e = { 0 };
     t->cpu_copy = eh_node_bool(m->spec, "cpu_copy", 0);
     t->offload_te = eh_node_bool(m->spec, "offload_text_encoder", 0);
     const char *id = eh_node_str(m->spec, "name", NULL);

@@ -87,11 +87,14 @@ static eh_status check_file(eh_model *m, torch_model *t, eh_error *err)
     return EH_OK;
 }
 
-/* The section's dtype checked against libtorch and its `device` resolved
- * into m->device: what every libtorch backend's open does first
- * (backend.h). */
-eh_status eh_torch_backend_setup(eh_model *m, eh_error *err)
+/* m->impl allocated, the section's dtype checked against libtorch and its
+ * `device` resolved into m->device: what every libtorch backend's open does
+ * first (backend.h). */
+eh_status eh_torch_backend_open(eh_model *m, size_t impl_size, eh_error *err)
 {
+    m->impl = calloc(1, impl_size);
+    if (!m->impl)
+        return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
     eh_error e = { 0 };
     if (eh_torch_check_dtype(m->dtype, &e) != EH_OK)
         return eh_fail(err, EH_EINVAL, "%s: %s", m->section, e.msg);
@@ -100,13 +103,10 @@ eh_status eh_torch_backend_setup(eh_model *m, eh_error *err)
 
 static eh_status torch_open(eh_model *m, eh_error *err)
 {
-    torch_model *t = calloc(1, sizeof *t);
-    if (!t)
-        return eh_fail(err, EH_ENOMEM, "%s: out of memory", m->section);
-    m->impl = t;
-    eh_status rc = eh_torch_backend_setup(m, err);
+    eh_status rc = eh_torch_backend_open(m, sizeof(torch_model), err);
     if (rc != EH_OK)
         return rc;
+    torch_model *t = m->impl;
     t->jit_optimize = eh_node_bool(m->spec, "jit_optimize", 0);
     t->cpu_copy = eh_node_bool(m->spec, "cpu_copy", 0);
     if ((rc = eh_backend_overlap_options(m, &t->overlap_chunk, &t->overlap_delay_us, err)) != EH_OK)

@@ -61,9 +61,11 @@ extern const eh_backend eh_backend_native_editor;   /* Qwen-Image-Edit in libtor
  * --gpus-per-task=1), or as given; checked against the libtorch build.
  * Into m->device.  Defined in backend_torch.c, for every libtorch backend. */
 eh_status eh_torch_resolve_device(eh_model *m, const char *want, eh_error *err);
-/* The section's dtype checked and its `device` resolved (above): the start
- * of every libtorch backend's open.  Defined in backend_torch.c. */
-eh_status eh_torch_backend_setup(eh_model *m, eh_error *err);
+/* The start of every libtorch backend's open: m->impl a zeroed impl_size
+ * bytes (freed by the backend's close whatever follows), the section's
+ * dtype checked and its `device` resolved (above).  Defined in
+ * backend_torch.c. */
+eh_status eh_torch_backend_open(eh_model *m, size_t impl_size, eh_error *err);
 /* run.pin as the shim's eh_torch_pin (auto without a host). */
 int eh_backend_pin(const eh_model *m);
 /* After a load into host memory: a refused page-locking is a warning
