@@ -111,32 +111,36 @@ static int l_clock(lua_State *L)
     return 1;
 }
 
+/* Sets field key of the table on top (loslib's setfield). */
+static void set_integer(lua_State *L, const char *key, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, key);
+}
+
+static void set_number(lua_State *L, const char *key, lua_Number v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, key);
+}
+
 static int l_swaps(lua_State *L)
 {
     eh_host *h = eh_lua_host(L);
     lua_createtable(L, 0, 5);
-    lua_pushinteger(L, h->swaps.count);
-    lua_setfield(L, -2, "count");
-    lua_pushinteger(L, h->swaps.moves);
-    lua_setfield(L, -2, "moves");
-    lua_pushinteger(L, h->swaps.bytes);
-    lua_setfield(L, -2, "bytes");
-    lua_pushnumber(L, h->swaps.seconds);
-    lua_setfield(L, -2, "seconds");
+    set_integer(L, "count", h->swaps.count);
+    set_integer(L, "moves", h->swaps.moves);
+    set_integer(L, "bytes", h->swaps.bytes);
+    set_number(L, "seconds", h->swaps.seconds);
     lua_newtable(L);
     for (int i = 0; i < h->n_model_stats; i++) {
         const eh_model_stats *s = &h->model_stats[i];
         lua_createtable(L, 0, 5);
-        lua_pushinteger(L, s->loads);
-        lua_setfield(L, -2, "loads");
-        lua_pushinteger(L, s->unloads);
-        lua_setfield(L, -2, "unloads");
-        lua_pushinteger(L, s->bytes);
-        lua_setfield(L, -2, "bytes");
-        lua_pushnumber(L, s->load_seconds);
-        lua_setfield(L, -2, "load_seconds");
-        lua_pushnumber(L, s->unload_seconds);
-        lua_setfield(L, -2, "unload_seconds");
+        set_integer(L, "loads", s->loads);
+        set_integer(L, "unloads", s->unloads);
+        set_integer(L, "bytes", s->bytes);
+        set_number(L, "load_seconds", s->load_seconds);
+        set_number(L, "unload_seconds", s->unload_seconds);
         lua_setfield(L, -2, s->name);
     }
     lua_setfield(L, -2, "by_model");
@@ -147,12 +151,9 @@ static int l_shard(lua_State *L)
 {
     eh_host *h = eh_lua_host(L);
     lua_createtable(L, 0, 3);
-    lua_pushinteger(L, h->shard_index);
-    lua_setfield(L, -2, "index");
-    lua_pushinteger(L, h->shard_count);
-    lua_setfield(L, -2, "count");
-    lua_pushinteger(L, h->local_rank);
-    lua_setfield(L, -2, "local_rank");
+    set_integer(L, "index", h->shard_index);
+    set_integer(L, "count", h->shard_count);
+    set_integer(L, "local_rank", h->local_rank);
     return 1;
 }
 
