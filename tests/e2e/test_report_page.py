@@ -62,6 +62,26 @@ def count(page):
     return page.evaluate("document.getElementById('count').textContent")
 
 
+def thumbnails_loaded(page, timeout_ms=60000):
+    """Waits until every card's picture has loaded from its file. The cards'
+    images are loading="lazy", so one not yet near the viewport has not even
+    started: each unloaded one in turn is scrolled into view. A broken image
+    never counts as loaded, so the wait ends in the names of those left."""
+    want = """() => {
+      const todo = [...document.querySelectorAll('.card img')].filter(i => !(i.complete && i.naturalWidth > 0));
+      if (todo.length) todo[0].scrollIntoView();
+      return todo.length === 0;
+    }"""
+    try:
+        page.wait_for_function(want, timeout=timeout_ms, polling=100)
+    except Exception:
+        left = page.evaluate("[...document.querySelectorAll('.card img')]"
+                             ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+        raise AssertionError("thumbnails that did not load: %s" % left)
+    page.evaluate("window.scrollTo(0, 0)")
+    return True
+
+
 def shot(page, name):
     ART.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ART / name), full_page=False)
@@ -108,7 +128,7 @@ def test_gallery_sort_filter_search(browser, run25):
     first = page.locator(".card").first
     assert first.locator("figcaption").all_inner_texts() == ["ORIGINAL / 原图", "EDITED / 编辑后"]
     # every thumbnail on the page loaded from its file
-    assert page.evaluate("[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth > 0)")
+    assert thumbnails_loaded(page)
     shot(page, "gallery_25.png")
 
     page.select_option("#f-sort", "score-asc")
@@ -194,7 +214,7 @@ def test_embed_keeps_one_file(browser, tmp_path):
     alone.write_text(html, encoding="utf-8")
     page = open_page(browser, alone)
     assert count(page) == "25 / 25"
-    assert page.evaluate("[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth > 0)")
+    assert thumbnails_loaded(page)
     assert all(u.startswith("file://") or u.startswith("data:") for u in page.requests)
 
 
