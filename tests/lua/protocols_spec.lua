@@ -96,7 +96,18 @@ describe("benchmark protocols", function()
     local none, why = p.format("{nope}", {})
     assert.is_nil(none)
     assert.matches("{nope}", why)
+    assert.are.equal("a } {b}} c", p.format("a } {{b}}} {x}", { x = "c" }))   -- a lone "}" is kept
+    none, why = p.format("x {open", {})
+    assert.is_nil(none)
+    assert.are.equal("unmatched '{' in a prompt", why)
     assert.are.equal("1 % 1", p.replace("<i> % <i>", "<i>", "1"))
+    -- dataset.official: the checkout (the file inside it) or the file itself
+    assert.are.equal("/c/utils/prompts.py", p.official_file({ official = "/c" }, "B", "utils/prompts.py", "prompts"))
+    assert.are.equal("/x/p.py", p.official_file({ official = "/x/p.py" }, "B", "utils/prompts.py", "prompts"))
+    none, why = p.official_file({}, "ImgEdit", "Benchmark/Basic/prompts.json", "rubrics")
+    assert.is_nil(none)
+    assert.matches("dataset.official must name the ImgEdit checkout (or its Benchmark/Basic/prompts.json): "
+      .. "the official protocol's rubrics load from it", why, 1, true)
     assert.are.equal(3.33, p.round2(3.335))   -- the binary value is below .335, as Python rounds it
     assert.are.equal(2.67, p.round2(2.675))
     assert.are.equal(4.0, p.round2(4.005))

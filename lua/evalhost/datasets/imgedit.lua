@@ -106,13 +106,8 @@ M.profile.official = official
 official.TYPES = { "add", "remove", "replace", "adjust", "style", "action", "extract", "background", "compose" }
 
 function official.prepare(dcfg)
-  local where = dcfg.official
-  if type(where) ~= "string" or where == "" then
-    return nil, "config: dataset.official must name the ImgEdit checkout (or its Benchmark/Basic/prompts.json): "
-      .. "the official protocol's rubrics load from it (the repository has no license to copy them under)"
-  end
-  local path = where
-  if not where:match("%.json$") then path = util.join(where, "Benchmark", "Basic", "prompts.json") end
+  local path, why = protocol.official_file(dcfg, "ImgEdit", "Benchmark/Basic/prompts.json", "rubrics")
+  if not path then return nil, why end
   local doc, digest = base.read_json("imgedit", path)
   if not doc then return nil, "config: dataset.official: " .. digest end
   if type(doc) ~= "table" or #doc > 0 then

@@ -138,24 +138,11 @@ official.PROMPTS = { "prompt_consist", "prompt_quality", "prompt_instruction_fol
 official.METRICS = { "consistency", "instruction", "knowledge", "quality" }
 
 function official.prepare(dcfg, dataset)
-  local where = dcfg.official
-  if type(where) ~= "string" or where == "" then
-    return nil, "config: dataset.official must name the Kris_Bench checkout (or its utils/prompts.py): "
-      .. "the official protocol's prompts load from it (the repository has no license to copy them under)"
-  end
-  local path = where:match("%.py$") and where or util.join(where, "utils", "prompts.py")
-  local text, err = util.host().fs.read(path)
-  if not text then return nil, ("config: dataset.official: %s: %s"):format(path, tostring(err)) end
-  local prompts, why = protocol.python_strings(text)
-  if not prompts then return nil, ("config: dataset.official: %s: %s"):format(path, why) end
-  for _, name in ipairs(official.PROMPTS) do
-    if type(prompts[name]) ~= "string" then
-      return nil, ("config: dataset.official: %s has no %s (is it Kris_Bench's utils/prompts.py?)"):format(path, name)
-    end
-  end
+  local state, why = protocol.python_prompts(dcfg, "Kris_Bench", "utils/prompts.py", official.PROMPTS)
+  if not state then return nil, why end
   -- the KRIS_Bench folder: an item's pictures are named relative to its category's folder there
-  local root = type(dataset) == "table" and type(dataset.file) == "string" and dataset.file or nil
-  return { prompts = prompts, prompts_path = path, prompts_hash = util.host().hash(text), root = root }
+  state.root = type(dataset) == "table" and type(dataset.file) == "string" and dataset.file or nil
+  return state
 end
 
 ------------------------------------------------------------------------

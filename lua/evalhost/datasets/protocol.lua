@@ -91,28 +91,39 @@ function M.replace(s, old, new)
   return table.concat(out)
 end
 
+-- s with every piece that starts where the pattern special matches
+-- rewritten: step(i) gives the text for the piece at byte i and the byte
+-- after it, or nil and why; the bytes between pieces stay as they are. The
+-- text, or nil and why (the one scanner of format and the escape reader).
+local function rewrite(s, special, step)
+  local out, i = {}, 1
+  while true do
+    local a = s:find(special, i)
+    if not a then break end
+    local text, after = step(a)
+    if text == nil then return nil, after end
+    out[#out + 1] = s:sub(i, a - 1)
+    out[#out + 1] = text
+    i = after
+  end
+  out[#out + 1] = s:sub(i)
+  return table.concat(out)
+end
+
 -- Python's str.format with keyword fields only ("{instruct}", "{{" and
 -- "}}" for braces); nil and why for a field it was not given.
 function M.format(s, fields)
-  local out, i, n = {}, 1, #s
-  while i <= n do
+  return rewrite(s, "[{}]", function(i)
     local c = s:sub(i, i)
-    if c == "{" and s:sub(i + 1, i + 1) == "{" then
-      out[#out + 1], i = "{", i + 2
-    elseif c == "}" and s:sub(i + 1, i + 1) == "}" then
-      out[#out + 1], i = "}", i + 2
-    elseif c == "{" then
-      local j = s:find("}", i, true)
-      if not j then return nil, "unmatched '{' in a prompt" end
-      local name = s:sub(i + 1, j - 1)
-      local v = fields[name]
-      if v == nil then return nil, ("prompt field {%s} has no value"):format(name) end
-      out[#out + 1], i = tostring(v), j + 1
-    else
-      out[#out + 1], i = c, i + 1
-    end
-  end
-  return table.concat(out)
+    if s:sub(i + 1, i + 1) == c then return c, i + 2 end   -- "{{" or "}}"
+    if c == "}" then return c, i + 1 end
+    local j = s:find("}", i, true)
+    if not j then return nil, "unmatched '{' in a prompt" end
+    local name = s:sub(i + 1, j - 1)
+    local v = fields[name]
+    if v == nil then return nil, ("prompt field {%s} has no value"):format(name) end
+    return tostring(v), j + 1
+  end)
 end
 
 -- The size PIL's img.thumbnail((size, size)) gives (Pillow >= 7: the
@@ -173,24 +184,13 @@ end
 -- uses); nil and why for one this reader does not know.
 local ESCAPES = { ["\\"] = "\\", ['"'] = '"', ["'"] = "'", n = "\n", t = "\t", r = "\r", ["\n"] = "" }
 local function unescape(body)
-  local out, i = {}, 1
-  while i <= #body do
-    local c = body:sub(i, i)
-    if c == "\\" then
-      local e = body:sub(i + 1, i + 1)
-      local r = ESCAPES[e]
-      if r then
-        out[#out + 1], i = r, i + 2
-      elseif e:match("[0-7xuUN]") then
-        return nil, ("escape \\%s is not read here"):format(e)
-      else
-        out[#out + 1], i = "\\" .. e, i + 2   -- Python keeps an unknown escape as written
-      end
-    else
-      out[#out + 1], i = c, i + 1
-    end
-  end
-  return table.concat(out)
+  return rewrite(body, "\\", function(i)
+    local e = body:sub(i + 1, i + 1)
+    local r = ESCAPES[e]
+    if r then return r, i + 2 end
+    if e:match("[0-7xuUN]") then return nil, ("escape \\%s is not read here"):format(e) end
+    return "\\" .. e, i + 2   -- Python keeps an unknown escape as written
+  end)
 end
 
 -- A Python module's top-level  name = """..."""  strings (a benchmark's
@@ -224,6 +224,39 @@ function M.python_strings(text)
     at = close + 3
   end
   return out
+end
+
+-- The file dataset.official names: the benchmark's checkout, the file
+-- being rel inside it, or the file itself (named with rel's extension);
+-- nil and a config message when unset. what: what the file holds.
+function M.official_file(dcfg, bench, rel, what)
+  local where = dcfg.official
+  if type(where) ~= "string" or where == "" then
+    return nil, ("config: dataset.official must name the %s checkout (or its %s): the official protocol's %s load "
+      .. "from it (the repository has no license to copy them under)"):format(bench, rel, what)
+  end
+  local ext = rel:match("%.[^./]*$")
+  if where:sub(-#ext) == ext then return where end
+  return util.join(where, rel)
+end
+
+-- The official file's prompts when it is Python (its  name = """..."""
+-- strings), each of names there: {prompts=, prompts_path=, prompts_hash=},
+-- or nil and a config message.
+function M.python_prompts(dcfg, bench, rel, names)
+  local path, why = M.official_file(dcfg, bench, rel, "prompts")
+  if not path then return nil, why end
+  local text, err = util.host().fs.read(path)
+  if not text then return nil, ("config: dataset.official: %s: %s"):format(path, tostring(err)) end
+  local prompts
+  prompts, why = M.python_strings(text)
+  if not prompts then return nil, ("config: dataset.official: %s: %s"):format(path, why) end
+  for _, name in ipairs(names) do
+    if type(prompts[name]) ~= "string" then
+      return nil, ("config: dataset.official: %s has no %s (is it %s's %s?)"):format(path, name, bench, rel)
+    end
+  end
+  return { prompts = prompts, prompts_path = path, prompts_hash = util.host().hash(text) }
 end
 
 return M

@@ -209,24 +209,11 @@ local IMAGE_SIZE, JPEG_QUALITY = 768, 75   -- gpt_generate's image_size; PIL's J
 official.read_prompts = protocol.python_strings
 
 function official.prepare(dcfg, dataset)
-  local where = dcfg.official
-  if type(where) ~= "string" or where == "" then
-    return nil, "config: dataset.official must name the RISEBench checkout (or its utils.py): "
-      .. "the official protocol's prompts load from it (the repository has no license to copy them under)"
-  end
-  local path = where:match("%.py$") and where or util.join(where, "utils.py")
-  local text, err = util.host().fs.read(path)
-  if not text then return nil, ("config: dataset.official: %s: %s"):format(path, tostring(err)) end
-  local prompts, why = official.read_prompts(text)
-  if not prompts then return nil, ("config: dataset.official: %s: %s"):format(path, why) end
-  for _, name in ipairs(official.PROMPTS) do
-    if type(prompts[name]) ~= "string" then
-      return nil, ("config: dataset.official: %s has no %s (is it RISEBench's utils.py?)"):format(path, name)
-    end
-  end
+  local state, why = protocol.python_prompts(dcfg, "RISEBench", "utils.py", official.PROMPTS)
+  if not state then return nil, why end
   dataset = dataset or {}
-  return { prompts = prompts, prompts_path = path, prompts_hash = util.host().hash(text),
-    columns = dataset.columns or {}, roots = dataset.roots or {}, positions = dataset.positions or {} }
+  state.columns, state.roots, state.positions = dataset.columns or {}, dataset.roots or {}, dataset.positions or {}
+  return state
 end
 
 local function null() return util.host().json.null end
