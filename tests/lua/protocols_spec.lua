@@ -193,6 +193,14 @@ describe("benchmark protocols", function()
     assert.are.equal((0.3 * 5 + 0.5 * 1 + 0.2 * 5) * 0.5, o.score("temporal_reasoning", { C = 5, R = 1, P = 5 }, false))
     assert.are.equal(0.3 * 5 + 0.7 * 5, o.score("logical_reasoning", { C = 5, R = 5 }, true))
     assert.is_nil(o.score("causal_reasoning", { R = 5, P = 3 }, false))   -- NaN
+    -- a NaN rating with R = 1: "1 if score<1 else score" keeps the NaN; the compact profile's score is the same rule
+    local nan = 0 / 0
+    local s = o.score("causal_reasoning", { C = nan, R = 1, P = 3 }, false)
+    assert.is_true(s ~= s)
+    local rp = require("evalhost.datasets.rise").profile
+    s = rp.score({ consistency = nan, reasoning = 1, plausibility = 3 }, "causal_reasoning", false)
+    assert.is_true(s ~= s)
+    assert.are.equal(1, rp.score({ consistency = 1, reasoning = 1, plausibility = 1 }, "causal_reasoning", false))
     assert.are.equal(1, o.complete("spatial_reasoning", { R = 5, P = 5 }, true))
     assert.are.equal(0, o.complete("spatial_reasoning", { R = 5, P = 5 }, false))
     assert.are.equal(0, o.complete("logical_reasoning", {}, false))

@@ -72,33 +72,45 @@ M.profile = {
 
 local LOGICAL = "logical_reasoning"
 
--- dims: {consistency=, reasoning=, plausibility=}; category; consistency_free.
--- Returns the weighted score (1..5) or nil when a needed rating is missing.
-function M.profile.score(dims, category, consistency_free)
-  local C, R, P = dims.consistency, dims.reasoning, dims.plausibility
+-- gpt_eval.py's calculate_score on the ratings C, R, P (nil where a
+-- rating the category needs is missing: NaN there); free: the pair is
+-- consistency_free. Halved when R = 1, then raised to 1 if below it, as
+-- "1 if score<1 else score" does (a NaN score stays NaN).
+local function weighted(category, free, C, R, P)
   local s
   if category == LOGICAL then
     if not (C and R) then return nil end
     s = 0.3 * C + 0.7 * R
-  elseif consistency_free then
+  elseif free then
     if not (P and R) then return nil end
     s = 0.2 * P + 0.8 * R
   else
     if not (C and R and P) then return nil end
     s = 0.3 * C + 0.5 * R + 0.2 * P
   end
-  if R == 1 then s = math.max(1, s * 0.5) end
+  if R == 1 then
+    s = s * 0.5
+    if s < 1 then s = 1 end
+  end
   return s
+end
+
+-- calculate_completion: 1 when every rating the category uses is 5, else 0.
+local function all_five(category, free, C, R, P)
+  if category == LOGICAL then return (C == 5 and R == 5) and 1 or 0 end
+  if free then return (R == 5 and P == 5) and 1 or 0 end
+  return (C == 5 and R == 5 and P == 5) and 1 or 0
+end
+
+-- dims: {consistency=, reasoning=, plausibility=}; category; consistency_free.
+-- Returns the weighted score (1..5) or nil when a needed rating is missing.
+function M.profile.score(dims, category, consistency_free)
+  return weighted(category, consistency_free, dims.consistency, dims.reasoning, dims.plausibility)
 end
 
 -- 1 when every dimension the category rates is 5, else 0.
 function M.profile.accurate(dims, category, consistency_free)
-  local need = category == LOGICAL and { "consistency", "reasoning" }
-    or consistency_free and { "reasoning", "plausibility" } or { "consistency", "reasoning", "plausibility" }
-  for _, k in ipairs(need) do
-    if dims[k] ~= 5 then return 0 end
-  end
-  return 1
+  return all_five(category, consistency_free, dims.consistency, dims.reasoning, dims.plausibility)
 end
 
 -- The judge's reply ("Final Score: C, R, P") -> weighted score, dims; or nil and why.
@@ -387,30 +399,12 @@ end
 
 -- calculate_score (nil for NaN); free: the row's consistency_free as Python takes it.
 function official.score(category, d, free)
-  local C, R, P = d.C, d.R, d.P
-  local s
-  if category == LOGICAL then
-    if not (C and R) then return nil end
-    s = 0.3 * C + 0.7 * R
-  elseif free then
-    if not (P and R) then return nil end
-    s = 0.2 * P + 0.8 * R
-  else
-    if not (C and R and P) then return nil end
-    s = 0.3 * C + 0.5 * R + 0.2 * P
-  end
-  if R == 1 then
-    s = s * 0.5
-    if s < 1 then s = 1 end
-  end
-  return s
+  return weighted(category, free, d.C, d.R, d.P)
 end
 
 -- calculate_completion; free: the item has a consistency_free value.
 function official.complete(category, d, free)
-  if category == LOGICAL then return (d.C == 5 and d.R == 5) and 1 or 0 end
-  if free then return (d.R == 5 and d.P == 5) and 1 or 0 end
-  return (d.C == 5 and d.R == 5 and d.P == 5) and 1 or 0
+  return all_five(category, free, d.C, d.R, d.P)
 end
 
 function official.combine(replies, ctx)
