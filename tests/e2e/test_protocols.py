@@ -47,6 +47,27 @@ def load(path):
         return json.load(f)
 
 
+def run_official(bench, checkout, sample, edits, replies, live, more=()):
+    """tools/protocols/run_official.py: the official code of bench (a checkout)
+    on this run's edits and the recorded replies, its output written to live."""
+    return subprocess.run([sys.executable, os.path.join(SRC, "tools", "protocols", "run_official.py"), bench,
+                           "--checkout", checkout, "--sample", sample, "--edits", edits, "--replies", replies,
+                           "--out", live] + list(more), capture_output=True, text=True, timeout=600)
+
+
+def official_live_gives(tmp, bench, env, out, ref):
+    """With env naming a checkout, the official code run live on this run's
+    edits gives the reference's items and aggregates again."""
+    checkout = os.environ.get(env)
+    if not checkout:
+        return
+    live = str(tmp / "live-reference.json")
+    r = run_official(bench, checkout, os.path.join(DATA, bench), out, os.path.join(DATA, bench, "replies.json"), live)
+    assert r.returncode == 0, r.stderr
+    got = load(live)
+    assert got["items"] == ref["items"] and got["aggregates"] == ref["aggregates"]
+
+
 def gedit_dataset(tmp):
     conv = subprocess.run([sys.executable, os.path.join(SRC, "tools", "convert_gedit.py"),
                            os.path.join(DATA, "gedit"), str(tmp / "gedit")], capture_output=True, text=True, timeout=60)
@@ -119,16 +140,7 @@ def test_gedit_official_protocol_equals_the_official_code(tmp_path):
     page = open(os.path.join(out, "results", html[0]), encoding="utf-8").read()
     assert "GEdit-Bench en, full set" in page
 
-    checkout = os.environ.get("EVALHOST_OFFICIAL_GEDIT")
-    if checkout:
-        live = str(tmp_path / "live-reference.json")
-        r = subprocess.run([sys.executable, os.path.join(SRC, "tools", "protocols", "run_official.py"), "gedit",
-                            "--checkout", checkout, "--sample", os.path.join(DATA, "gedit"), "--edits", out,
-                            "--replies", os.path.join(DATA, "gedit", "replies.json"), "--out", live],
-                           capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, r.stderr
-        got = load(live)
-        assert got["items"] == ref["items"] and got["aggregates"] == ref["aggregates"]
+    official_live_gives(tmp_path, "gedit", "EVALHOST_OFFICIAL_GEDIT", out, ref)
 
 
 def test_gedit_unparseable_reply_fails_the_pair_and_reports_the_official_guess(tmp_path):
@@ -222,16 +234,7 @@ def test_imgedit_official_protocol_equals_the_official_code(tmp_path):
     text = open(os.path.join(out, "results", md), encoding="utf-8").read()
     assert "### ImgEdit Basic: score per edit type (1-5)" in text and "| add | %.2f | 3 |" % prof["types"]["add"] in text
 
-    checkout = os.environ.get("EVALHOST_OFFICIAL_IMGEDIT")
-    if checkout:
-        live = str(tmp_path / "live-reference.json")
-        r = subprocess.run([sys.executable, os.path.join(SRC, "tools", "protocols", "run_official.py"), "imgedit",
-                            "--checkout", checkout, "--sample", os.path.join(DATA, "imgedit"), "--edits", out,
-                            "--replies", os.path.join(DATA, "imgedit", "replies.json"), "--out", live],
-                           capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, r.stderr
-        got = load(live)
-        assert got["items"] == ref["items"] and got["aggregates"] == ref["aggregates"]
+    official_live_gives(tmp_path, "imgedit", "EVALHOST_OFFICIAL_IMGEDIT", out, ref)
 
 
 def test_imgedit_reply_without_a_rating_drops_the_item_as_the_official_code_does(tmp_path):
@@ -419,10 +422,8 @@ def test_rise_official_protocol_equals_the_official_code(tmp_path, prompts):
 
 
 def rise_official(checkout, out, replies, live, prompts):
-    more = ["--prompts", STAND_IN] if prompts == "stand_in" else []
-    return subprocess.run([sys.executable, os.path.join(SRC, "tools", "protocols", "run_official.py"), "rise",
-                           "--checkout", checkout, "--sample", RISE, "--edits", out, "--replies", replies,
-                           "--out", live] + more, capture_output=True, text=True, timeout=600)
+    return run_official("rise", checkout, RISE, out, replies, live,
+                        ["--prompts", STAND_IN] if prompts == "stand_in" else [])
 
 
 @pytest.mark.parametrize("prompts", sorted(RISE_SETS))
@@ -610,18 +611,12 @@ def test_kris_official_scripts_give_the_reference_again(tmp_path):
     r, out, reqs = run_kris(tmp_path, os.path.join(KRIS, "replies.json"))
     assert r.returncode == 0, r.stderr
     live = str(tmp_path / "live-reference.json")
-    r = subprocess.run([sys.executable, os.path.join(SRC, "tools", "protocols", "run_official.py"), "kris",
-                        "--checkout", checkout, "--sample", KRIS, "--edits", out,
-                        "--replies", os.path.join(KRIS, "replies.json"), "--out", live],
-                       capture_output=True, text=True, timeout=600)
+    r = run_official("kris", checkout, KRIS, out, os.path.join(KRIS, "replies.json"), live)
     assert r.returncode == 0, r.stderr + r.stdout
     got, ref = load(live), load(os.path.join(KRIS, "reference.json"))
     assert got["items"] == ref["items"]
     assert got["official"]["requests"] == len(reqs) and not got["official"]["unrecorded_requests"]
-    r = subprocess.run([sys.executable, os.path.join(SRC, "tools", "protocols", "run_official.py"), "kris",
-                        "--checkout", checkout, "--sample", KRIS, "--edits", out,
-                        "--replies", kris_unread_replies(tmp_path), "--out", live],
-                       capture_output=True, text=True, timeout=600)
+    r = run_official("kris", checkout, KRIS, out, kris_unread_replies(tmp_path), live)
     assert r.returncode == 0, r.stderr + r.stdout
     assert load(live)["items"] == load(os.path.join(KRIS, "reference-unread.json"))["items"]
 
