@@ -47,10 +47,14 @@ apt:
 venv: $(VENV)/.stamp
 
 # tests/e2e/requirements-serve.txt: transformers serve's extra, so that the
-# three-route judge test runs a real OpenAI-compatible server on loopback.
-$(VENV)/.stamp: tools/requirements.txt tests/e2e/requirements-serve.txt
+# three-route judge test runs a real OpenAI-compatible server on loopback;
+# tools/protocols/requirements-official.txt: what the benchmarks' official
+# evaluation code imports, so that test_protocols runs it live where a
+# checkout or mirror of it is at hand.
+VENV_REQS := tools/requirements.txt tests/e2e/requirements-serve.txt tools/protocols/requirements-official.txt
+$(VENV)/.stamp: $(VENV_REQS)
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r tools/requirements.txt -r tests/e2e/requirements-serve.txt
+	$(PY) -m pip install -q --disable-pip-version-check $(addprefix -r ,$(VENV_REQS))
 	@touch $@
 
 $(BUILD)/CMakeCache.txt: CMakeLists.txt

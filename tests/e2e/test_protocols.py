@@ -10,11 +10,14 @@ Always: evalhost equals the committed reference, per item and aggregate, to
 the printed precision, and sends the official code's requests (count,
 order, text first, pictures and their sizes). With EVALHOST_OFFICIAL_GEDIT
 (a Step1X-Edit checkout), EVALHOST_OFFICIAL_IMGEDIT, EVALHOST_OFFICIAL_RISE
-or EVALHOST_OFFICIAL_KRIS set (and tools/protocols/requirements-official.txt
-installed), the official code also runs live on this run's edits and must
+or EVALHOST_OFFICIAL_KRIS set, or a git mirror of the first three
+(EVALHOST_MIRROR, default the fetch tool's /work/.mirror), and
+tools/protocols/requirements-official.txt installed (make deps does), the
+official code also runs live on this run's edits and must
 give the reference again. RISEBench's prompts are not copied (no license):
 its tests read utils.py from EVALHOST_OFFICIAL_RISE or a git mirror of the
-repository (EVALHOST_RISE_GIT) and skip, saying so, without one.
+repository (EVALHOST_MIRROR, as for the live runs) and skip, saying so,
+without one.
 """
 import json
 import math
@@ -55,17 +58,70 @@ def run_official(bench, checkout, sample, edits, replies, live, more=()):
                            "--out", live] + list(more), capture_output=True, text=True, timeout=600)
 
 
-def official_live_gives(tmp, bench, env, out, ref):
-    """With env naming a checkout, the official code run live on this run's
-    edits gives the reference's items and aggregates again."""
-    checkout = os.environ.get(env)
-    if not checkout:
-        return
+# Where each benchmark's official code comes from: a checkout named by its
+# environment variable, else the matched revision's files exported from a git
+# mirror (EVALHOST_MIRROR/<owner>+<name>/repo, the fetch tool's layout); a test
+# that needs one skips, naming the variable, without either. Kris_Bench has no
+# mirror (the repository is over 500 MB). bench -> (variable, mirror, revision, paths)
+OFFICIAL = {"gedit": ("EVALHOST_OFFICIAL_GEDIT", "stepfun-ai+Step1X-Edit", "570eba6", ["GEdit-Bench"]),
+            "imgedit": ("EVALHOST_OFFICIAL_IMGEDIT", "PKU-YuanGroup+ImgEdit", "547185d", ["Benchmark"]),
+            "rise": ("EVALHOST_OFFICIAL_RISE", "PhoenixZ810+RISEBench", "5f22651", ["utils.py", "gpt_eval.py"]),
+            "kris": ("EVALHOST_OFFICIAL_KRIS", None, None, None)}
+# what run_official.py's runs import, from tools/protocols/requirements-official.txt
+OFFICIAL_MODULES = {"gedit": ("pandas", "regex", "requests", "tqdm"), "imgedit": ("openai", "tenacity", "tqdm"),
+                    "rise": ("pandas", "xlsxwriter", "openpyxl", "requests", "tqdm"), "kris": ("openai", "tqdm")}
+_EXPORTED = {}
+
+
+def export_mirror(git, revision, paths):
+    """The revision's paths from a bare git mirror into a temporary folder
+    (with REVISION naming the full commit, as run_official.py reads it)."""
+    import io
+    import tarfile
+    import tempfile
+    tar = subprocess.run(["git", "--git-dir", git, "archive", revision] + paths, capture_output=True, timeout=60)
+    if tar.returncode != 0:
+        return None
+    d = tempfile.mkdtemp(prefix="official-")
+    tarfile.open(fileobj=io.BytesIO(tar.stdout)).extractall(d)
+    with open(os.path.join(d, "REVISION"), "w") as f:
+        f.write(subprocess.run(["git", "--git-dir", git, "rev-parse", revision], capture_output=True,
+                               text=True).stdout.strip())
+    return d
+
+
+def official_checkout(bench, modules=False):
+    """The official repository of bench (see OFFICIAL), or a skip saying how
+    to supply it; with modules, also a skip when the packages its code
+    imports are not installed."""
+    env, mirror, revision, paths = OFFICIAL[bench]
+    where = os.environ.get(env)
+    if not where and mirror:
+        if bench not in _EXPORTED:
+            git = os.path.join(os.environ.get("EVALHOST_MIRROR", "/work/.mirror"), mirror, "repo")
+            _EXPORTED[bench] = export_mirror(git, revision, paths) if os.path.isdir(git) else None
+        where = _EXPORTED[bench]
+    if not where:
+        pytest.skip("needs %s's official code: set %s to a checkout%s" % (
+            bench, env, " at %s (or EVALHOST_MIRROR to a folder holding %s/repo)" % (revision, mirror)
+            if mirror else " (metrics_*.py at the revisions reference.json names)"))
+    if modules:
+        for mod in OFFICIAL_MODULES[bench]:
+            pytest.importorskip(mod, reason="the official code needs tools/protocols/requirements-official.txt")
+    return where
+
+
+def official_live_gives(tmp, bench, out, ref):
+    """The official code of bench run live on this run's edits (out) and the
+    recorded replies gives the reference's items and aggregates again, every
+    request one the replies hold."""
     live = str(tmp / "live-reference.json")
-    r = run_official(bench, checkout, os.path.join(DATA, bench), out, os.path.join(DATA, bench, "replies.json"), live)
-    assert r.returncode == 0, r.stderr
+    r = run_official(bench, official_checkout(bench), os.path.join(DATA, bench), out,
+                     os.path.join(DATA, bench, "replies.json"), live)
+    assert r.returncode == 0, r.stderr + r.stdout
     got = load(live)
     assert got["items"] == ref["items"] and got["aggregates"] == ref["aggregates"]
+    assert not got["official"]["unrecorded_requests"] and got["official"]["requests"] == ref["official"]["requests"]
 
 
 def gedit_dataset(tmp):
@@ -140,7 +196,12 @@ def test_gedit_official_protocol_equals_the_official_code(tmp_path):
     page = open(os.path.join(out, "results", html[0]), encoding="utf-8").read()
     assert "GEdit-Bench en, full set" in page
 
-    official_live_gives(tmp_path, "gedit", "EVALHOST_OFFICIAL_GEDIT", out, ref)
+
+def test_gedit_official_code_gives_the_reference_again(tmp_path):
+    official_checkout("gedit", modules=True)
+    r, out, _ = run_gedit(tmp_path, os.path.join(DATA, "gedit", "replies.json"))
+    assert r.returncode == 0, r.stderr
+    official_live_gives(tmp_path, "gedit", out, load(os.path.join(DATA, "gedit", "reference.json")))
 
 
 def test_gedit_unparseable_reply_fails_the_pair_and_reports_the_official_guess(tmp_path):
@@ -234,7 +295,12 @@ def test_imgedit_official_protocol_equals_the_official_code(tmp_path):
     text = open(os.path.join(out, "results", md), encoding="utf-8").read()
     assert "### ImgEdit Basic: score per edit type (1-5)" in text and "| add | %.2f | 3 |" % prof["types"]["add"] in text
 
-    official_live_gives(tmp_path, "imgedit", "EVALHOST_OFFICIAL_IMGEDIT", out, ref)
+
+def test_imgedit_official_code_gives_the_reference_again(tmp_path):
+    official_checkout("imgedit", modules=True)
+    r, out, _ = run_imgedit(tmp_path, os.path.join(DATA, "imgedit", "replies.json"))
+    assert r.returncode == 0, r.stderr
+    official_live_gives(tmp_path, "imgedit", out, load(os.path.join(DATA, "imgedit", "reference.json")))
 
 
 def test_imgedit_reply_without_a_rating_drops_the_item_as_the_official_code_does(tmp_path):
@@ -309,41 +375,6 @@ def test_gedit_groups_batch_and_resume_per_pair(tmp_path):
 RISE = os.path.join(DATA, "rise")
 
 
-RISE_REVISION = "5f22651"
-_RISE = {}
-
-
-def rise_checkout():
-    """The RISEBench checkout whose utils.py the official protocol loads its
-    prompts from (the repository has no license, so they are not in this
-    one): EVALHOST_OFFICIAL_RISE, else the revision exported from a git
-    mirror of PhoenixZ810/RISEBench (EVALHOST_RISE_GIT, default the fetch
-    tool's /work/.mirror/PhoenixZ810+RISEBench/repo)."""
-    where = os.environ.get("EVALHOST_OFFICIAL_RISE")
-    if where:
-        return where
-    if "dir" not in _RISE:
-        git = os.environ.get("EVALHOST_RISE_GIT", "/work/.mirror/PhoenixZ810+RISEBench/repo")
-        _RISE["dir"] = None
-        if os.path.isdir(git):
-            import tarfile
-            import tempfile
-            d = tempfile.mkdtemp(prefix="risebench-")
-            tar = subprocess.run(["git", "--git-dir", git, "archive", RISE_REVISION, "utils.py", "gpt_eval.py"],
-                                 capture_output=True, timeout=60)
-            if tar.returncode == 0:
-                import io
-                tarfile.open(fileobj=io.BytesIO(tar.stdout)).extractall(d)
-                with open(os.path.join(d, "REVISION"), "w") as f:
-                    f.write(subprocess.run(["git", "--git-dir", git, "rev-parse", RISE_REVISION],
-                                           capture_output=True, text=True).stdout)
-                _RISE["dir"] = d
-    if not _RISE["dir"]:
-        pytest.skip("needs RISEBench's utils.py (its prompts are not copied here: no license): set "
-                    "EVALHOST_OFFICIAL_RISE to a PhoenixZ810/RISEBench checkout at %s" % RISE_REVISION)
-    return _RISE["dir"]
-
-
 # the two prompt sets the replies were recorded with: RISEBench's own (utils.py from a checkout; the test
 # skips without one) and stand-ins under its names (always there): name -> (replies, reference)
 RISE_SETS = {"utils.py": ("replies.json", "reference.json"),
@@ -357,7 +388,7 @@ def run_rise(tmp, replies, name="rise", official=True, policy=None, data=None, p
     out = str(tmp / name)
     extra = ""
     if official:
-        extra = ", official: %s" % json.dumps(STAND_IN if prompts == "stand_in" else rise_checkout())
+        extra = ", official: %s" % json.dumps(STAND_IN if prompts == "stand_in" else official_checkout("rise"))
     with RecordedJudge(replies, log=log, policy=policy) as j:
         cfg.write_text("dataset: {path: %s, adapter: rise%s}\neditor: {backend: builtin, name: imageops}\n"
                        "judge: %s\nreport: {bootstrap: {resamples: 20}}\n"
@@ -430,11 +461,9 @@ def rise_official(checkout, out, replies, live, prompts):
 def test_rise_official_code_gives_the_reference_again(tmp_path, prompts):
     """gpt_eval.py itself on this run's edits and the recorded replies (its
     requests must all be recorded ones: same prompts, same picture sizes)."""
-    checkout = rise_checkout()
+    checkout = official_checkout("rise", modules=True)
     if not os.path.exists(os.path.join(checkout, "gpt_eval.py")):
         pytest.skip("%s has no gpt_eval.py to run" % checkout)
-    for mod in ("pandas", "xlsxwriter", "openpyxl", "requests", "tqdm"):
-        pytest.importorskip(mod, reason="gpt_eval.py needs tools/protocols/requirements-official.txt")
     replies, reference = RISE_SETS[prompts]
     r, out, reqs = run_rise(tmp_path, os.path.join(RISE, replies), prompts=prompts)
     assert r.returncode == 0, r.stderr
@@ -597,17 +626,10 @@ def test_kris_official_protocol_equals_the_official_scripts(tmp_path):
     assert "KRIS-Bench: mean rating per metric (1-5)" in open(os.path.join(out, "results", html), encoding="utf-8").read()
 
 
-def kris_checkout():
-    where = os.environ.get("EVALHOST_OFFICIAL_KRIS")
-    if not where or not os.path.exists(os.path.join(where, "metrics_common.py")):
-        pytest.skip("set EVALHOST_OFFICIAL_KRIS to a mercurystraw/Kris_Bench checkout (metrics_*.py at the "
-                    "revisions reference.json names) to run its scripts live")
-    pytest.importorskip("openai", reason="the scripts need tools/protocols/requirements-official.txt")
-    return where
-
-
 def test_kris_official_scripts_give_the_reference_again(tmp_path):
-    checkout = kris_checkout()
+    checkout = official_checkout("kris", modules=True)
+    if not os.path.exists(os.path.join(checkout, "metrics_common.py")):
+        pytest.skip("%s has no metrics_common.py to run" % checkout)
     r, out, reqs = run_kris(tmp_path, os.path.join(KRIS, "replies.json"))
     assert r.returncode == 0, r.stderr
     live = str(tmp_path / "live-reference.json")
