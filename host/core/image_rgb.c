@@ -59,8 +59,8 @@ eh_status eh_image_encode_onto_white(const eh_image *img, int quality, uint8_t *
     eh_image *flat = NULL;
     if (img->channels == 4) {
         flat = eh_image_composite_white(img, err);
-        if (!flat)
-            return EH_ENOMEM;   /* the only way it fails on a checked image */
+        if (!flat)   /* its status is in err; without err, allocation is all that can fail here */
+            return err ? err->code : EH_ENOMEM;
         img = flat;
     }
     eh_status rc = quality > 0 ? eh_image_encode_jpeg(img, quality, out, out_len, err)

@@ -323,7 +323,7 @@ static int merge_extra(cJSON *body, const eh_node *extra)
     return 0;
 }
 
-/* "data:image/png;base64,..." for img; malloc'd. */
+/* "data:image/jpeg;base64,..." for img (png under image_format: png); malloc'd. */
 static char *image_data_url(const http_model *h, const eh_image *img, int quality, eh_error *err)
 {
     uint8_t *bytes = NULL;
@@ -338,7 +338,7 @@ static char *image_data_url(const http_model *h, const eh_image *img, int qualit
         eh_fail(err, EH_ENOMEM, "out of memory (base64 of %zu bytes)", len);
         return NULL;
     }
-    const char *prefix = h->jpeg ? "data:image/jpeg;base64," : "data:image/png;base64,";
+    const char *prefix = q > 0 ? "data:image/jpeg;base64," : "data:image/png;base64,";
     char *url = str_concat(prefix, b64);
     free(b64);
     if (!url)
