@@ -23,15 +23,10 @@ import re
 
 import pytest
 
-from conftest import SRC, run_evalhost
+from conftest import SRC, nothing_ran, run_evalhost
 
 EXAMPLE = str(SRC / "config" / "example.yaml")
 ROOT = str(SRC.resolve())
-
-
-def nothing_ran(r, out):
-    assert "[swap]" not in r.stderr and "evalhost two_stage:" not in r.stderr, r.stderr
-    assert not out.exists(), "an output folder was made before the config was checked"
 
 
 def write_config(tmp_path, text, name="cfg.yaml"):

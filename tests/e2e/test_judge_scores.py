@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from conftest import have_torch
+from conftest import LUA_PRELUDE, have_torch
 
 SRC = os.environ.get("EVALHOST_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("EVALHOST_BIN") or os.path.join(SRC, "build", "evalhost")
@@ -52,11 +52,7 @@ def rigs(tmp_path_factory):
     return out
 
 
-PRELUDE = """
-local eh = require "evalhost"
-local P = eh.json.decode(os.getenv("EH_T"))
-local function out(v) io.stdout:write(eh.json.encode(v), "\\n") end
-local function must(v, e) if v == nil then error(tostring(e), 2) end return v end
+PRELUDE = LUA_PRELUDE + """
 local function req(short)
   return {image = must(eh.image.load(P.dir .. "/edited.png")),
           original = not short and must(eh.image.load(P.dir .. "/original.png")) or nil,

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 import tolerance
-from conftest import have_torch
+from conftest import LUA_PRELUDE, have_torch
 
 SRC = os.environ.get("EVALHOST_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("EVALHOST_BIN") or os.path.join(SRC, "build", "evalhost")
@@ -36,11 +36,7 @@ FIX = os.path.join(SRC, "tests", "data", "qwen3vl")
 HAVE_TORCH = have_torch()
 needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="this evalhost was built without libtorch")
 
-PRELUDE = """
-local eh = require "evalhost"
-local P = eh.json.decode(os.getenv("EH_T"))
-local function out(v) io.stdout:write(eh.json.encode(v), "\\n") end
-local function must(v, e) if v == nil then error(tostring(e), 2) end return v end
+PRELUDE = LUA_PRELUDE + """
 local function req(dir, ref, with_original, text)
   local r = {image = must(eh.image.load(dir .. "/edited.png")),
              original = with_original ~= false and must(eh.image.load(dir .. "/original.png")) or nil,

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import have_torch
+from conftest import LUA_PRELUDE, have_torch
 
 SRC = os.environ.get("EVALHOST_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("EVALHOST_BIN") or os.path.join(SRC, "build", "evalhost")
@@ -32,12 +32,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:D
 needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="this evalhost was built without libtorch "
                                  "(EVALHOST_HAVE_TORCH=OFF); only the unavailable-backend message is checked")
 
-PRELUDE = """
-local eh = require "evalhost"
-local P = eh.json.decode(os.getenv("EH_T"))
-local function out(v) io.stdout:write(eh.json.encode(v), "\\n") end
-local function must(v, e) if v == nil then error(tostring(e), 2) end return v end
-"""
+PRELUDE = LUA_PRELUDE
 
 
 def run_lua(tmp_path, body, params=None, expect_rc=0):
