@@ -686,3 +686,53 @@ def test_kris_official_protocol_needs_the_benchmarks_prompts(tmp_path):
     r, out, reqs = run_kris(tmp_path, os.path.join(KRIS, "replies.json"), official=False)
     assert r.returncode != 0 and reqs == []
     assert "dataset.official must name the Kris_Bench checkout (or its utils/prompts.py)" in r.stderr
+
+
+# ---- every reply read as the official reader reads it (tools/protocols/parse_cases.py)
+
+sys.path.insert(0, os.path.join(SRC, "tools", "protocols"))
+import parse_cases  # noqa: E402
+
+BENCHES = ("gedit", "imgedit", "rise", "kris")
+
+
+def committed_cases(bench):
+    c = load(os.path.join(DATA, bench, "parse_cases.json"))
+    assert c["format"] == "evalhost-parse-cases/1" and c["bench"] == bench and len(c["cases"]) > 400
+    return c
+
+
+@pytest.mark.parametrize("bench", BENCHES)
+def test_replies_read_as_the_official_reader_read_them(bench):
+    """Each committed reply (hand-picked ones where a non-Python reader goes
+    wrong: Unicode digits, spaces, line breaks and case folds, strict JSON,
+    int() and min(); then generated ones) gives evalhost's adapter the
+    reading the official function gave (parse_cases.json, recorded from
+    the checkout it names); where that function raised, no rating."""
+    c = committed_cases(bench)
+    ours = parse_cases.evalhost_readings(bench, [x["reply"] for x in c["cases"]])
+    bad = [(x["reply"], x["official"], o) for x, o in zip(c["cases"], ours) if not parse_cases.agrees(o, x["official"])]
+    assert not bad, bad[:5]
+    # the cases reach every kind of reading: a rating, none, and (where the reader can raise) an exception
+    def kinds(v):
+        if isinstance(v, dict):
+            return {"raises"} if "raises" in v or "nonfinite" in v else set().union(*map(kinds, v.values()))
+        if isinstance(v, list):
+            return {"rating"} if all(isinstance(x, int) for x in v) else set().union(*map(kinds, v))
+        return {"none"} if v is None else {"rating"}
+    seen = set().union(*(kinds(x["official"]) for x in c["cases"]))
+    assert seen == ({"rating", "none", "raises"} if bench in ("gedit", "imgedit") else {"rating", "none"}), seen
+
+
+@pytest.mark.parametrize("bench", BENCHES)
+def test_official_reader_gives_the_committed_readings_again(bench):
+    checkout = official_checkout(bench, modules=True)
+    c = committed_cases(bench)
+    replies = [x["reply"] for x in c["cases"]]
+    r = subprocess.run([sys.executable, "-c", "import json, sys; sys.path.insert(0, %r); import parse_cases; "
+                        "print(json.dumps(parse_cases.official_readings(%r, %r, %r, json.load(sys.stdin))))"
+                        % (os.path.join(SRC, "tools", "protocols"), bench, checkout, KRIS),
+                        ], input=json.dumps(replies), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    theirs = json.loads(r.stdout.splitlines()[-1])
+    assert [x["official"] for x in c["cases"]] == theirs

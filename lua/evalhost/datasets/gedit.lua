@@ -12,6 +12,7 @@
 -- type's figure is the mean over its pairs and the benchmark's the mean of
 -- the task types' means (group mean: report.aggregate = categories).
 local base = require "evalhost.datasets.base"
+local pystr = require "evalhost.datasets.pystr"
 local util = require "evalhost.util"
 
 local M = { name = "gedit" }
@@ -168,39 +169,56 @@ function official.requests(ctx)
   }
 end
 
-local function is_list(t)
-  return type(t) == "table" and (next(t) == nil or rawlen(t) > 0)
-end
+-- viescore/utils.py fix_json: every run of word characters right before
+-- a ":" quoted (re.sub(r'(\w+):', ...)), then each '"key":value' up to the
+-- next "," or "}" rewritten: a number wrapped in a list, true/false/null
+-- kept, anything else quoted (re.sub(r'(".*?"):(.*?)(,|})', ...)).
+-- viescore/utils.py does "import regex as re": its \w, \d and folds
+local RE = pystr.regex
+local function is_word_ci(s, w) return pystr.match_ci(s, 1, w, RE.fold) == #s + 1 end
 
--- Python's int(s) for 0..10 (surrounding whitespace, a sign, digits).
-local function int_0_10(s)
-  local d = s:match("^%s*%+?(%d+)%s*$")
-  local v = d and tonumber(d)
-  return v ~= nil and v >= 0 and v <= 10 and v or nil
-end
-
--- viescore/utils.py fix_json: quotes bare keys, wraps numbers in lists,
--- quotes other bare values (as its two re.sub calls do).
 local function fix_json(str)
-  local fixed = str:gsub("([%w_]+):", '"%1":')
-  fixed = fixed:gsub('(".-"):(.-)([,}])', function(key, value, comma)
-    value = value:match("^%s*(.-)%s*$")
-    if value:match("^%-?%d+$") or value:match("^%-?%d+%.%d+$") then
+  local out, i, run = {}, 1, nil
+  while i <= #str do
+    local cp, nx = pystr.cp_at(str, i)
+    if RE.is_word(cp) then
+      run = run or i
+    else
+      if run then out[#out + 1] = cp == 58 and '"' .. str:sub(run, i - 1) .. '"' or str:sub(run, i - 1) end
+      run = nil
+      out[#out + 1] = str:sub(i, nx - 1)
+    end
+    i = nx
+  end
+  if run then out[#out + 1] = str:sub(run) end
+  local fixed = table.concat(out)
+  return (fixed:gsub('(".-"):(.-)([,}])', function(key, value, comma)
+    value = pystr.strip(value)
+    local function digits(k)   -- past one or more \d from byte k, or nil
+      local start = k
+      while true do
+        local c, nk = pystr.cp_at(value, k)
+        if not RE.is_digit(c) then return k > start and k or nil end
+        k = nk
+      end
+    end
+    local j = digits(value:sub(1, 1) == "-" and 2 or 1)
+    if j and value:sub(j, j) == "." then j = digits(j + 1) end
+    if j and j > #value then
       value = "[" .. value .. "]"
-    elseif not (value:lower() == "true" or value:lower() == "false" or value:lower() == "null") then
+    elseif not (is_word_ci(value, "true") or is_word_ci(value, "false") or is_word_ci(value, "null")) then
       value = '"' .. value .. '"'
     end
     return key .. ": " .. value .. comma
-  end)
-  return fixed
+  end))
 end
 
--- viescore/utils.py mllm_output_to_dict without its random guess: the
--- reply's {"score": [...], ...} or nil. Delimited JSON, else the text from
--- the first "{" to the last "}", else a bare "[a, b]" list or a bare 0..10.
+-- viescore/utils.py mllm_output_to_dict without its random guess: what it
+-- returns as pystr.json_loads gives it (a table, a list, a number ...), or
+-- nil for False or where it raises. Delimited JSON, else the text from the
+-- first "{" to the last "}", else a bare "[a, b]" list or a bare 0..10.
 function official.parse(text)
   if type(text) ~= "string" then return nil end
-  local json = util.host().json
   local delim = "||V^=^V||"
   local count, at = 0, 1
   while true do
@@ -224,36 +242,40 @@ function official.parse(text)
     else
       local la, lb = text:find("[", 1, true), text:match(".*()%]")
       local list = (la and lb) and text:sub(la, lb) or ""
-      if list:match("^%[%d+, ?%d+%]$") then
-        local x, y = list:match("^%[(%d+), ?(%d+)%]$")
-        return { score = { tonumber(x), tonumber(y) } }
+      local x, y = list:match("^%[(%d+), ?(%d+)%]$")
+      if x then   -- json.loads of the list: a leading zero raises
+        if (#x > 1 and x:sub(1, 1) == "0") or (#y > 1 and y:sub(1, 1) == "0") then return nil end
+        return { score = setmetatable({ tonumber(x), tonumber(y) }, pystr.ARRAY) }
       end
-      local v = int_0_10(text)
-      if v then return { score = { v } } end
+      local v = pystr.int(text)
+      if v and v >= 0 and v <= 10 then return { score = setmetatable({ v }, pystr.ARRAY) } end
       return nil
     end
   end
   if body == "" then return nil end
-  body = body:match("^%s*(.-)%s*$"):gsub("\n", "")
-  local d = json.decode(body)
-  if type(d) == "table" and not is_list(d) then
-    if d.score ~= nil and type(d.score) ~= "table" then d.score = { d.score } end
+  body = pystr.strip(body):gsub("\n", "")
+  local d = pystr.json_loads(body)
+  if type(d) == "table" and not pystr.is_array(d) and d.score ~= nil then
+    if not pystr.is_array(d.score) then d.score = setmetatable({ d.score }, pystr.ARRAY) end
     return d
   end
-  d = json.decode(fix_json(body))   -- the fixed text is returned as it parses (no list wrap)
-  if type(d) == "table" and not is_list(d) then return d end
-  return nil
+  return pystr.json_loads(fix_json(body))   -- returned as it parses (no list wrap)
 end
 
--- The minimum of a parsed reply's score list; nil and why when it has none.
+-- min(d["score"]) as VIEScore.evaluate takes it (a bool counts as 0 / 1);
+-- nil and why where Python raises or the minimum is not a finite number.
 local function min_score(d, name)
   if d == nil then return nil, name .. " reply has no VIEScore JSON (official code: re-asked, then a random guess)" end
-  local list = d.score
-  if type(list) ~= "table" or #list == 0 then return nil, name .. " reply's \"score\" is not a list of numbers" end
+  local list = type(d) == "table" and not pystr.is_array(d) and d.score
+  if not pystr.is_array(list) or #list == 0 then return nil, name .. " reply's \"score\" is not a list of numbers" end
   local m
   for _, v in ipairs(list) do
+    if type(v) == "boolean" then v = v and 1 or 0 end
     if type(v) ~= "number" then return nil, name .. " reply's \"score\" holds a non-number" end
     if m == nil or v < m then m = v end
+  end
+  if m ~= m or m == math.huge or m == -math.huge then
+    return nil, name .. " reply's score is not a finite number"
   end
   return m
 end
@@ -263,6 +285,10 @@ function official.combine(replies, ctx)
   local lang, inter = fields.language, fields.intersection_exist == true
   local sc, why_sc = min_score(official.parse(replies.SC), "SC")
   local pq, why_pq = min_score(official.parse(replies.PQ), "PQ")
+  if sc ~= nil and pq ~= nil and sc * pq < 0 then   -- math.sqrt raises: the official run stops
+    sc, pq, why_sc = nil, nil, ("SC x PQ is negative (SC %s, PQ %s): the official code stops there (math domain error)")
+      :format(sc, pq)
+  end
   if sc == nil or pq == nil then
     local why = { why_sc, why_pq }
     return nil, "gedit: " .. table.concat(why, "; "),

@@ -99,6 +99,7 @@ end
 -- are the same either way, the failure is listed.
 ------------------------------------------------------------------------
 local protocol = require "evalhost.datasets.protocol"
+local pystr = require "evalhost.datasets.pystr"
 
 local official = { aggregate = "categories", requests_per_pair = "1 request per pair with the edit type's rubric" }
 M.profile.official = official
@@ -128,12 +129,14 @@ function official.requests(ctx)
     images = { ctx.original, ctx.edited }, text_first = true } }
 end
 
--- step1_get_avgscore.py's extract_scores_and_average: every line that
--- splits on ": " into exactly two parts, the second all digits.
+-- step1_get_avgscore.py's extract_scores_and_average: every line
+-- (str.splitlines) that, stripped, splits on ": " into exactly two parts,
+-- the second str.isdigit(), gives int() of it. nil and why where that
+-- int() raises (a superscript passes isdigit): the script stops there.
 function official.ratings(text)
   local out = {}
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-    line = line:gsub("\r$", ""):match("^%s*(.-)%s*$")
+  for _, line in ipairs(pystr.splitlines(text)) do
+    line = pystr.strip(line)
     local parts, at = {}, 1
     while true do
       local a, b = line:find(": ", at, true)
@@ -142,13 +145,18 @@ function official.ratings(text)
       at = b + 1
     end
     parts[#parts + 1] = line:sub(at)
-    if #parts == 2 and parts[2]:match("^%d+$") then out[#out + 1] = tonumber(parts[2]) end
+    if #parts == 2 and pystr.isdigit(parts[2]) then
+      local v = pystr.int(parts[2])
+      if not v then return nil, ("int(%q) raises in the official script (it stops there)"):format(parts[2]) end
+      out[#out + 1] = v
+    end
   end
   return out
 end
 
 function official.combine(replies)
-  local r = official.ratings(replies.rating or "")
+  local r, why = official.ratings(replies.rating or "")
+  if not r then return nil, "imgedit: " .. why, {} end
   if #r == 0 then
     return nil, "imgedit: the reply has no \"<criterion>: N\" line (the official scripts drop the item)",
       { dropped = true }

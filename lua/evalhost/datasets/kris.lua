@@ -116,6 +116,7 @@ end
 -- reads ins_en / explain_en, else instruction / explain.
 ------------------------------------------------------------------------
 local protocol = require "evalhost.datasets.protocol"
+local pystr = require "evalhost.datasets.pystr"
 
 local official = { aggregate = "categories", requests_per_pair = "3 requests per pair: consistency, instruction, quality" }
 M.profile.official = official
@@ -146,56 +147,12 @@ function official.prepare(dcfg, dataset)
 end
 
 ------------------------------------------------------------------------
--- Python's re on the replies, for the patterns the scripts use: \s and \b
--- as Python reads them on str (Unicode spaces; letters and digits of the
--- common scripts as word characters), [1-5] ASCII, IGNORECASE on ASCII.
+-- Python's re on the replies, for the patterns the scripts use: \s, \b
+-- and IGNORECASE as Python reads them on str (evalhost.datasets.pystr),
+-- [1-5] ASCII.
 ------------------------------------------------------------------------
 
--- The code point at byte i and the byte after it.
-local function cp_at(s, i)
-  local c = s:byte(i)
-  if not c then return nil, i end
-  local n = c < 0x80 and 1 or c >= 0xF0 and 4 or c >= 0xE0 and 3 or c >= 0xC0 and 2 or 1
-  if n == 1 then return c, i + 1 end
-  local cp = c & (0x3F >> (n - 1))
-  for k = 1, n - 1 do cp = (cp << 6) | ((s:byte(i + k) or 0x80) & 0x3F) end
-  return cp, i + n
-end
-
-local SPACES = { [0x85] = true, [0xA0] = true, [0x1680] = true, [0x2028] = true, [0x2029] = true, [0x202F] = true,
-  [0x205F] = true, [0x3000] = true }
-local function is_space(cp)
-  return cp ~= nil and ((cp >= 9 and cp <= 13) or (cp >= 0x1C and cp <= 0x20) or SPACES[cp]
-    or (cp >= 0x2000 and cp <= 0x200A))
-end
-
--- str.isalnum() or "_" for the scripts people write replies in (Latin,
--- Greek, Cyrillic, CJK, kana, Hangul, fullwidth letters and digits).
-local function is_word(cp)
-  if cp == nil then return false end
-  if cp < 0x80 then return (cp >= 48 and cp <= 57) or (cp >= 65 and cp <= 90) or (cp >= 97 and cp <= 122) or cp == 95 end
-  return (cp >= 0xC0 and cp <= 0x24F and cp ~= 0xD7 and cp ~= 0xF7) or cp == 0xAA or cp == 0xB5 or cp == 0xBA
-    or (cp >= 0x370 and cp <= 0x52F and cp ~= 0x37E and cp ~= 0x387) or (cp >= 0x3040 and cp <= 0x30FF and cp ~= 0x30FB)
-    or (cp >= 0x3400 and cp <= 0x4DBF) or (cp >= 0x4E00 and cp <= 0x9FFF) or (cp >= 0xAC00 and cp <= 0xD7AF)
-    or (cp >= 0xFF10 and cp <= 0xFF19) or (cp >= 0xFF21 and cp <= 0xFF3A) or (cp >= 0xFF41 and cp <= 0xFF5A)
-end
-
--- The code point ending just before byte i (nil at the start).
-local function cp_before(s, i)
-  local j = i - 1
-  while j > 1 and (s:byte(j) or 0) & 0xC0 == 0x80 do j = j - 1 end
-  if j < 1 then return nil end
-  return (cp_at(s, j))
-end
-
--- Past \s* from byte i.
-local function skip_spaces(s, i)
-  while true do
-    local cp, nx = cp_at(s, i)
-    if not is_space(cp) then return i end
-    i = nx
-  end
-end
+local cp_at, is_space, skip_spaces = pystr.cp_at, pystr.is_space, pystr.skip_spaces
 
 local function digit15(s, i)
   local b = s:byte(i)
@@ -205,17 +162,17 @@ end
 -- re.search(r"NAME[_\s]*score\s*[:：]?\s*([1-5])", IGNORECASE); colon
 -- required unless colon_optional. The rating or nil.
 function official.prefixed(text, name, colon_optional)
-  local low, at = text:lower(), 1
+  local at = 1
   while true do
-    local a, b = low:find(name, at, true)
+    local a, i = pystr.find_ci(text, name, at)
     if not a then return nil end
-    local i = b + 1
     while true do   -- [_\s]*
       local cp, nx = cp_at(text, i)
       if cp == 95 or is_space(cp) then i = nx else break end
     end
-    if low:sub(i, i + 4) == "score" then
-      i = skip_spaces(text, i + 5)
+    local j = pystr.match_ci(text, i, "score")
+    if j then
+      i = skip_spaces(text, j)
       local colon = text:sub(i, i) == ":" and 1 or text:sub(i, i + 2) == "：" and 3 or 0
       if colon > 0 then i = skip_spaces(text, i + colon) end
       if colon > 0 or colon_optional then
@@ -223,7 +180,8 @@ function official.prefixed(text, name, colon_optional)
         if d then return d end
       end
     end
-    at = a + 1
+    local _, nx = cp_at(text, a)
+    at = nx
   end
 end
 
@@ -239,25 +197,22 @@ local function slash5(text)
   end
 end
 local function out_of5(text)
-  local low = text:lower()
   for i = 1, #text do
     local d = digit15(text, i)
     if d then
       local j = skip_spaces(text, i + 1)
-      if j > i + 1 and low:sub(j, j + 2) == "out" then
-        local k = skip_spaces(text, j + 3)
-        if k > j + 3 and low:sub(k, k + 1) == "of" then
-          local m = skip_spaces(text, k + 2)
-          if m > k + 2 and text:sub(m, m) == "5" then return d end
-        end
-      end
+      local k = j > i + 1 and pystr.match_ci(text, j, "out")
+      local m = k and skip_spaces(text, k)
+      local n = m and m > k and pystr.match_ci(text, m, "of")
+      local o = n and skip_spaces(text, n)
+      if o and o > n and text:sub(o, o) == "5" then return d end
     end
   end
 end
 local function standalone(text)
   for i = 1, #text do
     local d = digit15(text, i)
-    if d and not is_word(cp_before(text, i)) and not is_word((cp_at(text, i + 1))) then return d end
+    if d and not pystr.is_word(pystr.cp_before(text, i)) and not pystr.is_word((cp_at(text, i + 1))) then return d end
   end
 end
 official.slash5, official.out_of5, official.standalone = slash5, out_of5, standalone
@@ -276,36 +231,22 @@ function official.json_block(text, key)
   end
 end
 
--- Python's json.loads of a block (strict: no control characters in a
--- string, no trailing comma -- what some decoders let through); the
--- object or nil.
+-- json.loads of a block: the object, or nil where it raises.
 local function loads(block)
-  local in_str, esc, comma = false, false, false
-  for k = 1, #block do
-    local b = block:byte(k)
-    if in_str then
-      if esc then esc = false
-      elseif b == 92 then esc = true
-      elseif b == 34 then in_str = false
-      elseif b < 32 then return nil end
-    elseif b == 34 then in_str, comma = true, false
-    elseif b == 44 then comma = true
-    elseif b == 125 or b == 93 then
-      if comma then return nil end
-    elseif not (b == 32 or b == 9 or b == 10 or b == 13) then comma = false end
-  end
-  local v = util.host().json.decode(block)
-  return type(v) == "table" and v or nil
+  local v = pystr.json_loads(block)
+  return type(v) == "table" and not pystr.is_array(v) and v or nil
 end
 
--- Python's int(v): nil and false when it raises (not None: "raises").
+-- Python's int(v): nil where it raises (not None: "raises"). A float
+-- past 64-bit integers stays an integral float (Python's big int).
 local function py_int(v)
   if v == true then return 1 elseif v == false then return 0 end
-  if type(v) == "number" then return math.tointeger(v < 0 and math.ceil(v) or math.floor(v)) end
-  if type(v) == "string" then
-    local d = v:match("^%s*([+-]?%d+)%s*$")
-    if d then return math.tointeger(tonumber(d)) end
+  if type(v) == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return nil end
+    local t = v < 0 and math.ceil(v) or math.floor(v)
+    return math.tointeger(t) or t
   end
+  if type(v) == "string" then return pystr.int(v) end
   return nil
 end
 

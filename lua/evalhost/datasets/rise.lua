@@ -195,6 +195,7 @@ end
 -- prompt's scale (gpt_eval.py takes it as it is).
 ------------------------------------------------------------------------
 local protocol = require "evalhost.datasets.protocol"
+local pystr = require "evalhost.datasets.pystr"
 
 local official = { aggregate = "pairs", requests_per_pair = "2-3 requests per pair: consistency, reasoning, quality" }
 M.profile.official = official
@@ -340,32 +341,35 @@ function official.requests(ctx)
   return out
 end
 
--- gpt_eval.py's extract: the integers after the first "Final Score" whose
--- run of digits, stars, commas and spaces has one, else the same after
--- "Final Scores"; nil when none (ASCII case folding and spaces).
+-- gpt_eval.py's extract: the integers after the first "Final Score"
+-- whose run of digits, stars, commas and spaces has one, else the same
+-- after "Final Scores"; nil when none. As its re on str: IGNORECASE with
+-- Python's folds, \d and \s of every script, int() of each digit run.
+local function is_run(cp) return cp == 42 or cp == 44 or pystr.digit(cp) ~= nil or pystr.is_space(cp) end
+
 function official.extract(text)
   if type(text) ~= "string" then return nil end
-  local low = text:lower()
   local function after(label)
-    local at, matched = 1, false
+    local at = 1
     while true do
-      local a, b = low:find(label, at, true)
-      if not a then return nil, matched end
-      matched = true
-      local i = b + 1
+      local _, i = pystr.find_ci(text, label, at)
+      if not i then return nil end
       for _ = 1, 2 do if text:sub(i, i) == "*" then i = i + 1 end end
       if text:sub(i, i) == ":" then i = i + 1 end
-      local run = text:match("^[%d%*%s,]*", i)
-      local nums = {}
-      for d in run:gmatch("%d+") do nums[#nums + 1] = tonumber(d) end
-      if #nums > 0 then return nums, true end
-      at = i + #run
+      local nums, v = {}, nil
+      while true do   -- [\d*\s,\n]*, and re.findall(r"\d+") in it
+        local cp, nx = pystr.cp_at(text, i)
+        if not is_run(cp) then break end
+        local d = pystr.digit(cp)
+        if d then v = (v or 0) * 10 + d elseif v then nums[#nums + 1], v = v, nil end
+        i = nx
+      end
+      if v then nums[#nums + 1] = v end
+      if #nums > 0 then return nums end
+      at = i
     end
   end
-  local nums = after("final score")
-  if nums then return nums end
-  nums = after("final scores")
-  return nums
+  return after("final score") or after("final scores")
 end
 
 -- main()'s reading of an item's replies: {C=, R=, P=} as gpt_eval.py
