@@ -65,6 +65,14 @@ describe("benchmark protocols", function()
     assert.are.equal(11, #off.GROUPS)
     assert.are.equal(2, #sum.tables)
     assert.are.same({ "task type", "SC", "PQ", "O" }, sum.tables[1].header)
+    -- a task type calculate_statistics.py does not know is shown, not averaged
+    rows[#rows + 1] = { category = "my_type", dims = { SC = 0, PQ = 0, O = 0, language = "en", intersection = false } }
+    en = off.summary(rows).languages.en
+    assert.are.same({ "background_change", "color_alter", "my_type" }, en.fullset.order)
+    assert.are.same({ "my_type" }, en.fullset.extra)
+    assert.are.equal((9 + 6) / 2, en.fullset.average.SC)
+    local t = off.summary(rows).tables[1]
+    assert.are.equal("my_type (not a GEdit task type: not averaged)", t.rows[3][1])
   end)
 
   it("imgedit: every line splitting on ': ' into two parts, digits after, is a rating; item = round(mean, 2)", function()
@@ -240,8 +248,9 @@ describe("benchmark protocols", function()
 
   it("rise: numpy's pairwise sum, and utils.py's strings read as Python reads them", function()
     local o = require("evalhost.datasets.rise").profile.official
+    local np_sum = require("evalhost.datasets.protocol").np_sum
     local xs = { 5, 5, 3.4000000000000004, 5, 5, 2.6, 4.2, 5, 5, 4.8, 3.6, 5, 1.1, 5, 5, 5 }
-    assert.are.equal("4.3562499999999993", ("%.17g"):format(o.np_sum(xs) / 16))   -- numpy's, not 4.35625
+    assert.are.equal("4.3562499999999993", ("%.17g"):format(np_sum(xs) / 16))   -- numpy's, not 4.35625
     local seq = 0.0
     for _, v in ipairs(xs) do seq = seq + v end
     assert.are.equal("4.3562500000000002", ("%.17g"):format(seq / 16))            -- a plain loop's

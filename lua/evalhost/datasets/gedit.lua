@@ -326,17 +326,19 @@ local function table_of(rows)
   for g in pairs(per) do if not seen[g] then rest[#rest + 1] = g end end
   table.sort(rest)
   for _, g in ipairs(rest) do order[#order + 1] = g end
-  local out = { order = order, categories = {}, average = {}, missing = {} }
+  -- np.mean as calculate_statistics.py takes it, and the average over its
+  -- GROUPS only: another task type is shown but not averaged (extra)
+  local out = { order = order, categories = {}, average = {}, missing = {}, extra = rest }
   local means = { SC = {}, PQ = {}, O = {} }
   for _, g in ipairs(order) do
     out.categories[g] = {}
     for _, k in ipairs({ "SC", "PQ", "O" }) do
-      local m = protocol.mean(per[g][k])
+      local m = protocol.np_mean(per[g][k])
       out.categories[g][k] = m
-      table.insert(means[k], m)
+      if seen[g] then table.insert(means[k], m) end
     end
   end
-  for _, k in ipairs({ "SC", "PQ", "O" }) do out.average[k] = protocol.mean(means[k]) end
+  for _, k in ipairs({ "SC", "PQ", "O" }) do out.average[k] = protocol.np_mean(means[k]) end
   for _, g in ipairs(official.GROUPS) do
     if not per[g] then out.missing[#out.missing + 1] = g end
   end
@@ -390,13 +392,15 @@ function official.summary(rows)
       local t = l[part[1]]
       local tab = { title = ("GEdit-Bench %s, %s (SC / PQ / O, 0-10)"):format(lang, part[2]),
         header = { "task type", "SC", "PQ", "O" }, rows = {} }
+      local extra = {}
+      for _, g in ipairs(t.extra) do extra[g] = true end
       for _, g in ipairs(t.order) do
         local c = t.categories[g]
-        tab.rows[#tab.rows + 1] = { g, c.SC, c.PQ, c.O }
+        tab.rows[#tab.rows + 1] = { extra[g] and g .. " (not a GEdit task type: not averaged)" or g, c.SC, c.PQ, c.O }
       end
       -- a task type without a scored pair is said, not left out silently
       for _, g in ipairs(t.missing) do tab.rows[#tab.rows + 1] = { g .. " (no scored pair)" } end
-      tab.rows[#tab.rows + 1] = { #t.missing > 0 and ("Average of the %d task types scored"):format(#t.order)
+      tab.rows[#tab.rows + 1] = { #t.missing > 0 and ("Average of the %d task types scored"):format(#t.order - #t.extra)
         or "Average", t.average.SC, t.average.PQ, t.average.O }
       -- this table's own unparsed pairs (a language's, a subset's), not the run's
       local n_failed = b.failed[part[1]]

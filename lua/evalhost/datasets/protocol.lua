@@ -180,6 +180,38 @@ function M.mean(xs)
   return s / #xs
 end
 
+-- numpy's pairwise sum of xs[1..n] (add.reduce on float64: 8 accumulators
+-- up to 128 numbers, halves beyond), bit for bit.
+local function pairwise(xs, lo, n)
+  if n < 8 then
+    local r = 0.0
+    for i = lo, lo + n - 1 do r = r + xs[i] end
+    return r
+  elseif n <= 128 then
+    local r = {}
+    for j = 0, 7 do r[j] = xs[lo + j] end
+    local i = 8
+    while i < n - (n % 8) do
+      for j = 0, 7 do r[j] = r[j] + xs[lo + i + j] end
+      i = i + 8
+    end
+    local res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    while i < n do res = res + xs[lo + i]; i = i + 1 end
+    return res
+  end
+  local n2 = n // 2
+  n2 = n2 - n2 % 8
+  return pairwise(xs, lo, n2) + pairwise(xs, lo + n2, n - n2)
+end
+
+function M.np_sum(xs, n) return pairwise(xs, 1, n or #xs) end
+
+-- np.mean(xs): nil for none (numpy's NaN, with its warning).
+function M.np_mean(xs)
+  if #xs == 0 then return nil end
+  return pairwise(xs, 1, #xs) / #xs
+end
+
 -- Python's escapes in a non-raw string literal (the ones a prompt file
 -- uses); nil and why for one this reader does not know.
 local ESCAPES = { ["\\"] = "\\", ['"'] = '"', ["'"] = "'", n = "\n", t = "\t", r = "\r", ["\n"] = "" }

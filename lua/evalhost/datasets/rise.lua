@@ -455,28 +455,6 @@ function official.combine(replies, ctx)
 end
 
 -- numpy's pairwise float sum (what pandas' mean adds with), over xs[1..n].
-local function np_sum(xs, lo, n)
-  if n < 8 then
-    local r = 0.0
-    for i = lo, lo + n - 1 do r = r + xs[i] end
-    return r
-  elseif n <= 128 then
-    local r = {}
-    for j = 0, 7 do r[j] = xs[lo + j] end
-    local i = 8
-    while i < n - (n % 8) do
-      for j = 0, 7 do r[j] = r[j] + xs[lo + i + j] end
-      i = i + 8
-    end
-    local res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    while i < n do res = res + xs[lo + i]; i = i + 1 end
-    return res
-  end
-  local n2 = n // 2
-  n2 = n2 - n2 % 8
-  return np_sum(xs, lo, n2) + np_sum(xs, lo + n2, n - n2)
-end
-official.np_sum = function(xs) return np_sum(xs, 1, #xs) end
 
 -- pandas' Series.mean with NaN (nil) cells: the pairwise sum with NaN as 0,
 -- over the count of numbers; nil when there is none.
@@ -487,7 +465,7 @@ local function pd_mean(cells, n)
     if type(v) == "number" then xs[i], count = v, count + 1 else xs[i] = 0.0 end
   end
   if count == 0 then return nil end
-  return np_sum(xs, 1, n) / count
+  return protocol.np_sum(xs, n) / count
 end
 
 local function percent(s) return s and 25 * (s - 1) or nil end
