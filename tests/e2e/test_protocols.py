@@ -150,12 +150,6 @@ def fmt3(x):
     return "%.3f" % x
 
 
-def test_gedit_official_protocol_equals_the_official_code(tmp_path):
-    ref = load(os.path.join(DATA, "gedit", "reference.json"))
-    assert ref["official"]["revision"].startswith("570eba6")
-    check_gedit(tmp_path, os.path.join(DATA, "gedit", "replies.json"), ref)
-
-
 def check_gedit(tmp_path, replies, ref):
     """evalhost on the replies gives what the official code gave (ref)."""
     r, out, reqs = run_gedit(tmp_path, replies)
@@ -278,12 +272,6 @@ def run_imgedit(tmp, replies, name="imgedit", official=True, policy=None):
         r = run("two_stage.lua", str(cfg), "run.out=" + out)
         reqs = list(j.log)
     return r, out, reqs
-
-
-def test_imgedit_official_protocol_equals_the_official_code(tmp_path):
-    ref = load(os.path.join(DATA, "imgedit", "reference.json"))
-    assert ref["official"]["revision"].startswith("547185d")
-    check_imgedit(tmp_path, os.path.join(DATA, "imgedit", "replies.json"), ref)
 
 
 def check_imgedit(tmp_path, replies, ref):
@@ -416,14 +404,6 @@ def g15(row):
     (cJSON; the sums behind them are numpy's pairwise ones, bit for bit:
     busted protocols_spec); gpt_eval.py's CSV prints repr floats."""
     return [("%.15g" % x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x for x in row]
-
-
-@pytest.mark.parametrize("prompts", sorted(RISE_SETS))
-def test_rise_official_protocol_equals_the_official_code(tmp_path, prompts):
-    replies, reference = RISE_SETS[prompts]
-    ref = load(os.path.join(RISE, reference))
-    assert ref["official"]["revision"].startswith("5f22651")
-    check_rise(tmp_path, os.path.join(RISE, replies), ref, prompts)
 
 
 def check_rise(tmp_path, replies, ref, prompts="utils.py"):
@@ -598,12 +578,6 @@ def kris_means(items):
     return ({c: {k: mean(v) for k, v in d.items()} for c, d in per.items()}, {k: mean(v) for k, v in allv.items()})
 
 
-def test_kris_official_protocol_equals_the_official_scripts(tmp_path):
-    ref = load(os.path.join(KRIS, "reference.json"))
-    assert "7f7a944" in ref["official"]["revision"]
-    check_kris(tmp_path, os.path.join(KRIS, "replies.json"), ref)
-
-
 def check_kris(tmp_path, replies, ref):
     r, out, reqs = run_kris(tmp_path, replies)
     assert r.returncode == 0, r.stderr
@@ -761,10 +735,28 @@ def test_official_reader_gives_the_committed_readings_again(bench):
 sys.path.insert(0, DATA)
 import policy as sample_policy  # noqa: E402
 
-RUNS = {"gedit": (run_gedit, lambda t, ref, rp: check_gedit(t, rp, ref)),
-        "imgedit": (run_imgedit, lambda t, ref, rp: check_imgedit(t, rp, ref)),
-        "rise": (run_rise, lambda t, ref, rp: check_rise(t, rp, ref)),
-        "kris": (run_kris, lambda t, ref, rp: check_kris(t, rp, ref))}
+RUNS = {"gedit": (run_gedit, lambda t, ref, rp, prompts=None: check_gedit(t, rp, ref)),
+        "imgedit": (run_imgedit, lambda t, ref, rp, prompts=None: check_imgedit(t, rp, ref)),
+        "rise": (run_rise, lambda t, ref, rp, prompts="utils.py": check_rise(t, rp, ref, prompts)),
+        "kris": (run_kris, lambda t, ref, rp, prompts=None: check_kris(t, rp, ref))}
+# the committed replies and what the official code computed from them, and the revision it ran at
+COMMITTED = {"gedit": ("gedit/replies.json", "gedit/reference.json", "570eba6"),
+             "imgedit": ("imgedit/replies.json", "imgedit/reference.json", "547185d"),
+             "rise:utils.py": ("rise/replies.json", "rise/reference.json", "5f22651"),
+             "rise:stand_in": ("rise/replies-standin.json", "rise/reference-standin.json", "5f22651"),
+             "kris": ("kris/replies.json", "kris/reference.json", "7f7a944")}
+
+
+@pytest.mark.parametrize("case", sorted(COMMITTED))
+def test_official_protocol_equals_the_official_code(tmp_path, case):
+    """evalhost on the committed replies: every per-item figure and
+    aggregate the official code computed from them (reference.json), the
+    requests it sends, the report's tables (check_<bench>)."""
+    replies, reference, revision = COMMITTED[case]
+    bench, _, prompts = case.partition(":")
+    ref = load(os.path.join(DATA, reference))
+    assert revision in ref["official"]["revision"]
+    RUNS[bench][1](tmp_path, ref, os.path.join(DATA, replies), *([prompts] if prompts else []))
 
 
 @pytest.mark.parametrize("salt", (1, 2))
