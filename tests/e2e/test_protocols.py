@@ -124,15 +124,17 @@ def official_live_gives(tmp, bench, out, ref):
     assert not got["official"]["unrecorded_requests"] and got["official"]["requests"] == ref["official"]["requests"]
 
 
-def gedit_dataset(tmp):
+def gedit_dataset(tmp, source=None):
     conv = subprocess.run([sys.executable, os.path.join(SRC, "tools", "convert_gedit.py"),
-                           os.path.join(DATA, "gedit"), str(tmp / "gedit")], capture_output=True, text=True, timeout=60)
+                           source or os.path.join(DATA, "gedit"), str(tmp / "gedit")], capture_output=True, text=True,
+                          timeout=60)
     assert conv.returncode == 0, conv.stderr
     return str(tmp / "gedit" / "gedit.jsonl")
 
 
-def run_gedit(tmp, replies, name="run", extra="", policy=None):
-    data = gedit_dataset(tmp) if not (tmp / "gedit").exists() else str(tmp / "gedit" / "gedit.jsonl")
+def run_gedit(tmp, replies, name="run", extra="", policy=None, source=None):
+    """source: a sample folder in the published layout (default the committed one)."""
+    data = gedit_dataset(tmp, source) if not (tmp / "gedit").exists() else str(tmp / "gedit" / "gedit.jsonl")
     log = str(tmp / (name + "-requests.jsonl"))
     cfg = tmp / (name + ".yaml")
     out = str(tmp / name)
@@ -259,7 +261,7 @@ def test_gedit_compact_protocol_is_one_request_per_pair(tmp_path):
     assert r.returncode != 0 and "dataset.protocol" in r.stderr and "vie" in r.stderr
 
 
-def run_imgedit(tmp, replies, name="imgedit", official=True, policy=None):
+def run_imgedit(tmp, replies, name="imgedit", official=True, policy=None, data=None):
     log = str(tmp / (name + "-requests.jsonl"))
     cfg = tmp / (name + ".yaml")
     out = str(tmp / name)
@@ -267,7 +269,7 @@ def run_imgedit(tmp, replies, name="imgedit", official=True, policy=None):
     with RecordedJudge(replies, log=log, policy=policy) as j:
         cfg.write_text("dataset: {path: %s, adapter: imgedit%s}\neditor: {backend: builtin, name: imageops}\n"
                        "judge: %s\nreport: {bootstrap: {resamples: 20}}\n"
-                       % (json.dumps(os.path.join(DATA, "imgedit", "basic_edit.json")), extra,
+                       % (json.dumps(data or os.path.join(DATA, "imgedit", "basic_edit.json")), extra,
                           http_judge(j.url, "gpt-4o")), encoding="utf-8")
         r = run("two_stage.lua", str(cfg), "run.out=" + out)
         reqs = list(j.log)
@@ -782,3 +784,76 @@ def test_other_replies_give_the_official_figures(tmp_path, bench, salt):
     (tmp_path / "check").mkdir()
     check(tmp_path / "check", ref, replies)
     assert ref["items"] != load(os.path.join(sample, "reference.json"))["items"]   # other replies, other figures
+
+
+def subset(tmp, bench, keep):
+    """A copy of bench's sample holding only the items keep(index, item) keeps:
+    the sample folder and its item file (ImgEdit's basic_edit.json, RISE's
+    data/data_total.json)."""
+    shutil.copytree(os.path.join(DATA, bench), str(tmp / bench))
+    if bench == "gedit":   # the published parquet
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        path = str(tmp / bench / "data" / "train-00000-of-00001.parquet")
+        rows = pq.read_table(path).to_pylist()
+        pq.write_table(pa.Table.from_pylist([v for i, v in enumerate(rows) if keep(i, v)]), path)
+        return str(tmp / bench), None
+    path = str(tmp / bench / ("basic_edit.json" if bench == "imgedit" else os.path.join("data", "data_total.json")))
+    items = load(path)
+    if isinstance(items, dict):
+        items = {k: v for i, (k, v) in enumerate(items.items()) if keep(i, v)}
+    else:
+        items = [v for i, v in enumerate(items) if keep(i, v)]
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(items, f)
+    return str(tmp / bench), path
+
+
+SUBSETS = {"gedit-no-ps_human": ("gedit", lambda i, v: v["task_type"] != "ps_human" and i % 5),
+           "imgedit-no-add": ("imgedit", lambda i, v: v["edit_type"] != "add" and i % 4),
+           "rise-no-logical": ("rise", lambda i, v: v["category"] != "logical_reasoning"),
+           "rise-no-spatial": ("rise", lambda i, v: v["category"] != "spatial_reasoning" and i % 3 != 1)}
+
+
+@pytest.mark.parametrize("name", sorted(SUBSETS))
+def test_sample_subsets_give_the_official_figures(tmp_path, name):
+    """Fewer items, a type or category left out: the official code's per-item
+    figures and tables (live, on replies recorded here) are evalhost's."""
+    bench, keep = SUBSETS[name]
+    checkout = official_checkout(bench, modules=True)
+    (tmp_path / "sample").mkdir()
+    sample, data = subset(tmp_path / "sample", bench, keep)
+    replies = str(tmp_path / "replies.json")
+    policy = lambda text, sizes: sample_policy.reply(text + "\n#salt 5", sizes)  # noqa: E731
+    if bench == "gedit":
+        r, out, _ = run_gedit(tmp_path, replies, policy=policy, source=sample)
+    else:
+        r, out, _ = (run_imgedit if bench == "imgedit" else run_rise)(tmp_path, replies, data=data, policy=policy)
+    assert r.returncode == 0, r.stderr
+    live = str(tmp_path / "live.json")
+    r = run_official(bench, checkout, sample, out, replies, live)
+    assert r.returncode == 0, r.stderr + r.stdout
+    ref, rep = load(live), report(out)
+    assert not ref["official"]["unrecorded_requests"] and len(rep["pairs"]) == len(ref["items"]) < len(load(
+        os.path.join(DATA, bench, "reference.json"))["items"])
+    if bench == "gedit":   # a task type left out: the official average is NaN, evalhost's over the types scored
+        assert {p["id"]: (p["dims"]["SC"], p["dims"]["PQ"]) for p in rep["pairs"]} == \
+            {k: (v["SC"], v["PQ"]) for k, v in ref["items"].items()}
+        for lang in ("en", "cn"):
+            for part in ("fullset", "intersection"):
+                got, want = rep["profile"]["languages"][lang][part], ref["aggregates"][lang][part]
+                assert "ps_human" in got["missing"] and want["ps_human"] == ["nan"] * 3 == want["Average"]
+                for g in got["order"]:
+                    c = got["categories"][g]
+                    assert [fmt3(c["SC"]), fmt3(c["PQ"]), fmt3(c["O"])] == want[g], (lang, part, g)
+                means = [got["categories"][g]["O"] for g in got["order"]]
+                assert got["average"]["O"] == pytest.approx(sum(means) / len(means))
+        md = [f for f in os.listdir(os.path.join(out, "results")) if f.endswith(".md")][0]
+        text = open(os.path.join(out, "results", md), encoding="utf-8").read()
+        assert "| ps_human (no scored pair) |" in text and text.count("as calculate_statistics.py prints it: nan") == 4
+    elif bench == "imgedit":
+        assert {p["id"]: p["score"] for p in rep["pairs"]} == ref["items"]
+        assert rep["profile"]["types"] == ref["aggregates"]["types"] and "add" not in ref["aggregates"]["types"]
+    else:
+        got = [[row["name"], row.get("score"), row.get("percent"), row.get("accuracy")] for row in rep["profile"]["rows"]]
+        assert [g15(row) for row in got] == [g15(row) for row in ref["aggregates"]["table"]]

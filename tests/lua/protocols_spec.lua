@@ -73,6 +73,12 @@ describe("benchmark protocols", function()
     assert.are.equal((9 + 6) / 2, en.fullset.average.SC)
     local t = off.summary(rows).tables[1]
     assert.are.equal("my_type (not a GEdit task type: not averaged)", t.rows[3][1])
+    local names = {}
+    for i, r in ipairs(t.rows) do names[i] = r[1] end
+    local at = #names - 2   -- then the official NaN, then the expected figure with the guess
+    assert.are.equal("Average of the 2 task types scored", names[at])
+    assert.matches("as calculate_statistics.py prints it: nan", names[at + 1], 1, true)
+    assert.matches("unparsed as the official guess", names[at + 2], 1, true)
   end)
 
   it("imgedit: every line splitting on ': ' into two parts, digits after, is a rating; item = round(mean, 2)", function()

@@ -402,6 +402,9 @@ function official.summary(rows)
       for _, g in ipairs(t.missing) do tab.rows[#tab.rows + 1] = { g .. " (no scored pair)" } end
       tab.rows[#tab.rows + 1] = { #t.missing > 0 and ("Average of the %d task types scored"):format(#t.order - #t.extra)
         or "Average", t.average.SC, t.average.PQ, t.average.O }
+      if #t.missing > 0 then   -- np.mean of an empty type is NaN, and so is the mean over all 11
+        tab.rows[#tab.rows + 1] = { "Average as calculate_statistics.py prints it: nan (a task type has no pair)" }
+      end
       -- this table's own unparsed pairs (a language's, a subset's), not the run's
       local n_failed = b.failed[part[1]]
       if l.with_guess and n_failed > 0 then
