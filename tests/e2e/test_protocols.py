@@ -124,6 +124,21 @@ def official_live_gives(tmp, bench, out, ref):
     assert not got["official"]["unrecorded_requests"] and got["official"]["requests"] == ref["official"]["requests"]
 
 
+def run_recorded(tmp, replies, name, dataset, model, policy=None):
+    """two_stage on dataset (the inside of its YAML map), the builtin editor,
+    the recorded judge answering as model (recording with policy): the
+    run, its output folder and the judge's request log."""
+    log = str(tmp / (name + "-requests.jsonl"))
+    cfg = tmp / (name + ".yaml")
+    out = str(tmp / name)
+    with RecordedJudge(replies, log=log, policy=policy) as j:
+        cfg.write_text("dataset: {%s}\neditor: {backend: builtin, name: imageops}\njudge: %s\n"
+                       "report: {bootstrap: {resamples: 20}}\n" % (dataset, http_judge(j.url, model)), encoding="utf-8")
+        r = run("two_stage.lua", str(cfg), "run.out=" + out)
+        reqs = list(j.log)
+    return r, out, reqs
+
+
 def gedit_dataset(tmp, source=None):
     conv = subprocess.run([sys.executable, os.path.join(SRC, "tools", "convert_gedit.py"),
                            source or os.path.join(DATA, "gedit"), str(tmp / "gedit")], capture_output=True, text=True,
@@ -135,17 +150,8 @@ def gedit_dataset(tmp, source=None):
 def run_gedit(tmp, replies, name="run", extra="", policy=None, source=None):
     """source: a sample folder in the published layout (default the committed one)."""
     data = gedit_dataset(tmp, source) if not (tmp / "gedit").exists() else str(tmp / "gedit" / "gedit.jsonl")
-    log = str(tmp / (name + "-requests.jsonl"))
-    cfg = tmp / (name + ".yaml")
-    out = str(tmp / name)
-    with RecordedJudge(replies, log=log, policy=policy) as j:
-        cfg.write_text("dataset: {path: %s, adapter: gedit, language: all%s}\n"
-                       "editor: {backend: builtin, name: imageops}\njudge: %s\n"
-                       "report: {bootstrap: {resamples: 20}}\n" % (json.dumps(data), extra, http_judge(j.url, "gpt-4.1")),
-                       encoding="utf-8")
-        r = run("two_stage.lua", str(cfg), "run.out=" + out)
-        reqs = list(j.log)
-    return r, out, reqs
+    return run_recorded(tmp, replies, name, "path: %s, adapter: gedit, language: all%s" % (json.dumps(data), extra),
+                        "gpt-4.1", policy)
 
 
 def fmt3(x):
@@ -196,13 +202,6 @@ def check_gedit(tmp_path, replies, ref):
     html = [f for f in os.listdir(os.path.join(out, "results")) if f.endswith(".html")]
     page = open(os.path.join(out, "results", html[0]), encoding="utf-8").read()
     assert "GEdit-Bench en, full set" in page
-
-
-def test_gedit_official_code_gives_the_reference_again(tmp_path):
-    official_checkout("gedit", modules=True)
-    r, out, _ = run_gedit(tmp_path, os.path.join(DATA, "gedit", "replies.json"))
-    assert r.returncode == 0, r.stderr
-    official_live_gives(tmp_path, "gedit", out, load(os.path.join(DATA, "gedit", "reference.json")))
 
 
 def test_gedit_unparseable_reply_fails_the_pair_and_reports_the_official_guess(tmp_path):
@@ -262,18 +261,9 @@ def test_gedit_compact_protocol_is_one_request_per_pair(tmp_path):
 
 
 def run_imgedit(tmp, replies, name="imgedit", official=True, policy=None, data=None):
-    log = str(tmp / (name + "-requests.jsonl"))
-    cfg = tmp / (name + ".yaml")
-    out = str(tmp / name)
     extra = ", official: %s" % json.dumps(os.path.join(DATA, "imgedit", "prompts.json")) if official else ""
-    with RecordedJudge(replies, log=log, policy=policy) as j:
-        cfg.write_text("dataset: {path: %s, adapter: imgedit%s}\neditor: {backend: builtin, name: imageops}\n"
-                       "judge: %s\nreport: {bootstrap: {resamples: 20}}\n"
-                       % (json.dumps(data or os.path.join(DATA, "imgedit", "basic_edit.json")), extra,
-                          http_judge(j.url, "gpt-4o")), encoding="utf-8")
-        r = run("two_stage.lua", str(cfg), "run.out=" + out)
-        reqs = list(j.log)
-    return r, out, reqs
+    return run_recorded(tmp, replies, name, "path: %s, adapter: imgedit%s" % (
+        json.dumps(data or os.path.join(DATA, "imgedit", "basic_edit.json")), extra), "gpt-4o", policy)
 
 
 def check_imgedit(tmp_path, replies, ref):
@@ -293,13 +283,6 @@ def check_imgedit(tmp_path, replies, ref):
     md = [f for f in os.listdir(os.path.join(out, "results")) if f.endswith(".md")][0]
     text = open(os.path.join(out, "results", md), encoding="utf-8").read()
     assert "### ImgEdit Basic: score per edit type (1-5)" in text and "| add | %.2f | 3 |" % prof["types"]["add"] in text
-
-
-def test_imgedit_official_code_gives_the_reference_again(tmp_path):
-    official_checkout("imgedit", modules=True)
-    r, out, _ = run_imgedit(tmp_path, os.path.join(DATA, "imgedit", "replies.json"))
-    assert r.returncode == 0, r.stderr
-    official_live_gives(tmp_path, "imgedit", out, load(os.path.join(DATA, "imgedit", "reference.json")))
 
 
 def test_imgedit_reply_without_a_rating_drops_the_item_as_the_official_code_does(tmp_path):
@@ -382,20 +365,11 @@ STAND_IN = os.path.join(RISE, "stand_in_prompts.py")
 
 
 def run_rise(tmp, replies, name="rise", official=True, policy=None, data=None, prompts="utils.py"):
-    log = str(tmp / (name + "-requests.jsonl"))
-    cfg = tmp / (name + ".yaml")
-    out = str(tmp / name)
     extra = ""
     if official:
         extra = ", official: %s" % json.dumps(STAND_IN if prompts == "stand_in" else official_checkout("rise"))
-    with RecordedJudge(replies, log=log, policy=policy) as j:
-        cfg.write_text("dataset: {path: %s, adapter: rise%s}\neditor: {backend: builtin, name: imageops}\n"
-                       "judge: %s\nreport: {bootstrap: {resamples: 20}}\n"
-                       % (json.dumps(data or os.path.join(RISE, "data", "data_total.json")), extra,
-                          http_judge(j.url, "gpt-4.1-2025-04-14")), encoding="utf-8")
-        r = run("two_stage.lua", str(cfg), "run.out=" + out)
-        reqs = list(j.log)
-    return r, out, reqs
+    return run_recorded(tmp, replies, name, "path: %s, adapter: rise%s" % (
+        json.dumps(data or os.path.join(RISE, "data", "data_total.json")), extra), "gpt-4.1-2025-04-14", policy)
 
 
 RISE_DIMS = {"consistency": "ApprConsistency", "reasoning": "Reasoning", "plausibility": "VisualPlausibility"}
@@ -545,19 +519,10 @@ KRIS = os.path.join(DATA, "kris")
 
 
 def run_kris(tmp, replies, name="kris", official=True, policy=None):
-    log = str(tmp / (name + "-requests.jsonl"))
-    cfg = tmp / (name + ".yaml")
-    out = str(tmp / name)
     # the stand-in prompts the replies were recorded with, in utils/prompts.py's layout
     extra = ", official: %s" % json.dumps(KRIS) if official else ""
-    with RecordedJudge(replies, log=log, policy=policy) as j:
-        cfg.write_text("dataset: {path: %s, adapter: kris%s}\neditor: {backend: builtin, name: imageops}\n"
-                       "judge: %s\nreport: {bootstrap: {resamples: 20}}\n"
-                       % (json.dumps(os.path.join(KRIS, "KRIS_Bench")), extra, http_judge(j.url, "gpt-4o")),
-                       encoding="utf-8")
-        r = run("two_stage.lua", str(cfg), "run.out=" + out)
-        reqs = list(j.log)
-    return r, out, reqs
+    return run_recorded(tmp, replies, name, "path: %s, adapter: kris%s" % (
+        json.dumps(os.path.join(KRIS, "KRIS_Bench")), extra), "gpt-4o", policy)
 
 
 KRIS_DIMS = {"consistency": "consistency_score", "instruction": "instruction_score", "knowledge": "knowledge_score",
@@ -747,6 +712,16 @@ COMMITTED = {"gedit": ("gedit/replies.json", "gedit/reference.json", "570eba6"),
              "rise:utils.py": ("rise/replies.json", "rise/reference.json", "5f22651"),
              "rise:stand_in": ("rise/replies-standin.json", "rise/reference-standin.json", "5f22651"),
              "kris": ("kris/replies.json", "kris/reference.json", "7f7a944")}
+
+
+@pytest.mark.parametrize("bench", ("gedit", "imgedit"))
+def test_official_code_gives_the_reference_again(tmp_path, bench):
+    """The official code live on this run's edits and the committed replies
+    (RISE's and KRIS's own tests also run their unreadable-reply cases)."""
+    official_checkout(bench, modules=True)
+    r, out, _ = RUNS[bench][0](tmp_path, os.path.join(DATA, bench, "replies.json"))
+    assert r.returncode == 0, r.stderr
+    official_live_gives(tmp_path, bench, out, load(os.path.join(DATA, bench, "reference.json")))
 
 
 @pytest.mark.parametrize("case", sorted(COMMITTED))
