@@ -169,14 +169,24 @@ function official.requests(ctx)
   }
 end
 
--- viescore/utils.py fix_json: every run of word characters right before
--- a ":" quoted (re.sub(r'(\w+):', ...)), then each '"key":value' up to the
--- next "," or "}" rewritten: a number wrapped in a list, true/false/null
--- kept, anything else quoted (re.sub(r'(".*?"):(.*?)(,|})', ...)).
 -- viescore/utils.py does "import regex as re": its \w, \d and folds
 local RE = pystr.regex
 local function is_word_ci(s, w) return pystr.match_ci(s, 1, w, RE.fold) == #s + 1 end
 
+-- Past one or more \d of s from byte k, or nil.
+local function digit_run(s, k)
+  local start = k
+  while true do
+    local c, nk = pystr.cp_at(s, k)
+    if not RE.is_digit(c) then return k > start and k or nil end
+    k = nk
+  end
+end
+
+-- viescore/utils.py fix_json: every run of word characters right before
+-- a ":" quoted (re.sub(r'(\w+):', ...)), then each '"key":value' up to the
+-- next "," or "}" rewritten: a number wrapped in a list, true/false/null
+-- kept, anything else quoted (re.sub(r'(".*?"):(.*?)(,|})', ...)).
 local function fix_json(str)
   local out, i, run = {}, 1, nil
   while i <= #str do
@@ -194,16 +204,8 @@ local function fix_json(str)
   local fixed = table.concat(out)
   return (fixed:gsub('(".-"):(.-)([,}])', function(key, value, comma)
     value = pystr.strip(value)
-    local function digits(k)   -- past one or more \d from byte k, or nil
-      local start = k
-      while true do
-        local c, nk = pystr.cp_at(value, k)
-        if not RE.is_digit(c) then return k > start and k or nil end
-        k = nk
-      end
-    end
-    local j = digits(value:sub(1, 1) == "-" and 2 or 1)
-    if j and value:sub(j, j) == "." then j = digits(j + 1) end
+    local j = digit_run(value, value:sub(1, 1) == "-" and 2 or 1)   -- ^-?\d+(\.\d+)?$
+    if j and value:sub(j, j) == "." then j = digit_run(value, j + 1) end
     if j and j > #value then
       value = "[" .. value .. "]"
     elseif not (is_word_ci(value, "true") or is_word_ci(value, "false") or is_word_ci(value, "null")) then

@@ -454,9 +454,7 @@ function official.combine(replies, ctx)
   return info.score, dims
 end
 
--- numpy's pairwise float sum (what pandas' mean adds with), over xs[1..n].
-
--- pandas' Series.mean with NaN (nil) cells: the pairwise sum with NaN as 0,
+-- pandas' Series.mean with NaN (nil) cells: numpy's pairwise sum (protocol.np_sum) with NaN as 0,
 -- over the count of numbers; nil when there is none.
 local function pd_mean(cells, n)
   local xs, count = {}, 0
